@@ -1,0 +1,1 @@
+"""Statistics, tables and figures for the paper, from the study database or its export files (no torch)."""

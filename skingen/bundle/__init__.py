@@ -1,0 +1,1 @@
+"""Stimulus bundles: the fixed set of cases and reference images a study shows."""

@@ -1,0 +1,216 @@
+"""The stimulus bundle format (``manifest.json`` + images), shared by the pipeline and the study app.
+
+A bundle is a directory::
+
+    BUNDLE/
+      manifest.json            # this schema
+      cases/<case_id>.png      # the patient photo shown on a trial
+      references/<case_id>/... # generated reference images (+ provenance JSON beside each)
+
+All paths in the manifest are relative to the bundle directory and must stay inside it, so a bundle can be
+copied, zipped and versioned as one unit. This module is pure Python (pydantic), no torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+FORMAT_NAME = "skingen-bundle"
+FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+
+
+class BundleError(ValueError):
+    """A bundle that cannot be used; the message names the bundle path and every problem."""
+
+
+def _relative_path(value: str) -> str:
+    path = PurePosixPath(value.replace("\\", "/"))
+    if not path.parts or path.is_absolute() or ":" in path.parts[0]:
+        raise ValueError(f"must be a relative path inside the bundle, got {value!r}")
+    if ".." in path.parts:
+        raise ValueError(f"must not leave the bundle directory ('..'), got {value!r}")
+    return value
+
+
+RelativePath = Annotated[str, AfterValidator(_relative_path)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DifferentialEntry(_Model):
+    condition: str = Field(description="Taxonomy id, or 'unknown'.")
+    score: float = Field(ge=0.0, le=1.0)
+
+
+class AIOutput(_Model):
+    """What the AI said about a case: shown to every participant (text) in both conditions."""
+
+    condition: str = Field(description="Taxonomy id of the AI's top diagnosis ('unknown' if none matched).")
+    display_name: str = Field(description="Name shown to participants, e.g. 'Psoriasis'.")
+    text: str = Field(description="The diagnosis sentence shown to participants.")
+    rationale: str = Field(default="", description="The AI's reasoning, shown under the diagnosis.")
+    differential: tuple[DifferentialEntry, ...] = ()
+    model_id: str = Field(default="", description="Which model (or 'manifest') produced this output.")
+
+
+class ReferenceImage(_Model):
+    """One generated reference image of the AI's diagnosed condition."""
+
+    image: RelativePath
+    caption: str = Field(description="Shown under the image, e.g. 'Generated example of psoriasis — not you'.")
+    condition: str
+    provenance: RelativePath | None = Field(default=None, description="Path of the provenance JSON, if any.")
+    generated: bool = True
+
+
+
+class Case(_Model):
+    case_id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=64)
+    image: RelativePath
+    ground_truth: str = Field(description="Taxonomy id of the true condition.")
+    ai: AIOutput
+    references: tuple[ReferenceImage, ...] = ()
+    skin_tone: str | None = Field(default=None, description="Fitzpatrick type I–VI, if known.")
+    alt_text: str = ""
+
+    @property
+    def ai_correct(self) -> bool:
+        """True when the AI's top diagnosis is the ground truth (wrong-AI cases are planted on purpose)."""
+        return self.ai.condition == self.ground_truth
+
+
+class Condition(_Model):
+    """A condition of the taxonomy as the bundle's participants see it."""
+
+    id: str
+    display_name: str
+    description: str = ""
+
+
+class BundleManifest(_Model):
+    format: Literal["skingen-bundle"] = FORMAT_NAME
+    format_version: Literal[1] = FORMAT_VERSION
+    bundle_id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    version: str
+    created_at: str = ""
+    description: str = ""
+    synthetic: bool = Field(default=False, description="True for demo bundles of drawn, not real, images.")
+    generator: dict[str, object] = Field(default_factory=dict, description="Pipeline settings (free form).")
+    conditions: tuple[Condition, ...] = Field(min_length=1)
+    cases: tuple[Case, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check_references(self) -> BundleManifest:
+        ids = [c.case_id for c in self.cases]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate case_id(s): {', '.join(duplicates)}")
+        known = {c.id for c in self.conditions} | {"unknown"}
+        for case in self.cases:
+            for name, value in (("ground_truth", case.ground_truth), ("ai.condition", case.ai.condition)):
+                if value not in known:
+                    raise ValueError(f"case {case.case_id!r}: {name} {value!r} is not in 'conditions'")
+        return self
+
+    def case(self, case_id: str) -> Case:
+        for case in self.cases:
+            if case.case_id == case_id:
+                return case
+        raise KeyError(case_id)
+
+    def condition_name(self, condition_id: str) -> str:
+        for condition in self.conditions:
+            if condition.id == condition_id:
+                return condition.display_name
+        return condition_id
+
+
+class Bundle:
+    """A loaded, validated bundle: the manifest plus the directory its paths are relative to."""
+
+    def __init__(self, root: Path, manifest: BundleManifest) -> None:
+        self.root = root
+        self.manifest = manifest
+
+    def path(self, relative: str) -> Path:
+        """Absolute path of a manifest path (validated to stay inside the bundle at load time)."""
+        return self.root / relative
+
+    @property
+    def content_hash(self) -> str:
+        """SHA-256 of the manifest bytes: stored with the study so stimuli can't change silently."""
+        return hashlib.sha256((self.root / MANIFEST_NAME).read_bytes()).hexdigest()
+
+
+def _format_validation_error(error: ValidationError) -> list[str]:
+    messages = []
+    for item in error.errors():
+        loc = ""
+        for part in item["loc"]:
+            loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
+        messages.append(f"{loc or '(manifest)'}: {item['msg']}")
+    return messages
+
+
+def load_bundle(path: str | Path, *, check_files: bool = True) -> Bundle:
+    """Load and validate ``path`` (a bundle directory or its manifest.json).
+
+    Raises :class:`BundleError` listing every problem: schema errors with the field path, missing image files,
+    and paths that resolve outside the bundle (symlinks included).
+    """
+    path = Path(path)
+    root = path.parent if path.name == MANIFEST_NAME else path
+    manifest_path = root / MANIFEST_NAME
+    if not manifest_path.is_file():
+        raise BundleError(f"{manifest_path}: no bundle manifest here")
+    try:
+        data = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"{manifest_path}: not readable JSON ({exc})") from exc
+    try:
+        manifest = BundleManifest.model_validate(data)
+    except ValidationError as exc:
+        raise BundleError(f"{manifest_path}:\n  " + "\n  ".join(_format_validation_error(exc))) from None
+    bundle = Bundle(root, manifest)
+    if check_files:
+        problems = bundle_file_problems(bundle)
+        if problems:
+            raise BundleError(f"{manifest_path}:\n  " + "\n  ".join(problems))
+    return bundle
+
+
+def bundle_file_problems(bundle: Bundle) -> list[str]:
+    """Every referenced file that is missing or resolves outside the bundle directory."""
+    root = bundle.root.resolve()
+    problems = []
+    for index, case in enumerate(bundle.manifest.cases):
+        paths = [(f"cases[{index}].image", case.image)]
+        for ref_index, ref in enumerate(case.references):
+            paths.append((f"cases[{index}].references[{ref_index}].image", ref.image))
+            if ref.provenance:
+                paths.append((f"cases[{index}].references[{ref_index}].provenance", ref.provenance))
+        for field, relative in paths:
+            resolved = (bundle.root / relative).resolve()
+            if not resolved.is_relative_to(root):
+                problems.append(f"{field}: {relative!r} resolves outside the bundle directory")
+            elif not resolved.is_file():
+                problems.append(f"{field}: file {relative!r} does not exist")
+    return problems
+
+
+def write_manifest(root: Path, manifest: BundleManifest) -> Path:
+    """Write ``manifest.json`` atomically (temp file + rename), so a crash never leaves half a manifest."""
+    root.mkdir(parents=True, exist_ok=True)
+    target = root / MANIFEST_NAME
+    tmp = target.with_suffix(".json.tmp")
+    tmp.write_text(manifest.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    tmp.replace(target)
+    return target
