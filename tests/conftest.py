@@ -21,3 +21,45 @@ def require(condition: bool, reason: str) -> None:
     if IN_CI:
         pytest.fail(f"required in CI: {reason}")
     pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def bundle_dir(tmp_path_factory: pytest.TempPathFactory):
+    from tests.factories import make_bundle
+
+    return make_bundle(tmp_path_factory.mktemp("bundle") / "bundle", n_cases=6, wrong=(1, 4))
+
+
+@pytest.fixture
+def protocol_file(tmp_path, bundle_dir):
+    """Write an example protocol (optionally modified) pointing at the test bundle; returns its path."""
+    from tests.factories import example_protocol, write_protocol
+
+    def make(design: str = "between", /, **changes):
+        data = example_protocol(design)
+        data["cases"]["bundle"] = str(bundle_dir)
+        for dotted, value in changes.items():
+            target = data
+            *parents, last = dotted.split("__")
+            for key in parents:
+                target = target[key]
+            target[last] = value
+        return write_protocol(tmp_path, data, name=f"{design}-{len(changes)}.yaml")
+
+    return make
+
+
+@pytest.fixture
+def make_engine(tmp_path):
+    """Register a protocol file in a fresh SQLite database and return its engine."""
+    from db.session import Database
+    from study.engine import StudyEngine
+    from study.protocol import load_protocol
+    from study.registry import register
+
+    def make(path, url: str | None = None):
+        db = Database(url or f"sqlite:///{tmp_path}/study.db")
+        register(db, load_protocol(path))
+        return StudyEngine.open(db, str(path))
+
+    return make

@@ -1,0 +1,153 @@
+"""Typed declarative models (SQLAlchemy 2.0). Portable SQL only: SQLite by default, PostgreSQL for scale-out."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, String, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite has no time zones; store naive UTC)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: pass an aware UTC datetime")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}  # noqa: RUF012
+
+
+class Study(Base):
+    """A registered protocol version: its text and bundle manifest as they ran, so exports need no files."""
+
+    __tablename__ = "studies"
+    __table_args__ = (UniqueConstraint("protocol_id", "content_hash"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    protocol_id: Mapped[str] = mapped_column(String(64), index=True)
+    version: Mapped[str] = mapped_column(String(64))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    protocol_text: Mapped[str] = mapped_column(Text)
+    protocol_path: Mapped[str] = mapped_column(Text)
+    bundle_root: Mapped[str] = mapped_column(Text)
+    bundle_hash: Mapped[str] = mapped_column(String(64))
+    bundle_manifest: Mapped[str] = mapped_column(Text)
+    registered_at: Mapped[datetime] = mapped_column(default=utcnow)
+    active: Mapped[bool] = mapped_column(default=True)
+
+    participants: Mapped[list[Participant]] = relationship(back_populates="study")
+
+
+class AllocationSlot(Base):
+    """One row of the pre-generated allocation table; claimed by exactly one participant."""
+
+    __tablename__ = "allocation_slots"
+    __table_args__ = (
+        UniqueConstraint("study_id", "stratum", "position"),
+        Index("ix_allocation_free", "study_id", "stratum", "participant_id", "position"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"))
+    stratum: Mapped[str] = mapped_column(String(128))
+    position: Mapped[int]
+    block: Mapped[int]
+    block_size: Mapped[int]
+    arm: Mapped[str] = mapped_column(String(64))
+    participant_id: Mapped[int | None] = mapped_column(ForeignKey("participants.id"), unique=True)
+    claimed_at: Mapped[datetime | None]
+
+
+class Participant(Base):
+    __tablename__ = "participants"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    url_params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    stratum: Mapped[str | None] = mapped_column(String(128))
+    arm: Mapped[str | None] = mapped_column(String(64))
+    sequence: Mapped[str | None] = mapped_column(String(256))
+    order_seed: Mapped[int | None]
+    step_index: Mapped[int] = mapped_column(default=0)
+    step_shown_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    allocated_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+    last_activity_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    study: Mapped[Study] = relationship(back_populates="participants")
+    consent: Mapped[ConsentRecord | None] = relationship(back_populates="participant")
+    responses: Mapped[list[Response]] = relationship(back_populates="participant")
+
+    @property
+    def public_id(self) -> str:
+        """Pseudonymous id used in exports (never the URL token)."""
+        return f"P{self.id:05d}"
+
+
+class ConsentRecord(Base):
+    """What the participant was shown and ticked, and when (e-consent record)."""
+
+    __tablename__ = "consent_records"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), unique=True)
+    consent_text: Mapped[str] = mapped_column(Text)
+    statements: Mapped[dict[str, Any]] = mapped_column()
+    ticked: Mapped[list[Any]] = mapped_column()
+    consented_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    participant: Mapped[Participant] = relationship(back_populates="consent")
+
+
+class Response(Base):
+    """One answer. The unique key makes double submits and two open tabs store each answer once."""
+
+    __tablename__ = "responses"
+    __table_args__ = (UniqueConstraint("participant_id", "step_key", "item_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"))
+    step_key: Mapped[str] = mapped_column(String(32))
+    item_id: Mapped[str] = mapped_column(String(96))
+    value: Mapped[str] = mapped_column(Text)
+    value_num: Mapped[float | None]
+    shown_at: Mapped[datetime]
+    submitted_at: Mapped[datetime]
+    rt_ms: Mapped[int]
+
+    participant: Mapped[Participant] = relationship(back_populates="responses")
+
+
+class Event(Base):
+    """Append-only audit log of every write (triggers refuse UPDATE and DELETE, see the migration)."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_participant", "participant_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    study_id: Mapped[int | None] = mapped_column(ForeignKey("studies.id"))
+    participant_id: Mapped[int | None] = mapped_column(ForeignKey("participants.id"))
+    kind: Mapped[str] = mapped_column(String(32))
+    step_key: Mapped[str | None] = mapped_column(String(32))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)

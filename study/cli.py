@@ -1,0 +1,165 @@
+"""``skingen-study``: set up, check, run, simulate and export a study from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from db.session import Database, database_url
+from study.protocol import ProtocolError, load_protocol
+
+DB_HELP = "SQLAlchemy database URL (default: $SKINGEN_DB_URL or sqlite:///var/study.db)"
+
+
+def _effects(values: list[str]) -> dict[str, float]:
+    effects = {}
+    for value in values:
+        name, sep, amount = value.partition("=")
+        try:
+            effects[name] = float(amount)
+        except ValueError:
+            raise SystemExit(f"--effect expects CONSTRUCT=POINTS (e.g. trust=1.0), got {value!r}") from None
+        if not sep or not name:
+            raise SystemExit(f"--effect expects CONSTRUCT=POINTS (e.g. trust=1.0), got {value!r}")
+    return effects
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    status = 0
+    for path in args.files:
+        try:
+            loaded = load_protocol(path)
+        except ProtocolError as exc:
+            print(exc, file=sys.stderr)
+            status = 1
+            continue
+        p = loaded.protocol
+        print(
+            f"{path}: valid — study {p.study.id!r} v{p.study.version}, {p.design} design, "
+            f"{len(loaded.case_ids())} cases, {p.n_arms} arms, strata: {', '.join(s for s in p.strata if s) or '-'}"
+        )
+    return status
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from study.registry import register
+
+    loaded = load_protocol(args.protocol)
+    db = Database(database_url(args.db))
+    study = register(db, loaded, allow_change=args.allow_protocol_change)
+    print(
+        f"{db.url}: study {study.protocol_id!r} v{study.version} registered (hash {study.content_hash[:12]})"
+    )
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from study.engine import StudyEngine
+    from study.simulate import Policy, simulate
+
+    policy = Policy(
+        kind="effect" if args.policy == "effect" or args.effect else "random",
+        effects=_effects(args.effect),
+        noise_sd=args.noise,
+        attention_fail_rate=args.attention_fail_rate,
+        dropout_rate=args.dropout_rate,
+    )
+    db = Database(database_url(args.db))
+    engine = StudyEngine.open(db, args.protocol)
+    outcomes = simulate(engine, args.n, seed=args.seed, policy=policy, progress=not args.quiet)
+    done = sum(o.completed for o in outcomes)
+    print(
+        f"{len(outcomes)} bots: {done} completed, {len(outcomes) - done} dropped out, "
+        f"{sum(o.inattentive for o in outcomes)} inattentive"
+    )
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from study.export import export_frames, write_export
+
+    frames = export_frames(
+        database_url(args.db),
+        args.protocol,
+        include_identifiers=args.include_identifiers,
+        study_id=args.study,
+    )
+    for path in write_export(frames, Path(args.out)):
+        print(f"wrote {path} ({len(frames[path.stem])} rows)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="skingen-study", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("validate", help="check protocol files; print every problem with its field path")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("init", help="create/upgrade the database schema and register a protocol")
+    p.add_argument("--db", help=DB_HELP)
+    p.add_argument("--protocol", required=True, metavar="FILE")
+    p.add_argument(
+        "--allow-protocol-change",
+        action="store_true",
+        help="register a new protocol version although participants exist under another",
+    )
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("simulate", help="run bot participants through the real flow engine")
+    p.add_argument(
+        "--protocol", metavar="FILE", help="registered protocol (default: the database's only study)"
+    )
+    p.add_argument("--db", help=DB_HELP)
+    p.add_argument("-n", type=int, default=20, help="number of bots (default 20)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--policy",
+        choices=["random", "effect"],
+        default="random",
+        help="uniformly random answers, or a planted effect (see --effect)",
+    )
+    p.add_argument(
+        "--effect",
+        action="append",
+        default=[],
+        metavar="CONSTRUCT=POINTS",
+        help="shift of the visual condition on a construct's Likert items, e.g. trust=1.0 (repeatable)",
+    )
+    p.add_argument("--noise", type=float, default=1.0, help="SD of per-answer noise in Likert points")
+    p.add_argument("--attention-fail-rate", type=float, default=0.05, help="share of inattentive bots")
+    p.add_argument("--dropout-rate", type=float, default=0.1, help="share of bots that leave midway")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("export", help="write responses/participants/codebook CSVs (de-identified by default)")
+    p.add_argument("--db", help=DB_HELP)
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--protocol", metavar="FILE", help="pick the study by its protocol file")
+    p.add_argument("--study", metavar="ID", help="pick the study by its protocol id")
+    p.add_argument(
+        "--include-identifiers",
+        action="store_true",
+        help="also write recorded URL parameters (e.g. PROLIFIC_PID): identifiable data",
+    )
+    p.set_defaults(func=cmd_export)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from study.engine import EngineError
+    from study.registry import RegistryError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ProtocolError, RegistryError, EngineError, ValueError) as exc:
+        print(f"skingen-study {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

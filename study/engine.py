@@ -1,0 +1,322 @@
+"""The flow engine: consent, enrollment, the current step, and answer submission — all through the database.
+
+Every call is one short transaction keyed by the participant's URL token; nothing lives in process memory,
+so a reload, a second tab, another server process or a restart sees exactly the same position. The Streamlit
+app and the simulation bots both call this class, so the bots exercise the code path participants use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from db.models import AllocationSlot, ConsentRecord, Event, Participant, Response, Study, utcnow
+from db.session import Database
+from study.allocation import arm_by_id
+from study.flow import Step, participant_path, validate_answers
+from study.protocol import LoadedProtocol, load_protocol
+from study.registry import RegistryError, extend_allocation_table, find_study, stored_protocol
+
+TOKEN_BYTES = 32  # 256 bits: unguessable
+MAX_URL_PARAM_LENGTH = 256
+
+
+class EngineError(ValueError):
+    """A request the engine refuses; nothing was written. The message can be shown to the participant."""
+
+
+class UnknownToken(EngineError):
+    pass
+
+
+class StepConflict(EngineError):
+    """The submitted step is not the participant's current one (tampered, or from a stale page)."""
+
+
+class ConsentRefused(EngineError):
+    def __init__(self, missing: list[str]) -> None:
+        self.missing = missing
+        super().__init__(
+            "please tick every consent statement to take part (missing: " + ", ".join(missing) + ")"
+        )
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a participant stands: the step to show, and enough context to render progress."""
+
+    participant_id: int
+    public_id: str
+    step: Step
+    index: int
+    total: int | None
+    status: str
+    arm: str | None
+
+    @property
+    def completed(self) -> bool:
+        return self.step.kind == "complete"
+
+
+def hash_token(token: str) -> str:
+    """Only token hashes are stored: a leaked database doesn't hand out participants' links."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+class StudyEngine:
+    def __init__(
+        self, db: Database, study_id: int, loaded: LoadedProtocol, clock: Callable[[], datetime] = utcnow
+    ) -> None:
+        self.db = db
+        self.study_id = study_id
+        self.loaded = loaded
+        self.protocol = loaded.protocol
+        self.clock = clock
+        self._conditions = {c.id for c in loaded.bundle.manifest.conditions}
+        self._paths: dict[tuple[str | None, int | None], list[Step]] = {}
+
+    @classmethod
+    def open(
+        cls, db: Database, protocol_path: str | None = None, clock: Callable[[], datetime] = utcnow
+    ) -> StudyEngine:
+        """The engine for the registered study: the one in ``protocol_path``, or the only active one."""
+        if protocol_path is None:
+            study = find_study(db)
+            return cls(db, study.id, stored_protocol(study), clock)
+        loaded = load_protocol(protocol_path)
+        with db.read() as session:
+            study = session.scalar(
+                select(Study).where(
+                    Study.protocol_id == loaded.protocol.study.id, Study.content_hash == loaded.content_hash
+                )
+            )
+        if study is None:
+            raise RegistryError(
+                f"{protocol_path} is not registered in {db.url} (or was edited since): "
+                f"run `skingen-study init --db {db.url} --protocol {protocol_path}`"
+            )
+        return cls(db, study.id, loaded, clock)
+
+    # --- reading ------------------------------------------------------------------------------------------
+    def path(self, arm: str | None, order_seed: int | None) -> list[Step]:
+        key = (arm, order_seed)
+        if key not in self._paths:
+            self._paths[key] = participant_path(self.loaded, arm, order_seed)
+        return self._paths[key]
+
+    def position(self, token: str) -> Position:
+        with self.db.read() as session:
+            return self._position(self._participant(session, token))
+
+    def _position(self, participant: Participant) -> Position:
+        path = self.path(participant.arm, participant.order_seed)
+        index = min(participant.step_index, len(path) - 1)
+        total = len(path) if path[-1].kind == "complete" else None
+        status = participant.status
+        if status == "active" and self.clock() - participant.last_activity_at > timedelta(
+            minutes=self.protocol.dropout_after_minutes
+        ):
+            status = "dropped"
+        return Position(
+            participant.id, participant.public_id, path[index], index, total, status, participant.arm
+        )
+
+    def _participant(self, session: Session, token: str, *, lock: bool = False) -> Participant:
+        query = select(Participant).where(Participant.token_hash == hash_token(token))
+        if lock:
+            query = query.with_for_update()
+        participant = session.scalar(query)
+        if participant is None:
+            raise UnknownToken("this study link is not valid; please use the link you were given")
+        if participant.study_id != self.study_id:
+            raise UnknownToken("this link belongs to another version of the study")
+        return participant
+
+    # --- writing ------------------------------------------------------------------------------------------
+    def consent(self, ticked: Collection[str], url_params: Mapping[str, str] | None = None) -> str:
+        """Record consent and create the participant; returns their new URL token."""
+        statements = {s.id: s.text for s in self.protocol.consent.statements}
+        missing = [s for s in statements if s not in ticked]
+        if missing:
+            raise ConsentRefused(missing)
+        declared = set(self.protocol.url_parameters)
+        params = {k: str(v)[:MAX_URL_PARAM_LENGTH] for k, v in (url_params or {}).items() if k in declared}
+        token = secrets.token_urlsafe(TOKEN_BYTES)
+        now = self.clock()
+        with self.db.write() as session:
+            participant = Participant(
+                study_id=self.study_id,
+                token_hash=hash_token(token),
+                url_params=params,
+                step_index=1,
+                status="active",
+                created_at=now,
+                last_activity_at=now,
+            )
+            session.add(participant)
+            session.flush()
+            session.add(
+                ConsentRecord(
+                    participant_id=participant.id,
+                    consent_text=self.protocol.consent.text,
+                    statements=statements,
+                    ticked=sorted(ticked),
+                    consented_at=now,
+                )
+            )
+            session.add(
+                Event(
+                    at=now,
+                    study_id=self.study_id,
+                    participant_id=participant.id,
+                    kind="consent",
+                    step_key="consent",
+                )
+            )
+            if not self.protocol.questionnaires.entry:
+                self._enroll(session, participant, stratum="", now=now)
+        return token
+
+    def mark_shown(self, token: str, index: int) -> None:
+        """Stamp when the step at ``index`` was first shown (response times count from here). Idempotent."""
+        with self.db.write() as session:
+            session.execute(
+                update(Participant)
+                .where(
+                    Participant.token_hash == hash_token(token),
+                    Participant.step_index == index,
+                    Participant.step_shown_at.is_(None),
+                )
+                .values(step_shown_at=self.clock())
+            )
+
+    def submit(self, token: str, step_key: str, answers: Mapping[str, object]) -> Position:
+        """Validate and store one step's answers, and move the participant on — all or nothing.
+
+        Submitting a step the participant already passed (double click, second tab, replay) changes
+        nothing and returns the current position. Any other step that isn't current is refused.
+        """
+        now = self.clock()
+        with self.db.write() as session:
+            participant = self._participant(session, token, lock=True)
+            path = self.path(participant.arm, participant.order_seed)
+            current = path[min(participant.step_index, len(path) - 1)]
+            if step_key != current.key:
+                if step_key in {s.key for s in path[: participant.step_index]}:
+                    session.add(
+                        Event(
+                            at=now,
+                            study_id=self.study_id,
+                            participant_id=participant.id,
+                            kind="resubmit_ignored",
+                            step_key=step_key,
+                        )
+                    )
+                    return self._position(participant)
+                raise StepConflict(
+                    f"step {step_key!r} is not this participant's current step ({current.key!r})"
+                )
+            if current.kind == "complete":
+                raise StepConflict("this participant has already completed the study")
+            stored = validate_answers(current, answers, self._conditions)
+            shown_at = participant.step_shown_at or now
+            rt_ms = max(0, round((now - shown_at).total_seconds() * 1000))
+            session.add_all(
+                Response(
+                    participant_id=participant.id,
+                    step_key=current.key,
+                    item_id=a.item,
+                    value=a.value,
+                    value_num=a.number,
+                    shown_at=shown_at,
+                    submitted_at=now,
+                    rt_ms=rt_ms,
+                )
+                for a in stored
+            )
+            if participant.arm is None:
+                self._enroll(session, participant, self._stratum(stored), now)
+                path = self.path(participant.arm, participant.order_seed)
+            participant.step_index += 1
+            participant.step_shown_at = None
+            participant.last_activity_at = now
+            if path[participant.step_index].kind == "complete":
+                participant.status = "completed"
+                participant.completed_at = now
+            session.add(
+                Event(
+                    at=now,
+                    study_id=self.study_id,
+                    participant_id=participant.id,
+                    kind="submit",
+                    step_key=current.key,
+                    detail={"answers": len(stored)},
+                )
+            )
+            session.flush()
+            return self._position(participant)
+
+    def _stratum(self, answers: list) -> str:
+        item_id = self.protocol.randomization.stratify_by
+        if item_id is None:
+            return ""
+        code = next(int(a.value) for a in answers if a.item == item_id)
+        return self.protocol.strata[code - 1]
+
+    def _enroll(self, session: Session, participant: Participant, stratum: str, now: datetime) -> None:
+        """Claim the next free slot of the stratum's allocation table in this transaction.
+
+        One conditional UPDATE claims the slot, so two concurrent enrollments can never get the same one:
+        the loser's UPDATE matches no row (the slot is no longer free) and it tries the next slot.
+        """
+        next_free = (
+            select(AllocationSlot.id)
+            .where(
+                AllocationSlot.study_id == self.study_id,
+                AllocationSlot.stratum == stratum,
+                AllocationSlot.participant_id.is_(None),
+            )
+            .order_by(AllocationSlot.position)
+            .limit(1)
+        )
+        for _ in range(1000):
+            claimed = session.execute(
+                update(AllocationSlot)
+                .where(
+                    AllocationSlot.id == next_free.scalar_subquery(), AllocationSlot.participant_id.is_(None)
+                )
+                .values(participant_id=participant.id, claimed_at=now)
+                .returning(AllocationSlot.arm, AllocationSlot.position)
+            ).first()
+            if claimed is not None:
+                break
+            if session.scalar(next_free) is None:
+                try:
+                    with session.begin_nested():
+                        extend_allocation_table(session, self.study_id, self.loaded, stratum)
+                except IntegrityError:
+                    pass  # another process extended it first
+        else:  # pragma: no cover - would need 1000 lost races in a row
+            raise EngineError("could not allocate a slot; please try again")
+        arm = arm_by_id(self.protocol, claimed.arm)
+        participant.stratum = stratum
+        participant.arm = arm.id
+        participant.sequence = arm.sequence
+        participant.order_seed = secrets.randbits(31)
+        participant.allocated_at = now
+        session.add(
+            Event(
+                at=now,
+                study_id=self.study_id,
+                participant_id=participant.id,
+                kind="allocate",
+                detail={"stratum": stratum, "slot": claimed.position, "arm": arm.id},
+            )
+        )

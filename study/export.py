@@ -1,0 +1,267 @@
+"""Exports: long responses, participants, codebook, allocation table and audit log — de-identified by default.
+
+Column meanings are documented in docs/export-format.md; the analysis reads these frames directly
+(:func:`export_frames`) or from the CSV files (:func:`write_export`).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import asdict
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import select
+
+from db.models import AllocationSlot, Event, Participant, Response, Study, utcnow
+from db.session import Database
+from study.codebook import AGREES_AI, CORRECT, codebook
+from study.exclusions import exclusion_reasons, failed_attention_checks
+from study.flow import CONFIDENCE_SUFFIX, Step, participant_path
+from study.protocol import UNSURE, LoadedProtocol, load_protocol
+from study.registry import find_study, stored_protocol
+
+RESPONSE_COLUMNS = [
+    "participant_id",
+    "stratum",
+    "arm",
+    "sequence",
+    "period",
+    "condition",
+    "case_id",
+    "ai_correct",
+    "step",
+    "item",
+    "construct",
+    "value",
+    "reverse_coded",
+    "scale_min",
+    "scale_max",
+    "attention_check",
+    "shown_at",
+    "submitted_at",
+    "rt_ms",
+]
+PARTICIPANT_COLUMNS = [
+    "participant_id",
+    "protocol_version",
+    "stratum",
+    "arm",
+    "sequence",
+    "status",
+    "current_step",
+    "steps_total",
+    "started_at",
+    "completed_at",
+    "duration_s",
+    "attention_failures",
+    "excluded",
+    "exclusion_reasons",
+]
+
+
+def _iso(value: datetime | None) -> str:
+    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z") if value else ""
+
+
+class _Study:
+    """One registered version, with the lookups the export needs."""
+
+    def __init__(self, study: Study) -> None:
+        self.loaded: LoadedProtocol = stored_protocol(study)
+        self.protocol = self.loaded.protocol
+        self.version = study.version
+        self.items = self.protocol.items()
+        self.variables = {v.variable: v for v in codebook(self.protocol)}
+        self._paths: dict[tuple[str | None, int | None], dict[str, Step]] = {}
+
+    def steps(self, participant: Participant) -> list[Step]:
+        return participant_path(self.loaded, participant.arm, participant.order_seed)
+
+    def step_map(self, participant: Participant) -> dict[str, Step]:
+        key = (participant.arm, participant.order_seed)
+        if key not in self._paths:
+            self._paths[key] = {s.key: s for s in self.steps(participant)}
+        return self._paths[key]
+
+
+def _studies(db: Database, protocol_id: str | None) -> dict[int, _Study]:
+    """Every registered version of the study (participants keep the version they enrolled in)."""
+    active = find_study(db, protocol_id)
+    with db.read() as session:
+        rows = session.scalars(select(Study).where(Study.protocol_id == active.protocol_id)).all()
+    return {row.id: _Study(row) for row in rows}
+
+
+def _response_rows(study: _Study, participant: Participant, responses: list[Response]) -> list[dict]:
+    steps = study.step_map(participant)
+    manifest = study.loaded.bundle.manifest
+    rows = []
+    for response in responses:
+        step = steps.get(response.step_key)
+        case = manifest.case(step.case_id) if step and step.case_id else None
+        base = {
+            "participant_id": participant.public_id,
+            "stratum": participant.stratum or "",
+            "arm": participant.arm or "",
+            "sequence": participant.sequence or "",
+            "period": step.period if step and step.period else "",
+            "condition": step.condition if step and step.condition else "",
+            "case_id": case.case_id if case else "",
+            "ai_correct": int(case.ai_correct) if case else "",
+            "step": response.step_key,
+            "shown_at": _iso(response.shown_at),
+            "submitted_at": _iso(response.submitted_at),
+            "rt_ms": response.rt_ms,
+        }
+        values = [(response.item_id, response.value)]
+        if response.item_id in study.items and study.items[response.item_id].type == "diagnosis" and case:
+            chosen = response.value
+            values += [
+                (response.item_id + AGREES_AI, str(int(chosen != UNSURE and chosen == case.ai.condition))),
+                (response.item_id + CORRECT, str(int(chosen != UNSURE and chosen == case.ground_truth))),
+            ]
+        for name, value in values:
+            variable = study.variables.get(name)
+            rows.append(
+                {
+                    **base,
+                    "item": name,
+                    "value": value,
+                    "construct": variable.construct if variable else "",
+                    "reverse_coded": int(variable.reverse_coded) if variable else 0,
+                    "scale_min": variable.scale_min if variable and variable.scale_min is not None else "",
+                    "scale_max": variable.scale_max if variable and variable.scale_max is not None else "",
+                    "attention_check": int(variable.attention_check) if variable else 0,
+                }
+            )
+    return rows
+
+
+def _participant_row(
+    study: _Study, participant: Participant, responses: list[Response], now: datetime, identifiers: list[str]
+) -> dict:
+    steps = study.steps(participant)
+    completed = participant.status == "completed"
+    status = participant.status
+    if status == "active" and now - participant.last_activity_at > timedelta(
+        minutes=study.protocol.dropout_after_minutes
+    ):
+        status = "dropped"
+    end = participant.completed_at
+    duration = (end - participant.created_at).total_seconds() if end else None
+    failures = failed_attention_checks(
+        study.items, {r.item_id: r.value for r in responses if not r.item_id.endswith(CONFIDENCE_SUFFIX)}
+    )
+    reasons = exclusion_reasons(
+        study.protocol.exclusions, completed=completed, duration_s=duration, attention_failures=failures
+    )
+    row = {
+        "participant_id": participant.public_id,
+        "protocol_version": study.version,
+        "stratum": participant.stratum or "",
+        "arm": participant.arm or "",
+        "sequence": participant.sequence or "",
+        "status": status,
+        "current_step": steps[min(participant.step_index, len(steps) - 1)].key,
+        "steps_total": len(steps) if steps[-1].kind == "complete" else "",
+        "started_at": _iso(participant.created_at),
+        "completed_at": _iso(participant.completed_at),
+        "duration_s": round(duration, 3) if duration is not None else "",
+        "attention_failures": failures,
+        "excluded": int(bool(reasons)),
+        "exclusion_reasons": ";".join(reasons),
+    }
+    for name in identifiers:
+        row[name] = participant.url_params.get(name, "")
+    return row
+
+
+def export_frames(
+    db_url: str | Database,
+    protocol_path: str | None = None,
+    *,
+    include_identifiers: bool = False,
+    study_id: str | None = None,
+) -> dict[str, pd.DataFrame]:
+    """All export tables as DataFrames, keyed ``responses``, ``participants``, ``codebook``, ``allocation``,
+    ``events``. ``protocol_path`` (or ``study_id``) picks the study when the database holds several."""
+    db = db_url if isinstance(db_url, Database) else Database(db_url)
+    protocol_id = study_id or (load_protocol(protocol_path).protocol.study.id if protocol_path else None)
+    studies = _studies(db, protocol_id)
+    active = studies[max(studies)]
+    identifiers = list(active.protocol.url_parameters) if include_identifiers else []
+    now = utcnow()
+    response_rows: list[dict] = []
+    participant_rows: list[dict] = []
+    with db.read() as session:
+        participants = session.scalars(
+            select(Participant).where(Participant.study_id.in_(studies)).order_by(Participant.id)
+        ).all()
+        by_participant: dict[int, list[Response]] = {p.id: [] for p in participants}
+        for response in session.scalars(
+            select(Response)
+            .join(Participant)
+            .where(Participant.study_id.in_(studies))
+            .order_by(Response.participant_id, Response.id)
+        ):
+            by_participant[response.participant_id].append(response)
+        public = {p.id: p.public_id for p in participants}
+        for participant in participants:
+            study = studies[participant.study_id]
+            responses = by_participant[participant.id]
+            response_rows += _response_rows(study, participant, responses)
+            participant_rows.append(_participant_row(study, participant, responses, now, identifiers))
+        slots = session.scalars(
+            select(AllocationSlot)
+            .where(AllocationSlot.study_id.in_(studies))
+            .order_by(AllocationSlot.study_id, AllocationSlot.stratum, AllocationSlot.position)
+        ).all()
+        allocation = [
+            {
+                "protocol_version": studies[s.study_id].version,
+                "stratum": s.stratum,
+                "position": s.position,
+                "block": s.block,
+                "block_size": s.block_size,
+                "arm": s.arm,
+                "claimed": int(s.participant_id is not None),
+                **({"participant_id": public.get(s.participant_id, "")} if include_identifiers else {}),
+            }
+            for s in slots
+        ]
+        events = [
+            {
+                "at": _iso(e.at),
+                "participant_id": public.get(e.participant_id, "") if e.participant_id else "",
+                "kind": e.kind,
+                "step": e.step_key or "",
+            }
+            for e in session.scalars(select(Event).where(Event.study_id.in_(studies)).order_by(Event.id))
+        ]
+    return {
+        "responses": pd.DataFrame(response_rows, columns=RESPONSE_COLUMNS),
+        "participants": pd.DataFrame(participant_rows, columns=PARTICIPANT_COLUMNS + identifiers),
+        "codebook": pd.DataFrame([asdict(v) for v in codebook(active.protocol)]).replace({True: 1, False: 0}),
+        "allocation": pd.DataFrame(allocation),
+        "events": pd.DataFrame(events, columns=["at", "participant_id", "kind", "step"]),
+    }
+
+
+def write_export(frames: dict[str, pd.DataFrame], out: Path) -> list[Path]:
+    """Write every frame as ``<name>.csv`` into ``out``; files appear all together or not at all."""
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out))
+    try:
+        for name, frame in frames.items():
+            frame.to_csv(staging / f"{name}.csv", index=False)
+        written = []
+        for name in frames:
+            target = out / f"{name}.csv"
+            (staging / f"{name}.csv").replace(target)
+            written.append(target)
+        return written
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,124 @@
+"""Registering a protocol version in a database (``skingen-study init``) and finding it again."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from db.migrate import upgrade
+from db.models import AllocationSlot, Event, Participant, Study
+from db.session import Database
+from study.allocation import allocation_table
+from study.protocol import LoadedProtocol, load_stored_protocol
+
+
+class RegistryError(RuntimeError):
+    """The database and the protocol don't fit together; the message says what to do."""
+
+
+def register(db: Database, loaded: LoadedProtocol, *, allow_change: bool = False) -> Study:
+    """Create/upgrade the schema and register ``loaded`` as the active version of its study.
+
+    Registering the same file again is a no-op. A *different* version of a study that already has
+    participants is refused unless ``allow_change``: changing a protocol mid-study must be a decision.
+    """
+    upgrade(db.engine)
+    protocol = loaded.protocol
+    with db.write() as session:
+        versions = session.scalars(select(Study).where(Study.protocol_id == protocol.study.id)).all()
+        same = next((s for s in versions if s.content_hash == loaded.content_hash), None)
+        others = [s for s in versions if s is not same and s.active]
+        if others:
+            enrolled = session.scalar(
+                select(func.count(Participant.id)).where(Participant.study_id.in_([s.id for s in others]))
+            )
+            if enrolled and not allow_change:
+                current = others[0]
+                raise RegistryError(
+                    f"study {protocol.study.id!r} already runs version {current.version!r} "
+                    f"(hash {current.content_hash[:12]}) with {enrolled} participant(s); refusing to switch to "
+                    f"version {protocol.study.version!r} (hash {loaded.content_hash[:12]}). "
+                    "Pass --allow-protocol-change to register it anyway (new participants get the new version)."
+                )
+            for other in others:
+                other.active = False
+        if same is None:
+            same = Study(
+                protocol_id=protocol.study.id,
+                version=protocol.study.version,
+                content_hash=loaded.content_hash,
+                protocol_text=loaded.text,
+                protocol_path=str(loaded.path.resolve()) if loaded.path else "",
+                bundle_root=str(loaded.bundle.root.resolve()),
+                bundle_hash=loaded.bundle.content_hash,
+                bundle_manifest=loaded.bundle.manifest.model_dump_json(),
+            )
+            session.add(same)
+            session.flush()
+            _create_allocation_table(session, same, loaded)
+            session.add(Event(study_id=same.id, kind="register", detail={"version": protocol.study.version}))
+        same.active = True
+        return same
+
+
+def _create_allocation_table(session: Session, study: Study, loaded: LoadedProtocol) -> None:
+    size = loaded.protocol.randomization.table_size
+    for stratum in loaded.protocol.strata:
+        session.add_all(
+            AllocationSlot(
+                study_id=study.id,
+                stratum=stratum,
+                position=s.position,
+                block=s.block,
+                block_size=s.block_size,
+                arm=s.arm,
+            )
+            for s in allocation_table(loaded.protocol, stratum, size)
+        )
+
+
+def extend_allocation_table(session: Session, study_id: int, loaded: LoadedProtocol, stratum: str) -> None:
+    """Append the next blocks of a used-up stratum: the same sequence a larger table would have held."""
+    have = (
+        session.scalar(
+            select(func.count(AllocationSlot.id)).where(
+                AllocationSlot.study_id == study_id, AllocationSlot.stratum == stratum
+            )
+        )
+        or 0
+    )
+    needed = max(have * 2, loaded.protocol.randomization.table_size)
+    session.add_all(
+        AllocationSlot(
+            study_id=study_id,
+            stratum=stratum,
+            position=s.position,
+            block=s.block,
+            block_size=s.block_size,
+            arm=s.arm,
+        )
+        for s in allocation_table(loaded.protocol, stratum, needed)[have:]
+    )
+    session.add(
+        Event(study_id=study_id, kind="allocation_extended", detail={"stratum": stratum, "slots": needed})
+    )
+
+
+def find_study(db: Database, protocol_id: str | None = None) -> Study:
+    """The active registered study (the only one, or the one named ``protocol_id``)."""
+    with db.read() as session:
+        query = select(Study).where(Study.active.is_(True))
+        if protocol_id:
+            query = query.where(Study.protocol_id == protocol_id)
+        studies = session.scalars(query).all()
+    if not studies:
+        which = f" {protocol_id!r}" if protocol_id else ""
+        raise RegistryError(f"no study{which} is registered in {db.url}: run `skingen-study init` first")
+    if len(studies) > 1:
+        names = ", ".join(sorted(s.protocol_id for s in studies))
+        raise RegistryError(f"{db.url} holds several studies ({names}): name one with --study")
+    return studies[0]
+
+
+def stored_protocol(study: Study) -> LoadedProtocol:
+    return load_stored_protocol(study.protocol_text, study.bundle_manifest, study.bundle_root)

@@ -1,0 +1,148 @@
+"""Simulation bots (like oTree's): participants that walk the real flow engine with scripted answer policies.
+
+Bots call the same :class:`~study.engine.StudyEngine` methods the app calls, on a virtual clock (so response
+times and durations look like people's), and can plant a known effect for the analysis to recover.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal
+
+from tqdm import tqdm
+
+from db.models import utcnow
+from study.engine import Position, StudyEngine
+from study.flow import CONFIDENCE_SUFFIX, Step
+from study.protocol import UNSURE, Item
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How bots answer.
+
+    ``random``: every answer uniform. ``effect``: Likert answers come from a per-participant latent level per
+    construct, shifted by ``effects[construct]`` points under the visual condition, plus Gaussian noise.
+    """
+
+    kind: Literal["random", "effect"] = "random"
+    effects: dict[str, float] = field(default_factory=dict)
+    noise_sd: float = 1.0
+    person_sd: float = 1.0
+    attention_fail_rate: float = 0.0
+    dropout_rate: float = 0.0
+    agree_with_ai: float = 0.7
+    think_seconds: tuple[float, float] = (3.0, 25.0)
+
+    def __post_init__(self) -> None:
+        for name in ("attention_fail_rate", "dropout_rate", "agree_with_ai"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
+
+
+@dataclass
+class BotOutcome:
+    token: str
+    completed: bool
+    steps: int
+    inattentive: bool
+
+
+class Bot:
+    """One simulated participant with its own random stream and clock."""
+
+    def __init__(self, engine: StudyEngine, policy: Policy, rng: random.Random, start: datetime) -> None:
+        self.engine = engine
+        self.policy = policy
+        self.rng = rng
+        self.now = start
+        self.inattentive = rng.random() < policy.attention_fail_rate
+        self.drop_at = rng.random() if rng.random() < policy.dropout_rate else None
+        self.levels: dict[str, float] = {}
+
+    def clock(self) -> datetime:
+        return self.now
+
+    def run(self, url_params: dict[str, str] | None = None) -> BotOutcome:
+        engine = self.engine
+        engine.clock = self.clock
+        statements = [s.id for s in engine.protocol.consent.statements]
+        token = engine.consent(statements, url_params or {})
+        position = engine.position(token)
+        steps = 0
+        while not position.completed:
+            if (
+                self.drop_at is not None
+                and position.total
+                and position.index / position.total >= self.drop_at
+            ):
+                break
+            engine.mark_shown(token, position.index)
+            self.now += timedelta(seconds=self.rng.uniform(*self.policy.think_seconds))
+            position = engine.submit(token, position.step.key, self.answer(position))
+            steps += 1
+        return BotOutcome(token, position.completed, steps, self.inattentive)
+
+    # --- answering ----------------------------------------------------------------------------------------
+    def answer(self, position: Position) -> dict[str, object]:
+        step = position.step
+        answers: dict[str, object] = {}
+        for item in step.items:
+            if item.type == "diagnosis":
+                answers[item.id] = self._diagnosis(step)
+                if item.confidence is not None:
+                    answers[item.id + CONFIDENCE_SUFFIX] = self.rng.randint(1, item.confidence.points)
+            elif item.type in {"likert", "single_choice"}:
+                answers[item.id] = self._coded(item, step)
+            elif item.type == "number":
+                low = item.minimum if item.minimum is not None else 0.0
+                high = item.maximum if item.maximum is not None else 100.0
+                answers[item.id] = round(self.rng.uniform(low, high), 2)
+            elif item.required:
+                answers[item.id] = "simulated answer"
+        return answers
+
+    def _coded(self, item: Item, step: Step) -> int:
+        n = item.n_points
+        if item.attention_check is not None:
+            expected = int(item.attention_check.expected)
+            if not self.inattentive:
+                return expected
+            return self.rng.choice([v for v in range(1, n + 1) if v != expected])
+        if self.policy.kind == "random" or item.type != "likert" or not item.construct:
+            return self.rng.randint(1, n)
+        level = self.levels.setdefault(item.construct, self.rng.gauss((n + 1) / 2, self.policy.person_sd))
+        if step.condition == self.engine.protocol.visual:
+            level_here = level + self.policy.effects.get(item.construct, 0.0)
+        else:
+            level_here = level
+        value = min(n, max(1, round(self.rng.gauss(level_here, self.policy.noise_sd))))
+        return n + 1 - value if item.reverse else value
+
+    def _diagnosis(self, step: Step) -> str:
+        manifest = self.engine.loaded.bundle.manifest
+        case = manifest.case(step.case_id) if step.case_id else None
+        if case is not None and self.rng.random() < self.policy.agree_with_ai:
+            return case.ai.condition
+        return self.rng.choice([c.id for c in manifest.conditions] + [UNSURE])
+
+
+def simulate(
+    engine: StudyEngine, n: int, *, seed: int = 0, policy: Policy | None = None, progress: bool = True
+) -> list[BotOutcome]:
+    """Run ``n`` bots one after another through ``engine``; several processes may do this at once.
+
+    Bots live a day in the past (one starting each second), so by now unfinished bots count as dropouts.
+    """
+    policy = policy or Policy()
+    start = utcnow() - timedelta(days=1)
+    outcomes = []
+    for index in tqdm(range(n), desc="simulating participants", unit="bot", disable=not progress):
+        rng = random.Random(f"{seed}:{index}")
+        bot = Bot(engine, policy, rng, start + timedelta(seconds=index))
+        params = {name: f"SIM{seed}-{index:06d}" for name in engine.protocol.url_parameters}
+        outcome = bot.run(params)
+        outcomes.append(outcome)
+    return outcomes

@@ -1,0 +1,66 @@
+"""Small on-disk fixtures: a minimal stimulus bundle and protocol files built from the shipped examples."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from PIL import Image
+
+from skingen.bundle.manifest import AIOutput, BundleManifest, Case, Condition, ReferenceImage, write_manifest
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "protocols"
+CONDITIONS = ("psoriasis", "eczema", "acne", "vitiligo")
+
+
+def make_bundle(root: Path, n_cases: int = 6, wrong: tuple[int, ...] = (1, 4)) -> Path:
+    """A bundle of ``n_cases`` 8×8 images; cases whose index is in ``wrong`` get a wrong AI diagnosis."""
+    (root / "cases").mkdir(parents=True)
+    cases = []
+    for index in range(n_cases):
+        truth = CONDITIONS[index % len(CONDITIONS)]
+        said = CONDITIONS[(index + 1) % len(CONDITIONS)] if index in wrong else truth
+        case_id = f"c{index + 1:02d}"
+        Image.new("RGB", (8, 8), (200, 150 - index, 120)).save(root / "cases" / f"{case_id}.png")
+        refs = []
+        for r in range(2):
+            path = root / "references" / case_id / f"{r}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (8, 8), (180, 120, 100 + r)).save(path)
+            refs.append(
+                ReferenceImage(
+                    image=f"references/{case_id}/{r}.png", caption=f"Example of {said}", condition=said
+                )
+            )
+        cases.append(
+            Case(
+                case_id=case_id,
+                image=f"cases/{case_id}.png",
+                ground_truth=truth,
+                ai=AIOutput(condition=said, display_name=said.title(), text=f"It is {said}."),
+                references=tuple(refs),
+            )
+        )
+    manifest = BundleManifest(
+        bundle_id="test",
+        version="1",
+        conditions=tuple(Condition(id=c, display_name=c.title()) for c in CONDITIONS),
+        cases=tuple(cases),
+    )
+    write_manifest(root, manifest)
+    return root
+
+
+def example_protocol(design: str = "between") -> dict:
+    return yaml.safe_load((EXAMPLES / f"{design}.yaml").read_text(encoding="utf-8"))
+
+
+def write_protocol(
+    directory: Path, data: dict, bundle: Path | None = None, name: str = "protocol.yaml"
+) -> Path:
+    """Write ``data`` as a protocol file in ``directory`` (its bundle path set to ``bundle`` if given)."""
+    if bundle is not None:
+        data = {**data, "cases": {**data["cases"], "bundle": str(bundle)}}
+    path = directory / name
+    path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return path

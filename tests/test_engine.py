@@ -1,0 +1,192 @@
+"""The flow engine against a real SQLite file: order, validation, idempotency, resume, refusals."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select, text
+
+from db.models import AllocationSlot, ConsentRecord, Event, Participant, Response
+from study.engine import ConsentRefused, StepConflict, StudyEngine, UnknownToken
+from study.flow import AnswerError
+
+TICKED = ["read_information", "voluntary", "agree_data"]
+ENTRY = {"expertise": 2, "age_group": 1}
+
+
+def answers_for(step, value: int = 4) -> dict:
+    answers: dict[str, object] = {}
+    for item in step.items:
+        if item.type == "diagnosis":
+            answers[item.id], answers[item.id + "_confidence"] = "psoriasis", 3
+        elif item.attention_check is not None:
+            answers[item.id] = item.attention_check.expected
+        elif item.type in {"likert", "single_choice"}:
+            answers[item.id] = min(value, item.n_points)
+    return answers
+
+
+def count(engine: StudyEngine, model) -> int:
+    with engine.db.read() as session:
+        return session.scalar(select(func.count()).select_from(model))
+
+
+def finish(engine: StudyEngine, token: str):
+    position = engine.position(token)
+    while not position.completed:
+        position = engine.submit(token, position.step.key, answers_for(position.step))
+    return position
+
+
+def test_walks_the_whole_path(protocol_file, make_engine):
+    engine = make_engine(protocol_file())
+    token = engine.consent(TICKED, {"PROLIFIC_PID": "abc", "unknown_param": "x"})
+    assert len(token) >= 40  # 256 random bits, URL-safe
+    position = engine.position(token)
+    assert (position.step.key, position.total) == ("entry", None)
+    position = engine.submit(token, "entry", ENTRY)
+    assert position.step.key == "instructions" and position.total == 13
+    assert position.arm in {"baseline_text", "skingen_visual"}
+    final = finish(engine, token)
+    assert final.completed and final.status == "completed"
+    with engine.db.read() as session:
+        participant = session.scalar(select(Participant))
+        assert participant.url_params == {"PROLIFIC_PID": "abc"}  # undeclared parameters are not recorded
+        assert participant.stratum == "Medical student"
+        assert participant.token_hash != token and token not in participant.token_hash
+        consent = session.scalar(select(ConsentRecord))
+        assert consent.ticked == sorted(TICKED) and "Participant information" in consent.consent_text
+        kinds = [e.kind for e in session.scalars(select(Event).order_by(Event.id))]
+    assert kinds[:3] == ["register", "consent", "allocate"] and kinds.count("submit") == 11
+
+
+def test_consent_must_be_complete_and_writes_nothing_otherwise(protocol_file, make_engine):
+    engine = make_engine(protocol_file())
+    with pytest.raises(ConsentRefused) as info:
+        engine.consent(["read_information"], {})
+    assert info.value.missing == ["voluntary", "agree_data"]
+    assert count(engine, Participant) == 0 and count(engine, ConsentRecord) == 0
+
+
+def test_double_submit_stores_each_answer_once_and_never_goes_back(protocol_file, make_engine):
+    engine = make_engine(protocol_file())
+    token = engine.consent(TICKED)
+    engine.submit(token, "entry", ENTRY)
+    engine.submit(token, "instructions", {})
+    step = engine.position(token).step
+    first = engine.submit(token, step.key, answers_for(step, 6))
+    again = engine.submit(token, step.key, answers_for(step, 2))  # replay with other values: ignored
+    assert first.index == again.index == 4
+    with engine.db.read() as session:
+        rows = session.scalars(select(Response).where(Response.step_key == step.key)).all()
+        assert sorted(r.item_id for r in rows) == sorted(answers_for(step))
+        assert {r.value for r in rows if r.item_id == "trust_1"} == {"6"}
+        assert (
+            session.scalar(select(func.count()).select_from(Event).where(Event.kind == "resubmit_ignored"))
+            == 1
+        )
+    replay_entry = engine.submit(token, "entry", {"expertise": 3, "age_group": 2})
+    assert replay_entry.index == 4
+
+
+def test_refusals_write_nothing(protocol_file, make_engine):
+    engine = make_engine(protocol_file())
+    token = engine.consent(TICKED)
+    before = (count(engine, Response), count(engine, Event))
+    with pytest.raises(UnknownToken):
+        engine.submit("forged-token", "entry", ENTRY)
+    with pytest.raises(UnknownToken):
+        engine.position("forged-token")
+    with pytest.raises(StepConflict, match="not this participant's current step"):
+        engine.submit(token, "p1.t03", {})  # tampered step key: skipping ahead
+    with pytest.raises(AnswerError) as info:
+        engine.submit(token, "entry", {"expertise": 9, "age_group": 1, "injected": "x"})
+    assert set(info.value.errors) == {"expertise", "injected"}
+    assert (count(engine, Response), count(engine, Event)) == before
+    assert engine.position(token).step.key == "entry"
+    with engine.db.read() as session:
+        assert (
+            session.scalar(
+                select(func.count())
+                .select_from(AllocationSlot)
+                .where(AllocationSlot.participant_id.is_not(None))
+            )
+            == 0
+        )
+
+
+def test_completed_participant_cannot_submit_again(protocol_file, make_engine):
+    engine = make_engine(protocol_file())
+    token = engine.consent(TICKED)
+    engine.submit(token, "entry", ENTRY)
+    finish(engine, token)
+    responses = count(engine, Response)
+    with pytest.raises(StepConflict, match="already completed"):
+        engine.submit(token, "complete", {})
+    assert engine.submit(token, "post", {}).completed  # a replayed old step just shows completion
+    assert count(engine, Response) == responses
+
+
+def test_position_is_rebuilt_from_the_database(protocol_file, make_engine):
+    engine = make_engine(protocol_file("within"))
+    token = engine.consent(TICKED)
+    engine.submit(token, "entry", ENTRY)
+    engine.submit(token, "instructions", {})
+    step = engine.position(token).step
+    engine.submit(token, step.key, answers_for(step))
+    fresh = StudyEngine.open(engine.db)  # another process: nothing shared but the database
+    assert fresh.position(token) == engine.position(token)
+    assert fresh.position(token).step.key == "p1.t02"
+
+
+def test_response_times_count_from_first_display(protocol_file, make_engine):
+    clock = [datetime(2026, 1, 1, tzinfo=UTC)]
+    engine = make_engine(protocol_file())
+    engine.clock = lambda: clock[0]
+    token = engine.consent(TICKED)
+    position = engine.position(token)
+    engine.mark_shown(token, position.index)
+    clock[0] += timedelta(seconds=4)
+    engine.mark_shown(token, position.index)  # a rerun of the same page keeps the first stamp
+    clock[0] += timedelta(seconds=3.5)
+    engine.submit(token, "entry", ENTRY)
+    with engine.db.read() as session:
+        rts = {r.rt_ms for r in session.scalars(select(Response))}
+    assert rts == {7500}
+
+
+def test_dropout_is_derived_from_inactivity(protocol_file, make_engine):
+    clock = [datetime(2026, 1, 1, tzinfo=UTC)]
+    engine = make_engine(protocol_file())
+    engine.clock = lambda: clock[0]
+    token = engine.consent(TICKED)
+    assert engine.position(token).status == "active"
+    clock[0] += timedelta(minutes=61)
+    assert engine.position(token).status == "dropped"
+
+
+def test_events_are_append_only(protocol_file, make_engine):
+    engine = make_engine(protocol_file())
+    engine.consent(TICKED)
+    for statement in ("UPDATE events SET kind = 'x'", "DELETE FROM events"):
+        with pytest.raises(Exception, match="append-only"), engine.db.write() as session:
+            session.execute(text(statement))
+    assert count(engine, Event) == 2
+
+
+def test_allocation_table_extends_when_used_up(protocol_file, make_engine):
+    engine = make_engine(protocol_file(randomization__table_size=4, randomization__block_sizes=[2]))
+    arms = []
+    for _ in range(9):
+        token = engine.consent(TICKED)
+        arms.append(engine.submit(token, "entry", {"expertise": 1, "age_group": 1}).arm)
+    for block in range(4):
+        assert sorted(arms[2 * block : 2 * block + 2]) == ["baseline_text", "skingen_visual"]
+    with engine.db.read() as session:
+        slots = session.scalars(
+            select(AllocationSlot)
+            .where(AllocationSlot.stratum == "Layperson")
+            .order_by(AllocationSlot.position)
+        ).all()
+    assert [s.position for s in slots] == list(range(len(slots))) and len(slots) >= 9
