@@ -22,7 +22,7 @@ from db.session import Database
 from study.allocation import arm_by_id
 from study.flow import Step, participant_path, validate_answers
 from study.protocol import LoadedProtocol, load_protocol
-from study.registry import RegistryError, extend_allocation_table, find_study, stored_protocol
+from study.registry import RegistryError, check_schema, extend_allocation_table, find_study, stored_protocol
 
 TOKEN_BYTES = 32  # 256 bits: unguessable
 MAX_URL_PARAM_LENGTH = 256
@@ -91,6 +91,7 @@ class StudyEngine:
             study = find_study(db)
             return cls(db, study.id, stored_protocol(study), clock)
         loaded = load_protocol(protocol_path)
+        check_schema(db)
         with db.read() as session:
             study = session.scalar(
                 select(Study).where(

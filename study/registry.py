@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from db.migrate import upgrade
+from db.migrate import current_revision, head_revision, upgrade
 from db.models import AllocationSlot, Event, Participant, Study
 from db.session import Database
 from study.allocation import allocation_table
@@ -104,8 +104,21 @@ def extend_allocation_table(session: Session, study_id: int, loaded: LoadedProto
     )
 
 
+def check_schema(db: Database) -> None:
+    """Refuse to work on a database that `skingen-study init` hasn't created or upgraded."""
+    revision = current_revision(db.engine)
+    if revision is None:
+        raise RegistryError(f"{db.url} holds no study database: run `skingen-study init` first")
+    if revision != head_revision():
+        raise RegistryError(
+            f"{db.url} has schema revision {revision}, this version needs {head_revision()}: "
+            "run `skingen-study init` to upgrade it"
+        )
+
+
 def find_study(db: Database, protocol_id: str | None = None) -> Study:
     """The active registered study (the only one, or the one named ``protocol_id``)."""
+    check_schema(db)
     with db.read() as session:
         query = select(Study).where(Study.active.is_(True))
         if protocol_id:
