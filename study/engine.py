@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -229,19 +229,23 @@ class StudyEngine:
             stored = validate_answers(current, answers, self._conditions)
             shown_at = participant.step_shown_at or now
             rt_ms = max(0, round((now - shown_at).total_seconds() * 1000))
-            session.add_all(
-                Response(
-                    participant_id=participant.id,
-                    step_key=current.key,
-                    item_id=a.item,
-                    value=a.value,
-                    value_num=a.number,
-                    shown_at=shown_at,
-                    submitted_at=now,
-                    rt_ms=rt_ms,
+            if stored:  # one executemany, not one ORM flush per answer
+                session.execute(
+                    insert(Response),
+                    [
+                        {
+                            "participant_id": participant.id,
+                            "step_key": current.key,
+                            "item_id": a.item,
+                            "value": a.value,
+                            "value_num": a.number,
+                            "shown_at": shown_at,
+                            "submitted_at": now,
+                            "rt_ms": rt_ms,
+                        }
+                        for a in stored
+                    ],
                 )
-                for a in stored
-            )
             if participant.arm is None:
                 self._enroll(session, participant, self._stratum(stored), now)
                 path = self.path(participant.arm, participant.order_seed)

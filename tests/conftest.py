@@ -63,3 +63,28 @@ def make_engine(tmp_path):
         return StudyEngine.open(db, str(path))
 
     return make
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A PostgreSQL server for the session (skipped locally without one, required in CI)."""
+    from tests import postgres
+
+    require(postgres.available(), "PostgreSQL is not installed (apt-get install postgresql)")
+    with postgres.temporary_server() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url(postgres_server):
+    """A fresh, empty database on the session's server for each test."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(postgres_server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f"CREATE DATABASE {name}"))
+    admin.dispose()
+    return postgres_server.rsplit("/", 1)[0] + f"/{name}"
