@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -81,17 +84,25 @@ def _coords(size: int) -> tuple[np.ndarray, np.ndarray]:
     return axis[None, :], axis[:, None]
 
 
-def _noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:
-    """Smooth noise with unit spread: a ``cells``-wide random grid upsampled bicubically."""
-    grid = rng.standard_normal((cells + 1, cells + 1)).astype(np.float32)
+def _upsample(grid: np.ndarray, size: int) -> np.ndarray:
+    """Bicubic upsampling of a float32 grid to ``size``², rescaled to zero mean and unit spread."""
     field = np.asarray(Image.fromarray(grid).resize((size, size), Image.Resampling.BICUBIC))
     return (field - field.mean()) / (field.std() + 1e-6)
 
 
+def _noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:
+    """Smooth noise with unit spread: a ``cells``-wide random grid upsampled."""
+    return _upsample(rng.standard_normal((cells + 1, cells + 1)).astype(np.float32), size)
+
+
 def _fractal(rng: np.random.Generator, size: int, cells: Sequence[int]) -> np.ndarray:
-    """Octaves of :func:`_noise`, each finer one half as strong, so textures have detail at several scales."""
-    total = sum(0.5**i * _noise(rng, size, c) for i, c in enumerate(cells))
-    return total / (total.std() + 1e-6)
+    """Octaves of noise, each finer one half as strong, so textures have detail at several scales.
+
+    The octaves are summed on the finest octave's grid and upsampled once: one full-size resize, not one each.
+    """
+    fine = max(cells) + 1
+    total = sum(0.5**i * _noise(rng, fine, c) for i, c in enumerate(cells))
+    return _upsample(total, size)
 
 
 def _blur(mask: np.ndarray, radius: float) -> np.ndarray:
@@ -661,13 +672,15 @@ def build_demo_bundle(
     _check_inputs(out, seed, n_references, size, overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    staging.chmod(0o755)  # mkdtemp makes it private; the bundle is meant to be read by the study server too
     try:
         # 2. Draw cases and references
         (staging / "cases").mkdir()
-        cases = tuple(
-            _write_case(staging, number, case, seed=seed, n_references=n_references, size=size)
-            for number, case in enumerate(DEMO_CASES, start=1)
-        )
+        # numpy and Pillow release the GIL, so threads use every core; each image has its own seed, so the
+        # result does not depend on the order they finish in.
+        draw = partial(_write_case, staging, seed=seed, n_references=n_references, size=size)
+        with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
+            cases = tuple(pool.map(draw, range(1, len(DEMO_CASES) + 1), DEMO_CASES))
         # 3. Write the manifest
         manifest = BundleManifest(
             bundle_id=BUNDLE_ID,
