@@ -371,12 +371,12 @@ def _draw_urticaria(image: np.ndarray, tone: SkinTone, rng: np.random.Generator)
     for centre in _random_centres(rng, int(rng.integers(3, 6)), 0.55):
         radius = float(rng.uniform(0.12, 0.26))
         mask = _blob(
-            rng, size, centre, radius, wobble=0.35, aspect=rng.uniform(1, 1.6), edge=0.02, roughness=0.05
+            rng, size, centre, radius, wobble=0.2, aspect=rng.uniform(1, 1.6), edge=0.02, roughness=0.05
         )
         if rng.random() < 0.5:  # some wheals clear in the middle and become rings
             mask = mask * (1 - 0.85 * _blob(rng, size, centre, 0.45 * radius, wobble=0.4, edge=0.05))
         wheals = np.maximum(wheals, mask)
-    image = _tint(image, tone, tone.erythema, 0.7 * _blur(wheals, size / 30))
+    image = _tint(image, tone, tone.erythema, 0.9 * _blur(wheals, size / 30))
     # The wheal itself is swollen and paler than the red flare around it.
     swollen = 0.5 * _colour(tone.erythema) + 0.5 * 1.08 * _colour(tone.base)
     image = _tint(image, tone, swollen, 0.85 * wheals)
