@@ -1,0 +1,744 @@
+"""The demo stimulus bundle: procedurally drawn, clearly labelled synthetic skin images.
+
+The demo has to run on any laptop, so its bundle is drawn from code here (numpy + Pillow, no downloads, no
+torch) and is byte-for-byte reproducible from a seed. Every image says SYNTHETIC on it, and three cases carry
+a deliberately wrong AI diagnosis so the demo shows both kinds of trial. Real studies plug in a real bundle.
+
+Build it with ``python -m study.demo_bundle OUT [--seed 2024] [--references 3] [--size 384] [--overwrite]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
+
+from skingen.bundle.manifest import (
+    AIOutput,
+    Bundle,
+    BundleManifest,
+    Case,
+    Condition,
+    DifferentialEntry,
+    ReferenceImage,
+    load_bundle,
+    write_manifest,
+)
+
+RGB = tuple[float, float, float]
+Painter = Callable[[np.ndarray, "SkinTone", np.random.Generator], np.ndarray]
+
+BUNDLE_ID = "skingen-demo"
+BUNDLE_VERSION = "1.0.0"
+GENERATOR = "demo-procedural"
+MODEL_ID = "demo-fixed-output"
+# Pillow's built-in font has no em dash, so the burnt-in labels use a plain hyphen.
+CASE_LABEL = "SYNTHETIC - not a real patient"
+REFERENCE_LABEL = "SYNTHETIC reference"
+# Image seeds are ``seed + case_number * SEED_STRIDE + reference_number`` (reference 0 is the case photo).
+SEED_STRIDE = 100
+# zlib level 3: files ~10% larger than the default (6) but written twice as fast; noisy skin packs slowly.
+PNG_COMPRESSION = 3
+
+
+@dataclass(frozen=True)
+class SkinTone:
+    """A Fitzpatrick type as drawn: the unaffected skin colour and how redness shows on it."""
+
+    fitzpatrick: str
+    base: RGB
+    erythema: RGB
+
+
+# Redness reads pink on light skin and violet-brown on dark skin; drawing it the same everywhere is a known
+# failure of teaching images that the demo should not repeat.
+SKIN_TONES: tuple[SkinTone, ...] = (
+    SkinTone("I", base=(0.95, 0.83, 0.75), erythema=(0.89, 0.47, 0.47)),
+    SkinTone("II", base=(0.90, 0.74, 0.62), erythema=(0.85, 0.42, 0.39)),
+    SkinTone("III", base=(0.80, 0.61, 0.46), erythema=(0.73, 0.36, 0.31)),
+    SkinTone("IV", base=(0.64, 0.45, 0.31), erythema=(0.55, 0.27, 0.25)),
+    SkinTone("V", base=(0.46, 0.30, 0.21), erythema=(0.38, 0.19, 0.21)),
+    SkinTone("VI", base=(0.29, 0.19, 0.14), erythema=(0.24, 0.12, 0.15)),
+)
+TONE_BY_TYPE = {tone.fitzpatrick: tone for tone in SKIN_TONES}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Drawing primitives. Images are float32 arrays (H, W, 3) in [0, 1]; coordinates run from -1 to 1.
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _coords(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel-centre coordinates in [-1, 1] as a row (x) and a column (y), to broadcast instead of allocate."""
+    axis = ((np.arange(size, dtype=np.float32) + 0.5) / size) * 2 - 1
+    return axis[None, :], axis[:, None]
+
+
+def _upsample(grid: np.ndarray, size: int) -> np.ndarray:
+    """Bicubic upsampling of a float32 grid to ``size``², rescaled to zero mean and unit spread."""
+    field = np.asarray(Image.fromarray(grid).resize((size, size), Image.Resampling.BICUBIC))
+    return (field - field.mean()) / (field.std() + 1e-6)
+
+
+def _noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:
+    """Smooth noise with unit spread: a ``cells``-wide random grid upsampled."""
+    return _upsample(rng.standard_normal((cells + 1, cells + 1)).astype(np.float32), size)
+
+
+def _fractal(rng: np.random.Generator, size: int, cells: Sequence[int]) -> np.ndarray:
+    """Octaves of noise, each finer one half as strong, so textures have detail at several scales.
+
+    The octaves are summed on the finest octave's grid and upsampled once: one full-size resize, not one each.
+    """
+    fine = max(cells) + 1
+    total = sum(0.5**i * _noise(rng, fine, c) for i, c in enumerate(cells))
+    return _upsample(total, size)
+
+
+def _blur(mask: np.ndarray, radius: float) -> np.ndarray:
+    """Gaussian blur of a [0, 1] mask through Pillow (which blurs 8-bit images; plenty for soft edges)."""
+    image = Image.fromarray(np.clip(mask * 255 + 0.5, 0, 255).astype(np.uint8))
+    return np.asarray(image.filter(ImageFilter.GaussianBlur(radius)), dtype=np.float32) / 255
+
+
+def _smoothstep(low: float, high: float, value: np.ndarray) -> np.ndarray:
+    t = np.clip((value - np.float32(low)) / np.float32(high - low), 0, 1)
+    return t * t * (3 - 2 * t)
+
+
+def _blob(
+    rng: np.random.Generator,
+    size: int,
+    centre: np.ndarray,
+    radius: float,
+    *,
+    wobble: float,
+    aspect: float = 1.0,
+    edge: float = 0.02,
+    roughness: float = 0.0,
+) -> np.ndarray:
+    """Soft mask of a rotated ellipse whose border is bent by random harmonics (``wobble`` = irregularity)
+    and, with ``roughness``, notched by fine noise."""
+    x, y = _coords(size)
+    angle = float(rng.uniform(0, np.pi))
+    cos, sin = _unit(angle)
+    dx, dy = x - np.float32(centre[0]), y - np.float32(centre[1])
+    distance = np.hypot(dx * cos + dy * sin, (dy * cos - dx * sin) * np.float32(aspect))
+    theta = np.arctan2(dy * cos - dx * sin, dx * cos + dy * sin)
+    border = np.full_like(theta, radius)
+    for k in range(2, 8):
+        amplitude = np.float32(radius * wobble / k * rng.standard_normal())
+        border += amplitude * np.cos(k * theta + np.float32(rng.uniform(0, 2 * np.pi)))
+    if roughness:
+        border += np.float32(radius * roughness) * _fractal(rng, size, (8, 16, 32))
+    return _smoothstep(-edge, edge, border - distance)
+
+
+def _dots(size: int, centres: np.ndarray, radii: np.ndarray, blur: float) -> np.ndarray:
+    """Many small soft discs at once (papules, pores of repigmentation), drawn by Pillow then blurred."""
+    image = Image.new("L", (size, size), 0)
+    draw = ImageDraw.Draw(image)
+    for (cx, cy), r in zip((centres + 1) / 2 * size, radii * size / 2, strict=True):
+        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=255)
+    return _blur(np.asarray(image, dtype=np.float32) / 255, blur)
+
+
+def _strokes(size: int, paths: Sequence[np.ndarray], width: int, blur: float) -> np.ndarray:
+    """Soft mask of polylines given in [-1, 1] coordinates (scratches, hairs)."""
+    image = Image.new("L", (size, size), 0)
+    draw = ImageDraw.Draw(image)
+    for path in paths:
+        draw.line([tuple(p) for p in (path + 1) / 2 * size], fill=255, width=width, joint="curve")
+    return _blur(np.asarray(image, dtype=np.float32) / 255, blur)
+
+
+def _relief(height: np.ndarray, strength: float) -> np.ndarray:
+    """Shading factor (H, W, 1) lighting a height map from the upper left, so raised lesions look raised."""
+    grad_y, grad_x = np.gradient(height)
+    return (1 - strength * (grad_x + grad_y) * height.shape[0] / 100)[..., None]
+
+
+def _tint(image: np.ndarray, tone: SkinTone, colour: RGB | np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Blend towards ``colour`` but keep the skin's own texture and shading, so lesions sit in the skin."""
+    gain = _colour(colour) / _colour(tone.base) - 1
+    return image * (1 + np.clip(alpha, 0, 1)[..., None] * gain)
+
+
+def _paint(image: np.ndarray, colour: RGB | np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Plain alpha blend for things that sit on the skin rather than in it (scale, pus, crusts, hair)."""
+    return image + np.clip(alpha, 0, 1)[..., None] * (_colour(colour) - image)
+
+
+def _random_centres(rng: np.random.Generator, count: int, spread: float) -> np.ndarray:
+    return rng.uniform(-spread, spread, size=(count, 2)).astype(np.float32)
+
+
+def _colour(rgb: RGB | np.ndarray) -> np.ndarray:
+    return np.asarray(rgb, dtype=np.float32)
+
+
+def _unit(angle: float) -> np.ndarray:
+    """Unit vector as float32, so that it does not promote whole images to float64 (numpy's scalar rules)."""
+    return np.array([np.cos(angle), np.sin(angle)], dtype=np.float32)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Skin and lesions. Each painter takes the drawn skin and returns it with the condition drawn in.
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _skin(rng: np.random.Generator, size: int, tone: SkinTone) -> np.ndarray:
+    """Unaffected skin: uneven tone, pores, fine crease lines, soft light on a curved surface, some hair."""
+    x, y = _coords(size)
+    mottling = 0.015 * _fractal(rng, size, (4, 8, 16))
+    redness = 0.03 * _smoothstep(0.0, 2.5, _noise(rng, size, 5))
+    pores = 0.035 * (_blur(rng.random((size, size), dtype=np.float32), 0.7) - 0.5)
+    across = _unit(rng.uniform(0, np.pi))
+    lines = np.sin((x * across[0] + y * across[1]) * (size / 6) + 3.0 * _noise(rng, size, 4))
+    creases = 0.03 * _smoothstep(0.8, 1.0, lines) * _smoothstep(-0.5, 1.0, _noise(rng, size, 8))
+    light = rng.uniform(-1, 1, size=2).astype(np.float32)
+    shading = 1 + 0.06 * (x * light[0] + y * light[1]) - 0.06 * (x * x + y * y)
+
+    image = _colour(tone.base) * (1 + mottling + pores - creases)[..., None]
+    image = image + redness[..., None] * _colour((1.0, -0.5, -0.5))
+    image = image * shading[..., None]
+
+    hair_count = int(rng.integers(5, 25)) if rng.random() < 0.5 else 0
+    if hair_count:
+        starts = _random_centres(rng, hair_count, 1.1)
+        heading = rng.uniform(0, np.pi) + rng.normal(0, 0.3, size=hair_count)
+        length = rng.uniform(0.08, 0.2, size=hair_count)
+        step = np.stack([np.cos(heading), np.sin(heading)], axis=1) * length[:, None]
+        bend = np.stack([-step[:, 1], step[:, 0]], axis=1) * rng.normal(0, 0.12, size=(hair_count, 1))
+        t = np.linspace(0, 1, 6)[:, None]
+        paths = [s + t * d + 4 * t * (1 - t) * b for s, d, b in zip(starts, step, bend, strict=True)]
+        image = _paint(image, (0.13, 0.09, 0.07), 0.4 * _strokes(size, paths, width=1, blur=0.4))
+    return image
+
+
+def _draw_psoriasis(image: np.ndarray, tone: SkinTone, rng: np.random.Generator) -> np.ndarray:
+    size = image.shape[0]
+    plaques = np.zeros((size, size), np.float32)
+    for centre in _random_centres(rng, int(rng.integers(2, 4)), 0.45):
+        radius = float(rng.uniform(0.16, 0.3))
+        mask = _blob(
+            rng, size, centre, radius, wobble=0.3, aspect=rng.uniform(1.0, 1.5), edge=0.012, roughness=0.04
+        )
+        plaques = np.maximum(plaques, mask)
+    image = _tint(image, tone, tone.erythema, 0.9 * plaques)
+    image = image * _relief(_blur(plaques, 1.5), 0.08)
+    # Scale is thickest in the middle of a plaque, leaving a red rim, and flakes in layers.
+    core = plaques * _smoothstep(0.4, 0.9, _blur(plaques, size / 40))
+    flakes = _smoothstep(-0.3, 0.5, _fractal(rng, size, (8, 16, 32, 64)))
+    speckle = _blur(_smoothstep(0.3, 0.9, rng.random((size, size), dtype=np.float32)), 0.6)
+    scale = core * flakes * (0.6 + 0.4 * speckle)
+    image = _paint(image, (0.90, 0.89, 0.88), 0.85 * scale)
+    return image * _relief(_blur(scale, 1.0), 0.15)
+
+
+def _draw_eczema(image: np.ndarray, tone: SkinTone, rng: np.random.Generator) -> np.ndarray:
+    size = image.shape[0]
+    patch = np.zeros((size, size), np.float32)
+    for centre in _random_centres(rng, int(rng.integers(2, 4)), 0.4):
+        mask = _blob(
+            rng, size, centre, rng.uniform(0.26, 0.4), wobble=0.5, aspect=rng.uniform(1, 1.6), edge=0.15
+        )
+        patch = np.maximum(patch, mask)
+    # Ill-defined: the redness fades out unevenly instead of stopping at a border.
+    blotches = _smoothstep(-1.2, 1.0, _fractal(rng, size, (5, 10, 20)))
+    redness = patch * (0.4 + 0.6 * blotches)
+    image = _tint(image, tone, tone.erythema, 0.9 * redness)
+    # Lichenification: the skin's lines deepen into a rough, broken criss-cross inside the patch.
+    x, y = _coords(size)
+    warp = 2.5 * _noise(rng, size, 6)
+    hatch = np.maximum(
+        _smoothstep(0.75, 1.0, np.sin((x + 0.5 * y) * (size / 7) + warp)),
+        _smoothstep(0.75, 1.0, np.sin((y - 0.6 * x) * (size / 8) - warp)),
+    ) * _smoothstep(-0.3, 0.8, _noise(rng, size, 12))
+    image = image * (1 - 0.18 * hatch * redness)[..., None]
+    # Tiny bumps and fine dry flakes.
+    bumps = _dots(size, _random_centres(rng, 60, 0.6), rng.uniform(0.004, 0.008, 60), 1.0) * patch
+    image = _tint(image, tone, 0.85 * _colour(tone.erythema), 0.6 * bumps) * _relief(bumps, 0.1)
+    dryness = _blur(_smoothstep(0.6, 1.0, rng.random((size, size), dtype=np.float32)), 0.8) * redness
+    image = _paint(image, 0.5 * _colour(tone.base) + 0.35, 0.35 * dryness)
+    # Excoriations: short scratches with crusts, only where the skin itches (inside the patch).
+    scratches = []
+    for start in _random_centres(rng, int(rng.integers(8, 14)), 0.45):
+        heading = rng.uniform(0, np.pi)
+        offsets = np.linspace(0, rng.uniform(0.04, 0.12), 4)[:, None] * _unit(heading)
+        scratches.append(start + offsets + rng.normal(0, 0.005, size=(4, 2)))
+    marks = _strokes(size, scratches, width=max(2, size // 160), blur=0.6) * _smoothstep(0.3, 0.6, patch)
+    image = _paint(image, 0.5 * _colour(tone.erythema), 0.75 * marks)
+    crusts = _dots(size, _random_centres(rng, 12, 0.45), rng.uniform(0.005, 0.01, 12), 0.6)
+    return _paint(image, (0.55, 0.36, 0.16), 0.7 * crusts * _smoothstep(0.4, 0.7, patch))
+
+
+def _draw_acne(image: np.ndarray, tone: SkinTone, rng: np.random.Generator) -> np.ndarray:
+    size = image.shape[0]
+    count = int(rng.integers(22, 36))
+    centres = _random_centres(rng, count, 0.85)
+    radii = rng.uniform(0.014, 0.036, count)
+    # Marks left by old spots: flat and brownish, most visible on darker skin.
+    marks = _dots(size, _random_centres(rng, 14, 0.85), rng.uniform(0.015, 0.03, 14), 3)
+    image = _tint(image, tone, 0.8 * _colour(tone.base), 0.6 * marks)
+    image = _tint(image, tone, tone.erythema, 0.6 * _dots(size, centres, radii * 2.0, 5))
+    papules = _dots(size, centres, radii, 2.5)
+    image = _tint(image, tone, tone.erythema, 0.85 * papules) * _relief(papules, 0.45)
+    pustule = rng.random(count) < 0.35
+    heads = _dots(size, centres[pustule], radii[pustule] * 0.5, 1.5)
+    image = _paint(image, (0.95, 0.91, 0.72), 0.85 * heads)
+    comedones = _dots(size, _random_centres(rng, 10, 0.85), np.full(10, 0.004), 0.5)
+    return _paint(image, (0.18, 0.14, 0.12), 0.6 * comedones)
+
+
+def _draw_vitiligo(image: np.ndarray, tone: SkinTone, rng: np.random.Generator) -> np.ndarray:
+    size = image.shape[0]
+    patches = np.zeros((size, size), np.float32)
+    for centre in _random_centres(rng, int(rng.integers(2, 4)), 0.5):
+        mask = _blob(
+            rng,
+            size,
+            centre,
+            rng.uniform(0.16, 0.32),
+            wobble=0.3,
+            aspect=rng.uniform(1, 1.5),
+            edge=0.01,
+            roughness=0.05,
+        )
+        patches = np.maximum(patches, mask)
+    # Sharp border; islands of returning colour around hair follicles inside the patch.
+    islands = _dots(size, _random_centres(rng, 40, 0.8), rng.uniform(0.005, 0.01, 40), 1.5)
+    depigmented = np.clip(patches - 0.6 * islands, 0, 1)
+    pale = _colour((0.96, 0.87, 0.82)) + 0.02 * _noise(rng, size, 10)[..., None] * _colour((1.0, -0.5, -0.5))
+    return _tint(image, tone, pale, depigmented)
+
+
+def _draw_melanoma(image: np.ndarray, tone: SkinTone, rng: np.random.Generator) -> np.ndarray:
+    size = image.shape[0]
+    centre = rng.uniform(-0.12, 0.12, 2)
+    radius = float(rng.uniform(0.24, 0.32))
+    lesion = _blob(
+        rng, size, centre, radius, wobble=0.45, aspect=rng.uniform(1.1, 1.4), edge=0.02, roughness=0.12
+    )
+    # Asymmetry: a second, differently shaped lobe off to one side.
+    heading = rng.uniform(0, 2 * np.pi)
+    lobe_centre = centre + 0.7 * radius * _unit(heading)
+    lobe = _blob(rng, size, lobe_centre, 0.55 * radius, wobble=0.5, edge=0.03, roughness=0.15)
+    lesion = np.maximum(lesion, 0.85 * lobe)
+    image = _tint(image, tone, (0.40, 0.24, 0.15), 0.95 * lesion)
+    # Several colours in blended zones: dark brown, black, blue-grey, pink-red and a pale scar-like area.
+    inside = _smoothstep(0.4, 0.95, lesion)
+    zones = (
+        ((0.24, 0.13, 0.08), 0.0, 0.9),
+        ((0.08, 0.06, 0.06), 0.6, 0.9),
+        ((0.36, 0.40, 0.50), 1.1, 0.6),
+        ((0.66, 0.32, 0.32), 1.0, 0.7),
+        ((0.76, 0.66, 0.60), 1.3, 0.6),
+    )
+    for colour, threshold, opacity in zones:
+        zone = _smoothstep(threshold - 0.6, threshold + 0.6, _fractal(rng, size, (3, 6, 12, 24)))
+        image = _paint(image, colour, opacity * zone * inside)
+    network = _smoothstep(0.5, 1.0, _fractal(rng, size, (32, 64)))
+    return image * (1 - 0.3 * network * inside)[..., None]
+
+
+def _draw_nevus(image: np.ndarray, tone: SkinTone, rng: np.random.Generator) -> np.ndarray:
+    size = image.shape[0]
+    centre = rng.uniform(-0.25, 0.25, 2).astype(np.float32)
+    radius = float(rng.uniform(0.09, 0.14))
+    mole = _blob(rng, size, centre, radius, wobble=0.03, aspect=rng.uniform(1.0, 1.12), edge=0.02)
+    brown = _colour((0.42, 0.25, 0.15)) * (0.75 + 0.5 * float(np.mean(tone.base)))
+    image = _tint(image, tone, brown, 0.92 * mole)
+    x, y = _coords(size)
+    darker_middle = np.exp(-((x - centre[0]) ** 2 + (y - centre[1]) ** 2) / (2 * (0.6 * radius) ** 2))
+    image = image * (1 - 0.12 * darker_middle * mole)[..., None]
+    return image * _relief(_blur(mole, 4), 0.2)
+
+
+def _draw_urticaria(image: np.ndarray, tone: SkinTone, rng: np.random.Generator) -> np.ndarray:
+    size = image.shape[0]
+    wheals = np.zeros((size, size), np.float32)
+    for centre in _random_centres(rng, int(rng.integers(3, 6)), 0.55):
+        radius = float(rng.uniform(0.12, 0.26))
+        mask = _blob(
+            rng, size, centre, radius, wobble=0.2, aspect=rng.uniform(1, 1.6), edge=0.02, roughness=0.05
+        )
+        if rng.random() < 0.5:  # some wheals clear in the middle and become rings
+            mask = mask * (1 - 0.85 * _blob(rng, size, centre, 0.45 * radius, wobble=0.4, edge=0.05))
+        wheals = np.maximum(wheals, mask)
+    image = _tint(image, tone, tone.erythema, 0.9 * _blur(wheals, size / 30))
+    # The wheal itself is swollen and paler than the red flare around it.
+    swollen = 0.5 * _colour(tone.erythema) + 0.5 * 1.08 * _colour(tone.base)
+    image = _tint(image, tone, swollen, 0.85 * wheals)
+    return image * _relief(_blur(wheals, 4), 0.35)
+
+
+@dataclass(frozen=True)
+class DemoCondition:
+    """A condition as the demo shows it: names and description for participants, alt text and a painter."""
+
+    id: str
+    display_name: str
+    description: str
+    appearance: str
+    painter: Painter
+
+
+CONDITIONS: tuple[DemoCondition, ...] = (
+    DemoCondition(
+        "psoriasis",
+        "Psoriasis",
+        "A long-lasting condition in which skin cells build up too fast, forming thick, scaly patches.",
+        "raised, sharply outlined red plaques covered with silvery-white scale",
+        _draw_psoriasis,
+    ),
+    DemoCondition(
+        "eczema",
+        "Eczema (atopic dermatitis)",
+        "An itchy inflammation of dry, sensitive skin that comes and goes in flares.",
+        "poorly outlined red, dry patches with fine lines and scratch marks",
+        _draw_eczema,
+    ),
+    DemoCondition(
+        "acne",
+        "Acne",
+        "Blocked and inflamed hair follicles that cause spots, most often on the face, chest and back.",
+        "scattered small red bumps, some with white or yellow tips",
+        _draw_acne,
+    ),
+    DemoCondition(
+        "vitiligo",
+        "Vitiligo",
+        "The skin loses its pigment cells in patches, which turn pale or white; it is not contagious.",
+        "sharply outlined patches where the skin has lost its colour",
+        _draw_vitiligo,
+    ),
+    DemoCondition(
+        "melanoma",
+        "Melanoma",
+        "A skin cancer of pigment cells that needs prompt treatment; it often looks like an unusual mole.",
+        "a large, lopsided spot with a ragged edge and several colours",
+        _draw_melanoma,
+    ),
+    DemoCondition(
+        "nevus",
+        "Mole (benign nevus)",
+        "A common, harmless cluster of pigment cells: a small, round, evenly coloured spot.",
+        "a small, round, evenly brown spot with a smooth edge",
+        _draw_nevus,
+    ),
+    DemoCondition(
+        "urticaria",
+        "Hives (urticaria)",
+        "Itchy, raised welts caused by a reaction in the skin; each welt usually fades within a day.",
+        "raised pink welts and rings with a red flare around them",
+        _draw_urticaria,
+    ),
+)
+CONDITION_BY_ID = {condition.id: condition for condition in CONDITIONS}
+
+
+@dataclass(frozen=True)
+class DemoCase:
+    """One demo case: what is drawn, and the fixed output the demo's 'AI' gives for it."""
+
+    case_id: str
+    condition: str
+    skin_tone: str
+    ai_condition: str
+    rationale: str
+    differential: tuple[tuple[str, float], ...]
+
+
+# Three planted mistakes, each a confusion a real model makes: eczema→psoriasis, nevus→melanoma,
+# urticaria→eczema (c02, c06, c07).
+DEMO_CASES: tuple[DemoCase, ...] = (
+    DemoCase(
+        case_id="c01",
+        condition="psoriasis",
+        skin_tone="II",
+        ai_condition="psoriasis",
+        rationale=(
+            "The patches have sharp edges, are raised and red, and are covered in thick silvery-white flakes."
+        ),
+        differential=(("psoriasis", 0.78), ("eczema", 0.14), ("urticaria", 0.03)),
+    ),
+    DemoCase(
+        case_id="c02",
+        condition="eczema",
+        skin_tone="III",
+        ai_condition="psoriasis",
+        rationale=(
+            "The red patches look thickened and rough on the surface, which often happens with psoriasis."
+        ),
+        differential=(("psoriasis", 0.55), ("eczema", 0.38), ("urticaria", 0.04)),
+    ),
+    DemoCase(
+        case_id="c03",
+        condition="acne",
+        skin_tone="IV",
+        ai_condition="acne",
+        rationale="Many small raised bumps, some with white or yellow tips, are scattered over the skin.",
+        differential=(("acne", 0.86), ("urticaria", 0.06), ("eczema", 0.05)),
+    ),
+    DemoCase(
+        case_id="c04",
+        condition="vitiligo",
+        skin_tone="V",
+        ai_condition="vitiligo",
+        rationale=(
+            "Sharply outlined patches have lost their colour completely while the skin surface looks normal."
+        ),
+        differential=(("vitiligo", 0.91), ("eczema", 0.04), ("psoriasis", 0.02)),
+    ),
+    DemoCase(
+        case_id="c05",
+        condition="melanoma",
+        skin_tone="I",
+        ai_condition="melanoma",
+        rationale=(
+            "The spot is large and lopsided, with a ragged edge and several colours, including black "
+            "and grey-blue."
+        ),
+        differential=(("melanoma", 0.74), ("nevus", 0.22), ("psoriasis", 0.01)),
+    ),
+    DemoCase(
+        case_id="c06",
+        condition="nevus",
+        skin_tone="III",
+        ai_condition="melanoma",
+        rationale=(
+            "The spot is dark and its edge looks slightly uneven, which can be a warning sign of melanoma."
+        ),
+        differential=(("melanoma", 0.52), ("nevus", 0.44), ("acne", 0.02)),
+    ),
+    DemoCase(
+        case_id="c07",
+        condition="urticaria",
+        skin_tone="II",
+        ai_condition="eczema",
+        rationale="The skin shows raised pink, blotchy areas, which the AI links with an eczema flare.",
+        differential=(("eczema", 0.48), ("urticaria", 0.41), ("psoriasis", 0.06)),
+    ),
+    DemoCase(
+        case_id="c08",
+        condition="eczema",
+        skin_tone="VI",
+        ai_condition="eczema",
+        rationale=(
+            "The patches are darker than the skin around them, dry, poorly outlined and marked by scratching."
+        ),
+        differential=(("eczema", 0.81), ("psoriasis", 0.12), ("urticaria", 0.03)),
+    ),
+    DemoCase(
+        case_id="c09",
+        condition="psoriasis",
+        skin_tone="V",
+        ai_condition="psoriasis",
+        rationale=(
+            "Thick, sharply outlined plaques carry silvery-white scale; on dark skin the redness looks "
+            "purple-brown."
+        ),
+        differential=(("psoriasis", 0.83), ("eczema", 0.11), ("vitiligo", 0.02)),
+    ),
+    DemoCase(
+        case_id="c10",
+        condition="nevus",
+        skin_tone="IV",
+        ai_condition="nevus",
+        rationale="The spot is small, round and evenly brown, with a smooth, regular edge.",
+        differential=(("nevus", 0.88), ("melanoma", 0.09), ("acne", 0.01)),
+    ),
+)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Rendering and the bundle.
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _label(image: Image.Image, text: str) -> Image.Image:
+    """Burn ``text`` into the bottom-left corner on a dark box, legible on every skin tone."""
+    size = image.width
+    font = ImageFont.load_default(size=max(10, round(size / 26)))
+    left, top, right, bottom = font.getbbox(text)
+    pad, margin = max(3, size // 96), max(4, size // 64)
+    box = (margin, size - margin - (bottom - top) - 2 * pad, margin + (right - left) + 2 * pad, size - margin)
+    overlay = Image.new("RGBA", image.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(overlay)
+    draw.rounded_rectangle(box, radius=pad, fill=(0, 0, 0, 165))
+    draw.text((box[0] + pad - left, box[1] + pad - top), text, font=font, fill=(255, 255, 255, 255))
+    return Image.alpha_composite(image.convert("RGBA"), overlay).convert("RGB")
+
+
+def render_image(condition: str, skin_tone: str, *, seed: int, size: int, label: str) -> Image.Image:
+    """Draw one labelled synthetic image of ``condition`` on Fitzpatrick ``skin_tone`` skin."""
+    rng = np.random.default_rng(seed)
+    tone = TONE_BY_TYPE[skin_tone]
+    pixels = CONDITION_BY_ID[condition].painter(_skin(rng, size, tone), tone, rng)
+    image = Image.fromarray(np.clip(pixels * 255 + 0.5, 0, 255).astype(np.uint8))
+    return _label(image, label)
+
+
+def _reference_tones(skin_tone: str, count: int) -> list[str]:
+    """The patient's own tone first, then its neighbours, so references look like the patient's skin."""
+    types = [tone.fitzpatrick for tone in SKIN_TONES]
+    start = types.index(skin_tone)
+    order = [0, 1, -1, 2, -2, 3]
+    return [types[(start + order[i % len(order)]) % len(types)] for i in range(count)]
+
+
+def _check_inputs(out: Path, seed: int, n_references: int, size: int, overwrite: bool) -> None:
+    if not 0 <= seed < 2**32:
+        raise ValueError(f"seed must be in [0, 2**32), got {seed}")
+    if not 1 <= n_references < SEED_STRIDE:
+        raise ValueError(f"n_references must be in [1, {SEED_STRIDE - 1}], got {n_references}")
+    if not 128 <= size <= 2048:
+        raise ValueError(f"size must be in [128, 2048] pixels, got {size}")
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"out {out} exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise FileExistsError(f"out {out} is not empty; pass overwrite=True (--overwrite) to replace it")
+
+
+def _write_case(root: Path, number: int, case: DemoCase, *, seed: int, n_references: int, size: int) -> Case:
+    """Draw one case photo and its references into ``root``; return its manifest entry."""
+    drawn = CONDITION_BY_ID[case.condition]
+    diagnosed = CONDITION_BY_ID[case.ai_condition]
+    image_path = f"cases/{case.case_id}.png"
+    image_seed = seed + number * SEED_STRIDE
+    image = render_image(case.condition, case.skin_tone, seed=image_seed, size=size, label=CASE_LABEL)
+    image.save(root / image_path, compress_level=PNG_COMPRESSION)
+
+    references = []
+    (root / "references" / case.case_id).mkdir(parents=True)
+    for index, tone in enumerate(_reference_tones(case.skin_tone, n_references), start=1):
+        stem = f"references/{case.case_id}/ref{index}"
+        ref_seed = image_seed + index
+        image = render_image(diagnosed.id, tone, seed=ref_seed, size=size, label=REFERENCE_LABEL)
+        image.save(root / f"{stem}.png", compress_level=PNG_COMPRESSION)
+        provenance = {"generator": GENERATOR, "seed": ref_seed, "condition": diagnosed.id, "skin_tone": tone}
+        (root / f"{stem}.json").write_text(json.dumps(provenance, indent=2) + "\n", encoding="utf-8")
+        references.append(
+            ReferenceImage(
+                image=f"{stem}.png",
+                caption=f"Generated example of {diagnosed.display_name.lower()} — not the patient",
+                condition=diagnosed.id,
+                provenance=f"{stem}.json",
+            )
+        )
+
+    ai = AIOutput(
+        condition=diagnosed.id,
+        display_name=diagnosed.display_name,
+        text=f"The AI's most likely diagnosis is {diagnosed.display_name.lower()}.",
+        rationale=case.rationale,
+        differential=tuple(DifferentialEntry(condition=c, score=s) for c, s in case.differential),
+        model_id=MODEL_ID,
+    )
+    return Case(
+        case_id=case.case_id,
+        image=image_path,
+        ground_truth=drawn.id,
+        ai=ai,
+        references=tuple(references),
+        skin_tone=case.skin_tone,
+        alt_text=f"Synthetic illustration, not a real patient: {drawn.appearance}, "
+        f"on Fitzpatrick type {case.skin_tone} skin.",
+    )
+
+
+def build_demo_bundle(
+    out: Path, *, seed: int = 2024, n_references: int = 3, size: int = 384, overwrite: bool = False
+) -> Bundle:
+    """Draw the demo bundle into ``out`` and return it loaded and validated.
+
+    Everything is drawn into a temporary directory beside ``out`` and renamed into place at the end, so
+    ``out`` is never half-written. The same ``seed`` gives a byte-identical manifest and identical images.
+    Raises ``FileExistsError`` if ``out`` is non-empty and ``overwrite`` is false.
+    """
+    out = Path(out)
+    # 1. Check inputs
+    _check_inputs(out, seed, n_references, size, overwrite)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    staging.chmod(0o755)  # mkdtemp makes it private; the bundle is meant to be read by the study server too
+    try:
+        # 2. Draw cases and references
+        (staging / "cases").mkdir()
+        # numpy and Pillow release the GIL, so threads use every core; each image has its own seed, so the
+        # result does not depend on the order they finish in.
+        draw = partial(_write_case, staging, seed=seed, n_references=n_references, size=size)
+        with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
+            cases = tuple(pool.map(draw, range(1, len(DEMO_CASES) + 1), DEMO_CASES))
+        # 3. Write the manifest
+        manifest = BundleManifest(
+            bundle_id=BUNDLE_ID,
+            version=BUNDLE_VERSION,
+            description="Synthetic demo material: procedurally drawn skin illustrations, not real patients, "
+            "with fixed AI outputs (some deliberately wrong). For trying the study app, not for research.",
+            synthetic=True,
+            generator={"name": GENERATOR, "seed": seed, "n_references": n_references, "size": size},
+            conditions=tuple(
+                Condition(id=c.id, display_name=c.display_name, description=c.description) for c in CONDITIONS
+            ),
+            cases=cases,
+        )
+        write_manifest(staging, manifest)
+        # 4. Swap into place
+        _replace_dir(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return load_bundle(out)
+
+
+def _replace_dir(staging: Path, out: Path) -> None:
+    """Move ``staging`` to ``out``; an existing ``out`` is moved aside first and deleted only afterwards."""
+    if not out.exists():
+        staging.replace(out)
+        return
+    old = staging.with_suffix(".old")
+    out.replace(old)
+    try:
+        staging.replace(out)
+    except OSError:
+        old.replace(out)
+        raise
+    shutil.rmtree(old)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m study.demo_bundle",
+        description="Draw the synthetic demo stimulus bundle (no downloads, no torch).",
+    )
+    parser.add_argument("out", type=Path, help="Bundle directory to create.")
+    parser.add_argument("--seed", type=int, default=2024, help="Seed; the same seed gives identical files.")
+    parser.add_argument("--references", type=int, default=3, help="Reference images per case.")
+    parser.add_argument("--size", type=int, default=384, help="Image width and height in pixels.")
+    parser.add_argument("--overwrite", action="store_true", help="Replace a non-empty OUT directory.")
+    args = parser.parse_args(argv)
+    try:
+        bundle = build_demo_bundle(
+            args.out, seed=args.seed, n_references=args.references, size=args.size, overwrite=args.overwrite
+        )
+    except (ValueError, FileExistsError) as exc:
+        parser.error(str(exc))
+    manifest = bundle.manifest
+    print(f"wrote {len(manifest.cases)} cases to {bundle.root} (sha256 {bundle.content_hash[:12]})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
