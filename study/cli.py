@@ -91,6 +91,19 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo_bundle(args: argparse.Namespace) -> int:
+    from study.demo_bundle import build_demo_bundle
+
+    try:
+        bundle = build_demo_bundle(
+            Path(args.out), seed=args.seed, n_references=args.references, size=args.size, overwrite=args.overwrite
+        )
+    except FileExistsError as exc:
+        raise ValueError(f"{exc} (pass --overwrite to replace it)") from None
+    print(f"wrote {len(bundle.manifest.cases)} cases to {bundle.root} (sha256 {bundle.content_hash[:12]})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="skingen-study", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -146,6 +159,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write recorded URL parameters (e.g. PROLIFIC_PID): identifiable data",
     )
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("demo-bundle", help="draw the synthetic demo stimulus bundle (no downloads, no torch)")
+    p.add_argument("out", metavar="DIR", help="bundle directory to create")
+    p.add_argument("--seed", type=int, default=2024, help="the same seed gives identical files")
+    p.add_argument("--references", type=int, default=3, help="reference images per case")
+    p.add_argument("--size", type=int, default=384, help="image width and height in pixels")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty DIR")
+    p.set_defaults(func=cmd_demo_bundle)
     return parser
 
 

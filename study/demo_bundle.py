@@ -9,7 +9,6 @@ Build it with ``python -m study.demo_bundle OUT [--seed 2024] [--references 3] [
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -716,29 +715,3 @@ def _replace_dir(staging: Path, out: Path) -> None:
         old.replace(out)
         raise
     shutil.rmtree(old)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m study.demo_bundle",
-        description="Draw the synthetic demo stimulus bundle (no downloads, no torch).",
-    )
-    parser.add_argument("out", type=Path, help="Bundle directory to create.")
-    parser.add_argument("--seed", type=int, default=2024, help="Seed; the same seed gives identical files.")
-    parser.add_argument("--references", type=int, default=3, help="Reference images per case.")
-    parser.add_argument("--size", type=int, default=384, help="Image width and height in pixels.")
-    parser.add_argument("--overwrite", action="store_true", help="Replace a non-empty OUT directory.")
-    args = parser.parse_args(argv)
-    try:
-        bundle = build_demo_bundle(
-            args.out, seed=args.seed, n_references=args.references, size=args.size, overwrite=args.overwrite
-        )
-    except (ValueError, FileExistsError) as exc:
-        parser.error(str(exc))
-    manifest = bundle.manifest
-    print(f"wrote {len(manifest.cases)} cases to {bundle.root} (sha256 {bundle.content_hash[:12]})")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from skingen.bundle.manifest import Bundle, load_bundle
-from study.demo_bundle import CASE_LABEL, REFERENCE_LABEL, build_demo_bundle, main, render_image
+from study.cli import main
+from study.demo_bundle import CASE_LABEL, REFERENCE_LABEL, build_demo_bundle, render_image
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -148,12 +149,11 @@ def test_rejects_bad_arguments_by_name(tmp_path: Path, kwargs: dict[str, int], n
 
 def test_command_builds_and_refuses_to_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "cli"
-    assert main([str(out), "--size", "128", "--references", "1", "--seed", "5"]) == 0
+    assert main(["demo-bundle", str(out), "--size", "128", "--references", "1", "--seed", "5"]) == 0
     assert "wrote" in capsys.readouterr().out
     assert load_bundle(out).manifest.generator["seed"] == 5
-    with pytest.raises(SystemExit) as exit_info:
-        main([str(out), "--size", "128"])
-    assert exit_info.value.code == 2
+    assert main(["demo-bundle", str(out), "--size", "128"]) == 2
+    assert "--overwrite" in capsys.readouterr().err
 
 
 def test_building_does_not_import_torch(tmp_path: Path) -> None:
