@@ -99,7 +99,7 @@ def cmd_demo_bundle(args: argparse.Namespace) -> int:
             Path(args.out), seed=args.seed, n_references=args.references, size=args.size, overwrite=args.overwrite
         )
     except FileExistsError as exc:
-        raise ValueError(f"{exc} (pass --overwrite to replace it)") from None
+        raise ValueError(str(exc)) from None
     print(f"wrote {len(bundle.manifest.cases)} cases to {bundle.root} (sha256 {bundle.content_hash[:12]})")
     return 0
 
