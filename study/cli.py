@@ -96,7 +96,11 @@ def cmd_demo_bundle(args: argparse.Namespace) -> int:
 
     try:
         bundle = build_demo_bundle(
-            Path(args.out), seed=args.seed, n_references=args.references, size=args.size, overwrite=args.overwrite
+            Path(args.out),
+            seed=args.seed,
+            n_references=args.references,
+            size=args.size,
+            overwrite=args.overwrite,
         )
     except FileExistsError as exc:
         raise ValueError(str(exc)) from None

@@ -65,6 +65,14 @@ class Position:
         return self.step.kind == "complete"
 
 
+def participant_status(participant: Participant, dropout_after_minutes: float, now: datetime) -> str:
+    """Stored status, except that an active participant silent for too long counts as dropped out."""
+    idle = now - participant.last_activity_at
+    if participant.status == "active" and idle > timedelta(minutes=dropout_after_minutes):
+        return "dropped"
+    return participant.status
+
+
 def hash_token(token: str) -> str:
     """Only token hashes are stored: a leaked database doesn't hand out participants' links."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
@@ -120,11 +128,7 @@ class StudyEngine:
         path = self.path(participant.arm, participant.order_seed)
         index = min(participant.step_index, len(path) - 1)
         total = len(path) if path[-1].kind == "complete" else None
-        status = participant.status
-        if status == "active" and self.clock() - participant.last_activity_at > timedelta(
-            minutes=self.protocol.dropout_after_minutes
-        ):
-            status = "dropped"
+        status = participant_status(participant, self.protocol.dropout_after_minutes, self.clock())
         return Position(
             participant.id, participant.public_id, path[index], index, total, status, participant.arm
         )
@@ -168,7 +172,7 @@ class StudyEngine:
                     participant_id=participant.id,
                     consent_text=self.protocol.consent.text,
                     statements=statements,
-                    ticked=sorted(ticked),
+                    ticked=sorted(set(ticked) & set(statements)),
                     consented_at=now,
                 )
             )

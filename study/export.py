@@ -9,7 +9,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from dataclasses import asdict
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +18,7 @@ from sqlalchemy import select
 from db.models import AllocationSlot, Event, Participant, Response, Study, utcnow
 from db.session import Database
 from study.codebook import AGREES_AI, CORRECT, codebook
+from study.engine import participant_status
 from study.exclusions import exclusion_reasons, failed_attention_checks
 from study.flow import CONFIDENCE_SUFFIX, Step, participant_path
 from study.protocol import UNSURE, LoadedProtocol, load_protocol
@@ -75,15 +76,12 @@ class _Study:
         self.version = study.version
         self.items = self.protocol.items()
         self.variables = {v.variable: v for v in codebook(self.protocol)}
-        self._paths: dict[tuple[str | None, int | None], dict[str, Step]] = {}
+        self._paths: dict[tuple[str | None, int | None], list[Step]] = {}
 
     def steps(self, participant: Participant) -> list[Step]:
-        return participant_path(self.loaded, participant.arm, participant.order_seed)
-
-    def step_map(self, participant: Participant) -> dict[str, Step]:
         key = (participant.arm, participant.order_seed)
         if key not in self._paths:
-            self._paths[key] = {s.key: s for s in self.steps(participant)}
+            self._paths[key] = participant_path(self.loaded, participant.arm, participant.order_seed)
         return self._paths[key]
 
 
@@ -96,7 +94,7 @@ def _studies(db: Database, protocol_id: str | None) -> dict[int, _Study]:
 
 
 def _response_rows(study: _Study, participant: Participant, responses: list[Response]) -> list[dict]:
-    steps = study.step_map(participant)
+    steps = {s.key: s for s in study.steps(participant)}
     manifest = study.loaded.bundle.manifest
     rows = []
     for response in responses:
@@ -145,11 +143,7 @@ def _participant_row(
 ) -> dict:
     steps = study.steps(participant)
     completed = participant.status == "completed"
-    status = participant.status
-    if status == "active" and now - participant.last_activity_at > timedelta(
-        minutes=study.protocol.dropout_after_minutes
-    ):
-        status = "dropped"
+    status = participant_status(participant, study.protocol.dropout_after_minutes, now)
     end = participant.completed_at
     duration = (end - participant.created_at).total_seconds() if end else None
     failures = failed_attention_checks(

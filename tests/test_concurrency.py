@@ -53,13 +53,17 @@ def test_concurrent_processes_keep_allocation_and_answers_exact(protocol_file, m
     with engine.db.read() as session:
         participants = session.scalars(select(Participant)).all()
         assert len(participants) == len(tokens) and {p.status for p in participants} == {"completed"}
-        slots = session.scalars(select(AllocationSlot).where(AllocationSlot.participant_id.is_not(None))).all()
+        slots = session.scalars(
+            select(AllocationSlot).where(AllocationSlot.participant_id.is_not(None))
+        ).all()
         # one slot per participant, and each slot's arm is the participant's arm
         assert len(slots) == len(participants) == len({s.participant_id for s in slots})
         arm_of = {p.id: p.arm for p in participants}
         assert all(arm_of[s.participant_id] == s.arm for s in slots)
         answers = dict(
-            session.execute(select(Response.participant_id, func.count()).group_by(Response.participant_id)).all()
+            session.execute(
+                select(Response.participant_id, func.count()).group_by(Response.participant_id)
+            ).all()
         )
     # claimed slots are a gap-free prefix of each stratum's table, so every full block is exactly balanced
     by_stratum: dict[str, list[AllocationSlot]] = {}

@@ -36,8 +36,10 @@ def test_migrations_build_exactly_the_models(tmp_path):
 def test_sqlite_connections_are_configured_for_concurrency(tmp_path):
     db = Database(f"sqlite:///{tmp_path}/p.db")
     with db.engine.connect() as connection:
-        pragmas = {name: connection.exec_driver_sql(f"PRAGMA {name}").scalar()
-                   for name in ("journal_mode", "synchronous", "busy_timeout", "foreign_keys")}
+        pragmas = {
+            name: connection.exec_driver_sql(f"PRAGMA {name}").scalar()
+            for name in ("journal_mode", "synchronous", "busy_timeout", "foreign_keys")
+        }
     assert pragmas == {"journal_mode": "wal", "synchronous": 1, "busy_timeout": 30000, "foreign_keys": 1}
 
 
@@ -70,8 +72,27 @@ def test_cli_init_simulate_export(protocol_file, tmp_path, capsys):
     url = f"sqlite:///{tmp_path}/cli.db"
     path = str(protocol_file("within"))
     assert main(["init", "--db", url, "--protocol", path]) == 0
-    assert main(["simulate", "--db", url, "--protocol", path, "-n", "8", "--seed", "1", "--quiet",
-                 "--effect", "trust=1", "--dropout-rate", "0"]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                "--db",
+                url,
+                "--protocol",
+                path,
+                "-n",
+                "8",
+                "--seed",
+                "1",
+                "--quiet",
+                "--effect",
+                "trust=1",
+                "--dropout-rate",
+                "0",
+            ]
+        )
+        == 0
+    )
     assert "8 bots: 8 completed" in capsys.readouterr().out
     assert main(["export", "--db", url, "--out", str(tmp_path / "out")]) == 0
     changed = protocol_file("within", study__version="2")

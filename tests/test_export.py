@@ -45,8 +45,12 @@ def test_diagnosis_items_get_derived_agreement_rows(simulated):
     responses = export_frames(engine.db)["responses"]
     manifest = engine.loaded.bundle.manifest
     chosen = responses[responses["item"] == "own_diagnosis"].set_index(["participant_id", "case_id"])["value"]
-    agrees = responses[responses["item"] == "own_diagnosis__agrees_ai"].set_index(["participant_id", "case_id"])
-    correct = responses[responses["item"] == "own_diagnosis__correct"].set_index(["participant_id", "case_id"])
+    agrees = responses[responses["item"] == "own_diagnosis__agrees_ai"].set_index(
+        ["participant_id", "case_id"]
+    )
+    correct = responses[responses["item"] == "own_diagnosis__correct"].set_index(
+        ["participant_id", "case_id"]
+    )
     assert len(chosen) == len(agrees) == len(correct) > 0
     for (pid, case_id), value in chosen.items():
         case = manifest.case(case_id)
@@ -85,11 +89,18 @@ def test_identifiers_only_on_request(protocol_file, make_engine, tmp_path, capsy
     assert main(["export", "--db", engine.db.url, "--out", str(tmp_path / "plain")]) == 0
     for path in (tmp_path / "plain").glob("*.csv"):
         assert "5f1234567890abcdef123456" not in path.read_text()
-    assert main(["export", "--db", engine.db.url, "--out", str(tmp_path / "ids"), "--include-identifiers"]) == 0
+    assert (
+        main(["export", "--db", engine.db.url, "--out", str(tmp_path / "ids"), "--include-identifiers"]) == 0
+    )
     participants = pd.read_csv(tmp_path / "ids" / "participants.csv")
     assert participants.loc[0, "PROLIFIC_PID"] == "5f1234567890abcdef123456"
     assert sorted(p.name for p in (tmp_path / "plain").iterdir()) == [
-        "allocation.csv", "codebook.csv", "events.csv", "participants.csv", "responses.csv"]
+        "allocation.csv",
+        "codebook.csv",
+        "events.csv",
+        "participants.csv",
+        "responses.csv",
+    ]
     assert "wrote" in capsys.readouterr().out
 
 
