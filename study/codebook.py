@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from study.flow import CONFIDENCE_SUFFIX
-from study.protocol import Item, Protocol
+from study.protocol import CODED_TYPES, Item, Protocol
 
 AGREES_AI = "__agrees_ai"
 CORRECT = "__correct"
@@ -61,9 +61,10 @@ def item_variables(item: Item, section: str) -> list[Variable]:
         )
 
     construct = item.construct or ""
-    if item.type in {"likert", "single_choice"}:
-        kind = "ordinal" if item.type == "likert" else "nominal"
-        return [variable(item.id, item.text, kind, 1, item.n_points, item.value_labels(), construct)]
+    if item.type in CODED_TYPES:
+        kind = {"likert": "ordinal", "single_choice": "nominal", "yes_no": "binary"}[item.type]
+        codes = item.codes
+        return [variable(item.id, item.text, kind, min(codes), max(codes), item.value_labels(), construct)]
     if item.type == "number":
         return [variable(item.id, item.text, "numeric", item.minimum, item.maximum, construct=construct)]
     if item.type == "free_text":

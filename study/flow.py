@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from study.allocation import arm_by_id, case_sets, trial_order
-from study.protocol import UNSURE, Item, LoadedProtocol
+from study.protocol import CODED_TYPES, UNSURE, Item, LoadedProtocol
 
 StepKind = Literal["consent", "questions", "info", "trial", "complete"]
 CONFIDENCE_SUFFIX = "_confidence"
@@ -114,15 +114,16 @@ def expected_fields(step: Step) -> dict[str, Item]:
     return fields
 
 
-def _coded(raw: object, n: int) -> tuple[str, float] | str:
+def _coded(raw: object, codes: tuple[int, ...]) -> tuple[str, float] | str:
+    low, high = min(codes), max(codes)
     if isinstance(raw, bool) or not isinstance(raw, int | str):
-        return f"must be a whole number 1..{n}"
+        return f"must be a whole number {low}..{high}"
     try:
         value = int(raw)
     except ValueError:
-        return f"must be a whole number 1..{n}, got {raw!r}"
-    if not 1 <= value <= n:
-        return f"must be between 1 and {n}, got {value}"
+        return f"must be a whole number {low}..{high}, got {raw!r}"
+    if value not in codes:
+        return f"must be between {low} and {high}, got {value}"
     return str(value), float(value)
 
 
@@ -130,9 +131,9 @@ def _check(key: str, item: Item, raw: object, conditions: set[str]) -> tuple[str
     """One answer → (stored text, number) or an error message."""
     if key != item.id:  # the confidence rating of a diagnosis item
         assert item.confidence is not None
-        return _coded(raw, item.confidence.points)
-    if item.type in {"likert", "single_choice"}:
-        return _coded(raw, item.n_points)
+        return _coded(raw, tuple(range(1, item.confidence.points + 1)))
+    if item.type in CODED_TYPES:
+        return _coded(raw, item.codes)
     if item.type == "number":
         try:
             number = float(raw)  # type: ignore[arg-type]

@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from skingen.bundle.manifest import Bundle, BundleError, BundleManifest, load_bundle
 
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$", max_length=64)]
-ItemType = Literal["likert", "single_choice", "free_text", "diagnosis", "number"]
+ItemType = Literal["likert", "single_choice", "yes_no", "free_text", "diagnosis", "number"]
+CODED_TYPES = frozenset({"likert", "single_choice", "yes_no"})
 Design = Literal["between", "within"]
 
 UNSURE = "unsure"
@@ -97,31 +98,31 @@ class Item(_Model):
             raise ValueError("'minimum' is larger than 'maximum'")
         if self.attention_check is not None:
             expected = self.attention_check.expected
-            if self.type not in {"likert", "single_choice"} or not isinstance(expected, int):
+            if self.type not in CODED_TYPES or not isinstance(expected, int):
                 raise ValueError(
-                    "attention checks must be likert/single_choice items with an integer 'expected'"
+                    "attention checks must be likert/single_choice/yes_no items with an integer 'expected'"
                 )
-            if not 1 <= expected <= self.n_points:
+            if expected not in self.codes:
                 raise ValueError(
-                    f"attention_check.expected {expected} is not a valid answer (1..{self.n_points})"
+                    f"attention_check.expected {expected} is not a valid answer "
+                    f"({min(self.codes)}..{max(self.codes)})"
                 )
         return self
 
-    @property
-    def n_points(self) -> int:
-        """Number of codes of a likert/single-choice item."""
-        if self.type == "likert":
-            assert self.scale is not None
-            return self.scale.points
-        return len(self.options or ())
-
     def value_labels(self) -> dict[int, str]:
+        """Code → label of a coded item: Likert points 1..n, choices 1..k, No = 0 / Yes = 1."""
         if self.type == "likert":
             assert self.scale is not None
             return {p: self.scale.label(p) for p in range(1, self.scale.points + 1)}
         if self.type == "single_choice":
-            return {i: label for i, label in enumerate(self.options or (), start=1)}
+            return dict(enumerate(self.options or (), start=1))
+        if self.type == "yes_no":
+            return {0: "No", 1: "Yes"}
         return {}
+
+    @property
+    def codes(self) -> tuple[int, ...]:
+        return tuple(self.value_labels())
 
 
 class Statement(_Model):

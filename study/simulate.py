@@ -16,7 +16,7 @@ from tqdm import tqdm
 from db.models import utcnow
 from study.engine import Position, StudyEngine
 from study.flow import CONFIDENCE_SUFFIX, Step
-from study.protocol import UNSURE, Item
+from study.protocol import CODED_TYPES, UNSURE, Item
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ class Bot:
                 answers[item.id] = self._diagnosis(step)
                 if item.confidence is not None:
                     answers[item.id + CONFIDENCE_SUFFIX] = self.rng.randint(1, item.confidence.points)
-            elif item.type in {"likert", "single_choice"}:
+            elif item.type in CODED_TYPES:
                 answers[item.id] = self._coded(item, step)
             elif item.type == "number":
                 low = item.minimum if item.minimum is not None else 0.0
@@ -105,14 +105,15 @@ class Bot:
         return answers
 
     def _coded(self, item: Item, step: Step) -> int:
-        n = item.n_points
+        codes = item.codes
         if item.attention_check is not None:
             expected = int(item.attention_check.expected)
             if not self.inattentive:
                 return expected
-            return self.rng.choice([v for v in range(1, n + 1) if v != expected])
+            return self.rng.choice([v for v in codes if v != expected])
         if self.policy.kind == "random" or item.type != "likert" or not item.construct:
-            return self.rng.randint(1, n)
+            return self.rng.choice(codes)
+        n = len(codes)
         level = self.levels.setdefault(item.construct, self.rng.gauss((n + 1) / 2, self.policy.person_sd))
         if step.condition == self.engine.protocol.visual:
             level_here = level + self.policy.effects.get(item.construct, 0.0)

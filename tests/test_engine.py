@@ -23,7 +23,7 @@ def answers_for(step, value: int = 4) -> dict:
         elif item.attention_check is not None:
             answers[item.id] = item.attention_check.expected
         elif item.type in {"likert", "single_choice"}:
-            answers[item.id] = min(value, item.n_points)
+            answers[item.id] = min(value, max(item.codes))
     return answers
 
 

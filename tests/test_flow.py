@@ -98,3 +98,15 @@ def test_optional_free_text(protocol_file):
     assert validate_answers(post, {"comments": "  "}, CONDITIONS) == []
     with pytest.raises(AnswerError, match="longer than 2000"):
         validate_answers(post, {"comments": "x" * 2001}, CONDITIONS)
+
+
+def test_yes_no_items_are_coded_zero_one():
+    from study.flow import Step
+    from study.protocol import Item
+
+    item = Item(id="relevant", text="Clinically relevant?", type="yes_no", attention_check={"expected": 1})
+    step = Step("r1", "questions", "rating", (item,))
+    assert validate_answers(step, {"relevant": 0}, set())[0].value == "0"
+    with pytest.raises(AnswerError, match="must be between 0 and 1, got 2"):
+        validate_answers(step, {"relevant": 2}, set())
+    assert item.value_labels() == {0: "No", 1: "Yes"}
