@@ -151,3 +151,83 @@ class Event(Base):
     kind: Mapped[str] = mapped_column(String(32))
     step_key: Mapped[str | None] = mapped_column(String(32))
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Rater(Base):
+    """A dermatologist on the rating panel. Credentials are stored only as Argon2 hashes."""
+
+    __tablename__ = "raters"
+    __table_args__ = (UniqueConstraint("protocol_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    protocol_id: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    email: Mapped[str | None] = mapped_column(String(256))
+    slot: Mapped[int]
+    order_seed: Mapped[int]
+    invite_hash: Mapped[str | None] = mapped_column(String(256))
+    password_hash: Mapped[str | None] = mapped_column(String(256))
+    active: Mapped[bool] = mapped_column(default=True)
+    replaces_id: Mapped[int | None] = mapped_column(ForeignKey("raters.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    activated_at: Mapped[datetime | None]
+    last_activity_at: Mapped[datetime | None]
+
+    @property
+    def public_id(self) -> str:
+        """Pseudonymous id used in exports (never the name or e-mail)."""
+        return f"R{self.id:03d}"
+
+
+class RatingAssignment(Base):
+    """An image a rater must rate, at its place in the rater's own (seeded, stored) order."""
+
+    __tablename__ = "rating_assignments"
+    __table_args__ = (UniqueConstraint("rater_id", "image_id"), UniqueConstraint("rater_id", "position"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rater_id: Mapped[int] = mapped_column(ForeignKey("raters.id"))
+    image_id: Mapped[str] = mapped_column(String(96))
+    position: Mapped[int]
+    shown_at: Mapped[datetime | None]
+    rated_at: Mapped[datetime | None]
+
+
+class Rating(Base):
+    """One answer of a rater about an image; unique per (rater, image, item) like participants' responses."""
+
+    __tablename__ = "ratings"
+    __table_args__ = (UniqueConstraint("rater_id", "image_id", "item_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rater_id: Mapped[int] = mapped_column(ForeignKey("raters.id"))
+    image_id: Mapped[str] = mapped_column(String(96))
+    item_id: Mapped[str] = mapped_column(String(96))
+    value: Mapped[str] = mapped_column(Text)
+    value_num: Mapped[float | None]
+    shown_at: Mapped[datetime]
+    rated_at: Mapped[datetime]
+
+
+class AuthSession(Base):
+    """A signed-in rater or researcher; the token lives in the URL, only its SHA-256 here."""
+
+    __tablename__ = "auth_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    rater_id: Mapped[int | None] = mapped_column(ForeignKey("raters.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+
+
+class LoginThrottle(Base):
+    """Failed sign-ins per account: after a few, further attempts wait (exponential back-off)."""
+
+    __tablename__ = "login_throttle"
+
+    key: Mapped[str] = mapped_column(String(160), primary_key=True)
+    failures: Mapped[int] = mapped_column(default=0)
+    locked_until: Mapped[datetime | None]
+    last_failure_at: Mapped[datetime | None]

@@ -108,6 +108,58 @@ def cmd_demo_bundle(args: argparse.Namespace) -> int:
     return 0
 
 
+def _panel(args: argparse.Namespace):
+    from study.engine import StudyEngine
+    from study.rating import RatingPanel
+
+    engine = StudyEngine.open(Database(database_url(args.db)), args.protocol)
+    return RatingPanel(engine.db, engine.loaded)
+
+
+def cmd_raters_add(args: argparse.Namespace) -> int:
+    panel = _panel(args)
+    rater, invite = panel.add_rater(args.name, args.email, args.replace)
+    _, total = panel.progress(rater.id)
+    print(f"rater {rater.public_id} ({rater.name}): {total} images to rate (panel slot {rater.slot + 1})")
+    print("one-time sign-in link (shown only now; it sets the rater's password):")
+    print(f"  {args.base_url.rstrip('/')}/?invite={invite}")
+    return 0
+
+
+def cmd_raters_list(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from db.models import Rater
+
+    panel = _panel(args)
+    with panel.db.read() as session:
+        raters = session.scalars(
+            select(Rater).where(Rater.protocol_id == panel.protocol_id).order_by(Rater.id)
+        ).all()
+    print(f"{'id':6} {'name':24} {'slot':>4} {'rated':>9} {'status':10}")
+    for rater in raters:
+        done, total = panel.progress(rater.id)
+        status = "inactive" if not rater.active else ("invited" if rater.password_hash is None else "active")
+        print(f"{rater.public_id:6} {rater.name:24} {rater.slot + 1:>4} {f'{done}/{total}':>9} {status:10}")
+    return 0
+
+
+def cmd_admin_hash(args: argparse.Namespace) -> int:
+    import getpass
+
+    from study.auth import ADMIN_HASH_ENV, MIN_PASSWORD_LENGTH, hash_secret
+
+    password = sys.stdin.readline().rstrip("\n") if args.stdin else getpass.getpass("admin password: ")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValueError(f"choose a password of at least {MIN_PASSWORD_LENGTH} characters")
+    print(hash_secret(password))
+    print(
+        f"# put this in {ADMIN_HASH_ENV} or as admin_password_hash in .streamlit/secrets.toml",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="skingen-study", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -171,17 +223,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=384, help="image width and height in pixels")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty DIR")
     p.set_defaults(func=cmd_demo_bundle)
+
+    raters = sub.add_parser("raters", help="manage the dermatologist rating panel").add_subparsers(
+        dest="raters_command", required=True
+    )
+    p = raters.add_parser("add", help="create a rater and print their one-time sign-in link")
+    p.add_argument("name")
+    p.add_argument("--email")
+    p.add_argument(
+        "--replace",
+        type=int,
+        metavar="RATER_ID",
+        help="take over a departing rater's panel slot and unrated images (numeric id)",
+    )
+    p.add_argument("--base-url", default="http://127.0.0.1:8501", help="where the app is served")
+    p.set_defaults(func=cmd_raters_add)
+    p = raters.add_parser("list", help="raters with their progress")
+    p.set_defaults(func=cmd_raters_list)
+    for p in (raters.choices["add"], raters.choices["list"]):
+        p.add_argument("--db", help=DB_HELP)
+        p.add_argument("--protocol", metavar="FILE", help="registered protocol (default: the only study)")
+
+    p = sub.add_parser("admin-hash", help="hash a researcher password for the dashboard (Argon2id)")
+    p.add_argument("--stdin", action="store_true", help="read the password from standard input")
+    p.set_defaults(func=cmd_admin_hash)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from study.auth import AuthError
     from study.engine import EngineError
+    from study.rating import RatingError
     from study.registry import RegistryError
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ProtocolError, RegistryError, EngineError, ValueError) as exc:
+    except (ProtocolError, RegistryError, EngineError, RatingError, AuthError, ValueError) as exc:
         print(f"skingen-study {args.command}: {exc}", file=sys.stderr)
         return 2
 

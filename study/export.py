@@ -14,14 +14,16 @@ from pathlib import Path
 
 import pandas as pd
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from db.models import AllocationSlot, Event, Participant, Response, Study, utcnow
+from db.models import AllocationSlot, Event, Participant, Rater, Rating, Response, Study, utcnow
 from db.session import Database
 from study.codebook import AGREES_AI, CORRECT, codebook
 from study.engine import participant_status
 from study.exclusions import exclusion_reasons, failed_attention_checks
 from study.flow import CONFIDENCE_SUFFIX, Step, participant_path
 from study.protocol import UNSURE, LoadedProtocol, load_protocol
+from study.rating import rating_images
 from study.registry import find_study, stored_protocol
 
 RESPONSE_COLUMNS = [
@@ -45,6 +47,7 @@ RESPONSE_COLUMNS = [
     "submitted_at",
     "rt_ms",
 ]
+RATING_COLUMNS = ["rater_id", "image_id", "case_id", "condition", "generated", "item", "value", "rated_at"]
 PARTICIPANT_COLUMNS = [
     "participant_id",
     "protocol_version",
@@ -181,7 +184,10 @@ def export_frames(
     study_id: str | None = None,
 ) -> dict[str, pd.DataFrame]:
     """All export tables as DataFrames, keyed ``responses``, ``participants``, ``codebook``, ``allocation``,
-    ``events``. ``protocol_path`` (or ``study_id``) picks the study when the database holds several."""
+    ``events`` (and ``ratings`` when the protocol has a rating task).
+
+    ``protocol_path`` (or ``study_id``) picks the study when the database holds several.
+    """
     db = db_url if isinstance(db_url, Database) else Database(db_url)
     protocol_id = study_id or (load_protocol(protocol_path).protocol.study.id if protocol_path else None)
     studies = _studies(db, protocol_id)
@@ -235,13 +241,44 @@ def export_frames(
             }
             for e in session.scalars(select(Event).where(Event.study_id.in_(studies)).order_by(Event.id))
         ]
-    return {
+        ratings = _rating_rows(session, active)
+    frames = {
         "responses": pd.DataFrame(response_rows, columns=RESPONSE_COLUMNS),
         "participants": pd.DataFrame(participant_rows, columns=PARTICIPANT_COLUMNS + identifiers),
         "codebook": pd.DataFrame([asdict(v) for v in codebook(active.protocol)]).replace({True: 1, False: 0}),
         "allocation": pd.DataFrame(allocation),
         "events": pd.DataFrame(events, columns=["at", "participant_id", "kind", "step"]),
     }
+    if ratings is not None:
+        frames["ratings"] = pd.DataFrame(ratings, columns=RATING_COLUMNS)
+    return frames
+
+
+def _rating_rows(session: Session, study: _Study) -> list[dict] | None:
+    """One row per rating answer; ``generated`` says whether the image was generated (raters never see it)."""
+    if study.protocol.rating is None:
+        return None
+    images = {image.image_id: image for image in rating_images(study.loaded)}
+    raters = {
+        r.id: r.public_id
+        for r in session.scalars(select(Rater).where(Rater.protocol_id == study.protocol.study.id))
+    }
+    rows = []
+    for rating in session.scalars(select(Rating).where(Rating.rater_id.in_(raters)).order_by(Rating.id)):
+        image = images.get(rating.image_id)
+        rows.append(
+            {
+                "rater_id": raters[rating.rater_id],
+                "image_id": rating.image_id,
+                "case_id": image.case_id if image else "",
+                "condition": image.condition if image else "",
+                "generated": int(image.generated) if image else "",
+                "item": rating.item_id,
+                "value": rating.value,
+                "rated_at": _iso(rating.rated_at),
+            }
+        )
+    return rows
 
 
 def write_export(frames: dict[str, pd.DataFrame], out: Path) -> list[Path]:

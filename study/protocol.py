@@ -181,6 +181,32 @@ class Completion(_Model):
     message: str = "Thank you for taking part."
 
 
+class Rating(_Model):
+    """Expert rating task: dermatologists rate the bundle's generated references (and, blind, case photos)."""
+
+    raters: int = Field(ge=1, le=500, description="Planned panel size: images are split across these slots.")
+    raters_per_image: int = Field(ge=1, description="How many raters each image needs.")
+    include_case_photos: bool = Field(
+        default=True, description="Mix real case photos in, so raters are blind."
+    )
+    seed: int = 0
+    instructions: str = ""
+    items: tuple[Item, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _fits_panel(self) -> Rating:
+        if self.raters_per_image > self.raters:
+            raise ValueError(
+                f"raters_per_image ({self.raters_per_image}) exceeds the panel size ({self.raters})"
+            )
+        ids = [i.id for i in self.items]
+        if len(set(ids)) != len(ids):
+            raise ValueError("item ids must be unique")
+        if any(i.type == "diagnosis" or i.show_in for i in self.items):
+            raise ValueError("rating items can't be diagnosis items or use show_in")
+        return self
+
+
 class StudyInfo(_Model):
     id: Identifier
     title: str
@@ -202,6 +228,7 @@ class Protocol(_Model):
     completion: Completion
     url_parameters: tuple[Identifier, ...] = ()
     dropout_after_minutes: float = Field(default=60, gt=0)
+    rating: Rating | None = None
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Protocol:

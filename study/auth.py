@@ -1,0 +1,179 @@
+"""Sign-in for raters and researchers: Argon2-hashed secrets, throttled failures, URL session tokens.
+
+Passwords and invite codes are hashed with Argon2id (a slow, memory-hard KDF) and verified by argon2-cffi,
+whose comparison is constant-time. Session tokens are 256 random bits, so a SHA-256 is enough to store them.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from db.models import AuthSession, Event, LoginThrottle, Rater, utcnow
+from db.session import Database
+from study.engine import hash_token
+
+FREE_FAILURES = 5
+FIRST_LOCK = timedelta(seconds=30)
+LONGEST_LOCK = timedelta(hours=1)
+SESSION_LIFETIME = timedelta(hours=12)
+MIN_PASSWORD_LENGTH = 10
+ADMIN_HASH_ENV = "SKINGEN_ADMIN_PASSWORD_HASH"
+
+_hasher = PasswordHasher()
+_DUMMY_HASH = _hasher.hash("dummy password for timing")
+
+
+class AuthError(ValueError):
+    """A refused sign-in; the message is safe to show (it never says which part was wrong)."""
+
+
+class Throttled(AuthError):
+    def __init__(self, retry_after: timedelta) -> None:
+        self.retry_after = retry_after
+        seconds = max(1, round(retry_after.total_seconds()))
+        super().__init__(f"too many failed sign-ins: please wait {seconds} s before trying again")
+
+
+@dataclass(frozen=True)
+class Identity:
+    role: str  # "rater" or "admin"
+    rater_id: int | None
+
+
+def hash_secret(secret: str) -> str:
+    return _hasher.hash(secret)
+
+
+def verify_secret(stored: str | None, secret: str) -> bool:
+    """Constant-time check; with no stored hash it still spends the same time (no user enumeration)."""
+    try:
+        return _hasher.verify(stored or _DUMMY_HASH, secret) and stored is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+class Auth:
+    def __init__(self, db: Database, protocol_id: str, clock: Callable[[], datetime] = utcnow) -> None:
+        self.db = db
+        self.protocol_id = protocol_id
+        self.clock = clock
+
+    # --- throttling ---------------------------------------------------------------------------------------
+    def _check_throttle(self, session: Session, key: str) -> LoginThrottle:
+        row = session.get(LoginThrottle, key) or LoginThrottle(key=key, failures=0)
+        session.add(row)
+        now = self.clock()
+        if row.locked_until is not None and row.locked_until > now:
+            raise Throttled(row.locked_until - now)
+        return row
+
+    def _failed(self, key: str, row: LoginThrottle) -> None:
+        """Record a failure in its own transaction, so it sticks although the sign-in is refused."""
+        now = self.clock()
+        with self.db.write() as session:
+            row = session.get(LoginThrottle, key) or LoginThrottle(key=key, failures=0)
+            session.add(row)
+            row.failures += 1
+            row.last_failure_at = now
+            if row.failures >= FREE_FAILURES:
+                lock = min(FIRST_LOCK * 2 ** (row.failures - FREE_FAILURES), LONGEST_LOCK)
+                row.locked_until = now + lock
+            session.add(Event(at=now, kind="sign_in_failed", detail={"account": key}))
+
+    def _new_session(self, session: Session, role: str, rater_id: int | None) -> str:
+        token = secrets.token_urlsafe(32)
+        now = self.clock()
+        session.add(
+            AuthSession(
+                token_hash=hash_token(token),
+                role=role,
+                rater_id=rater_id,
+                created_at=now,
+                expires_at=now + SESSION_LIFETIME,
+            )
+        )
+        session.add(Event(at=now, kind="sign_in", detail={"role": role, "rater_id": rater_id}))
+        return token
+
+    def _sign_in(
+        self, key: str, stored: Callable[[Session], tuple[str | None, int | None]], secret: str, role: str
+    ) -> str:
+        with self.db.write() as session:
+            throttle = self._check_throttle(session, key)
+            stored_hash, rater_id = stored(session)
+            ok = verify_secret(stored_hash, secret)
+            if ok:
+                throttle.failures = 0
+                throttle.locked_until = None
+                return self._new_session(session, role, rater_id)
+        self._failed(key, throttle)
+        raise AuthError("sign-in failed: check the name and password")
+
+    # --- raters -------------------------------------------------------------------------------------------
+    def sign_in_rater(self, name: str, password: str) -> str:
+        def stored(session: Session) -> tuple[str | None, int | None]:
+            rater = session.scalar(
+                select(Rater).where(
+                    Rater.protocol_id == self.protocol_id, Rater.name == name, Rater.active.is_(True)
+                )
+            )
+            return (rater.password_hash, rater.id) if rater else (None, None)
+
+        return self._sign_in(f"rater:{self.protocol_id}:{name}", stored, password, "rater")
+
+    def accept_invite(self, invite: str, password: str) -> str:
+        """Use a one-time sign-in link: set the rater's password and sign them in."""
+        if len(password) < MIN_PASSWORD_LENGTH:
+            raise AuthError(f"choose a password of at least {MIN_PASSWORD_LENGTH} characters")
+        rater_part, _, secret = invite.partition(".")
+        rater_id = int(rater_part) if rater_part.isdigit() else -1
+
+        def stored(session: Session) -> tuple[str | None, int | None]:
+            rater = session.get(Rater, rater_id)
+            usable = rater is not None and rater.active and rater.protocol_id == self.protocol_id
+            return (rater.invite_hash, rater.id) if usable else (None, None)
+
+        token = self._sign_in(f"invite:{rater_id}", stored, secret, "rater")
+        with self.db.write() as session:
+            rater = session.get(Rater, rater_id)
+            assert rater is not None
+            rater.invite_hash = None  # one use only
+            rater.password_hash = hash_secret(password)
+            rater.activated_at = self.clock()
+        return token
+
+    # --- researchers --------------------------------------------------------------------------------------
+    def sign_in_admin(self, password: str, admin_hash: str | None) -> str:
+        if not admin_hash:
+            raise AuthError(
+                f"no admin password is configured (set {ADMIN_HASH_ENV} or admin_password_hash "
+                "in Streamlit secrets; `skingen-study admin-hash` makes one)"
+            )
+        return self._sign_in("admin", lambda _: (admin_hash, None), password, "admin")
+
+    # --- sessions -----------------------------------------------------------------------------------------
+    def identity(self, token: str | None) -> Identity | None:
+        """Who a URL session token belongs to, checked on every page run; None if unknown or expired."""
+        if not token:
+            return None
+        with self.db.read() as session:
+            row = session.scalar(select(AuthSession).where(AuthSession.token_hash == hash_token(token)))
+            if row is None or row.expires_at <= self.clock():
+                return None
+            if row.rater_id is not None:
+                rater = session.get(Rater, row.rater_id)
+                if rater is None or not rater.active:
+                    return None
+            return Identity(row.role, row.rater_id)
+
+    def sign_out(self, token: str) -> None:
+        with self.db.write() as session:
+            session.execute(delete(AuthSession).where(AuthSession.token_hash == hash_token(token)))

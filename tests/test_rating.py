@@ -1,0 +1,129 @@
+"""The rating panel: balanced assignment, per-rater order, saving and resuming, export, CLI."""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+
+import pytest
+from sqlalchemy import func, select
+
+from db.models import Rating, RatingAssignment
+from study.cli import main
+from study.export import RATING_COLUMNS, export_frames
+from study.flow import AnswerError
+from study.rating import RatingError, RatingPanel, rating_images, slot_images
+
+ANSWERS = {"relevant": 1, "realism": 4, "show_patient": 0, "comment": ""}
+
+
+@pytest.fixture
+def panel(protocol_file, make_engine):
+    engine = make_engine(protocol_file())
+    return RatingPanel(engine.db, engine.loaded)
+
+
+def test_images_are_references_plus_blind_case_photos(panel):
+    images = rating_images(panel.loaded)
+    assert len(images) == 6 * 2 + 6
+    assert sum(not i.generated for i in images) == 6
+    photo = next(i for i in images if i.image_id == "c02.photo")
+    assert photo.condition == "eczema" and photo.image == "cases/c02.png"  # case photos show the ground truth
+
+
+def test_each_image_gets_k_raters_and_raters_get_equal_shares(panel):
+    shares = [slot_images(panel.loaded, slot) for slot in range(panel.rating.raters)]
+    per_image = Counter(i for share in shares for i in share)
+    assert set(per_image.values()) == {panel.rating.raters_per_image}
+    assert len(per_image) == 18 and {len(s) for s in shares} == {9}
+
+
+def test_add_raters_until_the_panel_is_full_then_replace(panel):
+    raters = [panel.add_rater(f"derm{i}")[0] for i in range(4)]
+    assert sorted(r.slot for r in raters) == [0, 1, 2, 3]
+    with pytest.raises(RatingError, match="panel is full"):
+        panel.add_rater("derm5")
+    with pytest.raises(RatingError, match="already exists"):
+        panel.add_rater("derm0")
+    first = raters[0]
+    task = panel.next_task(first.id)
+    panel.submit(first.id, task.image.image_id, ANSWERS)
+    substitute, _ = panel.add_rater("substitute", replace=first.id)
+    assert substitute.slot == first.slot
+    assert panel.progress(substitute.id) == (0, 8)  # the 9 images of the slot minus the one already rated
+
+
+def test_own_order_progress_resume_and_idempotency(panel):
+    a, _ = panel.add_rater("a")
+    b, _ = panel.add_rater("b")
+    first = panel.next_task(a.id)
+    assert (first.number, first.total) == (1, 9)
+    assert first.condition_name in {"Psoriasis", "Eczema", "Acne", "Vitiligo"}
+    order_a = [panel.next_task(a.id).image.image_id]
+    panel.submit(a.id, first.image.image_id, ANSWERS)
+    again = panel.submit(a.id, first.image.image_id, {**ANSWERS, "realism": 1})  # replay: ignored
+    assert again.number == 2
+    fresh = RatingPanel(panel.db, panel.loaded)  # another process resumes at the same image
+    assert fresh.next_task(a.id) == again
+    with panel.db.read() as session:
+        assert session.scalar(select(func.count()).select_from(Rating)) == 3  # empty comment not stored
+        assert session.scalar(select(Rating.value).where(Rating.item_id == "realism")) == "4"
+    assert order_a[0] == first.image.image_id
+    with panel.db.read() as session:
+        orders = [
+            list(
+                session.scalars(
+                    select(RatingAssignment.image_id)
+                    .where(RatingAssignment.rater_id == r.id)
+                    .order_by(RatingAssignment.position)
+                )
+            )
+            for r in (a, b)
+        ]
+    # slots 0 and 1 share their images (round-robin pairs) but each rater has their own order
+    assert sorted(orders[0]) == sorted(orders[1]) and orders[0] != orders[1]
+
+
+def test_refusals_write_nothing(panel):
+    a, _ = panel.add_rater("a")
+    panel.add_rater("b")
+    c, _ = panel.add_rater("c")
+    not_mine = next(
+        i for i in slot_images(panel.loaded, c.slot) if i not in slot_images(panel.loaded, a.slot)
+    )
+    with pytest.raises(RatingError, match="not assigned to this rater"):
+        panel.submit(a.id, not_mine, ANSWERS)
+    task = panel.next_task(a.id)
+    with pytest.raises(AnswerError) as info:
+        panel.submit(a.id, task.image.image_id, {"relevant": 3})
+    assert set(info.value.errors) == {"relevant", "realism", "show_patient"}
+    with panel.db.read() as session:
+        assert session.scalar(select(func.count()).select_from(Rating)) == 0
+
+
+def test_ratings_export_is_pseudonymous_and_says_what_was_generated(panel):
+    rater, _ = panel.add_rater("Dr. Jane Example", email="jane@example.org")
+    task = panel.next_task(rater.id)
+    while task is not None:
+        task = panel.submit(rater.id, task.image.image_id, ANSWERS)
+    ratings = export_frames(panel.db)["ratings"]
+    assert list(ratings.columns) == RATING_COLUMNS
+    assert len(ratings) == 9 * 3 and set(ratings["rater_id"]) == {rater.public_id}
+    assert set(ratings["generated"]) <= {0, 1}
+    assert "Jane" not in ratings.to_csv() and "example.org" not in ratings.to_csv()
+
+
+def test_cli_raters(protocol_file, make_engine, capsys, monkeypatch):
+    engine = make_engine(protocol_file())
+    url = engine.db.url
+    assert main(["raters", "add", "derm1", "--db", url, "--base-url", "https://study.example.org"]) == 0
+    out = capsys.readouterr().out
+    assert "9 images to rate" in out and "https://study.example.org/?invite=1." in out
+    assert main(["raters", "list", "--db", url]) == 0
+    listing = capsys.readouterr().out
+    assert "derm1" in listing and "0/9" in listing and "invited" in listing
+    assert main(["raters", "add", "derm1", "--db", url]) == 2
+    assert "already exists" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin", io.StringIO("a long enough password\n"))
+    assert main(["admin-hash", "--stdin"]) == 0
+    assert capsys.readouterr().out.startswith("$argon2id$")
