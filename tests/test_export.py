@@ -99,6 +99,7 @@ def test_identifiers_only_on_request(protocol_file, make_engine, tmp_path, capsy
         "codebook.csv",
         "events.csv",
         "participants.csv",
+        "ratings.csv",
         "responses.csv",
     ]
     assert "wrote" in capsys.readouterr().out
