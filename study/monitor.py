@@ -1,0 +1,113 @@
+"""What the researcher dashboard shows, computed from the database (plain pandas, tested without Streamlit)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from db.session import Database
+from study.export import export_frames
+
+
+@dataclass(frozen=True)
+class Monitor:
+    """A snapshot of the study: every table the dashboard draws, from one consistent export."""
+
+    frames: dict[str, pd.DataFrame]
+
+    @classmethod
+    def load(cls, db: Database, study_id: str | None = None) -> Monitor:
+        return cls(export_frames(db, study_id=study_id))
+
+    @property
+    def participants(self) -> pd.DataFrame:
+        return self.frames["participants"]
+
+    def enrollment(self) -> pd.DataFrame:
+        """Allocated participants per stratum × arm, beside the slots the allocation table has used."""
+        allocation = self.frames["allocation"]
+        claimed = (
+            allocation[allocation["claimed"] == 1].groupby(["stratum", "arm"]).size().rename("allocated")
+        )
+        completed = (
+            self.participants[self.participants["status"] == "completed"]
+            .groupby(["stratum", "arm"])
+            .size()
+            .rename("completed")
+        )
+        table = pd.concat([claimed, completed], axis=1).fillna(0).astype(int).reset_index()
+        return table.sort_values(["stratum", "arm"], ignore_index=True)
+
+    def funnel(self) -> pd.DataFrame:
+        """How many participants got past each step (in path order), from the audit log's submits."""
+        events = self.frames["events"]
+        submits = events[events["kind"] == "submit"].groupby("step")["participant_id"].nunique()
+        steps = sorted(submits.index, key=_step_rank)
+        rows = [("consent", len(self.participants))] + [(step, int(submits[step])) for step in steps]
+        rows.append(("complete", int((self.participants["status"] == "completed").sum())))
+        return pd.DataFrame(rows, columns=["step", "participants"])
+
+    def step_times(self) -> pd.DataFrame:
+        """Median and quartiles of time on each step (seconds), from response times."""
+        responses = self.frames["responses"].drop_duplicates(["participant_id", "step"])
+        seconds = responses.assign(seconds=responses["rt_ms"] / 1000).groupby("step")["seconds"]
+        table = pd.DataFrame(
+            {
+                "median_s": seconds.median(),
+                "q1_s": seconds.quantile(0.25),
+                "q3_s": seconds.quantile(0.75),
+                "n": seconds.size(),
+            }
+        ).reset_index()
+        table["rank"] = table["step"].map(_step_rank)
+        return table.sort_values("rank").drop(columns="rank").reset_index(drop=True)
+
+    def status_counts(self) -> pd.DataFrame:
+        """Participants by status, with attention-check failures and exclusions."""
+        p = self.participants
+        return pd.DataFrame(
+            {
+                "consented": [len(p)],
+                "allocated": [int((p["arm"] != "").sum())],
+                "active": [int((p["status"] == "active").sum())],
+                "completed": [int((p["status"] == "completed").sum())],
+                "dropped": [int((p["status"] == "dropped").sum())],
+                "failed_attention_check": [int((p["attention_failures"] > 0).sum())],
+                "excluded": [int(p["excluded"].sum())],
+            }
+        )
+
+    def last_activity(self) -> str:
+        events = self.frames["events"]
+        return str(events["at"].max()) if len(events) else ""
+
+    def rater_progress(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Images rated per rater, and raters per image (against the protocol's ``raters_per_image``)."""
+        ratings = self.frames.get("ratings")
+        if ratings is None or ratings.empty:
+            empty = pd.DataFrame(columns=["rater_id", "images_rated"])
+            return empty, pd.DataFrame(columns=["image_id", "raters"])
+        per_rater = ratings.groupby("rater_id")["image_id"].nunique().rename("images_rated").reset_index()
+        per_image = ratings.groupby("image_id")["rater_id"].nunique().rename("raters").reset_index()
+        return per_rater, per_image
+
+
+def _step_rank(step: str) -> tuple[int, int, int]:
+    """Path order of step keys: consent, entry, instructions, p1.t01…, p1.post, p2…, post, debrief, complete."""
+    fixed = {"consent": 0, "entry": 1, "instructions": 2, "post": 90, "debrief": 91, "complete": 92}
+    if step in fixed:
+        return (fixed[step], 0, 0)
+    period, _, rest = step.partition(".")
+    number = int(period[1:]) if period[1:].isdigit() else 0
+    return (10 + number, 1 if rest == "post" else 0, int(rest[1:]) if rest[1:].isdigit() else 0)
+
+
+def wide_responses(responses: pd.DataFrame) -> pd.DataFrame:
+    """One row per participant, one column per answered variable (``<step>__<item>``), for spreadsheets."""
+    if responses.empty:
+        return pd.DataFrame(columns=["participant_id"])
+    keyed = responses.assign(variable=responses["step"] + "__" + responses["item"])
+    wide = keyed.pivot_table(index="participant_id", columns="variable", values="value", aggfunc="first")
+    columns = sorted(wide.columns, key=lambda v: (_step_rank(v.split("__", 1)[0]), v))
+    return wide[columns].reset_index()
