@@ -176,15 +176,7 @@ class StudyEngine:
                     consented_at=now,
                 )
             )
-            session.add(
-                Event(
-                    at=now,
-                    study_id=self.study_id,
-                    participant_id=participant.id,
-                    kind="consent",
-                    step_key="consent",
-                )
-            )
+            self._event(session, participant, "consent", step="consent", at=now)
             if not self.protocol.questionnaires.entry:
                 self._enroll(session, participant, stratum="", now=now)
         return token
@@ -215,15 +207,7 @@ class StudyEngine:
             current = path[min(participant.step_index, len(path) - 1)]
             if step_key != current.key:
                 if step_key in {s.key for s in path[: participant.step_index]}:
-                    session.add(
-                        Event(
-                            at=now,
-                            study_id=self.study_id,
-                            participant_id=participant.id,
-                            kind="resubmit_ignored",
-                            step_key=step_key,
-                        )
-                    )
+                    self._event(session, participant, "resubmit_ignored", step=step_key, at=now)
                     return self._position(participant)
                 raise StepConflict(
                     f"step {step_key!r} is not this participant's current step ({current.key!r})"
@@ -259,18 +243,33 @@ class StudyEngine:
             if path[participant.step_index].kind == "complete":
                 participant.status = "completed"
                 participant.completed_at = now
-            session.add(
-                Event(
-                    at=now,
-                    study_id=self.study_id,
-                    participant_id=participant.id,
-                    kind="submit",
-                    step_key=current.key,
-                    detail={"answers": len(stored)},
-                )
+            self._event(
+                session, participant, "submit", step=current.key, detail={"answers": len(stored)}, at=now
             )
             session.flush()
             return self._position(participant)
+
+    def _event(
+        self,
+        session: Session,
+        participant: Participant,
+        kind: str,
+        step: str | None = None,
+        detail: dict | None = None,
+        *,
+        at: datetime,
+    ) -> None:
+        """Append to the audit log, in the same transaction as the write it records."""
+        session.add(
+            Event(
+                at=at,
+                study_id=self.study_id,
+                participant_id=participant.id,
+                kind=kind,
+                step_key=step,
+                detail=detail or {},
+            )
+        )
 
     def _stratum(self, answers: list) -> str:
         item_id = self.protocol.randomization.stratify_by
@@ -320,12 +319,10 @@ class StudyEngine:
         participant.sequence = arm.sequence
         participant.order_seed = secrets.randbits(31)
         participant.allocated_at = now
-        session.add(
-            Event(
-                at=now,
-                study_id=self.study_id,
-                participant_id=participant.id,
-                kind="allocate",
-                detail={"stratum": stratum, "slot": claimed.position, "arm": arm.id},
-            )
+        self._event(
+            session,
+            participant,
+            "allocate",
+            detail={"stratum": stratum, "slot": claimed.position, "arm": arm.id},
+            at=now,
         )
