@@ -209,7 +209,10 @@ def cumulative_logit(
     cum = np.cumsum(counts.sum(axis=0))[:-1] / counts.sum()
     theta0 = special.logit(np.clip(cum, 1e-3, 1 - 1e-3))
     start = np.concatenate([theta0[:1], np.log(np.maximum(np.diff(theta0), 1e-3)), [0.0]])
-    fit = optimize.minimize(lambda f: -(counts * _cell_logprob(natural(f), k)).sum(), start, method="BFGS")
+    total = counts.sum()  # mean log-likelihood keeps the gradient tolerance independent of n
+    fit = optimize.minimize(
+        lambda f: -(counts * _cell_logprob(natural(f), k)).sum() / total, start, method="BFGS"
+    )
     params = natural(fit.x)
     hess = approx_hess(params, lambda p: (counts * _cell_logprob(p, k)).sum())
     cell_scores = approx_fprime(params, lambda p: _cell_logprob(p, k).ravel())  # (2k cells, k params)

@@ -6,8 +6,6 @@ cases of that construct; attention-check items never count towards a construct.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 
@@ -165,19 +163,15 @@ def confirmatory_constructs(responses: pd.DataFrame, requested: list[str] | None
     return list(requested)
 
 
-def paired_scores(scores: pd.DataFrame, construct: str, baseline: str, visual: str) -> pd.DataFrame:
-    """Wide scores of participants with both conditions (columns ``baseline``, ``visual``)."""
+def paired_scores(
+    scores: pd.DataFrame, construct: str, baseline: str, visual: str
+) -> tuple[pd.DataFrame, int]:
+    """Wide scores (columns ``baseline``, ``visual``) of participants with both conditions, and how many
+    participants were dropped for lacking one."""
     wide = scores[scores["construct"] == construct].pivot(
         index="participant_id", columns="condition", values="score"
     )
-    for condition in (baseline, visual):
-        if condition not in wide.columns:
-            wide[condition] = np.nan
-    incomplete = wide[[baseline, visual]].isna().any(axis=1)
-    if incomplete.any():
-        warnings.warn(
-            f"{construct}: {int(incomplete.sum())} participant(s) lack one condition and are dropped "
-            "from the paired analysis",
-            stacklevel=2,
-        )
-    return wide.loc[~incomplete, [baseline, visual]].rename(columns={baseline: "baseline", visual: "visual"})
+    wide = wide.reindex(columns=[baseline, visual])
+    complete = wide.notna().all(axis=1)
+    pairs = wide[complete].set_axis(["baseline", "visual"], axis=1)
+    return pairs, int((~complete).sum())
