@@ -171,6 +171,12 @@ def resolve_conditions(
     return baseline, visual, warnings
 
 
+def infer_design(responses: pd.DataFrame, baseline: str, visual: str) -> str:
+    """'within' when any participant answered in both compared conditions, else 'between'."""
+    compared = responses[responses["condition"].isin([baseline, visual])]
+    return "within" if (compared.groupby("participant_id")["condition"].nunique() > 1).any() else "between"
+
+
 def check_design(responses: pd.DataFrame, design: str, baseline: str, visual: str) -> None:
     """A between design must not give any participant both conditions; within needs someone with both."""
     if design not in DESIGNS:
@@ -199,13 +205,13 @@ def build_study_data(
     visual: str | None = None,
 ) -> StudyData:
     """Validate raw frames (as read from CSV or the database) and resolve the design and conditions."""
+    resolved_design = design or "within"
     if responses is None and ratings is None:
         raise AnalysisInputError("no input: give --db, --responses and/or --ratings")
     warnings: list[str] = []
     resp = validate_responses(responses) if responses is not None else None
     rat = validate_ratings(ratings) if ratings is not None else None
     part = validate_participants(participants) if participants is not None else None
-    resolved_design = design or "within"
     if design is not None and design not in DESIGNS:
         raise AnalysisInputError(f"--design must be one of {DESIGNS}, got {design!r}")
     source = resp if resp is not None else rat
@@ -217,8 +223,9 @@ def build_study_data(
     else:
         base, vis = baseline or DEFAULT_BASELINE, visual or ""
     if resp is not None:
+        resolved_design = design or infer_design(resp, base, vis)
         if design is None:
-            warnings.append("no --design given: assuming 'within'")
+            warnings.append(f"no design given: inferred '{resolved_design}' from the data")
         check_design(resp, resolved_design, base, vis)
         resp = resp[resp["condition"].isin(["", base, vis])].reset_index(drop=True)
     return StudyData(resp, part, rat, resolved_design, base, vis, tuple(warnings))

@@ -65,7 +65,7 @@ class AnalysisConfig:
     simulate: bool = False
     sim_sizes: tuple[int, ...] = (10, 20, 30, 40, 60, 80)
     sim_effects: tuple[float, ...] = (0.3, 0.5, 0.8)
-    sim_reps: int = 200
+    sim_reps: int = 100
     full: bool = field(default=True, repr=False)  # False: only what the power simulation needs
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from statsmodels.miscmodels.ordinal_model import OrderedModel
+from statsmodels.stats.multitest import multipletests
 
 from analysis.compare import (
     cumulative_logit,
@@ -81,6 +82,8 @@ def test_wilcoxon_exact_textbook():
 
 def test_holm_and_relative_change():
     assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    p = np.random.default_rng(0).uniform(0, 0.2, 12)
+    assert holm(p.tolist()) == pytest.approx(multipletests(p, method="holm")[1].tolist())
     assert np.isnan(holm([np.nan, 0.01])[0])
     assert relative_change_pct(5.52, 4.0) == pytest.approx(38.0)
     assert relative_change_pct(1.0, 0.0) is None
