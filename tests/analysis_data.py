@@ -21,7 +21,7 @@ def _case_rows(likert: pd.DataFrame, rng: np.random.Generator, n_cases: int = 4)
         for c in range(n_cases):
             ai_correct = int(c < n_cases - 1)
             visual = rec.condition == VISUAL
-            agrees = int(rng.random() < (0.9 if ai_correct else (0.6 if visual else 0.3)))
+            agrees = int(rng.random() < (0.9 if ai_correct else (0.8 if visual else 0.2)))
             trust = int(np.clip(round(4.5 + (0.8 if ai_correct else -0.8) + rng.normal(0, 1)), 1, 7))
             base = {**rec._asdict(), "case_id": f"case{c}", "ai_correct": ai_correct, "reverse_coded": 0}
             rows += [
