@@ -40,6 +40,19 @@ def _mean_ci(values: np.ndarray, confidence: float) -> tuple[float, float]:
     return float(values.mean()), float(half)
 
 
+def _box(values: np.ndarray, name: str, color: str) -> go.Box:
+    """Box of raw values with jittered points (small n), else of precomputed quartiles and Tukey fences."""
+    style = {"name": name, "marker_color": color, "opacity": 0.6, "showlegend": False}
+    if len(values) <= MAX_BOX_POINTS:
+        return go.Box(y=values, boxpoints="all", jitter=0.3, pointpos=0, **style)
+    q1, median, q3 = np.percentile(values, [25, 50, 75])
+    reach = 1.5 * (q3 - q1)
+    lower, upper = values[values >= q1 - reach].min(), values[values <= q3 + reach].max()
+    return go.Box(
+        x=[name], q1=[q1], median=[median], q3=[q3], lowerfence=[lower], upperfence=[upper], **style
+    )
+
+
 def construct_figure(
     scores: pd.DataFrame,
     construct: str,
@@ -52,26 +65,15 @@ def construct_figure(
     """Distribution of construct scores per condition (box), mean ± CI, and paired lines (within).
 
     Traces: one ``Box`` per condition, a ``Scatter`` named ``mean ± 95% CI``, and for within designs a
-    ``Scatter`` named ``paired`` (at most 200 randomly chosen participants, one line each).
+    ``Scatter`` named ``paired`` (at most 200 randomly chosen participants, one line each). Large samples
+    get precomputed box statistics instead of raw points, which keeps the HTML small.
     """
     sub = scores[scores["construct"] == construct]
     fig = go.Figure()
     means, halves = [], []
     for condition, role in ((baseline, "baseline"), (visual, "visual")):
         values = sub.loc[sub["condition"] == condition, "score"].to_numpy()
-        fig.add_trace(
-            go.Box(
-                y=values,
-                x=[condition] * len(values),
-                name=condition,
-                marker_color=PALETTE[role],
-                boxpoints="all" if len(values) <= MAX_BOX_POINTS else False,
-                jitter=0.3,
-                pointpos=0,
-                opacity=0.6,
-                showlegend=False,
-            )
-        )
+        fig.add_trace(_box(values, condition, PALETTE[role]))
         mean, half = _mean_ci(values, confidence)
         means.append(mean)
         halves.append(half)

@@ -71,16 +71,23 @@ def _require_columns(frame: pd.DataFrame, columns: tuple[str, ...], what: str) -
 
 
 def _to_numeric(frame: pd.DataFrame, column: str, mask: pd.Series, what: str) -> pd.Series:
-    """Convert ``column`` to float; every row selected by ``mask`` must hold a number."""
+    """Convert ``column`` to float; every row selected by ``mask`` must hold a finite number.
+
+    ``frame`` is indexed by data row − 1 (the validators reset the index), which error messages report.
+    """
     raw = frame[column].astype(str).str.strip()
-    numbers = pd.to_numeric(raw.where(raw != "", None), errors="coerce").astype(float)
+    try:  # fast path: every non-empty cell parses
+        numbers = raw.replace("", np.nan).astype(float)
+    except (TypeError, ValueError):
+        numbers = pd.to_numeric(raw.where(raw != "", None), errors="coerce").astype(float)
+    numbers = numbers.where(np.isfinite(numbers))
     bad = mask & numbers.isna()
     if bad.any():
-        first = int(np.flatnonzero(bad.to_numpy())[0])
-        label = f" (item {frame['item'].iloc[first]!r})" if "item" in frame.columns else ""
+        first = bad[bad].index[0]
+        label = f" (item {frame.at[first, 'item']!r})" if "item" in frame.columns else ""
         raise AnalysisInputError(
             f"{what}: column {column!r} must be numeric; {int(bad.sum())} row(s) are not, first at data row "
-            f"{first + 1}{label}: {frame[column].iloc[first]!r}"
+            f"{first + 1}{label}: {frame.at[first, column]!r}"
         )
     return numbers
 
@@ -98,7 +105,7 @@ def validate_responses(raw: pd.DataFrame, what: str = "responses") -> pd.DataFra
     keep ``value`` as NaN and are ignored by the statistics.
     """
     _require_columns(raw, RESPONSE_COLUMNS, what)
-    frame = raw.copy()
+    frame = raw.reset_index(drop=True)  # index = data row - 1, for error messages
     for column in frame.columns:
         if frame[column].dtype == object or pd.api.types.is_string_dtype(frame[column]):
             frame[column] = frame[column].fillna("")
@@ -106,8 +113,9 @@ def validate_responses(raw: pd.DataFrame, what: str = "responses") -> pd.DataFra
     scored = frame["construct"] != ""
     if (scored & (frame["participant_id"] == "")).any():
         raise AnalysisInputError(f"{what}: column 'participant_id' is empty in rows that have a construct")
-    frame["value"] = _to_numeric(frame, "value", scored, what)
-    frame.loc[~scored, "value"] = np.nan
+    values = pd.Series(np.nan, index=frame.index)  # only rows with a construct must (and do) hold numbers
+    values[scored] = _to_numeric(frame[scored], "value", pd.Series(True, index=frame.index[scored]), what)
+    frame["value"] = values
     for column in NUMERIC_RESPONSE_COLUMNS:
         if column in frame.columns:
             frame[column] = _to_numeric(frame, column, pd.Series(False, index=frame.index), what)
@@ -117,7 +125,7 @@ def validate_responses(raw: pd.DataFrame, what: str = "responses") -> pd.DataFra
 def validate_ratings(raw: pd.DataFrame, what: str = "ratings") -> pd.DataFrame:
     """Check the expert ratings frame (``rater_id, image_id, item, value``); every value must be numeric."""
     _require_columns(raw, RATING_COLUMNS, what)
-    frame = raw.copy()
+    frame = raw.reset_index(drop=True)
     _clean_text(frame, ("rater_id", "image_id", "item", "condition", "case_id"))
     frame["value"] = _to_numeric(frame, "value", pd.Series(True, index=frame.index), what)
     duplicated = frame.duplicated(["rater_id", "image_id", "item"])
@@ -133,7 +141,7 @@ def validate_ratings(raw: pd.DataFrame, what: str = "ratings") -> pd.DataFrame:
 def validate_participants(raw: pd.DataFrame, what: str = "participants") -> pd.DataFrame:
     """Check the participants frame; ``excluded`` must be 0/1."""
     _require_columns(raw, PARTICIPANT_COLUMNS, what)
-    frame = raw.copy()
+    frame = raw.reset_index(drop=True)
     _clean_text(frame, ("participant_id", "status", "arm", "exclusion_reasons"))
     excluded = _to_numeric(frame, "excluded", pd.Series(True, index=frame.index), what)
     if not excluded.isin([0.0, 1.0]).all():
