@@ -142,14 +142,18 @@ def icc_table(ratings: pd.DataFrame) -> pd.DataFrame:
     return table.set_index("Type")
 
 
-def positive_mask(values: pd.Series, threshold: float | None) -> tuple[pd.Series, str, str]:
-    """Which ratings count as positive: 1 for binary items, ≥ threshold (default top two points) otherwise.
+def positive_mask(
+    values: pd.Series, threshold: float | None, scale_max: float | None = None
+) -> tuple[pd.Series, str, str]:
+    """Which ratings count as positive: 1 for binary items, ≥ threshold otherwise.
 
-    Returns ``(mask, kind, rule)`` with kind ``binary``/``ordinal`` and a readable rule.
+    The default threshold is the top two points of the scale (``scale_max`` − 1, else the highest rating
+    given). Returns ``(mask, kind, rule)`` with kind ``binary``/``ordinal`` and a readable rule.
     """
     if set(values.unique()) <= {0.0, 1.0}:
         return values == 1, "binary", "value = 1"
-    cut = values.max() - 1 if threshold is None else threshold
+    top = values.max() if scale_max is None or math.isnan(scale_max) else scale_max
+    cut = top - 1 if threshold is None else threshold
     return values >= cut, "ordinal", f"value ≥ {cut:g}"
 
 
@@ -176,7 +180,8 @@ def item_agreement(
     if ratings.empty:
         raise AnalysisInputError("ratings: an item has no ratings")
     rng = rng or np.random.default_rng(0)
-    positive, kind, rule = positive_mask(ratings["value"], threshold)
+    scale_max = float(ratings["scale_max"].max()) if "scale_max" in ratings.columns else None
+    positive, kind, rule = positive_mask(ratings["value"], threshold, scale_max)
     counts, categories = category_counts(ratings)
     record = {
         "type": kind,

@@ -214,16 +214,25 @@ def ratings_figure(ratings: dict[str, dict]) -> go.Figure:
     return fig
 
 
-def power_figure(curve: pd.DataFrame, target_power: float = 0.8) -> go.Figure:
-    """Simulated power against n, one ``Scatter`` per planted effect with Wilson CIs; dashed target line."""
+def power_figure(
+    analytic: pd.DataFrame, simulated: pd.DataFrame | None = None, target_power: float = 0.8
+) -> go.Figure:
+    """Power against n per effect: analytic t-test power (``Scatter`` ``analytic <effect>``, dashed) and,
+    when simulated, the simulated power with Wilson CIs (``Scatter`` ``simulated <effect>``); target line."""
     fig = go.Figure()
-    for effect, rows in curve.groupby("effect"):
+    for effect, rows in analytic.groupby("effect"):
+        fig.add_trace(
+            go.Scatter(
+                x=rows["n"], y=rows["power"], mode="lines", name=f"analytic {effect:g}", line={"dash": "dot"}
+            )
+        )
+    for effect, rows in simulated.groupby("effect") if simulated is not None else []:
         fig.add_trace(
             go.Scatter(
                 x=rows["n"],
                 y=rows["power"],
-                mode="lines+markers",
-                name=f"effect {effect:g}",
+                mode="markers",
+                name=f"simulated {effect:g}",
                 error_y={
                     "type": "data",
                     "array": rows["ci_high"] - rows["power"],
@@ -233,7 +242,7 @@ def power_figure(curve: pd.DataFrame, target_power: float = 0.8) -> go.Figure:
         )
     fig.add_hline(y=target_power, line_dash="dash", line_color="grey")
     fig.update_layout(
-        title="Simulated power of the confirmatory test",
+        title="Power of the confirmatory test by sample size and effect",
         xaxis_title="participants",
         yaxis_title="power",
         yaxis_range=[0, 1.02],
@@ -257,8 +266,10 @@ def build_figures(analysis, design: str, baseline: str, visual: str) -> dict[str
         figures[f"likert_{construct}"] = likert_figure(analysis.responses, construct, baseline, visual)
     if results["ratings"]:
         figures["ratings"] = ratings_figure(results["ratings"])
-    if analysis.power_curve is not None:
-        figures["power"] = power_figure(analysis.power_curve, results["config"]["power"])
+    if analysis.analytic_power is not None:
+        figures["power"] = power_figure(
+            analysis.analytic_power, analysis.power_curve, results["config"]["power"]
+        )
     return figures
 
 

@@ -128,6 +128,9 @@ def validate_ratings(raw: pd.DataFrame, what: str = "ratings") -> pd.DataFrame:
     frame = raw.reset_index(drop=True)
     _clean_text(frame, ("rater_id", "image_id", "item", "condition", "case_id"))
     frame["value"] = _to_numeric(frame, "value", pd.Series(True, index=frame.index), what)
+    for column in ("scale_min", "scale_max"):
+        if column in frame.columns:
+            frame[column] = _to_numeric(frame, column, pd.Series(False, index=frame.index), what)
     duplicated = frame.duplicated(["rater_id", "image_id", "item"])
     if duplicated.any():
         row = frame[duplicated].iloc[0]
@@ -222,15 +225,10 @@ def build_study_data(
     part = validate_participants(participants) if participants is not None else None
     if design is not None and design not in DESIGNS:
         raise AnalysisInputError(f"--design must be one of {DESIGNS}, got {design!r}")
-    source = resp if resp is not None else rat
-    if "condition" in source.columns and (source["condition"] != "").any():
-        base, vis, extra = resolve_conditions(
-            source, baseline, visual, "responses" if resp is not None else "ratings"
-        )
-        warnings += extra
-    else:
-        base, vis = baseline or DEFAULT_BASELINE, visual or ""
+    base, vis = baseline or DEFAULT_BASELINE, visual or ""  # ratings alone only use them as labels
     if resp is not None:
+        base, vis, extra = resolve_conditions(resp, baseline, visual)
+        warnings += extra
         resolved_design = design or infer_design(resp, base, vis)
         if design is None:
             warnings.append(f"no design given: inferred '{resolved_design}' from the data")

@@ -28,7 +28,7 @@ from analysis.compare import (
     wilcoxon_test,
 )
 from analysis.load import StudyData, build_study_data
-from analysis.power import LikertGenerator, power_curve, required_n, sensitivity
+from analysis.power import LikertGenerator, analytic_power_curve, power_curve, required_n, sensitivity
 from analysis.reliability import cronbach_alpha, mcdonald_omega
 from analysis.scores import (
     apply_exclusions,
@@ -79,6 +79,7 @@ class Analysis:
     flow: pd.DataFrame | None = None
     ratings: pd.DataFrame | None = None
     power_curve: pd.DataFrame | None = None
+    analytic_power: pd.DataFrame | None = None
 
 
 def prepare_responses(
@@ -227,15 +228,23 @@ def primary_result(responses: pd.DataFrame, design: str, baseline: str, visual: 
 
 def power_block(
     data: StudyData, n_analysed: int | None, config: AnalysisConfig, progress: bool
-) -> tuple[dict, pd.DataFrame | None]:
-    """Step 7: sensitivity at the achieved n, a-priori n for the target effect, optional simulated curve."""
+) -> tuple[dict, pd.DataFrame, pd.DataFrame | None]:
+    """Step 7: sensitivity at the achieved n, a-priori n, analytic power curve, optional simulated curve.
+
+    Returns ``(block, analytic curve, simulated curve or None)``.
+    """
     block: dict = {
         "sensitivity": None,
         "a_priori": required_n(config.target_effect, data.design, config.alpha, config.power),
+        "analytic_curve": None,
         "simulation": None,
     }
     if n_analysed and n_analysed >= 3:
         block["sensitivity"] = sensitivity(n_analysed, data.design, config.alpha, config.power)
+    largest = max(100, 2 * (n_analysed or 0), *config.sim_sizes)
+    sizes = np.unique(np.linspace(6, largest, 40).astype(int))
+    analytic = analytic_power_curve(data.design, sizes, config.sim_effects, config.alpha)
+    block["analytic_curve"] = analytic.to_dict(orient="records")
     curve = None
     if config.simulate:
         generator = LikertGenerator(
@@ -252,7 +261,7 @@ def power_block(
             progress,
         )
         block["simulation"] = {"generator": repr(generator), "curve": curve.to_dict(orient="records")}
-    return block, curve
+    return block, analytic, curve
 
 
 def ratings_block(ratings: pd.DataFrame, config: AnalysisConfig) -> dict[str, dict]:
@@ -336,7 +345,9 @@ def run_analysis(data: StudyData, config: AnalysisConfig, progress: bool = False
         results["ratings"] = ratings_block(data.ratings, config)
     steps.update()
     steps.set_description("power")
-    results["power"], analysis.power_curve = power_block(data, n_analysed, config, progress)
+    results["power"], analysis.analytic_power, analysis.power_curve = power_block(
+        data, n_analysed, config, progress
+    )
     steps.update()
     steps.close()
     analysis.results = _jsonable(results)

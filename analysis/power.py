@@ -65,6 +65,22 @@ def required_n(effect: float, design: str, alpha: float = 0.05, power: float = 0
     }
 
 
+def analytic_power_curve(
+    design: str, sample_sizes: Iterable[int], effects: Iterable[float], alpha: float = 0.05
+) -> pd.DataFrame:
+    """Two-sided t-test power at each n (participants; between: n/2 per arm) × effect. Columns ``n, effect,
+    power``."""
+    rows = []
+    for effect in effects:
+        for n in sample_sizes:
+            if design == "within":
+                power = pg.power_ttest(d=effect, n=n, alpha=alpha, contrast="paired")
+            else:
+                power = pg.power_ttest(d=effect, n=n / 2, alpha=alpha, contrast="two-samples")
+            rows.append({"n": int(n), "effect": float(effect), "power": float(power)})
+    return pd.DataFrame(rows)
+
+
 @dataclass(frozen=True)
 class LikertGenerator:
     """Simulated Likert study in the export's long format with a planted standardized effect.

@@ -62,7 +62,7 @@ def test_figure_set_and_traces(figures):
     ratings = figures["ratings"]
     assert _traces(ratings) == [("bar", BASELINE), ("bar", VISUAL)]
     assert ratings.data[0].error_y.arrayminus is not None
-    assert _traces(figures["power"]) == [("scatter", "effect 0.5")]
+    assert _traces(figures["power"]) == [("scatter", "analytic 0.5"), ("scatter", "simulated 0.5")]
 
 
 def test_between_construct_figure_has_no_paired_lines():
@@ -141,7 +141,7 @@ def test_cli_report_end_to_end(tmp_path):
     assert re.search(r"\*t\*\(23\) = -?\d+\.\d\d, \*p\* [=<] \.\d{3}", md)
     assert "relative change of means" in md and "*d*<sub>z</sub> =" in md
     html = (out / "report.html").read_text()
-    assert "<script src=" not in html and html.count('class="plotly-graph-div"') == 6
+    assert "<script src=" not in html and html.count('class="plotly-graph-div"') == 7
     assert (out / "figures" / "construct_trust.html").exists() and (
         out / "figures" / "plotly.min.js"
     ).exists()
