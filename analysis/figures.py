@@ -175,9 +175,26 @@ def _likert_colors(n: int) -> list[str]:
 
 
 def flow_figure(flow: pd.DataFrame) -> go.Figure:
-    """Participant flow as a funnel (one ``Funnel`` trace: enrolled → … → analysed, exclusion reasons)."""
-    fig = go.Figure(go.Funnel(y=flow["stage"], x=flow["n"], textinfo="value", name="participants"))
-    fig.update_layout(title="Participant flow", template="plotly_white")
+    """Participant flow (CONSORT order, top to bottom) as one horizontal ``Bar`` trace named ``participants``;
+    exclusion rows are grey, so they do not read as a stage of the flow."""
+    excluded = flow["stage"].str.startswith("excluded")
+    fig = go.Figure(
+        go.Bar(
+            y=flow["stage"],
+            x=flow["n"],
+            orientation="h",
+            name="participants",
+            text=flow["n"],
+            textposition="outside",
+            marker_color=np.where(excluded, "#bdbdbd", PALETTE["visual"]),
+        )
+    )
+    fig.update_layout(
+        title="Participant flow",
+        xaxis_title="participants",
+        template="plotly_white",
+        yaxis={"autorange": "reversed"},
+    )
     return fig
 
 

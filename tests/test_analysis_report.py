@@ -57,7 +57,7 @@ def test_figure_set_and_traces(figures):
     assert sorted({t.name for t in likert.data}, key=int) == [str(p) for p in range(1, 8)]
     assert likert.layout.barmode == "relative"
     assert all(min(t.x) <= 0 for t in likert.data if t.name in {"1", "2", "3"})
-    assert _traces(figures["flow"]) == [("funnel", "participants")]
+    assert _traces(figures["flow"]) == [("bar", "participants")]
     assert list(figures["flow"].data[0].x)[-1] == 30
     ratings = figures["ratings"]
     assert _traces(ratings) == [("bar", BASELINE), ("bar", VISUAL)]
