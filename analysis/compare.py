@@ -110,7 +110,7 @@ def wilcoxon_test(visual: np.ndarray, baseline: np.ndarray) -> dict:
     Keys: ``test, statistic`` (V: sum of ranks of positive visual − baseline differences, as R reports),
     ``p, effect_size{name='rank_biserial', value}, n`` (non-zero differences).
     r = (T+ − T−)/(T+ + T−) (Kerby 2014).
-    The p-value is exact without ties/zeros for n ≤ 50, else normal with continuity correction (R's default).
+    The p-value is exact without ties/zeros for n < 50, else normal with continuity correction (as R).
     """
     diff = _check_samples(visual, "visual") - _check_samples(baseline, "baseline")
     nonzero = diff[diff != 0]
@@ -125,7 +125,7 @@ def wilcoxon_test(visual: np.ndarray, baseline: np.ndarray) -> dict:
     ranks = stats.rankdata(np.abs(nonzero))
     t_plus, t_minus = ranks[nonzero > 0].sum(), ranks[nonzero < 0].sum()
     has_ties = len(np.unique(np.abs(nonzero))) < len(nonzero)
-    method = "exact" if len(nonzero) <= 50 and not has_ties else "approx"
+    method = "exact" if len(nonzero) < 50 and not has_ties else "approx"  # R's wilcox.test rule
     res = stats.wilcoxon(nonzero, zero_method="wilcox", correction=True, method=method)
     return {
         "test": "Wilcoxon signed-rank",
@@ -140,11 +140,19 @@ def mann_whitney_test(visual: np.ndarray, baseline: np.ndarray) -> dict:
     """Mann–Whitney U test of visual vs baseline with rank-biserial r = 2U/(n₁n₂) − 1 (Wendt 1972).
 
     Keys: ``test, statistic`` (U of the visual sample, R's W for ``wilcox.test(visual, baseline)``),
-    ``p, effect_size{name='rank_biserial', value}, n``. Exact without ties for small samples, else normal
-    approximation with tie and continuity corrections, as R.
+    ``p, effect_size{name='rank_biserial', value}, n``. Exact without ties when both samples are < 50, else
+    normal approximation with tie and continuity corrections, as R.
     """
     visual, baseline = _check_samples(visual, "visual", 1), _check_samples(baseline, "baseline", 1)
-    res = stats.mannwhitneyu(visual, baseline, alternative="two-sided", use_continuity=True)
+    has_ties = len(np.unique(np.concatenate([visual, baseline]))) < len(visual) + len(baseline)
+    exact = len(visual) < 50 and len(baseline) < 50 and not has_ties  # R's wilcox.test rule
+    res = stats.mannwhitneyu(
+        visual,
+        baseline,
+        alternative="two-sided",
+        use_continuity=True,
+        method="exact" if exact else "asymptotic",
+    )
     u = float(res.statistic)
     return {
         "test": "Mann-Whitney U",

@@ -125,3 +125,12 @@ def test_period_effect_recovers_planted_period_shift():
     assert res["adjusted_mean_diff"] == pytest.approx(0.5, abs=0.06)
     assert res["p"] < 0.001
     assert period_effect(scores.drop(columns="period"), "b", "v") is None
+
+
+def test_mann_whitney_exact_small_samples_like_r():
+    """Without ties and with both samples < 50 R is exact: wilcox.test(1:5, 6:10) → W = 0,
+    p-value = 0.007937 (= 2 / choose(10, 5))."""
+    res = mann_whitney_test(np.arange(1.0, 6.0), np.arange(6.0, 11.0))
+    assert res["statistic"] == 0
+    assert res["p"] == pytest.approx(2 / 252, abs=1e-6)
+    assert res["effect_size"]["value"] == -1.0
