@@ -6,6 +6,7 @@ and an offending value, so a researcher can fix the data without reading a trace
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,9 @@ NUMERIC_RESPONSE_COLUMNS = (
     "ai_correct",
     "rt_ms",
 )
+
+
+CSV_ENGINE = "pyarrow" if importlib.util.find_spec("pyarrow") else "c"  # same result, pyarrow ~3x faster
 
 
 class AnalysisInputError(ValueError):
@@ -56,8 +60,8 @@ def read_csv(path: str | Path, what: str) -> pd.DataFrame:
     if not path.is_file():
         raise AnalysisInputError(f"{what}: file not found: {path}")
     try:
-        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[])
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[], engine=CSV_ENGINE)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
         raise AnalysisInputError(f"{what}: cannot parse {path}: {exc}") from None
 
 
