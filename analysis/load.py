@@ -264,8 +264,10 @@ def load_csv(
 def _design_from_protocol(protocol_path: str | None) -> tuple[str | None, str | None]:
     if protocol_path is None:
         return None, None
-    from study.protocol import load_protocol  # lazy: the study engine is optional for the analysis
-
+    try:
+        from study.protocol import load_protocol  # lazy: the study engine is optional for the analysis
+    except ImportError as exc:
+        raise AnalysisInputError(f"--protocol needs the study engine (study.protocol): {exc}") from None
     protocol = load_protocol(protocol_path)
     return getattr(protocol, "design", None), getattr(protocol, "baseline", None)
 
@@ -283,7 +285,12 @@ def load_db(
         from study.export import export_frames  # lazy: only --db needs the study engine
     except ImportError as exc:
         raise AnalysisInputError(f"--db needs the study engine (study.export): {exc}") from None
-    frames = export_frames(url, protocol_path)
+    try:
+        frames = export_frames(url, protocol_path)
+    except Exception as exc:  # the database boundary: any failure becomes one message, not a traceback
+        raise AnalysisInputError(
+            f"--db {url}: cannot export the study data ({type(exc).__name__}: {exc})"
+        ) from None
     proto_design, proto_baseline = _design_from_protocol(protocol_path)
 
     def as_text(frame: pd.DataFrame | None) -> pd.DataFrame | None:
