@@ -29,8 +29,19 @@ def bench(n: int, folder: Path) -> tuple[int, float]:
     csv = folder / f"responses_{n}.csv"
     responses.to_csv(csv, index=False)
     start = time.perf_counter()
-    code = main(["report", "--responses", str(csv), "--design", "within", "--no-static", "--quiet",
-                 "--out", str(folder / f"report_{n}")])
+    code = main(
+        [
+            "report",
+            "--responses",
+            str(csv),
+            "--design",
+            "within",
+            "--no-static",
+            "--quiet",
+            "--out",
+            str(folder / f"report_{n}"),
+        ]
+    )
     elapsed = time.perf_counter() - start
     if code != 0:
         raise SystemExit(f"report failed for n={n} (exit {code})")
