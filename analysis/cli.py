@@ -1,0 +1,204 @@
+"""``skingen-analysis report``: every statistic, table and figure of the paper in one command.
+
+Outputs are built in a temporary folder next to ``--out`` and moved into place only when everything
+succeeded, so a failed run never leaves partial results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from analysis.figures import build_figures, write_figures
+from analysis.load import DESIGNS, AnalysisInputError, StudyData, load_csv, load_db
+from analysis.pipeline import AnalysisConfig, run_analysis
+from analysis.report import write_reports
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(x.strip() for x in text.split(",") if x.strip())
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="skingen-analysis", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    rep = sub.add_parser("report", help="compute results.json, report.md/html, tables.tex and figures")
+    src = rep.add_argument_group("input (the database, or the export's CSV files)")
+    src.add_argument("--db", metavar="URL", help="SQLAlchemy URL of the study database")
+    src.add_argument("--protocol", metavar="FILE", help="protocol file (with --db): design and baseline")
+    src.add_argument("--responses", metavar="CSV", help="responses.csv of the export (long format)")
+    src.add_argument(
+        "--ratings", metavar="CSV", help="ratings.csv: rater_id, image_id, item, value[, condition]"
+    )
+    src.add_argument(
+        "--participants",
+        metavar="CSV",
+        help="participants.csv of the export: applies exclusions and builds the participant flow",
+    )
+    des = rep.add_argument_group("design")
+    des.add_argument("--design", choices=DESIGNS, help="within or between subjects (default: from the data)")
+    des.add_argument("--baseline", help="baseline condition id (default: baseline_text)")
+    des.add_argument("--visual", help="visual condition id (default: the one other condition)")
+    des.add_argument(
+        "--constructs",
+        type=_names,
+        metavar="A,B",
+        help="confirmatory constructs (default: all except derived 0/1 constructs)",
+    )
+    des.add_argument("--scale-min", type=float, help="scale minimum when the export has no scale_min column")
+    des.add_argument("--scale-max", type=float, help="scale maximum when the export has no scale_max column")
+    des.add_argument("--trust-construct", default="trust", help="construct used for trust calibration")
+    opt = rep.add_argument_group("statistics")
+    opt.add_argument("--confidence", type=float, default=0.95, help="confidence level of all CIs")
+    opt.add_argument("--alpha", type=float, default=0.05, help="significance level for power")
+    opt.add_argument("--power", type=float, default=0.8, help="target power")
+    opt.add_argument("--target-effect", type=float, default=0.5, help="effect size for the a-priori n")
+    opt.add_argument(
+        "--rating-threshold",
+        type=float,
+        help="ratings ≥ this count as positive on ordinal items (default: top two scale points)",
+    )
+    opt.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples over images (0: none)")
+    opt.add_argument("--seed", type=int, default=0, help="random seed (bootstrap, simulation)")
+    sim = rep.add_argument_group("simulation-based power")
+    sim.add_argument("--simulate", action="store_true", help="add a simulated power curve (planted effects)")
+    sim.add_argument(
+        "--sim-sizes",
+        type=_ints,
+        default=(10, 20, 30, 40, 60, 80),
+        metavar="N,N",
+        help="participants per simulated study",
+    )
+    sim.add_argument(
+        "--sim-effects",
+        type=_floats,
+        default=(0.3, 0.5, 0.8),
+        metavar="D,D",
+        help="planted standardized effects",
+    )
+    sim.add_argument("--sim-reps", type=int, default=100, help="simulated studies per point")
+    out = rep.add_argument_group("output")
+    out.add_argument("--out", required=True, type=Path, help="output folder (must be empty or new)")
+    out.add_argument("--force", action="store_true", help="replace an existing non-empty --out folder")
+    out.add_argument("--no-static", action="store_true", help="skip PNG/SVG export (HTML figures only)")
+    out.add_argument("--no-figures", action="store_true", help="skip all figures")
+    out.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser.parse_args(argv)
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Cross-field checks of the flags, before any data is read."""
+    if args.db and (args.responses or args.ratings):
+        raise AnalysisInputError("give either --db or --responses/--ratings, not both")
+    if not (args.db or args.responses or args.ratings or args.simulate):
+        raise AnalysisInputError(
+            "no input: give --db URL, --responses CSV and/or --ratings CSV (or --simulate)"
+        )
+    if args.protocol and not args.db:
+        raise AnalysisInputError("--protocol is only used with --db")
+    if not 0 < args.confidence < 1:
+        raise AnalysisInputError(f"--confidence must be between 0 and 1, got {args.confidence}")
+    if args.bootstrap < 0 or args.sim_reps < 1:
+        raise AnalysisInputError("--bootstrap must be ≥ 0 and --sim-reps ≥ 1")
+    if args.out.exists() and any(args.out.iterdir()) and not args.force:
+        raise AnalysisInputError(f"--out {args.out} is not empty; pass --force to replace it")
+
+
+def load(args: argparse.Namespace) -> StudyData:
+    design = {"design": args.design, "baseline": args.baseline, "visual": args.visual}
+    if args.db:
+        return load_db(args.db, args.protocol, **design)
+    if args.responses or args.ratings:
+        return load_csv(args.responses, args.ratings, args.participants, **design)
+    return StudyData(
+        None,
+        None,
+        None,
+        args.design or "within",
+        args.baseline or "baseline_text",
+        args.visual or "skingen_visual",
+        ("no study data: power simulation only",),
+    )
+
+
+def config_from(args: argparse.Namespace) -> AnalysisConfig:
+    return AnalysisConfig(
+        constructs=args.constructs,
+        scale_min=args.scale_min,
+        scale_max=args.scale_max,
+        confidence=args.confidence,
+        alpha=args.alpha,
+        power=args.power,
+        target_effect=args.target_effect,
+        trust_construct=args.trust_construct,
+        rating_threshold=args.rating_threshold,
+        n_boot=args.bootstrap,
+        seed=args.seed,
+        simulate=args.simulate,
+        sim_sizes=args.sim_sizes,
+        sim_effects=args.sim_effects,
+        sim_reps=args.sim_reps,
+    )
+
+
+def report(args: argparse.Namespace) -> int:
+    # 1. Check flags and load + validate the data (all input errors surface here)
+    check_args(args)
+    data = load(args)
+    # 2. Compute every statistic
+    analysis = run_analysis(data, config_from(args), progress=not args.quiet)
+    # 3. Write everything into a temporary folder, then move it into place
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".skingen-analysis-", dir=args.out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the report folder should not be
+    try:
+        figures = {} if args.no_figures else build_figures(analysis, data.design, data.baseline, data.visual)
+        analysis.results["warnings"] += write_figures(figures, tmp / "figures", static=not args.no_static)
+        write_reports(analysis.results, figures, tmp)
+        if args.out.exists():
+            shutil.rmtree(args.out)
+        tmp.rename(args.out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    for warning in analysis.results["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"report written to {args.out}", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``skingen-analysis``; returns the exit status (2: unusable input or flags)."""
+    try:
+        args = parse_args(argv)
+    except SystemExit as exc:  # argparse exits on --help (0) and on bad flags (2)
+        return int(exc.code or 0)
+    try:
+        return report(args)
+    except AnalysisInputError as exc:
+        print(f"skingen-analysis: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

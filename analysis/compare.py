@@ -1,0 +1,291 @@
+"""Confirmatory comparison of the visual condition against the baseline, with effect sizes and CIs.
+
+Every difference is visual − baseline (positive: the visual condition scores higher). Each test returns a
+flat record (``dict``) whose keys are listed in its docstring; :func:`compare_construct` nests them into the
+``constructs.<name>`` block of ``results.json``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, special, stats
+from statsmodels.tools.numdiff import approx_fprime, approx_hess
+
+from analysis.load import AnalysisInputError
+
+
+def _ncp_interval(t: float, df: float, confidence: float) -> tuple[float, float]:
+    """CI of the noncentrality of a t statistic by inverting the noncentral t (Steiger & Fouladi 1997)."""
+    tail = (1 - confidence) / 2
+    width = 10 * math.sqrt(1 + t * t / (2 * df)) + 1  # ~ 5 standard errors of the noncentrality
+
+    def cdf(ncp: float) -> float:  # far tails of scipy's noncentral t can be NaN: use their limits
+        prob = stats.nct.cdf(t, df, ncp)
+        return (1.0 if ncp < t else 0.0) if math.isnan(prob) else float(prob)
+
+    lo = optimize.brentq(lambda ncp: (1 - cdf(ncp)) - tail, t - width, t + width)
+    hi = optimize.brentq(lambda ncp: cdf(ncp) - tail, t - width, t + width)
+    return lo, hi
+
+
+def _check_samples(x: np.ndarray, name: str, minimum: int = 2) -> np.ndarray:
+    x = np.asarray(x, dtype=float)
+    if x.ndim != 1 or len(x) < minimum or not np.isfinite(x).all():
+        raise AnalysisInputError(f"{name} needs at least {minimum} finite values, got {len(x)}")
+    return x
+
+
+def paired_ttest(visual: np.ndarray, baseline: np.ndarray, confidence: float = 0.95) -> dict:
+    """Paired t-test of visual − baseline with d_z and its exact (noncentral t) CI.
+
+    Keys: ``test, statistic, df, p, mean_diff, ci95, effect_size{name='d_z', value, ci95}, n``.
+    ``d_z`` = mean difference / SD of differences (Cohen 1988; Lakens 2013); not pingouin's d_av.
+    """
+    visual, baseline = _check_samples(visual, "visual"), _check_samples(baseline, "baseline")
+    if len(visual) != len(baseline):
+        raise AnalysisInputError("paired test needs equal-length samples")
+    diff = visual - baseline
+    n = len(diff)
+    sd = diff.std(ddof=1)
+    res = stats.ttest_rel(visual, baseline)
+    ci = res.confidence_interval(confidence)
+    d_z = diff.mean() / sd if sd > 0 else math.nan
+    d_ci = (
+        [v / math.sqrt(n) for v in _ncp_interval(res.statistic, n - 1, confidence)]
+        if sd > 0
+        else [math.nan] * 2
+    )
+    return {
+        "test": "paired t-test",
+        "statistic": float(res.statistic),
+        "df": float(n - 1),
+        "p": float(res.pvalue),
+        "mean_diff": float(diff.mean()),
+        "ci95": [float(ci.low), float(ci.high)],
+        "effect_size": {"name": "d_z", "value": float(d_z), "ci95": [float(d_ci[0]), float(d_ci[1])]},
+        "n": n,
+    }
+
+
+def welch_ttest(visual: np.ndarray, baseline: np.ndarray, confidence: float = 0.95) -> dict:
+    """Welch's t-test with Hedges' g (pooled SD, exact small-sample correction) and its noncentral-t CI.
+
+    Keys: ``test, statistic, df, p, mean_diff, ci95, effect_size{name='hedges_g', value, ci95}, n``.
+    """
+    visual, baseline = _check_samples(visual, "visual"), _check_samples(baseline, "baseline")
+    n1, n2 = len(visual), len(baseline)
+    res = stats.ttest_ind(visual, baseline, equal_var=False)
+    ci = res.confidence_interval(confidence)
+    df_pooled = n1 + n2 - 2
+    sp = math.sqrt(((n1 - 1) * visual.var(ddof=1) + (n2 - 1) * baseline.var(ddof=1)) / df_pooled)
+    j = math.exp(special.gammaln(df_pooled / 2) - special.gammaln((df_pooled - 1) / 2)) / math.sqrt(
+        df_pooled / 2
+    )
+    mean_diff = visual.mean() - baseline.mean()
+    if sp > 0:
+        d = mean_diff / sp
+        scale = math.sqrt(n1 * n2 / (n1 + n2))
+        lo, hi = _ncp_interval(d * scale, df_pooled, confidence)
+        g, g_ci = j * d, [j * lo / scale, j * hi / scale]
+    else:
+        g, g_ci = math.nan, [math.nan, math.nan]
+    return {
+        "test": "Welch t-test",
+        "statistic": float(res.statistic),
+        "df": float(res.df),
+        "p": float(res.pvalue),
+        "mean_diff": float(mean_diff),
+        "ci95": [float(ci.low), float(ci.high)],
+        "effect_size": {"name": "hedges_g", "value": float(g), "ci95": [float(g_ci[0]), float(g_ci[1])]},
+        "n": n1 + n2,
+    }
+
+
+def wilcoxon_test(visual: np.ndarray, baseline: np.ndarray) -> dict:
+    """Wilcoxon signed-rank test (zero differences dropped, as R's ``wilcox.test``) with rank-biserial r.
+
+    Keys: ``test, statistic`` (V: sum of ranks of positive visual − baseline differences, as R reports),
+    ``p, effect_size{name='rank_biserial', value}, n`` (non-zero differences).
+    r = (T+ − T−)/(T+ + T−) (Kerby 2014).
+    The p-value is exact without ties/zeros for n < 50, else normal with continuity correction (as R).
+    """
+    diff = _check_samples(visual, "visual") - _check_samples(baseline, "baseline")
+    nonzero = diff[diff != 0]
+    if len(nonzero) == 0:
+        return {
+            "test": "Wilcoxon signed-rank",
+            "statistic": 0.0,
+            "p": 1.0,
+            "effect_size": {"name": "rank_biserial", "value": 0.0},
+            "n": 0,
+        }
+    ranks = stats.rankdata(np.abs(nonzero))
+    t_plus, t_minus = ranks[nonzero > 0].sum(), ranks[nonzero < 0].sum()
+    has_ties = len(np.unique(np.abs(nonzero))) < len(nonzero)
+    method = "exact" if len(nonzero) < 50 and not has_ties else "approx"  # R's wilcox.test rule
+    res = stats.wilcoxon(nonzero, zero_method="wilcox", correction=True, method=method)
+    return {
+        "test": "Wilcoxon signed-rank",
+        "statistic": float(t_plus),
+        "p": float(res.pvalue),
+        "effect_size": {"name": "rank_biserial", "value": float((t_plus - t_minus) / (t_plus + t_minus))},
+        "n": len(nonzero),
+    }
+
+
+def mann_whitney_test(visual: np.ndarray, baseline: np.ndarray) -> dict:
+    """Mann–Whitney U test of visual vs baseline with rank-biserial r = 2U/(n₁n₂) − 1 (Wendt 1972).
+
+    Keys: ``test, statistic`` (U of the visual sample, R's W for ``wilcox.test(visual, baseline)``),
+    ``p, effect_size{name='rank_biserial', value}, n``. Exact without ties when both samples are < 50, else
+    normal approximation with tie and continuity corrections, as R.
+    """
+    visual, baseline = _check_samples(visual, "visual", 1), _check_samples(baseline, "baseline", 1)
+    has_ties = len(np.unique(np.concatenate([visual, baseline]))) < len(visual) + len(baseline)
+    exact = len(visual) < 50 and len(baseline) < 50 and not has_ties  # R's wilcox.test rule
+    res = stats.mannwhitneyu(
+        visual,
+        baseline,
+        alternative="two-sided",
+        use_continuity=True,
+        method="exact" if exact else "asymptotic",
+    )
+    u = float(res.statistic)
+    return {
+        "test": "Mann-Whitney U",
+        "statistic": u,
+        "p": float(res.pvalue),
+        "effect_size": {"name": "rank_biserial", "value": 2 * u / (len(visual) * len(baseline)) - 1},
+        "n": len(visual) + len(baseline),
+    }
+
+
+def holm(pvalues: list[float]) -> list[float]:
+    """Holm (1979) step-down adjusted p-values (NaN entries stay NaN and do not count towards m).
+
+    Written out because statsmodels' ``multipletests`` runs a full garbage collection per call, which
+    dominates the simulated power curve; the test suite checks both agree.
+    """
+    p = np.asarray(pvalues, dtype=float)
+    out = np.full_like(p, np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    order = ok[np.argsort(p[ok], kind="stable")]
+    m = len(order)
+    out[order] = np.minimum(np.maximum.accumulate((m - np.arange(m)) * p[order]), 1.0)
+    return out.tolist()
+
+
+def relative_change_pct(mean_visual: float, mean_baseline: float) -> float | None:
+    """(M_visual − M_baseline) / M_baseline × 100; undefined (None) when the baseline mean is 0."""
+    return None if mean_baseline == 0 else 100 * (mean_visual - mean_baseline) / mean_baseline
+
+
+def pomp(mean: float, scale_min: float, scale_max: float) -> float | None:
+    """Percent of maximum possible (Cohen et al. 1999): where ``mean`` lies on the scale, 0–100."""
+    return None if scale_max <= scale_min else 100 * (mean - scale_min) / (scale_max - scale_min)
+
+
+def _cell_logprob(params: np.ndarray, n_levels: int) -> np.ndarray:
+    """Log P(level | group) of a proportional-odds logit: P(Y ≤ k | g) = expit(θ_k − β·g); rows g = 0, 1."""
+    theta, beta = params[: n_levels - 1], params[-1]
+    cdf = special.expit(theta[None, :] - beta * np.array([[0.0], [1.0]]))
+    cum = np.hstack([np.zeros((2, 1)), cdf, np.ones((2, 1))])
+    return np.log(np.clip(np.diff(cum, axis=1), 1e-300, None))
+
+
+def cumulative_logit(
+    values: np.ndarray, visual: np.ndarray, cluster: np.ndarray, confidence: float = 0.95
+) -> dict:
+    """Proportional-odds (cumulative logit) model ``value ~ condition`` with cluster-robust SEs.
+
+    With one binary predictor the likelihood depends on the data only through the 2 × K table of counts, so
+    the fit costs the same for any n; the sandwich variance sums each cluster's (participant's) score, which
+    accounts for repeated answers of one participant (GEE independence working model, no random effects).
+    Agrees with statsmodels ``OrderedModel(distr="logit")`` (tested). Keys: ``model, log_odds, se, z, p, ci95,
+    odds_ratio, odds_ratio_ci95, n_obs, n_clusters, n_levels``; ``log_odds`` > 0: visual answers are higher.
+    """
+    values = np.asarray(values, dtype=float)
+    group = np.asarray(visual, dtype=int)
+    levels, level_idx = np.unique(values, return_inverse=True)
+    k = len(levels)
+    if k < 2 or len(np.unique(group)) < 2:
+        raise AnalysisInputError("ordinal model needs two conditions and at least two answer levels")
+    cells = group * k + level_idx
+    counts = np.bincount(cells, minlength=2 * k).reshape(2, k)
+
+    def natural(free: np.ndarray) -> np.ndarray:
+        return np.concatenate([np.cumsum(np.concatenate([free[:1], np.exp(free[1 : k - 1])])), free[k - 1 :]])
+
+    cum = np.cumsum(counts.sum(axis=0))[:-1] / counts.sum()
+    theta0 = special.logit(np.clip(cum, 1e-3, 1 - 1e-3))
+    start = np.concatenate([theta0[:1], np.log(np.maximum(np.diff(theta0), 1e-3)), [0.0]])
+    total = counts.sum()  # mean log-likelihood keeps the gradient tolerance independent of n
+    fit = optimize.minimize(
+        lambda f: -(counts * _cell_logprob(natural(f), k)).sum() / total, start, method="BFGS"
+    )
+    params = natural(fit.x)
+    hess = approx_hess(params, lambda p: (counts * _cell_logprob(p, k)).sum())
+    cell_scores = approx_fprime(params, lambda p: _cell_logprob(p, k).ravel())  # (2k cells, k params)
+    _, cluster_idx = np.unique(np.asarray(cluster), return_inverse=True)
+    n_clusters = int(cluster_idx.max()) + 1
+    per_cluster = np.bincount(cluster_idx * 2 * k + cells, minlength=n_clusters * 2 * k).reshape(
+        n_clusters, 2 * k
+    )
+    scores = per_cluster @ cell_scores
+    bread = np.linalg.inv(-hess)
+    cov = bread @ (scores.T @ scores) @ bread * n_clusters / max(n_clusters - 1, 1)
+    beta, se = float(params[-1]), float(math.sqrt(cov[-1, -1]))
+    z = beta / se
+    zcrit = stats.norm.ppf(0.5 + confidence / 2)
+    ci = [beta - zcrit * se, beta + zcrit * se]
+    return {
+        "model": "proportional-odds logit, cluster-robust SE by participant",
+        "log_odds": beta,
+        "se": se,
+        "z": z,
+        "p": float(2 * stats.norm.sf(abs(z))),
+        "ci95": ci,
+        "odds_ratio": math.exp(beta),
+        "odds_ratio_ci95": [math.exp(ci[0]), math.exp(ci[1])],
+        "n_obs": len(values),
+        "n_clusters": n_clusters,
+        "n_levels": k,
+        "converged": bool(fit.success),
+    }
+
+
+def period_effect(scores: pd.DataFrame, baseline: str, visual: str, confidence: float = 0.95) -> dict | None:
+    """Condition × period in a 2 × 2 crossover (Jones & Kenward 2014, §2.3), from one construct's scores.
+
+    Participants are grouped by which condition came first; the visual − baseline differences are compared
+    between the two orders with Welch's t. Half their difference is the period effect (later − earlier period,
+    averaged over conditions); their average is the period-adjusted condition effect. Returns None when the
+    data have no periods or only one order. Keys: ``test, statistic, df, p, period_diff, period_diff_ci95,
+    adjusted_mean_diff, n_visual_first, n_baseline_first``.
+    """
+    if "period" not in scores.columns or scores["period"].isna().all():
+        return None
+    wide = scores.pivot(index="participant_id", columns="condition", values=["score", "period"]).dropna()
+    if wide.empty:
+        return None
+    diff = wide[("score", visual)] - wide[("score", baseline)]
+    visual_first = wide[("period", visual)] < wide[("period", baseline)]
+    first, second = diff[visual_first].to_numpy(), diff[~visual_first].to_numpy()
+    if len(first) < 2 or len(second) < 2:
+        return None
+    res = stats.ttest_ind(second, first, equal_var=False)
+    ci = res.confidence_interval(confidence)
+    return {
+        "test": "Welch t-test of differences between orders (condition × period)",
+        "statistic": float(res.statistic),
+        "df": float(res.df),
+        "p": float(res.pvalue),
+        "period_diff": float((second.mean() - first.mean()) / 2),
+        "period_diff_ci95": [float(ci.low / 2), float(ci.high / 2)],
+        "adjusted_mean_diff": float((second.mean() + first.mean()) / 2),
+        "n_visual_first": len(first),
+        "n_baseline_first": len(second),
+    }

@@ -1,0 +1,322 @@
+"""Plotly figures of the results, written as interactive HTML and (with a Chrome/Chromium) static PNG/SVG.
+
+Static export uses kaleido 1.x, which drives a separately installed Chrome/Chromium: ``BROWSER_PATH`` wins,
+else ``chromium``/``google-chrome`` on ``PATH``. Without a browser the export is skipped with a warning.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import plotly.io as pio
+from scipy import stats
+
+from analysis.scores import scored_rows
+
+BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
+PALETTE = {"baseline": "#7f7f7f", "visual": "#1f77b4"}
+LIKERT_COLORS = ("#b2182b", "#d6604d", "#f4a582", "#e0e0e0", "#92c5de", "#4393c3", "#2166ac")
+MAX_PAIRED_LINES = 200
+MAX_BOX_POINTS = 300
+
+
+def find_browser() -> str | None:
+    """Path of the Chrome/Chromium kaleido will use, or None."""
+    explicit = os.environ.get("BROWSER_PATH")
+    if explicit:
+        return explicit if os.access(explicit, os.X_OK) else None
+    return next((path for name in BROWSER_NAMES if (path := shutil.which(name))), None)
+
+
+def _mean_ci(values: np.ndarray, confidence: float) -> tuple[float, float]:
+    """Mean and half-width of its t-based CI."""
+    n = len(values)
+    half = stats.t.ppf(0.5 + confidence / 2, n - 1) * values.std(ddof=1) / np.sqrt(n) if n > 1 else np.nan
+    return float(values.mean()), float(half)
+
+
+def _box(values: np.ndarray, name: str, color: str) -> go.Box:
+    """Box of raw values with jittered points (small n), else of precomputed quartiles and Tukey fences."""
+    style = {"name": name, "marker_color": color, "opacity": 0.6, "showlegend": False}
+    if len(values) <= MAX_BOX_POINTS:
+        return go.Box(y=values, boxpoints="all", jitter=0.3, pointpos=0, **style)
+    q1, median, q3 = np.percentile(values, [25, 50, 75])
+    reach = 1.5 * (q3 - q1)
+    lower, upper = values[values >= q1 - reach].min(), values[values <= q3 + reach].max()
+    return go.Box(
+        x=[name], q1=[q1], median=[median], q3=[q3], lowerfence=[lower], upperfence=[upper], **style
+    )
+
+
+def construct_figure(
+    scores: pd.DataFrame,
+    construct: str,
+    design: str,
+    baseline: str,
+    visual: str,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> go.Figure:
+    """Distribution of construct scores per condition (box), mean ± CI, and paired lines (within).
+
+    Traces: one ``Box`` per condition, a ``Scatter`` named ``mean ± 95% CI``, and for within designs a
+    ``Scatter`` named ``paired`` (at most 200 randomly chosen participants, one line each). Large samples
+    get precomputed box statistics instead of raw points, which keeps the HTML small.
+    """
+    sub = scores[scores["construct"] == construct]
+    fig = go.Figure()
+    means, halves = [], []
+    for condition, role in ((baseline, "baseline"), (visual, "visual")):
+        values = sub.loc[sub["condition"] == condition, "score"].to_numpy()
+        fig.add_trace(_box(values, condition, PALETTE[role]))
+        mean, half = _mean_ci(values, confidence)
+        means.append(mean)
+        halves.append(half)
+    if design == "within":
+        wide = sub.pivot(index="participant_id", columns="condition", values="score")
+        wide = wide.reindex(columns=[baseline, visual]).dropna()
+        if len(wide) > MAX_PAIRED_LINES:
+            wide = wide.sample(MAX_PAIRED_LINES, random_state=seed)
+        xs = np.tile([baseline, visual, None], len(wide))
+        ys = np.column_stack([wide.to_numpy(), np.full(len(wide), np.nan)]).ravel()
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=ys,
+                mode="lines",
+                name="paired",
+                line={"color": "rgba(0,0,0,0.15)", "width": 1},
+                hoverinfo="skip",
+            )
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=[baseline, visual],
+            y=means,
+            mode="markers",
+            name=f"mean ± {confidence:.0%} CI",
+            marker={"color": "black", "size": 11, "symbol": "diamond"},
+            error_y={"type": "data", "array": halves, "thickness": 2, "width": 8},
+        )
+    )
+    fig.update_layout(
+        title=f"{construct}: scores by condition",
+        yaxis_title=f"{construct} score",
+        xaxis_title="condition",
+        template="plotly_white",
+    )
+    return fig
+
+
+def likert_figure(responses: pd.DataFrame, construct: str, baseline: str, visual: str) -> go.Figure:
+    """Diverging stacked bars of one construct's items: % of answers per scale point, item × condition.
+
+    Points below the midpoint extend left, above it right, and the midpoint is split across zero
+    (Heiberger & Robbins 2014). One ``Bar`` trace per scale point (the midpoint has two halves, the second
+    without legend entry).
+    """
+    rows = scored_rows(responses)
+    rows = rows[(rows["construct"] == construct) & rows["condition"].isin([baseline, visual])]
+    lo, hi = int(rows["scale_min"].min()), int(rows["scale_max"].max())
+    points = list(range(lo, hi + 1))
+    labels = rows["item"] + " · " + rows["condition"]
+    share = (
+        pd.crosstab(labels, rows["value"].round().astype(int), normalize="index").reindex(
+            columns=points, fill_value=0
+        )
+        * 100
+    )
+    share = share.sort_index(ascending=False)
+    mid = (lo + hi) / 2
+    colors = dict(zip(points, _likert_colors(len(points)), strict=True))
+    fig = go.Figure()
+
+    def bar(point: int, x: np.ndarray, legend: bool = True) -> None:
+        fig.add_trace(
+            go.Bar(
+                y=share.index,
+                x=x,
+                orientation="h",
+                name=str(point),
+                marker_color=colors[point],
+                showlegend=legend,
+                legendgroup=str(point),
+                legendrank=point,
+            )
+        )
+
+    # relative stacking grows outwards in trace order: the midpoint first, then away from it on each side
+    if mid in points:
+        bar(int(mid), -share[int(mid)].to_numpy() / 2)
+        bar(int(mid), share[int(mid)].to_numpy() / 2, legend=False)
+    for point in sorted((p for p in points if p < mid), reverse=True):
+        bar(point, -share[point].to_numpy())
+    for point in (p for p in points if p > mid):
+        bar(point, share[point].to_numpy())
+    fig.update_layout(
+        barmode="relative",
+        title=f"{construct}: answers per item (% of answers)",
+        xaxis_title="% of answers (left: below scale midpoint)",
+        template="plotly_white",
+        legend_title="scale point",
+    )
+    return fig
+
+
+def _likert_colors(n: int) -> list[str]:
+    """n diverging colours picked evenly from a 7-step red–grey–blue palette."""
+    idx = np.round(np.linspace(0, len(LIKERT_COLORS) - 1, n)).astype(int)
+    return [LIKERT_COLORS[i] for i in idx]
+
+
+def flow_figure(flow: pd.DataFrame) -> go.Figure:
+    """Participant flow (CONSORT order, top to bottom) as one horizontal ``Bar`` trace named ``participants``;
+    exclusion rows are grey, so they do not read as a stage of the flow."""
+    excluded = flow["stage"].str.startswith("excluded")
+    fig = go.Figure(
+        go.Bar(
+            y=flow["stage"],
+            x=flow["n"],
+            orientation="h",
+            name="participants",
+            text=flow["n"],
+            textposition="outside",
+            marker_color=np.where(excluded, "#bdbdbd", PALETTE["visual"]),
+        )
+    )
+    fig.update_layout(
+        title="Participant flow",
+        xaxis_title="participants",
+        template="plotly_white",
+        yaxis={"autorange": "reversed"},
+    )
+    return fig
+
+
+def ratings_figure(ratings: dict[str, dict]) -> go.Figure:
+    """Proportion of positive expert ratings per item with Wilson 95 % CIs; one ``Bar`` per condition
+    (or a single ``overall`` bar when the ratings carry no condition)."""
+    fig = go.Figure()
+    by_condition: dict[str, list[tuple[str, dict]]] = {}
+    for item, rec in ratings.items():
+        groups = rec.get("proportion_positive_by_condition") or {
+            "overall": {"proportion": rec["proportion_positive"], "ci95": rec["proportion_positive_ci95"]}
+        }
+        for condition, cell in groups.items():
+            by_condition.setdefault(condition, []).append((item, cell))
+    for condition, cells in by_condition.items():
+        p = np.array([c["proportion"] for _, c in cells], dtype=float)
+        lo = np.array([c["ci95"][0] for _, c in cells], dtype=float)
+        hi = np.array([c["ci95"][1] for _, c in cells], dtype=float)
+        fig.add_trace(
+            go.Bar(
+                x=[item for item, _ in cells],
+                y=p,
+                name=condition,
+                error_y={"type": "data", "array": hi - p, "arrayminus": p - lo},
+            )
+        )
+    fig.update_layout(
+        title="Expert ratings: proportion positive (Wilson 95 % CI)",
+        yaxis_title="proportion",
+        yaxis_range=[0, 1],
+        barmode="group",
+        template="plotly_white",
+    )
+    return fig
+
+
+def power_figure(
+    analytic: pd.DataFrame, simulated: pd.DataFrame | None = None, target_power: float = 0.8
+) -> go.Figure:
+    """Power against n per effect: analytic t-test power (``Scatter`` ``analytic <effect>``, dashed) and,
+    when simulated, the simulated power with Wilson CIs (``Scatter`` ``simulated <effect>``); target line."""
+    fig = go.Figure()
+    for effect, rows in analytic.groupby("effect"):
+        fig.add_trace(
+            go.Scatter(
+                x=rows["n"], y=rows["power"], mode="lines", name=f"analytic {effect:g}", line={"dash": "dot"}
+            )
+        )
+    for effect, rows in simulated.groupby("effect") if simulated is not None else []:
+        fig.add_trace(
+            go.Scatter(
+                x=rows["n"],
+                y=rows["power"],
+                mode="markers",
+                name=f"simulated {effect:g}",
+                error_y={
+                    "type": "data",
+                    "array": rows["ci_high"] - rows["power"],
+                    "arrayminus": rows["power"] - rows["ci_low"],
+                },
+            )
+        )
+    fig.add_hline(y=target_power, line_dash="dash", line_color="grey")
+    fig.update_layout(
+        title="Power of the confirmatory test by sample size and effect",
+        xaxis_title="participants",
+        yaxis_title="power",
+        yaxis_range=[0, 1.02],
+        template="plotly_white",
+    )
+    return fig
+
+
+def build_figures(analysis, design: str, baseline: str, visual: str) -> dict[str, go.Figure]:
+    """All figures of an :class:`analysis.pipeline.Analysis`, keyed by file stem."""
+    figures: dict[str, go.Figure] = {}
+    results = analysis.results
+    if analysis.flow is not None:
+        figures["flow"] = flow_figure(analysis.flow)
+    for construct, block in results["constructs"].items():
+        if "parametric" not in block:
+            continue
+        figures[f"construct_{construct}"] = construct_figure(
+            analysis.scores, construct, design, baseline, visual, results["config"]["confidence"]
+        )
+        figures[f"likert_{construct}"] = likert_figure(analysis.responses, construct, baseline, visual)
+    if results["ratings"]:
+        figures["ratings"] = ratings_figure(results["ratings"])
+    if analysis.analytic_power is not None:
+        figures["power"] = power_figure(
+            analysis.analytic_power, analysis.power_curve, results["config"]["power"]
+        )
+    return figures
+
+
+def write_figures(figures: dict[str, go.Figure], out_dir: Path, static: bool = True) -> list[str]:
+    """Write ``<name>.html`` (sharing one ``plotly.min.js``) and, when possible, ``<name>.png``/``.svg``.
+
+    Returns warnings (e.g. static export skipped because no browser was found); never raises for export.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, fig in figures.items():
+        fig.write_html(out_dir / f"{name}.html", include_plotlyjs="directory")
+    if not static or not figures:
+        return []
+    browser = find_browser()
+    if browser is None:
+        return [
+            "static PNG/SVG export skipped: no Chrome/Chromium found (install chromium, or set BROWSER_PATH)"
+        ]
+    os.environ.setdefault("BROWSER_PATH", browser)
+    figs = list(figures.values())
+    try:
+        for ext in ("png", "svg"):
+            pio.write_images(
+                figs,
+                [out_dir / f"{name}.{ext}" for name in figures],
+                format=ext,
+                width=900,
+                height=550,
+                scale=2 if ext == "png" else 1,
+            )
+    except Exception as exc:  # kaleido/Chrome failures must not cost the researcher the whole report
+        return [f"static PNG/SVG export failed ({type(exc).__name__}: {exc}); the HTML figures are complete"]
+    return []

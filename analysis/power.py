@@ -1,0 +1,197 @@
+"""Power: analytic sensitivity and a-priori n, and a simulation-based power curve.
+
+The simulation feeds simulated studies through the same analysis path as real data. A *generator* is any
+callable ``generator(n_participants, effect, rng) -> responses`` returning the export's long responses frame
+with a planted standardized effect; :class:`LikertGenerator` is the built-in one, and the study engine's bots
+(``skingen-study simulate``) can be wrapped into the same signature.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pingouin as pg
+from tqdm import tqdm
+
+from analysis.agreement import wilson_interval
+
+Generator = Callable[[int, float, np.random.Generator], pd.DataFrame]
+Analyse = Callable[[pd.DataFrame], dict]
+
+
+def sensitivity(n: int, design: str, alpha: float = 0.05, power: float = 0.8) -> dict:
+    """Smallest effect (d_z within, d between) detectable with ``n`` participants, two-sided.
+
+    ``n`` counts participants; a between design is assumed balanced (n/2 per arm). Keys: ``design, n, alpha,
+    power, min_effect, effect_name``.
+    """
+    if design == "within":
+        d = pg.power_ttest(n=n, power=power, alpha=alpha, contrast="paired")
+        name = "d_z"
+    else:
+        d = pg.power_ttest(n=n / 2, power=power, alpha=alpha, contrast="two-samples")
+        name = "d"
+    return {
+        "design": design,
+        "n": n,
+        "alpha": alpha,
+        "power": power,
+        "min_effect": float(d),
+        "effect_name": name,
+    }
+
+
+def required_n(effect: float, design: str, alpha: float = 0.05, power: float = 0.8) -> dict:
+    """Participants needed to detect ``effect`` (d_z within; d between), two-sided t-test.
+
+    Keys: ``design, effect, alpha, power, n_exact`` (per group for between), ``n_per_group``, ``n_total``.
+    Example: d = 0.5 paired → n_exact = 33.37, n_total = 34 (as R ``pwr::pwr.t.test``).
+    """
+    contrast = "paired" if design == "within" else "two-samples"
+    exact = float(pg.power_ttest(d=effect, power=power, alpha=alpha, contrast=contrast))
+    per_group = math.ceil(exact - 1e-9)
+    return {
+        "design": design,
+        "effect": effect,
+        "alpha": alpha,
+        "power": power,
+        "n_exact": exact,
+        "n_per_group": per_group,
+        "n_total": per_group if design == "within" else 2 * per_group,
+    }
+
+
+def analytic_power_curve(
+    design: str, sample_sizes: Iterable[int], effects: Iterable[float], alpha: float = 0.05
+) -> pd.DataFrame:
+    """Two-sided t-test power at each n (participants; between: n/2 per arm) × effect. Columns ``n, effect,
+    power``."""
+    rows = []
+    for effect in effects:
+        for n in sample_sizes:
+            if design == "within":
+                power = pg.power_ttest(d=effect, n=n, alpha=alpha, contrast="paired")
+            else:
+                power = pg.power_ttest(d=effect, n=n / 2, alpha=alpha, contrast="two-samples")
+            rows.append({"n": int(n), "effect": float(effect), "power": float(power)})
+    return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class LikertGenerator:
+    """Simulated Likert study in the export's long format with a planted standardized effect.
+
+    Answer = round(mid + u_i + δ·visual + e_ic + ε_item), clipped to the scale, with participant intercepts
+    u ~ N(0, sd_participant²), participant × condition noise e ~ N(0, sd_condition²) and item noise
+    ε ~ N(0, sd_item²). δ is chosen so that the *construct score* effect is ``effect`` in d_z units (within:
+    SD of the visual − baseline difference of construct scores) or d units (between: SD of construct scores),
+    counting rounding as uniform noise. The last item of each construct is reverse coded (stored raw).
+    """
+
+    design: str = "within"
+    constructs: tuple[str, ...] = ("trust",)
+    n_items: int = 5
+    scale_min: int = 1
+    scale_max: int = 7
+    sd_participant: float = 0.8
+    sd_condition: float = 0.6
+    sd_item: float = 0.8
+    baseline: str = "baseline_text"
+    visual: str = "skingen_visual"
+
+    def shift(self, effect: float) -> float:
+        """Latent shift δ that plants ``effect`` on construct scores."""
+        item_var = (self.sd_item**2 + 1 / 12) / self.n_items
+        if self.design == "within":
+            return effect * math.sqrt(2 * self.sd_condition**2 + 2 * item_var)
+        return effect * math.sqrt(self.sd_participant**2 + self.sd_condition**2 + item_var)
+
+    def __call__(self, n: int, effect: float, rng: np.random.Generator) -> pd.DataFrame:
+        conditions = (self.baseline, self.visual)
+        delta, mid = self.shift(effect), (self.scale_min + self.scale_max) / 2
+        pid = np.arange(n)
+        visual_first = pid % 2 == 1
+        if self.design == "within":
+            p_idx, c_idx = np.repeat(pid, 2), np.tile([0, 1], n)
+            period = np.where(visual_first[p_idx] == (c_idx == 1), 1, 2)
+            arm = np.where(visual_first[p_idx], "S2", "S1")
+        else:
+            p_idx, c_idx = pid, visual_first.astype(int)
+            period, arm = np.ones(n, dtype=int), np.array(conditions)[c_idx]
+        u = rng.normal(0, self.sd_participant, n)[p_idx]
+        frames = []
+        for construct in self.constructs:
+            e = rng.normal(0, self.sd_condition, len(p_idx))
+            latent = mid + u + delta * c_idx + e
+            answers = latent[:, None] + rng.normal(0, self.sd_item, (len(p_idx), self.n_items))
+            answers = np.clip(np.rint(answers), self.scale_min, self.scale_max)
+            answers[:, -1] = (
+                self.scale_min + self.scale_max - answers[:, -1]
+            )  # reverse-coded item, stored raw
+            k = self.n_items
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "participant_id": np.repeat([f"P{i + 1:05d}" for i in p_idx], k),
+                        "arm": np.repeat(arm, k),
+                        "sequence": np.repeat(
+                            np.where(
+                                visual_first[p_idx],
+                                f"{self.visual}>{self.baseline}",
+                                f"{self.baseline}>{self.visual}",
+                            ),
+                            k,
+                        ),
+                        "period": np.repeat(period, k),
+                        "condition": np.repeat(np.array(conditions)[c_idx], k),
+                        "item": np.tile([f"{construct}_{j + 1}" for j in range(k)], len(p_idx)),
+                        "construct": construct,
+                        "value": answers.ravel(),
+                        "reverse_coded": np.tile([0] * (k - 1) + [1], len(p_idx)),
+                        "scale_min": self.scale_min,
+                        "scale_max": self.scale_max,
+                    }
+                )
+            )
+        return pd.concat(frames, ignore_index=True)
+
+
+def power_curve(
+    generator: Generator,
+    analyse: Analyse,
+    sample_sizes: Iterable[int],
+    effects: Iterable[float],
+    n_sims: int = 200,
+    alpha: float = 0.05,
+    seed: int = 0,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Power of the confirmatory test at each n × planted effect, from ``n_sims`` simulated studies each.
+
+    ``analyse(responses)`` must return ``{"p": ..., "effect": ...}`` for the primary construct (the CLI runs
+    the full analysis path). Columns: ``n, effect, power, ci_low, ci_high`` (Wilson), ``mean_estimate``
+    (mean estimated effect), ``n_sims``.
+    """
+    rng = np.random.default_rng(seed)
+    grid = [(n, e) for e in effects for n in sample_sizes]
+    rows = []
+    for n, effect in tqdm(grid, desc="power simulation", disable=not progress):
+        results = [analyse(generator(n, effect, rng)) for _ in range(n_sims)]
+        hits = sum(r["p"] < alpha for r in results)
+        lo, hi = wilson_interval(hits, n_sims)
+        rows.append(
+            {
+                "n": n,
+                "effect": effect,
+                "power": hits / n_sims,
+                "ci_low": lo,
+                "ci_high": hi,
+                "mean_estimate": float(np.mean([r["effect"] for r in results])),
+                "n_sims": n_sims,
+            }
+        )
+    return pd.DataFrame(rows)

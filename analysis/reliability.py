@@ -1,0 +1,55 @@
+"""Internal consistency of each construct: Cronbach's α with CI, and McDonald's ω from a one-factor model."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+import pingouin as pg
+from statsmodels.multivariate.factor import Factor
+
+
+def cronbach_alpha(items: pd.DataFrame, confidence: float = 0.95) -> dict | None:
+    """Cronbach's α of an observations × items matrix (listwise complete rows) with its F-based CI.
+
+    Returns None with fewer than two items or three complete rows. Keys: ``value, ci95, n, k``.
+    The CI (Feldt 1965, via pingouin) assumes independent rows.
+    """
+    complete = items.dropna()
+    if items.shape[1] < 2 or len(complete) < 3:
+        return None
+    value, ci = pg.cronbach_alpha(data=complete, ci=confidence, nan_policy="listwise")
+    return {
+        "value": float(value),
+        "ci95": [float(ci[0]), float(ci[1])],
+        "n": len(complete),
+        "k": items.shape[1],
+    }
+
+
+def mcdonald_omega(items: pd.DataFrame) -> dict | None:
+    """McDonald's ω_total from a maximum-likelihood one-factor model of the item correlations.
+
+    ω = (Σλ)² / ((Σλ)² + Σψ) with standardized loadings λ and uniquenesses ψ (McDonald 1999, eq. 6.20b).
+    Honest only when one factor fits: needs ≥ 3 items and returns None when the fit fails or yields a
+    Heywood case (a uniqueness ≤ 0). Keys: ``value, method, k``.
+    """
+    complete = items.dropna()
+    if items.shape[1] < 3 or len(complete) <= items.shape[1] or (complete.std() == 0).any():
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fit = Factor(complete.to_numpy(dtype=float), n_factor=1, method="ml").fit()
+    except (np.linalg.LinAlgError, ValueError):
+        return None
+    loadings, uniqueness = np.abs(fit.loadings[:, 0]), fit.uniqueness
+    if not np.isfinite(loadings).all() or (uniqueness <= 1e-6).any():
+        return None
+    common = loadings.sum() ** 2
+    value = common / (common + uniqueness.sum())
+    return (
+        None if math.isnan(value) else {"value": float(value), "method": "one-factor ML", "k": items.shape[1]}
+    )
