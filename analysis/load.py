@@ -261,17 +261,6 @@ def load_csv(
     )
 
 
-def _design_from_protocol(protocol_path: str | None) -> tuple[str | None, str | None]:
-    if protocol_path is None:
-        return None, None
-    try:
-        from study.protocol import load_protocol  # lazy: the study engine is optional for the analysis
-    except ImportError as exc:
-        raise AnalysisInputError(f"--protocol needs the study engine (study.protocol): {exc}") from None
-    protocol = load_protocol(protocol_path)
-    return getattr(protocol, "design", None), getattr(protocol, "baseline", None)
-
-
 def load_db(
     url: str,
     protocol_path: str | None = None,
@@ -291,7 +280,9 @@ def load_db(
         raise AnalysisInputError(
             f"--db {url}: cannot export the study data ({type(exc).__name__}: {exc})"
         ) from None
-    proto_design, proto_baseline = _design_from_protocol(protocol_path)
+    study = frames.get("study")  # the registered protocol's design, as the study ran
+    proto_design = study["design"].iloc[0] if study is not None else None
+    proto_baseline = study["baseline"].iloc[0] if study is not None else None
 
     def as_text(frame: pd.DataFrame | None) -> pd.DataFrame | None:
         return None if frame is None else frame.astype(object).where(frame.notna(), "").astype(str)

@@ -37,11 +37,17 @@ def bounded(x: float | None, digits: int = 2) -> str:
     return text.replace("0.", ".", 1) if text.startswith(("0.", "-0.")) else text
 
 
+def p_text(p: float | None) -> str:
+    """A p-value for tables: ``.023`` or ``< .001`` (never ``.000``)."""
+    if p is None or math.isnan(p):
+        return "–"
+    return "< .001" if p < 0.001 else bounded(p, 3)
+
+
 def pval(p: float | None) -> str:
     """``*p* = .023`` or ``*p* < .001``."""
-    if p is None or math.isnan(p):
-        return "*p* = –"
-    return "*p* < .001" if p < 0.001 else f"*p* = {bounded(p, 3)}"
+    text = p_text(p)
+    return f"*p* {text}" if text.startswith("<") else f"*p* = {text}"
 
 
 def ci(bounds: list[float | None] | None, digits: int = 2, fmt=num) -> str:
@@ -161,7 +167,7 @@ def summary_table(results: dict) -> pd.DataFrame:
                 "Rel. change": signed_pct(block["relative_change_pct"]),
                 "POMP diff.": num(block["pomp"]["diff"], 1),
                 "t (df)": f"{num(par['statistic'])} ({par['df']:.1f})",
-                "p (Holm)": bounded(par.get("p_holm"), 3),
+                "p (Holm)": p_text(par.get("p_holm")),
                 "Effect [95 % CI]": f"{num(es['value'])} [{num(es['ci95'][0])}, {num(es['ci95'][1])}]",
                 "α": bounded(block.get("alpha")),
             }

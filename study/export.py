@@ -242,7 +242,24 @@ def export_frames(
             for e in session.scalars(select(Event).where(Event.study_id.in_(studies)).order_by(Event.id))
         ]
         ratings = _rating_rows(session, active)
+    protocol = active.protocol
     frames = {
+        "study": pd.DataFrame(
+            [
+                {
+                    "protocol_id": protocol.study.id,
+                    "version": protocol.study.version,
+                    "title": protocol.study.title,
+                    "design": protocol.design,
+                    "baseline": protocol.baseline,
+                    "visual": protocol.visual,
+                    "content_hash": active.loaded.content_hash,
+                    "bundle_id": active.loaded.bundle.manifest.bundle_id,
+                    "bundle_version": active.loaded.bundle.manifest.version,
+                    "exported_at": _iso(now),
+                }
+            ]
+        ),
         "responses": pd.DataFrame(response_rows, columns=RESPONSE_COLUMNS),
         "participants": pd.DataFrame(participant_rows, columns=PARTICIPANT_COLUMNS + identifiers),
         "codebook": pd.DataFrame([asdict(v) for v in codebook(active.protocol)]).replace({True: 1, False: 0}),

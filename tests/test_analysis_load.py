@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-import types
-
 import pandas as pd
 import pytest
 
@@ -96,27 +93,20 @@ def test_cli_refuses_non_empty_out_and_bad_flags(tmp_path, capsys):
     assert main(["report", "--design", "sideways", "--out", str(tmp_path / "o3")]) == 2
 
 
-def test_load_db_uses_study_export_contract(monkeypatch, study):
-    """--db goes through study.export.export_frames(db_url, protocol_path) (the engine's contract)."""
-    responses, participants, ratings = study
-    calls = []
+def test_load_db_reads_the_real_study_database(protocol_file, make_engine):
+    """--db exports through the engine; design and baseline come from the protocol registered there."""
+    from study.rating import RatingPanel
+    from study.simulate import Policy, simulate
 
-    def export_frames(db_url: str, protocol_path: str | None = None) -> dict[str, pd.DataFrame]:
-        calls.append((db_url, protocol_path))
-        numeric = responses.copy()
-        numeric["period"] = pd.to_numeric(numeric["period"], errors="coerce")  # typed like a real DB export
-        return {"responses": numeric, "participants": participants, "ratings": ratings}
-
-    fake = types.ModuleType("study.export")
-    fake.export_frames = export_frames
-    monkeypatch.setitem(sys.modules, "study.export", fake)
-    data = load_db("sqlite:///study.db", design="within")
-    assert calls == [("sqlite:///study.db", None)]
-    assert data.design == "within" and data.ratings is not None and data.participants is not None
-
-
-def test_real_study_export_signature():
-    export = pytest.importorskip("study.export")
-    import inspect
-
-    assert list(inspect.signature(export.export_frames).parameters)[:2] == ["db_url", "protocol_path"]
+    engine = make_engine(protocol_file("within"))
+    simulate(engine, 16, seed=4, policy=Policy(kind="effect", effects={"trust": 1.0}), progress=False)
+    panel = RatingPanel(engine.db, engine.loaded)
+    for name in ("a", "b"):
+        rater, _ = panel.add_rater(name)
+        task = panel.next_task(rater.id)
+        while task is not None:
+            task = panel.submit(rater.id, task.image.image_id, {"relevant": 1, "realism": 4, "show_patient": 0})
+    data = load_db(engine.db.url)
+    assert (data.design, data.baseline) == ("within", "baseline_text")
+    assert data.participants is not None and len(data.participants) == 16
+    assert data.ratings is not None and set(data.ratings["item"]) == {"relevant", "realism", "show_patient"}

@@ -49,7 +49,7 @@ def test_funnel_is_in_path_order_and_never_grows(monitor):
 
 def test_step_times_and_status(monitor):
     times = monitor.step_times()
-    assert (times["median_s"] > 0).all() and list(times["step"])[0] == "entry"
+    assert (times["median_s"] > 0).all() and times["step"].iloc[0] == "entry"
     status = monitor.status_counts().iloc[0]
     assert status["consented"] == 24 and status["completed"] + status["dropped"] + status["active"] == 24
     assert status["excluded"] >= status["dropped"]
