@@ -9,6 +9,7 @@ from skingen.errors import SkinGenError
 if TYPE_CHECKING:
     import torch
 
+
 def resolve_device(requested: str | None = None) -> str:
     """``requested`` if given (checked to exist), else the best available device."""
     import torch
@@ -29,7 +30,7 @@ def resolve_device(requested: str | None = None) -> str:
 
 
 def resolve_dtype(device: str, requested: str | None = None) -> torch.dtype:
-    """fp16 on CUDA (fast, what SD checkpoints ship in); fp32 elsewhere (CPU fp16 is slow, MPS fp16 is flaky)."""
+    """fp16 on CUDA (fast, what SD checkpoints ship in); fp32 elsewhere (CPU fp16 is slow)."""
     import torch
 
     if requested is None:

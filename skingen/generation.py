@@ -1,8 +1,8 @@
 """Reference images with diffusers Stable Diffusion (+ LoRA, IP-Adapter, inpainting), cached by provenance.
 
 :class:`ReferenceGenerator` wraps one loaded diffusers pipeline. Its ``__call__`` describes every requested
-image by a :class:`~skingen.provenance.ProvenanceRecord`, takes what the cache already holds, and generates the
-rest with one seeded CPU ``torch.Generator`` per image, so a seed gives the same latents on any device and
+image by a :class:`~skingen.provenance.ProvenanceRecord`, takes what the cache already holds, and generates
+the rest with one seeded CPU ``torch.Generator`` per image, so a seed gives the same latents on any device and
 exactly the pixels plain diffusers code gives with the same inputs.
 """
 
@@ -18,7 +18,13 @@ from tqdm.auto import tqdm
 
 from skingen.devices import resolve_device, resolve_dtype
 from skingen.errors import SkinGenError
-from skingen.provenance import AdapterRecord, ImageCache, ProvenanceRecord, library_versions, model_fingerprint
+from skingen.provenance import (
+    AdapterRecord,
+    ImageCache,
+    ProvenanceRecord,
+    library_versions,
+    model_fingerprint,
+)
 from skingen.sources import file_sha256, image_sha256, resolve_model
 
 if TYPE_CHECKING:
@@ -57,7 +63,7 @@ def weights_file(path: Path, what: str, preferred: tuple[str, ...]) -> Path:
     candidates = sorted(path.glob("*.safetensors")) or sorted(path.glob("*.bin"))
     if len(candidates) != 1:
         raise SkinGenError(
-            f"{what} {path}: expected one .safetensors/.bin weights file, found {len(candidates)}; pass the file"
+            f"{what} {path}: expected one .safetensors/.bin weights file, found {len(candidates)}; name one"
         )
     return candidates[0]
 
@@ -97,7 +103,7 @@ def _scheduler(name: str, config: dict) -> object:
 
 
 class ReferenceGenerator:
-    """A loaded Stable Diffusion pipeline that turns prompts and seeds into cached, provenance-stamped images."""
+    """A loaded Stable Diffusion pipeline turning prompts and seeds into cached, provenance-stamped images."""
 
     def __init__(
         self,
@@ -131,9 +137,11 @@ class ReferenceGenerator:
         dtype: str | None = None,
         cache: ImageCache | None = None,
     ) -> ReferenceGenerator:
-        """Load ``model`` (local path or hub id) and apply LoRAs / IP-Adapter; every failure names its file."""
+        """Load ``model`` (local path or hub id) and apply LoRAs / IP-Adapter; failures name their file."""
         source = resolve_model(model, "Stable Diffusion model")
-        lora_files = [weights_file(Path(spec.path), "LoRA", ("pytorch_lora_weights.safetensors",)) for spec in loras]
+        lora_files = [
+            weights_file(Path(spec.path), "LoRA", ("pytorch_lora_weights.safetensors",)) for spec in loras
+        ]
         ip_file = weights_file(Path(ip_adapter), "IP-Adapter", ()) if ip_adapter is not None else None
         device = resolve_device(device)
         torch_dtype = resolve_dtype(device, dtype)
@@ -145,7 +153,9 @@ class ReferenceGenerator:
             for index, (file, spec) in enumerate(zip(lora_files, loras, strict=True))
         ]
         if lora_records:
-            pipe.set_adapters([f"lora_{i}" for i in range(len(lora_records))], [r.scale for r in lora_records])
+            pipe.set_adapters(
+                [f"lora_{i}" for i in range(len(lora_records))], [r.scale for r in lora_records]
+            )
         ip_record = cls._load_ip_adapter(pipe, ip_file, ip_adapter_scale, model) if ip_file else None
         pipe.to(device)
         pipe.set_progress_bar_config(disable=True)
@@ -180,14 +190,18 @@ class ReferenceGenerator:
         try:
             pipe.load_lora_weights(str(file.parent), weight_name=file.name, adapter_name=name)
         except (RuntimeError, ValueError, KeyError, OSError) as exc:
-            raise SkinGenError(f"LoRA {file} does not fit the base model {model}: {_first_line(exc)}") from exc
+            raise SkinGenError(
+                f"LoRA {file} does not fit the base model {model}: {_first_line(exc)}"
+            ) from exc
         loaded = {adapter for adapters in pipe.get_list_adapters().values() for adapter in adapters}
         if name not in loaded:
             raise SkinGenError(f"LoRA {file} has no weights that fit the base model {model}")
         return AdapterRecord(path=str(file), sha256=file_sha256(file), scale=scale)
 
     @staticmethod
-    def _load_ip_adapter(pipe: StableDiffusionPipeline, file: Path, scale: float, model: str) -> AdapterRecord:
+    def _load_ip_adapter(
+        pipe: StableDiffusionPipeline, file: Path, scale: float, model: str
+    ) -> AdapterRecord:
         if not (file.parent / "image_encoder").is_dir():
             raise SkinGenError(f"IP-Adapter {file}: no image_encoder/ directory beside it")
         try:
@@ -195,7 +209,9 @@ class ReferenceGenerator:
                 str(file.parent), subfolder="", weight_name=file.name, image_encoder_folder="image_encoder"
             )
         except (RuntimeError, ValueError, KeyError, OSError) as exc:
-            raise SkinGenError(f"IP-Adapter {file} does not fit the base model {model}: {_first_line(exc)}") from exc
+            raise SkinGenError(
+                f"IP-Adapter {file} does not fit the base model {model}: {_first_line(exc)}"
+            ) from exc
         pipe.set_ip_adapter_scale(scale)
         return AdapterRecord(path=str(file), sha256=file_sha256(file), scale=scale)
 
@@ -255,12 +271,31 @@ class ReferenceGenerator:
         """One image per seed, in order; cached images are reused, new ones cached."""
         # 1. Check inputs
         self.check_inputs(
-            prompt, seeds, steps, guidance, width, height, batch_size, ip_adapter_image, image, mask_image, strength
+            prompt,
+            seeds,
+            steps,
+            guidance,
+            width,
+            height,
+            batch_size,
+            ip_adapter_image,
+            image,
+            mask_image,
+            strength,
         )
         # 2. Describe each image by what determines its pixels
         records = [
             self.provenance(
-                prompt, negative_prompt, seed, steps, guidance, width, height, ip_adapter_image, image, mask_image,
+                prompt,
+                negative_prompt,
+                seed,
+                steps,
+                guidance,
+                width,
+                height,
+                ip_adapter_image,
+                image,
+                mask_image,
                 strength,
             )
             for seed in seeds
@@ -273,8 +308,17 @@ class ReferenceGenerator:
         batches = [missing[start : start + batch_size] for start in range(0, len(missing), batch_size)]
         for batch in tqdm(batches, desc="generating", unit="batch", disable=not progress):
             images = self.generate(
-                prompt, negative_prompt, [seeds[i] for i in batch], steps, guidance, width, height,
-                ip_adapter_image, image, mask_image, strength,
+                prompt,
+                negative_prompt,
+                [seeds[i] for i in batch],
+                steps,
+                guidance,
+                width,
+                height,
+                ip_adapter_image,
+                image,
+                mask_image,
+                strength,
             )
             fresh.update(zip(batch, images, strict=True))
         # 5. Cache the new images
@@ -282,7 +326,11 @@ class ReferenceGenerator:
             for index, new_image in fresh.items():
                 self.cache.put(new_image, records[index])
         return [
-            GeneratedImage(image=found[i] if found[i] is not None else fresh[i], record=record, cached=found[i] is not None)
+            GeneratedImage(
+                image=found[i] if found[i] is not None else fresh[i],
+                record=record,
+                cached=found[i] is not None,
+            )
             for i, record in enumerate(records)
         ]
 
@@ -337,7 +385,7 @@ class ReferenceGenerator:
         mask_image: Image.Image | None,
         strength: float,
     ) -> list[Image.Image]:
-        """One diffusers call for ``seeds``: a CPU generator per seed, so each image depends on its seed only."""
+        """One diffusers call for ``seeds``: a CPU generator per seed: each image depends on its seed only."""
         import torch
 
         extra: dict[str, object] = {}

@@ -91,7 +91,12 @@ class PromptBuilder:
         """``count`` prompts for ``condition``, cycling its typical body sites in order."""
         sites = self.taxonomy.get(condition).body_sites
         return [
-            self.build(condition, skin_tone=skin_tone, body_site=sites[i % len(sites)], severity=severity,
-                       trigger=trigger)
+            self.build(
+                condition,
+                skin_tone=skin_tone,
+                body_site=sites[i % len(sites)],
+                severity=severity,
+                trigger=trigger,
+            )
             for i in range(count)
         ]

@@ -24,8 +24,8 @@ def hub_offline() -> bool:
 def resolve_model(ref: str, what: str) -> str:
     """``ref`` as something ``from_pretrained`` can load without hanging; ``what`` names it in errors.
 
-    A local path must exist. A hub id (``owner/name``) is passed on, except while ``HF_HUB_OFFLINE`` is set and
-    the id is not in the local hub cache: then fail now instead of retrying the network.
+    A local path must exist. A hub id (``owner/name``) is passed on, except while ``HF_HUB_OFFLINE`` is set
+    and the id is not in the local hub cache: then fail now instead of retrying the network.
     """
     path = Path(ref).expanduser()
     if path.exists():
@@ -40,7 +40,7 @@ def resolve_model(ref: str, what: str) -> str:
             return snapshot_download(ref, local_files_only=True)
         except (LocalEntryNotFoundError, OSError, ValueError):
             raise SkinGenError(
-                f"{what}: {ref!r} is neither a local path nor in the local hub cache, and HF_HUB_OFFLINE is set; "
+                f"{what}: {ref!r} is neither a local path nor in the local hub cache (HF_HUB_OFFLINE set); "
                 "pass a local directory or download the model first"
             ) from None
     return ref

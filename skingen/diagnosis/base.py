@@ -24,7 +24,13 @@ class Diagnosis:
 
     @classmethod
     def from_ranking(
-        cls, taxonomy: Taxonomy, ranked: list[tuple[str, float]], *, rationale: str, raw_output: str, model_id: str
+        cls,
+        taxonomy: Taxonomy,
+        ranked: list[tuple[str, float]],
+        *,
+        rationale: str,
+        raw_output: str,
+        model_id: str,
     ) -> Diagnosis:
         """Top condition = first of ``ranked`` (``(condition_id, score)``, best first); empty → unknown."""
         condition = ranked[0][0] if ranked else UNKNOWN

@@ -42,9 +42,13 @@ class ClipDiagnoser:
         self.device = resolve_device(device)
         try:
             self.processor = AutoProcessor.from_pretrained(source)
-            self.model = AutoModelForZeroShotImageClassification.from_pretrained(
-                source, dtype=resolve_dtype(self.device, dtype)
-            ).to(self.device).eval()
+            self.model = (
+                AutoModelForZeroShotImageClassification.from_pretrained(
+                    source, dtype=resolve_dtype(self.device, dtype)
+                )
+                .to(self.device)
+                .eval()
+            )
         except (OSError, ValueError, KeyError) as exc:
             raise SkinGenError(f"CLIP model {model}: cannot load ({exc})") from exc
         self.model_id = model
@@ -70,11 +74,13 @@ class ClipDiagnoser:
             f"{self.taxonomy.display_name(c)} ({s:.2f})" for c, s in ranked
         )
         raw = json.dumps(dict(zip(self.taxonomy.ids, (round(s, 6) for s in scores), strict=True)))
-        return Diagnosis.from_ranking(self.taxonomy, ranked, rationale=rationale, raw_output=raw, model_id=self.model_id)
+        return Diagnosis.from_ranking(
+            self.taxonomy, ranked, rationale=rationale, raw_output=raw, model_id=self.model_id
+        )
 
 
 def _normalised(features: torch.Tensor | object) -> torch.Tensor:
-    """Unit-length embeddings; transformers 5 returns a model output whose ``pooler_output`` is the projection."""
+    """Unit-length embeddings; transformers 5 returns an output whose ``pooler_output`` is the projection."""
     import torch
 
     tensor = features if isinstance(features, torch.Tensor) else features.pooler_output

@@ -23,7 +23,9 @@ def resolve_condition(taxonomy: Taxonomy, value: str, where: str) -> str:
         return value
     condition = taxonomy.match(value)
     if condition == UNKNOWN:
-        raise SkinGenError(f"{where}: condition {value!r} is not in the taxonomy (known: {', '.join(taxonomy.ids)})")
+        raise SkinGenError(
+            f"{where}: condition {value!r} is not in the taxonomy (known: {', '.join(taxonomy.ids)})"
+        )
     return condition
 
 

@@ -42,8 +42,11 @@ def parse_answer(text: str, taxonomy: Taxonomy, model_id: str) -> Diagnosis:
         ranked += [m.condition for m in taxonomy.mentions(part) if m.condition not in ranked]
     rationale = sections.get("reasoning") or text.strip()
     return Diagnosis.from_ranking(
-        taxonomy, list(zip(ranked, rank_weights(len(ranked)), strict=True)), rationale=rationale,
-        raw_output=text, model_id=model_id,
+        taxonomy,
+        list(zip(ranked, rank_weights(len(ranked)), strict=True)),
+        rationale=rationale,
+        raw_output=text,
+        model_id=model_id,
     )
 
 
@@ -67,9 +70,11 @@ class VlmDiagnoser:
         self.device = resolve_device(device)
         try:
             self.processor = AutoProcessor.from_pretrained(source)
-            self.model = AutoModelForImageTextToText.from_pretrained(
-                source, dtype=resolve_dtype(self.device, dtype)
-            ).to(self.device).eval()
+            self.model = (
+                AutoModelForImageTextToText.from_pretrained(source, dtype=resolve_dtype(self.device, dtype))
+                .to(self.device)
+                .eval()
+            )
         except (OSError, ValueError, KeyError) as exc:
             raise SkinGenError(f"VLM {model}: cannot load ({exc})") from exc
         if getattr(self.processor, "chat_template", None) is None:
