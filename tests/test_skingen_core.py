@@ -40,7 +40,9 @@ def test_taxonomy_covers_common_dataset_classes(taxonomy: Taxonomy) -> None:
     }  # fmt: skip
     assert expected <= set(taxonomy.ids)
     for condition in taxonomy:
-        assert condition.display_name and condition.description and condition.morphology and condition.synonyms
+        assert (
+            condition.display_name and condition.description and condition.morphology and condition.synonyms
+        )
 
 
 @pytest.mark.parametrize(
@@ -228,7 +230,11 @@ def test_existing_bundle_output_needs_overwrite(tmp_path: Path) -> None:
 
 def test_diagnosis_to_ai_output_sentence(taxonomy: Taxonomy) -> None:
     diagnosis = Diagnosis.from_ranking(
-        taxonomy, [("melanoma", 0.7), ("nevus", 0.3)], rationale="irregular border", raw_output="", model_id="m"
+        taxonomy,
+        [("melanoma", 0.7), ("nevus", 0.3)],
+        rationale="irregular border",
+        raw_output="",
+        model_id="m",
     )
     ai = diagnosis.ai_output()
     assert ai.text == "The AI's most likely diagnosis is Melanoma." and ai.rationale == "irregular border"
@@ -277,7 +283,9 @@ def test_bundle_validate_reports_problems_torch_free(tmp_path: Path) -> None:
     assert result.stderr.rstrip().endswith("HEAVY=")
 
 
-def test_cli_missing_model_exits_nonzero_naming_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_missing_model_exits_nonzero_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "out"
     rc = main(["generate", "--sd", str(tmp_path / "no-model"), "--prompt", "x", "--out", str(out)])
     assert rc == 1
