@@ -1,7 +1,7 @@
 """Shared fixtures for the skingen tests: tiny models built once per session, case folders, images.
 
-Import the fixtures a module needs (``from tests.skingen_fixtures import tiny  # noqa: F401``). Models are
-built lazily on first use into one session directory, so every test module shares the same files.
+A test module declares its own session fixture returning :func:`tiny_models`; models are built lazily on
+first use into one directory per session, so every module shares the same files.
 """
 
 from __future__ import annotations
@@ -68,9 +68,8 @@ class TinyModels:
 _SESSION: dict[str, TinyModels] = {}
 
 
-@pytest.fixture(scope="session")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
-    pytest.importorskip("diffusers")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
+    """The session's :class:`TinyModels` (one directory, whichever module asks first)."""
     if "models" not in _SESSION:
         _SESSION["models"] = TinyModels(tmp_path_factory.mktemp("tiny-models"))
     return _SESSION["models"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -14,7 +15,10 @@ from skingen.errors import SkinGenError
 from skingen.provenance import ImageCache
 from skingen.sources import file_sha256
 from skingen.taxonomy import UNKNOWN, Taxonomy
-from tests.skingen_fixtures import TinyModels, photo, tiny, write_cases  # noqa: F401 (fixture)
+from tests.skingen_fixtures import TinyModels, photo, tiny_models, write_cases
+
+if TYPE_CHECKING:
+    from skingen.generation import ReferenceGenerator
 
 pytestmark = pytest.mark.ml
 torch = pytest.importorskip("torch")
@@ -23,11 +27,16 @@ SIZE = {"steps": 3, "width": 64, "height": 64}
 CLI_SIZE = ["--steps", "2", "--width", "64", "--height", "64", "--device", "cpu"]
 
 
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
+    return tiny_models(tmp_path_factory)
+
+
 def pixels(image: object) -> np.ndarray:
     return np.asarray(image)
 
 
-def _generator(models: TinyModels, **kwargs: object):  # noqa: ANN202
+def _generator(models: TinyModels, **kwargs: object) -> ReferenceGenerator:
     from skingen.generation import ReferenceGenerator
 
     return ReferenceGenerator.from_pretrained(str(models.sd), device="cpu", **kwargs)
@@ -278,16 +287,19 @@ def test_bundle_build_end_to_end(
     cases = write_cases(
         tmp_path / "cases",
         [
-            {"case_id": "c1", "file": "c1.png", "ground_truth": "psoriasis", "ai_condition": "", "skin_tone": "II"},
+            {"case_id": "c1", "file": "c1.png", "ground_truth": "psoriasis", "ai_condition": "",
+             "skin_tone": "II"},
             {"case_id": "c2", "file": "c2.png", "ground_truth": "psoriasis", "ai_condition": "eczema",
              "skin_tone": ""},  # a planted wrong AI output
-            {"case_id": "c3", "file": "c3.png", "ground_truth": "acne", "ai_condition": "unknown", "skin_tone": ""},
+            {"case_id": "c3", "file": "c3.png", "ground_truth": "acne", "ai_condition": "unknown",
+             "skin_tone": ""},
         ],
     )  # fmt: skip
     out = tmp_path / "bundle"
     args = [
         "bundle", "build", str(cases), "--out", str(out), "--clip", str(tiny.clip), "--sd", str(tiny.sd),
-        "--lora", str(tiny.lora), "-k", "2", "--version", "2026.1", "--cache", str(tmp_path / "cache"), *CLI_SIZE,
+        "--lora", str(tiny.lora), "-k", "2", "--version", "2026.1", "--cache", str(tmp_path / "cache"),
+        *CLI_SIZE,
     ]  # fmt: skip
     assert main(args) == 0
     bundle = load_bundle(out)

@@ -65,7 +65,9 @@ class ReferenceImage(_Model):
     """One generated reference image of the AI's diagnosed condition."""
 
     image: RelativePath
-    caption: str = Field(description="Shown under the image, e.g. 'Generated example of psoriasis — not you'.")
+    caption: str = Field(
+        description="Shown under the image, e.g. 'Generated example of psoriasis — not you'."
+    )
     condition: str
     provenance: RelativePath | None = Field(default=None, description="Path of the provenance JSON, if any.")
     generated: bool = True
