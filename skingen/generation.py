@@ -114,12 +114,14 @@ class ReferenceGenerator:
         ip_adapter: AdapterRecord | None = None,
         cache: ImageCache | None = None,
     ) -> None:
+        from diffusers import StableDiffusionInpaintPipeline
+
         self.pipe = pipe
         self.model = model
         self.loras = tuple(loras)
         self.ip_adapter = ip_adapter
         self.cache = cache
-        self.inpaint = type(pipe).__name__ == "StableDiffusionInpaintPipeline"
+        self.inpaint = isinstance(pipe, StableDiffusionInpaintPipeline)
         self._fingerprint = model_fingerprint(model)
         self._versions = library_versions()
 

@@ -348,3 +348,16 @@ def test_bundle_build_failure_leaves_nothing(
     assert main([*args, "-k", "1", "--no-cache", *CLI_SIZE]) == 1
     assert "'c1' has no row" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cases", "diagnoses.csv"]
+
+
+# --- bench scripts --------------------------------------------------------------------------------------
+
+
+def test_gpu_throughput_script_runs_tiny_on_cpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "bench"))
+    import bench_generate_gpu
+
+    out = tmp_path / "rows.json"
+    assert bench_generate_gpu.main(["--tiny", "--steps", "2", "--batch-sizes", "1", "--json", str(out)]) == 0
+    [row] = json.loads(out.read_text())
+    assert row["batch_size"] == 1 and row["identical"] and row["ours_images_per_s"] > 0
