@@ -13,7 +13,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from skingen.bundle.builder import SKIN_TONES
 from skingen.errors import SkinGenError
+from skingen.generation import SCHEDULERS
 
 if TYPE_CHECKING:
     from skingen.diagnosis.base import Diagnoser
@@ -78,7 +80,7 @@ def _add_generator_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--scheduler",
-        choices=("ddim", "ddpm", "pndm", "lms", "euler", "euler_a", "dpm++", "unipc"),
+        choices=SCHEDULERS,
         help="replace the model's scheduler",
     )
     parser.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
@@ -88,10 +90,8 @@ def _add_generator_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--width", type=int, default=512, help="image width, multiple of 8 (default 512)")
     parser.add_argument("--height", type=int, default=512, help="image height, multiple of 8 (default 512)")
-    parser.add_argument(
-        "--skin-tone", choices=("I", "II", "III", "IV", "V", "VI"), help="Fitzpatrick skin type in prompts"
-    )
-    parser.add_argument("--severity", choices=("mild", "moderate", "severe"), help="severity in prompts")
+    parser.add_argument("--skin-tone", choices=SKIN_TONES, help="Fitzpatrick skin type in prompts")
+    parser.add_argument("--severity", help="severity in prompts: mild, moderate, severe (see templates)")
     parser.add_argument("--trigger", help="LoRA trigger token put in front of prompts")
     parser.add_argument("--templates", type=Path, help="prompt templates YAML (default: the packaged one)")
     parser.add_argument(
