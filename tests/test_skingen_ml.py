@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -12,13 +12,11 @@ import pytest
 from skingen.bundle.manifest import load_bundle
 from skingen.cli import main
 from skingen.errors import SkinGenError
+from skingen.generation import LoraSpec, ReferenceGenerator
 from skingen.provenance import ImageCache
 from skingen.sources import file_sha256
 from skingen.taxonomy import UNKNOWN, Taxonomy
 from tests.skingen_fixtures import TinyModels, photo, tiny_models, write_cases
-
-if TYPE_CHECKING:
-    from skingen.generation import ReferenceGenerator
 
 pytestmark = pytest.mark.ml
 torch = pytest.importorskip("torch")
@@ -37,8 +35,6 @@ def pixels(image: object) -> np.ndarray:
 
 
 def _generator(models: TinyModels, **kwargs: object) -> ReferenceGenerator:
-    from skingen.generation import ReferenceGenerator
-
     return ReferenceGenerator.from_pretrained(str(models.sd), device="cpu", **kwargs)
 
 
@@ -55,8 +51,6 @@ def test_same_seed_same_pixels_other_seed_other_pixels(tiny: TinyModels) -> None
 
 
 def test_lora_changes_output_and_scale_zero_restores_base(tiny: TinyModels) -> None:
-    from skingen.generation import LoraSpec
-
     def image(**kwargs: object) -> np.ndarray:
         return pixels(_generator(tiny, **kwargs)("acne on the face", seeds=[3], **SIZE)[0].image)
 
@@ -67,8 +61,6 @@ def test_lora_changes_output_and_scale_zero_restores_base(tiny: TinyModels) -> N
 
 def test_generate_equals_plain_diffusers(tiny: TinyModels) -> None:
     from diffusers import StableDiffusionPipeline
-
-    from skingen.generation import LoraSpec
 
     prompt, negative, seed, scale = "psoriasis on the elbow", "blurry", 7, 0.7
     ours = _generator(tiny, loras=[LoraSpec(tiny.lora / "pytorch_lora_weights.safetensors", scale)])
@@ -86,8 +78,6 @@ def test_generate_equals_plain_diffusers(tiny: TinyModels) -> None:
 
 
 def test_provenance_record_and_cache_hits(tiny: TinyModels, tmp_path: Path) -> None:
-    from skingen.generation import LoraSpec
-
     generator = _generator(
         tiny, loras=[LoraSpec(tiny.lora, 0.5)], scheduler="euler", cache=ImageCache(tmp_path)
     )
@@ -131,8 +121,6 @@ def test_ip_adapter_conditions_on_the_patient_photo(tiny: TinyModels) -> None:
 def test_inpainting_with_mask(tiny: TinyModels) -> None:
     from PIL import Image
 
-    from skingen.generation import ReferenceGenerator
-
     generator = ReferenceGenerator.from_pretrained(str(tiny.inpaint), inpaint=True, device="cpu")
     mask = Image.new("L", (64, 64), 0)
     mask.paste(255, (16, 16, 48, 48))
@@ -145,12 +133,39 @@ def test_inpainting_with_mask(tiny: TinyModels) -> None:
 
 
 def test_lora_for_another_base_is_rejected_naming_both(tiny: TinyModels) -> None:
-    from skingen.generation import LoraSpec
-
     with pytest.raises(
         SkinGenError, match=rf"LoRA {tiny.lora_other_base}.* does not fit the base model {tiny.sd}"
     ):
         _generator(tiny, loras=[LoraSpec(tiny.lora_other_base)])
+
+
+def test_stub_tokenizer_is_rejected(tiny: TinyModels, tmp_path: Path) -> None:
+    """A failed hub download can leave a 2-token tokenizer that loads without error (tiny-models.md)."""
+    model = tmp_path / "sd"
+    shutil.copytree(tiny.sd, model)
+    path = model / "tokenizer" / "tokenizer.json"
+    data = json.loads(path.read_text())
+    data["model"]["vocab"] = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    data["model"]["merges"] = []
+    path.write_text(json.dumps(data))
+    with pytest.raises(SkinGenError, match=rf"{model}: its tokenizer has only 2 tokens"):
+        ReferenceGenerator.from_pretrained(str(model), device="cpu")
+
+
+def test_device_and_dtype_choice() -> None:
+    from skingen.devices import resolve_device, resolve_dtype
+
+    assert resolve_dtype("cuda") == torch.float16 and resolve_dtype("cpu") == torch.float32
+    assert resolve_dtype("cuda", "float32") == torch.float32
+    with pytest.raises(SkinGenError, match="--dtype 'float8'"):
+        resolve_dtype("cpu", "float8")
+    assert resolve_device("cpu") == "cpu"
+    with pytest.raises(SkinGenError, match="--device 'tpu'"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        assert resolve_device() in {"cpu", "mps"}
+        with pytest.raises(SkinGenError, match="--device 'cuda': not available"):
+            resolve_device("cuda")
 
 
 @pytest.mark.parametrize(
@@ -234,6 +249,32 @@ def test_cli_generate_prompt_used_as_is_with_ip_adapter(
     record = json.loads(Path(line["provenance"]).read_text())
     assert record["prompt"] == "my exact prompt" and record["negative_prompt"] == ""
     assert record["ip_adapter"]["sha256"] == file_sha256(tiny.ip_adapter)
+
+
+def test_cli_generate_inpaints_with_mask(
+    tiny: TinyModels, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from PIL import Image
+
+    patient, mask = tmp_path / "patient.png", tmp_path / "mask.png"
+    photo(3).save(patient)
+    Image.new("L", (64, 64), 255).save(mask)
+    args = [
+        "generate",
+        "--sd",
+        str(tiny.inpaint),
+        "--image",
+        str(patient),
+        "--mask",
+        str(mask),
+        "--diagnosis",
+        "tinea",
+    ]
+    assert main([*args, "--strength", "0.9", "--no-cache", "--out", str(tmp_path / "out"), *CLI_SIZE]) == 0
+    [line] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    record = json.loads(Path(line["provenance"]).read_text())
+    assert record["pipeline"] == "StableDiffusionInpaintPipeline" and record["strength"] == 0.9
+    assert record["mask_sha256"] and record["init_image_sha256"]
 
 
 def test_cli_diagnose_prints_json_per_image(
