@@ -1,7 +1,7 @@
 """``skingen`` command line: diagnose, generate, bundle build, bundle validate.
 
-Heavy modules (torch, diffusers, transformers) are imported inside the commands that need them, so
-``skingen --help`` and ``skingen bundle validate`` stay fast and torch-free.
+Every skingen module is torch-free at import; torch, diffusers and transformers are imported only when a
+model is loaded, so ``skingen --help`` and ``skingen bundle validate`` stay fast (a test checks this).
 """
 
 from __future__ import annotations
@@ -11,16 +11,21 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from skingen.bundle.builder import SKIN_TONES
+from tqdm.auto import tqdm
+
+from skingen.bundle.builder import SKIN_TONES, BundleBuilder, BundleSettings, check_output, read_cases
+from skingen.bundle.manifest import BundleError, load_bundle
+from skingen.diagnosis.base import Diagnoser
+from skingen.diagnosis.clip import ClipDiagnoser
+from skingen.diagnosis.manifest import ManifestDiagnoser
+from skingen.diagnosis.vlm import VlmDiagnoser
 from skingen.errors import SkinGenError
-from skingen.generation import SCHEDULERS
-
-if TYPE_CHECKING:
-    from skingen.diagnosis.base import Diagnoser
-    from skingen.generation import ReferenceGenerator
-    from skingen.taxonomy import Taxonomy
+from skingen.generation import SCHEDULERS, LoraSpec, ReferenceGenerator
+from skingen.prompts import PromptBuilder
+from skingen.provenance import ImageCache, default_cache_dir, save_image
+from skingen.sources import load_image
+from skingen.taxonomy import UNKNOWN, Taxonomy
 
 
 def _add_device_options(parser: argparse.ArgumentParser) -> None:
@@ -39,6 +44,7 @@ def _add_diagnoser_options(parser: argparse.ArgumentParser, *, required: bool, m
         "--vlm", metavar="PATH|ID", help="image-text-to-text VLM (LLaVA-style), local path or hub id"
     )
     group.add_argument("--clip", metavar="PATH|ID", help="CLIP-style model for zero-shot diagnosis")
+    parser.set_defaults(diagnoses=None)
     if manifest:
         group.add_argument(
             "--diagnoses",
@@ -169,33 +175,22 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _taxonomy(args: argparse.Namespace) -> Taxonomy:
-    from skingen.taxonomy import Taxonomy
-
     return Taxonomy.load(args.taxonomy)
 
 
 def _diagnoser(args: argparse.Namespace, taxonomy: Taxonomy) -> Diagnoser | None:
     if args.vlm:
-        from skingen.diagnosis.vlm import VlmDiagnoser
-
         return VlmDiagnoser(
             args.vlm, taxonomy, max_new_tokens=args.max_new_tokens, device=args.device, dtype=args.dtype
         )
     if args.clip:
-        from skingen.diagnosis.clip import ClipDiagnoser
-
         return ClipDiagnoser(args.clip, taxonomy, device=args.device, dtype=args.dtype)
-    if getattr(args, "diagnoses", None):
-        from skingen.diagnosis.manifest import ManifestDiagnoser
-
+    if args.diagnoses:
         return ManifestDiagnoser(args.diagnoses, taxonomy)
     return None
 
 
 def _generator(args: argparse.Namespace, *, inpaint: bool) -> ReferenceGenerator:
-    from skingen.generation import LoraSpec, ReferenceGenerator
-    from skingen.provenance import ImageCache, default_cache_dir
-
     if len(args.lora_scale) > len(args.lora):
         raise SkinGenError(f"--lora-scale given {len(args.lora_scale)} times for {len(args.lora)} --lora")
     scales = args.lora_scale + [1.0] * (len(args.lora) - len(args.lora_scale))
@@ -213,10 +208,6 @@ def _generator(args: argparse.Namespace, *, inpaint: bool) -> ReferenceGenerator
 
 
 def run_diagnose(args: argparse.Namespace) -> int:
-    from tqdm.auto import tqdm
-
-    from skingen.sources import load_image
-
     taxonomy = _taxonomy(args)
     images = [(path, load_image(path)) for path in args.images]  # every image readable before loading a model
     diagnoser = _diagnoser(args, taxonomy)
@@ -226,11 +217,6 @@ def run_diagnose(args: argparse.Namespace) -> int:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    from skingen.prompts import PromptBuilder
-    from skingen.provenance import save_image
-    from skingen.sources import load_image
-    from skingen.taxonomy import UNKNOWN
-
     # 1. Check arguments and read inputs before loading any model
     if (args.ip_adapter or args.mask) and args.image is None:
         raise SkinGenError("--image is required with --ip-adapter or --mask")
@@ -288,9 +274,6 @@ def run_generate(args: argparse.Namespace) -> int:
 
 
 def run_bundle_build(args: argparse.Namespace) -> int:
-    from skingen.bundle.builder import BundleBuilder, BundleSettings, check_output, read_cases
-    from skingen.prompts import PromptBuilder
-
     # Everything checkable without models first: output location, cases.csv, photos, templates.
     out = check_output(args.out, overwrite=args.overwrite)
     taxonomy = _taxonomy(args)
@@ -318,8 +301,6 @@ def run_bundle_build(args: argparse.Namespace) -> int:
 
 
 def run_bundle_validate(args: argparse.Namespace) -> int:
-    from skingen.bundle.manifest import BundleError, load_bundle
-
     try:
         bundle = load_bundle(args.bundle)
     except BundleError as exc:
