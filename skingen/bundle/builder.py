@@ -1,0 +1,312 @@
+"""Case photos + ``cases.csv`` → diagnose → k reference images per case → a versioned stimulus bundle.
+
+``cases.csv`` columns: ``case_id,file,ground_truth[,ai_condition,ai_text,ai_rationale,skin_tone]``. A row with
+``ai_condition`` carries a fixed AI output that overrides the diagnoser (how wrong-AI cases are planted).
+
+The bundle is written into a temporary directory beside the output and renamed into place only once it
+validates, so a failure never leaves half a bundle. Needs torch only through the generator it is given.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import re
+import shutil
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PIL import Image
+from tqdm.auto import tqdm
+
+from skingen.bundle.manifest import (
+    AIOutput,
+    BundleManifest,
+    Case,
+    Condition,
+    ReferenceImage,
+    load_bundle,
+    write_manifest,
+)
+from skingen.diagnosis.base import Diagnoser, Diagnosis
+from skingen.diagnosis.manifest import resolve_condition
+from skingen.errors import SkinGenError
+from skingen.prompts import PromptBuilder
+from skingen.provenance import save_image
+from skingen.sources import load_image
+from skingen.taxonomy import UNKNOWN, Taxonomy
+
+if TYPE_CHECKING:
+    from skingen.generation import ReferenceGenerator
+
+log = logging.getLogger(__name__)
+
+CASES_FILE = "cases.csv"
+REQUIRED_COLUMNS = ("case_id", "file", "ground_truth")
+_CASE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+SKIN_TONES = ("I", "II", "III", "IV", "V", "VI")
+
+
+@dataclass(frozen=True)
+class CaseRow:
+    """One validated row of ``cases.csv``; ``fixed_ai`` is set when the row overrides the diagnoser."""
+
+    case_id: str
+    image_path: Path
+    ground_truth: str
+    fixed_ai: AIOutput | None
+    skin_tone: str | None
+
+
+@dataclass(frozen=True)
+class BundleSettings:
+    """How references are generated, and the bundle's identity; stored in the manifest's ``generator``."""
+
+    bundle_id: str
+    version: str = "1"
+    description: str = ""
+    k: int = 3
+    seed: int = 0
+    steps: int = 25
+    guidance: float = 7.5
+    width: int = 512
+    height: int = 512
+    skin_tone: str | None = None
+    severity: str | None = None
+    trigger: str | None = None
+
+
+def read_cases(cases_dir: str | Path, taxonomy: Taxonomy) -> list[CaseRow]:
+    """Validate ``cases_dir/cases.csv`` and every photo it names, before any model is loaded."""
+    cases_dir = Path(cases_dir)
+    path = cases_dir / CASES_FILE
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            rows = list(reader)
+            columns = set(reader.fieldnames or ())
+    except OSError as exc:
+        raise SkinGenError(f"cases file not readable: {path} ({exc.strerror})") from exc
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    if missing:
+        raise SkinGenError(f"{path}: missing column(s) {', '.join(missing)}")
+    if not rows:
+        raise SkinGenError(f"{path}: no cases")
+    cases: list[CaseRow] = []
+    seen: set[str] = set()
+    for line, row in enumerate(rows, start=2):
+        where = f"{path}, line {line}"
+        case_id = row["case_id"].strip()
+        if not _CASE_ID.match(case_id):
+            raise SkinGenError(f"{where}: case_id {case_id!r} must be 1–64 of A–Z a–z 0–9 _ . -")
+        if case_id in seen:
+            raise SkinGenError(f"{where}: duplicate case_id {case_id!r}")
+        seen.add(case_id)
+        image_path = cases_dir / row["file"].strip()
+        load_image(image_path, f"{where}: case photo")
+        skin_tone = (row.get("skin_tone") or "").strip() or None
+        if skin_tone is not None and skin_tone not in SKIN_TONES:
+            raise SkinGenError(
+                f"{where}: skin_tone {skin_tone!r} must be a Fitzpatrick type {'/'.join(SKIN_TONES)}"
+            )
+        cases.append(
+            CaseRow(
+                case_id=case_id,
+                image_path=image_path,
+                ground_truth=resolve_condition(taxonomy, row["ground_truth"], where),
+                fixed_ai=_fixed_ai(row, taxonomy, where),
+                skin_tone=skin_tone,
+            )
+        )
+    return cases
+
+
+def _fixed_ai(row: dict[str, str], taxonomy: Taxonomy, where: str) -> AIOutput | None:
+    value = (row.get("ai_condition") or "").strip()
+    if not value:
+        if (row.get("ai_text") or row.get("ai_rationale") or "").strip():
+            raise SkinGenError(f"{where}: ai_text/ai_rationale given without ai_condition")
+        return None
+    condition = resolve_condition(taxonomy, value, where)
+    diagnosis = Diagnosis.from_ranking(
+        taxonomy,
+        [] if condition == UNKNOWN else [(condition, 1.0)],
+        rationale=(row.get("ai_rationale") or "").strip(),
+        raw_output=value,
+        model_id="manifest",
+    )
+    return diagnosis.ai_output((row.get("ai_text") or "").strip() or None)
+
+
+def check_output(out: str | Path, *, overwrite: bool) -> Path:
+    """Refuse an existing output unless ``overwrite`` (checked before any work is done)."""
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise SkinGenError(f"bundle output already exists: {out} (pass --overwrite to replace it)")
+    if out.exists() and not out.is_dir():
+        raise SkinGenError(f"bundle output exists and is not a directory: {out}")
+    return out
+
+
+class BundleBuilder:
+    """Diagnoses each case (unless its AI output is fixed) and generates ``k`` references of that diagnosis.
+
+    Reference ``i`` of every case uses seed ``settings.seed + i`` and the ``i``-th body-site variation of the
+    prompt, so cases with the same diagnosis and skin tone share references (generated once, then cached) —
+    unless an IP-Adapter conditions them on each case's photo.
+    """
+
+    def __init__(
+        self,
+        taxonomy: Taxonomy,
+        prompts: PromptBuilder,
+        generator: ReferenceGenerator,
+        diagnoser: Diagnoser | None,
+        settings: BundleSettings,
+    ) -> None:
+        self.taxonomy = taxonomy
+        self.prompts = prompts
+        self.generator = generator
+        self.diagnoser = diagnoser
+        self.settings = settings
+
+    def check_inputs(self, cases: list[CaseRow]) -> None:
+        if self.settings.k < 1:
+            raise SkinGenError(f"k: must be ≥ 1, got {self.settings.k}")
+        if not re.match(r"^[A-Za-z0-9_.-]+$", self.settings.bundle_id):
+            raise SkinGenError(f"bundle_id {self.settings.bundle_id!r}: use only A–Z a–z 0–9 _ . -")
+        if self.generator.inpaint:
+            raise SkinGenError(
+                "--sd: bundles are built with a text-to-image model, not an inpainting pipeline"
+            )
+        undiagnosed = [c.case_id for c in cases if c.fixed_ai is None]
+        if undiagnosed and self.diagnoser is None:
+            raise SkinGenError(
+                f"cases {', '.join(undiagnosed[:5])} have no AI output: pass --vlm, --clip or --diagnoses"
+            )
+
+    def __call__(
+        self, cases: list[CaseRow], out: str | Path, *, overwrite: bool = False, progress: bool = True
+    ) -> Path:
+        """Build the bundle at ``out``; returns its path."""
+        # 1. Check inputs and the output location
+        self.check_inputs(cases)
+        out = check_output(out, overwrite=overwrite)
+        # 2. Build in a temporary directory beside the output
+        staging = out.parent / f".{out.name}.building-{uuid.uuid4().hex[:8]}"
+        staging.mkdir(parents=True)
+        try:
+            # 3. Diagnose and illustrate each case
+            built = [
+                self.build_case(case, staging)
+                for case in tqdm(cases, desc="building bundle", unit="case", disable=not progress)
+            ]
+            # 4. Write the manifest and validate the whole bundle as the study app will load it
+            write_manifest(staging, self.manifest(built))
+            load_bundle(staging)
+            # 5. Move it into place
+            _replace(staging, out)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return out
+
+    def build_case(self, case: CaseRow, root: Path) -> Case:
+        photo = load_image(case.image_path, "case photo")
+        image_rel = f"cases/{case.case_id}.png"
+        (root / "cases").mkdir(exist_ok=True)
+        photo.save(root / image_rel)
+        ai = case.fixed_ai or self.diagnoser.diagnose(photo, case.case_id).ai_output()
+        return Case(
+            case_id=case.case_id,
+            image=image_rel,
+            ground_truth=case.ground_truth,
+            ai=ai,
+            references=self.references(case, ai, photo, root),
+            skin_tone=case.skin_tone,
+        )
+
+    def references(
+        self, case: CaseRow, ai: AIOutput, photo: Image.Image, root: Path
+    ) -> tuple[ReferenceImage, ...]:
+        """``k`` generated images of the AI's diagnosis; none for ``unknown`` (nothing to show)."""
+        if ai.condition == UNKNOWN:
+            log.warning(
+                "case %s: the AI's diagnosis is unknown, so it gets no reference images", case.case_id
+            )
+            return ()
+        settings = self.settings
+        prompts = self.prompts.variations(
+            ai.condition,
+            settings.k,
+            skin_tone=case.skin_tone or settings.skin_tone,
+            severity=settings.severity,
+            trigger=settings.trigger,
+        )
+        references = []
+        for index, prompt in enumerate(prompts):
+            [generated] = self.generator(
+                prompt.prompt,
+                prompt.negative_prompt,
+                seeds=[settings.seed + index],
+                steps=settings.steps,
+                guidance=settings.guidance,
+                width=settings.width,
+                height=settings.height,
+                ip_adapter_image=photo if self.generator.ip_adapter is not None else None,
+            )
+            image_rel = f"references/{case.case_id}/ref_{index}.png"
+            json_path = save_image(generated.image, generated.record, root / image_rel)
+            references.append(
+                ReferenceImage(
+                    image=image_rel,
+                    caption=f"Generated example of {ai.display_name.lower()} — not the patient",
+                    condition=ai.condition,
+                    provenance=json_path.relative_to(root).as_posix(),
+                )
+            )
+        return tuple(references)
+
+    def manifest(self, cases: list[Case]) -> BundleManifest:
+        settings = self.settings
+        generator = self.generator
+        return BundleManifest(
+            bundle_id=settings.bundle_id,
+            version=settings.version,
+            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            description=settings.description,
+            generator={
+                "model": generator.model,
+                "loras": [lora.model_dump() for lora in generator.loras],
+                "ip_adapter": generator.ip_adapter.model_dump() if generator.ip_adapter else None,
+                "diagnoser": self.diagnoser.model_id if self.diagnoser else None,
+                "k": settings.k,
+                "seed": settings.seed,
+                "steps": settings.steps,
+                "guidance": settings.guidance,
+                "width": settings.width,
+                "height": settings.height,
+                "skin_tone": settings.skin_tone,
+                "severity": settings.severity,
+                "trigger": settings.trigger,
+            },
+            conditions=tuple(
+                Condition(id=c.id, display_name=c.display_name, description=c.description)
+                for c in self.taxonomy
+            ),
+            cases=tuple(cases),
+        )
+
+
+def _replace(staging: Path, out: Path) -> None:
+    """Rename ``staging`` to ``out``; an existing ``out`` is moved aside first and removed after."""
+    if not out.exists():
+        staging.rename(out)
+        return
+    old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+    out.rename(old)
+    staging.rename(out)
+    shutil.rmtree(old)

@@ -1,0 +1,322 @@
+"""``skingen`` command line: diagnose, generate, bundle build, bundle validate.
+
+Every skingen module is torch-free at import; torch, diffusers and transformers are imported only when a
+model is loaded, so ``skingen --help`` and ``skingen bundle validate`` stay fast (a test checks this).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from skingen.bundle.builder import SKIN_TONES, BundleBuilder, BundleSettings, check_output, read_cases
+from skingen.bundle.manifest import BundleError, load_bundle
+from skingen.diagnosis.base import Diagnoser
+from skingen.diagnosis.clip import ClipDiagnoser
+from skingen.diagnosis.manifest import ManifestDiagnoser
+from skingen.diagnosis.vlm import VlmDiagnoser
+from skingen.errors import SkinGenError
+from skingen.generation import SCHEDULERS, LoraSpec, ReferenceGenerator
+from skingen.prompts import PromptBuilder
+from skingen.provenance import ImageCache, default_cache_dir, save_image
+from skingen.sources import load_image
+from skingen.taxonomy import UNKNOWN, Taxonomy
+
+
+def _add_device_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", help="cpu, cuda[:N] or mps (default: best available)")
+    parser.add_argument(
+        "--dtype",
+        choices=("float32", "float16", "bfloat16"),
+        help="default: float16 on CUDA, float32 elsewhere",
+    )
+    parser.add_argument("--taxonomy", type=Path, help="taxonomy YAML (default: the packaged one)")
+
+
+def _add_diagnoser_options(parser: argparse.ArgumentParser, *, required: bool, manifest: bool) -> None:
+    group = parser.add_mutually_exclusive_group(required=required)
+    group.add_argument(
+        "--vlm", metavar="PATH|ID", help="image-text-to-text VLM (LLaVA-style), local path or hub id"
+    )
+    group.add_argument("--clip", metavar="PATH|ID", help="CLIP-style model for zero-shot diagnosis")
+    parser.set_defaults(diagnoses=None)
+    if manifest:
+        group.add_argument(
+            "--diagnoses",
+            metavar="CSV",
+            type=Path,
+            help="fixed diagnoses, columns case_id,condition[,rationale]",
+        )
+    parser.add_argument("--max-new-tokens", type=int, default=160, help="VLM answer length (default 160)")
+
+
+def _add_generator_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--sd", required=True, metavar="PATH|ID", help="Stable Diffusion 1.x model, path or hub id"
+    )
+    parser.add_argument(
+        "--lora",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="PATH",
+        help="LoRA weights file or directory (repeatable)",
+    )
+    parser.add_argument(
+        "--lora-scale",
+        action="append",
+        default=[],
+        type=float,
+        metavar="S",
+        help="scale of the matching --lora (repeatable, default 1.0)",
+    )
+    parser.add_argument(
+        "--ip-adapter",
+        type=Path,
+        metavar="PATH",
+        help="IP-Adapter weights file (with image_encoder/ beside it), conditioned on --image",
+    )
+    parser.add_argument(
+        "--ip-adapter-scale", type=float, default=0.6, help="IP-Adapter strength (default 0.6)"
+    )
+    parser.add_argument(
+        "--scheduler",
+        choices=SCHEDULERS,
+        help="replace the model's scheduler",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+    parser.add_argument("--steps", type=int, default=25, help="denoising steps (default 25)")
+    parser.add_argument(
+        "--guidance", type=float, default=7.5, help="classifier-free guidance scale (default 7.5)"
+    )
+    parser.add_argument("--width", type=int, default=512, help="image width, multiple of 8 (default 512)")
+    parser.add_argument("--height", type=int, default=512, help="image height, multiple of 8 (default 512)")
+    parser.add_argument("--skin-tone", choices=SKIN_TONES, help="Fitzpatrick skin type in prompts")
+    parser.add_argument("--severity", help="severity in prompts: mild, moderate, severe (see templates)")
+    parser.add_argument("--trigger", help="LoRA trigger token put in front of prompts")
+    parser.add_argument("--templates", type=Path, help="prompt templates YAML (default: the packaged one)")
+    parser.add_argument(
+        "--cache", type=Path, help="image cache directory (default: $SKINGEN_CACHE or ~/.cache)"
+    )
+    parser.add_argument("--no-cache", action="store_true", help="neither read nor write the image cache")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="skingen",
+        description="SkinGEN: diagnose skin photos with a VLM, generate reference images of the diagnosis "
+        "with Stable Diffusion (+LoRA), and build stimulus bundles for a study.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    diagnose = commands.add_parser("diagnose", help="diagnose images; prints one JSON object per image")
+    diagnose.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    _add_diagnoser_options(diagnose, required=True, manifest=False)
+    _add_device_options(diagnose)
+    diagnose.set_defaults(handler=run_diagnose)
+
+    generate = commands.add_parser("generate", help="generate reference images (PNG + provenance JSON)")
+    what = generate.add_mutually_exclusive_group(required=True)
+    what.add_argument(
+        "--diagnosis", metavar="TEXT", help="a condition (id, name or synonym); prompt from templates"
+    )
+    what.add_argument("--prompt", metavar="TEXT", help="a prompt, used as is")
+    generate.add_argument(
+        "--negative-prompt", metavar="TEXT", help="default: the templates' (with --diagnosis)"
+    )
+    generate.add_argument("--body-site", help="body site in the prompt (with --diagnosis)")
+    generate.add_argument("--image", type=Path, metavar="IMG", help="patient photo for --ip-adapter / --mask")
+    generate.add_argument(
+        "--mask", type=Path, metavar="MASK", help="inpaint the white area of MASK in --image"
+    )
+    generate.add_argument("--strength", type=float, default=1.0, help="inpainting strength (default 1.0)")
+    generate.add_argument(
+        "-n", "--count", type=int, default=1, help="images, seeds SEED… SEED+N-1 (default 1)"
+    )
+    generate.add_argument("--batch-size", type=int, default=1, help="images per diffusers call (default 1)")
+    generate.add_argument("--out", required=True, type=Path, metavar="DIR")
+    _add_generator_options(generate)
+    _add_device_options(generate)
+    generate.set_defaults(handler=run_generate)
+
+    bundle = commands.add_parser("bundle", help="build or validate stimulus bundles")
+    bundle_commands = bundle.add_subparsers(dest="bundle_command", required=True)
+    build = bundle_commands.add_parser("build", help="cases dir (photos + cases.csv) → bundle")
+    build.add_argument("cases_dir", type=Path, metavar="CASES_DIR")
+    build.add_argument("--out", required=True, type=Path, metavar="BUNDLE")
+    build.add_argument("-k", type=int, default=3, help="reference images per case (default 3)")
+    build.add_argument("--bundle-id", help="default: the output directory's name")
+    build.add_argument("--version", default="1", help="bundle version (default 1)")
+    build.add_argument("--description", default="")
+    build.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --out")
+    _add_diagnoser_options(build, required=False, manifest=True)
+    _add_generator_options(build)
+    _add_device_options(build)
+    build.set_defaults(handler=run_bundle_build)
+    validate = bundle_commands.add_parser("validate", help="check a bundle's manifest and files")
+    validate.add_argument("bundle", type=Path, metavar="BUNDLE")
+    validate.set_defaults(handler=run_bundle_validate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="skingen: %(message)s")
+    try:
+        return args.handler(args)
+    except SkinGenError as exc:
+        print(f"skingen: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _taxonomy(args: argparse.Namespace) -> Taxonomy:
+    return Taxonomy.load(args.taxonomy)
+
+
+def _diagnoser(args: argparse.Namespace, taxonomy: Taxonomy) -> Diagnoser | None:
+    if args.vlm:
+        return VlmDiagnoser(
+            args.vlm, taxonomy, max_new_tokens=args.max_new_tokens, device=args.device, dtype=args.dtype
+        )
+    if args.clip:
+        return ClipDiagnoser(args.clip, taxonomy, device=args.device, dtype=args.dtype)
+    if args.diagnoses:
+        return ManifestDiagnoser(args.diagnoses, taxonomy)
+    return None
+
+
+def _generator(args: argparse.Namespace, *, inpaint: bool) -> ReferenceGenerator:
+    if len(args.lora_scale) > len(args.lora):
+        raise SkinGenError(f"--lora-scale given {len(args.lora_scale)} times for {len(args.lora)} --lora")
+    scales = args.lora_scale + [1.0] * (len(args.lora) - len(args.lora_scale))
+    return ReferenceGenerator.from_pretrained(
+        args.sd,
+        loras=[LoraSpec(path, scale) for path, scale in zip(args.lora, scales, strict=True)],
+        ip_adapter=args.ip_adapter,
+        ip_adapter_scale=args.ip_adapter_scale,
+        inpaint=inpaint,
+        scheduler=args.scheduler,
+        device=args.device,
+        dtype=args.dtype,
+        cache=None if args.no_cache else ImageCache(args.cache or default_cache_dir()),
+    )
+
+
+def run_diagnose(args: argparse.Namespace) -> int:
+    taxonomy = _taxonomy(args)
+    images = [(path, load_image(path)) for path in args.images]  # every image readable before loading a model
+    diagnoser = _diagnoser(args, taxonomy)
+    for path, image in tqdm(images, desc="diagnosing", unit="image", disable=len(images) < 2):
+        print(json.dumps({"image": str(path), **diagnoser.diagnose(image, path.stem).to_dict()}), flush=True)
+    return 0
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    # 1. Check arguments and read inputs before loading any model
+    if (args.ip_adapter or args.mask) and args.image is None:
+        raise SkinGenError("--image is required with --ip-adapter or --mask")
+    if args.image is not None and not (args.ip_adapter or args.mask):
+        raise SkinGenError("--image is only used with --ip-adapter or --mask")
+    if args.count < 1:
+        raise SkinGenError(f"-n/--count must be ≥ 1, got {args.count}")
+    if args.out.exists() and not args.out.is_dir():
+        raise SkinGenError(f"--out exists and is not a directory: {args.out}")
+    image = load_image(args.image, "--image") if args.image else None
+    mask = load_image(args.mask, "--mask").convert("L") if args.mask else None
+    # 2. The prompt: as given, or from the templates for the named condition
+    if args.prompt is not None:
+        prompt, negative, stem = args.prompt, args.negative_prompt or "", "prompt"
+    else:
+        taxonomy = _taxonomy(args)
+        condition = taxonomy.match(args.diagnosis)
+        if condition == UNKNOWN:
+            raise SkinGenError(f"--diagnosis {args.diagnosis!r} names no condition of the taxonomy")
+        built = PromptBuilder.load(taxonomy, args.templates).build(
+            condition,
+            skin_tone=args.skin_tone,
+            body_site=args.body_site,
+            severity=args.severity,
+            trigger=args.trigger,
+        )
+        prompt, stem = built.prompt, condition
+        negative = built.negative_prompt if args.negative_prompt is None else args.negative_prompt
+    # 3. Load the model and generate (in memory), then write every image with its provenance
+    generator = _generator(args, inpaint=mask is not None)
+    results = generator(
+        prompt,
+        negative,
+        seeds=range(args.seed, args.seed + args.count),
+        steps=args.steps,
+        guidance=args.guidance,
+        width=args.width,
+        height=args.height,
+        batch_size=args.batch_size,
+        ip_adapter_image=image if args.ip_adapter else None,
+        image=image if mask is not None else None,
+        mask_image=mask,
+        strength=args.strength,
+        progress=True,
+    )
+    for result in results:
+        png = args.out / f"{stem}_seed{result.record.seed}_{result.record.key()[:10]}.png"
+        save_image(result.image, result.record, png)
+        print(
+            json.dumps(
+                {"image": str(png), "provenance": str(png.with_suffix(".json")), "cached": result.cached}
+            )
+        )
+    return 0
+
+
+def run_bundle_build(args: argparse.Namespace) -> int:
+    # Everything checkable without models first: output location, cases.csv, photos, templates.
+    out = check_output(args.out, overwrite=args.overwrite)
+    taxonomy = _taxonomy(args)
+    cases = read_cases(args.cases_dir, taxonomy)
+    prompts = PromptBuilder.load(taxonomy, args.templates)
+    settings = BundleSettings(
+        bundle_id=args.bundle_id or out.name,
+        version=args.version,
+        description=args.description,
+        k=args.k,
+        seed=args.seed,
+        steps=args.steps,
+        guidance=args.guidance,
+        width=args.width,
+        height=args.height,
+        skin_tone=args.skin_tone,
+        severity=args.severity,
+        trigger=args.trigger,
+    )
+    diagnoser = _diagnoser(args, taxonomy) if any(case.fixed_ai is None for case in cases) else None
+    builder = BundleBuilder(taxonomy, prompts, _generator(args, inpaint=False), diagnoser, settings)
+    path = builder(cases, out, overwrite=args.overwrite)
+    print(json.dumps({"bundle": str(path), "cases": len(cases)}))
+    return 0
+
+
+def run_bundle_validate(args: argparse.Namespace) -> int:
+    try:
+        bundle = load_bundle(args.bundle)
+    except BundleError as exc:
+        raise SkinGenError(f"invalid bundle: {exc}") from exc
+    manifest = bundle.manifest
+    references = sum(len(case.references) for case in manifest.cases)
+    print(
+        json.dumps(
+            {
+                "bundle": str(args.bundle),
+                "bundle_id": manifest.bundle_id,
+                "version": manifest.version,
+                "cases": len(manifest.cases),
+                "references": references,
+                "sha256": bundle.content_hash,
+            }
+        )
+    )
+    return 0

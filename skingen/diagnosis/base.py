@@ -1,0 +1,80 @@
+"""The structured diagnosis every backend returns, and the interface they share."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Protocol
+
+from PIL import Image
+
+from skingen.bundle.manifest import AIOutput, DifferentialEntry
+from skingen.taxonomy import UNKNOWN, Taxonomy
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """A model's answer: top condition (taxonomy id or ``"unknown"``), differential, rationale, raw output."""
+
+    condition: str
+    display_name: str
+    differential: tuple[tuple[str, float], ...]
+    rationale: str
+    raw_output: str
+    model_id: str
+
+    @classmethod
+    def from_ranking(
+        cls,
+        taxonomy: Taxonomy,
+        ranked: list[tuple[str, float]],
+        *,
+        rationale: str,
+        raw_output: str,
+        model_id: str,
+    ) -> Diagnosis:
+        """Top condition = first of ``ranked`` (``(condition_id, score)``, best first); empty → unknown."""
+        condition = ranked[0][0] if ranked else UNKNOWN
+        return cls(
+            condition=condition,
+            display_name=taxonomy.display_name(condition),
+            differential=tuple((c, round(float(s), 6)) for c, s in ranked),
+            rationale=rationale,
+            raw_output=raw_output,
+            model_id=model_id,
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        data = asdict(self)
+        data["differential"] = [{"condition": c, "score": s} for c, s in self.differential]
+        return data
+
+    def ai_output(self, text: str | None = None) -> AIOutput:
+        """The bundle's view of this diagnosis; ``text`` overrides the default sentence."""
+        if text is None:
+            text = (
+                "The AI could not match this image to a known condition."
+                if self.condition == UNKNOWN
+                else f"The AI's most likely diagnosis is {self.display_name}."
+            )
+        return AIOutput(
+            condition=self.condition,
+            display_name=self.display_name,
+            text=text,
+            rationale=self.rationale,
+            differential=tuple(DifferentialEntry(condition=c, score=s) for c, s in self.differential),
+            model_id=self.model_id,
+        )
+
+
+class Diagnoser(Protocol):
+    """Anything that diagnoses a skin photo; ``case_id`` lets fixed (manifest) backends look cases up."""
+
+    model_id: str
+
+    def diagnose(self, image: Image.Image, case_id: str = "") -> Diagnosis: ...
+
+
+def rank_weights(count: int) -> list[float]:
+    """Scores for a differential that a model gave only as an order: 1/rank, normalised to sum to 1."""
+    raw = [1.0 / (rank + 1) for rank in range(count)]
+    return [w / sum(raw) for w in raw]

@@ -1,0 +1,63 @@
+"""Diagnoses fixed in a CSV: how real studies freeze stimuli and how wrong AI outputs are planted on purpose.
+
+CSV columns: ``case_id,condition[,rationale]``. ``condition`` is a taxonomy id or a name/synonym of one; a
+value that names no condition is an error, not a silent "unknown" (write ``unknown`` to mean unknown).
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from PIL import Image
+
+from skingen.diagnosis.base import Diagnosis
+from skingen.errors import SkinGenError
+from skingen.taxonomy import UNKNOWN, Taxonomy
+
+
+def resolve_condition(taxonomy: Taxonomy, value: str, where: str) -> str:
+    """A researcher-written condition (id, name or synonym) as a taxonomy id; ``where`` names the source."""
+    value = value.strip()
+    if value in taxonomy or value == UNKNOWN:
+        return value
+    condition = taxonomy.match(value)
+    if condition == UNKNOWN:
+        raise SkinGenError(
+            f"{where}: condition {value!r} is not in the taxonomy (known: {', '.join(taxonomy.ids)})"
+        )
+    return condition
+
+
+class ManifestDiagnoser:
+    """Looks each case's diagnosis up in a CSV instead of running a model."""
+
+    model_id = "manifest"
+
+    def __init__(self, path: str | Path, taxonomy: Taxonomy) -> None:
+        path = Path(path)
+        try:
+            with path.open(newline="", encoding="utf-8-sig") as handle:
+                rows = list(csv.DictReader(handle))
+        except OSError as exc:
+            raise SkinGenError(f"diagnoses CSV not readable: {path} ({exc.strerror})") from exc
+        missing = {"case_id", "condition"} - set(rows[0] if rows else {})
+        if missing:
+            raise SkinGenError(f"diagnoses CSV {path}: missing column(s) {', '.join(sorted(missing))}")
+        self._taxonomy = taxonomy
+        self._rows: dict[str, tuple[str, str]] = {}
+        for line, row in enumerate(rows, start=2):
+            where = f"{path}, line {line}"
+            self._rows[row["case_id"].strip()] = (
+                resolve_condition(taxonomy, row["condition"], where),
+                (row.get("rationale") or "").strip(),
+            )
+
+    def diagnose(self, image: Image.Image, case_id: str = "") -> Diagnosis:
+        if case_id not in self._rows:
+            raise SkinGenError(f"case {case_id!r} has no row in the diagnoses CSV")
+        condition, rationale = self._rows[case_id]
+        ranked = [] if condition == UNKNOWN else [(condition, 1.0)]
+        return Diagnosis.from_ranking(
+            self._taxonomy, ranked, rationale=rationale, raw_output=condition, model_id=self.model_id
+        )

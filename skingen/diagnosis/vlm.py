@@ -1,0 +1,99 @@
+"""Diagnosis by a transformers image-text-to-text VLM (LLaVA-style), its free text mapped onto the taxonomy.
+
+The model is asked, SkinGPT-style, for a diagnosis, a differential and its reasoning. The answer is parsed
+with :func:`parse_answer`: a condition the text does not name is never guessed (→ ``"unknown"``).
+"""
+
+from __future__ import annotations
+
+import re
+
+from PIL import Image
+
+from skingen.devices import resolve_device, resolve_dtype
+from skingen.diagnosis.base import Diagnosis, rank_weights
+from skingen.errors import SkinGenError
+from skingen.sources import resolve_model
+from skingen.taxonomy import Taxonomy
+
+DEFAULT_QUESTION = (
+    "You are a dermatologist. Look at this skin photo. Answer in three lines: "
+    "'Diagnosis: <the most likely condition>', 'Differential: <other likely conditions, most likely first>', "
+    "'Reasoning: <the visible features that support the diagnosis>'."
+)
+_SECTION = re.compile(r"^\s*(diagnosis|differential|reasoning)\s*:\s*", re.IGNORECASE | re.MULTILINE)
+
+
+def _sections(text: str) -> dict[str, str]:
+    """``Diagnosis:`` / ``Differential:`` / ``Reasoning:`` parts of an answer (those present)."""
+    parts = _SECTION.split(text)
+    return {parts[i].lower(): parts[i + 1].strip() for i in range(1, len(parts) - 1, 2)}
+
+
+def parse_answer(text: str, taxonomy: Taxonomy, model_id: str) -> Diagnosis:
+    """Map a free-text answer onto the taxonomy.
+
+    The top condition is the first one named in the ``Diagnosis:`` section, or in the whole text when the
+    model ignored the format; the differential follows in order of mention, with 1/rank scores.
+    """
+    sections = _sections(text)
+    ranked: list[str] = []
+    for part in (sections.get("diagnosis", text), sections.get("differential", ""), text):
+        ranked += [m.condition for m in taxonomy.mentions(part) if m.condition not in ranked]
+    rationale = sections.get("reasoning") or text.strip()
+    return Diagnosis.from_ranking(
+        taxonomy,
+        list(zip(ranked, rank_weights(len(ranked)), strict=True)),
+        rationale=rationale,
+        raw_output=text,
+        model_id=model_id,
+    )
+
+
+class VlmDiagnoser:
+    """Asks a local or hub VLM (``AutoModelForImageTextToText`` + ``AutoProcessor``) about each photo."""
+
+    def __init__(
+        self,
+        model: str,
+        taxonomy: Taxonomy,
+        *,
+        question: str = DEFAULT_QUESTION,
+        max_new_tokens: int = 160,
+        device: str | None = None,
+        dtype: str | None = None,
+    ) -> None:
+        import torch
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        source = resolve_model(model, "VLM")
+        self.device = resolve_device(device)
+        try:
+            self.processor = AutoProcessor.from_pretrained(source)
+            self.model = (
+                AutoModelForImageTextToText.from_pretrained(source, dtype=resolve_dtype(self.device, dtype))
+                .to(self.device)
+                .eval()
+            )
+        except (OSError, ValueError, KeyError) as exc:
+            raise SkinGenError(f"VLM {model}: cannot load ({exc})") from exc
+        if getattr(self.processor, "chat_template", None) is None:
+            raise SkinGenError(f"VLM {model}: its processor has no chat template, so it cannot be prompted")
+        self.model_id = model
+        self.taxonomy = taxonomy
+        self.question = question
+        self.max_new_tokens = max_new_tokens
+        self._torch = torch
+
+    def ask(self, image: Image.Image) -> str:
+        """The model's greedy (deterministic) answer to the question about ``image``."""
+        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": self.question}]}]
+        prompt = self.processor.apply_chat_template(messages, add_generation_prompt=True)
+        inputs = self.processor(images=image, text=prompt, return_tensors="pt").to(self.device)
+        with self._torch.inference_mode():
+            output = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False)
+        new_tokens = output[0, inputs["input_ids"].shape[1] :]
+        return self.processor.decode(new_tokens, skip_special_tokens=True).strip()
+
+    def diagnose(self, image: Image.Image, case_id: str = "") -> Diagnosis:
+        return parse_answer(self.ask(image), self.taxonomy, self.model_id)

@@ -1,0 +1,409 @@
+"""Reference images with diffusers Stable Diffusion (+ LoRA, IP-Adapter, inpainting), cached by provenance.
+
+:class:`ReferenceGenerator` wraps one loaded diffusers pipeline. Its ``__call__`` describes every requested
+image by a :class:`~skingen.provenance.ProvenanceRecord`, takes what the cache already holds, and generates
+the rest with one seeded CPU ``torch.Generator`` per image, so a seed gives the same latents on any device and
+exactly the pixels plain diffusers code gives with the same inputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PIL import Image
+from tqdm.auto import tqdm
+
+from skingen.devices import resolve_device, resolve_dtype
+from skingen.errors import SkinGenError
+from skingen.provenance import (
+    AdapterRecord,
+    ImageCache,
+    ProvenanceRecord,
+    library_versions,
+    model_fingerprint,
+)
+from skingen.sources import file_sha256, image_sha256, resolve_model
+
+if TYPE_CHECKING:
+    import torch
+    from diffusers import StableDiffusionInpaintPipeline, StableDiffusionPipeline
+
+SCHEDULERS = ("ddim", "ddpm", "pndm", "lms", "euler", "euler_a", "dpm++", "unipc")
+# A hub tokenizer that failed to download can load as a 2-token stub instead of raising.
+_MIN_TOKENIZER_SIZE = 100
+
+
+@dataclass(frozen=True)
+class LoraSpec:
+    """A LoRA weights file (or a directory holding one) and the scale to apply it at."""
+
+    path: Path
+    scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class GeneratedImage:
+    image: Image.Image
+    record: ProvenanceRecord
+    cached: bool
+
+
+def weights_file(path: Path, what: str, preferred: tuple[str, ...]) -> Path:
+    """The weights file at ``path``: the file itself, or in a directory the preferred or the only one."""
+    if path.is_file():
+        return path
+    if not path.is_dir():
+        raise SkinGenError(f"{what} not found: {path}")
+    for name in preferred:
+        if (path / name).is_file():
+            return path / name
+    candidates = sorted(path.glob("*.safetensors")) or sorted(path.glob("*.bin"))
+    if len(candidates) != 1:
+        raise SkinGenError(
+            f"{what} {path}: expected one .safetensors/.bin weights file, found {len(candidates)}; name one"
+        )
+    return candidates[0]
+
+
+def _first_line(exc: BaseException) -> str:
+    """The gist of a library error: its first line, plus the first detail line (e.g. one size mismatch)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
+    gist = lines[0] if not lines[0].endswith(":") or len(lines) == 1 else f"{lines[0]} {lines[1]}"
+    return gist[:400]
+
+
+def _scheduler(name: str, config: dict) -> object:
+    from diffusers import (
+        DDIMScheduler,
+        DDPMScheduler,
+        DPMSolverMultistepScheduler,
+        EulerAncestralDiscreteScheduler,
+        EulerDiscreteScheduler,
+        LMSDiscreteScheduler,
+        PNDMScheduler,
+        UniPCMultistepScheduler,
+    )
+
+    classes = {
+        "ddim": DDIMScheduler,
+        "ddpm": DDPMScheduler,
+        "pndm": PNDMScheduler,
+        "lms": LMSDiscreteScheduler,
+        "euler": EulerDiscreteScheduler,
+        "euler_a": EulerAncestralDiscreteScheduler,
+        "dpm++": DPMSolverMultistepScheduler,
+        "unipc": UniPCMultistepScheduler,
+    }
+    if name not in classes:
+        raise SkinGenError(f"scheduler {name!r}: expected one of {', '.join(SCHEDULERS)}")
+    return classes[name].from_config(config)
+
+
+class ReferenceGenerator:
+    """A loaded Stable Diffusion pipeline turning prompts and seeds into cached, provenance-stamped images."""
+
+    def __init__(
+        self,
+        pipe: StableDiffusionPipeline | StableDiffusionInpaintPipeline,
+        *,
+        model: str,
+        loras: Sequence[AdapterRecord] = (),
+        ip_adapter: AdapterRecord | None = None,
+        cache: ImageCache | None = None,
+    ) -> None:
+        from diffusers import StableDiffusionInpaintPipeline
+
+        self.pipe = pipe
+        self.model = model
+        self.loras = tuple(loras)
+        self.ip_adapter = ip_adapter
+        self.cache = cache
+        self.inpaint = isinstance(pipe, StableDiffusionInpaintPipeline)
+        self._fingerprint = model_fingerprint(model)
+        self._versions = library_versions()
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        model: str,
+        *,
+        loras: Sequence[LoraSpec] = (),
+        ip_adapter: Path | None = None,
+        ip_adapter_scale: float = 0.6,
+        inpaint: bool = False,
+        scheduler: str | None = None,
+        device: str | None = None,
+        dtype: str | None = None,
+        cache: ImageCache | None = None,
+    ) -> ReferenceGenerator:
+        """Load ``model`` (local path or hub id) and apply LoRAs / IP-Adapter; failures name their file."""
+        source = resolve_model(model, "Stable Diffusion model")
+        lora_files = [
+            weights_file(Path(spec.path), "LoRA", ("pytorch_lora_weights.safetensors",)) for spec in loras
+        ]
+        ip_file = weights_file(Path(ip_adapter), "IP-Adapter", ()) if ip_adapter is not None else None
+        device = resolve_device(device)
+        torch_dtype = resolve_dtype(device, dtype)
+        pipe = cls._load_pipeline(source, model, inpaint=inpaint, dtype=torch_dtype)
+        if scheduler is not None:
+            pipe.scheduler = _scheduler(scheduler, pipe.scheduler.config)
+        lora_records = [
+            cls._load_lora(pipe, file, spec.scale, index, model)
+            for index, (file, spec) in enumerate(zip(lora_files, loras, strict=True))
+        ]
+        if lora_records:
+            pipe.set_adapters(
+                [f"lora_{i}" for i in range(len(lora_records))], [r.scale for r in lora_records]
+            )
+        ip_record = cls._load_ip_adapter(pipe, ip_file, ip_adapter_scale, model) if ip_file else None
+        pipe.to(device)
+        pipe.set_progress_bar_config(disable=True)
+        return cls(pipe, model=model, loras=lora_records, ip_adapter=ip_record, cache=cache)
+
+    @staticmethod
+    def _load_pipeline(
+        source: str, model: str, *, inpaint: bool, dtype: torch.dtype
+    ) -> StableDiffusionPipeline | StableDiffusionInpaintPipeline:
+        from diffusers import StableDiffusionInpaintPipeline, StableDiffusionPipeline
+
+        pipeline_class = StableDiffusionInpaintPipeline if inpaint else StableDiffusionPipeline
+        try:
+            # The safety checker blacks out clinical skin photos; stimuli are reviewed by researchers instead.
+            pipe = pipeline_class.from_pretrained(
+                source, dtype=dtype, safety_checker=None, requires_safety_checker=False
+            )
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise SkinGenError(f"Stable Diffusion model {model}: cannot load ({_first_line(exc)})") from exc
+        if len(pipe.tokenizer) < _MIN_TOKENIZER_SIZE:
+            raise SkinGenError(
+                f"Stable Diffusion model {model}: its tokenizer has only {len(pipe.tokenizer)} tokens "
+                "(an incomplete download?)"
+            )
+        return pipe
+
+    @staticmethod
+    def _load_lora(
+        pipe: StableDiffusionPipeline, file: Path, scale: float, index: int, model: str
+    ) -> AdapterRecord:
+        name = f"lora_{index}"
+        try:
+            pipe.load_lora_weights(str(file.parent), weight_name=file.name, adapter_name=name)
+        except (RuntimeError, ValueError, KeyError, OSError) as exc:
+            raise SkinGenError(
+                f"LoRA {file} does not fit the base model {model}: {_first_line(exc)}"
+            ) from exc
+        loaded = {adapter for adapters in pipe.get_list_adapters().values() for adapter in adapters}
+        if name not in loaded:
+            raise SkinGenError(f"LoRA {file} has no weights that fit the base model {model}")
+        return AdapterRecord(path=str(file), sha256=file_sha256(file), scale=scale)
+
+    @staticmethod
+    def _load_ip_adapter(
+        pipe: StableDiffusionPipeline, file: Path, scale: float, model: str
+    ) -> AdapterRecord:
+        if not (file.parent / "image_encoder").is_dir():
+            raise SkinGenError(f"IP-Adapter {file}: no image_encoder/ directory beside it")
+        try:
+            pipe.load_ip_adapter(
+                str(file.parent), subfolder="", weight_name=file.name, image_encoder_folder="image_encoder"
+            )
+        except (RuntimeError, ValueError, KeyError, OSError) as exc:
+            raise SkinGenError(
+                f"IP-Adapter {file} does not fit the base model {model}: {_first_line(exc)}"
+            ) from exc
+        pipe.set_ip_adapter_scale(scale)
+        return AdapterRecord(path=str(file), sha256=file_sha256(file), scale=scale)
+
+    def check_inputs(
+        self,
+        prompt: str,
+        seeds: Sequence[int],
+        steps: int,
+        guidance: float,
+        width: int,
+        height: int,
+        batch_size: int,
+        ip_adapter_image: Image.Image | None,
+        image: Image.Image | None,
+        mask_image: Image.Image | None,
+        strength: float,
+    ) -> None:
+        if not prompt.strip():
+            raise SkinGenError("prompt: must not be empty")
+        if not seeds:
+            raise SkinGenError("seeds: at least one seed is needed")
+        if steps < 1:
+            raise SkinGenError(f"steps: must be ≥ 1, got {steps}")
+        if guidance < 0:
+            raise SkinGenError(f"guidance: must be ≥ 0, got {guidance}")
+        for name, value in (("width", width), ("height", height)):
+            if value < 8 or value % 8:
+                raise SkinGenError(f"{name}: must be a positive multiple of 8, got {value}")
+        if batch_size < 1:
+            raise SkinGenError(f"batch_size: must be ≥ 1, got {batch_size}")
+        if (ip_adapter_image is not None) != (self.ip_adapter is not None):
+            raise SkinGenError("ip_adapter_image: give it exactly when an IP-Adapter is loaded")
+        if self.inpaint and (image is None or mask_image is None):
+            raise SkinGenError("image, mask_image: both are required by an inpainting pipeline")
+        if not self.inpaint and (image is not None or mask_image is not None):
+            raise SkinGenError("image, mask_image: load the generator with inpaint=True to use a mask")
+        if not 0 < strength <= 1:
+            raise SkinGenError(f"strength: must be in (0, 1], got {strength}")
+
+    def __call__(
+        self,
+        prompt: str,
+        negative_prompt: str = "",
+        *,
+        seeds: Sequence[int] = (0,),
+        steps: int = 25,
+        guidance: float = 7.5,
+        width: int = 512,
+        height: int = 512,
+        batch_size: int = 1,
+        ip_adapter_image: Image.Image | None = None,
+        image: Image.Image | None = None,
+        mask_image: Image.Image | None = None,
+        strength: float = 1.0,
+        progress: bool = False,
+    ) -> list[GeneratedImage]:
+        """One image per seed, in order; cached images are reused, new ones cached."""
+        # 1. Check inputs
+        self.check_inputs(
+            prompt,
+            seeds,
+            steps,
+            guidance,
+            width,
+            height,
+            batch_size,
+            ip_adapter_image,
+            image,
+            mask_image,
+            strength,
+        )
+        # 2. Describe each image by what determines its pixels
+        records = [
+            self.provenance(
+                prompt,
+                negative_prompt,
+                seed,
+                steps,
+                guidance,
+                width,
+                height,
+                ip_adapter_image,
+                image,
+                mask_image,
+                strength,
+            )
+            for seed in seeds
+        ]
+        # 3. Reuse cached images
+        found = [self.cache.get(record) if self.cache else None for record in records]
+        missing = [i for i, cached in enumerate(found) if cached is None]
+        # 4. Generate the rest, batch by batch
+        fresh: dict[int, Image.Image] = {}
+        batches = [missing[start : start + batch_size] for start in range(0, len(missing), batch_size)]
+        for batch in tqdm(batches, desc="generating", unit="batch", disable=not progress):
+            images = self.generate(
+                prompt,
+                negative_prompt,
+                [seeds[i] for i in batch],
+                steps,
+                guidance,
+                width,
+                height,
+                ip_adapter_image,
+                image,
+                mask_image,
+                strength,
+            )
+            fresh.update(zip(batch, images, strict=True))
+        # 5. Cache the new images
+        if self.cache is not None:
+            for index, new_image in fresh.items():
+                self.cache.put(new_image, records[index])
+        return [
+            GeneratedImage(
+                image=found[i] if found[i] is not None else fresh[i],
+                record=record,
+                cached=found[i] is not None,
+            )
+            for i, record in enumerate(records)
+        ]
+
+    def provenance(
+        self,
+        prompt: str,
+        negative_prompt: str,
+        seed: int,
+        steps: int,
+        guidance: float,
+        width: int,
+        height: int,
+        ip_adapter_image: Image.Image | None,
+        image: Image.Image | None,
+        mask_image: Image.Image | None,
+        strength: float,
+    ) -> ProvenanceRecord:
+        return ProvenanceRecord(
+            model=self.model,
+            model_fingerprint=self._fingerprint,
+            pipeline=type(self.pipe).__name__,
+            loras=self.loras,
+            ip_adapter=self.ip_adapter,
+            ip_adapter_image_sha256=image_sha256(ip_adapter_image) if ip_adapter_image is not None else None,
+            init_image_sha256=image_sha256(image) if image is not None else None,
+            mask_sha256=image_sha256(mask_image) if mask_image is not None else None,
+            strength=strength if self.inpaint else None,
+            prompt=prompt,
+            negative_prompt=negative_prompt,
+            seed=seed,
+            steps=steps,
+            guidance=guidance,
+            scheduler=type(self.pipe.scheduler).__name__,
+            width=width,
+            height=height,
+            device=self.pipe.device.type,
+            dtype=str(self.pipe.unet.dtype).removeprefix("torch."),
+            versions=self._versions,
+        )
+
+    def generate(
+        self,
+        prompt: str,
+        negative_prompt: str,
+        seeds: list[int],
+        steps: int,
+        guidance: float,
+        width: int,
+        height: int,
+        ip_adapter_image: Image.Image | None,
+        image: Image.Image | None,
+        mask_image: Image.Image | None,
+        strength: float,
+    ) -> list[Image.Image]:
+        """One diffusers call for ``seeds``: a CPU generator per seed: each image depends on its seed only."""
+        import torch
+
+        extra: dict[str, object] = {}
+        if ip_adapter_image is not None:
+            extra["ip_adapter_image"] = ip_adapter_image
+        if self.inpaint:
+            extra.update(image=image, mask_image=mask_image, strength=strength)
+        with torch.inference_mode():
+            output = self.pipe(
+                prompt=[prompt] * len(seeds),
+                negative_prompt=[negative_prompt] * len(seeds),
+                num_inference_steps=steps,
+                guidance_scale=guidance,
+                width=width,
+                height=height,
+                generator=[torch.Generator("cpu").manual_seed(seed) for seed in seeds],
+                **extra,
+            )
+        return list(output.images)
