@@ -45,6 +45,22 @@ class LoraSpec:
 
 
 @dataclass(frozen=True)
+class Request:
+    """Everything besides the seed that determines a generated image's pixels."""
+
+    prompt: str
+    negative_prompt: str
+    steps: int
+    guidance: float
+    width: int
+    height: int
+    ip_adapter_image: Image.Image | None
+    image: Image.Image | None
+    mask_image: Image.Image | None
+    strength: float
+
+
+@dataclass(frozen=True)
 class GeneratedImage:
     image: Image.Image
     record: ProvenanceRecord
@@ -217,41 +233,29 @@ class ReferenceGenerator:
         pipe.set_ip_adapter_scale(scale)
         return AdapterRecord(path=str(file), sha256=file_sha256(file), scale=scale)
 
-    def check_inputs(
-        self,
-        prompt: str,
-        seeds: Sequence[int],
-        steps: int,
-        guidance: float,
-        width: int,
-        height: int,
-        batch_size: int,
-        ip_adapter_image: Image.Image | None,
-        image: Image.Image | None,
-        mask_image: Image.Image | None,
-        strength: float,
-    ) -> None:
-        if not prompt.strip():
+    def check_inputs(self, request: Request, seeds: Sequence[int], batch_size: int) -> None:
+        if not request.prompt.strip():
             raise SkinGenError("prompt: must not be empty")
         if not seeds:
             raise SkinGenError("seeds: at least one seed is needed")
-        if steps < 1:
-            raise SkinGenError(f"steps: must be ≥ 1, got {steps}")
-        if guidance < 0:
-            raise SkinGenError(f"guidance: must be ≥ 0, got {guidance}")
-        for name, value in (("width", width), ("height", height)):
+        if request.steps < 1:
+            raise SkinGenError(f"steps: must be ≥ 1, got {request.steps}")
+        if request.guidance < 0:
+            raise SkinGenError(f"guidance: must be ≥ 0, got {request.guidance}")
+        for name, value in (("width", request.width), ("height", request.height)):
             if value < 8 or value % 8:
                 raise SkinGenError(f"{name}: must be a positive multiple of 8, got {value}")
         if batch_size < 1:
             raise SkinGenError(f"batch_size: must be ≥ 1, got {batch_size}")
-        if (ip_adapter_image is not None) != (self.ip_adapter is not None):
+        if (request.ip_adapter_image is not None) != (self.ip_adapter is not None):
             raise SkinGenError("ip_adapter_image: give it exactly when an IP-Adapter is loaded")
-        if self.inpaint and (image is None or mask_image is None):
+        has_inpaint_inputs = request.image is not None or request.mask_image is not None
+        if self.inpaint and (request.image is None or request.mask_image is None):
             raise SkinGenError("image, mask_image: both are required by an inpainting pipeline")
-        if not self.inpaint and (image is not None or mask_image is not None):
+        if not self.inpaint and has_inpaint_inputs:
             raise SkinGenError("image, mask_image: load the generator with inpaint=True to use a mask")
-        if not 0 < strength <= 1:
-            raise SkinGenError(f"strength: must be in (0, 1], got {strength}")
+        if not 0 < request.strength <= 1:
+            raise SkinGenError(f"strength: must be in (0, 1], got {request.strength}")
 
     def __call__(
         self,
@@ -271,37 +275,22 @@ class ReferenceGenerator:
         progress: bool = False,
     ) -> list[GeneratedImage]:
         """One image per seed, in order; cached images are reused, new ones cached."""
-        # 1. Check inputs
-        self.check_inputs(
+        request = Request(
             prompt,
-            seeds,
+            negative_prompt,
             steps,
             guidance,
             width,
             height,
-            batch_size,
             ip_adapter_image,
             image,
             mask_image,
             strength,
         )
+        # 1. Check inputs
+        self.check_inputs(request, seeds, batch_size)
         # 2. Describe each image by what determines its pixels
-        records = [
-            self.provenance(
-                prompt,
-                negative_prompt,
-                seed,
-                steps,
-                guidance,
-                width,
-                height,
-                ip_adapter_image,
-                image,
-                mask_image,
-                strength,
-            )
-            for seed in seeds
-        ]
+        records = [self.provenance(request, seed) for seed in seeds]
         # 3. Reuse cached images
         found = [self.cache.get(record) if self.cache else None for record in records]
         missing = [i for i, cached in enumerate(found) if cached is None]
@@ -309,19 +298,7 @@ class ReferenceGenerator:
         fresh: dict[int, Image.Image] = {}
         batches = [missing[start : start + batch_size] for start in range(0, len(missing), batch_size)]
         for batch in tqdm(batches, desc="generating", unit="batch", disable=not progress):
-            images = self.generate(
-                prompt,
-                negative_prompt,
-                [seeds[i] for i in batch],
-                steps,
-                guidance,
-                width,
-                height,
-                ip_adapter_image,
-                image,
-                mask_image,
-                strength,
-            )
+            images = self.generate(request, [seeds[i] for i in batch])
             fresh.update(zip(batch, images, strict=True))
         # 5. Cache the new images
         if self.cache is not None:
@@ -336,73 +313,50 @@ class ReferenceGenerator:
             for i, record in enumerate(records)
         ]
 
-    def provenance(
-        self,
-        prompt: str,
-        negative_prompt: str,
-        seed: int,
-        steps: int,
-        guidance: float,
-        width: int,
-        height: int,
-        ip_adapter_image: Image.Image | None,
-        image: Image.Image | None,
-        mask_image: Image.Image | None,
-        strength: float,
-    ) -> ProvenanceRecord:
+    def provenance(self, request: Request, seed: int) -> ProvenanceRecord:
+        def digest(image: Image.Image | None) -> str | None:
+            return image_sha256(image) if image is not None else None
+
         return ProvenanceRecord(
             model=self.model,
             model_fingerprint=self._fingerprint,
             pipeline=type(self.pipe).__name__,
             loras=self.loras,
             ip_adapter=self.ip_adapter,
-            ip_adapter_image_sha256=image_sha256(ip_adapter_image) if ip_adapter_image is not None else None,
-            init_image_sha256=image_sha256(image) if image is not None else None,
-            mask_sha256=image_sha256(mask_image) if mask_image is not None else None,
-            strength=strength if self.inpaint else None,
-            prompt=prompt,
-            negative_prompt=negative_prompt,
+            ip_adapter_image_sha256=digest(request.ip_adapter_image),
+            init_image_sha256=digest(request.image),
+            mask_sha256=digest(request.mask_image),
+            strength=request.strength if self.inpaint else None,
+            prompt=request.prompt,
+            negative_prompt=request.negative_prompt,
             seed=seed,
-            steps=steps,
-            guidance=guidance,
+            steps=request.steps,
+            guidance=request.guidance,
             scheduler=type(self.pipe.scheduler).__name__,
-            width=width,
-            height=height,
+            width=request.width,
+            height=request.height,
             device=self.pipe.device.type,
             dtype=str(self.pipe.unet.dtype).removeprefix("torch."),
             versions=self._versions,
         )
 
-    def generate(
-        self,
-        prompt: str,
-        negative_prompt: str,
-        seeds: list[int],
-        steps: int,
-        guidance: float,
-        width: int,
-        height: int,
-        ip_adapter_image: Image.Image | None,
-        image: Image.Image | None,
-        mask_image: Image.Image | None,
-        strength: float,
-    ) -> list[Image.Image]:
+    def generate(self, request: Request, seeds: list[int]) -> list[Image.Image]:
         """One diffusers call for ``seeds``: a CPU generator per seed: each image depends on its seed only."""
         import torch
 
         extra: dict[str, object] = {}
-        if ip_adapter_image is not None:
-            extra["ip_adapter_image"] = ip_adapter_image
+        if request.ip_adapter_image is not None:
+            extra["ip_adapter_image"] = request.ip_adapter_image
         if self.inpaint:
-            extra.update(image=image, mask_image=mask_image, strength=strength)
+            extra.update(image=request.image, mask_image=request.mask_image, strength=request.strength)
         with torch.inference_mode():
             output = self.pipe(
-                prompt=[prompt] * len(seeds),
-                negative_prompt=[negative_prompt] * len(seeds),
-                num_inference_steps=steps,
-                guidance_scale=guidance,
-                width=width,
-                height=height,
+                prompt=[request.prompt] * len(seeds),
+                negative_prompt=[request.negative_prompt] * len(seeds),
+                num_inference_steps=request.steps,
+                guidance_scale=request.guidance,
+                width=request.width,
+                height=request.height,
                 generator=[torch.Generator("cpu").manual_seed(seed) for seed in seeds],
                 **extra,
             )

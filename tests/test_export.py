@@ -101,6 +101,7 @@ def test_identifiers_only_on_request(protocol_file, make_engine, tmp_path, capsy
         "participants.csv",
         "ratings.csv",
         "responses.csv",
+        "study.csv",
     ]
     assert "wrote" in capsys.readouterr().out
 
