@@ -127,8 +127,9 @@ class EngineBotGenerator:
 
     ``policy`` supplies the bots' answer model (``noise_sd``, ``person_sd``, ``think_seconds``,
     ``agree_with_ai``); its kind, effects, dropout and attention failures are replaced (effect bots, nobody
-    drops out or fails a check). ``pool_size`` fixes the population size (default: ``max(4 × n, 200)`` for the
-    largest n requested, grown on demand).
+    drops out or fails a check). ``pool_size`` sets the population size (default: ``max(4 × n, 200)`` for the
+    largest n prepared or requested); a sample that needs more participants of an arm than the population
+    holds runs more bots.
     """
 
     def __init__(
@@ -274,7 +275,7 @@ class EngineBotGenerator:
                 for _ in range(3):  # arms are balanced by blocks per stratum; exclusions can leave one short
                     if _fits(population, quotas):
                         break
-                    population = self._grow(effect, population.bots + max(2 * n, 20), bar)
+                    population = self._grow(effect, population.bots + max(n, 20), bar)
             if not _fits(population, quotas):
                 have = {a: len(population.by_arm.get(a, [])) for a in quotas}
                 raise RuntimeError(f"bot population too small for n = {n}: participants per arm {have}")
