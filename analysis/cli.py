@@ -109,6 +109,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="planted standardized effects",
     )
     sim.add_argument("--sim-reps", type=int, default=100, help="simulated studies per point")
+    sim.add_argument(
+        "--sim-population",
+        type=int,
+        metavar="N",
+        help="study-engine bots run per planted effect, sampled into simulated studies "
+        "(default: max(4 × largest --sim-sizes, 200))",
+    )
     out = rep.add_argument_group("output")
     out.add_argument("--out", required=True, type=Path, help="output folder (must be empty or new)")
     out.add_argument("--force", action="store_true", help="replace an existing non-empty --out folder")
@@ -132,6 +139,8 @@ def check_args(args: argparse.Namespace) -> None:
         raise AnalysisInputError(f"--confidence must be between 0 and 1, got {args.confidence}")
     if args.bootstrap < 0 or args.sim_reps < 1:
         raise AnalysisInputError("--bootstrap must be ≥ 0 and --sim-reps ≥ 1")
+    if args.sim_population is not None and args.sim_population < 2:
+        raise AnalysisInputError(f"--sim-population must be at least 2, got {args.sim_population}")
     if args.out.exists() and any(args.out.iterdir()) and not args.force:
         raise AnalysisInputError(f"--out {args.out} is not empty; pass --force to replace it")
 
@@ -198,6 +207,7 @@ def config_from(args: argparse.Namespace) -> AnalysisConfig:
         sim_sizes=args.sim_sizes,
         sim_effects=args.sim_effects,
         sim_reps=args.sim_reps,
+        sim_population=args.sim_population,
     )
 
 

@@ -77,6 +77,7 @@ class AnalysisConfig:
     sim_sizes: tuple[int, ...] = (10, 20, 30, 40, 60, 80)
     sim_effects: tuple[float, ...] = (0.3, 0.5, 0.8)
     sim_reps: int = 100
+    sim_population: int | None = None  # bots per planted effect (default: max(4 × largest n, 200))
     full: bool = field(default=True, repr=False)  # False: only what the power simulation needs
 
 
@@ -282,7 +283,9 @@ def simulation_generator(
             elif not plantable:
                 reason = "the protocol has no Likert construct asked under both conditions"
         if reason is None:
-            bots = EngineBotGenerator(protocol, construct, seed=config.seed, progress=progress)
+            bots = EngineBotGenerator(
+                protocol, construct, pool_size=config.sim_population, seed=config.seed, progress=progress
+            )
             return bots, {"kind": "engine_bots", "construct": bots.construct}, notes
         notes.append(f"power simulation uses the built-in Likert generator, not the study's bots: {reason}")
     generator = LikertGenerator(
@@ -299,14 +302,19 @@ def simulated_curve(
 ) -> tuple[dict, pd.DataFrame]:
     """The simulated power curve (``--simulate``): simulated studies through the full analysis path."""
     generator, info, notes = simulation_generator(data, config, protocol, progress)
-    if info["kind"] == "engine_bots":
+    bots = info["kind"] == "engine_bots"
+
+    def analyse(frame: pd.DataFrame) -> dict:
+        return primary_result(
+            frame, generator.design, generator.baseline, generator.visual, info["construct"]
+        )
+
+    if bots:
         generator.prepare(config.sim_effects, max(config.sim_sizes))  # bot populations, one per effect
     try:
         curve = power_curve(
             generator,
-            lambda frame: primary_result(
-                frame, generator.design, generator.baseline, generator.visual, info["construct"]
-            ),
+            analyse,
             config.sim_sizes,
             config.sim_effects,
             config.sim_reps,
@@ -314,9 +322,15 @@ def simulated_curve(
             config.seed,
             progress,
         )
+        details = None
+        if bots:
+            # Studies are sampled from one finite population per effect, so the curve is conditional on the
+            # effect that population realized; report it beside the planted one.
+            realized = {e: analyse(generator.population(e))["effect"] for e in config.sim_effects}
+            curve["population_effect"] = curve["effect"].map(realized)
+            details = {**generator.describe(), "population_effect": {str(e): v for e, v in realized.items()}}
     finally:
-        details = generator.describe() if info["kind"] == "engine_bots" else None
-        if info["kind"] == "engine_bots":
+        if bots:
             generator.close()
     block = {
         "generator": repr(generator),

@@ -92,6 +92,10 @@ def test_report_simulates_with_the_engine_bots(within_protocol, tmp_path):
     assert details["population"]["0.5"] >= 180  # max(4 × 20, 200) bots, less the few excluded as too fast
     assert [row["n"] for row in simulation["curve"]] == [10, 20]
     assert all(0 <= row["power"] <= 1 and row["n_sims"] == 20 for row in simulation["curve"])
+    # the effect the sampled population realized is reported beside the planted one
+    realized = details["population_effect"]["0.5"]
+    assert realized == pytest.approx(0.5, abs=0.4)
+    assert all(row["population_effect"] == realized for row in simulation["curve"])
 
 
 @pytest.mark.slow
