@@ -12,11 +12,15 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from analysis.figures import build_figures, write_figures
 from analysis.load import DESIGNS, AnalysisInputError, StudyData, load_csv, load_db
 from analysis.pipeline import AnalysisConfig, run_analysis
 from analysis.report import write_reports
+
+if TYPE_CHECKING:  # the study engine is imported lazily (bot_protocol)
+    from study.protocol import LoadedProtocol
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -43,7 +47,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     rep = sub.add_parser("report", help="compute results.json, report.md/html, tables.tex and figures")
     src = rep.add_argument_group("input (the database, or the export's CSV files)")
     src.add_argument("--db", metavar="URL", help="SQLAlchemy URL of the study database")
-    src.add_argument("--protocol", metavar="FILE", help="protocol file (with --db): design and baseline")
+    src.add_argument(
+        "--protocol",
+        metavar="FILE",
+        help="protocol file: with --db, picks the study (design and baseline); with --simulate, the study "
+        "engine's bots run it for the simulated power curve",
+    )
     src.add_argument("--responses", metavar="CSV", help="responses.csv of the export (long format)")
     src.add_argument(
         "--ratings", metavar="CSV", help="ratings.csv: rater_id, image_id, item, value[, condition]"
@@ -79,7 +88,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     opt.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples over images (0: none)")
     opt.add_argument("--seed", type=int, default=0, help="random seed (bootstrap, simulation)")
     sim = rep.add_argument_group("simulation-based power")
-    sim.add_argument("--simulate", action="store_true", help="add a simulated power curve (planted effects)")
+    sim.add_argument(
+        "--simulate",
+        action="store_true",
+        help="add a simulated power curve (planted effects): the study engine's bots when the protocol is "
+        "known (--db or --protocol), else the built-in Likert generator",
+    )
     sim.add_argument(
         "--sim-sizes",
         type=_ints,
@@ -95,6 +109,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="planted standardized effects",
     )
     sim.add_argument("--sim-reps", type=int, default=100, help="simulated studies per point")
+    sim.add_argument(
+        "--sim-population",
+        type=int,
+        metavar="N",
+        help="study-engine bots run per planted effect, sampled into simulated studies "
+        "(default: max(4 × largest --sim-sizes, 200))",
+    )
     out = rep.add_argument_group("output")
     out.add_argument("--out", required=True, type=Path, help="output folder (must be empty or new)")
     out.add_argument("--force", action="store_true", help="replace an existing non-empty --out folder")
@@ -112,29 +133,59 @@ def check_args(args: argparse.Namespace) -> None:
         raise AnalysisInputError(
             "no input: give --db URL, --responses CSV and/or --ratings CSV (or --simulate)"
         )
-    if args.protocol and not args.db:
-        raise AnalysisInputError("--protocol is only used with --db")
+    if args.protocol and not (args.db or args.simulate):
+        raise AnalysisInputError("--protocol is only used with --db or --simulate")
     if not 0 < args.confidence < 1:
         raise AnalysisInputError(f"--confidence must be between 0 and 1, got {args.confidence}")
     if args.bootstrap < 0 or args.sim_reps < 1:
         raise AnalysisInputError("--bootstrap must be ≥ 0 and --sim-reps ≥ 1")
+    if args.sim_population is not None and args.sim_population < 2:
+        raise AnalysisInputError(f"--sim-population must be at least 2, got {args.sim_population}")
     if args.out.exists() and any(args.out.iterdir()) and not args.force:
         raise AnalysisInputError(f"--out {args.out} is not empty; pass --force to replace it")
 
 
-def load(args: argparse.Namespace) -> StudyData:
+def bot_protocol(args: argparse.Namespace) -> LoadedProtocol | None:
+    """The protocol the study engine's bots run for ``--simulate``: ``--protocol FILE``, else the study
+    registered in ``--db``; None when neither is given (CSV input) or no simulation is asked for."""
+    if not args.simulate or not (args.protocol or args.db):
+        return None
+    try:  # lazy: only the bots need the study engine
+        from db.session import Database
+        from study.protocol import load_protocol
+        from study.registry import find_study, stored_protocol
+    except ImportError as exc:  # pragma: no cover - the study package ships with the analysis
+        print(f"warning: --simulate uses the Likert generator: no study engine ({exc})", file=sys.stderr)
+        return None
+    try:
+        if args.protocol:
+            return load_protocol(args.protocol)
+        db = Database(args.db)
+        try:
+            return stored_protocol(find_study(db))
+        finally:
+            db.dispose()
+    except Exception as exc:  # the protocol/database boundary: one message, not a traceback
+        source = f"--protocol {args.protocol}" if args.protocol else f"--db {args.db}"
+        raise AnalysisInputError(
+            f"{source}: cannot read the protocol for the simulation bots ({type(exc).__name__}: {exc})"
+        ) from None
+
+
+def load(args: argparse.Namespace, protocol: LoadedProtocol | None = None) -> StudyData:
     design = {"design": args.design, "baseline": args.baseline, "visual": args.visual}
     if args.db:
         return load_db(args.db, args.protocol, **design)
     if args.responses or args.ratings:
         return load_csv(args.responses, args.ratings, args.participants, **design)
+    planned = protocol.protocol if protocol is not None else None  # power planning from a protocol file
     return StudyData(
         None,
         None,
         None,
-        args.design or "within",
-        args.baseline or "baseline_text",
-        args.visual or "skingen_visual",
+        args.design or (planned.design if planned else "within"),
+        args.baseline or (planned.baseline if planned else "baseline_text"),
+        args.visual or (planned.visual if planned else "skingen_visual"),
         ("no study data: power simulation only",),
     )
 
@@ -156,15 +207,17 @@ def config_from(args: argparse.Namespace) -> AnalysisConfig:
         sim_sizes=args.sim_sizes,
         sim_effects=args.sim_effects,
         sim_reps=args.sim_reps,
+        sim_population=args.sim_population,
     )
 
 
 def report(args: argparse.Namespace) -> int:
     # 1. Check flags and load + validate the data (all input errors surface here)
     check_args(args)
-    data = load(args)
+    protocol = bot_protocol(args)
+    data = load(args, protocol)
     # 2. Compute every statistic
-    analysis = run_analysis(data, config_from(args), progress=not args.quiet)
+    analysis = run_analysis(data, config_from(args), progress=not args.quiet, protocol=protocol)
     # 3. Write everything into a temporary folder, then move it into place
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".skingen-analysis-", dir=args.out.parent))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -28,7 +29,14 @@ from analysis.compare import (
     wilcoxon_test,
 )
 from analysis.load import StudyData, build_study_data
-from analysis.power import LikertGenerator, analytic_power_curve, power_curve, required_n, sensitivity
+from analysis.power import (
+    Generator,
+    LikertGenerator,
+    analytic_power_curve,
+    power_curve,
+    required_n,
+    sensitivity,
+)
 from analysis.reliability import cronbach_alpha, mcdonald_omega
 from analysis.scores import (
     apply_exclusions,
@@ -43,6 +51,9 @@ from analysis.scores import (
     scored_rows,
 )
 from analysis.trust import trust_calibration
+
+if TYPE_CHECKING:  # the study engine is imported lazily, only where the bots run
+    from study.protocol import LoadedProtocol
 
 SCHEMA_VERSION = 1
 
@@ -66,6 +77,7 @@ class AnalysisConfig:
     sim_sizes: tuple[int, ...] = (10, 20, 30, 40, 60, 80)
     sim_effects: tuple[float, ...] = (0.3, 0.5, 0.8)
     sim_reps: int = 100
+    sim_population: int | None = None  # bots per planted effect (default: max(4 × largest n, 200))
     full: bool = field(default=True, repr=False)  # False: only what the power simulation needs
 
 
@@ -216,22 +228,132 @@ def analyse_constructs(
     return blocks
 
 
-def primary_result(responses: pd.DataFrame, design: str, baseline: str, visual: str) -> dict:
-    """The full scoring and testing path on one simulated study: p and effect of its first construct."""
+def primary_result(
+    responses: pd.DataFrame, design: str, baseline: str, visual: str, construct: str | None = None
+) -> dict:
+    """The full scoring and testing path on one simulated study: p and effect of ``construct`` (default: the
+    first confirmatory construct of the data)."""
     data = build_study_data(responses, design=design, baseline=baseline, visual=visual)
-    config = AnalysisConfig(full=False)
+    config = AnalysisConfig(full=False, constructs=(construct,) if construct else None)
     prepared, _, _ = prepare_responses(data, config)
     blocks = analyse_constructs(prepared, construct_scores(prepared), data, config)
     first = blocks[next(iter(blocks))]["parametric"]
     return {"p": first["p"], "effect": first["effect_size"]["value"]}
 
 
+def primary_construct(data: StudyData, config: AnalysisConfig) -> str | None:
+    """The construct whose power is simulated: the first confirmatory construct (``--constructs`` or, in the
+    data, every construct but derived ones, sorted); None without either."""
+    if config.constructs:
+        return config.constructs[0]
+    if data.responses is None:
+        return None
+    family = confirmatory_constructs(data.responses, None)
+    return family[0] if family else None
+
+
+def simulation_generator(
+    data: StudyData, config: AnalysisConfig, protocol: LoadedProtocol | None, progress: bool
+) -> tuple[Generator, dict, list[str]]:
+    """Pick the power-simulation generator → ``(generator, description, warnings)``.
+
+    With the protocol known (``--db`` or ``--protocol``), the study engine's bots
+    (:class:`study.botpower.EngineBotGenerator`) plant the effect on the first confirmatory construct; without
+    it (CSV input), or if the bots cannot serve this analysis, the fast in-process :class:`LikertGenerator`.
+    """
+    construct = primary_construct(data, config)
+    notes: list[str] = []
+    if protocol is not None:
+        reason = None
+        try:
+            from study.botpower import EngineBotGenerator, plantable_constructs  # lazy: the study engine
+        except ImportError as exc:  # pragma: no cover - the study package ships with the analysis
+            reason = f"the study engine cannot be imported ({exc})"
+        else:
+            plantable = plantable_constructs(protocol)
+            if protocol.protocol.design != data.design:
+                reason = (
+                    f"the protocol's design is {protocol.protocol.design!r}, the analysis' {data.design!r}"
+                )
+            elif construct is not None and construct not in plantable:
+                reason = (
+                    f"construct {construct!r} is not a Likert construct asked under both conditions "
+                    f"(the bots can plant effects on: {', '.join(plantable) or 'none'})"
+                )
+            elif not plantable:
+                reason = "the protocol has no Likert construct asked under both conditions"
+        if reason is None:
+            bots = EngineBotGenerator(
+                protocol, construct, pool_size=config.sim_population, seed=config.seed, progress=progress
+            )
+            return bots, {"kind": "engine_bots", "construct": bots.construct}, notes
+        notes.append(f"power simulation uses the built-in Likert generator, not the study's bots: {reason}")
+    generator = LikertGenerator(
+        design=data.design,
+        constructs=(construct,) if construct else LikertGenerator.constructs,
+        baseline=data.baseline,
+        visual=data.visual or "visual",
+    )
+    return generator, {"kind": "likert", "construct": generator.constructs[0]}, notes
+
+
+def simulated_curve(
+    data: StudyData, config: AnalysisConfig, protocol: LoadedProtocol | None, progress: bool
+) -> tuple[dict, pd.DataFrame]:
+    """The simulated power curve (``--simulate``): simulated studies through the full analysis path."""
+    generator, info, notes = simulation_generator(data, config, protocol, progress)
+    bots = info["kind"] == "engine_bots"
+
+    def analyse(frame: pd.DataFrame) -> dict:
+        return primary_result(
+            frame, generator.design, generator.baseline, generator.visual, info["construct"]
+        )
+
+    if bots:
+        generator.prepare(config.sim_effects, max(config.sim_sizes))  # bot populations, one per effect
+    try:
+        curve = power_curve(
+            generator,
+            analyse,
+            config.sim_sizes,
+            config.sim_effects,
+            config.sim_reps,
+            config.alpha,
+            config.seed,
+            progress,
+        )
+        details = None
+        if bots:
+            # Studies are sampled from one finite population per effect, so the curve is conditional on the
+            # effect that population realized; report it beside the planted one.
+            realized = {e: analyse(generator.population(e))["effect"] for e in config.sim_effects}
+            curve["population_effect"] = curve["effect"].map(realized)
+            details = {**generator.describe(), "population_effect": {str(e): v for e, v in realized.items()}}
+    finally:
+        if bots:
+            generator.close()
+    block = {
+        "generator": repr(generator),
+        "generator_kind": info["kind"],
+        "construct": info["construct"],
+        "generator_details": details,
+        "notes": notes,
+        "curve": curve.to_dict(orient="records"),
+    }
+    return block, curve
+
+
 def power_block(
-    data: StudyData, n_analysed: int | None, config: AnalysisConfig, progress: bool
+    data: StudyData,
+    n_analysed: int | None,
+    config: AnalysisConfig,
+    progress: bool,
+    protocol: LoadedProtocol | None = None,
 ) -> tuple[dict, pd.DataFrame, pd.DataFrame | None]:
     """Step 7: sensitivity at the achieved n, a-priori n, analytic power curve, optional simulated curve.
 
-    Returns ``(block, analytic curve, simulated curve or None)``.
+    ``protocol`` (the registered or given protocol, when known) lets the study engine's bots generate the
+    simulated studies. Returns ``(block, analytic curve, simulated curve or None)``.
     """
     block: dict = {
         "sensitivity": None,
@@ -247,20 +369,7 @@ def power_block(
     block["analytic_curve"] = analytic.to_dict(orient="records")
     curve = None
     if config.simulate:
-        generator = LikertGenerator(
-            design=data.design, baseline=data.baseline, visual=data.visual or "visual"
-        )
-        curve = power_curve(
-            generator,
-            lambda frame: primary_result(frame, data.design, generator.baseline, generator.visual),
-            config.sim_sizes,
-            config.sim_effects,
-            config.sim_reps,
-            config.alpha,
-            config.seed,
-            progress,
-        )
-        block["simulation"] = {"generator": repr(generator), "curve": curve.to_dict(orient="records")}
+        block["simulation"], curve = simulated_curve(data, config, protocol, progress)
     return block, analytic, curve
 
 
@@ -292,8 +401,14 @@ def _jsonable(value):
     return value
 
 
-def run_analysis(data: StudyData, config: AnalysisConfig, progress: bool = False) -> Analysis:
-    """Run every step on validated data; ``progress`` shows a tqdm bar on stderr."""
+def run_analysis(
+    data: StudyData, config: AnalysisConfig, progress: bool = False, protocol: LoadedProtocol | None = None
+) -> Analysis:
+    """Run every step on validated data; ``progress`` shows a tqdm bar on stderr.
+
+    ``protocol``: the study's protocol when known (``--db``, ``--protocol``); the simulated power curve then
+    comes from the study engine's bots instead of the built-in Likert generator.
+    """
     steps = tqdm(total=7, desc="analysis", disable=not progress, leave=False)
     results: dict = {
         "schema_version": SCHEMA_VERSION,
@@ -346,8 +461,10 @@ def run_analysis(data: StudyData, config: AnalysisConfig, progress: bool = False
     steps.update()
     steps.set_description("power")
     results["power"], analysis.analytic_power, analysis.power_curve = power_block(
-        data, n_analysed, config, progress
+        data, n_analysed, config, progress, protocol
     )
+    if results["power"]["simulation"]:
+        results["warnings"] += results["power"]["simulation"]["notes"]
     steps.update()
     steps.close()
     analysis.results = _jsonable(results)

@@ -2,8 +2,9 @@
 
 The simulation feeds simulated studies through the same analysis path as real data. A *generator* is any
 callable ``generator(n_participants, effect, rng) -> responses`` returning the export's long responses frame
-with a planted standardized effect; :class:`LikertGenerator` is the built-in one, and the study engine's bots
-(``skingen-study simulate``) can be wrapped into the same signature.
+with a planted standardized effect. :class:`LikertGenerator` is the fast in-process one (used for CSV input);
+``study.botpower.EngineBotGenerator`` samples studies from populations of the study engine's bots (used when
+the protocol is known; imported lazily by ``analysis.pipeline``, never here).
 """
 
 from __future__ import annotations
