@@ -345,8 +345,18 @@ def power_blocks(results: dict) -> list[Block]:
             f"{a['n_total']} participants ({a['design']}; exact {a['n_exact']:.2f} per group)."
         )
     if power.get("simulation"):
+        sim = power["simulation"]
+        source = {
+            "engine_bots": "bot participants walking the real study engine, sampled from one simulated "
+            "population per planted effect",
+            "likert": "a generic Likert data generator (no protocol was given)",
+        }.get(sim.get("generator_kind"), str(sim.get("generator_kind")))
+        realized = (sim.get("generator_details") or {}).get("population_effect") or {}
+        shown = "; ".join(f"planted {k} → population {num(v)}" for k, v in realized.items())
         items.append(
-            "Simulation-based power curve: see the power figure and `power.simulation` in results.json."
+            f"Simulation-based power curve for *{sim.get('construct')}* from {source}"
+            + (f" (realized effects: {shown})" if shown else "")
+            + ": see the power figure and `power.simulation` in results.json."
         )
     return [("h2", "Power"), ("ul", items)] if items else []
 

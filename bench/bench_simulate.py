@@ -26,13 +26,13 @@ from study.simulate import Policy, simulate
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _run(url: str, protocol: str, n: int, seed: int) -> int:
+def _run(url: str, protocol: str, n: int, seed: int, dropout: float) -> int:
     engine = StudyEngine.open(Database(url), protocol)
     policy = Policy(
         kind="effect",
         effects={"trust": 0.5, "comprehension": 0.8},
         attention_fail_rate=0.05,
-        dropout_rate=0.1,
+        dropout_rate=dropout,
     )
     return len(simulate(engine, n, seed=seed, policy=policy, progress=seed == 0))
 
@@ -45,6 +45,7 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=1)
     parser.add_argument("--design", choices=["between", "within"], default="between")
     parser.add_argument("--db", help="database URL (default: a new SQLite file in a temp dir)")
+    parser.add_argument("--dropout", type=float, default=0.0, help="share of bots that leave midway")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-sim-"))
@@ -59,10 +60,10 @@ def main() -> None:
     share = [args.n // args.processes + (i < args.n % args.processes) for i in range(args.processes)]
     start = time.perf_counter()
     if args.processes == 1:
-        _run(url, protocol, args.n, 0)
+        _run(url, protocol, args.n, 0, args.dropout)
     else:
         with multiprocessing.get_context("spawn").Pool(args.processes) as pool:
-            pool.starmap(_run, [(url, protocol, k, seed) for seed, k in enumerate(share)])
+            pool.starmap(_run, [(url, protocol, k, seed, args.dropout) for seed, k in enumerate(share)])
     elapsed = time.perf_counter() - start
 
     frames = export_frames(db)

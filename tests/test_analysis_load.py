@@ -105,7 +105,9 @@ def test_load_db_reads_the_real_study_database(protocol_file, make_engine):
         rater, _ = panel.add_rater(name)
         task = panel.next_task(rater.id)
         while task is not None:
-            task = panel.submit(rater.id, task.image.image_id, {"relevant": 1, "realism": 4, "show_patient": 0})
+            task = panel.submit(
+                rater.id, task.image.image_id, {"relevant": 1, "realism": 4, "show_patient": 0}
+            )
     data = load_db(engine.db.url)
     assert (data.design, data.baseline) == ("within", "baseline_text")
     assert data.participants is not None and len(data.participants) == 16
