@@ -96,11 +96,32 @@ def cmd_demo_bundle(args: argparse.Namespace) -> int:
 
     try:
         bundle = build_demo_bundle(
-            Path(args.out), seed=args.seed, n_references=args.references, size=args.size, overwrite=args.overwrite
+            Path(args.out),
+            seed=args.seed,
+            n_references=args.references,
+            size=args.size,
+            overwrite=args.overwrite,
         )
     except FileExistsError as exc:
         raise ValueError(f"{exc} (pass --overwrite to replace it)") from None
     print(f"wrote {len(bundle.manifest.cases)} cases to {bundle.root} (sha256 {bundle.content_hash[:12]})")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from study.engine import StudyEngine
+    from study.registry import register
+    from study.server import serve
+
+    url = database_url(args.db)
+    db = Database(url)
+    if args.init:
+        if not args.protocol:
+            raise ValueError("--init needs --protocol FILE")
+        register(db, load_protocol(args.protocol))
+    StudyEngine.open(db, args.protocol)  # fail here, not in the participant's browser
+    db.dispose()
+    serve(url, args.protocol, host=args.host, port=args.port, tuned=not args.default_streamlit)
     return 0
 
 
@@ -167,6 +188,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=384, help="image width and height in pixels")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty DIR")
     p.set_defaults(func=cmd_demo_bundle)
+
+    p = sub.add_parser("serve", help="run the participant app (Streamlit, tuned for many participants)")
+    p.add_argument("--db", help=DB_HELP)
+    p.add_argument(
+        "--protocol", metavar="FILE", help="registered protocol (default: the database's only study)"
+    )
+    p.add_argument("--init", action="store_true", help="register --protocol first (like `init`)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8501, help="port (default 8501)")
+    p.add_argument(
+        "--default-streamlit",
+        action="store_true",
+        help="stock Streamlit performance settings (GC after every run, file watcher, no TCP_NODELAY); "
+        "for benchmarks only",
+    )
+    p.set_defaults(func=cmd_serve)
     return parser
 
 

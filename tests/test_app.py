@@ -168,7 +168,7 @@ def test_unregistered_study_shows_an_error_page_not_a_traceback(monkeypatch, tmp
 def test_run_counter_only_with_test_hooks(study, monkeypatch):
     study()
     p = AppParticipant()
-    assert not any('id="skingen-run">' in h.proto.body for h in p.at.get("html"))
+    assert not any('id="skingen-run"' in h.proto.body for h in p.at.get("html"))
     monkeypatch.setenv("SKINGEN_TEST_HOOKS", "1")
     p.at.run()
-    assert any('id="skingen-run">' in h.proto.body for h in p.at.get("html"))
+    assert any('id="skingen-run" data-inputs="3">' in h.proto.body for h in p.at.get("html"))

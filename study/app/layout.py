@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
+from study.app.context import Visit
 from study.engine import Position
+from study.flow import expected_fields
 
 # Participants get a plain page: no toolbar, menu, deploy button, header stripe or "Running…" widget.
 # client.toolbarMode and client.showSidebarNavigation (see study/server.py) do most of this already; the CSS
@@ -16,6 +18,16 @@ header[data-testid="stHeader"], [data-testid="stToolbar"], [data-testid="stDecor
 [data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"] { display: none !important; }
 .block-container { max-width: 52rem; padding-top: 2.5rem; padding-bottom: 4rem; }
 [data-testid="stImage"] img { max-width: 100%; height: auto; border-radius: 4px; }
+/* Questions stand out from their answer options. */
+[data-testid="stRadio"] > label[data-testid="stWidgetLabel"] p,
+[data-testid="stSelectbox"] label[data-testid="stWidgetLabel"] p,
+[data-testid="stTextArea"] label[data-testid="stWidgetLabel"] p,
+[data-testid="stNumberInput"] label[data-testid="stWidgetLabel"] p { font-size: 1rem; font-weight: 600; }
+/* A rating scale: its points evenly spread over the row, the anchor labels under their points. */
+[role="radiogroup"][aria-orientation="horizontal"] { flex-wrap: nowrap; gap: 0.25rem; }
+[role="radiogroup"][aria-orientation="horizontal"] > div { flex: 1 1 0; min-width: 0; }
+[role="radiogroup"][aria-orientation="horizontal"] [data-testid="stCaptionContainer"] { white-space: normal; }
+[data-testid="stForm"] [data-testid="stElementContainer"] { margin-bottom: 0.5rem; }
 #skingen-run { display: none; }
 </style>
 """
@@ -34,8 +46,21 @@ def progress(position: Position) -> None:
         st.progress(min(1.0, position.index / (position.total - 1)))
 
 
-def run_counter() -> None:
-    """Test hook: a hidden count of finished reruns, rendered last, that browser tests wait on."""
+def run_counter(inputs: int) -> None:
+    """Test hook: a hidden count of finished reruns, rendered last, that browser tests wait on.
+
+    ``inputs`` is how many answer widgets the page holds: the browser loads each widget type's code on first
+    use, so a widget can appear a moment after the counter; tests wait for both.
+    """
     runs = st.session_state.get("skingen.runs", 0) + 1
     st.session_state["skingen.runs"] = runs
-    st.html(f'<div id="skingen-run">{runs}</div>')
+    st.html(f'<div id="skingen-run" data-inputs="{inputs}">{runs}</div>')
+
+
+def input_count(visit: Visit) -> int:
+    """Answer widgets on the visit's page: consent checkboxes, or one per expected answer field."""
+    if visit.page == "consent" and visit.engine is not None:
+        return len(visit.engine.protocol.consent.statements)
+    if visit.page in {"questions", "trial"} and visit.position is not None:
+        return len(expected_fields(visit.position.step))
+    return 0

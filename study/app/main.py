@@ -27,4 +27,4 @@ st.set_page_config(page_title=title, page_icon=":material/dermatology:", layout=
 layout.hide_chrome()
 st.navigation([PAGES[visit.page]], position="hidden").run()
 if context.test_hooks_enabled():
-    layout.run_counter()
+    layout.run_counter(layout.input_count(visit))
