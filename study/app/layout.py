@@ -15,7 +15,8 @@ _CSS = """
 <style>
 header[data-testid="stHeader"], [data-testid="stToolbar"], [data-testid="stDecoration"],
 [data-testid="stMainMenu"], [data-testid="stAppDeployButton"], [data-testid="stStatusWidget"],
-[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"] { display: none !important; }
+[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"],
+[data-testid="stElementToolbar"] { display: none !important; }
 .block-container { max-width: 52rem; padding-top: 2.5rem; padding-bottom: 4rem; }
 [data-testid="stImage"] img { max-width: 100%; height: auto; border-radius: 4px; }
 /* Questions stand out from their answer options. */
@@ -23,10 +24,19 @@ header[data-testid="stHeader"], [data-testid="stToolbar"], [data-testid="stDecor
 [data-testid="stSelectbox"] label[data-testid="stWidgetLabel"] p,
 [data-testid="stTextArea"] label[data-testid="stWidgetLabel"] p,
 [data-testid="stNumberInput"] label[data-testid="stWidgetLabel"] p { font-size: 1rem; font-weight: 600; }
-/* A rating scale: its points evenly spread over the row, the anchor labels under their points. */
-[role="radiogroup"][aria-orientation="horizontal"] { flex-wrap: nowrap; gap: 0.25rem; }
-[role="radiogroup"][aria-orientation="horizontal"] > div { flex: 1 1 0; min-width: 0; }
-[role="radiogroup"][aria-orientation="horizontal"] [data-testid="stCaptionContainer"] { white-space: normal; }
+/* A rating scale: its points evenly spread over the row, each anchor label under its point. */
+[data-testid="stRadio"] [role="radiogroup"][aria-orientation="horizontal"] {
+  display: grid !important; grid-auto-flow: column; grid-auto-columns: minmax(0, 1fr);
+  width: 100%; gap: 0.5rem; align-items: start; }
+[role="radiogroup"][aria-orientation="horizontal"] > div { min-width: 0; }
+[role="radiogroup"][aria-orientation="horizontal"] [data-testid="stCaptionContainer"] {
+  word-break: normal; overflow-wrap: normal; hyphens: auto; }
+/* Phones: one point per line, its anchor label beside it. */
+@media (max-width: 640px) {
+  [data-testid="stRadio"] [role="radiogroup"][aria-orientation="horizontal"] {
+    grid-auto-flow: row; grid-auto-columns: auto; gap: 0.1rem; }
+  [data-testid="stRadioCaptionSpacer"] { display: none; }
+}
 [data-testid="stForm"] [data-testid="stElementContainer"] { margin-bottom: 0.5rem; }
 #skingen-run { display: none; }
 </style>
