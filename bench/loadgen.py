@@ -206,7 +206,7 @@ async def participant(base: str, number: int, think: tuple[float, float], seed: 
             outcome.completed = any("completion code" in text.lower() for text in page.texts)
             if not outcome.completed:
                 outcome.errors.append(f"ended on a page without a completion code: {page.texts[:2]}")
-    except Exception as exc:  # noqa: BLE001 - every failure is an error in the report
+    except Exception as exc:  # every failure is an error in the report
         outcome.errors.append(f"{type(exc).__name__}: {exc}")
     return outcome
 
@@ -214,7 +214,7 @@ async def participant(base: str, number: int, think: tuple[float, float], seed: 
 async def media(client: StreamlitClient, page: Page, outcome: Outcome) -> None:
     statuses = await asyncio.gather(*(client.fetch(url) for url in page.images), return_exceptions=True)
     outcome.errors += [
-        f"media {url}: {status}" for url, status in zip(page.images, statuses) if status != 200
+        f"media {url}: {status}" for url, status in zip(page.images, statuses, strict=True) if status != 200
     ]
 
 
