@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import streamlit as st
 
 from db.session import Database, database_url
-from study.engine import EngineError, Position, StepConflict, StudyEngine, UnknownToken
-from study.flow import AnswerError
+from study.engine import ConsentRefused, EngineError, Position, StepConflict, StudyEngine, UnknownToken
+from study.flow import AnswerError, expected_fields
 from study.registry import RegistryError
 
 LOG = logging.getLogger("skingen.app")
@@ -29,6 +28,7 @@ TOKEN_PARAM = "token"
 _ENTRY_KEY = "skingen.entry"
 _VISIT_KEY = "skingen.visit"
 _SHOWN_KEY = "skingen.shown"
+_ERRORS_KEY = "skingen.errors"
 
 INVALID_LINK = (
     "This link is not valid. Please open the study with the exact link you were given. "
@@ -121,25 +121,43 @@ def mark_shown(visit: Visit) -> None:
         st.session_state[_SHOWN_KEY] = shown
 
 
-def start(visit: Visit, token: str) -> None:
-    """After consent: the new token goes into the URL (so a reload resumes) and into this session."""
-    assert visit.entry is not None
+# --- form callbacks: they run before the next script run, so a submit costs one run, not two (no st.rerun) ---
+def widget_key(step_key: str, field: str) -> str:
+    """Session-state key of a step's answer widget: a new step starts with blank widgets."""
+    return f"{step_key}:{field}"
+
+
+def consent(visit: Visit) -> None:
+    """Consent-button callback: record consent; the new token goes into the URL (a reload resumes)."""
+    assert visit.engine is not None and visit.entry is not None
+    statements = visit.engine.protocol.consent.statements
+    ticked = [s.id for s in statements if st.session_state.get(widget_key("consent", s.id))]
+    try:
+        token = visit.engine.consent(ticked, visit.entry.url_params)
+    except ConsentRefused as refused:
+        st.session_state[_ERRORS_KEY] = ("consent", {m: "is required" for m in refused.missing})
+        return
     st.query_params[TOKEN_PARAM] = token
     st.session_state[_ENTRY_KEY] = Entry(token, visit.entry.url_params)
-    st.rerun()
 
 
-def submit(visit: Visit, answers: Mapping[str, object]) -> dict[str, str]:
-    """Hand a step's answers to the engine; on success rerun (next step), else return the item errors."""
+def submit(visit: Visit) -> None:
+    """Submit-button callback: hand the step's answers to the engine; keep its item errors for the page."""
     assert visit.engine is not None and visit.position is not None
+    step = visit.position.step
+    answers = {field: st.session_state.get(widget_key(step.key, field)) for field in expected_fields(step)}
     try:
-        visit.engine.submit(visit.token, visit.position.step.key, answers)
+        visit.engine.submit(visit.token, step.key, answers)
     except AnswerError as exc:
-        return exc.errors
+        st.session_state[_ERRORS_KEY] = (step.key, exc.errors)
     except (StepConflict, UnknownToken):
-        pass  # a stale page (another tab moved on): show whatever is current now
-    st.rerun()
-    raise AssertionError("unreachable")  # pragma: no cover - st.rerun() raises
+        pass  # a stale page (another tab moved on): the next run shows whatever is current
+
+
+def errors(step_key: str) -> dict[str, str]:
+    """The engine's complaints about the last submit of ``step_key`` (shown once, then forgotten)."""
+    key, found = st.session_state.pop(_ERRORS_KEY, (None, {}))
+    return found if key == step_key else {}
 
 
 def test_hooks_enabled() -> bool:

@@ -7,11 +7,11 @@ Widgets are keyed by step key + item id, so every step starts blank and nothing 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import streamlit as st
 
 from skingen.bundle.manifest import BundleManifest
+from study.app.context import widget_key
 from study.flow import CONFIDENCE_SUFFIX, Step
 from study.protocol import UNSURE, Item
 
@@ -19,21 +19,9 @@ UNSURE_LABEL = "I'm not sure"
 CONFIDENCE_TEXT = "How confident are you in your answer?"
 
 
-@dataclass
-class Rendered:
-    """The answers a form holds now, and a message slot above each question for validation errors."""
-
-    answers: dict[str, object]
-    slots: dict[str, object]
-
-
-def _key(step: Step, field: str) -> str:
-    return f"{step.key}:{field}"
-
-
-def _scale_radio(label: str, points: int, anchors: Mapping[int, str], key: str, help: str = "") -> object:
+def _scale_radio(label: str, points: int, anchors: Mapping[int, str], key: str, help: str = "") -> None:
     """A horizontal 1..n rating row with the anchor labels under their points; nothing preselected."""
-    return st.radio(
+    st.radio(
         label,
         options=list(range(1, points + 1)),
         index=None,
@@ -44,15 +32,15 @@ def _scale_radio(label: str, points: int, anchors: Mapping[int, str], key: str, 
     )
 
 
-def _item(step: Step, item: Item, manifest: BundleManifest, answers: dict[str, object]) -> None:
-    key = _key(step, item.id)
+def _item(step: Step, item: Item, manifest: BundleManifest) -> None:
+    key = widget_key(step.key, item.id)
     help_text = item.help or None
     if item.type == "likert":
         assert item.scale is not None
-        answers[item.id] = _scale_radio(item.text, item.scale.points, item.scale.anchors, key, item.help)
+        _scale_radio(item.text, item.scale.points, item.scale.anchors, key, item.help)
     elif item.type == "single_choice":
         labels = item.value_labels()
-        answers[item.id] = st.radio(
+        st.radio(
             item.text,
             options=list(labels),
             format_func=labels.__getitem__,
@@ -62,7 +50,7 @@ def _item(step: Step, item: Item, manifest: BundleManifest, answers: dict[str, o
         )
     elif item.type == "diagnosis":
         names = {c.id: c.display_name for c in manifest.conditions} | {UNSURE: UNSURE_LABEL}
-        answers[item.id] = st.selectbox(
+        st.selectbox(
             item.text,
             options=list(names),
             format_func=names.__getitem__,
@@ -73,27 +61,24 @@ def _item(step: Step, item: Item, manifest: BundleManifest, answers: dict[str, o
         )
         if item.confidence is not None:
             field = item.id + CONFIDENCE_SUFFIX
-            answers[field] = _scale_radio(
-                CONFIDENCE_TEXT, item.confidence.points, item.confidence.anchors, _key(step, field)
+            _scale_radio(
+                CONFIDENCE_TEXT, item.confidence.points, item.confidence.anchors, widget_key(step.key, field)
             )
     elif item.type == "number":
-        answers[item.id] = st.number_input(
+        st.number_input(
             item.text, value=None, min_value=item.minimum, max_value=item.maximum, key=key, help=help_text
         )
     else:  # free_text
-        answers[item.id] = st.text_area(item.text, max_chars=item.max_length, key=key, help=help_text)
+        st.text_area(item.text, max_chars=item.max_length, key=key, help=help_text)
 
 
-def render(step: Step, manifest: BundleManifest) -> Rendered:
-    """Draw every item of ``step`` (call inside the step's ``st.form``)."""
-    answers: dict[str, object] = {}
-    slots: dict[str, object] = {}
+def render(step: Step, manifest: BundleManifest, errors: Mapping[str, str]) -> None:
+    """Draw every item of ``step`` (inside the step's ``st.form``), each engine complaint above its item."""
     for item in step.items:
-        slots[item.id] = st.empty()
-        _item(step, item, manifest, answers)
-        if item.type == "diagnosis" and item.confidence is not None:
-            slots[item.id + CONFIDENCE_SUFFIX] = slots[item.id]
-    return Rendered(answers, slots)
+        problems = [_message(f, errors[f]) for f in (item.id, item.id + CONFIDENCE_SUFFIX) if f in errors]
+        if problems:
+            st.error(" ".join(problems))
+        _item(step, item, manifest)
 
 
 def _message(field: str, problem: str) -> str:
@@ -103,20 +88,15 @@ def _message(field: str, problem: str) -> str:
     return f"This answer {problem}."
 
 
-def show_errors(step: Step, rendered: Rendered, errors: Mapping[str, str]) -> None:
-    """Put each engine message above its question and a summary under the submit button."""
-    by_slot: dict[int, list[str]] = {}
-    for field, problem in errors.items():
-        slot = rendered.slots.get(field)
-        if slot is not None:
-            by_slot.setdefault(id(slot), []).append(_message(field, problem))
-            slot.error(" ".join(by_slot[id(slot)]))  # type: ignore[attr-defined]
+def summary(step: Step, errors: Mapping[str, str]) -> None:
+    """Under the submit button: nothing was saved, and which questions need an answer."""
+    if not errors:
+        return
     texts = {item.id: item.text for item in step.items}
-    missing = [texts.get(f.removesuffix(CONFIDENCE_SUFFIX), f) for f in errors]
-    unique = list(dict.fromkeys(missing))
+    named = dict.fromkeys(texts.get(f.removesuffix(CONFIDENCE_SUFFIX), f) for f in errors)
+    verb = "answer" if all(p == "is required" for p in errors.values()) else "check"
     st.error(
-        "Your answers have not been saved yet. Please answer: "
-        + "; ".join(f"“{_short(text)}”" for text in unique)
+        f"Your answers have not been saved yet. Please {verb}: " + "; ".join(f"“{_short(t)}”" for t in named)
     )
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import streamlit as st
 
 from study.app import context
-from study.engine import ConsentRefused
 
 
 def page() -> None:
@@ -14,18 +13,17 @@ def page() -> None:
     consent = visit.engine.protocol.consent
     st.title(visit.engine.protocol.study.title)
     st.markdown(consent.text)
+    missing = context.errors("consent")
     with st.form("form:consent", border=False, enter_to_submit=False):
         st.markdown("**Consent**")
-        ticked = [s.id for s in consent.statements if st.checkbox(s.text, key=f"consent:{s.id}")]
-        submitted = st.form_submit_button("I agree — start the study", type="primary")
-    if submitted:
-        try:
-            token = visit.engine.consent(ticked, visit.entry.url_params if visit.entry else {})
-        except ConsentRefused as refused:
-            texts = {s.id: s.text for s in consent.statements}
-            st.error(
-                "To take part, please tick every statement. Not yet ticked: "
-                + "; ".join(f"“{texts[m]}”" for m in refused.missing)
-            )
-            return
-        context.start(visit, token)
+        for statement in consent.statements:
+            st.checkbox(statement.text, key=context.widget_key("consent", statement.id))
+        st.form_submit_button(
+            "I agree — start the study", type="primary", on_click=context.consent, args=(visit,)
+        )
+    if missing:
+        texts = {s.id: s.text for s in consent.statements}
+        st.error(
+            "To take part, please tick every statement. Not yet ticked: "
+            + "; ".join(f"“{texts[m]}”" for m in missing)
+        )

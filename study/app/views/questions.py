@@ -25,9 +25,8 @@ def page() -> None:
     st.header(title)
     if intro:
         st.write(intro)
+    errors = context.errors(step.key)
     with st.form(f"form:{step.key}", border=False, enter_to_submit=False):
-        rendered = items.render(step, visit.engine.loaded.bundle.manifest)
-        submitted = st.form_submit_button("Continue", type="primary")
-    if submitted:
-        errors = context.submit(visit, rendered.answers)
-        items.show_errors(step, rendered, errors)
+        items.render(step, visit.engine.loaded.bundle.manifest, errors)
+        st.form_submit_button("Continue", type="primary", on_click=context.submit, args=(visit,))
+    items.summary(step, errors)

@@ -47,9 +47,8 @@ def page() -> None:
     if protocol.condition(step.condition).references and case.references:
         _references(bundle, case)
     st.divider()
+    errors = context.errors(step.key)
     with st.form(f"form:{step.key}", border=False, enter_to_submit=False):
-        rendered = items.render(step, bundle.manifest)
-        submitted = st.form_submit_button("Next", type="primary")
-    if submitted:
-        errors = context.submit(visit, rendered.answers)
-        items.show_errors(step, rendered, errors)
+        items.render(step, bundle.manifest, errors)
+        st.form_submit_button("Next", type="primary", on_click=context.submit, args=(visit,))
+    items.summary(step, errors)
