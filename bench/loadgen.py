@@ -218,8 +218,19 @@ async def media(client: StreamlitClient, page: Page, outcome: Outcome) -> None:
     ]
 
 
-async def crowd(base: str, n: int, think: tuple[float, float], seed: int) -> list[Outcome]:
-    return await asyncio.gather(*(participant(base, i, think, seed) for i in range(n)))
+async def crowd(base: str, n: int, think: tuple[float, float], seed: int, rounds: int = 1) -> list[Outcome]:
+    """``n`` participants at once; ``rounds`` > 1 runs that many groups one after the other (more samples)."""
+    outcomes: list[Outcome] = []
+    for r in range(rounds):
+        outcomes += await asyncio.gather(*(participant(base, r * n + i, think, seed) for i in range(n)))
+    return outcomes
+
+
+async def warm_up(base: str) -> None:
+    """One quick participant before measuring: the server's first runs import and compile the app."""
+    outcome = await participant(base, 10_000, (0.0, 0.0), seed=0)
+    if outcome.errors:
+        raise RuntimeError(f"warm-up participant failed: {outcome.errors}")
 
 
 # --- checking the database ---------------------------------------------------------------------------------
@@ -346,7 +357,7 @@ class Row:
         return [
             self.server,
             str(self.participants),
-            f"{done}/{self.participants}",
+            f"{done}/{len(self.outcomes)}",
             str(len(submits)),
             f"{statistics.median(submits):.0f}" if submits else "–",
             f"{percentile(submits, 95):.0f}",
@@ -400,13 +411,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--protocol", type=Path, default=DEFAULT_PROTOCOL)
     parser.add_argument("--url", help="use this running server instead of starting one (no DB check)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--single-rounds",
+        type=int,
+        default=3,
+        help="the 1-participant level runs this many participants one after the other (more samples)",
+    )
     args = parser.parse_args(argv)
     think = (args.think[0], args.think[1])
     rows: list[Row] = []
     if args.url:
         for n in args.participants:
             start = time.monotonic()
-            outcomes = asyncio.run(crowd(args.url, n, think, args.seed))
+            outcomes = asyncio.run(crowd(args.url, n, think, args.seed, args.single_rounds if n == 1 else 1))
             rows.append(Row("running", n, outcomes, wall_s=time.monotonic() - start))
             print(table(rows[-1:]), file=sys.stderr)
     else:
@@ -415,8 +432,10 @@ def main(argv: list[str] | None = None) -> int:
             for server in args.servers:
                 for n in args.participants:
                     with app_server(server, args.protocol.resolve(), Path(tmp)) as (base, db_url):
+                        asyncio.run(warm_up(base))
                         start = time.monotonic()
-                        outcomes = asyncio.run(crowd(base, n, think, args.seed))
+                        rounds = args.single_rounds if n == 1 else 1
+                        outcomes = asyncio.run(crowd(base, n, think, args.seed, rounds))
                         row = Row(server, n, outcomes, wall_s=time.monotonic() - start)
                         row.stored, row.expected, row.problems = verify(db_url, args.protocol, outcomes)
                     rows.append(row)
@@ -424,7 +443,10 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         for message in [e for o in row.outcomes for e in o.errors][:5] + row.problems[:5]:
             print(f"  {row.server}/{row.participants}: {message}", file=sys.stderr)
-    print(f"\nthink time {think[0]:g}–{think[1]:g} s; latency = submit click → next page's script_finished\n")
+    print(
+        f"\nthink time {think[0]:g}–{think[1]:g} s; latency = submit click → next page's script_finished; "
+        f"the 1-participant level ran {args.single_rounds} participants one after the other\n"
+    )
     print(table(rows))
     return 0 if all(c == "0" for c in (r.cells()[9] for r in rows)) else 1
 

@@ -151,6 +151,18 @@ class Participant:
         for index in range(areas.count()):
             areas.nth(index).fill("The pictures were clear.")
 
+    def scroll_top(self) -> int:
+        return self.page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollTop")
+
+    def chrome_visible(self) -> list[str]:
+        """Streamlit's own controls a participant could wander into, if any are visible."""
+        ids = ("stToolbar", "stMainMenu", "stAppDeployButton", "stSidebar", "stSidebarNav", "stHeader")
+        return [
+            i
+            for i in ids
+            if self.page.get_by_test_id(i).count() and self.page.get_by_test_id(i).first.is_visible()
+        ]
+
     def heading(self) -> str:
         return self.page.locator("h1, h2").first.inner_text()
 
@@ -176,6 +188,7 @@ def test_a_participant_completes_the_demo_study_in_chromium(server, tmp_path):
             p = Participant(page, shots)
             p.open(f"{base}/?PROLIFIC_PID=browser-1&STUDY_ID=s1")
             assert "Participant information" in p.text()
+            assert p.chrome_visible() == []
             p.shot("01-consent")
             p.click("I agree — start the study")
             assert "please tick every statement" in p.text().lower()
@@ -205,7 +218,9 @@ def test_a_participant_completes_the_demo_study_in_chromium(server, tmp_path):
                 p.answer_all()
                 if trials == 1:
                     p.shot("05-trial")
+                p.page.get_by_role("button", name="Next").scroll_into_view_if_needed()
                 p.click("Next")
+                assert p.scroll_top() == 0, "each new step opens at its top"
             assert trials == 10
             assert "About the explanations" in p.text()
             p.shot("07-post-block")

@@ -47,6 +47,15 @@ def hide_chrome() -> None:
     st.html(_CSS)
 
 
+def start_at_top(page_id: str) -> None:
+    """Show each new step from its top: Streamlit keeps the scroll position, so after "Next" at the bottom
+    of a long case the following case would open half-way down, below its photo."""
+    st.html(
+        f"<script>/* {page_id} */ document.querySelector('[data-testid=\"stMain\"]')?.scrollTo(0, 0);</script>",
+        unsafe_allow_javascript=True,
+    )
+
+
 def progress(position: Position) -> None:
     """'Case 3 of 8' on trials, and a bar over the whole study once its length is known."""
     step = position.step
