@@ -182,7 +182,9 @@ class Outcome:
     errors: list[str] = field(default_factory=list)
 
 
-async def participant(base: str, number: int, think: tuple[float, float], seed: int) -> Outcome:
+async def participant(
+    base: str, number: int, think: tuple[float, float], seed: int, fetch_media: bool = True
+) -> Outcome:
     rng = random.Random(seed * 100_003 + number)
     outcome = Outcome(f"loadgen-{number}")
     await asyncio.sleep(rng.uniform(0, think[1]))  # arrivals spread out, as in a real study
@@ -192,7 +194,8 @@ async def participant(base: str, number: int, think: tuple[float, float], seed: 
             page = await client.run()
             outcome.load = time.perf_counter() - start
             while page.submit is not None:
-                await media(client, page, outcome)
+                if fetch_media:
+                    await media(client, page, outcome)
                 await asyncio.sleep(rng.uniform(*think))
                 states = answer(page, rng)
                 start = time.perf_counter()
@@ -218,11 +221,14 @@ async def media(client: StreamlitClient, page: Page, outcome: Outcome) -> None:
     ]
 
 
-async def crowd(base: str, n: int, think: tuple[float, float], seed: int, rounds: int = 1) -> list[Outcome]:
+async def crowd(
+    base: str, n: int, think: tuple[float, float], seed: int, rounds: int = 1, fetch_media: bool = True
+) -> list[Outcome]:
     """``n`` participants at once; ``rounds`` > 1 runs that many groups one after the other (more samples)."""
     outcomes: list[Outcome] = []
     for r in range(rounds):
-        outcomes += await asyncio.gather(*(participant(base, r * n + i, think, seed) for i in range(n)))
+        group = (participant(base, r * n + i, think, seed, fetch_media) for i in range(n))
+        outcomes += await asyncio.gather(*group)
     return outcomes
 
 
@@ -417,13 +423,15 @@ def main(argv: list[str] | None = None) -> int:
         default=3,
         help="the 1-participant level runs this many participants one after the other (more samples)",
     )
+    parser.add_argument("--no-media", action="store_true", help="don't download the pages' images")
     args = parser.parse_args(argv)
     think = (args.think[0], args.think[1])
     rows: list[Row] = []
     if args.url:
         for n in args.participants:
             start = time.monotonic()
-            outcomes = asyncio.run(crowd(args.url, n, think, args.seed, args.single_rounds if n == 1 else 1))
+            rounds = args.single_rounds if n == 1 else 1
+            outcomes = asyncio.run(crowd(args.url, n, think, args.seed, rounds, not args.no_media))
             rows.append(Row("running", n, outcomes, wall_s=time.monotonic() - start))
             print(table(rows[-1:]), file=sys.stderr)
     else:
@@ -435,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
                         asyncio.run(warm_up(base))
                         start = time.monotonic()
                         rounds = args.single_rounds if n == 1 else 1
-                        outcomes = asyncio.run(crowd(base, n, think, args.seed, rounds))
+                        outcomes = asyncio.run(crowd(base, n, think, args.seed, rounds, not args.no_media))
                         row = Row(server, n, outcomes, wall_s=time.monotonic() - start)
                         row.stored, row.expected, row.problems = verify(db_url, args.protocol, outcomes)
                     rows.append(row)

@@ -172,3 +172,22 @@ def test_run_counter_only_with_test_hooks(study, monkeypatch):
     monkeypatch.setenv("SKINGEN_TEST_HOOKS", "1")
     p.at.run()
     assert any('id="skingen-run" data-inputs="3">' in h.proto.body for h in p.at.get("html"))
+
+
+def test_a_database_failure_shows_a_calm_message_not_a_traceback(study, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    study()
+    p = AppParticipant().consent()
+    engine = p.at.session_state["skingen.visit"].engine
+
+    def broken(*args, **kwargs):
+        raise OperationalError("INSERT …", {}, Exception("disk I/O error"))
+
+    monkeypatch.setattr(engine, "submit", broken)
+    p.answer().submit()
+    assert p.step_key == "entry" and "something went wrong on our side" in p.at.error[-1].value
+    monkeypatch.setattr(engine, "position", broken)
+    p.at.run()
+    p.check()
+    assert p.page == "error" and "not available" in p.text()

@@ -127,8 +127,11 @@ class Participant:
 
     def shot(self, name: str) -> None:
         """The whole page: Streamlit scrolls inside stMain, so grow the viewport to the content first."""
+        self.page.wait_for_function("() => Array.from(document.images).every(image => image.complete)")
         size = self.page.viewport_size
-        height = self.page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+        height = 80 + self.page.evaluate(
+            "() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight"
+        )
         self.page.set_viewport_size({"width": size["width"], "height": max(size["height"], height)})
         self.page.screenshot(path=self.shots / f"{name}.png", full_page=True)
         self.page.set_viewport_size(size)

@@ -35,6 +35,8 @@ INVALID_LINK = (
     "If you copied it by hand, check that nothing is missing at its end."
 )
 UNAVAILABLE = "The study is not available right now. Please try again in a few minutes."
+NOT_SAVED = "is not saved: something went wrong on our side. Please try again in a moment."
+PAGE = ""  # errors-dict key of a problem with the whole page rather than one item
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,9 @@ def resolve() -> Visit:
         return Visit("error", engine, entry, problem=INVALID_LINK)
     except EngineError as exc:
         return Visit("error", engine, entry, problem=str(exc).capitalize())
+    except Exception:  # the database is down, …: log it, show the participant a calm page, never a traceback
+        LOG.exception("could not read the position of a participant")
+        return Visit("error", engine, entry, problem=UNAVAILABLE)
     return Visit(position.step.kind, engine, entry, position)
 
 
@@ -137,6 +142,10 @@ def consent(visit: Visit) -> None:
     except ConsentRefused as refused:
         st.session_state[_ERRORS_KEY] = ("consent", {m: "is required" for m in refused.missing})
         return
+    except Exception:
+        LOG.exception("could not record consent")
+        st.session_state[_ERRORS_KEY] = ("consent", {PAGE: NOT_SAVED})
+        return
     st.query_params[TOKEN_PARAM] = token
     st.session_state[_ENTRY_KEY] = Entry(token, visit.entry.url_params)
 
@@ -152,6 +161,9 @@ def submit(visit: Visit) -> None:
         st.session_state[_ERRORS_KEY] = (step.key, exc.errors)
     except (StepConflict, UnknownToken):
         pass  # a stale page (another tab moved on): the next run shows whatever is current
+    except Exception:
+        LOG.exception("could not store the answers of step %s", step.key)
+        st.session_state[_ERRORS_KEY] = (step.key, {PAGE: NOT_SAVED})
 
 
 def errors(step_key: str) -> dict[str, str]:

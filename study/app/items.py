@@ -1,7 +1,8 @@
 """Questionnaire items as Streamlit widgets, inside a page's form; answers come back keyed by item id.
 
 Widgets are keyed by step key + item id, so every step starts blank and nothing is ever preselected
-(radios use ``index=None``). Validation is the engine's: :func:`show_errors` only places its messages.
+(radios use ``index=None``). Validation is the engine's: :func:`render` and :func:`summary` only show
+its messages.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Mapping
 import streamlit as st
 
 from skingen.bundle.manifest import BundleManifest
-from study.app.context import widget_key
+from study.app.context import NOT_SAVED, PAGE, widget_key
 from study.flow import CONFIDENCE_SUFFIX, Step
 from study.protocol import UNSURE, Item
 
@@ -91,6 +92,9 @@ def _message(field: str, problem: str) -> str:
 def summary(step: Step, errors: Mapping[str, str]) -> None:
     """Under the submit button: nothing was saved, and which questions need an answer."""
     if not errors:
+        return
+    if PAGE in errors:
+        st.error(f"This page {NOT_SAVED}")
         return
     texts = {item.id: item.text for item in step.items}
     named = dict.fromkeys(texts.get(f.removesuffix(CONFIDENCE_SUFFIX), f) for f in errors)

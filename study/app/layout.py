@@ -39,6 +39,7 @@ header[data-testid="stHeader"], [data-testid="stToolbar"], [data-testid="stDecor
 }
 [data-testid="stForm"] [data-testid="stElementContainer"] { margin-bottom: 0.5rem; }
 #skingen-run { display: none; }
+[data-testid="stElementContainer"]:has(> [data-testid="stHtml"] script) { display: none; }
 </style>
 """
 

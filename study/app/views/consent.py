@@ -21,7 +21,9 @@ def page() -> None:
         st.form_submit_button(
             "I agree — start the study", type="primary", on_click=context.consent, args=(visit,)
         )
-    if missing:
+    if context.PAGE in missing:
+        st.error(f"Your consent {context.NOT_SAVED}")
+    elif missing:
         texts = {s.id: s.text for s in consent.statements}
         st.error(
             "To take part, please tick every statement. Not yet ticked: "
