@@ -191,3 +191,36 @@ def test_a_database_failure_shows_a_calm_message_not_a_traceback(study, monkeypa
     p.at.run()
     p.check()
     assert p.page == "error" and "not available" in p.text()
+
+
+def test_number_and_free_text_items(study):
+    entry = [
+        {"id": "age", "text": "Your age in years", "type": "number", "minimum": 18, "maximum": 99},
+        {
+            "id": "expertise",
+            "text": "Background",
+            "type": "single_choice",
+            "options": ["Lay", "Student", "Doctor"],
+        },
+        {
+            "id": "why",
+            "text": "Why do you take part?",
+            "type": "free_text",
+            "max_length": 50,
+            "required": False,
+        },
+    ]
+    engine = study(questionnaires__entry=entry)
+    p = AppParticipant().consent()
+    assert [w.label for w in p.at.number_input] == ["Your age in years"] and p.at.number_input[
+        0
+    ].value is None
+    p.at.radio[0].set_value(2)
+    p.submit()
+    assert (
+        p.step_key == "entry" and "Your age in years" in p.at.error[-1].value and count(engine, Response) == 0
+    )
+    p.at.number_input[0].set_value(42)
+    p.submit()
+    assert p.step_key == "instructions"
+    assert responses(engine, "entry") == {"age": "42.0", "expertise": "2"}  # the optional text left empty
