@@ -160,6 +160,23 @@ def cmd_admin_hash(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from study.engine import StudyEngine
+    from study.registry import register
+    from study.server import serve
+
+    url = database_url(args.db)
+    db = Database(url)
+    if args.init:
+        if not args.protocol:
+            raise ValueError("--init needs --protocol FILE")
+        register(db, load_protocol(args.protocol))
+    StudyEngine.open(db, args.protocol)  # fail here, not in the participant's browser
+    db.dispose()
+    serve(url, args.protocol, host=args.host, port=args.port, tuned=not args.default_streamlit)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="skingen-study", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -247,6 +264,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("admin-hash", help="hash a researcher password for the dashboard (Argon2id)")
     p.add_argument("--stdin", action="store_true", help="read the password from standard input")
     p.set_defaults(func=cmd_admin_hash)
+    p = sub.add_parser("serve", help="run the participant app (Streamlit, tuned for many participants)")
+    p.add_argument("--db", help=DB_HELP)
+    p.add_argument(
+        "--protocol", metavar="FILE", help="registered protocol (default: the database's only study)"
+    )
+    p.add_argument("--init", action="store_true", help="register --protocol first (like `init`)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8501, help="port (default 8501)")
+    p.add_argument(
+        "--default-streamlit",
+        action="store_true",
+        help="stock Streamlit performance settings (GC after every run, file watcher, no TCP_NODELAY); "
+        "for benchmarks only",
+    )
+    p.set_defaults(func=cmd_serve)
     return parser
 
 

@@ -1,0 +1,463 @@
+"""Protocol-level load generator for the participant app: N simulated participants, no browser.
+
+Each simulated participant speaks Streamlit's websocket protocol the way the browser does: it opens
+``ws://HOST:PORT/_stcore/stream``, asks for a script run (``BackMsg.rerun_script`` with the URL's query
+string), reads the page from the ``ForwardMsg`` deltas (widget ids, options, the form's submit button),
+waits a think time, then submits the page the way a browser submits an ``st.form``: one ``rerun_script``
+whose widget states hold every answer plus ``trigger_value=True`` for the form's submit button. It also
+downloads the page's images (``/media/...``) like a browser would. It goes on until the completion page.
+
+Latency is click → ``script_finished`` of the run that shows the next page (a submit is two script runs:
+the one that saves the answers and the ``st.rerun()`` that draws the next step). After a run, every
+simulated participant's answers are checked in the database: each expected answer stored exactly once.
+
+Usage (starts its own servers on fresh SQLite files, prints a markdown table)::
+
+    python bench/loadgen.py --participants 1 10 50 --servers tuned default --think 1 5
+
+    python bench/loadgen.py --url http://127.0.0.1:8501 --participants 5   # an already running server
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import websockets
+from streamlit.proto.BackMsg_pb2 import BackMsg
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+from streamlit.proto.WidgetStates_pb2 import WidgetState
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+DEFAULT_PROTOCOL = ROOT / "examples" / "protocols" / "between.yaml"
+INPUT_KINDS = ("checkbox", "radio", "selectbox", "text_area", "number_input")
+RUN_TIMEOUT_S = 120
+
+
+# --- one participant's view of a page ----------------------------------------------------------------------
+@dataclass
+class Widget:
+    kind: str
+    id: str
+    form_id: str
+    label: str
+    options: tuple[str, ...] = ()
+
+
+@dataclass
+class Page:
+    """What one finished script run drew: its inputs, the form's submit button, images and texts."""
+
+    widgets: list[Widget] = field(default_factory=list)
+    submit: Widget | None = None
+    images: list[str] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+
+    @property
+    def form(self) -> str | None:
+        return self.submit.form_id if self.submit else None
+
+
+def read_element(page: Page, element) -> None:
+    kind = element.WhichOneof("type")
+    if kind in INPUT_KINDS:
+        proto = getattr(element, kind)
+        options = tuple(getattr(proto, "options", ()))
+        page.widgets.append(Widget(kind, proto.id, proto.form_id, proto.label, options))
+    elif kind == "button" and element.button.is_form_submitter:
+        b = element.button
+        page.submit = Widget("button", b.id, b.form_id, b.label)
+    elif kind == "imgs":
+        page.images += [img.url for img in element.imgs.imgs]
+    elif kind in ("markdown", "heading", "alert"):
+        page.texts.append(getattr(element, kind).body)
+    elif kind == "code":
+        page.texts.append(element.code.code_text)
+
+
+def answer(page: Page, rng: random.Random) -> list[WidgetState]:
+    """Widget states of a filled-in form, plus the submit trigger (what the browser sends on submit)."""
+    states = []
+    for widget in page.widgets:
+        if widget.form_id != page.form:
+            continue
+        state = WidgetState(id=widget.id)
+        if widget.kind == "checkbox":
+            state.bool_value = True
+        elif widget.kind in ("radio", "selectbox"):
+            state.string_value = rng.choice(widget.options)
+        elif widget.kind == "text_area":
+            state.string_value = "Answered by the load generator."
+        else:  # number_input
+            state.double_value = 1.0
+        states.append(state)
+    assert page.submit is not None
+    states.append(WidgetState(id=page.submit.id, trigger_value=True))
+    return states
+
+
+# --- the protocol client -----------------------------------------------------------------------------------
+class StreamlitClient:
+    """One browser tab, minus the browser: a websocket session and the URL's query string."""
+
+    def __init__(self, base: str, query: str) -> None:
+        parts = urlsplit(base)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.ws_url = f"ws://{self.host}:{self.port}/_stcore/stream"
+        self.query = query
+        self.ws = None
+
+    async def __aenter__(self) -> StreamlitClient:
+        self.ws = await websockets.connect(self.ws_url, subprotocols=["streamlit"], max_size=None)
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.ws.close()
+
+    async def run(self, widget_states: list[WidgetState] = ()) -> Page:
+        """Ask for a script run; return the page of the run that finishes without a rerun."""
+        msg = BackMsg()
+        msg.rerun_script.query_string = self.query
+        msg.rerun_script.widget_states.widgets.extend(widget_states)
+        await self.ws.send(msg.SerializeToString())
+        page = Page()
+        async with asyncio.timeout(RUN_TIMEOUT_S):
+            while True:
+                fwd = ForwardMsg()
+                fwd.ParseFromString(await self.ws.recv())
+                kind = fwd.WhichOneof("type")
+                if kind == "new_session":
+                    page = Page()  # a new script run (e.g. after st.rerun): only its page counts
+                elif kind == "delta" and fwd.delta.WhichOneof("type") == "new_element":
+                    read_element(page, fwd.delta.new_element)
+                elif kind == "page_info_changed":
+                    self.query = fwd.page_info_changed.query_string
+                elif kind == "script_finished":
+                    if fwd.script_finished == ForwardMsg.FINISHED_SUCCESSFULLY:
+                        return page
+                    if fwd.script_finished == ForwardMsg.FINISHED_WITH_COMPILE_ERROR:
+                        raise RuntimeError("the app failed to compile")
+
+    async def fetch(self, path: str) -> int:
+        """GET one media file like the browser does; returns the HTTP status."""
+        reader, writer = await asyncio.open_connection(self.host, self.port)
+        try:
+            writer.write(
+                f"GET {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nConnection: close\r\n\r\n".encode()
+            )
+            await writer.drain()
+            data = await reader.read()
+        finally:
+            writer.close()
+        return int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/") else 0
+
+    @property
+    def token(self) -> str | None:
+        return (parse_qs(self.query).get("token") or [None])[0]
+
+
+# --- participants ------------------------------------------------------------------------------------------
+@dataclass
+class Outcome:
+    label: str
+    token: str | None = None
+    completed: bool = False
+    submits: list[float] = field(default_factory=list)
+    load: float | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+async def participant(
+    base: str, number: int, think: tuple[float, float], seed: int, fetch_media: bool = True
+) -> Outcome:
+    rng = random.Random(seed * 100_003 + number)
+    outcome = Outcome(f"loadgen-{number}")
+    await asyncio.sleep(rng.uniform(0, think[1]))  # arrivals spread out, as in a real study
+    try:
+        async with StreamlitClient(base, f"PROLIFIC_PID={outcome.label}") as client:
+            start = time.perf_counter()
+            page = await client.run()
+            outcome.load = time.perf_counter() - start
+            while page.submit is not None:
+                if fetch_media:
+                    await media(client, page, outcome)
+                await asyncio.sleep(rng.uniform(*think))
+                states = answer(page, rng)
+                start = time.perf_counter()
+                following = await client.run(states)
+                outcome.submits.append(time.perf_counter() - start)
+                if following.form == page.form:
+                    outcome.errors.append(f"page {page.form} did not advance: {following.texts[-1:]}")
+                    return outcome
+                page = following
+            outcome.token = client.token
+            outcome.completed = any("completion code" in text.lower() for text in page.texts)
+            if not outcome.completed:
+                outcome.errors.append(f"ended on a page without a completion code: {page.texts[:2]}")
+    except Exception as exc:  # every failure is an error in the report
+        outcome.errors.append(f"{type(exc).__name__}: {exc}")
+    return outcome
+
+
+async def media(client: StreamlitClient, page: Page, outcome: Outcome) -> None:
+    statuses = await asyncio.gather(*(client.fetch(url) for url in page.images), return_exceptions=True)
+    outcome.errors += [
+        f"media {url}: {status}" for url, status in zip(page.images, statuses, strict=True) if status != 200
+    ]
+
+
+async def crowd(
+    base: str, n: int, think: tuple[float, float], seed: int, rounds: int = 1, fetch_media: bool = True
+) -> list[Outcome]:
+    """``n`` participants at once; ``rounds`` > 1 runs that many groups one after the other (more samples)."""
+    outcomes: list[Outcome] = []
+    for r in range(rounds):
+        group = (participant(base, r * n + i, think, seed, fetch_media) for i in range(n))
+        outcomes += await asyncio.gather(*group)
+    return outcomes
+
+
+async def warm_up(base: str) -> None:
+    """One quick participant before measuring: the server's first runs import and compile the app."""
+    outcome = await participant(base, 10_000, (0.0, 0.0), seed=0)
+    if outcome.errors:
+        raise RuntimeError(f"warm-up participant failed: {outcome.errors}")
+
+
+# --- checking the database ---------------------------------------------------------------------------------
+def verify(db_url: str, protocol: Path, outcomes: list[Outcome]) -> tuple[int, int, list[str]]:
+    """(answers stored, answers expected, problems) for the simulated participants' tokens."""
+    from sqlalchemy import select
+
+    from db.models import Response
+    from db.session import Database
+    from study.engine import StudyEngine
+    from study.flow import expected_fields
+
+    db = Database(db_url)
+    engine = StudyEngine.open(db, str(protocol))
+    stored_total = expected_total = 0
+    problems = []
+    try:
+        for outcome in outcomes:
+            if outcome.token is None:
+                problems.append(f"{outcome.label}: no token")
+                continue
+            position = engine.position(outcome.token)
+            arm_path = engine.path(position.arm, _order_seed(engine, position.participant_id))
+            expected = sorted((s.key, f) for s in arm_path for f in expected_fields(s))
+            with db.read() as session:
+                stored = sorted(
+                    session.execute(
+                        select(Response.step_key, Response.item_id).where(
+                            Response.participant_id == position.participant_id
+                        )
+                    ).all()
+                )
+            stored_total += len(stored)
+            expected_total += len(expected)
+            if not position.completed:
+                problems.append(f"{outcome.label}: not completed in the database")
+            if [tuple(row) for row in stored] != expected:
+                problems.append(f"{outcome.label}: {len(stored)} answers stored, {len(expected)} expected")
+    finally:
+        db.dispose()
+    return stored_total, expected_total, problems
+
+
+def _order_seed(engine, participant_id: int) -> int | None:
+    from db.models import Participant
+
+    with engine.db.read() as session:
+        return session.get(Participant, participant_id).order_seed
+
+
+# --- servers -----------------------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def app_server(kind: str, protocol: Path, workdir: Path) -> Iterator[tuple[str, str]]:
+    """`skingen-study serve` (tuned, or --default-streamlit) on a free port and a fresh SQLite file."""
+    port = free_port()
+    db_url = f"sqlite:///{workdir}/{kind}-{port}.db"
+    command = [
+        sys.executable,
+        "-m",
+        "study.cli",
+        "serve",
+        "--init",
+        "--db",
+        db_url,
+        "--protocol",
+        str(protocol),
+    ]
+    command += ["--port", str(port)] + (["--default-streamlit"] if kind == "default" else [])
+    log = (workdir / f"{kind}-{port}.log").open("w")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(command, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(base + "/_stcore/health", timeout=2):
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"server did not start; see {log.name}") from None
+                time.sleep(0.3)
+        yield base, db_url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+# --- reporting ---------------------------------------------------------------------------------------------
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+@dataclass
+class Row:
+    server: str
+    participants: int
+    outcomes: list[Outcome]
+    stored: int | None = None
+    expected: int | None = None
+    problems: list[str] = field(default_factory=list)
+    wall_s: float = 0.0
+
+    def cells(self) -> list[str]:
+        submits = [s * 1000 for o in self.outcomes for s in o.submits]
+        loads = [o.load * 1000 for o in self.outcomes if o.load is not None]
+        errors = sum(len(o.errors) for o in self.outcomes) + len(self.problems)
+        done = sum(o.completed for o in self.outcomes)
+        stored = "–" if self.stored is None else f"{self.stored}/{self.expected}"
+        return [
+            self.server,
+            str(self.participants),
+            f"{done}/{len(self.outcomes)}",
+            str(len(submits)),
+            f"{statistics.median(submits):.0f}" if submits else "–",
+            f"{percentile(submits, 95):.0f}",
+            f"{percentile(submits, 99):.0f}",
+            f"{max(submits):.0f}" if submits else "–",
+            f"{statistics.median(loads):.0f}" if loads else "–",
+            str(errors),
+            stored,
+            f"{self.wall_s:.0f}",
+        ]
+
+
+HEADER = [
+    "server",
+    "participants",
+    "completed",
+    "submits",
+    "p50 ms",
+    "p95 ms",
+    "p99 ms",
+    "max ms",
+    "first load p50 ms",
+    "errors",
+    "answers in DB",
+    "run s",
+]
+
+
+def table(rows: list[Row]) -> str:
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    lines += ["| " + " | ".join(row.cells()) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def ensure_demo_bundle(protocol: Path) -> None:
+    from study.protocol import parse_protocol
+
+    bundle = (protocol.parent / parse_protocol(protocol.read_text()).cases.bundle).resolve()
+    if not (bundle / "manifest.json").exists():
+        from study.demo_bundle import build_demo_bundle
+
+        print(f"building the demo bundle in {bundle} …", file=sys.stderr)
+        build_demo_bundle(bundle)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--participants", type=int, nargs="+", default=[1, 10, 50])
+    parser.add_argument("--servers", nargs="+", choices=["tuned", "default"], default=["tuned", "default"])
+    parser.add_argument("--think", type=float, nargs=2, default=(1.0, 5.0), metavar=("MIN_S", "MAX_S"))
+    parser.add_argument("--protocol", type=Path, default=DEFAULT_PROTOCOL)
+    parser.add_argument("--url", help="use this running server instead of starting one (no DB check)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--single-rounds",
+        type=int,
+        default=3,
+        help="the 1-participant level runs this many participants one after the other (more samples)",
+    )
+    parser.add_argument("--no-media", action="store_true", help="don't download the pages' images")
+    args = parser.parse_args(argv)
+    think = (args.think[0], args.think[1])
+    rows: list[Row] = []
+    if args.url:
+        for n in args.participants:
+            start = time.monotonic()
+            rounds = args.single_rounds if n == 1 else 1
+            outcomes = asyncio.run(crowd(args.url, n, think, args.seed, rounds, not args.no_media))
+            rows.append(Row("running", n, outcomes, wall_s=time.monotonic() - start))
+            print(table(rows[-1:]), file=sys.stderr)
+    else:
+        ensure_demo_bundle(args.protocol)
+        with tempfile.TemporaryDirectory(prefix="skingen-loadgen-") as tmp:
+            for server in args.servers:
+                for n in args.participants:
+                    with app_server(server, args.protocol.resolve(), Path(tmp)) as (base, db_url):
+                        asyncio.run(warm_up(base))
+                        start = time.monotonic()
+                        rounds = args.single_rounds if n == 1 else 1
+                        outcomes = asyncio.run(crowd(base, n, think, args.seed, rounds, not args.no_media))
+                        row = Row(server, n, outcomes, wall_s=time.monotonic() - start)
+                        row.stored, row.expected, row.problems = verify(db_url, args.protocol, outcomes)
+                    rows.append(row)
+                    print(table([row]).splitlines()[-1], file=sys.stderr, flush=True)
+    for row in rows:
+        for message in [e for o in row.outcomes for e in o.errors][:5] + row.problems[:5]:
+            print(f"  {row.server}/{row.participants}: {message}", file=sys.stderr)
+    print(
+        f"\nthink time {think[0]:g}–{think[1]:g} s; latency = submit click → next page's script_finished; "
+        f"the 1-participant level ran {args.single_rounds} participants one after the other\n"
+    )
+    print(table(rows))
+    return 0 if all(c == "0" for c in (r.cells()[9] for r in rows)) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

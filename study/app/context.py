@@ -1,0 +1,176 @@
+"""What every page needs: the cached engine, the participant's token, and their current position.
+
+Nothing about the participant lives only in the Streamlit session: the token is in the URL and everything
+else is read from the database on each rerun, so a reload, a reconnect or a server restart resumes the study
+exactly where it was.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+
+import streamlit as st
+
+from db.session import Database, database_url
+from study.engine import ConsentRefused, EngineError, Position, StepConflict, StudyEngine, UnknownToken
+from study.flow import AnswerError, expected_fields
+from study.registry import RegistryError
+
+LOG = logging.getLogger("skingen.app")
+
+DB_ENV = "SKINGEN_DB_URL"
+PROTOCOL_ENV = "SKINGEN_PROTOCOL"
+TEST_HOOKS_ENV = "SKINGEN_TEST_HOOKS"
+TOKEN_PARAM = "token"
+
+_ENTRY_KEY = "skingen.entry"
+_VISIT_KEY = "skingen.visit"
+_SHOWN_KEY = "skingen.shown"
+_ERRORS_KEY = "skingen.errors"
+
+INVALID_LINK = (
+    "This link is not valid. Please open the study with the exact link you were given. "
+    "If you copied it by hand, check that nothing is missing at its end."
+)
+UNAVAILABLE = "The study is not available right now. Please try again in a few minutes."
+NOT_SAVED = "is not saved: something went wrong on our side. Please try again in a moment."
+PAGE = ""  # errors-dict key of a problem with the whole page rather than one item
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What the URL said when this browser session started (read once: Streamlit may drop it later)."""
+
+    token: str | None
+    url_params: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Visit:
+    """One rerun's view of the participant: the page to show and what it needs."""
+
+    page: str  # consent | questions | info | trial | complete | error
+    engine: StudyEngine | None = None
+    entry: Entry | None = None
+    position: Position | None = None
+    problem: str = ""
+
+    @property
+    def token(self) -> str:
+        assert self.entry is not None and self.entry.token is not None
+        return self.entry.token
+
+
+@st.cache_resource(show_spinner=False)
+def open_engine(db_url: str, protocol_path: str | None) -> StudyEngine:
+    """One engine (and connection pool) per database + protocol, shared by all sessions of this server."""
+    return StudyEngine.open(Database(db_url), protocol_path)
+
+
+def configured_engine() -> StudyEngine:
+    protocol = os.environ.get(PROTOCOL_ENV) or None
+    return open_engine(database_url(os.environ.get(DB_ENV)), protocol)
+
+
+def _entry() -> Entry:
+    if _ENTRY_KEY not in st.session_state:
+        params = {key: st.query_params.get(key, "") for key in st.query_params}
+        token = params.pop(TOKEN_PARAM, "") or None
+        st.session_state[_ENTRY_KEY] = Entry(token, params)
+    return st.session_state[_ENTRY_KEY]
+
+
+def resolve() -> Visit:
+    """Work out this rerun's page from the URL token and the database. Never raises to the participant."""
+    try:
+        engine = configured_engine()
+    except (RegistryError, EngineError, ValueError, OSError):
+        LOG.exception("the study engine could not be opened")
+        return Visit("error", problem=UNAVAILABLE)
+    entry = _entry()
+    if entry.token is None:
+        return Visit("consent", engine, entry)
+    try:
+        position = engine.position(entry.token)
+    except UnknownToken:
+        return Visit("error", engine, entry, problem=INVALID_LINK)
+    except EngineError as exc:
+        return Visit("error", engine, entry, problem=str(exc).capitalize())
+    except Exception:  # the database is down, …: log it, show the participant a calm page, never a traceback
+        LOG.exception("could not read the position of a participant")
+        return Visit("error", engine, entry, problem=UNAVAILABLE)
+    return Visit(position.step.kind, engine, entry, position)
+
+
+def remember(visit: Visit) -> None:
+    st.session_state[_VISIT_KEY] = visit
+
+
+def current(page: str) -> Visit:
+    """The visit main.py resolved for this rerun; a page refuses to render another page's step."""
+    visit: Visit | None = st.session_state.get(_VISIT_KEY)
+    if visit is None or visit.page != page:
+        st.error(UNAVAILABLE)
+        st.stop()
+    return visit
+
+
+def mark_shown(visit: Visit) -> None:
+    """Stamp the step's first display once per session and step (the engine keeps the first stamp)."""
+    assert visit.engine is not None and visit.position is not None
+    shown = (visit.token, visit.position.index)
+    if st.session_state.get(_SHOWN_KEY) != shown:
+        visit.engine.mark_shown(visit.token, visit.position.index)
+        st.session_state[_SHOWN_KEY] = shown
+
+
+# --- form callbacks: they run before the next script run, so a submit costs one run, not two (no st.rerun) ---
+def widget_key(step_key: str, field: str) -> str:
+    """Session-state key of a step's answer widget: a new step starts with blank widgets."""
+    return f"{step_key}:{field}"
+
+
+def consent(visit: Visit) -> None:
+    """Consent-button callback: record consent; the new token goes into the URL (a reload resumes)."""
+    assert visit.engine is not None and visit.entry is not None
+    statements = visit.engine.protocol.consent.statements
+    ticked = [s.id for s in statements if st.session_state.get(widget_key("consent", s.id))]
+    try:
+        token = visit.engine.consent(ticked, visit.entry.url_params)
+    except ConsentRefused as refused:
+        st.session_state[_ERRORS_KEY] = ("consent", {m: "is required" for m in refused.missing})
+        return
+    except Exception:
+        LOG.exception("could not record consent")
+        st.session_state[_ERRORS_KEY] = ("consent", {PAGE: NOT_SAVED})
+        return
+    st.query_params[TOKEN_PARAM] = token
+    st.session_state[_ENTRY_KEY] = Entry(token, visit.entry.url_params)
+
+
+def submit(visit: Visit) -> None:
+    """Submit-button callback: hand the step's answers to the engine; keep its item errors for the page."""
+    assert visit.engine is not None and visit.position is not None
+    step = visit.position.step
+    answers = {field: st.session_state.get(widget_key(step.key, field)) for field in expected_fields(step)}
+    try:
+        visit.engine.submit(visit.token, step.key, answers)
+    except AnswerError as exc:
+        st.session_state[_ERRORS_KEY] = (step.key, exc.errors)
+    except (StepConflict, UnknownToken):
+        pass  # a stale page (another tab moved on): the next run shows whatever is current
+    except Exception:
+        LOG.exception("could not store the answers of step %s", step.key)
+        st.session_state[_ERRORS_KEY] = (step.key, {PAGE: NOT_SAVED})
+
+
+def errors(step_key: str) -> dict[str, str]:
+    """The engine's complaints about the last submit of ``step_key`` (shown once, then forgotten)."""
+    key, found = st.session_state.pop(_ERRORS_KEY, (None, {}))
+    return found if key == step_key else {}
+
+
+def test_hooks_enabled() -> bool:
+    return os.environ.get(TEST_HOOKS_ENV, "") == "1"

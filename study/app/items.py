@@ -1,0 +1,108 @@
+"""Questionnaire items as Streamlit widgets, inside a page's form; answers come back keyed by item id.
+
+Widgets are keyed by step key + item id, so every step starts blank and nothing is ever preselected
+(radios use ``index=None``). Validation is the engine's: :func:`render` and :func:`summary` only show
+its messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import streamlit as st
+
+from skingen.bundle.manifest import BundleManifest
+from study.app.context import NOT_SAVED, PAGE, widget_key
+from study.flow import CONFIDENCE_SUFFIX, Step
+from study.protocol import UNSURE, Item
+
+UNSURE_LABEL = "I'm not sure"
+CONFIDENCE_TEXT = "How confident are you in your answer?"
+
+
+def _scale_radio(label: str, points: int, anchors: Mapping[int, str], key: str, help: str = "") -> None:
+    """A horizontal 1..n rating row with the anchor labels under their points; nothing preselected."""
+    st.radio(
+        label,
+        options=list(range(1, points + 1)),
+        index=None,
+        horizontal=True,
+        captions=[anchors.get(point, "") for point in range(1, points + 1)],
+        key=key,
+        help=help or None,
+    )
+
+
+def _item(step: Step, item: Item, manifest: BundleManifest) -> None:
+    key = widget_key(step.key, item.id)
+    help_text = item.help or None
+    if item.type == "likert":
+        assert item.scale is not None
+        _scale_radio(item.text, item.scale.points, item.scale.anchors, key, item.help)
+    elif item.type == "single_choice":
+        labels = item.value_labels()
+        st.radio(
+            item.text,
+            options=list(labels),
+            format_func=labels.__getitem__,
+            index=None,
+            key=key,
+            help=help_text,
+        )
+    elif item.type == "diagnosis":
+        names = {c.id: c.display_name for c in manifest.conditions} | {UNSURE: UNSURE_LABEL}
+        st.selectbox(
+            item.text,
+            options=list(names),
+            format_func=names.__getitem__,
+            index=None,
+            placeholder="Choose a condition…",
+            key=key,
+            help=help_text,
+        )
+        if item.confidence is not None:
+            field = item.id + CONFIDENCE_SUFFIX
+            _scale_radio(
+                CONFIDENCE_TEXT, item.confidence.points, item.confidence.anchors, widget_key(step.key, field)
+            )
+    elif item.type == "number":
+        st.number_input(
+            item.text, value=None, min_value=item.minimum, max_value=item.maximum, key=key, help=help_text
+        )
+    else:  # free_text
+        st.text_area(item.text, max_chars=item.max_length, key=key, help=help_text)
+
+
+def render(step: Step, manifest: BundleManifest, errors: Mapping[str, str]) -> None:
+    """Draw every item of ``step`` (inside the step's ``st.form``), each engine complaint above its item."""
+    for item in step.items:
+        problems = [_message(f, errors[f]) for f in (item.id, item.id + CONFIDENCE_SUFFIX) if f in errors]
+        if problems:
+            st.error(" ".join(problems))
+        _item(step, item, manifest)
+
+
+def _message(field: str, problem: str) -> str:
+    if problem == "is required":
+        what = "how confident you are" if field.endswith(CONFIDENCE_SUFFIX) else "this question"
+        return f"Please answer {what}."
+    return f"This answer {problem}."
+
+
+def summary(step: Step, errors: Mapping[str, str]) -> None:
+    """Under the submit button: nothing was saved, and which questions need an answer."""
+    if not errors:
+        return
+    if PAGE in errors:
+        st.error(f"This page {NOT_SAVED}")
+        return
+    texts = {item.id: item.text for item in step.items}
+    named = dict.fromkeys(texts.get(f.removesuffix(CONFIDENCE_SUFFIX), f) for f in errors)
+    verb = "answer" if all(p == "is required" for p in errors.values()) else "check"
+    st.error(
+        f"Your answers have not been saved yet. Please {verb}: " + "; ".join(f"“{_short(t)}”" for t in named)
+    )
+
+
+def _short(text: str, limit: int = 70) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"

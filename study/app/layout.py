@@ -1,0 +1,86 @@
+"""Page furniture shared by all participant pages: no Streamlit chrome, a progress line, test hooks."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from study.app.context import Visit
+from study.engine import Position
+from study.flow import expected_fields
+
+# Participants get a plain page: no toolbar, menu, deploy button, header stripe or "Running…" widget.
+# client.toolbarMode and client.showSidebarNavigation (see study/server.py) do most of this already; the CSS
+# also covers `streamlit run` without our config.
+_CSS = """
+<style>
+header[data-testid="stHeader"], [data-testid="stToolbar"], [data-testid="stDecoration"],
+[data-testid="stMainMenu"], [data-testid="stAppDeployButton"], [data-testid="stStatusWidget"],
+[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"],
+[data-testid="stElementToolbar"] { display: none !important; }
+.block-container { max-width: 52rem; padding-top: 2.5rem; padding-bottom: 4rem; }
+[data-testid="stImage"] img { max-width: 100%; height: auto; border-radius: 4px; }
+/* Questions stand out from their answer options. */
+[data-testid="stRadio"] > label[data-testid="stWidgetLabel"] p,
+[data-testid="stSelectbox"] label[data-testid="stWidgetLabel"] p,
+[data-testid="stTextArea"] label[data-testid="stWidgetLabel"] p,
+[data-testid="stNumberInput"] label[data-testid="stWidgetLabel"] p { font-size: 1rem; font-weight: 600; }
+/* A rating scale: its points evenly spread over the row, each anchor label under its point. */
+[data-testid="stRadio"] [role="radiogroup"][aria-orientation="horizontal"] {
+  display: grid !important; grid-auto-flow: column; grid-auto-columns: minmax(0, 1fr);
+  width: 100%; gap: 0.5rem; align-items: start; }
+[role="radiogroup"][aria-orientation="horizontal"] > div { min-width: 0; }
+[role="radiogroup"][aria-orientation="horizontal"] [data-testid="stCaptionContainer"] {
+  word-break: normal; overflow-wrap: normal; hyphens: auto; }
+/* Phones: one point per line, its anchor label beside it. */
+@media (max-width: 640px) {
+  [data-testid="stRadio"] [role="radiogroup"][aria-orientation="horizontal"] {
+    grid-auto-flow: row; grid-auto-columns: auto; gap: 0.1rem; }
+  [data-testid="stRadioCaptionSpacer"] { display: none; }
+}
+[data-testid="stForm"] [data-testid="stElementContainer"] { margin-bottom: 0.5rem; }
+#skingen-run { display: none; }
+[data-testid="stElementContainer"]:has(> [data-testid="stHtml"] script) { display: none; }
+</style>
+"""
+
+
+def hide_chrome() -> None:
+    st.html(_CSS)
+
+
+def start_at_top(page_id: str) -> None:
+    """Show each new step from its top: Streamlit keeps the scroll position, so after "Next" at the bottom
+    of a long case the following case would open half-way down, below its photo."""
+    st.html(
+        f"<script>/* {page_id} */ document.querySelector('[data-testid=\"stMain\"]')?.scrollTo(0, 0);</script>",
+        unsafe_allow_javascript=True,
+    )
+
+
+def progress(position: Position) -> None:
+    """'Case 3 of 8' on trials, and a bar over the whole study once its length is known."""
+    step = position.step
+    if step.kind == "trial" and step.trial_number and step.trials_total:
+        st.caption(f"Case {step.trial_number} of {step.trials_total}")
+    if position.total:
+        st.progress(min(1.0, position.index / (position.total - 1)))
+
+
+def run_counter(inputs: int) -> None:
+    """Test hook: a hidden count of finished reruns, rendered last, that browser tests wait on.
+
+    ``inputs`` is how many answer widgets the page holds: the browser loads each widget type's code on first
+    use, so a widget can appear a moment after the counter; tests wait for both.
+    """
+    runs = st.session_state.get("skingen.runs", 0) + 1
+    st.session_state["skingen.runs"] = runs
+    st.html(f'<div id="skingen-run" data-inputs="{inputs}">{runs}</div>')
+
+
+def input_count(visit: Visit) -> int:
+    """Answer widgets on the visit's page: consent checkboxes, or one per expected answer field."""
+    if visit.page == "consent" and visit.engine is not None:
+        return len(visit.engine.protocol.consent.statements)
+    if visit.page in {"questions", "trial"} and visit.position is not None:
+        return len(expected_fields(visit.position.step))
+    return 0

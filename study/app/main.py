@@ -1,0 +1,31 @@
+"""Entrypoint of the participant app (``streamlit run study/app/main.py``; better: ``skingen-study serve``).
+
+It only routes: the engine says which step the participant in the URL is on, and the one page for that
+step kind is handed to ``st.navigation`` (hidden, so there is no page list to wander into).
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from study.app import context, layout
+from study.app.views import complete, consent, error, info, questions, trial
+
+PAGES = {
+    "consent": st.Page(consent.page, title="Consent", url_path="consent"),
+    "questions": st.Page(questions.page, title="Questions", url_path="questions"),
+    "info": st.Page(info.page, title="Information", url_path="information"),
+    "trial": st.Page(trial.page, title="Case", url_path="case"),
+    "complete": st.Page(complete.page, title="Thank you", url_path="complete"),
+    "error": st.Page(error.page, title="Link not valid", url_path="error"),
+}
+
+visit = context.resolve()
+context.remember(visit)
+title = visit.engine.protocol.study.title if visit.engine else "Study"
+st.set_page_config(page_title=title, page_icon=":material/dermatology:", layout="centered")
+layout.hide_chrome()
+layout.start_at_top(visit.position.step.key if visit.position else visit.page)
+st.navigation([PAGES[visit.page]], position="hidden").run()
+if context.test_hooks_enabled():
+    layout.run_counter(layout.input_count(visit))

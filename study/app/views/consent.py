@@ -1,0 +1,31 @@
+"""Consent: the information text and the statements to tick; consenting creates the participant's token."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from study.app import context
+
+
+def page() -> None:
+    visit = context.current("consent")
+    assert visit.engine is not None
+    consent = visit.engine.protocol.consent
+    st.title(visit.engine.protocol.study.title)
+    st.markdown(consent.text)
+    missing = context.errors("consent")
+    with st.form("form:consent", border=False, enter_to_submit=False):
+        st.markdown("**Consent**")
+        for statement in consent.statements:
+            st.checkbox(statement.text, key=context.widget_key("consent", statement.id))
+        st.form_submit_button(
+            "I agree — start the study", type="primary", on_click=context.consent, args=(visit,)
+        )
+    if context.PAGE in missing:
+        st.error(f"Your consent {context.NOT_SAVED}")
+    elif missing:
+        texts = {s.id: s.text for s in consent.statements}
+        st.error(
+            "To take part, please tick every statement. Not yet ticked: "
+            + "; ".join(f"“{texts[m]}”" for m in missing)
+        )

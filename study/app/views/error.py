@@ -1,0 +1,14 @@
+"""The page for links that don't work and for a study that can't be opened; it never shows internals."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from study.app import context
+
+
+def page() -> None:
+    visit = context.current("error")
+    st.title("We could not open the study")
+    st.warning(visit.problem or context.UNAVAILABLE)
+    st.caption("If the problem persists, please contact the research team named in the study invitation.")

@@ -1,0 +1,23 @@
+"""Text pages without questions: the instructions before the cases and the debrief at the end."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from study.app import context, layout
+
+BUTTONS = {"instructions": "Start with the first case", "debrief": "Finish and get your completion code"}
+
+
+def page() -> None:
+    visit = context.current("info")
+    assert visit.engine is not None and visit.position is not None
+    step = visit.position.step
+    context.mark_shown(visit)
+    layout.progress(visit.position)
+    protocol = visit.engine.protocol
+    st.markdown(protocol.debrief if step.section == "debrief" else protocol.instructions)
+    with st.form(f"form:{step.key}", border=False, enter_to_submit=False):
+        st.form_submit_button(
+            BUTTONS.get(step.section, "Continue"), type="primary", on_click=context.submit, args=(visit,)
+        )

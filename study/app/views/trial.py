@@ -1,0 +1,54 @@
+"""A trial: the case photo, what the AI says, the generated references (visual condition), the questions."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from skingen.bundle.manifest import Bundle, Case
+from study.app import context, items, layout
+
+
+def _case(bundle: Bundle, case: Case) -> None:
+    photo, ai = st.columns([5, 6], gap="large")
+    with photo:
+        st.image(str(bundle.path(case.image)), caption="The skin area to assess", width="stretch")
+    with ai, st.container(border=True):
+        st.markdown("**The AI's diagnosis**")
+        st.subheader(case.ai.display_name, anchor=False)
+        st.write(case.ai.text)
+        if case.ai.rationale:
+            st.markdown(f"**Why the AI thinks so:** {case.ai.rationale}")
+
+
+def _references(bundle: Bundle, case: Case) -> None:
+    st.markdown(f"**Generated example pictures of {case.ai.display_name.lower()}**")
+    st.caption(
+        "A computer made these pictures to show what the condition the AI names typically looks like. "
+        "They do not show the patient."
+    )
+    for column, ref in zip(st.columns(len(case.references)), case.references, strict=True):
+        with column:
+            st.image(str(bundle.path(ref.image)), caption=ref.caption, width="stretch")
+
+
+def page() -> None:
+    visit = context.current("trial")
+    assert visit.engine is not None and visit.position is not None
+    step = visit.position.step
+    assert step.case_id is not None and step.condition is not None
+    context.mark_shown(visit)
+    layout.progress(visit.position)
+    protocol = visit.engine.protocol
+    bundle = visit.engine.loaded.bundle
+    case = bundle.manifest.case(step.case_id)
+    if protocol.design == "within" and step.period:
+        st.caption(f"Part {step.period} of {len(protocol.conditions)}")
+    _case(bundle, case)
+    if protocol.condition(step.condition).references and case.references:
+        _references(bundle, case)
+    st.divider()
+    errors = context.errors(step.key)
+    with st.form(f"form:{step.key}", border=False, enter_to_submit=False):
+        items.render(step, bundle.manifest, errors)
+        st.form_submit_button("Next", type="primary", on_click=context.submit, args=(visit,))
+    items.summary(step, errors)

@@ -1,0 +1,119 @@
+"""Launch the participant app with Streamlit tuned for many concurrent participants.
+
+``skingen-study serve`` calls :func:`serve`. Two Streamlit defaults cost about 10× latency per click under
+load (measured in docs/performance.md):
+
+1. ``runner.postScriptGC`` (default on) runs a full ``gc.collect()`` after every script run, holding the GIL
+   for ~80 ms, so every other participant's rerun waits behind it. We turn it off.
+2. Streamlit binds its listening socket with ``socket.socket(family)``, i.e. protocol number 0. asyncio only
+   sets ``TCP_NODELAY`` on accepted connections when ``sock.proto == IPPROTO_TCP``, and accepted sockets
+   inherit the listener's protocol number, so every websocket message waits for Nagle's algorithm and the
+   peer's delayed ACK (~40 ms on loopback). :func:`enable_tcp_nodelay` relabels the listening socket as
+   ``IPPROTO_TCP`` right after Streamlit binds it; asyncio then sets ``TCP_NODELAY`` on every connection.
+   The bind itself (address reuse, IPv6 dual-stack, port retry) stays Streamlit's.
+
+``--default-streamlit`` runs stock settings, for comparison (bench/loadgen.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+APP_MAIN = Path(__file__).resolve().parent / "app" / "main.py"
+LOG = logging.getLogger("skingen.server")
+
+# Options that don't change speed: participants see no Streamlit chrome or tracebacks either way.
+COMMON_OPTIONS: dict[str, Any] = {
+    "server.headless": True,
+    "browser.gatherUsageStats": False,
+    "client.toolbarMode": "minimal",
+    "client.showSidebarNavigation": False,
+    "client.showErrorDetails": "none",
+    "runner.magicEnabled": False,
+    "server.runOnSave": False,
+}
+TUNED_OPTIONS: dict[str, Any] = {
+    "runner.postScriptGC": False,
+    "server.fileWatcherType": "none",
+}
+# Streamlit's own defaults, set explicitly so study/app/.streamlit/config.toml can't leak into the comparison.
+STOCK_OPTIONS: dict[str, Any] = {
+    "runner.postScriptGC": True,
+    "server.fileWatcherType": "auto",
+}
+
+
+def streamlit_options(host: str, port: int, *, tuned: bool = True) -> dict[str, Any]:
+    """The Streamlit config options (as ``streamlit run`` flags) for one server."""
+    return {
+        **COMMON_OPTIONS,
+        **(TUNED_OPTIONS if tuned else STOCK_OPTIONS),
+        "server.address": host,
+        "server.port": port,
+    }
+
+
+def nodelay_listener(bind: Callable[..., socket.socket]) -> Callable[..., socket.socket]:
+    """Wrap a function that returns a bound listening socket so that it reports ``IPPROTO_TCP``."""
+
+    def bind_with_tcp_proto(*args: Any, **kwargs: Any) -> socket.socket:
+        sock = bind(*args, **kwargs)
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.proto == 0:
+            # Same file descriptor, same bound and listening socket, now labelled TCP: sock.accept() creates
+            # connections with this protocol number and asyncio sets TCP_NODELAY on them.
+            sock = socket.socket(sock.family, sock.type, socket.IPPROTO_TCP, fileno=sock.detach())
+        return sock
+
+    bind_with_tcp_proto.__wrapped__ = bind  # type: ignore[attr-defined]
+    return bind_with_tcp_proto
+
+
+def enable_tcp_nodelay() -> bool:
+    """Patch Streamlit's socket binding (see the module docstring). False if Streamlit changed its internals."""
+    try:
+        from streamlit.web.server.starlette import starlette_server
+    except ImportError:  # pragma: no cover - another Streamlit server implementation
+        LOG.warning("TCP_NODELAY not enabled: streamlit.web.server.starlette.starlette_server not found")
+        return False
+    bind = getattr(starlette_server, "_bind_socket", None)
+    if bind is None:  # pragma: no cover - Streamlit renamed its bind helper
+        LOG.warning("TCP_NODELAY not enabled: Streamlit's _bind_socket() not found")
+        return False
+    if not hasattr(bind, "__wrapped__"):
+        starlette_server._bind_socket = nodelay_listener(bind)
+    return True
+
+
+def serve(
+    db_url: str,
+    protocol: str | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8501,
+    tuned: bool = True,
+) -> None:
+    """Run the participant app until interrupted. The app reads the study from the environment."""
+    from streamlit import config as streamlit_config
+    from streamlit.web import bootstrap
+
+    os.environ["SKINGEN_DB_URL"] = db_url
+    if protocol:
+        os.environ["SKINGEN_PROTOCOL"] = str(Path(protocol).resolve())
+    else:
+        os.environ.pop("SKINGEN_PROTOCOL", None)
+    options = streamlit_options(host, port, tuned=tuned)
+    streamlit_config._main_script_path = str(APP_MAIN)  # so the script-level config.toml is found
+    bootstrap.load_config_options(flag_options=options)
+    if tuned:
+        enable_tcp_nodelay()
+    print(
+        f"SkinGEN study app ({'tuned' if tuned else 'stock Streamlit settings'}) on http://{host}:{port} "
+        f"— database {db_url}",
+        flush=True,
+    )
+    bootstrap.run(str(APP_MAIN), False, [], options)

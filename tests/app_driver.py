@@ -1,0 +1,87 @@
+"""Drive the participant app headless with Streamlit's AppTest, the way a participant clicks through it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+APP = Path(__file__).resolve().parents[1] / "study" / "app" / "main.py"
+TICK_ALL = ("read_information", "voluntary", "agree_data")
+TEXT_ELEMENTS = ("title", "header", "subheader", "markdown", "caption", "error", "warning", "success", "code")
+
+
+class AppParticipant:
+    """One browser tab: an AppTest session that starts from a URL's query parameters."""
+
+    def __init__(self, query: dict[str, str] | None = None) -> None:
+        self.at = AppTest.from_file(str(APP), default_timeout=30)
+        for key, value in (query or {}).items():
+            self.at.query_params[key] = value
+        self.at.run()
+        self.check()
+
+    # --- reading ------------------------------------------------------------------------------------------
+    @property
+    def token(self) -> str | None:
+        value = self.at.query_params.get("token")
+        return value[0] if isinstance(value, list) else value
+
+    @property
+    def page(self) -> str:
+        return self.at.session_state["skingen.visit"].page
+
+    @property
+    def step_key(self) -> str | None:
+        position = self.at.session_state["skingen.visit"].position
+        return position.step.key if position else None
+
+    def text(self) -> str:
+        """All text the page shows (markdown, titles, captions, alerts, widget labels), for assertions."""
+        parts = []
+        for kind in TEXT_ELEMENTS:
+            parts += [str(e.value) for e in getattr(self.at, kind)]
+        for kind in ("radio", "checkbox", "selectbox", "text_area", "number_input"):
+            parts += [w.label for w in getattr(self.at, kind)]
+        return "\n".join(parts)
+
+    def images(self) -> list:
+        return list(self.at.get("image"))
+
+    def check(self) -> None:
+        assert not self.at.exception, [e.message for e in self.at.exception]
+
+    # --- acting -------------------------------------------------------------------------------------------
+    def consent(self, ticked=TICK_ALL) -> AppParticipant:
+        for box in self.at.checkbox:
+            if box.key.removeprefix("consent:") in ticked:
+                box.check()
+        return self.submit()
+
+    def answer(
+        self, value: int = 4, diagnosis: str = "psoriasis", skip: tuple[str, ...] = ()
+    ) -> AppParticipant:
+        """Answer every question on the page (except items whose id is in ``skip``)."""
+        for radio in self.at.radio:
+            if radio.key.split(":", 1)[1] not in skip:
+                radio.set_value(min(value, len(radio.options)))
+        for box in self.at.selectbox:
+            if box.key.split(":", 1)[1] not in skip:
+                box.set_value(diagnosis)
+        for area in self.at.text_area:
+            if area.key.split(":", 1)[1] not in skip:
+                area.input("fine")
+        return self
+
+    def submit(self) -> AppParticipant:
+        self.at.button[-1].click().run()
+        self.check()
+        return self
+
+    def advance(self, value: int = 4) -> AppParticipant:
+        return self.answer(value).submit()
+
+    def reload(self) -> AppParticipant:
+        """A browser reload: a fresh session that only knows the URL."""
+        query = {k: (v[0] if isinstance(v, list) else v) for k, v in self.at.query_params.items()}
+        return AppParticipant(query)

@@ -1,0 +1,104 @@
+"""The launcher: tuned Streamlit options, TCP_NODELAY on accepted connections, and `skingen-study serve`."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+
+from study import server
+from study.cli import build_parser, main
+
+
+def test_tuned_and_stock_options_differ_only_in_speed_settings():
+    tuned = server.streamlit_options("127.0.0.1", 8501)
+    stock = server.streamlit_options("127.0.0.1", 8501, tuned=False)
+    assert tuned["runner.postScriptGC"] is False and tuned["server.fileWatcherType"] == "none"
+    assert stock["runner.postScriptGC"] is True and stock["server.fileWatcherType"] == "auto"
+    assert {k for k in tuned if tuned[k] != stock[k]} == {"runner.postScriptGC", "server.fileWatcherType"}
+    assert tuned["client.toolbarMode"] == "minimal" and tuned["client.showErrorDetails"] == "none"
+    assert tuned["server.address"] == "127.0.0.1" and tuned["server.headless"] is True
+
+
+def _listener() -> socket.socket:
+    """A listening socket made the way Streamlit 1.67 makes it: socket.socket(family), protocol 0."""
+    sock = socket.socket(family=socket.AF_INET)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    sock.setblocking(False)
+    return sock
+
+
+async def _server_side_nodelay(listener: socket.socket) -> int:
+    accepted: list[int] = []
+
+    def connected(reader, writer):
+        accepted.append(writer.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        writer.close()
+
+    srv = await asyncio.start_server(connected, sock=listener)
+    port = listener.getsockname()[1]
+    _, writer = await asyncio.open_connection("127.0.0.1", port)
+    for _ in range(100):
+        if accepted:
+            break
+        await asyncio.sleep(0.01)
+    value = accepted[0]
+    writer.close()
+    srv.close()
+    await srv.wait_closed()
+    return value
+
+
+def test_stock_listener_gets_no_tcp_nodelay_and_the_fix_adds_it():
+    assert asyncio.run(_server_side_nodelay(_listener())) == 0  # the cause: Nagle stays on
+    fixed = server.nodelay_listener(_listener)()
+    assert fixed.proto == socket.IPPROTO_TCP
+    assert asyncio.run(_server_side_nodelay(fixed)) != 0
+
+
+def test_enable_tcp_nodelay_patches_streamlits_bind_once(monkeypatch):
+    from streamlit.web.server.starlette import starlette_server
+
+    original = starlette_server._bind_socket
+    monkeypatch.setattr(starlette_server, "_bind_socket", original)
+    assert server.enable_tcp_nodelay() and server.enable_tcp_nodelay()
+    patched = starlette_server._bind_socket
+    assert patched.__wrapped__ is original  # wrapped once, not twice
+    sock = patched("127.0.0.1", 0, 8)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP and sock.getsockname()[0] == "127.0.0.1"
+    finally:
+        sock.close()
+
+
+def test_serve_command_line():
+    args = build_parser().parse_args(
+        ["serve", "--protocol", "p.yaml", "--port", "9000", "--default-streamlit"]
+    )
+    assert (args.host, args.port, args.default_streamlit, args.init) == ("127.0.0.1", 9000, True, False)
+
+
+def test_serve_refuses_an_unregistered_study_before_starting(tmp_path, capsys, monkeypatch):
+    started = []
+    monkeypatch.setattr(server, "serve", lambda *a, **k: started.append(a))
+    assert main(["serve", "--db", f"sqlite:///{tmp_path}/none.db"]) == 2
+    assert "skingen-study init" in capsys.readouterr().err and not started
+
+
+def test_serve_init_registers_and_starts(protocol_file, tmp_path, monkeypatch):
+    started = []
+    monkeypatch.setattr(server, "serve", lambda *a, **k: started.append((a, k)))
+    url = f"sqlite:///{tmp_path}/s.db"
+    path = str(protocol_file())
+    assert main(["serve", "--init", "--db", url, "--protocol", path, "--port", "9123"]) == 0
+    (args, kwargs) = started[0]
+    assert args == (url, path) and kwargs == {"host": "127.0.0.1", "port": 9123, "tuned": True}
+
+
+def test_init_without_protocol_is_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "--bogus"])
+    assert main(["serve", "--init", "--db", f"sqlite:///{tmp_path}/x.db"]) == 2
+    assert "--init needs --protocol" in capsys.readouterr().err

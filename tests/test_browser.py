@@ -1,0 +1,303 @@
+"""End to end in a real browser: `skingen-study serve` + Debian chromium, one participant through the demo.
+
+Screenshots of every page type go to the test's tmp directory (and to $SKINGEN_SCREENSHOT_DIR if set), so a
+person can check what participants see. Runs in CI (CI=true makes a missing browser a failure, not a skip).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from tests.conftest import require
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+# The app renders a hidden run counter last (SKINGEN_TEST_HOOKS=1): a rerun is over when it has grown and
+# the app says it is not running. The script-state attribute alone misses fast reruns.
+# Widgets load their code on first use and can appear after the counter: wait for as many as the app drew.
+RERUN_DONE = """([before]) => {
+  const counter = document.getElementById('skingen-run');
+  const app = document.querySelector('[data-testid="stApp"]');
+  const inputs = document.querySelectorAll(
+    '[data-testid="stMain"] :is([data-testid="stRadio"], [data-testid="stSelectbox"], '
+    + '[data-testid="stCheckbox"], [data-testid="stTextArea"], [data-testid="stNumberInput"])');
+  return counter !== null && Number(counter.textContent) > before
+    && inputs.length >= Number(counter.dataset.inputs)
+    && app !== null && app.getAttribute('data-test-script-state') === 'notRunning';
+}"""
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def demo_bundle(tmp_path_factory):
+    from study.demo_bundle import build_demo_bundle
+
+    root = tmp_path_factory.mktemp("demo") / "bundle"
+    build_demo_bundle(root, seed=2024, n_references=3, size=384)
+    return root
+
+
+@pytest.fixture
+def server(tmp_path, demo_bundle):
+    """`skingen-study serve` on a free port with the between-subjects demo protocol and a fresh SQLite file."""
+    from tests.factories import example_protocol, write_protocol
+
+    protocol = write_protocol(tmp_path, example_protocol("between"), bundle=demo_bundle)
+    url = f"sqlite:///{tmp_path}/study.db"
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "SKINGEN_TEST_HOOKS": "1"}
+    command = [sys.executable, "-m", "study.cli", "serve", "--init", "--db", url, "--protocol", str(protocol)]
+    log = (tmp_path / "server.log").open("w")
+    process = subprocess.Popen(
+        [*command, "--port", str(port)], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(base + "/_stcore/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the app server did not start:\n" + (tmp_path / "server.log").read_text())
+            time.sleep(0.3)
+        yield base, url, protocol
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+class Participant:
+    """A person at the browser: waits for each rerun to finish before the next click."""
+
+    def __init__(self, page, shots: Path) -> None:
+        self.page = page
+        self.shots = shots
+
+    def runs(self) -> int:
+        counter = self.page.locator("#skingen-run")
+        return int(counter.text_content() or 0) if counter.count() else 0
+
+    def open(self, url: str) -> None:
+        self.page.goto(url)
+        self.page.wait_for_function(RERUN_DONE, arg=[0])
+
+    def reload(self) -> None:
+        self.page.reload()
+        self.page.wait_for_function(RERUN_DONE, arg=[0])
+
+    def click(self, button: str) -> None:
+        before = self.runs()
+        self.page.get_by_role("button", name=button).click()
+        self.page.wait_for_function(RERUN_DONE, arg=[before])
+
+    def shot(self, name: str) -> None:
+        """The whole page: Streamlit scrolls inside stMain, so grow the viewport to the content first."""
+        self.page.wait_for_function("() => Array.from(document.images).every(image => image.complete)")
+        size = self.page.viewport_size
+        height = 80 + self.page.evaluate(
+            "() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight"
+        )
+        self.page.set_viewport_size({"width": size["width"], "height": max(size["height"], height)})
+        self.page.screenshot(path=self.shots / f"{name}.png", full_page=True)
+        self.page.set_viewport_size(size)
+
+    def case_label(self) -> str | None:
+        label = self.page.get_by_text(re.compile(r"^Case \d+ of \d+$"))
+        return label.inner_text() if label.count() else None
+
+    def answer_all(self, option: int = 4) -> None:
+        """Choose an answer for every question on the page (the ``option``-th choice, or the last)."""
+        radios = self.page.get_by_test_id("stRadio")
+        for index in range(radios.count()):
+            options = radios.nth(index).get_by_test_id("stRadioOption")
+            options.nth(min(option, options.count()) - 1).click()
+        selects = self.page.get_by_test_id("stSelectbox")
+        for index in range(selects.count()):
+            selects.nth(index).click()
+            self.page.get_by_role("option").first.click()
+        areas = self.page.get_by_test_id("stTextArea").locator("textarea")
+        for index in range(areas.count()):
+            areas.nth(index).fill("The pictures were clear.")
+
+    def scroll_top(self) -> int:
+        return self.page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollTop")
+
+    def chrome_visible(self) -> list[str]:
+        """Streamlit's own controls a participant could wander into, if any are visible."""
+        ids = ("stToolbar", "stMainMenu", "stAppDeployButton", "stSidebar", "stSidebarNav", "stHeader")
+        return [
+            i
+            for i in ids
+            if self.page.get_by_test_id(i).count() and self.page.get_by_test_id(i).first.is_visible()
+        ]
+
+    def heading(self) -> str:
+        return self.page.locator("h1, h2").first.inner_text()
+
+    def text(self) -> str:
+        return self.page.get_by_test_id("stMain").inner_text()
+
+
+def test_a_participant_completes_the_demo_study_in_chromium(server, tmp_path):
+    require(Path(CHROMIUM).exists(), f"{CHROMIUM} is missing (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        require(False, "python playwright is missing (pip install playwright)")
+    base, db_url, protocol = server
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(30_000)
+            p = Participant(page, shots)
+            p.open(f"{base}/?PROLIFIC_PID=browser-1&STUDY_ID=s1")
+            assert "Participant information" in p.text()
+            assert p.chrome_visible() == []
+            p.shot("01-consent")
+            p.click("I agree — start the study")
+            assert "please tick every statement" in p.text().lower()
+            p.shot("02-consent-missing")
+            for box in range(p.page.get_by_test_id("stCheckbox").count()):
+                p.page.get_by_test_id("stCheckbox").nth(box).click()
+            p.click("I agree — start the study")
+            assert "token=" in page.url and "PROLIFIC_PID=browser-1" in page.url
+            assert p.heading() == "About you"
+            p.shot("03-entry")
+            p.answer_all(option=1)
+            p.click("Continue")
+            p.shot("04-instructions")
+            p.click("Start with the first case")
+            trials = 0
+            while p.case_label():
+                trials += 1
+                assert p.case_label() == f"Case {trials} of 10"
+                if trials == 1:
+                    p.click("Next")
+                    assert "not been saved" in p.text()
+                    p.shot("06-trial-missing-answers")
+                if trials == 3:
+                    p.answer_all()  # answered but not submitted: a reload keeps the step, not the form
+                    p.reload()
+                    assert "Case 3 of 10" in p.text() and "token=" in page.url
+                p.answer_all()
+                if trials == 1:
+                    p.shot("05-trial")
+                p.page.get_by_role("button", name="Next").scroll_into_view_if_needed()
+                p.click("Next")
+                assert p.scroll_top() == 0, "each new step opens at its top"
+            assert trials == 10
+            assert "About the explanations" in p.text()
+            p.shot("07-post-block")
+            p.answer_all(option=5)
+            p.click("Continue")
+            p.shot("08-post")
+            p.answer_all()
+            p.click("Continue")
+            assert "what this study was about" in p.text()
+            p.shot("09-debrief")
+            p.click("Finish and get your completion code")
+            assert "SKGDEMO1" in p.text()
+            p.shot("10-complete")
+            p.reload()
+            assert "SKGDEMO1" in p.text() and not p.page.get_by_test_id("stCheckbox").count()
+
+            forged = browser.new_page(viewport={"width": 1280, "height": 900})
+            q = Participant(forged, shots)
+            q.open(f"{base}/?token=not-a-real-token")
+            assert "This link is not valid" in q.text()
+            q.shot("11-invalid-link")
+            other_arm_trial(browser, base, shots, seen=first_trial_kind(shots))
+        finally:
+            browser.close()
+
+    check_database(db_url, protocol)
+    target = os.environ.get("SKINGEN_SCREENSHOT_DIR")
+    if target:
+        shutil.copytree(shots, target, dirs_exist_ok=True)
+
+
+def first_trial_kind(shots: Path) -> str:
+    return (shots / "05-trial.png").exists() and "seen"
+
+
+def other_arm_trial(browser, base: str, shots: Path, seen: str) -> None:
+    """New participants until one gets the other condition, to screenshot both trial layouts."""
+    wanted = None
+    for n in range(6):
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        p = Participant(page, shots)
+        p.open(f"{base}/?PROLIFIC_PID=browser-extra-{n}")
+        for box in range(page.get_by_test_id("stCheckbox").count()):
+            page.get_by_test_id("stCheckbox").nth(box).click()
+        p.click("I agree — start the study")
+        p.answer_all(option=1)
+        p.click("Continue")
+        p.click("Start with the first case")
+        visual = "Generated example pictures" in p.text()
+        if wanted is None:
+            wanted = visual
+        name = "05-trial-visual" if visual else "05-trial-text"
+        if not (shots / f"{name}.png").exists():
+            p.shot(name)
+        page.close()
+        if (shots / "05-trial-visual.png").exists() and (shots / "05-trial-text.png").exists():
+            return
+
+
+def check_database(db_url: str, protocol: Path) -> None:
+    from db.models import Participant as ParticipantRow
+    from db.models import Response
+    from db.session import Database
+    from study.engine import StudyEngine
+    from study.flow import expected_fields
+
+    engine = StudyEngine.open(Database(db_url), str(protocol))
+    with engine.db.read() as session:
+        first = session.scalar(select(ParticipantRow).order_by(ParticipantRow.id))
+        assert first.status == "completed"
+        assert first.url_params == {"PROLIFIC_PID": "browser-1", "STUDY_ID": "s1"}
+        stored = session.execute(
+            select(Response.step_key, Response.item_id).where(Response.participant_id == first.id)
+        ).all()
+    path = engine.path(first.arm, first.order_seed)
+    expected = {(step.key, field) for step in path for field in expected_fields(step)}
+    assert sorted(stored) == sorted(expected), "every answer stored exactly once"
