@@ -51,7 +51,9 @@ class Monitor:
     def step_times(self) -> pd.DataFrame:
         """Median and quartiles of time on each step (seconds), from response times."""
         responses = self.frames["responses"].drop_duplicates(["participant_id", "step"])
-        seconds = responses.assign(seconds=responses["rt_ms"] / 1000).groupby("step")["seconds"]
+        if responses.empty:
+            return pd.DataFrame(columns=["step", "median_s", "q1_s", "q3_s", "n"])
+        seconds = responses.assign(seconds=responses["rt_ms"].astype(float) / 1000).groupby("step")["seconds"]
         table = pd.DataFrame(
             {
                 "median_s": seconds.median(),
@@ -111,3 +113,43 @@ def wide_responses(responses: pd.DataFrame) -> pd.DataFrame:
     wide = keyed.pivot_table(index="participant_id", columns="variable", values="value", aggfunc="first")
     columns = sorted(wide.columns, key=lambda v: (_step_rank(v.split("__", 1)[0]), v))
     return wide[columns].reset_index()
+
+
+def rater_table(db: Database, protocol_id: str) -> pd.DataFrame:
+    """Every rater with their panel slot, images assigned and rated, and last activity (for researchers)."""
+    from sqlalchemy import func, select
+
+    from db.models import Rater, RatingAssignment
+
+    with db.read() as session:
+        rows = session.execute(
+            select(
+                Rater.id,
+                Rater.name,
+                Rater.slot,
+                Rater.active,
+                Rater.password_hash.is_not(None),
+                func.count(RatingAssignment.id),
+                func.count(RatingAssignment.rated_at),
+                Rater.last_activity_at,
+            )
+            .outerjoin(RatingAssignment, RatingAssignment.rater_id == Rater.id)
+            .where(Rater.protocol_id == protocol_id)
+            .group_by(Rater.id)
+            .order_by(Rater.id)
+        ).all()
+    return pd.DataFrame(
+        [
+            {
+                "rater_id": f"R{r[0]:03d}",
+                "name": r[1],
+                "slot": r[2] + 1,
+                "status": "inactive" if not r[3] else ("active" if r[4] else "invited"),
+                "assigned": r[5],
+                "rated": r[6],
+                "last_activity": r[7].isoformat(timespec="seconds") if r[7] else "",
+            }
+            for r in rows
+        ],
+        columns=["rater_id", "name", "slot", "status", "assigned", "rated", "last_activity"],
+    )

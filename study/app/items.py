@@ -39,13 +39,14 @@ def _item(step: Step, item: Item, manifest: BundleManifest) -> None:
     if item.type == "likert":
         assert item.scale is not None
         _scale_radio(item.text, item.scale.points, item.scale.anchors, key, item.help)
-    elif item.type == "single_choice":
+    elif item.type in {"single_choice", "yes_no"}:
         labels = item.value_labels()
         st.radio(
             item.text,
             options=list(labels),
             format_func=labels.__getitem__,
             index=None,
+            horizontal=item.type == "yes_no",
             key=key,
             help=help_text,
         )

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from study.app import context, layout
+from study.app import access, context, layout, roles
 from study.app.views import complete, consent, error, info, questions, trial
+
+if access.area() != "participant":  # raters and researchers: their own pages, nothing of participants'
+    roles.run(access.area())
+    st.stop()
 
 PAGES = {
     "consent": st.Page(consent.page, title="Consent", url_path="consent"),

@@ -1,0 +1,45 @@
+"""Routing for raters and researchers: each audience gets only its own pages.
+
+Participants never reach this module's pages (``main.py`` routes them by their URL token), raters get the
+rating pages, researchers the sign-in page until they have signed in, then the dashboard pages.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import streamlit as st
+
+from study.app import access, layout
+from study.app.context import UNAVAILABLE, configured_engine
+from study.app.views import admin, rater
+
+LOG = logging.getLogger("skingen.app")
+
+
+def run(area: str) -> None:
+    try:
+        title = configured_engine().protocol.study.title
+    except Exception:  # the database or protocol is unusable: say so calmly, log the cause
+        LOG.exception("the study engine could not be opened")
+        st.error(UNAVAILABLE)
+        return
+    if area == "rate":
+        st.set_page_config(page_title=f"Rating — {title}", layout="centered")
+        layout.hide_chrome()
+        st.navigation([st.Page(rater.page, title="Rating", url_path="rate")], position="hidden").run()
+        return
+    st.set_page_config(page_title=f"Dashboard — {title}", layout="wide")
+    who = access.identity()
+    if who is None or who.role != "admin":
+        layout.hide_chrome()
+        st.navigation([st.Page(admin.sign_in, title="Sign in", url_path="admin")], position="hidden").run()
+        return
+    pages = [
+        st.Page(admin.dashboard, title="Dashboard", url_path="admin", default=True),
+        st.Page(admin.downloads, title="Downloads", url_path="downloads"),
+        st.Page(admin.analysis, title="Analysis", url_path="analysis"),
+        st.Page(admin.raters, title="Raters", url_path="raters"),
+        st.Page(admin.sign_out, title="Sign out", url_path="sign-out"),
+    ]
+    st.navigation(pages, position="top").run()

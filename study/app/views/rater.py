@@ -1,0 +1,131 @@
+"""The dermatologists' pages: set a password from the one-time link, sign in, rate images one by one.
+
+Raters see the stated condition and the image only — never whether it was generated, nor its provenance.
+Each rating is saved on submit; position and progress come from the database, so a reload resumes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import streamlit as st
+
+from study.app import access, items
+from study.app.context import configured_engine, widget_key
+from study.auth import MIN_PASSWORD_LENGTH, AuthError
+from study.flow import AnswerError, Step, expected_fields
+from study.rating import RatingError, RatingPanel, RatingTask
+
+_ERRORS_KEY = "skingen.rating_errors"
+
+
+def _panel() -> RatingPanel:
+    engine = configured_engine()
+    return RatingPanel(engine.db, engine.loaded)
+
+
+def page() -> None:
+    invite = st.query_params.get(access.INVITE_PARAM)
+    who = access.identity()
+    if who is not None and who.role == "rater":
+        _rating(who.rater_id)
+    elif invite:
+        _set_password(invite)
+    else:
+        _sign_in()
+
+
+def _set_password(invite: str) -> None:
+    st.title("Welcome to the rating panel")
+    st.write(
+        f"Choose a password (at least {MIN_PASSWORD_LENGTH} characters). You sign in with your name and "
+        "this password from now on; this link works only once."
+    )
+    with st.form("invite", enter_to_submit=False):
+        password = st.text_input("New password", type="password")
+        again = st.text_input("Repeat the password", type="password")
+        submitted = st.form_submit_button("Set password and start", type="primary")
+    if submitted:
+        if password != again:
+            st.error("The two passwords differ.")
+            return
+        try:
+            access.start_session(access.auth().accept_invite(invite, password))
+        except AuthError as exc:
+            st.error(str(exc).capitalize())
+            return
+        st.rerun()
+
+
+def _sign_in() -> None:
+    st.title("Rating panel — sign in")
+    with st.form("sign-in", enter_to_submit=True):
+        name = st.text_input("Name")
+        password = st.text_input("Password", type="password")
+        submitted = st.form_submit_button("Sign in", type="primary")
+    if submitted:
+        try:
+            access.start_session(access.auth().sign_in_rater(name.strip(), password))
+        except AuthError as exc:
+            st.error(str(exc).capitalize())
+            return
+        st.rerun()
+
+
+def _rating(rater_id: int | None) -> None:
+    access.require("rater")
+    assert rater_id is not None
+    panel = _panel()
+    task = panel.next_task(rater_id)
+    if task is None:
+        _, total = panel.progress(rater_id)
+        st.title("All images rated")
+        st.success(f"Thank you — you rated all {total} images assigned to you. You can close this page.")
+        _sign_out_button()
+        return
+    panel.mark_shown(rater_id, task.image.image_id)
+    _show(task, panel, rater_id)
+
+
+def _show(task: RatingTask, panel: RatingPanel, rater_id: int) -> None:
+    st.caption(f"Image {task.number} of {task.total}")
+    st.progress((task.number - 1) / task.total)
+    if panel.rating.instructions and task.number == 1:
+        st.markdown(panel.rating.instructions)
+    st.subheader(f"Stated condition: {task.condition_name}")
+    st.image(str(panel.loaded.bundle.path(task.image.image)), width="stretch")
+    step = _step(task)
+    errors = _errors(step)
+    with st.form(f"form:{step.key}", border=False, enter_to_submit=False):
+        items.render(step, panel.loaded.bundle.manifest, errors)
+        st.form_submit_button("Save and next", type="primary", on_click=_submit, args=(panel, rater_id, task))
+    items.summary(step, errors)
+    _sign_out_button()
+
+
+def _step(task: RatingTask) -> Step:
+    """The rating form's step, keyed by image so each image starts with blank answers."""
+    return replace(task.step, key=f"rating:{task.image.image_id}")
+
+
+def _errors(step: Step) -> dict[str, str]:
+    key, found = st.session_state.pop(_ERRORS_KEY, (None, {}))
+    return found if key == step.key else {}
+
+
+def _submit(panel: RatingPanel, rater_id: int, task: RatingTask) -> None:
+    """Form callback: save before the next run, so a submit costs one run."""
+    step = _step(task)
+    answers = {field: st.session_state.get(widget_key(step.key, field)) for field in expected_fields(step)}
+    try:
+        panel.submit(rater_id, task.image.image_id, answers)
+    except AnswerError as exc:
+        st.session_state[_ERRORS_KEY] = (step.key, exc.errors)
+    except RatingError:
+        pass  # a stale page: the next run shows the current image
+
+
+def _sign_out_button() -> None:
+    if st.button("Sign out", type="tertiary"):
+        access.sign_out()
+        st.rerun()

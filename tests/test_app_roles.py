@@ -1,0 +1,204 @@
+"""Raters and researchers in the app (AppTest): sign-in, rating flow, resume, throttling, access control."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+from streamlit.testing.v1 import AppTest
+
+from db.models import Rating
+from study.auth import FREE_FAILURES, hash_secret
+from study.rating import RatingPanel
+from tests.app_driver import APP
+
+ADMIN_PASSWORD = "researcher secret 42"
+RATER_PASSWORD = "dermatology rocks"
+
+
+@pytest.fixture(scope="module")
+def admin_hash() -> str:
+    return hash_secret(ADMIN_PASSWORD)
+
+
+@pytest.fixture
+def study(protocol_file, make_engine, monkeypatch, tmp_path, admin_hash):
+    path = protocol_file()
+    url = f"sqlite:///{tmp_path}/roles.db"
+    engine = make_engine(path, url)
+    monkeypatch.setenv("SKINGEN_DB_URL", url)
+    monkeypatch.setenv("SKINGEN_PROTOCOL", str(path))
+    monkeypatch.setenv("SKINGEN_ADMIN_PASSWORD_HASH", admin_hash)
+    return engine
+
+
+def open_app(**query: str) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=30)
+    for key, value in query.items():
+        at.query_params[key] = value
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def text(at: AppTest) -> str:
+    parts = [str(e.value) for kind in ("title", "header", "subheader", "markdown", "caption", "error", "success",
+                                        "warning", "info") for e in getattr(at, kind)]
+    return "\n".join(parts)
+
+
+def param(at: AppTest, name: str) -> str | None:
+    value = at.query_params.get(name)
+    return value[0] if isinstance(value, list) else value
+
+
+def rate(at: AppTest, relevant: int = 1, realism: int = 4, show: int = 0) -> None:
+    radios = {r.key.rsplit(":", 1)[-1]: r for r in at.radio}
+    radios["relevant"].set_value(relevant)
+    radios["realism"].set_value(realism)
+    radios["show_patient"].set_value(show)
+    next(iter(at.get("form_submit_button"))).click()
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+
+
+def ratings(engine) -> int:
+    with engine.db.read() as session:
+        return session.scalar(select(func.count()).select_from(Rating))
+
+
+def test_rater_sets_password_rates_and_resumes(study):
+    panel = RatingPanel(study.db, study.loaded)
+    _, invite = panel.add_rater("derm1")
+    at = open_app(invite=invite)
+    assert "Welcome to the rating panel" in text(at)
+    at.text_input[0].input(RATER_PASSWORD)
+    at.text_input[1].input(RATER_PASSWORD)
+    next(iter(at.get("form_submit_button"))).click()
+    at.run()
+    session = param(at, "session")
+    assert session and param(at, "invite") is None and "Image 1 of 9" in text(at)
+    assert "Stated condition:" in text(at) and len(at.get("image")) == 1
+    [image] = at.get("image")
+    assert not any(image.captions)  # nothing tells a generated image from a case photo
+    assert ".r0" not in text(at) and ".photo" not in text(at) and "provenance" not in text(at).lower()
+    # a page with a missing answer: message, nothing saved
+    radios = {r.key.rsplit(":", 1)[-1]: r for r in at.radio}
+    radios["relevant"].set_value(1)
+    next(iter(at.get("form_submit_button"))).click()
+    at.run()
+    assert "have not been saved yet" in text(at) and ratings(study) == 0
+    rate(at)
+    rate(at, relevant=0, realism=2, show=1)
+    assert "Image 3 of 9" in text(at) and ratings(study) == 6
+    reloaded = open_app(area="rate", session=session)  # a reload: only the URL survives
+    assert "Image 3 of 9" in text(reloaded)
+
+
+def test_rater_sign_in_and_throttling(study):
+    panel = RatingPanel(study.db, study.loaded)
+    _, invite = panel.add_rater("derm2")
+    from study.auth import Auth
+
+    Auth(study.db, study.protocol.study.id).accept_invite(invite, RATER_PASSWORD)
+    at = open_app(area="rate")
+    assert "sign in" in text(at).lower() and param(at, "session") is None
+    for _ in range(FREE_FAILURES):
+        at.text_input[0].input("derm2")
+        at.text_input[1].input("wrong password")
+        next(iter(at.get("form_submit_button"))).click()
+        at.run()
+        assert "Sign-in failed" in text(at)
+    at.text_input[0].input("derm2")
+    at.text_input[1].input(RATER_PASSWORD)
+    next(iter(at.get("form_submit_button"))).click()
+    at.run()
+    assert "Too many failed sign-ins" in text(at) and param(at, "session") is None
+
+
+def test_admin_sign_in_and_every_page_refused_without_it(study):
+    at = open_app(area="admin")
+    assert "Researcher sign-in" in text(at)
+    at.text_input[0].input("not the password")
+    next(iter(at.get("form_submit_button"))).click()
+    at.run()
+    assert "Sign-in failed" in text(at) and param(at, "session") is None
+    at.text_input[0].input(ADMIN_PASSWORD)
+    next(iter(at.get("form_submit_button"))).click()
+    at.run()
+    assert not at.exception and param(at, "session")
+    assert "Understanding AI skin diagnoses" in text(at) and "Enrollment by arm and stratum" in text(at)
+
+
+@pytest.mark.parametrize("page", ["dashboard", "downloads", "analysis", "raters", "sign_out"])
+def test_admin_pages_check_the_role_themselves(study, page):
+    """Requested directly (not through the router) and without a valid session, a page shows nothing."""
+    at = AppTest.from_string(f"from study.app.views import admin\nadmin.{page}()\n", default_timeout=30)
+    at.query_params["session"] = "forged-session-token"
+    at.run()
+    assert not at.exception
+    assert [e.value for e in at.error] == ["Please sign in to see this page."]
+    assert not at.get("download_button") and not at.get("plotly_chart") and not at.get("metric")
+
+
+def test_participant_and_rater_sessions_grant_no_dashboard(study):
+    participant = open_app()
+    for box in participant.checkbox:
+        box.check()
+    next(iter(participant.get("form_submit_button"))).click()
+    participant.run()
+    token = param(participant, "token")
+    assert token
+    for query in ({"area": "admin", "token": token}, {"area": "admin", "session": token}):
+        at = open_app(**query)
+        assert "Researcher sign-in" in text(at) and not at.get("metric")
+    panel = RatingPanel(study.db, study.loaded)
+    _, invite = panel.add_rater("derm3")
+    from study.auth import Auth
+
+    rater_session = Auth(study.db, study.protocol.study.id).accept_invite(invite, RATER_PASSWORD)
+    at = open_app(area="admin", session=rater_session)
+    assert "Researcher sign-in" in text(at) and not at.get("metric")
+
+
+def test_signed_in_admin_sees_downloads_and_raters(study):
+    from study.auth import Auth
+
+    session = Auth(study.db, study.protocol.study.id).sign_in_admin(
+        ADMIN_PASSWORD, hash_secret(ADMIN_PASSWORD)
+    )
+    downloads = AppTest.from_string("from study.app.views import admin\nadmin.downloads()\n", default_timeout=30)
+    downloads.query_params["session"] = session
+    downloads.run()
+    assert not downloads.exception and not downloads.error
+    labels = [b.proto.label for b in downloads.get("download_button")]
+    assert any(label.startswith("Responses (long) — CSV") for label in labels)
+    assert any(label.startswith("Codebook — CSV") for label in labels)
+    assert any(label.startswith("Audit log — CSV") for label in labels)
+    assert "Responses (wide) — Parquet" in labels
+
+
+def test_dashboard_and_analysis_with_data(study):
+    from study.auth import Auth
+    from study.simulate import Policy, simulate
+
+    simulate(study, 12, seed=1, policy=Policy(kind="effect", effects={"trust": 1.0}, dropout_rate=0.2),
+             progress=False)
+    panel = RatingPanel(study.db, study.loaded)
+    rater, _ = panel.add_rater("derm")
+    task = panel.next_task(rater.id)
+    panel.submit(rater.id, task.image.image_id, {"relevant": 1, "realism": 5, "show_patient": 1})
+    session = Auth(study.db, study.protocol.study.id).sign_in_admin(ADMIN_PASSWORD, hash_secret(ADMIN_PASSWORD))
+
+    dashboard = open_app(area="admin", session=session)
+    metrics = {m.label: m.value for m in dashboard.get("metric")}
+    assert metrics["Consented"] == "12" and int(metrics["Completed"]) + int(metrics["Dropped out"]) == 12
+    assert len(dashboard.get("plotly_chart")) >= 4  # enrollment, funnel, step times, rater progress
+
+    report = AppTest.from_string("from study.app.views import admin\nadmin.analysis()\n", default_timeout=120)
+    report.query_params["session"] = session
+    report.run()
+    report.button[0].click()
+    report.run()
+    assert not report.exception, [e.message for e in report.exception]
+    assert report.get("plotly_chart") and report.dataframe
+    assert any(b.proto.label == "Download report.html" for b in report.get("download_button"))
