@@ -160,6 +160,24 @@ def cmd_admin_hash(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo_admin_password(host: str, port: int) -> None:
+    """Demo only: a random researcher password, printed once. Real studies configure a hash (admin-hash)."""
+    import os
+    import secrets
+
+    from study.auth import ADMIN_HASH_ENV, hash_secret
+
+    if os.environ.get(ADMIN_HASH_ENV):
+        return
+    password = secrets.token_urlsafe(12)
+    os.environ[ADMIN_HASH_ENV] = hash_secret(password)
+    print(f"Researcher dashboard: http://{host}:{port}/?area=admin  —  demo password: {password}", flush=True)
+    print(
+        f"Rating panel (add raters with `skingen-study raters add NAME`): http://{host}:{port}/?area=rate",
+        flush=True,
+    )
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from study.engine import StudyEngine
     from study.registry import register
@@ -173,6 +191,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         register(db, load_protocol(args.protocol))
     StudyEngine.open(db, args.protocol)  # fail here, not in the participant's browser
     db.dispose()
+    if args.demo:
+        _demo_admin_password(args.host, args.port)
     serve(url, args.protocol, host=args.host, port=args.port, tuned=not args.default_streamlit)
     return 0
 
@@ -270,6 +290,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--protocol", metavar="FILE", help="registered protocol (default: the database's only study)"
     )
     p.add_argument("--init", action="store_true", help="register --protocol first (like `init`)")
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        help="demo mode: without a configured admin password hash, make a random password and print it",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8501, help="port (default 8501)")
     p.add_argument(

@@ -41,8 +41,21 @@ def open_app(**query: str) -> AppTest:
 
 
 def text(at: AppTest) -> str:
-    parts = [str(e.value) for kind in ("title", "header", "subheader", "markdown", "caption", "error", "success",
-                                        "warning", "info") for e in getattr(at, kind)]
+    parts = [
+        str(e.value)
+        for kind in (
+            "title",
+            "header",
+            "subheader",
+            "markdown",
+            "caption",
+            "error",
+            "success",
+            "warning",
+            "info",
+        )
+        for e in getattr(at, kind)
+    ]
     return "\n".join(parts)
 
 
@@ -166,7 +179,9 @@ def test_signed_in_admin_sees_downloads_and_raters(study):
     session = Auth(study.db, study.protocol.study.id).sign_in_admin(
         ADMIN_PASSWORD, hash_secret(ADMIN_PASSWORD)
     )
-    downloads = AppTest.from_string("from study.app.views import admin\nadmin.downloads()\n", default_timeout=30)
+    downloads = AppTest.from_string(
+        "from study.app.views import admin\nadmin.downloads()\n", default_timeout=30
+    )
     downloads.query_params["session"] = session
     downloads.run()
     assert not downloads.exception and not downloads.error
@@ -181,13 +196,20 @@ def test_dashboard_and_analysis_with_data(study):
     from study.auth import Auth
     from study.simulate import Policy, simulate
 
-    simulate(study, 12, seed=1, policy=Policy(kind="effect", effects={"trust": 1.0}, dropout_rate=0.2),
-             progress=False)
+    simulate(
+        study,
+        12,
+        seed=1,
+        policy=Policy(kind="effect", effects={"trust": 1.0}, dropout_rate=0.2),
+        progress=False,
+    )
     panel = RatingPanel(study.db, study.loaded)
     rater, _ = panel.add_rater("derm")
     task = panel.next_task(rater.id)
     panel.submit(rater.id, task.image.image_id, {"relevant": 1, "realism": 5, "show_patient": 1})
-    session = Auth(study.db, study.protocol.study.id).sign_in_admin(ADMIN_PASSWORD, hash_secret(ADMIN_PASSWORD))
+    session = Auth(study.db, study.protocol.study.id).sign_in_admin(
+        ADMIN_PASSWORD, hash_secret(ADMIN_PASSWORD)
+    )
 
     dashboard = open_app(area="admin", session=session)
     metrics = {m.label: m.value for m in dashboard.get("metric")}

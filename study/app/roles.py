@@ -11,7 +11,7 @@ import logging
 import streamlit as st
 
 from study.app import access, layout
-from study.app.context import UNAVAILABLE, configured_engine
+from study.app.context import UNAVAILABLE, configured_engine, test_hooks_enabled
 from study.app.views import admin, rater
 
 LOG = logging.getLogger("skingen.app")
@@ -28,8 +28,15 @@ def run(area: str) -> None:
         st.set_page_config(page_title=f"Rating — {title}", layout="centered")
         layout.hide_chrome()
         st.navigation([st.Page(rater.page, title="Rating", url_path="rate")], position="hidden").run()
-        return
-    st.set_page_config(page_title=f"Dashboard — {title}", layout="wide")
+    else:
+        st.set_page_config(page_title=f"Dashboard — {title}", layout="wide")
+        _researcher_pages()
+    if test_hooks_enabled():
+        layout.run_counter(st.session_state.get(rater.INPUTS_KEY, 0) if area == "rate" else 0)
+
+
+def _researcher_pages() -> None:
+    """The sign-in page until a researcher has signed in; then the dashboard pages."""
     who = access.identity()
     if who is None or who.role != "admin":
         layout.hide_chrome()
@@ -42,4 +49,5 @@ def run(area: str) -> None:
         st.Page(admin.raters, title="Raters", url_path="raters"),
         st.Page(admin.sign_out, title="Sign out", url_path="sign-out"),
     ]
+    st.html("<style>#skingen-run { display: none; }</style>")
     st.navigation(pages, position="top").run()

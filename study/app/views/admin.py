@@ -7,6 +7,7 @@ requested directly or a participant's or rater's session gets nothing.
 from __future__ import annotations
 
 import io
+from collections import Counter
 
 import plotly.express as px
 import plotly.graph_objects as go
@@ -17,6 +18,7 @@ from study.app.context import configured_engine
 from study.auth import AuthError
 from study.export import export_frames
 from study.monitor import Monitor, rater_table, wide_responses
+from study.rating import rating_images
 
 
 def sign_in() -> None:
@@ -90,60 +92,63 @@ def dashboard() -> None:
     left, right = st.columns(2)
     with left:
         funnel = monitor.funnel()
-        _chart(
-            go.Figure(
-                go.Funnel(y=funnel["step"], x=funnel["participants"]), layout_title_text="Completion funnel"
-            )
-        )
+        if funnel["participants"].iloc[0]:
+            funnel_figure = go.Figure(go.Funnel(y=funnel["step"], x=funnel["participants"]))
+            _chart(funnel_figure.update_layout(title="Completion funnel"))
+        else:
+            st.info("No participant has consented yet.")
     with right:
         times = monitor.step_times()
         if not times.empty:
-            _chart(
-                go.Figure(
-                    go.Bar(
-                        x=times["step"],
-                        y=times["median_s"],
-                        error_y={
-                            "type": "data",
-                            "symmetric": False,
-                            "array": times["q3_s"] - times["median_s"],
-                            "arrayminus": times["median_s"] - times["q1_s"],
-                        },
-                    ),
-                    layout_title_text="Time per step (median, IQR), seconds",
-                )
-            )
+            spread = {
+                "type": "data",
+                "symmetric": False,
+                "array": times["q3_s"] - times["median_s"],
+                "arrayminus": times["median_s"] - times["q1_s"],
+            }
+            bars = go.Figure(go.Bar(x=times["step"], y=times["median_s"], error_y=spread))
+            _chart(bars.update_layout(title="Time per step (median, IQR), seconds"))
 
     if protocol.rating is not None:
         st.subheader("Rater progress")
         raters = rater_table(engine.db, protocol.study.id)
-        _, per_image = monitor.rater_progress()
-        left, right = st.columns(2)
-        with left:
-            if raters.empty:
-                st.info("No raters yet: add them with `skingen-study raters add NAME`.")
-            else:
-                _chart(
-                    px.bar(
-                        raters,
-                        x="rater_id",
-                        y=["rated", "assigned"],
-                        barmode="overlay",
-                        title="Images rated per rater",
-                    )
+        if raters.empty:
+            st.info("No raters yet: add them with `skingen-study raters add NAME`.")
+        else:
+            left, right = st.columns(2)
+            with left:
+                labels = {"value": "images", "variable": "", "rater_id": "rater"}
+                per_rater = px.bar(
+                    raters, x="rater_id", y=["rated", "assigned"], barmode="overlay", labels=labels
                 )
-        with right:
-            if not per_image.empty:
-                _chart(
-                    px.histogram(
-                        per_image,
-                        x="raters",
-                        title=(f"Raters per image (target {protocol.rating.raters_per_image})"),
-                    )
-                )
-        st.dataframe(raters, hide_index=True)
+                _chart(per_rater.update_layout(title="Images rated per rater"))
+            with right:
+                _chart(_raters_per_image(monitor, engine.loaded, protocol.rating.raters_per_image))
+            st.dataframe(raters, hide_index=True)
     if st.button("Refresh"):
         st.rerun()
+
+
+def _raters_per_image(monitor: Monitor, loaded, target: int) -> go.Figure:
+    """How many images have 0, 1, … raters so far (every image needs ``target``)."""
+    _, per_image = monitor.rater_progress()
+    done = dict(zip(per_image["image_id"], per_image["raters"], strict=True))
+    counts = Counter(done.get(image.image_id, 0) for image in rating_images(loaded))
+    levels = list(range(max([target, *counts]) + 1))
+    figure = go.Figure(
+        go.Bar(
+            x=[str(k) for k in levels],
+            y=[counts.get(k, 0) for k in levels],
+            marker_color=["#1d4f91" if k >= target else "#9db4d6" for k in levels],
+        )
+    )
+    figure.update_layout(
+        title=f"Images by number of raters so far (target {target})",
+        xaxis_title="raters",
+        yaxis_title="images",
+        xaxis_type="category",
+    )
+    return figure
 
 
 def downloads() -> None:

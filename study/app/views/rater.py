@@ -17,6 +17,7 @@ from study.flow import AnswerError, Step, expected_fields
 from study.rating import RatingError, RatingPanel, RatingTask
 
 _ERRORS_KEY = "skingen.rating_errors"
+INPUTS_KEY = "skingen.rating_inputs"  # answer widgets on the page, for the browser tests' rerun hook
 
 
 def _panel() -> RatingPanel:
@@ -25,6 +26,7 @@ def _panel() -> RatingPanel:
 
 
 def page() -> None:
+    st.session_state[INPUTS_KEY] = 0
     invite = st.query_params.get(access.INVITE_PARAM)
     who = access.identity()
     if who is not None and who.role == "rater":
@@ -96,6 +98,7 @@ def _show(task: RatingTask, panel: RatingPanel, rater_id: int) -> None:
     st.image(str(panel.loaded.bundle.path(task.image.image)), width="stretch")
     step = _step(task)
     errors = _errors(step)
+    st.session_state[INPUTS_KEY] = len(step.items)
     with st.form(f"form:{step.key}", border=False, enter_to_submit=False):
         items.render(step, panel.loaded.bundle.manifest, errors)
         st.form_submit_button("Save and next", type="primary", on_click=_submit, args=(panel, rater_id, task))
