@@ -21,7 +21,7 @@ PAGES = {
     "info": st.Page(info.page, title="Information", url_path="information"),
     "trial": st.Page(trial.page, title="Case", url_path="case"),
     "complete": st.Page(complete.page, title="Thank you", url_path="complete"),
-    "error": st.Page(error.page, title="Link not valid", url_path="error"),
+    "error": st.Page(error.page, title="Study not available", url_path="error"),
 }
 
 visit = context.resolve()
