@@ -108,11 +108,32 @@ def cmd_demo_bundle(args: argparse.Namespace) -> int:
     return 0
 
 
+DEMO_PROTOCOL = Path(__file__).resolve().parents[1] / "examples" / "protocols" / "between.yaml"
+
+
+def _demo_protocol() -> str:
+    """The shipped between-subjects demo protocol, with its demo bundle drawn first if it is missing."""
+    from study.demo_bundle import build_demo_bundle
+    from study.protocol import parse_protocol
+
+    bundle = (
+        DEMO_PROTOCOL.parent / parse_protocol(DEMO_PROTOCOL.read_text(encoding="utf-8")).cases.bundle
+    ).resolve()
+    if not (bundle / "manifest.json").is_file():
+        print(f"drawing the demo bundle into {bundle} …", flush=True)
+        build_demo_bundle(bundle)
+    return str(DEMO_PROTOCOL)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from study.engine import StudyEngine
     from study.registry import register
     from study.server import serve
 
+    if args.demo:
+        if args.protocol:
+            raise ValueError("--demo runs the shipped demo protocol; leave out --protocol")
+        args.protocol, args.init = _demo_protocol(), True
     url = database_url(args.db)
     db = Database(url)
     if args.init:
@@ -195,6 +216,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--protocol", metavar="FILE", help="registered protocol (default: the database's only study)"
     )
     p.add_argument("--init", action="store_true", help="register --protocol first (like `init`)")
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        help="the demo study: examples/protocols/between.yaml, its demo bundle drawn if missing, registered",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8501, help="port (default 8501)")
     p.add_argument(
