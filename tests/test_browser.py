@@ -276,7 +276,7 @@ def test_a_participant_completes_the_demo_study_in_chromium(server, tmp_path):
             q.open(f"{base}/?token=not-a-real-token")
             assert "This link is not valid" in q.text()
             q.shot("11-invalid-link")
-            other_arm_trial(browser, base, shots, seen=first_trial_kind(shots))
+            both_trial_layouts(browser, base, shots)
         finally:
             browser.close()
 
@@ -297,14 +297,10 @@ def restart_mid_page(server: AppServer, p: Participant) -> None:
     assert p.case_label() == f"Case {int(label.split()[1]) + 1} of 10", "one click, one step"
 
 
-def first_trial_kind(shots: Path) -> str:
-    return (shots / "05-trial.png").exists() and "seen"
-
-
-def other_arm_trial(browser, base: str, shots: Path, seen: str) -> None:
-    """New participants until one gets the other condition, to screenshot both trial layouts."""
-    wanted = None
-    for n in range(6):
+def both_trial_layouts(browser, base: str, shots: Path) -> None:
+    """New participants until both conditions' first case is on screen, to screenshot both trial layouts."""
+    wanted = {"05-trial-visual", "05-trial-text"}
+    for n in range(8):
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         p = Participant(page, shots)
         p.open(f"{base}/?PROLIFIC_PID=browser-extra-{n}")
@@ -314,15 +310,14 @@ def other_arm_trial(browser, base: str, shots: Path, seen: str) -> None:
         p.answer_all(option=1)
         p.click("Continue")
         p.click("Start with the first case")
-        visual = "Generated example pictures" in p.text()
-        if wanted is None:
-            wanted = visual
-        name = "05-trial-visual" if visual else "05-trial-text"
-        if not (shots / f"{name}.png").exists():
+        name = "05-trial-visual" if "Generated example pictures" in p.text() else "05-trial-text"
+        if name in wanted:
             p.shot(name)
+            wanted.discard(name)
         page.close()
-        if (shots / "05-trial-visual.png").exists() and (shots / "05-trial-text.png").exists():
+        if not wanted:
             return
+    raise AssertionError(f"no participant got a {wanted} trial in 8 tries (allocation blocks of 4 and 6)")
 
 
 def check_database(db_url: str, protocol: Path) -> None:
