@@ -178,11 +178,32 @@ def _demo_admin_password(host: str, port: int) -> None:
     )
 
 
+DEMO_PROTOCOL = Path(__file__).resolve().parents[1] / "examples" / "protocols" / "between.yaml"
+
+
+def _demo_protocol() -> str:
+    """The shipped between-subjects demo protocol, with its demo bundle drawn first if it is missing."""
+    from study.demo_bundle import build_demo_bundle
+    from study.protocol import parse_protocol
+
+    bundle = (
+        DEMO_PROTOCOL.parent / parse_protocol(DEMO_PROTOCOL.read_text(encoding="utf-8")).cases.bundle
+    ).resolve()
+    if not (bundle / "manifest.json").is_file():
+        print(f"drawing the demo bundle into {bundle} …", flush=True)
+        build_demo_bundle(bundle)
+    return str(DEMO_PROTOCOL)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from study.engine import StudyEngine
     from study.registry import register
     from study.server import serve
 
+    if args.demo:
+        if args.protocol:
+            raise ValueError("--demo runs the shipped demo protocol; leave out --protocol")
+        args.protocol, args.init = _demo_protocol(), True
     url = database_url(args.db)
     db = Database(url)
     if args.init:
@@ -293,7 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--demo",
         action="store_true",
-        help="demo mode: without a configured admin password hash, make a random password and print it",
+        help="the demo study: examples/protocols/between.yaml, its demo bundle drawn if missing, registered; "
+        "prints a one-time researcher password unless one is configured",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8501, help="port (default 8501)")

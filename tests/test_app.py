@@ -224,3 +224,24 @@ def test_number_and_free_text_items(study):
     p.submit()
     assert p.step_key == "instructions"
     assert responses(engine, "entry") == {"age": "42.0", "expertise": "2"}  # the optional text left empty
+
+
+def test_a_click_whose_callback_streamlit_skipped_still_submits_once(study, monkeypatch):
+    """After a server restart the browser's first click starts a new session, and Streamlit skips the
+    button's callback (it never saw the widget); the page submits after the form instead."""
+    import streamlit as st
+
+    engine = study()
+    p = AppParticipant().consent()
+    original = st.form_submit_button
+
+    def without_callback(*args, on_click=None, **kwargs):
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(st, "form_submit_button", without_callback)
+    p.submit()
+    assert p.step_key == "entry" and "not been saved" in p.at.error[-1].value and count(engine, Response) == 0
+    p.answer().submit()
+    assert p.step_key == "instructions" and count(engine, Response) == 2
+    p.submit()
+    assert p.page == "trial"

@@ -46,6 +46,15 @@ RERUN_DONE = """([before]) => {
     && app !== null && app.getAttribute('data-test-script-state') === 'notRunning';
 }"""
 
+# After a server restart the browser reconnects quietly; the next click runs in a new session, whose
+# counter starts again at 1.
+RECONNECTED = """() => {
+  const counter = document.getElementById('skingen-run');
+  const app = document.querySelector('[data-testid="stApp"]');
+  return counter !== null && counter.textContent === '1'
+    && app !== null && app.getAttribute('data-test-script-state') === 'notRunning';
+}"""
+
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
 
@@ -64,41 +73,60 @@ def demo_bundle(tmp_path_factory):
     return root
 
 
-@pytest.fixture
-def server(tmp_path, demo_bundle):
-    """`skingen-study serve` on a free port with the between-subjects demo protocol and a fresh SQLite file."""
-    from tests.factories import example_protocol, write_protocol
+class AppServer:
+    """`skingen-study serve` as a subprocess on a fixed port, which can be stopped and started again."""
 
-    protocol = write_protocol(tmp_path, example_protocol("between"), bundle=demo_bundle)
-    url = f"sqlite:///{tmp_path}/study.db"
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "SKINGEN_TEST_HOOKS": "1"}
-    command = [sys.executable, "-m", "study.cli", "serve", "--init", "--db", url, "--protocol", str(protocol)]
-    log = (tmp_path / "server.log").open("w")
-    process = subprocess.Popen(
-        [*command, "--port", str(port)], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
+    def __init__(self, workdir: Path, db_url: str, protocol: Path) -> None:
+        self.workdir, self.db_url, self.protocol = workdir, db_url, protocol
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+        self.log_path = workdir / "server.log"
+
+    def start(self) -> None:
+        command = [sys.executable, "-m", "study.cli", "serve", "--init", "--db", self.db_url]
+        command += ["--protocol", str(self.protocol), "--port", str(self.port)]
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "SKINGEN_TEST_HOOKS": "1"}
+        with self.log_path.open("a") as log:
+            self.process = subprocess.Popen(
+                command, cwd=self.workdir, env=env, stdout=log, stderr=subprocess.STDOUT
+            )
         deadline = time.monotonic() + 90
         while True:
             try:
-                with urllib.request.urlopen(base + "/_stcore/health", timeout=2) as response:
+                with urllib.request.urlopen(self.base + "/_stcore/health", timeout=2) as response:
                     if response.status == 200:
-                        break
+                        return
             except OSError:
                 pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the app server did not start:\n" + (tmp_path / "server.log").read_text())
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the app server did not start:\n" + self.log_path.read_text())
             time.sleep(0.3)
-        yield base, url, protocol
-    finally:
-        process.terminate()
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
         try:
-            process.wait(timeout=15)
+            self.process.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+
+@pytest.fixture
+def server(tmp_path, demo_bundle):
+    """The between-subjects demo study on a free port with a fresh SQLite file."""
+    from tests.factories import example_protocol, write_protocol
+
+    protocol = write_protocol(tmp_path, example_protocol("between"), bundle=demo_bundle)
+    app = AppServer(tmp_path, f"sqlite:///{tmp_path}/study.db", protocol)
+    try:
+        app.start()
+        yield app
+    finally:
+        app.stop()
 
 
 class Participant:
@@ -179,7 +207,7 @@ def test_a_participant_completes_the_demo_study_in_chromium(server, tmp_path):
         from playwright.sync_api import sync_playwright
     except ImportError:
         require(False, "python playwright is missing (pip install playwright)")
-    base, db_url, protocol = server
+    base = server.base
     shots = tmp_path / "screenshots"
     shots.mkdir()
 
@@ -190,7 +218,7 @@ def test_a_participant_completes_the_demo_study_in_chromium(server, tmp_path):
             page.set_default_timeout(30_000)
             p = Participant(page, shots)
             p.open(f"{base}/?PROLIFIC_PID=browser-1&STUDY_ID=s1")
-            assert "Participant information" in p.text()
+            assert "Participant information" in p.text() and page.title() == "Understanding AI skin diagnoses"
             assert p.chrome_visible() == []
             p.shot("01-consent")
             p.click("I agree — start the study")
@@ -218,6 +246,9 @@ def test_a_participant_completes_the_demo_study_in_chromium(server, tmp_path):
                     p.answer_all()  # answered but not submitted: a reload keeps the step, not the form
                     p.reload()
                     assert "Case 3 of 10" in p.text() and "token=" in page.url
+                if trials == 5:
+                    restart_mid_page(server, p)
+                    continue
                 p.answer_all()
                 if trials == 1:
                     p.shot("05-trial")
@@ -245,24 +276,31 @@ def test_a_participant_completes_the_demo_study_in_chromium(server, tmp_path):
             q.open(f"{base}/?token=not-a-real-token")
             assert "This link is not valid" in q.text()
             q.shot("11-invalid-link")
-            other_arm_trial(browser, base, shots, seen=first_trial_kind(shots))
+            both_trial_layouts(browser, base, shots)
         finally:
             browser.close()
 
-    check_database(db_url, protocol)
+    check_database(server.db_url, server.protocol)
     target = os.environ.get("SKINGEN_SCREENSHOT_DIR")
     if target:
         shutil.copytree(shots, target, dirs_exist_ok=True)
 
 
-def first_trial_kind(shots: Path) -> str:
-    return (shots / "05-trial.png").exists() and "seen"
+def restart_mid_page(server: AppServer, p: Participant) -> None:
+    """The server restarts while a case is open: answering it and clicking Next must just work."""
+    label = p.case_label()
+    server.stop()
+    server.start()
+    p.answer_all()
+    p.page.get_by_role("button", name="Next").click()
+    p.page.wait_for_function(RECONNECTED, timeout=60_000)
+    assert p.case_label() == f"Case {int(label.split()[1]) + 1} of 10", "one click, one step"
 
 
-def other_arm_trial(browser, base: str, shots: Path, seen: str) -> None:
-    """New participants until one gets the other condition, to screenshot both trial layouts."""
-    wanted = None
-    for n in range(6):
+def both_trial_layouts(browser, base: str, shots: Path) -> None:
+    """New participants until both conditions' first case is on screen, to screenshot both trial layouts."""
+    wanted = {"05-trial-visual", "05-trial-text"}
+    for n in range(8):
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         p = Participant(page, shots)
         p.open(f"{base}/?PROLIFIC_PID=browser-extra-{n}")
@@ -272,15 +310,14 @@ def other_arm_trial(browser, base: str, shots: Path, seen: str) -> None:
         p.answer_all(option=1)
         p.click("Continue")
         p.click("Start with the first case")
-        visual = "Generated example pictures" in p.text()
-        if wanted is None:
-            wanted = visual
-        name = "05-trial-visual" if visual else "05-trial-text"
-        if not (shots / f"{name}.png").exists():
+        name = "05-trial-visual" if "Generated example pictures" in p.text() else "05-trial-text"
+        if name in wanted:
             p.shot(name)
+            wanted.discard(name)
         page.close()
-        if (shots / "05-trial-visual.png").exists() and (shots / "05-trial-text.png").exists():
+        if not wanted:
             return
+    raise AssertionError(f"no participant got a {wanted} trial in 8 tries (allocation blocks of 4 and 6)")
 
 
 def check_database(db_url: str, protocol: Path) -> None:

@@ -29,6 +29,7 @@ _ENTRY_KEY = "skingen.entry"
 _VISIT_KEY = "skingen.visit"
 _SHOWN_KEY = "skingen.shown"
 _ERRORS_KEY = "skingen.errors"
+_HANDLED_KEY = "skingen.handled"
 
 INVALID_LINK = (
     "This link is not valid. Please open the study with the exact link you were given. "
@@ -135,6 +136,7 @@ def widget_key(step_key: str, field: str) -> str:
 def consent(visit: Visit) -> None:
     """Consent-button callback: record consent; the new token goes into the URL (a reload resumes)."""
     assert visit.engine is not None and visit.entry is not None
+    st.session_state[_HANDLED_KEY] = "consent"
     statements = visit.engine.protocol.consent.statements
     ticked = [s.id for s in statements if st.session_state.get(widget_key("consent", s.id))]
     try:
@@ -154,6 +156,7 @@ def submit(visit: Visit) -> None:
     """Submit-button callback: hand the step's answers to the engine; keep its item errors for the page."""
     assert visit.engine is not None and visit.position is not None
     step = visit.position.step
+    st.session_state[_HANDLED_KEY] = step.key
     answers = {field: st.session_state.get(widget_key(step.key, field)) for field in expected_fields(step)}
     try:
         visit.engine.submit(visit.token, step.key, answers)
@@ -164,6 +167,20 @@ def submit(visit: Visit) -> None:
     except Exception:
         LOG.exception("could not store the answers of step %s", step.key)
         st.session_state[_ERRORS_KEY] = (step.key, {PAGE: NOT_SAVED})
+
+
+def unhandled_click(visit: Visit, clicked: bool) -> None:
+    """Pass the submit button's return value. Streamlit runs a button's callback only for widgets it saw in
+    an earlier run of the session; when the session starts with the click (the server restarted while the
+    page was open, and the browser reconnected), the callback is skipped: submit here instead."""
+    key = visit.position.step.key if visit.position else visit.page
+    handled = st.session_state.pop(_HANDLED_KEY, None)
+    if clicked and handled != key:
+        if visit.page == "consent":
+            consent(visit)
+        else:
+            submit(visit)
+        st.rerun()
 
 
 def errors(step_key: str) -> dict[str, str]:

@@ -17,6 +17,6 @@ def page() -> None:
     st.code(completion.code, language=None)
     if completion.redirect_url:
         url = completion.redirect_url.replace("{code}", completion.code)
-        st.write("Your answers are saved. Use the button below to confirm your participation.")
+        st.write("Please use the button below to confirm your participation on the study platform.")
         st.link_button("Return to the study platform", url, type="primary")
     st.caption("You can close this page now.")

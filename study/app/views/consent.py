@@ -18,9 +18,10 @@ def page() -> None:
         st.markdown("**Consent**")
         for statement in consent.statements:
             st.checkbox(statement.text, key=context.widget_key("consent", statement.id))
-        st.form_submit_button(
+        clicked = st.form_submit_button(
             "I agree — start the study", type="primary", on_click=context.consent, args=(visit,)
         )
+    context.unhandled_click(visit, clicked)
     if context.PAGE in missing:
         st.error(f"Your consent {context.NOT_SAVED}")
     elif missing:

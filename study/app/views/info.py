@@ -18,6 +18,7 @@ def page() -> None:
     protocol = visit.engine.protocol
     st.markdown(protocol.debrief if step.section == "debrief" else protocol.instructions)
     with st.form(f"form:{step.key}", border=False, enter_to_submit=False):
-        st.form_submit_button(
+        clicked = st.form_submit_button(
             BUTTONS.get(step.section, "Continue"), type="primary", on_click=context.submit, args=(visit,)
         )
+    context.unhandled_click(visit, clicked)

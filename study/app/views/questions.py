@@ -28,5 +28,6 @@ def page() -> None:
     errors = context.errors(step.key)
     with st.form(f"form:{step.key}", border=False, enter_to_submit=False):
         items.render(step, visit.engine.loaded.bundle.manifest, errors)
-        st.form_submit_button("Continue", type="primary", on_click=context.submit, args=(visit,))
+        clicked = st.form_submit_button("Continue", type="primary", on_click=context.submit, args=(visit,))
+    context.unhandled_click(visit, clicked)
     items.summary(step, errors)
