@@ -107,6 +107,11 @@ class Item(_Model):
                     f"attention_check.expected {expected} is not a valid answer "
                     f"({min(self.codes)}..{max(self.codes)})"
                 )
+            if self.type == "likert" and self.scale is not None and expected not in self.scale.anchors:
+                raise ValueError(
+                    f"attention_check.expected {expected} has no anchor label in scale.anchors, so participants "
+                    "can't see which point the instruction means: label it"
+                )
         return self
 
     def value_labels(self) -> dict[int, str]:

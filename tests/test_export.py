@@ -111,7 +111,7 @@ def test_codebook_is_generated_from_the_protocol(simulated):
     codebook = export_frames(engine.db)["codebook"].set_index("variable")
     items = engine.protocol.items()
     assert set(items) <= set(codebook.index)
-    assert codebook.loc["trust_1", "value_labels"].startswith("1=Strongly disagree; 2=2; 3=3; 4=Neither")
+    assert codebook.loc["trust_1", "value_labels"].startswith("1=Strongly disagree; 2=Disagree; 3=Somewhat")
     assert codebook.loc["trust_3", "reverse_coded"] == 1 and codebook.loc["trust_3", "construct"] == "trust"
     assert codebook.loc["attention_1", "attention_check"] == 1
     assert codebook.loc["own_diagnosis__agrees_ai", "source"] == "derived"

@@ -140,3 +140,15 @@ def test_cli_validate(protocol_file, capsys):
 def test_shipped_example_files_parse():
     for path in Path(EXAMPLES).glob("*.yaml"):
         parse_protocol(path.read_text(), str(path))
+
+
+def test_attention_check_answer_must_be_labelled():
+    """An instruction like 'select Somewhat agree' needs that label on the scale, or nobody can comply."""
+    base = (EXAMPLES / "between.yaml").read_text()
+    unlabelled = base.replace("          5: Somewhat agree\n", "")
+    with pytest.raises(ProtocolError) as info:
+        parse_protocol(unlabelled)
+    assert any(
+        p.startswith("questionnaires.post_block[4]") and "expected 5 has no anchor label" in p
+        for p in info.value.problems
+    )
