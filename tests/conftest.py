@@ -88,3 +88,15 @@ def postgres_url(postgres_server):
         connection.execute(text(f"CREATE DATABASE {name}"))
     admin.dispose()
     return postgres_server.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture(autouse=True)
+def _restore_main_module():
+    """Streamlit's AppTest leaves its script as ``sys.modules["__main__"]``; spawned worker processes would
+    re-import (and run) that script. Put the real ``__main__`` back after every test."""
+    import sys
+
+    main = sys.modules.get("__main__")
+    yield
+    if main is not None:
+        sys.modules["__main__"] = main

@@ -34,7 +34,7 @@ def test_a_rater_rates_images_and_a_researcher_sees_the_dashboard(admin_env, ser
     from study.engine import StudyEngine
     from study.rating import RatingPanel
 
-    base, db_url, protocol = server
+    base, db_url, protocol = server.base, server.db_url, server.protocol
     engine = StudyEngine.open(Database(db_url), str(protocol))
     panel = RatingPanel(engine.db, engine.loaded)
     rater, invite = panel.add_rater("Dr Browser")

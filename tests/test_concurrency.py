@@ -5,7 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import random
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import func, select
@@ -19,6 +19,14 @@ pytestmark = pytest.mark.slow
 
 PROCESSES = 4
 BOTS_PER_PROCESS = 12
+
+
+def run_workers(url: str, protocol: str) -> list[list[str]]:
+    """Start the workers together in fresh processes; a worker that dies fails the test (no silent respawn)."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(PROCESSES, mp_context=context) as pool:
+        futures = [pool.submit(_worker, url, protocol, seed) for seed in range(PROCESSES)]
+        return [future.result(timeout=300) for future in futures]
 
 
 def _worker(url: str, protocol: str, seed: int) -> list[str]:
@@ -44,9 +52,7 @@ def _worker(url: str, protocol: str, seed: int) -> list[str]:
 def test_concurrent_processes_keep_allocation_and_answers_exact(protocol_file, make_engine, tmp_path, design):
     path = protocol_file(design)
     engine = make_engine(path)
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(PROCESSES) as pool:
-        results = pool.starmap(_worker, [(engine.db.url, str(path), seed) for seed in range(PROCESSES)])
+    results = run_workers(engine.db.url, str(path))
     tokens = [t for batch in results for t in batch]
     assert len(tokens) == PROCESSES * BOTS_PER_PROCESS
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import multiprocessing
-
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -12,7 +10,7 @@ from sqlalchemy import text
 from db.models import Base
 from study.export import export_frames
 from study.simulate import Policy, simulate
-from tests.test_concurrency import BOTS_PER_PROCESS, PROCESSES, _worker
+from tests.test_concurrency import BOTS_PER_PROCESS, PROCESSES, run_workers
 
 pytestmark = pytest.mark.postgres
 
@@ -37,8 +35,7 @@ def test_simulation_and_export(protocol_file, make_engine, postgres_url):
 def test_concurrent_processes(protocol_file, make_engine, postgres_url):
     path = protocol_file()
     engine = make_engine(path, postgres_url)
-    with multiprocessing.get_context("spawn").Pool(PROCESSES) as pool:
-        results = pool.starmap(_worker, [(postgres_url, str(path), seed) for seed in range(PROCESSES)])
+    results = run_workers(postgres_url, str(path))
     assert sum(len(r) for r in results) == PROCESSES * BOTS_PER_PROCESS
     participants = export_frames(engine.db)["participants"]
     assert len(participants) == PROCESSES * BOTS_PER_PROCESS and set(participants["status"]) == {"completed"}
