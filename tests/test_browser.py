@@ -201,89 +201,101 @@ class Participant:
         return self.page.get_by_test_id("stMain").inner_text()
 
 
-def test_a_participant_completes_the_demo_study_in_chromium(server, tmp_path):
+@pytest.fixture
+def browser():
+    """Debian's chromium driven by playwright (skipped locally without them, a failure in CI)."""
     require(Path(CHROMIUM).exists(), f"{CHROMIUM} is missing (apt-get install chromium)")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
         require(False, "python playwright is missing (pip install playwright)")
-    base = server.base
-    shots = tmp_path / "screenshots"
-    shots.mkdir()
-
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        launched = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.set_default_timeout(30_000)
-            p = Participant(page, shots)
-            p.open(f"{base}/?PROLIFIC_PID=browser-1&STUDY_ID=s1")
-            assert "Participant information" in p.text() and page.title() == "Understanding AI skin diagnoses"
-            assert p.chrome_visible() == []
-            p.shot("01-consent")
-            p.click("I agree — start the study")
-            assert "please tick every statement" in p.text().lower()
-            p.shot("02-consent-missing")
-            for box in range(p.page.get_by_test_id("stCheckbox").count()):
-                p.page.get_by_test_id("stCheckbox").nth(box).click()
-            p.click("I agree — start the study")
-            assert "token=" in page.url and "PROLIFIC_PID=browser-1" in page.url
-            assert p.heading() == "About you"
-            p.shot("03-entry")
-            p.answer_all(option=1)
-            p.click("Continue")
-            p.shot("04-instructions")
-            p.click("Start with the first case")
-            trials = 0
-            while p.case_label():
-                trials += 1
-                assert p.case_label() == f"Case {trials} of 10"
-                if trials == 1:
-                    p.click("Next")
-                    assert "not been saved" in p.text()
-                    p.shot("06-trial-missing-answers")
-                if trials == 3:
-                    p.answer_all()  # answered but not submitted: a reload keeps the step, not the form
-                    p.reload()
-                    assert "Case 3 of 10" in p.text() and "token=" in page.url
-                if trials == 5:
-                    restart_mid_page(server, p)
-                    continue
-                p.answer_all()
-                if trials == 1:
-                    p.shot("05-trial")
-                p.page.get_by_role("button", name="Next").scroll_into_view_if_needed()
-                p.click("Next")
-                assert p.scroll_top() == 0, "each new step opens at its top"
-            assert trials == 10
-            assert "About the explanations" in p.text()
-            p.shot("07-post-block")
-            p.answer_all(option=5)
-            p.click("Continue")
-            p.shot("08-post")
-            p.answer_all()
-            p.click("Continue")
-            assert "what this study was about" in p.text()
-            p.shot("09-debrief")
-            p.click("Finish and get your completion code")
-            assert "SKGDEMO1" in p.text()
-            p.shot("10-complete")
-            p.reload()
-            assert "SKGDEMO1" in p.text() and not p.page.get_by_test_id("stCheckbox").count()
-
-            forged = browser.new_page(viewport={"width": 1280, "height": 900})
-            q = Participant(forged, shots)
-            q.open(f"{base}/?token=not-a-real-token")
-            assert "This link is not valid" in q.text()
-            q.shot("11-invalid-link")
-            both_trial_layouts(browser, base, shots)
+            yield launched
         finally:
-            browser.close()
+            launched.close()
 
-    check_database(server.db_url, server.protocol)
+
+@pytest.fixture
+def shots(tmp_path):
+    """Screenshot folder of a test; copied to $SKINGEN_SCREENSHOT_DIR afterwards, if set."""
+    folder = tmp_path / "screenshots"
+    folder.mkdir()
+    yield folder
     target = os.environ.get("SKINGEN_SCREENSHOT_DIR")
     if target:
-        shutil.copytree(shots, target, dirs_exist_ok=True)
+        shutil.copytree(folder, target, dirs_exist_ok=True)
+
+
+def test_a_participant_completes_the_demo_study_in_chromium(server, browser, shots):
+    base = server.base
+
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(30_000)
+    p = Participant(page, shots)
+    p.open(f"{base}/?PROLIFIC_PID=browser-1&STUDY_ID=s1")
+    assert "Participant information" in p.text() and page.title() == "Understanding AI skin diagnoses"
+    assert p.chrome_visible() == []
+    p.shot("01-consent")
+    p.click("I agree — start the study")
+    assert "please tick every statement" in p.text().lower()
+    p.shot("02-consent-missing")
+    for box in range(p.page.get_by_test_id("stCheckbox").count()):
+        p.page.get_by_test_id("stCheckbox").nth(box).click()
+    p.click("I agree — start the study")
+    assert "token=" in page.url and "PROLIFIC_PID=browser-1" in page.url
+    assert p.heading() == "About you"
+    p.shot("03-entry")
+    p.answer_all(option=1)
+    p.click("Continue")
+    p.shot("04-instructions")
+    p.click("Start with the first case")
+    trials = 0
+    while p.case_label():
+        trials += 1
+        assert p.case_label() == f"Case {trials} of 10"
+        if trials == 1:
+            p.click("Next")
+            assert "not been saved" in p.text()
+            p.shot("06-trial-missing-answers")
+        if trials == 3:
+            p.answer_all()  # answered but not submitted: a reload keeps the step, not the form
+            p.reload()
+            assert "Case 3 of 10" in p.text() and "token=" in page.url
+        if trials == 5:
+            restart_mid_page(server, p)
+            continue
+        p.answer_all()
+        if trials == 1:
+            p.shot("05-trial")
+        p.page.get_by_role("button", name="Next").scroll_into_view_if_needed()
+        p.click("Next")
+        assert p.scroll_top() == 0, "each new step opens at its top"
+    assert trials == 10
+    assert "About the explanations" in p.text()
+    p.shot("07-post-block")
+    p.answer_all(option=5)
+    p.click("Continue")
+    p.shot("08-post")
+    p.answer_all()
+    p.click("Continue")
+    assert "what this study was about" in p.text()
+    p.shot("09-debrief")
+    p.click("Finish and get your completion code")
+    assert "SKGDEMO1" in p.text()
+    p.shot("10-complete")
+    p.reload()
+    assert "SKGDEMO1" in p.text() and not p.page.get_by_test_id("stCheckbox").count()
+
+    forged = browser.new_page(viewport={"width": 1280, "height": 900})
+    q = Participant(forged, shots)
+    q.open(f"{base}/?token=not-a-real-token")
+    assert "This link is not valid" in q.text()
+    q.shot("11-invalid-link")
+    both_trial_layouts(browser, base, shots)
+
+    check_database(server.db_url, server.protocol)
 
 
 def restart_mid_page(server: AppServer, p: Participant) -> None:

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-from pathlib import Path
-
 import pytest
 from sqlalchemy import func, select
 
 from study.auth import hash_secret
-from tests.conftest import require
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, Participant, demo_bundle, server  # noqa: F401
+from tests.test_browser import Participant, browser, demo_bundle, server, shots  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 ADMIN_PASSWORD = "browser admin password"
@@ -23,12 +18,7 @@ def admin_env(monkeypatch):
     monkeypatch.setenv("SKINGEN_ADMIN_PASSWORD_HASH", hash_secret(ADMIN_PASSWORD))
 
 
-def test_a_rater_rates_images_and_a_researcher_sees_the_dashboard(admin_env, server, tmp_path):  # noqa: F811
-    require(Path(CHROMIUM).exists(), f"{CHROMIUM} is missing (apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        require(False, "python playwright is missing (pip install playwright)")
+def test_a_rater_rates_images_and_a_researcher_sees_the_dashboard(admin_env, server, browser, shots):  # noqa: F811
     from db.models import Rating
     from db.session import Database
     from study.engine import StudyEngine
@@ -38,49 +28,39 @@ def test_a_rater_rates_images_and_a_researcher_sees_the_dashboard(admin_env, ser
     engine = StudyEngine.open(Database(db_url), str(protocol))
     panel = RatingPanel(engine.db, engine.loaded)
     rater, invite = panel.add_rater("Dr Browser")
-    shots = tmp_path / "screenshots"
-    shots.mkdir()
 
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.set_default_timeout(30_000)
-            r = Participant(page, shots)
-            r.open(f"{base}/?invite={invite}")
-            assert "Welcome to the rating panel" in r.text() and r.chrome_visible() == []
-            r.shot("20-rater-invite")
-            page.get_by_label("New password").fill("a good rater password")
-            page.get_by_label("Repeat the password").fill("a good rater password")
-            r.click("Set password and start")
-            assert "session=" in page.url and "invite=" not in page.url
-            _, total = panel.progress(rater.id)
-            for number in range(1, 4):
-                assert f"Image {number} of {total}" in r.text() and "Stated condition:" in r.text()
-                if number == 1:
-                    r.shot("21-rater-image")
-                r.answer_all(option=2)
-                r.click("Save and next")
-            r.reload()
-            assert f"Image 4 of {total}" in r.text()
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(30_000)
+    r = Participant(page, shots)
+    r.open(f"{base}/?invite={invite}")
+    assert "Welcome to the rating panel" in r.text() and r.chrome_visible() == []
+    r.shot("20-rater-invite")
+    page.get_by_label("New password").fill("a good rater password")
+    page.get_by_label("Repeat the password").fill("a good rater password")
+    r.click("Set password and start")
+    assert "session=" in page.url and "invite=" not in page.url
+    _, total = panel.progress(rater.id)
+    for number in range(1, 4):
+        assert f"Image {number} of {total}" in r.text() and "Stated condition:" in r.text()
+        if number == 1:
+            r.shot("21-rater-image")
+        r.answer_all(option=2)
+        r.click("Save and next")
+    r.reload()
+    assert f"Image 4 of {total}" in r.text()
 
-            admin = browser.new_page(viewport={"width": 1400, "height": 900})
-            admin.set_default_timeout(30_000)
-            a = Participant(admin, shots)
-            a.open(f"{base}/?area=admin")
-            assert "Researcher sign-in" in a.text()
-            a.shot("30-admin-sign-in")
-            admin.get_by_label("Password", exact=True).fill(ADMIN_PASSWORD)
-            a.click("Sign in")
-            assert "Enrollment by arm and stratum" in a.text() and "Rater progress" in a.text()
-            admin.wait_for_timeout(1500)  # plotly charts draw after the run
-            a.shot("31-admin-dashboard")
-        finally:
-            browser.close()
+    admin = browser.new_page(viewport={"width": 1400, "height": 900})
+    admin.set_default_timeout(30_000)
+    a = Participant(admin, shots)
+    a.open(f"{base}/?area=admin")
+    assert "Researcher sign-in" in a.text()
+    a.shot("30-admin-sign-in")
+    admin.get_by_label("Password", exact=True).fill(ADMIN_PASSWORD)
+    a.click("Sign in")
+    assert "Enrollment by arm and stratum" in a.text() and "Rater progress" in a.text()
+    admin.wait_for_timeout(1500)  # plotly charts draw after the run
+    a.shot("31-admin-dashboard")
 
     with engine.db.read() as session:
         stored = session.scalar(select(func.count()).select_from(Rating).where(Rating.rater_id == rater.id))
     assert stored == 3 * 4  # three images, four answers each (answer_all also writes the optional comment)
-    target = os.environ.get("SKINGEN_SCREENSHOT_DIR")
-    if target:
-        shutil.copytree(shots, target, dirs_exist_ok=True)
