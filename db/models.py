@@ -77,10 +77,13 @@ class AllocationSlot(Base):
 
 class Participant(Base):
     __tablename__ = "participants"
+    # A unique index, not a constraint: SQLite adds it without rebuilding the table.
+    __table_args__ = (Index("uq_participants_label", "study_id", "label_hash", unique=True),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    label_hash: Mapped[str | None] = mapped_column(String(64))
     url_params: Mapped[dict[str, Any]] = mapped_column(default=dict)
     stratum: Mapped[str | None] = mapped_column(String(128))
     arm: Mapped[str | None] = mapped_column(String(64))

@@ -146,19 +146,39 @@ class StudyEngine:
 
     # --- writing ------------------------------------------------------------------------------------------
     def consent(self, ticked: Collection[str], url_params: Mapping[str, str] | None = None) -> str:
-        """Record consent and create the participant; returns their new URL token."""
+        """Record consent and create the participant; returns their new URL token.
+
+        A participant whose declared label (``participant_label``) is already enrolled is not enrolled twice:
+        they get a fresh link to their own study instead (see :meth:`resume`).
+        """
         statements = {s.id: s.text for s in self.protocol.consent.statements}
         missing = [s for s in statements if s not in ticked]
         if missing:
             raise ConsentRefused(missing)
         declared = set(self.protocol.url_parameters)
         params = {k: str(v)[:MAX_URL_PARAM_LENGTH] for k, v in (url_params or {}).items() if k in declared}
+        returning = self.resume(params)
+        if returning is not None:
+            return returning
         token = secrets.token_urlsafe(TOKEN_BYTES)
         now = self.clock()
+        try:
+            self._create(token, params, statements, sorted(set(ticked) & set(statements)), now)
+        except IntegrityError:  # the same label consented at the same moment in another tab
+            returning = self.resume(params)
+            if returning is None:
+                raise
+            return returning
+        return token
+
+    def _create(
+        self, token: str, params: dict[str, str], statements: dict[str, str], ticked: list[str], now: datetime
+    ) -> None:
         with self.db.write() as session:
             participant = Participant(
                 study_id=self.study_id,
                 token_hash=hash_token(token),
+                label_hash=self._label_hash(params),
                 url_params=params,
                 step_index=1,
                 status="active",
@@ -172,13 +192,40 @@ class StudyEngine:
                     participant_id=participant.id,
                     consent_text=self.protocol.consent.text,
                     statements=statements,
-                    ticked=sorted(set(ticked) & set(statements)),
+                    ticked=ticked,
                     consented_at=now,
                 )
             )
             self._event(session, participant, "consent", step="consent", at=now)
             if not self.protocol.questionnaires.entry:
                 self._enroll(session, participant, stratum="", now=now)
+
+    def _label_hash(self, url_params: Mapping[str, str]) -> str | None:
+        name = self.protocol.participant_label
+        value = url_params.get(name, "") if name else ""
+        return hash_token(f"{name}={value}") if value else None
+
+    def resume(self, url_params: Mapping[str, str]) -> str | None:
+        """A returning participant (same ``participant_label``, e.g. PROLIFIC_PID, in the recruiting link):
+        a fresh URL token for their own study, or None when the label is unknown or not configured.
+
+        The token is replaced (only hashes are stored, so the old one can't be handed out again); a tab
+        still open with the old link then shows the invalid-link page.
+        """
+        label = self._label_hash(url_params)
+        if label is None:
+            return None
+        token = secrets.token_urlsafe(TOKEN_BYTES)
+        with self.db.write() as session:
+            participant = session.scalar(
+                select(Participant)
+                .where(Participant.study_id == self.study_id, Participant.label_hash == label)
+                .with_for_update()
+            )
+            if participant is None:
+                return None
+            participant.token_hash = hash_token(token)
+            self._event(session, participant, "resume_by_label", at=self.clock())
         return token
 
     def mark_shown(self, token: str, index: int) -> None:

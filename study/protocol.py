@@ -232,6 +232,11 @@ class Protocol(_Model):
     debrief: str = ""
     completion: Completion
     url_parameters: tuple[Identifier, ...] = ()
+    participant_label: Identifier | None = Field(
+        default=None,
+        description="A URL parameter that identifies a returning participant (e.g. PROLIFIC_PID): opening the "
+        "recruiting link again resumes their study instead of starting a new one.",
+    )
     dropout_after_minutes: float = Field(default=60, gt=0)
     rating: Rating | None = None
 
@@ -263,6 +268,8 @@ class Protocol(_Model):
                     f"randomization.block_sizes: {size} is not a multiple of the {n_arms} "
                     f"{'sequences' if self.design == 'within' else 'arms'} of a {self.design} design"
                 )
+        if self.participant_label is not None and self.participant_label not in self.url_parameters:
+            problems.append(f"participant_label: {self.participant_label!r} must be one of url_parameters")
         strat = self.randomization.stratify_by
         if strat is not None:
             entry = {i.id: i for i in self.questionnaires.entry}

@@ -245,3 +245,16 @@ def test_a_click_whose_callback_streamlit_skipped_still_submits_once(study, monk
     assert p.step_key == "instructions" and count(engine, Response) == 2
     p.submit()
     assert p.page == "trial"
+
+
+def test_the_recruiting_link_again_resumes_the_same_participant(study):
+    engine = study()
+    p = AppParticipant({"PROLIFIC_PID": "returning-1"})
+    p.consent()
+    p.advance(value=2)
+    assert p.page == "info"
+    back = AppParticipant({"PROLIFIC_PID": "returning-1"})  # new tab from Prolific: no token in the URL
+    assert back.page == "info" and back.token and back.token != p.token
+    assert count(engine, Participant) == 1
+    stranger = AppParticipant({"PROLIFIC_PID": "someone-else"})
+    assert stranger.page == "consent"

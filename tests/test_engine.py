@@ -190,3 +190,26 @@ def test_allocation_table_extends_when_used_up(protocol_file, make_engine):
             .order_by(AllocationSlot.position)
         ).all()
     assert [s.position for s in slots] == list(range(len(slots))) and len(slots) >= 9
+
+
+def test_a_returning_participant_resumes_by_label(protocol_file, make_engine):
+    engine = make_engine(protocol_file())
+    assert engine.protocol.participant_label == "PROLIFIC_PID"
+    first = engine.consent(TICKED, {"PROLIFIC_PID": "p-1"})
+    engine.submit(first, "entry", ENTRY)
+    assert engine.resume({"PROLIFIC_PID": "p-2"}) is None and engine.resume({}) is None
+    again = engine.resume({"PROLIFIC_PID": "p-1"})  # the recruiting link again, without the token
+    assert again and again != first
+    assert engine.position(again).step.key == "instructions"
+    with pytest.raises(UnknownToken):
+        engine.position(first)  # the old link was replaced
+    third = engine.consent(TICKED, {"PROLIFIC_PID": "p-1"})  # consenting again enrolls nobody new
+    assert engine.position(third).step.key == "instructions"
+    assert count(engine, Participant) == 1 and count(engine, ConsentRecord) == 1
+
+
+def test_participant_label_must_be_a_url_parameter(protocol_file):
+    from study.protocol import ProtocolError, load_protocol
+
+    with pytest.raises(ProtocolError, match="participant_label: 'NOPE' must be one of url_parameters"):
+        load_protocol(protocol_file(participant_label="NOPE"))

@@ -87,9 +87,11 @@ def test_unknown_fields_then_cross_checks():
     """Field errors come first; cross-field checks (duplicate ids) run once the fields are valid."""
     base = (EXAMPLES / "between.yaml").read_text()
     duplicate = base.replace("id: trust_2", "id: trust_1")
+    renamed = duplicate.replace("dropout_after_minutes: 60", "dropout_after: 60")
+    line = renamed.splitlines().index("dropout_after: 60") + 1
     with pytest.raises(ProtocolError) as info:
-        parse_protocol(duplicate.replace("dropout_after_minutes: 60", "dropout_after: 60"))
-    assert info.value.problems == ["dropout_after (line 56): Extra inputs are not permitted"]
+        parse_protocol(renamed)
+    assert info.value.problems == [f"dropout_after (line {line}): Extra inputs are not permitted"]
     with pytest.raises(ProtocolError) as info:
         parse_protocol(duplicate)
     assert "item id 'trust_1' is used twice" in "\n".join(info.value.problems)

@@ -83,6 +83,20 @@ def _entry() -> Entry:
     return st.session_state[_ENTRY_KEY]
 
 
+def _returning(engine: StudyEngine, entry: Entry) -> Entry:
+    """Someone back through the recruiting link (no token, a known participant label): their own study."""
+    try:
+        token = engine.resume(entry.url_params)
+    except Exception:  # the database is down: the consent page's own submit will say so
+        LOG.exception("could not look up a returning participant")
+        return entry
+    if token is None:
+        return entry
+    st.query_params[TOKEN_PARAM] = token
+    st.session_state[_ENTRY_KEY] = Entry(token, entry.url_params)
+    return st.session_state[_ENTRY_KEY]
+
+
 def resolve() -> Visit:
     """Work out this rerun's page from the URL token and the database. Never raises to the participant."""
     try:
@@ -91,6 +105,8 @@ def resolve() -> Visit:
         LOG.exception("the study engine could not be opened")
         return Visit("error", problem=UNAVAILABLE)
     entry = _entry()
+    if entry.token is None:
+        entry = _returning(engine, entry)
     if entry.token is None:
         return Visit("consent", engine, entry)
     try:
