@@ -10,8 +10,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.load import AnalysisInputError
-
-DERIVED_CONSTRUCTS = ("agreement_with_ai", "diagnostic_accuracy")
+from study.codebook import DERIVED_CONSTRUCTS  # the export format's derived 0/1 constructs
 
 
 def participant_flow(participants: pd.DataFrame, analysed_ids: set[str]) -> pd.DataFrame:

@@ -12,8 +12,7 @@ import pandas as pd
 from analysis.agreement import wilson_interval
 from analysis.compare import paired_ttest, welch_ttest
 from analysis.scores import scored_rows
-
-AGREEMENT_CONSTRUCT = "agreement_with_ai"
+from study.codebook import AGREEMENT_CONSTRUCT
 
 
 def _cell_means(rows: pd.DataFrame) -> pd.DataFrame:

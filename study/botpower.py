@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from db.session import Database
 from study.allocation import arms
+from study.codebook import DERIVED_CONSTRUCTS
 from study.engine import StudyEngine
 from study.export import export_frames
 from study.flow import participant_path
@@ -39,7 +40,6 @@ POOL_MARGIN = 4  # population = POOL_MARGIN × the largest n sampled from it …
 MIN_POOL = 200  # … and never fewer participants than this
 CHUNK = 25  # bots per simulate() call (the progress bar's step)
 ROUNDING_VARIANCE = 1 / 12  # variance of rounding a continuous answer to whole scale points (Sheppard)
-DERIVED_CONSTRUCTS = ("agreement_with_ai", "diagnostic_accuracy")  # as analysis.scores (no analysis import)
 
 
 def construct_items(loaded: LoadedProtocol, construct: str) -> dict[str, float]:

@@ -9,6 +9,10 @@ from study.protocol import CODED_TYPES, Item, Protocol
 
 AGREES_AI = "__agrees_ai"
 CORRECT = "__correct"
+# Constructs of the derived 0/1 variables: the export writes them, the analysis reads them (one definition).
+AGREEMENT_CONSTRUCT = "agreement_with_ai"
+ACCURACY_CONSTRUCT = "diagnostic_accuracy"
+DERIVED_CONSTRUCTS = (AGREEMENT_CONSTRUCT, ACCURACY_CONSTRUCT)
 
 
 @dataclass(frozen=True)
@@ -85,7 +89,7 @@ def item_variables(item: Item, section: str) -> list[Variable]:
             0,
             1,
             yes_no,
-            "agreement_with_ai",
+            AGREEMENT_CONSTRUCT,
             "derived",
         ),
         variable(
@@ -95,7 +99,7 @@ def item_variables(item: Item, section: str) -> list[Variable]:
             0,
             1,
             yes_no,
-            "diagnostic_accuracy",
+            ACCURACY_CONSTRUCT,
             "derived",
         ),
     ]
