@@ -1,16 +1,13 @@
 """``skingen-analysis report``: every statistic, table and figure of the paper in one command.
 
-Outputs are built in a temporary folder next to ``--out`` and moved into place only when everything
-succeeded, so a failed run never leaves partial results.
+Outputs are built in a staging folder next to ``--out`` and swapped into place only when everything
+succeeded (:func:`skingen.atomic.atomic_directory`), so a failed run never leaves partial results.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +15,7 @@ from analysis.figures import build_figures, write_figures
 from analysis.load import DESIGNS, AnalysisInputError, StudyData, load_csv, load_db
 from analysis.pipeline import AnalysisConfig, run_analysis
 from analysis.report import write_reports
+from skingen.atomic import OutputExistsError, atomic_directory, check_output_dir
 
 if TYPE_CHECKING:  # the study engine is imported lazily (bot_protocol)
     from study.protocol import LoadedProtocol
@@ -118,7 +116,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     out = rep.add_argument_group("output")
     out.add_argument("--out", required=True, type=Path, help="output folder (must be empty or new)")
-    out.add_argument("--force", action="store_true", help="replace an existing non-empty --out folder")
+    out.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out folder")
     out.add_argument("--no-static", action="store_true", help="skip PNG/SVG export (HTML figures only)")
     out.add_argument("--no-figures", action="store_true", help="skip all figures")
     out.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -141,8 +139,10 @@ def check_args(args: argparse.Namespace) -> None:
         raise AnalysisInputError("--bootstrap must be ≥ 0 and --sim-reps ≥ 1")
     if args.sim_population is not None and args.sim_population < 2:
         raise AnalysisInputError(f"--sim-population must be at least 2, got {args.sim_population}")
-    if args.out.exists() and any(args.out.iterdir()) and not args.force:
-        raise AnalysisInputError(f"--out {args.out} is not empty; pass --force to replace it")
+    try:
+        check_output_dir(args.out, overwrite=args.overwrite)
+    except OutputExistsError as exc:
+        raise AnalysisInputError(f"--out: {exc}") from None
 
 
 def bot_protocol(args: argparse.Namespace) -> LoadedProtocol | None:
@@ -218,22 +218,11 @@ def report(args: argparse.Namespace) -> int:
     data = load(args, protocol)
     # 2. Compute every statistic
     analysis = run_analysis(data, config_from(args), progress=not args.quiet, protocol=protocol)
-    # 3. Write everything into a temporary folder, then move it into place
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".skingen-analysis-", dir=args.out.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the report folder should not be
-    try:
+    # 3. Write everything into a staging folder that replaces --out only when complete
+    with atomic_directory(args.out, overwrite=args.overwrite) as staging:
         figures = {} if args.no_figures else build_figures(analysis, data.design, data.baseline, data.visual)
-        analysis.results["warnings"] += write_figures(figures, tmp / "figures", static=not args.no_static)
-        write_reports(analysis.results, figures, tmp)
-        if args.out.exists():
-            shutil.rmtree(args.out)
-        tmp.rename(args.out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+        analysis.results["warnings"] += write_figures(figures, staging / "figures", static=not args.no_static)
+        write_reports(analysis.results, figures, staging)
     for warning in analysis.results["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"report written to {args.out}", file=sys.stderr)

@@ -270,16 +270,20 @@ def load_db(
     visual: str | None = None,
 ) -> StudyData:
     """Load the study database through the engine's exporter; CLI flags override the protocol's design."""
+    from db.session import Database
+    from study.export import export_frames
+    from study.protocol import load_protocol
+
+    db = Database(url)
     try:
-        from study.export import export_frames  # lazy: only --db needs the study engine
-    except ImportError as exc:
-        raise AnalysisInputError(f"--db needs the study engine (study.export): {exc}") from None
-    try:
-        frames = export_frames(url, protocol_path)
+        protocol_id = load_protocol(protocol_path).protocol.study.id if protocol_path else None
+        frames = export_frames(db, protocol_id=protocol_id)
     except Exception as exc:  # the database boundary: any failure becomes one message, not a traceback
         raise AnalysisInputError(
             f"--db {url}: cannot export the study data ({type(exc).__name__}: {exc})"
         ) from None
+    finally:
+        db.dispose()
     study = frames.get("study")  # the registered protocol's design, as the study ran
     proto_design = study["design"].iloc[0] if study is not None else None
     proto_baseline = study["baseline"].iloc[0] if study is not None else None

@@ -14,11 +14,12 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from skingen.bundle.builder import SKIN_TONES, BundleBuilder, BundleSettings, check_output, read_cases
+from skingen.atomic import OutputExistsError, check_output_dir
+from skingen.bundle.builder import SKIN_TONES, BundleBuilder, BundleSettings, read_cases
 from skingen.bundle.manifest import BundleError, load_bundle
 from skingen.diagnosis.base import Diagnoser
 from skingen.diagnosis.clip import ClipDiagnoser
-from skingen.diagnosis.manifest import ManifestDiagnoser
+from skingen.diagnosis.fixed import FixedDiagnoser
 from skingen.diagnosis.vlm import VlmDiagnoser
 from skingen.errors import SkinGenError
 from skingen.generation import SCHEDULERS, LoraSpec, ReferenceGenerator
@@ -169,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="skingen: %(message)s")
     try:
         return args.handler(args)
-    except SkinGenError as exc:
+    except (SkinGenError, OutputExistsError) as exc:
         print(f"skingen: error: {exc}", file=sys.stderr)
         return 1
 
@@ -186,7 +187,7 @@ def _diagnoser(args: argparse.Namespace, taxonomy: Taxonomy) -> Diagnoser | None
     if args.clip:
         return ClipDiagnoser(args.clip, taxonomy, device=args.device, dtype=args.dtype)
     if args.diagnoses:
-        return ManifestDiagnoser(args.diagnoses, taxonomy)
+        return FixedDiagnoser(args.diagnoses, taxonomy)
     return None
 
 
@@ -275,7 +276,8 @@ def run_generate(args: argparse.Namespace) -> int:
 
 def run_bundle_build(args: argparse.Namespace) -> int:
     # Everything checkable without models first: output location, cases.csv, photos, templates.
-    out = check_output(args.out, overwrite=args.overwrite)
+    check_output_dir(args.out, overwrite=args.overwrite)
+    out = args.out
     taxonomy = _taxonomy(args)
     cases = read_cases(args.cases_dir, taxonomy)
     prompts = PromptBuilder.load(taxonomy, args.templates)

@@ -109,6 +109,22 @@ class Taxonomy:
                 f"unknown condition id {condition_id!r}; known: {', '.join(self._conditions)}"
             ) from None
 
+    def resolve(self, value: str, where: str) -> str:
+        """A researcher-written condition (id, name or synonym) as a taxonomy id; ``where`` names the source.
+
+        Unlike :meth:`match`, a value that names no condition is an error, not a silent "unknown" (write
+        ``unknown`` to mean unknown).
+        """
+        value = value.strip()
+        if value in self or value == UNKNOWN:
+            return value
+        condition = self.match(value)
+        if condition == UNKNOWN:
+            raise SkinGenError(
+                f"{where}: condition {value!r} is not in the taxonomy (known: {', '.join(self.ids)})"
+            )
+        return condition
+
     def display_name(self, condition_id: str) -> str:
         return "Unknown" if condition_id == UNKNOWN else self.get(condition_id).display_name
 

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from db.session import Database, database_url
+from skingen.atomic import OutputExistsError
 from study.protocol import ProtocolError, load_protocol
 
 DB_HELP = "SQLAlchemy database URL (default: $SKINGEN_DB_URL or sqlite:///var/study.db)"
@@ -80,13 +81,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from study.export import export_frames, write_export
 
+    protocol_id = load_protocol(args.protocol).protocol.study.id if args.protocol else args.study
     frames = export_frames(
-        database_url(args.db),
-        args.protocol,
-        include_identifiers=args.include_identifiers,
-        study_id=args.study,
+        Database(database_url(args.db)), protocol_id=protocol_id, include_identifiers=args.include_identifiers
     )
-    for path in write_export(frames, Path(args.out)):
+    for path in write_export(frames, Path(args.out), overwrite=args.overwrite):
         print(f"wrote {path} ({len(frames[path.stem])} rows)")
     return 0
 
@@ -94,16 +93,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_demo_bundle(args: argparse.Namespace) -> int:
     from study.demo_bundle import build_demo_bundle
 
-    try:
-        bundle = build_demo_bundle(
-            Path(args.out),
-            seed=args.seed,
-            n_references=args.references,
-            size=args.size,
-            overwrite=args.overwrite,
-        )
-    except FileExistsError as exc:
-        raise ValueError(str(exc)) from None
+    bundle = build_demo_bundle(
+        Path(args.out), seed=args.seed, n_references=args.references, size=args.size, overwrite=args.overwrite
+    )
     print(f"wrote {len(bundle.manifest.cases)} cases to {bundle.root} (sha256 {bundle.content_hash[:12]})")
     return 0
 
@@ -264,7 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="write responses/participants/codebook CSVs (de-identified by default)")
     p.add_argument("--db", help=DB_HELP)
-    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--out", required=True, metavar="DIR", help="export folder (must be new or empty)")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
     p.add_argument("--protocol", metavar="FILE", help="pick the study by its protocol file")
     p.add_argument("--study", metavar="ID", help="pick the study by its protocol id")
     p.add_argument(
@@ -338,7 +331,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ProtocolError, RegistryError, EngineError, RatingError, AuthError, ValueError) as exc:
+    except (
+        ProtocolError,
+        RegistryError,
+        EngineError,
+        RatingError,
+        AuthError,
+        OutputExistsError,
+        ValueError,
+    ) as exc:
         print(f"skingen-study {args.command}: {exc}", file=sys.stderr)
         return 2
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,14 +20,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
+from skingen.atomic import atomic_directory
 from skingen.bundle.manifest import (
     AIOutput,
     Bundle,
     BundleManifest,
     Case,
-    Condition,
     DifferentialEntry,
     ReferenceImage,
+    SkinConditionEntry,
     load_bundle,
     write_manifest,
 )
@@ -597,17 +596,13 @@ def _reference_tones(skin_tone: str, count: int) -> list[str]:
     return [types[(start + order[i % len(order)]) % len(types)] for i in range(count)]
 
 
-def _check_inputs(out: Path, seed: int, n_references: int, size: int, overwrite: bool) -> None:
+def _check_inputs(seed: int, n_references: int, size: int) -> None:
     if not 0 <= seed < 2**32:
         raise ValueError(f"seed must be in [0, 2**32), got {seed}")
     if not 1 <= n_references < SEED_STRIDE:
         raise ValueError(f"n_references must be in [1, {SEED_STRIDE - 1}], got {n_references}")
     if not 128 <= size <= 2048:
         raise ValueError(f"size must be in [128, 2048] pixels, got {size}")
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"out {out} exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise FileExistsError(f"out {out} is not empty; pass overwrite=True (--overwrite) to replace it")
 
 
 def _write_case(root: Path, number: int, case: DemoCase, *, seed: int, n_references: int, size: int) -> Case:
@@ -662,17 +657,15 @@ def build_demo_bundle(
 ) -> Bundle:
     """Draw the demo bundle into ``out`` and return it loaded and validated.
 
-    Everything is drawn into a temporary directory beside ``out`` and renamed into place at the end, so
-    ``out`` is never half-written. The same ``seed`` gives a byte-identical manifest and identical images.
-    Raises ``FileExistsError`` if ``out`` is non-empty and ``overwrite`` is false.
+    Everything is drawn into a staging folder that replaces ``out`` at the end
+    (:func:`~skingen.atomic.atomic_directory`), so ``out`` is never half-written. The same ``seed`` gives a
+    byte-identical manifest and identical images.
+    Raises :class:`~skingen.atomic.OutputExistsError` if ``out`` is non-empty and ``overwrite`` is false.
     """
     out = Path(out)
     # 1. Check inputs
-    _check_inputs(out, seed, n_references, size, overwrite)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    staging.chmod(0o755)  # mkdtemp makes it private; the bundle is meant to be read by the study server too
-    try:
+    _check_inputs(seed, n_references, size)
+    with atomic_directory(out, overwrite=overwrite) as staging:
         # 2. Draw cases and references
         (staging / "cases").mkdir()
         # numpy and Pillow release the GIL, so threads use every core; each image has its own seed, so the
@@ -689,29 +682,10 @@ def build_demo_bundle(
             synthetic=True,
             generator={"name": GENERATOR, "seed": seed, "n_references": n_references, "size": size},
             conditions=tuple(
-                Condition(id=c.id, display_name=c.display_name, description=c.description) for c in CONDITIONS
+                SkinConditionEntry(id=c.id, display_name=c.display_name, description=c.description)
+                for c in CONDITIONS
             ),
             cases=cases,
         )
         write_manifest(staging, manifest)
-        # 4. Swap into place
-        _replace_dir(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return load_bundle(out)
-
-
-def _replace_dir(staging: Path, out: Path) -> None:
-    """Move ``staging`` to ``out``; an existing ``out`` is moved aside first and deleted only afterwards."""
-    if not out.exists():
-        staging.replace(out)
-        return
-    old = staging.with_suffix(".old")
-    out.replace(old)
-    try:
-        staging.replace(out)
-    except OSError:
-        old.replace(out)
-        raise
-    shutil.rmtree(old)

@@ -6,8 +6,6 @@ Column meanings are documented in docs/export-format.md; the analysis reads thes
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -18,13 +16,14 @@ from sqlalchemy.orm import Session
 
 from db.models import AllocationSlot, Event, Participant, Rater, Rating, Response, Study, utcnow
 from db.session import Database
+from skingen.atomic import atomic_directory
 from study.codebook import AGREES_AI, CORRECT, codebook
 from study.engine import participant_status
 from study.exclusions import exclusion_reasons, failed_attention_checks
 from study.flow import CONFIDENCE_SUFFIX, Step, participant_path
-from study.protocol import UNSURE, LoadedProtocol, load_protocol
+from study.protocol import UNSURE, LoadedProtocol
 from study.rating import rating_images
-from study.registry import find_study, stored_protocol
+from study.registry import RegistryError, check_schema, find_study, stored_protocol
 
 RESPONSE_COLUMNS = [
     "participant_id",
@@ -88,12 +87,20 @@ class _Study:
         return self._paths[key]
 
 
-def _studies(db: Database, protocol_id: str | None) -> dict[int, _Study]:
-    """Every registered version of the study (participants keep the version they enrolled in)."""
-    active = find_study(db, protocol_id)
+def _studies(db: Database, study_id: int | None, protocol_id: str | None) -> tuple[dict[int, _Study], int]:
+    """Every registered version of the chosen study (participants keep the version they enrolled in), and the
+    key of the version whose protocol describes the export (``study_id``, else the active one)."""
+    if study_id is None:
+        chosen = find_study(db, protocol_id).id
+    else:
+        check_schema(db)
+        chosen = study_id
     with db.read() as session:
-        rows = session.scalars(select(Study).where(Study.protocol_id == active.protocol_id)).all()
-    return {row.id: _Study(row) for row in rows}
+        name = session.scalar(select(Study.protocol_id).where(Study.id == chosen))
+        if name is None:
+            raise RegistryError(f"{db.url} holds no registered study with key {chosen}")
+        rows = session.scalars(select(Study).where(Study.protocol_id == name)).all()
+    return {row.id: _Study(row) for row in rows}, chosen
 
 
 def _response_rows(study: _Study, participant: Participant, responses: list[Response]) -> list[dict]:
@@ -177,21 +184,21 @@ def _participant_row(
 
 
 def export_frames(
-    db_url: str | Database,
-    protocol_path: str | None = None,
+    db: Database,
     *,
+    study_id: int | None = None,
+    protocol_id: str | None = None,
     include_identifiers: bool = False,
-    study_id: str | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """All export tables as DataFrames, keyed ``responses``, ``participants``, ``codebook``, ``allocation``,
-    ``events`` (and ``ratings`` when the protocol has a rating task).
+    """All export tables as DataFrames, keyed ``study``, ``responses``, ``participants``, ``codebook``,
+    ``allocation``, ``events`` (and ``ratings`` when the protocol has a rating task).
 
-    ``protocol_path`` (or ``study_id``) picks the study when the database holds several.
+    The study is the registered version ``study_id`` (e.g. a running engine's), else the active version of
+    ``protocol_id``, else the only active study; every version of its protocol id is exported, described by
+    that version's protocol.
     """
-    db = db_url if isinstance(db_url, Database) else Database(db_url)
-    protocol_id = study_id or (load_protocol(protocol_path).protocol.study.id if protocol_path else None)
-    studies = _studies(db, protocol_id)
-    active = studies[max(studies)]
+    studies, chosen = _studies(db, study_id, protocol_id)
+    active = studies[chosen]
     identifiers = list(active.protocol.url_parameters) if include_identifiers else []
     now = utcnow()
     response_rows: list[dict] = []
@@ -298,18 +305,9 @@ def _rating_rows(session: Session, study: _Study) -> list[dict] | None:
     return rows
 
 
-def write_export(frames: dict[str, pd.DataFrame], out: Path) -> list[Path]:
-    """Write every frame as ``<name>.csv`` into ``out``; files appear all together or not at all."""
-    out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out))
-    try:
+def write_export(frames: dict[str, pd.DataFrame], out: Path, *, overwrite: bool = False) -> list[Path]:
+    """Write every frame as ``<name>.csv`` into the folder ``out``, which appears complete or not at all."""
+    with atomic_directory(out, overwrite=overwrite) as staging:
         for name, frame in frames.items():
             frame.to_csv(staging / f"{name}.csv", index=False)
-        written = []
-        for name in frames:
-            target = out / f"{name}.csv"
-            (staging / f"{name}.csv").replace(target)
-            written.append(target)
-        return written
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    return [out / f"{name}.csv" for name in frames]

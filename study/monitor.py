@@ -17,7 +17,8 @@ class Monitor:
     frames: dict[str, pd.DataFrame]
 
     @classmethod
-    def load(cls, db: Database, study_id: str | None = None) -> Monitor:
+    def load(cls, db: Database, study_id: int) -> Monitor:
+        """The dashboard's snapshot of the registered study ``study_id`` (the running engine's)."""
         return cls(export_frames(db, study_id=study_id))
 
     @property

@@ -140,7 +140,9 @@ class Consent(_Model):
     statements: tuple[Statement, ...] = Field(min_length=1)
 
 
-class Condition(_Model):
+class ExperimentalCondition(_Model):
+    """An experimental condition (arm of a between design): what explanation participants see."""
+
     id: Identifier
     label: str
     references: bool = Field(
@@ -222,7 +224,7 @@ class Protocol(_Model):
     study: StudyInfo
     consent: Consent
     design: Design
-    conditions: tuple[Condition, ...] = Field(min_length=2, max_length=2)
+    conditions: tuple[ExperimentalCondition, ...] = Field(min_length=2, max_length=2)
     baseline: Identifier
     randomization: Randomization
     cases: Cases
@@ -293,7 +295,7 @@ class Protocol(_Model):
     def visual(self) -> str:
         return next(c.id for c in self.conditions if c.id != self.baseline)
 
-    def condition(self, condition_id: str) -> Condition:
+    def condition(self, condition_id: str) -> ExperimentalCondition:
         return next(c for c in self.conditions if c.id == condition_id)
 
     @property

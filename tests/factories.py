@@ -7,7 +7,14 @@ from pathlib import Path
 import yaml
 from PIL import Image
 
-from skingen.bundle.manifest import AIOutput, BundleManifest, Case, Condition, ReferenceImage, write_manifest
+from skingen.bundle.manifest import (
+    AIOutput,
+    BundleManifest,
+    Case,
+    ReferenceImage,
+    SkinConditionEntry,
+    write_manifest,
+)
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "protocols"
 CONDITIONS = ("psoriasis", "eczema", "acne", "vitiligo")
@@ -44,7 +51,7 @@ def make_bundle(root: Path, n_cases: int = 6, wrong: tuple[int, ...] = (1, 4)) -
     manifest = BundleManifest(
         bundle_id="test",
         version="1",
-        conditions=tuple(Condition(id=c, display_name=c.title()) for c in CONDITIONS),
+        conditions=tuple(SkinConditionEntry(id=c, display_name=c.title()) for c in CONDITIONS),
         cases=tuple(cases),
     )
     write_manifest(root, manifest)

@@ -28,7 +28,7 @@ def monitor(tmp_path_factory, bundle_dir):
     for _ in range(3):
         task = panel.next_task(rater.id)
         panel.submit(rater.id, task.image.image_id, {"relevant": 1, "realism": 3, "show_patient": 1})
-    return Monitor.load(db)
+    return Monitor.load(db, engine.study_id)
 
 
 def test_enrollment_matches_the_allocation_table(monitor):

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from skingen.bundle.builder import check_output, read_cases
+from skingen.bundle.builder import read_cases
 from skingen.cli import main
 from skingen.diagnosis.base import Diagnosis
-from skingen.diagnosis.manifest import ManifestDiagnoser
+from skingen.diagnosis.fixed import FixedDiagnoser
 from skingen.diagnosis.vlm import parse_answer
 from skingen.errors import SkinGenError
 from skingen.prompts import PromptBuilder
@@ -168,16 +168,16 @@ def test_unreadable_image_is_named(tmp_path: Path) -> None:
 def test_manifest_diagnoser_reads_fixed_and_rejects_unknown_names(taxonomy: Taxonomy, tmp_path: Path) -> None:
     good = tmp_path / "good.csv"
     good.write_text("case_id,condition,rationale\nc1,Psoriasis,silvery plaques\nc2,unknown,\n")
-    diagnoser = ManifestDiagnoser(good, taxonomy)
+    diagnoser = FixedDiagnoser(good, taxonomy)
     first = diagnoser.diagnose(photo(), "c1")
-    assert (first.condition, first.rationale, first.model_id) == ("psoriasis", "silvery plaques", "manifest")
+    assert (first.condition, first.rationale, first.model_id) == ("psoriasis", "silvery plaques", "fixed")
     assert diagnoser.diagnose(photo(), "c2").condition == UNKNOWN
     with pytest.raises(SkinGenError, match="'c3'"):
         diagnoser.diagnose(photo(), "c3")
     bad = tmp_path / "bad.csv"
     bad.write_text("case_id,condition\nc1,space measles\n")
     with pytest.raises(SkinGenError, match=r"bad\.csv, line 2: condition 'space measles'"):
-        ManifestDiagnoser(bad, taxonomy)
+        FixedDiagnoser(bad, taxonomy)
 
 
 def test_read_cases_with_fixed_wrong_ai(taxonomy: Taxonomy, tmp_path: Path) -> None:
@@ -222,10 +222,13 @@ def test_read_cases_missing_or_unreadable_photo(taxonomy: Taxonomy, tmp_path: Pa
         read_cases(tmp_path / "elsewhere", taxonomy)
 
 
-def test_existing_bundle_output_needs_overwrite(tmp_path: Path) -> None:
-    with pytest.raises(SkinGenError, match="--overwrite"):
-        check_output(tmp_path, overwrite=False)
-    assert check_output(tmp_path, overwrite=True) == tmp_path
+def test_existing_bundle_output_needs_overwrite(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "bundle"
+    out.mkdir()
+    (out / "manifest.json").write_text("{}")
+    assert main(["bundle", "build", str(tmp_path), "--out", str(out), "--sd", "x"]) == 1
+    assert "not empty; pass --overwrite" in capsys.readouterr().err
+    assert (out / "manifest.json").read_text() == "{}"
 
 
 def test_diagnosis_to_ai_output_sentence(taxonomy: Taxonomy) -> None:

@@ -3,8 +3,9 @@
 ``cases.csv`` columns: ``case_id,file,ground_truth[,ai_condition,ai_text,ai_rationale,skin_tone]``. A row with
 ``ai_condition`` carries a fixed AI output that overrides the diagnoser (how wrong-AI cases are planted).
 
-The bundle is written into a temporary directory beside the output and renamed into place only once it
-validates, so a failure never leaves half a bundle. Needs torch only through the generator it is given.
+The bundle is written into a staging folder beside the output and swapped into place only once it
+validates (:func:`skingen.atomic.atomic_directory`), so a failure never leaves half a bundle. Needs torch
+only through the generator it is given.
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ from __future__ import annotations
 import csv
 import logging
 import re
-import shutil
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,17 +21,17 @@ from typing import TYPE_CHECKING
 from PIL import Image
 from tqdm.auto import tqdm
 
+from skingen.atomic import atomic_directory
 from skingen.bundle.manifest import (
     AIOutput,
     BundleManifest,
     Case,
-    Condition,
     ReferenceImage,
+    SkinConditionEntry,
     load_bundle,
     write_manifest,
 )
 from skingen.diagnosis.base import Diagnoser, Diagnosis
-from skingen.diagnosis.manifest import resolve_condition
 from skingen.errors import SkinGenError
 from skingen.prompts import PromptBuilder
 from skingen.provenance import save_image
@@ -116,7 +115,7 @@ def read_cases(cases_dir: str | Path, taxonomy: Taxonomy) -> list[CaseRow]:
             CaseRow(
                 case_id=case_id,
                 image_path=image_path,
-                ground_truth=resolve_condition(taxonomy, row["ground_truth"], where),
+                ground_truth=taxonomy.resolve(row["ground_truth"], where),
                 fixed_ai=_fixed_ai(row, taxonomy, where),
                 skin_tone=skin_tone,
             )
@@ -130,25 +129,15 @@ def _fixed_ai(row: dict[str, str], taxonomy: Taxonomy, where: str) -> AIOutput |
         if (row.get("ai_text") or row.get("ai_rationale") or "").strip():
             raise SkinGenError(f"{where}: ai_text/ai_rationale given without ai_condition")
         return None
-    condition = resolve_condition(taxonomy, value, where)
+    condition = taxonomy.resolve(value, where)
     diagnosis = Diagnosis.from_ranking(
         taxonomy,
         [] if condition == UNKNOWN else [(condition, 1.0)],
         rationale=(row.get("ai_rationale") or "").strip(),
         raw_output=value,
-        model_id="manifest",
+        model_id="fixed",
     )
     return diagnosis.ai_output((row.get("ai_text") or "").strip() or None)
-
-
-def check_output(out: str | Path, *, overwrite: bool) -> Path:
-    """Refuse an existing output unless ``overwrite`` (checked before any work is done)."""
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise SkinGenError(f"bundle output already exists: {out} (pass --overwrite to replace it)")
-    if out.exists() and not out.is_dir():
-        raise SkinGenError(f"bundle output exists and is not a directory: {out}")
-    return out
 
 
 class BundleBuilder:
@@ -192,13 +181,10 @@ class BundleBuilder:
         self, cases: list[CaseRow], out: str | Path, *, overwrite: bool = False, progress: bool = True
     ) -> Path:
         """Build the bundle at ``out``; returns its path."""
-        # 1. Check inputs and the output location
+        # 1. Check inputs (the output location is checked by atomic_directory, before any work)
         self.check_inputs(cases)
-        out = check_output(out, overwrite=overwrite)
-        # 2. Build in a temporary directory beside the output
-        staging = out.parent / f".{out.name}.building-{uuid.uuid4().hex[:8]}"
-        staging.mkdir(parents=True)
-        try:
+        # 2. Build in a staging folder that replaces ``out`` only once the bundle is complete
+        with atomic_directory(out, overwrite=overwrite) as staging:
             # 3. Diagnose and illustrate each case
             built = [
                 self.build_case(case, staging)
@@ -207,12 +193,7 @@ class BundleBuilder:
             # 4. Write the manifest and validate the whole bundle as the study app will load it
             write_manifest(staging, self.manifest(built))
             load_bundle(staging)
-            # 5. Move it into place
-            _replace(staging, out)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        return out
+        return Path(out)
 
     def build_case(self, case: CaseRow, root: Path) -> Case:
         photo = load_image(case.image_path, "case photo")
@@ -294,19 +275,8 @@ class BundleBuilder:
                 "trigger": settings.trigger,
             },
             conditions=tuple(
-                Condition(id=c.id, display_name=c.display_name, description=c.description)
+                SkinConditionEntry(id=c.id, display_name=c.display_name, description=c.description)
                 for c in self.taxonomy
             ),
             cases=tuple(cases),
         )
-
-
-def _replace(staging: Path, out: Path) -> None:
-    """Rename ``staging`` to ``out``; an existing ``out`` is moved aside first and removed after."""
-    if not out.exists():
-        staging.rename(out)
-        return
-    old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-    out.rename(old)
-    staging.rename(out)
-    shutil.rmtree(old)

@@ -58,7 +58,7 @@ class AIOutput(_Model):
     text: str = Field(description="The diagnosis sentence shown to participants.")
     rationale: str = Field(default="", description="The AI's reasoning, shown under the diagnosis.")
     differential: tuple[DifferentialEntry, ...] = ()
-    model_id: str = Field(default="", description="Which model (or 'manifest') produced this output.")
+    model_id: str = Field(default="", description="Which model produced this output ('fixed': from a CSV).")
 
 
 class ReferenceImage(_Model):
@@ -88,8 +88,8 @@ class Case(_Model):
         return self.ai.condition == self.ground_truth
 
 
-class Condition(_Model):
-    """A condition of the taxonomy as the bundle's participants see it."""
+class SkinConditionEntry(_Model):
+    """A skin condition of the taxonomy as the bundle's participants see it (name and description)."""
 
     id: str
     display_name: str
@@ -105,7 +105,7 @@ class BundleManifest(_Model):
     description: str = ""
     synthetic: bool = Field(default=False, description="True for demo bundles of drawn, not real, images.")
     generator: dict[str, object] = Field(default_factory=dict, description="Pipeline settings (free form).")
-    conditions: tuple[Condition, ...] = Field(min_length=1)
+    conditions: tuple[SkinConditionEntry, ...] = Field(min_length=1)
     cases: tuple[Case, ...] = Field(min_length=1)
 
     @model_validator(mode="after")

@@ -45,7 +45,7 @@ def dashboard() -> None:
     engine = configured_engine()
     protocol = engine.protocol
     st.title(protocol.study.title)
-    monitor = Monitor.load(engine.db, protocol.study.id)
+    monitor = Monitor.load(engine.db, engine.study_id)
     status = monitor.status_counts().iloc[0]
     st.caption(
         f"Study {protocol.study.id} v{protocol.study.version} · {protocol.design} design · "
@@ -161,7 +161,7 @@ def downloads() -> None:
     )
     if identifiers:
         st.warning("These files identify participants. Store them as your ethics approval requires.")
-    frames = export_frames(engine.db, include_identifiers=identifiers)
+    frames = export_frames(engine.db, study_id=engine.study_id, include_identifiers=identifiers)
     frames["responses_wide"] = wide_responses(frames["responses"])
     names = {
         "responses": "Responses (long)",

@@ -16,23 +16,10 @@ from skingen.errors import SkinGenError
 from skingen.taxonomy import UNKNOWN, Taxonomy
 
 
-def resolve_condition(taxonomy: Taxonomy, value: str, where: str) -> str:
-    """A researcher-written condition (id, name or synonym) as a taxonomy id; ``where`` names the source."""
-    value = value.strip()
-    if value in taxonomy or value == UNKNOWN:
-        return value
-    condition = taxonomy.match(value)
-    if condition == UNKNOWN:
-        raise SkinGenError(
-            f"{where}: condition {value!r} is not in the taxonomy (known: {', '.join(taxonomy.ids)})"
-        )
-    return condition
-
-
-class ManifestDiagnoser:
+class FixedDiagnoser:
     """Looks each case's diagnosis up in a CSV instead of running a model."""
 
-    model_id = "manifest"
+    model_id = "fixed"
 
     def __init__(self, path: str | Path, taxonomy: Taxonomy) -> None:
         path = Path(path)
@@ -49,7 +36,7 @@ class ManifestDiagnoser:
         for line, row in enumerate(rows, start=2):
             where = f"{path}, line {line}"
             self._rows[row["case_id"].strip()] = (
-                resolve_condition(taxonomy, row["condition"], where),
+                taxonomy.resolve(row["condition"], where),
                 (row.get("rationale") or "").strip(),
             )
 
