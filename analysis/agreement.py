@@ -173,7 +173,7 @@ def item_agreement(
 ) -> dict:
     """Everything reported for one rated item: proportions positive, agreement coefficients, CIs, ICCs.
 
-    ``ratings`` holds one item's rows (``rater_id, image_id, value`` and optional ``condition``). Coefficient
+    ``ratings`` holds one item's rows (``rater_id, image_id, value`` and optional ``skin_condition``). Coefficient
     keys are those of :data:`COEFFICIENTS` (scalars), with their bootstrap CIs under ``ci95``; ICCs (numeric,
     non-binary items only) under ``icc.<type>`` with CIs under ``icc_ci95.<type>``.
     """
@@ -195,10 +195,10 @@ def item_agreement(
     overall = proportion_record(positive, confidence)
     record["proportion_positive"] = overall["proportion"]
     record["proportion_positive_ci95"] = overall["ci95"]
-    if "condition" in ratings.columns and (ratings["condition"] != "").any():
-        record["proportion_positive_by_condition"] = {
-            str(cond): proportion_record(positive[ratings["condition"] == cond], confidence)
-            for cond in sorted(ratings["condition"].unique())
+    if "skin_condition" in ratings.columns and (ratings["skin_condition"] != "").any():
+        record["proportion_positive_by_skin_condition"] = {
+            str(cond): proportion_record(positive[ratings["skin_condition"] == cond], confidence)
+            for cond in sorted(ratings["skin_condition"].unique())
             if cond != ""
         }
     record.update(agreement_coefficients(counts, categories))

@@ -204,7 +204,7 @@ def ratings_figure(ratings: dict[str, dict]) -> go.Figure:
     fig = go.Figure()
     by_condition: dict[str, list[tuple[str, dict]]] = {}
     for item, rec in ratings.items():
-        groups = rec.get("proportion_positive_by_condition") or {
+        groups = rec.get("proportion_positive_by_skin_condition") or {
             "overall": {"proportion": rec["proportion_positive"], "ci95": rec["proportion_positive_ci95"]}
         }
         for condition, cell in groups.items():

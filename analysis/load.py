@@ -130,7 +130,7 @@ def validate_ratings(raw: pd.DataFrame, what: str = "ratings") -> pd.DataFrame:
     """Check the expert ratings frame (``rater_id, image_id, item, value``); every value must be numeric."""
     _require_columns(raw, RATING_COLUMNS, what)
     frame = raw.reset_index(drop=True)
-    _clean_text(frame, ("rater_id", "image_id", "item", "condition", "case_id"))
+    _clean_text(frame, ("rater_id", "image_id", "item", "skin_condition", "case_id"))
     frame["value"] = _to_numeric(frame, "value", pd.Series(True, index=frame.index), what)
     for column in ("scale_min", "scale_max"):
         if column in frame.columns:

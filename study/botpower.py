@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from db.session import Database
 from study.allocation import arms
-from study.codebook import DERIVED_CONSTRUCTS
+from study.contract import DERIVED_CONSTRUCTS
 from study.engine import StudyEngine
 from study.export import export_frames
 from study.flow import participant_path

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from study.flow import CONFIDENCE_SUFFIX
+from study.contract import (
+    ACCURACY_CONSTRUCT,
+    AGREEMENT_CONSTRUCT,
+    AGREES_AI,
+    CONFIDENCE_SUFFIX,
+    CORRECT,
+)
 from study.protocol import CODED_TYPES, Item, Protocol
-
-AGREES_AI = "__agrees_ai"
-CORRECT = "__correct"
-# Constructs of the derived 0/1 variables: the export writes them, the analysis reads them (one definition).
-AGREEMENT_CONSTRUCT = "agreement_with_ai"
-ACCURACY_CONSTRUCT = "diagnostic_accuracy"
-DERIVED_CONSTRUCTS = (AGREEMENT_CONSTRUCT, ACCURACY_CONSTRUCT)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Exports: long responses, participants, codebook, allocation table and audit log — de-identified by default.
 
-Column meanings are documented in docs/export-format.md; the analysis reads these frames directly
-(:func:`export_frames`) or from the CSV files (:func:`write_export`).
+The tables and their columns are the export contract (:mod:`study.contract`, docs/export-format.md); the
+analysis reads these frames directly (:func:`export_frames`) or from the CSV files (:func:`write_export`).
 """
 
 from __future__ import annotations
@@ -17,52 +17,23 @@ from sqlalchemy.orm import Session
 from db.models import AllocationSlot, Event, Participant, Rater, Rating, Response, Study, utcnow
 from db.session import Database
 from skingen.atomic import atomic_directory
-from study.codebook import AGREES_AI, CORRECT, codebook
+from study.codebook import codebook
+from study.contract import (
+    AGREES_AI,
+    CONFIDENCE_SUFFIX,
+    CORRECT,
+    EVENT_COLUMNS,
+    PARTICIPANT_COLUMNS,
+    RATING_COLUMNS,
+    RESPONSE_COLUMNS,
+    STUDY_COLUMNS,
+)
 from study.engine import participant_status
 from study.exclusions import exclusion_reasons, failed_attention_checks
-from study.flow import CONFIDENCE_SUFFIX, Step, participant_path
+from study.flow import Step, participant_path
 from study.protocol import UNSURE, LoadedProtocol
 from study.rating import rating_images
 from study.registry import RegistryError, check_schema, find_study, stored_protocol
-
-RESPONSE_COLUMNS = [
-    "participant_id",
-    "stratum",
-    "arm",
-    "sequence",
-    "period",
-    "condition",
-    "case_id",
-    "ai_correct",
-    "step",
-    "item",
-    "construct",
-    "value",
-    "reverse_coded",
-    "scale_min",
-    "scale_max",
-    "attention_check",
-    "shown_at",
-    "submitted_at",
-    "rt_ms",
-]
-RATING_COLUMNS = ["rater_id", "image_id", "case_id", "condition", "generated", "item", "value", "rated_at"]
-PARTICIPANT_COLUMNS = [
-    "participant_id",
-    "protocol_version",
-    "stratum",
-    "arm",
-    "sequence",
-    "status",
-    "current_step",
-    "steps_total",
-    "started_at",
-    "completed_at",
-    "duration_s",
-    "attention_failures",
-    "excluded",
-    "exclusion_reasons",
-]
 
 
 def _iso(value: datetime | None) -> str:
@@ -265,16 +236,17 @@ def export_frames(
                     "bundle_version": active.loaded.bundle.manifest.version,
                     "exported_at": _iso(now),
                 }
-            ]
+            ],
+            columns=list(STUDY_COLUMNS),
         ),
-        "responses": pd.DataFrame(response_rows, columns=RESPONSE_COLUMNS),
-        "participants": pd.DataFrame(participant_rows, columns=PARTICIPANT_COLUMNS + identifiers),
+        "responses": pd.DataFrame(response_rows, columns=list(RESPONSE_COLUMNS)),
+        "participants": pd.DataFrame(participant_rows, columns=[*PARTICIPANT_COLUMNS, *identifiers]),
         "codebook": pd.DataFrame([asdict(v) for v in codebook(active.protocol)]).replace({True: 1, False: 0}),
         "allocation": pd.DataFrame(allocation),
-        "events": pd.DataFrame(events, columns=["at", "participant_id", "kind", "step"]),
+        "events": pd.DataFrame(events, columns=list(EVENT_COLUMNS)),
     }
     if ratings is not None:
-        frames["ratings"] = pd.DataFrame(ratings, columns=RATING_COLUMNS)
+        frames["ratings"] = pd.DataFrame(ratings, columns=list(RATING_COLUMNS))
     return frames
 
 
@@ -295,7 +267,7 @@ def _rating_rows(session: Session, study: _Study) -> list[dict] | None:
                 "rater_id": raters[rating.rater_id],
                 "image_id": rating.image_id,
                 "case_id": image.case_id if image else "",
-                "condition": image.condition if image else "",
+                "skin_condition": image.condition if image else "",
                 "generated": int(image.generated) if image else "",
                 "item": rating.item_id,
                 "value": rating.value,

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 from study.allocation import arm_by_id, case_sets, trial_order
+from study.contract import CONFIDENCE_SUFFIX
 from study.protocol import CODED_TYPES, UNSURE, Item, LoadedProtocol
 
 StepKind = Literal["consent", "questions", "info", "trial", "complete"]
-CONFIDENCE_SUFFIX = "_confidence"
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,9 @@ from typing import Literal
 from tqdm import tqdm
 
 from db.models import utcnow
+from study.contract import CONFIDENCE_SUFFIX
 from study.engine import Position, StudyEngine
-from study.flow import CONFIDENCE_SUFFIX, Step
+from study.flow import Step
 from study.protocol import CODED_TYPES, UNSURE, Item
 
 

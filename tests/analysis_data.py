@@ -109,13 +109,13 @@ def make_ratings(seed: int = 0, n_images: int = 30, n_raters: int = 3) -> pd.Dat
     rng = np.random.default_rng(seed)
     rows = []
     for i in range(n_images):
-        condition = VISUAL if i % 2 else BASELINE
-        truth = rng.normal(3.5 if condition == VISUAL else 3.0, 0.8)
+        skin_condition = "psoriasis" if i % 2 else "eczema"
+        truth = rng.normal(3.5 if skin_condition == "psoriasis" else 3.0, 0.8)
         for r in range(n_raters):
             quality = int(np.clip(round(truth + rng.normal(0, 0.5)), 1, 5))
-            rows.append((f"D{r}", f"img{i:03d}", "quality", quality, condition))
-            rows.append((f"D{r}", f"img{i:03d}", "relevant", int(rng.random() < 0.85), condition))
-    return pd.DataFrame(rows, columns=["rater_id", "image_id", "item", "value", "condition"]).astype(str)
+            rows.append((f"D{r}", f"img{i:03d}", "quality", quality, skin_condition))
+            rows.append((f"D{r}", f"img{i:03d}", "relevant", int(rng.random() < 0.85), skin_condition))
+    return pd.DataFrame(rows, columns=["rater_id", "image_id", "item", "value", "skin_condition"]).astype(str)
 
 
 def write_study(folder: Path, **kwargs) -> dict[str, Path]:

@@ -163,8 +163,8 @@ def test_item_agreement_record_binary_and_ordinal():
     assert rec["proportion_positive"] == pytest.approx(3 / 24)
     assert set(rec["icc"]) == {"ICC(1,1)", "ICC(A,1)", "ICC(C,1)", "ICC(1,k)", "ICC(A,k)", "ICC(C,k)"}
     binary = _long(np.array([[1, 1, 0], [1, 1, 1], [0, 0, 0], [1, 0, 1]], dtype=float))
-    binary["condition"] = ["a"] * 6 + ["b"] * 6
+    binary["skin_condition"] = ["a"] * 6 + ["b"] * 6
     rec = item_agreement(binary, n_boot=50)
     assert rec["type"] == "binary" and rec["icc"] is None
-    assert rec["proportion_positive_by_condition"]["a"]["k"] == 5
+    assert rec["proportion_positive_by_skin_condition"]["a"]["k"] == 5
     assert set(rec["ci95"]) >= {"fleiss_kappa", "gwet_ac1"}

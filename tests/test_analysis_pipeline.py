@@ -109,7 +109,7 @@ def test_ratings_block(within):
     ):
         assert isinstance(quality[key], float), key
     assert set(quality["icc"]) == {"ICC(1,1)", "ICC(A,1)", "ICC(C,1)", "ICC(1,k)", "ICC(A,k)", "ICC(C,k)"}
-    assert set(quality["proportion_positive_by_condition"]) == {BASELINE, VISUAL}
+    assert set(quality["proportion_positive_by_skin_condition"]) == {"psoriasis", "eczema"}
     assert ratings["relevant"]["type"] == "binary" and ratings["relevant"]["icc"] is None
 
 

@@ -60,7 +60,7 @@ def test_figure_set_and_traces(figures):
     assert _traces(figures["flow"]) == [("bar", "participants")]
     assert list(figures["flow"].data[0].x)[-1] == 30
     ratings = figures["ratings"]
-    assert _traces(ratings) == [("bar", BASELINE), ("bar", VISUAL)]
+    assert _traces(ratings) == [("bar", "eczema"), ("bar", "psoriasis")]
     assert ratings.data[0].error_y.arrayminus is not None
     assert _traces(figures["power"]) == [("scatter", "analytic 0.5"), ("scatter", "simulated 0.5")]
 

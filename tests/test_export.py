@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from study.cli import main
-from study.export import PARTICIPANT_COLUMNS, RESPONSE_COLUMNS, export_frames
+from study.contract import PARTICIPANT_COLUMNS, RESPONSE_COLUMNS
+from study.export import export_frames
 from study.simulate import Policy, simulate
 from tests.test_engine import ENTRY, TICKED, answers_for
 
@@ -23,8 +24,8 @@ def test_columns_and_rows(simulated):
     engine, outcomes = simulated
     frames = export_frames(engine.db)
     responses, participants = frames["responses"], frames["participants"]
-    assert list(responses.columns) == RESPONSE_COLUMNS
-    assert list(participants.columns) == PARTICIPANT_COLUMNS
+    assert list(responses.columns) == list(RESPONSE_COLUMNS)
+    assert list(participants.columns) == list(PARTICIPANT_COLUMNS)
     assert len(participants) == 30
     assert (participants["status"] == "completed").sum() == sum(o.completed for o in outcomes)
     trial = responses[responses["item"] == "trust_1"]

@@ -10,7 +10,8 @@ from sqlalchemy import func, select
 
 from db.models import Rating, RatingAssignment
 from study.cli import main
-from study.export import RATING_COLUMNS, export_frames
+from study.contract import RATING_COLUMNS
+from study.export import export_frames
 from study.flow import AnswerError
 from study.rating import RatingError, RatingPanel, rating_images, slot_images
 
@@ -107,7 +108,7 @@ def test_ratings_export_is_pseudonymous_and_says_what_was_generated(panel):
     while task is not None:
         task = panel.submit(rater.id, task.image.image_id, ANSWERS)
     ratings = export_frames(panel.db)["ratings"]
-    assert list(ratings.columns) == RATING_COLUMNS
+    assert list(ratings.columns) == list(RATING_COLUMNS)
     assert len(ratings) == 9 * 3 and set(ratings["rater_id"]) == {rater.public_id}
     assert set(ratings["generated"]) <= {0, 1}
     assert "Jane" not in ratings.to_csv() and "example.org" not in ratings.to_csv()

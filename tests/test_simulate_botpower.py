@@ -14,7 +14,7 @@ from study.botpower import (
     plantable_constructs,
     point_shift,
 )
-from study.export import RESPONSE_COLUMNS
+from study.contract import RESPONSE_COLUMNS
 from study.protocol import load_protocol
 from tests.factories import example_protocol, write_protocol
 
@@ -69,14 +69,14 @@ def test_bad_construct_is_refused(loaded):
 
 def test_samples_are_export_frames_balanced_over_arms(between_bots):
     population = between_bots.population(0.5)
-    assert list(population.columns) == RESPONSE_COLUMNS
+    assert list(population.columns) == list(RESPONSE_COLUMNS)
     # text, as analysis.load.load_db hands the export to the analysis
     assert all(pd.api.types.is_string_dtype(population[c]) for c in population.columns)
     n_population = population["participant_id"].nunique()
     assert 0.9 * 60 <= n_population <= 60  # a few bots finish faster than the protocol's minimum duration
     rng = np.random.default_rng(1)
     sample = between_bots(11, 0.5, rng)
-    assert list(sample.columns) == RESPONSE_COLUMNS
+    assert list(sample.columns) == list(RESPONSE_COLUMNS)
     per_arm = sample.groupby("arm")["participant_id"].nunique()
     assert per_arm.sum() == 11 and sorted(per_arm) == [5, 6]
     # whole participants, each drawn once: every row of a sampled participant comes along

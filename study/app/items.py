@@ -13,7 +13,8 @@ import streamlit as st
 
 from skingen.bundle.manifest import BundleManifest
 from study.app.context import NOT_SAVED, PAGE, widget_key
-from study.flow import CONFIDENCE_SUFFIX, Step
+from study.contract import CONFIDENCE_SUFFIX
+from study.flow import Step
 from study.protocol import UNSURE, Item
 
 UNSURE_LABEL = "I'm not sure"

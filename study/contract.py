@@ -1,0 +1,86 @@
+"""The export contract: the tables ``skingen-study export`` writes and ``skingen-analysis`` reads.
+
+This is the only part of ``study`` the statistics depend on (docs/export-format.md documents every column),
+so it imports nothing: no pandas, no database, no engine. The export builds its frames with these columns;
+the analysis validates its input against them, whether the frames come from CSV files or straight from a
+database export.
+"""
+
+from __future__ import annotations
+
+# --- tables -------------------------------------------------------------------------------------------------
+STUDY_COLUMNS = (
+    "protocol_id",
+    "version",
+    "title",
+    "design",
+    "baseline",
+    "visual",
+    "content_hash",
+    "bundle_id",
+    "bundle_version",
+    "exported_at",
+)
+RESPONSE_COLUMNS = (
+    "participant_id",
+    "stratum",
+    "arm",
+    "sequence",
+    "period",
+    "condition",
+    "case_id",
+    "ai_correct",
+    "step",
+    "item",
+    "construct",
+    "value",
+    "reverse_coded",
+    "scale_min",
+    "scale_max",
+    "attention_check",
+    "shown_at",
+    "submitted_at",
+    "rt_ms",
+)
+PARTICIPANT_COLUMNS = (
+    "participant_id",
+    "protocol_version",
+    "stratum",
+    "arm",
+    "sequence",
+    "status",
+    "current_step",
+    "steps_total",
+    "started_at",
+    "completed_at",
+    "duration_s",
+    "attention_failures",
+    "excluded",
+    "exclusion_reasons",
+)
+# ``skin_condition`` is the condition the rater was told the image shows (a disease, not an experimental
+# condition: that is ``condition`` in responses.csv).
+RATING_COLUMNS = (
+    "rater_id",
+    "image_id",
+    "case_id",
+    "skin_condition",
+    "generated",
+    "item",
+    "value",
+    "rated_at",
+)
+EVENT_COLUMNS = ("at", "participant_id", "kind", "step")
+
+# --- variable names ---------------------------------------------------------------------------------------
+CONFIDENCE_SUFFIX = "_confidence"
+"""``<item>_confidence``: the confidence rating that comes with a diagnosis item."""
+AGREES_AI = "__agrees_ai"
+"""``<item>__agrees_ai``: derived 0/1, the participant's diagnosis equals the AI's."""
+CORRECT = "__correct"
+"""``<item>__correct``: derived 0/1, the participant's diagnosis equals the ground truth."""
+
+# Constructs of the derived 0/1 variables: the export writes them, the analysis reads them.
+AGREEMENT_CONSTRUCT = "agreement_with_ai"
+ACCURACY_CONSTRUCT = "diagnostic_accuracy"
+DERIVED_CONSTRUCTS = (AGREEMENT_CONSTRUCT, ACCURACY_CONSTRUCT)
