@@ -188,7 +188,7 @@ class Completion(_Model):
     message: str = "Thank you for taking part."
 
 
-class Rating(_Model):
+class RatingDesign(_Model):
     """Expert rating task: dermatologists rate the bundle's generated references (and, blind, case photos)."""
 
     raters: int = Field(ge=1, le=500, description="Planned panel size: images are split across these slots.")
@@ -201,7 +201,7 @@ class Rating(_Model):
     items: tuple[Item, ...] = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _fits_panel(self) -> Rating:
+    def _fits_panel(self) -> RatingDesign:
         if self.raters_per_image > self.raters:
             raise ValueError(
                 f"raters_per_image ({self.raters_per_image}) exceeds the panel size ({self.raters})"
@@ -240,7 +240,7 @@ class Protocol(_Model):
         "recruiting link again resumes their study instead of starting a new one.",
     )
     dropout_after_minutes: float = Field(default=60, gt=0)
-    rating: Rating | None = None
+    rating: RatingDesign | None = None
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Protocol:

@@ -1,0 +1,50 @@
+"""Checks of the code's structure that a new maintainer relies on: one meaning per name, one-way layers."""
+
+from __future__ import annotations
+
+import ast
+import shutil
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("db", "study", "skingen", "analysis")
+
+
+def _modules() -> list[Path]:
+    return [
+        path
+        for package in PACKAGES
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if "migrations" not in path.parts
+    ]
+
+
+def test_no_two_modules_define_a_public_class_of_the_same_name() -> None:
+    """``Condition`` once meant an experimental arm in one module and a disease in another; ``Rating`` an ORM
+    row and a protocol section. A class name names one thing across the codebase."""
+    defined: dict[str, list[str]] = defaultdict(list)
+    for path in _modules():
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
+                defined[node.name].append(str(path.relative_to(ROOT)))
+    assert {name: where for name, where in defined.items() if len(where) > 1} == {}
+
+
+def test_no_module_is_named_for_a_file_format_it_does_not_hold() -> None:
+    """A CSV diagnoser lived in ``skingen/diagnosis/manifest.py``: 'manifest' is the bundle format's name."""
+    manifests = [str(p.relative_to(ROOT)) for p in _modules() if p.stem == "manifest"]
+    assert manifests == ["skingen/bundle/manifest.py"]
+
+
+def test_the_layers_hold() -> None:
+    """import-linter's contracts in pyproject.toml: db → study → analysis → app, no ML stack in the study."""
+    lint = shutil.which("lint-imports", path=str(Path(sys.executable).parent))
+    if lint is None:
+        pytest.fail("lint-imports is missing: install the `test` extra (import-linter)")
+    result = subprocess.run([lint, "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
