@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from db.models import AllocationSlot, ConsentRecord, Event, Participant, Response, Study, utcnow
 from db.session import Database
 from study.allocation import arm_by_id
-from study.flow import Step, participant_path, validate_answers
+from study.flow import REQUIRED, AnswerProblem, ParticipantPath, PathCache, Step, validate_answers
 from study.protocol import LoadedProtocol, load_protocol
 from study.registry import RegistryError, check_schema, extend_allocation_table, find_study, stored_protocol
 
@@ -41,8 +41,11 @@ class StepConflict(EngineError):
 
 
 class ConsentRefused(EngineError):
+    """Not every consent statement was ticked; ``errors`` maps each missing statement id → ``required``."""
+
     def __init__(self, missing: list[str]) -> None:
         self.missing = missing
+        self.errors: dict[str, AnswerProblem] = dict.fromkeys(missing, REQUIRED)
         super().__init__(
             "please tick every consent statement to take part (missing: " + ", ".join(missing) + ")"
         )
@@ -88,7 +91,7 @@ class StudyEngine:
         self.protocol = loaded.protocol
         self.clock = clock
         self._conditions = {c.id for c in loaded.bundle.manifest.conditions}
-        self._paths: dict[tuple[str | None, int | None], list[Step]] = {}
+        self._paths = PathCache(loaded)
 
     @classmethod
     def open(
@@ -114,23 +117,29 @@ class StudyEngine:
         return cls(db, study.id, loaded, clock)
 
     # --- reading ------------------------------------------------------------------------------------------
-    def path(self, arm: str | None, order_seed: int | None) -> list[Step]:
-        key = (arm, order_seed)
-        if key not in self._paths:
-            self._paths[key] = participant_path(self.loaded, arm, order_seed)
-        return self._paths[key]
+    def path(self, arm: str | None, order_seed: int | None) -> ParticipantPath:
+        """The steps of a participant with this allocation (computed once per allocation)."""
+        return self._paths(arm, order_seed)
+
+    def participant_path(self, participant: Participant) -> ParticipantPath:
+        return self._paths(participant.arm, participant.order_seed)
 
     def position(self, token: str) -> Position:
         with self.db.read() as session:
             return self._position(self._participant(session, token))
 
     def _position(self, participant: Participant) -> Position:
-        path = self.path(participant.arm, participant.order_seed)
-        index = min(participant.step_index, len(path) - 1)
-        total = len(path) if path[-1].kind == "complete" else None
+        path = self.participant_path(participant)
+        index = path.index(participant.step_index)
         status = participant_status(participant, self.protocol.dropout_after_minutes, self.clock())
         return Position(
-            participant.id, participant.public_id, path[index], index, total, status, participant.arm
+            participant.id,
+            participant.public_id,
+            path.steps[index],
+            index,
+            path.total,
+            status,
+            participant.arm,
         )
 
     def _participant(self, session: Session, token: str, *, lock: bool = False) -> Participant:
@@ -250,10 +259,10 @@ class StudyEngine:
         now = self.clock()
         with self.db.write() as session:
             participant = self._participant(session, token, lock=True)
-            path = self.path(participant.arm, participant.order_seed)
-            current = path[min(participant.step_index, len(path) - 1)]
+            path = self.participant_path(participant)
+            current = path.current(participant.step_index)
             if step_key != current.key:
-                if step_key in {s.key for s in path[: participant.step_index]}:
+                if step_key in path.passed(participant.step_index):
                     self._event(session, participant, "resubmit_ignored", step=step_key, at=now)
                     return self._position(participant)
                 raise StepConflict(
@@ -283,11 +292,11 @@ class StudyEngine:
                 )
             if participant.arm is None:
                 self._enroll(session, participant, self._stratum(stored), now)
-                path = self.path(participant.arm, participant.order_seed)
+                path = self.participant_path(participant)
             participant.step_index += 1
             participant.step_shown_at = None
             participant.last_activity_at = now
-            if path[participant.step_index].kind == "complete":
+            if path.current(participant.step_index).kind == "complete":
                 participant.status = "completed"
                 participant.completed_at = now
             self._event(

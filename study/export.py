@@ -30,7 +30,7 @@ from study.contract import (
 )
 from study.engine import participant_status
 from study.exclusions import exclusion_reasons, failed_attention_checks
-from study.flow import Step, participant_path
+from study.flow import ParticipantPath, PathCache
 from study.protocol import UNSURE, LoadedProtocol
 from study.rating import rating_images
 from study.registry import RegistryError, check_schema, find_study, stored_protocol
@@ -49,13 +49,10 @@ class _Study:
         self.version = study.version
         self.items = self.protocol.items()
         self.variables = {v.variable: v for v in codebook(self.protocol)}
-        self._paths: dict[tuple[str | None, int | None], list[Step]] = {}
+        self._paths = PathCache(self.loaded)
 
-    def steps(self, participant: Participant) -> list[Step]:
-        key = (participant.arm, participant.order_seed)
-        if key not in self._paths:
-            self._paths[key] = participant_path(self.loaded, participant.arm, participant.order_seed)
-        return self._paths[key]
+    def path(self, participant: Participant) -> ParticipantPath:
+        return self._paths(participant.arm, participant.order_seed)
 
 
 def _studies(db: Database, study_id: int | None, protocol_id: str | None) -> tuple[dict[int, _Study], int]:
@@ -75,7 +72,7 @@ def _studies(db: Database, study_id: int | None, protocol_id: str | None) -> tup
 
 
 def _response_rows(study: _Study, participant: Participant, responses: list[Response]) -> list[dict]:
-    steps = {s.key: s for s in study.steps(participant)}
+    steps = {s.key: s for s in study.path(participant)}
     manifest = study.loaded.bundle.manifest
     rows = []
     for response in responses:
@@ -122,7 +119,7 @@ def _response_rows(study: _Study, participant: Participant, responses: list[Resp
 def _participant_row(
     study: _Study, participant: Participant, responses: list[Response], now: datetime, identifiers: list[str]
 ) -> dict:
-    steps = study.steps(participant)
+    path = study.path(participant)
     completed = participant.status == "completed"
     status = participant_status(participant, study.protocol.dropout_after_minutes, now)
     end = participant.completed_at
@@ -140,8 +137,8 @@ def _participant_row(
         "arm": participant.arm or "",
         "sequence": participant.sequence or "",
         "status": status,
-        "current_step": steps[min(participant.step_index, len(steps) - 1)].key,
-        "steps_total": len(steps) if steps[-1].kind == "complete" else "",
+        "current_step": path.current(participant.step_index).key,
+        "steps_total": path.total or "",
         "started_at": _iso(participant.created_at),
         "completed_at": _iso(participant.completed_at),
         "duration_s": round(duration, 3) if duration is not None else "",

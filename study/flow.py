@@ -8,11 +8,11 @@ questionnaire → post-study questionnaire → debrief → completion.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from study.allocation import arm_by_id, case_sets, trial_order
+from study.allocation import arm_by_id, arms, case_sets, trial_order
 from study.contract import CONFIDENCE_SUFFIX
 from study.protocol import CODED_TYPES, UNSURE, Item, LoadedProtocol
 
@@ -41,20 +41,146 @@ class Answer:
     number: float | None
 
 
+ProblemCode = Literal[
+    "required",
+    "unknown_item",
+    "not_a_whole_number",
+    "out_of_range",
+    "not_a_number",
+    "not_finite",
+    "unknown_condition",
+    "not_text",
+    "too_long",
+    "not_saved",
+]
+
+
+@dataclass(frozen=True)
+class AnswerProblem:
+    """What is wrong with one answer, as a code to branch on; :attr:`message` is built from it (and only here).
+
+    ``low``/``high`` are the allowed range, ``limit`` a length limit, ``got`` the offending value (as given).
+    ``not_saved`` is never a validation result: the app uses it when storing valid answers failed.
+    """
+
+    code: ProblemCode
+    low: float | None = None
+    high: float | None = None
+    limit: int | None = None
+    got: object = None
+
+    @property
+    def message(self) -> str:
+        got = "" if self.got is None else f", got {self.got!r}"
+        messages: dict[ProblemCode, str] = {
+            "required": "is required",
+            "unknown_item": "is not an item of this step",
+            "not_a_whole_number": f"must be a whole number {_num(self.low)}..{_num(self.high)}{got}",
+            "out_of_range": _range(self.low, self.high) + got,
+            "not_a_number": f"must be a number{got}",
+            "not_finite": "must be a finite number",
+            "unknown_condition": f"must be one of the bundle's conditions or {UNSURE!r}{got}",
+            "not_text": "must be text",
+            "too_long": f"is longer than {self.limit} characters",
+            "not_saved": "is not saved: something went wrong on our side. Please try again in a moment.",
+        }
+        return messages[self.code]
+
+
+def _num(value: float | None) -> str:
+    """A range bound as written in the protocol: 1, not 1.0."""
+    return str(int(value)) if value is not None and float(value).is_integer() else str(value)
+
+
+def _range(low: float | None, high: float | None) -> str:
+    if low is None:
+        return f"must be at most {_num(high)}"
+    if high is None:
+        return f"must be at least {_num(low)}"
+    return f"must be between {_num(low)} and {_num(high)}"
+
+
+REQUIRED = AnswerProblem("required")
+
+
 class AnswerError(ValueError):
     """Answers that can't be saved; ``errors`` maps item id → what is wrong (missing, out of range…)."""
 
-    def __init__(self, step: str, errors: dict[str, str]) -> None:
+    def __init__(self, step: str, errors: Mapping[str, AnswerProblem]) -> None:
         self.step = step
-        self.errors = errors
-        super().__init__(f"step {step!r}: " + "; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = dict(errors)
+        super().__init__(f"step {step!r}: " + "; ".join(f"{k}: {v.message}" for k, v in errors.items()))
 
 
 def _shown(items: tuple[Item, ...], condition: str | None) -> tuple[Item, ...]:
     return tuple(i for i in items if i.show_in is None or condition is None or condition in i.show_in)
 
 
-def participant_path(loaded: LoadedProtocol, arm_id: str | None, order_seed: int | None) -> list[Step]:
+@dataclass(frozen=True)
+class ParticipantPath:
+    """One participant's steps in order, and the facts derived from them (one home for each)."""
+
+    steps: tuple[Step, ...]
+
+    def __iter__(self) -> Iterator[Step]:
+        return iter(self.steps)
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def index(self, step_index: int) -> int:
+        """The stored step index, clamped to the path (a path that ends before allocation stays at its end)."""
+        return min(step_index, len(self.steps) - 1)
+
+    def current(self, step_index: int) -> Step:
+        return self.steps[self.index(step_index)]
+
+    def passed(self, step_index: int) -> set[str]:
+        """Keys of the steps before ``step_index`` (submitted already)."""
+        return {s.key for s in self.steps[:step_index]}
+
+    @property
+    def total(self) -> int | None:
+        """How many steps the whole study has for this participant; None before allocation (not known yet)."""
+        return len(self.steps) if self.steps[-1].kind == "complete" else None
+
+    def step(self, key: str) -> Step | None:
+        return next((s for s in self.steps if s.key == key), None)
+
+
+class PathCache:
+    """Participants' paths of one protocol, computed once per (arm, order seed): engine and export share it."""
+
+    def __init__(self, loaded: LoadedProtocol) -> None:
+        self.loaded = loaded
+        self._paths: dict[tuple[str | None, int | None], ParticipantPath] = {}
+
+    def __call__(self, arm_id: str | None, order_seed: int | None) -> ParticipantPath:
+        key = (arm_id, order_seed)
+        if key not in self._paths:
+            self._paths[key] = participant_path(self.loaded, arm_id, order_seed)
+        return self._paths[key]
+
+
+def step_order(loaded: LoadedProtocol) -> tuple[str, ...]:
+    """Every step key any participant of the protocol can have, in path order (the arms' paths merged).
+
+    Step keys don't depend on the order seed, only on the arm: each arm's path is merged in, each new key
+    placed after the key that precedes it on that path.
+    """
+    order: list[str] = []
+    for arm in arms(loaded.protocol):
+        at = -1
+        for step in participant_path(loaded, arm.id, 0):
+            if step.key in order:
+                at = order.index(step.key)
+            else:
+                at += 1
+                order.insert(at, step.key)
+    return tuple(order)
+
+
+def participant_path(loaded: LoadedProtocol, arm_id: str | None, order_seed: int | None) -> ParticipantPath:
     """Every step of one participant, in order. Before allocation the path ends after the entry questions."""
     protocol = loaded.protocol
     q = protocol.questionnaires
@@ -62,7 +188,7 @@ def participant_path(loaded: LoadedProtocol, arm_id: str | None, order_seed: int
     if q.entry:
         steps.append(Step("entry", "questions", "entry", q.entry))
     if arm_id is None or order_seed is None:
-        return steps
+        return ParticipantPath(tuple(steps))
     if protocol.instructions:
         steps.append(Step("instructions", "info", "instructions"))
     arm = arm_by_id(protocol, arm_id)
@@ -101,7 +227,7 @@ def participant_path(loaded: LoadedProtocol, arm_id: str | None, order_seed: int
     if protocol.debrief:
         steps.append(Step("debrief", "info", "debrief"))
     steps.append(Step("complete", "complete", "complete"))
-    return steps
+    return ParticipantPath(tuple(steps))
 
 
 def expected_fields(step: Step) -> dict[str, Item]:
@@ -114,21 +240,23 @@ def expected_fields(step: Step) -> dict[str, Item]:
     return fields
 
 
-def _coded(raw: object, codes: tuple[int, ...]) -> tuple[str, float] | str:
+def _coded(raw: object, codes: tuple[int, ...]) -> tuple[str, float] | AnswerProblem:
     low, high = min(codes), max(codes)
     if isinstance(raw, bool) or not isinstance(raw, int | str):
-        return f"must be a whole number {low}..{high}"
+        return AnswerProblem("not_a_whole_number", low, high)
     try:
         value = int(raw)
     except ValueError:
-        return f"must be a whole number {low}..{high}, got {raw!r}"
+        return AnswerProblem("not_a_whole_number", low, high, got=raw)
     if value not in codes:
-        return f"must be between {low} and {high}, got {value}"
+        return AnswerProblem("out_of_range", low, high, got=value)
     return str(value), float(value)
 
 
-def _check(key: str, item: Item, raw: object, conditions: set[str]) -> tuple[str, float | None] | str:
-    """One answer → (stored text, number) or an error message."""
+def _check(
+    key: str, item: Item, raw: object, conditions: set[str]
+) -> tuple[str, float | None] | AnswerProblem:
+    """One answer → (stored text, number) or what is wrong with it."""
     if key != item.id:  # the confidence rating of a diagnosis item
         assert item.confidence is not None
         return _coded(raw, tuple(range(1, item.confidence.points + 1)))
@@ -138,22 +266,22 @@ def _check(key: str, item: Item, raw: object, conditions: set[str]) -> tuple[str
         try:
             number = float(raw)  # type: ignore[arg-type]
         except (TypeError, ValueError):
-            return f"must be a number, got {raw!r}"
+            return AnswerProblem("not_a_number", got=raw)
         if not math.isfinite(number):
-            return "must be a finite number"
+            return AnswerProblem("not_finite")
         if (item.minimum is not None and number < item.minimum) or (
             item.maximum is not None and number > item.maximum
         ):
-            return f"must lie between {item.minimum} and {item.maximum}"
+            return AnswerProblem("out_of_range", item.minimum, item.maximum)
         return repr(number), number
     if item.type == "diagnosis":
         if raw not in conditions | {UNSURE}:
-            return f"must be one of the bundle's conditions or {UNSURE!r}, got {raw!r}"
+            return AnswerProblem("unknown_condition", got=raw)
         return str(raw), None
     if not isinstance(raw, str):
-        return "must be text"
+        return AnswerProblem("not_text")
     if len(raw) > item.max_length:
-        return f"is longer than {item.max_length} characters"
+        return AnswerProblem("too_long", limit=item.max_length)
     return raw, None
 
 
@@ -163,16 +291,16 @@ def validate_answers(step: Step, answers: Mapping[str, object], conditions: set[
     Empty strings and None count as unanswered. Raises :class:`AnswerError` listing every problem.
     """
     fields = expected_fields(step)
-    errors = {key: "is not an item of this step" for key in answers if key not in fields}
+    errors = {key: AnswerProblem("unknown_item") for key in answers if key not in fields}
     result = []
     for key, item in fields.items():
         raw = answers.get(key)
         if raw is None or (isinstance(raw, str) and not raw.strip()):
             if item.required:
-                errors[key] = "is required"
+                errors[key] = REQUIRED
             continue
         checked = _check(key, item, raw, conditions)
-        if isinstance(checked, str):
+        if isinstance(checked, AnswerProblem):
             errors[key] = checked
         else:
             result.append(Answer(key, *checked))

@@ -2,24 +2,38 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
 
+from db.models import Study
 from db.session import Database
 from study.export import export_frames
+from study.flow import step_order
+from study.registry import RegistryError, stored_protocol
 
 
 @dataclass(frozen=True)
 class Monitor:
-    """A snapshot of the study: every table the dashboard draws, from one consistent export."""
+    """A snapshot of the study: every table the dashboard draws, from one consistent export.
+
+    ``steps`` is the protocol's step order (:func:`study.flow.step_order`): tables list steps in it.
+    """
 
     frames: dict[str, pd.DataFrame]
+    steps: tuple[str, ...]
 
     @classmethod
     def load(cls, db: Database, study_id: int) -> Monitor:
         """The dashboard's snapshot of the registered study ``study_id`` (the running engine's)."""
-        return cls(export_frames(db, study_id=study_id))
+        frames = export_frames(db, study_id=study_id)
+        with db.read() as session:
+            study = session.get(Study, study_id)
+            if study is None:
+                raise RegistryError(f"{db.url} holds no registered study with key {study_id}")
+            loaded = stored_protocol(study)
+        return cls(frames, step_order(loaded))
 
     @property
     def participants(self) -> pd.DataFrame:
@@ -44,7 +58,7 @@ class Monitor:
         """How many participants got past each step (in path order), from the audit log's submits."""
         events = self.frames["events"]
         submits = events[events["kind"] == "submit"].groupby("step")["participant_id"].nunique()
-        steps = sorted(submits.index, key=_step_rank)
+        steps = sorted(submits.index, key=_ranker(self.steps))
         rows = [("consent", len(self.participants))] + [(step, int(submits[step])) for step in steps]
         rows.append(("complete", int((self.participants["status"] == "completed").sum())))
         return pd.DataFrame(rows, columns=["step", "participants"])
@@ -63,7 +77,7 @@ class Monitor:
                 "n": seconds.size(),
             }
         ).reset_index()
-        table["rank"] = table["step"].map(_step_rank)
+        table["rank"] = table["step"].map(_ranker(self.steps))
         return table.sort_values("rank").drop(columns="rank").reset_index(drop=True)
 
     def status_counts(self) -> pd.DataFrame:
@@ -96,23 +110,21 @@ class Monitor:
         return per_rater, per_image
 
 
-def _step_rank(step: str) -> tuple[int, int, int]:
-    """Path order of step keys: consent, entry, instructions, p1.t01…, p1.post, p2…, post, debrief, complete."""
-    fixed = {"consent": 0, "entry": 1, "instructions": 2, "post": 90, "debrief": 91, "complete": 92}
-    if step in fixed:
-        return (fixed[step], 0, 0)
-    period, _, rest = step.partition(".")
-    number = int(period[1:]) if period[1:].isdigit() else 0
-    return (10 + number, 1 if rest == "post" else 0, int(rest[1:]) if rest[1:].isdigit() else 0)
+def _ranker(steps: tuple[str, ...]) -> Callable[[str], tuple[int, str]]:
+    """Sort key of step keys in the protocol's order; keys it doesn't know (an older version's) go last."""
+    rank = {key: index for index, key in enumerate(steps)}
+    return lambda key: (rank.get(key, len(rank)), key)
 
 
-def wide_responses(responses: pd.DataFrame) -> pd.DataFrame:
-    """One row per participant, one column per answered variable (``<step>__<item>``), for spreadsheets."""
+def wide_responses(responses: pd.DataFrame, steps: tuple[str, ...]) -> pd.DataFrame:
+    """One row per participant, one column per answered variable (``<step>__<item>``), for spreadsheets;
+    columns in the step order ``steps`` (:func:`study.flow.step_order`)."""
     if responses.empty:
         return pd.DataFrame(columns=["participant_id"])
     keyed = responses.assign(variable=responses["step"] + "__" + responses["item"])
     wide = keyed.pivot_table(index="participant_id", columns="variable", values="value", aggfunc="first")
-    columns = sorted(wide.columns, key=lambda v: (_step_rank(v.split("__", 1)[0]), v))
+    rank = _ranker(steps)
+    columns = sorted(wide.columns, key=lambda v: (rank(v.split("__", 1)[0]), v))
     return wide[columns].reset_index()
 
 

@@ -258,3 +258,21 @@ def test_the_recruiting_link_again_resumes_the_same_participant(study):
     assert count(engine, Participant) == 1
     stranger = AppParticipant({"PROLIFIC_PID": "someone-else"})
     assert stranger.page == "consent"
+
+
+def test_the_page_words_each_problem_by_its_code(study, monkeypatch):
+    """Not "is required": the page names the problem and asks to check the answer, not to give one."""
+    from study.engine import StudyEngine
+    from study.flow import AnswerError, AnswerProblem
+
+    study()
+    p = AppParticipant().consent()
+
+    def refuse(self, token, step_key, answers):
+        raise AnswerError(step_key, {"expertise": AnswerProblem("out_of_range", 1, 3, got=9)})
+
+    monkeypatch.setattr(StudyEngine, "submit", refuse)
+    p.advance()
+    messages = [e.value for e in p.at.error]
+    assert "This answer must be between 1 and 3, got 9." in messages
+    assert "Please check" in messages[-1] and "Please answer" not in messages[-1]

@@ -56,6 +56,11 @@ RECONNECTED = """() => {
 }"""
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
+# Streamlit loads an element type's code the first time a page uses it (st.code, plotly, …), so such an
+# element appears after the run is over. The tests delay every script loaded after the first page by this
+# much: an assertion that reads the page instead of waiting for what it needs fails every time, not only
+# on a loaded machine.
+LATE_SCRIPT_DELAY_S = 1.0
 
 
 def free_port() -> int:
@@ -129,12 +134,29 @@ def server(tmp_path, demo_bundle):
         app.stop()
 
 
+def delay_late_scripts(page) -> dict:
+    """Hold back each script first requested after the page's first run by ``LATE_SCRIPT_DELAY_S``; returns the
+    switch (``state["on"]``) that :meth:`Participant.open` turns on."""
+    state = {"on": False, "seen": set()}
+
+    def handle(route) -> None:
+        url = route.request.url
+        if state["on"] and url not in state["seen"]:
+            time.sleep(LATE_SCRIPT_DELAY_S)
+        state["seen"].add(url)
+        route.continue_()
+
+    page.route(re.compile(r".*/static/js/.*\.js$"), handle)
+    return state
+
+
 class Participant:
     """A person at the browser: waits for each rerun to finish before the next click."""
 
     def __init__(self, page, shots: Path) -> None:
         self.page = page
         self.shots = shots
+        self.late_scripts = delay_late_scripts(page)
 
     def runs(self) -> int:
         counter = self.page.locator("#skingen-run")
@@ -143,6 +165,7 @@ class Participant:
     def open(self, url: str) -> None:
         self.page.goto(url)
         self.page.wait_for_function(RERUN_DONE, arg=[0])
+        self.late_scripts["on"] = True
 
     def reload(self) -> None:
         self.page.reload()
@@ -163,10 +186,6 @@ class Participant:
         self.page.set_viewport_size({"width": size["width"], "height": max(size["height"], height)})
         self.page.screenshot(path=self.shots / f"{name}.png", full_page=True)
         self.page.set_viewport_size(size)
-
-    def case_label(self) -> str | None:
-        label = self.page.get_by_text(re.compile(r"^Case \d+ of \d+$"))
-        return label.inner_text() if label.count() else None
 
     def answer_all(self, option: int = 4) -> None:
         """Choose an answer for every question on the page (the ``option``-th choice, or the last)."""
@@ -194,10 +213,21 @@ class Participant:
             if self.page.get_by_test_id(i).count() and self.page.get_by_test_id(i).first.is_visible()
         ]
 
-    def heading(self) -> str:
-        return self.page.locator("h1, h2").first.inner_text()
+    def expect_text(self, *texts: str) -> None:
+        """Wait until the page shows every one of ``texts``: an element can render after its run is over
+        (its code loads on first use), so reading the page once right after a rerun is not enough."""
+        from playwright.sync_api import expect
+
+        for text in texts:
+            expect(self.page.get_by_test_id("stMain")).to_contain_text(text)
+
+    def expect_heading(self, text: str) -> None:
+        from playwright.sync_api import expect
+
+        expect(self.page.locator("h1, h2").first).to_have_text(text)
 
     def text(self) -> str:
+        """The page's text as it is now: only for choices after ``expect_text`` waited for the page."""
         return self.page.get_by_test_id("stMain").inner_text()
 
 
@@ -235,36 +265,36 @@ def test_a_participant_completes_the_demo_study_in_chromium(server, browser, sho
     page.set_default_timeout(30_000)
     p = Participant(page, shots)
     p.open(f"{base}/?PROLIFIC_PID=browser-1&STUDY_ID=s1")
-    assert "Participant information" in p.text() and page.title() == "Understanding AI skin diagnoses"
+    p.expect_text("Participant information")
+    assert page.title() == "Understanding AI skin diagnoses"
     assert p.chrome_visible() == []
     p.shot("01-consent")
     p.click("I agree — start the study")
-    assert "please tick every statement" in p.text().lower()
+    p.expect_text("please tick every statement")
     p.shot("02-consent-missing")
     for box in range(p.page.get_by_test_id("stCheckbox").count()):
         p.page.get_by_test_id("stCheckbox").nth(box).click()
     p.click("I agree — start the study")
     assert "token=" in page.url and "PROLIFIC_PID=browser-1" in page.url
-    assert p.heading() == "About you"
+    p.expect_heading("About you")
     p.shot("03-entry")
     p.answer_all(option=1)
     p.click("Continue")
     p.shot("04-instructions")
     p.click("Start with the first case")
-    trials = 0
-    while p.case_label():
-        trials += 1
-        assert p.case_label() == f"Case {trials} of 10"
+    for trials in range(1, 11):
+        p.expect_text(f"Case {trials} of 10")
         if trials == 1:
             p.click("Next")
-            assert "not been saved" in p.text()
+            p.expect_text("not been saved")
             p.shot("06-trial-missing-answers")
         if trials == 3:
             p.answer_all()  # answered but not submitted: a reload keeps the step, not the form
             p.reload()
-            assert "Case 3 of 10" in p.text() and "token=" in page.url
+            p.expect_text("Case 3 of 10")
+            assert "token=" in page.url
         if trials == 5:
-            restart_mid_page(server, p)
+            restart_mid_page(server, p, trials)
             continue
         p.answer_all()
         if trials == 1:
@@ -272,41 +302,41 @@ def test_a_participant_completes_the_demo_study_in_chromium(server, browser, sho
         p.page.get_by_role("button", name="Next").scroll_into_view_if_needed()
         p.click("Next")
         assert p.scroll_top() == 0, "each new step opens at its top"
-    assert trials == 10
-    assert "About the explanations" in p.text()
+    p.expect_text("About the explanations")
     p.shot("07-post-block")
     p.answer_all(option=5)
     p.click("Continue")
     p.shot("08-post")
     p.answer_all()
     p.click("Continue")
-    assert "what this study was about" in p.text()
+    p.expect_text("what this study was about")
     p.shot("09-debrief")
     p.click("Finish and get your completion code")
-    assert "SKGDEMO1" in p.text()
+    p.expect_text("Your completion code", "SKGDEMO1")
     p.shot("10-complete")
     p.reload()
-    assert "SKGDEMO1" in p.text() and not p.page.get_by_test_id("stCheckbox").count()
+    p.expect_text("Your completion code", "SKGDEMO1")
+    assert not p.page.get_by_test_id("stCheckbox").count()
 
     forged = browser.new_page(viewport={"width": 1280, "height": 900})
     q = Participant(forged, shots)
     q.open(f"{base}/?token=not-a-real-token")
-    assert "This link is not valid" in q.text()
+    q.expect_text("This link is not valid")
     q.shot("11-invalid-link")
     both_trial_layouts(browser, base, shots)
 
     check_database(server.db_url, server.protocol)
 
 
-def restart_mid_page(server: AppServer, p: Participant) -> None:
-    """The server restarts while a case is open: answering it and clicking Next must just work."""
-    label = p.case_label()
+def restart_mid_page(server: AppServer, p: Participant, number: int) -> None:
+    """The server restarts while case ``number`` is open: answering it and clicking Next must just work."""
     server.stop()
     server.start()
     p.answer_all()
     p.page.get_by_role("button", name="Next").click()
     p.page.wait_for_function(RECONNECTED, timeout=60_000)
-    assert p.case_label() == f"Case {int(label.split()[1]) + 1} of 10", "one click, one step"
+    p.expect_text(f"Case {number + 1} of 10")  # one click, one step
+    assert f"Case {number + 2} of 10" not in p.text()
 
 
 def both_trial_layouts(browser, base: str, shots: Path) -> None:
@@ -322,6 +352,9 @@ def both_trial_layouts(browser, base: str, shots: Path) -> None:
         p.answer_all(option=1)
         p.click("Continue")
         p.click("Start with the first case")
+        # The references are drawn before the form: once its button shows, the layout is complete.
+        p.expect_text("Case 1 of", "The AI's diagnosis")
+        page.get_by_role("button", name="Next").wait_for()
         name = "05-trial-visual" if "Generated example pictures" in p.text() else "05-trial-text"
         if name in wanted:
             p.shot(name)

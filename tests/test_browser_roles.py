@@ -33,7 +33,8 @@ def test_a_rater_rates_images_and_a_researcher_sees_the_dashboard(admin_env, ser
     page.set_default_timeout(30_000)
     r = Participant(page, shots)
     r.open(f"{base}/?invite={invite}")
-    assert "Welcome to the rating panel" in r.text() and r.chrome_visible() == []
+    r.expect_text("Welcome to the rating panel")
+    assert r.chrome_visible() == []
     r.shot("20-rater-invite")
     page.get_by_label("New password").fill("a good rater password")
     page.get_by_label("Repeat the password").fill("a good rater password")
@@ -41,24 +42,30 @@ def test_a_rater_rates_images_and_a_researcher_sees_the_dashboard(admin_env, ser
     assert "session=" in page.url and "invite=" not in page.url
     _, total = panel.progress(rater.id)
     for number in range(1, 4):
-        assert f"Image {number} of {total}" in r.text() and "Stated condition:" in r.text()
+        r.expect_text(f"Image {number} of {total}", "Stated condition:")
         if number == 1:
             r.shot("21-rater-image")
         r.answer_all(option=2)
         r.click("Save and next")
     r.reload()
-    assert f"Image 4 of {total}" in r.text()
+    r.expect_text(f"Image 4 of {total}")
 
     admin = browser.new_page(viewport={"width": 1400, "height": 900})
     admin.set_default_timeout(30_000)
     a = Participant(admin, shots)
     a.open(f"{base}/?area=admin")
-    assert "Researcher sign-in" in a.text()
+    a.expect_text("Researcher sign-in")
     a.shot("30-admin-sign-in")
     admin.get_by_label("Password", exact=True).fill(ADMIN_PASSWORD)
     a.click("Sign in")
-    assert "Enrollment by arm and stratum" in a.text() and "Rater progress" in a.text()
-    admin.wait_for_timeout(1500)  # plotly charts draw after the run
+    a.expect_text("Enrollment by arm and stratum", "Rater progress")
+    # plotly charts draw after the run (their code loads on first use): wait for each chart's drawing
+    admin.wait_for_function(
+        """() => {
+      const charts = document.querySelectorAll('[data-testid="stPlotlyChart"]');
+      return charts.length > 0 && Array.from(charts).every(c => c.querySelector('.main-svg') !== null);
+    }"""
+    )
     a.shot("31-admin-dashboard")
 
     with engine.db.read() as session:

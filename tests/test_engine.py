@@ -66,6 +66,9 @@ def test_consent_must_be_complete_and_writes_nothing_otherwise(protocol_file, ma
     with pytest.raises(ConsentRefused) as info:
         engine.consent(["read_information"], {})
     assert info.value.missing == ["voluntary", "agree_data"]
+    assert {item: p.code for item, p in info.value.errors.items()} == dict.fromkeys(
+        info.value.missing, "required"
+    )
     assert count(engine, Participant) == 0 and count(engine, ConsentRecord) == 0
 
 

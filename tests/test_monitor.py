@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from study.flow import step_order
 from study.monitor import Monitor, wide_responses
 from study.rating import RatingPanel
 from study.simulate import Policy, simulate
 
 
 @pytest.fixture(scope="module")
-def monitor(tmp_path_factory, bundle_dir):
+def simulated(tmp_path_factory, bundle_dir):
     from db.session import Database
     from study.engine import StudyEngine
     from study.protocol import load_protocol
@@ -22,13 +23,42 @@ def monitor(tmp_path_factory, bundle_dir):
     db = Database(f"sqlite:///{directory}/m.db")
     register(db, load_protocol(path))
     engine = StudyEngine.open(db, str(path))
-    simulate(engine, 24, seed=2, policy=Policy(dropout_rate=0.25, attention_fail_rate=0.2), progress=False)
+    outcomes = simulate(
+        engine, 24, seed=2, policy=Policy(dropout_rate=0.25, attention_fail_rate=0.2), progress=False
+    )
     panel = RatingPanel(db, engine.loaded)
     rater, _ = panel.add_rater("derm")
     for _ in range(3):
         task = panel.next_task(rater.id)
         panel.submit(rater.id, task.image.image_id, {"relevant": 1, "realism": 3, "show_patient": 1})
-    return Monitor.load(db, engine.study_id)
+    return Monitor.load(db, engine.study_id), engine, outcomes
+
+
+@pytest.fixture(scope="module")
+def monitor(simulated):
+    return simulated[0]
+
+
+def test_steps_are_in_the_protocols_order_not_parsed_from_keys(simulated):
+    monitor, engine, _ = simulated
+    periods = [[f"p{period}.t{i:02d}" for i in range(1, 4)] + [f"p{period}.post"] for period in (1, 2)]
+    expected = ("consent", "entry", "instructions", *periods[0], *periods[1], "post", "debrief", "complete")
+    assert step_order(engine.loaded) == monitor.steps == expected
+    for table in (monitor.funnel(), monitor.step_times()):
+        shown = list(table["step"])
+        assert shown == [s for s in monitor.steps if s in shown]
+
+
+def test_engine_export_and_monitor_agree_on_every_participant(simulated):
+    monitor, engine, outcomes = simulated
+    rows = monitor.participants.set_index("participant_id")
+    for outcome in outcomes:
+        position = engine.position(outcome.token)
+        row = rows.loc[position.public_id]
+        assert row["current_step"] == position.step.key
+        assert row["steps_total"] == (position.total or "")
+        assert position.step.key in monitor.steps
+    assert (rows["steps_total"] == len(monitor.steps)).any()
 
 
 def test_enrollment_matches_the_allocation_table(monitor):
@@ -62,6 +92,6 @@ def test_rater_progress(monitor):
 
 
 def test_wide_export_has_one_row_per_participant(monitor):
-    wide = wide_responses(monitor.frames["responses"])
+    wide = wide_responses(monitor.frames["responses"], monitor.steps)
     assert len(wide) == 24 and "entry__expertise" in wide.columns
     assert wide.columns[1] == "entry__age_group" or wide.columns[1].startswith("entry__")

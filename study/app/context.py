@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import streamlit as st
 
 from db.session import Database, database_url
 from study.engine import ConsentRefused, EngineError, Position, StepConflict, StudyEngine, UnknownToken
-from study.flow import AnswerError, expected_fields
+from study.flow import AnswerError, AnswerProblem, expected_fields
 from study.registry import RegistryError
 
 LOG = logging.getLogger("skingen.app")
@@ -36,7 +37,8 @@ INVALID_LINK = (
     "If you copied it by hand, check that nothing is missing at its end."
 )
 UNAVAILABLE = "The study is not available right now. Please try again in a few minutes."
-NOT_SAVED = "is not saved: something went wrong on our side. Please try again in a moment."
+SAVE_FAILED = AnswerProblem("not_saved")
+NOT_SAVED = SAVE_FAILED.message
 PAGE = ""  # errors-dict key of a problem with the whole page rather than one item
 
 
@@ -158,11 +160,11 @@ def consent(visit: Visit) -> None:
     try:
         token = visit.engine.consent(ticked, visit.entry.url_params)
     except ConsentRefused as refused:
-        st.session_state[_ERRORS_KEY] = ("consent", {m: "is required" for m in refused.missing})
+        keep_errors("consent", refused.errors)
         return
     except Exception:
         LOG.exception("could not record consent")
-        st.session_state[_ERRORS_KEY] = ("consent", {PAGE: NOT_SAVED})
+        keep_errors("consent", {PAGE: SAVE_FAILED})
         return
     st.query_params[TOKEN_PARAM] = token
     st.session_state[_ENTRY_KEY] = Entry(token, visit.entry.url_params)
@@ -177,12 +179,12 @@ def submit(visit: Visit) -> None:
     try:
         visit.engine.submit(visit.token, step.key, answers)
     except AnswerError as exc:
-        st.session_state[_ERRORS_KEY] = (step.key, exc.errors)
+        keep_errors(step.key, exc.errors)
     except (StepConflict, UnknownToken):
         pass  # a stale page (another tab moved on): the next run shows whatever is current
     except Exception:
         LOG.exception("could not store the answers of step %s", step.key)
-        st.session_state[_ERRORS_KEY] = (step.key, {PAGE: NOT_SAVED})
+        keep_errors(step.key, {PAGE: SAVE_FAILED})
 
 
 def unhandled_click(visit: Visit, clicked: bool) -> None:
@@ -199,7 +201,12 @@ def unhandled_click(visit: Visit, clicked: bool) -> None:
         st.rerun()
 
 
-def errors(step_key: str) -> dict[str, str]:
+def keep_errors(step_key: str, problems: Mapping[str, AnswerProblem]) -> None:
+    """Hand a submit's problems to the next run of the page of ``step_key`` (a form callback can't draw)."""
+    st.session_state[_ERRORS_KEY] = (step_key, dict(problems))
+
+
+def errors(step_key: str) -> dict[str, AnswerProblem]:
     """The engine's complaints about the last submit of ``step_key`` (shown once, then forgotten)."""
     key, found = st.session_state.pop(_ERRORS_KEY, (None, {}))
     return found if key == step_key else {}

@@ -14,7 +14,7 @@ import streamlit as st
 from skingen.bundle.manifest import BundleManifest
 from study.app.context import NOT_SAVED, PAGE, widget_key
 from study.contract import CONFIDENCE_SUFFIX
-from study.flow import Step
+from study.flow import AnswerProblem, Step
 from study.protocol import UNSURE, Item
 
 UNSURE_LABEL = "I'm not sure"
@@ -75,7 +75,7 @@ def _item(step: Step, item: Item, manifest: BundleManifest) -> None:
         st.text_area(item.text, max_chars=item.max_length, key=key, help=help_text)
 
 
-def render(step: Step, manifest: BundleManifest, errors: Mapping[str, str]) -> None:
+def render(step: Step, manifest: BundleManifest, errors: Mapping[str, AnswerProblem]) -> None:
     """Draw every item of ``step`` (inside the step's ``st.form``), each engine complaint above its item."""
     for item in step.items:
         problems = [_message(f, errors[f]) for f in (item.id, item.id + CONFIDENCE_SUFFIX) if f in errors]
@@ -84,14 +84,14 @@ def render(step: Step, manifest: BundleManifest, errors: Mapping[str, str]) -> N
         _item(step, item, manifest)
 
 
-def _message(field: str, problem: str) -> str:
-    if problem == "is required":
+def _message(field: str, problem: AnswerProblem) -> str:
+    if problem.code == "required":
         what = "how confident you are" if field.endswith(CONFIDENCE_SUFFIX) else "this question"
         return f"Please answer {what}."
-    return f"This answer {problem}."
+    return f"This answer {problem.message}."
 
 
-def summary(step: Step, errors: Mapping[str, str]) -> None:
+def summary(step: Step, errors: Mapping[str, AnswerProblem]) -> None:
     """Under the submit button: nothing was saved, and which questions need an answer."""
     if not errors:
         return
@@ -100,7 +100,7 @@ def summary(step: Step, errors: Mapping[str, str]) -> None:
         return
     texts = {item.id: item.text for item in step.items}
     named = dict.fromkeys(texts.get(f.removesuffix(CONFIDENCE_SUFFIX), f) for f in errors)
-    verb = "answer" if all(p == "is required" for p in errors.values()) else "check"
+    verb = "answer" if all(p.code == "required" for p in errors.values()) else "check"
     st.error(
         f"Your answers have not been saved yet. Please {verb}: " + "; ".join(f"“{_short(t)}”" for t in named)
     )

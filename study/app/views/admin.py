@@ -17,6 +17,7 @@ from study.app import access
 from study.app.context import configured_engine
 from study.auth import AuthError
 from study.export import export_frames
+from study.flow import step_order
 from study.monitor import Monitor, rater_table, wide_responses
 from study.rating import rating_images
 
@@ -162,7 +163,7 @@ def downloads() -> None:
     if identifiers:
         st.warning("These files identify participants. Store them as your ethics approval requires.")
     frames = export_frames(engine.db, study_id=engine.study_id, include_identifiers=identifiers)
-    frames["responses_wide"] = wide_responses(frames["responses"])
+    frames["responses_wide"] = wide_responses(frames["responses"], step_order(engine.loaded))
     names = {
         "responses": "Responses (long)",
         "responses_wide": "Responses (wide)",

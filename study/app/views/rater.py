@@ -11,12 +11,11 @@ from dataclasses import replace
 import streamlit as st
 
 from study.app import access, items
-from study.app.context import configured_engine, widget_key
+from study.app.context import configured_engine, errors, keep_errors, widget_key
 from study.auth import MIN_PASSWORD_LENGTH, AuthError
 from study.flow import AnswerError, Step, expected_fields
 from study.rating import RatingError, RatingPanel, RatingTask
 
-_ERRORS_KEY = "skingen.rating_errors"
 INPUTS_KEY = "skingen.rating_inputs"  # answer widgets on the page, for the browser tests' rerun hook
 
 
@@ -97,23 +96,18 @@ def _show(task: RatingTask, panel: RatingPanel, rater_id: int) -> None:
     st.subheader(f"Stated condition: {task.condition_name}")
     st.image(str(panel.loaded.bundle.path(task.image.image)), width="stretch")
     step = _step(task)
-    errors = _errors(step)
+    problems = errors(step.key)
     st.session_state[INPUTS_KEY] = len(step.items)
     with st.form(f"form:{step.key}", border=False, enter_to_submit=False):
-        items.render(step, panel.loaded.bundle.manifest, errors)
+        items.render(step, panel.loaded.bundle.manifest, problems)
         st.form_submit_button("Save and next", type="primary", on_click=_submit, args=(panel, rater_id, task))
-    items.summary(step, errors)
+    items.summary(step, problems)
     _sign_out_button()
 
 
 def _step(task: RatingTask) -> Step:
     """The rating form's step, keyed by image so each image starts with blank answers."""
     return replace(task.step, key=f"rating:{task.image.image_id}")
-
-
-def _errors(step: Step) -> dict[str, str]:
-    key, found = st.session_state.pop(_ERRORS_KEY, (None, {}))
-    return found if key == step.key else {}
 
 
 def _submit(panel: RatingPanel, rater_id: int, task: RatingTask) -> None:
@@ -123,7 +117,7 @@ def _submit(panel: RatingPanel, rater_id: int, task: RatingTask) -> None:
     try:
         panel.submit(rater_id, task.image.image_id, answers)
     except AnswerError as exc:
-        st.session_state[_ERRORS_KEY] = (step.key, exc.errors)
+        keep_errors(step.key, exc.errors)
     except RatingError:
         pass  # a stale page: the next run shows the current image
 
