@@ -55,7 +55,7 @@ RECONNECTED = """() => {
     && app !== null && app.getAttribute('data-test-script-state') === 'notRunning';
 }"""
 
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(900)]  # a hang guard, not a speed check
 # Streamlit loads an element type's code the first time a page uses it (st.code, plotly, …), so such an
 # element appears after the run is over. The tests delay every script loaded after the first page by this
 # much: an assertion that reads the page instead of waiting for what it needs fails every time, not only

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from study.auth import hash_secret
 from tests.test_browser import Participant, browser, demo_bundle, server, shots  # noqa: F401
 
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(900)]  # a hang guard, not a speed check
 ADMIN_PASSWORD = "browser admin password"
 
 
