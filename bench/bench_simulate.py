@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 from db.session import Database
-from study.demo_bundle import build_demo_bundle
+from skingen.bundle.demo.writer import build_demo_bundle
 from study.engine import StudyEngine
 from study.export import export_frames
 from study.protocol import load_protocol

@@ -403,7 +403,7 @@ def ensure_demo_bundle(protocol: Path) -> None:
 
     bundle = (protocol.parent / parse_protocol(protocol.read_text()).cases.bundle).resolve()
     if not (bundle / "manifest.json").exists():
-        from study.demo_bundle import build_demo_bundle
+        from skingen.bundle.demo.writer import build_demo_bundle
 
         print(f"building the demo bundle in {bundle} …", file=sys.stderr)
         build_demo_bundle(bundle)

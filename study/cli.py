@@ -91,7 +91,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_demo_bundle(args: argparse.Namespace) -> int:
-    from study.demo_bundle import build_demo_bundle
+    from skingen.bundle.demo.writer import build_demo_bundle
 
     bundle = build_demo_bundle(
         Path(args.out), seed=args.seed, n_references=args.references, size=args.size, overwrite=args.overwrite
@@ -175,7 +175,7 @@ DEMO_PROTOCOL = Path(__file__).resolve().parents[1] / "examples" / "protocols" /
 
 def _demo_protocol() -> str:
     """The shipped between-subjects demo protocol, with its demo bundle drawn first if it is missing."""
-    from study.demo_bundle import build_demo_bundle
+    from skingen.bundle.demo.writer import build_demo_bundle
     from study.protocol import parse_protocol
 
     bundle = (

@@ -105,15 +105,15 @@ def test_init_without_protocol_is_refused(tmp_path, capsys):
 
 
 def test_serve_demo_draws_the_bundle_registers_and_starts(tmp_path, monkeypatch):
+    import skingen.bundle.demo.writer
     import study.cli
-    import study.demo_bundle
     from tests.factories import example_protocol, make_bundle, write_protocol
 
     data = example_protocol("between")
     data["cases"]["bundle"] = "demo-bundle"  # relative to the protocol file, not there yet
     protocol = write_protocol(tmp_path, data)
     monkeypatch.setattr(study.cli, "DEMO_PROTOCOL", protocol)
-    monkeypatch.setattr(study.demo_bundle, "build_demo_bundle", lambda out: make_bundle(out))
+    monkeypatch.setattr(skingen.bundle.demo.writer, "build_demo_bundle", lambda out: make_bundle(out))
     started = []
     monkeypatch.setattr(server, "serve", lambda *a, **k: started.append(a))
     url = f"sqlite:///{tmp_path}/demo.db"

@@ -66,7 +66,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def demo_bundle(tmp_path_factory):
-    from study.demo_bundle import build_demo_bundle
+    from skingen.bundle.demo.writer import build_demo_bundle
 
     root = tmp_path_factory.mktemp("demo") / "bundle"
     build_demo_bundle(root, seed=2024, n_references=3, size=384)

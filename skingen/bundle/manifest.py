@@ -23,6 +23,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 FORMAT_NAME = "skingen-bundle"
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
+SKIN_TONES = ("I", "II", "III", "IV", "V", "VI")
+"""The Fitzpatrick types a case's ``skin_tone`` may name."""
 
 
 class BundleError(ValueError):
@@ -151,7 +153,8 @@ class Bundle:
         return hashlib.sha256((self.root / MANIFEST_NAME).read_bytes()).hexdigest()
 
 
-def _format_validation_error(error: ValidationError) -> list[str]:
+def format_validation_error(error: ValidationError) -> list[str]:
+    """One line per problem: the field path (``cases[2].ai.condition``) and pydantic's message."""
     messages = []
     for item in error.errors():
         loc = ""
@@ -179,7 +182,7 @@ def load_bundle(path: str | Path, *, check_files: bool = True) -> Bundle:
     try:
         manifest = BundleManifest.model_validate(data)
     except ValidationError as exc:
-        raise BundleError(f"{manifest_path}:\n  " + "\n  ".join(_format_validation_error(exc))) from None
+        raise BundleError(f"{manifest_path}:\n  " + "\n  ".join(format_validation_error(exc))) from None
     bundle = Bundle(root, manifest)
     if check_files:
         problems = bundle_file_problems(bundle)
