@@ -31,6 +31,10 @@ class BundleError(ValueError):
     """A bundle that cannot be used; the message names the bundle path and every problem."""
 
 
+class BundleNotFoundError(BundleError):
+    """No bundle at all where one was expected (no ``manifest.json``): not drawn or built yet, or moved."""
+
+
 def _relative_path(value: str) -> str:
     path = PurePosixPath(value.replace("\\", "/"))
     if not path.parts or path.is_absolute() or ":" in path.parts[0]:
@@ -174,7 +178,7 @@ def load_bundle(path: str | Path, *, check_files: bool = True) -> Bundle:
     root = path.parent if path.name == MANIFEST_NAME else path
     manifest_path = root / MANIFEST_NAME
     if not manifest_path.is_file():
-        raise BundleError(f"{manifest_path}: no bundle manifest here")
+        raise BundleNotFoundError(f"{manifest_path}: no bundle manifest here")
     try:
         data = json.loads(manifest_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
