@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import sysconfig
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests.servers import free_port, stop, wait_until_healthy
 
 pytestmark = pytest.mark.slow
 
@@ -82,15 +81,9 @@ def _clean_env(root: Path) -> dict[str, str]:
     return env
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _serve_demo(bin_dir: Path, cwd: Path, *extra: str) -> str:
     """Run `skingen-study serve --demo` until the app answers its health check; returns the server's log."""
-    port = _free_port()
+    port = free_port()
     log_path = cwd / f"serve-{port}.log"
     command = [bin_dir / "skingen-study", "serve", "--demo", "--db", f"sqlite:///{cwd}/demo-{port}.db"]
     with log_path.open("w") as log:
@@ -99,24 +92,10 @@ def _serve_demo(bin_dir: Path, cwd: Path, *extra: str) -> str:
             cwd=cwd, env=_clean_env(cwd.parent), stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=5) as response:
-                    if response.status == 200:
-                        return log_path.read_text()
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError("the demo server did not start:\n" + log_path.read_text())
-            time.sleep(0.5)
+        wait_until_healthy(f"http://127.0.0.1:{port}", process, log_path, timeout=START_TIMEOUT)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
+    return log_path.read_text()
 
 
 def test_serve_demo_from_a_wheel_draws_into_the_demo_dir(venv: Path, tmp_path: Path) -> None:
