@@ -16,14 +16,12 @@ from collections import Counter
 from pathlib import Path
 
 from db.session import Database
-from study.demo_bundle import build_demo_bundle
+from study.demo import demo_dir, prepare_demo
 from study.engine import StudyEngine
 from study.export import export_frames
 from study.protocol import load_protocol
 from study.registry import register
 from study.simulate import Policy, simulate
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _run(url: str, protocol: str, n: int, seed: int, dropout: float) -> int:
@@ -49,10 +47,7 @@ def main() -> None:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-sim-"))
-    bundle = REPO / "var" / "demo-bundle"
-    if not bundle.exists():
-        build_demo_bundle(bundle)
-    protocol = str(REPO / "examples" / "protocols" / f"{args.design}.yaml")
+    protocol = str(prepare_demo(demo_dir(), f"{args.design}.yaml"))
     url = args.db or f"sqlite:///{work}/bench.db"
     db = Database(url)
     register(db, load_protocol(protocol))

@@ -44,7 +44,6 @@ from streamlit.proto.WidgetStates_pb2 import WidgetState
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-DEFAULT_PROTOCOL = ROOT / "examples" / "protocols" / "between.yaml"
 INPUT_KINDS = ("checkbox", "radio", "selectbox", "text_area", "number_input")
 RUN_TIMEOUT_S = 120
 
@@ -398,23 +397,14 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def ensure_demo_bundle(protocol: Path) -> None:
-    from study.protocol import parse_protocol
-
-    bundle = (protocol.parent / parse_protocol(protocol.read_text()).cases.bundle).resolve()
-    if not (bundle / "manifest.json").exists():
-        from study.demo_bundle import build_demo_bundle
-
-        print(f"building the demo bundle in {bundle} …", file=sys.stderr)
-        build_demo_bundle(bundle)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--participants", type=int, nargs="+", default=[1, 10, 50])
     parser.add_argument("--servers", nargs="+", choices=["tuned", "default"], default=["tuned", "default"])
     parser.add_argument("--think", type=float, nargs=2, default=(1.0, 5.0), metavar=("MIN_S", "MAX_S"))
-    parser.add_argument("--protocol", type=Path, default=DEFAULT_PROTOCOL)
+    parser.add_argument(
+        "--protocol", type=Path, help="default: the demo study (`serve --demo`'s, drawn if missing)"
+    )
     parser.add_argument("--url", help="use this running server instead of starting one (no DB check)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
@@ -435,7 +425,10 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(Row("running", n, outcomes, wall_s=time.monotonic() - start))
             print(table(rows[-1:]), file=sys.stderr)
     else:
-        ensure_demo_bundle(args.protocol)
+        if args.protocol is None:
+            from study.demo import demo_dir, prepare_demo
+
+            args.protocol = prepare_demo(demo_dir())
         with tempfile.TemporaryDirectory(prefix="skingen-loadgen-") as tmp:
             for server in args.servers:
                 for n in args.participants:

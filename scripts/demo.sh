@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Set up the study and analysis extras (no torch), then serve the demo study on http://127.0.0.1:8501:
-# `serve --demo` draws the synthetic demo bundle if missing, registers examples/protocols/between.yaml in an
-# embedded SQLite database (var/demo.db) and prints a one-time password for the researcher dashboard.
+# `serve --demo` copies the packaged demo protocol (study/demo/between.yaml) into the user data folder
+# (~/.local/share/skingen-study/demo; --demo-dir DIR or $SKINGEN_DEMO_DIR to choose another), draws the
+# synthetic demo bundle beside it if missing, registers it in an embedded SQLite database (var/demo.db) and
+# prints a one-time password for the researcher dashboard.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh study,analysis

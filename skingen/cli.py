@@ -15,8 +15,8 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from skingen.atomic import OutputExistsError, check_output_dir
-from skingen.bundle.builder import SKIN_TONES, BundleBuilder, BundleSettings, read_cases
-from skingen.bundle.manifest import BundleError, load_bundle
+from skingen.bundle.builder import BundleBuilder, BundleSettings, read_cases
+from skingen.bundle.manifest import SKIN_TONES, BundleError, load_bundle
 from skingen.diagnosis.base import Diagnoser
 from skingen.diagnosis.clip import ClipDiagnoser
 from skingen.diagnosis.fixed import FixedDiagnoser

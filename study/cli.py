@@ -91,9 +91,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_demo_bundle(args: argparse.Namespace) -> int:
-    from study.demo_bundle import build_demo_bundle
+    from skingen.bundle.demo import writer
 
-    bundle = build_demo_bundle(
+    bundle = writer.build_demo_bundle(
         Path(args.out), seed=args.seed, n_references=args.references, size=args.size, overwrite=args.overwrite
     )
     print(f"wrote {len(bundle.manifest.cases)} cases to {bundle.root} (sha256 {bundle.content_hash[:12]})")
@@ -170,32 +170,19 @@ def _demo_admin_password(host: str, port: int) -> None:
     )
 
 
-DEMO_PROTOCOL = Path(__file__).resolve().parents[1] / "examples" / "protocols" / "between.yaml"
-
-
-def _demo_protocol() -> str:
-    """The shipped between-subjects demo protocol, with its demo bundle drawn first if it is missing."""
-    from study.demo_bundle import build_demo_bundle
-    from study.protocol import parse_protocol
-
-    bundle = (
-        DEMO_PROTOCOL.parent / parse_protocol(DEMO_PROTOCOL.read_text(encoding="utf-8")).cases.bundle
-    ).resolve()
-    if not (bundle / "manifest.json").is_file():
-        print(f"drawing the demo bundle into {bundle} …", flush=True)
-        build_demo_bundle(bundle)
-    return str(DEMO_PROTOCOL)
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
     from study.engine import StudyEngine
     from study.registry import register
     from study.server import serve
 
     if args.demo:
+        from study.demo import demo_dir, prepare_demo
+
         if args.protocol:
             raise ValueError("--demo runs the shipped demo protocol; leave out --protocol")
-        args.protocol, args.init = _demo_protocol(), True
+        args.protocol, args.init = str(prepare_demo(demo_dir(args.demo_dir))), True
+    elif args.demo_dir:
+        raise ValueError("--demo-dir goes with --demo")
     url = database_url(args.db)
     db = Database(url)
     if args.init:
@@ -307,8 +294,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--demo",
         action="store_true",
-        help="the demo study: examples/protocols/between.yaml, its demo bundle drawn if missing, registered; "
-        "prints a one-time researcher password unless one is configured",
+        help="the packaged between-subjects demo study: copied into --demo-dir with its demo bundle drawn "
+        "beside it if missing, then registered; prints a one-time researcher password unless one is configured",
+    )
+    p.add_argument(
+        "--demo-dir",
+        metavar="DIR",
+        help="with --demo: where the demo protocol is copied and its bundle drawn (default: $SKINGEN_DEMO_DIR, "
+        "else the user data folder, e.g. ~/.local/share/skingen-study/demo)",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8501, help="port (default 8501)")

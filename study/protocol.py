@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from skingen.bundle.manifest import Bundle, BundleError, BundleManifest, load_bundle
+from skingen.bundle.manifest import Bundle, BundleError, BundleManifest, BundleNotFoundError, load_bundle
 
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$", max_length=64)]
 ItemType = Literal["likert", "single_choice", "yes_no", "free_text", "diagnosis", "number"]
@@ -160,6 +160,10 @@ class Randomization(_Model):
 
 class Cases(_Model):
     bundle: str = Field(description="Bundle directory, relative to the protocol file.")
+    demo: bool = Field(
+        default=False,
+        description="The bundle is the synthetic demo bundle: when it is missing, say how to draw it.",
+    )
     include: tuple[str, ...] | Literal["all"] = "all"
     order: Literal["random", "fixed"] = "random"
 
@@ -384,8 +388,12 @@ def parse_protocol(text: str, source: str = "<protocol>") -> Protocol:
 
 def resolve_bundle(protocol: Protocol, base_dir: Path, source: str) -> Bundle:
     """Load the protocol's bundle (relative to the protocol file) and check the cases it names."""
+    path = base_dir / protocol.cases.bundle
     try:
-        bundle = load_bundle(base_dir / protocol.cases.bundle)
+        bundle = load_bundle(path)
+    except BundleNotFoundError as exc:
+        hint = f" — draw the demo bundle with `skingen-study demo-bundle {_shown(path)}`"
+        raise ProtocolError(source, [f"cases.bundle: {exc}{hint if protocol.cases.demo else ''}"]) from None
     except BundleError as exc:
         raise ProtocolError(source, [f"cases.bundle: {exc}"]) from None
     known = {c.case_id for c in bundle.manifest.cases}
@@ -400,6 +408,12 @@ def resolve_bundle(protocol: Protocol, base_dir: Path, source: str) -> Bundle:
     if problems:
         raise ProtocolError(source, problems)
     return bundle
+
+
+def _shown(path: Path) -> str:
+    """``path`` as the user would type it here: relative to the working directory when inside it."""
+    path = path.resolve()
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
 
 
 def load_protocol(path: str | Path) -> LoadedProtocol:

@@ -16,7 +16,7 @@ from skingen.bundle.manifest import (
     write_manifest,
 )
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "protocols"
+EXAMPLES = Path(__file__).resolve().parents[1] / "study" / "demo"
 CONDITIONS = ("psoriasis", "eczema", "acne", "vitiligo")
 
 

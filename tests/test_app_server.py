@@ -102,21 +102,3 @@ def test_init_without_protocol_is_refused(tmp_path, capsys):
         build_parser().parse_args(["serve", "--bogus"])
     assert main(["serve", "--init", "--db", f"sqlite:///{tmp_path}/x.db"]) == 2
     assert "--init needs --protocol" in capsys.readouterr().err
-
-
-def test_serve_demo_draws_the_bundle_registers_and_starts(tmp_path, monkeypatch):
-    import study.cli
-    import study.demo_bundle
-    from tests.factories import example_protocol, make_bundle, write_protocol
-
-    data = example_protocol("between")
-    data["cases"]["bundle"] = "demo-bundle"  # relative to the protocol file, not there yet
-    protocol = write_protocol(tmp_path, data)
-    monkeypatch.setattr(study.cli, "DEMO_PROTOCOL", protocol)
-    monkeypatch.setattr(study.demo_bundle, "build_demo_bundle", lambda out: make_bundle(out))
-    started = []
-    monkeypatch.setattr(server, "serve", lambda *a, **k: started.append(a))
-    url = f"sqlite:///{tmp_path}/demo.db"
-    assert main(["serve", "--demo", "--db", url]) == 0
-    assert (tmp_path / "demo-bundle" / "manifest.json").is_file() and started == [(url, str(protocol))]
-    assert main(["serve", "--demo", "--db", url, "--protocol", str(protocol)]) == 2

@@ -9,17 +9,15 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from tests.conftest import require
+from tests.servers import free_port, stop, wait_until_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -63,15 +61,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(900)]  # a hang guard, no
 LATE_SCRIPT_DELAY_S = 1.0
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def demo_bundle(tmp_path_factory):
-    from study.demo_bundle import build_demo_bundle
+    from skingen.bundle.demo.writer import build_demo_bundle
 
     root = tmp_path_factory.mktemp("demo") / "bundle"
     build_demo_bundle(root, seed=2024, n_references=3, size=384)
@@ -96,27 +88,12 @@ class AppServer:
             self.process = subprocess.Popen(
                 command, cwd=self.workdir, env=env, stdout=log, stderr=subprocess.STDOUT
             )
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(self.base + "/_stcore/health", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the app server did not start:\n" + self.log_path.read_text())
-            time.sleep(0.3)
+        wait_until_healthy(self.base, self.process, self.log_path, timeout=90)
 
     def stop(self) -> None:
         if self.process is None:
             return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop(self.process)
         self.process = None
 
 

@@ -114,7 +114,8 @@ def test_cli_reports_bad_effect_and_bad_protocol(protocol_file, tmp_path, capsys
 def test_study_and_db_never_import_torch():
     code = (
         "import sys, db.session, db.migrate, study.engine, study.export, study.simulate, study.cli, "
-        "study.botpower, study.rating, study.auth, study.monitor, study.demo_bundle, skingen.bundle.manifest; "
+        "study.botpower, study.rating, study.auth, study.monitor, skingen.bundle.manifest, "
+        "skingen.bundle.demo.writer; "
         "bad = [m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules]; "
         "sys.exit(f'imported {bad}' if bad else 0)"
     )

@@ -9,11 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
+from skingen.bundle.demo.drawing import render_image
+from skingen.bundle.demo.material import MaterialError, load_material
+from skingen.bundle.demo.writer import CASE_LABEL, REFERENCE_LABEL, build_demo_bundle
 from skingen.bundle.manifest import Bundle, load_bundle
 from study.cli import main
-from study.demo_bundle import CASE_LABEL, REFERENCE_LABEL, build_demo_bundle, render_image
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -99,8 +102,9 @@ def test_images_have_the_requested_size(tmp_path: Path) -> None:
 
 
 def test_label_is_burnt_into_the_bottom_left_corner() -> None:
-    case = render_image("psoriasis", "II", seed=7, size=256, label=CASE_LABEL)
-    reference = render_image("psoriasis", "II", seed=7, size=256, label=REFERENCE_LABEL)
+    tone = load_material().tone("II")
+    case = render_image("psoriasis", tone, seed=7, size=256, label=CASE_LABEL)
+    reference = render_image("psoriasis", tone, seed=7, size=256, label=REFERENCE_LABEL)
     changed = np.argwhere(np.any(np.asarray(case) != np.asarray(reference), axis=2))
     assert len(changed) > 100, "the two labels should render as visibly different text"
     rows, cols = changed[:, 0], changed[:, 1]
@@ -160,7 +164,7 @@ def test_building_does_not_import_torch(tmp_path: Path) -> None:
     script = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from study.demo_bundle import build_demo_bundle\n"
+        "from skingen.bundle.demo.writer import build_demo_bundle\n"
         f"build_demo_bundle(Path({str(tmp_path / 'bundle')!r}), size=128, n_references=1)\n"
         "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))\n"
     )
@@ -168,3 +172,32 @@ def test_building_does_not_import_torch(tmp_path: Path) -> None:
         [sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_material_is_package_data_with_three_wrong_ai_cases() -> None:
+    material = load_material()
+    assert [t.fitzpatrick for t in material.skin_tones] == ["I", "II", "III", "IV", "V", "VI"]
+    wrong = [c.case_id for c in material.cases if c.ai_condition != c.condition]
+    assert wrong == ["c02", "c06", "c07"]
+    assert all(c.appearance and c.description for c in material.conditions)
+
+
+def test_material_problems_are_all_reported_by_field(tmp_path: Path) -> None:
+    data = yaml.safe_load((REPO_ROOT / "skingen/bundle/demo/material.yaml").read_text(encoding="utf-8"))
+    data["conditions"][0]["painter"] = "watercolour"
+    data["cases"][0]["skin_tone"] = "VII"
+    data["cases"][1]["differential"] = [["psoriasis", 0.5], ["ringworm", 0.2]]
+    path = tmp_path / "material.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    with pytest.raises(MaterialError) as caught:
+        load_material(path)
+    message = str(caught.value)
+    assert str(path) in message and "conditions[0].painter" in message and "watercolour" in message
+    del data["conditions"][0]["painter"]
+    path.write_text(yaml.safe_dump({**data, "conditions": data["conditions"][1:]}), encoding="utf-8")
+    with pytest.raises(MaterialError) as caught:
+        load_material(path)
+    message = str(caught.value)
+    assert "cases[0].condition: unknown condition 'psoriasis'" in message
+    assert "cases[0].skin_tone: 'VII' is not in skin_tones" in message
+    assert "cases[1].differential[1]: unknown condition 'ringworm'" in message

@@ -263,7 +263,8 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 def test_import_skingen_and_manifest_stay_torch_free() -> None:
     code = (
         "import sys, skingen, skingen.bundle.manifest, skingen.bundle.builder, skingen.diagnosis; "
-        "import skingen.cli, skingen.prompts, skingen.provenance; "
+        "import skingen.cli, skingen.prompts, skingen.provenance, skingen.bundle.writing; "
+        "import skingen.bundle.demo.drawing, skingen.bundle.demo.material, skingen.bundle.demo.writer; "
         "print(','.join(m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules))"
     )
     result = subprocess.run(

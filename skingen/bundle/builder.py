@@ -4,7 +4,7 @@
 ``ai_condition`` carries a fixed AI output that overrides the diagnoser (how wrong-AI cases are planted).
 
 The bundle is written into a staging folder beside the output and swapped into place only once it
-validates (:func:`skingen.atomic.atomic_directory`), so a failure never leaves half a bundle. Needs torch
+validates (:func:`skingen.bundle.writing.write_bundle`), so a failure never leaves half a bundle. Needs torch
 only through the generator it is given.
 """
 
@@ -21,20 +21,11 @@ from typing import TYPE_CHECKING
 from PIL import Image
 from tqdm.auto import tqdm
 
-from skingen.atomic import atomic_directory
-from skingen.bundle.manifest import (
-    AIOutput,
-    BundleManifest,
-    Case,
-    ReferenceImage,
-    SkinConditionEntry,
-    load_bundle,
-    write_manifest,
-)
+from skingen.bundle.manifest import SKIN_TONES, AIOutput, BundleManifest, Case, ReferenceImage
+from skingen.bundle.writing import BundleWriter, condition_entries, write_bundle
 from skingen.diagnosis.base import Diagnoser, Diagnosis
 from skingen.errors import SkinGenError
 from skingen.prompts import PromptBuilder
-from skingen.provenance import save_image
 from skingen.sources import load_image
 from skingen.taxonomy import UNKNOWN, Taxonomy
 
@@ -46,7 +37,6 @@ log = logging.getLogger(__name__)
 CASES_FILE = "cases.csv"
 REQUIRED_COLUMNS = ("case_id", "file", "ground_truth")
 _CASE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-SKIN_TONES = ("I", "II", "III", "IV", "V", "VI")
 
 
 @dataclass(frozen=True)
@@ -181,37 +171,33 @@ class BundleBuilder:
         self, cases: list[CaseRow], out: str | Path, *, overwrite: bool = False, progress: bool = True
     ) -> Path:
         """Build the bundle at ``out``; returns its path."""
-        # 1. Check inputs (the output location is checked by atomic_directory, before any work)
+        # 1. Check inputs (the output location is checked by write_bundle, before any work)
         self.check_inputs(cases)
-        # 2. Build in a staging folder that replaces ``out`` only once the bundle is complete
-        with atomic_directory(out, overwrite=overwrite) as staging:
-            # 3. Diagnose and illustrate each case
-            built = [
-                self.build_case(case, staging)
-                for case in tqdm(cases, desc="building bundle", unit="case", disable=not progress)
-            ]
-            # 4. Write the manifest and validate the whole bundle as the study app will load it
-            write_manifest(staging, self.manifest(built))
-            load_bundle(staging)
+
+        # 2. Diagnose and illustrate each case in a staging folder, 3. write the manifest; the bundle is
+        # validated as the study app will load it before it replaces ``out``
+        def write(writer: BundleWriter) -> BundleManifest:
+            progress_bar = tqdm(cases, desc="building bundle", unit="case", disable=not progress)
+            return self.manifest([self.build_case(case, writer) for case in progress_bar])
+
+        write_bundle(out, write, overwrite=overwrite)
         return Path(out)
 
-    def build_case(self, case: CaseRow, root: Path) -> Case:
+    def build_case(self, case: CaseRow, writer: BundleWriter) -> Case:
         photo = load_image(case.image_path, "case photo")
-        image_rel = f"cases/{case.case_id}.png"
-        (root / "cases").mkdir(exist_ok=True)
-        photo.save(root / image_rel)
+        image_rel = writer.case_photo(case.case_id, photo)
         ai = case.fixed_ai or self.diagnoser.diagnose(photo, case.case_id).ai_output()
         return Case(
             case_id=case.case_id,
             image=image_rel,
             ground_truth=case.ground_truth,
             ai=ai,
-            references=self.references(case, ai, photo, root),
+            references=self.references(case, ai, photo, writer),
             skin_tone=case.skin_tone,
         )
 
     def references(
-        self, case: CaseRow, ai: AIOutput, photo: Image.Image, root: Path
+        self, case: CaseRow, ai: AIOutput, photo: Image.Image, writer: BundleWriter
     ) -> tuple[ReferenceImage, ...]:
         """``k`` generated images of the AI's diagnosis; none for ``unknown`` (nothing to show)."""
         if ai.condition == UNKNOWN:
@@ -239,14 +225,14 @@ class BundleBuilder:
                 height=settings.height,
                 ip_adapter_image=photo if self.generator.ip_adapter is not None else None,
             )
-            image_rel = f"references/{case.case_id}/ref_{index}.png"
-            json_path = save_image(generated.image, generated.record, root / image_rel)
             references.append(
-                ReferenceImage(
-                    image=image_rel,
-                    caption=f"Generated example of {ai.display_name.lower()} — not the patient",
+                writer.reference(
+                    case.case_id,
+                    f"ref_{index}",
+                    generated.image,
                     condition=ai.condition,
-                    provenance=json_path.relative_to(root).as_posix(),
+                    display_name=ai.display_name,
+                    provenance=generated.record.to_json(),
                 )
             )
         return tuple(references)
@@ -274,9 +260,6 @@ class BundleBuilder:
                 "severity": settings.severity,
                 "trigger": settings.trigger,
             },
-            conditions=tuple(
-                SkinConditionEntry(id=c.id, display_name=c.display_name, description=c.description)
-                for c in self.taxonomy
-            ),
+            conditions=condition_entries(self.taxonomy),
             cases=tuple(cases),
         )

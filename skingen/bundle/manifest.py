@@ -23,10 +23,16 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 FORMAT_NAME = "skingen-bundle"
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
+SKIN_TONES = ("I", "II", "III", "IV", "V", "VI")
+"""The Fitzpatrick types a case's ``skin_tone`` may name."""
 
 
 class BundleError(ValueError):
     """A bundle that cannot be used; the message names the bundle path and every problem."""
+
+
+class BundleNotFoundError(BundleError):
+    """No bundle at all where one was expected (no ``manifest.json``): not drawn or built yet, or moved."""
 
 
 def _relative_path(value: str) -> str:
@@ -151,7 +157,8 @@ class Bundle:
         return hashlib.sha256((self.root / MANIFEST_NAME).read_bytes()).hexdigest()
 
 
-def _format_validation_error(error: ValidationError) -> list[str]:
+def format_validation_error(error: ValidationError) -> list[str]:
+    """One line per problem: the field path (``cases[2].ai.condition``) and pydantic's message."""
     messages = []
     for item in error.errors():
         loc = ""
@@ -171,7 +178,7 @@ def load_bundle(path: str | Path, *, check_files: bool = True) -> Bundle:
     root = path.parent if path.name == MANIFEST_NAME else path
     manifest_path = root / MANIFEST_NAME
     if not manifest_path.is_file():
-        raise BundleError(f"{manifest_path}: no bundle manifest here")
+        raise BundleNotFoundError(f"{manifest_path}: no bundle manifest here")
     try:
         data = json.loads(manifest_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -179,7 +186,7 @@ def load_bundle(path: str | Path, *, check_files: bool = True) -> Bundle:
     try:
         manifest = BundleManifest.model_validate(data)
     except ValidationError as exc:
-        raise BundleError(f"{manifest_path}:\n  " + "\n  ".join(_format_validation_error(exc))) from None
+        raise BundleError(f"{manifest_path}:\n  " + "\n  ".join(format_validation_error(exc))) from None
     bundle = Bundle(root, manifest)
     if check_files:
         problems = bundle_file_problems(bundle)

@@ -1,52 +1,20 @@
-"""The demo stimulus bundle: procedurally drawn, clearly labelled synthetic skin images.
+"""Drawing the demo's synthetic skin images: numpy + Pillow painters, byte-for-byte reproducible from a seed.
 
-The demo has to run on any laptop, so its bundle is drawn from code here (numpy + Pillow, no downloads, no
-torch) and is byte-for-byte reproducible from a seed. Every image says SYNTHETIC on it, and three cases carry
-a deliberately wrong AI diagnosis so the demo shows both kinds of trial. Real studies plug in a real bundle.
-
-Build it with ``python -m study.demo_bundle OUT [--seed 2024] [--references 3] [--size 384] [--overwrite]``.
+Images are float32 arrays (H, W, 3) in [0, 1]; coordinates run from -1 to 1. :func:`render_image` draws
+unaffected skin of one :class:`SkinTone`, paints one condition into it (a function of :data:`PAINTERS`) and
+burns a label into the corner. What is drawn (conditions, tones, cases) is data: ``material.yaml``.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import partial
-from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from skingen.atomic import atomic_directory
-from skingen.bundle.manifest import (
-    AIOutput,
-    Bundle,
-    BundleManifest,
-    Case,
-    DifferentialEntry,
-    ReferenceImage,
-    SkinConditionEntry,
-    load_bundle,
-    write_manifest,
-)
-
 RGB = tuple[float, float, float]
 Painter = Callable[[np.ndarray, "SkinTone", np.random.Generator], np.ndarray]
-
-BUNDLE_ID = "skingen-demo"
-BUNDLE_VERSION = "1.0.0"
-GENERATOR = "demo-procedural"
-MODEL_ID = "demo-fixed-output"
-# Pillow's built-in font has no em dash, so the burnt-in labels use a plain hyphen.
-CASE_LABEL = "SYNTHETIC - not a real patient"
-REFERENCE_LABEL = "SYNTHETIC reference"
-# Image seeds are ``seed + case_number * SEED_STRIDE + reference_number`` (reference 0 is the case photo).
-SEED_STRIDE = 100
-# zlib level 3: files ~10% larger than the default (6) but written twice as fast; noisy skin packs slowly.
-PNG_COMPRESSION = 3
 
 
 @dataclass(frozen=True)
@@ -56,19 +24,6 @@ class SkinTone:
     fitzpatrick: str
     base: RGB
     erythema: RGB
-
-
-# Redness reads pink on light skin and violet-brown on dark skin; drawing it the same everywhere is a known
-# failure of teaching images that the demo should not repeat.
-SKIN_TONES: tuple[SkinTone, ...] = (
-    SkinTone("I", base=(0.95, 0.83, 0.75), erythema=(0.89, 0.47, 0.47)),
-    SkinTone("II", base=(0.90, 0.74, 0.62), erythema=(0.85, 0.42, 0.39)),
-    SkinTone("III", base=(0.80, 0.61, 0.46), erythema=(0.73, 0.36, 0.31)),
-    SkinTone("IV", base=(0.64, 0.45, 0.31), erythema=(0.55, 0.27, 0.25)),
-    SkinTone("V", base=(0.46, 0.30, 0.21), erythema=(0.38, 0.19, 0.21)),
-    SkinTone("VI", base=(0.29, 0.19, 0.14), erythema=(0.24, 0.12, 0.15)),
-)
-TONE_BY_TYPE = {tone.fitzpatrick: tone for tone in SKIN_TONES}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -381,187 +336,20 @@ def _draw_urticaria(image: np.ndarray, tone: SkinTone, rng: np.random.Generator)
     return image * _relief(_blur(wheals, 4), 0.35)
 
 
-@dataclass(frozen=True)
-class DemoCondition:
-    """A condition as the demo shows it: names and description for participants, alt text and a painter."""
-
-    id: str
-    display_name: str
-    description: str
-    appearance: str
-    painter: Painter
-
-
-CONDITIONS: tuple[DemoCondition, ...] = (
-    DemoCondition(
-        "psoriasis",
-        "Psoriasis",
-        "A long-lasting condition in which skin cells build up too fast, forming thick, scaly patches.",
-        "raised, sharply outlined red plaques covered with silvery-white scale",
-        _draw_psoriasis,
-    ),
-    DemoCondition(
-        "eczema",
-        "Eczema (atopic dermatitis)",
-        "An itchy inflammation of dry, sensitive skin that comes and goes in flares.",
-        "poorly outlined red, dry patches with fine lines and scratch marks",
-        _draw_eczema,
-    ),
-    DemoCondition(
-        "acne",
-        "Acne",
-        "Blocked and inflamed hair follicles that cause spots, most often on the face, chest and back.",
-        "scattered small red bumps, some with white or yellow tips",
-        _draw_acne,
-    ),
-    DemoCondition(
-        "vitiligo",
-        "Vitiligo",
-        "The skin loses its pigment cells in patches, which turn pale or white; it is not contagious.",
-        "sharply outlined patches where the skin has lost its colour",
-        _draw_vitiligo,
-    ),
-    DemoCondition(
-        "melanoma",
-        "Melanoma",
-        "A skin cancer of pigment cells that needs prompt treatment; it often looks like an unusual mole.",
-        "a large, lopsided spot with a ragged edge and several colours",
-        _draw_melanoma,
-    ),
-    DemoCondition(
-        "nevus",
-        "Mole (benign nevus)",
-        "A common, harmless cluster of pigment cells: a small, round, evenly coloured spot.",
-        "a small, round, evenly brown spot with a smooth edge",
-        _draw_nevus,
-    ),
-    DemoCondition(
-        "urticaria",
-        "Hives (urticaria)",
-        "Itchy, raised welts caused by a reaction in the skin; each welt usually fades within a day.",
-        "raised pink welts and rings with a red flare around them",
-        _draw_urticaria,
-    ),
-)
-CONDITION_BY_ID = {condition.id: condition for condition in CONDITIONS}
-
-
-@dataclass(frozen=True)
-class DemoCase:
-    """One demo case: what is drawn, and the fixed output the demo's 'AI' gives for it."""
-
-    case_id: str
-    condition: str
-    skin_tone: str
-    ai_condition: str
-    rationale: str
-    differential: tuple[tuple[str, float], ...]
-
-
-# Three planted mistakes, each a confusion a real model makes: eczema→psoriasis, nevus→melanoma,
-# urticaria→eczema (c02, c06, c07).
-DEMO_CASES: tuple[DemoCase, ...] = (
-    DemoCase(
-        case_id="c01",
-        condition="psoriasis",
-        skin_tone="II",
-        ai_condition="psoriasis",
-        rationale=(
-            "The patches have sharp edges, are raised and red, and are covered in thick silvery-white flakes."
-        ),
-        differential=(("psoriasis", 0.78), ("eczema", 0.14), ("urticaria", 0.03)),
-    ),
-    DemoCase(
-        case_id="c02",
-        condition="eczema",
-        skin_tone="III",
-        ai_condition="psoriasis",
-        rationale=(
-            "The red patches look thickened and rough on the surface, which often happens with psoriasis."
-        ),
-        differential=(("psoriasis", 0.55), ("eczema", 0.38), ("urticaria", 0.04)),
-    ),
-    DemoCase(
-        case_id="c03",
-        condition="acne",
-        skin_tone="IV",
-        ai_condition="acne",
-        rationale="Many small raised bumps, some with white or yellow tips, are scattered over the skin.",
-        differential=(("acne", 0.86), ("urticaria", 0.06), ("eczema", 0.05)),
-    ),
-    DemoCase(
-        case_id="c04",
-        condition="vitiligo",
-        skin_tone="V",
-        ai_condition="vitiligo",
-        rationale=(
-            "Sharply outlined patches have lost their colour completely while the skin surface looks normal."
-        ),
-        differential=(("vitiligo", 0.91), ("eczema", 0.04), ("psoriasis", 0.02)),
-    ),
-    DemoCase(
-        case_id="c05",
-        condition="melanoma",
-        skin_tone="I",
-        ai_condition="melanoma",
-        rationale=(
-            "The spot is large and lopsided, with a ragged edge and several colours, including black "
-            "and grey-blue."
-        ),
-        differential=(("melanoma", 0.74), ("nevus", 0.22), ("psoriasis", 0.01)),
-    ),
-    DemoCase(
-        case_id="c06",
-        condition="nevus",
-        skin_tone="III",
-        ai_condition="melanoma",
-        rationale=(
-            "The spot is dark and its edge looks slightly uneven, which can be a warning sign of melanoma."
-        ),
-        differential=(("melanoma", 0.52), ("nevus", 0.44), ("acne", 0.02)),
-    ),
-    DemoCase(
-        case_id="c07",
-        condition="urticaria",
-        skin_tone="II",
-        ai_condition="eczema",
-        rationale="The skin shows raised pink, blotchy areas, which the AI links with an eczema flare.",
-        differential=(("eczema", 0.48), ("urticaria", 0.41), ("psoriasis", 0.06)),
-    ),
-    DemoCase(
-        case_id="c08",
-        condition="eczema",
-        skin_tone="VI",
-        ai_condition="eczema",
-        rationale=(
-            "The patches are darker than the skin around them, dry, poorly outlined and marked by scratching."
-        ),
-        differential=(("eczema", 0.81), ("psoriasis", 0.12), ("urticaria", 0.03)),
-    ),
-    DemoCase(
-        case_id="c09",
-        condition="psoriasis",
-        skin_tone="V",
-        ai_condition="psoriasis",
-        rationale=(
-            "Thick, sharply outlined plaques carry silvery-white scale; on dark skin the redness looks "
-            "purple-brown."
-        ),
-        differential=(("psoriasis", 0.83), ("eczema", 0.11), ("vitiligo", 0.02)),
-    ),
-    DemoCase(
-        case_id="c10",
-        condition="nevus",
-        skin_tone="IV",
-        ai_condition="nevus",
-        rationale="The spot is small, round and evenly brown, with a smooth, regular edge.",
-        differential=(("nevus", 0.88), ("melanoma", 0.09), ("acne", 0.01)),
-    ),
-)
+PAINTERS: dict[str, Painter] = {
+    "psoriasis": _draw_psoriasis,
+    "eczema": _draw_eczema,
+    "acne": _draw_acne,
+    "vitiligo": _draw_vitiligo,
+    "melanoma": _draw_melanoma,
+    "nevus": _draw_nevus,
+    "urticaria": _draw_urticaria,
+}
+"""The painters by name; a condition of ``material.yaml`` names its painter."""
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Rendering and the bundle.
+# Rendering.
 # ---------------------------------------------------------------------------------------------------------
 
 
@@ -579,113 +367,9 @@ def _label(image: Image.Image, text: str) -> Image.Image:
     return Image.alpha_composite(image.convert("RGBA"), overlay).convert("RGB")
 
 
-def render_image(condition: str, skin_tone: str, *, seed: int, size: int, label: str) -> Image.Image:
-    """Draw one labelled synthetic image of ``condition`` on Fitzpatrick ``skin_tone`` skin."""
+def render_image(painter: str, tone: SkinTone, *, seed: int, size: int, label: str) -> Image.Image:
+    """Draw one labelled synthetic image with ``PAINTERS[painter]`` on ``tone`` skin."""
     rng = np.random.default_rng(seed)
-    tone = TONE_BY_TYPE[skin_tone]
-    pixels = CONDITION_BY_ID[condition].painter(_skin(rng, size, tone), tone, rng)
+    pixels = PAINTERS[painter](_skin(rng, size, tone), tone, rng)
     image = Image.fromarray(np.clip(pixels * 255 + 0.5, 0, 255).astype(np.uint8))
     return _label(image, label)
-
-
-def _reference_tones(skin_tone: str, count: int) -> list[str]:
-    """The patient's own tone first, then its neighbours, so references look like the patient's skin."""
-    types = [tone.fitzpatrick for tone in SKIN_TONES]
-    start = types.index(skin_tone)
-    order = [0, 1, -1, 2, -2, 3]
-    return [types[(start + order[i % len(order)]) % len(types)] for i in range(count)]
-
-
-def _check_inputs(seed: int, n_references: int, size: int) -> None:
-    if not 0 <= seed < 2**32:
-        raise ValueError(f"seed must be in [0, 2**32), got {seed}")
-    if not 1 <= n_references < SEED_STRIDE:
-        raise ValueError(f"n_references must be in [1, {SEED_STRIDE - 1}], got {n_references}")
-    if not 128 <= size <= 2048:
-        raise ValueError(f"size must be in [128, 2048] pixels, got {size}")
-
-
-def _write_case(root: Path, number: int, case: DemoCase, *, seed: int, n_references: int, size: int) -> Case:
-    """Draw one case photo and its references into ``root``; return its manifest entry."""
-    drawn = CONDITION_BY_ID[case.condition]
-    diagnosed = CONDITION_BY_ID[case.ai_condition]
-    image_path = f"cases/{case.case_id}.png"
-    image_seed = seed + number * SEED_STRIDE
-    image = render_image(case.condition, case.skin_tone, seed=image_seed, size=size, label=CASE_LABEL)
-    image.save(root / image_path, compress_level=PNG_COMPRESSION)
-
-    references = []
-    (root / "references" / case.case_id).mkdir(parents=True)
-    for index, tone in enumerate(_reference_tones(case.skin_tone, n_references), start=1):
-        stem = f"references/{case.case_id}/ref{index}"
-        ref_seed = image_seed + index
-        image = render_image(diagnosed.id, tone, seed=ref_seed, size=size, label=REFERENCE_LABEL)
-        image.save(root / f"{stem}.png", compress_level=PNG_COMPRESSION)
-        provenance = {"generator": GENERATOR, "seed": ref_seed, "condition": diagnosed.id, "skin_tone": tone}
-        (root / f"{stem}.json").write_text(json.dumps(provenance, indent=2) + "\n", encoding="utf-8")
-        references.append(
-            ReferenceImage(
-                image=f"{stem}.png",
-                caption=f"Generated example of {diagnosed.display_name.lower()} — not the patient",
-                condition=diagnosed.id,
-                provenance=f"{stem}.json",
-            )
-        )
-
-    ai = AIOutput(
-        condition=diagnosed.id,
-        display_name=diagnosed.display_name,
-        text=f"The AI's most likely diagnosis is {diagnosed.display_name.lower()}.",
-        rationale=case.rationale,
-        differential=tuple(DifferentialEntry(condition=c, score=s) for c, s in case.differential),
-        model_id=MODEL_ID,
-    )
-    return Case(
-        case_id=case.case_id,
-        image=image_path,
-        ground_truth=drawn.id,
-        ai=ai,
-        references=tuple(references),
-        skin_tone=case.skin_tone,
-        alt_text=f"Synthetic illustration, not a real patient: {drawn.appearance}, "
-        f"on Fitzpatrick type {case.skin_tone} skin.",
-    )
-
-
-def build_demo_bundle(
-    out: Path, *, seed: int = 2024, n_references: int = 3, size: int = 384, overwrite: bool = False
-) -> Bundle:
-    """Draw the demo bundle into ``out`` and return it loaded and validated.
-
-    Everything is drawn into a staging folder that replaces ``out`` at the end
-    (:func:`~skingen.atomic.atomic_directory`), so ``out`` is never half-written. The same ``seed`` gives a
-    byte-identical manifest and identical images.
-    Raises :class:`~skingen.atomic.OutputExistsError` if ``out`` is non-empty and ``overwrite`` is false.
-    """
-    out = Path(out)
-    # 1. Check inputs
-    _check_inputs(seed, n_references, size)
-    with atomic_directory(out, overwrite=overwrite) as staging:
-        # 2. Draw cases and references
-        (staging / "cases").mkdir()
-        # numpy and Pillow release the GIL, so threads use every core; each image has its own seed, so the
-        # result does not depend on the order they finish in.
-        draw = partial(_write_case, staging, seed=seed, n_references=n_references, size=size)
-        with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
-            cases = tuple(pool.map(draw, range(1, len(DEMO_CASES) + 1), DEMO_CASES))
-        # 3. Write the manifest
-        manifest = BundleManifest(
-            bundle_id=BUNDLE_ID,
-            version=BUNDLE_VERSION,
-            description="Synthetic demo material: procedurally drawn skin illustrations, not real patients, "
-            "with fixed AI outputs (some deliberately wrong). For trying the study app, not for research.",
-            synthetic=True,
-            generator={"name": GENERATOR, "seed": seed, "n_references": n_references, "size": size},
-            conditions=tuple(
-                SkinConditionEntry(id=c.id, display_name=c.display_name, description=c.description)
-                for c in CONDITIONS
-            ),
-            cases=cases,
-        )
-        write_manifest(staging, manifest)
-    return load_bundle(out)
