@@ -101,8 +101,8 @@ class LikertGenerator:
     sd_participant: float = 0.8
     sd_condition: float = 0.6
     sd_item: float = 0.8
-    baseline: str = "baseline_text"
-    visual: str = "skingen_visual"
+    baseline: str = "baseline"  # labels of the simulated conditions (the study's ids when known)
+    visual: str = "visual"
 
     def shift(self, effect: float) -> float:
         """Latent shift δ that plants ``effect`` on construct scores."""

@@ -18,7 +18,7 @@ FAST = AnalysisConfig(n_boot=50)
 @pytest.fixture(scope="module")
 def within():
     responses, participants, ratings = make_study(n=40, seed=1)
-    data = build_study_data(responses, participants, ratings, design="within")
+    data = build_study_data(responses, participants, ratings, design="within", baseline=BASELINE)
     return run_analysis(data, FAST)
 
 
@@ -63,7 +63,9 @@ def test_exclusions_and_flow(within):
     }
     assert res["n_participants"] == {BASELINE: 40, VISUAL: 40}
     responses, _, _ = make_study(n=40, seed=1)
-    everyone = run_analysis(build_study_data(responses, None, None, design="within"), FAST).results
+    everyone = run_analysis(
+        build_study_data(responses, None, None, design="within", baseline=BASELINE), FAST
+    ).results
     assert everyone["n_participants"][VISUAL] == 43
     assert any("no participants file" in w for w in everyone["warnings"])
 
@@ -115,7 +117,7 @@ def test_ratings_block(within):
 
 def test_between_design_and_construct_selection():
     responses, participants, _ = make_study(n=60, design="between", seed=2)
-    data = build_study_data(responses, participants, design="between")
+    data = build_study_data(responses, participants, design="between", baseline=BASELINE)
     res = run_analysis(data, AnalysisConfig(constructs=("comprehension",), n_boot=0)).results
     block = res["constructs"]["comprehension"]
     assert list(res["constructs"]) == ["comprehension"]

@@ -1,67 +1,20 @@
-"""Writers: ``results.json``, ``report.md`` (APA-7 sentences), ``tables.tex`` (booktabs) and ``report.html``.
+"""The report as a list of blocks (heading, paragraph, list, table), in the order of a paper's results section.
 
-The Markdown and HTML reports render the same list of blocks (heading, paragraph, table), so they never
-disagree. APA 7: statistics in italics, no leading zero for p, correlations and reliabilities, p < .001.
+The Markdown and HTML renderers (:mod:`analysis.render`) draw the same blocks, so they never disagree; the
+LaTeX tables come from the same table functions.
 """
 
 from __future__ import annotations
 
 import html
-import json
-import math
-import re
-from pathlib import Path
 
 import pandas as pd
-import plotly.graph_objects as go
-import plotly.offline
+
+from analysis.apa import EFFECT_SYMBOL, TEST_SYMBOL, bounded, ci, num, p_text, pval, signed_pct
 
 Block = tuple[str, object]  # ("h1"|"h2"|"h3"|"p"|"ul", str | list[str]) or ("table", DataFrame)
 
-TEST_SYMBOL = {"paired t-test": "t", "Welch t-test": "t", "Wilcoxon signed-rank": "V", "Mann-Whitney U": "U"}
-EFFECT_SYMBOL = {"d_z": "*d*<sub>z</sub>", "hedges_g": "*g*", "rank_biserial": "*r*<sub>rb</sub>"}
 
-
-# ---------------------------------------------------------------- number formatting (APA 7)
-def num(x: float | None, digits: int = 2) -> str:
-    """Fixed decimals ('-0.00' printed as '0.00'); '–' for missing."""
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "–"
-    text = f"{x:.{digits}f}"
-    return text.lstrip("-") if float(text) == 0 else text
-
-
-def bounded(x: float | None, digits: int = 2) -> str:
-    """Statistics that cannot exceed 1 (p, r, α, κ): no leading zero."""
-    text = num(x, digits)
-    return text.replace("0.", ".", 1) if text.startswith(("0.", "-0.")) else text
-
-
-def p_text(p: float | None) -> str:
-    """A p-value for tables: ``.023`` or ``< .001`` (never ``.000``)."""
-    if p is None or math.isnan(p):
-        return "–"
-    return "< .001" if p < 0.001 else bounded(p, 3)
-
-
-def pval(p: float | None) -> str:
-    """``*p* = .023`` or ``*p* < .001``."""
-    text = p_text(p)
-    return f"*p* {text}" if text.startswith("<") else f"*p* = {text}"
-
-
-def ci(bounds: list[float | None] | None, digits: int = 2, fmt=num) -> str:
-    """``95 % CI [lo, hi]``."""
-    if not bounds:
-        return "95 % CI [–, –]"
-    return f"95 % CI [{fmt(bounds[0], digits)}, {fmt(bounds[1], digits)}]"
-
-
-def signed_pct(x: float | None) -> str:
-    return "–" if x is None else f"{x:+.1f} %"
-
-
-# ---------------------------------------------------------------- APA sentences
 def parametric_sentence(block: dict) -> str:
     """t-test with mean difference, CI, effect size and the relative change next to them."""
     par = block["parametric"]
@@ -143,8 +96,7 @@ def test_record_sentence(label: str, res: dict | None) -> str | None:
     )
 
 
-# ---------------------------------------------------------------- document blocks
-def _flow_table(results: dict) -> pd.DataFrame | None:
+def flow_table(results: dict) -> pd.DataFrame | None:
     flow = results.get("participant_flow")
     return None if not flow else pd.DataFrame(flow).rename(columns={"stage": "Stage", "n": "n"})
 
@@ -232,7 +184,7 @@ def document(results: dict) -> list[Block]:
     ]
     if results["warnings"]:
         blocks += [("h2", "Notes and warnings"), ("ul", [html.escape(w) for w in results["warnings"]])]
-    flow = _flow_table(results)
+    flow = flow_table(results)
     blocks.append(("h2", "Participant flow"))
     blocks.append(
         ("table", flow)
@@ -359,141 +311,3 @@ def power_blocks(results: dict) -> list[Block]:
             + ": see the power figure and `power.simulation` in results.json."
         )
     return [("h2", "Power"), ("ul", items)] if items else []
-
-
-# ---------------------------------------------------------------- renderers
-def _md_table(frame: pd.DataFrame) -> str:
-    cells = frame.astype(object).where(frame.notna(), "–").astype(str)
-    header = "| " + " | ".join(map(str, frame.columns)) + " |"
-    rule = "|" + "---|" * len(frame.columns)
-    return "\n".join([header, rule, *("| " + " | ".join(row) + " |" for row in cells.to_numpy())])
-
-
-def render_markdown(blocks: list[Block]) -> str:
-    out = []
-    for kind, content in blocks:
-        if kind in ("h1", "h2", "h3"):
-            out.append("#" * int(kind[1]) + " " + str(content))
-        elif kind == "p":
-            out.append(str(content))
-        elif kind == "ul":
-            out.append("\n".join(f"- {line}" for line in content))
-        else:
-            out.append(_md_table(content))
-    return "\n\n".join(out) + "\n"
-
-
-def _inline_html(text: str) -> str:
-    """Markdown emphasis and code to HTML (the text is already HTML-escaped where it holds data)."""
-    text = re.sub(r"\*([^*]+)\*", r"<em>\1</em>", text)
-    return re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
-
-
-def render_html(blocks: list[Block], figures: dict[str, go.Figure]) -> str:
-    """One self-contained HTML page: the report plus every interactive figure, plotly.js inlined once."""
-    body = []
-    for kind, content in blocks:
-        if kind in ("h1", "h2", "h3"):
-            body.append(f"<{kind}>{content}</{kind}>")
-        elif kind == "p":
-            body.append(f"<p>{_inline_html(str(content))}</p>")
-        elif kind == "ul":
-            body.append("<ul>" + "".join(f"<li>{_inline_html(line)}</li>" for line in content) + "</ul>")
-        else:
-            body.append(content.to_html(index=False, border=0, classes="tbl", na_rep="–"))
-    if figures:
-        body.append("<h2>Figures</h2>")
-        body += [
-            f'<div class="fig">{fig.to_html(full_html=False, include_plotlyjs=False)}</div>'
-            for fig in figures.values()
-        ]
-    style = (
-        "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;line-height:1.5}"
-        ".tbl{border-collapse:collapse;font-size:.9em;margin:1em 0}.tbl td,.tbl th{padding:.3em .6em;"
-        "border-bottom:1px solid #ddd;text-align:left}.fig{margin:2em 0}"
-    )
-    return (
-        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>Study analysis report</title>"
-        f"<style>{style}</style><script>{plotly.offline.get_plotlyjs()}</script></head><body>"
-        + "\n".join(body)
-        + "</body></html>\n"
-    )
-
-
-# ---------------------------------------------------------------- LaTeX
-LATEX_SPECIAL = {
-    "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-    "−": "$-$",
-    "α": r"$\alpha$",
-    "κ": r"$\kappa$",
-    "ω": r"$\omega$",
-}
-
-
-def tex_escape(text: str) -> str:
-    return "".join(LATEX_SPECIAL.get(ch, ch) for ch in str(text))
-
-
-def latex_table(frame: pd.DataFrame, caption: str, label: str) -> str:
-    """A booktabs table (needs ``\\usepackage{booktabs}``)."""
-    cols = "l" + "r" * (len(frame.columns) - 1)
-    lines = [
-        r"\begin{table}[ht]",
-        r"\centering",
-        r"\small",
-        rf"\caption{{{tex_escape(caption)}}}",
-        rf"\label{{{label}}}",
-        rf"\begin{{tabular}}{{{cols}}}",
-        r"\toprule",
-        " & ".join(tex_escape(c) for c in frame.columns) + r" \\",
-        r"\midrule",
-    ]
-    lines += [" & ".join(tex_escape(x) for x in row) + r" \\" for row in frame.astype(str).to_numpy()]
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
-    return "\n".join(lines)
-
-
-def render_latex(results: dict) -> str:
-    parts = [f"% Generated by {results['tool']}; requires \\usepackage{{booktabs}}"]
-    flow = _flow_table(results)
-    if flow is not None:
-        parts.append(latex_table(flow, "Participant flow.", "tab:flow"))
-    if results["constructs"]:
-        design = "paired t-test, d_z" if results["design"] == "within" else "Welch t-test, Hedges' g"
-        parts.append(
-            latex_table(
-                summary_table(results),
-                f"Confirmatory comparisons ({design}; Holm-adjusted p; differences are visual − baseline).",
-                "tab:constructs",
-            )
-        )
-    if results["ratings"]:
-        parts.append(
-            latex_table(
-                ratings_table(results),
-                "Expert ratings: proportion positive (Wilson 95% CI) and inter-rater agreement.",
-                "tab:ratings",
-            )
-        )
-    return "\n\n".join(parts) + "\n"
-
-
-def write_reports(results: dict, figures: dict[str, go.Figure], out_dir: Path) -> None:
-    """Write results.json, report.md, tables.tex and report.html into ``out_dir``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "results.json").write_text(
-        json.dumps(results, indent=2, ensure_ascii=False, allow_nan=False), encoding="utf-8"
-    )
-    blocks = document(results)
-    (out_dir / "report.md").write_text(render_markdown(blocks), encoding="utf-8")
-    (out_dir / "tables.tex").write_text(render_latex(results), encoding="utf-8")
-    (out_dir / "report.html").write_text(render_html(blocks, figures), encoding="utf-8")
