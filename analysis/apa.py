@@ -36,11 +36,20 @@ def pval(p: float | None) -> str:
     return f"*p* {text}" if text.startswith("<") else f"*p* = {text}"
 
 
-def ci(bounds: list[float | None] | None, digits: int = 2, fmt=num) -> str:
-    """``95 % CI [lo, hi]``."""
-    if not bounds:
-        return "95 % CI [–, –]"
-    return f"95 % CI [{fmt(bounds[0], digits)}, {fmt(bounds[1], digits)}]"
+def ci_label(confidence: float) -> str:
+    """``90 % CI`` for ``confidence`` = 0.9 (``97.5 % CI`` for 0.975): the name of every interval."""
+    return f"{100 * confidence:.4g} % CI"
+
+
+def interval(bounds: list[float | None] | None, digits: int = 2, fmt=num) -> str:
+    """``[lo, hi]`` (``[–, –]`` when missing)."""
+    lo, hi = bounds if bounds else (None, None)
+    return f"[{fmt(lo, digits)}, {fmt(hi, digits)}]"
+
+
+def ci(bounds: list[float | None] | None, confidence: float, digits: int = 2, fmt=num) -> str:
+    """``90 % CI [lo, hi]`` at the analysis' level."""
+    return f"{ci_label(confidence)} {interval(bounds, digits, fmt)}"
 
 
 def signed_pct(x: float | None) -> str:

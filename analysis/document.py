@@ -10,12 +10,23 @@ import html
 
 import pandas as pd
 
-from analysis.apa import EFFECT_SYMBOL, TEST_SYMBOL, bounded, ci, num, p_text, pval, signed_pct
+from analysis.apa import (
+    EFFECT_SYMBOL,
+    TEST_SYMBOL,
+    bounded,
+    ci,
+    ci_label,
+    interval,
+    num,
+    p_text,
+    pval,
+    signed_pct,
+)
 
 Block = tuple[str, object]  # ("h1"|"h2"|"h3"|"p"|"ul", str | list[str]) or ("table", DataFrame)
 
 
-def parametric_sentence(block: dict) -> str:
+def parametric_sentence(block: dict, confidence: float) -> str:
     """t-test with mean difference, CI, effect size and the relative change next to them."""
     par = block["parametric"]
     es = par["effect_size"]
@@ -25,8 +36,8 @@ def parametric_sentence(block: dict) -> str:
         f"{'A paired' if par['test'] == 'paired t-test' else 'A Welch'} *t*-test: *t*({df}) = "
         f"{num(par['statistic'])}, {pval(par['p'])} (Holm-adjusted {pval(par.get('p_holm'))}); mean "
         "difference "
-        f"(visual − baseline) = {num(par['mean_diff'])}, {ci(par['ci95'])}; {EFFECT_SYMBOL[es['name']]} = "
-        f"{num(es['value'])}, {ci(es['ci95'])}; relative change of means "
+        f"(visual − baseline) = {num(par['mean_diff'])}, {ci(par['ci'], confidence)}; {EFFECT_SYMBOL[es['name']]} = "
+        f"{num(es['value'])}, {ci(es['ci'], confidence)}; relative change of means "
         f"{signed_pct(block['relative_change_pct'])}"
         f" (POMP difference {num(pomp, 1)} points)."
     )
@@ -51,15 +62,15 @@ def descriptive_sentence(name: str, block: dict, baseline: str, visual: str) -> 
     return f"{html.escape(name)}: {' vs. '.join(parts)}."
 
 
-def reliability_sentence(block: dict) -> str | None:
+def reliability_sentence(block: dict, confidence: float) -> str | None:
     if block.get("alpha") is None:
         return None
     omega = f"; McDonald's ω = {bounded(block['omega'])}" if block.get("omega") is not None else ""
-    alpha_ci = ci(block["alpha_ci95"], fmt=bounded)
+    alpha_ci = ci(block["alpha_ci"], confidence, fmt=bounded)
     return f"Reliability: Cronbach's α = {bounded(block['alpha'])}, {alpha_ci}{omega}."
 
 
-def ordinal_sentence(block: dict) -> str | None:
+def ordinal_sentence(block: dict, confidence: float) -> str | None:
     res = block.get("ordinal")
     if not res:
         return None
@@ -68,31 +79,31 @@ def ordinal_sentence(block: dict) -> str | None:
     return (
         "Cumulative link (proportional-odds logit) model on the item answers: *OR* = "
         f"{num(res['odds_ratio'])}, "
-        f"{ci(res['odds_ratio_ci95'])}, *z* = {num(res['z'])}, {pval(res['p'])} ({res['n_obs']} answers, "
+        f"{ci(res['odds_ratio_ci'], confidence)}, *z* = {num(res['z'])}, {pval(res['p'])} ({res['n_obs']} answers, "
         f"{res['n_clusters']} participants; {res['limitation']})."
     )
 
 
-def period_sentence(block: dict) -> str | None:
+def period_sentence(block: dict, confidence: float) -> str | None:
     res = block.get("period_effect")
     if not res:
         return None
     return (
         f"Condition × period: *t*({res['df']:.2f}) = {num(res['statistic'])}, {pval(res['p'])}; period "
-        f"difference (later − earlier) = {num(res['period_diff'])}, {ci(res['period_diff_ci95'])}; "
+        f"difference (later − earlier) = {num(res['period_diff'])}, {ci(res['period_diff_ci'], confidence)}; "
         f"period-adjusted mean difference = {num(res['adjusted_mean_diff'])} ({res['n_baseline_first']} "
         f"baseline-first, {res['n_visual_first']} visual-first)."
     )
 
 
-def test_record_sentence(label: str, res: dict | None) -> str | None:
+def test_record_sentence(label: str, res: dict | None, confidence: float) -> str | None:
     if not res:
         return None
     es = res["effect_size"]
     df = f"{res['df']:.0f}" if float(res["df"]).is_integer() else f"{res['df']:.2f}"
     return (
         f"{label}: *t*({df}) = {num(res['statistic'])}, {pval(res['p'])}, difference (visual − baseline) = "
-        f"{num(res['mean_diff'])}, {ci(res['ci95'])}, {EFFECT_SYMBOL[es['name']]} = {num(es['value'])}."
+        f"{num(res['mean_diff'])}, {ci(res['ci'], confidence)}, {EFFECT_SYMBOL[es['name']]} = {num(es['value'])}."
     )
 
 
@@ -104,7 +115,7 @@ def flow_table(results: dict) -> pd.DataFrame | None:
 def summary_table(results: dict) -> pd.DataFrame:
     """One row per confirmatory construct: means, difference with CI, relative change, test, effect size."""
     rows = []
-    b, v = results["baseline"], results["visual"]
+    b, v, label = results["baseline"], results["visual"], ci_label(results["confidence"])
     for name, block in results["constructs"].items():
         if "parametric" not in block:
             continue
@@ -115,12 +126,12 @@ def summary_table(results: dict) -> pd.DataFrame:
                 "Construct": name,
                 f"{b} M (SD)": f"{num(d[b]['mean'])} ({num(d[b]['sd'])})",
                 f"{v} M (SD)": f"{num(d[v]['mean'])} ({num(d[v]['sd'])})",
-                "Diff. [95 % CI]": f"{num(par['mean_diff'])} [{num(par['ci95'][0])}, {num(par['ci95'][1])}]",
+                f"Diff. [{label}]": f"{num(par['mean_diff'])} {interval(par['ci'])}",
                 "Rel. change": signed_pct(block["relative_change_pct"]),
                 "POMP diff.": num(block["pomp"]["diff"], 1),
                 "t (df)": f"{num(par['statistic'])} ({par['df']:.1f})",
                 "p (Holm)": p_text(par.get("p_holm")),
-                "Effect [95 % CI]": f"{num(es['value'])} [{num(es['ci95'][0])}, {num(es['ci95'][1])}]",
+                f"Effect [{label}]": f"{num(es['value'])} {interval(es['ci'])}",
                 "α": bounded(block.get("alpha")),
             }
         )
@@ -129,13 +140,14 @@ def summary_table(results: dict) -> pd.DataFrame:
 
 def ratings_table(results: dict) -> pd.DataFrame:
     rows = []
+    label = ci_label(results["confidence"])
     for item, rec in results["ratings"].items():
-        lo, hi = rec["proportion_positive_ci95"]
         icc = rec.get("icc") or {}
         rows.append(
             {
                 "Item": item,
-                "Positive [95 % CI]": f"{bounded(rec['proportion_positive'])} [{bounded(lo)}, {bounded(hi)}]",
+                f"Positive [{label}]": f"{bounded(rec['proportion_positive'])} "
+                f"{interval(rec['proportion_positive_ci'], fmt=bounded)}",
                 "% agree": f"{100 * rec['percent_agreement']:.1f}"
                 if rec["percent_agreement"] is not None
                 else "–",
@@ -150,7 +162,7 @@ def ratings_table(results: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def trust_table(records: list[dict]) -> pd.DataFrame:
+def trust_table(records: list[dict], confidence: float) -> pd.DataFrame:
     """Trust-calibration cells with rounded numbers (proportions get their Wilson CI)."""
     rows = []
     for rec in records:
@@ -162,15 +174,15 @@ def trust_table(records: list[dict]) -> pd.DataFrame:
             "M": num(rec["mean"]),
             "SD": num(rec["sd"]),
         }
-        if "ci95" in rec:
-            row["95 % CI"] = f"[{num(rec['ci95'][0])}, {num(rec['ci95'][1])}]"
+        if "ci" in rec:
+            row[ci_label(confidence)] = interval(rec["ci"])
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def document(results: dict) -> list[Block]:
     """The report as blocks, in the order of a paper's results section."""
-    b, v = results["baseline"], results["visual"]
+    b, v, level = results["baseline"], results["visual"], results["confidence"]
     blocks: list[Block] = [
         ("h1", "Study analysis report"),
         (
@@ -220,11 +232,11 @@ def document(results: dict) -> list[Block]:
                 continue
             sentences = [
                 descriptive_sentence(name, block, b, v),
-                parametric_sentence(block),
+                parametric_sentence(block, level),
                 nonparametric_sentence(block),
-                reliability_sentence(block),
-                ordinal_sentence(block),
-                period_sentence(block),
+                reliability_sentence(block, level),
+                ordinal_sentence(block, level),
+                period_sentence(block, level),
             ]
             blocks.append(("ul", [s for s in sentences if s]))
     trust = results.get("trust_calibration")
@@ -234,14 +246,14 @@ def document(results: dict) -> list[Block]:
             if trust[key]:
                 blocks += [
                     ("p", f"{label} per condition and AI correctness (means of participant means):"),
-                    ("table", trust_table(trust[key])),
+                    ("table", trust_table(trust[key], level)),
                 ]
         sentences = [
             test_record_sentence(
-                "Over-reliance (agreement with wrong AI), visual vs baseline", trust["over_reliance"]
+                "Over-reliance (agreement with wrong AI), visual vs baseline", trust["over_reliance"], level
             ),
             test_record_sentence(
-                "Trust calibration gap (correct − wrong cases), visual vs baseline", trust["trust_gap"]
+                "Trust calibration gap (correct − wrong cases), visual vs baseline", trust["trust_gap"], level
             ),
         ]
         blocks.append(("ul", [s for s in sentences if s]))
@@ -251,7 +263,7 @@ def document(results: dict) -> list[Block]:
             (
                 "p",
                 (
-                    "Proportion positive with Wilson 95 % CIs; agreement coefficients with percentile "
+                    f"Proportion positive with Wilson {ci_label(level)}s; agreement coefficients with percentile "
                     "bootstrap CIs over "
                     "images in results.json. With high prevalence κ can be low although raters agree (kappa "
                     "paradox); "
@@ -268,9 +280,9 @@ def document(results: dict) -> list[Block]:
                         f"{html.escape(item)}: prevalence {bounded(rec['prevalence'])} "
                         f"({rec['positive_rule']}), "
                         f"Fleiss' κ = {bounded(rec['fleiss_kappa'])}, "
-                        f"{ci(rec['ci95'].get('fleiss_kappa'), fmt=bounded)}; "
+                        f"{ci(rec['ci'].get('fleiss_kappa'), level, fmt=bounded)}; "
                         f"Gwet's AC1 = {bounded(rec['gwet_ac1'])}, "
-                        f"{ci(rec['ci95'].get('gwet_ac1'), fmt=bounded)}; "
+                        f"{ci(rec['ci'].get('gwet_ac1'), level, fmt=bounded)}; "
                         f"{rec['n_images']} images, {rec['n_raters']} raters."
                     ),
                 )

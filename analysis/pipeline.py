@@ -51,7 +51,7 @@ from analysis.trust import trust_calibration
 if TYPE_CHECKING:
     from analysis.sources import LoadedProtocol
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: CIs at --confidence, level-neutral keys (ci, alpha_ci, …), top-level confidence
 
 
 @dataclass(frozen=True)
@@ -188,7 +188,7 @@ def construct_block(
     items = item_matrix(responses, construct)
     alpha = cronbach_alpha(items, config.confidence)
     block["alpha"] = None if alpha is None else alpha["value"]
-    block["alpha_ci95"] = None if alpha is None else alpha["ci95"]
+    block["alpha_ci"] = None if alpha is None else alpha["ci"]
     omega = mcdonald_omega(items)
     block["omega"] = None if omega is None else omega["value"]
     rows = scored_rows(responses)

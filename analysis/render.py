@@ -11,6 +11,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import plotly.offline
 
+from analysis.apa import ci_label
 from analysis.document import Block, document, flow_table, ratings_table, summary_table
 
 
@@ -132,7 +133,8 @@ def render_latex(results: dict) -> str:
         parts.append(
             latex_table(
                 ratings_table(results),
-                "Expert ratings: proportion positive (Wilson 95% CI) and inter-rater agreement.",
+                f"Expert ratings: proportion positive (Wilson {ci_label(results['confidence'])}) and inter-rater "
+                "agreement.",
                 "tab:ratings",
             )
         )

@@ -96,6 +96,7 @@ def simulated_curve(
             config.alpha,
             config.seed,
             progress,
+            config.confidence,
         )
         details = None
         if bots:

@@ -29,9 +29,9 @@ def test_results_schema_within(within):
         for cond in (BASELINE, VISUAL):
             assert set(block["descriptives"][cond]) >= {"n", "mean", "sd", "median", "iqr"}
         par = block["parametric"]
-        assert set(par) >= {"test", "statistic", "df", "p", "p_holm", "mean_diff", "ci95", "effect_size"}
+        assert set(par) >= {"test", "statistic", "df", "p", "p_holm", "mean_diff", "ci", "effect_size"}
         assert par["test"] == "paired t-test" and par["effect_size"]["name"] == "d_z"
-        assert set(par["effect_size"]) == {"name", "value", "ci95"}
+        assert set(par["effect_size"]) == {"name", "value", "ci"}
         assert block["nonparametric"]["test"] == "Wilcoxon signed-rank"
         assert block["nonparametric"]["effect_size"]["name"] == "rank_biserial"
         assert isinstance(block["alpha"], float) and block["relative_change_pct"] is not None
