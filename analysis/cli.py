@@ -9,16 +9,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from analysis.figures import build_figures, write_figures
-from analysis.load import DESIGNS, AnalysisInputError, StudyData, load_csv, load_db
+from analysis.load import DESIGNS, AnalysisInputError, StudyData, load_csv, load_export
 from analysis.pipeline import AnalysisConfig, run_analysis
-from analysis.report import write_reports
+from analysis.power import LikertGenerator
+from analysis.render import write_reports
+from analysis.sources import LoadedProtocol, load_db, read_protocol
 from skingen.atomic import OutputExistsError, atomic_directory, check_output_dir
-
-if TYPE_CHECKING:  # the study engine is imported lazily (bot_protocol)
-    from study.protocol import LoadedProtocol
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -43,8 +41,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="skingen-analysis", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     rep = sub.add_parser("report", help="compute results.json, report.md/html, tables.tex and figures")
-    src = rep.add_argument_group("input (the database, or the export's CSV files)")
+    src = rep.add_argument_group("input (the database, the export folder, or the export's CSV files)")
     src.add_argument("--db", metavar="URL", help="SQLAlchemy URL of the study database")
+    src.add_argument(
+        "--export",
+        metavar="DIR",
+        type=Path,
+        help="export folder of `skingen-study export`: reads its responses, participants, ratings and study "
+        "CSVs (design, baseline and visual condition from study.csv)",
+    )
     src.add_argument(
         "--protocol",
         metavar="FILE",
@@ -61,9 +66,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="participants.csv of the export: applies exclusions and builds the participant flow",
     )
     des = rep.add_argument_group("design")
-    des.add_argument("--design", choices=DESIGNS, help="within or between subjects (default: from the data)")
-    des.add_argument("--baseline", help="baseline condition id (default: baseline_text)")
-    des.add_argument("--visual", help="visual condition id (default: the one other condition)")
+    des.add_argument(
+        "--design",
+        choices=DESIGNS,
+        help="within or between subjects (default: the study's, else from the data)",
+    )
+    des.add_argument(
+        "--baseline",
+        help="baseline condition id (default: the study's, from --db or --export's study.csv; "
+        "required with --responses)",
+    )
+    des.add_argument(
+        "--visual", help="visual condition id (default: the study's, else the one other condition)"
+    )
     des.add_argument(
         "--constructs",
         type=_names,
@@ -125,11 +140,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def check_args(args: argparse.Namespace) -> None:
     """Cross-field checks of the flags, before any data is read."""
-    if args.db and (args.responses or args.ratings):
-        raise AnalysisInputError("give either --db or --responses/--ratings, not both")
-    if not (args.db or args.responses or args.ratings or args.simulate):
+    sources = [args.db, args.export, args.responses or args.ratings or args.participants]
+    if sum(bool(s) for s in sources) > 1:
+        raise AnalysisInputError("give one input: --db, --export or --responses/--ratings/--participants")
+    if not (args.db or args.export or args.responses or args.ratings or args.simulate):
         raise AnalysisInputError(
-            "no input: give --db URL, --responses CSV and/or --ratings CSV (or --simulate)"
+            "no input: give --db URL, --export DIR, --responses CSV and/or --ratings CSV (or --simulate)"
         )
     if args.protocol and not (args.db or args.simulate):
         raise AnalysisInputError("--protocol is only used with --db or --simulate")
@@ -150,32 +166,15 @@ def bot_protocol(args: argparse.Namespace) -> LoadedProtocol | None:
     registered in ``--db``; None when neither is given (CSV input) or no simulation is asked for."""
     if not args.simulate or not (args.protocol or args.db):
         return None
-    try:  # lazy: only the bots need the study engine
-        from db.session import Database
-        from study.protocol import load_protocol
-        from study.registry import find_study, stored_protocol
-    except ImportError as exc:  # pragma: no cover - the study package ships with the analysis
-        print(f"warning: --simulate uses the Likert generator: no study engine ({exc})", file=sys.stderr)
-        return None
-    try:
-        if args.protocol:
-            return load_protocol(args.protocol)
-        db = Database(args.db)
-        try:
-            return stored_protocol(find_study(db))
-        finally:
-            db.dispose()
-    except Exception as exc:  # the protocol/database boundary: one message, not a traceback
-        source = f"--protocol {args.protocol}" if args.protocol else f"--db {args.db}"
-        raise AnalysisInputError(
-            f"{source}: cannot read the protocol for the simulation bots ({type(exc).__name__}: {exc})"
-        ) from None
+    return read_protocol(args.protocol, args.db)
 
 
 def load(args: argparse.Namespace, protocol: LoadedProtocol | None = None) -> StudyData:
     design = {"design": args.design, "baseline": args.baseline, "visual": args.visual}
     if args.db:
         return load_db(args.db, args.protocol, **design)
+    if args.export:
+        return load_export(args.export, **design)
     if args.responses or args.ratings:
         return load_csv(args.responses, args.ratings, args.participants, **design)
     planned = protocol.protocol if protocol is not None else None  # power planning from a protocol file
@@ -184,8 +183,8 @@ def load(args: argparse.Namespace, protocol: LoadedProtocol | None = None) -> St
         None,
         None,
         args.design or (planned.design if planned else "within"),
-        args.baseline or (planned.baseline if planned else "baseline_text"),
-        args.visual or (planned.visual if planned else "skingen_visual"),
+        args.baseline or (planned.baseline if planned else LikertGenerator.baseline),
+        args.visual or (planned.visual if planned else LikertGenerator.visual),
         ("no study data: power simulation only",),
     )
 

@@ -41,7 +41,7 @@ def _check_samples(x: np.ndarray, name: str, minimum: int = 2) -> np.ndarray:
 def paired_ttest(visual: np.ndarray, baseline: np.ndarray, confidence: float = 0.95) -> dict:
     """Paired t-test of visual − baseline with d_z and its exact (noncentral t) CI.
 
-    Keys: ``test, statistic, df, p, mean_diff, ci95, effect_size{name='d_z', value, ci95}, n``.
+    Keys: ``test, statistic, df, p, mean_diff, ci, effect_size{name='d_z', value, ci}, n``.
     ``d_z`` = mean difference / SD of differences (Cohen 1988; Lakens 2013); not pingouin's d_av.
     """
     visual, baseline = _check_samples(visual, "visual"), _check_samples(baseline, "baseline")
@@ -64,8 +64,8 @@ def paired_ttest(visual: np.ndarray, baseline: np.ndarray, confidence: float = 0
         "df": float(n - 1),
         "p": float(res.pvalue),
         "mean_diff": float(diff.mean()),
-        "ci95": [float(ci.low), float(ci.high)],
-        "effect_size": {"name": "d_z", "value": float(d_z), "ci95": [float(d_ci[0]), float(d_ci[1])]},
+        "ci": [float(ci.low), float(ci.high)],
+        "effect_size": {"name": "d_z", "value": float(d_z), "ci": [float(d_ci[0]), float(d_ci[1])]},
         "n": n,
     }
 
@@ -73,7 +73,7 @@ def paired_ttest(visual: np.ndarray, baseline: np.ndarray, confidence: float = 0
 def welch_ttest(visual: np.ndarray, baseline: np.ndarray, confidence: float = 0.95) -> dict:
     """Welch's t-test with Hedges' g (pooled SD, exact small-sample correction) and its noncentral-t CI.
 
-    Keys: ``test, statistic, df, p, mean_diff, ci95, effect_size{name='hedges_g', value, ci95}, n``.
+    Keys: ``test, statistic, df, p, mean_diff, ci, effect_size{name='hedges_g', value, ci}, n``.
     """
     visual, baseline = _check_samples(visual, "visual"), _check_samples(baseline, "baseline")
     n1, n2 = len(visual), len(baseline)
@@ -98,8 +98,8 @@ def welch_ttest(visual: np.ndarray, baseline: np.ndarray, confidence: float = 0.
         "df": float(res.df),
         "p": float(res.pvalue),
         "mean_diff": float(mean_diff),
-        "ci95": [float(ci.low), float(ci.high)],
-        "effect_size": {"name": "hedges_g", "value": float(g), "ci95": [float(g_ci[0]), float(g_ci[1])]},
+        "ci": [float(ci.low), float(ci.high)],
+        "effect_size": {"name": "hedges_g", "value": float(g), "ci": [float(g_ci[0]), float(g_ci[1])]},
         "n": n1 + n2,
     }
 
@@ -204,8 +204,8 @@ def cumulative_logit(
     With one binary predictor the likelihood depends on the data only through the 2 × K table of counts, so
     the fit costs the same for any n; the sandwich variance sums each cluster's (participant's) score, which
     accounts for repeated answers of one participant (GEE independence working model, no random effects).
-    Agrees with statsmodels ``OrderedModel(distr="logit")`` (tested). Keys: ``model, log_odds, se, z, p, ci95,
-    odds_ratio, odds_ratio_ci95, n_obs, n_clusters, n_levels``; ``log_odds`` > 0: visual answers are higher.
+    Agrees with statsmodels ``OrderedModel(distr="logit")`` (tested). Keys: ``model, log_odds, se, z, p, ci,
+    odds_ratio, odds_ratio_ci, n_obs, n_clusters, n_levels``; ``log_odds`` > 0: visual answers are higher.
     """
     values = np.asarray(values, dtype=float)
     group = np.asarray(visual, dtype=int)
@@ -247,9 +247,9 @@ def cumulative_logit(
         "se": se,
         "z": z,
         "p": float(2 * stats.norm.sf(abs(z))),
-        "ci95": ci,
+        "ci": ci,
         "odds_ratio": math.exp(beta),
-        "odds_ratio_ci95": [math.exp(ci[0]), math.exp(ci[1])],
+        "odds_ratio_ci": [math.exp(ci[0]), math.exp(ci[1])],
         "n_obs": len(values),
         "n_clusters": n_clusters,
         "n_levels": k,
@@ -263,7 +263,7 @@ def period_effect(scores: pd.DataFrame, baseline: str, visual: str, confidence: 
     Participants are grouped by which condition came first; the visual − baseline differences are compared
     between the two orders with Welch's t. Half their difference is the period effect (later − earlier period,
     averaged over conditions); their average is the period-adjusted condition effect. Returns None when the
-    data have no periods or only one order. Keys: ``test, statistic, df, p, period_diff, period_diff_ci95,
+    data have no periods or only one order. Keys: ``test, statistic, df, p, period_diff, period_diff_ci,
     adjusted_mean_diff, n_visual_first, n_baseline_first``.
     """
     if "period" not in scores.columns or scores["period"].isna().all():
@@ -284,7 +284,7 @@ def period_effect(scores: pd.DataFrame, baseline: str, visual: str, confidence: 
         "df": float(res.df),
         "p": float(res.pvalue),
         "period_diff": float((second.mean() - first.mean()) / 2),
-        "period_diff_ci95": [float(ci.low / 2), float(ci.high / 2)],
+        "period_diff_ci": [float(ci.low / 2), float(ci.high / 2)],
         "adjusted_mean_diff": float((second.mean() + first.mean()) / 2),
         "n_visual_first": len(first),
         "n_baseline_first": len(second),

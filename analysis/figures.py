@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from scipy import stats
 
+from analysis.apa import ci_label
 from analysis.scores import scored_rows
 
 BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
@@ -64,9 +65,9 @@ def construct_figure(
 ) -> go.Figure:
     """Distribution of construct scores per condition (box), mean ± CI, and paired lines (within).
 
-    Traces: one ``Box`` per condition, a ``Scatter`` named ``mean ± 95% CI``, and for within designs a
-    ``Scatter`` named ``paired`` (at most 200 randomly chosen participants, one line each). Large samples
-    get precomputed box statistics instead of raw points, which keeps the HTML small.
+    Traces: one ``Box`` per condition, a ``Scatter`` named for the level (``mean ± 90 % CI`` at 0.9), and for
+    within designs a ``Scatter`` named ``paired`` (at most 200 randomly chosen participants, one line each).
+    Large samples get precomputed box statistics instead of raw points, which keeps the HTML small.
     """
     sub = scores[scores["construct"] == construct]
     fig = go.Figure()
@@ -99,7 +100,7 @@ def construct_figure(
             x=[baseline, visual],
             y=means,
             mode="markers",
-            name=f"mean ± {confidence:.0%} CI",
+            name=f"mean ± {ci_label(confidence)}",
             marker={"color": "black", "size": 11, "symbol": "diamond"},
             error_y={"type": "data", "array": halves, "thickness": 2, "width": 8},
         )
@@ -198,21 +199,21 @@ def flow_figure(flow: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def ratings_figure(ratings: dict[str, dict]) -> go.Figure:
-    """Proportion of positive expert ratings per item with Wilson 95 % CIs; one ``Bar`` per condition
+def ratings_figure(ratings: dict[str, dict], confidence: float = 0.95) -> go.Figure:
+    """Proportion of positive expert ratings per item with Wilson CIs; one ``Bar`` per condition
     (or a single ``overall`` bar when the ratings carry no condition)."""
     fig = go.Figure()
     by_condition: dict[str, list[tuple[str, dict]]] = {}
     for item, rec in ratings.items():
         groups = rec.get("proportion_positive_by_skin_condition") or {
-            "overall": {"proportion": rec["proportion_positive"], "ci95": rec["proportion_positive_ci95"]}
+            "overall": {"proportion": rec["proportion_positive"], "ci": rec["proportion_positive_ci"]}
         }
         for condition, cell in groups.items():
             by_condition.setdefault(condition, []).append((item, cell))
     for condition, cells in by_condition.items():
         p = np.array([c["proportion"] for _, c in cells], dtype=float)
-        lo = np.array([c["ci95"][0] for _, c in cells], dtype=float)
-        hi = np.array([c["ci95"][1] for _, c in cells], dtype=float)
+        lo = np.array([c["ci"][0] for _, c in cells], dtype=float)
+        hi = np.array([c["ci"][1] for _, c in cells], dtype=float)
         fig.add_trace(
             go.Bar(
                 x=[item for item, _ in cells],
@@ -222,7 +223,7 @@ def ratings_figure(ratings: dict[str, dict]) -> go.Figure:
             )
         )
     fig.update_layout(
-        title="Expert ratings: proportion positive (Wilson 95 % CI)",
+        title=f"Expert ratings: proportion positive (Wilson {ci_label(confidence)})",
         yaxis_title="proportion",
         yaxis_range=[0, 1],
         barmode="group",
@@ -278,11 +279,11 @@ def build_figures(analysis, design: str, baseline: str, visual: str) -> dict[str
         if "parametric" not in block:
             continue
         figures[f"construct_{construct}"] = construct_figure(
-            analysis.scores, construct, design, baseline, visual, results["config"]["confidence"]
+            analysis.scores, construct, design, baseline, visual, results["confidence"]
         )
         figures[f"likert_{construct}"] = likert_figure(analysis.responses, construct, baseline, visual)
     if results["ratings"]:
-        figures["ratings"] = ratings_figure(results["ratings"])
+        figures["ratings"] = ratings_figure(results["ratings"], results["confidence"])
     if analysis.analytic_power is not None:
         figures["power"] = power_figure(
             analysis.analytic_power, analysis.power_curve, results["config"]["power"]

@@ -1,4 +1,11 @@
-"""Read the study export (CSV files or a database) and validate it before any statistics run.
+"""Read the study export (its CSV files, or the frames of a database export) and validate it before any
+statistics run.
+
+The input is the export contract (:mod:`study.contract`): :func:`from_export` turns the export's frames
+(``responses``, ``participants``, ``ratings``, ``study``) into a :class:`StudyData`, whether they were read
+from an export folder (:func:`load_export`), from single CSV files (:func:`load_csv`) or exported straight from
+the database (:func:`analysis.sources.load_db`, the app's Analysis page). Condition ids and the design come
+from the export's ``study`` table unless the caller names them.
 
 Every problem with the input raises one :class:`AnalysisInputError` whose message names the file, the column
 and an offending value, so a researcher can fix the data without reading a traceback.
@@ -13,21 +20,31 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-DESIGNS = ("within", "between")
-DEFAULT_BASELINE = "baseline_text"
+from study import contract
 
-RESPONSE_COLUMNS = ("participant_id", "condition", "item", "construct", "value")
-RATING_COLUMNS = ("rater_id", "image_id", "item", "value")
-PARTICIPANT_COLUMNS = ("participant_id", "excluded")
-NUMERIC_RESPONSE_COLUMNS = (
-    "period",
-    "reverse_coded",
-    "scale_min",
-    "scale_max",
-    "attention_check",
-    "ai_correct",
-    "rt_ms",
+DESIGNS = ("within", "between")
+EXPORT_TABLES = ("responses", "participants", "ratings", "study")
+"""The export tables the analysis reads (``<name>.csv`` in an export folder)."""
+
+
+def _required(columns: tuple[str, ...], names: tuple[str, ...]) -> tuple[str, ...]:
+    """The analysis' required subset of a contract table's columns (a typo fails at import, not on data)."""
+    unknown = [n for n in names if n not in columns]
+    if unknown:
+        raise RuntimeError(f"columns {unknown} are not in the export contract")
+    return names
+
+
+RESPONSE_COLUMNS = _required(
+    contract.RESPONSE_COLUMNS, ("participant_id", "condition", "item", "construct", "value")
 )
+RATING_COLUMNS = _required(contract.RATING_COLUMNS, ("rater_id", "image_id", "item", "value"))
+PARTICIPANT_COLUMNS = _required(contract.PARTICIPANT_COLUMNS, ("participant_id", "excluded"))
+NUMERIC_RESPONSE_COLUMNS = _required(
+    contract.RESPONSE_COLUMNS,
+    ("period", "reverse_coded", "scale_min", "scale_max", "attention_check", "ai_correct", "rt_ms"),
+)
+NO_BASELINE = "no baseline condition: pass --baseline NAME, or --export DIR (its study.csv names it)"
 
 
 CSV_ENGINE = "pyarrow" if importlib.util.find_spec("pyarrow") else "c"  # same result, pyarrow ~3x faster
@@ -161,7 +178,8 @@ def resolve_conditions(
     responses: pd.DataFrame, baseline: str | None, visual: str | None, what: str = "responses"
 ) -> tuple[str, str, list[str]]:
     """Return ``(baseline, visual, warnings)``; visual defaults to the one condition that isn't baseline."""
-    baseline = baseline or DEFAULT_BASELINE
+    if not baseline:
+        raise AnalysisInputError(NO_BASELINE)
     present = sorted(c for c in responses["condition"].unique() if c != "")
     if baseline not in present:
         raise AnalysisInputError(
@@ -229,7 +247,7 @@ def build_study_data(
     part = validate_participants(participants) if participants is not None else None
     if design is not None and design not in DESIGNS:
         raise AnalysisInputError(f"--design must be one of {DESIGNS}, got {design!r}")
-    base, vis = baseline or DEFAULT_BASELINE, visual or ""  # ratings alone only use them as labels
+    base, vis = baseline or "", visual or ""  # ratings alone only use them as labels
     if resp is not None:
         base, vis, extra = resolve_conditions(resp, baseline, visual)
         warnings += extra
@@ -241,6 +259,62 @@ def build_study_data(
     return StudyData(resp, part, rat, resolved_design, base, vis, tuple(warnings))
 
 
+def _as_text(frame: pd.DataFrame | None) -> pd.DataFrame | None:
+    """A frame as the CSV reader sees it: every cell a string, missing cells ''."""
+    return None if frame is None else frame.astype(object).where(frame.notna(), "").astype(str)
+
+
+def from_export(
+    frames: dict[str, pd.DataFrame],
+    *,
+    design: str | None = None,
+    baseline: str | None = None,
+    visual: str | None = None,
+) -> StudyData:
+    """The analysis input from the export contract's frames (``responses``, ``participants``, ``ratings``,
+    ``study``; any may be missing, extra tables are ignored), typed or as strings.
+
+    ``design``, ``baseline`` and ``visual`` default to the export's ``study`` table (the registered protocol,
+    as the study ran); without it ``baseline`` must be given.
+    """
+    study = frames.get("study")
+    if study is not None and len(study):
+        row = _as_text(study).iloc[0]
+        design = design or row.get("design") or None
+        baseline = baseline or row.get("baseline") or None
+        visual = visual or row.get("visual") or None
+    return build_study_data(
+        _as_text(frames.get("responses")),
+        _as_text(frames.get("participants")),
+        _as_text(frames.get("ratings")),
+        design=design,
+        baseline=baseline,
+        visual=visual,
+    )
+
+
+def load_export(
+    folder: str | Path,
+    *,
+    design: str | None = None,
+    baseline: str | None = None,
+    visual: str | None = None,
+) -> StudyData:
+    """Load an export folder (``skingen-study export``): its responses, participants, ratings and study CSVs,
+    whichever are present; design and conditions from ``study.csv`` unless given."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise AnalysisInputError(f"--export: not a folder: {folder}")
+    frames = {
+        name: read_csv(folder / f"{name}.csv", name)
+        for name in EXPORT_TABLES
+        if (folder / f"{name}.csv").is_file()
+    }
+    if "responses" not in frames and "ratings" not in frames:
+        raise AnalysisInputError(f"--export: {folder} holds neither responses.csv nor ratings.csv")
+    return from_export(frames, design=design, baseline=baseline, visual=visual)
+
+
 def load_csv(
     responses: str | Path | None = None,
     ratings: str | Path | None = None,
@@ -250,52 +324,7 @@ def load_csv(
     baseline: str | None = None,
     visual: str | None = None,
 ) -> StudyData:
-    """Load export CSV files (any may be omitted, but not both responses and ratings)."""
-    return build_study_data(
-        read_csv(responses, "responses") if responses else None,
-        read_csv(participants, "participants") if participants else None,
-        read_csv(ratings, "ratings") if ratings else None,
-        design=design,
-        baseline=baseline,
-        visual=visual,
-    )
-
-
-def load_db(
-    url: str,
-    protocol_path: str | None = None,
-    *,
-    design: str | None = None,
-    baseline: str | None = None,
-    visual: str | None = None,
-) -> StudyData:
-    """Load the study database through the engine's exporter; CLI flags override the protocol's design."""
-    from db.session import Database
-    from study.export import export_frames
-    from study.protocol import load_protocol
-
-    db = Database(url)
-    try:
-        protocol_id = load_protocol(protocol_path).protocol.study.id if protocol_path else None
-        frames = export_frames(db, protocol_id=protocol_id)
-    except Exception as exc:  # the database boundary: any failure becomes one message, not a traceback
-        raise AnalysisInputError(
-            f"--db {url}: cannot export the study data ({type(exc).__name__}: {exc})"
-        ) from None
-    finally:
-        db.dispose()
-    study = frames.get("study")  # the registered protocol's design, as the study ran
-    proto_design = study["design"].iloc[0] if study is not None else None
-    proto_baseline = study["baseline"].iloc[0] if study is not None else None
-
-    def as_text(frame: pd.DataFrame | None) -> pd.DataFrame | None:
-        return None if frame is None else frame.astype(object).where(frame.notna(), "").astype(str)
-
-    return build_study_data(
-        as_text(frames.get("responses")),
-        as_text(frames.get("participants")),
-        as_text(frames.get("ratings")),
-        design=design or proto_design,
-        baseline=baseline or proto_baseline,
-        visual=visual,
-    )
+    """Load single export CSV files (any may be omitted, but not both responses and ratings)."""
+    paths = {"responses": responses, "participants": participants, "ratings": ratings}
+    frames = {name: read_csv(path, name) for name, path in paths.items() if path}
+    return from_export(frames, design=design, baseline=baseline, visual=visual)

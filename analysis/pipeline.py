@@ -1,13 +1,15 @@
 """The analysis as numbered steps over validated study data; produces the ``results.json`` structure.
 
-``run_analysis`` reads like the paper's methods section: 1. exclusions, 2. scoring, 3. per-construct
-statistics, 4. multiplicity, 5. trust calibration, 6. expert ratings, 7. power. Each step is a small
-function returning plain records, so the writers and figures only format what is computed here.
+``run_analysis`` reads like the paper's methods section: it runs :data:`STEPS` in order — 1. exclusions,
+2. scoring, 3. per-construct statistics, 4. multiplicity, 5. trust calibration, 6. expert ratings, 7. power.
+Each step is a small function of the run's state; the statistics are plain records, so the writers and
+figures only format what is computed here. The simulated power curve is wired in :mod:`analysis.simulation`.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -29,14 +31,7 @@ from analysis.compare import (
     wilcoxon_test,
 )
 from analysis.load import StudyData, build_study_data
-from analysis.power import (
-    Generator,
-    LikertGenerator,
-    analytic_power_curve,
-    power_curve,
-    required_n,
-    sensitivity,
-)
+from analysis.power import analytic_power_curve, required_n, sensitivity
 from analysis.reliability import cronbach_alpha, mcdonald_omega
 from analysis.scores import (
     apply_exclusions,
@@ -50,12 +45,13 @@ from analysis.scores import (
     scale_bounds,
     scored_rows,
 )
+from analysis.simulation import simulated_curve
 from analysis.trust import trust_calibration
 
-if TYPE_CHECKING:  # the study engine is imported lazily, only where the bots run
-    from study.protocol import LoadedProtocol
+if TYPE_CHECKING:
+    from analysis.sources import LoadedProtocol
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: CIs at --confidence, level-neutral keys (ci, alpha_ci, …), top-level confidence
 
 
 @dataclass(frozen=True)
@@ -192,7 +188,7 @@ def construct_block(
     items = item_matrix(responses, construct)
     alpha = cronbach_alpha(items, config.confidence)
     block["alpha"] = None if alpha is None else alpha["value"]
-    block["alpha_ci95"] = None if alpha is None else alpha["ci95"]
+    block["alpha_ci"] = None if alpha is None else alpha["ci"]
     omega = mcdonald_omega(items)
     block["omega"] = None if omega is None else omega["value"]
     rows = scored_rows(responses)
@@ -205,27 +201,22 @@ def construct_block(
     return block
 
 
-def analyse_constructs(
-    responses: pd.DataFrame,
-    scores: pd.DataFrame,
-    data: StudyData,
-    config: AnalysisConfig,
-    progress: tqdm | None = None,
+def construct_blocks(
+    responses: pd.DataFrame, scores: pd.DataFrame, data: StudyData, config: AnalysisConfig
 ) -> dict[str, dict]:
-    """Steps 3–4: every confirmatory construct, then Holm-adjusted p across the family."""
+    """Step 3: every confirmatory construct (``--constructs``, else all but the derived ones)."""
     family = confirmatory_constructs(responses, list(config.constructs) if config.constructs else None)
     ranges = construct_ranges(responses)
-    blocks = {}
-    for construct in family:
-        if progress is not None:
-            progress.set_postfix_str(construct)
-        blocks[construct] = construct_block(responses, scores, construct, data, config, ranges.loc[construct])
-    tested = [c for c in family if "parametric" in blocks[c]]
+    return {c: construct_block(responses, scores, c, data, config, ranges.loc[c]) for c in family}
+
+
+def adjust_multiplicity(blocks: dict[str, dict]) -> None:
+    """Step 4: Holm-adjusted p (``p_holm``) across the tested constructs, per test family."""
+    tested = [c for c, block in blocks.items() if "parametric" in block]
     for kind in ("parametric", "nonparametric"):
         adjusted = holm([blocks[c][kind]["p"] for c in tested])
         for construct, p in zip(tested, adjusted, strict=True):
             blocks[construct][kind]["p_holm"] = p
-    return blocks
 
 
 def primary_result(
@@ -236,111 +227,9 @@ def primary_result(
     data = build_study_data(responses, design=design, baseline=baseline, visual=visual)
     config = AnalysisConfig(full=False, constructs=(construct,) if construct else None)
     prepared, _, _ = prepare_responses(data, config)
-    blocks = analyse_constructs(prepared, construct_scores(prepared), data, config)
+    blocks = construct_blocks(prepared, construct_scores(prepared), data, config)
     first = blocks[next(iter(blocks))]["parametric"]
     return {"p": first["p"], "effect": first["effect_size"]["value"]}
-
-
-def primary_construct(data: StudyData, config: AnalysisConfig) -> str | None:
-    """The construct whose power is simulated: the first confirmatory construct (``--constructs`` or, in the
-    data, every construct but derived ones, sorted); None without either."""
-    if config.constructs:
-        return config.constructs[0]
-    if data.responses is None:
-        return None
-    family = confirmatory_constructs(data.responses, None)
-    return family[0] if family else None
-
-
-def simulation_generator(
-    data: StudyData, config: AnalysisConfig, protocol: LoadedProtocol | None, progress: bool
-) -> tuple[Generator, dict, list[str]]:
-    """Pick the power-simulation generator → ``(generator, description, warnings)``.
-
-    With the protocol known (``--db`` or ``--protocol``), the study engine's bots
-    (:class:`study.botpower.EngineBotGenerator`) plant the effect on the first confirmatory construct; without
-    it (CSV input), or if the bots cannot serve this analysis, the fast in-process :class:`LikertGenerator`.
-    """
-    construct = primary_construct(data, config)
-    notes: list[str] = []
-    if protocol is not None:
-        reason = None
-        try:
-            from study.botpower import EngineBotGenerator, plantable_constructs  # lazy: the study engine
-        except ImportError as exc:  # pragma: no cover - the study package ships with the analysis
-            reason = f"the study engine cannot be imported ({exc})"
-        else:
-            plantable = plantable_constructs(protocol)
-            if protocol.protocol.design != data.design:
-                reason = (
-                    f"the protocol's design is {protocol.protocol.design!r}, the analysis' {data.design!r}"
-                )
-            elif construct is not None and construct not in plantable:
-                reason = (
-                    f"construct {construct!r} is not a Likert construct asked under both conditions "
-                    f"(the bots can plant effects on: {', '.join(plantable) or 'none'})"
-                )
-            elif not plantable:
-                reason = "the protocol has no Likert construct asked under both conditions"
-        if reason is None:
-            bots = EngineBotGenerator(
-                protocol, construct, pool_size=config.sim_population, seed=config.seed, progress=progress
-            )
-            return bots, {"kind": "engine_bots", "construct": bots.construct}, notes
-        notes.append(f"power simulation uses the built-in Likert generator, not the study's bots: {reason}")
-    generator = LikertGenerator(
-        design=data.design,
-        constructs=(construct,) if construct else LikertGenerator.constructs,
-        baseline=data.baseline,
-        visual=data.visual or "visual",
-    )
-    return generator, {"kind": "likert", "construct": generator.constructs[0]}, notes
-
-
-def simulated_curve(
-    data: StudyData, config: AnalysisConfig, protocol: LoadedProtocol | None, progress: bool
-) -> tuple[dict, pd.DataFrame]:
-    """The simulated power curve (``--simulate``): simulated studies through the full analysis path."""
-    generator, info, notes = simulation_generator(data, config, protocol, progress)
-    bots = info["kind"] == "engine_bots"
-
-    def analyse(frame: pd.DataFrame) -> dict:
-        return primary_result(
-            frame, generator.design, generator.baseline, generator.visual, info["construct"]
-        )
-
-    if bots:
-        generator.prepare(config.sim_effects, max(config.sim_sizes))  # bot populations, one per effect
-    try:
-        curve = power_curve(
-            generator,
-            analyse,
-            config.sim_sizes,
-            config.sim_effects,
-            config.sim_reps,
-            config.alpha,
-            config.seed,
-            progress,
-        )
-        details = None
-        if bots:
-            # Studies are sampled from one finite population per effect, so the curve is conditional on the
-            # effect that population realized; report it beside the planted one.
-            realized = {e: analyse(generator.population(e))["effect"] for e in config.sim_effects}
-            curve["population_effect"] = curve["effect"].map(realized)
-            details = {**generator.describe(), "population_effect": {str(e): v for e, v in realized.items()}}
-    finally:
-        if bots:
-            generator.close()
-    block = {
-        "generator": repr(generator),
-        "generator_kind": info["kind"],
-        "construct": info["construct"],
-        "generator_details": details,
-        "notes": notes,
-        "curve": curve.to_dict(orient="records"),
-    }
-    return block, curve
 
 
 def power_block(
@@ -369,7 +258,7 @@ def power_block(
     block["analytic_curve"] = analytic.to_dict(orient="records")
     curve = None
     if config.simulate:
-        block["simulation"], curve = simulated_curve(data, config, protocol, progress)
+        block["simulation"], curve = simulated_curve(data, config, protocol, progress, primary_result)
     return block, analytic, curve
 
 
@@ -401,21 +290,112 @@ def _jsonable(value):
     return value
 
 
-def run_analysis(
-    data: StudyData, config: AnalysisConfig, progress: bool = False, protocol: LoadedProtocol | None = None
-) -> Analysis:
-    """Run every step on validated data; ``progress`` shows a tqdm bar on stderr.
+@dataclass
+class Run:
+    """The state the steps of one :func:`run_analysis` share: inputs, and the :class:`Analysis` they fill."""
 
-    ``protocol``: the study's protocol when known (``--db``, ``--protocol``); the simulated power curve then
-    comes from the study engine's bots instead of the built-in Likert generator.
-    """
-    steps = tqdm(total=7, desc="analysis", disable=not progress, leave=False)
-    results: dict = {
+    data: StudyData
+    config: AnalysisConfig
+    protocol: LoadedProtocol | None
+    progress: bool
+    analysis: Analysis
+
+    @property
+    def results(self) -> dict:
+        return self.analysis.results
+
+
+def exclusions(run: Run) -> None:
+    """1. Drop excluded participants, fill scale ranges, reverse-code; the participant flow."""
+    if run.data.responses is None:
+        return
+    run.analysis.responses, run.analysis.flow, notes = prepare_responses(run.data, run.config)
+    run.results["warnings"] += notes
+    flow = run.analysis.flow
+    run.results["participant_flow"] = None if flow is None else flow.to_dict(orient="records")
+
+
+def scoring(run: Run) -> None:
+    """2. Construct scores per participant × condition; participants analysed per condition."""
+    if run.analysis.responses is None:
+        return
+    run.analysis.scores = construct_scores(run.analysis.responses)
+    per_condition = run.analysis.scores.groupby("condition")["participant_id"].nunique()
+    run.results["n_participants"] = {str(k): int(v) for k, v in per_condition.items()}
+
+
+def constructs(run: Run) -> None:
+    """3. Per-construct statistics; participants left out of paired tests become warnings."""
+    if run.analysis.scores is None:
+        return
+    blocks = construct_blocks(run.analysis.responses, run.analysis.scores, run.data, run.config)
+    run.results["constructs"] = blocks
+    for name, block in blocks.items():
+        if block.get("dropped_incomplete"):
+            run.results["warnings"].append(
+                f"{name}: {block['dropped_incomplete']} participant(s) without both "
+                "conditions are left out of the paired analysis"
+            )
+
+
+def multiplicity(run: Run) -> None:
+    """4. Holm adjustment across the confirmatory family."""
+    adjust_multiplicity(run.results["constructs"])
+
+
+def trust(run: Run) -> None:
+    """5. Trust calibration on deliberately wrong AI cases."""
+    if run.analysis.responses is None:
+        return
+    data, config = run.data, run.config
+    run.results["trust_calibration"] = trust_calibration(
+        run.analysis.responses,
+        data.design,
+        data.baseline,
+        data.visual,
+        config.trust_construct,
+        config.confidence,
+    )
+
+
+def ratings(run: Run) -> None:
+    """6. Expert ratings: proportions and agreement per rated item."""
+    if run.data.ratings is not None:
+        run.results["ratings"] = ratings_block(run.data.ratings, run.config)
+
+
+def power(run: Run) -> None:
+    """7. Power: sensitivity at the analysed n, a-priori n, analytic and (``--simulate``) simulated curves."""
+    tested = [b for b in run.results["constructs"].values() if "parametric" in b]
+    n_analysed = tested[0]["parametric"]["n"] if tested else None
+    run.results["power"], run.analysis.analytic_power, run.analysis.power_curve = power_block(
+        run.data, n_analysed, run.config, run.progress, run.protocol
+    )
+    if run.results["power"]["simulation"]:
+        run.results["warnings"] += run.results["power"]["simulation"]["notes"]
+
+
+STEPS: tuple[tuple[str, Callable[[Run], None]], ...] = (
+    ("exclusions", exclusions),
+    ("scoring", scoring),
+    ("constructs", constructs),
+    ("multiplicity", multiplicity),
+    ("trust calibration", trust),
+    ("ratings", ratings),
+    ("power", power),
+)
+"""The analysis, in order: ``(name, step)``; each step reads and extends the :class:`Run`."""
+
+
+def initial_results(data: StudyData, config: AnalysisConfig) -> dict:
+    """The ``results.json`` skeleton the steps fill."""
+    return {
         "schema_version": SCHEMA_VERSION,
         "tool": f"skingen-analysis {__version__}",
         "design": data.design,
         "baseline": data.baseline,
         "visual": data.visual,
+        "confidence": config.confidence,
         "config": {k: v for k, v in config.__dict__.items() if k != "full"},
         "warnings": list(data.warnings),
         "participant_flow": None,
@@ -425,47 +405,18 @@ def run_analysis(
         "trust_calibration": None,
         "ratings": {},
     }
-    analysis = Analysis(results, ratings=data.ratings)
-    n_analysed = None
-    if data.responses is not None:
-        steps.set_description("exclusions")
-        responses, flow, notes = prepare_responses(data, config)
-        results["warnings"] += notes
-        results["participant_flow"] = None if flow is None else flow.to_dict(orient="records")
-        steps.update()
-        steps.set_description("scores")
-        scores = construct_scores(responses)
-        per_condition = scores.groupby("condition")["participant_id"].nunique()
-        results["n_participants"] = {str(k): int(v) for k, v in per_condition.items()}
-        steps.update()
-        steps.set_description("constructs")
-        results["constructs"] = analyse_constructs(responses, scores, data, config, steps)
-        steps.update(2)
-        tested = [b for b in results["constructs"].values() if "parametric" in b]
-        n_analysed = tested[0]["parametric"]["n"] if tested else None
-        for name, block in results["constructs"].items():
-            if block.get("dropped_incomplete"):
-                results["warnings"].append(
-                    f"{name}: {block['dropped_incomplete']} participant(s) without both "
-                    "conditions are left out of the paired analysis"
-                )
-        steps.set_description("trust calibration")
-        results["trust_calibration"] = trust_calibration(
-            responses, data.design, data.baseline, data.visual, config.trust_construct, config.confidence
-        )
-        analysis.responses, analysis.scores, analysis.flow = responses, scores, flow
-    steps.update()
-    if data.ratings is not None:
-        steps.set_description("expert ratings")
-        results["ratings"] = ratings_block(data.ratings, config)
-    steps.update()
-    steps.set_description("power")
-    results["power"], analysis.analytic_power, analysis.power_curve = power_block(
-        data, n_analysed, config, progress, protocol
-    )
-    if results["power"]["simulation"]:
-        results["warnings"] += results["power"]["simulation"]["notes"]
-    steps.update()
-    steps.close()
-    analysis.results = _jsonable(results)
-    return analysis
+
+
+def run_analysis(
+    data: StudyData, config: AnalysisConfig, progress: bool = False, protocol: LoadedProtocol | None = None
+) -> Analysis:
+    """Run :data:`STEPS` on validated data; ``progress`` shows one tqdm bar on stderr.
+
+    ``protocol``: the study's protocol when known (``--db``, ``--protocol``); the simulated power curve then
+    comes from the study engine's bots instead of the built-in Likert generator.
+    """
+    run = Run(data, config, protocol, progress, Analysis(initial_results(data, config), ratings=data.ratings))
+    for _, step in tqdm(STEPS, desc="analysis", disable=not progress, leave=False):
+        step(run)
+    run.analysis.results = _jsonable(run.results)
+    return run.analysis

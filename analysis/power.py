@@ -101,8 +101,8 @@ class LikertGenerator:
     sd_participant: float = 0.8
     sd_condition: float = 0.6
     sd_item: float = 0.8
-    baseline: str = "baseline_text"
-    visual: str = "skingen_visual"
+    baseline: str = "baseline"  # labels of the simulated conditions (the study's ids when known)
+    visual: str = "visual"
 
     def shift(self, effect: float) -> float:
         """Latent shift δ that plants ``effect`` on construct scores."""
@@ -170,12 +170,13 @@ def power_curve(
     alpha: float = 0.05,
     seed: int = 0,
     progress: bool = False,
+    confidence: float = 0.95,
 ) -> pd.DataFrame:
     """Power of the confirmatory test at each n × planted effect, from ``n_sims`` simulated studies each.
 
     ``analyse(responses)`` must return ``{"p": ..., "effect": ...}`` for the primary construct (the CLI runs
-    the full analysis path). Columns: ``n, effect, power, ci_low, ci_high`` (Wilson), ``mean_estimate``
-    (mean estimated effect), ``n_sims``.
+    the full analysis path). Columns: ``n, effect, power, ci_low, ci_high`` (Wilson, at ``confidence``),
+    ``mean_estimate`` (mean estimated effect), ``n_sims``.
     """
     rng = np.random.default_rng(seed)
     grid = [(n, e) for e in effects for n in sample_sizes]
@@ -183,7 +184,7 @@ def power_curve(
     for n, effect in tqdm(grid, desc="power simulation", disable=not progress):
         results = [analyse(generator(n, effect, rng)) for _ in range(n_sims)]
         hits = sum(r["p"] < alpha for r in results)
-        lo, hi = wilson_interval(hits, n_sims)
+        lo, hi = wilson_interval(hits, n_sims, confidence)
         rows.append(
             {
                 "n": n,

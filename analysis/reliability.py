@@ -14,7 +14,7 @@ from statsmodels.multivariate.factor import Factor
 def cronbach_alpha(items: pd.DataFrame, confidence: float = 0.95) -> dict | None:
     """Cronbach's α of an observations × items matrix (listwise complete rows) with its F-based CI.
 
-    Returns None with fewer than two items or three complete rows. Keys: ``value, ci95, n, k``.
+    Returns None with fewer than two items or three complete rows. Keys: ``value, ci, n, k``.
     The CI (Feldt 1965, via pingouin) assumes independent rows.
     """
     complete = items.dropna()
@@ -23,7 +23,7 @@ def cronbach_alpha(items: pd.DataFrame, confidence: float = 0.95) -> dict | None
     value, ci = pg.cronbach_alpha(data=complete, ci=confidence, nan_policy="listwise")
     return {
         "value": float(value),
-        "ci95": [float(ci[0]), float(ci[1])],
+        "ci": [float(ci[0]), float(ci[1])],
         "n": len(complete),
         "k": items.shape[1],
     }

@@ -39,21 +39,23 @@ def _summary(rows: pd.DataFrame, proportion: bool, confidence: float) -> list[di
             "sd": float(cell["value"].std(ddof=1)) if len(cell) > 1 else None,
         }
         if proportion:
-            record["ci95"] = wilson_interval(int(answers.sum()), len(answers), confidence)
+            record["ci"] = wilson_interval(int(answers.sum()), len(answers), confidence)
         out.append(record)
     return out
 
 
-def _compare(per_participant: pd.DataFrame, design: str, baseline: str, visual: str) -> dict | None:
+def _compare(
+    per_participant: pd.DataFrame, design: str, baseline: str, visual: str, confidence: float
+) -> dict | None:
     """visual vs baseline on a participant-level measure (``participant_id, condition, value``)."""
     wide = per_participant.pivot(index="participant_id", columns="condition", values="value")
     if baseline not in wide.columns or visual not in wide.columns:
         return None
     if design == "within":
         pairs = wide[[visual, baseline]].dropna()
-        return paired_ttest(pairs[visual], pairs[baseline]) if len(pairs) >= 2 else None
+        return paired_ttest(pairs[visual], pairs[baseline], confidence) if len(pairs) >= 2 else None
     v, b = wide[visual].dropna(), wide[baseline].dropna()
-    return welch_ttest(v, b) if len(v) >= 2 and len(b) >= 2 else None
+    return welch_ttest(v, b, confidence) if len(v) >= 2 and len(b) >= 2 else None
 
 
 def trust_calibration(
@@ -67,7 +69,7 @@ def trust_calibration(
     """Agreement with the AI and trust, on correct vs wrong AI cases, per condition.
 
     Returns None when the data have no wrong-AI cases. Keys: ``agreement_with_ai`` and ``trust`` (lists of
-    records ``condition, ai_correct, n_participants, n_answers, mean, sd[, ci95]``), ``over_reliance``
+    records ``condition, ai_correct, n_participants, n_answers, mean, sd[, ci]``), ``over_reliance``
     (visual vs baseline on each participant's agreement rate on wrong cases: a paired/Welch test record),
     ``trust_gap`` (same, on trust on correct − trust on wrong cases), ``trust_construct``.
     """
@@ -89,7 +91,7 @@ def trust_calibration(
     if not agree.empty:
         result["agreement_with_ai"] = _summary(agree, proportion=True, confidence=confidence)
         wrong = _cell_means(agree[agree["ai_correct"] == 0])
-        result["over_reliance"] = _compare(wrong, design, baseline, visual)
+        result["over_reliance"] = _compare(wrong, design, baseline, visual, confidence)
     if not trust.empty:
         result["trust"] = _summary(trust, proportion=False, confidence=confidence)
         cells = _cell_means(trust).pivot(
@@ -97,5 +99,5 @@ def trust_calibration(
         )
         if {0.0, 1.0} <= set(cells.columns):
             gap = (cells[1.0] - cells[0.0]).dropna().rename("value").reset_index()
-            result["trust_gap"] = _compare(gap, design, baseline, visual)
+            result["trust_gap"] = _compare(gap, design, baseline, visual, confidence)
     return result

@@ -36,6 +36,8 @@ def bench(n: int, folder: Path) -> tuple[int, float]:
             str(csv),
             "--design",
             "within",
+            "--baseline",
+            generator.baseline,
             "--no-static",
             "--quiet",
             "--out",

@@ -138,7 +138,7 @@ def test_cronbach_alpha_equals_published_icc_ck():
     """Cronbach's α equals ICC(3,k) (McGraw & Wong 1996): .91 for Shrout & Fleiss' judges as items."""
     alpha = cronbach_alpha(pd.DataFrame(SHROUT_FLEISS))
     assert alpha["value"] == pytest.approx(0.909, abs=1e-3)
-    assert alpha["ci95"][0] < alpha["value"] < alpha["ci95"][1]
+    assert alpha["ci"][0] < alpha["value"] < alpha["ci"][1]
     assert cronbach_alpha(pd.DataFrame(SHROUT_FLEISS[:, :1])) is None
 
 
@@ -167,4 +167,4 @@ def test_item_agreement_record_binary_and_ordinal():
     rec = item_agreement(binary, n_boot=50)
     assert rec["type"] == "binary" and rec["icc"] is None
     assert rec["proportion_positive_by_skin_condition"]["a"]["k"] == 5
-    assert set(rec["ci95"]) >= {"fleiss_kappa", "gwet_ac1"}
+    assert set(rec["ci"]) >= {"fleiss_kappa", "gwet_ac1"}

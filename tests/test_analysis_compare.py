@@ -33,10 +33,10 @@ def test_paired_ttest_matches_r_sleep():
     assert res["df"] == 9
     assert res["p"] == pytest.approx(0.002833, abs=1e-6)
     assert res["mean_diff"] == pytest.approx(-1.58)
-    assert res["ci95"] == pytest.approx([-2.4598858, -0.7001142], abs=1e-7)
+    assert res["ci"] == pytest.approx([-2.4598858, -0.7001142], abs=1e-7)
     # d_z = mean diff / SD of differences = -1.58 / 1.229995; its CI comes from the noncentral t
     assert res["effect_size"]["value"] == pytest.approx(-1.58 / 1.229995, abs=1e-5)
-    lo, hi = res["effect_size"]["ci95"]
+    lo, hi = res["effect_size"]["ci"]
     assert lo < res["effect_size"]["value"] < hi < 0
 
 
@@ -47,7 +47,7 @@ def test_welch_ttest_matches_r_sleep():
     assert res["statistic"] == pytest.approx(-1.8608, abs=1e-4)
     assert res["df"] == pytest.approx(17.776, abs=1e-3)
     assert res["p"] == pytest.approx(0.07939, abs=1e-5)
-    assert res["ci95"] == pytest.approx([-3.3654832, 0.2054832], abs=1e-6)
+    assert res["ci"] == pytest.approx([-3.3654832, 0.2054832], abs=1e-6)
     # Hedges' g: d = -1.58 / pooled SD 1.898861 = -0.8321, J(18) = 0.9576
     assert res["effect_size"]["value"] == pytest.approx(-1.58 / 1.8988595 * 0.957592, abs=1e-3)
 

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from analysis.cli import main
-from analysis.load import AnalysisInputError, build_study_data, load_db
+from analysis.load import AnalysisInputError, build_study_data
+from analysis.sources import load_db
 from tests.analysis_data import BASELINE, VISUAL, make_study
 
 
@@ -17,7 +18,7 @@ def study():
 
 def test_valid_input_infers_design_and_visual(study):
     responses, participants, ratings = study
-    data = build_study_data(responses, participants, ratings)
+    data = build_study_data(responses, participants, ratings, baseline=BASELINE)
     assert (data.design, data.baseline, data.visual) == ("within", BASELINE, VISUAL)
     assert any("inferred 'within'" in w for w in data.warnings)
     # free text (empty construct) is kept but carries no number
@@ -37,7 +38,7 @@ def test_valid_input_infers_design_and_visual(study):
 )
 def test_malformed_responses_raise_one_clear_error(study, mutate, message):
     with pytest.raises(AnalysisInputError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        build_study_data(mutate(study[0].copy()), design="within")
+        build_study_data(mutate(study[0].copy()), design="within", baseline=BASELINE)
 
 
 def test_unknown_baseline_and_ambiguous_conditions(study):
@@ -47,17 +48,17 @@ def test_unknown_baseline_and_ambiguous_conditions(study):
     three = responses.copy()
     three.loc[three.index[:10], "condition"] = "heatmap"
     with pytest.raises(AnalysisInputError, match="--visual"):
-        build_study_data(three, design="within")
-    data = build_study_data(three, design="within", visual=VISUAL)
+        build_study_data(three, design="within", baseline=BASELINE)
+    data = build_study_data(three, design="within", visual=VISUAL, baseline=BASELINE)
     assert "heatmap" not in set(data.responses["condition"])
     assert any("ignored" in w for w in data.warnings)
 
 
 def test_between_design_rejects_participant_with_both_conditions(study):
     with pytest.raises(AnalysisInputError, match="have both conditions"):
-        build_study_data(study[0], design="between")
+        build_study_data(study[0], design="between", baseline=BASELINE)
     with pytest.raises(AnalysisInputError, match="--design must be"):
-        build_study_data(study[0], design="crossover")
+        build_study_data(study[0], design="crossover", baseline=BASELINE)
 
 
 def test_ratings_and_participants_validation(study):
@@ -67,7 +68,7 @@ def test_ratings_and_participants_validation(study):
     with pytest.raises(AnalysisInputError, match="more than once"):
         build_study_data(None, ratings=pd.concat([ratings, ratings.iloc[:1]]))
     with pytest.raises(AnalysisInputError, match="'excluded' must be 0 or 1"):
-        build_study_data(study[0], participants.assign(excluded="2"), design="within")
+        build_study_data(study[0], participants.assign(excluded="2"), design="within", baseline=BASELINE)
 
 
 def test_cli_error_exits_2_and_writes_nothing(tmp_path, study, capsys):

@@ -18,7 +18,7 @@ FAST = AnalysisConfig(n_boot=50)
 @pytest.fixture(scope="module")
 def within():
     responses, participants, ratings = make_study(n=40, seed=1)
-    data = build_study_data(responses, participants, ratings, design="within")
+    data = build_study_data(responses, participants, ratings, design="within", baseline=BASELINE)
     return run_analysis(data, FAST)
 
 
@@ -29,9 +29,9 @@ def test_results_schema_within(within):
         for cond in (BASELINE, VISUAL):
             assert set(block["descriptives"][cond]) >= {"n", "mean", "sd", "median", "iqr"}
         par = block["parametric"]
-        assert set(par) >= {"test", "statistic", "df", "p", "p_holm", "mean_diff", "ci95", "effect_size"}
+        assert set(par) >= {"test", "statistic", "df", "p", "p_holm", "mean_diff", "ci", "effect_size"}
         assert par["test"] == "paired t-test" and par["effect_size"]["name"] == "d_z"
-        assert set(par["effect_size"]) == {"name", "value", "ci95"}
+        assert set(par["effect_size"]) == {"name", "value", "ci"}
         assert block["nonparametric"]["test"] == "Wilcoxon signed-rank"
         assert block["nonparametric"]["effect_size"]["name"] == "rank_biserial"
         assert isinstance(block["alpha"], float) and block["relative_change_pct"] is not None
@@ -63,7 +63,9 @@ def test_exclusions_and_flow(within):
     }
     assert res["n_participants"] == {BASELINE: 40, VISUAL: 40}
     responses, _, _ = make_study(n=40, seed=1)
-    everyone = run_analysis(build_study_data(responses, None, None, design="within"), FAST).results
+    everyone = run_analysis(
+        build_study_data(responses, None, None, design="within", baseline=BASELINE), FAST
+    ).results
     assert everyone["n_participants"][VISUAL] == 43
     assert any("no participants file" in w for w in everyone["warnings"])
 
@@ -115,7 +117,7 @@ def test_ratings_block(within):
 
 def test_between_design_and_construct_selection():
     responses, participants, _ = make_study(n=60, design="between", seed=2)
-    data = build_study_data(responses, participants, design="between")
+    data = build_study_data(responses, participants, design="between", baseline=BASELINE)
     res = run_analysis(data, AnalysisConfig(constructs=("comprehension",), n_boot=0)).results
     block = res["constructs"]["comprehension"]
     assert list(res["constructs"]) == ["comprehension"]

@@ -48,7 +48,7 @@ def test_planted_effect_is_recovered_from_bot_data(within_bots):
     result = _estimate(within_bots, population)
     assert result["effect"] == pytest.approx(PLANTED, abs=0.25)
     assert result["p"] < 1e-6
-    data = build_study_data(population, design="within")  # the export format passes validation as is
+    data = build_study_data(population, design="within", baseline=within_bots.baseline)  # export passes as is
     assert data.design == "within" and data.visual == within_bots.visual
 
 
@@ -63,7 +63,7 @@ def test_bot_power_increases_with_n(within_bots):
 
 def test_csv_input_and_mismatched_protocol_use_the_likert_generator(within_bots, bundle_dir, tmp_path):
     population = within_bots.population(PLANTED)
-    data = build_study_data(population, design="within")
+    data = build_study_data(population, design="within", baseline=within_bots.baseline)
     config = AnalysisConfig(n_boot=0, simulate=True, sim_sizes=(8,), sim_effects=(0.5,), sim_reps=2)
     simulation = run_analysis(data, config).results["power"]["simulation"]
     assert simulation["generator_kind"] == "likert"

@@ -7,11 +7,12 @@ import re
 
 import pytest
 
+from analysis.apa import bounded, num, pval
 from analysis.cli import main
 from analysis.figures import build_figures, find_browser, write_figures
 from analysis.load import build_study_data
 from analysis.pipeline import AnalysisConfig, run_analysis
-from analysis.report import bounded, num, pval, render_latex
+from analysis.render import render_latex
 from tests.analysis_data import BASELINE, VISUAL, make_study, write_study
 from tests.conftest import require
 
@@ -19,7 +20,7 @@ from tests.conftest import require
 @pytest.fixture(scope="module")
 def analysis():
     responses, participants, ratings = make_study(n=30, seed=4)
-    data = build_study_data(responses, participants, ratings, design="within")
+    data = build_study_data(responses, participants, ratings, design="within", baseline=BASELINE)
     config = AnalysisConfig(n_boot=20, simulate=True, sim_sizes=(10, 20), sim_effects=(0.5,), sim_reps=5)
     return run_analysis(data, config)
 
@@ -48,7 +49,7 @@ def test_figure_set_and_traces(figures):
         ("box", BASELINE),
         ("box", VISUAL),
         ("scatter", "paired"),
-        ("scatter", "mean ± 95% CI"),
+        ("scatter", "mean ± 95 % CI"),
     ]
     mean_trace = figures["construct_trust"].data[-1]
     assert len(mean_trace.error_y.array) == 2
@@ -67,7 +68,9 @@ def test_figure_set_and_traces(figures):
 
 def test_between_construct_figure_has_no_paired_lines():
     responses, _, _ = make_study(n=20, design="between", n_excluded=0)
-    res = run_analysis(build_study_data(responses, design="between"), AnalysisConfig(n_boot=0))
+    res = run_analysis(
+        build_study_data(responses, design="between", baseline=BASELINE), AnalysisConfig(n_boot=0)
+    )
     figs = build_figures(res, "between", BASELINE, VISUAL)
     assert "paired" not in [t.name for t in figs["construct_trust"].data]
 
@@ -136,7 +139,7 @@ def test_cli_report_end_to_end(tmp_path):
         "figures",
     }
     results = json.loads((out / "results.json").read_text())
-    assert results["schema_version"] == 1 and results["constructs"]["trust"]["parametric"]["df"] == 23
+    assert results["schema_version"] == 2 and results["constructs"]["trust"]["parametric"]["df"] == 23
     md = (out / "report.md").read_text()
     assert re.search(r"\*t\*\(23\) = -?\d+\.\d\d, \*p\* [=<] \.\d{3}", md)
     assert "relative change of means" in md and "*d*<sub>z</sub> =" in md

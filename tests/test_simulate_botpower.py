@@ -70,7 +70,7 @@ def test_bad_construct_is_refused(loaded):
 def test_samples_are_export_frames_balanced_over_arms(between_bots):
     population = between_bots.population(0.5)
     assert list(population.columns) == list(RESPONSE_COLUMNS)
-    # text, as analysis.load.load_db hands the export to the analysis
+    # text, as analysis.load.from_export hands the export to the analysis
     assert all(pd.api.types.is_string_dtype(population[c]) for c in population.columns)
     n_population = population["participant_id"].nunique()
     assert 0.9 * 60 <= n_population <= 60  # a few bots finish faster than the protocol's minimum duration

@@ -206,21 +206,28 @@ def analysis() -> None:
     if not st.button("Run the analysis", type="primary"):
         return
     try:
+        from analysis.document import document, ratings_table, summary_table
         from analysis.figures import build_figures
-        from analysis.load import AnalysisInputError, load_db
+        from analysis.load import AnalysisInputError, from_export
         from analysis.pipeline import AnalysisConfig, run_analysis
-        from analysis.report import document, ratings_table, render_html, summary_table
+        from analysis.render import render_html
     except ImportError:
         st.error("The analysis needs the `analysis` extra: `pip install 'skingen-study[analysis]'`.")
         return
     with st.spinner("Computing…"):
-        try:
-            data = load_db(engine.db.url)
+        try:  # the engine's own database and study, through the export contract (as Downloads)
+            data = from_export(export_frames(engine.db, study_id=engine.study_id))
             result = run_analysis(data, AnalysisConfig(n_boot=200))
         except AnalysisInputError as exc:
             st.error(f"The analysis cannot run on these data yet: {exc}")
             return
         figures = build_figures(result, data.design, data.baseline, data.visual)
+    protocol = engine.protocol
+    analysed = 0 if result.scores is None else result.scores["participant_id"].nunique()
+    st.caption(
+        f"Study {protocol.study.id} v{protocol.study.version} · {data.design} design · "
+        f"{analysed} participants analysed"
+    )
     st.subheader("Confirmatory comparisons")
     st.dataframe(summary_table(result.results), hide_index=True)
     if result.results["ratings"]:

@@ -1,0 +1,119 @@
+"""Simulation-based power: which generator makes the simulated studies, and the curve they give.
+
+With the protocol known, the study engine's own bots (:func:`analysis.sources.engine_bots`) run the study;
+otherwise the in-process :class:`analysis.power.LikertGenerator`. Every simulated study goes through the same
+validation, scoring and testing path as real data (:func:`analysis.pipeline.primary_result`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from analysis.load import StudyData
+from analysis.power import Generator, LikertGenerator, power_curve
+from analysis.scores import confirmatory_constructs
+from analysis.sources import LoadedProtocol, engine_bots
+
+if TYPE_CHECKING:
+    from analysis.pipeline import AnalysisConfig
+
+PrimaryResult = Callable[..., dict]
+
+
+def primary_construct(data: StudyData, config: AnalysisConfig) -> str | None:
+    """The construct whose power is simulated: the first confirmatory construct (``--constructs`` or, in the
+    data, every construct but derived ones, sorted); None without either."""
+    if config.constructs:
+        return config.constructs[0]
+    if data.responses is None:
+        return None
+    family = confirmatory_constructs(data.responses, None)
+    return family[0] if family else None
+
+
+def simulation_generator(
+    data: StudyData, config: AnalysisConfig, protocol: LoadedProtocol | None, progress: bool
+) -> tuple[Generator, dict, list[str]]:
+    """Pick the power-simulation generator → ``(generator, description, warnings)``.
+
+    With the protocol known (``--db`` or ``--protocol``), the study engine's bots
+    (:class:`study.botpower.EngineBotGenerator`) plant the effect on the first confirmatory construct; without
+    it (CSV input), or if the bots cannot serve this analysis, the fast in-process :class:`LikertGenerator`.
+    """
+    construct = primary_construct(data, config)
+    notes: list[str] = []
+    if protocol is not None:
+        bots, reason = engine_bots(
+            protocol,
+            data.design,
+            construct,
+            population=config.sim_population,
+            seed=config.seed,
+            progress=progress,
+        )
+        if bots is not None:
+            return bots, {"kind": "engine_bots", "construct": bots.construct}, notes
+        notes.append(f"power simulation uses the built-in Likert generator, not the study's bots: {reason}")
+    generator = LikertGenerator(
+        design=data.design,
+        constructs=(construct,) if construct else LikertGenerator.constructs,
+        baseline=data.baseline or LikertGenerator.baseline,
+        visual=data.visual or LikertGenerator.visual,
+    )
+    return generator, {"kind": "likert", "construct": generator.constructs[0]}, notes
+
+
+def simulated_curve(
+    data: StudyData,
+    config: AnalysisConfig,
+    protocol: LoadedProtocol | None,
+    progress: bool,
+    primary_result: PrimaryResult,
+) -> tuple[dict, pd.DataFrame]:
+    """The simulated power curve (``--simulate``): simulated studies through the full analysis path,
+    ``primary_result(responses, design, baseline, visual, construct) -> {p, effect}``
+    (:func:`analysis.pipeline.primary_result`)."""
+    generator, info, notes = simulation_generator(data, config, protocol, progress)
+    bots = info["kind"] == "engine_bots"
+
+    def analyse(frame: pd.DataFrame) -> dict:
+        return primary_result(
+            frame, generator.design, generator.baseline, generator.visual, info["construct"]
+        )
+
+    if bots:
+        generator.prepare(config.sim_effects, max(config.sim_sizes))  # bot populations, one per effect
+    try:
+        curve = power_curve(
+            generator,
+            analyse,
+            config.sim_sizes,
+            config.sim_effects,
+            config.sim_reps,
+            config.alpha,
+            config.seed,
+            progress,
+            config.confidence,
+        )
+        details = None
+        if bots:
+            # Studies are sampled from one finite population per effect, so the curve is conditional on the
+            # effect that population realized; report it beside the planted one.
+            realized = {e: analyse(generator.population(e))["effect"] for e in config.sim_effects}
+            curve["population_effect"] = curve["effect"].map(realized)
+            details = {**generator.describe(), "population_effect": {str(e): v for e, v in realized.items()}}
+    finally:
+        if bots:
+            generator.close()
+    block = {
+        "generator": repr(generator),
+        "generator_kind": info["kind"],
+        "construct": info["construct"],
+        "generator_details": details,
+        "notes": notes,
+        "curve": curve.to_dict(orient="records"),
+    }
+    return block, curve
