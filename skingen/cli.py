@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from skingen.atomic import OutputExistsError, check_output_dir
 from skingen.bundle.builder import BundleBuilder, BundleSettings, read_cases
-from skingen.bundle.manifest import SKIN_TONES, BundleError, load_bundle
+from skingen.bundle.manifest import BundleError, load_bundle
 from skingen.diagnosis.base import Diagnoser
 from skingen.diagnosis.clip import ClipDiagnoser
 from skingen.diagnosis.fixed import FixedDiagnoser
@@ -25,6 +25,7 @@ from skingen.errors import SkinGenError
 from skingen.generation import SCHEDULERS, LoraSpec, ReferenceGenerator
 from skingen.prompts import PromptBuilder
 from skingen.provenance import ImageCache, default_cache_dir, save_image
+from skingen.skin_tone import FITZPATRICK_TYPES
 from skingen.sources import load_image
 from skingen.taxonomy import UNKNOWN, Taxonomy
 
@@ -97,7 +98,7 @@ def _add_generator_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--width", type=int, default=512, help="image width, multiple of 8 (default 512)")
     parser.add_argument("--height", type=int, default=512, help="image height, multiple of 8 (default 512)")
-    parser.add_argument("--skin-tone", choices=SKIN_TONES, help="Fitzpatrick skin type in prompts")
+    parser.add_argument("--skin-tone", choices=FITZPATRICK_TYPES, help="Fitzpatrick skin type in prompts")
     parser.add_argument("--severity", help="severity in prompts: mild, moderate, severe (see templates)")
     parser.add_argument("--trigger", help="LoRA trigger token put in front of prompts")
     parser.add_argument("--templates", type=Path, help="prompt templates YAML (default: the packaged one)")

@@ -21,11 +21,12 @@ from typing import TYPE_CHECKING
 from PIL import Image
 from tqdm.auto import tqdm
 
-from skingen.bundle.manifest import SKIN_TONES, AIOutput, BundleManifest, Case, ReferenceImage
+from skingen.bundle.manifest import AIOutput, BundleManifest, Case, ReferenceImage
 from skingen.bundle.writing import BundleWriter, condition_entries, write_bundle
 from skingen.diagnosis.base import Diagnoser, Diagnosis
 from skingen.errors import SkinGenError
 from skingen.prompts import PromptBuilder
+from skingen.skin_tone import FITZPATRICK_TYPES
 from skingen.sources import load_image
 from skingen.taxonomy import UNKNOWN, Taxonomy
 
@@ -97,9 +98,9 @@ def read_cases(cases_dir: str | Path, taxonomy: Taxonomy) -> list[CaseRow]:
         image_path = cases_dir / row["file"].strip()
         load_image(image_path, f"{where}: case photo")
         skin_tone = (row.get("skin_tone") or "").strip() or None
-        if skin_tone is not None and skin_tone not in SKIN_TONES:
+        if skin_tone is not None and skin_tone not in FITZPATRICK_TYPES:
             raise SkinGenError(
-                f"{where}: skin_tone {skin_tone!r} must be a Fitzpatrick type {'/'.join(SKIN_TONES)}"
+                f"{where}: skin_tone {skin_tone!r} must be a Fitzpatrick type {'/'.join(FITZPATRICK_TYPES)}"
             )
         cases.append(
             CaseRow(

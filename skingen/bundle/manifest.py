@@ -23,7 +23,6 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 FORMAT_NAME = "skingen-bundle"
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
-SKIN_TONES = ("I", "II", "III", "IV", "V", "VI")
 """The Fitzpatrick types a case's ``skin_tone`` may name."""
 
 

@@ -14,7 +14,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from skingen.bundle.demo.drawing import PAINTERS, SkinTone
-from skingen.bundle.manifest import SKIN_TONES, format_validation_error
+from skingen.bundle.manifest import format_validation_error
+from skingen.skin_tone import FITZPATRICK_TYPES
 
 MATERIAL_FILE = "material.yaml"
 
@@ -83,7 +84,9 @@ class DemoMaterial(_Model):
             duplicates = sorted({i for i in ids if ids.count(i) > 1})
             if duplicates:
                 problems.append(f"{field}: duplicate id(s) {', '.join(duplicates)}")
-        problems += [f"skin_tones: {t!r} is not a Fitzpatrick type" for t in tones if t not in SKIN_TONES]
+        problems += [
+            f"skin_tones: {t!r} is not a Fitzpatrick type" for t in tones if t not in FITZPATRICK_TYPES
+        ]
         known = {c.id for c in self.conditions}
         for index, case in enumerate(self.cases):
             named = [("condition", case.condition), ("ai_condition", case.ai_condition)]
