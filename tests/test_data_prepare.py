@@ -511,3 +511,21 @@ def test_data_prepare_stays_torch_free(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert result.stdout.rstrip().endswith("HEAVY=")
+
+
+def test_no_mapped_label_is_one_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    noise(tmp_path / "photos" / "lichen planus" / "a.png", 1)
+    out = tmp_path / "DATA"
+    rc, _, err = prepare(capsys, tmp_path / "photos", "--format", "folder", "--out", out)
+    assert_failed_cleanly(rc, err, out, "no image has a condition of the taxonomy", "'lichen planus' ×1")
+
+
+def test_metadata_without_the_optional_column_still_loads(tmp_path: Path) -> None:
+    noise(tmp_path / "images" / "a.png", 1)
+    write_csv(
+        tmp_path / "metadata.csv",
+        ["file", "condition", "skin_tone", "caption", "source", "licence", "split"],
+        [("images/a.png", "acne", "V", "a photo", "own", "CC0", "train")],
+    )
+    (example,) = load_dataset(tmp_path).examples
+    assert example.skin_tone_source == "" and example.skin_tone_group == "V-VI"

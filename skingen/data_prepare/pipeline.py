@@ -92,6 +92,11 @@ def prepare(settings: PrepareSettings, *, progress: bool = True) -> DataCard:
     raw = dataset_format.read(settings.src, settings.image_root)
     # 2. Map labels onto the taxonomy, exactly; the rest is counted and left out
     mapped, unmapped = map_labels(raw.records, taxonomy)
+    if not mapped:
+        common = ", ".join(f"{label!r} ×{n}" for label, n in unmapped.most_common(10))
+        raise SkinGenError(
+            f"{settings.src}: no image has a condition of the taxonomy (most common labels: {common})"
+        )
     # 3. Every image of a mapped label must exist and be readable: its perceptual hash
     hashes = perceptual_hashes(mapped, progress=progress)
     # 4. Drop near-duplicates, keeping the first
@@ -102,10 +107,6 @@ def prepare(settings: PrepareSettings, *, progress: bool = True) -> DataCard:
         if first is not None
     ]
     kept = [item for item, first in zip(mapped, keep, strict=True) if first is None]
-    if not kept:
-        raise SkinGenError(
-            f"{settings.src}: no image has a condition of the taxonomy (unmapped: {dict(unmapped)})"
-        )
     # 5. Split train/validation, stratified by condition × skin-tone group, by unit (SCIN: case)
     splits = stratified_split(kept, settings.validation_fraction, settings.seed)
     # 6. Name, caption and write every image, the metadata and the data card
