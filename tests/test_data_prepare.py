@@ -60,9 +60,7 @@ def f17k_row(md5: str, scale: int, label: str, qc: str = "") -> tuple:
 def fitzpatrick17k(tmp_path: Path) -> tuple[Path, Path]:
     images = tmp_path / "f17k-images"
     for i, md5 in enumerate(["a1", "a2", "a3", "a4", "a5", "a8", "a9", "a10", "a11", "a12"]):
-        noise(images / f"{md5}.jpg", seed=i).rename(
-            images / f"{md5}.jpg"
-        )  # PNG bytes, .jpg name: PIL reads it
+        noise(images / f"{md5}.jpg", seed=i)  # JPEG, as Fitzpatrick17k's images are
     (images / "a6.jpg").write_bytes((images / "a1.jpg").read_bytes())  # an exact duplicate of a1
     resized_copy(images / "a2.jpg", images / "a7.jpg")  # a resized near-duplicate of a2
     rows = [

@@ -77,7 +77,9 @@ class PrepareSettings:
 
 
 @dataclass(frozen=True)
-class _Mapped:
+class MappedRecord:
+    """A record whose label names a taxonomy condition."""
+
     record: RawRecord
     condition: str
 
@@ -129,7 +131,7 @@ def prepare(settings: PrepareSettings, *, progress: bool = True) -> DataCard:
     return card
 
 
-def map_labels(records: list[RawRecord], taxonomy: Taxonomy) -> tuple[list[_Mapped], Counter[str]]:
+def map_labels(records: list[RawRecord], taxonomy: Taxonomy) -> tuple[list[MappedRecord], Counter[str]]:
     """Records whose label *is* a taxonomy id, name or synonym (:meth:`Taxonomy.lookup`); label → count of the rest."""
     mapped, unmapped = [], Counter()
     for record in records:
@@ -137,11 +139,11 @@ def map_labels(records: list[RawRecord], taxonomy: Taxonomy) -> tuple[list[_Mapp
         if condition is None:
             unmapped[record.label or "(no label)"] += 1
         else:
-            mapped.append(_Mapped(record, condition))
+            mapped.append(MappedRecord(record, condition))
     return mapped, unmapped
 
 
-def perceptual_hashes(items: list[_Mapped], *, progress: bool) -> list[int]:
+def perceptual_hashes(items: list[MappedRecord], *, progress: bool) -> list[int]:
     """The 64-bit pHash (imagehash) of every image; a missing or unreadable one names its label row."""
     hashes = []
     for item in tqdm(items, desc="reading images", unit="image", disable=not progress):
@@ -179,7 +181,7 @@ def near_duplicate_filter(hashes: list[int], max_distance: int) -> list[int | No
     return result
 
 
-def stratified_split(items: list[_Mapped], fraction: float, seed: int) -> list[str]:
+def stratified_split(items: list[MappedRecord], fraction: float, seed: int) -> list[str]:
     """train/validation per item: in each condition × skin-tone group, ``round(n · fraction)`` of its n units
     (images, or SCIN cases) go to validation, at most n − 1, so every stratum with ≥ 2 units is in both.
 
@@ -204,7 +206,7 @@ def stratified_split(items: list[_Mapped], fraction: float, seed: int) -> list[s
 
 def _write_images(
     root: Path,
-    items: list[_Mapped],
+    items: list[MappedRecord],
     splits: list[str],
     prompts: PromptBuilder,
     source: str,
