@@ -1,4 +1,4 @@
-"""``skingen`` command line: diagnose, generate, bundle build, bundle validate.
+"""``skingen`` command line: diagnose, generate, bundle build, bundle validate, data prepare.
 
 Every skingen module is torch-free at import; torch, diffusers and transformers are imported only when a
 model is loaded, so ``skingen --help`` and ``skingen bundle validate`` stay fast (a test checks this).
@@ -17,6 +17,8 @@ from tqdm.auto import tqdm
 from skingen.atomic import OutputExistsError, check_output_dir
 from skingen.bundle.builder import BundleBuilder, BundleSettings, read_cases
 from skingen.bundle.manifest import BundleError, load_bundle
+from skingen.data_prepare.formats import FORMATS
+from skingen.data_prepare.pipeline import PrepareSettings, prepare
 from skingen.diagnosis.base import Diagnoser
 from skingen.diagnosis.clip import ClipDiagnoser
 from skingen.diagnosis.fixed import FixedDiagnoser
@@ -163,6 +165,45 @@ def build_parser() -> argparse.ArgumentParser:
     validate = bundle_commands.add_parser("validate", help="check a bundle's manifest and files")
     validate.add_argument("bundle", type=Path, metavar="BUNDLE")
     validate.set_defaults(handler=run_bundle_validate)
+
+    data = commands.add_parser("data", help="prepare training data from a public dataset's label files")
+    data_commands = data.add_subparsers(dest="data_command", required=True)
+    data_prepare = data_commands.add_parser(
+        "prepare",
+        help="label file(s) + local images → DATA/ (metadata.csv, images/, data card)",
+        description="Map a dataset's labels onto the taxonomy (exactly; the rest is listed and left out), drop "
+        "near-duplicate images, split train/validation by condition × skin-tone group, and write DATA/. "
+        "Nothing is downloaded: the images are the ones you obtained under the dataset's licence.",
+    )
+    data_prepare.add_argument(
+        "src",
+        type=Path,
+        metavar="SRC",
+        help="fitzpatrick17k/ddi: the label CSV; scin: the folder with scin_cases.csv + scin_labels.csv; "
+        "folder: the folder with one sub-folder per condition",
+    )
+    # Not argparse choices: an unknown format is a SkinGenError (exit 1) like every other bad input.
+    data_prepare.add_argument("--format", required=True, metavar="|".join(FORMATS), help="the label layout")
+    data_prepare.add_argument(
+        "--images", type=Path, metavar="DIR", help="the local image folder (folder: SRC)"
+    )
+    data_prepare.add_argument("--out", required=True, type=Path, metavar="DATA")
+    data_prepare.add_argument("--overwrite", action="store_true", help="replace an existing DATA")
+    data_prepare.add_argument(
+        "--validation-fraction", type=float, default=0.2, help="share of each stratum held out (default 0.2)"
+    )
+    data_prepare.add_argument("--seed", type=int, default=0, help="seed of the split (default 0)")
+    data_prepare.add_argument(
+        "--phash-distance",
+        type=int,
+        default=4,
+        metavar="N",
+        help="near-duplicate threshold, Hamming distance of 64-bit pHashes (default 4; 0 = same hash)",
+    )
+    data_prepare.add_argument("--licence", help="licence string for metadata.csv (default: the dataset's)")
+    data_prepare.add_argument("--taxonomy", type=Path, help="taxonomy YAML (default: the packaged one)")
+    data_prepare.add_argument("--templates", type=Path, help="prompt templates YAML for the captions")
+    data_prepare.set_defaults(handler=run_data_prepare)
     return parser
 
 
@@ -322,4 +363,33 @@ def run_bundle_validate(args: argparse.Namespace) -> int:
             }
         )
     )
+    return 0
+
+
+def run_data_prepare(args: argparse.Namespace) -> int:
+    settings = PrepareSettings(
+        src=args.src,
+        format=args.format,
+        out=args.out,
+        images=args.images,
+        overwrite=args.overwrite,
+        validation_fraction=args.validation_fraction,
+        seed=args.seed,
+        phash_distance=args.phash_distance,
+        licence=args.licence,
+        taxonomy=args.taxonomy,
+        templates=args.templates,
+    )
+    card = prepare(settings)
+    if card.unmapped:
+        listed = ", ".join(f"{label!r} ×{n}" for label, n in card.unmapped.items())
+        print(f"skingen: unmapped labels, left out: {listed}", file=sys.stderr)
+    summary = {
+        "data": str(args.out),
+        "images": card.images,
+        "duplicates_removed": len(card.duplicates),
+        "unmapped_images": sum(card.unmapped.values()),
+        "excluded": sum(card.excluded.values()),
+    }
+    print(json.dumps(summary))
     return 0

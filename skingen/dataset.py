@@ -4,17 +4,21 @@
 
     DATA/
       metadata.csv     # one row per image: file, condition, skin_tone, caption, source, licence, split
+                       # [, skin_tone_source]
       images/...       # the images, paths in ``file`` relative to DATA/
+      datacard.md/.json/.html  # what ``skingen data prepare`` counted (not read back)
 
 ``condition`` is a taxonomy id; ``skin_tone`` a Fitzpatrick type (I–VI), a group (I-II, III-IV, V-VI, as
-DDI labels them) or empty when unknown; ``split`` is ``train`` or ``validation``. Torch-free.
+DDI labels them) or empty when unknown; ``split`` is ``train`` or ``validation``. The optional
+``skin_tone_source`` says where the tone came from: ``dataset`` (the dataset's one skin-tone label),
+``dermatologist`` or ``self_reported`` (SCIN has both), empty when unknown. Torch-free.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from skingen.errors import SkinGenError
@@ -22,7 +26,9 @@ from skingen.skin_tone import skin_tone_group
 
 METADATA_FILE = "metadata.csv"
 METADATA_COLUMNS = ("file", "condition", "skin_tone", "caption", "source", "licence", "split")
+OPTIONAL_COLUMNS = ("skin_tone_source",)
 SPLITS = ("train", "validation")
+SKIN_TONE_SOURCES = ("dataset", "dermatologist", "self_reported", "")
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,7 @@ class Example:
     source: str
     licence: str
     split: str
+    skin_tone_source: str = ""
 
     @property
     def skin_tone_group(self) -> str | None:
@@ -78,10 +85,16 @@ def load_dataset(root: str | Path) -> PreparedDataset:
         raise SkinGenError(f"{path}: missing column(s) {', '.join(missing)} (run `skingen data prepare`)")
     examples = []
     for line, row in enumerate(rows, start=2):
-        example = Example(**{c: (row[c] or "").strip() for c in METADATA_COLUMNS})
+        present = (*METADATA_COLUMNS, *(c for c in OPTIONAL_COLUMNS if c in columns))
+        example = Example(**{c: (row[c] or "").strip() for c in present})
         where = f"{path}, line {line}"
         if example.split not in SPLITS:
             raise SkinGenError(f"{where}: split {example.split!r} must be one of {'/'.join(SPLITS)}")
+        if example.skin_tone_source not in SKIN_TONE_SOURCES:
+            raise SkinGenError(
+                f"{where}: skin_tone_source {example.skin_tone_source!r} must be one of "
+                f"{'/'.join(SKIN_TONE_SOURCES[:-1])} or empty"
+            )
         try:
             skin_tone_group(example.skin_tone)
         except ValueError as exc:
@@ -92,3 +105,15 @@ def load_dataset(root: str | Path) -> PreparedDataset:
     if not examples:
         raise SkinGenError(f"{path}: no images")
     return PreparedDataset(root, tuple(examples))
+
+
+def write_metadata(root: str | Path, examples: list[Example] | tuple[Example, ...]) -> Path:
+    """Write ``root/metadata.csv`` (every column, optional ones included) in the order given."""
+    path = Path(root) / METADATA_FILE
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow((*METADATA_COLUMNS, *OPTIONAL_COLUMNS))
+        for example in examples:
+            row = asdict(example)
+            writer.writerow(row[c] for c in (*METADATA_COLUMNS, *OPTIONAL_COLUMNS))
+    return path

@@ -38,6 +38,9 @@ class PromptBuilder:
         self.severities: dict[str, str] = dict(templates["severities"])
         self.default_skin_tone = str(templates["default_skin_tone"])
         self.default_severity = str(templates["default_severity"])
+        # Only captions of dataset images need these (DDI labels groups; many images have no tone label).
+        self.skin_tone_groups: dict[str, str] = dict(templates.get("skin_tone_groups", {}))
+        self.unknown_skin_tone: str | None = templates.get("unknown_skin_tone")
 
     @classmethod
     def load(cls, taxonomy: Taxonomy, path: str | Path | None = None) -> PromptBuilder:
@@ -69,15 +72,41 @@ class PromptBuilder:
         if severity not in self.severities:
             raise SkinGenError(f"severity {severity!r}: expected one of {', '.join(self.severities)}")
         body_site = body_site or entry.body_sites[0]
-        text = self.prompt_template.format(
+        text = self._fill(condition, self.skin_tones[skin_tone], body_site, severity, trigger)
+        return Prompt(text, self.negative_prompt, condition, skin_tone, body_site, severity)
+
+    def caption(self, condition: str, *, skin_tone: str, body_site: str | None) -> str:
+        """The training caption of a dataset image: the prompt template of :meth:`build`, filled with what the
+        dataset says about the image and nothing more.
+
+        ``skin_tone`` is a Fitzpatrick type, a group ("V-VI", described by the templates' ``skin_tone_groups``)
+        or "" for unknown (``unknown_skin_tone``); an unknown body site is "skin". The defaults of
+        :meth:`build` (type III, the condition's first typical site) would caption images with what they may
+        not show. Severity is the template default: the datasets do not grade it.
+        """
+        if skin_tone in self.skin_tones:
+            description = self.skin_tones[skin_tone]
+        elif skin_tone in self.skin_tone_groups:
+            description = self.skin_tone_groups[skin_tone]
+        elif not skin_tone and self.unknown_skin_tone is not None:
+            description = str(self.unknown_skin_tone)
+        else:
+            key = f"skin_tone_groups.{skin_tone}" if skin_tone else "unknown_skin_tone"
+            raise SkinGenError(f"prompt templates have no {key} to caption images of skin tone {skin_tone!r}")
+        return self._fill(condition, description, body_site or "skin", self.default_severity, None)
+
+    def _fill(
+        self, condition: str, skin_tone: str, body_site: str, severity: str, trigger: str | None
+    ) -> str:
+        entry = self.taxonomy.get(condition)
+        return self.prompt_template.format(
             trigger=f"{trigger} " if trigger else "",
             name=entry.display_name.lower(),
             morphology=entry.morphology,
             body_site=body_site,
-            skin_tone=self.skin_tones[skin_tone],
+            skin_tone=skin_tone,
             severity=self.severities[severity],
         )
-        return Prompt(text, self.negative_prompt, condition, skin_tone, body_site, severity)
 
     def variations(
         self,

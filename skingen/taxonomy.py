@@ -64,6 +64,12 @@ class Taxonomy:
             ((tuple(_words(s)), c.id) for c in conditions for s in (*c.synonyms, c.display_name, c.id)),
             key=lambda item: -len(item[0]),
         )
+        # Every whole name → its condition (the first condition listing it), for labels that must match
+        # exactly (dataset labels, see lookup).
+        self._names: dict[str, str] = {}
+        for c in conditions:
+            for name in (c.id, c.display_name, *c.synonyms):
+                self._names.setdefault(" ".join(_words(name)), c.id)
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> Taxonomy:
@@ -124,6 +130,15 @@ class Taxonomy:
                 f"{where}: condition {value!r} is not in the taxonomy (known: {', '.join(self.ids)})"
             )
         return condition
+
+    def lookup(self, label: str) -> str | None:
+        """The condition whose id, display name or synonym *is* ``label``, or None; never a near match.
+
+        Case, punctuation and separators are ignored ("Basal-Cell_Carcinoma" → basal_cell_carcinoma), but the
+        words must be the same: "melanoma-in-situ" names no condition here although it mentions melanoma. Used
+        for dataset labels, where a near class would silently mislabel training images.
+        """
+        return self._names.get(" ".join(_words(label)))
 
     def display_name(self, condition_id: str) -> str:
         return "Unknown" if condition_id == UNKNOWN else self.get(condition_id).display_name

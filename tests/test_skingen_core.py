@@ -265,6 +265,7 @@ def test_import_skingen_and_manifest_stay_torch_free() -> None:
         "import sys, skingen, skingen.bundle.manifest, skingen.bundle.builder, skingen.diagnosis; "
         "import skingen.cli, skingen.prompts, skingen.provenance, skingen.bundle.writing; "
         "import skingen.bundle.demo.drawing, skingen.bundle.demo.material, skingen.bundle.demo.writer; "
+        "import skingen.dataset, skingen.data_prepare.pipeline, skingen.data_prepare.formats; "
         "print(','.join(m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules))"
     )
     result = subprocess.run(
