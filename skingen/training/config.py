@@ -18,9 +18,20 @@ CONFIG_FILE = "config.json"
 LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial")
 MIXED_PRECISION = ("no", "fp16", "bf16")
 CAPTIONS = ("metadata", "templates")
-# Fields that may change between an interrupted run and its resumption: they do not touch the weights.
+# Fields that may change between an interrupted run and its resumption: they do not touch the weights
+# (the data is compared by its content hash, so a moved DATA folder still resumes).
 OUTPUT_ONLY = frozenset(
-    {"out", "checkpoint_every", "checkpoints_total_limit", "validate_every", "validation_inference_steps"}
+    {
+        "data",
+        "out",
+        "checkpoint_every",
+        "checkpoints_total_limit",
+        "validate_every",
+        "validation_prompts",
+        "validation_seeds",
+        "validation_skin_tones",
+        "validation_inference_steps",
+    }
 )
 
 
