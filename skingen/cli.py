@@ -1,4 +1,4 @@
-"""``skingen`` command line: diagnose, generate, bundle build, bundle validate, data prepare.
+"""``skingen`` command line: diagnose, generate, bundle build/validate, data prepare, lora train/which.
 
 Every skingen module is torch-free at import; torch, diffusers and transformers are imported only when a
 model is loaded, so ``skingen --help`` and ``skingen bundle validate`` stay fast (a test checks this).
@@ -204,7 +204,102 @@ def build_parser() -> argparse.ArgumentParser:
     data_prepare.add_argument("--taxonomy", type=Path, help="taxonomy YAML (default: the packaged one)")
     data_prepare.add_argument("--templates", type=Path, help="prompt templates YAML for the captions")
     data_prepare.set_defaults(handler=run_data_prepare)
+    _add_lora_commands(commands)
     return parser
+
+
+def _add_lora_commands(commands: argparse._SubParsersAction) -> None:
+    lora = commands.add_parser("lora", help="train a LoRA on a prepared image set; find a LoRA's run")
+    lora_commands = lora.add_subparsers(dest="lora_command", required=True)
+    train = lora_commands.add_parser(
+        "train",
+        help="train a LoRA (UNet attention, optionally the text encoder) under accelerate",
+        description="Train a LoRA on DATA (from `skingen data prepare`). Multi-GPU: "
+        "`accelerate launch -m skingen lora train ...`.",
+    )
+    train.add_argument("--data", required=True, type=Path, metavar="DATA", help="prepared image set")
+    train.add_argument("--sd", required=True, metavar="PATH|ID", help="Stable Diffusion 1.x base model")
+    train.add_argument("--out", required=True, type=Path, metavar="RUN", help="run folder")
+    train.add_argument("--rank", type=int, default=4, help="LoRA rank (default 4)")
+    train.add_argument("--alpha", type=float, help="LoRA alpha (default: the rank)")
+    train.add_argument("--lr", type=float, default=1e-4, help="learning rate (default 1e-4)")
+    train.add_argument(
+        "--lr-scheduler",
+        default="constant",
+        help="constant, constant_with_warmup, linear, "
+        "cosine, cosine_with_restarts, polynomial (default constant)",
+    )
+    train.add_argument("--lr-warmup-steps", type=int, default=0, help="warmup steps (default 0)")
+    train.add_argument("--steps", type=int, default=1000, help="optimizer steps (default 1000)")
+    train.add_argument(
+        "--batch-size", type=int, default=1, help="images per device per micro-batch (default 1)"
+    )
+    train.add_argument(
+        "--grad-accum", type=int, default=1, help="micro-batches per optimizer step (default 1)"
+    )
+    train.add_argument("--resolution", type=int, default=512, help="training image size (default 512)")
+    train.add_argument("--center-crop", action="store_true", help="centre crop (default: random crop)")
+    train.add_argument("--random-flip", action="store_true", help="flip half the images horizontally")
+    train.add_argument("--snr-gamma", type=float, help="Min-SNR loss weighting gamma (5.0 recommended)")
+    train.add_argument("--noise-offset", type=float, default=0.0, help="noise offset (default 0)")
+    train.add_argument("--mixed-precision", default="no", help="no, fp16 or bf16 (default no)")
+    train.add_argument("--gradient-checkpointing", action="store_true", help="save memory, cost time")
+    train.add_argument("--train-text-encoder", action="store_true", help="LoRA on the text encoder too")
+    train.add_argument("--seed", type=int, default=0, help="seed of everything random (default 0)")
+    train.add_argument("--trigger", help="trigger token put in front of every caption")
+    train.add_argument(
+        "--captions",
+        default="metadata",
+        help="metadata (the caption column; empty ones from "
+        "the templates) or templates (always from the templates) (default metadata)",
+    )
+    train.add_argument("--taxonomy", type=Path, help="taxonomy YAML (default: the packaged one)")
+    train.add_argument("--templates", type=Path, help="prompt templates YAML (default: the packaged one)")
+    train.add_argument("--checkpoint-every", type=int, default=500, metavar="K", help="default 500")
+    train.add_argument(
+        "--checkpoints-total-limit", type=int, metavar="N", help="keep the newest N checkpoints"
+    )
+    train.add_argument("--validate-every", type=int, metavar="K", help="contact sheet every K steps")
+    train.add_argument(
+        "--validation-prompts",
+        nargs="+",
+        default=[],
+        metavar="CONDITION",
+        help="conditions shown (templated prompts per skin tone; default: the data's first 3)",
+    )
+    train.add_argument(
+        "--validation-seeds", nargs="+", type=int, default=[0], metavar="SEED", help="default 0"
+    )
+    train.add_argument(
+        "--validation-skin-tones",
+        nargs="+",
+        default=["I", "III", "V"],
+        metavar="TYPE",
+        help="Fitzpatrick types shown (default I III V: one per group)",
+    )
+    train.add_argument("--validation-inference-steps", type=int, default=20, help="default 20")
+    train.add_argument(
+        "--resume",
+        nargs="?",
+        const="latest",
+        metavar="latest|CHECKPOINT",
+        help="continue from RUN's newest checkpoint (latest) or the named checkpoint folder",
+    )
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.set_defaults(handler=run_lora_train)
+    which = lora_commands.add_parser("which", help="the training run(s) whose final LoRA has this SHA-256")
+    which.add_argument(
+        "sha256", metavar="SHA256", help="as in a provenance record or bundle (≥ 8 hex digits)"
+    )
+    which.add_argument(
+        "--runs",
+        nargs="+",
+        type=Path,
+        default=[Path()],
+        metavar="DIR",
+        help="folders searched for run.json (default: the current folder)",
+    )
+    which.set_defaults(handler=run_lora_which)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -341,6 +436,32 @@ def run_bundle_build(args: argparse.Namespace) -> int:
     builder = BundleBuilder(taxonomy, prompts, _generator(args, inpaint=False), diagnoser, settings)
     path = builder(cases, out, overwrite=args.overwrite)
     print(json.dumps({"bundle": str(path), "cases": len(cases)}))
+    return 0
+
+
+def run_lora_train(args: argparse.Namespace) -> int:
+    from skingen.training.config import TrainingConfig
+
+    flags = vars(args)
+    names = TrainingConfig.__dataclass_fields__
+    config = TrainingConfig(**{name: flags[name] for name in names if name in flags})
+    from skingen.training.loop import train  # torch from here on
+
+    result = train(config, resume=args.resume, progress=not args.no_progress)
+    print(json.dumps({"run": str(result.run), "lora": str(result.lora), "sha256": result.lora_sha256}))
+    return 0
+
+
+def run_lora_which(args: argparse.Namespace) -> int:
+    from skingen.training.runs import find_runs
+
+    runs = find_runs(args.sha256, args.runs)
+    if not runs:
+        raise SkinGenError(
+            f"no run.json under {', '.join(map(str, args.runs))} has a LoRA with SHA-256 {args.sha256}"
+        )
+    for run in runs:
+        print(json.dumps({"run": str(run), "run_json": str(run / "run.json")}))
     return 0
 
 
