@@ -60,14 +60,15 @@ def kid(
     from torchmetrics.image.kid import KernelInceptionDistance
 
     size = min(subset_size, len(real), len(fake))
-    metric = KernelInceptionDistance(
-        feature=PassThroughFeatures(real.shape[1]), subsets=subsets, subset_size=size
-    )
-    metric.update(real.double(), real=True)
-    metric.update(fake.double(), real=False)
-    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+    with warnings.catch_warnings():
         # it warns that it keeps all features in memory: so do we (n × d floats), by design
         warnings.filterwarnings("ignore", message=".*will save all extracted features", category=UserWarning)
+        metric = KernelInceptionDistance(
+            feature=PassThroughFeatures(real.shape[1]), subsets=subsets, subset_size=size
+        )
+    metric.update(real.double(), real=True)
+    metric.update(fake.double(), real=False)
+    with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         mean, std = metric.compute()
     return float(mean), float(std), size
