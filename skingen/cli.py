@@ -227,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--fid-bootstrap",
         type=int,
         default=defaults.fid_bootstrap,
-        help="bootstrap replicates of FID, each a full FID (default 100; 0: no interval)",
+        help="bootstrap replicates of FID, each a full FID per group (default 50; 0: no interval)",
     )
     evaluate.add_argument(
         "--confidence", type=float, default=defaults.confidence, help="interval level (default 0.95)"

@@ -49,7 +49,7 @@ class EvaluationSettings:
     kid_subsets: int = 100
     kid_subset_size: int = 1000
     bootstrap: int = 1000
-    fid_bootstrap: int = 100
+    fid_bootstrap: int = 50
     confidence: float = 0.95
     seed: int = 0
 
