@@ -1,4 +1,5 @@
-"""``skingen`` command line: diagnose, generate, bundle build/validate, data prepare, lora train/which.
+"""``skingen`` command line: diagnose, generate, bundle build/validate, data prepare, lora train/which,
+evaluate.
 
 Every skingen module is torch-free at import; torch, diffusers and transformers are imported only when a
 model is loaded, so ``skingen --help`` and ``skingen bundle validate`` stay fast (a test checks this).
@@ -19,14 +20,19 @@ from skingen.bundle.builder import BundleBuilder, BundleSettings, read_cases
 from skingen.bundle.manifest import BundleError, load_bundle
 from skingen.data_prepare.formats import FORMATS
 from skingen.data_prepare.pipeline import PrepareSettings, prepare
+from skingen.dataset import SPLITS
 from skingen.diagnosis.base import Diagnoser
 from skingen.diagnosis.clip import ClipDiagnoser
 from skingen.diagnosis.fixed import FixedDiagnoser
 from skingen.diagnosis.vlm import VlmDiagnoser
 from skingen.errors import SkinGenError
+from skingen.evaluation.evaluator import HEADLINE, EvaluationSettings, check_inputs, evaluate
+from skingen.evaluation.features import FeatureExtractor
+from skingen.evaluation.inputs import read_generated, read_real
+from skingen.evaluation.report import write_report
 from skingen.generation import SCHEDULERS, LoraSpec, ReferenceGenerator
 from skingen.prompts import PromptBuilder
-from skingen.provenance import ImageCache, default_cache_dir, save_image
+from skingen.provenance import ImageCache, ImageLabels, default_cache_dir, save_image
 from skingen.skin_tone import FITZPATRICK_TYPES
 from skingen.sources import load_image
 from skingen.taxonomy import UNKNOWN, Taxonomy
@@ -205,6 +211,76 @@ def build_parser() -> argparse.ArgumentParser:
     data_prepare.add_argument("--templates", type=Path, help="prompt templates YAML for the captions")
     data_prepare.set_defaults(handler=run_data_prepare)
     _add_lora_commands(commands)
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="generated vs real images: FID, KID, precision/recall/density/coverage, CLIP score, diversity, "
+        "closed-loop accuracy, per skin-tone group → metrics.json + report.html",
+    )
+    evaluate.add_argument(
+        "--real",
+        required=True,
+        type=Path,
+        metavar="DIR|DATA",
+        help="prepared set (metadata.csv) or image folder",
+    )
+    evaluate.add_argument(
+        "--real-split", choices=SPLITS, help="only this split of a prepared --real set (default: all)"
+    )
+    evaluate.add_argument(
+        "--generated",
+        required=True,
+        type=Path,
+        metavar="DIR",
+        help="generated images with provenance JSON beside them, or a bundle (its references)",
+    )
+    evaluate.add_argument(
+        "--features",
+        required=True,
+        type=Path,
+        metavar="PATH",
+        help="local image-encoder directory: CLIP (also gives the CLIP score) or any transformers image model",
+    )
+    evaluate.add_argument("--out", required=True, type=Path, metavar="DIR")
+    evaluate.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    evaluate.add_argument(
+        "--diagnoser",
+        metavar="clip:PATH|vlm:PATH",
+        help="re-diagnose every generated image with this model (closed loop); default: no closed loop",
+    )
+    evaluate.add_argument("--max-new-tokens", type=int, default=160, help="VLM answer length (default 160)")
+    defaults = EvaluationSettings()
+    evaluate.add_argument("--k", type=int, default=defaults.k, help="k of the k-NN manifolds (default 5)")
+    evaluate.add_argument(
+        "--kid-subsets", type=int, default=defaults.kid_subsets, help="KID subsets (default 100)"
+    )
+    evaluate.add_argument(
+        "--kid-subset-size",
+        type=int,
+        default=defaults.kid_subset_size,
+        help="KID subset size, capped at the smaller set (default 1000)",
+    )
+    evaluate.add_argument(
+        "--bootstrap",
+        type=int,
+        default=defaults.bootstrap,
+        help="bootstrap replicates of the per-image metrics (default 1000; 0: no intervals)",
+    )
+    evaluate.add_argument(
+        "--fid-bootstrap",
+        type=int,
+        default=defaults.fid_bootstrap,
+        help="bootstrap replicates of FID, each a full FID per group (default 50; 0: no interval)",
+    )
+    evaluate.add_argument(
+        "--confidence", type=float, default=defaults.confidence, help="interval level (default 0.95)"
+    )
+    evaluate.add_argument(
+        "--seed", type=int, default=defaults.seed, help="KID subsets and bootstrap (default 0)"
+    )
+    evaluate.add_argument("--batch-size", type=int, default=32, help="images per feature batch (default 32)")
+    evaluate.add_argument("--device", help="cpu, cuda[:N] or mps (default: best available)")
+    evaluate.add_argument("--taxonomy", type=Path, help="taxonomy YAML (default: the packaged one)")
+    evaluate.set_defaults(handler=run_evaluate)
     return parser
 
 
@@ -369,6 +445,7 @@ def run_generate(args: argparse.Namespace) -> int:
     # 2. The prompt: as given, or from the templates for the named condition
     if args.prompt is not None:
         prompt, negative, stem = args.prompt, args.negative_prompt or "", "prompt"
+        labels = ImageLabels(skin_tone=args.skin_tone)
     else:
         taxonomy = _taxonomy(args)
         condition = taxonomy.match(args.diagnosis)
@@ -382,6 +459,7 @@ def run_generate(args: argparse.Namespace) -> int:
             trigger=args.trigger,
         )
         prompt, stem = built.prompt, condition
+        labels = ImageLabels(condition=condition, skin_tone=built.skin_tone)
         negative = built.negative_prompt if args.negative_prompt is None else args.negative_prompt
     # 3. Load the model and generate (in memory), then write every image with its provenance
     generator = _generator(args, inpaint=mask is not None)
@@ -402,7 +480,7 @@ def run_generate(args: argparse.Namespace) -> int:
     )
     for result in results:
         png = args.out / f"{stem}_seed{result.record.seed}_{result.record.key()[:10]}.png"
-        save_image(result.image, result.record, png)
+        save_image(result.image, result.record, png, labels)
         print(
             json.dumps(
                 {"image": str(png), "provenance": str(png.with_suffix(".json")), "cached": result.cached}
@@ -462,6 +540,41 @@ def run_lora_which(args: argparse.Namespace) -> int:
         )
     for run in runs:
         print(json.dumps({"run": str(run), "run_json": str(run / "run.json")}))
+
+
+def _evaluation_diagnoser(args: argparse.Namespace) -> Diagnoser | None:
+    if args.diagnoser is None:
+        return None
+    kind, _, path = args.diagnoser.partition(":")
+    if kind not in ("clip", "vlm") or not path:
+        raise SkinGenError(f"--diagnoser {args.diagnoser!r}: expected clip:PATH or vlm:PATH")
+    taxonomy = _taxonomy(args)
+    if kind == "clip":
+        return ClipDiagnoser(path, taxonomy, device=args.device)
+    return VlmDiagnoser(path, taxonomy, max_new_tokens=args.max_new_tokens, device=args.device)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    # 1. Everything checkable without models: output location, settings, both image sets
+    check_output_dir(args.out, overwrite=args.overwrite)
+    settings = EvaluationSettings(
+        k=args.k,
+        kid_subsets=args.kid_subsets,
+        kid_subset_size=args.kid_subset_size,
+        bootstrap=args.bootstrap,
+        fid_bootstrap=args.fid_bootstrap,
+        confidence=args.confidence,
+        seed=args.seed,
+    )
+    real = read_real(args.real, split=args.real_split)
+    generated = read_generated(args.generated)
+    check_inputs(real, generated, settings)
+    # 2. Load the models, 3. evaluate, 4. write metrics.json + report.html at once
+    extractor = FeatureExtractor(args.features, device=args.device, batch_size=args.batch_size)
+    diagnoser = _evaluation_diagnoser(args)
+    results = evaluate(real, generated, extractor, settings, diagnoser=diagnoser)
+    write_report(args.out, results, overwrite=args.overwrite)
+    print(json.dumps({"out": str(args.out), **{k: results[k] for k in HEADLINE}}))
     return 0
 
 

@@ -31,6 +31,19 @@ class AdapterRecord(BaseModel):
     scale: float
 
 
+class ImageLabels(BaseModel):
+    """What an image is meant to show: read by ``skingen evaluate``, not part of the cache key.
+
+    The pixels depend on the condition and skin tone only through the prompt, which the key holds; the labels
+    are stored so that evaluation need not parse them back out of the prompt.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    condition: str | None = None
+    skin_tone: str | None = None
+
+
 class ProvenanceRecord(BaseModel):
     """Everything that determines one generated image's pixels."""
 
@@ -60,9 +73,14 @@ class ProvenanceRecord(BaseModel):
     def key(self) -> str:
         return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
 
-    def to_json(self) -> str:
-        """The record plus its key and a timestamp (the timestamp is not part of the key)."""
-        data = {"key": self.key(), "created_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    def to_json(self, labels: ImageLabels | None = None) -> str:
+        """The record plus its key, a timestamp and the image's ``labels`` (neither is part of the key)."""
+        data: dict[str, object] = {
+            "key": self.key(),
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        if labels is not None:
+            data.update(condition=labels.condition, skin_tone=labels.skin_tone)
         data.update(self.model_dump(mode="json"))
         return json.dumps(data, indent=2, sort_keys=False) + "\n"
 
@@ -109,11 +127,13 @@ def _png_bytes(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def save_image(image: Image.Image, record: ProvenanceRecord, png_path: Path) -> Path:
+def save_image(
+    image: Image.Image, record: ProvenanceRecord, png_path: Path, labels: ImageLabels | None = None
+) -> Path:
     """Write ``png_path`` and its provenance JSON beside it (same stem, ``.json``); returns the JSON path."""
     json_path = png_path.with_suffix(".json")
     _write_atomic(png_path, _png_bytes(image))
-    _write_atomic(json_path, record.to_json().encode())
+    _write_atomic(json_path, record.to_json(labels).encode())
     return json_path
 
 

@@ -26,6 +26,7 @@ from skingen.bundle.writing import BundleWriter, condition_entries, write_bundle
 from skingen.diagnosis.base import Diagnoser, Diagnosis
 from skingen.errors import SkinGenError
 from skingen.prompts import PromptBuilder
+from skingen.provenance import ImageLabels
 from skingen.skin_tone import FITZPATRICK_TYPES
 from skingen.sources import load_image
 from skingen.taxonomy import UNKNOWN, Taxonomy
@@ -233,7 +234,9 @@ class BundleBuilder:
                     generated.image,
                     condition=ai.condition,
                     display_name=ai.display_name,
-                    provenance=generated.record.to_json(),
+                    provenance=generated.record.to_json(
+                        ImageLabels(condition=ai.condition, skin_tone=prompt.skin_tone)
+                    ),
                 )
             )
         return tuple(references)

@@ -1,0 +1,278 @@
+"""``skingen evaluate``: real vs generated images → every metric, globally and per skin-tone group.
+
+:func:`evaluate` reads as its steps: check inputs, embed both sets once, CLIP-score each image against its
+prompt, run the closed loop, then compute the metrics for the whole set and for each Fitzpatrick group and
+type from those features. :func:`metrics_from_features` is the part after embedding (the benchmark times it
+on random features). Torch is imported when the metrics are computed, not at import.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from skingen.diagnosis.base import Diagnoser
+from skingen.errors import SkinGenError
+from skingen.evaluation.closed_loop import ClosedLoop, run_closed_loop
+from skingen.evaluation.groups import Subset, gaps, group_subsets, type_subsets
+from skingen.evaluation.inputs import EvalImage, ImageSet
+
+if TYPE_CHECKING:
+    import torch
+
+    from skingen.evaluation.features import FeatureExtractor
+
+SCHEMA_VERSION = 1
+HEADLINE = (
+    "fid",
+    "kid",
+    "kid_std",
+    "precision",
+    "recall",
+    "density",
+    "coverage",
+    "clip_score",
+    "diversity",
+    "closed_loop_accuracy",
+)
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """How the metrics are computed; stored in ``metrics.json`` as ``settings``."""
+
+    k: int = 5
+    kid_subsets: int = 100
+    kid_subset_size: int = 1000
+    bootstrap: int = 1000
+    fid_bootstrap: int = 50
+    confidence: float = 0.95
+    seed: int = 0
+
+    def check(self) -> None:
+        for name in ("k", "kid_subsets", "kid_subset_size"):
+            if getattr(self, name) < 1:
+                raise SkinGenError(f"--{name.replace('_', '-')} must be ≥ 1, got {getattr(self, name)}")
+        if self.kid_subset_size < 2:
+            raise SkinGenError(f"--kid-subset-size must be ≥ 2 (KID is unbiased), got {self.kid_subset_size}")
+        for name in ("bootstrap", "fid_bootstrap"):
+            if getattr(self, name) < 0:
+                raise SkinGenError(f"--{name.replace('_', '-')} must be ≥ 0, got {getattr(self, name)}")
+        if not 0 < self.confidence < 1:
+            raise SkinGenError(f"--confidence must be between 0 and 1, got {self.confidence}")
+
+
+@dataclass(frozen=True)
+class Embedded:
+    """Both sets in feature space, plus each image's CLIP score against its prompt (NaN: no prompt)."""
+
+    real: torch.Tensor
+    generated: torch.Tensor
+    clip_real: np.ndarray | None = None
+    clip_generated: np.ndarray | None = None
+
+
+def check_inputs(real: ImageSet, generated: ImageSet, settings: EvaluationSettings) -> None:
+    settings.check()
+    for flag, images in (("--real", real), ("--generated", generated)):
+        if len(images) < 2:
+            raise SkinGenError(
+                f"{flag}: {images.root} has {len(images)} image; FID needs at least 2 per side"
+            )
+
+
+def evaluate(
+    real: ImageSet,
+    generated: ImageSet,
+    extractor: FeatureExtractor,
+    settings: EvaluationSettings,
+    *,
+    diagnoser: Diagnoser | None = None,
+    progress: bool = True,
+) -> dict[str, object]:
+    """All metrics of ``generated`` against ``real``; the dictionary ``metrics.json`` holds."""
+    # 1. Check inputs
+    check_inputs(real, generated, settings)
+    # 2. Embed both sets once; every distribution metric is computed from these features
+    embedded = embed(real, generated, extractor)
+    # 3. Closed loop: the diagnoser re-diagnoses every generated image
+    closed_loop = run_closed_loop(diagnoser, generated.images, progress=progress) if diagnoser else None
+    # 4. Metrics, globally and per skin-tone group and type
+    results = metrics_from_features(
+        embedded,
+        real.images if real.labelled else None,
+        generated.images,
+        settings,
+        closed_loop=closed_loop,
+    )
+    # 5. Where it all came from
+    results["inputs"] = {
+        "real": {"path": str(real.root), "kind": real.kind, "labelled": real.labelled},
+        "generated": {"path": str(generated.root), "kind": generated.kind},
+        "features": str(extractor.path),
+        "features_model_type": extractor.model_type,
+    }
+    if not extractor.has_text:
+        results["warnings"].append(
+            f"--features {extractor.path} has no text tower (not a CLIP model): no CLIP score"
+        )
+    return results
+
+
+def embed(real: ImageSet, generated: ImageSet, extractor: FeatureExtractor) -> Embedded:
+    """Features of both sets and, with a CLIP extractor, each image's CLIP score against its prompt."""
+    real_features = extractor([e.path for e in real.images], desc="real features")
+    generated_features = extractor([e.path for e in generated.images], desc="generated features")
+    if not extractor.has_text:
+        return Embedded(real_features, generated_features)
+    return Embedded(
+        real_features,
+        generated_features,
+        _clip_scores(extractor, real.images, real_features),
+        _clip_scores(extractor, generated.images, generated_features),
+    )
+
+
+def _clip_scores(
+    extractor: FeatureExtractor, images: Sequence[EvalImage], features: torch.Tensor
+) -> np.ndarray:
+    from skingen.evaluation.metrics import clip_scores
+
+    scores = np.full(len(images), np.nan)
+    index = [i for i, e in enumerate(images) if e.prompt]
+    if index:
+        text = extractor.text_embeddings([images[i].prompt for i in index])
+        scores[index] = clip_scores(features[index], text)
+    return scores
+
+
+def metrics_from_features(
+    embedded: Embedded,
+    real: Sequence[EvalImage] | None,
+    generated: Sequence[EvalImage],
+    settings: EvaluationSettings,
+    *,
+    closed_loop: ClosedLoop | None = None,
+) -> dict[str, object]:
+    """The metrics for the whole set, ``by_skin_tone`` group, ``by_skin_type`` and the ``gaps`` between groups.
+
+    ``real`` are the real images' labels in feature order (None: unlabelled, so no per-group real side).
+    """
+    warnings: list[str] = []
+    correct = (
+        None if closed_loop is None else np.array([np.nan if c is None else c for c in closed_loop.correct])
+    )
+    everything = Subset("all", list(range(len(embedded.real))), list(range(len(embedded.generated))))
+
+    def compute(subset: Subset) -> dict[str, object]:
+        return _subset_metrics(embedded, generated, subset, settings, correct, warnings)
+
+    results: dict[str, object] = {
+        "schema_version": SCHEMA_VERSION,
+        "feature_dim": int(embedded.real.shape[1]),
+        **compute(everything),
+        "closed_loop": None if closed_loop is None else closed_loop.summary(),
+        "settings": asdict(settings),
+    }
+    by_group = {s.name: compute(s) for s in group_subsets(real, generated)}
+    results["by_skin_tone"] = by_group
+    results["by_skin_type"] = {s.name: compute(s) for s in type_subsets(real, generated, settings.k + 1)}
+    results["gaps"] = gaps(by_group, settings.confidence)
+    results["summary"] = [gap["text"] for gap in results["gaps"].values()]
+    results["warnings"] = warnings
+    return results
+
+
+def _subset_metrics(
+    embedded: Embedded,
+    generated: Sequence[EvalImage],
+    subset: Subset,
+    settings: EvaluationSettings,
+    correct: np.ndarray | None,
+    warnings: list[str],
+) -> dict[str, object]:
+    from skingen.evaluation import metrics
+
+    rng = np.random.default_rng([settings.seed, zlib.crc32(subset.name.encode())])
+    boot = {"replicates": settings.bootstrap, "rng": rng, "confidence": settings.confidence}
+    fake = embedded.generated[subset.generated]
+    real = None if subset.real is None else embedded.real[subset.real]
+    out: dict[str, object] = {"n_real": None if real is None else len(real), "n_generated": len(fake)}
+    out.update(dict.fromkeys(_SET_METRICS))
+    where = "" if subset.name == "all" else f"Fitzpatrick {subset.name}: "
+    # distribution metrics need both sides
+    if real is not None and min(len(real), len(fake)) >= 2:
+        out["fid"] = metrics.fid(real, fake)
+        out["fid_ci"] = metrics.bootstrap_statistic(
+            lambda r, f: metrics.fid(real[r], fake[f]),
+            len(real),
+            len(fake),
+            replicates=settings.fid_bootstrap,
+            rng=rng,
+            confidence=settings.confidence,
+        )
+        out["kid"], out["kid_std"], out["kid_subset_size"] = metrics.kid(
+            real, fake, subsets=settings.kid_subsets, subset_size=settings.kid_subset_size, seed=settings.seed
+        )
+    elif real is not None:
+        warnings.append(f"{where}FID/KID need ≥ 2 images per side (real {len(real)}, generated {len(fake)})")
+    if real is not None and min(len(real), len(fake)) > settings.k:
+        manifold = metrics.manifold(real, fake, settings.k)
+        for name in ("precision", "density", "recall", "coverage"):
+            values = getattr(manifold, name)
+            out[name] = float(values.mean())
+            out[f"{name}_ci"] = metrics.bootstrap_ci(values, **boot)
+    elif real is not None:
+        warnings.append(
+            f"{where}precision/recall/density/coverage need > k={settings.k} images per side "
+            f"(real {len(real)}, generated {len(fake)})"
+        )
+    # per generated image
+    if embedded.clip_generated is not None:
+        _mean_with_ci(out, "clip_score", embedded.clip_generated[subset.generated], boot)
+    if embedded.clip_real is not None and subset.real is not None:
+        scores = embedded.clip_real[subset.real]
+        out["clip_score_real"] = float(np.nanmean(scores)) if not np.isnan(scores).all() else None
+    conditions = [generated[i].condition for i in subset.generated]
+    _mean_with_ci(out, "diversity", metrics.diversity(fake, conditions), boot)
+    if correct is not None:
+        _mean_with_ci(out, "closed_loop_accuracy", correct[subset.generated], boot)
+    return out
+
+
+_SET_METRICS = (
+    "fid",
+    "fid_ci",
+    "kid",
+    "kid_std",
+    "kid_subset_size",
+    "precision",
+    "precision_ci",
+    "recall",
+    "recall_ci",
+    "density",
+    "density_ci",
+    "coverage",
+    "coverage_ci",
+    "clip_score",
+    "clip_score_ci",
+    "clip_score_real",
+    "diversity",
+    "diversity_ci",
+    "closed_loop_accuracy",
+    "closed_loop_accuracy_ci",
+)
+
+
+def _mean_with_ci(out: dict[str, object], key: str, values: np.ndarray, boot: dict[str, object]) -> None:
+    """``out[key]`` = mean of the non-NaN per-image ``values`` (None if none), ``out[key_ci]`` its interval."""
+    from skingen.evaluation.metrics import bootstrap_ci
+
+    values = np.asarray(values, dtype=float)
+    known = values[~np.isnan(values)]
+    out[key] = float(known.mean()) if len(known) else None
+    out[f"{key}_ci"] = bootstrap_ci(known, **boot)

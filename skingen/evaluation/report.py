@@ -1,0 +1,167 @@
+"""``metrics.json`` and a self-contained ``report.html`` (plotly, its JavaScript inlined once) from the results.
+
+The folder is written all at once (:func:`skingen.atomic.atomic_directory`): a failure leaves no partial report.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from pathlib import Path
+
+from skingen.atomic import atomic_directory
+from skingen.evaluation.groups import METRICS
+
+METRICS_FILE = "metrics.json"
+REPORT_FILE = "report.html"
+
+
+def write_report(out: str | Path, results: dict[str, object], *, overwrite: bool = False) -> Path:
+    """Write ``out/metrics.json`` and ``out/report.html``; returns ``out``."""
+    text = json.dumps(_plain(results), indent=2, allow_nan=False) + "\n"
+    page = render_html(results)
+    with atomic_directory(out, overwrite=overwrite) as staging:
+        (staging / METRICS_FILE).write_text(text, encoding="utf-8")
+        (staging / REPORT_FILE).write_text(page, encoding="utf-8")
+    return Path(out)
+
+
+def _plain(value: object) -> object:
+    """JSON-ready: tuples → lists, numpy scalars → Python, NaN → None."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, str):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def group_figure(results: dict[str, object]):
+    """One bar panel per metric: its value per Fitzpatrick group (and overall), with the interval as error bars."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    by_group = results["by_skin_tone"]
+    shown = [m for m in METRICS if any(r.get(m.key) is not None for r in by_group.values())]
+    columns = 3
+    rows = max(1, math.ceil(len(shown) / columns))
+    fig = make_subplots(rows=rows, cols=columns, subplot_titles=[m.label for m in shown])
+    names = ["all", *by_group]
+    for n, metric in enumerate(shown):
+        entries = [results, *by_group.values()]
+        values = [e.get(metric.key) for e in entries]
+        low, high = zip(*(_bounds(e, metric.key) for e in entries), strict=True)
+        fig.add_trace(
+            go.Bar(
+                x=names,
+                y=values,
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": [
+                        None if h is None or v is None else h - v for h, v in zip(high, values, strict=True)
+                    ],
+                    "arrayminus": [
+                        None if lo is None or v is None else v - lo for lo, v in zip(low, values, strict=True)
+                    ],
+                },
+                marker_color=["#7f7f7f", "#f2c9a0", "#c68642", "#5c3a1e"][: len(names)],
+                showlegend=False,
+                hovertemplate="%{x}: %{y:.4g}<extra>" + metric.label + "</extra>",
+            ),
+            row=n // columns + 1,
+            col=n % columns + 1,
+        )
+    fig.update_layout(height=300 * rows, title="Metrics per Fitzpatrick group (error bars: intervals)")
+    return fig
+
+
+def _minus(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
+
+
+def _bounds(entry: dict[str, object], key: str) -> tuple[float | None, float | None]:
+    if key == "kid" and entry.get("kid_std") is not None:
+        return entry["kid"] - entry["kid_std"], entry["kid"] + entry["kid_std"]
+    ci = entry.get(f"{key}_ci")
+    return (ci[0], ci[1]) if ci else (None, None)
+
+
+def confusion_figure(closed_loop: dict[str, object]):
+    """Heatmap: intended condition (rows) against the diagnoser's answer (columns), counts of images."""
+    import plotly.graph_objects as go
+
+    labels = closed_loop["labels"]
+    intended = [label for label in labels if label in closed_loop["by_condition"]]
+    fig = go.Figure(
+        go.Heatmap(
+            z=closed_loop["confusion"][: len(intended)],
+            x=labels,
+            y=intended,
+            colorscale="Blues",
+            text=closed_loop["confusion"][: len(intended)],
+            texttemplate="%{text}",
+            hovertemplate="intended %{y}, diagnosed %{x}: %{z}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title=f"Closed loop ({html.escape(str(closed_loop['diagnoser']))}): intended vs diagnosed condition",
+        xaxis_title="diagnosed",
+        yaxis_title="intended",
+        yaxis_autorange="reversed",
+        height=300 + 30 * len(intended),
+    )
+    return fig
+
+
+def render_html(results: dict[str, object]) -> str:
+    figures = [group_figure(results)]
+    if results.get("closed_loop"):
+        figures.append(confusion_figure(results["closed_loop"]))
+    plots = "\n".join(
+        f'<div class="fig">{fig.to_html(full_html=False, include_plotlyjs=n == 0)}</div>'
+        for n, fig in enumerate(figures)
+    )
+    rows = "\n".join(
+        f"<tr><td>{m.label}</td>"
+        + "".join(f"<td>{_cell(e, m.key)}</td>" for e in (results, *results["by_skin_tone"].values()))
+        + "</tr>"
+        for m in METRICS
+    )
+    header = "".join(f"<th>{html.escape(g)}</th>" for g in results["by_skin_tone"])
+    counts = "".join(
+        f"<td>{e['n_real'] if e['n_real'] is not None else '–'} / {e['n_generated']}</td>"
+        for e in (results, *results["by_skin_tone"].values())
+    )
+    summary = (
+        "".join(f"<li>{html.escape(s)}</li>" for s in results["summary"])
+        or "<li>No group comparison possible.</li>"
+    )
+    warnings = "".join(f"<li>{html.escape(w)}</li>" for w in results["warnings"])
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>skingen evaluate</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:auto}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child{{text-align:left}}</style></head>
+<body><h1>Generated images against real images</h1>
+<p>{results["n_generated"]} generated, {results["n_real"]} real images; features of dimension
+{results["feature_dim"]}. Intervals: {round(results["settings"]["confidence"] * 100)}% bootstrap over images
+(KID: ± its spread over subsets).</p>
+<h2>Gaps between skin-tone groups</h2><ul>{summary}</ul>
+<h2>Metrics</h2><table><tr><th>metric</th><th>all</th>{header}</tr>
+<tr><td>n real / generated</td>{counts}</tr>{rows}</table>
+{plots}
+{f"<h2>Warnings</h2><ul>{warnings}</ul>" if warnings else ""}
+</body></html>
+"""
+
+
+def _cell(entry: dict[str, object], key: str) -> str:
+    value = entry.get(key)
+    if value is None:
+        return "–"
+    low, high = _bounds(entry, key)
+    return f"{value:.4g}" + (f" [{low:.4g}, {high:.4g}]" if low is not None else "")
