@@ -540,6 +540,7 @@ def run_lora_which(args: argparse.Namespace) -> int:
         )
     for run in runs:
         print(json.dumps({"run": str(run), "run_json": str(run / "run.json")}))
+    return 0
 
 
 def _evaluation_diagnoser(args: argparse.Namespace) -> Diagnoser | None:
