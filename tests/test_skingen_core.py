@@ -311,3 +311,19 @@ def test_cli_unreadable_image_exits_nonzero(tmp_path: Path, capsys: pytest.Captu
     bad.write_text("nope")
     assert main(["diagnose", str(bad), "--clip", str(tmp_path / "no-model")]) == 1
     assert f"not a readable image: {bad}" in capsys.readouterr().err
+
+
+def test_the_skin_tone_reaches_the_text_encoder_in_every_prompt(taxonomy: Taxonomy) -> None:
+    """CLIP reads 77 tokens (start and end included) and drops the rest: the skin tone, the point of the
+    per-skin-tone references and captions, must come well before that for every condition and tone. Words
+    and punctuation undercount CLIP's BPE tokens (rare terms such as "lichenification" split into several),
+    so the tone must end within 30 pieces, leaving room for a 2x expansion."""
+    import re
+
+    prompts = PromptBuilder.load(taxonomy)
+    clip_pieces = re.compile(r"[a-z]+|[0-9]|[^\sa-z0-9]+", re.IGNORECASE)  # CLIP's pre-tokenizer, roughly
+    for condition in taxonomy.ids:
+        for tone in ("I", "III", "VI"):
+            prompt = prompts.build(condition, skin_tone=tone, trigger="sks").prompt
+            through_tone = prompt[: prompt.index(f"type {tone} skin") + len(f"type {tone} skin")]
+            assert len(clip_pieces.findall(through_tone)) <= 30, (condition, tone, through_tone)
