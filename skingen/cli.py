@@ -25,6 +25,7 @@ from skingen.diagnosis.base import Diagnoser
 from skingen.diagnosis.clip import ClipDiagnoser
 from skingen.diagnosis.fixed import FixedDiagnoser
 from skingen.diagnosis.vlm import VlmDiagnoser
+from skingen.distributed import ProcessShare
 from skingen.errors import SkinGenError
 from skingen.evaluation.evaluator import HEADLINE, EvaluationSettings, check_inputs, evaluate
 from skingen.evaluation.features import FeatureExtractor
@@ -156,7 +157,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     bundle = commands.add_parser("bundle", help="build or validate stimulus bundles")
     bundle_commands = bundle.add_subparsers(dest="bundle_command", required=True)
-    build = bundle_commands.add_parser("build", help="cases dir (photos + cases.csv) → bundle")
+    build = bundle_commands.add_parser(
+        "build",
+        help="cases dir (photos + cases.csv) → bundle",
+        description="Diagnose each case and generate k references of the diagnosis into a bundle. Several "
+        "GPUs: `accelerate launch --multi_gpu --num_processes N -m skingen bundle build ...` splits the cases "
+        "over the processes; the bundle is the one a single process builds.",
+    )
     build.add_argument("cases_dir", type=Path, metavar="CASES_DIR")
     build.add_argument("--out", required=True, type=Path, metavar="BUNDLE")
     build.add_argument("-k", type=int, default=3, help="reference images per case (default 3)")
@@ -492,6 +499,9 @@ def run_generate(args: argparse.Namespace) -> int:
 def run_bundle_build(args: argparse.Namespace) -> int:
     # Everything checkable without models first: output location, cases.csv, photos, templates.
     check_output_dir(args.out, overwrite=args.overwrite)
+    # Under `accelerate launch`: this process's place, and the device accelerate gave it (unless --device)
+    share = ProcessShare.current(cpu=(args.device or "").startswith("cpu"))
+    args.device = args.device or share.device
     out = args.out
     taxonomy = _taxonomy(args)
     cases = read_cases(args.cases_dir, taxonomy)
@@ -512,8 +522,9 @@ def run_bundle_build(args: argparse.Namespace) -> int:
     )
     diagnoser = _diagnoser(args, taxonomy) if any(case.fixed_ai is None for case in cases) else None
     builder = BundleBuilder(taxonomy, prompts, _generator(args, inpaint=False), diagnoser, settings)
-    path = builder(cases, out, overwrite=args.overwrite)
-    print(json.dumps({"bundle": str(path), "cases": len(cases)}))
+    path = builder(cases, out, overwrite=args.overwrite, share=share)
+    if share.is_main_process:
+        print(json.dumps({"bundle": str(path), "cases": len(cases)}))
     return 0
 
 

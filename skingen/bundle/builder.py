@@ -6,6 +6,11 @@
 The bundle is written into a staging folder beside the output and swapped into place only once it
 validates (:func:`skingen.bundle.writing.write_bundle`), so a failure never leaves half a bundle. Needs torch
 only through the generator it is given.
+
+Under ``accelerate launch`` (a :class:`~skingen.distributed.ProcessShare` of several processes) each process
+builds its strided share of the cases into the main process's staging folder; the main process merges the
+cases back into ``cases.csv`` order, writes the manifest and swaps the folder in. Every reference depends only
+on its prompt and seed, so the bundle is the one a single process builds.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import csv
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +30,7 @@ from tqdm.auto import tqdm
 from skingen.bundle.manifest import AIOutput, BundleManifest, Case, ReferenceImage
 from skingen.bundle.writing import BundleWriter, condition_entries, write_bundle
 from skingen.diagnosis.base import Diagnoser, Diagnosis
+from skingen.distributed import Outcome, ProcessShare, raise_failures, unshard
 from skingen.errors import SkinGenError
 from skingen.prompts import PromptBuilder
 from skingen.provenance import ImageLabels
@@ -170,20 +177,59 @@ class BundleBuilder:
             )
 
     def __call__(
-        self, cases: list[CaseRow], out: str | Path, *, overwrite: bool = False, progress: bool = True
+        self,
+        cases: list[CaseRow],
+        out: str | Path,
+        *,
+        overwrite: bool = False,
+        progress: bool = True,
+        share: ProcessShare | None = None,
     ) -> Path:
-        """Build the bundle at ``out``; returns its path."""
+        """Build the bundle at ``out``; returns its path. With ``share``, this process builds its share only
+        (every process of the share must call this with the same arguments)."""
         # 1. Check inputs (the output location is checked by write_bundle, before any work)
         self.check_inputs(cases)
+        share = share or ProcessShare()
+        mine = share.shard(cases)
+
+        def build_share(writer: BundleWriter) -> Outcome[list[Case]]:
+            bar = tqdm(
+                mine, desc="building bundle", unit="case", disable=not progress or not share.is_main_process
+            )
+            return share.attempt(lambda: [self.build_case(case, writer) for case in bar])
+
+        if not share.is_main_process:
+            self._follow(share, build_share)
+            return Path(out)
 
         # 2. Diagnose and illustrate each case in a staging folder, 3. write the manifest; the bundle is
-        # validated as the study app will load it before it replaces ``out``
+        # validated as the study app will load it before it replaces ``out``. The staging folder goes to the
+        # other processes first; every process takes part in each exchange even when something failed.
         def write(writer: BundleWriter) -> BundleManifest:
-            progress_bar = tqdm(cases, desc="building bundle", unit="case", disable=not progress)
-            return self.manifest([self.build_case(case, writer) for case in progress_bar])
+            share.broadcast(Outcome(0, value=writer.root))
+            shares = raise_failures(share.gather(build_share(writer)), share.process_index)
+            return self.manifest(unshard(shares))
 
-        write_bundle(out, write, overwrite=overwrite)
+        try:
+            write_bundle(out, write, overwrite=overwrite)
+        except Exception as exc:
+            share.broadcast(Outcome(0, error=str(exc) or type(exc).__name__))  # before or after the build
+            raise
+        share.broadcast(Outcome(0))
         return Path(out)
+
+    @staticmethod
+    def _follow(share: ProcessShare, build_share: Callable[[BundleWriter], Outcome[list[Case]]]) -> None:
+        """A non-main process: receive the staging folder, build its share there, hand over its cases."""
+        staging: Outcome[Path] = share.broadcast(Outcome(0))
+        if staging.error is not None:
+            raise SkinGenError(f"the main process could not start the bundle: {staging.error}")
+        outcome = build_share(BundleWriter(staging.value))
+        share.gather(outcome)
+        final: Outcome[None] = share.broadcast(Outcome(0))
+        raise_failures([outcome], share.process_index)
+        if final.error is not None:
+            raise SkinGenError(f"the main process could not finish the bundle: {final.error}")
 
     def build_case(self, case: CaseRow, writer: BundleWriter) -> Case:
         photo = load_image(case.image_path, "case photo")

@@ -1,0 +1,310 @@
+"""Bundle building split over processes (skingen.distributed): shares, merging, and a real 2-process launch."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import socket
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from skingen.bundle.builder import BundleBuilder, BundleSettings, read_cases
+from skingen.bundle.manifest import load_bundle
+from skingen.distributed import Outcome, ProcessShare, launched_processes, raise_failures, shard, unshard
+from skingen.errors import SkinGenError
+from skingen.prompts import PromptBuilder
+from skingen.taxonomy import Taxonomy
+from tests.skingen_fixtures import TinyModels, tiny_models, write_cases
+
+CASES = [
+    {"case_id": "c1", "file": "c1.png", "ground_truth": "psoriasis", "ai_condition": "", "skin_tone": "II"},
+    {"case_id": "c2", "file": "c2.png", "ground_truth": "psoriasis", "ai_condition": "eczema", "skin_tone": ""},
+    {"case_id": "c3", "file": "c3.png", "ground_truth": "acne", "ai_condition": "unknown", "skin_tone": ""},
+    {"case_id": "c4", "file": "c4.png", "ground_truth": "acne", "ai_condition": "acne", "skin_tone": "V"},
+]  # fmt: skip
+
+
+# --- shares ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 4, 7])
+@pytest.mark.parametrize("total", [0, 1, 2, 5, 10])
+def test_every_item_in_exactly_one_share_and_merged_back_in_order(total: int, count: int) -> None:
+    items = [f"case{i}" for i in range(total)]
+    shares = [shard(items, index, count) for index in range(count)]
+    assert sorted(item for share in shares for item in share) == sorted(items)
+    assert shares == [shard(items, index, count) for index in range(count)]  # deterministic
+    assert max(map(len, shares)) - min(map(len, shares)) <= 1  # balanced
+    assert unshard(shares) == items
+
+
+def test_shard_and_unshard_refuse_impossible_shares() -> None:
+    with pytest.raises(ValueError, match="shard 2 of 2"):
+        shard([1, 2], 2, 2)
+    with pytest.raises(ValueError, match="share 0 of 2 has 1 results for 2 items"):
+        unshard([[1], [2, 3]])
+
+
+def test_single_process_without_a_launcher(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    assert launched_processes() == 1
+    share = ProcessShare.current()
+    assert share == ProcessShare() and share.is_main_process and not share.distributed
+    assert share.shard([1, 2, 3]) == [1, 2, 3] and share.gather(5) == [5] and share.broadcast("x") == "x"
+    share.wait_for_everyone()
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert launched_processes() == 1
+
+
+def test_a_failure_is_an_outcome_and_raised_where_it_happened() -> None:
+    def fail() -> list[int]:
+        raise SkinGenError("c3: bad photo")
+
+    share = ProcessShare(process_index=1, num_processes=2)
+    ok = share.attempt(lambda: [1])
+    failed = share.attempt(fail)
+    assert ok.value == [1] and ok.error is None and failed.error == "c3: bad photo"
+    with pytest.raises(SkinGenError) as raised:  # its own exception, unchanged
+        raise_failures([Outcome(0, value=[0]), failed], process_index=1)
+    assert raised.value is failed.exception
+    with pytest.raises(SkinGenError, match="process 1 of 2 failed: c3: bad photo"):
+        raise_failures([Outcome(0, value=[0]), failed], process_index=0)
+    sent = pickle.loads(pickle.dumps(failed))  # what gather sends: the message, not the exception
+    assert sent.error == "c3: bad photo" and sent.exception is None
+    assert raise_failures([Outcome(0, value=[0]), ok], process_index=0) == [[0], [1]]
+
+
+# --- the builder's protocol, two shares simulated by threads ------------------------------------------
+
+
+class _Exchange:
+    """What accelerate's collectives do, for threads: each call waits for all, then returns the values."""
+
+    def __init__(self, count: int) -> None:
+        self.barrier = threading.Barrier(count, timeout=30)
+        self.slots: list[object] = [None] * count
+
+    def all(self, index: int, value: object) -> list[object]:
+        self.barrier.wait()
+        self.slots[index] = value
+        self.barrier.wait()
+        values = list(self.slots)
+        self.barrier.wait()
+        return values
+
+
+@dataclass(frozen=True)
+class _ThreadShare(ProcessShare):
+    exchange: _Exchange | None = None
+
+    def gather(self, value: object) -> list[object]:
+        return [pickle.loads(pickle.dumps(v)) for v in self.exchange.all(self.process_index, value)]
+
+    def broadcast(self, value: object) -> object:
+        return self.exchange.all(self.process_index, value)[0]
+
+    def wait_for_everyone(self) -> None:
+        self.exchange.all(self.process_index, None)
+
+
+@dataclass(frozen=True)
+class _Record:
+    seed: int
+    prompt: str
+
+    def to_json(self) -> str:
+        return json.dumps({"seed": self.seed, "prompt": self.prompt})
+
+
+@dataclass(frozen=True)
+class _Generated:
+    image: Image.Image
+    record: _Record
+
+
+class _FakeGenerator:
+    """A generator whose image depends only on prompt and seed (as the real one's does)."""
+
+    model = "fake"
+    loras = ()
+    ip_adapter = None
+    inpaint = False
+
+    def __init__(self, fail_on: str | None = None) -> None:
+        self.fail_on = fail_on
+        self.calls: list[tuple[str, int]] = []
+
+    def __call__(self, prompt: str, negative: str, *, seeds: list[int], **_: object) -> list[_Generated]:
+        if self.fail_on and self.fail_on in prompt:
+            raise SkinGenError(f"cannot draw {self.fail_on}")
+        self.calls.append((prompt, seeds[0]))
+        shade = int(hashlib.sha256(f"{prompt}|{seeds[0]}".encode()).hexdigest()[:2], 16)
+        return [_Generated(Image.new("RGB", (8, 8), (shade, 0, 0)), _Record(seeds[0], prompt))]
+
+
+def _builder(generator: _FakeGenerator) -> BundleBuilder:
+    taxonomy = Taxonomy.load()
+    settings = BundleSettings(bundle_id="b", k=2)
+    return BundleBuilder(taxonomy, PromptBuilder.load(taxonomy), generator, None, settings)
+
+
+def _fixed_cases(tmp_path: Path) -> list:
+    rows = [{**row, "ai_condition": row["ai_condition"] or "psoriasis"} for row in CASES]
+    return read_cases(write_cases(tmp_path / "cases", rows), Taxonomy.load())
+
+
+def _build_in_threads(
+    cases: list, out: Path, generators: list[_FakeGenerator], **kwargs: object
+) -> list[BaseException | None]:
+    exchange = _Exchange(len(generators))
+    errors: list[BaseException | None] = [None] * len(generators)
+
+    def run(index: int) -> None:
+        share = _ThreadShare(index, len(generators), exchange=exchange)
+        try:
+            _builder(generators[index])(cases, out, progress=False, share=share, **kwargs)
+        except BaseException as exc:
+            errors[index] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(generators))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads), "a share hangs"
+    return errors
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != "manifest.json"
+    }
+
+
+def _manifest(root: Path) -> dict:
+    manifest = json.loads((root / "manifest.json").read_text())
+    manifest.pop("created_at")
+    return manifest
+
+
+def test_two_shares_build_the_single_process_bundle(tmp_path: Path) -> None:
+    cases = _fixed_cases(tmp_path)
+    _builder(_FakeGenerator())(cases, tmp_path / "one", progress=False)
+    generators = [_FakeGenerator(), _FakeGenerator()]
+    assert _build_in_threads(cases, tmp_path / "two", generators) == [None, None]
+    assert _files(tmp_path / "two") == _files(tmp_path / "one")
+    assert _manifest(tmp_path / "two") == _manifest(tmp_path / "one")
+    assert [c.case_id for c in load_bundle(tmp_path / "two").manifest.cases] == ["c1", "c2", "c3", "c4"]
+    # each process drew its own cases only (c1, c3 | c2, c4; c3 is unknown: no references)
+    assert len(generators[0].calls) == 2 and len(generators[1].calls) == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cases", "one", "two"]  # no staging left
+
+
+def test_a_failing_share_fails_every_process_and_leaves_the_old_bundle(tmp_path: Path) -> None:
+    cases = _fixed_cases(tmp_path)
+    _builder(_FakeGenerator())(cases, tmp_path / "out", progress=False)
+    before = _files(tmp_path / "out")
+    # process 1 builds c2 (eczema) and fails on it; process 0 finishes its share, then both fail
+    errors = _build_in_threads(
+        cases, tmp_path / "out", [_FakeGenerator(), _FakeGenerator("eczema")], overwrite=True
+    )
+    assert str(errors[1]) == "cannot draw eczema"
+    assert str(errors[0]) == "process 1 of 2 failed: cannot draw eczema"
+    assert _files(tmp_path / "out") == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cases", "out"]
+
+
+def test_an_output_in_the_way_stops_every_process(tmp_path: Path) -> None:
+    cases = _fixed_cases(tmp_path)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "keep.txt").write_text("x")
+    errors = _build_in_threads(cases, tmp_path / "out", [_FakeGenerator(), _FakeGenerator()])
+    assert "--overwrite" in str(errors[0])
+    assert isinstance(errors[1], SkinGenError) and "could not start" in str(errors[1])
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["keep.txt"]
+
+
+# --- a real launch: accelerate, 2 CPU processes (gloo) -----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
+    return tiny_models(tmp_path_factory)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _digests(root: Path) -> dict[str, str]:
+    return {name: hashlib.sha256(data).hexdigest() for name, data in _files(root).items()}
+
+
+def _without_timestamps(root: Path) -> dict[str, object]:
+    """Provenance JSON files without their ``created_at`` (when the image was made, not what it is)."""
+    records = {}
+    for path in sorted(root.rglob("references/*/*.json")):
+        record = json.loads(path.read_text())
+        record.pop("created_at")
+        records[str(path.relative_to(root))] = record
+    return records
+
+
+@pytest.mark.ml
+@pytest.mark.slow
+def test_accelerate_launch_two_processes_builds_the_single_process_bundle(
+    tiny: TinyModels, tmp_path: Path
+) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("accelerate")
+    cases = write_cases(tmp_path / "cases", CASES)
+    common = [
+        "bundle", "build", str(cases), "--clip", str(tiny.clip), "--sd", str(tiny.sd), "--lora", str(tiny.lora),
+        "-k", "2", "--bundle-id", "b", "--no-cache", "--steps", "2", "--width", "64", "--height", "64",
+        "--device", "cpu",
+    ]  # fmt: skip
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "CUDA_VISIBLE_DEVICES": "",
+        "OMP_NUM_THREADS": "2",
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+    }
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        env.pop(name, None)
+    single = subprocess.run(
+        [sys.executable, "-m", "skingen", *common, "--out", str(tmp_path / "one")],
+        env=env, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert single.returncode == 0, single.stderr
+    launch = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+        "--main_process_port", str(_free_port()), "-m", "skingen",
+    ]  # fmt: skip
+    multi = subprocess.run(
+        [*launch, *common, "--out", str(tmp_path / "two")],
+        env=env, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert multi.returncode == 0, multi.stderr[-4000:]
+    assert multi.stdout.count('"bundle"') == 1  # one summary line, from the main process
+    assert _digests(tmp_path / "two").keys() == _digests(tmp_path / "one").keys()
+    images = {name: digest for name, digest in _digests(tmp_path / "one").items() if name.endswith(".png")}
+    assert len(images) == 4 + 3 * 2  # 4 case photos, 2 references each for c1, c2, c4 (c3: unknown)
+    assert {n: d for n, d in _digests(tmp_path / "two").items() if n.endswith(".png")} == images
+    assert _without_timestamps(tmp_path / "two") == _without_timestamps(tmp_path / "one")
+    assert _manifest(tmp_path / "two") == _manifest(tmp_path / "one")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cases", "one", "two"]
