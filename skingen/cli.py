@@ -581,12 +581,17 @@ def run_evaluate(args: argparse.Namespace) -> int:
     real = read_real(args.real, split=args.real_split)
     generated = read_generated(args.generated)
     check_inputs(real, generated, settings)
-    # 2. Load the models, 3. evaluate, 4. write metrics.json + report.html at once
+    # Under `accelerate launch`: this process's place, and the device accelerate gave it (unless --device)
+    share = ProcessShare.current(cpu=(args.device or "").startswith("cpu"))
+    args.device = args.device or share.device
+    # 2. Load the models, 3. evaluate (each process its share of the images), 4. the main process writes
+    # metrics.json + report.html at once
     extractor = FeatureExtractor(args.features, device=args.device, batch_size=args.batch_size)
     diagnoser = _evaluation_diagnoser(args)
-    results = evaluate(real, generated, extractor, settings, diagnoser=diagnoser)
-    write_report(args.out, results, overwrite=args.overwrite)
-    print(json.dumps({"out": str(args.out), **{k: results[k] for k in HEADLINE}}))
+    results = evaluate(real, generated, extractor, settings, diagnoser=diagnoser, share=share)
+    if results is not None:
+        write_report(args.out, results, overwrite=args.overwrite)
+        print(json.dumps({"out": str(args.out), **{k: results[k] for k in HEADLINE}}))
     return 0
 
 

@@ -249,6 +249,36 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def run_once_and_launched(args: list[str], one: Path, two: Path) -> subprocess.CompletedProcess:
+    """``skingen ARGS --out ONE`` as one process, then ``--out TWO`` under ``accelerate launch`` with 2 CPU
+    processes (gloo); both must succeed. Returns the launch's completed process."""
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "CUDA_VISIBLE_DEVICES": "",
+        "OMP_NUM_THREADS": "2",
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+    }
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        env.pop(name, None)
+    single = subprocess.run(
+        [sys.executable, "-m", "skingen", *args, "--out", str(one)],
+        env=env, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert single.returncode == 0, single.stderr
+    launch = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+        "--main_process_port", str(_free_port()), "-m", "skingen",
+    ]  # fmt: skip
+    multi = subprocess.run(
+        [*launch, *args, "--out", str(two)],
+        env=env, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert multi.returncode == 0, multi.stderr[-4000:]
+    return multi
+
+
 def _digests(root: Path) -> dict[str, str]:
     return {name: hashlib.sha256(data).hexdigest() for name, data in _files(root).items()}
 
@@ -276,30 +306,7 @@ def test_accelerate_launch_two_processes_builds_the_single_process_bundle(
         "-k", "2", "--bundle-id", "b", "--no-cache", "--steps", "2", "--width", "64", "--height", "64",
         "--device", "cpu",
     ]  # fmt: skip
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "CUDA_VISIBLE_DEVICES": "",
-        "OMP_NUM_THREADS": "2",
-        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
-    }
-    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
-        env.pop(name, None)
-    single = subprocess.run(
-        [sys.executable, "-m", "skingen", *common, "--out", str(tmp_path / "one")],
-        env=env, capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
-    assert single.returncode == 0, single.stderr
-    launch = [
-        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-        "--main_process_port", str(_free_port()), "-m", "skingen",
-    ]  # fmt: skip
-    multi = subprocess.run(
-        [*launch, *common, "--out", str(tmp_path / "two")],
-        env=env, capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
-    assert multi.returncode == 0, multi.stderr[-4000:]
+    multi = run_once_and_launched(common, tmp_path / "one", tmp_path / "two")
     assert multi.stdout.count('"bundle"') == 1  # one summary line, from the main process
     assert _digests(tmp_path / "two").keys() == _digests(tmp_path / "one").keys()
     images = {name: digest for name, digest in _digests(tmp_path / "one").items() if name.endswith(".png")}

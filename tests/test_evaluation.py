@@ -47,8 +47,11 @@ def _record(prompt: str, seed: int) -> ProvenanceRecord:
 
 @pytest.fixture(scope="module")
 def sets(tmp_path_factory) -> tuple[Path, Path]:
+    return write_sets(tmp_path_factory.mktemp("evaluation"))
+
+
+def write_sets(root: Path) -> tuple[Path, Path]:
     """A prepared DATA folder (36 images, 6 per Fitzpatrick type) and a generated folder (36, with provenance)."""
-    root = tmp_path_factory.mktemp("evaluation")
     data, generated = root / "DATA", root / "generated"
     (data / "images").mkdir(parents=True)
     rows = []

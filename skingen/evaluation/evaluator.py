@@ -4,18 +4,26 @@
 prompt, run the closed loop, then compute the metrics for the whole set and for each Fitzpatrick group and
 type from those features. :func:`metrics_from_features` is the part after embedding (the benchmark times it
 on random features). Torch is imported when the metrics are computed, not at import.
+
+Under ``accelerate launch`` (a :class:`~skingen.distributed.ProcessShare` of several processes) the
+per-image work is split: the images are cut into the extractor's batches (one image each for the closed
+loop), every process embeds (and diagnoses) a strided share of those batches, and the results are gathered
+back in the images' order on every process. A batch holds the same images however many processes there are,
+so the features are the ones a single process computes. Only the main process computes the set metrics.
 """
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from skingen.diagnosis.base import Diagnoser
+from skingen.distributed import ProcessShare, raise_failures, unshard
 from skingen.errors import SkinGenError
 from skingen.evaluation.closed_loop import ClosedLoop, run_closed_loop
 from skingen.evaluation.groups import Subset, gaps, group_subsets, type_subsets
@@ -26,6 +34,8 @@ if TYPE_CHECKING:
 
     from skingen.evaluation.features import FeatureExtractor
 
+T = TypeVar("T")
+R = TypeVar("R")
 SCHEMA_VERSION = 1
 HEADLINE = (
     "fid",
@@ -93,14 +103,22 @@ def evaluate(
     *,
     diagnoser: Diagnoser | None = None,
     progress: bool = True,
-) -> dict[str, object]:
-    """All metrics of ``generated`` against ``real``; the dictionary ``metrics.json`` holds."""
+    share: ProcessShare | None = None,
+) -> dict[str, object] | None:
+    """All metrics of ``generated`` against ``real``; the dictionary ``metrics.json`` holds.
+
+    With ``share``, this process does its share of the per-image work (every process of the share must call
+    this with the same arguments); the main process returns the metrics, the others ``None``.
+    """
+    share = share or ProcessShare()
     # 1. Check inputs
     check_inputs(real, generated, settings)
     # 2. Embed both sets once; every distribution metric is computed from these features
-    embedded = embed(real, generated, extractor)
+    embedded = embed(real, generated, extractor, share=share, progress=progress)
     # 3. Closed loop: the diagnoser re-diagnoses every generated image
-    closed_loop = run_closed_loop(diagnoser, generated.images, progress=progress) if diagnoser else None
+    closed_loop = closed_loop_of(diagnoser, generated.images, share, progress=progress) if diagnoser else None
+    if not share.is_main_process:
+        return None
     # 4. Metrics, globally and per skin-tone group and type
     results = metrics_from_features(
         embedded,
@@ -123,30 +141,91 @@ def evaluate(
     return results
 
 
-def embed(real: ImageSet, generated: ImageSet, extractor: FeatureExtractor) -> Embedded:
-    """Features of both sets and, with a CLIP extractor, each image's CLIP score against its prompt."""
-    real_features = extractor([e.path for e in real.images], desc="real features")
-    generated_features = extractor([e.path for e in generated.images], desc="generated features")
+def embed(
+    real: ImageSet,
+    generated: ImageSet,
+    extractor: FeatureExtractor,
+    *,
+    share: ProcessShare | None = None,
+    progress: bool = False,
+) -> Embedded:
+    """Features of both sets and, with a CLIP extractor, each image's CLIP score against its prompt; with
+    ``share``, each process embeds its share of the batches and every process gets all of them."""
+    share = share or ProcessShare()
+
+    def features(images: Sequence[EvalImage], desc: str) -> torch.Tensor:
+        batches = across_processes(
+            share, [e.path for e in images], extractor.batch_size, extractor, desc=desc, progress=progress
+        )
+        return _concatenate(batches, extractor)
+
+    real_features = features(real.images, "real features")
+    generated_features = features(generated.images, "generated features")
     if not extractor.has_text:
         return Embedded(real_features, generated_features)
     return Embedded(
         real_features,
         generated_features,
-        _clip_scores(extractor, real.images, real_features),
-        _clip_scores(extractor, generated.images, generated_features),
+        _clip_scores(extractor, real.images, real_features, share),
+        _clip_scores(extractor, generated.images, generated_features, share),
     )
 
 
+def closed_loop_of(
+    diagnoser: Diagnoser, images: Sequence[EvalImage], share: ProcessShare, *, progress: bool = True
+) -> ClosedLoop:
+    """:func:`run_closed_loop` with the images strided over the processes, merged back in order."""
+    diagnosed = across_processes(
+        share,
+        images,
+        1,
+        lambda one: run_closed_loop(diagnoser, one, progress=False).diagnosed[0],
+        desc="closed loop",
+        progress=progress,
+    )
+    return ClosedLoop(diagnoser.model_id, tuple(i.condition for i in images), tuple(diagnosed))
+
+
+def across_processes(
+    share: ProcessShare,
+    items: Sequence[T],
+    size: int,
+    work: Callable[[Sequence[T]], R],
+    *,
+    desc: str,
+    progress: bool = True,
+) -> list[R]:
+    """``work`` on each run of ``size`` consecutive ``items``, the runs strided over the processes; every
+    process gets every run's result, in the items' order. A failure anywhere raises on every process."""
+    runs = [items[start : start + size] for start in range(0, len(items), size)]
+    mine = share.shard(runs)
+    shown = progress and share.is_main_process and len(mine) > 1
+    bar = tqdm(mine, desc=desc, unit="batch" if size > 1 else "image", disable=not shown)
+    outcome = share.attempt(lambda: [work(run) for run in bar])
+    outcomes = share.gather(outcome)  # sent without the exception: this process raises its own, unchanged
+    raise_failures([outcome], share.process_index)
+    return unshard(raise_failures(outcomes, share.process_index))
+
+
+def _concatenate(batches: list[torch.Tensor], extractor: FeatureExtractor) -> torch.Tensor:
+    import torch
+
+    return torch.cat(batches) if batches else torch.empty(0, extractor.dim)
+
+
 def _clip_scores(
-    extractor: FeatureExtractor, images: Sequence[EvalImage], features: torch.Tensor
+    extractor: FeatureExtractor, images: Sequence[EvalImage], features: torch.Tensor, share: ProcessShare
 ) -> np.ndarray:
     from skingen.evaluation.metrics import clip_scores
 
     scores = np.full(len(images), np.nan)
     index = [i for i, e in enumerate(images) if e.prompt]
     if index:
-        text = extractor.text_embeddings([images[i].prompt for i in index])
-        scores[index] = clip_scores(features[index], text)
+        prompts = [images[i].prompt for i in index]
+        batches = across_processes(
+            share, prompts, extractor.batch_size, extractor.text_embeddings, desc="prompts", progress=False
+        )
+        scores[index] = clip_scores(features[index], _concatenate(batches, extractor))
     return scores
 
 

@@ -26,6 +26,9 @@ from torch import nn
 
 # distance blocks are kept to about this many entries (float64: 64 MiB), whatever the set sizes
 _BLOCK_ENTRIES = 1 << 23
+# The features are the whole set, on the one process that computes the metrics: torchmetrics must not try to
+# merge its state with the other processes of an ``accelerate launch`` (they are not computing, it would hang).
+_LOCAL = {"sync_on_compute": False}
 
 
 class PassThroughFeatures(nn.Module):
@@ -43,7 +46,7 @@ def fid(real: torch.Tensor, fake: torch.Tensor) -> float:
     """Fréchet distance between the two feature sets (torchmetrics), clamped at 0 (rounding gives −1e-13)."""
     from torchmetrics.image.fid import FrechetInceptionDistance
 
-    metric = FrechetInceptionDistance(feature=PassThroughFeatures(real.shape[1]))
+    metric = FrechetInceptionDistance(feature=PassThroughFeatures(real.shape[1]), **_LOCAL)
     metric.update(real, real=True)
     metric.update(fake, real=False)
     return max(float(metric.compute()), 0.0)
@@ -64,7 +67,7 @@ def kid(
         # it warns that it keeps all features in memory: so do we (n × d floats), by design
         warnings.filterwarnings("ignore", message=".*will save all extracted features", category=UserWarning)
         metric = KernelInceptionDistance(
-            feature=PassThroughFeatures(real.shape[1]), subsets=subsets, subset_size=size
+            feature=PassThroughFeatures(real.shape[1]), subsets=subsets, subset_size=size, **_LOCAL
         )
     metric.update(real.double(), real=True)
     metric.update(fake.double(), real=False)

@@ -1,0 +1,152 @@
+"""``skingen evaluate`` split over processes: two shares simulated by threads, and a real 2-process launch.
+
+Either way the features are bit-identical and ``metrics.json`` equals a single process's (it holds no
+timestamp, so equal means equal).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from skingen.distributed import ProcessShare
+from skingen.errors import SkinGenError
+from tests.skingen_fixtures import TinyModels, tiny_models
+from tests.test_bundle_distributed import _Exchange, _ThreadShare, run_once_and_launched
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("scipy.linalg")
+pytest.importorskip("torchmetrics")
+
+from skingen.diagnosis.clip import ClipDiagnoser  # noqa: E402
+from skingen.evaluation.evaluator import EvaluationSettings, embed, evaluate  # noqa: E402
+from skingen.evaluation.features import FeatureExtractor  # noqa: E402
+from skingen.evaluation.inputs import read_generated, read_real  # noqa: E402
+from skingen.evaluation.report import METRICS_FILE, write_report  # noqa: E402
+from skingen.taxonomy import Taxonomy  # noqa: E402
+from tests.test_evaluation import write_sets  # noqa: E402
+
+SETTINGS = EvaluationSettings(kid_subsets=10, kid_subset_size=20, bootstrap=200, fid_bootstrap=10)
+BATCH = 5  # 36 images: 8 batches, the last of 1, split 4 + 4
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
+    return tiny_models(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def sets(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return write_sets(tmp_path_factory.mktemp("evaluation"))
+
+
+class _FailingDiagnoser:
+    model_id = "broken"
+
+    def diagnose(self, image: object, image_id: str) -> object:
+        raise SkinGenError(f"cannot diagnose {image_id}")
+
+
+def _in_threads(work, count: int = 2) -> tuple[list[object], list[BaseException | None]]:
+    """``work(share)`` in ``count`` threads, each one process of a simulated share."""
+    exchange = _Exchange(count)
+    results: list[object] = [None] * count
+    errors: list[BaseException | None] = [None] * count
+
+    def run(index: int) -> None:
+        try:
+            results[index] = work(_ThreadShare(index, count, exchange=exchange))
+        except BaseException as exc:
+            errors[index] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert not any(thread.is_alive() for thread in threads), "a share hangs"
+    return results, errors
+
+
+def _inputs(sets: tuple[Path, Path]):
+    data, generated = sets
+    return read_real(data), read_generated(generated)
+
+
+def _extractor(tiny: TinyModels) -> FeatureExtractor:
+    return FeatureExtractor(tiny.clip, device="cpu", batch_size=BATCH)
+
+
+def test_two_shares_embed_bit_identical_features(tiny: TinyModels, sets: tuple[Path, Path]) -> None:
+    real, generated = _inputs(sets)
+    one = embed(real, generated, _extractor(tiny))
+    shares, errors = _in_threads(lambda share: embed(real, generated, _extractor(tiny), share=share))
+    assert errors == [None, None]
+    for merged in shares:  # every process has every feature
+        assert torch.equal(merged.real, one.real) and torch.equal(merged.generated, one.generated)
+        assert merged.clip_real.tobytes() == one.clip_real.tobytes()
+        assert merged.clip_generated.tobytes() == one.clip_generated.tobytes()
+
+
+def test_two_shares_write_the_single_process_metrics(
+    tiny: TinyModels, sets: tuple[Path, Path], tmp_path: Path
+) -> None:
+    real, generated = _inputs(sets)
+    diagnoser = ClipDiagnoser(str(tiny.clip), Taxonomy.load(), device="cpu")
+    single = evaluate(real, generated, _extractor(tiny), SETTINGS, diagnoser=diagnoser, progress=False)
+
+    def share_of_the_work(share: ProcessShare) -> dict | None:
+        clip = ClipDiagnoser(str(tiny.clip), Taxonomy.load(), device="cpu")
+        return evaluate(
+            real, generated, _extractor(tiny), SETTINGS, diagnoser=clip, progress=False, share=share
+        )
+
+    (main, other), errors = _in_threads(share_of_the_work)
+    assert errors == [None, None] and other is None  # only the main process has the metrics
+    assert main["closed_loop"]["n"] == 36
+    write_report(tmp_path / "one", single)
+    write_report(tmp_path / "two", main)
+    assert (tmp_path / "two" / METRICS_FILE).read_text() == (tmp_path / "one" / METRICS_FILE).read_text()
+
+
+def test_a_failing_share_fails_every_process(tiny: TinyModels, sets: tuple[Path, Path]) -> None:
+    real, generated = _inputs(sets)
+
+    def share_of_the_work(share: ProcessShare) -> dict | None:
+        diagnoser = (
+            _FailingDiagnoser()
+            if share.process_index == 1
+            else ClipDiagnoser(str(tiny.clip), Taxonomy.load())
+        )
+        return evaluate(real, generated, _extractor(tiny), SETTINGS, diagnoser=diagnoser, share=share)
+
+    _, errors = _in_threads(share_of_the_work)
+    assert str(errors[1]).startswith("cannot diagnose ")  # its own error, unchanged
+    assert str(errors[0]).startswith("process 1 of 2 failed: cannot diagnose ")
+
+
+# --- a real launch: accelerate, 2 CPU processes (gloo) -----------------------------------------------
+
+
+@pytest.mark.ml
+@pytest.mark.slow
+def test_accelerate_launch_two_processes_writes_the_single_process_metrics(
+    tiny: TinyModels, sets: tuple[Path, Path], tmp_path: Path
+) -> None:
+    pytest.importorskip("accelerate")
+    data, generated = sets
+    common = [
+        "evaluate", "--real", str(data), "--generated", str(generated), "--features", str(tiny.clip),
+        "--diagnoser", f"clip:{tiny.clip}", "--kid-subsets", "10", "--kid-subset-size", "20",
+        "--bootstrap", "200", "--fid-bootstrap", "10", "--batch-size", str(BATCH), "--device", "cpu",
+    ]  # fmt: skip
+    multi = run_once_and_launched(common, tmp_path / "one", tmp_path / "two")
+    assert multi.stdout.count('"out"') == 1  # one summary line, from the main process
+    one = json.loads((tmp_path / "one" / METRICS_FILE).read_text())
+    two = json.loads((tmp_path / "two" / METRICS_FILE).read_text())
+    assert two == one and two["closed_loop"]["n"] == 36
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["metrics.json", "report.html"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "two"]  # no staging left
