@@ -21,6 +21,7 @@ from skingen.bundle.manifest import load_bundle
 from skingen.distributed import Outcome, ProcessShare, launched_processes, raise_failures, shard, unshard
 from skingen.errors import SkinGenError
 from skingen.prompts import PromptBuilder
+from skingen.provenance import ImageLabels
 from skingen.taxonomy import Taxonomy
 from tests.skingen_fixtures import TinyModels, tiny_models, write_cases
 
@@ -121,8 +122,9 @@ class _Record:
     seed: int
     prompt: str
 
-    def to_json(self) -> str:
-        return json.dumps({"seed": self.seed, "prompt": self.prompt})
+    def to_json(self, labels: ImageLabels | None = None) -> str:
+        extra = {} if labels is None else {"condition": labels.condition, "skin_tone": labels.skin_tone}
+        return json.dumps({"seed": self.seed, "prompt": self.prompt, **extra})
 
 
 @dataclass(frozen=True)
