@@ -95,6 +95,30 @@ def evaluate(
     progress: bool = True,
 ) -> dict[str, object]:
     """All metrics of ``generated`` against ``real``; the dictionary ``metrics.json`` holds."""
+    return evaluate_detailed(
+        real, generated, extractor, settings, diagnoser=diagnoser, progress=progress
+    ).results
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What :func:`evaluate` computes, with the per-image inputs kept (``skingen lora grid`` bootstraps them)."""
+
+    results: dict[str, object]
+    embedded: Embedded
+    closed_loop: ClosedLoop | None
+
+
+def evaluate_detailed(
+    real: ImageSet,
+    generated: ImageSet,
+    extractor: FeatureExtractor,
+    settings: EvaluationSettings,
+    *,
+    diagnoser: Diagnoser | None = None,
+    progress: bool = True,
+) -> Evaluation:
+    """:func:`evaluate`, also returning the features and the closed-loop verdicts behind the numbers."""
     # 1. Check inputs
     check_inputs(real, generated, settings)
     # 2. Embed both sets once; every distribution metric is computed from these features
@@ -120,7 +144,7 @@ def evaluate(
         results["warnings"].append(
             f"--features {extractor.path} has no text tower (not a CLIP model): no CLIP score"
         )
-    return results
+    return Evaluation(results, embedded, closed_loop)
 
 
 def embed(real: ImageSet, generated: ImageSet, extractor: FeatureExtractor) -> Embedded:
