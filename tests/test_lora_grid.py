@@ -170,3 +170,42 @@ def test_unknown_key_through_the_cli_is_one_line_exit_1(tiny, data, tmp_path, ca
     assert run_cli(spec, tmp_path / "GRID.yaml", tmp_path / "out") == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown key 'ranks'" in err[0] and not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_a_killed_grid_process_resumes_from_its_checkpoint(tiny, data, tmp_path) -> None:
+    """`skingen lora grid` in a subprocess, SIGKILLed once its first run has a checkpoint; rerun finishes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    spec = grid_yaml(tiny, data, rank=[2, 4])
+    spec["base"]["steps"] = 10
+    spec["base"]["training"] = {"checkpoint_every": 3}
+    path, out = tmp_path / "GRID.yaml", tmp_path / "grid"
+    path.write_text(yaml.safe_dump(spec), encoding="utf-8")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-m", "skingen", "lora", "grid", str(path), "--out", str(out), "--no-progress"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while not any(out.glob("runs/*/train/checkpoint-*/custom_checkpoint_0.pkl")):
+            assert process.poll() is None, "the grid ended before writing a checkpoint"
+            assert time.monotonic() < deadline, "no checkpoint within 300 s"
+            time.sleep(0.02)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    (killed,) = list(out.glob("runs/*/train"))
+    assert not (killed / "run.json").exists()
+    assert main(["lora", "grid", str(path), "--out", str(out), "--no-progress"]) == 0
+    record = json.loads((killed / "run.json").read_text())
+    assert record["resumed_from"] is not None and record["steps"] == 10
+    with (killed / "loss.csv").open() as handle:
+        assert [int(row["step"]) for row in csv.DictReader(handle)] == list(range(1, 11))
+    with (out / "results.csv").open() as handle:
+        assert len(list(csv.DictReader(handle))) == 2

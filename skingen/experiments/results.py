@@ -207,10 +207,16 @@ def contact_sheet_png(spec: GridSpec, run: RunSettings, out: Path) -> str:
     """The run's evaluation set as one PNG (rows condition × skin tone, columns seeds), base64."""
     from PIL import Image
 
+    from skingen.experiments.runner import evaluation_conditions, image_name
     from skingen.training.validation import contact_sheet
 
-    folder = RunPaths(out / "runs" / run.id).generated
-    files = sorted(folder.glob("*.png"), key=lambda p: p.name)
+    folder, ev = RunPaths(out / "runs" / run.id).generated, spec.base.evaluation
+    files = [
+        folder / image_name(condition, tone, seed)
+        for condition in evaluation_conditions(spec)
+        for tone in ev.skin_tones
+        for seed in range(ev.seed, ev.seed + ev.images_per_cell)
+    ]
     images = [Image.open(p).convert("RGB") for p in files]
     sheet = contact_sheet(images, columns=spec.base.evaluation.images_per_cell)
     buffer = io.BytesIO()

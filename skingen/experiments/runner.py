@@ -58,6 +58,29 @@ class RunPaths:
         return self.root / "eval"
 
 
+# What accelerate's save_state writes last (RNG states, then our registered noise generator), and our LoRA file
+_CHECKPOINT_FILES = ("pytorch_lora_weights.safetensors", "random_states_0.pkl", "custom_checkpoint_0.pkl")
+
+
+def complete_checkpoints(run: Path) -> list[Path]:
+    """The run's checkpoints, after deleting the newest ones that a kill left half-written (oldest first)."""
+    found = checkpoints.checkpoints(run)
+    while found and not all((found[-1] / name).is_file() for name in _CHECKPOINT_FILES):
+        shutil.rmtree(found.pop())
+    return found
+
+
+def evaluation_conditions(spec: GridSpec, taxonomy: Taxonomy | None = None) -> list[str]:
+    """``base.evaluation.conditions`` as taxonomy ids (names and synonyms resolved)."""
+    taxonomy = taxonomy or Taxonomy.load(spec.base.training.get("taxonomy"))
+    return [taxonomy.resolve(c, "base.evaluation.conditions") for c in spec.base.evaluation.conditions]
+
+
+def image_name(condition: str, tone: str, seed: int) -> str:
+    """The evaluation set's file name for one image (the contact sheet finds them by it)."""
+    return f"{condition}_{tone}_seed{seed}.png"
+
+
 class GridRunner:
     """Runs a checked :class:`GridSpec` into ``out``; models for evaluation are loaded once, when first needed."""
 
@@ -65,9 +88,7 @@ class GridRunner:
         self.spec, self.out, self.progress = spec, Path(out), progress
         self.taxonomy = Taxonomy.load(spec.base.training.get("taxonomy"))
         self.prompts = PromptBuilder.load(self.taxonomy, spec.base.training.get("templates"))
-        self.conditions = [
-            self.taxonomy.resolve(c, "evaluation.conditions") for c in spec.base.evaluation.conditions
-        ]
+        self.conditions = evaluation_conditions(spec, self.taxonomy)
         self._extractor = None
         self._diagnoser = None
         self.trained: list[str] = []  # what this session did, for the summary (and tests)
@@ -123,7 +144,7 @@ class GridRunner:
 
         data = self.subset_data(run.subset) if run.subset else self.spec.base.data
         config = training_config(self.spec, run, paths.train, data)
-        resume = "latest" if checkpoints.checkpoints(paths.train) else None
+        resume = "latest" if complete_checkpoints(paths.train) else None
         if resume is None and paths.train.exists():
             shutil.rmtree(paths.train)  # killed before its first checkpoint: nothing to resume
         # a stale evaluation of an unfinished run cannot exist (both are written after run.json), but be sure
@@ -151,7 +172,7 @@ class GridRunner:
                     )  # fmt: skip
                     labels = ImageLabels(condition=condition, skin_tone=built.skin_tone)
                     for result in results:
-                        png = staging / f"{condition}_{tone}_seed{result.record.seed}.png"
+                        png = staging / image_name(condition, tone, result.record.seed)
                         save_image(result.image, result.record, png, labels)
 
     def evaluate(self, paths: RunPaths) -> None:
