@@ -209,3 +209,21 @@ def test_a_killed_grid_process_resumes_from_its_checkpoint(tiny, data, tmp_path)
         assert [int(row["step"]) for row in csv.DictReader(handle)] == list(range(1, 11))
     with (out / "results.csv").open() as handle:
         assert len(list(csv.DictReader(handle))) == 2
+
+
+def test_run_ids_are_stable_and_a_half_written_checkpoint_is_not_resumed(tiny, data, tmp_path) -> None:
+    from skingen.experiments.runner import complete_checkpoints
+
+    spec = parse_grid(grid_yaml(tiny, data, rank=[2, 4], train_text_encoder=[False, True]))
+    ids = [run.id for run in spec.runs()]
+    assert ids == [run.id for run in parse_grid(grid_yaml(tiny, data, rank=[2, 4],
+                                                          train_text_encoder=[False, True])).runs()]  # fmt: skip
+    assert len(set(ids)) == 4 and ids[0].startswith("rank2_teoff-") and ids[3].startswith("rank4_teon-")
+    run = tmp_path / "train"
+    for step, names in ((1, ("pytorch_lora_weights.safetensors", "random_states_0.pkl", "custom_checkpoint_0.pkl")),
+                        (2, ("pytorch_lora_weights.safetensors", "optimizer.bin"))):  # fmt: skip
+        (run / f"checkpoint-{step}").mkdir(parents=True)
+        for name in names:
+            (run / f"checkpoint-{step}" / name).write_bytes(b"")
+    assert [p.name for p in complete_checkpoints(run)] == ["checkpoint-1"]
+    assert not (run / "checkpoint-2").exists()

@@ -198,16 +198,22 @@ def run_id(point: dict[str, object], varied: tuple[str, ...]) -> str:
     """Readable (the varied settings) and unique (a hash of all of them), e.g. ``rank4_lr0.001-3f2a9c1e``."""
     plain = {k: (v.model_dump() if isinstance(v, BaseModel) else v) for k, v in point.items()}
     digest = hashlib.sha256(json.dumps(plain, sort_keys=True).encode()).hexdigest()[:8]
-    parts = []
-    for key in varied:
-        value = point[key]
-        shown = value.name if isinstance(value, DataSubset) else ("on" if value is True else "off" if value is False
-                                                              else f"{value:g}" if isinstance(value, float)
-                                                              else value)  # fmt: skip
-        short = {"train_text_encoder": "te"}.get(key, key)
-        parts.append(f"{short}{shown}")
+    parts = [f"{_SHORT.get(key, key)}{_shown(point[key])}" for key in varied]
     label = re.sub(r"[^A-Za-z0-9_.+-]", "_", "_".join(parts)) or "run"
     return f"{label}-{digest}"
+
+
+_SHORT = {"train_text_encoder": "te"}
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, DataSubset):
+        return value.name
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
 
 
 def _path(loc: tuple[object, ...]) -> str:
