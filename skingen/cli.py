@@ -1,4 +1,4 @@
-"""``skingen`` command line: diagnose, generate, bundle build/validate, data prepare, lora train/which,
+"""``skingen`` command line: diagnose, generate, bundle build/validate, data prepare, lora train/which/grid,
 evaluate.
 
 Every skingen module is torch-free at import; torch, diffusers and transformers are imported only when a
@@ -27,6 +27,7 @@ from skingen.diagnosis.fixed import FixedDiagnoser
 from skingen.diagnosis.vlm import VlmDiagnoser
 from skingen.distributed import ProcessShare
 from skingen.errors import SkinGenError
+from skingen.evaluation.closed_loop import diagnoser_from_spec
 from skingen.evaluation.evaluator import HEADLINE, EvaluationSettings, check_inputs, evaluate
 from skingen.evaluation.features import FeatureExtractor
 from skingen.evaluation.inputs import read_generated, read_real
@@ -383,6 +384,18 @@ def _add_lora_commands(commands: argparse._SubParsersAction) -> None:
         help="folders searched for run.json (default: the current folder)",
     )
     which.set_defaults(handler=run_lora_which)
+    grid = lora_commands.add_parser(
+        "grid",
+        help="an experiment grid: each run trains, generates the fixed evaluation set, is evaluated",
+        description="Run every combination of GRID.yaml's grid (rank, alpha, lr, steps, text encoder, dataset "
+        "subset) into DIR: train → generate → evaluate, then results.csv/json and report.html with the best run. "
+        "Rerun the same command to resume: finished runs are skipped, an interrupted one resumes from its "
+        "checkpoint.",
+    )
+    grid.add_argument("grid", type=Path, metavar="GRID.yaml")
+    grid.add_argument("--out", required=True, type=Path, metavar="DIR")
+    grid.add_argument("--no-progress", action="store_true", help="no progress bars")
+    grid.set_defaults(handler=run_lora_grid)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -554,16 +567,23 @@ def run_lora_which(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_lora_grid(args: argparse.Namespace) -> int:
+    from skingen.experiments import run_grid
+    from skingen.experiments.spec import load_grid
+
+    summary = run_grid(load_grid(args.grid), args.out, progress=not args.no_progress)
+    best = summary["best"]
+    print(json.dumps({"out": str(args.out), "runs": len(summary["runs"]), "best": best["best"],
+                      "distinguishable": best.get("distinguishable"), "text": best["text"]}))  # fmt: skip
+    return 0
+
+
 def _evaluation_diagnoser(args: argparse.Namespace) -> Diagnoser | None:
     if args.diagnoser is None:
         return None
-    kind, _, path = args.diagnoser.partition(":")
-    if kind not in ("clip", "vlm") or not path:
-        raise SkinGenError(f"--diagnoser {args.diagnoser!r}: expected clip:PATH or vlm:PATH")
-    taxonomy = _taxonomy(args)
-    if kind == "clip":
-        return ClipDiagnoser(path, taxonomy, device=args.device)
-    return VlmDiagnoser(path, taxonomy, max_new_tokens=args.max_new_tokens, device=args.device)
+    return diagnoser_from_spec(
+        args.diagnoser, _taxonomy(args), device=args.device, max_new_tokens=args.max_new_tokens
+    )
 
 
 def run_evaluate(args: argparse.Namespace) -> int:

@@ -110,6 +110,33 @@ def evaluate(
     With ``share``, this process does its share of the per-image work (every process of the share must call
     this with the same arguments); the main process returns the metrics, the others ``None``.
     """
+    evaluation = evaluate_detailed(
+        real, generated, extractor, settings, diagnoser=diagnoser, share=share, progress=progress
+    )
+    return None if evaluation is None else evaluation.results
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What :func:`evaluate` computes, with the per-image inputs kept (``skingen lora grid`` bootstraps them)."""
+
+    results: dict[str, object]
+    embedded: Embedded
+    closed_loop: ClosedLoop | None
+
+
+def evaluate_detailed(
+    real: ImageSet,
+    generated: ImageSet,
+    extractor: FeatureExtractor,
+    settings: EvaluationSettings,
+    *,
+    diagnoser: Diagnoser | None = None,
+    share: ProcessShare | None = None,
+    progress: bool = True,
+) -> Evaluation | None:
+    """:func:`evaluate`, also returning the features and the closed-loop verdicts behind the numbers (``None``
+    on every process but the main one)."""
     share = share or ProcessShare()
     # 1. Check inputs
     check_inputs(real, generated, settings)
@@ -138,7 +165,7 @@ def evaluate(
         results["warnings"].append(
             f"--features {extractor.path} has no text tower (not a CLIP model): no CLIP score"
         )
-    return results
+    return Evaluation(results, embedded, closed_loop)
 
 
 def embed(

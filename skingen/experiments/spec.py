@@ -1,0 +1,291 @@
+"""``GRID.yaml``: the base settings, the grid over them and the metric that picks the best run; checked once.
+
+Every error names its field path (``grid.rank[1]: ...``, ``grid: unknown key 'ranks'``) and all of them come
+back as one :class:`~skingen.errors.SkinGenError`. :meth:`GridSpec.runs` expands the cartesian product into
+:class:`RunSettings`, each with a stable id derived from its settings (same settings → same folder, so a rerun
+finds its finished and interrupted runs). Torch-free.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from skingen.errors import SkinGenError
+from skingen.skin_tone import FITZPATRICK_TYPES, skin_tone_group
+from skingen.training.config import TrainingConfig
+
+# metric → the direction that is better (the default of ``metric.direction``)
+METRIC_DIRECTIONS = {
+    "fid": "minimize",
+    "kid": "minimize",
+    "precision": "maximize",
+    "recall": "maximize",
+    "density": "maximize",
+    "coverage": "maximize",
+    "clip_score": "maximize",
+    "diversity": "maximize",
+    "closed_loop_accuracy": "maximize",
+}
+GRID_KEYS = ("rank", "alpha", "lr", "steps", "train_text_encoder", "subset")
+# TrainingConfig fields the grid sets itself (per run) or derives (out, data)
+_OWNED = frozenset({"data", "sd", "out", "rank", "alpha", "lr", "steps", "train_text_encoder", "seed",
+                    "trigger", "resolution"})  # fmt: skip
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataSubset(_Strict):
+    """A named part of the training split: some conditions and/or skin tones, optionally a fraction of it."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    conditions: tuple[str, ...] | None = None
+    skin_tones: tuple[str, ...] | None = None  # Fitzpatrick types (I–VI) or groups (I-II, III-IV, V-VI)
+    fraction: float | None = Field(default=None, gt=0, le=1)
+
+    @field_validator("skin_tones")
+    @classmethod
+    def _tones(cls, tones: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        for tone in tones or ():
+            if tone not in FITZPATRICK_TYPES:
+                skin_tone_group(tone)  # raises ValueError naming the accepted values
+        return tones
+
+
+class EvaluationSet(_Strict):
+    """The fixed images every run generates: conditions × skin tones × images per cell (seeds seed, seed+1, …)."""
+
+    conditions: tuple[str, ...] = Field(min_length=1)
+    skin_tones: tuple[Literal["I", "II", "III", "IV", "V", "VI"], ...] = ("I", "III", "V")
+    images_per_cell: int = Field(default=2, ge=1)
+    seed: int = 0
+    inference_steps: int = Field(default=25, ge=1)
+    guidance: float = Field(default=7.5, ge=0)
+    batch_size: int = Field(default=4, ge=1)
+    # evaluation settings (skingen evaluate's flags)
+    k: int = Field(default=5, ge=1)
+    kid_subsets: int = Field(default=100, ge=1)
+    kid_subset_size: int = Field(default=1000, ge=2)
+    bootstrap: int = Field(default=1000, ge=0)
+    fid_bootstrap: int = Field(default=50, ge=0)
+    confidence: float = Field(default=0.95, gt=0, lt=1)
+
+
+class GridBase(_Strict):
+    data: Path
+    sd: str
+    features: Path
+    diagnoser: str | None = Field(default=None, pattern=r"^(clip|vlm):.+")
+    steps: int = Field(default=1000, ge=1)
+    seed: int = 0
+    trigger: str | None = None
+    resolution: int = Field(default=512, ge=8, multiple_of=8)
+    rank: int = Field(default=4, ge=1)
+    alpha: float | None = Field(default=None, gt=0)
+    lr: float = Field(default=1e-4, gt=0)
+    train_text_encoder: bool = False
+    training: dict[str, Any] = {}  # any other `skingen lora train` option (batch_size, checkpoint_every, …)
+    evaluation: EvaluationSet
+    device: str | None = None
+
+    @field_validator("training")
+    @classmethod
+    def _training(cls, options: dict[str, Any]) -> dict[str, Any]:
+        known = set(TrainingConfig.__dataclass_fields__) - _OWNED
+        for key in options:
+            if key in _OWNED:
+                raise ValueError(f"{key!r} is set in base or grid, not under training")
+            if key not in known:
+                raise ValueError(
+                    f"unknown key {key!r} (a `skingen lora train` option: {', '.join(sorted(known))})"
+                )
+        return options
+
+
+class Grid(_Strict):
+    """The values each setting takes; settings not listed keep their base value."""
+
+    rank: tuple[Annotated[int, Field(ge=1)], ...] | None = Field(default=None, min_length=1)
+    alpha: tuple[Annotated[float, Field(gt=0)] | None, ...] | None = Field(default=None, min_length=1)
+    lr: tuple[Annotated[float, Field(gt=0)], ...] | None = Field(default=None, min_length=1)
+    steps: tuple[Annotated[int, Field(ge=1)], ...] | None = Field(default=None, min_length=1)
+    train_text_encoder: tuple[bool, ...] | None = Field(default=None, min_length=1)
+    subset: tuple[DataSubset, ...] | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Grid:
+        for key in GRID_KEYS:
+            values = getattr(self, key)
+            if values is None:
+                continue
+            names = [v.name for v in values] if key == "subset" else list(values)
+            if len(set(names)) != len(names):
+                raise ValueError(f"{key}: values must be distinct, got {names}")
+        return self
+
+
+class Metric(_Strict):
+    name: Literal[tuple(METRIC_DIRECTIONS)]  # type: ignore[valid-type]
+    direction: Literal["minimize", "maximize"] | None = None
+
+    @property
+    def better(self) -> str:
+        return self.direction or METRIC_DIRECTIONS[self.name]
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """One point of the grid."""
+
+    id: str
+    rank: int
+    alpha: float | None
+    lr: float
+    steps: int
+    train_text_encoder: bool
+    subset: DataSubset | None
+
+    def settings(self) -> dict[str, object]:
+        """The varied settings as flat columns (``subset`` by name)."""
+        return {
+            "rank": self.rank,
+            "alpha": self.alpha,
+            "lr": self.lr,
+            "steps": self.steps,
+            "train_text_encoder": self.train_text_encoder,
+            "subset": self.subset.name if self.subset else "all",
+        }
+
+
+class GridSpec(_Strict):
+    base: GridBase
+    grid: Grid
+    metric: Metric = Metric(name="fid")
+
+    @property
+    def varied(self) -> tuple[str, ...]:
+        """The settings the grid varies, in GRID_KEYS order."""
+        return tuple(key for key in GRID_KEYS if getattr(self.grid, key) is not None)
+
+    def runs(self) -> list[RunSettings]:
+        base = self.base
+        axes = {
+            "rank": self.grid.rank or (base.rank,),
+            "alpha": self.grid.alpha or (base.alpha,),
+            "lr": self.grid.lr or (base.lr,),
+            "steps": self.grid.steps or (base.steps,),
+            "train_text_encoder": self.grid.train_text_encoder or (base.train_text_encoder,),
+            "subset": self.grid.subset or (None,),
+        }
+        runs = []
+        for values in itertools.product(*axes.values()):
+            point = dict(zip(axes, values, strict=True))
+            runs.append(RunSettings(id=run_id(point, self.varied), **point))
+        return runs
+
+
+def run_id(point: dict[str, object], varied: tuple[str, ...]) -> str:
+    """Readable (the varied settings) and unique (a hash of all of them), e.g. ``rank4_lr0.001-3f2a9c1e``."""
+    plain = {k: (v.model_dump() if isinstance(v, BaseModel) else v) for k, v in point.items()}
+    digest = hashlib.sha256(json.dumps(plain, sort_keys=True).encode()).hexdigest()[:8]
+    parts = [f"{_SHORT.get(key, key)}{_shown(point[key])}" for key in varied]
+    label = re.sub(r"[^A-Za-z0-9_.+-]", "_", "_".join(parts)) or "run"
+    return f"{label}-{digest}"
+
+
+_SHORT = {"train_text_encoder": "te"}
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, DataSubset):
+        return value.name
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _path(loc: tuple[object, ...]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text or "(top level)"
+
+
+def _message(error: dict[str, Any]) -> str:
+    loc = tuple(error["loc"])
+    if error["type"] == "extra_forbidden":
+        return f"{_path(loc[:-1])}: unknown key {loc[-1]!r}"
+    if error["type"] == "missing":
+        return f"{_path(loc[:-1])}: missing key {loc[-1]!r}"
+    text = str(error["msg"]).removeprefix("Value error, ")
+    return f"{_path(loc)}: {text}"
+
+
+def parse_grid(data: object, source: str = "GRID.yaml") -> GridSpec:
+    """A grid from already-loaded YAML; every problem in one message naming its field path."""
+    if not isinstance(data, dict):
+        raise SkinGenError(f"{source}: expected a mapping with base, grid and metric")
+    try:
+        spec = GridSpec.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(_message(e) for e in exc.errors())
+        raise SkinGenError(f"{source}: {problems}") from None
+    for run in spec.runs():  # the combined training settings, checked by the training config itself
+        try:
+            training_config(spec, run, Path("."))
+        except SkinGenError as exc:
+            raise SkinGenError(f"{source}: run {run.id}: {exc}") from None
+    return spec
+
+
+def load_grid(path: str | Path) -> GridSpec:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SkinGenError(f"{path}: not readable ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise SkinGenError(f"{path}: not valid YAML ({exc})") from None
+    spec = parse_grid(data, str(path))
+    # relative paths in the YAML are relative to the YAML file
+    base = spec.base
+    updates = {
+        name: (path.parent / value)
+        for name, value in (("data", base.data), ("features", base.features))
+        if not value.is_absolute()
+    }
+    return spec.model_copy(update={"base": base.model_copy(update=updates)}) if updates else spec
+
+
+def training_config(spec: GridSpec, run: RunSettings, out: Path, data: Path | None = None) -> TrainingConfig:
+    """The run's ``skingen lora train`` settings: base, its ``training`` options, then the grid point."""
+    base = spec.base
+    return TrainingConfig(
+        **base.training,
+        data=data or base.data,
+        sd=base.sd,
+        out=out,
+        rank=run.rank,
+        alpha=run.alpha,
+        lr=run.lr,
+        steps=run.steps,
+        train_text_encoder=run.train_text_encoder,
+        seed=base.seed,
+        trigger=base.trigger,
+        resolution=base.resolution,
+    )
