@@ -23,6 +23,7 @@ from pathlib import Path
 
 from skingen.errors import SkinGenError
 from skingen.skin_tone import skin_tone_group
+from skingen.sources import read_table
 
 METADATA_FILE = "metadata.csv"
 METADATA_COLUMNS = ("file", "condition", "skin_tone", "caption", "source", "licence", "split")
@@ -73,20 +74,9 @@ def load_dataset(root: str | Path) -> PreparedDataset:
     """Read and check ``root/metadata.csv``; every problem names the file, the row and the column."""
     root = Path(root)
     path = root / METADATA_FILE
-    try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            rows = list(reader)
-            columns = tuple(reader.fieldnames or ())
-    except OSError as exc:
-        raise SkinGenError(f"prepared data not readable: {path} ({exc.strerror})") from exc
-    missing = [c for c in METADATA_COLUMNS if c not in columns]
-    if missing:
-        raise SkinGenError(f"{path}: missing column(s) {', '.join(missing)} (run `skingen data prepare`)")
     examples = []
-    for line, row in enumerate(rows, start=2):
-        present = (*METADATA_COLUMNS, *(c for c in OPTIONAL_COLUMNS if c in columns))
-        example = Example(**{c: (row[c] or "").strip() for c in present})
+    for line, row in read_table(path, METADATA_COLUMNS, what="prepared data"):
+        example = Example(**{c: row[c] for c in (*METADATA_COLUMNS, *OPTIONAL_COLUMNS) if c in row})
         where = f"{path}, line {line}"
         if example.split not in SPLITS:
             raise SkinGenError(f"{where}: split {example.split!r} must be one of {'/'.join(SPLITS)}")

@@ -1,13 +1,15 @@
-"""Checked access to user-named inputs: model paths or hub ids, images, files to hash.
+"""Checked access to user-named inputs: model paths or hub ids, images, CSV tables, files to hash.
 
 Each failure is a :class:`SkinGenError` naming the path or id, raised before any heavy loading or writing.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
@@ -71,3 +73,29 @@ def image_sha256(image: Image.Image) -> str:
     digest = hashlib.sha256(f"{image.mode}:{image.size}".encode())
     digest.update(image.tobytes())
     return digest.hexdigest()
+
+
+def read_table(path: Path, required: Sequence[str], *, what: str) -> list[tuple[int, dict[str, str]]]:
+    """``(line, row)`` for every row of a CSV, values stripped; a missing file or column names it.
+
+    ``what`` names the file's role in messages ("Fitzpatrick17k's fitzpatrick17k.csv", "cases file"). Every
+    value is a string (SCIN's 64-bit case ids stay exact). The one checked CSV reader of the pipeline.
+    """
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            columns = list(reader.fieldnames or ())
+            missing = [c for c in required if c not in columns]
+            if missing:
+                raise SkinGenError(
+                    f"{path}: missing column(s) {', '.join(missing)} ({what} has {', '.join(required)})"
+                )
+            rows = [
+                (reader.line_num, {k: (v or "").strip() for k, v in row.items() if isinstance(k, str)})
+                for row in reader
+            ]
+    except OSError as exc:
+        raise SkinGenError(f"{what} not readable: {path} ({exc.strerror})") from exc
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise SkinGenError(f"{path}: not a readable CSV file ({exc})") from exc
+    return rows

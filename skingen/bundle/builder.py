@@ -15,7 +15,6 @@ on its prompt and seed, so the bundle is the one a single process builds.
 
 from __future__ import annotations
 
-import csv
 import logging
 import re
 from collections.abc import Callable
@@ -35,7 +34,7 @@ from skingen.errors import SkinGenError
 from skingen.prompts import PromptBuilder
 from skingen.provenance import ImageLabels
 from skingen.skin_tone import FITZPATRICK_TYPES
-from skingen.sources import load_image
+from skingen.sources import load_image, read_table
 from skingen.taxonomy import UNKNOWN, Taxonomy
 
 if TYPE_CHECKING:
@@ -81,23 +80,14 @@ def read_cases(cases_dir: str | Path, taxonomy: Taxonomy) -> list[CaseRow]:
     """Validate ``cases_dir/cases.csv`` and every photo it names, before any model is loaded."""
     cases_dir = Path(cases_dir)
     path = cases_dir / CASES_FILE
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            rows = list(reader)
-            columns = set(reader.fieldnames or ())
-    except OSError as exc:
-        raise SkinGenError(f"cases file not readable: {path} ({exc.strerror})") from exc
-    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
-    if missing:
-        raise SkinGenError(f"{path}: missing column(s) {', '.join(missing)}")
+    rows = read_table(path, REQUIRED_COLUMNS, what="cases file")
     if not rows:
         raise SkinGenError(f"{path}: no cases")
     cases: list[CaseRow] = []
     seen: set[str] = set()
-    for line, row in enumerate(rows, start=2):
+    for line, row in rows:
         where = f"{path}, line {line}"
-        case_id = row["case_id"].strip()
+        case_id = row["case_id"]
         if not _CASE_ID.match(case_id):
             raise SkinGenError(f"{where}: case_id {case_id!r} must be 1–64 of A–Z a–z 0–9 _ . -")
         if case_id in seen:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from skingen.data_prepare.records import RawDataset, RawRecord, read_table
+from skingen.data_prepare.records import RawDataset, RawRecord
 from skingen.errors import SkinGenError
+from skingen.sources import read_table
 
 NAME = "ddi"
 LICENCE = "DDI terms of use (Stanford AIMI dataset research use agreement)"

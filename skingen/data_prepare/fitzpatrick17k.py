@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from skingen.data_prepare.records import RawDataset, RawRecord, find_image, read_table
+from skingen.data_prepare.records import RawDataset, RawRecord, find_image
 from skingen.errors import SkinGenError
 from skingen.skin_tone import FITZPATRICK_TYPES
+from skingen.sources import read_table
 
 NAME = "fitzpatrick17k"
 LICENCE = "CC BY-NC-SA 3.0"

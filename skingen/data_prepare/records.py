@@ -1,14 +1,11 @@
-"""What a dataset reader hands the pipeline, and the checked CSV reading every reader shares."""
+"""What a dataset reader hands the pipeline (the readers read CSVs with :func:`skingen.sources.read_table`)."""
 
 from __future__ import annotations
 
-import csv
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from skingen.errors import SkinGenError
 
 
 @dataclass(frozen=True)
@@ -34,32 +31,6 @@ class RawDataset:
 
     records: list[RawRecord]
     excluded: Counter[str] = field(default_factory=Counter)
-
-
-def read_table(path: Path, required: Sequence[str], *, what: str) -> list[tuple[int, dict[str, str]]]:
-    """``(line, row)`` for every row of a CSV, values stripped; a missing file or column names it.
-
-    ``what`` names the layout in messages ("Fitzpatrick17k's fitzpatrick17k.csv"). Every value is a string
-    (SCIN's 64-bit case ids stay exact).
-    """
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            columns = list(reader.fieldnames or ())
-            missing = [c for c in required if c not in columns]
-            if missing:
-                raise SkinGenError(
-                    f"{path}: missing column(s) {', '.join(missing)} ({what} has {', '.join(required)})"
-                )
-            rows = [
-                (reader.line_num, {k: (v or "").strip() for k, v in row.items() if isinstance(k, str)})
-                for row in reader
-            ]
-    except OSError as exc:
-        raise SkinGenError(f"label file not readable: {path} ({exc.strerror})") from exc
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise SkinGenError(f"{path}: not a readable CSV file ({exc})") from exc
-    return rows
 
 
 def find_image(images: Path, names: Sequence[str]) -> Path:

@@ -20,9 +20,10 @@ import ast
 from collections import Counter
 from pathlib import Path
 
-from skingen.data_prepare.records import RawDataset, RawRecord, find_image, read_table
+from skingen.data_prepare.records import RawDataset, RawRecord, find_image
 from skingen.errors import SkinGenError
 from skingen.skin_tone import FITZPATRICK_TYPES
+from skingen.sources import read_table
 
 NAME = "scin"
 LICENCE = "SCIN Data Use License"

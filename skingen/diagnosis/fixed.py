@@ -6,13 +6,13 @@ value that names no condition is an error, not a silent "unknown" (write ``unkno
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 from PIL import Image
 
 from skingen.diagnosis.base import Diagnosis
 from skingen.errors import SkinGenError
+from skingen.sources import read_table
 from skingen.taxonomy import UNKNOWN, Taxonomy
 
 
@@ -23,22 +23,11 @@ class FixedDiagnoser:
 
     def __init__(self, path: str | Path, taxonomy: Taxonomy) -> None:
         path = Path(path)
-        try:
-            with path.open(newline="", encoding="utf-8-sig") as handle:
-                rows = list(csv.DictReader(handle))
-        except OSError as exc:
-            raise SkinGenError(f"diagnoses CSV not readable: {path} ({exc.strerror})") from exc
-        missing = {"case_id", "condition"} - set(rows[0] if rows else {})
-        if missing:
-            raise SkinGenError(f"diagnoses CSV {path}: missing column(s) {', '.join(sorted(missing))}")
         self._taxonomy = taxonomy
         self._rows: dict[str, tuple[str, str]] = {}
-        for line, row in enumerate(rows, start=2):
+        for line, row in read_table(path, ("case_id", "condition"), what="diagnoses CSV"):
             where = f"{path}, line {line}"
-            self._rows[row["case_id"].strip()] = (
-                taxonomy.resolve(row["condition"], where),
-                (row.get("rationale") or "").strip(),
-            )
+            self._rows[row["case_id"]] = (taxonomy.resolve(row["condition"], where), row.get("rationale", ""))
 
     def diagnose(self, image: Image.Image, case_id: str = "") -> Diagnosis:
         if case_id not in self._rows:
