@@ -161,18 +161,21 @@ def check_args(args: argparse.Namespace) -> None:
         raise AnalysisInputError(f"--out: {exc}") from None
 
 
-def bot_protocol(args: argparse.Namespace) -> LoadedProtocol | None:
-    """The protocol the study engine's bots run for ``--simulate``: ``--protocol FILE``, else the study
-    registered in ``--db``; None when neither is given (CSV input) or no simulation is asked for."""
-    if not args.simulate or not (args.protocol or args.db):
-        return None
-    return read_protocol(args.protocol, args.db)
+def given_protocol(args: argparse.Namespace) -> LoadedProtocol | None:
+    """The protocol, read once: ``--protocol FILE`` (picks the study in ``--db``; the bots run it), else for
+    ``--simulate`` the study registered in ``--db``; None otherwise (CSV input, or no simulation)."""
+    if args.protocol:
+        return read_protocol(args.protocol, None)
+    if args.simulate and args.db:
+        return read_protocol(None, args.db)
+    return None
 
 
 def load(args: argparse.Namespace, protocol: LoadedProtocol | None = None) -> StudyData:
     design = {"design": args.design, "baseline": args.baseline, "visual": args.visual}
     if args.db:
-        return load_db(args.db, args.protocol, **design)
+        protocol_id = protocol.protocol.study.id if args.protocol and protocol is not None else None
+        return load_db(args.db, protocol_id, **design)
     if args.export:
         return load_export(args.export, **design)
     if args.responses or args.ratings:
@@ -213,7 +216,7 @@ def config_from(args: argparse.Namespace) -> AnalysisConfig:
 def report(args: argparse.Namespace) -> int:
     # 1. Check flags and load + validate the data (all input errors surface here)
     check_args(args)
-    protocol = bot_protocol(args)
+    protocol = given_protocol(args)
     data = load(args, protocol)
     # 2. Compute every statistic
     analysis = run_analysis(data, config_from(args), progress=not args.quiet, protocol=protocol)

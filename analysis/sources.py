@@ -19,17 +19,16 @@ __all__ = ["LoadedProtocol", "engine_bots", "load_db", "read_protocol"]
 
 def load_db(
     url: str,
-    protocol_path: str | None = None,
+    protocol_id: str | None = None,
     *,
     design: str | None = None,
     baseline: str | None = None,
     visual: str | None = None,
 ) -> StudyData:
-    """Export the study in the database at ``url`` (the one named by the protocol file, else the only active
-    one) and build the analysis input from the frames (:func:`analysis.load.from_export`)."""
+    """Export the study in the database at ``url`` (the active version of ``protocol_id``, else the only active
+    study) and build the analysis input from the frames (:func:`analysis.load.from_export`)."""
     db = Database(url)
     try:
-        protocol_id = load_protocol(protocol_path).protocol.study.id if protocol_path else None
         frames = export_frames(db, protocol_id=protocol_id)
     except Exception as exc:  # the database boundary: any failure becomes one message, not a traceback
         raise AnalysisInputError(

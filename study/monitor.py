@@ -7,11 +7,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from db.models import Study
 from db.session import Database
 from study.export import export_frames
 from study.flow import step_order
-from study.registry import RegistryError, stored_protocol
+from study.protocol import LoadedProtocol
 
 
 @dataclass(frozen=True)
@@ -25,15 +24,10 @@ class Monitor:
     steps: tuple[str, ...]
 
     @classmethod
-    def load(cls, db: Database, study_id: int) -> Monitor:
-        """The dashboard's snapshot of the registered study ``study_id`` (the running engine's)."""
-        frames = export_frames(db, study_id=study_id)
-        with db.read() as session:
-            study = session.get(Study, study_id)
-            if study is None:
-                raise RegistryError(f"{db.url} holds no registered study with key {study_id}")
-            loaded = stored_protocol(study)
-        return cls(frames, step_order(loaded))
+    def load(cls, db: Database, study_id: int, loaded: LoadedProtocol) -> Monitor:
+        """The dashboard's snapshot of the registered study ``study_id`` whose protocol is ``loaded`` (the
+        running engine's: its steps order the tables)."""
+        return cls(export_frames(db, study_id=study_id), step_order(loaded))
 
     @property
     def participants(self) -> pd.DataFrame:

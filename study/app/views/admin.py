@@ -46,7 +46,7 @@ def dashboard() -> None:
     engine = configured_engine()
     protocol = engine.protocol
     st.title(protocol.study.title)
-    monitor = Monitor.load(engine.db, engine.study_id)
+    monitor = Monitor.load(engine.db, engine.study_id, engine.loaded)
     status = monitor.status_counts().iloc[0]
     st.caption(
         f"Study {protocol.study.id} v{protocol.study.version} · {protocol.design} design · "
