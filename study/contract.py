@@ -19,6 +19,7 @@ STUDY_COLUMNS = (
     "content_hash",
     "bundle_id",
     "bundle_version",
+    "relevance_item",
     "exported_at",
 )
 RESPONSE_COLUMNS = (
@@ -69,6 +70,8 @@ RATING_COLUMNS = (
     "item",
     "value",
     "rated_at",
+    "closed_loop_diagnosis",
+    "closed_loop_correct",
 )
 EVENT_COLUMNS = ("at", "participant_id", "kind", "step")
 

@@ -231,6 +231,7 @@ def export_frames(
                     "content_hash": active.loaded.content_hash,
                     "bundle_id": active.loaded.bundle.manifest.bundle_id,
                     "bundle_version": active.loaded.bundle.manifest.version,
+                    "relevance_item": (protocol.rating and protocol.rating.relevance_item) or "",
                     "exported_at": _iso(now),
                 }
             ],
@@ -259,6 +260,7 @@ def _rating_rows(session: Session, study: _Study) -> list[dict] | None:
     rows = []
     for rating in session.scalars(select(Rating).where(Rating.rater_id.in_(raters)).order_by(Rating.id)):
         image = images.get(rating.image_id)
+        check = image.closed_loop if image else None
         rows.append(
             {
                 "rater_id": raters[rating.rater_id],
@@ -269,6 +271,8 @@ def _rating_rows(session: Session, study: _Study) -> list[dict] | None:
                 "item": rating.item_id,
                 "value": rating.value,
                 "rated_at": _iso(rating.rated_at),
+                "closed_loop_diagnosis": check.diagnosed if check else "",
+                "closed_loop_correct": int(check.correct) if check else "",
             }
         )
     return rows

@@ -203,6 +203,11 @@ class RatingDesign(_Model):
     seed: int = 0
     instructions: str = ""
     items: tuple[Item, ...] = Field(min_length=1)
+    relevance_item: Identifier | None = Field(
+        default=None,
+        description="The yes/no or Likert item asking whether the image shows its condition: the analysis "
+        "compares it with each reference's closed-loop check (skingen bundle build --evaluate).",
+    )
 
     @model_validator(mode="after")
     def _fits_panel(self) -> RatingDesign:
@@ -215,6 +220,11 @@ class RatingDesign(_Model):
             raise ValueError("item ids must be unique")
         if any(i.type == "diagnosis" or i.show_in for i in self.items):
             raise ValueError("rating items can't be diagnosis items or use show_in")
+        judged = [i.id for i in self.items if i.type in ("yes_no", "likert")]
+        if self.relevance_item is not None and self.relevance_item not in judged:
+            raise ValueError(
+                f"relevance_item {self.relevance_item!r} is not one of the yes/no or Likert items {judged}"
+            )
         return self
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import func, insert, select, update
 
 from db.models import Event, Rater, Rating, RatingAssignment, utcnow
 from db.session import Database
+from skingen.bundle.manifest import ClosedLoopCheck
 from study.auth import hash_secret
 from study.flow import Step, validate_answers
 from study.protocol import LoadedProtocol
@@ -33,6 +34,7 @@ class RatingImage:
     condition: str
     generated: bool
     case_id: str
+    closed_loop: ClosedLoopCheck | None = None  # what a diagnoser saw in it (bundle build --evaluate)
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,9 @@ def rating_images(loaded: LoadedProtocol) -> list[RatingImage]:
     for case_id in loaded.case_ids():
         case = loaded.bundle.manifest.case(case_id)
         images += [
-            RatingImage(f"{case_id}.r{index}", ref.image, ref.condition, ref.generated, case_id)
+            RatingImage(
+                f"{case_id}.r{index}", ref.image, ref.condition, ref.generated, case_id, ref.closed_loop
+            )
             for index, ref in enumerate(case.references)
         ]
         if rating.include_case_photos:

@@ -11,6 +11,7 @@ from skingen.bundle.manifest import (
     AIOutput,
     BundleManifest,
     Case,
+    ClosedLoopCheck,
     ReferenceImage,
     SkinConditionEntry,
     write_manifest,
@@ -20,8 +21,12 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "study" / "demo"
 CONDITIONS = ("psoriasis", "eczema", "acne", "vitiligo")
 
 
-def make_bundle(root: Path, n_cases: int = 6, wrong: tuple[int, ...] = (1, 4)) -> Path:
-    """A bundle of ``n_cases`` 8×8 images; cases whose index is in ``wrong`` get a wrong AI diagnosis."""
+def make_bundle(
+    root: Path, n_cases: int = 6, wrong: tuple[int, ...] = (1, 4), *, closed_loop: bool = False
+) -> Path:
+    """A bundle of ``n_cases`` 8×8 images; cases whose index is in ``wrong`` get a wrong AI diagnosis. With
+    ``closed_loop``, each reference carries a closed-loop check: the first of each case passes, the second
+    fails (as if ``skingen bundle build --evaluate`` had run)."""
     (root / "cases").mkdir(parents=True)
     cases = []
     for index in range(n_cases):
@@ -34,9 +39,13 @@ def make_bundle(root: Path, n_cases: int = 6, wrong: tuple[int, ...] = (1, 4)) -
             path = root / "references" / case_id / f"{r}.png"
             path.parent.mkdir(parents=True, exist_ok=True)
             Image.new("RGB", (8, 8), (180, 120, 100 + r)).save(path)
+            check = ClosedLoopCheck(diagnoser="test", diagnosed=said if r == 0 else "unknown", correct=r == 0)
             refs.append(
                 ReferenceImage(
-                    image=f"references/{case_id}/{r}.png", caption=f"Example of {said}", condition=said
+                    image=f"references/{case_id}/{r}.png",
+                    caption=f"Example of {said}",
+                    condition=said,
+                    closed_loop=check if closed_loop else None,
                 )
             )
         cases.append(

@@ -10,20 +10,30 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from skingen.bundle.builder import BundleBuilder, BundleSettings, read_cases
+from skingen.bundle.evaluation import BundleEvaluator
 from skingen.bundle.manifest import load_bundle
+from skingen.diagnosis.base import Diagnosis
 from skingen.distributed import Outcome, ProcessShare, launched_processes, raise_failures, shard, unshard
 from skingen.errors import SkinGenError
+from skingen.evaluation.evaluator import EvaluationSettings
+from skingen.evaluation.inputs import read_real
 from skingen.prompts import PromptBuilder
 from skingen.provenance import ImageLabels
 from skingen.taxonomy import Taxonomy
 from tests.skingen_fixtures import TinyModels, tiny_models, write_cases
+
+if TYPE_CHECKING:
+    import torch
 
 CASES = [
     {"case_id": "c1", "file": "c1.png", "ground_truth": "psoriasis", "ai_condition": "", "skin_tone": "II"},
@@ -153,10 +163,10 @@ class _FakeGenerator:
         return [_Generated(Image.new("RGB", (8, 8), (shade, 0, 0)), _Record(seeds[0], prompt))]
 
 
-def _builder(generator: _FakeGenerator) -> BundleBuilder:
+def _builder(generator: _FakeGenerator, evaluator: BundleEvaluator | None = None) -> BundleBuilder:
     taxonomy = Taxonomy.load()
     settings = BundleSettings(bundle_id="b", k=2)
-    return BundleBuilder(taxonomy, PromptBuilder.load(taxonomy), generator, None, settings)
+    return BundleBuilder(taxonomy, PromptBuilder.load(taxonomy), generator, None, settings, evaluator)
 
 
 def _fixed_cases(tmp_path: Path) -> list:
@@ -165,7 +175,11 @@ def _fixed_cases(tmp_path: Path) -> list:
 
 
 def _build_in_threads(
-    cases: list, out: Path, generators: list[_FakeGenerator], **kwargs: object
+    cases: list,
+    out: Path,
+    generators: list[_FakeGenerator],
+    make: Callable[[_FakeGenerator], BundleBuilder] = _builder,
+    **kwargs: object,
 ) -> list[BaseException | None]:
     exchange = _Exchange(len(generators))
     errors: list[BaseException | None] = [None] * len(generators)
@@ -173,7 +187,7 @@ def _build_in_threads(
     def run(index: int) -> None:
         share = _ThreadShare(index, len(generators), exchange=exchange)
         try:
-            _builder(generators[index])(cases, out, progress=False, share=share, **kwargs)
+            make(generators[index])(cases, out, progress=False, share=share, **kwargs)
         except BaseException as exc:
             errors[index] = exc
 
@@ -235,6 +249,59 @@ def test_an_output_in_the_way_stops_every_process(tmp_path: Path) -> None:
     assert "--overwrite" in str(errors[0])
     assert isinstance(errors[1], SkinGenError) and "could not start" in str(errors[1])
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["keep.txt"]
+
+
+class _PixelFeatures:
+    """A feature extractor for the evaluation protocol: an image's mean colour (no model)."""
+
+    path = Path("pixel-means")
+    model_type = "test"
+    batch_size = 2
+    dim = 3
+    has_text = False
+
+    def __call__(self, paths: list[Path]) -> torch.Tensor:
+        import torch
+
+        means = [np.asarray(Image.open(p).convert("RGB"), dtype=np.float64).mean(axis=(0, 1)) for p in paths]
+        return torch.tensor(np.array(means)).reshape(len(paths), 3)
+
+
+class _RedDiagnoser:
+    """Sees psoriasis in a reddish image, eczema otherwise: some references pass the closed loop, some fail."""
+
+    model_id = "red"
+
+    def diagnose(self, image: Image.Image, case_id: str = "") -> Diagnosis:
+        condition = "psoriasis" if np.asarray(image)[..., 0].mean() > 127 else "eczema"
+        return Diagnosis.from_ranking(Taxonomy.load(), [(condition, 1.0)], rationale="", raw_output="",
+                                      model_id=self.model_id)  # fmt: skip
+
+
+def test_two_shares_evaluate_as_one_process(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("torchmetrics")
+    cases = _fixed_cases(tmp_path)
+    real_dir = tmp_path / "real"
+    real_dir.mkdir()
+    for i in range(8):
+        Image.new("RGB", (8, 8), (30 * i, 20, 0)).save(real_dir / f"{i}.png")
+    evaluator = BundleEvaluator(
+        read_real(real_dir),
+        _PixelFeatures(),
+        _RedDiagnoser(),
+        EvaluationSettings(bootstrap=10, fid_bootstrap=2),
+    )
+
+    _builder(_FakeGenerator(), evaluator)(cases, tmp_path / "one", progress=False)
+    generators = [_FakeGenerator(), _FakeGenerator()]
+    errors = _build_in_threads(cases, tmp_path / "two", generators, make=lambda g: _builder(g, evaluator))
+    assert errors == [None, None]
+    assert _files(tmp_path / "two") == _files(tmp_path / "one")  # evaluation/ included
+    assert _manifest(tmp_path / "two") == _manifest(tmp_path / "one")
+    references = [r for c in load_bundle(tmp_path / "one").manifest.cases for r in c.references]
+    assert len(references) == 6 and all(r.closed_loop.diagnoser == "red" for r in references)
+    assert {r.closed_loop.correct for r in references} == {True, False}
 
 
 # --- a real launch: accelerate, 2 CPU processes (gloo) -----------------------------------------------

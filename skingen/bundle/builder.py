@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING
 from PIL import Image
 from tqdm.auto import tqdm
 
-from skingen.bundle.manifest import AIOutput, BundleManifest, Case, ReferenceImage
+from skingen.bundle.evaluation import BundleEvaluator, Evaluated
+from skingen.bundle.manifest import AIOutput, BundleEvaluation, BundleManifest, Case, ReferenceImage
 from skingen.bundle.writing import BundleWriter, condition_entries, write_bundle
 from skingen.diagnosis.base import Diagnoser, Diagnosis
 from skingen.distributed import Outcome, ProcessShare, raise_failures, unshard
@@ -144,12 +145,14 @@ class BundleBuilder:
         generator: ReferenceGenerator,
         diagnoser: Diagnoser | None,
         settings: BundleSettings,
+        evaluator: BundleEvaluator | None = None,
     ) -> None:
         self.taxonomy = taxonomy
         self.prompts = prompts
         self.generator = generator
         self.diagnoser = diagnoser
         self.settings = settings
+        self.evaluator = evaluator
 
     def check_inputs(self, cases: list[CaseRow]) -> None:
         if self.settings.k < 1:
@@ -189,16 +192,22 @@ class BundleBuilder:
             return share.attempt(lambda: [self.build_case(case, writer) for case in bar])
 
         if not share.is_main_process:
-            self._follow(share, build_share)
+            self._follow(share, build_share, progress)
             return Path(out)
 
-        # 2. Diagnose and illustrate each case in a staging folder, 3. write the manifest; the bundle is
-        # validated as the study app will load it before it replaces ``out``. The staging folder goes to the
-        # other processes first; every process takes part in each exchange even when something failed.
+        # 2. Diagnose and illustrate each case in a staging folder, 3. with an evaluator, evaluate the
+        # references there, 4. write the manifest; the bundle is validated as the study app will load it before
+        # it replaces ``out``. The staging folder (then the merged cases) goes to the other processes first;
+        # every process takes part in each exchange even when something failed.
         def write(writer: BundleWriter) -> BundleManifest:
             share.broadcast(Outcome(0, value=writer.root))
             shares = raise_failures(share.gather(build_share(writer)), share.process_index)
-            return self.manifest(unshard(shares))
+            cases = unshard(shares)
+            if self.evaluator is None:
+                return self.manifest(cases)
+            share.broadcast(Outcome(0, value=cases))
+            evaluated = self.evaluate(cases, writer.root, share, progress)
+            return self.manifest(evaluated.cases, evaluation=evaluated.record)
 
         try:
             write_bundle(out, write, overwrite=overwrite)
@@ -208,18 +217,35 @@ class BundleBuilder:
         share.broadcast(Outcome(0))
         return Path(out)
 
-    @staticmethod
-    def _follow(share: ProcessShare, build_share: Callable[[BundleWriter], Outcome[list[Case]]]) -> None:
-        """A non-main process: receive the staging folder, build its share there, hand over its cases."""
+    def _follow(
+        self,
+        share: ProcessShare,
+        build_share: Callable[[BundleWriter], Outcome[list[Case]]],
+        progress: bool,
+    ) -> None:
+        """A non-main process: receive the staging folder, build its share there, hand over its cases; with an
+        evaluator, receive the merged cases and evaluate its share of the references."""
         staging: Outcome[Path] = share.broadcast(Outcome(0))
         if staging.error is not None:
             raise SkinGenError(f"the main process could not start the bundle: {staging.error}")
         outcome = build_share(BundleWriter(staging.value))
         share.gather(outcome)
-        final: Outcome[None] = share.broadcast(Outcome(0))
+        final: Outcome[object] = share.broadcast(Outcome(0))
+        if self.evaluator is not None and final.error is None:
+            merged: Outcome[list[Case]] = final
+            outcome = share.attempt(lambda: self.evaluate(merged.value, staging.value, share, progress))
+            final = share.broadcast(Outcome(0))
         raise_failures([outcome], share.process_index)
         if final.error is not None:
             raise SkinGenError(f"the main process could not finish the bundle: {final.error}")
+
+    def evaluate(
+        self, cases: list[Case], root: Path, share: ProcessShare, progress: bool
+    ) -> Evaluated | None:
+        """The evaluator on the built references (``None`` on non-main processes)."""
+        return self.evaluator(
+            cases, root, self.settings.skin_tone, share=share, progress=progress and share.is_main_process
+        )
 
     def build_case(self, case: CaseRow, writer: BundleWriter) -> Case:
         photo = load_image(case.image_path, "case photo")
@@ -277,7 +303,7 @@ class BundleBuilder:
             )
         return tuple(references)
 
-    def manifest(self, cases: list[Case]) -> BundleManifest:
+    def manifest(self, cases: list[Case], *, evaluation: BundleEvaluation | None = None) -> BundleManifest:
         settings = self.settings
         generator = self.generator
         return BundleManifest(
@@ -302,4 +328,5 @@ class BundleBuilder:
             },
             conditions=condition_entries(self.taxonomy),
             cases=tuple(cases),
+            evaluation=evaluation,
         )

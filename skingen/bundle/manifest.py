@@ -6,6 +6,7 @@ A bundle is a directory::
       manifest.json            # this schema
       cases/<case_id>.png      # the patient photo shown on a trial
       references/<case_id>/... # generated reference images (+ provenance JSON beside each)
+      evaluation/              # with `skingen bundle build --evaluate`: metrics.json + report.html
 
 All paths in the manifest are relative to the bundle directory and must stay inside it, so a bundle can be
 copied, zipped and versioned as one unit. This module is pure Python (pydantic), no torch.
@@ -66,6 +67,15 @@ class AIOutput(_Model):
     model_id: str = Field(default="", description="Which model produced this output ('fixed': from a CSV).")
 
 
+class ClosedLoopCheck(_Model):
+    """What a diagnoser saw in one reference image (``skingen bundle build --evaluate``): does it show its
+    condition? Dermatologists' ratings of the same image are compared with this in the analysis."""
+
+    diagnoser: str = Field(description="Model id of the diagnoser that looked at the image.")
+    diagnosed: str = Field(description="Taxonomy id it diagnosed ('unknown' if none matched).")
+    correct: bool = Field(description="True when it diagnosed the image's own condition.")
+
+
 class ReferenceImage(_Model):
     """One generated reference image of the AI's diagnosed condition."""
 
@@ -76,6 +86,7 @@ class ReferenceImage(_Model):
     condition: str
     provenance: RelativePath | None = Field(default=None, description="Path of the provenance JSON, if any.")
     generated: bool = True
+    closed_loop: ClosedLoopCheck | None = Field(default=None, description="Set by --evaluate.")
 
 
 class Case(_Model):
@@ -101,6 +112,21 @@ class SkinConditionEntry(_Model):
     description: str = ""
 
 
+class BundleEvaluation(_Model):
+    """The bundle's image metrics (``skingen bundle build --evaluate``): the headline numbers, overall and per
+    Fitzpatrick group, with the full ``metrics.json`` and ``report.html`` beside the manifest."""
+
+    metrics: RelativePath = Field(description="The full metrics.json (docs/pipeline.md, 'metrics.json').")
+    report: RelativePath
+    real: str = Field(description="The real image set the references were compared with.")
+    features: str = Field(description="The feature extractor.")
+    diagnoser: str = Field(description="Model id of the closed loop's diagnoser.")
+    headline: dict[str, float | None] = Field(description="fid, kid, …, closed_loop_accuracy of all images.")
+    by_skin_tone: dict[str, dict[str, float | None]] = Field(
+        default_factory=dict, description="The same numbers per Fitzpatrick group (I–II, III–IV, V–VI)."
+    )
+
+
 class BundleManifest(_Model):
     format: Literal["skingen-bundle"] = FORMAT_NAME
     format_version: Literal[1] = FORMAT_VERSION
@@ -112,6 +138,7 @@ class BundleManifest(_Model):
     generator: dict[str, object] = Field(default_factory=dict, description="Pipeline settings (free form).")
     conditions: tuple[SkinConditionEntry, ...] = Field(min_length=1)
     cases: tuple[Case, ...] = Field(min_length=1)
+    evaluation: BundleEvaluation | None = Field(default=None, description="Set by --evaluate.")
 
     @model_validator(mode="after")
     def _check_references(self) -> BundleManifest:
@@ -197,19 +224,26 @@ def load_bundle(path: str | Path, *, check_files: bool = True) -> Bundle:
 def bundle_file_problems(bundle: Bundle) -> list[str]:
     """Every referenced file that is missing or resolves outside the bundle directory."""
     root = bundle.root.resolve()
-    problems = []
-    for index, case in enumerate(bundle.manifest.cases):
-        paths = [(f"cases[{index}].image", case.image)]
+    manifest = bundle.manifest
+    paths = []
+    for index, case in enumerate(manifest.cases):
+        paths.append((f"cases[{index}].image", case.image))
         for ref_index, ref in enumerate(case.references):
             paths.append((f"cases[{index}].references[{ref_index}].image", ref.image))
             if ref.provenance:
                 paths.append((f"cases[{index}].references[{ref_index}].provenance", ref.provenance))
-        for field, relative in paths:
-            resolved = (bundle.root / relative).resolve()
-            if not resolved.is_relative_to(root):
-                problems.append(f"{field}: {relative!r} resolves outside the bundle directory")
-            elif not resolved.is_file():
-                problems.append(f"{field}: file {relative!r} does not exist")
+    if manifest.evaluation is not None:
+        paths += [
+            ("evaluation.metrics", manifest.evaluation.metrics),
+            ("evaluation.report", manifest.evaluation.report),
+        ]
+    problems = []
+    for field, relative in paths:
+        resolved = (bundle.root / relative).resolve()
+        if not resolved.is_relative_to(root):
+            problems.append(f"{field}: {relative!r} resolves outside the bundle directory")
+        elif not resolved.is_file():
+            problems.append(f"{field}: file {relative!r} does not exist")
     return problems
 
 

@@ -62,8 +62,11 @@ class EvaluationSettings:
     fid_bootstrap: int = 50
     confidence: float = 0.95
     seed: int = 0
+    knn_max_samples: int = 10_000
 
     def check(self) -> None:
+        if self.knn_max_samples < 0:
+            raise SkinGenError(f"--knn-max-samples must be ≥ 0 (0: no cap), got {self.knn_max_samples}")
         for name in ("k", "kid_subsets", "kid_subset_size"):
             if getattr(self, name) < 1:
                 raise SkinGenError(f"--{name.replace('_', '-')} must be ≥ 1, got {getattr(self, name)}")
@@ -86,9 +89,16 @@ class Embedded:
     clip_generated: np.ndarray | None = None
 
 
-def check_inputs(real: ImageSet, generated: ImageSet, settings: EvaluationSettings) -> None:
+def check_inputs(
+    real: ImageSet,
+    generated: ImageSet,
+    settings: EvaluationSettings,
+    *,
+    flags: tuple[str, str] = ("--real", "--generated"),
+) -> None:
+    """Settings and set sizes; ``flags`` name the two sets in messages as the calling command calls them."""
     settings.check()
-    for flag, images in (("--real", real), ("--generated", generated)):
+    for flag, images in zip(flags, (real, generated), strict=True):
         if len(images) < 2:
             raise SkinGenError(
                 f"{flag}: {images.root} has {len(images)} image; FID needs at least 2 per side"
@@ -326,8 +336,17 @@ def _subset_metrics(
         )
     elif real is not None:
         warnings.append(f"{where}FID/KID need ≥ 2 images per side (real {len(real)}, generated {len(fake)})")
+    # the k-NN metrics and diversity are quadratic in the images: on a seeded subsample beyond the cap
+    knn_real, knn_fake = (knn_sample(n, settings, subset.name, side) for n, side in
+                          ((0 if real is None else len(real), "real"), (len(fake), "generated")))  # fmt: skip
+    out["knn_samples"] = {"real": None if real is None else len(knn_real), "generated": len(knn_fake)}
+    if max(len(knn_real), len(knn_fake)) < max(0 if real is None else len(real), len(fake)):
+        warnings.append(
+            f"{where}precision/recall/density/coverage and diversity on a seeded subsample of at most "
+            f"{settings.knn_max_samples} images per side (--knn-max-samples)"
+        )
     if real is not None and min(len(real), len(fake)) > settings.k:
-        manifold = metrics.manifold(real, fake, settings.k)
+        manifold = metrics.manifold(real[knn_real], fake[knn_fake], settings.k)
         for name in ("precision", "density", "recall", "coverage"):
             values = getattr(manifold, name)
             out[name] = float(values.mean())
@@ -343,11 +362,20 @@ def _subset_metrics(
     if embedded.clip_real is not None and subset.real is not None:
         scores = embedded.clip_real[subset.real]
         out["clip_score_real"] = float(np.nanmean(scores)) if not np.isnan(scores).all() else None
-    conditions = [generated[i].condition for i in subset.generated]
-    _mean_with_ci(out, "diversity", metrics.diversity(fake, conditions), boot)
+    conditions = [generated[subset.generated[i]].condition for i in knn_fake]
+    _mean_with_ci(out, "diversity", metrics.diversity(fake[knn_fake], conditions), boot)
     if correct is not None:
         _mean_with_ci(out, "closed_loop_accuracy", correct[subset.generated], boot)
     return out
+
+
+def knn_sample(n: int, settings: EvaluationSettings, subset: str, side: str) -> np.ndarray:
+    """Indices of the images the k-NN metrics use: all ``n``, or a sorted seeded sample of the cap (its own
+    random stream per subset and side, so the other draws do not change with the cap)."""
+    if settings.knn_max_samples == 0 or n <= settings.knn_max_samples:
+        return np.arange(n)
+    rng = np.random.default_rng([settings.seed, zlib.crc32(f"knn:{subset}:{side}".encode())])
+    return np.sort(rng.choice(n, settings.knn_max_samples, replace=False))
 
 
 _SET_METRICS = (

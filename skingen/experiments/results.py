@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 
 from skingen.evaluation.evaluator import HEADLINE
-from skingen.evaluation.report import METRICS_FILE, _plain
+from skingen.evaluation.report import METRICS_FILE, _plain, figure_divs
 from skingen.experiments.runner import PER_IMAGE_FILE, RunPaths
 from skingen.experiments.spec import GridSpec, RunSettings
 
@@ -226,10 +226,7 @@ def contact_sheet_png(spec: GridSpec, run: RunSettings, out: Path) -> str:
 
 def render_report(spec: GridSpec, out: Path, summary: dict[str, object]) -> str:
     records, best = summary["runs"], summary["best"]
-    plots = "\n".join(
-        f'<div class="fig">{fig.to_html(full_html=False, include_plotlyjs=n == 0)}</div>'
-        for n, fig in enumerate(figures(spec, records))
-    )
+    plots = figure_divs(figures(spec, records))
     varied = list(spec.varied)
     shown = [m for m in HEADLINE if any(r["metrics"].get(m) is not None for r in records)]
     head = "".join(f"<th>{html.escape(c)}</th>" for c in ("run", *varied, *shown))

@@ -184,6 +184,7 @@ class GridRunner:
         settings = EvaluationSettings(
             k=ev.k, kid_subsets=ev.kid_subsets, kid_subset_size=ev.kid_subset_size, bootstrap=ev.bootstrap,
             fid_bootstrap=ev.fid_bootstrap, confidence=ev.confidence, seed=self.spec.base.seed,
+            knn_max_samples=ev.knn_max_samples,
         )  # fmt: skip
         real = read_real(self.spec.base.data, split="validation")
         generated = read_generated(paths.generated)
