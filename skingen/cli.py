@@ -18,9 +18,10 @@ from tqdm.auto import tqdm
 from skingen.atomic import OutputExistsError, check_output_dir
 from skingen.bundle.builder import BundleBuilder, BundleSettings, read_cases
 from skingen.bundle.manifest import BundleError, load_bundle
+from skingen.bundle.retrieval import ReferenceRetriever, RetrievalSettings
 from skingen.data_prepare.formats import FORMATS
 from skingen.data_prepare.pipeline import PrepareSettings, prepare
-from skingen.dataset import SPLITS
+from skingen.dataset import SPLITS, load_dataset
 from skingen.diagnosis.base import Diagnoser
 from skingen.diagnosis.clip import ClipDiagnoser
 from skingen.diagnosis.fixed import FixedDiagnoser
@@ -118,6 +119,34 @@ def _add_generator_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write the image cache")
 
 
+def _add_retrieval_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "retrieved real references",
+        "the real images of the diagnosed condition nearest to each case photo, from a prepared image set",
+    )
+    group.add_argument(
+        "--retrieve",
+        type=Path,
+        metavar="DATA",
+        help="prepared image set (`skingen data prepare`) to retrieve from",
+    )
+    group.add_argument("--retrieve-k", type=int, metavar="K", help="real images per case (default: -k)")
+    group.add_argument(
+        "--features",
+        type=Path,
+        metavar="PATH",
+        help="local image-encoder directory the distances are computed in (CLIP or any transformers image "
+        "model); required with --retrieve",
+    )
+    group.add_argument(
+        "--retrieve-phash-distance",
+        type=int,
+        default=4,
+        metavar="N",
+        help="leave out images within N bits (64-bit pHash) of the case photo (default 4, as data prepare)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="skingen",
@@ -172,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--version", default="1", help="bundle version (default 1)")
     build.add_argument("--description", default="")
     build.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --out")
+    _add_retrieval_options(build)
     _add_diagnoser_options(build, required=False, manifest=True)
     _add_generator_options(build)
     _add_device_options(build)
@@ -533,12 +563,37 @@ def run_bundle_build(args: argparse.Namespace) -> int:
         severity=args.severity,
         trigger=args.trigger,
     )
+    retrieval = _retrieval_settings(args)
+    dataset = load_dataset(retrieval.data) if retrieval else None
     diagnoser = _diagnoser(args, taxonomy) if any(case.fixed_ai is None for case in cases) else None
-    builder = BundleBuilder(taxonomy, prompts, _generator(args, inpaint=False), diagnoser, settings)
+    generator = _generator(args, inpaint=False)
+    retriever = None
+    if retrieval is not None:
+        extractor = FeatureExtractor(retrieval.features, device=args.device)
+        retriever = ReferenceRetriever(dataset, extractor, retrieval, feature_model_type=extractor.model_type)
+    builder = BundleBuilder(taxonomy, prompts, generator, diagnoser, settings, retriever)
     path = builder(cases, out, overwrite=args.overwrite, share=share)
     if share.is_main_process:
         print(json.dumps({"bundle": str(path), "cases": len(cases)}))
     return 0
+
+
+def _retrieval_settings(args: argparse.Namespace) -> RetrievalSettings | None:
+    """The checked retrieval settings, or None without --retrieve (its other flags then refused)."""
+    if args.retrieve is None:
+        if args.features is not None or args.retrieve_k is not None:
+            raise SkinGenError("--features and --retrieve-k are only used with --retrieve DATA")
+        return None
+    if args.features is None:
+        raise SkinGenError("--retrieve needs --features PATH (the image encoder distances are computed in)")
+    settings = RetrievalSettings(
+        data=args.retrieve,
+        features=args.features,
+        k=args.k if args.retrieve_k is None else args.retrieve_k,
+        phash_distance=args.retrieve_phash_distance,
+    )
+    settings.check()
+    return settings
 
 
 def run_lora_train(args: argparse.Namespace) -> int:
@@ -622,6 +677,7 @@ def run_bundle_validate(args: argparse.Namespace) -> int:
         raise SkinGenError(f"invalid bundle: {exc}") from exc
     manifest = bundle.manifest
     references = sum(len(case.references) for case in manifest.cases)
+    retrieved = sum(len(case.retrieved) for case in manifest.cases)
     print(
         json.dumps(
             {
@@ -630,6 +686,7 @@ def run_bundle_validate(args: argparse.Namespace) -> int:
                 "version": manifest.version,
                 "cases": len(manifest.cases),
                 "references": references,
+                "retrieved": retrieved,
                 "sha256": bundle.content_hash,
             }
         )

@@ -7,12 +7,18 @@ first use into one directory per session, so every module shares the same files.
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+
+from skingen.errors import SkinGenError
+from skingen.provenance import ImageLabels
 
 
 class TinyModels:
@@ -92,3 +98,39 @@ def write_cases(root: Path, rows: list[dict[str, str]]) -> Path:
         writer.writeheader()
         writer.writerows(rows)
     return root
+
+
+@dataclass(frozen=True)
+class FakeRecord:
+    seed: int
+    prompt: str
+
+    def to_json(self, labels: ImageLabels | None = None) -> str:
+        extra = {} if labels is None else {"condition": labels.condition, "skin_tone": labels.skin_tone}
+        return json.dumps({"seed": self.seed, "prompt": self.prompt, **extra})
+
+
+@dataclass(frozen=True)
+class FakeGenerated:
+    image: Image.Image
+    record: FakeRecord
+
+
+class FakeGenerator:
+    """A generator whose image depends only on prompt and seed (as the real one's does)."""
+
+    model = "fake"
+    loras = ()
+    ip_adapter = None
+    inpaint = False
+
+    def __init__(self, fail_on: str | None = None) -> None:
+        self.fail_on = fail_on
+        self.calls: list[tuple[str, int]] = []
+
+    def __call__(self, prompt: str, negative: str, *, seeds: list[int], **_: object) -> list[FakeGenerated]:
+        if self.fail_on and self.fail_on in prompt:
+            raise SkinGenError(f"cannot draw {self.fail_on}")
+        self.calls.append((prompt, seeds[0]))
+        shade = int(hashlib.sha256(f"{prompt}|{seeds[0]}".encode()).hexdigest()[:2], 16)
+        return [FakeGenerated(Image.new("RGB", (8, 8), (shade, 0, 0)), FakeRecord(seeds[0], prompt))]

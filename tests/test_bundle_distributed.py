@@ -10,20 +10,19 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
 from skingen.bundle.builder import BundleBuilder, BundleSettings, read_cases
 from skingen.bundle.manifest import load_bundle
 from skingen.distributed import Outcome, ProcessShare, launched_processes, raise_failures, shard, unshard
 from skingen.errors import SkinGenError
 from skingen.prompts import PromptBuilder
-from skingen.provenance import ImageLabels
 from skingen.taxonomy import Taxonomy
-from tests.skingen_fixtures import TinyModels, tiny_models, write_cases
+from tests.skingen_fixtures import FakeGenerator, TinyModels, tiny_models, write_cases
 
 CASES = [
     {"case_id": "c1", "file": "c1.png", "ground_truth": "psoriasis", "ai_condition": "", "skin_tone": "II"},
@@ -117,43 +116,7 @@ class _ThreadShare(ProcessShare):
         self.exchange.all(self.process_index, None)
 
 
-@dataclass(frozen=True)
-class _Record:
-    seed: int
-    prompt: str
-
-    def to_json(self, labels: ImageLabels | None = None) -> str:
-        extra = {} if labels is None else {"condition": labels.condition, "skin_tone": labels.skin_tone}
-        return json.dumps({"seed": self.seed, "prompt": self.prompt, **extra})
-
-
-@dataclass(frozen=True)
-class _Generated:
-    image: Image.Image
-    record: _Record
-
-
-class _FakeGenerator:
-    """A generator whose image depends only on prompt and seed (as the real one's does)."""
-
-    model = "fake"
-    loras = ()
-    ip_adapter = None
-    inpaint = False
-
-    def __init__(self, fail_on: str | None = None) -> None:
-        self.fail_on = fail_on
-        self.calls: list[tuple[str, int]] = []
-
-    def __call__(self, prompt: str, negative: str, *, seeds: list[int], **_: object) -> list[_Generated]:
-        if self.fail_on and self.fail_on in prompt:
-            raise SkinGenError(f"cannot draw {self.fail_on}")
-        self.calls.append((prompt, seeds[0]))
-        shade = int(hashlib.sha256(f"{prompt}|{seeds[0]}".encode()).hexdigest()[:2], 16)
-        return [_Generated(Image.new("RGB", (8, 8), (shade, 0, 0)), _Record(seeds[0], prompt))]
-
-
-def _builder(generator: _FakeGenerator) -> BundleBuilder:
+def _builder(generator: FakeGenerator) -> BundleBuilder:
     taxonomy = Taxonomy.load()
     settings = BundleSettings(bundle_id="b", k=2)
     return BundleBuilder(taxonomy, PromptBuilder.load(taxonomy), generator, None, settings)
@@ -164,16 +127,21 @@ def _fixed_cases(tmp_path: Path) -> list:
     return read_cases(write_cases(tmp_path / "cases", rows), Taxonomy.load())
 
 
-def _build_in_threads(
-    cases: list, out: Path, generators: list[_FakeGenerator], **kwargs: object
+def build_in_threads(
+    cases: list,
+    out: Path,
+    generators: list[FakeGenerator],
+    make_builder: Callable[[FakeGenerator], BundleBuilder] = _builder,
+    **kwargs: object,
 ) -> list[BaseException | None]:
+    """Build with one thread per generator, each a share of its own builder; every thread's exception."""
     exchange = _Exchange(len(generators))
     errors: list[BaseException | None] = [None] * len(generators)
 
     def run(index: int) -> None:
         share = _ThreadShare(index, len(generators), exchange=exchange)
         try:
-            _builder(generators[index])(cases, out, progress=False, share=share, **kwargs)
+            make_builder(generators[index])(cases, out, progress=False, share=share, **kwargs)
         except BaseException as exc:
             errors[index] = exc
 
@@ -186,7 +154,7 @@ def _build_in_threads(
     return errors
 
 
-def _files(root: Path) -> dict[str, bytes]:
+def bundle_files(root: Path) -> dict[str, bytes]:
     return {
         str(p.relative_to(root)): p.read_bytes()
         for p in sorted(root.rglob("*"))
@@ -194,7 +162,7 @@ def _files(root: Path) -> dict[str, bytes]:
     }
 
 
-def _manifest(root: Path) -> dict:
+def manifest_without_time(root: Path) -> dict:
     manifest = json.loads((root / "manifest.json").read_text())
     manifest.pop("created_at")
     return manifest
@@ -202,11 +170,11 @@ def _manifest(root: Path) -> dict:
 
 def test_two_shares_build_the_single_process_bundle(tmp_path: Path) -> None:
     cases = _fixed_cases(tmp_path)
-    _builder(_FakeGenerator())(cases, tmp_path / "one", progress=False)
-    generators = [_FakeGenerator(), _FakeGenerator()]
-    assert _build_in_threads(cases, tmp_path / "two", generators) == [None, None]
-    assert _files(tmp_path / "two") == _files(tmp_path / "one")
-    assert _manifest(tmp_path / "two") == _manifest(tmp_path / "one")
+    _builder(FakeGenerator())(cases, tmp_path / "one", progress=False)
+    generators = [FakeGenerator(), FakeGenerator()]
+    assert build_in_threads(cases, tmp_path / "two", generators) == [None, None]
+    assert bundle_files(tmp_path / "two") == bundle_files(tmp_path / "one")
+    assert manifest_without_time(tmp_path / "two") == manifest_without_time(tmp_path / "one")
     assert [c.case_id for c in load_bundle(tmp_path / "two").manifest.cases] == ["c1", "c2", "c3", "c4"]
     # each process drew its own cases only (c1, c3 | c2, c4; c3 is unknown: no references)
     assert len(generators[0].calls) == 2 and len(generators[1].calls) == 4
@@ -215,15 +183,15 @@ def test_two_shares_build_the_single_process_bundle(tmp_path: Path) -> None:
 
 def test_a_failing_share_fails_every_process_and_leaves_the_old_bundle(tmp_path: Path) -> None:
     cases = _fixed_cases(tmp_path)
-    _builder(_FakeGenerator())(cases, tmp_path / "out", progress=False)
-    before = _files(tmp_path / "out")
+    _builder(FakeGenerator())(cases, tmp_path / "out", progress=False)
+    before = bundle_files(tmp_path / "out")
     # process 1 builds c2 (eczema) and fails on it; process 0 finishes its share, then both fail
-    errors = _build_in_threads(
-        cases, tmp_path / "out", [_FakeGenerator(), _FakeGenerator("eczema")], overwrite=True
+    errors = build_in_threads(
+        cases, tmp_path / "out", [FakeGenerator(), FakeGenerator("eczema")], overwrite=True
     )
     assert str(errors[1]) == "cannot draw eczema"
     assert str(errors[0]) == "process 1 of 2 failed: cannot draw eczema"
-    assert _files(tmp_path / "out") == before
+    assert bundle_files(tmp_path / "out") == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cases", "out"]
 
 
@@ -231,7 +199,7 @@ def test_an_output_in_the_way_stops_every_process(tmp_path: Path) -> None:
     cases = _fixed_cases(tmp_path)
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "keep.txt").write_text("x")
-    errors = _build_in_threads(cases, tmp_path / "out", [_FakeGenerator(), _FakeGenerator()])
+    errors = build_in_threads(cases, tmp_path / "out", [FakeGenerator(), FakeGenerator()])
     assert "--overwrite" in str(errors[0])
     assert isinstance(errors[1], SkinGenError) and "could not start" in str(errors[1])
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["keep.txt"]
@@ -282,7 +250,7 @@ def run_once_and_launched(args: list[str], one: Path, two: Path) -> subprocess.C
 
 
 def _digests(root: Path) -> dict[str, str]:
-    return {name: hashlib.sha256(data).hexdigest() for name, data in _files(root).items()}
+    return {name: hashlib.sha256(data).hexdigest() for name, data in bundle_files(root).items()}
 
 
 def _without_timestamps(root: Path) -> dict[str, object]:
@@ -315,5 +283,5 @@ def test_accelerate_launch_two_processes_builds_the_single_process_bundle(
     assert len(images) == 4 + 3 * 2  # 4 case photos, 2 references each for c1, c2, c4 (c3: unknown)
     assert {n: d for n, d in _digests(tmp_path / "two").items() if n.endswith(".png")} == images
     assert _without_timestamps(tmp_path / "two") == _without_timestamps(tmp_path / "one")
-    assert _manifest(tmp_path / "two") == _manifest(tmp_path / "one")
+    assert manifest_without_time(tmp_path / "two") == manifest_without_time(tmp_path / "one")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cases", "one", "two"]
