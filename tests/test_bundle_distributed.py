@@ -22,7 +22,7 @@ from skingen.distributed import Outcome, ProcessShare, launched_processes, raise
 from skingen.errors import SkinGenError
 from skingen.prompts import PromptBuilder
 from skingen.taxonomy import Taxonomy
-from tests.skingen_fixtures import FakeGenerator, TinyModels, tiny_models, write_cases
+from tests.skingen_fixtures import FakeGenerator, TinyModels, tiny_models, write_cases, write_retrieval_set
 
 CASES = [
     {"case_id": "c1", "file": "c1.png", "ground_truth": "psoriasis", "ai_condition": "", "skin_tone": "II"},
@@ -271,17 +271,21 @@ def test_accelerate_launch_two_processes_builds_the_single_process_bundle(
     pytest.importorskip("torch")
     pytest.importorskip("accelerate")
     cases = write_cases(tmp_path / "cases", CASES)
+    data = write_retrieval_set(tmp_path / "DATA")
     common = [
         "bundle", "build", str(cases), "--clip", str(tiny.clip), "--sd", str(tiny.sd), "--lora", str(tiny.lora),
         "-k", "2", "--bundle-id", "b", "--no-cache", "--steps", "2", "--width", "64", "--height", "64",
-        "--device", "cpu",
+        "--device", "cpu", "--retrieve", str(data), "--features", str(tiny.clip),
     ]  # fmt: skip
     multi = run_once_and_launched(common, tmp_path / "one", tmp_path / "two")
     assert multi.stdout.count('"bundle"') == 1  # one summary line, from the main process
     assert _digests(tmp_path / "two").keys() == _digests(tmp_path / "one").keys()
     images = {name: digest for name, digest in _digests(tmp_path / "one").items() if name.endswith(".png")}
-    assert len(images) == 4 + 3 * 2  # 4 case photos, 2 references each for c1, c2, c4 (c3: unknown)
+    # 4 case photos, 2 references each for c1, c2, c4 (c3: unknown); c2 (eczema) retrieves the set's 2 eczema
+    # images (process 1's share), c1 what its diagnosis finds (process 0's)
+    assert sum("/ref_" in name for name in images) == 3 * 2 and sum("cases/" in name for name in images) == 4
+    assert {"references/c2/retrieved_0.png", "references/c2/retrieved_1.png"} <= images.keys()
     assert {n: d for n, d in _digests(tmp_path / "two").items() if n.endswith(".png")} == images
     assert _without_timestamps(tmp_path / "two") == _without_timestamps(tmp_path / "one")
     assert manifest_without_time(tmp_path / "two") == manifest_without_time(tmp_path / "one")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["cases", "one", "two"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["DATA", "cases", "one", "two"]

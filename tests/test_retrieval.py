@@ -18,28 +18,23 @@ from skingen import cli
 from skingen.bundle.builder import BundleBuilder, BundleSettings, read_cases
 from skingen.bundle.manifest import Case, load_bundle
 from skingen.bundle.retrieval import Candidates, Query, ReferenceRetriever, RetrievalSettings, rank_neighbours
-from skingen.dataset import Example, load_dataset, write_metadata
+from skingen.dataset import Example, load_dataset
 from skingen.prompts import PromptBuilder
 from skingen.sources import file_sha256
 from skingen.taxonomy import Taxonomy
-from tests.skingen_fixtures import FakeGenerator, TinyModels, photo, tiny_models, write_cases
+from tests.skingen_fixtures import (
+    F17K,
+    IMAGES,
+    SCIN,
+    FakeGenerator,
+    TinyModels,
+    tiny_models,
+    unit,
+    write_cases,
+    write_retrieval_set,
+)
 from tests.test_bundle_distributed import build_in_threads, bundle_files, manifest_without_time
 
-SCIN = ("SCIN", "SCIN Data Use License")
-F17K = ("fitzpatrick17k", "CC BY-NC-SA 3.0")
-
-# name: (condition, skin tone, patient, angle in degrees from the case photos, (source, licence), attribution)
-IMAGES = {
-    "p_near": ("psoriasis", "II", "", 10, SCIN, ""),
-    "p_other_tone": ("psoriasis", "IV", "", 30, F17K, "http://atlas/p_other_tone"),
-    "p_mid": ("psoriasis", "I", "", 40, SCIN, ""),
-    "p_dark": ("psoriasis", "V", "", 60, SCIN, ""),
-    "p_patient": ("psoriasis", "II", "pt1", 5, SCIN, ""),  # the case's own patient
-    "p_copy": ("psoriasis", "II", "", 0, SCIN, ""),  # the case photo itself
-    "p_resized": ("psoriasis", "II", "", 1, SCIN, ""),  # the case photo, resized: a near-duplicate
-    "e_one": ("eczema", "II", "", 20, SCIN, ""),
-    "e_two": ("eczema", "", "", 50, SCIN, ""),
-}
 CASES = [  # c1's photo is photo(0) (write_cases seeds photos by row)
     {"case_id": "c1", "file": "c1.png", "ground_truth": "psoriasis", "ai_condition": "psoriasis",
      "skin_tone": "II", "patient": "pt1"},
@@ -52,10 +47,6 @@ CASES = [  # c1's photo is photo(0) (write_cases seeds photos by row)
 ]  # fmt: skip
 
 
-def unit(degrees: float) -> list[float]:
-    return [math.cos(math.radians(degrees)), math.sin(math.radians(degrees))]
-
-
 class AngleEmbedder:
     """Features chosen by the test: every case photo at 0°, each set image at its IMAGES angle."""
 
@@ -65,28 +56,6 @@ class AngleEmbedder:
     def __call__(self, paths: Sequence[Path], *, desc: str = "") -> np.ndarray:
         self.calls.append([p.stem for p in paths])
         return np.array([unit(IMAGES[p.stem][3] if p.stem in IMAGES else 0) for p in paths])
-
-
-def write_retrieval_set(root: Path) -> Path:
-    """A prepared set (as `skingen data prepare` writes it) with IMAGES; p_copy/p_resized are c1's photo."""
-    examples = []
-    for seed, (name, (condition, tone, patient, _, (source, licence), attribution)) in enumerate(
-        IMAGES.items()
-    ):
-        file = f"images/{condition}/{name}.png"
-        (root / file).parent.mkdir(parents=True, exist_ok=True)
-        image = photo(100 + seed)
-        if name == "p_copy":
-            image = photo(0)
-        elif name == "p_resized":
-            image = photo(0).resize((48, 48))
-        image.save(root / file)
-        examples.append(
-            Example(file, condition, tone, f"a photo of {condition}", source, licence, "train",
-                    patient=patient, attribution=attribution)
-        )  # fmt: skip
-    write_metadata(root, examples)
-    return root
 
 
 @pytest.fixture
