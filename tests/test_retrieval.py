@@ -7,6 +7,7 @@ distances the test computes itself with torch.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 
 from skingen import cli
 from skingen.bundle.builder import BundleBuilder, BundleSettings, read_cases
-from skingen.bundle.manifest import Case, load_bundle
+from skingen.bundle.manifest import BundleError, Case, load_bundle
 from skingen.bundle.retrieval import Candidates, Query, ReferenceRetriever, RetrievalSettings, rank_neighbours
 from skingen.dataset import Example, load_dataset
 from skingen.prompts import PromptBuilder
@@ -202,6 +203,29 @@ def test_two_processes_retrieve_what_one_does(built, tmp_path: Path) -> None:
     assert bundle_files(tmp_path / "two") == bundle_files(one)
     assert manifest_without_time(tmp_path / "two") == manifest_without_time(one)
     assert len(load_bundle(tmp_path / "two").manifest.case("c3").retrieved) == 3
+
+
+def test_manifests_without_retrieval_fields_still_load_and_bad_entries_are_named(built) -> None:
+    out, _, _ = built
+    data = json.loads((out / "manifest.json").read_text())
+    old = {key: value for key, value in data.items() if key != "retrieval"}
+    old["cases"] = [{k: v for k, v in case.items() if k != "retrieved"} for case in data["cases"]]
+    (out / "manifest.json").write_text(json.dumps(old))
+    assert load_bundle(out).manifest.retrieval is None  # a bundle from before retrieval
+    orphan = {**data, "retrieval": None}
+    (out / "manifest.json").write_text(json.dumps(orphan))
+    with pytest.raises(BundleError, match="case 'c1': retrieved images without the manifest's 'retrieval'"):
+        load_bundle(out)
+    data["cases"][0]["retrieved"][0]["condition"] = "eczema"
+    (out / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(BundleError, match="case 'c1': a retrieved image of 'eczema' for the AI's diagnosis"):
+        load_bundle(out)
+    data["cases"][0]["retrieved"][0].update(condition="psoriasis", image="references/c1/missing.png")
+    (out / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(
+        BundleError, match=r"cases\[0\]\.retrieved\[0\]\.image: file 'references/c1/missing.png'"
+    ):
+        load_bundle(out)
 
 
 # --- end to end with a tiny CLIP -----------------------------------------------------------------------------
