@@ -42,7 +42,7 @@ class ImageEmbedder(Protocol):
 
 @dataclass(frozen=True)
 class RetrievalSettings:
-    """``--retrieve DATA --retrieve-k K --retrieve-features PATH --retrieve-phash-distance N``."""
+    """``--retrieve DATA --features PATH --retrieve-k K --retrieve-phash-distance N``."""
 
     data: Path
     features: Path
@@ -182,8 +182,11 @@ class ReferenceRetriever:
             log.warning(
                 "case %s: only %d of %d real images of %s can be shown (the rest are the case photo, its "
                 "near-duplicates or its patient's)",
-                case_id, len(neighbours), self.settings.k, condition,
-            )  # fmt: skip
+                case_id,
+                len(neighbours),
+                self.settings.k,
+                condition,
+            )
         return neighbours
 
     def provenance(self) -> RetrievalProvenance:
