@@ -19,9 +19,10 @@ from skingen.atomic import OutputExistsError, check_output_dir
 from skingen.bundle.builder import BundleBuilder, BundleSettings, read_cases
 from skingen.bundle.evaluation import BundleEvaluator
 from skingen.bundle.manifest import BundleError, load_bundle
+from skingen.bundle.retrieval import ReferenceRetriever, RetrievalSettings
 from skingen.data_prepare.formats import FORMATS
 from skingen.data_prepare.pipeline import PrepareSettings, prepare
-from skingen.dataset import SPLITS
+from skingen.dataset import SPLITS, load_dataset
 from skingen.diagnosis.base import Diagnoser
 from skingen.diagnosis.clip import ClipDiagnoser
 from skingen.diagnosis.fixed import FixedDiagnoser
@@ -80,7 +81,7 @@ def _add_evaluation_inputs(parser: argparse.ArgumentParser, *, required: bool) -
     parser.add_argument(
         "--real-split", choices=SPLITS, help="only this split of a prepared --real set (default: all)"
     )
-    if required:
+    if required:  # `skingen evaluate`; `bundle build` evaluates its own references with its --features
         parser.add_argument(
             "--generated",
             required=True,
@@ -88,13 +89,14 @@ def _add_evaluation_inputs(parser: argparse.ArgumentParser, *, required: bool) -
             metavar="DIR",
             help="generated images with provenance JSON beside them, or a bundle (its references)",
         )
-    parser.add_argument(
-        "--features",
-        required=required,
-        type=Path,
-        metavar="PATH",
-        help="local image-encoder directory: CLIP (also gives the CLIP score) or any transformers image model",
-    )
+        parser.add_argument(
+            "--features",
+            required=True,
+            type=Path,
+            metavar="PATH",
+            help="local image-encoder directory: CLIP (also gives the CLIP score) or any transformers image "
+            "model",
+        )
     parser.add_argument(
         "--diagnoser",
         metavar="clip:PATH|vlm:PATH",
@@ -205,6 +207,34 @@ def _add_generator_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write the image cache")
 
 
+def _add_retrieval_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "retrieved real references",
+        "the real images of the diagnosed condition nearest to each case photo, from a prepared image set",
+    )
+    group.add_argument(
+        "--retrieve",
+        type=Path,
+        metavar="DATA",
+        help="prepared image set (`skingen data prepare`) to retrieve from",
+    )
+    group.add_argument("--retrieve-k", type=int, metavar="K", help="real images per case (default: -k)")
+    group.add_argument(
+        "--features",
+        type=Path,
+        metavar="PATH",
+        help="local image-encoder directory (CLIP or any transformers image model): the distances of "
+        "--retrieve and the metrics of --evaluate; required with either",
+    )
+    group.add_argument(
+        "--retrieve-phash-distance",
+        type=int,
+        default=4,
+        metavar="N",
+        help="leave out images within N bits (64-bit pHash) of the case photo (default 4, as data prepare)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="skingen",
@@ -259,6 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--version", default="1", help="bundle version (default 1)")
     build.add_argument("--description", default="")
     build.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --out")
+    _add_retrieval_options(build)
     _add_diagnoser_options(build, required=False, manifest=True)
     _add_generator_options(build)
     _add_device_options(build)
@@ -579,11 +610,21 @@ def run_bundle_build(args: argparse.Namespace) -> int:
         severity=args.severity,
         trigger=args.trigger,
     )
+    retrieval = _retrieval_settings(args)
+    dataset = load_dataset(retrieval.data) if retrieval else None
     real = _bundle_evaluation_inputs(args)
+    if args.features is not None and retrieval is None and real is None:
+        raise SkinGenError("--features: only used with --retrieve DATA or --evaluate")
+    # Models from here on; one feature extractor serves retrieval and evaluation
     diagnoser = _diagnoser(args, taxonomy) if any(case.fixed_ai is None for case in cases) else None
-    evaluator = None if real is None else _bundle_evaluator(args, real, diagnoser)
+    generator = _generator(args, inpaint=False)
+    extractor = FeatureExtractor(args.features, device=args.device) if args.features else None
+    retriever = None
+    if retrieval is not None:
+        retriever = ReferenceRetriever(dataset, extractor, retrieval, feature_model_type=extractor.model_type)
+    evaluator = None if real is None else _bundle_evaluator(args, real, diagnoser, extractor)
     builder = BundleBuilder(
-        taxonomy, prompts, _generator(args, inpaint=False), diagnoser, settings, evaluator
+        taxonomy, prompts, generator, diagnoser, settings, evaluator=evaluator, retriever=retriever
     )
     path = builder(cases, out, overwrite=args.overwrite, share=share)
     if share.is_main_process:
@@ -593,8 +634,7 @@ def run_bundle_build(args: argparse.Namespace) -> int:
 
 def _bundle_evaluation_inputs(args: argparse.Namespace) -> ImageSet | None:
     """``bundle build --evaluate``'s real set, checked before any model loads (None without --evaluate)."""
-    given = [flag for flag, value in (("--real", args.real), ("--features", args.features),
-                                      ("--diagnoser", args.diagnoser)) if value]  # fmt: skip
+    given = [flag for flag, value in (("--real", args.real), ("--diagnoser", args.diagnoser)) if value]
     if not args.evaluate:
         if given:
             raise SkinGenError(f"{', '.join(given)}: only used with --evaluate")
@@ -612,18 +652,31 @@ def _bundle_evaluation_inputs(args: argparse.Namespace) -> ImageSet | None:
 
 
 def _bundle_evaluator(
-    args: argparse.Namespace, real: ImageSet, cases_diagnoser: Diagnoser | None
+    args: argparse.Namespace, real: ImageSet, cases_diagnoser: Diagnoser | None, extractor: FeatureExtractor
 ) -> BundleEvaluator:
-    """The features and the closed loop's diagnoser (--diagnoser, else the model that diagnosed the cases)."""
+    """The closed loop's diagnoser: --diagnoser, else the model that diagnosed the cases."""
     diagnoser = _evaluation_diagnoser(args)
     if diagnoser is None:
         diagnoser = cases_diagnoser or _diagnoser(args, _taxonomy(args))
-    return BundleEvaluator(
-        real,
-        FeatureExtractor(args.features, device=args.device),
-        diagnoser,
-        _evaluation_settings(args, seed=args.seed),
+    return BundleEvaluator(real, extractor, diagnoser, _evaluation_settings(args, seed=args.seed))
+
+
+def _retrieval_settings(args: argparse.Namespace) -> RetrievalSettings | None:
+    """The checked retrieval settings, or None without --retrieve (its other flags then refused)."""
+    if args.retrieve is None:
+        if args.retrieve_k is not None:
+            raise SkinGenError("--retrieve-k: only used with --retrieve DATA")
+        return None
+    if args.features is None:
+        raise SkinGenError("--retrieve needs --features PATH (the image encoder distances are computed in)")
+    settings = RetrievalSettings(
+        data=args.retrieve,
+        features=args.features,
+        k=args.k if args.retrieve_k is None else args.retrieve_k,
+        phash_distance=args.retrieve_phash_distance,
     )
+    settings.check()
+    return settings
 
 
 def run_lora_train(args: argparse.Namespace) -> int:
@@ -699,6 +752,7 @@ def run_bundle_validate(args: argparse.Namespace) -> int:
         raise SkinGenError(f"invalid bundle: {exc}") from exc
     manifest = bundle.manifest
     references = sum(len(case.references) for case in manifest.cases)
+    retrieved = sum(len(case.retrieved) for case in manifest.cases)
     print(
         json.dumps(
             {
@@ -707,6 +761,7 @@ def run_bundle_validate(args: argparse.Namespace) -> int:
                 "version": manifest.version,
                 "cases": len(manifest.cases),
                 "references": references,
+                "retrieved": retrieved,
                 "sha256": bundle.content_hash,
             }
         )

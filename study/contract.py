@@ -60,13 +60,15 @@ PARTICIPANT_COLUMNS = (
     "exclusion_reasons",
 )
 # ``skin_condition`` is the condition the rater was told the image shows (a disease, not an experimental
-# condition: that is ``condition`` in responses.csv).
+# condition: that is ``condition`` in responses.csv). ``image_kind``: generated, retrieved (a real reference
+# photo) or case_photo; ``generated`` is 1 for generated images.
 RATING_COLUMNS = (
     "rater_id",
     "image_id",
     "case_id",
     "skin_condition",
     "generated",
+    "image_kind",
     "item",
     "value",
     "rated_at",

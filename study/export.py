@@ -249,7 +249,7 @@ def export_frames(
 
 
 def _rating_rows(session: Session, study: _Study) -> list[dict] | None:
-    """One row per rating answer; ``generated`` says whether the image was generated (raters never see it)."""
+    """One row per rating answer; ``generated`` and ``image_kind`` say what the image was (raters never see it)."""
     if study.protocol.rating is None:
         return None
     images = {image.image_id: image for image in rating_images(study.loaded)}
@@ -268,6 +268,7 @@ def _rating_rows(session: Session, study: _Study) -> list[dict] | None:
                 "case_id": image.case_id if image else "",
                 "skin_condition": image.condition if image else "",
                 "generated": int(image.generated) if image else "",
+                "image_kind": image.kind if image else "",
                 "item": rating.item_id,
                 "value": rating.value,
                 "rated_at": _iso(rating.rated_at),

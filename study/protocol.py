@@ -193,12 +193,18 @@ class Completion(_Model):
 
 
 class RatingDesign(_Model):
-    """Expert rating task: dermatologists rate the bundle's generated references (and, blind, case photos)."""
+    """Expert rating task: dermatologists rate the bundle's generated references (and, blind, case photos and
+    the real references retrieved for each case)."""
 
     raters: int = Field(ge=1, le=500, description="Planned panel size: images are split across these slots.")
     raters_per_image: int = Field(ge=1, description="How many raters each image needs.")
     include_case_photos: bool = Field(
         default=True, description="Mix real case photos in, so raters are blind."
+    )
+    include_retrieved: bool = Field(
+        default=False,
+        description="Mix the bundle's retrieved real references in (bundles built with --retrieve), so real "
+        "and generated references are rated alike, blind.",
     )
     seed: int = 0
     instructions: str = ""
@@ -415,6 +421,11 @@ def resolve_bundle(protocol: Protocol, base_dir: Path, source: str) -> Bundle:
     n_cases = len(known) if protocol.cases.include == "all" else len(protocol.cases.include)
     if protocol.design == "within" and n_cases < len(protocol.conditions):
         problems.append(f"cases: a within design needs at least {len(protocol.conditions)} cases")
+    if protocol.rating and protocol.rating.include_retrieved and bundle.manifest.retrieval is None:
+        problems.append(
+            "rating.include_retrieved: the bundle has no retrieved images (build it with "
+            "`skingen bundle build --retrieve DATA`)"
+        )
     if problems:
         raise ProtocolError(source, problems)
     return bundle

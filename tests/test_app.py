@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from db.models import ConsentRecord, Event, Participant, Response
 from study.app.context import INVALID_LINK
 from tests.app_driver import AppParticipant
+from tests.factories import make_bundle
 
 
 @pytest.fixture
@@ -276,3 +277,29 @@ def test_the_page_words_each_problem_by_its_code(study, monkeypatch):
     messages = [e.value for e in p.at.error]
     assert "This answer must be between 1 and 3, got 9." in messages
     assert "Please check" in messages[-1] and "Please answer" not in messages[-1]
+
+
+def test_retrieved_real_references_show_with_the_caption_their_licence_requires(study, tmp_path):
+    bundle = make_bundle(tmp_path / "retrieval-bundle", retrieved=2)
+    engine = study("within", cases__bundle=str(bundle))
+    p = AppParticipant().consent().advance(value=2).submit()
+    shown = {"references": 0, "plain": 0}
+    while p.page != "complete":
+        step = p.at.session_state["skingen.visit"].position.step
+        if p.page == "trial":
+            case = engine.loaded.bundle.manifest.case(step.case_id)
+            captions = [c for image in p.images()[1:] for c in image.captions]
+            if engine.protocol.condition(step.condition).references:
+                shown["references"] += 1
+                # generated first, then the real photos, each credited as its licence asks
+                assert captions == [r.caption for r in case.references] + [r.caption for r in case.retrieved]
+                assert captions[-1] == (
+                    f"Real example of {case.ai.condition} — not the patient. "
+                    "Photo: Atlas (CC BY 4.0), photo by Dr. Example 1"
+                )
+                assert f"Real example pictures of {case.ai.display_name.lower()}" in p.text()
+            else:
+                shown["plain"] += 1
+                assert captions == [] and "Real example" not in p.text()
+        p.advance()
+    assert shown["references"] and shown["plain"]

@@ -202,6 +202,7 @@ class GridRunner:
             "closed_loop_accuracy": nan
             if loop is None
             else np.array([np.nan if c is None else c for c in loop.correct]),
+            **evaluation.per_image,  # precision, density, diversity (generated); recall, coverage (real)
         }
         np.savez(paths.eval / PER_IMAGE_FILE, **per_image)  # inside eval/: written after metrics.json
 
