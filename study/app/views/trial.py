@@ -1,10 +1,10 @@
-"""A trial: the case photo, what the AI says, the generated references (visual condition), the questions."""
+"""A trial: the case photo, what the AI says, the reference images its condition shows, the questions."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from skingen.bundle.manifest import Bundle, Case
+from skingen.bundle.manifest import Bundle, Case, ReferenceImage
 from study.app import context, items, layout
 
 
@@ -20,13 +20,26 @@ def _case(bundle: Bundle, case: Case) -> None:
             st.markdown(f"**Why the AI thinks so:** {case.ai.rationale}")
 
 
-def _references(bundle: Bundle, case: Case) -> None:
-    st.markdown(f"**Generated example pictures of {case.ai.display_name.lower()}**")
-    st.caption(
-        "A computer made these pictures to show what the condition the AI names typically looks like. "
-        "They do not show the patient."
-    )
-    for column, ref in zip(st.columns(len(case.references)), case.references, strict=True):
+def _references(bundle: Bundle, case: Case, references: tuple[ReferenceImage, ...]) -> None:
+    """Generated and retrieved references apart, each under its own heading (captions carry the licence)."""
+    generated = [r for r in references if r.generated]
+    retrieved = [r for r in references if not r.generated]
+    name = case.ai.display_name.lower()
+    if generated:
+        st.markdown(f"**Generated example pictures of {name}**")
+        st.caption(
+            "A computer made these pictures to show what the condition the AI names typically looks like. "
+            "They do not show the patient."
+        )
+        _images(bundle, generated)
+    if retrieved:
+        st.markdown(f"**Real example photos of {name}**")
+        st.caption("Photos of other people with the condition the AI names. They do not show the patient.")
+        _images(bundle, retrieved)
+
+
+def _images(bundle: Bundle, references: list[ReferenceImage]) -> None:
+    for column, ref in zip(st.columns(len(references)), references, strict=True):
         with column:
             st.image(str(bundle.path(ref.image)), caption=ref.caption, width="stretch")
 
@@ -44,8 +57,9 @@ def page() -> None:
     if protocol.design == "within" and step.period:
         st.caption(f"Part {step.period} of {len(protocol.conditions)}")
     _case(bundle, case)
-    if protocol.condition(step.condition).references and case.references:
-        _references(bundle, case)
+    shown = protocol.condition(step.condition).shown_references(case)
+    if shown:
+        _references(bundle, case, shown)
     st.divider()
     errors = context.errors(step.key)
     with st.form(f"form:{step.key}", border=False, enter_to_submit=False):
