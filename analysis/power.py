@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -125,7 +125,7 @@ class LikertGenerator:
     sd_item: float = 0.8
     baseline: str = "baseline"  # labels of the simulated conditions (the study's ids when known)
     visual: str = "visual"
-    others: tuple[str, ...] = ()
+    others: tuple[str, ...] = field(default=(), repr=False)  # repr: two-arm results read as before
 
     @property
     def conditions(self) -> tuple[str, ...]:
