@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import yaml
@@ -82,7 +83,7 @@ def multi_arm_protocol(design: str, k: int) -> dict:
     references (``make_bundle(..., retrieved=1)``) once k > 2.
     """
     data = example_protocol(design)
-    data["conditions"] = [*data["conditions"], *EXTRA_ARMS[: k - 2]]
+    data["conditions"] = [*data["conditions"], *copy.deepcopy(EXTRA_ARMS[: k - 2])]
     rounds = len(williams_orders(k)) * k if design == "within" else k  # sequences or arms
     data["randomization"]["block_sizes"] = [rounds] if design == "within" else [rounds, 2 * rounds]
     return data
