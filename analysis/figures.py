@@ -301,7 +301,7 @@ def build_figures(
     if analysis.flow is not None:
         figures["flow"] = flow_figure(analysis.flow)
     for construct, block in results["constructs"].items():
-        if "parametric" not in block:
+        if "skipped" in block:
             continue
         figures[f"construct_{construct}"] = construct_figure(
             analysis.scores, construct, design, baseline, visual, results["confidence"], **arms
