@@ -7,6 +7,8 @@ friedmanchisquare); the references below are the textbook formulas written out w
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -204,3 +206,31 @@ def test_simulated_k_arm_study_recovers_the_planted_pair(design):
     vs_base = block["pairwise"]["vs_baseline"][0]["parametric"]
     assert planted == {"p": vs_base["p_holm"], "effect": vs_base["effect_size"]["value"]}
     assert result["power"]["a_priori"]["k"] == 3
+
+
+def test_cli_compares_the_conditions_it_is_given(tmp_path):
+    from analysis.cli import main
+
+    gen = LikertGenerator(design="between", baseline="base", visual="gen", others=("ret",))
+    path = tmp_path / "responses.csv"
+    gen(30, 1.0, np.random.default_rng(1)).to_csv(path, index=False)
+    out = tmp_path / "out"
+    args = [
+        "report",
+        "--responses",
+        str(path),
+        "--baseline",
+        "base",
+        "--design",
+        "between",
+        "--no-figures",
+        "--quiet",
+    ]
+    assert main([*args, "--conditions", "base,gen,ret", "--out", str(out), "--bootstrap", "0"]) == 0
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert results["conditions"] == ["base", "gen", "ret"] and results["visual"] == ""
+    assert "omnibus" in results["constructs"]["trust"]
+    assert "Games–Howell p" in (out / "report.md").read_text(encoding="utf-8")
+    assert (
+        main([*args, "--out", str(tmp_path / "two")]) == 2
+    )  # three conditions, neither --visual nor --conditions

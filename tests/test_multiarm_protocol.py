@@ -184,3 +184,15 @@ def test_codebook_states_the_conditions_and_the_allocation(tmp_path, retrieval_b
     assert "6 condition orders of a Williams design" in arm.label and "mirror image" in arm.label
     assert "18 sequences" in arm.label and "stratified by expertise" in arm.label
     assert arm.value_labels.count("=") == 18
+
+
+def test_simulate_effects_can_name_the_condition_they_shift():
+    from study.cli import _effects
+
+    assert _effects(["trust=1", "retrieved_photos:trust=0.5"]) == (
+        {"trust": 1.0},
+        {"retrieved_photos": {"trust": 0.5}},
+    )
+    for bad in (":trust=1", "retrieved_photos:=1", "trust=x"):
+        with pytest.raises(SystemExit, match="CONDITION:CONSTRUCT=POINTS"):
+            _effects([bad])
