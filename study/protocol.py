@@ -180,6 +180,12 @@ class ExperimentalCondition(_Model):
                 raise ValueError(f"lists a reference kind twice: {list(value)}")
         return value
 
+    @field_validator("references")
+    @classmethod
+    def _canonical_order(cls, value: tuple[ReferenceKind, ...]) -> tuple[ReferenceKind, ...]:
+        """[retrieved, generated] and [generated, retrieved] are one explanation: store kinds in one order."""
+        return tuple(kind for kind in REFERENCE_KINDS if kind in value)
+
     def shows(self, kind: ReferenceKind) -> bool:
         """Whether this condition's explanation shows references of ``kind``."""
         return kind in self.references

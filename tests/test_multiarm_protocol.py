@@ -80,11 +80,16 @@ def test_each_condition_shows_only_its_kinds_of_reference(tmp_path, retrieval_bu
         ({"references": ["retrieved", "retrieved"]}, "conditions[2].references", "twice"),
         ({"references": "photos"}, "conditions[2].references[0]", "'generated' or 'retrieved'"),
         ({"references": "generated"}, "conditions[2].references", "the same as 'skingen_visual'"),
+        (
+            {"references": ["retrieved", "generated"]},
+            "conditions[3].references",
+            "the same as 'retrieved_photos'",
+        ),
         ({"id": "baseline_text"}, "conditions", "unique"),
     ],
 )
 def test_misuse_of_a_condition_names_the_field(tmp_path, retrieval_bundle, change, field, words):
-    data = multi_arm_protocol("between", 3)
+    data = multi_arm_protocol("between", 4)
     data["conditions"][2].update(change)
     problems = _problems(data, tmp_path, retrieval_bundle)
     assert _names(problems, field, words), problems
