@@ -10,9 +10,9 @@ from analysis.figures import build_figures
 from analysis.load import from_export
 from analysis.pipeline import AnalysisConfig, run_analysis
 from analysis.render import write_reports
+from study.allocation import arms
 from study.botpower import EngineBotGenerator
 from study.export import export_frames
-from study.flow import step_order
 from study.monitor import Monitor
 from study.simulate import Policy, simulate
 from tests.app_driver import AppParticipant
@@ -85,7 +85,10 @@ def test_three_arm_study_through_bots_export_codebook_and_analysis(three_arm, tm
     assert codebook.loc["condition", "source"] == "design"
     assert all(f"{arm}=" in codebook.loc["condition", "value_labels"] for arm in ARMS)
     # 2. the dashboard counts every arm; whole blocks keep the arms balanced
-    enrollment = Monitor(frames, step_order(engine.loaded)).enrollment()
+    enrollment = Monitor.load(engine.db, engine.study_id, engine.loaded).enrollment()
+    order = [a.id for a in arms(engine.protocol)]
+    for _, stratum in enrollment.groupby("stratum"):
+        assert list(stratum["arm"]) == order  # every arm, in protocol order (S2 before S10), zeros included
     per_arm = enrollment.groupby("arm")["allocated"].sum()
     assert len(per_arm) == engine.protocol.n_arms and per_arm.sum() == n
     if design == "between":
