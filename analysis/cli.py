@@ -156,6 +156,12 @@ def check_args(args: argparse.Namespace) -> None:
         )
     if args.protocol and not (args.db or args.simulate):
         raise AnalysisInputError("--protocol is only used with --db or --simulate")
+    if args.visual and args.conditions:
+        raise AnalysisInputError("give --visual (two conditions) or --conditions (more), not both")
+    if args.conditions and len(args.conditions) < 3:
+        raise AnalysisInputError(
+            f"--conditions names {len(args.conditions)}; for two use --baseline/--visual"
+        )
     if not 0 < args.confidence < 1:
         raise AnalysisInputError(f"--confidence must be between 0 and 1, got {args.confidence}")
     if args.bootstrap < 0 or args.sim_reps < 1:

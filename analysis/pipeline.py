@@ -426,9 +426,13 @@ def constructs(run: Run) -> None:
     run.results["constructs"] = blocks
     for name, block in blocks.items():
         if block.get("dropped_incomplete"):
+            which = (
+                "every condition are left out of the repeated-measures"
+                if run.data.multi_arm
+                else "both conditions are left out of the paired"
+            )
             run.results["warnings"].append(
-                f"{name}: {block['dropped_incomplete']} participant(s) without both "
-                "conditions are left out of the paired analysis"
+                f"{name}: {block['dropped_incomplete']} participant(s) without {which} analysis"
             )
 
 

@@ -234,3 +234,7 @@ def test_cli_compares_the_conditions_it_is_given(tmp_path):
     assert (
         main([*args, "--out", str(tmp_path / "two")]) == 2
     )  # three conditions, neither --visual nor --conditions
+    assert main([*args, "--conditions", "base,gen", "--out", str(tmp_path / "three")]) == 2
+    assert (
+        main([*args, "--conditions", "base,gen,ret", "--visual", "gen", "--out", str(tmp_path / "four")]) == 2
+    )
