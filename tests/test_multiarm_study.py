@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from analysis.figures import build_figures
-from analysis.load import from_export
+from analysis.load import StudyData, from_export
 from analysis.pipeline import AnalysisConfig, run_analysis
 from analysis.render import write_reports
 from study.allocation import arms
@@ -133,3 +133,16 @@ def test_bot_power_for_three_arms_plants_the_smallest_pairwise_effect(three_arm)
         assert abs(means["retrieved_photos"] - means["baseline_text"]) < 0.8  # not planted
     finally:
         bots.close()
+
+
+@pytest.mark.slow
+def test_power_planning_for_three_arms_runs_the_study_bots(three_arm):
+    engine = three_arm("within")
+    protocol = engine.protocol
+    planned = StudyData(None, None, None, "within", protocol.baseline, "", (), ARMS)
+    config = AnalysisConfig(simulate=True, sim_sizes=(18,), sim_effects=(1.0,), sim_reps=3, sim_population=54)
+    power = run_analysis(planned, config, protocol=engine.loaded).results["power"]
+    assert power["simulation"]["generator_kind"] == "engine_bots"
+    [point] = power["simulation"]["curve"]
+    assert point["n"] == 18 and point["mean_estimate"] > 0.3  # the planted pair, skingen_visual − baseline
+    assert power["a_priori"]["k"] == 3 and power["a_priori"]["alpha_per_comparison"] == 0.025
