@@ -215,7 +215,8 @@ def item_agreement(
 ) -> dict:
     """Everything reported for one rated item: proportions positive, agreement coefficients, CIs, ICCs.
 
-    ``ratings`` holds one item's rows (``rater_id, image_id, value`` and optional ``skin_condition``). Coefficient
+    ``ratings`` holds one item's rows (``rater_id, image_id, value`` and optional ``skin_condition``,
+    ``image_kind``; each gives ``proportion_positive_by_<column>``). Coefficient
     keys are those of :data:`COEFFICIENTS` (scalars), with their bootstrap CIs under ``ci``; ICCs (numeric,
     non-binary items only) under ``icc.<type>`` with CIs under ``icc_ci.<type>``.
     """
@@ -242,6 +243,13 @@ def item_agreement(
             str(cond): proportion_record(positive[ratings["skin_condition"] == cond], confidence)
             for cond in sorted(ratings["skin_condition"].unique())
             if cond != ""
+        }
+    if "image_kind" in ratings.columns and (ratings["image_kind"] != "").any():
+        # generated vs retrieved real references vs case photos, all rated blind in one pool
+        record["proportion_positive_by_image_kind"] = {
+            str(kind): proportion_record(positive[ratings["image_kind"] == kind], confidence)
+            for kind in sorted(ratings["image_kind"].unique())
+            if kind != ""
         }
     record.update(agreement_coefficients(counts, categories))
     record["fleiss_kappa_n_images"] = int((counts.sum(axis=1) == counts.sum(axis=1).max()).sum())

@@ -80,6 +80,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--visual", help="visual condition id (default: the study's, else the one other condition)"
     )
     des.add_argument(
+        "--conditions",
+        type=_names,
+        metavar="A,B,C",
+        help="compare these k > 2 conditions (omnibus test and every pair; default: the study's from study.csv "
+        "or --db; needs --baseline among them with --responses)",
+    )
+    des.add_argument(
         "--constructs",
         type=_names,
         metavar="A,B",
@@ -154,6 +161,12 @@ def check_args(args: argparse.Namespace) -> None:
         )
     if args.protocol and not (args.db or args.simulate):
         raise AnalysisInputError("--protocol is only used with --db or --simulate")
+    if args.visual and args.conditions:
+        raise AnalysisInputError("give --visual (two conditions) or --conditions (more), not both")
+    if args.conditions and len(args.conditions) < 3:
+        raise AnalysisInputError(
+            f"--conditions names {len(args.conditions)}; for two use --baseline/--visual"
+        )
     if not 0 < args.confidence < 1:
         raise AnalysisInputError(f"--confidence must be between 0 and 1, got {args.confidence}")
     if args.bootstrap < 0 or args.sim_reps < 1:
@@ -177,7 +190,12 @@ def given_protocol(args: argparse.Namespace) -> LoadedProtocol | None:
 
 
 def load(args: argparse.Namespace, protocol: LoadedProtocol | None = None) -> StudyData:
-    design = {"design": args.design, "baseline": args.baseline, "visual": args.visual}
+    design = {
+        "design": args.design,
+        "baseline": args.baseline,
+        "visual": args.visual,
+        "conditions": args.conditions,
+    }
     if args.db:
         protocol_id = protocol.protocol.study.id if args.protocol and protocol is not None else None
         return load_db(args.db, protocol_id, **design)
@@ -186,14 +204,19 @@ def load(args: argparse.Namespace, protocol: LoadedProtocol | None = None) -> St
     if args.responses or args.ratings:
         return load_csv(args.responses, args.ratings, args.participants, **design)
     planned = protocol.protocol if protocol is not None else None  # power planning from a protocol file
+    baseline = args.baseline or (planned.baseline if planned else LikertGenerator.baseline)
+    listed = args.conditions or (planned.condition_ids if planned else ())
+    conditions = (baseline, *(c for c in listed if c != baseline))
+    multi = len(conditions) > 2 and not args.visual
     return StudyData(
         None,
         None,
         None,
         args.design or (planned.design if planned else "within"),
-        args.baseline or (planned.baseline if planned else LikertGenerator.baseline),
-        args.visual or (planned.visual if planned else LikertGenerator.visual),
+        baseline,
+        "" if multi else args.visual or (planned.visual if planned else LikertGenerator.visual),
         ("no study data: power simulation only",),
+        conditions if multi else (),
     )
 
 
@@ -228,7 +251,11 @@ def report(args: argparse.Namespace) -> int:
     analysis = run_analysis(data, config_from(args), progress=not args.quiet, protocol=protocol)
     # 3. Write everything into a staging folder that replaces --out only when complete
     with atomic_directory(args.out, overwrite=args.overwrite) as staging:
-        figures = {} if args.no_figures else build_figures(analysis, data.design, data.baseline, data.visual)
+        figures = (
+            {}
+            if args.no_figures
+            else build_figures(analysis, data.design, data.baseline, data.visual, data.conditions)
+        )
         analysis.results["warnings"] += write_figures(figures, staging / "figures", static=not args.no_static)
         write_reports(analysis.results, figures, staging)
     for warning in analysis.results["warnings"]:

@@ -188,61 +188,83 @@ def pomp(mean: float, scale_min: float, scale_max: float) -> float | None:
     return None if scale_max <= scale_min else 100 * (mean - scale_min) / (scale_max - scale_min)
 
 
-def _cell_logprob(params: np.ndarray, n_levels: int) -> np.ndarray:
-    """Log P(level | group) of a proportional-odds logit: P(Y ≤ k | g) = expit(θ_k − β·g); rows g = 0, 1."""
-    theta, beta = params[: n_levels - 1], params[-1]
-    cdf = special.expit(theta[None, :] - beta * np.array([[0.0], [1.0]]))
-    cum = np.hstack([np.zeros((2, 1)), cdf, np.ones((2, 1))])
+def _cell_logprob(params: np.ndarray, n_levels: int, n_groups: int = 2) -> np.ndarray:
+    """Log P(level | group) of a proportional-odds logit: P(Y ≤ k | g) = expit(θ_k − β_g), β_0 = 0; rows g."""
+    theta, beta = params[: n_levels - 1], params[n_levels - 1 :]
+    eta = np.concatenate([[0.0], beta])
+    cdf = special.expit(theta[None, :] - eta[:, None])
+    cum = np.hstack([np.zeros((n_groups, 1)), cdf, np.ones((n_groups, 1))])
     return np.log(np.clip(np.diff(cum, axis=1), 1e-300, None))
 
 
 def cumulative_logit(
-    values: np.ndarray, visual: np.ndarray, cluster: np.ndarray, confidence: float = 0.95
+    values: np.ndarray, group: np.ndarray, cluster: np.ndarray, confidence: float = 0.95
 ) -> dict:
     """Proportional-odds (cumulative logit) model ``value ~ condition`` with cluster-robust SEs.
 
-    With one binary predictor the likelihood depends on the data only through the 2 × K table of counts, so
-    the fit costs the same for any n; the sandwich variance sums each cluster's (participant's) score, which
-    accounts for repeated answers of one participant (GEE independence working model, no random effects).
-    Agrees with statsmodels ``OrderedModel(distr="logit")`` (tested). Keys: ``model, log_odds, se, z, p, ci,
-    odds_ratio, odds_ratio_ci, n_obs, n_clusters, n_levels``; ``log_odds`` > 0: visual answers are higher.
+    ``group`` codes the condition: 0 the baseline, 1..G−1 the others (a boolean "visual" for two arms).
+    The likelihood depends on the data only through the G × K table of counts, so the fit costs the same for
+    any n; the sandwich variance sums each cluster's (participant's) score, which accounts for repeated
+    answers of one participant (GEE independence working model, no random effects). Agrees with statsmodels
+    ``OrderedModel(distr="logit")`` (tested). Keys: ``model, log_odds, se, z, p, ci, odds_ratio,
+    odds_ratio_ci, n_obs, n_clusters, n_levels, converged``; ``log_odds`` > 0: visual answers are higher.
+    With G > 2 groups the per-condition keys move into ``terms`` (one record per group 1..G−1, in code
+    order) and ``wald`` {statistic, df, p} tests all condition terms at once.
     """
     values = np.asarray(values, dtype=float)
-    group = np.asarray(visual, dtype=int)
+    group = np.asarray(group, dtype=int)
     levels, level_idx = np.unique(values, return_inverse=True)
-    k = len(levels)
-    if k < 2 or len(np.unique(group)) < 2:
-        raise AnalysisInputError("ordinal model needs two conditions and at least two answer levels")
+    k, n_groups = len(levels), int(group.max()) + 1
+    if k < 2 or len(np.unique(group)) < n_groups or n_groups < 2:
+        raise AnalysisInputError("ordinal model needs every condition and at least two answer levels")
     cells = group * k + level_idx
-    counts = np.bincount(cells, minlength=2 * k).reshape(2, k)
+    counts = np.bincount(cells, minlength=n_groups * k).reshape(n_groups, k)
 
     def natural(free: np.ndarray) -> np.ndarray:
         return np.concatenate([np.cumsum(np.concatenate([free[:1], np.exp(free[1 : k - 1])])), free[k - 1 :]])
 
     cum = np.cumsum(counts.sum(axis=0))[:-1] / counts.sum()
     theta0 = special.logit(np.clip(cum, 1e-3, 1 - 1e-3))
-    start = np.concatenate([theta0[:1], np.log(np.maximum(np.diff(theta0), 1e-3)), [0.0]])
+    start = np.concatenate([theta0[:1], np.log(np.maximum(np.diff(theta0), 1e-3)), np.zeros(n_groups - 1)])
     total = counts.sum()  # mean log-likelihood keeps the gradient tolerance independent of n
     fit = optimize.minimize(
-        lambda f: -(counts * _cell_logprob(natural(f), k)).sum() / total, start, method="BFGS"
+        lambda f: -(counts * _cell_logprob(natural(f), k, n_groups)).sum() / total, start, method="BFGS"
     )
     params = natural(fit.x)
-    hess = approx_hess(params, lambda p: (counts * _cell_logprob(p, k)).sum())
-    cell_scores = approx_fprime(params, lambda p: _cell_logprob(p, k).ravel())  # (2k cells, k params)
+    hess = approx_hess(params, lambda p: (counts * _cell_logprob(p, k, n_groups)).sum())
+    # (G·k cells, parameters)
+    cell_scores = approx_fprime(params, lambda p: _cell_logprob(p, k, n_groups).ravel())
     _, cluster_idx = np.unique(np.asarray(cluster), return_inverse=True)
     n_clusters = int(cluster_idx.max()) + 1
-    per_cluster = np.bincount(cluster_idx * 2 * k + cells, minlength=n_clusters * 2 * k).reshape(
-        n_clusters, 2 * k
-    )
+    per_cluster = np.bincount(
+        cluster_idx * n_groups * k + cells, minlength=n_clusters * n_groups * k
+    ).reshape(n_clusters, n_groups * k)
     scores = per_cluster @ cell_scores
     bread = np.linalg.inv(-hess)
     cov = bread @ (scores.T @ scores) @ bread * n_clusters / max(n_clusters - 1, 1)
-    beta, se = float(params[-1]), float(math.sqrt(cov[-1, -1]))
-    z = beta / se
     zcrit = stats.norm.ppf(0.5 + confidence / 2)
+    terms = [
+        _wald_term(float(params[i]), float(math.sqrt(cov[i, i])), zcrit) for i in range(k - 1, len(params))
+    ]
+    fit_info = {"n_obs": len(values), "n_clusters": n_clusters, "n_levels": k, "converged": bool(fit.success)}
+    model = "proportional-odds logit, cluster-robust SE by participant"
+    if n_groups == 2:
+        return {"model": model, **terms[0], **fit_info}
+    beta, vcov = params[k - 1 :], cov[k - 1 :, k - 1 :]
+    wald = float(beta @ np.linalg.solve(vcov, beta))
+    df = n_groups - 1
+    return {
+        "model": model,
+        "terms": terms,
+        "wald": {"statistic": wald, "df": float(df), "p": float(stats.chi2.sf(wald, df))},
+        **fit_info,
+    }
+
+
+def _wald_term(beta: float, se: float, zcrit: float) -> dict:
+    z = beta / se
     ci = [beta - zcrit * se, beta + zcrit * se]
     return {
-        "model": "proportional-odds logit, cluster-robust SE by participant",
         "log_odds": beta,
         "se": se,
         "z": z,
@@ -250,10 +272,6 @@ def cumulative_logit(
         "ci": ci,
         "odds_ratio": math.exp(beta),
         "odds_ratio_ci": [math.exp(ci[0]), math.exp(ci[1])],
-        "n_obs": len(values),
-        "n_clusters": n_clusters,
-        "n_levels": k,
-        "converged": bool(fit.success),
     }
 
 

@@ -21,6 +21,7 @@ from analysis.scores import scored_rows
 
 BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 PALETTE = {"baseline": "#7f7f7f", "visual": "#1f77b4"}
+ARM_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")  # D3 after grey
 LIKERT_COLORS = ("#b2182b", "#d6604d", "#f4a582", "#e0e0e0", "#92c5de", "#4393c3", "#2166ac")
 MAX_PAIRED_LINES = 200
 MAX_BOX_POINTS = 300
@@ -54,6 +55,13 @@ def _box(values: np.ndarray, name: str, color: str) -> go.Box:
     )
 
 
+def _arms(baseline: str, visual: str, conditions: tuple[str, ...] | None) -> dict[str, str]:
+    """Condition → colour, baseline first: grey for the baseline, then the D3 colours (visual: the first)."""
+    ordered = conditions or (baseline, visual)
+    others = [c for c in ordered if c != baseline]
+    return {baseline: PALETTE["baseline"], **dict(zip(others, ARM_COLORS, strict=False))}
+
+
 def construct_figure(
     scores: pd.DataFrame,
     construct: str,
@@ -62,28 +70,33 @@ def construct_figure(
     visual: str,
     confidence: float = 0.95,
     seed: int = 0,
+    *,
+    conditions: tuple[str, ...] | None = None,
 ) -> go.Figure:
     """Distribution of construct scores per condition (box), mean ± CI, and paired lines (within).
 
+    ``conditions`` (more than two arms) lists every condition to draw, baseline first; else baseline and visual.
     Traces: one ``Box`` per condition, a ``Scatter`` named for the level (``mean ± 90 % CI`` at 0.9), and for
     within designs a ``Scatter`` named ``paired`` (at most 200 randomly chosen participants, one line each).
     Large samples get precomputed box statistics instead of raw points, which keeps the HTML small.
     """
     sub = scores[scores["construct"] == construct]
+    colors = _arms(baseline, visual, conditions)
+    names = list(colors)
     fig = go.Figure()
     means, halves = [], []
-    for condition, role in ((baseline, "baseline"), (visual, "visual")):
+    for condition, color in colors.items():
         values = sub.loc[sub["condition"] == condition, "score"].to_numpy()
-        fig.add_trace(_box(values, condition, PALETTE[role]))
+        fig.add_trace(_box(values, condition, color))
         mean, half = _mean_ci(values, confidence)
         means.append(mean)
         halves.append(half)
     if design == "within":
         wide = sub.pivot(index="participant_id", columns="condition", values="score")
-        wide = wide.reindex(columns=[baseline, visual]).dropna()
+        wide = wide.reindex(columns=names).dropna()
         if len(wide) > MAX_PAIRED_LINES:
             wide = wide.sample(MAX_PAIRED_LINES, random_state=seed)
-        xs = np.tile([baseline, visual, None], len(wide))
+        xs = np.tile([*names, None], len(wide))
         ys = np.column_stack([wide.to_numpy(), np.full(len(wide), np.nan)]).ravel()
         fig.add_trace(
             go.Scatter(
@@ -97,7 +110,7 @@ def construct_figure(
         )
     fig.add_trace(
         go.Scatter(
-            x=[baseline, visual],
+            x=names,
             y=means,
             mode="markers",
             name=f"mean ± {ci_label(confidence)}",
@@ -114,15 +127,23 @@ def construct_figure(
     return fig
 
 
-def likert_figure(responses: pd.DataFrame, construct: str, baseline: str, visual: str) -> go.Figure:
-    """Diverging stacked bars of one construct's items: % of answers per scale point, item × condition.
+def likert_figure(
+    responses: pd.DataFrame,
+    construct: str,
+    baseline: str,
+    visual: str,
+    *,
+    conditions: tuple[str, ...] | None = None,
+) -> go.Figure:
+    """Diverging stacked bars of one construct's items: % of answers per scale point, item × condition
+    (every condition of ``conditions`` when given, else baseline and visual).
 
     Points below the midpoint extend left, above it right, and the midpoint is split across zero
     (Heiberger & Robbins 2014). One ``Bar`` trace per scale point (the midpoint has two halves, the second
     without legend entry).
     """
     rows = scored_rows(responses)
-    rows = rows[(rows["construct"] == construct) & rows["condition"].isin([baseline, visual])]
+    rows = rows[(rows["construct"] == construct) & rows["condition"].isin(conditions or (baseline, visual))]
     lo, hi = int(rows["scale_min"].min()), int(rows["scale_max"].max())
     points = list(range(lo, hi + 1))
     labels = rows["item"] + " · " + rows["condition"]
@@ -293,19 +314,25 @@ def power_figure(
     return fig
 
 
-def build_figures(analysis, design: str, baseline: str, visual: str) -> dict[str, go.Figure]:
-    """All figures of an :class:`analysis.pipeline.Analysis`, keyed by file stem."""
+def build_figures(
+    analysis, design: str, baseline: str, visual: str, conditions: tuple[str, ...] | None = None
+) -> dict[str, go.Figure]:
+    """All figures of an :class:`analysis.pipeline.Analysis`, keyed by file stem (``conditions``: every
+    compared condition of a study with more than two arms)."""
     figures: dict[str, go.Figure] = {}
     results = analysis.results
+    arms = {"conditions": conditions} if conditions and len(conditions) > 2 else {}
     if analysis.flow is not None:
         figures["flow"] = flow_figure(analysis.flow)
     for construct, block in results["constructs"].items():
-        if "parametric" not in block:
+        if "skipped" in block:
             continue
         figures[f"construct_{construct}"] = construct_figure(
-            analysis.scores, construct, design, baseline, visual, results["confidence"]
+            analysis.scores, construct, design, baseline, visual, results["confidence"], **arms
         )
-        figures[f"likert_{construct}"] = likert_figure(analysis.responses, construct, baseline, visual)
+        figures[f"likert_{construct}"] = likert_figure(
+            analysis.responses, construct, baseline, visual, **arms
+        )
     if results["ratings"]:
         figures["ratings"] = ratings_figure(results["ratings"], results["confidence"])
     if results.get("closed_loop_agreement") and "skipped" not in results["closed_loop_agreement"]:

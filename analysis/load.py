@@ -58,8 +58,10 @@ class AnalysisInputError(ValueError):
 class StudyData:
     """Validated input: long responses, optional participants and expert ratings, and the design.
 
-    ``responses`` keeps only rows of the two compared conditions plus rows without a condition; its ``value``
-    column is float (NaN for free text / rows without a construct).
+    ``responses`` keeps only rows of the compared conditions plus rows without a condition; its ``value``
+    column is float (NaN for free text / rows without a construct). ``conditions`` lists the compared
+    conditions, baseline first: ``(baseline, visual)`` for two arms; with more, ``visual`` is '' and every pair
+    is compared (:mod:`analysis.multiarm`).
     """
 
     responses: pd.DataFrame | None
@@ -69,7 +71,13 @@ class StudyData:
     baseline: str
     visual: str
     warnings: tuple[str, ...] = ()
+    conditions: tuple[str, ...] = ()
     relevance_item: str = ""  # the rating item compared with the closed loop (the export's study.csv)
+
+    @property
+    def multi_arm(self) -> bool:
+        """More than two compared conditions."""
+        return len(self.conditions) > 2
 
 
 def read_csv(path: str | Path, what: str) -> pd.DataFrame:
@@ -148,7 +156,7 @@ def validate_ratings(raw: pd.DataFrame, what: str = "ratings") -> pd.DataFrame:
     """Check the expert ratings frame (``rater_id, image_id, item, value``); every value must be numeric."""
     _require_columns(raw, RATING_COLUMNS, what)
     frame = raw.reset_index(drop=True)
-    _clean_text(frame, ("rater_id", "image_id", "item", "skin_condition", "case_id"))
+    _clean_text(frame, ("rater_id", "image_id", "item", "skin_condition", "case_id", "image_kind"))
     frame["value"] = _to_numeric(frame, "value", pd.Series(True, index=frame.index), what)
     for column in ("scale_min", "scale_max", "closed_loop_correct"):
         if column in frame.columns:
@@ -176,9 +184,17 @@ def validate_participants(raw: pd.DataFrame, what: str = "participants") -> pd.D
 
 
 def resolve_conditions(
-    responses: pd.DataFrame, baseline: str | None, visual: str | None, what: str = "responses"
-) -> tuple[str, str, list[str]]:
-    """Return ``(baseline, visual, warnings)``; visual defaults to the one condition that isn't baseline."""
+    responses: pd.DataFrame,
+    baseline: str | None,
+    visual: str | None,
+    what: str = "responses",
+    conditions: tuple[str, ...] | None = None,
+) -> tuple[str, str, tuple[str, ...], list[str]]:
+    """Return ``(baseline, visual, compared conditions, warnings)``.
+
+    ``visual`` defaults to the one condition that isn't baseline; with more, ``conditions`` (e.g. from
+    study.csv, or ``--conditions``) must name the compared ones, and ``visual`` is then ''.
+    """
     if not baseline:
         raise AnalysisInputError(NO_BASELINE)
     present = sorted(c for c in responses["condition"].unique() if c != "")
@@ -187,35 +203,50 @@ def resolve_conditions(
             f"baseline condition {baseline!r} is not in the {what} data (conditions: {present or 'none'})"
         )
     others = [c for c in present if c != baseline]
+    if visual is None and conditions and len(conditions) > 2:
+        missing = [c for c in conditions if c not in present]
+        if missing or baseline not in conditions:
+            raise AnalysisInputError(
+                f"conditions {list(conditions)}: {missing or [baseline]} not in the {what} data or not the "
+                f"baseline (conditions present: {present})"
+            )
+        ignored = [c for c in others if c not in conditions]
+        compared = (baseline, *(c for c in conditions if c != baseline))
+        return baseline, "", compared, _ignored(ignored, compared)
     if visual is None:
         if len(others) != 1:
             raise AnalysisInputError(
                 f"expected one condition besides the baseline {baseline!r}, found {others or 'none'}; "
-                "name the visual condition with --visual"
+                "name the visual condition with --visual, or compare them all with --conditions"
             )
-        return baseline, others[0], []
+        return baseline, others[0], (baseline, others[0]), []
     if visual not in others:
         raise AnalysisInputError(
             f"visual condition {visual!r} is not in the {what} data (conditions: {present})"
         )
     ignored = [c for c in others if c != visual]
-    warnings = (
-        [f"conditions {ignored} are ignored (only {visual!r} vs {baseline!r} is compared)"] if ignored else []
-    )
-    return baseline, visual, warnings
+    return baseline, visual, (baseline, visual), _ignored(ignored, (baseline, visual))
 
 
-def infer_design(responses: pd.DataFrame, baseline: str, visual: str) -> str:
-    """'within' when any participant answered in both compared conditions, else 'between'."""
-    compared = responses[responses["condition"].isin([baseline, visual])]
+def _ignored(ignored: list[str], compared: tuple[str, ...]) -> list[str]:
+    if not ignored:
+        return []
+    if len(compared) == 2:
+        return [f"conditions {ignored} are ignored (only {compared[1]!r} vs {compared[0]!r} is compared)"]
+    return [f"conditions {ignored} are ignored (only {list(compared)} are compared)"]
+
+
+def infer_design(responses: pd.DataFrame, conditions: tuple[str, ...]) -> str:
+    """'within' when any participant answered in more than one compared condition, else 'between'."""
+    compared = responses[responses["condition"].isin(conditions)]
     return "within" if (compared.groupby("participant_id")["condition"].nunique() > 1).any() else "between"
 
 
-def check_design(responses: pd.DataFrame, design: str, baseline: str, visual: str) -> None:
-    """A between design must not give any participant both conditions; within needs someone with both."""
+def check_design(responses: pd.DataFrame, design: str, conditions: tuple[str, ...]) -> None:
+    """A between design must not give any participant two conditions; within needs someone with two."""
     if design not in DESIGNS:
         raise AnalysisInputError(f"design must be one of {DESIGNS}, got {design!r}")
-    compared = responses[responses["condition"].isin([baseline, visual])]
+    compared = responses[responses["condition"].isin(conditions)]
     per_participant = compared.groupby("participant_id")["condition"].nunique()
     both = per_participant[per_participant > 1]
     if design == "between" and len(both):
@@ -237,8 +268,12 @@ def build_study_data(
     design: str | None = None,
     baseline: str | None = None,
     visual: str | None = None,
+    conditions: tuple[str, ...] | None = None,
 ) -> StudyData:
-    """Validate raw frames (as read from CSV or the database) and resolve the design and conditions."""
+    """Validate raw frames (as read from CSV or the database) and resolve the design and conditions.
+
+    ``conditions``: the compared conditions when there are more than two (see :func:`resolve_conditions`).
+    """
     resolved_design = design or "within"
     if responses is None and ratings is None:
         raise AnalysisInputError("no input: give --db, --responses and/or --ratings")
@@ -249,15 +284,16 @@ def build_study_data(
     if design is not None and design not in DESIGNS:
         raise AnalysisInputError(f"--design must be one of {DESIGNS}, got {design!r}")
     base, vis = baseline or "", visual or ""  # ratings alone only use them as labels
+    compared: tuple[str, ...] = (base, vis)
     if resp is not None:
-        base, vis, extra = resolve_conditions(resp, baseline, visual)
+        base, vis, compared, extra = resolve_conditions(resp, baseline, visual, conditions=conditions)
         warnings += extra
-        resolved_design = design or infer_design(resp, base, vis)
+        resolved_design = design or infer_design(resp, compared)
         if design is None:
             warnings.append(f"no design given: inferred '{resolved_design}' from the data")
-        check_design(resp, resolved_design, base, vis)
-        resp = resp[resp["condition"].isin(["", base, vis])].reset_index(drop=True)
-    return StudyData(resp, part, rat, resolved_design, base, vis, tuple(warnings))
+        check_design(resp, resolved_design, compared)
+        resp = resp[resp["condition"].isin(["", *compared])].reset_index(drop=True)
+    return StudyData(resp, part, rat, resolved_design, base, vis, tuple(warnings), compared)
 
 
 def _as_text(frame: pd.DataFrame | None) -> pd.DataFrame | None:
@@ -271,13 +307,14 @@ def from_export(
     design: str | None = None,
     baseline: str | None = None,
     visual: str | None = None,
+    conditions: tuple[str, ...] | None = None,
 ) -> StudyData:
     """The analysis input from the export contract's frames (``responses``, ``participants``, ``ratings``,
     ``study``; any may be missing or empty — ratings before any participant —, extra tables are ignored),
     typed or as strings.
 
-    ``design``, ``baseline`` and ``visual`` default to the export's ``study`` table (the registered protocol,
-    as the study ran); without it ``baseline`` must be given.
+    ``design``, ``baseline``, ``visual`` and (more than two arms) ``conditions`` default to the export's
+    ``study`` table (the registered protocol, as the study ran); without it ``baseline`` must be given.
     """
     study = frames.get("study")
     relevance_item = ""
@@ -287,6 +324,8 @@ def from_export(
         baseline = baseline or row.get("baseline") or None
         visual = visual or row.get("visual") or None
         relevance_item = row.get("relevance_item", "")
+        listed = tuple(c for c in str(row.get("conditions", "")).split(";") if c)
+        conditions = conditions or listed or None
     present = {name: frame for name, frame in frames.items() if frame is not None and len(frame)}  # rows only
     data = build_study_data(
         _as_text(present.get("responses")),
@@ -295,6 +334,7 @@ def from_export(
         design=design,
         baseline=baseline,
         visual=visual,
+        conditions=conditions,
     )
     return replace(data, relevance_item=relevance_item)
 
@@ -305,6 +345,7 @@ def load_export(
     design: str | None = None,
     baseline: str | None = None,
     visual: str | None = None,
+    conditions: tuple[str, ...] | None = None,
 ) -> StudyData:
     """Load an export folder (``skingen-study export``): its responses, participants, ratings and study CSVs,
     whichever are present; design and conditions from ``study.csv`` unless given."""
@@ -318,7 +359,7 @@ def load_export(
     }
     if "responses" not in frames and "ratings" not in frames:
         raise AnalysisInputError(f"--export: {folder} holds neither responses.csv nor ratings.csv")
-    return from_export(frames, design=design, baseline=baseline, visual=visual)
+    return from_export(frames, design=design, baseline=baseline, visual=visual, conditions=conditions)
 
 
 def load_csv(
@@ -329,8 +370,9 @@ def load_csv(
     design: str | None = None,
     baseline: str | None = None,
     visual: str | None = None,
+    conditions: tuple[str, ...] | None = None,
 ) -> StudyData:
     """Load single export CSV files (any may be omitted, but not both responses and ratings)."""
     paths = {"responses": responses, "participants": participants, "ratings": ratings}
     frames = {name: read_csv(path, name) for name, path in paths.items() if path}
-    return from_export(frames, design=design, baseline=baseline, visual=visual)
+    return from_export(frames, design=design, baseline=baseline, visual=visual, conditions=conditions)

@@ -32,6 +32,7 @@ from analysis.compare import (
     wilcoxon_test,
 )
 from analysis.load import StudyData, build_study_data
+from analysis.multiarm import friedman, kruskal_wallis, pairwise, rm_anova, welch_anova
 from analysis.power import analytic_power_curve, required_n, sensitivity
 from analysis.reliability import cronbach_alpha, mcdonald_omega
 from analysis.scores import (
@@ -138,9 +139,15 @@ def _ordinal_block(rows: pd.DataFrame, data: StudyData, config: AnalysisConfig) 
         return {"skipped": "answers are not integer scale points"}
     if len(np.unique(values)) < 2:
         return {"skipped": "fewer than two distinct answers"}
-    res = cumulative_logit(
-        values, (rows["condition"] == data.visual).to_numpy(), rows["participant_id"], config.confidence
-    )
+    if data.multi_arm:
+        codes = rows["condition"].map({c: i for i, c in enumerate(data.conditions)}).to_numpy()
+        res = cumulative_logit(values, codes, rows["participant_id"], config.confidence)
+        for condition, term in zip(data.conditions[1:], res["terms"], strict=True):
+            term["condition"] = condition
+    else:
+        res = cumulative_logit(
+            values, (rows["condition"] == data.visual).to_numpy(), rows["participant_id"], config.confidence
+        )
     res["limitation"] = (
         "repeated measures handled by participant-clustered (sandwich) SEs, not by random effects"
         if data.design == "within"
@@ -158,6 +165,8 @@ def construct_block(
     scale: pd.Series,
 ) -> dict:
     """Step 3 for one construct: descriptives, reliability, tests, effect sizes, ordinal model, period."""
+    if data.multi_arm:
+        return multi_arm_block(responses, scores, construct, data, config, scale)
     visual, baseline, dropped = _samples(scores, construct, data)
     if len(visual) < 2 or len(baseline) < 2:
         return {
@@ -176,9 +185,7 @@ def construct_block(
     lo, hi = float(scale["scale_min"]), float(scale["scale_max"])
     pomp_v, pomp_b = pomp(mean_v, lo, hi), pomp(mean_b, lo, hi)
     block = {
-        "n_items": int(scale["n_items"]),
-        "scale": {"min": lo, "max": hi},
-        "descriptives": _descriptive_block(descriptives(scores[scores["construct"] == construct])),
+        **_scale_block(scores, construct, scale),
         "parametric": parametric,
         "nonparametric": nonparametric,
         "mean_visual": mean_v,
@@ -189,20 +196,88 @@ def construct_block(
     }
     if not config.full:
         return block
-    items = item_matrix(responses, construct)
-    alpha = cronbach_alpha(items, config.confidence)
-    block["alpha"] = None if alpha is None else alpha["value"]
-    block["alpha_ci"] = None if alpha is None else alpha["ci"]
-    omega = mcdonald_omega(items)
-    block["omega"] = None if omega is None else omega["value"]
-    rows = scored_rows(responses)
-    block["ordinal"] = _ordinal_block(rows[rows["construct"] == construct], data, config)
+    block.update(_model_blocks(responses, construct, data, config))
     block["period_effect"] = (
         period_effect(scores[scores["construct"] == construct], data.baseline, data.visual, config.confidence)
         if data.design == "within"
         else None
     )
     return block
+
+
+def _scale_block(scores: pd.DataFrame, construct: str, scale: pd.Series) -> dict:
+    return {
+        "n_items": int(scale["n_items"]),
+        "scale": {"min": float(scale["scale_min"]), "max": float(scale["scale_max"])},
+        "descriptives": _descriptive_block(descriptives(scores[scores["construct"] == construct])),
+    }
+
+
+def _model_blocks(responses: pd.DataFrame, construct: str, data: StudyData, config: AnalysisConfig) -> dict:
+    """Reliability (α with CI, ω) and the ordinal model of one construct."""
+    items = item_matrix(responses, construct)
+    alpha = cronbach_alpha(items, config.confidence)
+    omega = mcdonald_omega(items)
+    rows = scored_rows(responses)
+    return {
+        "alpha": None if alpha is None else alpha["value"],
+        "alpha_ci": None if alpha is None else alpha["ci"],
+        "omega": None if omega is None else omega["value"],
+        "ordinal": _ordinal_block(rows[rows["construct"] == construct], data, config),
+    }
+
+
+def multi_arm_block(
+    responses: pd.DataFrame,
+    scores: pd.DataFrame,
+    construct: str,
+    data: StudyData,
+    config: AnalysisConfig,
+    scale: pd.Series,
+) -> dict:
+    """Step 3 for one construct of a k > 2 arm study: an omnibus test (parametric and rank-based), then
+    every condition vs the baseline and all pairs, Holm-adjusted within each family (:mod:`analysis.multiarm`).
+    Within designs use participants with every condition (the others are counted in ``dropped_incomplete``)."""
+    sub = scores[scores["construct"] == construct]
+    conditions = data.conditions
+    groups, complete, dropped = None, None, 0
+    if data.design == "within":
+        wide = sub.pivot(index="participant_id", columns="condition", values="score").reindex(
+            columns=conditions
+        )
+        complete = wide.dropna()
+        dropped = len(wide) - len(complete)
+        sizes = {c: len(complete) for c in conditions}
+    else:
+        groups = {c: sub.loc[sub["condition"] == c, "score"].to_numpy() for c in conditions}
+        sizes = {c: len(g) for c, g in groups.items()}
+    if min(sizes.values()) < 2:
+        shown = ", ".join(f"{c} {n}" for c, n in sizes.items())
+        return {"skipped": f"fewer than two observations per condition ({shown})"}
+    means = {c: float(complete[c].mean() if complete is not None else groups[c].mean()) for c in conditions}
+    lo, hi = float(scale["scale_min"]), float(scale["scale_max"])
+    block = {
+        **_scale_block(scores, construct, scale),
+        "omnibus": {
+            "parametric": rm_anova(complete) if complete is not None else welch_anova(groups),
+            "nonparametric": friedman(complete) if complete is not None else kruskal_wallis(groups),
+        },
+        "pairwise": pairwise(groups, complete, data.baseline, conditions, config.confidence),
+        "means": means,
+        "pomp": {c: pomp(m, lo, hi) for c, m in means.items()},
+        "dropped_incomplete": dropped,
+    }
+    if config.full:
+        block.update(_model_blocks(responses, construct, data, config))
+    return block
+
+
+def tests_of(block: dict) -> dict | None:
+    """The construct's confirmatory tests (``parametric``, ``nonparametric``): the two-arm comparison, or the
+    omnibus test of a k > 2 arm study; None when the construct was skipped."""
+    if "parametric" in block:
+        return block
+    return block.get("omnibus")
 
 
 def construct_blocks(
@@ -215,24 +290,42 @@ def construct_blocks(
 
 
 def adjust_multiplicity(blocks: dict[str, dict]) -> None:
-    """Step 4: Holm-adjusted p (``p_holm``) across the tested constructs, per test family."""
-    tested = [c for c, block in blocks.items() if "parametric" in block]
+    """Step 4: Holm-adjusted p (``p_holm``) across the tested constructs, per test family (k > 2 arms: of the
+    omnibus tests; pairwise p are adjusted within each construct's comparison families)."""
+    tested = {c: tests for c, block in blocks.items() if (tests := tests_of(block)) is not None}
     for kind in ("parametric", "nonparametric"):
-        adjusted = holm([blocks[c][kind]["p"] for c in tested])
-        for construct, p in zip(tested, adjusted, strict=True):
-            blocks[construct][kind]["p_holm"] = p
+        adjusted = holm([tests[kind]["p"] for tests in tested.values()])
+        for tests, p in zip(tested.values(), adjusted, strict=True):
+            tests[kind]["p_holm"] = p
 
 
 def primary_result(
-    responses: pd.DataFrame, design: str, baseline: str, visual: str, construct: str | None = None
+    responses: pd.DataFrame,
+    design: str,
+    baseline: str,
+    visual: str,
+    construct: str | None = None,
+    conditions: tuple[str, ...] | None = None,
 ) -> dict:
     """The full scoring and testing path on one simulated study: p and effect of ``construct`` (default: the
-    first confirmatory construct of the data)."""
-    data = build_study_data(responses, design=design, baseline=baseline, visual=visual)
+    first confirmatory construct of the data). With k > 2 ``conditions``: the Holm-adjusted p (family: vs the
+    baseline) and effect of ``visual`` − baseline, the pair the simulation planted its effect on."""
+    multi = conditions is not None and len(conditions) > 2
+    data = build_study_data(
+        responses,
+        design=design,
+        baseline=baseline,
+        visual=None if multi else visual,
+        conditions=conditions if multi else None,
+    )
     config = AnalysisConfig(full=False, constructs=(construct,) if construct else None)
     prepared, _, _ = prepare_responses(data, config)
     blocks = construct_blocks(prepared, construct_scores(prepared), data, config)
-    first = blocks[next(iter(blocks))]["parametric"]
+    block = blocks[next(iter(blocks))]
+    if multi:
+        pair = next(r for r in block["pairwise"]["vs_baseline"] if r["b"] == visual)
+        return {"p": pair["parametric"]["p_holm"], "effect": pair["parametric"]["effect_size"]["value"]}
+    first = block["parametric"]
     return {"p": first["p"], "effect": first["effect_size"]["value"]}
 
 
@@ -248,17 +341,18 @@ def power_block(
     ``protocol`` (the registered or given protocol, when known) lets the study engine's bots generate the
     simulated studies. Returns ``(block, analytic curve, simulated curve or None)``.
     """
+    k = max(len(data.conditions), 2)
     block: dict = {
         "sensitivity": None,
-        "a_priori": required_n(config.target_effect, data.design, config.alpha, config.power),
+        "a_priori": required_n(config.target_effect, data.design, config.alpha, config.power, k),
         "analytic_curve": None,
         "simulation": None,
     }
     if n_analysed and n_analysed >= 3:
-        block["sensitivity"] = sensitivity(n_analysed, data.design, config.alpha, config.power)
+        block["sensitivity"] = sensitivity(n_analysed, data.design, config.alpha, config.power, k)
     largest = max(100, 2 * (n_analysed or 0), *config.sim_sizes)
     sizes = np.unique(np.linspace(6, largest, 40).astype(int))
-    analytic = analytic_power_curve(data.design, sizes, config.sim_effects, config.alpha)
+    analytic = analytic_power_curve(data.design, sizes, config.sim_effects, config.alpha, k)
     block["analytic_curve"] = analytic.to_dict(orient="records")
     curve = None
     if config.simulate:
@@ -336,9 +430,13 @@ def constructs(run: Run) -> None:
     run.results["constructs"] = blocks
     for name, block in blocks.items():
         if block.get("dropped_incomplete"):
+            which = (
+                "every condition are left out of the repeated-measures"
+                if run.data.multi_arm
+                else "both conditions are left out of the paired"
+            )
             run.results["warnings"].append(
-                f"{name}: {block['dropped_incomplete']} participant(s) without both "
-                "conditions are left out of the paired analysis"
+                f"{name}: {block['dropped_incomplete']} participant(s) without {which} analysis"
             )
 
 
@@ -359,6 +457,7 @@ def trust(run: Run) -> None:
         data.visual,
         config.trust_construct,
         config.confidence,
+        conditions=data.conditions if data.multi_arm else None,
     )
 
 
@@ -383,7 +482,7 @@ def ratings(run: Run) -> None:
 
 def power(run: Run) -> None:
     """7. Power: sensitivity at the analysed n, a-priori n, analytic and (``--simulate``) simulated curves."""
-    tested = [b for b in run.results["constructs"].values() if "parametric" in b]
+    tested = [t for b in run.results["constructs"].values() if (t := tests_of(b)) is not None]
     n_analysed = tested[0]["parametric"]["n"] if tested else None
     run.results["power"], run.analysis.analytic_power, run.analysis.power_curve = power_block(
         run.data, n_analysed, run.config, run.progress, run.protocol
@@ -412,6 +511,7 @@ def initial_results(data: StudyData, config: AnalysisConfig) -> dict:
         "design": data.design,
         "baseline": data.baseline,
         "visual": data.visual,
+        **({"conditions": list(data.conditions)} if data.multi_arm else {}),
         "confidence": config.confidence,
         "config": {k: v for k, v in config.__dict__.items() if k != "full"},
         "warnings": list(data.warnings),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -24,17 +24,30 @@ Generator = Callable[[int, float, np.random.Generator], pd.DataFrame]
 Analyse = Callable[[pd.DataFrame], dict]
 
 
-def sensitivity(n: int, design: str, alpha: float = 0.05, power: float = 0.8) -> dict:
+def _pairwise_alpha(alpha: float, k: int) -> float:
+    """Per-comparison α of the k − 1 comparisons against the baseline: Bonferroni, the bound Holm's first
+    (smallest-p) step uses, so the power of each pairwise comparison is at least this."""
+    return alpha / (k - 1)
+
+
+def _arms_keys(alpha: float, k: int) -> dict:
+    """Keys added for k > 2 arms (two-arm records stay as they were)."""
+    return {"k": k, "alpha_per_comparison": _pairwise_alpha(alpha, k)} if k > 2 else {}
+
+
+def sensitivity(n: int, design: str, alpha: float = 0.05, power: float = 0.8, k: int = 2) -> dict:
     """Smallest effect (d_z within, d between) detectable with ``n`` participants, two-sided.
 
-    ``n`` counts participants; a between design is assumed balanced (n/2 per arm). Keys: ``design, n, alpha,
-    power, min_effect, effect_name``.
+    ``n`` counts participants; a between design is assumed balanced (n/k per arm). With k > 2 arms the effect
+    is the smallest pairwise one (a condition vs the baseline) at the Bonferroni α/(k − 1). Keys: ``design, n,
+    alpha, power, min_effect, effect_name`` (+ ``k, alpha_per_comparison`` for k > 2).
     """
+    a = _pairwise_alpha(alpha, k)
     if design == "within":
-        d = pg.power_ttest(n=n, power=power, alpha=alpha, contrast="paired")
+        d = pg.power_ttest(n=n, power=power, alpha=a, contrast="paired")
         name = "d_z"
     else:
-        d = pg.power_ttest(n=n / 2, power=power, alpha=alpha, contrast="two-samples")
+        d = pg.power_ttest(n=n / k, power=power, alpha=a, contrast="two-samples")
         name = "d"
     return {
         "design": design,
@@ -43,17 +56,20 @@ def sensitivity(n: int, design: str, alpha: float = 0.05, power: float = 0.8) ->
         "power": power,
         "min_effect": float(d),
         "effect_name": name,
+        **_arms_keys(alpha, k),
     }
 
 
-def required_n(effect: float, design: str, alpha: float = 0.05, power: float = 0.8) -> dict:
+def required_n(effect: float, design: str, alpha: float = 0.05, power: float = 0.8, k: int = 2) -> dict:
     """Participants needed to detect ``effect`` (d_z within; d between), two-sided t-test.
 
-    Keys: ``design, effect, alpha, power, n_exact`` (per group for between), ``n_per_group``, ``n_total``.
+    Keys: ``design, effect, alpha, power, n_exact`` (per group for between), ``n_per_group``, ``n_total``
+    (+ ``k, alpha_per_comparison`` for k > 2: ``effect`` is then the smallest pairwise effect of interest,
+    tested at α/(k − 1), and a between design needs k groups).
     Example: d = 0.5 paired → n_exact = 33.37, n_total = 34 (as R ``pwr::pwr.t.test``).
     """
     contrast = "paired" if design == "within" else "two-samples"
-    exact = float(pg.power_ttest(d=effect, power=power, alpha=alpha, contrast=contrast))
+    exact = float(pg.power_ttest(d=effect, power=power, alpha=_pairwise_alpha(alpha, k), contrast=contrast))
     per_group = math.ceil(exact - 1e-9)
     return {
         "design": design,
@@ -62,22 +78,24 @@ def required_n(effect: float, design: str, alpha: float = 0.05, power: float = 0
         "power": power,
         "n_exact": exact,
         "n_per_group": per_group,
-        "n_total": per_group if design == "within" else 2 * per_group,
+        "n_total": per_group if design == "within" else k * per_group,
+        **_arms_keys(alpha, k),
     }
 
 
 def analytic_power_curve(
-    design: str, sample_sizes: Iterable[int], effects: Iterable[float], alpha: float = 0.05
+    design: str, sample_sizes: Iterable[int], effects: Iterable[float], alpha: float = 0.05, k: int = 2
 ) -> pd.DataFrame:
-    """Two-sided t-test power at each n (participants; between: n/2 per arm) × effect. Columns ``n, effect,
-    power``."""
+    """Two-sided t-test power at each n (participants; between: n/k per arm) × effect, at α/(k − 1) for
+    k > 2 arms. Columns ``n, effect, power``."""
+    a = _pairwise_alpha(alpha, k)
     rows = []
     for effect in effects:
         for n in sample_sizes:
             if design == "within":
-                power = pg.power_ttest(d=effect, n=n, alpha=alpha, contrast="paired")
+                power = pg.power_ttest(d=effect, n=n, alpha=a, contrast="paired")
             else:
-                power = pg.power_ttest(d=effect, n=n / 2, alpha=alpha, contrast="two-samples")
+                power = pg.power_ttest(d=effect, n=n / k, alpha=a, contrast="two-samples")
             rows.append({"n": int(n), "effect": float(effect), "power": float(power)})
     return pd.DataFrame(rows)
 
@@ -91,6 +109,10 @@ class LikertGenerator:
     ε ~ N(0, sd_item²). δ is chosen so that the *construct score* effect is ``effect`` in d_z units (within:
     SD of the visual − baseline difference of construct scores) or d units (between: SD of construct scores),
     counting rounding as uniform noise. The last item of each construct is reverse coded (stored raw).
+
+    ``others`` adds conditions without an effect (k > 2 arms: the effect is planted on ``visual`` only, the
+    least favourable case for detecting it). Within, participant i sees the conditions in the cyclic order
+    starting at i mod k; between, participant i gets condition i mod k.
     """
 
     design: str = "within"
@@ -103,6 +125,11 @@ class LikertGenerator:
     sd_item: float = 0.8
     baseline: str = "baseline"  # labels of the simulated conditions (the study's ids when known)
     visual: str = "visual"
+    others: tuple[str, ...] = field(default=(), repr=False)  # repr: two-arm results read as before
+
+    @property
+    def conditions(self) -> tuple[str, ...]:
+        return (self.baseline, self.visual, *self.others)
 
     def shift(self, effect: float) -> float:
         """Latent shift δ that plants ``effect`` on construct scores."""
@@ -112,47 +139,42 @@ class LikertGenerator:
         return effect * math.sqrt(self.sd_participant**2 + self.sd_condition**2 + item_var)
 
     def __call__(self, n: int, effect: float, rng: np.random.Generator) -> pd.DataFrame:
-        conditions = (self.baseline, self.visual)
+        conditions = self.conditions
+        k = len(conditions)
         delta, mid = self.shift(effect), (self.scale_min + self.scale_max) / 2
         pid = np.arange(n)
-        visual_first = pid % 2 == 1
+        start = pid % k  # first condition of participant i (within), or their arm (between)
+        orders = np.array([">".join(conditions[(s + p) % k] for p in range(k)) for s in range(k)])
         if self.design == "within":
-            p_idx, c_idx = np.repeat(pid, 2), np.tile([0, 1], n)
-            period = np.where(visual_first[p_idx] == (c_idx == 1), 1, 2)
-            arm = np.where(visual_first[p_idx], "S2", "S1")
+            p_idx, c_idx = np.repeat(pid, k), np.tile(np.arange(k), n)
+            period = (c_idx - start[p_idx]) % k + 1
+            arm = np.char.add("S", (start[p_idx] + 1).astype(str))
         else:
-            p_idx, c_idx = pid, visual_first.astype(int)
+            p_idx, c_idx = pid, start
             period, arm = np.ones(n, dtype=int), np.array(conditions)[c_idx]
         u = rng.normal(0, self.sd_participant, n)[p_idx]
         frames = []
         for construct in self.constructs:
             e = rng.normal(0, self.sd_condition, len(p_idx))
-            latent = mid + u + delta * c_idx + e
+            latent = mid + u + delta * (c_idx == 1) + e
             answers = latent[:, None] + rng.normal(0, self.sd_item, (len(p_idx), self.n_items))
             answers = np.clip(np.rint(answers), self.scale_min, self.scale_max)
             answers[:, -1] = (
                 self.scale_min + self.scale_max - answers[:, -1]
             )  # reverse-coded item, stored raw
-            k = self.n_items
+            m = self.n_items
             frames.append(
                 pd.DataFrame(
                     {
-                        "participant_id": np.repeat([f"P{i + 1:05d}" for i in p_idx], k),
-                        "arm": np.repeat(arm, k),
-                        "sequence": np.repeat(
-                            np.where(
-                                visual_first[p_idx],
-                                f"{self.visual}>{self.baseline}",
-                                f"{self.baseline}>{self.visual}",
-                            ),
-                            k,
-                        ),
-                        "period": np.repeat(period, k),
-                        "condition": np.repeat(np.array(conditions)[c_idx], k),
-                        "item": np.tile([f"{construct}_{j + 1}" for j in range(k)], len(p_idx)),
+                        "participant_id": np.repeat([f"P{i + 1:05d}" for i in p_idx], m),
+                        "arm": np.repeat(arm, m),
+                        "sequence": np.repeat(orders[start[p_idx]], m),
+                        "period": np.repeat(period, m),
+                        "condition": np.repeat(np.array(conditions)[c_idx], m),
+                        "item": np.tile([f"{construct}_{j + 1}" for j in range(m)], len(p_idx)),
                         "construct": construct,
                         "value": answers.ravel(),
-                        "reverse_coded": np.tile([0] * (k - 1) + [1], len(p_idx)),
+                        "reverse_coded": np.tile([0] * (m - 1) + [1], len(p_idx)),
                         "scale_min": self.scale_min,
                         "scale_max": self.scale_max,
                     }

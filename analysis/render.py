@@ -11,6 +11,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import plotly.offline
 
+from analysis import document_arms
 from analysis.apa import ci_label
 from analysis.document import Block, document, flow_table, ratings_table, summary_table
 
@@ -120,7 +121,16 @@ def render_latex(results: dict) -> str:
     flow = flow_table(results)
     if flow is not None:
         parts.append(latex_table(flow, "Participant flow.", "tab:flow"))
-    if results["constructs"]:
+    if results["constructs"] and "conditions" in results:
+        design = "RM ANOVA, GG-corrected" if results["design"] == "within" else "Welch ANOVA"
+        parts.append(
+            latex_table(
+                document_arms.summary_table(results),
+                f"Omnibus tests over {len(results['conditions'])} conditions ({design}; Holm-adjusted p).",
+                "tab:constructs",
+            )
+        )
+    elif results["constructs"]:
         design = "paired t-test, d_z" if results["design"] == "within" else "Welch t-test, Hedges' g"
         parts.append(
             latex_table(

@@ -57,11 +57,14 @@ def simulation_generator(
         if bots is not None:
             return bots, {"kind": "engine_bots", "construct": bots.construct}, notes
         notes.append(f"power simulation uses the built-in Likert generator, not the study's bots: {reason}")
+    baseline = data.baseline or LikertGenerator.baseline
+    others = [c for c in data.conditions if c and c != baseline] if data.multi_arm else []
     generator = LikertGenerator(
         design=data.design,
         constructs=(construct,) if construct else LikertGenerator.constructs,
-        baseline=data.baseline or LikertGenerator.baseline,
-        visual=data.visual or LikertGenerator.visual,
+        baseline=baseline,
+        visual=others[0] if others else data.visual or LikertGenerator.visual,
+        others=tuple(others[1:]),
     )
     return generator, {"kind": "likert", "construct": generator.constructs[0]}, notes
 
@@ -74,14 +77,21 @@ def simulated_curve(
     primary_result: PrimaryResult,
 ) -> tuple[dict, pd.DataFrame]:
     """The simulated power curve (``--simulate``): simulated studies through the full analysis path,
-    ``primary_result(responses, design, baseline, visual, construct) -> {p, effect}``
-    (:func:`analysis.pipeline.primary_result`)."""
+    ``primary_result(responses, design, baseline, visual, construct, conditions) -> {p, effect}``
+    (:func:`analysis.pipeline.primary_result`). With k > 2 arms the effect is planted on one condition
+    (``visual`` of the generator) and the power is that of its Holm-adjusted comparison with the baseline:
+    the smallest pairwise effect of interest."""
     generator, info, notes = simulation_generator(data, config, protocol, progress)
     bots = info["kind"] == "engine_bots"
 
     def analyse(frame: pd.DataFrame) -> dict:
         return primary_result(
-            frame, generator.design, generator.baseline, generator.visual, info["construct"]
+            frame,
+            generator.design,
+            generator.baseline,
+            generator.visual,
+            info["construct"],
+            generator.conditions,
         )
 
     if bots:

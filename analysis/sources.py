@@ -24,6 +24,7 @@ def load_db(
     design: str | None = None,
     baseline: str | None = None,
     visual: str | None = None,
+    conditions: tuple[str, ...] | None = None,
 ) -> StudyData:
     """Export the study in the database at ``url`` (the active version of ``protocol_id``, else the only active
     study) and build the analysis input from the frames (:func:`analysis.load.from_export`)."""
@@ -36,7 +37,7 @@ def load_db(
         ) from None
     finally:
         db.dispose()
-    return from_export(frames, design=design, baseline=baseline, visual=visual)
+    return from_export(frames, design=design, baseline=baseline, visual=visual, conditions=conditions)
 
 
 def read_protocol(protocol_path: str | None, db_url: str | None) -> LoadedProtocol:

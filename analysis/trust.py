@@ -2,7 +2,8 @@
 
 Over-reliance is agreeing with the AI when it is wrong (Tschandl et al. 2020; Chanda et al. 2024); calibrated
 trust is higher on correct than on wrong cases. Both are reported per condition, from participant-level means
-(each participant weighs the same), and the visual condition is compared with the baseline.
+(each participant weighs the same), and the visual condition is compared with the baseline (with more than two
+arms, every condition is, each comparison on its own: these are secondary, not Holm-adjusted).
 """
 
 from __future__ import annotations
@@ -65,14 +66,24 @@ def trust_calibration(
     visual: str,
     trust_construct: str = "trust",
     confidence: float = 0.95,
+    conditions: tuple[str, ...] | None = None,
 ) -> dict | None:
     """Agreement with the AI and trust, on correct vs wrong AI cases, per condition.
 
     Returns None when the data have no wrong-AI cases. Keys: ``agreement_with_ai`` and ``trust`` (lists of
     records ``condition, ai_correct, n_participants, n_answers, mean, sd[, ci]``), ``over_reliance``
     (visual vs baseline on each participant's agreement rate on wrong cases: a paired/Welch test record),
-    ``trust_gap`` (same, on trust on correct − trust on wrong cases), ``trust_construct``.
+    ``trust_gap`` (same, on trust on correct − trust on wrong cases), ``trust_construct``. With more than two
+    ``conditions`` (baseline first), ``over_reliance`` and ``trust_gap`` map each other condition to its
+    comparison with the baseline.
     """
+    others = [c for c in conditions or () if c != baseline] if conditions and len(conditions) > 2 else None
+
+    def compare(per_participant: pd.DataFrame) -> dict | None:
+        if others is None:
+            return _compare(per_participant, design, baseline, visual, confidence)
+        return {c: _compare(per_participant, design, baseline, c, confidence) for c in others}
+
     if "ai_correct" not in responses.columns:
         return None
     rows = scored_rows(responses)
@@ -91,7 +102,7 @@ def trust_calibration(
     if not agree.empty:
         result["agreement_with_ai"] = _summary(agree, proportion=True, confidence=confidence)
         wrong = _cell_means(agree[agree["ai_correct"] == 0])
-        result["over_reliance"] = _compare(wrong, design, baseline, visual, confidence)
+        result["over_reliance"] = compare(wrong)
     if not trust.empty:
         result["trust"] = _summary(trust, proportion=False, confidence=confidence)
         cells = _cell_means(trust).pivot(
@@ -99,5 +110,5 @@ def trust_calibration(
         )
         if {0.0, 1.0} <= set(cells.columns):
             gap = (cells[1.0] - cells[0.0]).dropna().rename("value").reset_index()
-            result["trust_gap"] = _compare(gap, design, baseline, visual, confidence)
+            result["trust_gap"] = compare(gap)
     return result

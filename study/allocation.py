@@ -11,6 +11,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from study.crossover import williams_orders
 from study.protocol import LoadedProtocol, Protocol
 
 
@@ -36,19 +37,20 @@ class SlotSpec:
 
 
 def arms(protocol: Protocol) -> tuple[Arm, ...]:
-    """Between: one arm per condition. Within: k×k sequences (two cyclic Latin squares crossed).
+    """Between: one arm per condition. Within: Williams condition orders × cyclic case-set rotations.
 
-    A within sequence ``S{r*k+s+1}`` shows, in period p, condition ``(r+p) mod k`` with case set ``(s+p) mod k``.
-    Over one full block every (case set, period, condition) triple occurs exactly once, so each case appears
-    equally often under every condition and in every position.
+    A within sequence ``S{r*k+s+1}`` shows, in period p, condition ``W[r][p]`` of the Williams design
+    (:func:`~study.crossover.williams_orders`: every condition follows every other equally often) with case set
+    ``(s+p) mod k``. Over one full block every condition order meets every case-set rotation once, so each case
+    set appears equally often under every condition and in every position. For k = 2 the orders are AB/BA.
     """
-    conditions = [c.id for c in protocol.conditions]
+    conditions = protocol.condition_ids
     k = len(conditions)
     if protocol.design == "between":
         return tuple(Arm(c, ((c, 0),)) for c in conditions)
     return tuple(
-        Arm(f"S{r * k + s + 1}", tuple((conditions[(r + p) % k], (s + p) % k) for p in range(k)))
-        for r in range(k)
+        Arm(f"S{r * k + s + 1}", tuple((conditions[c], (s + p) % k) for p, c in enumerate(order)))
+        for r, order in enumerate(williams_orders(k))
         for s in range(k)
     )
 

@@ -32,7 +32,7 @@ from study.contract import DERIVED_CONSTRUCTS
 from study.engine import StudyEngine
 from study.export import export_frames
 from study.flow import participant_path
-from study.protocol import LoadedProtocol
+from study.protocol import LoadedProtocol, Protocol
 from study.registry import register
 from study.simulate import Policy, simulate
 
@@ -63,12 +63,18 @@ def construct_items(loaded: LoadedProtocol, construct: str) -> dict[str, float]:
     return {condition: 1 / float(np.mean(values)) for condition, values in inverse.items()}
 
 
+def planted_condition(protocol: Protocol) -> str:
+    """The condition the bots plant the effect on: the visual one of a two-arm study, else the first
+    non-baseline condition (the others stay at the baseline's level: the smallest pairwise effect)."""
+    return next(c for c in protocol.condition_ids if c != protocol.baseline)
+
+
 def plantable_constructs(loaded: LoadedProtocol) -> list[str]:
-    """Constructs the bots can plant an effect on: Likert constructs asked under both compared conditions,
-    sorted by name (the analysis' order), derived 0/1 constructs excluded."""
+    """Constructs the bots can plant an effect on: Likert constructs asked under the baseline and the planted
+    condition, sorted by name (the analysis' order), derived 0/1 constructs excluded."""
     protocol = loaded.protocol
     names = sorted({i.construct for i in protocol.items().values() if i.type == "likert" and i.construct})
-    compared = {protocol.baseline, protocol.visual}
+    compared = {protocol.baseline, planted_condition(protocol)}
     return [c for c in names if c not in DERIVED_CONSTRUCTS and compared <= set(construct_items(loaded, c))]
 
 
@@ -161,9 +167,15 @@ class EngineBotGenerator:
         self.construct = construct
         self.design = protocol.design
         self.baseline = protocol.baseline
-        self.visual = protocol.visual
+        self.visual = planted_condition(protocol)
+        self.conditions = (self.baseline, *(c for c in protocol.condition_ids if c != self.baseline))
         self.policy = replace(
-            policy or Policy(), kind="effect", effects={}, dropout_rate=0.0, attention_fail_rate=0.0
+            policy or Policy(),
+            kind="effect",
+            effects={},
+            condition_effects={},
+            dropout_rate=0.0,
+            attention_fail_rate=0.0,
         )
         self.pool_size = pool_size
         self.seed = seed
@@ -222,7 +234,7 @@ class EngineBotGenerator:
         extra = target - population.bots
         if extra <= 0:
             return population
-        policy = replace(self.policy, effects={self.construct: self.shift(effect)})
+        policy = replace(self.policy, condition_effects={self.visual: {self.construct: self.shift(effect)}})
         done = 0
         while done < extra:  # in chunks, so the progress bar moves; each chunk has its own random streams
             chunk = min(CHUNK, extra - done)

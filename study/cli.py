@@ -14,17 +14,24 @@ from study.protocol import ProtocolError, load_protocol
 DB_HELP = "SQLAlchemy database URL (default: $SKINGEN_DB_URL or sqlite:///var/study.db)"
 
 
-def _effects(values: list[str]) -> dict[str, float]:
-    effects = {}
+EFFECT_FORMAT = "--effect expects CONSTRUCT=POINTS or CONDITION:CONSTRUCT=POINTS (e.g. trust=1.0)"
+
+
+def _effects(values: list[str]) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """``--effect`` values → (shift under every non-baseline condition, shifts of named conditions)."""
+    effects: dict[str, float] = {}
+    per_condition: dict[str, dict[str, float]] = {}
     for value in values:
-        name, sep, amount = value.partition("=")
+        target, sep, amount = value.partition("=")
+        condition, _, name = target.rpartition(":")
         try:
-            effects[name] = float(amount)
+            points = float(amount)
         except ValueError:
-            raise SystemExit(f"--effect expects CONSTRUCT=POINTS (e.g. trust=1.0), got {value!r}") from None
-        if not sep or not name:
-            raise SystemExit(f"--effect expects CONSTRUCT=POINTS (e.g. trust=1.0), got {value!r}")
-    return effects
+            raise SystemExit(f"{EFFECT_FORMAT}, got {value!r}") from None
+        if not sep or not name or (":" in target and not condition):
+            raise SystemExit(f"{EFFECT_FORMAT}, got {value!r}")
+        (per_condition.setdefault(condition, {}) if condition else effects)[name] = points
+    return effects, per_condition
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -60,9 +67,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from study.engine import StudyEngine
     from study.simulate import Policy, simulate
 
+    effects, condition_effects = _effects(args.effect)
     policy = Policy(
         kind="effect" if args.policy == "effect" or args.effect else "random",
-        effects=_effects(args.effect),
+        effects=effects,
+        condition_effects=condition_effects,
         noise_sd=args.noise,
         attention_fail_rate=args.attention_fail_rate,
         dropout_rate=args.dropout_rate,
@@ -232,8 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--effect",
         action="append",
         default=[],
-        metavar="CONSTRUCT=POINTS",
-        help="shift of the visual condition on a construct's Likert items, e.g. trust=1.0 (repeatable)",
+        metavar="[CONDITION:]CONSTRUCT=POINTS",
+        help="shift of a construct's Likert items under every non-baseline condition (trust=1.0), or under "
+        "one condition (skingen_visual:trust=1.0); repeatable",
     )
     p.add_argument("--noise", type=float, default=1.0, help="SD of per-answer noise in Likert points")
     p.add_argument("--attention-fail-rate", type=float, default=0.05, help="share of inattentive bots")

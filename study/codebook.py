@@ -1,9 +1,15 @@
-"""The codebook (data dictionary): every exported variable, generated from the protocol (never by hand)."""
+"""The codebook (data dictionary): every exported variable, generated from the protocol (never by hand).
+
+Item variables come first (one or more per protocol item); then the design variables ``condition``, ``arm``
+and ``sequence`` (columns of responses.csv), whose labels state the allocation: what each condition shows,
+the permuted blocks, and for within designs the Williams design balancing first-order carry-over.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from study.allocation import Arm, arms
 from study.contract import (
     ACCURACY_CONSTRUCT,
     AGREEMENT_CONSTRUCT,
@@ -11,6 +17,7 @@ from study.contract import (
     CONFIDENCE_SUFFIX,
     CORRECT,
 )
+from study.crossover import williams_orders
 from study.protocol import CODED_TYPES, Item, Protocol
 
 
@@ -105,10 +112,75 @@ def item_variables(item: Item, section: str) -> list[Variable]:
     return variables
 
 
-def codebook(protocol: Protocol) -> list[Variable]:
+def item_codebook(protocol: Protocol) -> list[Variable]:
+    """The variables the protocol's items produce (the ``item`` values of responses.csv)."""
     return [
         variable
         for section, items in protocol.questionnaires.sections().items()
         for item in items
         for variable in item_variables(item, section)
     ]
+
+
+def allocation_statement(protocol: Protocol) -> str:
+    """How participants are allocated, in one sentence per fact (the codebook's ``arm`` label)."""
+    r = protocol.randomization
+    k = len(protocol.conditions)
+    strata = f", stratified by {r.stratify_by}" if r.stratify_by else ""
+    blocks = f"permuted blocks of {', '.join(map(str, r.block_sizes))} (seed {r.seed}){strata}"
+    if protocol.design == "between":
+        return f"Allocated arm = condition; {k} arms in {blocks}."
+    orders = len(williams_orders(k))
+    mirrored = " (a Williams square and its mirror image, as k is odd)" if k % 2 else ""
+    return (
+        f"Allocated sequence: {orders} condition orders of a Williams design{mirrored}, balanced for "
+        f"first-order carry-over (each condition follows every other equally often), × {k} cyclic "
+        f"case-set rotations = {protocol.n_arms} sequences, in {blocks}."
+    )
+
+
+def design_variables(protocol: Protocol) -> list[Variable]:
+    """``condition``, ``arm`` and ``sequence``: what each value means and how it was allocated."""
+
+    def variable(name: str, label: str, labels: dict[str, str]) -> Variable:
+        return Variable(
+            variable=name,
+            label=label,
+            type="nominal",
+            construct="",
+            scale_min=None,
+            scale_max=None,
+            value_labels="; ".join(f"{code}={text}" for code, text in labels.items()),
+            reverse_coded=False,
+            required=False,
+            attention_check=False,
+            shown_in="",
+            source="design",
+        )
+
+    conditions = {
+        c.id: f"{c.label} (references: {' + '.join(c.references) or 'none'}"
+        f"{', baseline' if c.id == protocol.baseline else ''})"
+        for c in protocol.conditions
+    }
+    allocated = arms(protocol)
+    return [
+        variable("condition", "Explanation condition in force for the answer", conditions),
+        variable(
+            "arm",
+            allocation_statement(protocol),
+            {a.id: a.sequence + ("" if protocol.design == "between" else _case_sets(a)) for a in allocated},
+        ),
+        variable(
+            "sequence", "Order of conditions over the periods", {a.sequence: a.sequence for a in allocated}
+        ),
+    ]
+
+
+def _case_sets(arm: Arm) -> str:
+    return " (case sets " + ",".join(str(s + 1) for _, s in arm.periods) + ")"
+
+
+def codebook(protocol: Protocol) -> list[Variable]:
+    """Every variable of the export: item variables, then the design variables."""
+    return item_codebook(protocol) + design_variables(protocol)

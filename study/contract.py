@@ -16,6 +16,7 @@ STUDY_COLUMNS = (
     "design",
     "baseline",
     "visual",
+    "conditions",
     "content_hash",
     "bundle_id",
     "bundle_version",

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from db.models import AllocationSlot, Event, Participant, Rater, Rating, Response, Study, utcnow
 from db.session import Database
 from skingen.atomic import atomic_directory
-from study.codebook import codebook
+from study.codebook import codebook, item_codebook
 from study.contract import (
     AGREES_AI,
     CONFIDENCE_SUFFIX,
@@ -48,7 +48,7 @@ class _Study:
         self.protocol = self.loaded.protocol
         self.version = study.version
         self.items = self.protocol.items()
-        self.variables = {v.variable: v for v in codebook(self.protocol)}
+        self.variables = {v.variable: v for v in item_codebook(self.protocol)}
         self._paths = PathCache(self.loaded)
 
     def path(self, participant: Participant) -> ParticipantPath:
@@ -228,6 +228,7 @@ def export_frames(
                     "design": protocol.design,
                     "baseline": protocol.baseline,
                     "visual": protocol.visual,
+                    "conditions": ";".join(protocol.condition_ids),
                     "content_hash": active.loaded.content_hash,
                     "bundle_id": active.loaded.bundle.manifest.bundle_id,
                     "bundle_version": active.loaded.bundle.manifest.version,

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from db.session import Database
+from study.allocation import arms
 from study.export import export_frames
 from study.flow import step_order
 from study.protocol import LoadedProtocol
@@ -18,16 +19,23 @@ class Monitor:
     """A snapshot of the study: every table the dashboard draws, from one consistent export.
 
     ``steps`` is the protocol's step order (:func:`study.flow.step_order`): tables list steps in it.
+    ``arms`` is the protocol's arm order (conditions, or sequences ``S1``…``Sm``): enrollment lists every arm
+    in it, including arms nobody was allocated to yet.
     """
 
     frames: dict[str, pd.DataFrame]
     steps: tuple[str, ...]
+    arms: tuple[str, ...] = ()
 
     @classmethod
     def load(cls, db: Database, study_id: int, loaded: LoadedProtocol) -> Monitor:
         """The dashboard's snapshot of the registered study ``study_id`` whose protocol is ``loaded`` (the
         running engine's: its steps order the tables)."""
-        return cls(export_frames(db, study_id=study_id), step_order(loaded))
+        return cls(
+            export_frames(db, study_id=study_id),
+            step_order(loaded),
+            tuple(a.id for a in arms(loaded.protocol)),
+        )
 
     @property
     def participants(self) -> pd.DataFrame:
@@ -45,8 +53,17 @@ class Monitor:
             .size()
             .rename("completed")
         )
-        table = pd.concat([claimed, completed], axis=1).fillna(0).astype(int).reset_index()
-        return table.sort_values(["stratum", "arm"], ignore_index=True)
+        table = pd.concat([claimed, completed], axis=1)
+        if self.arms and len(table):
+            strata = table.index.get_level_values("stratum").unique()
+            table = table.reindex(pd.MultiIndex.from_product([strata, self.arms], names=["stratum", "arm"]))
+        table = table.fillna(0).astype(int).reset_index()
+        rank = {arm: i for i, arm in enumerate(self.arms)}
+        return table.sort_values(
+            ["stratum", "arm"],
+            key=lambda c: c.map(rank) if c.name == "arm" and rank else c,
+            ignore_index=True,
+        )
 
     def funnel(self) -> pd.DataFrame:
         """How many participants got past each step (in path order), from the audit log's submits."""

@@ -12,14 +12,17 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from skingen.bundle.manifest import Bundle, BundleError, BundleManifest, BundleNotFoundError, load_bundle
+from study.crossover import williams_orders
+from study.references import REFERENCE_KINDS, ReferenceKind
 
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$", max_length=64)]
 ItemType = Literal["likert", "single_choice", "yes_no", "free_text", "diagnosis", "number"]
 CODED_TYPES = frozenset({"likert", "single_choice", "yes_no"})
 Design = Literal["between", "within"]
+MAX_CONDITIONS = 8
 
 UNSURE = "unsure"
 """The answer code of a diagnosis item for 'I don't know'."""
@@ -145,9 +148,43 @@ class ExperimentalCondition(_Model):
 
     id: Identifier
     label: str
-    references: bool = Field(
-        description="Show the generated reference images (the SkinGEN visual explanation)."
+    references: tuple[ReferenceKind, ...] = Field(
+        description="Which example images the explanation shows beside the AI's text: 'none', 'generated' "
+        "(SkinGEN's generated references), 'retrieved' (real photos retrieved from an image set), or a list "
+        "combining the two. Stored as the tuple of kinds shown (() for none)."
     )
+
+    @field_validator("references", mode="before")
+    @classmethod
+    def _reference_kinds(cls, value: object) -> object:
+        """Accept 'none', one kind, or a list; the 1.x boolean form reads true → generated, false → none."""
+        if isinstance(value, bool):
+            return ("generated",) if value else ()
+        if value == "none":
+            return ()
+        if isinstance(value, str):
+            return (value,)
+        if isinstance(value, list | tuple):
+            if "none" in value:
+                raise ValueError("'none' cannot be combined with other reference kinds")
+            if len(set(value)) != len(value):
+                raise ValueError(f"lists a reference kind twice: {list(value)}")
+        return value
+
+    @field_validator("references")
+    @classmethod
+    def _canonical_order(cls, value: tuple[ReferenceKind, ...]) -> tuple[ReferenceKind, ...]:
+        """[retrieved, generated] and [generated, retrieved] are one explanation: store kinds in one order."""
+        return tuple(kind for kind in REFERENCE_KINDS if kind in value)
+
+    def shows(self, kind: ReferenceKind) -> bool:
+        """Whether this condition's explanation shows references of ``kind``."""
+        return kind in self.references
+
+    @property
+    def explanation(self) -> tuple[str, ...]:
+        """What the explanation adds to the AI's text; two conditions must differ in it."""
+        return self.references
 
 
 class Randomization(_Model):
@@ -244,7 +281,7 @@ class Protocol(_Model):
     study: StudyInfo
     consent: Consent
     design: Design
-    conditions: tuple[ExperimentalCondition, ...] = Field(min_length=2, max_length=2)
+    conditions: tuple[ExperimentalCondition, ...] = Field(min_length=2, max_length=MAX_CONDITIONS)
     baseline: Identifier
     randomization: Randomization
     cases: Cases
@@ -270,8 +307,15 @@ class Protocol(_Model):
             problems.append("conditions: ids must be unique")
         if self.baseline not in condition_ids:
             problems.append(f"baseline: {self.baseline!r} is not one of the conditions {condition_ids}")
-        if sum(c.references for c in self.conditions) != 1:
-            problems.append("conditions: exactly one condition must show references (the visual explanation)")
+        explanations: dict[tuple[str, ...], str] = {}
+        for index, condition in enumerate(self.conditions):
+            twin = explanations.setdefault(condition.explanation, condition.id)
+            if twin != condition.id:
+                shown = " + ".join(condition.explanation) or "none"
+                problems.append(
+                    f"conditions[{index}].references: {condition.id!r} shows the same as {twin!r} ({shown}); "
+                    "conditions must differ in their explanation"
+                )
         seen: set[str] = set()
         for section, items in self.questionnaires.sections().items():
             for item in items:
@@ -307,13 +351,21 @@ class Protocol(_Model):
     # --- derived facts, so no other module re-derives them ---------------------------------------------
     @property
     def n_arms(self) -> int:
-        """Arms of the allocation: conditions (between) or condition-order × case-set sequences (within)."""
+        """Arms of the allocation: conditions (between) or sequences (within): each condition order of the
+        Williams design (k orders for even k, 2k for odd k) × k case-set rotations."""
         k = len(self.conditions)
-        return k * k if self.design == "within" else k
+        return len(williams_orders(k)) * k if self.design == "within" else k
+
+    @property
+    def condition_ids(self) -> tuple[str, ...]:
+        """Condition ids in protocol order."""
+        return tuple(c.id for c in self.conditions)
 
     @property
     def visual(self) -> str:
-        return next(c.id for c in self.conditions if c.id != self.baseline)
+        """The compared condition of a two-arm study; '' when there are more (every pair is compared)."""
+        others = [c.id for c in self.conditions if c.id != self.baseline]
+        return others[0] if len(others) == 1 else ""
 
     def condition(self, condition_id: str) -> ExperimentalCondition:
         return next(c for c in self.conditions if c.id == condition_id)
@@ -426,6 +478,13 @@ def resolve_bundle(protocol: Protocol, base_dir: Path, source: str) -> Bundle:
             "rating.include_retrieved: the bundle has no retrieved images (build it with "
             "`skingen bundle build --retrieve DATA`)"
         )
+    if bundle.manifest.retrieval is None:
+        for index, condition in enumerate(protocol.conditions):
+            if condition.shows("retrieved"):
+                problems.append(
+                    f"conditions[{index}].references: {condition.id!r} shows retrieved references, but the "
+                    f"bundle has none (build it with `skingen bundle build --retrieve DATA`)"
+                )
     if problems:
         raise ProtocolError(source, problems)
     return bundle

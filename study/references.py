@@ -32,3 +32,8 @@ def case_references(case: Case, kind: ReferenceKind) -> tuple[ShownReference, ..
     """The case's reference images of ``kind``, in the bundle's order (retrieved: nearest first)."""
     images = case.references if kind == "generated" else case.retrieved
     return tuple(ShownReference(image.image, image.caption, kind) for image in images)
+
+
+def shown_references(case: Case, kinds: tuple[ReferenceKind, ...]) -> tuple[ShownReference, ...]:
+    """Everything a condition showing ``kinds`` (its ``references``) shows of the case, in the page's order."""
+    return tuple(reference for kind in kinds for reference in case_references(case, kind))

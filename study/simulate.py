@@ -25,11 +25,14 @@ class Policy:
     """How bots answer.
 
     ``random``: every answer uniform. ``effect``: Likert answers come from a per-participant latent level per
-    construct, shifted by ``effects[construct]`` points under the visual condition, plus Gaussian noise.
+    construct, shifted by ``effects[construct]`` points under every condition but the baseline, plus Gaussian
+    noise. ``condition_effects[condition][construct]`` sets the shift of one condition instead (k-arm studies
+    with different effects per arm).
     """
 
     kind: Literal["random", "effect"] = "random"
     effects: dict[str, float] = field(default_factory=dict)
+    condition_effects: dict[str, dict[str, float]] = field(default_factory=dict)
     noise_sd: float = 1.0
     person_sd: float = 1.0
     attention_fail_rate: float = 0.0
@@ -116,12 +119,17 @@ class Bot:
             return self.rng.choice(codes)
         n = len(codes)
         level = self.levels.setdefault(item.construct, self.rng.gauss((n + 1) / 2, self.policy.person_sd))
-        if step.condition == self.engine.protocol.visual:
-            level_here = level + self.policy.effects.get(item.construct, 0.0)
-        else:
-            level_here = level
+        level_here = level + self.shift(step.condition, item.construct)
         value = min(n, max(1, round(self.rng.gauss(level_here, self.policy.noise_sd))))
         return n + 1 - value if item.reverse else value
+
+    def shift(self, condition: str | None, construct: str) -> float:
+        """Planted shift of ``construct`` under ``condition`` (Likert points; 0 for the baseline)."""
+        if condition in self.policy.condition_effects:
+            return self.policy.condition_effects[condition].get(construct, 0.0)
+        if condition is None or condition == self.engine.protocol.baseline:
+            return 0.0
+        return self.policy.effects.get(construct, 0.0)
 
     def _diagnosis(self, step: Step) -> str:
         manifest = self.engine.loaded.bundle.manifest

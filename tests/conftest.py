@@ -38,12 +38,12 @@ def protocol_file(tmp_path, bundle_dir):
     def make(design: str = "between", /, **changes):
         data = example_protocol(design)
         data["cases"]["bundle"] = str(bundle_dir)
-        for dotted, value in changes.items():
+        for dotted, value in changes.items():  # conditions__1__references=...: a list index is a number
             target = data
             *parents, last = dotted.split("__")
             for key in parents:
-                target = target[key]
-            target[last] = value
+                target = target[int(key)] if isinstance(target, list) else target[key]
+            target[int(last) if isinstance(target, list) else last] = value
         return write_protocol(tmp_path, data, name=f"{design}-{len(changes)}.yaml")
 
     return make

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import yaml
@@ -19,6 +20,7 @@ from skingen.bundle.manifest import (
     write_manifest,
 )
 from skingen.bundle.writing import retrieved_caption
+from study.crossover import williams_orders
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "study" / "demo"
 CONDITIONS = ("psoriasis", "eczema", "acne", "vitiligo")
@@ -103,6 +105,25 @@ def _retrieved(root: Path, case_id: str, condition: str, rank: int) -> Retrieved
 
 def example_protocol(design: str = "between") -> dict:
     return yaml.safe_load((EXAMPLES / f"{design}.yaml").read_text(encoding="utf-8"))
+
+
+EXTRA_ARMS = (
+    {"id": "retrieved_photos", "label": "Text and real example photos", "references": "retrieved"},
+    {"id": "both_images", "label": "Generated and real examples", "references": ["generated", "retrieved"]},
+)
+
+
+def multi_arm_protocol(design: str, k: int) -> dict:
+    """The example protocol with ``k`` (2..4) conditions: the demo's two plus retrieved / both-kinds arms.
+
+    Block sizes are the smallest valid ones (one or two full rounds of the arms); the bundle needs retrieved
+    references (``make_bundle(..., retrieved=1)``) once k > 2.
+    """
+    data = example_protocol(design)
+    data["conditions"] = [*data["conditions"], *copy.deepcopy(EXTRA_ARMS[: k - 2])]
+    rounds = len(williams_orders(k)) * k if design == "within" else k  # sequences or arms
+    data["randomization"]["block_sizes"] = [rounds] if design == "within" else [rounds, 2 * rounds]
+    return data
 
 
 def write_protocol(

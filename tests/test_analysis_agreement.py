@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from statsmodels.stats.proportion import proportion_confint
 
 from analysis.agreement import (
     agreement_coefficients,
@@ -168,3 +169,11 @@ def test_item_agreement_record_binary_and_ordinal():
     assert rec["type"] == "binary" and rec["icc"] is None
     assert rec["proportion_positive_by_skin_condition"]["a"]["k"] == 5
     assert set(rec["ci"]) >= {"fleiss_kappa", "gwet_ac1"}
+    binary["image_kind"] = ["generated"] * 6 + ["retrieved"] * 3 + ["case_photo"] * 3  # blind, one pool
+    kinds = item_agreement(binary, n_boot=0)["proportion_positive_by_image_kind"]
+    assert {k: (v["k"], v["n"]) for k, v in kinds.items()} == {
+        "case_photo": (2, 3),
+        "generated": (5, 6),
+        "retrieved": (0, 3),
+    }
+    assert kinds["retrieved"]["ci"] == pytest.approx(list(proportion_confint(0, 3, method="wilson")))

@@ -281,7 +281,7 @@ def test_the_page_words_each_problem_by_its_code(study, monkeypatch):
 
 def test_retrieved_real_references_show_with_the_caption_their_licence_requires(study, tmp_path):
     bundle = make_bundle(tmp_path / "retrieval-bundle", retrieved=2)
-    engine = study("within", cases__bundle=str(bundle))
+    engine = study("within", cases__bundle=str(bundle), conditions__1__references=["generated", "retrieved"])
     p = AppParticipant().consent().advance(value=2).submit()
     shown = {"references": 0, "plain": 0}
     while p.page != "complete":

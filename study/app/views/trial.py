@@ -6,7 +6,7 @@ import streamlit as st
 
 from skingen.bundle.manifest import Bundle, Case
 from study.app import context, items, layout
-from study.references import REFERENCE_KINDS, ReferenceKind, case_references
+from study.references import ReferenceKind, case_references
 
 # What participants are told about each kind of reference image (heading, then a line under it).
 _INTRODUCTIONS: dict[ReferenceKind, tuple[str, str]] = {
@@ -63,9 +63,8 @@ def page() -> None:
     if protocol.design == "within" and step.period:
         st.caption(f"Part {step.period} of {len(protocol.conditions)}")
     _case(bundle, case)
-    if protocol.condition(step.condition).references:
-        for kind in REFERENCE_KINDS:  # retrieved ones only where the bundle has them (--retrieve)
-            references(bundle, case, kind)
+    for kind in protocol.condition(step.condition).references:
+        references(bundle, case, kind)
     st.divider()
     errors = context.errors(step.key)
     with st.form(f"form:{step.key}", border=False, enter_to_submit=False):
