@@ -84,7 +84,7 @@ def cmd_prereg(args: argparse.Namespace) -> int:
         return 0
     out = Path(args.out)
     if out.exists() and not args.overwrite:
-        raise OutputExistsError(f"{out} exists: pass --overwrite to replace it")
+        raise ValueError(f"--out {out} exists: pass --overwrite to replace it")
     checksum = out.with_name(out.name + ".sha256")
     staging = out.with_name(f".{out.name}.partial")
     staging.write_text(text, encoding="utf-8")
