@@ -291,12 +291,14 @@ class InstrumentUse(_Model):
 
     def item_data(self) -> list[dict]:
         """The questionnaire items this use expands into (as protocol data), in the published order."""
-        instrument, adapt = self.instrument, self.adapt or Adaptation(reason="-")
+        instrument = self.instrument
+        dropped = self.adapt.drop if self.adapt else ()
+        changed = self.adapt.wording if self.adapt else {}
         items = []
         for item in instrument.items:
-            if item.key in adapt.drop:
+            if item.key in dropped:
                 continue
-            text = adapt.wording.get(item.key) or self.wording.get(item.key) or item.text or ""
+            text = changed.get(item.key) or self.wording.get(item.key) or item.text or ""
             scale = instrument.scale.model_dump()
             if item.anchors is not None:
                 scale["anchors"] = item.anchors
@@ -314,7 +316,7 @@ class InstrumentUse(_Model):
                         "id": self.id,
                         "key": item.key,
                         "subscale": item.subscale,
-                        "adapted": item.key in adapt.wording,
+                        "adapted": item.key in changed,
                     },
                 }
             )

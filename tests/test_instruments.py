@@ -41,7 +41,9 @@ def test_each_shipped_instrument_validates_and_expands(protocol_file, instrument
     instrument = load_instrument(instrument_id)
     assert instrument.citation and instrument.licence and instrument.wording_source
     assert instrument.is_template == (instrument.obtain is not None)
-    protocol = load_protocol(protocol_file("within", instruments=[use_of(instrument_id)])).protocol
+    protocol = load_protocol(
+        protocol_file("within", hypotheses=[], instruments=[use_of(instrument_id)])
+    ).protocol
     items = [i for i in protocol.questionnaires.post_block if i.instrument]
     assert [i.instrument.key for i in items] == [i.key for i in instrument.items]
     assert all(i.construct == instrument_id and i.scale.points == instrument.scale.points for i in items)
@@ -145,7 +147,9 @@ def test_adaptation_is_explicit_and_reported_in_the_codebook(protocol_file):
         "drop": ["10"],
         "reason": "non-native",
     }
-    protocol = load_protocol(protocol_file("within", instruments=[use_of("sus", adapt=adapt)])).protocol
+    protocol = load_protocol(
+        protocol_file("within", hypotheses=[], instruments=[use_of("sus", adapt=adapt)])
+    ).protocol
     variables = {v.variable: v for v in codebook(protocol)}
     assert "sus_10" not in variables
     assert (
@@ -161,6 +165,7 @@ def test_protocol_errors_name_the_instrument_field(protocol_file):
         load_protocol(
             protocol_file(
                 "within",
+                hypotheses=[],
                 instruments=[
                     {"id": "nope", "show": "post_block"},
                     {"id": "trust_in_automation", "show": "post_block"},
@@ -180,9 +185,13 @@ def test_protocol_errors_name_the_instrument_field(protocol_file):
 
 def test_the_same_instrument_twice_needs_a_prefix(protocol_file):
     with pytest.raises(ProtocolError, match=r"item id 'sus_1' is used twice \(by instrument sus"):
-        load_protocol(protocol_file("within", instruments=[use_of("sus"), use_of("sus", show="post")]))
+        load_protocol(
+            protocol_file("within", hypotheses=[], instruments=[use_of("sus"), use_of("sus", show="post")])
+        )
     protocol = load_protocol(
-        protocol_file("within", instruments=[use_of("sus"), use_of("sus", show="post", prefix="sus_end")])
+        protocol_file(
+            "within", hypotheses=[], instruments=[use_of("sus"), use_of("sus", show="post", prefix="sus_end")]
+        )
     ).protocol
     assert [i.id for i in protocol.questionnaires.post][-1] == "sus_end_10"
 

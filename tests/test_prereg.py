@@ -229,3 +229,52 @@ def test_a_study_on_instruments_through_bots_export_codebook_and_report(study_fi
     assert results["hypotheses"][0]["correction"] == "bonferroni"
     report = (tmp_path / "report" / "report.md").read_text(encoding="utf-8")
     assert "Deviations from the plan:" in report and "5. Analysis plan" in report
+
+
+def test_init_stores_the_plan_and_later_versions_keep_it(study_file, tmp_path):
+    from db.session import Database
+    from study.registry import register
+
+    db = Database(f"sqlite:///{tmp_path}/r.db")
+    first = load_protocol(study_file())
+    own = prereg.document_hash(prereg.document(first.protocol))
+    assert register(db, first).prereg_hash == own
+    second = load_protocol(study_file(study__version="2", preregistration={**PLAN, "correction": "none"}))
+    assert register(db, second).prereg_hash == own, "analysed against the plan preregistered first"
+    assert register(db, second, prereg_hash="a" * 64).prereg_hash == "a" * 64, "an amended preregistration"
+    db.dispose()
+
+
+def test_a_hypothesis_about_baseline_minus_visual_is_tested_in_its_own_direction():
+    from analysis.load import StudyData
+    from analysis.plan import confirmatory_tests
+
+    scores = pd.DataFrame(
+        {
+            "participant_id": [f"P{i}" for i in range(8)] * 2,
+            "condition": ["base"] * 8 + ["vis"] * 8,
+            "construct": "workload",
+            "score": [5, 6, 5, 7, 6, 5, 6, 7, 4, 4, 5, 5, 3, 4, 5, 4],  # base, then vis
+        }
+    )
+    hypotheses = pd.DataFrame(
+        [
+            {
+                "hypothesis": "H1",
+                "construct": "workload",
+                "first": "base",
+                "second": "vis",
+                "direction": d,
+                "alpha": 0.05,
+                "correction": "bonferroni",
+                "statement": "",
+            }
+            for d in ("greater", "less")
+        ]
+    )
+    data = StudyData(None, None, None, "within", "base", "vis", hypotheses=hypotheses)
+    greater, less = confirmatory_tests(scores, data, 0.95)
+    assert greater["mean_diff"] > 0 and greater["effect_size"]["value"] > 0
+    assert greater["p"] < 0.01 and less["p"] > 0.99 and greater["p"] + less["p"] == pytest.approx(1)
+    assert greater["p_adjusted"] == pytest.approx(2 * greater["p"]) and greater["supported"]
+    assert not less["supported"]
