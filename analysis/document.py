@@ -339,8 +339,13 @@ def plan_blocks(results: dict) -> list[Block]:
         f"(SHA-256 {str(plan['stored_hash'])[:12]}…).",
         "changed after preregistration": "The protocol changed after preregistration: the document "
         "regenerated from the analysed protocol differs from the preregistered one.",
-        "not preregistered": "No preregistration is stored with the study: every analysis is exploratory.",
-        "unknown": "Whether the study was preregistered is not known from this input.",
+        "not preregistered": "No preregistration is stored with the study"
+        + (
+            ": the hypotheses the protocol declares are tested as declared, but were not preregistered."
+            if results["hypotheses"]
+            else ": every analysis is exploratory."
+        ),
+        "unknown": "Whether the study was preregistered is not known from this input (no study.csv).",
     }[plan["status"]]
     blocks: list[Block] = [("h2", "Preregistration"), ("p", status)]
     if plan["deviations"]:
@@ -357,6 +362,11 @@ def plan_blocks(results: dict) -> list[Block]:
                 "as a check. Effects are first − second condition.",
             ),
             ("table", hypotheses_table(results)),
+            (
+                "p",
+                "Everything else in this report — the other constructs, the two-sided comparisons below, trust "
+                "calibration, expert ratings and power — is exploratory.",
+            ),
         ]
     return blocks
 

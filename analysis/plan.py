@@ -118,8 +118,7 @@ def deviations(data: StudyData, hypotheses: list[dict], n_analysed: int | None) 
         "planned_participants": None,
         "deviations": [],
     }
-    if plan is None:
-        out["deviations"].append("no study table: the preregistration cannot be checked")
+    if plan is None:  # CSV input without study.csv: nothing to compare with
         return out
     stored, current = plan.get("prereg_hash", ""), plan.get("prereg_hash_protocol", "")
     out["stored_hash"], out["protocol_hash"] = stored or None, current or None

@@ -130,7 +130,11 @@ def _sampling(protocol: Protocol) -> str:
         declared = min((h.alpha for h in protocol.hypotheses), default=0.05)
         needed = required_participants(plan.effect, alpha, plan.power, protocol.design, sided_test)
         achieved = t_test_power(plan.participants, plan.effect, alpha, protocol.design, sided_test)
-        test = "paired t-test" if protocol.design == "within" else "two-sample t-test (balanced arms)"
+        test = (
+            "paired t-test"
+            if protocol.design == "within"
+            else "two-sample t-test with balanced arms (Welch's test has the same power under equal variances)"
+        )
         lines += [
             f"Planned sample: {plan.participants} participants analysed (after exclusions)"
             + (f"; {plan.participants // 2} per arm." if protocol.design == "between" else "."),
@@ -191,7 +195,7 @@ def _variables(protocol: Protocol) -> str:
     score = (
         "Construct score: per participant and condition, the mean of the construct's items after reverse "
         "keying (points + 1 − answer) over all cases; for an instrument, its published score (above) is a "
-        "linear function of this mean, so the tests are the same."
+        "linear function of this mean when its items are answered, so the tests are the same."
     )
     return "\n".join([f"- {manipulated}", *(f"- {line}" for line in measured), f"- {score}"])
 
