@@ -40,6 +40,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(
             f"{path}: valid — study {p.study.id!r} v{p.study.version}, {p.design} design, "
             f"{len(loaded.case_ids())} cases, {p.n_arms} arms, strata: {', '.join(s for s in p.strata if s) or '-'}"
+            + (f", instruments: {', '.join(u.construct for u in p.instruments)}" if p.instruments else "")
+            + (f", hypotheses: {', '.join(h.id for h in p.hypotheses)}" if p.hypotheses else "")
         )
     return status
 
