@@ -10,6 +10,7 @@ missing. An item asked on every case (trial block) enters as its mean over the c
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from statistics import NormalDist
 
 import pandas as pd
@@ -28,7 +29,7 @@ def _item_matrix(responses: pd.DataFrame, items: list[str]) -> pd.DataFrame:
     return wide.reindex(columns=[i for i in items if i in wide.columns])
 
 
-def score(matrix: pd.DataFrame, rule: pd.Series, n_items: int | None = None) -> pd.DataFrame:
+def score(matrix: pd.DataFrame, rule: Mapping, n_items: int | None = None) -> pd.DataFrame:
     """Scores of ``matrix`` (keyed answers) by ``rule`` (a row of the instruments table).
 
     ``n_items``: the published item count a ``sum`` is prorated to (default: the matrix' columns). Columns:
@@ -77,7 +78,7 @@ def _subscales(text: str) -> dict[str, list[str]]:
     return out
 
 
-def instrument_block(responses: pd.DataFrame, rule: pd.Series, confidence: float) -> dict:
+def instrument_block(responses: pd.DataFrame, rule: Mapping, confidence: float) -> dict:
     """Scores per condition by the published rule, α, subscales and (SUS) placement against the norms."""
     items = [i for i in rule["items"].split(";") if i]
     matrix = _item_matrix(responses, items)

@@ -299,13 +299,15 @@ class InstrumentUse(_Model):
             if item.key in dropped:
                 continue
             text = changed.get(item.key) or self.wording.get(item.key) or item.text or ""
+            for slot, filled in self.fill.items():  # not str.format: wording may hold other braces
+                text = text.replace(f"{{{slot}}}", filled)
             scale = instrument.scale.model_dump()
             if item.anchors is not None:
                 scale["anchors"] = item.anchors
             items.append(
                 {
                     "id": f"{self.construct}_{item.key}",
-                    "text": text.format(**self.fill),
+                    "text": text,
                     "type": "likert",
                     "scale": scale,
                     "construct": self.construct,
@@ -436,7 +438,7 @@ class Protocol(_Model):
                         f"questionnaires.{section}: {item.id}.instrument is set by the 'instruments' section only"
                     )
                 unknown = set(item.show_in or ()) - set(condition_ids)
-                if unknown:
+                if unknown and not item.instrument:  # reported once, at instruments[i].show_in
                     problems.append(
                         f"questionnaires.{section}: {item.id}.show_in names unknown {sorted(unknown)}"
                     )
