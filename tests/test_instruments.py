@@ -143,7 +143,7 @@ def test_sus_against_published_norms():
 
 def test_adaptation_is_explicit_and_reported_in_the_codebook(protocol_file):
     adapt = {
-        "wording": {"8": "I found the system very awkward to use."},
+        "wording": {"8": "I found the {system} very awkward to use."},
         "drop": ["10"],
         "reason": "non-native",
     }
@@ -153,7 +153,7 @@ def test_adaptation_is_explicit_and_reported_in_the_codebook(protocol_file):
     variables = {v.variable: v for v in codebook(protocol)}
     assert "sus_10" not in variables
     assert (
-        variables["sus_8"].adapted and variables["sus_8"].label == "I found the system very awkward to use."
+        variables["sus_8"].adapted and variables["sus_8"].label == "I found the {system} very awkward to use."
     )
     assert not variables["sus_1"].adapted and variables["sus_1"].instrument == "sus"
     assert (variables["sus_2"].keying, variables["sus_1"].keying) == ("reverse", "forward")
