@@ -113,6 +113,71 @@ def flow_table(results: dict) -> pd.DataFrame | None:
     return None if not flow else pd.DataFrame(flow).rename(columns={"stage": "Stage", "n": "n"})
 
 
+def analysis_label(block: dict) -> str:
+    """'confirmatory (H1, H2)' for a construct a preregistered hypothesis tests, else 'exploratory'."""
+    if block.get("analysis") == "confirmatory":
+        return f"confirmatory ({', '.join(block['hypotheses'])})"
+    return "exploratory"
+
+
+def hypotheses_table(results: dict) -> pd.DataFrame:
+    """One row per preregistered hypothesis: comparison, direction, test, corrected p, effect, verdict."""
+    label = ci_label(results["confidence"])
+    rows = []
+    for h in results["hypotheses"]:
+        row = {
+            "Hypothesis": h["hypothesis"],
+            "Construct": h["construct"],
+            "Comparison": f"{h['first']} vs {h['second']}",
+            "Direction": h["direction"].replace("_", "-"),
+            "α": bounded(h["alpha"]),
+        }
+        if "skipped" in h:
+            rows.append({**row, "Result": f"not tested: {h['skipped']}"})
+            continue
+        es = h["effect_size"]
+        rows.append(
+            {
+                **row,
+                "M first / second": f"{num(h['mean_first'])} / {num(h['mean_second'])}",
+                "t (df)": f"{num(h['statistic'])} ({h['df']:.1f})",
+                "p": p_text(h["p"]),
+                f"p ({h['correction']})": p_text(h["p_adjusted"]),
+                f"Effect [{label}]": f"{num(es['value'])} {interval(es['ci'])}",
+                "Rank test p": p_text(h["rank_test"]["p"]),
+                "Result": "supported" if h["supported"] else "not supported",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def instruments_table(results: dict) -> pd.DataFrame:
+    """One row per instrument: items used, scores by the published rule per condition, α, adaptation."""
+    b, v = results["baseline"], results["visual"]
+    rows = []
+    for construct, block in results["instruments"].items():
+        d = block["descriptives"]
+
+        def cell(condition: str, d: dict = d) -> str:
+            return f"{num(d[condition]['mean'])} ({num(d[condition]['sd'])})" if condition in d else "–"
+
+        alpha = block["alpha"]
+        rows.append(
+            {
+                "Construct": construct,
+                "Instrument": block["name"] or block["instrument"],
+                "Items": f"{block['n_items']}/{block['n_items_published']}",
+                "Version": "adapted" if block["adapted"] else "as published",
+                f"{b} M (SD)": cell(b),
+                f"{v} M (SD)": cell(v),
+                "Range": f"{num(block['range'][0], 1)}–{num(block['range'][1], 1)}",
+                "α": bounded(alpha["value"]) if alpha else "–",
+                "Not scored": block["not_scored"],
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 def summary_table(results: dict) -> pd.DataFrame:
     """One row per confirmatory construct: means, difference with CI, relative change, test, effect size."""
     rows = []
@@ -125,6 +190,7 @@ def summary_table(results: dict) -> pd.DataFrame:
         rows.append(
             {
                 "Construct": name,
+                "Analysis": analysis_label(block),
                 f"{b} M (SD)": f"{num(d[b]['mean'])} ({num(d[b]['sd'])})",
                 f"{v} M (SD)": f"{num(d[v]['mean'])} ({num(d[v]['sd'])})",
                 f"Diff. [{label}]": f"{num(par['mean_diff'])} {interval(par['ci'])}",
@@ -185,8 +251,10 @@ def document(results: dict) -> list[Block]:
     """The report as blocks, in the order of a paper's results section."""
     return [
         *header_blocks(results),
+        *plan_blocks(results),
         *flow_blocks(results),
         *construct_blocks(results),
+        *instrument_report_blocks(results),
         *trust_blocks(results),
         *rating_blocks(results),
         *power_blocks(results),
@@ -234,18 +302,20 @@ def construct_blocks(results: dict) -> list[Block]:
         return multi_arm_construct_blocks(results)
     b, v, level = results["baseline"], results["visual"], results["confidence"]
     blocks: list[Block] = [
-        ("h2", "Confirmatory comparisons"),
+        ("h2", "Comparisons per construct"),
         (
             "p",
             "Per construct: construct scores are item means (reverse-coded items reversed). Within designs: "
             "paired t-test with d<sub>z</sub> and Wilcoxon signed-rank; between designs: Welch t-test with "
-            "Hedges' g and Mann–Whitney U. p-values are Holm-adjusted across the constructs below. Relative "
+            "Hedges' g and Mann–Whitney U, all two-sided. p-values are Holm-adjusted across the constructs "
+            "below. A construct is confirmatory when a preregistered hypothesis tests it (its test, in the "
+            "declared direction and correction, is under Preregistration), exploratory otherwise. Relative "
             "change depends on the scale's zero point; read it with the mean difference and effect size.",
         ),
         ("table", summary_table(results)),
     ]
     for name, block in results["constructs"].items():
-        blocks.append(("h3", html.escape(name)))
+        blocks.append(("h3", f"{html.escape(name)} ({analysis_label(block)})"))
         if "parametric" not in block:
             blocks.append(("p", f"Not tested: {block.get('skipped')}."))
             continue
@@ -279,6 +349,91 @@ def multi_arm_construct_blocks(results: dict) -> list[Block]:
             reliability_sentence(block, level),
         ]
         blocks += [("ul", [s for s in sentences if s]), ("table", document_arms.pairwise_table(block, level))]
+    return blocks
+
+
+def _text(value: str) -> str:
+    """Data shown in both renderers: HTML-escaped, quotes kept readable in the Markdown."""
+    return html.escape(value, quote=False)
+
+
+def plan_blocks(results: dict) -> list[Block]:
+    """The preregistration: its status, every deviation, and the confirmatory tests of the hypotheses."""
+    plan = results.get("preregistration")
+    if plan is None:
+        return []
+    status = {
+        "as preregistered": "The analysed protocol's preregistration document is the one preregistered "
+        f"(SHA-256 {str(plan['stored_hash'])[:12]}…).",
+        "changed after preregistration": "The protocol changed after preregistration: the document "
+        "regenerated from the analysed protocol differs from the preregistered one.",
+        "not preregistered": "No preregistration is stored with the study"
+        + (
+            ": the hypotheses the protocol declares are tested as declared, but were not preregistered."
+            if results["hypotheses"]
+            else ": every analysis is exploratory."
+        ),
+        "unknown": "Whether the study was preregistered is not known from this input (no study.csv).",
+    }[plan["status"]]
+    blocks: list[Block] = [("h2", "Preregistration"), ("p", status)]
+    if plan["deviations"]:
+        blocks += [("p", "Deviations from the plan:"), ("ul", [_text(d) for d in plan["deviations"]])]
+    elif plan["status"] == "as preregistered":
+        blocks.append(("p", "No deviations from the plan."))
+    if results["hypotheses"]:
+        blocks += [
+            ("h3", "Confirmatory tests of the preregistered hypotheses"),
+            (
+                "p",
+                "Each hypothesis is tested in its declared direction (one-sided unless two-sided was declared), "
+                "corrected across the hypotheses as declared; the rank-based test runs in the same direction "
+                "as a check. Effects are first − second condition.",
+            ),
+            ("table", hypotheses_table(results)),
+            (
+                "p",
+                "Everything else in this report — the other constructs, the two-sided comparisons below, trust "
+                "calibration, expert ratings and power — is exploratory.",
+            ),
+        ]
+    return blocks
+
+
+def instrument_report_blocks(results: dict) -> list[Block]:
+    """Published instruments: scores by their own rule, reliability, adaptations, norms."""
+    if not results.get("instruments"):
+        return []
+    blocks: list[Block] = [
+        ("h2", "Instruments"),
+        (
+            "p",
+            "Scores follow each instrument's published rule (missing-item rule as stated); α is Cronbach's "
+            "alpha over participant × condition rows.",
+        ),
+        ("table", instruments_table(results)),
+    ]
+    for construct, block in results["instruments"].items():
+        lines = [f"Scoring: {_text(block['scoring_rule'])} Missing items: {_text(block['missing_rule'])}"]
+        if block["adapted"]:
+            lines.append(f"Adapted: {_text(block['adaptation'])}.")
+        for name, sub in block["subscales"].items():
+            alpha = sub["alpha"]
+            means = "; ".join(f"{c}: *M* = {num(d['mean'])}" for c, d in sub["descriptives"].items())
+            lines.append(f"Subscale {_text(name)}: {means}; α = {bounded(alpha['value']) if alpha else '–'}.")
+        norms = block.get("norms")
+        if norms:
+            for condition, place in norms["by_condition"].items():
+                adjective = f", adjective “{place['adjective']}”" if place["adjective"] else ""
+                lines.append(
+                    f"{_text(condition)}: mean {num(place['score'], 1)} — grade {place['grade']}{adjective}, "
+                    f"percentile {num(place['percentile'], 0)}."
+                )
+            lines.append(
+                f"Norms: {_text(norms['source'])} Grades: {_text(norms['grades_source'])}"
+                + (f" Adjectives: {_text(norms['adjectives_source'])}" if norms["adjectives_source"] else "")
+            )
+        lines.append(f"Source: {_text(block['citation'])} Licence: {_text(block['licence'])}.")
+        blocks += [("h3", f"{_text(construct)}: {_text(block['name'])}"), ("ul", lines)]
     return blocks
 
 

@@ -23,7 +23,7 @@ import pandas as pd
 from study import contract
 
 DESIGNS = ("within", "between")
-EXPORT_TABLES = ("responses", "participants", "ratings", "study")
+EXPORT_TABLES = ("responses", "participants", "ratings", "study", "instruments", "hypotheses")
 """The export tables the analysis reads (``<name>.csv`` in an export folder)."""
 
 
@@ -43,6 +43,28 @@ PARTICIPANT_COLUMNS = _required(contract.PARTICIPANT_COLUMNS, ("participant_id",
 NUMERIC_RESPONSE_COLUMNS = _required(
     contract.RESPONSE_COLUMNS,
     ("period", "reverse_coded", "scale_min", "scale_max", "attention_check", "ai_correct", "rt_ms"),
+)
+INSTRUMENT_COLUMNS = _required(
+    contract.INSTRUMENT_COLUMNS,
+    ("construct", "instrument", "items", "aggregate", "offset", "multiplier", "max_missing", "n_items"),
+)
+NUMERIC_INSTRUMENT_COLUMNS = _required(
+    contract.INSTRUMENT_COLUMNS,
+    (
+        "n_items",
+        "scale_min",
+        "scale_max",
+        "offset",
+        "multiplier",
+        "score_min",
+        "score_max",
+        "max_missing",
+        "adapted",
+    ),
+)
+HYPOTHESIS_COLUMNS = _required(contract.HYPOTHESIS_COLUMNS, contract.HYPOTHESIS_COLUMNS)
+PLAN_COLUMNS = _required(
+    contract.STUDY_COLUMNS, ("prereg_hash", "prereg_hash_protocol", "prereg_changed", "planned_participants")
 )
 NO_BASELINE = "no baseline condition: pass --baseline NAME, or --export DIR (its study.csv names it)"
 
@@ -73,6 +95,10 @@ class StudyData:
     warnings: tuple[str, ...] = ()
     conditions: tuple[str, ...] = ()
     relevance_item: str = ""  # the rating item compared with the closed loop (the export's study.csv)
+    instruments: pd.DataFrame | None = None
+    hypotheses: pd.DataFrame | None = None
+    plan: dict[str, str] | None = None
+    """The export's preregistration columns (``study.csv``), None without a study table."""
 
     @property
     def multi_arm(self) -> bool:
@@ -180,6 +206,46 @@ def validate_participants(raw: pd.DataFrame, what: str = "participants") -> pd.D
     if not excluded.isin([0.0, 1.0]).all():
         raise AnalysisInputError(f"{what}: column 'excluded' must be 0 or 1")
     frame["excluded"] = excluded.astype(int)
+    return frame
+
+
+def validate_instruments(raw: pd.DataFrame, what: str = "instruments") -> pd.DataFrame:
+    """Check the instruments table (one row per included instrument, with its scoring rule)."""
+    _require_columns(raw, INSTRUMENT_COLUMNS, what)
+    frame = raw.reset_index(drop=True)
+    _clean_text(frame, ("construct", "instrument", "items", "aggregate", "subscales", "norms"))
+    for column in NUMERIC_INSTRUMENT_COLUMNS:
+        if column in frame.columns:
+            frame[column] = _to_numeric(
+                frame, column, pd.Series(column in INSTRUMENT_COLUMNS, frame.index), what
+            )
+    bad = ~frame["aggregate"].isin(["mean", "sum"])
+    if bad.any():
+        raise AnalysisInputError(
+            f"{what}: row {int(bad.idxmax()) + 2}, column 'aggregate': {frame.loc[bad.idxmax(), 'aggregate']!r} "
+            "is not 'mean' or 'sum'"
+        )
+    return frame
+
+
+def validate_hypotheses(raw: pd.DataFrame, what: str = "hypotheses") -> pd.DataFrame:
+    """Check the preregistered hypotheses (direction greater/less/two_sided, α in (0, 1))."""
+    _require_columns(raw, HYPOTHESIS_COLUMNS, what)
+    frame = raw.reset_index(drop=True)
+    _clean_text(frame, ("hypothesis", "construct", "first", "second", "direction", "correction"))
+    frame["alpha"] = _to_numeric(frame, "alpha", pd.Series(True, index=frame.index), what)
+    for column, allowed in (
+        ("direction", ("greater", "less", "two_sided")),
+        ("correction", ("holm", "bonferroni", "none")),
+    ):
+        bad = ~frame[column].isin(allowed)
+        if bad.any():
+            row = int(bad.idxmax())
+            raise AnalysisInputError(
+                f"{what}: row {row + 2}, column {column!r}: {frame.loc[row, column]!r} is not one of {allowed}"
+            )
+    if not frame["alpha"].between(0, 1, inclusive="neither").all():
+        raise AnalysisInputError(f"{what}: column 'alpha' must lie between 0 and 1")
     return frame
 
 
@@ -318,6 +384,7 @@ def from_export(
     """
     study = frames.get("study")
     relevance_item = ""
+    plan = None
     if study is not None and len(study):
         row = _as_text(study).iloc[0]
         design = design or row.get("design") or None
@@ -326,6 +393,7 @@ def from_export(
         relevance_item = row.get("relevance_item", "")
         listed = tuple(c for c in str(row.get("conditions", "")).split(";") if c)
         conditions = conditions or listed or None
+        plan = {column: str(row.get(column, "")) for column in PLAN_COLUMNS}
     present = {name: frame for name, frame in frames.items() if frame is not None and len(frame)}  # rows only
     data = build_study_data(
         _as_text(present.get("responses")),
@@ -336,7 +404,14 @@ def from_export(
         visual=visual,
         conditions=conditions,
     )
-    return replace(data, relevance_item=relevance_item)
+    instruments, hypotheses = (_as_text(present.get(name)) for name in ("instruments", "hypotheses"))
+    return replace(
+        data,
+        relevance_item=relevance_item,
+        instruments=None if instruments is None else validate_instruments(instruments),
+        hypotheses=None if hypotheses is None else validate_hypotheses(hypotheses),
+        plan=plan,
+    )
 
 
 def load_export(
@@ -347,8 +422,9 @@ def load_export(
     visual: str | None = None,
     conditions: tuple[str, ...] | None = None,
 ) -> StudyData:
-    """Load an export folder (``skingen-study export``): its responses, participants, ratings and study CSVs,
-    whichever are present; design and conditions from ``study.csv`` unless given."""
+    """Load an export folder (``skingen-study export``): its responses, participants, ratings, study,
+    instruments and hypotheses CSVs, whichever are present; design and conditions from ``study.csv`` unless
+    given."""
     folder = Path(folder)
     if not folder.is_dir():
         raise AnalysisInputError(f"--export: not a folder: {folder}")

@@ -1,7 +1,8 @@
 """The analysis as numbered steps over validated study data; produces the ``results.json`` structure.
 
 ``run_analysis`` reads like the paper's methods section: it runs :data:`STEPS` in order — 1. exclusions,
-2. scoring, 3. per-construct statistics, 4. multiplicity, 5. trust calibration, 6. expert ratings, 7. power.
+2. scoring, 3. per-construct statistics, 4. multiplicity, 5. preregistered hypotheses, 6. instruments,
+7. trust calibration, 8. expert ratings, 9. power, 10. deviations from the preregistration.
 Each step is a small function of the run's state; the statistics are plain records, so the writers and
 figures only format what is computed here. The simulated power curve is wired in :mod:`analysis.simulation`.
 """
@@ -31,18 +32,20 @@ from analysis.compare import (
     welch_ttest,
     wilcoxon_test,
 )
+from analysis.instruments import instrument_blocks
 from analysis.load import StudyData, build_study_data
 from analysis.multiarm import friedman, kruskal_wallis, pairwise, rm_anova, welch_anova
+from analysis.plan import confirmatory_tests, deviations
 from analysis.power import analytic_power_curve, required_n, sensitivity
 from analysis.reliability import cronbach_alpha, mcdonald_omega
 from analysis.scores import (
     apply_exclusions,
+    condition_samples,
     confirmatory_constructs,
     construct_ranges,
     construct_scores,
     descriptives,
     item_matrix,
-    paired_scores,
     reverse_code,
     scale_bounds,
     scored_rows,
@@ -53,7 +56,9 @@ from analysis.trust import trust_calibration
 if TYPE_CHECKING:
     from analysis.sources import LoadedProtocol
 
-SCHEMA_VERSION = 2  # 2: CIs at --confidence, level-neutral keys (ci, alpha_ci, …), top-level confidence
+SCHEMA_VERSION = 3
+# 2: CIs at --confidence, level-neutral keys (ci, alpha_ci, …), top-level confidence
+# 3: constructs[c].analysis (confirmatory/exploratory), hypotheses, instruments, preregistration
 
 
 @dataclass(frozen=True)
@@ -119,19 +124,6 @@ def _descriptive_block(table: pd.DataFrame) -> dict:
     }
 
 
-def _samples(scores: pd.DataFrame, construct: str, data: StudyData) -> tuple[np.ndarray, np.ndarray, int]:
-    """(visual, baseline, dropped): paired arrays for within designs, the two groups for between."""
-    if data.design == "within":
-        pairs, dropped = paired_scores(scores, construct, data.baseline, data.visual)
-        return pairs["visual"].to_numpy(), pairs["baseline"].to_numpy(), dropped
-    sub = scores[scores["construct"] == construct]
-    return (
-        sub.loc[sub["condition"] == data.visual, "score"].to_numpy(),
-        sub.loc[sub["condition"] == data.baseline, "score"].to_numpy(),
-        0,
-    )
-
-
 def _ordinal_block(rows: pd.DataFrame, data: StudyData, config: AnalysisConfig) -> dict:
     """Cumulative link model on item answers, or the reason it was not fitted."""
     values = rows["value"].to_numpy()
@@ -167,7 +159,7 @@ def construct_block(
     """Step 3 for one construct: descriptives, reliability, tests, effect sizes, ordinal model, period."""
     if data.multi_arm:
         return multi_arm_block(responses, scores, construct, data, config, scale)
-    visual, baseline, dropped = _samples(scores, construct, data)
+    visual, baseline, dropped = condition_samples(scores, construct, data)
     if len(visual) < 2 or len(baseline) < 2:
         return {
             "skipped": f"fewer than two observations per condition (visual {len(visual)}, "
@@ -445,8 +437,28 @@ def multiplicity(run: Run) -> None:
     adjust_multiplicity(run.results["constructs"])
 
 
+def hypotheses(run: Run) -> None:
+    """5. The preregistered hypotheses, in their declared direction and correction; each construct marked
+    confirmatory (a hypothesis tests it) or exploratory."""
+    run.results["hypotheses"] = confirmatory_tests(run.analysis.scores, run.data, run.config.confidence)
+    tested = {}
+    for record in run.results["hypotheses"]:
+        tested.setdefault(record["construct"], []).append(record["hypothesis"])
+    for construct, block in run.results["constructs"].items():
+        block["analysis"] = "confirmatory" if construct in tested else "exploratory"
+        block["hypotheses"] = tested.get(construct, [])
+
+
+def instruments(run: Run) -> None:
+    """6. Published instruments: scores by their own rule, α per instrument and subscale, norms (SUS)."""
+    if run.analysis.responses is not None and run.data.instruments is not None:
+        run.results["instruments"] = instrument_blocks(
+            run.analysis.responses, run.data.instruments, run.config.confidence
+        )
+
+
 def trust(run: Run) -> None:
-    """5. Trust calibration on deliberately wrong AI cases."""
+    """7. Trust calibration on deliberately wrong AI cases."""
     if run.analysis.responses is None:
         return
     data, config = run.data, run.config
@@ -462,7 +474,7 @@ def trust(run: Run) -> None:
 
 
 def ratings(run: Run) -> None:
-    """6. Expert ratings: proportions and agreement per rated item; the relevance item against each image's
+    """8. Expert ratings: proportions and agreement per rated item; the relevance item against each image's
     closed-loop check (when the bundle was built with ``--evaluate``)."""
     ratings, config = run.data.ratings, run.config
     if ratings is None:
@@ -481,7 +493,7 @@ def ratings(run: Run) -> None:
 
 
 def power(run: Run) -> None:
-    """7. Power: sensitivity at the analysed n, a-priori n, analytic and (``--simulate``) simulated curves."""
+    """9. Power: sensitivity at the analysed n, a-priori n, analytic and (``--simulate``) simulated curves."""
     tested = [t for b in run.results["constructs"].values() if (t := tests_of(b)) is not None]
     n_analysed = tested[0]["parametric"]["n"] if tested else None
     run.results["power"], run.analysis.analytic_power, run.analysis.power_curve = power_block(
@@ -491,14 +503,30 @@ def power(run: Run) -> None:
         run.results["warnings"] += run.results["power"]["simulation"]["notes"]
 
 
+def preregistration(run: Run) -> None:
+    """10. The plan: preregistered or not, changed since, and every deviation (sample size, untested
+    hypotheses)."""
+    flow = run.analysis.flow
+    if flow is not None:
+        n_analysed = int(flow.loc[flow["stage"] == "analysed", "n"].iloc[0])
+    elif run.analysis.scores is not None:
+        n_analysed = int(run.analysis.scores["participant_id"].nunique())
+    else:
+        n_analysed = None
+    run.results["preregistration"] = deviations(run.data, run.results["hypotheses"], n_analysed)
+
+
 STEPS: tuple[tuple[str, Callable[[Run], None]], ...] = (
     ("exclusions", exclusions),
     ("scoring", scoring),
     ("constructs", constructs),
     ("multiplicity", multiplicity),
+    ("hypotheses", hypotheses),
+    ("instruments", instruments),
     ("trust calibration", trust),
     ("ratings", ratings),
     ("power", power),
+    ("preregistration", preregistration),
 )
 """The analysis, in order: ``(name, step)``; each step reads and extends the :class:`Run`."""
 
@@ -519,9 +547,12 @@ def initial_results(data: StudyData, config: AnalysisConfig) -> dict:
         "exclusions_applied": data.participants is not None,
         "n_participants": {},
         "constructs": {},
+        "hypotheses": [],
+        "instruments": {},
         "trust_calibration": None,
         "ratings": {},
         "closed_loop_agreement": None,
+        "preregistration": None,
     }
 
 

@@ -13,7 +13,15 @@ import plotly.offline
 
 from analysis import document_arms
 from analysis.apa import ci_label
-from analysis.document import Block, document, flow_table, ratings_table, summary_table
+from analysis.document import (
+    Block,
+    document,
+    flow_table,
+    hypotheses_table,
+    instruments_table,
+    ratings_table,
+    summary_table,
+)
 
 
 def _md_table(frame: pd.DataFrame) -> str:
@@ -135,8 +143,22 @@ def render_latex(results: dict) -> str:
         parts.append(
             latex_table(
                 summary_table(results),
-                f"Confirmatory comparisons ({design}; Holm-adjusted p; differences are visual − baseline).",
+                f"Comparisons per construct ({design}; Holm-adjusted p; differences are visual − baseline).",
                 "tab:constructs",
+            )
+        )
+    if results["hypotheses"]:
+        parts.append(
+            latex_table(
+                hypotheses_table(results),
+                "Confirmatory tests of the preregistered hypotheses (declared direction and correction).",
+                "tab:hypotheses",
+            )
+        )
+    if results["instruments"]:
+        parts.append(
+            latex_table(
+                instruments_table(results), "Instruments scored by their published rules.", "tab:instruments"
             )
         )
     if results["ratings"]:

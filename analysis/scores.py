@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.load import AnalysisInputError
+from analysis.load import AnalysisInputError, StudyData
 from study.contract import DERIVED_CONSTRUCTS
 
 
@@ -160,6 +160,21 @@ def confirmatory_constructs(responses: pd.DataFrame, requested: list[str] | None
     if unknown:
         raise AnalysisInputError(f"--constructs: {unknown} not in the data (constructs: {available})")
     return list(requested)
+
+
+def condition_samples(
+    scores: pd.DataFrame, construct: str, data: StudyData
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """(visual, baseline, dropped): paired arrays for within designs, the two groups for between."""
+    if data.design == "within":
+        pairs, dropped = paired_scores(scores, construct, data.baseline, data.visual)
+        return pairs["visual"].to_numpy(), pairs["baseline"].to_numpy(), dropped
+    sub = scores[scores["construct"] == construct]
+    return (
+        sub.loc[sub["condition"] == data.visual, "score"].to_numpy(),
+        sub.loc[sub["condition"] == data.baseline, "score"].to_numpy(),
+        0,
+    )
 
 
 def paired_scores(

@@ -51,6 +51,9 @@ class Study(Base):
     bundle_manifest: Mapped[str] = mapped_column(Text)
     registered_at: Mapped[datetime] = mapped_column(default=utcnow)
     active: Mapped[bool] = mapped_column(default=True)
+    # SHA-256 of the preregistration document this version is analysed against (``init --prereg``, else
+    # the one inherited from the study's earlier versions, else this protocol's own): see study/prereg.py.
+    prereg_hash: Mapped[str | None] = mapped_column(String(64))
 
     participants: Mapped[list[Participant]] = relationship(back_populates="study")
 

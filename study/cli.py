@@ -47,19 +47,73 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(
             f"{path}: valid — study {p.study.id!r} v{p.study.version}, {p.design} design, "
             f"{len(loaded.case_ids())} cases, {p.n_arms} arms, strata: {', '.join(s for s in p.strata if s) or '-'}"
+            + (f", instruments: {', '.join(u.construct for u in p.instruments)}" if p.instruments else "")
+            + (f", hypotheses: {', '.join(h.id for h in p.hypotheses)}" if p.hypotheses else "")
         )
     return status
 
 
+def _read_text(path: str, flag: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{flag} {path}: cannot read the file ({exc})") from None
+
+
 def cmd_init(args: argparse.Namespace) -> int:
+    from study import prereg
     from study.registry import register
 
     loaded = load_protocol(args.protocol)
+    given = prereg.document_hash(_read_text(args.prereg, "--prereg")) if args.prereg else None
     db = Database(database_url(args.db))
-    study = register(db, loaded, allow_change=args.allow_protocol_change)
+    study = register(db, loaded, allow_change=args.allow_protocol_change, prereg_hash=given)
     print(
-        f"{db.url}: study {study.protocol_id!r} v{study.version} registered (hash {study.content_hash[:12]})"
+        f"{db.url}: study {study.protocol_id!r} v{study.version} registered (hash {study.content_hash[:12]}, "
+        f"preregistration {study.prereg_hash[:12] if study.prereg_hash else 'none'})"
     )
+    own = prereg.document_hash(prereg.document(loaded.protocol))
+    if study.prereg_hash and study.prereg_hash != own:
+        print(
+            "note: this protocol's preregistration document differs from the preregistered one "
+            f"({own[:12]} ≠ {study.prereg_hash[:12]}): the analysis report will state it as a deviation",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def cmd_prereg(args: argparse.Namespace) -> int:
+    from study import prereg
+
+    text = prereg.document(load_protocol(args.protocol).protocol)
+    digest = prereg.document_hash(text)
+    if args.out is None:
+        print(text, end="")
+        print(f"sha256 {digest}", file=sys.stderr)
+        return 0
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise ValueError(f"--out {out} exists: pass --overwrite to replace it")
+    checksum = out.with_name(out.name + ".sha256")
+    staging = out.with_name(f".{out.name}.partial")
+    staging.write_text(text, encoding="utf-8")
+    checksum.write_text(f"{digest}  {out.name}\n", encoding="utf-8")
+    staging.replace(out)
+    print(f"{out}: preregistration written (sha256 {digest}; also in {checksum.name})")
+    print(f"register the study with it: skingen-study init --protocol {args.protocol} --prereg {out}")
+    return 0
+
+
+def cmd_instruments(args: argparse.Namespace) -> int:
+    from study import instruments
+
+    if args.show is None:
+        for instrument_id in instruments.instrument_ids():
+            print(instruments.summary_line(instruments.load_instrument(instrument_id)))
+        return 0
+    if args.show != "show" or not args.id:
+        raise ValueError("usage: skingen-study instruments [show ID]")
+    print(instruments.describe(instruments.load_instrument(args.id)), end="")
     return 0
 
 
@@ -222,7 +276,26 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="register a new protocol version although participants exist under another",
     )
+    p.add_argument(
+        "--prereg",
+        metavar="FILE",
+        help="the preregistration document as registered (from `skingen-study prereg`); its hash is stored "
+        "(default: the study's earlier version's, else this protocol's own document)",
+    )
     p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("prereg", help="write the preregistration document of a protocol, and its hash")
+    p.add_argument("protocol", metavar="PROTOCOL")
+    p.add_argument("--out", metavar="FILE", help="write FILE and FILE.sha256 (default: print to stdout)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing FILE")
+    p.set_defaults(func=cmd_prereg)
+
+    p = sub.add_parser(
+        "instruments", help="list the shipped questionnaires; `instruments show ID` prints one"
+    )
+    p.add_argument("show", nargs="?", choices=["show"], help="print one instrument")
+    p.add_argument("id", nargs="?", metavar="ID")
+    p.set_defaults(func=cmd_instruments)
 
     p = sub.add_parser("simulate", help="run bot participants through the real flow engine")
     p.add_argument(

@@ -35,15 +35,27 @@ class Variable:
     attention_check: bool
     shown_in: str
     source: str
+    instrument: str
+    subscale: str
+    keying: str
+    adapted: bool
 
 
-def _labels(labels: dict[int, str]) -> str:
+def _labels(labels: dict[int, str] | dict[str, str]) -> str:
     return "; ".join(f"{code}={label}" for code, label in labels.items())
+
+
+def _keying(item: Item) -> str:
+    """'reverse' / 'forward' for items scored on a construct, '' otherwise."""
+    if not item.construct or item.type != "likert":
+        return ""
+    return "reverse" if item.reverse else "forward"
 
 
 def item_variables(item: Item, section: str) -> list[Variable]:
     """The variables one item produces: itself, plus confidence and derived 0/1 rows for diagnosis items."""
     shown_in = ",".join(item.show_in or ())
+    ref = item.instrument
 
     def variable(
         name: str,
@@ -68,6 +80,10 @@ def item_variables(item: Item, section: str) -> list[Variable]:
             attention_check=item.attention_check is not None and name == item.id,
             shown_in=shown_in,
             source=source,
+            instrument=ref.id if ref and name == item.id else "",
+            subscale=(ref.subscale or "") if ref and name == item.id else "",
+            keying=_keying(item) if name == item.id else "",
+            adapted=bool(ref and ref.adapted) and name == item.id,
         )
 
     construct = item.construct or ""
@@ -150,12 +166,16 @@ def design_variables(protocol: Protocol) -> list[Variable]:
             construct="",
             scale_min=None,
             scale_max=None,
-            value_labels="; ".join(f"{code}={text}" for code, text in labels.items()),
+            value_labels=_labels(labels),
             reverse_coded=False,
             required=False,
             attention_check=False,
             shown_in="",
             source="design",
+            instrument="",
+            subscale="",
+            keying="",
+            adapted=False,
         )
 
     conditions = {

@@ -22,7 +22,14 @@ STUDY_COLUMNS = (
     "bundle_version",
     "relevance_item",
     "exported_at",
+    "prereg_hash",
+    "prereg_hash_protocol",
+    "prereg_changed",
+    "planned_participants",
 )
+"""``prereg_hash``: the preregistration stored at ``init``; ``prereg_hash_protocol``: the preregistration
+regenerated from this version's protocol (they differ when the plan changed after preregistration);
+``prereg_changed``: ';'-joined sections of the document that differ from the preregistered version's."""
 RESPONSE_COLUMNS = (
     "participant_id",
     "stratum",
@@ -35,6 +42,8 @@ RESPONSE_COLUMNS = (
     "step",
     "item",
     "construct",
+    "instrument",
+    "subscale",
     "value",
     "reverse_coded",
     "scale_min",
@@ -77,6 +86,45 @@ RATING_COLUMNS = (
     "closed_loop_correct",
 )
 EVENT_COLUMNS = ("at", "participant_id", "kind", "step")
+# One row per instrument the protocol includes: its construct (the item prefix) and the published scoring rule.
+INSTRUMENT_COLUMNS = (
+    "construct",
+    "instrument",
+    "name",
+    "citation",
+    "licence",
+    "n_items",
+    "items",
+    "scale_min",
+    "scale_max",
+    "aggregate",
+    "offset",
+    "multiplier",
+    "score_min",
+    "score_max",
+    "max_missing",
+    "scoring_rule",
+    "missing_rule",
+    "subscales",
+    "norms",
+    "adapted",
+    "adaptation",
+)
+"""``items``: ';'-joined item variables in order (each item's keying is ``reverse_coded`` in responses);
+``subscales``: ``name=item,item;…``; ``norms``: the published norms as JSON ('' when none); ``adapted``: 0/1;
+``adaptation``: what was changed and why."""
+HYPOTHESIS_COLUMNS = (
+    "hypothesis",
+    "construct",
+    "first",
+    "second",
+    "direction",
+    "alpha",
+    "correction",
+    "statement",
+)
+"""The preregistered hypotheses: ``construct`` under condition ``first`` vs ``second`` in ``direction``
+(greater, less, two_sided), tested at ``alpha`` with ``correction`` across the hypotheses."""
 
 # --- variable names ---------------------------------------------------------------------------------------
 CONFIDENCE_SUFFIX = "_confidence"

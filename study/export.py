@@ -23,6 +23,8 @@ from study.contract import (
     CONFIDENCE_SUFFIX,
     CORRECT,
     EVENT_COLUMNS,
+    HYPOTHESIS_COLUMNS,
+    INSTRUMENT_COLUMNS,
     PARTICIPANT_COLUMNS,
     RATING_COLUMNS,
     RESPONSE_COLUMNS,
@@ -31,7 +33,9 @@ from study.contract import (
 from study.engine import participant_status
 from study.exclusions import exclusion_reasons, failed_attention_checks
 from study.flow import ParticipantPath, PathCache
-from study.protocol import UNSURE, LoadedProtocol
+from study.prereg import changed_sections, document_hash
+from study.prereg import document as prereg_document
+from study.protocol import UNSURE, LoadedProtocol, Protocol
 from study.rating import rating_images
 from study.registry import RegistryError, check_schema, find_study, stored_protocol
 
@@ -47,6 +51,7 @@ class _Study:
         self.loaded: LoadedProtocol = stored_protocol(study)
         self.protocol = self.loaded.protocol
         self.version = study.version
+        self.prereg_hash = study.prereg_hash
         self.items = self.protocol.items()
         self.variables = {v.variable: v for v in item_codebook(self.protocol)}
         self._paths = PathCache(self.loaded)
@@ -107,6 +112,8 @@ def _response_rows(study: _Study, participant: Participant, responses: list[Resp
                     "item": name,
                     "value": value,
                     "construct": variable.construct if variable else "",
+                    "instrument": variable.instrument if variable else "",
+                    "subscale": variable.subscale if variable else "",
                     "reverse_coded": int(variable.reverse_coded) if variable else 0,
                     "scale_min": variable.scale_min if variable and variable.scale_min is not None else "",
                     "scale_max": variable.scale_max if variable and variable.scale_max is not None else "",
@@ -159,7 +166,8 @@ def export_frames(
     include_identifiers: bool = False,
 ) -> dict[str, pd.DataFrame]:
     """All export tables as DataFrames, keyed ``study``, ``responses``, ``participants``, ``codebook``,
-    ``allocation``, ``events`` (and ``ratings`` when the protocol has a rating task).
+    ``allocation``, ``events`` (and ``ratings`` when the protocol has a rating task, ``instruments`` and
+    ``hypotheses`` when it includes instruments or declares hypotheses).
 
     The study is the registered version ``study_id`` (e.g. a running engine's), else the active version of
     ``protocol_id``, else the only active study; every version of its protocol id is exported, described by
@@ -234,6 +242,7 @@ def export_frames(
                     "bundle_version": active.loaded.bundle.manifest.version,
                     "relevance_item": (protocol.rating and protocol.rating.relevance_item) or "",
                     "exported_at": _iso(now),
+                    **_prereg_columns(studies, active),
                 }
             ],
             columns=list(STUDY_COLUMNS),
@@ -244,9 +253,95 @@ def export_frames(
         "allocation": pd.DataFrame(allocation),
         "events": pd.DataFrame(events, columns=list(EVENT_COLUMNS)),
     }
+    if protocol.instruments:
+        frames["instruments"] = pd.DataFrame(_instrument_rows(protocol), columns=list(INSTRUMENT_COLUMNS))
+    if protocol.hypotheses:
+        frames["hypotheses"] = pd.DataFrame(_hypothesis_rows(protocol), columns=list(HYPOTHESIS_COLUMNS))
     if ratings is not None:
         frames["ratings"] = pd.DataFrame(ratings, columns=list(RATING_COLUMNS))
     return frames
+
+
+def _prereg_columns(studies: dict[int, _Study], active: _Study) -> dict:
+    """The stored preregistration hash, the one regenerated from the exported version's protocol, and which
+    sections changed against the registered version whose document has the stored hash (when one has)."""
+    stored = active.prereg_hash or ""
+    current_text = prereg_document(active.protocol)
+    current = document_hash(current_text)
+    changed: list[str] = []
+    if stored and stored != current:
+        documents = [prereg_document(s.protocol) for s in studies.values()]
+        original = next((d for d in documents if document_hash(d) == stored), None)
+        changed = (
+            changed_sections(original, current_text) if original else ["(preregistered document not known)"]
+        )
+    plan = active.protocol.preregistration.sample_size
+    return {
+        "prereg_hash": stored,
+        "prereg_hash_protocol": current,
+        "prereg_changed": ";".join(changed),
+        "planned_participants": plan.participants if plan else "",
+    }
+
+
+def _instrument_rows(protocol: Protocol) -> list[dict]:
+    """One row per included instrument: the scoring rule the analysis applies, and any adaptation."""
+    rows = []
+    for use in protocol.instruments:
+        instrument, scoring = use.instrument, use.instrument.scoring
+        items = [i for i in protocol.items().values() if i.instrument and i.construct == use.construct]
+        adaptation = ""
+        if use.adapt is not None:
+            adaptation = (
+                f"wording changed: {', '.join(use.adapt.wording) or 'none'}; "
+                f"dropped: {', '.join(use.adapt.drop) or 'none'}; reason: {use.adapt.reason}"
+            )
+        rows.append(
+            {
+                "construct": use.construct,
+                "instrument": instrument.id,
+                "name": instrument.name,
+                "citation": instrument.citation,
+                "licence": instrument.licence_name,
+                "n_items": len(instrument.items),
+                "items": ";".join(i.id for i in items),
+                "scale_min": 1,
+                "scale_max": instrument.scale.points,
+                "aggregate": scoring.aggregate,
+                "offset": scoring.offset,
+                "multiplier": scoring.multiplier,
+                "score_min": scoring.range[0],
+                "score_max": scoring.range[1],
+                "max_missing": scoring.max_missing,
+                "scoring_rule": scoring.rule,
+                "missing_rule": scoring.missing,
+                "subscales": ";".join(
+                    f"{name}=" + ",".join(i.id for i in items if i.instrument.subscale == name)
+                    for name in instrument.subscales
+                ),
+                "norms": instrument.norms.model_dump_json() if instrument.norms else "",
+                "adapted": int(use.adapted),
+                "adaptation": adaptation,
+            }
+        )
+    return rows
+
+
+def _hypothesis_rows(protocol: Protocol) -> list[dict]:
+    correction = protocol.preregistration.correction
+    return [
+        {
+            "hypothesis": h.id,
+            "construct": h.construct,
+            "first": h.comparison[0],
+            "second": h.comparison[1],
+            "direction": h.direction,
+            "alpha": h.alpha,
+            "correction": correction,
+            "statement": h.statement,
+        }
+        for h in protocol.hypotheses
+    ]
 
 
 def _rating_rows(session: Session, study: _Study) -> list[dict] | None:

@@ -9,16 +9,18 @@ from __future__ import annotations
 import hashlib
 import warnings
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from skingen.bundle.manifest import Bundle, BundleError, BundleManifest, BundleNotFoundError, load_bundle
 from study.crossover import williams_orders
+from study.instruments import Instrument, load_instrument
 from study.references import REFERENCE_KINDS, ReferenceKind
+from study.schema import Identifier, Scale
+from study.schema import Model as _Model
 
-Identifier = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$", max_length=64)]
 ItemType = Literal["likert", "single_choice", "yes_no", "free_text", "diagnosis", "number"]
 CODED_TYPES = frozenset({"likert", "single_choice", "yes_no"})
 Design = Literal["between", "within"]
@@ -37,27 +39,6 @@ class ProtocolError(ValueError):
         super().__init__(f"{source}: invalid protocol\n  " + "\n  ".join(problems))
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Scale(_Model):
-    """A numeric rating scale coded 1..points; anchors label some (at least the two ends) of the points."""
-
-    points: int = Field(ge=2, le=11)
-    anchors: dict[int, str] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _anchors_in_range(self) -> Scale:
-        outside = sorted(k for k in self.anchors if not 1 <= k <= self.points)
-        if outside:
-            raise ValueError(f"anchors {outside} lie outside 1..{self.points}")
-        return self
-
-    def label(self, point: int) -> str:
-        return self.anchors.get(point, str(point))
-
-
 class AttentionCheck(_Model):
     """An instructed-response item: the answer the participant was told to give."""
 
@@ -66,6 +47,15 @@ class AttentionCheck(_Model):
 
 # "construct" is the natural protocol key; it shadows only pydantic's deprecated BaseModel.construct().
 warnings.filterwarnings("ignore", message='Field name "construct"', category=UserWarning)
+
+
+class InstrumentRef(_Model):
+    """Where an item expanded from ``instruments:`` comes from (set by the expansion, not written by hand)."""
+
+    id: Identifier = Field(description="The shipped instrument.")
+    key: str = Field(description="The item's key within the instrument.")
+    subscale: Identifier | None = None
+    adapted: bool = Field(default=False, description="Its wording differs from the published one.")
 
 
 class Item(_Model):
@@ -86,6 +76,7 @@ class Item(_Model):
     attention_check: AttentionCheck | None = None
     show_in: tuple[str, ...] | None = Field(default=None, description="Only under these conditions.")
     help: str = ""
+    instrument: InstrumentRef | None = None
 
     @model_validator(mode="after")
     def _fields_for_type(self) -> Item:
@@ -271,6 +262,157 @@ class RatingDesign(_Model):
         return self
 
 
+QuestionnaireSection = Literal["entry", "trial", "post_block", "post"]
+
+
+class Adaptation(_Model):
+    """A deliberate change to a published instrument; the codebook and report call the instrument 'adapted'."""
+
+    wording: dict[str, str] = Field(default_factory=dict, description="Item key → the wording used instead.")
+    drop: tuple[str, ...] = Field(default=(), description="Item keys left out.")
+    reason: str = Field(min_length=1, description="Why: reported with the instrument.")
+
+
+class InstrumentUse(_Model):
+    """A published instrument included by id; its items are appended to ``questionnaires.<show>``."""
+
+    id: Identifier
+    show: QuestionnaireSection = Field(description="The questionnaire block where its items appear.")
+    prefix: Identifier | None = Field(
+        default=None,
+        description="Item ids are '<prefix>_<key>' and the construct is the prefix (default: id).",
+    )
+    show_in: tuple[Identifier, ...] | None = Field(default=None, description="Only under these conditions.")
+    required: bool = True
+    fill: dict[str, str] = Field(
+        default_factory=dict, description="Text for the wording's placeholders, e.g. {system: the AI}."
+    )
+    wording: dict[str, str] = Field(
+        default_factory=dict,
+        description="Templates only: the published wording (item key → text) you obtained from the source.",
+    )
+    adapt: Adaptation | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _shipped(cls, value: str) -> str:
+        load_instrument(value)  # InstrumentError (a ValueError) lists the shipped ids
+        return value
+
+    @model_validator(mode="after")
+    def _fits_instrument(self) -> InstrumentUse:
+        instrument = self.instrument
+        keys = [i.key for i in instrument.items]
+        problems = []
+        missing_fill = sorted(set(instrument.placeholders) - set(self.fill))
+        if missing_fill:
+            problems.append(
+                f"fill: give the text for {missing_fill} (the publication has "
+                + ", ".join(f"{k}: {instrument.placeholders[k]!r}" for k in missing_fill)
+                + ")"
+            )
+        if unknown := sorted(set(self.fill) - set(instrument.placeholders)):
+            problems.append(f"fill: {unknown} are not placeholders of {self.id}")
+        if instrument.is_template and sorted(self.wording) != sorted(keys):
+            problems.append(
+                f"wording: {self.id} ships without its wording (licence); give all {len(keys)} items "
+                f"(keys {keys}) — {instrument.obtain}"
+            )
+        if self.wording and not instrument.is_template:
+            problems.append(f"wording: {self.id} ships its published wording; change it with 'adapt.wording'")
+        if self.adapt is not None:
+            for field, named in (("wording", list(self.adapt.wording)), ("drop", list(self.adapt.drop))):
+                if unknown := [k for k in named if k not in keys]:
+                    problems.append(f"adapt.{field}: {unknown} are not items of {self.id} (keys {keys})")
+            if len(keys) - len(set(self.adapt.drop)) < 2:
+                problems.append("adapt.drop: keep at least two items")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def instrument(self) -> Instrument:
+        return load_instrument(self.id)
+
+    @property
+    def construct(self) -> str:
+        return self.prefix or self.id
+
+    @property
+    def adapted(self) -> bool:
+        return self.adapt is not None
+
+    def item_data(self) -> list[dict]:
+        """The questionnaire items this use expands into (as protocol data), in the published order."""
+        instrument = self.instrument
+        dropped = self.adapt.drop if self.adapt else ()
+        changed = self.adapt.wording if self.adapt else {}
+        items = []
+        for item in instrument.items:
+            if item.key in dropped:
+                continue
+            text = changed.get(item.key) or self.wording.get(item.key) or item.text or ""
+            for slot, filled in self.fill.items():  # not str.format: wording may hold other braces
+                text = text.replace(f"{{{slot}}}", filled)
+            scale = instrument.scale.model_dump()
+            if item.anchors is not None:
+                scale["anchors"] = item.anchors
+            items.append(
+                {
+                    "id": f"{self.construct}_{item.key}",
+                    "text": text,
+                    "type": "likert",
+                    "scale": scale,
+                    "construct": self.construct,
+                    "reverse": item.reverse,
+                    "required": self.required,
+                    "show_in": self.show_in,
+                    "instrument": {
+                        "id": self.id,
+                        "key": item.key,
+                        "subscale": item.subscale,
+                        "adapted": item.key in changed,
+                    },
+                }
+            )
+        return items
+
+
+Direction = Literal["greater", "less", "two_sided"]
+
+
+class Hypothesis(_Model):
+    """A preregistered (confirmatory) test: ``construct`` under ``comparison[0]`` vs ``comparison[1]``."""
+
+    id: Identifier
+    construct: Identifier
+    comparison: tuple[Identifier, Identifier] = Field(
+        description="Two conditions: the first is compared with the second."
+    )
+    direction: Direction = Field(description="greater: the first condition scores higher; less; two_sided.")
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+    statement: str = Field(default="", description="The hypothesis in words.")
+
+
+class SampleSize(_Model):
+    """The planned sample and the power analysis behind it."""
+
+    participants: int = Field(ge=2, description="Participants to be analysed (after exclusions).")
+    effect: float = Field(gt=0, description="Smallest effect of interest: d_z (within) or d (between).")
+    power: float = Field(default=0.8, gt=0, lt=1)
+    rationale: str = Field(default="", description="Where the effect size comes from.")
+
+
+class Preregistration(_Model):
+    """How the confirmatory hypotheses are tested; with the exclusions, the plan ``prereg`` writes out."""
+
+    correction: Literal["holm", "bonferroni", "none"] = Field(
+        default="holm", description="Multiplicity correction across the hypotheses."
+    )
+    sample_size: SampleSize | None = None
+    stopping_rule: str = Field(default="", description="When data collection stops.")
+
+
 class StudyInfo(_Model):
     id: Identifier
     title: str
@@ -298,6 +440,30 @@ class Protocol(_Model):
     )
     dropout_after_minutes: float = Field(default=60, gt=0)
     rating: RatingDesign | None = None
+    instruments: tuple[InstrumentUse, ...] = ()
+    hypotheses: tuple[Hypothesis, ...] = ()
+    preregistration: Preregistration = Preregistration()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _expand_instruments(cls, data: object) -> object:
+        """Append each instrument's items to its questionnaire block, so app, flow, export and codebook see
+        ordinary items. Entries that don't validate are skipped here and reported at ``instruments[i]``."""
+        if not isinstance(data, dict) or not isinstance(data.get("instruments"), list):
+            return data
+        questionnaires = data.get("questionnaires")
+        if not isinstance(questionnaires, dict):
+            return data
+        expanded = dict(questionnaires)
+        for raw in data["instruments"]:
+            try:
+                use = InstrumentUse.model_validate(raw)
+            except ValidationError:
+                continue
+            written = expanded.get(use.show) or []
+            if isinstance(written, list | tuple):
+                expanded[use.show] = [*written, *use.item_data()]
+        return {**data, "questionnaires": expanded}
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Protocol:
@@ -320,10 +486,19 @@ class Protocol(_Model):
         for section, items in self.questionnaires.sections().items():
             for item in items:
                 if item.id in seen:
-                    problems.append(f"questionnaires.{section}: item id {item.id!r} is used twice")
+                    origin = (
+                        f" (by instrument {item.instrument.id}: set instruments[].prefix)"
+                        if item.instrument
+                        else ""
+                    )
+                    problems.append(f"questionnaires.{section}: item id {item.id!r} is used twice{origin}")
                 seen.add(item.id)
+                if item.instrument and item.instrument.id not in {u.id for u in self.instruments}:
+                    problems.append(
+                        f"questionnaires.{section}: {item.id}.instrument is set by the 'instruments' section only"
+                    )
                 unknown = set(item.show_in or ()) - set(condition_ids)
-                if unknown:
+                if unknown and not item.instrument:  # reported once, at instruments[i].show_in
                     problems.append(
                         f"questionnaires.{section}: {item.id}.show_in names unknown {sorted(unknown)}"
                     )
@@ -334,6 +509,11 @@ class Protocol(_Model):
                     f"randomization.block_sizes: {size} is not a multiple of the {n_arms} "
                     f"{'sequences' if self.design == 'within' else 'arms'} of a {self.design} design"
                 )
+        for index, use in enumerate(self.instruments):
+            unknown = set(use.show_in or ()) - set(condition_ids)
+            if unknown:
+                problems.append(f"instruments[{index}].show_in: unknown conditions {sorted(unknown)}")
+        problems += self._hypothesis_problems(condition_ids)
         if self.participant_label is not None and self.participant_label not in self.url_parameters:
             problems.append(f"participant_label: {self.participant_label!r} must be one of url_parameters")
         strat = self.randomization.stratify_by
@@ -348,7 +528,41 @@ class Protocol(_Model):
             raise ValueError("; ".join(problems))
         return self
 
+    def _hypothesis_problems(self, condition_ids: list[str]) -> list[str]:
+        problems = []
+        measured = self.constructs
+        ids = [h.id for h in self.hypotheses]
+        if len(set(ids)) != len(ids):
+            problems.append("hypotheses: ids must be unique")
+        compared = {
+            i.construct
+            for section in ("trial", "post_block")
+            for i in self.questionnaires.sections()[section]
+        }
+        for index, hypothesis in enumerate(self.hypotheses):
+            where = f"hypotheses[{index}]"
+            if hypothesis.construct not in measured:
+                problems.append(
+                    f"{where}.construct: {hypothesis.construct!r} is not measured (constructs: {measured})"
+                )
+            elif hypothesis.construct not in compared:
+                problems.append(
+                    f"{where}.construct: {hypothesis.construct!r} is asked only outside the conditions (entry/post); "
+                    "a hypothesis compares conditions, so ask it in trial or post_block"
+                )
+            unknown = [c for c in hypothesis.comparison if c not in condition_ids]
+            if unknown:
+                problems.append(f"{where}.comparison: {unknown} are not conditions {condition_ids}")
+            elif hypothesis.comparison[0] == hypothesis.comparison[1]:
+                problems.append(f"{where}.comparison: compare two different conditions")
+        return problems
+
     # --- derived facts, so no other module re-derives them ---------------------------------------------
+    @property
+    def constructs(self) -> list[str]:
+        """Constructs the questionnaires measure (Likert/number items with a construct), in item order."""
+        return list(dict.fromkeys(i.construct for i in self.items().values() if i.construct))
+
     @property
     def n_arms(self) -> int:
         """Arms of the allocation: conditions (between) or sequences (within): each condition order of the

@@ -9,6 +9,8 @@ from db.migrate import current_revision, head_revision, upgrade
 from db.models import AllocationSlot, Event, Participant, Study
 from db.session import Database
 from study.allocation import allocation_table
+from study.prereg import document as prereg_document
+from study.prereg import document_hash
 from study.protocol import LoadedProtocol, load_stored_protocol
 
 
@@ -16,16 +18,25 @@ class RegistryError(RuntimeError):
     """The database and the protocol don't fit together; the message says what to do."""
 
 
-def register(db: Database, loaded: LoadedProtocol, *, allow_change: bool = False) -> Study:
+def register(
+    db: Database, loaded: LoadedProtocol, *, allow_change: bool = False, prereg_hash: str | None = None
+) -> Study:
     """Create/upgrade the schema and register ``loaded`` as the active version of its study.
 
-    Registering the same file again is a no-op. A *different* version of a study that already has
-    participants is refused unless ``allow_change``: changing a protocol mid-study must be a decision.
+    Registering the same file again is a no-op (but for a given ``prereg_hash``). A *different* version of a
+    study that already has participants is refused unless ``allow_change``: changing a protocol mid-study
+    must be a decision.
+
+    The version's preregistration hash is ``prereg_hash`` (the document as preregistered), else the one of
+    the study's latest earlier version — so a protocol changed after preregistration is still analysed
+    against the plan, and reported as a deviation —, else the hash of this protocol's own document.
     """
     upgrade(db.engine)
     protocol = loaded.protocol
     with db.write() as session:
-        versions = session.scalars(select(Study).where(Study.protocol_id == protocol.study.id)).all()
+        versions = session.scalars(
+            select(Study).where(Study.protocol_id == protocol.study.id).order_by(Study.id)
+        ).all()
         same = next((s for s in versions if s.content_hash == loaded.content_hash), None)
         others = [s for s in versions if s is not same and s.active]
         if others:
@@ -42,8 +53,10 @@ def register(db: Database, loaded: LoadedProtocol, *, allow_change: bool = False
                 )
             for other in others:
                 other.active = False
+        inherited = next((s.prereg_hash for s in reversed(versions) if s.prereg_hash), None)
         if same is None:
             same = Study(
+                prereg_hash=prereg_hash or inherited or document_hash(prereg_document(protocol)),
                 protocol_id=protocol.study.id,
                 version=protocol.study.version,
                 content_hash=loaded.content_hash,
@@ -57,6 +70,8 @@ def register(db: Database, loaded: LoadedProtocol, *, allow_change: bool = False
             session.flush()
             _create_allocation_table(session, same, loaded)
             session.add(Event(study_id=same.id, kind="register", detail={"version": protocol.study.version}))
+        elif prereg_hash is not None:
+            same.prereg_hash = prereg_hash
         same.active = True
         return same
 

@@ -131,7 +131,10 @@ def test_run_analysis_reads_as_its_numbered_steps():
         "scoring",
         "constructs",
         "multiplicity",
+        "hypotheses",
+        "instruments",
         "trust calibration",
         "ratings",
         "power",
+        "preregistration",
     ]

@@ -99,6 +99,8 @@ def test_identifiers_only_on_request(protocol_file, make_engine, tmp_path, capsy
         "allocation.csv",
         "codebook.csv",
         "events.csv",
+        "hypotheses.csv",
+        "instruments.csv",
         "participants.csv",
         "ratings.csv",
         "responses.csv",

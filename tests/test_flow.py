@@ -57,7 +57,9 @@ def test_step_order_merges_arms_with_different_steps(protocol_file):
     """Only the visual arm has a post-block questionnaire here: its key still lands after the trials."""
     items = example_protocol("between")["questionnaires"]["post_block"]
     only_visual = [{**item, "show_in": ["skingen_visual"]} for item in items]
-    loaded = load_protocol(protocol_file(questionnaires__post_block=only_visual))
+    loaded = load_protocol(
+        protocol_file(questionnaires__post_block=only_visual, instruments=[], hypotheses=[])
+    )
     assert "p1.post" not in [s.key for s in participant_path(loaded, "baseline_text", 1)]
     order = step_order(loaded)
     assert order.index("p1.t06") < order.index("p1.post") < order.index("post")

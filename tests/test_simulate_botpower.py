@@ -49,7 +49,12 @@ def test_items_per_condition_follow_the_participant_path(loaded):
     }
     # image_usefulness is only asked with the generated images: no baseline, so no effect can be planted
     assert construct_items(loaded["within"], "image_usefulness") == {"skingen_visual": 1.0}
-    assert plantable_constructs(loaded["within"]) == ["comprehension", "satisfaction", "trust"]
+    assert plantable_constructs(loaded["within"]) == [
+        "comprehension",
+        "explanation_satisfaction",
+        "satisfaction",
+        "trust",
+    ]
 
 
 def test_point_shift_formula():

@@ -173,6 +173,8 @@ def downloads() -> None:
         "events": "Audit log",
         "allocation": "Allocation table",
         "study": "Study (protocol version)",
+        "instruments": "Instruments (scoring rules)",
+        "hypotheses": "Preregistered hypotheses",
     }
     for name, label in names.items():
         frame = frames.get(name)
@@ -206,7 +208,13 @@ def analysis() -> None:
     if not st.button("Run the analysis", type="primary"):
         return
     try:
-        from analysis.document import document, ratings_table, summary_table
+        from analysis.document import (
+            document,
+            hypotheses_table,
+            instruments_table,
+            ratings_table,
+            summary_table,
+        )
         from analysis.figures import build_figures
         from analysis.load import AnalysisInputError, from_export
         from analysis.pipeline import AnalysisConfig, run_analysis
@@ -228,8 +236,17 @@ def analysis() -> None:
         f"Study {protocol.study.id} v{protocol.study.version} · {data.design} design · "
         f"{analysed} participants analysed"
     )
-    st.subheader("Confirmatory comparisons")
+    plan = result.results["preregistration"]
+    st.subheader(f"Preregistration: {plan['status']}")
+    for deviation in plan["deviations"]:
+        st.warning(f"Deviation: {deviation}")
+    if result.results["hypotheses"]:
+        st.dataframe(hypotheses_table(result.results), hide_index=True)
+    st.subheader("Comparisons per construct")
     st.dataframe(summary_table(result.results), hide_index=True)
+    if result.results["instruments"]:
+        st.subheader("Instruments")
+        st.dataframe(instruments_table(result.results), hide_index=True)
     if result.results["ratings"]:
         st.subheader("Expert ratings")
         st.dataframe(ratings_table(result.results), hide_index=True)

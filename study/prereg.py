@@ -1,0 +1,288 @@
+"""The preregistration document of a protocol, and its hash.
+
+``skingen-study prereg`` writes the plan a reviewer expects to have been fixed before the data came in, in the
+sections of the OSF Preregistration and AsPredicted templates: hypotheses, design, sampling plan with its power
+analysis, variables (with each instrument's citation, licence and scoring), the analysis plan (exact tests,
+direction, correction) and exclusions. The text depends on the protocol only — no dates, no tool version —
+so the same protocol always gives the same document and :func:`document_hash`; ``init`` stores that hash,
+the export carries it beside the hash regenerated from the registered protocol, and the report states any
+difference as a deviation.
+
+The power analysis is the exact noncentral-t power of the planned test (as G*Power and R ``pwr``). It is
+computed here with SciPy, not with ``analysis.power``: the study layer cannot import the analysis, and the
+plan must be writable before any analysis exists (tests/test_prereg.py checks both agree).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+from scipy import stats
+
+from study.protocol import Hypothesis, InstrumentUse, Protocol
+
+TEMPLATE = "OSF Preregistration (Bowman et al. 2016) / AsPredicted"
+SIDES = {"greater": "one-sided", "less": "one-sided", "two_sided": "two-sided"}
+
+
+# --- power of the planned t-test -------------------------------------------------------------------------
+def t_test_power(n: int, effect: float, alpha: float, design: str, sided: str) -> float:
+    """Power of the paired (within, ``n`` pairs) or two-sample (between, ``n`` in total, n/2 per group)
+    t-test for standardized ``effect`` (d_z or d), ``sided`` 'one-sided' or 'two-sided'."""
+    if design == "within":
+        df, ncp = n - 1, effect * math.sqrt(n)
+    else:
+        df, ncp = n - 2, effect * math.sqrt(n / 4)
+    if sided == "one-sided":
+        return float(stats.nct.sf(stats.t.ppf(1 - alpha, df), df, ncp))
+    crit = stats.t.ppf(1 - alpha / 2, df)
+    return float(stats.nct.sf(crit, df, ncp) + stats.nct.cdf(-crit, df, ncp))
+
+
+def required_participants(effect: float, alpha: float, power: float, design: str, sided: str) -> int:
+    """Smallest number of participants (between: even, balanced arms) whose test reaches ``power``."""
+    step = 1 if design == "within" else 2
+    n = 2 if design == "within" else 4
+    while t_test_power(n, effect, alpha, design, sided) < power:
+        n += step
+        if n > 1_000_000:
+            raise ValueError(f"effect {effect} needs more than a million participants")
+    return n
+
+
+def planned_alpha(protocol: Protocol) -> float:
+    """The per-test α the power analysis plans for: the smallest declared α, divided by the number of
+    hypotheses under Bonferroni or Holm (Holm's first, strictest step)."""
+    hypotheses = protocol.hypotheses
+    alpha = min((h.alpha for h in hypotheses), default=0.05)
+    corrected = protocol.preregistration.correction != "none" and len(hypotheses) > 1
+    return alpha / len(hypotheses) if corrected else alpha
+
+
+# --- the document ----------------------------------------------------------------------------------------
+def _bullets(lines: list[str]) -> str:
+    return "\n".join(f"- {line}" for line in lines)
+
+
+def _label(protocol: Protocol, condition_id: str) -> str:
+    return f"{protocol.condition(condition_id).label} (`{condition_id}`)"
+
+
+def hypothesis_sentence(protocol: Protocol, hypothesis: Hypothesis) -> str:
+    first, second = (_label(protocol, c) for c in hypothesis.comparison)
+    claim = {
+        "greater": f"is higher under {first} than under {second}",
+        "less": f"is lower under {first} than under {second}",
+        "two_sided": f"differs between {first} and {second}",
+    }[hypothesis.direction]
+    return (
+        f"**{hypothesis.id}**: `{hypothesis.construct}` {claim}"
+        f" ({SIDES[hypothesis.direction]}, α = {hypothesis.alpha:g})."
+        + (f" {hypothesis.statement}" if hypothesis.statement else "")
+    )
+
+
+def _hypotheses(protocol: Protocol) -> str:
+    if not protocol.hypotheses:
+        return "No confirmatory hypotheses are declared: every analysis in the report is exploratory."
+    return _bullets([hypothesis_sentence(protocol, h) for h in protocol.hypotheses])
+
+
+def _design(protocol: Protocol) -> str:
+    r = protocol.randomization
+    arms = (
+        f"each participant sees every condition, one per part, in an order counterbalanced over "
+        f"{protocol.n_arms} sequences (condition order × case set, Latin square)"
+        if protocol.design == "within"
+        else f"each participant is allocated to one of {protocol.n_arms} arms"
+    )
+    strata = f", stratified by `{r.stratify_by}` ({', '.join(protocol.strata)})" if r.stratify_by else ""
+    lines = [
+        f"Design: {protocol.design}-subjects; {arms}.",
+        "Conditions: "
+        + "; ".join(
+            f"{_label(protocol, c.id)}{' — baseline' if c.id == protocol.baseline else ''}"
+            f"{' — shows the generated reference images' if c.references else ''}"
+            for c in protocol.conditions
+        )
+        + ".",
+        f"Randomization: {r.method.replace('_', ' ')} with block sizes {', '.join(map(str, r.block_sizes))} "
+        f"(seed {r.seed}){strata}; the allocation table is made before enrollment.",
+        f"Cases: bundle `{protocol.cases.bundle}`, "
+        f"{'all cases' if protocol.cases.include == 'all' else ', '.join(protocol.cases.include)}, "
+        f"{protocol.cases.order} order.",
+        "Blinding: participants are not told which condition they are in; allocation is concealed in the table.",
+    ]
+    return _bullets(lines)
+
+
+def _sampling(protocol: Protocol) -> str:
+    plan = protocol.preregistration.sample_size
+    lines: list[str] = []
+    if plan is None:
+        lines.append("No sample size is declared (`preregistration.sample_size`).")
+    else:
+        effect_name = "d_z" if protocol.design == "within" else "d"
+        sided = {SIDES[h.direction] for h in protocol.hypotheses}
+        sided_test = "two-sided" if "two-sided" in sided or not sided else "one-sided"
+        alpha = planned_alpha(protocol)
+        declared = min((h.alpha for h in protocol.hypotheses), default=0.05)
+        needed = required_participants(plan.effect, alpha, plan.power, protocol.design, sided_test)
+        achieved = t_test_power(plan.participants, plan.effect, alpha, protocol.design, sided_test)
+        test = (
+            "paired t-test"
+            if protocol.design == "within"
+            else "two-sample t-test with balanced arms (Welch's test has the same power under equal variances)"
+        )
+        lines += [
+            f"Planned sample: {plan.participants} participants analysed (after exclusions)"
+            + (f"; {plan.participants // 2} per arm." if protocol.design == "between" else "."),
+            f"Power analysis: {test}, {sided_test}, α = {alpha:.4g} per test"
+            + (
+                f" ({protocol.preregistration.correction}: α {declared:g} / {len(protocol.hypotheses)} hypotheses)"
+                if alpha != declared
+                else ""
+            )
+            + f", smallest effect of interest {effect_name} = {plan.effect:g}: {needed} participants give "
+            f"{plan.power:.0%} power; the planned {plan.participants} give {achieved:.1%} "
+            "(exact noncentral t).",
+        ]
+        if plan.participants < needed:
+            lines.append(f"The planned sample is smaller than the {needed} the power analysis asks for.")
+        if plan.rationale:
+            lines.append(f"Effect size rationale: {plan.rationale}")
+    stop = protocol.preregistration.stopping_rule
+    lines.append(f"Stopping rule: {stop}" if stop else "Stopping rule: when the planned sample is analysed.")
+    return _bullets(lines)
+
+
+def _instrument_lines(use: InstrumentUse) -> list[str]:
+    instrument = use.instrument
+    lines = [
+        f"**`{use.construct}`: {instrument.name}** — {instrument.citation} Wording: {instrument.wording_source}"
+        f" Licence: {instrument.licence}",
+        f"Scale: {instrument.scale.points} points ({instrument.scale.label(1)} … "
+        f"{instrument.scale.label(instrument.scale.points)}); shown in `{use.show}`"
+        + (f" under {', '.join(use.show_in)}" if use.show_in else "")
+        + ".",
+        f"Scoring: {instrument.scoring.rule} Missing items: {instrument.scoring.missing}",
+    ]
+    if use.adapt is not None:
+        changed = ", ".join(use.adapt.wording) or "none"
+        dropped = ", ".join(use.adapt.drop) or "none"
+        lines.append(
+            f"**Adapted**: wording changed for items {changed}; items dropped: {dropped}. {use.adapt.reason}"
+        )
+    return lines
+
+
+def _variables(protocol: Protocol) -> str:
+    manipulated = (
+        "Manipulated: the explanation condition (" + ", ".join(c.id for c in protocol.conditions) + ")."
+    )
+    measured = []
+    uses = {u.construct: u for u in protocol.instruments}
+    for construct in protocol.constructs:
+        items = [i for i in protocol.items().values() if i.construct == construct and not i.attention_check]
+        if construct in uses:
+            measured += _instrument_lines(uses[construct])
+        texts = "; ".join(f"`{i.id}`{' (reverse keyed)' if i.reverse else ''}: “{i.text}”" for i in items)
+        measured.append(f"`{construct}` items: {texts}")
+    checks = [i.id for i in protocol.items().values() if i.attention_check]
+    if checks:
+        measured.append(f"Attention checks (instructed responses): {', '.join(checks)}.")
+    score = (
+        "Construct score: per participant and condition, the mean of the construct's items after reverse "
+        "keying (points + 1 − answer) over all cases; for an instrument, its published score (above) is a "
+        "linear function of this mean when its items are answered, so the tests are the same."
+    )
+    return "\n".join([f"- {manipulated}", *(f"- {line}" for line in measured), f"- {score}"])
+
+
+def _analysis(protocol: Protocol) -> str:
+    correction = protocol.preregistration.correction
+    within = protocol.design == "within"
+    test = (
+        "paired t-test on the construct scores (d_z)" if within else "Welch's t-test on construct scores (d)"
+    )
+    rank = "Wilcoxon signed-rank test" if within else "Mann–Whitney U test"
+    lines = []
+    for h in protocol.hypotheses:
+        first, second = h.comparison
+        lines.append(
+            f"{h.id}: {test} of `{h.construct}`, `{first}` − `{second}`, {SIDES[h.direction]}"
+            + (f" (alternative: {h.direction})" if h.direction != "two_sided" else "")
+            + f", α = {h.alpha:g}; the {rank} in the same direction as a rank-based check."
+        )
+    if protocol.hypotheses:
+        lines.append(
+            {
+                "holm": "Correction: Holm across the hypotheses (the confirmatory family).",
+                "bonferroni": "Correction: Bonferroni across the hypotheses (the confirmatory family).",
+                "none": "Correction: none (each hypothesis is its own family).",
+            }[correction]
+        )
+        lines.append("Inference: a hypothesis is supported when its corrected p is below its α.")
+    lines += [
+        "Effect sizes with 95 % CIs (exact noncentral t); means and SDs per condition; Cronbach's α per "
+        "construct and instrument.",
+        "Exploratory: every other construct and test in the report (two-sided, Holm across them), trust "
+        "calibration on deliberately wrong AI cases, expert ratings.",
+    ]
+    return _bullets(lines)
+
+
+def _exclusions(protocol: Protocol) -> str:
+    e = protocol.exclusions
+    lines = []
+    if e.max_failed_attention_checks is not None:
+        lines.append(f"More than {e.max_failed_attention_checks} failed attention check(s).")
+    if e.min_duration_seconds is not None:
+        lines.append(f"Completion in less than {e.min_duration_seconds:g} seconds.")
+    if e.exclude_incomplete:
+        lines.append("Not completing the study.")
+    missing = (
+        "Missing data: the app requires every required item, so construct scores are complete; within "
+        "designs analyse participants with both conditions."
+    )
+    return _bullets(lines or ["None."]) + f"\n\n{missing}"
+
+
+def document(protocol: Protocol) -> str:
+    """The preregistration document (Markdown) of ``protocol``: the same protocol gives the same text."""
+    study = protocol.study
+    sections = [
+        ("1. Hypotheses", _hypotheses(protocol)),
+        ("2. Design", _design(protocol)),
+        ("3. Sampling plan", _sampling(protocol)),
+        ("4. Variables", _variables(protocol)),
+        ("5. Analysis plan", _analysis(protocol)),
+        ("6. Exclusion criteria", _exclusions(protocol)),
+    ]
+    head = (
+        f"# Preregistration: {study.title}\n\n"
+        f"Study `{study.id}`, protocol version {study.version}. Sections follow the {TEMPLATE} templates; "
+        "written by `skingen-study prereg` from the protocol file.\n"
+    )
+    return head + "".join(f"\n## {title}\n\n{body}\n" for title, body in sections)
+
+
+def document_hash(text: str) -> str:
+    """SHA-256 of the document's UTF-8 text (what ``init`` stores and ``sha256sum`` prints)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def sections(text: str) -> dict[str, str]:
+    """Section title → body of a document written by :func:`document`."""
+    out: dict[str, str] = {}
+    for chunk in text.split("\n## ")[1:]:
+        title, _, body = chunk.partition("\n")
+        out[title.strip()] = body.strip()
+    return out
+
+
+def changed_sections(old: str, new: str) -> list[str]:
+    """Titles of the sections that differ between two documents (added or removed ones included)."""
+    before, after = sections(old), sections(new)
+    return [title for title in dict.fromkeys([*before, *after]) if before.get(title) != after.get(title)]

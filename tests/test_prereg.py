@@ -1,0 +1,280 @@
+"""Preregistration: the document and its stable hash, `init` storing it, and a study on instruments through
+bots, export, codebook and the report — confirmatory tests in the declared direction, deviations stated."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+import pingouin as pg
+import pytest
+
+from analysis.cli import main as analysis_main
+from analysis.power import required_n, sensitivity
+from study import prereg
+from study.cli import main
+from study.protocol import ProtocolError, load_protocol
+from tests.test_instruments import use_of
+
+HYPOTHESES = [
+    {
+        "id": "H1",
+        "construct": "sus",
+        "comparison": ["skingen_visual", "baseline_text"],
+        "direction": "greater",
+        "statement": "Reference images make the system more usable.",
+    },
+    {
+        "id": "H2",
+        "construct": "nasa_tlx_raw",
+        "comparison": ["baseline_text", "skingen_visual"],
+        "direction": "greater",
+        "alpha": 0.05,
+    },
+]
+PLAN = {"correction": "holm", "sample_size": {"participants": 24, "effect": 0.8, "rationale": "pilot"}}
+
+
+@pytest.fixture
+def study_file(protocol_file):
+    """A within-subjects protocol on instruments (one adapted, one a template with its wording supplied)."""
+
+    def make(**changes):
+        instruments = [
+            use_of("sus"),
+            use_of("nasa_tlx_raw"),
+            use_of(
+                "explanation_satisfaction",
+                adapt={"drop": ["5"], "reason": "participants do not use the system themselves"},
+            ),
+            use_of("trust_in_automation", prefix="jian"),
+        ]
+        sections = {"instruments": instruments, "hypotheses": HYPOTHESES, "preregistration": PLAN}
+        return protocol_file("within", **{**sections, **changes})
+
+    return make
+
+
+def test_the_document_is_stable_and_has_the_template_s_sections(study_file, tmp_path, capsys):
+    protocol = load_protocol(study_file()).protocol
+    text = prereg.document(protocol)
+    again = prereg.document(load_protocol(study_file()).protocol)
+    assert text == again and prereg.document_hash(text) == prereg.document_hash(again)
+    assert list(prereg.sections(text)) == [
+        "1. Hypotheses",
+        "2. Design",
+        "3. Sampling plan",
+        "4. Variables",
+        "5. Analysis plan",
+        "6. Exclusion criteria",
+    ]
+    body = prereg.sections(text)
+    assert "**H1**: `sus` is higher under" in body["1. Hypotheses"]
+    assert "Brooke, J. (1996)" in body["4. Variables"] and "**Adapted**" in body["4. Variables"]
+    assert (
+        "one-sided (alternative: greater)" in body["5. Analysis plan"] and "Holm" in body["5. Analysis plan"]
+    )
+    assert "Completion in less than 120 seconds" in body["6. Exclusion criteria"]
+    out = tmp_path / "prereg.md"
+    assert main(["prereg", str(study_file()), "--out", str(out)]) == 0
+    assert out.read_text(encoding="utf-8") == text
+    digest = prereg.document_hash(text)
+    assert (tmp_path / "prereg.md.sha256").read_text() == f"{digest}  prereg.md\n"
+    assert digest in capsys.readouterr().out
+    assert main(["prereg", str(study_file()), "--out", str(out)]) == 2, "no silent overwrite"
+
+
+def test_power_analysis_matches_the_analysis_package(study_file):
+    for design in ("within", "between"):
+        for effect in (0.5, 0.8):
+            expected = required_n(effect, design)["n_total"]
+            assert prereg.required_participants(effect, 0.05, 0.8, design, "two-sided") == expected
+        min_effect = sensitivity(40, design)["min_effect"]
+        assert prereg.t_test_power(40, min_effect, 0.05, design, "two-sided") == pytest.approx(0.8, abs=1e-6)
+    one_sided = pg.power_ttest(d=0.8, alpha=0.025, power=0.8, contrast="paired", alternative="greater")
+    assert prereg.required_participants(0.8, 0.025, 0.8, "within", "one-sided") == math.ceil(one_sided)
+    text = prereg.sections(prereg.document(load_protocol(study_file()).protocol))["3. Sampling plan"]
+    # two one-sided hypotheses, Holm → planned at α .05 / 2: paired d_z 0.8 needs 15 (pingouin: n = 14.30)
+    assert "α = 0.025 per test" in text and "15 participants give 80% power" in text
+
+
+def test_hypotheses_are_checked_against_the_protocol(study_file):
+    bad = [
+        {
+            "id": "H1",
+            "construct": "nope",
+            "comparison": ["skingen_visual", "baseline_text"],
+            "direction": "less",
+        },
+        {
+            "id": "H2",
+            "construct": "trust",
+            "comparison": ["skingen_visual", "elsewhere"],
+            "direction": "less",
+        },
+        {
+            "id": "H3",
+            "construct": "trust",
+            "comparison": ["baseline_text", "baseline_text"],
+            "direction": "less",
+        },
+    ]
+    with pytest.raises(ProtocolError) as info:
+        load_protocol(study_file(hypotheses=bad))
+    message = str(info.value)
+    assert "hypotheses[0].construct: 'nope' is not measured" in message
+    assert "hypotheses[1].comparison: ['elsewhere'] are not conditions" in message
+    assert "hypotheses[2].comparison: compare two different conditions" in message
+
+
+def _run(url: str, path: str, out, *extra: str) -> dict:
+    assert main(["export", "--db", url, "--out", str(out / "export"), "--overwrite"]) == 0
+    argv = [
+        "report",
+        "--db",
+        url,
+        "--out",
+        str(out / "report"),
+        "--quiet",
+        "--no-figures",
+        "--bootstrap",
+        "0",
+    ]
+    assert analysis_main([*argv, "--overwrite", *extra]) == 0
+    return json.loads((out / "report" / "results.json").read_text(encoding="utf-8"))
+
+
+@pytest.mark.slow
+def test_a_study_on_instruments_through_bots_export_codebook_and_report(study_file, tmp_path, capsys):
+    url, path = f"sqlite:///{tmp_path}/study.db", str(study_file())
+    document = tmp_path / "prereg.md"
+    assert main(["prereg", path, "--out", str(document)]) == 0
+    assert main(["init", "--db", url, "--protocol", path, "--prereg", str(document)]) == 0
+    assert prereg.document_hash(document.read_text(encoding="utf-8"))[:12] in capsys.readouterr().out
+    bots = [
+        "simulate",
+        "--db",
+        url,
+        "-n",
+        "24",
+        "--seed",
+        "3",
+        "--quiet",
+        "--dropout-rate",
+        "0",
+        "--attention-fail-rate",
+        "0",
+    ]
+    assert main([*bots, "--effect", "sus=1.5", "--effect", "nasa_tlx_raw=-2"]) == 0
+
+    results = _run(url, path, tmp_path)
+    export = tmp_path / "export"
+    codebook = pd.read_csv(export / "codebook.csv", keep_default_na=False).set_index("variable")
+    assert codebook.loc["sus_2", ["instrument", "keying"]].tolist() == ["sus", "reverse"]
+    assert codebook.loc["jian_1", ["instrument", "subscale", "keying"]].tolist() == [
+        "trust_in_automation",
+        "distrust",
+        "reverse",
+    ]
+    assert "explanation_satisfaction_5" not in codebook.index
+    responses = pd.read_csv(export / "responses.csv", keep_default_na=False)
+    assert set(responses.loc[responses["item"].str.startswith("nasa_tlx_raw_"), "subscale"]) >= {"effort"}
+    instruments = pd.read_csv(export / "instruments.csv", keep_default_na=False).set_index("construct")
+    assert instruments.loc["explanation_satisfaction", "adapted"] == 1
+    assert "participants do not use" in instruments.loc["explanation_satisfaction", "adaptation"]
+
+    assert results["schema_version"] == 3
+    sus = results["instruments"]["sus"]
+    assert sus["n_items"] == 10 and sus["alpha"] is not None and not sus["adapted"]
+    assert set(sus["norms"]["by_condition"]) == {"baseline_text", "skingen_visual"}
+    assert all(0 <= d["mean"] <= 100 for d in sus["descriptives"].values())
+    assert results["instruments"]["explanation_satisfaction"]["adapted"]
+    assert set(results["instruments"]["jian"]["subscales"]) == {"distrust", "trust"}
+    assert set(results["instruments"]["nasa_tlx_raw"]["subscales"]) == {
+        "mental_demand",
+        "physical_demand",
+        "temporal_demand",
+        "performance",
+        "effort",
+        "frustration",
+    }
+    hypotheses = {h["hypothesis"]: h for h in results["hypotheses"]}
+    # the bots planted higher SUS and lower workload under the visual condition: both declared directions
+    assert hypotheses["H1"]["supported"] and hypotheses["H1"]["effect_size"]["value"] > 0
+    assert hypotheses["H2"]["supported"] and hypotheses["H2"]["mean_first"] > hypotheses["H2"]["mean_second"]
+    assert hypotheses["H1"]["correction"] == "holm" and "one-sided" in hypotheses["H1"]["test"]
+    assert results["constructs"]["sus"]["analysis"] == "confirmatory"
+    assert results["constructs"]["trust"]["analysis"] == "exploratory"
+    plan = results["preregistration"]
+    assert plan["status"] == "as preregistered" and plan["deviations"] == []
+    report = (tmp_path / "report" / "report.md").read_text(encoding="utf-8")
+    assert "## Preregistration" in report and "No deviations from the plan." in report
+    assert "## Instruments" in report and "adapted" in report and "grade" in report
+
+    # The plan changes after preregistration: analysed against the preregistered document, as a deviation.
+    changed = study_file(
+        study__version="1.1",
+        preregistration={**PLAN, "correction": "bonferroni"},
+    )
+    assert main(["init", "--db", url, "--protocol", str(changed), "--allow-protocol-change"]) == 0
+    assert "the analysis report will state it as a deviation" in capsys.readouterr().err
+    assert main([*bots, "--seed", "4"]) == 0
+    results = _run(url, str(changed), tmp_path)
+    plan = results["preregistration"]
+    assert plan["status"] == "changed after preregistration"
+    assert plan["changed_sections"] == ["3. Sampling plan", "5. Analysis plan"]
+    assert any("changed after preregistration" in d for d in plan["deviations"])
+    assert any("48 participants analysed, more than the 24 planned" in d for d in plan["deviations"])
+    assert results["hypotheses"][0]["correction"] == "bonferroni"
+    report = (tmp_path / "report" / "report.md").read_text(encoding="utf-8")
+    assert "Deviations from the plan:" in report and "5. Analysis plan" in report
+
+
+def test_init_stores_the_plan_and_later_versions_keep_it(study_file, tmp_path):
+    from db.session import Database
+    from study.registry import register
+
+    db = Database(f"sqlite:///{tmp_path}/r.db")
+    first = load_protocol(study_file())
+    own = prereg.document_hash(prereg.document(first.protocol))
+    assert register(db, first).prereg_hash == own
+    second = load_protocol(study_file(study__version="2", preregistration={**PLAN, "correction": "none"}))
+    assert register(db, second).prereg_hash == own, "analysed against the plan preregistered first"
+    assert register(db, second, prereg_hash="a" * 64).prereg_hash == "a" * 64, "an amended preregistration"
+    db.dispose()
+
+
+def test_a_hypothesis_about_baseline_minus_visual_is_tested_in_its_own_direction():
+    from analysis.load import StudyData
+    from analysis.plan import confirmatory_tests
+
+    scores = pd.DataFrame(
+        {
+            "participant_id": [f"P{i}" for i in range(8)] * 2,
+            "condition": ["base"] * 8 + ["vis"] * 8,
+            "construct": "workload",
+            "score": [5, 6, 5, 7, 6, 5, 6, 7, 4, 4, 5, 5, 3, 4, 5, 4],  # base, then vis
+        }
+    )
+    hypotheses = pd.DataFrame(
+        [
+            {
+                "hypothesis": "H1",
+                "construct": "workload",
+                "first": "base",
+                "second": "vis",
+                "direction": d,
+                "alpha": 0.05,
+                "correction": "bonferroni",
+                "statement": "",
+            }
+            for d in ("greater", "less")
+        ]
+    )
+    data = StudyData(None, None, None, "within", "base", "vis", hypotheses=hypotheses)
+    greater, less = confirmatory_tests(scores, data, 0.95)
+    assert greater["mean_diff"] > 0 and greater["effect_size"]["value"] > 0
+    assert greater["p"] < 0.01 and less["p"] > 0.99 and greater["p"] + less["p"] == pytest.approx(1)
+    assert greater["p_adjusted"] == pytest.approx(2 * greater["p"]) and greater["supported"]
+    assert not less["supported"]
