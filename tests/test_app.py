@@ -15,14 +15,13 @@ from tests.app_driver import AppParticipant
 
 
 @pytest.fixture
-def study(protocol_file, make_engine, monkeypatch, tmp_path):
-    """Register a protocol (``design``) in a fresh SQLite file and point the app at it."""
+def study(protocol_file, make_engine, monkeypatch, database_url):
+    """Register a protocol (``design``) in a fresh database (SQLite, then PostgreSQL) and point the app at it."""
 
     def make(design: str = "between", **changes):
         path = protocol_file(design, **changes)
-        url = f"sqlite:///{tmp_path}/app-{design}.db"
-        engine = make_engine(path, url)
-        monkeypatch.setenv("SKINGEN_DB_URL", url)
+        engine = make_engine(path)
+        monkeypatch.setenv("SKINGEN_DB_URL", database_url)
         monkeypatch.setenv("SKINGEN_PROTOCOL", str(path))
         return engine
 

@@ -21,11 +21,10 @@ def admin_hash() -> str:
 
 
 @pytest.fixture
-def study(protocol_file, make_engine, monkeypatch, tmp_path, admin_hash):
+def study(protocol_file, make_engine, monkeypatch, database_url, admin_hash):
     path = protocol_file()
-    url = f"sqlite:///{tmp_path}/roles.db"
-    engine = make_engine(path, url)
-    monkeypatch.setenv("SKINGEN_DB_URL", url)
+    engine = make_engine(path)
+    monkeypatch.setenv("SKINGEN_DB_URL", database_url)
     monkeypatch.setenv("SKINGEN_PROTOCOL", str(path))
     monkeypatch.setenv("SKINGEN_ADMIN_PASSWORD_HASH", admin_hash)
     return engine
