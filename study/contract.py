@@ -71,6 +71,8 @@ RATING_COLUMNS = (
     "rated_at",
 )
 EVENT_COLUMNS = ("at", "participant_id", "kind", "step")
+WITHDRAW_EVENT = "withdraw"
+"""events.csv ``kind`` of a withdrawal: the one row a withdrawn participant leaves (with no participant_id)."""
 
 # --- variable names ---------------------------------------------------------------------------------------
 CONFIDENCE_SUFFIX = "_confidence"

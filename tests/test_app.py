@@ -248,15 +248,28 @@ def test_a_click_whose_callback_streamlit_skipped_still_submits_once(study, monk
 
 def test_the_recruiting_link_again_resumes_the_same_participant(study):
     engine = study()
-    p = AppParticipant({"PROLIFIC_PID": "returning-1"})
+    link = {"PROLIFIC_PID": "returning-1", "SESSION_ID": "attempt-1"}
+    p = AppParticipant(link)
     p.consent()
     p.advance(value=2)
     assert p.page == "info"
-    back = AppParticipant({"PROLIFIC_PID": "returning-1"})  # new tab from Prolific: no token in the URL
+    back = AppParticipant(link)  # new tab from Prolific: no token in the URL
     assert back.page == "info" and back.token and back.token != p.token
     assert count(engine, Participant) == 1
-    stranger = AppParticipant({"PROLIFIC_PID": "someone-else"})
+    stranger = AppParticipant({"PROLIFIC_PID": "someone-else", "SESSION_ID": "x"})
     assert stranger.page == "consent"
+
+
+def test_a_known_label_from_another_platform_session_takes_nothing_over(study):
+    """Knowing someone's PROLIFIC_PID is not enough: the per-attempt SESSION_ID must match (resume_requires)."""
+    engine = study()
+    owner = AppParticipant({"PROLIFIC_PID": "victim", "SESSION_ID": "theirs"}).consent()
+    for link in ({"PROLIFIC_PID": "victim"}, {"PROLIFIC_PID": "victim", "SESSION_ID": "mine"}):
+        intruder = AppParticipant(link)
+        assert intruder.page == "error" and "another session of the recruiting platform" in intruder.text()
+        assert intruder.token is None and not intruder.at.button
+    assert count(engine, Participant) == 1 and count(engine, Event, Event.kind == "resume_refused") == 2
+    assert owner.reload().page == "questions"  # the owner's own link still works
 
 
 def test_the_page_words_each_problem_by_its_code(study, monkeypatch):

@@ -52,7 +52,7 @@ def dashboard() -> None:
         f"Study {protocol.study.id} v{protocol.study.version} · {protocol.design} design · "
         f"last activity {monitor.last_activity() or '—'}"
     )
-    columns = st.columns(6)
+    columns = st.columns(7)
     for column, (label, key) in zip(
         columns,
         [
@@ -61,6 +61,7 @@ def dashboard() -> None:
             ("Completed", "completed"),
             ("Active", "active"),
             ("Dropped out", "dropped"),
+            ("Withdrawn", "withdrawn"),
             ("Failed attention check", "failed_attention_check"),
         ],
         strict=True,
