@@ -177,6 +177,7 @@ def _demo_admin_password(host: str, port: int) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from skingen.bundle.manifest import bundle_file_problems
     from study.data_rights import purge_identifiers
     from study.engine import StudyEngine
     from study.registry import register
@@ -197,6 +198,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
             raise ValueError("--init needs --protocol FILE")
         register(db, load_protocol(args.protocol))
     engine = StudyEngine.open(db, args.protocol)  # fail here, not in the participant's browser
+    problems = bundle_file_problems(engine.loaded.bundle)  # the registered bundle, as it is on disk now
+    if problems:
+        raise ValueError(
+            f"the study's bundle {engine.loaded.bundle.root} is not servable: " + "; ".join(problems)
+        )
     purged = purge_identifiers(engine)
     if purged:
         print(

@@ -29,7 +29,11 @@ def sign_in() -> None:
         submitted = st.form_submit_button("Sign in", type="primary")
     if submitted:
         try:
-            access.start_session(access.auth().sign_in_admin(password, access.admin_password_hash()))
+            access.start_session(
+                access.auth().sign_in_admin(
+                    password, access.admin_password_hash(), source=access.client_source()
+                )
+            )
         except AuthError as exc:
             st.error(str(exc).capitalize())
             return
