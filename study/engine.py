@@ -190,8 +190,7 @@ class StudyEngine:
         missing = [s for s in statements if s not in ticked]
         if missing:
             raise ConsentRefused(missing)
-        declared = set(self.protocol.url_parameters)
-        params = {k: str(v)[:MAX_URL_PARAM_LENGTH] for k, v in (url_params or {}).items() if k in declared}
+        params = self._recorded_parameters(url_params or {})
         returning = self.resume(params)
         if returning is not None:
             return returning
@@ -235,6 +234,11 @@ class StudyEngine:
             if not self.protocol.questionnaires.entry:
                 self._enroll(session, participant, stratum="", now=now)
 
+    def _recorded_parameters(self, url_params: Mapping[str, object]) -> dict[str, str]:
+        """The URL parameters as they are recorded: only the declared ones, each cut to a safe length."""
+        declared = set(self.protocol.url_parameters)
+        return {k: str(v)[:MAX_URL_PARAM_LENGTH] for k, v in url_params.items() if k in declared}
+
     def label_hash(self, url_params: Mapping[str, str]) -> str | None:
         """The stored (hashed) form of the participant label in ``url_params``; None without one."""
         name = self.protocol.participant_label
@@ -251,6 +255,7 @@ class StudyEngine:
         are stored, so the old one can't be handed out again); a tab still open with the old link then
         shows the invalid-link page.
         """
+        url_params = self._recorded_parameters(url_params)  # compared as they were recorded
         label = self.label_hash(url_params)
         if label is None:
             return None

@@ -162,3 +162,15 @@ def test_session_tokens_rotate_and_idle_sessions_end(setup):
     assert auth.identity(second) is not None
     clock[0] += SESSION_LIFETIME  # idle for longer than a token lives
     assert auth.renew(second) is None and auth.renew(None) is None and auth.renew("forged") is None
+
+
+def test_security_headers_fit_a_proxy_config_line_and_keep_tokens_out_of_referers():
+    import re
+
+    from study.http_headers import SECURITY_HEADERS, TLS_HEADERS
+
+    for name, value in {**SECURITY_HEADERS, **TLS_HEADERS}.items():
+        assert re.fullmatch(r"[A-Za-z][A-Za-z-]*", name), name
+        assert value and not re.search(r'["\r\n\\]', value), (name, value)  # safe in add_header NAME "VALUE"
+    assert SECURITY_HEADERS["Referrer-Policy"] == "no-referrer"  # tokens live in URLs
+    assert "frame-ancestors 'none'" in SECURITY_HEADERS["Content-Security-Policy"]

@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
+from analysis.sources import load_db
 from db.models import ConsentRecord, Event, Participant, Response
 from study.cli import main
 from study.data_rights import DataRightsError, purge_identifiers, withdraw
@@ -81,6 +82,10 @@ def test_exports_analysis_and_dashboard_leave_the_withdrawn_participant_out(two)
     assert status["withdrawn"] == 1 and status["consented"] == 1
     claimed = frames["allocation"]["claimed"].sum()
     assert claimed == 2  # the slot stays used: the block randomisation stays balanced and auditable
+    others = [_complete(engine, {"PROLIFIC_PID": f"p{i}", "SESSION_ID": "s"}) for i in range(2)]
+    analysed = load_db(engine.db.url)  # skingen-analysis --db: both arms are there again, the leaver is not
+    expected = {engine.position(t).public_id for t in (staying, *others)}
+    assert set(analysed.responses["participant_id"]) == expected
 
 
 def test_withdraw_by_label_and_refusals(two):
