@@ -97,9 +97,10 @@ class Auth:
             raise Throttled(row.locked_until - now)
         return row
 
-    def _failed(self, limits: list[_Limit]) -> None:
+    def _failed(self, limits: list[_Limit], role: str, rater_id: int | None) -> None:
         """Record a failure on every counter in its own transaction, so it sticks although the sign-in is
-        refused. The audit event names the account only, never the source address."""
+        refused. The append-only audit event says which role and known rater it was — never the typed name
+        (a person's name, or a password typed into the wrong field) nor the source address."""
         now = self.clock()
         with self.db.write() as session:
             for limit in limits:
@@ -110,7 +111,7 @@ class Auth:
                 if row.failures >= limit.free_failures:
                     lock = min(FIRST_LOCK * 2 ** (row.failures - limit.free_failures), LONGEST_LOCK)
                     row.locked_until = now + lock
-            session.add(Event(at=now, kind="sign_in_failed", detail={"account": limits[0].key}))
+            session.add(Event(at=now, kind="sign_in_failed", detail={"role": role, "rater_id": rater_id}))
 
     def _new_session(self, session: Session, role: str, rater_id: int | None) -> str:
         token = secrets.token_urlsafe(32)
@@ -149,7 +150,7 @@ class Auth:
                     Event(at=self.clock(), kind="sign_in", detail={"role": role, "rater_id": rater_id})
                 )
                 return self._new_session(session, role, rater_id)
-        self._failed(limits)
+        self._failed(limits, role, rater_id)
         raise AuthError("sign-in failed: check the name and password")
 
     # --- raters -------------------------------------------------------------------------------------------

@@ -288,3 +288,14 @@ def test_the_page_words_each_problem_by_its_code(study, monkeypatch):
     messages = [e.value for e in p.at.error]
     assert "This answer must be between 1 and 3, got 9." in messages
     assert "Please check" in messages[-1] and "Please answer" not in messages[-1]
+
+
+def test_a_withdrawn_participants_link_says_so_and_offers_nothing(study):
+    from study.data_rights import withdraw
+
+    engine = study()
+    p = AppParticipant().consent()
+    withdraw(engine, token=p.token)
+    again = p.reload()
+    assert again.page == "error" and "You have withdrawn from this study" in again.text()
+    assert not again.at.button and count(engine, Response) == 0
