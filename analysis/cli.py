@@ -98,6 +98,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=float,
         help="ratings ≥ this count as positive on ordinal items (default: top two scale points)",
     )
+    opt.add_argument(
+        "--relevance-item",
+        help="rating item compared with each image's closed-loop check (default: the protocol's "
+        "rating.relevance_item, from the export's study.csv)",
+    )
     opt.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples over images (0: none)")
     opt.add_argument("--seed", type=int, default=0, help="random seed (bootstrap, simulation)")
     sim = rep.add_argument_group("simulation-based power")
@@ -203,6 +208,7 @@ def config_from(args: argparse.Namespace) -> AnalysisConfig:
         target_effect=args.target_effect,
         trust_construct=args.trust_construct,
         rating_threshold=args.rating_threshold,
+        relevance_item=args.relevance_item,
         n_boot=args.bootstrap,
         seed=args.seed,
         simulate=args.simulate,

@@ -304,7 +304,37 @@ def rating_blocks(results: dict) -> list[Block]:
                 f"{rec['n_images']} images, {rec['n_raters']} raters.",
             )
         )
-    return blocks
+    return blocks + closed_loop_blocks(results)
+
+
+def closed_loop_blocks(results: dict) -> list[Block]:
+    """Do the experts agree with the automatic check? (the relevance item against the closed loop)"""
+    record = results.get("closed_loop_agreement")
+    if not record:
+        return []
+    title = ("h3", "Experts and the closed-loop check")
+    if "skipped" in record:
+        return [
+            title,
+            ("p", f"{html.escape(record['item'])}: not compared ({html.escape(record['skipped'])})."),
+        ]
+    level = results["confidence"]
+    rows = [
+        {"skin condition": condition, "images": cell["n_images"], "ratings": cell["n_ratings"],
+         "agreement": bounded(cell["agreement"]),
+         f"Wilson {ci_label(level)}": interval(cell["agreement_ci"], fmt=bounded)}
+        for condition, cell in record["by_skin_condition"].items()
+    ]  # fmt: skip
+    return [
+        title,
+        (
+            "p",
+            f"Each rating of *{html.escape(record['item'])}* ({record['relevant_rule']} counts as relevant) paired "
+            "with the diagnoser's verdict on the same image (`skingen bundle build --evaluate`); intervals from a "
+            f"bootstrap over images. {record['text']}",
+        ),
+        *([("table", pd.DataFrame(rows))] if rows else []),
+    ]
 
 
 def power_blocks(results: dict) -> list[Block]:

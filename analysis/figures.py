@@ -232,6 +232,30 @@ def ratings_figure(ratings: dict[str, dict], confidence: float = 0.95) -> go.Fig
     return fig
 
 
+def closed_loop_figure(record: dict) -> go.Figure:
+    """Share of expert ratings calling an image relevant, when the closed-loop check passed and when it failed,
+    with the bootstrap CIs over images (``Bar`` ``experts``)."""
+    keys = ("relevant_if_correct", "relevant_if_wrong")
+    values = np.array([record[k] for k in keys], dtype=float)
+    low, high = (np.array([record[f"{k}_ci"][i] for k in keys], dtype=float) for i in (0, 1))
+    fig = go.Figure(
+        go.Bar(
+            x=["closed loop: correct", "closed loop: wrong"],
+            y=values,
+            name="experts",
+            error_y={"type": "data", "array": high - values, "arrayminus": values - low},
+        )
+    )
+    fig.update_layout(
+        title=f"Experts vs the closed loop: '{record['item']}' rated relevant "
+        f"(bootstrap {ci_label(record['confidence'])})",
+        yaxis_title="share of ratings",
+        yaxis_range=[0, 1],
+        template="plotly_white",
+    )
+    return fig
+
+
 def power_figure(
     analytic: pd.DataFrame, simulated: pd.DataFrame | None = None, target_power: float = 0.8
 ) -> go.Figure:
@@ -284,6 +308,8 @@ def build_figures(analysis, design: str, baseline: str, visual: str) -> dict[str
         figures[f"likert_{construct}"] = likert_figure(analysis.responses, construct, baseline, visual)
     if results["ratings"]:
         figures["ratings"] = ratings_figure(results["ratings"], results["confidence"])
+    if results.get("closed_loop_agreement") and "skipped" not in results["closed_loop_agreement"]:
+        figures["closed_loop"] = closed_loop_figure(results["closed_loop_agreement"])
     if analysis.analytic_power is not None:
         figures["power"] = power_figure(
             analysis.analytic_power, analysis.power_curve, results["config"]["power"]

@@ -14,7 +14,7 @@ and an offending value, so a researcher can fix the data without reading a trace
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +69,7 @@ class StudyData:
     baseline: str
     visual: str
     warnings: tuple[str, ...] = ()
+    relevance_item: str = ""  # the rating item compared with the closed loop (the export's study.csv)
 
 
 def read_csv(path: str | Path, what: str) -> pd.DataFrame:
@@ -149,7 +150,7 @@ def validate_ratings(raw: pd.DataFrame, what: str = "ratings") -> pd.DataFrame:
     frame = raw.reset_index(drop=True)
     _clean_text(frame, ("rater_id", "image_id", "item", "skin_condition", "case_id"))
     frame["value"] = _to_numeric(frame, "value", pd.Series(True, index=frame.index), what)
-    for column in ("scale_min", "scale_max"):
+    for column in ("scale_min", "scale_max", "closed_loop_correct"):
         if column in frame.columns:
             frame[column] = _to_numeric(frame, column, pd.Series(False, index=frame.index), what)
     duplicated = frame.duplicated(["rater_id", "image_id", "item"])
@@ -272,25 +273,30 @@ def from_export(
     visual: str | None = None,
 ) -> StudyData:
     """The analysis input from the export contract's frames (``responses``, ``participants``, ``ratings``,
-    ``study``; any may be missing, extra tables are ignored), typed or as strings.
+    ``study``; any may be missing or empty — ratings before any participant —, extra tables are ignored),
+    typed or as strings.
 
     ``design``, ``baseline`` and ``visual`` default to the export's ``study`` table (the registered protocol,
     as the study ran); without it ``baseline`` must be given.
     """
     study = frames.get("study")
+    relevance_item = ""
     if study is not None and len(study):
         row = _as_text(study).iloc[0]
         design = design or row.get("design") or None
         baseline = baseline or row.get("baseline") or None
         visual = visual or row.get("visual") or None
-    return build_study_data(
-        _as_text(frames.get("responses")),
-        _as_text(frames.get("participants")),
-        _as_text(frames.get("ratings")),
+        relevance_item = row.get("relevance_item", "")
+    present = {name: frame for name, frame in frames.items() if frame is not None and len(frame)}  # rows only
+    data = build_study_data(
+        _as_text(present.get("responses")),
+        _as_text(present.get("participants")),
+        _as_text(present.get("ratings")),
         design=design,
         baseline=baseline,
         visual=visual,
     )
+    return replace(data, relevance_item=relevance_item)
 
 
 def load_export(

@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from analysis import __version__
 from analysis.agreement import item_agreement
+from analysis.closed_loop import closed_loop_agreement
 from analysis.compare import (
     cumulative_logit,
     holm,
@@ -67,6 +68,9 @@ class AnalysisConfig:
     target_effect: float = 0.5
     trust_construct: str = "trust"
     rating_threshold: float | None = None
+    relevance_item: str | None = (
+        None  # default: the protocol's rating.relevance_item (the export's study.csv)
+    )
     n_boot: int = 1000
     seed: int = 0
     simulate: bool = False
@@ -359,9 +363,22 @@ def trust(run: Run) -> None:
 
 
 def ratings(run: Run) -> None:
-    """6. Expert ratings: proportions and agreement per rated item."""
-    if run.data.ratings is not None:
-        run.results["ratings"] = ratings_block(run.data.ratings, run.config)
+    """6. Expert ratings: proportions and agreement per rated item; the relevance item against each image's
+    closed-loop check (when the bundle was built with ``--evaluate``)."""
+    ratings, config = run.data.ratings, run.config
+    if ratings is None:
+        return
+    run.results["ratings"] = ratings_block(ratings, config)
+    item = config.relevance_item or run.data.relevance_item
+    if item and "closed_loop_correct" in ratings.columns:
+        run.results["closed_loop_agreement"] = closed_loop_agreement(
+            ratings,
+            item,
+            threshold=config.rating_threshold,
+            n_boot=config.n_boot,
+            rng=np.random.default_rng(config.seed),
+            confidence=config.confidence,
+        )
 
 
 def power(run: Run) -> None:
@@ -404,6 +421,7 @@ def initial_results(data: StudyData, config: AnalysisConfig) -> dict:
         "constructs": {},
         "trust_calibration": None,
         "ratings": {},
+        "closed_loop_agreement": None,
     }
 
 

@@ -17,10 +17,12 @@ from tqdm.auto import tqdm
 
 from skingen.atomic import OutputExistsError, check_output_dir
 from skingen.bundle.builder import BundleBuilder, BundleSettings, read_cases
+from skingen.bundle.evaluation import BundleEvaluator
 from skingen.bundle.manifest import BundleError, load_bundle
+from skingen.bundle.retrieval import ReferenceRetriever, RetrievalSettings
 from skingen.data_prepare.formats import FORMATS
 from skingen.data_prepare.pipeline import PrepareSettings, prepare
-from skingen.dataset import SPLITS
+from skingen.dataset import SPLITS, load_dataset
 from skingen.diagnosis.base import Diagnoser
 from skingen.diagnosis.clip import ClipDiagnoser
 from skingen.diagnosis.fixed import FixedDiagnoser
@@ -30,7 +32,7 @@ from skingen.errors import SkinGenError
 from skingen.evaluation.closed_loop import diagnoser_from_spec
 from skingen.evaluation.evaluator import HEADLINE, EvaluationSettings, check_inputs, evaluate
 from skingen.evaluation.features import FeatureExtractor
-from skingen.evaluation.inputs import read_generated, read_real
+from skingen.evaluation.inputs import ImageSet, read_generated, read_real
 from skingen.evaluation.report import write_report
 from skingen.generation import SCHEDULERS, LoraSpec, ReferenceGenerator
 from skingen.prompts import PromptBuilder
@@ -65,6 +67,93 @@ def _add_diagnoser_options(parser: argparse.ArgumentParser, *, required: bool, m
             help="fixed diagnoses, columns case_id,condition[,rationale]",
         )
     parser.add_argument("--max-new-tokens", type=int, default=160, help="VLM answer length (default 160)")
+
+
+def _add_evaluation_inputs(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    """The two image sets' sources and the closed loop's diagnoser (``evaluate``, ``bundle build --evaluate``)."""
+    parser.add_argument(
+        "--real",
+        required=required,
+        type=Path,
+        metavar="DIR|DATA",
+        help="prepared set (metadata.csv) or image folder",
+    )
+    parser.add_argument(
+        "--real-split", choices=SPLITS, help="only this split of a prepared --real set (default: all)"
+    )
+    if required:  # `skingen evaluate`; `bundle build` evaluates its own references with its --features
+        parser.add_argument(
+            "--generated",
+            required=True,
+            type=Path,
+            metavar="DIR",
+            help="generated images with provenance JSON beside them, or a bundle (its references)",
+        )
+        parser.add_argument(
+            "--features",
+            required=True,
+            type=Path,
+            metavar="PATH",
+            help="local image-encoder directory: CLIP (also gives the CLIP score) or any transformers image "
+            "model",
+        )
+    parser.add_argument(
+        "--diagnoser",
+        metavar="clip:PATH|vlm:PATH",
+        help="re-diagnose every generated image with this model (closed loop)"
+        + ("; default: no closed loop" if required else "; default: the --vlm/--clip model of the cases"),
+    )
+
+
+def _add_evaluation_settings(parser: argparse.ArgumentParser) -> None:
+    defaults = EvaluationSettings()
+    parser.add_argument(
+        "--kid-subsets", type=int, default=defaults.kid_subsets, help="KID subsets (default 100)"
+    )
+    parser.add_argument(
+        "--kid-subset-size",
+        type=int,
+        default=defaults.kid_subset_size,
+        help="KID subset size, capped at the smaller set (default 1000)",
+    )
+    parser.add_argument(
+        "--bootstrap",
+        type=int,
+        default=defaults.bootstrap,
+        help="bootstrap replicates of the per-image metrics (default 1000; 0: no intervals)",
+    )
+    parser.add_argument(
+        "--fid-bootstrap",
+        type=int,
+        default=defaults.fid_bootstrap,
+        help="bootstrap replicates of FID, each a full FID per group (default 50; 0: no interval)",
+    )
+    parser.add_argument(
+        "--confidence", type=float, default=defaults.confidence, help="interval level (default 0.95)"
+    )
+    parser.add_argument(
+        "--knn-max-samples",
+        type=int,
+        default=defaults.knn_max_samples,
+        metavar="N",
+        help="precision/recall/density/coverage and diversity on a seeded subsample of at most N images per "
+        "side and group (they are quadratic in the images; default 10000, as Naeem et al. 2020; 0: all)",
+    )
+
+
+def _evaluation_settings(
+    args: argparse.Namespace, *, seed: int, k: int = EvaluationSettings.k
+) -> EvaluationSettings:
+    return EvaluationSettings(
+        k=k,
+        kid_subsets=args.kid_subsets,
+        kid_subset_size=args.kid_subset_size,
+        bootstrap=args.bootstrap,
+        fid_bootstrap=args.fid_bootstrap,
+        confidence=args.confidence,
+        seed=seed,
+        knn_max_samples=args.knn_max_samples,
+    )
 
 
 def _add_generator_options(parser: argparse.ArgumentParser) -> None:
@@ -116,6 +205,34 @@ def _add_generator_options(parser: argparse.ArgumentParser) -> None:
         "--cache", type=Path, help="image cache directory (default: $SKINGEN_CACHE or ~/.cache)"
     )
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write the image cache")
+
+
+def _add_retrieval_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "retrieved real references",
+        "the real images of the diagnosed condition nearest to each case photo, from a prepared image set",
+    )
+    group.add_argument(
+        "--retrieve",
+        type=Path,
+        metavar="DATA",
+        help="prepared image set (`skingen data prepare`) to retrieve from",
+    )
+    group.add_argument("--retrieve-k", type=int, metavar="K", help="real images per case (default: -k)")
+    group.add_argument(
+        "--features",
+        type=Path,
+        metavar="PATH",
+        help="local image-encoder directory (CLIP or any transformers image model): the distances of "
+        "--retrieve and the metrics of --evaluate; required with either",
+    )
+    group.add_argument(
+        "--retrieve-phash-distance",
+        type=int,
+        default=4,
+        metavar="N",
+        help="leave out images within N bits (64-bit pHash) of the case photo (default 4, as data prepare)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -172,9 +289,20 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--version", default="1", help="bundle version (default 1)")
     build.add_argument("--description", default="")
     build.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --out")
+    _add_retrieval_options(build)
     _add_diagnoser_options(build, required=False, manifest=True)
     _add_generator_options(build)
     _add_device_options(build)
+    evaluation = build.add_argument_group(
+        "evaluation (--evaluate)",
+        "evaluate the references before the bundle is written: each image's closed-loop check in the manifest, "
+        "the bundle's metrics in BUNDLE/evaluation/ (k-NN k and feature batch size: skingen evaluate's defaults)",
+    )
+    evaluation.add_argument(
+        "--evaluate", action="store_true", help="evaluate the references (needs --real and --features)"
+    )
+    _add_evaluation_inputs(evaluation, required=False)
+    _add_evaluation_settings(evaluation)
     build.set_defaults(handler=run_bundle_build)
     validate = bundle_commands.add_parser("validate", help="check a bundle's manifest and files")
     validate.add_argument("bundle", type=Path, metavar="BUNDLE")
@@ -224,64 +352,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="generated vs real images: FID, KID, precision/recall/density/coverage, CLIP score, diversity, "
         "closed-loop accuracy, per skin-tone group → metrics.json + report.html",
     )
-    evaluate.add_argument(
-        "--real",
-        required=True,
-        type=Path,
-        metavar="DIR|DATA",
-        help="prepared set (metadata.csv) or image folder",
-    )
-    evaluate.add_argument(
-        "--real-split", choices=SPLITS, help="only this split of a prepared --real set (default: all)"
-    )
-    evaluate.add_argument(
-        "--generated",
-        required=True,
-        type=Path,
-        metavar="DIR",
-        help="generated images with provenance JSON beside them, or a bundle (its references)",
-    )
-    evaluate.add_argument(
-        "--features",
-        required=True,
-        type=Path,
-        metavar="PATH",
-        help="local image-encoder directory: CLIP (also gives the CLIP score) or any transformers image model",
-    )
+    _add_evaluation_inputs(evaluate, required=True)
     evaluate.add_argument("--out", required=True, type=Path, metavar="DIR")
     evaluate.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
-    evaluate.add_argument(
-        "--diagnoser",
-        metavar="clip:PATH|vlm:PATH",
-        help="re-diagnose every generated image with this model (closed loop); default: no closed loop",
-    )
     evaluate.add_argument("--max-new-tokens", type=int, default=160, help="VLM answer length (default 160)")
     defaults = EvaluationSettings()
     evaluate.add_argument("--k", type=int, default=defaults.k, help="k of the k-NN manifolds (default 5)")
-    evaluate.add_argument(
-        "--kid-subsets", type=int, default=defaults.kid_subsets, help="KID subsets (default 100)"
-    )
-    evaluate.add_argument(
-        "--kid-subset-size",
-        type=int,
-        default=defaults.kid_subset_size,
-        help="KID subset size, capped at the smaller set (default 1000)",
-    )
-    evaluate.add_argument(
-        "--bootstrap",
-        type=int,
-        default=defaults.bootstrap,
-        help="bootstrap replicates of the per-image metrics (default 1000; 0: no intervals)",
-    )
-    evaluate.add_argument(
-        "--fid-bootstrap",
-        type=int,
-        default=defaults.fid_bootstrap,
-        help="bootstrap replicates of FID, each a full FID per group (default 50; 0: no interval)",
-    )
-    evaluate.add_argument(
-        "--confidence", type=float, default=defaults.confidence, help="interval level (default 0.95)"
-    )
+    _add_evaluation_settings(evaluate)
     evaluate.add_argument(
         "--seed", type=int, default=defaults.seed, help="KID subsets and bootstrap (default 0)"
     )
@@ -533,12 +610,73 @@ def run_bundle_build(args: argparse.Namespace) -> int:
         severity=args.severity,
         trigger=args.trigger,
     )
+    retrieval = _retrieval_settings(args)
+    dataset = load_dataset(retrieval.data) if retrieval else None
+    real = _bundle_evaluation_inputs(args)
+    if args.features is not None and retrieval is None and real is None:
+        raise SkinGenError("--features: only used with --retrieve DATA or --evaluate")
+    # Models from here on; one feature extractor serves retrieval and evaluation
     diagnoser = _diagnoser(args, taxonomy) if any(case.fixed_ai is None for case in cases) else None
-    builder = BundleBuilder(taxonomy, prompts, _generator(args, inpaint=False), diagnoser, settings)
+    generator = _generator(args, inpaint=False)
+    extractor = FeatureExtractor(args.features, device=args.device) if args.features else None
+    retriever = None
+    if retrieval is not None:
+        retriever = ReferenceRetriever(dataset, extractor, retrieval, feature_model_type=extractor.model_type)
+    evaluator = None if real is None else _bundle_evaluator(args, real, diagnoser, extractor)
+    builder = BundleBuilder(
+        taxonomy, prompts, generator, diagnoser, settings, evaluator=evaluator, retriever=retriever
+    )
     path = builder(cases, out, overwrite=args.overwrite, share=share)
     if share.is_main_process:
         print(json.dumps({"bundle": str(path), "cases": len(cases)}))
     return 0
+
+
+def _bundle_evaluation_inputs(args: argparse.Namespace) -> ImageSet | None:
+    """``bundle build --evaluate``'s real set, checked before any model loads (None without --evaluate)."""
+    given = [flag for flag, value in (("--real", args.real), ("--diagnoser", args.diagnoser)) if value]
+    if not args.evaluate:
+        if given:
+            raise SkinGenError(f"{', '.join(given)}: only used with --evaluate")
+        return None
+    missing = [flag for flag, value in (("--real", args.real), ("--features", args.features)) if not value]
+    if missing:
+        raise SkinGenError(f"--evaluate needs {' and '.join(missing)}")
+    if args.diagnoser is None and not (args.vlm or args.clip):
+        raise SkinGenError(
+            "--evaluate: the closed loop needs a model that looks at images: --diagnoser clip:PATH|vlm:PATH "
+            "(or diagnose the cases with --vlm/--clip)"
+        )
+    _evaluation_settings(args, seed=args.seed).check()
+    return read_real(args.real, split=args.real_split)
+
+
+def _bundle_evaluator(
+    args: argparse.Namespace, real: ImageSet, cases_diagnoser: Diagnoser | None, extractor: FeatureExtractor
+) -> BundleEvaluator:
+    """The closed loop's diagnoser: --diagnoser, else the model that diagnosed the cases."""
+    diagnoser = _evaluation_diagnoser(args)
+    if diagnoser is None:
+        diagnoser = cases_diagnoser or _diagnoser(args, _taxonomy(args))
+    return BundleEvaluator(real, extractor, diagnoser, _evaluation_settings(args, seed=args.seed))
+
+
+def _retrieval_settings(args: argparse.Namespace) -> RetrievalSettings | None:
+    """The checked retrieval settings, or None without --retrieve (its other flags then refused)."""
+    if args.retrieve is None:
+        if args.retrieve_k is not None:
+            raise SkinGenError("--retrieve-k: only used with --retrieve DATA")
+        return None
+    if args.features is None:
+        raise SkinGenError("--retrieve needs --features PATH (the image encoder distances are computed in)")
+    settings = RetrievalSettings(
+        data=args.retrieve,
+        features=args.features,
+        k=args.k if args.retrieve_k is None else args.retrieve_k,
+        phash_distance=args.retrieve_phash_distance,
+    )
+    settings.check()
+    return settings
 
 
 def run_lora_train(args: argparse.Namespace) -> int:
@@ -589,15 +727,7 @@ def _evaluation_diagnoser(args: argparse.Namespace) -> Diagnoser | None:
 def run_evaluate(args: argparse.Namespace) -> int:
     # 1. Everything checkable without models: output location, settings, both image sets
     check_output_dir(args.out, overwrite=args.overwrite)
-    settings = EvaluationSettings(
-        k=args.k,
-        kid_subsets=args.kid_subsets,
-        kid_subset_size=args.kid_subset_size,
-        bootstrap=args.bootstrap,
-        fid_bootstrap=args.fid_bootstrap,
-        confidence=args.confidence,
-        seed=args.seed,
-    )
+    settings = _evaluation_settings(args, k=args.k, seed=args.seed)
     real = read_real(args.real, split=args.real_split)
     generated = read_generated(args.generated)
     check_inputs(real, generated, settings)
@@ -622,6 +752,7 @@ def run_bundle_validate(args: argparse.Namespace) -> int:
         raise SkinGenError(f"invalid bundle: {exc}") from exc
     manifest = bundle.manifest
     references = sum(len(case.references) for case in manifest.cases)
+    retrieved = sum(len(case.retrieved) for case in manifest.cases)
     print(
         json.dumps(
             {
@@ -630,6 +761,7 @@ def run_bundle_validate(args: argparse.Namespace) -> int:
                 "version": manifest.version,
                 "cases": len(manifest.cases),
                 "references": references,
+                "retrieved": retrieved,
                 "sha256": bundle.content_hash,
             }
         )

@@ -4,14 +4,17 @@
 
     DATA/
       metadata.csv     # one row per image: file, condition, skin_tone, caption, source, licence, split
-                       # [, skin_tone_source]
+                       # [, skin_tone_source, patient, attribution]
       images/...       # the images, paths in ``file`` relative to DATA/
       datacard.md/.json/.html  # what ``skingen data prepare`` counted (not read back)
 
 ``condition`` is a taxonomy id; ``skin_tone`` a Fitzpatrick type (I–VI), a group (I-II, III-IV, V-VI, as
 DDI labels them) or empty when unknown; ``split`` is ``train`` or ``validation``. The optional
 ``skin_tone_source`` says where the tone came from: ``dataset`` (the dataset's one skin-tone label),
-``dermatologist`` or ``self_reported`` (SCIN has both), empty when unknown. Torch-free.
+``dermatologist`` or ``self_reported`` (SCIN has both), empty when unknown. The optional ``patient`` groups
+the images of one person (SCIN: the case id), so retrieval never shows a patient their own other photos; the
+optional ``attribution`` is what the licence asks to credit besides source and licence (Fitzpatrick17k: the
+image's source page). ``caption`` is the training caption. Torch-free.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from skingen.sources import read_table
 
 METADATA_FILE = "metadata.csv"
 METADATA_COLUMNS = ("file", "condition", "skin_tone", "caption", "source", "licence", "split")
-OPTIONAL_COLUMNS = ("skin_tone_source",)
+OPTIONAL_COLUMNS = ("skin_tone_source", "patient", "attribution")
 SPLITS = ("train", "validation")
 SKIN_TONE_SOURCES = ("dataset", "dermatologist", "self_reported", "")
 
@@ -44,6 +47,8 @@ class Example:
     licence: str
     split: str
     skin_tone_source: str = ""
+    patient: str = ""
+    attribution: str = ""
 
     @property
     def skin_tone_group(self) -> str | None:

@@ -19,6 +19,7 @@ STUDY_COLUMNS = (
     "content_hash",
     "bundle_id",
     "bundle_version",
+    "relevance_item",
     "exported_at",
 )
 RESPONSE_COLUMNS = (
@@ -59,16 +60,20 @@ PARTICIPANT_COLUMNS = (
     "exclusion_reasons",
 )
 # ``skin_condition`` is the condition the rater was told the image shows (a disease, not an experimental
-# condition: that is ``condition`` in responses.csv).
+# condition: that is ``condition`` in responses.csv). ``image_kind``: generated, retrieved (a real reference
+# photo) or case_photo; ``generated`` is 1 for generated images.
 RATING_COLUMNS = (
     "rater_id",
     "image_id",
     "case_id",
     "skin_condition",
     "generated",
+    "image_kind",
     "item",
     "value",
     "rated_at",
+    "closed_loop_diagnosis",
+    "closed_loop_correct",
 )
 EVENT_COLUMNS = ("at", "participant_id", "kind", "step")
 WITHDRAW_EVENT = "withdraw"

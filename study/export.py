@@ -236,6 +236,7 @@ def export_frames(
                     "content_hash": active.loaded.content_hash,
                     "bundle_id": active.loaded.bundle.manifest.bundle_id,
                     "bundle_version": active.loaded.bundle.manifest.version,
+                    "relevance_item": (protocol.rating and protocol.rating.relevance_item) or "",
                     "exported_at": _iso(now),
                 }
             ],
@@ -253,7 +254,7 @@ def export_frames(
 
 
 def _rating_rows(session: Session, study: _Study) -> list[dict] | None:
-    """One row per rating answer; ``generated`` says whether the image was generated (raters never see it)."""
+    """One row per rating answer; ``generated`` and ``image_kind`` say what the image was (raters never see it)."""
     if study.protocol.rating is None:
         return None
     images = {image.image_id: image for image in rating_images(study.loaded)}
@@ -264,6 +265,7 @@ def _rating_rows(session: Session, study: _Study) -> list[dict] | None:
     rows = []
     for rating in session.scalars(select(Rating).where(Rating.rater_id.in_(raters)).order_by(Rating.id)):
         image = images.get(rating.image_id)
+        check = image.closed_loop if image else None
         rows.append(
             {
                 "rater_id": raters[rating.rater_id],
@@ -271,9 +273,12 @@ def _rating_rows(session: Session, study: _Study) -> list[dict] | None:
                 "case_id": image.case_id if image else "",
                 "skin_condition": image.condition if image else "",
                 "generated": int(image.generated) if image else "",
+                "image_kind": image.kind if image else "",
                 "item": rating.item_id,
                 "value": rating.value,
                 "rated_at": _iso(rating.rated_at),
+                "closed_loop_diagnosis": check.diagnosed if check else "",
+                "closed_loop_correct": int(check.correct) if check else "",
             }
         )
     return rows

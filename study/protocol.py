@@ -193,16 +193,27 @@ class Completion(_Model):
 
 
 class RatingDesign(_Model):
-    """Expert rating task: dermatologists rate the bundle's generated references (and, blind, case photos)."""
+    """Expert rating task: dermatologists rate the bundle's generated references (and, blind, case photos and
+    the real references retrieved for each case)."""
 
     raters: int = Field(ge=1, le=500, description="Planned panel size: images are split across these slots.")
     raters_per_image: int = Field(ge=1, description="How many raters each image needs.")
     include_case_photos: bool = Field(
         default=True, description="Mix real case photos in, so raters are blind."
     )
+    include_retrieved: bool = Field(
+        default=False,
+        description="Mix the bundle's retrieved real references in (bundles built with --retrieve), so real "
+        "and generated references are rated alike, blind.",
+    )
     seed: int = 0
     instructions: str = ""
     items: tuple[Item, ...] = Field(min_length=1)
+    relevance_item: Identifier | None = Field(
+        default=None,
+        description="The yes/no or Likert item asking whether the image shows its condition: the analysis "
+        "compares it with each reference's closed-loop check (skingen bundle build --evaluate).",
+    )
 
     @model_validator(mode="after")
     def _fits_panel(self) -> RatingDesign:
@@ -215,6 +226,11 @@ class RatingDesign(_Model):
             raise ValueError("item ids must be unique")
         if any(i.type == "diagnosis" or i.show_in for i in self.items):
             raise ValueError("rating items can't be diagnosis items or use show_in")
+        judged = [i.id for i in self.items if i.type in ("yes_no", "likert")]
+        if self.relevance_item is not None and self.relevance_item not in judged:
+            raise ValueError(
+                f"relevance_item {self.relevance_item!r} is not one of the yes/no or Likert items {judged}"
+            )
         return self
 
 
@@ -424,6 +440,11 @@ def resolve_bundle(protocol: Protocol, base_dir: Path, source: str) -> Bundle:
     n_cases = len(known) if protocol.cases.include == "all" else len(protocol.cases.include)
     if protocol.design == "within" and n_cases < len(protocol.conditions):
         problems.append(f"cases: a within design needs at least {len(protocol.conditions)} cases")
+    if protocol.rating and protocol.rating.include_retrieved and bundle.manifest.retrieval is None:
+        problems.append(
+            "rating.include_retrieved: the bundle has no retrieved images (build it with "
+            "`skingen bundle build --retrieve DATA`)"
+        )
     if problems:
         raise ProtocolError(source, problems)
     return bundle

@@ -1,5 +1,9 @@
 """The dermatologists' rating task: which images, who rates what in which order, and saving ratings.
 
+The images are each case's generated references, plus (blind, as the design says) the case photos and the real
+reference photos retrieved for the case (``include_retrieved``): raters see only the image and the condition it
+is meant to show, so real and generated references are rated alike; the export says which kind each was.
+
 Images are split over the protocol's planned panel (``rating.raters`` = P slots) round-robin: image i (in a
 seeded shuffled order) goes to slots ik, ik+1, …, ik+k−1 (mod P). Every image gets exactly k different raters
 and every slot ⌊n·k/P⌋ or ⌈n·k/P⌉ images. Each rater sees their images in their own seeded, stored order.
@@ -12,11 +16,13 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 from sqlalchemy import func, insert, select, update
 
 from db.models import Event, Rater, Rating, RatingAssignment, utcnow
 from db.session import Database
+from skingen.bundle.manifest import ClosedLoopCheck
 from study.auth import hash_secret
 from study.flow import Step, validate_answers
 from study.protocol import LoadedProtocol
@@ -26,13 +32,22 @@ class RatingError(ValueError):
     """A refused rating request; nothing was written."""
 
 
+ImageKind = Literal["generated", "retrieved", "case_photo"]
+"""What an image to rate is (never shown to raters; exported as ``image_kind``)."""
+
+
 @dataclass(frozen=True)
 class RatingImage:
     image_id: str
     image: str  # path relative to the bundle
-    condition: str
-    generated: bool
+    condition: str  # the skin condition the rater is told it shows
+    kind: ImageKind
     case_id: str
+    closed_loop: ClosedLoopCheck | None = None  # what a diagnoser saw in it (bundle build --evaluate)
+
+    @property
+    def generated(self) -> bool:
+        return self.kind == "generated"
 
 
 @dataclass(frozen=True)
@@ -45,7 +60,8 @@ class RatingTask:
 
 
 def rating_images(loaded: LoadedProtocol) -> list[RatingImage]:
-    """Every image to rate: each case's generated references, plus the case photo if mixed in."""
+    """Every image to rate: each case's generated references, plus its retrieved real references and its
+    photo where the design mixes them in. Ids: ``<case>.r<i>``, ``<case>.x<i>`` and ``<case>.photo``."""
     rating = loaded.protocol.rating
     if rating is None:
         raise RatingError(
@@ -55,11 +71,20 @@ def rating_images(loaded: LoadedProtocol) -> list[RatingImage]:
     for case_id in loaded.case_ids():
         case = loaded.bundle.manifest.case(case_id)
         images += [
-            RatingImage(f"{case_id}.r{index}", ref.image, ref.condition, ref.generated, case_id)
+            RatingImage(
+                f"{case_id}.r{index}", ref.image, ref.condition, "generated", case_id, ref.closed_loop
+            )
             for index, ref in enumerate(case.references)
         ]
+        if rating.include_retrieved:
+            images += [
+                RatingImage(f"{case_id}.x{index}", ref.image, ref.condition, "retrieved", case_id)
+                for index, ref in enumerate(case.retrieved)
+            ]
         if rating.include_case_photos:
-            images.append(RatingImage(f"{case_id}.photo", case.image, case.ground_truth, False, case_id))
+            images.append(
+                RatingImage(f"{case_id}.photo", case.image, case.ground_truth, "case_photo", case_id)
+            )
     return images
 
 

@@ -11,17 +11,31 @@ from skingen.bundle.manifest import (
     AIOutput,
     BundleManifest,
     Case,
+    ClosedLoopCheck,
     ReferenceImage,
+    RetrievalProvenance,
+    RetrievedImage,
     SkinConditionEntry,
     write_manifest,
 )
+from skingen.bundle.writing import retrieved_caption
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "study" / "demo"
 CONDITIONS = ("psoriasis", "eczema", "acne", "vitiligo")
 
 
-def make_bundle(root: Path, n_cases: int = 6, wrong: tuple[int, ...] = (1, 4)) -> Path:
-    """A bundle of ``n_cases`` 8×8 images; cases whose index is in ``wrong`` get a wrong AI diagnosis."""
+def make_bundle(
+    root: Path,
+    n_cases: int = 6,
+    wrong: tuple[int, ...] = (1, 4),
+    retrieved: int = 0,
+    *,
+    closed_loop: bool = False,
+) -> Path:
+    """A bundle of ``n_cases`` 8×8 images; cases whose index is in ``wrong`` get a wrong AI diagnosis; with
+    ``retrieved``, each case also gets that many "retrieved" real references (as ``--retrieve`` makes). With
+    ``closed_loop``, each generated reference carries a closed-loop check: the first of each case passes, the
+    second fails (as if ``skingen bundle build --evaluate`` had run)."""
     (root / "cases").mkdir(parents=True)
     cases = []
     for index in range(n_cases):
@@ -34,9 +48,13 @@ def make_bundle(root: Path, n_cases: int = 6, wrong: tuple[int, ...] = (1, 4)) -
             path = root / "references" / case_id / f"{r}.png"
             path.parent.mkdir(parents=True, exist_ok=True)
             Image.new("RGB", (8, 8), (180, 120, 100 + r)).save(path)
+            check = ClosedLoopCheck(diagnoser="test", diagnosed=said if r == 0 else "unknown", correct=r == 0)
             refs.append(
                 ReferenceImage(
-                    image=f"references/{case_id}/{r}.png", caption=f"Example of {said}", condition=said
+                    image=f"references/{case_id}/{r}.png",
+                    caption=f"Example of {said}",
+                    condition=said,
+                    closed_loop=check if closed_loop else None,
                 )
             )
         cases.append(
@@ -46,16 +64,41 @@ def make_bundle(root: Path, n_cases: int = 6, wrong: tuple[int, ...] = (1, 4)) -
                 ground_truth=truth,
                 ai=AIOutput(condition=said, display_name=said.title(), text=f"It is {said}."),
                 references=tuple(refs),
+                retrieved=tuple(_retrieved(root, case_id, said, n) for n in range(retrieved)),
             )
         )
     manifest = BundleManifest(
         bundle_id="test",
         version="1",
+        retrieval=_RETRIEVAL if retrieved else None,
         conditions=tuple(SkinConditionEntry(id=c, display_name=c.title()) for c in CONDITIONS),
         cases=tuple(cases),
     )
     write_manifest(root, manifest)
     return root
+
+
+_RETRIEVAL = RetrievalProvenance(
+    data="DATA", data_sha256="0" * 64, features="clip", k=2, phash_distance=4, same_patient_excluded=False
+)
+
+
+def _retrieved(root: Path, case_id: str, condition: str, rank: int) -> RetrievedImage:
+    relative = f"references/{case_id}/retrieved_{rank}.png"
+    Image.new("RGB", (8, 8), (90, 60 + rank, 40)).save(root / relative)
+    source, licence, attribution = "Atlas", "CC BY 4.0", f"photo by Dr. Example {rank}"
+    return RetrievedImage(
+        image=relative,
+        caption=retrieved_caption(condition.title(), source, licence, attribution),
+        condition=condition,
+        source=source,
+        licence=licence,
+        attribution=attribution,
+        dataset_file=f"images/{condition}/{case_id}-{rank}.png",
+        sha256="a" * 64,
+        rank=rank + 1,
+        distance=0.1 * (rank + 1),
+    )
 
 
 def example_protocol(design: str = "between") -> dict:

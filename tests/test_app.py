@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from db.models import ConsentRecord, Event, Participant, Response
 from study.app.context import INVALID_LINK
 from tests.app_driver import AppParticipant
+from tests.factories import make_bundle
 
 
 @pytest.fixture
@@ -299,3 +300,29 @@ def test_a_withdrawn_participants_link_says_so_and_offers_nothing(study):
     again = p.reload()
     assert again.page == "error" and "You have withdrawn from this study" in again.text()
     assert not again.at.button and count(engine, Response) == 0
+
+
+def test_retrieved_real_references_show_with_the_caption_their_licence_requires(study, tmp_path):
+    bundle = make_bundle(tmp_path / "retrieval-bundle", retrieved=2)
+    engine = study("within", cases__bundle=str(bundle))
+    p = AppParticipant().consent().advance(value=2).submit()
+    shown = {"references": 0, "plain": 0}
+    while p.page != "complete":
+        step = p.at.session_state["skingen.visit"].position.step
+        if p.page == "trial":
+            case = engine.loaded.bundle.manifest.case(step.case_id)
+            captions = [c for image in p.images()[1:] for c in image.captions]
+            if engine.protocol.condition(step.condition).references:
+                shown["references"] += 1
+                # generated first, then the real photos, each credited as its licence asks
+                assert captions == [r.caption for r in case.references] + [r.caption for r in case.retrieved]
+                assert captions[-1] == (
+                    f"Real example of {case.ai.condition} — not the patient. "
+                    "Photo: Atlas (CC BY 4.0), photo by Dr. Example 1"
+                )
+                assert f"Real example pictures of {case.ai.display_name.lower()}" in p.text()
+            else:
+                shown["plain"] += 1
+                assert captions == [] and "Real example" not in p.text()
+        p.advance()
+    assert shown["references"] and shown["plain"]

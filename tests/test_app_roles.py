@@ -10,6 +10,7 @@ from db.models import Rating
 from study.auth import FREE_FAILURES, hash_secret
 from study.rating import RatingPanel
 from tests.app_driver import APP
+from tests.factories import make_bundle
 
 ADMIN_PASSWORD = "researcher secret 42"
 RATER_PASSWORD = "dermatology rocks"
@@ -223,3 +224,32 @@ def test_dashboard_and_analysis_with_data(study):
     assert not report.exception, [e.message for e in report.exception]
     assert report.get("plotly_chart") and report.dataframe
     assert any(b.proto.label == "Download report.html" for b in report.get("download_button"))
+
+
+def test_raters_cannot_tell_retrieved_generated_and_case_photos_apart(
+    protocol_file, make_engine, monkeypatch, tmp_path, database_url
+):
+    bundle = make_bundle(tmp_path / "retrieval-bundle", retrieved=2)
+    path = protocol_file(cases__bundle=str(bundle), rating__include_retrieved=True)
+    engine = make_engine(path)
+    monkeypatch.setenv("SKINGEN_DB_URL", database_url)
+    monkeypatch.setenv("SKINGEN_PROTOCOL", str(path))
+    panel = RatingPanel(engine.db, engine.loaded)
+    rater, invite = panel.add_rater("derm")
+    from study.auth import Auth
+
+    at = open_app(
+        area="rate", session=Auth(engine.db, engine.protocol.study.id).accept_invite(invite, RATER_PASSWORD)
+    )
+    kinds = set()
+    while (task := panel.next_task(rater.id)) is not None:
+        kinds.add(task.image.kind)
+        [image] = at.get("image")
+        page = text(at)
+        assert f"Stated condition: {task.condition_name}" in page and not any(image.captions)
+        # the instructions on image 1 say some images are photos and some generated; nothing says which
+        for telltale in ("Real", "Atlas", "CC BY", "Dr. Example", "retriev", task.image.image_id):
+            assert telltale not in page
+        assert not any(task.image.image_id in r.key for r in at.radio)  # keys become CSS classes
+        rate(at)
+    assert kinds == {"generated", "retrieved", "case_photo"} and "All images rated" in text(at)

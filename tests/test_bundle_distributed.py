@@ -10,20 +10,29 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from skingen.bundle.builder import BundleBuilder, BundleSettings, read_cases
+from skingen.bundle.evaluation import BundleEvaluator
 from skingen.bundle.manifest import load_bundle
+from skingen.diagnosis.base import Diagnosis
 from skingen.distributed import Outcome, ProcessShare, launched_processes, raise_failures, shard, unshard
 from skingen.errors import SkinGenError
+from skingen.evaluation.evaluator import EvaluationSettings
+from skingen.evaluation.inputs import read_real
 from skingen.prompts import PromptBuilder
-from skingen.provenance import ImageLabels
 from skingen.taxonomy import Taxonomy
-from tests.skingen_fixtures import TinyModels, tiny_models, write_cases
+from tests.skingen_fixtures import FakeGenerator, TinyModels, tiny_models, write_cases, write_retrieval_set
+
+if TYPE_CHECKING:
+    import torch
 
 CASES = [
     {"case_id": "c1", "file": "c1.png", "ground_truth": "psoriasis", "ai_condition": "", "skin_tone": "II"},
@@ -117,46 +126,12 @@ class _ThreadShare(ProcessShare):
         self.exchange.all(self.process_index, None)
 
 
-@dataclass(frozen=True)
-class _Record:
-    seed: int
-    prompt: str
-
-    def to_json(self, labels: ImageLabels | None = None) -> str:
-        extra = {} if labels is None else {"condition": labels.condition, "skin_tone": labels.skin_tone}
-        return json.dumps({"seed": self.seed, "prompt": self.prompt, **extra})
-
-
-@dataclass(frozen=True)
-class _Generated:
-    image: Image.Image
-    record: _Record
-
-
-class _FakeGenerator:
-    """A generator whose image depends only on prompt and seed (as the real one's does)."""
-
-    model = "fake"
-    loras = ()
-    ip_adapter = None
-    inpaint = False
-
-    def __init__(self, fail_on: str | None = None) -> None:
-        self.fail_on = fail_on
-        self.calls: list[tuple[str, int]] = []
-
-    def __call__(self, prompt: str, negative: str, *, seeds: list[int], **_: object) -> list[_Generated]:
-        if self.fail_on and self.fail_on in prompt:
-            raise SkinGenError(f"cannot draw {self.fail_on}")
-        self.calls.append((prompt, seeds[0]))
-        shade = int(hashlib.sha256(f"{prompt}|{seeds[0]}".encode()).hexdigest()[:2], 16)
-        return [_Generated(Image.new("RGB", (8, 8), (shade, 0, 0)), _Record(seeds[0], prompt))]
-
-
-def _builder(generator: _FakeGenerator) -> BundleBuilder:
+def _builder(generator: FakeGenerator, evaluator: BundleEvaluator | None = None) -> BundleBuilder:
     taxonomy = Taxonomy.load()
     settings = BundleSettings(bundle_id="b", k=2)
-    return BundleBuilder(taxonomy, PromptBuilder.load(taxonomy), generator, None, settings)
+    return BundleBuilder(
+        taxonomy, PromptBuilder.load(taxonomy), generator, None, settings, evaluator=evaluator
+    )
 
 
 def _fixed_cases(tmp_path: Path) -> list:
@@ -164,16 +139,21 @@ def _fixed_cases(tmp_path: Path) -> list:
     return read_cases(write_cases(tmp_path / "cases", rows), Taxonomy.load())
 
 
-def _build_in_threads(
-    cases: list, out: Path, generators: list[_FakeGenerator], **kwargs: object
+def build_in_threads(
+    cases: list,
+    out: Path,
+    generators: list[FakeGenerator],
+    make_builder: Callable[[FakeGenerator], BundleBuilder] = _builder,
+    **kwargs: object,
 ) -> list[BaseException | None]:
+    """Build with one thread per generator, each a share of its own builder; every thread's exception."""
     exchange = _Exchange(len(generators))
     errors: list[BaseException | None] = [None] * len(generators)
 
     def run(index: int) -> None:
         share = _ThreadShare(index, len(generators), exchange=exchange)
         try:
-            _builder(generators[index])(cases, out, progress=False, share=share, **kwargs)
+            make_builder(generators[index])(cases, out, progress=False, share=share, **kwargs)
         except BaseException as exc:
             errors[index] = exc
 
@@ -186,7 +166,7 @@ def _build_in_threads(
     return errors
 
 
-def _files(root: Path) -> dict[str, bytes]:
+def bundle_files(root: Path) -> dict[str, bytes]:
     return {
         str(p.relative_to(root)): p.read_bytes()
         for p in sorted(root.rglob("*"))
@@ -194,7 +174,7 @@ def _files(root: Path) -> dict[str, bytes]:
     }
 
 
-def _manifest(root: Path) -> dict:
+def manifest_without_time(root: Path) -> dict:
     manifest = json.loads((root / "manifest.json").read_text())
     manifest.pop("created_at")
     return manifest
@@ -202,11 +182,11 @@ def _manifest(root: Path) -> dict:
 
 def test_two_shares_build_the_single_process_bundle(tmp_path: Path) -> None:
     cases = _fixed_cases(tmp_path)
-    _builder(_FakeGenerator())(cases, tmp_path / "one", progress=False)
-    generators = [_FakeGenerator(), _FakeGenerator()]
-    assert _build_in_threads(cases, tmp_path / "two", generators) == [None, None]
-    assert _files(tmp_path / "two") == _files(tmp_path / "one")
-    assert _manifest(tmp_path / "two") == _manifest(tmp_path / "one")
+    _builder(FakeGenerator())(cases, tmp_path / "one", progress=False)
+    generators = [FakeGenerator(), FakeGenerator()]
+    assert build_in_threads(cases, tmp_path / "two", generators) == [None, None]
+    assert bundle_files(tmp_path / "two") == bundle_files(tmp_path / "one")
+    assert manifest_without_time(tmp_path / "two") == manifest_without_time(tmp_path / "one")
     assert [c.case_id for c in load_bundle(tmp_path / "two").manifest.cases] == ["c1", "c2", "c3", "c4"]
     # each process drew its own cases only (c1, c3 | c2, c4; c3 is unknown: no references)
     assert len(generators[0].calls) == 2 and len(generators[1].calls) == 4
@@ -215,15 +195,15 @@ def test_two_shares_build_the_single_process_bundle(tmp_path: Path) -> None:
 
 def test_a_failing_share_fails_every_process_and_leaves_the_old_bundle(tmp_path: Path) -> None:
     cases = _fixed_cases(tmp_path)
-    _builder(_FakeGenerator())(cases, tmp_path / "out", progress=False)
-    before = _files(tmp_path / "out")
+    _builder(FakeGenerator())(cases, tmp_path / "out", progress=False)
+    before = bundle_files(tmp_path / "out")
     # process 1 builds c2 (eczema) and fails on it; process 0 finishes its share, then both fail
-    errors = _build_in_threads(
-        cases, tmp_path / "out", [_FakeGenerator(), _FakeGenerator("eczema")], overwrite=True
+    errors = build_in_threads(
+        cases, tmp_path / "out", [FakeGenerator(), FakeGenerator("eczema")], overwrite=True
     )
     assert str(errors[1]) == "cannot draw eczema"
     assert str(errors[0]) == "process 1 of 2 failed: cannot draw eczema"
-    assert _files(tmp_path / "out") == before
+    assert bundle_files(tmp_path / "out") == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cases", "out"]
 
 
@@ -231,10 +211,65 @@ def test_an_output_in_the_way_stops_every_process(tmp_path: Path) -> None:
     cases = _fixed_cases(tmp_path)
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "keep.txt").write_text("x")
-    errors = _build_in_threads(cases, tmp_path / "out", [_FakeGenerator(), _FakeGenerator()])
+    errors = build_in_threads(cases, tmp_path / "out", [FakeGenerator(), FakeGenerator()])
     assert "--overwrite" in str(errors[0])
     assert isinstance(errors[1], SkinGenError) and "could not start" in str(errors[1])
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["keep.txt"]
+
+
+class _PixelFeatures:
+    """A feature extractor for the evaluation protocol: an image's mean colour (no model)."""
+
+    path = Path("pixel-means")
+    model_type = "test"
+    batch_size = 2
+    dim = 3
+    has_text = False
+
+    def __call__(self, paths: list[Path]) -> torch.Tensor:
+        import torch
+
+        means = [np.asarray(Image.open(p).convert("RGB"), dtype=np.float64).mean(axis=(0, 1)) for p in paths]
+        return torch.tensor(np.array(means)).reshape(len(paths), 3)
+
+
+class _RedDiagnoser:
+    """Sees psoriasis in a reddish image, eczema otherwise: some references pass the closed loop, some fail."""
+
+    model_id = "red"
+
+    def diagnose(self, image: Image.Image, case_id: str = "") -> Diagnosis:
+        condition = "psoriasis" if np.asarray(image)[..., 0].mean() > 127 else "eczema"
+        return Diagnosis.from_ranking(Taxonomy.load(), [(condition, 1.0)], rationale="", raw_output="",
+                                      model_id=self.model_id)  # fmt: skip
+
+
+def test_two_shares_evaluate_as_one_process(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("torchmetrics")
+    cases = _fixed_cases(tmp_path)
+    real_dir = tmp_path / "real"
+    real_dir.mkdir()
+    for i in range(8):
+        Image.new("RGB", (8, 8), (30 * i, 20, 0)).save(real_dir / f"{i}.png")
+    evaluator = BundleEvaluator(
+        read_real(real_dir),
+        _PixelFeatures(),
+        _RedDiagnoser(),
+        EvaluationSettings(bootstrap=10, fid_bootstrap=2),
+    )
+
+    _builder(FakeGenerator(), evaluator)(cases, tmp_path / "one", progress=False)
+    generators = [FakeGenerator(), FakeGenerator()]
+    errors = build_in_threads(
+        cases, tmp_path / "two", generators, make_builder=lambda g: _builder(g, evaluator)
+    )
+    assert errors == [None, None]
+    assert bundle_files(tmp_path / "two") == bundle_files(tmp_path / "one")  # evaluation/ included
+    assert manifest_without_time(tmp_path / "two") == manifest_without_time(tmp_path / "one")
+    references = [r for c in load_bundle(tmp_path / "one").manifest.cases for r in c.references]
+    assert len(references) == 6 and all(r.closed_loop.diagnoser == "red" for r in references)
+    assert {r.closed_loop.correct for r in references} == {True, False}
 
 
 # --- a real launch: accelerate, 2 CPU processes (gloo) -----------------------------------------------
@@ -282,7 +317,7 @@ def run_once_and_launched(args: list[str], one: Path, two: Path) -> subprocess.C
 
 
 def _digests(root: Path) -> dict[str, str]:
-    return {name: hashlib.sha256(data).hexdigest() for name, data in _files(root).items()}
+    return {name: hashlib.sha256(data).hexdigest() for name, data in bundle_files(root).items()}
 
 
 def _without_timestamps(root: Path) -> dict[str, object]:
@@ -303,17 +338,21 @@ def test_accelerate_launch_two_processes_builds_the_single_process_bundle(
     pytest.importorskip("torch")
     pytest.importorskip("accelerate")
     cases = write_cases(tmp_path / "cases", CASES)
+    data = write_retrieval_set(tmp_path / "DATA")
     common = [
         "bundle", "build", str(cases), "--clip", str(tiny.clip), "--sd", str(tiny.sd), "--lora", str(tiny.lora),
         "-k", "2", "--bundle-id", "b", "--no-cache", "--steps", "2", "--width", "64", "--height", "64",
-        "--device", "cpu",
+        "--device", "cpu", "--retrieve", str(data), "--features", str(tiny.clip),
     ]  # fmt: skip
     multi = run_once_and_launched(common, tmp_path / "one", tmp_path / "two")
     assert multi.stdout.count('"bundle"') == 1  # one summary line, from the main process
     assert _digests(tmp_path / "two").keys() == _digests(tmp_path / "one").keys()
     images = {name: digest for name, digest in _digests(tmp_path / "one").items() if name.endswith(".png")}
-    assert len(images) == 4 + 3 * 2  # 4 case photos, 2 references each for c1, c2, c4 (c3: unknown)
+    # 4 case photos, 2 references each for c1, c2, c4 (c3: unknown); c2 (eczema) retrieves the set's 2 eczema
+    # images (process 1's share), c1 what its diagnosis finds (process 0's)
+    assert sum("/ref_" in name for name in images) == 3 * 2 and sum("cases/" in name for name in images) == 4
+    assert {"references/c2/retrieved_0.png", "references/c2/retrieved_1.png"} <= images.keys()
     assert {n: d for n, d in _digests(tmp_path / "two").items() if n.endswith(".png")} == images
     assert _without_timestamps(tmp_path / "two") == _without_timestamps(tmp_path / "one")
-    assert _manifest(tmp_path / "two") == _manifest(tmp_path / "one")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["cases", "one", "two"]
+    assert manifest_without_time(tmp_path / "two") == manifest_without_time(tmp_path / "one")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["DATA", "cases", "one", "two"]

@@ -127,6 +127,7 @@ def test_fitzpatrick17k_end_to_end(
     assert by_md5["a3"].skin_tone_source == ""
     assert {(e.source, e.licence) for e in data.examples} == {("fitzpatrick17k", "CC BY-NC-SA 3.0")}
     assert (out / by_md5["a1"].file).read_bytes() == (images / "a1.jpg").read_bytes()  # copied as is
+    assert by_md5["a1"].attribution == "http://x/a1" and by_md5["a1"].patient == ""  # url; no patient ids
 
     # Every condition × group is in train
     strata: dict[tuple[str, str | None], set[str]] = {}
@@ -313,6 +314,10 @@ def test_scin_labels_skin_tones_and_split_by_case(
         "c6a": ("psoriasis", "I", "self_reported"),
     }  # fmt: skip
     assert "on the arm" in by_image["c1a"].caption and "on the skin" in by_image["c2a"].caption
+    # the case id is each image's patient (what retrieval keeps apart from a case of that patient)
+    assert {k: e.patient for k, e in by_image.items() if k.startswith(("c1", "c2"))} == {
+        "c1a": BIG_ID, "c1b": BIG_ID, "c1c": BIG_ID, "c2a": "2", "c2b": "2",
+    }  # fmt: skip
     # a case's images share a split; the two-case strata are split one and one
     assert len({by_image[k].split for k in ("c1a", "c1b", "c1c")}) == 1
     assert len({by_image[k].split for k in ("c2a", "c2b")}) == 1

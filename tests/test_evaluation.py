@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -201,6 +202,39 @@ def test_bootstrap_interval_brackets_the_mean_and_is_reproducible() -> None:
     assert low < values.mean() < high
     assert (low, high) == metrics.bootstrap_ci(values, replicates=500, rng=np.random.default_rng(1))
     assert metrics.bootstrap_ci(values[:1], replicates=500, rng=np.random.default_rng(1)) is None
+
+
+def test_knn_metrics_beyond_the_cap_use_a_seeded_subsample() -> None:
+    from skingen.evaluation.evaluator import Embedded, EvaluationSettings, metrics_from_features
+    from skingen.evaluation.inputs import EvalImage
+
+    real, fake = _features(40, seed=1), _features(40, seed=2, shift=0.3)
+    images = [EvalImage(Path(f"{i}.png"), CONDITIONS[i % 3], TYPES[i % 6]) for i in range(40)]
+
+    def run(cap: int, seed: int = 0) -> dict:
+        settings = EvaluationSettings(
+            bootstrap=0, fid_bootstrap=0, kid_subsets=2, knn_max_samples=cap, seed=seed
+        )
+        return metrics_from_features(Embedded(real, fake), images, images, settings)
+
+    full, uncapped, capped = run(40), run(0), run(12)
+    assert full["precision"] == uncapped["precision"] and full["knn_samples"] == {"real": 40, "generated": 40}
+    assert capped["knn_samples"] == {"real": 12, "generated": 12} and capped["by_skin_tone"]["I-II"][
+        "knn_samples"
+    ] == {"real": 12, "generated": 12}  # each group is capped on its own (14 images here)
+    assert any("--knn-max-samples" in w for w in capped["warnings"])
+    assert capped["fid"] == full["fid"]  # the distribution metrics keep every image
+    # the same 12 images each time (the documented draw: its own stream per subset and side), others with
+    # another seed
+    assert run(12)["precision"] == capped["precision"] and run(12, seed=5)["density"] != capped["density"]
+
+    def drawn(side: str) -> np.ndarray:
+        rng = np.random.default_rng([0, zlib.crc32(f"knn:all:{side}".encode())])
+        return np.sort(rng.choice(40, 12, replace=False))
+
+    expected = metrics.manifold(real[drawn("real")], fake[drawn("generated")], 5)
+    assert capped["precision"] == pytest.approx(expected.precision.mean())
+    assert capped["coverage"] == pytest.approx(expected.coverage.mean())
 
 
 # --- the command end to end -----------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -140,6 +141,50 @@ def test_fid_difference_interval_and_a_subset(tiny, data, tmp_path) -> None:
     assert low <= high
     with (out / "subsets" / "light" / "metadata.csv").open() as handle:
         assert {row["skin_tone"] for row in csv.DictReader(handle)} == {"II"}
+
+
+def test_every_metric_gets_an_interval_from_the_per_image_values(tmp_path) -> None:
+    from types import SimpleNamespace
+
+    from skingen.evaluation import metrics
+    from skingen.experiments.results import difference_interval
+    from skingen.experiments.runner import PER_IMAGE_FILE, RunPaths
+
+    rng = np.random.default_rng(0)
+    names = np.array([f"{i:02d}.png" for i in range(30)])
+    real = rng.normal(size=(20, 4))
+    runs = {}
+    for run, shift in (("a", 0.0), ("b", 1.5)):
+        order = rng.permutation(30)  # each run lists its generated images in its own order
+        values = {
+            key: rng.normal(shift, 1, 30) for key in ("precision", "density", "diversity", "clip_score")
+        }
+        values["precision"][3] = np.nan  # outside the k-NN sample
+        runs[run] = {"names": names[order], "real": real, "generated": rng.normal(shift, 1, (30, 4))[order],
+                     "recall": rng.normal(shift, 1, 20), "coverage": rng.normal(shift, 1, 20),
+                     **{key: value[order] for key, value in values.items()}}  # fmt: skip
+        folder = RunPaths(tmp_path / "runs" / run).eval
+        folder.mkdir(parents=True)
+        np.savez(folder / PER_IMAGE_FILE, **runs[run])
+    evaluation = SimpleNamespace(kid_subset_size=10, fid_bootstrap=5, bootstrap=200, confidence=0.9)
+    spec = SimpleNamespace(base=SimpleNamespace(evaluation=evaluation, seed=3))
+
+    def expected(name: str) -> tuple[float, float]:
+        a, b = runs["a"], runs["b"]
+        if name in ("recall", "coverage"):  # per real image: the same real images in both runs
+            paired = a[name] - b[name]
+        else:  # per generated image: paired by file name
+            paired = a[name][np.argsort(a["names"])] - b[name][np.argsort(b["names"])]
+        return metrics.bootstrap_ci(paired, replicates=200, rng=np.random.default_rng([3, 7]), confidence=0.9)
+
+    for name in ("precision", "density", "diversity", "clip_score", "recall", "coverage"):
+        interval = difference_interval(name, tmp_path, "a", "b", spec)
+        assert interval == pytest.approx(expected(name)), name
+        assert interval[1] < 0  # b's values are higher: the difference a − b is negative
+    for name in ("fid", "kid"):
+        low, high = difference_interval(name, tmp_path, "a", "b", spec)
+        assert low <= high
+    assert difference_interval("closed_loop_accuracy", tmp_path, "a", "b", spec) is None  # not kept
 
 
 @pytest.mark.parametrize(

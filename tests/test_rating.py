@@ -13,7 +13,9 @@ from study.cli import main
 from study.contract import RATING_COLUMNS
 from study.export import export_frames
 from study.flow import AnswerError
+from study.protocol import ProtocolError, load_protocol
 from study.rating import RatingError, RatingPanel, rating_images, slot_images
+from tests.factories import make_bundle
 
 ANSWERS = {"relevant": 1, "realism": 4, "show_patient": 0, "comment": ""}
 
@@ -128,3 +130,47 @@ def test_cli_raters(protocol_file, make_engine, capsys, monkeypatch):
     monkeypatch.setattr("sys.stdin", io.StringIO("a long enough password\n"))
     assert main(["admin-hash", "--stdin"]) == 0
     assert capsys.readouterr().out.startswith("$argon2id$")
+
+
+@pytest.fixture
+def retrieval_panel(protocol_file, make_engine, tmp_path):
+    """The test protocol on a bundle with 2 retrieved real references per case, mixed into the rating task."""
+    bundle = make_bundle(tmp_path / "retrieval-bundle", retrieved=2)
+    engine = make_engine(protocol_file(cases__bundle=str(bundle), rating__include_retrieved=True))
+    return RatingPanel(engine.db, engine.loaded)
+
+
+def test_retrieved_references_are_rated_beside_generated_ones(retrieval_panel):
+    images = rating_images(retrieval_panel.loaded)
+    assert Counter(i.kind for i in images) == {"generated": 12, "retrieved": 12, "case_photo": 6}
+    real = next(i for i in images if i.image_id == "c02.x1")
+    case = retrieval_panel.loaded.bundle.manifest.case("c02")
+    # a wrong-AI case: the real reference shows the AI's diagnosis, as the generated ones do
+    assert real.condition == case.ai.condition != case.ground_truth and not real.generated
+    assert real.image == case.retrieved[1].image
+    shares = [slot_images(retrieval_panel.loaded, slot) for slot in range(retrieval_panel.rating.raters)]
+    assert set(Counter(i for share in shares for i in share).values()) == {2} and {
+        len(s) for s in shares
+    } == {15}
+
+
+def test_the_ratings_export_says_each_image_kind(retrieval_panel):
+    rater, _ = retrieval_panel.add_rater("derm")
+    task = retrieval_panel.next_task(rater.id)
+    while task is not None:
+        task = retrieval_panel.submit(rater.id, task.image.image_id, ANSWERS)
+    ratings = export_frames(retrieval_panel.db)["ratings"]
+    assert list(ratings.columns) == list(RATING_COLUMNS)
+    kinds = dict(zip(ratings["image_id"], ratings["image_kind"], strict=True))
+    assert {kinds[i] for i in kinds if ".x" in i} == {"retrieved"}
+    assert {kinds[i] for i in kinds if ".r" in i} == {"generated"}
+    assert {kinds[i] for i in kinds if i.endswith(".photo")} <= {"case_photo"}
+    assert set(kinds.values()) >= {"retrieved", "generated"}
+    assert (ratings["generated"] == (ratings["image_kind"] == "generated").astype(int)).all()
+
+
+def test_include_retrieved_needs_a_bundle_with_retrieved_images(protocol_file):
+    with pytest.raises(ProtocolError) as info:
+        load_protocol(protocol_file(rating__include_retrieved=True))
+    [problem] = info.value.problems
+    assert problem.startswith("rating.include_retrieved: the bundle has no retrieved images")

@@ -1,7 +1,12 @@
 """Case photos + ``cases.csv`` → diagnose → k reference images per case → a versioned stimulus bundle.
 
-``cases.csv`` columns: ``case_id,file,ground_truth[,ai_condition,ai_text,ai_rationale,skin_tone]``. A row with
-``ai_condition`` carries a fixed AI output that overrides the diagnoser (how wrong-AI cases are planted).
+``cases.csv`` columns: ``case_id,file,ground_truth[,ai_condition,ai_text,ai_rationale,skin_tone,patient]``. A
+row with ``ai_condition`` carries a fixed AI output that overrides the diagnoser (how wrong-AI cases are
+planted). ``patient`` names the case's patient as the retrieval set does (its ``patient`` column), so that
+retrieval never shows the patient's own other photos.
+
+With a :class:`~skingen.bundle.retrieval.ReferenceRetriever`, each case also gets the real images of the AI's
+diagnosis nearest to its photo (``Case.retrieved``), with their licences.
 
 The bundle is written into a staging folder beside the output and swapped into place only once it
 validates (:func:`skingen.bundle.writing.write_bundle`), so a failure never leaves half a bundle. Needs torch
@@ -26,15 +31,24 @@ from typing import TYPE_CHECKING
 from PIL import Image
 from tqdm.auto import tqdm
 
-from skingen.bundle.manifest import AIOutput, BundleManifest, Case, ReferenceImage
-from skingen.bundle.writing import BundleWriter, condition_entries, write_bundle
+from skingen.bundle.evaluation import BundleEvaluator, Evaluated
+from skingen.bundle.manifest import (
+    AIOutput,
+    BundleEvaluation,
+    BundleManifest,
+    Case,
+    ReferenceImage,
+    RetrievedImage,
+)
+from skingen.bundle.retrieval import ReferenceRetriever
+from skingen.bundle.writing import BundleWriter, condition_entries, retrieved_caption, write_bundle
 from skingen.diagnosis.base import Diagnoser, Diagnosis
 from skingen.distributed import Outcome, ProcessShare, raise_failures, unshard
 from skingen.errors import SkinGenError
 from skingen.prompts import PromptBuilder
 from skingen.provenance import ImageLabels
 from skingen.skin_tone import FITZPATRICK_TYPES
-from skingen.sources import load_image, read_table
+from skingen.sources import file_sha256, load_image, read_table
 from skingen.taxonomy import UNKNOWN, Taxonomy
 
 if TYPE_CHECKING:
@@ -56,6 +70,7 @@ class CaseRow:
     ground_truth: str
     fixed_ai: AIOutput | None
     skin_tone: str | None
+    patient: str | None = None
 
 
 @dataclass(frozen=True)
@@ -107,6 +122,7 @@ def read_cases(cases_dir: str | Path, taxonomy: Taxonomy) -> list[CaseRow]:
                 ground_truth=taxonomy.resolve(row["ground_truth"], where),
                 fixed_ai=_fixed_ai(row, taxonomy, where),
                 skin_tone=skin_tone,
+                patient=(row.get("patient") or "").strip() or None,
             )
         )
     return cases
@@ -134,7 +150,8 @@ class BundleBuilder:
 
     Reference ``i`` of every case uses seed ``settings.seed + i`` and the ``i``-th body-site variation of the
     prompt, so cases with the same diagnosis and skin tone share references (generated once, then cached) —
-    unless an IP-Adapter conditions them on each case's photo.
+    unless an IP-Adapter conditions them on each case's photo. With a ``retriever``, the real images of that
+    diagnosis nearest to the case photo are copied in too.
     """
 
     def __init__(
@@ -144,12 +161,17 @@ class BundleBuilder:
         generator: ReferenceGenerator,
         diagnoser: Diagnoser | None,
         settings: BundleSettings,
+        *,
+        evaluator: BundleEvaluator | None = None,
+        retriever: ReferenceRetriever | None = None,
     ) -> None:
         self.taxonomy = taxonomy
         self.prompts = prompts
         self.generator = generator
         self.diagnoser = diagnoser
         self.settings = settings
+        self.evaluator = evaluator
+        self.retriever = retriever
 
     def check_inputs(self, cases: list[CaseRow]) -> None:
         if self.settings.k < 1:
@@ -189,16 +211,22 @@ class BundleBuilder:
             return share.attempt(lambda: [self.build_case(case, writer) for case in bar])
 
         if not share.is_main_process:
-            self._follow(share, build_share)
+            self._follow(share, build_share, progress)
             return Path(out)
 
-        # 2. Diagnose and illustrate each case in a staging folder, 3. write the manifest; the bundle is
-        # validated as the study app will load it before it replaces ``out``. The staging folder goes to the
-        # other processes first; every process takes part in each exchange even when something failed.
+        # 2. Diagnose and illustrate each case in a staging folder, 3. with an evaluator, evaluate the
+        # references there, 4. write the manifest; the bundle is validated as the study app will load it before
+        # it replaces ``out``. The staging folder (then the merged cases) goes to the other processes first;
+        # every process takes part in each exchange even when something failed.
         def write(writer: BundleWriter) -> BundleManifest:
             share.broadcast(Outcome(0, value=writer.root))
             shares = raise_failures(share.gather(build_share(writer)), share.process_index)
-            return self.manifest(unshard(shares))
+            cases = unshard(shares)
+            if self.evaluator is None:
+                return self.manifest(cases)
+            share.broadcast(Outcome(0, value=cases))
+            evaluated = self.evaluate(cases, writer.root, share, progress)
+            return self.manifest(evaluated.cases, evaluation=evaluated.record)
 
         try:
             write_bundle(out, write, overwrite=overwrite)
@@ -208,18 +236,35 @@ class BundleBuilder:
         share.broadcast(Outcome(0))
         return Path(out)
 
-    @staticmethod
-    def _follow(share: ProcessShare, build_share: Callable[[BundleWriter], Outcome[list[Case]]]) -> None:
-        """A non-main process: receive the staging folder, build its share there, hand over its cases."""
+    def _follow(
+        self,
+        share: ProcessShare,
+        build_share: Callable[[BundleWriter], Outcome[list[Case]]],
+        progress: bool,
+    ) -> None:
+        """A non-main process: receive the staging folder, build its share there, hand over its cases; with an
+        evaluator, receive the merged cases and evaluate its share of the references."""
         staging: Outcome[Path] = share.broadcast(Outcome(0))
         if staging.error is not None:
             raise SkinGenError(f"the main process could not start the bundle: {staging.error}")
         outcome = build_share(BundleWriter(staging.value))
         share.gather(outcome)
-        final: Outcome[None] = share.broadcast(Outcome(0))
+        final: Outcome[object] = share.broadcast(Outcome(0))
+        if self.evaluator is not None and final.error is None:
+            merged: Outcome[list[Case]] = final
+            outcome = share.attempt(lambda: self.evaluate(merged.value, staging.value, share, progress))
+            final = share.broadcast(Outcome(0))
         raise_failures([outcome], share.process_index)
         if final.error is not None:
             raise SkinGenError(f"the main process could not finish the bundle: {final.error}")
+
+    def evaluate(
+        self, cases: list[Case], root: Path, share: ProcessShare, progress: bool
+    ) -> Evaluated | None:
+        """The evaluator on the built references (``None`` on non-main processes)."""
+        return self.evaluator(
+            cases, root, self.settings.skin_tone, share=share, progress=progress and share.is_main_process
+        )
 
     def build_case(self, case: CaseRow, writer: BundleWriter) -> Case:
         photo = load_image(case.image_path, "case photo")
@@ -231,6 +276,7 @@ class BundleBuilder:
             ground_truth=case.ground_truth,
             ai=ai,
             references=self.references(case, ai, photo, writer),
+            retrieved=self.retrieved(case, ai, photo, writer),
             skin_tone=case.skin_tone,
         )
 
@@ -277,7 +323,43 @@ class BundleBuilder:
             )
         return tuple(references)
 
-    def manifest(self, cases: list[Case]) -> BundleManifest:
+    def retrieved(
+        self, case: CaseRow, ai: AIOutput, photo: Image.Image, writer: BundleWriter
+    ) -> tuple[RetrievedImage, ...]:
+        """The real images of the AI's diagnosis nearest to the photo; none without a retriever or for
+        ``unknown``."""
+        if self.retriever is None or ai.condition == UNKNOWN:
+            return ()
+        neighbours = self.retriever(
+            case.case_id, case.image_path, photo, ai.condition, skin_tone=case.skin_tone, patient=case.patient
+        )
+        retrieved = []
+        for neighbour in neighbours:
+            example = neighbour.example
+            path = self.retriever.dataset.path(example)
+            retrieved.append(
+                RetrievedImage(
+                    image=writer.retrieved_image(
+                        case.case_id, neighbour.rank - 1, load_image(path, "retrieval set image")
+                    ),
+                    caption=retrieved_caption(
+                        ai.display_name, example.source, example.licence, example.attribution
+                    ),
+                    condition=ai.condition,
+                    source=example.source,
+                    licence=example.licence,
+                    attribution=example.attribution,
+                    skin_tone=example.skin_tone or None,
+                    dataset_file=example.file,
+                    sha256=file_sha256(path),
+                    rank=neighbour.rank,
+                    distance=round(neighbour.distance, 6),
+                    same_skin_tone_group=neighbour.same_skin_tone_group,
+                )
+            )
+        return tuple(retrieved)
+
+    def manifest(self, cases: list[Case], *, evaluation: BundleEvaluation | None = None) -> BundleManifest:
         settings = self.settings
         generator = self.generator
         return BundleManifest(
@@ -300,6 +382,8 @@ class BundleBuilder:
                 "severity": settings.severity,
                 "trigger": settings.trigger,
             },
+            retrieval=self.retriever.provenance() if self.retriever else None,
             conditions=condition_entries(self.taxonomy),
             cases=tuple(cases),
+            evaluation=evaluation,
         )

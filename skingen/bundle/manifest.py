@@ -5,7 +5,9 @@ A bundle is a directory::
     BUNDLE/
       manifest.json            # this schema
       cases/<case_id>.png      # the patient photo shown on a trial
-      references/<case_id>/... # generated reference images (+ provenance JSON beside each)
+      references/<case_id>/... # generated reference images (+ provenance JSON beside each), and real images
+                               # retrieved from a prepared image set (retrieved_<i>.png; provenance in the manifest)
+      evaluation/              # with `skingen bundle build --evaluate`: metrics.json + report.html
 
 All paths in the manifest are relative to the bundle directory and must stay inside it, so a bundle can be
 copied, zipped and versioned as one unit. This module is pure Python (pydantic), no torch.
@@ -66,6 +68,15 @@ class AIOutput(_Model):
     model_id: str = Field(default="", description="Which model produced this output ('fixed': from a CSV).")
 
 
+class ClosedLoopCheck(_Model):
+    """What a diagnoser saw in one reference image (``skingen bundle build --evaluate``): does it show its
+    condition? Dermatologists' ratings of the same image are compared with this in the analysis."""
+
+    diagnoser: str = Field(description="Model id of the diagnoser that looked at the image.")
+    diagnosed: str = Field(description="Taxonomy id it diagnosed ('unknown' if none matched).")
+    correct: bool = Field(description="True when it diagnosed the image's own condition.")
+
+
 class ReferenceImage(_Model):
     """One generated reference image of the AI's diagnosed condition."""
 
@@ -76,6 +87,46 @@ class ReferenceImage(_Model):
     condition: str
     provenance: RelativePath | None = Field(default=None, description="Path of the provenance JSON, if any.")
     generated: bool = True
+    closed_loop: ClosedLoopCheck | None = Field(default=None, description="Set by --evaluate.")
+
+
+class RetrievedImage(_Model):
+    """One real photo of the AI's diagnosed condition from a prepared image set: the control for generated
+    references. It keeps what its licence asks for (source, licence, attribution, all in ``caption``) and why
+    it was chosen (its rank and feature distance to the case photo; the settings are the manifest's
+    ``retrieval``)."""
+
+    image: RelativePath
+    caption: str = Field(
+        description="Shown under the image: 'Real example of psoriasis — not the patient. Photo: SCIN (SCIN "
+        "Data Use License)' plus the attribution, as the licence requires."
+    )
+    condition: str = Field(description="Taxonomy id: the AI's diagnosis, which the image is labelled with.")
+    source: str = Field(description="The dataset it comes from (metadata.csv's source).")
+    licence: str
+    attribution: str = Field(default="", description="Credit the licence asks for beyond source and licence.")
+    skin_tone: str | None = Field(default=None, description="Its skin tone label in the set, if any.")
+    dataset_file: str = Field(description="Its file in the prepared set (metadata.csv's file).")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of that file.")
+    rank: int = Field(ge=1, description="1 = nearest to the case photo.")
+    distance: float = Field(ge=0.0, description="Cosine distance to the case photo in the feature space.")
+    same_skin_tone_group: bool | None = Field(
+        default=None, description="Whether its skin-tone group is the case's (None: the case's is unknown)."
+    )
+
+
+class RetrievalProvenance(_Model):
+    """How a bundle's retrieved images were chosen (``skingen bundle build --retrieve``)."""
+
+    data: str = Field(description="The prepared image set, as given.")
+    data_sha256: str = Field(description="SHA-256 of its metadata.csv and every image (PreparedDataset).")
+    features: str = Field(description="The local image encoder the distances were computed with.")
+    feature_model_type: str = ""
+    k: int = Field(ge=1)
+    metric: Literal["cosine"] = "cosine"
+    phash_distance: int = Field(ge=0, le=64, description="Images within this many pHash bits are excluded.")
+    prefer_skin_tone: bool = True
+    same_patient_excluded: bool = Field(description="The set names patients (metadata.csv's patient).")
 
 
 class Case(_Model):
@@ -84,6 +135,9 @@ class Case(_Model):
     ground_truth: str = Field(description="Taxonomy id of the true condition.")
     ai: AIOutput
     references: tuple[ReferenceImage, ...] = ()
+    retrieved: tuple[RetrievedImage, ...] = Field(
+        default=(), description="Real images of the AI's diagnosis (bundles built with --retrieve)."
+    )
     skin_tone: str | None = Field(default=None, description="Fitzpatrick type I–VI, if known.")
     alt_text: str = ""
 
@@ -101,6 +155,21 @@ class SkinConditionEntry(_Model):
     description: str = ""
 
 
+class BundleEvaluation(_Model):
+    """The bundle's image metrics (``skingen bundle build --evaluate``): the headline numbers, overall and per
+    Fitzpatrick group, with the full ``metrics.json`` and ``report.html`` beside the manifest."""
+
+    metrics: RelativePath = Field(description="The full metrics.json (docs/pipeline.md, 'metrics.json').")
+    report: RelativePath
+    real: str = Field(description="The real image set the references were compared with.")
+    features: str = Field(description="The feature extractor.")
+    diagnoser: str = Field(description="Model id of the closed loop's diagnoser.")
+    headline: dict[str, float | None] = Field(description="fid, kid, …, closed_loop_accuracy of all images.")
+    by_skin_tone: dict[str, dict[str, float | None]] = Field(
+        default_factory=dict, description="The same numbers per Fitzpatrick group (I–II, III–IV, V–VI)."
+    )
+
+
 class BundleManifest(_Model):
     format: Literal["skingen-bundle"] = FORMAT_NAME
     format_version: Literal[1] = FORMAT_VERSION
@@ -110,8 +179,12 @@ class BundleManifest(_Model):
     description: str = ""
     synthetic: bool = Field(default=False, description="True for demo bundles of drawn, not real, images.")
     generator: dict[str, object] = Field(default_factory=dict, description="Pipeline settings (free form).")
+    retrieval: RetrievalProvenance | None = Field(
+        default=None, description="How the cases' retrieved images were chosen; None: none were."
+    )
     conditions: tuple[SkinConditionEntry, ...] = Field(min_length=1)
     cases: tuple[Case, ...] = Field(min_length=1)
+    evaluation: BundleEvaluation | None = Field(default=None, description="Set by --evaluate.")
 
     @model_validator(mode="after")
     def _check_references(self) -> BundleManifest:
@@ -124,6 +197,16 @@ class BundleManifest(_Model):
             for name, value in (("ground_truth", case.ground_truth), ("ai.condition", case.ai.condition)):
                 if value not in known:
                     raise ValueError(f"case {case.case_id!r}: {name} {value!r} is not in 'conditions'")
+            if case.retrieved and self.retrieval is None:
+                raise ValueError(
+                    f"case {case.case_id!r}: retrieved images without the manifest's 'retrieval'"
+                )
+            for retrieved in case.retrieved:
+                if retrieved.condition != case.ai.condition:
+                    raise ValueError(
+                        f"case {case.case_id!r}: a retrieved image of {retrieved.condition!r} for the AI's "
+                        f"diagnosis {case.ai.condition!r} (retrieval shows the diagnosed condition)"
+                    )
         return self
 
     def case(self, case_id: str) -> Case:
@@ -201,19 +284,28 @@ def load_bundle(path: str | Path, *, check_files: bool = True) -> Bundle:
 def bundle_file_problems(bundle: Bundle) -> list[str]:
     """Every referenced file that is missing or resolves outside the bundle directory."""
     root = bundle.root.resolve()
-    problems = []
-    for index, case in enumerate(bundle.manifest.cases):
-        paths = [(f"cases[{index}].image", case.image)]
+    manifest = bundle.manifest
+    paths = []
+    for index, case in enumerate(manifest.cases):
+        paths.append((f"cases[{index}].image", case.image))
         for ref_index, ref in enumerate(case.references):
             paths.append((f"cases[{index}].references[{ref_index}].image", ref.image))
             if ref.provenance:
                 paths.append((f"cases[{index}].references[{ref_index}].provenance", ref.provenance))
-        for field, relative in paths:
-            resolved = (bundle.root / relative).resolve()
-            if not resolved.is_relative_to(root):
-                problems.append(f"{field}: {relative!r} resolves outside the bundle directory")
-            elif not resolved.is_file():
-                problems.append(f"{field}: file {relative!r} does not exist")
+        for ref_index, retrieved in enumerate(case.retrieved):
+            paths.append((f"cases[{index}].retrieved[{ref_index}].image", retrieved.image))
+    if manifest.evaluation is not None:
+        paths += [
+            ("evaluation.metrics", manifest.evaluation.metrics),
+            ("evaluation.report", manifest.evaluation.report),
+        ]
+    problems = []
+    for field, relative in paths:
+        resolved = (bundle.root / relative).resolve()
+        if not resolved.is_relative_to(root):
+            problems.append(f"{field}: {relative!r} resolves outside the bundle directory")
+        elif not resolved.is_file():
+            problems.append(f"{field}: file {relative!r} does not exist")
     return problems
 
 

@@ -2,7 +2,7 @@
 
 Columns: ``md5hash, fitzpatrick_scale`` (1–6, −1 unknown), ``fitzpatrick_centaur, label`` (lower case, e.g.
 "squamous cell carcinoma"), ``nine_partition_label, three_partition_label, qc`` (mostly empty; "3 Wrongly
-labelled" rows are left out), ``url, url_alphanum``.
+labelled" rows are left out), ``url, url_alphanum`` (``url``, the image's source page, is its attribution).
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ def read(src: Path, images: Path) -> RawDataset:
                 where=f"{where}, column md5hash",
                 skin_tone=tone,
                 skin_tone_source="dataset" if tone else "",
+                attribution=row.get("url", ""),
             )
         )
     return dataset

@@ -10,7 +10,6 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-import imagehash
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
@@ -21,6 +20,7 @@ from skingen.data_prepare.formats import get_format
 from skingen.data_prepare.records import RawRecord
 from skingen.dataset import Example, load_dataset, write_metadata
 from skingen.errors import SkinGenError
+from skingen.phash import hash_distances, perceptual_hash
 from skingen.prompts import PromptBuilder
 from skingen.skin_tone import skin_tone_group
 from skingen.taxonomy import Taxonomy
@@ -153,7 +153,7 @@ def perceptual_hashes(items: list[MappedRecord], *, progress: bool) -> list[int]
         try:
             with Image.open(path) as image:
                 image.load()
-                hashes.append(int(str(imagehash.phash(image)), 16))
+                hashes.append(perceptual_hash(image))
         except (OSError, UnidentifiedImageError, ValueError) as exc:
             raise SkinGenError(f"{item.record.where}: not a readable image: {path} ({exc})") from exc
     return hashes
@@ -170,7 +170,7 @@ def near_duplicate_filter(hashes: list[int], max_distance: int) -> list[int | No
     result: list[int | None] = []
     for index, value in enumerate(hashes):
         if kept_index:
-            distances = np.bitwise_count(kept[: len(kept_index)] ^ np.uint64(value))
+            distances = hash_distances(kept[: len(kept_index)], value)
             nearest = int(distances.argmin())
             if int(distances[nearest]) <= max_distance:
                 result.append(kept_index[nearest])
@@ -237,6 +237,8 @@ def _write_images(
                 licence,
                 split,
                 record.skin_tone_source,
+                patient=record.unit,
+                attribution=record.attribution,
             )
         )
     return examples

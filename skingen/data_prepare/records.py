@@ -13,7 +13,8 @@ class RawRecord:
     """One image as its dataset labels it, before mapping onto the taxonomy.
 
     ``where`` names the file, line and column the image came from (for messages); ``unit`` groups records
-    that must land in the same split (SCIN: the case, up to three images); empty means the image alone.
+    that must land in the same split (SCIN: the case, up to three images); empty means the image alone. It
+    is also written as the image's ``patient``. ``attribution`` is the credit the licence asks for (a URL).
     """
 
     label: str
@@ -23,6 +24,7 @@ class RawRecord:
     skin_tone_source: str = ""
     body_site: str | None = None
     unit: str = ""
+    attribution: str = ""
 
 
 @dataclass

@@ -62,8 +62,11 @@ class EvaluationSettings:
     fid_bootstrap: int = 50
     confidence: float = 0.95
     seed: int = 0
+    knn_max_samples: int = 10_000
 
     def check(self) -> None:
+        if self.knn_max_samples < 0:
+            raise SkinGenError(f"--knn-max-samples must be ≥ 0 (0: no cap), got {self.knn_max_samples}")
         for name in ("k", "kid_subsets", "kid_subset_size"):
             if getattr(self, name) < 1:
                 raise SkinGenError(f"--{name.replace('_', '-')} must be ≥ 1, got {getattr(self, name)}")
@@ -86,9 +89,16 @@ class Embedded:
     clip_generated: np.ndarray | None = None
 
 
-def check_inputs(real: ImageSet, generated: ImageSet, settings: EvaluationSettings) -> None:
+def check_inputs(
+    real: ImageSet,
+    generated: ImageSet,
+    settings: EvaluationSettings,
+    *,
+    flags: tuple[str, str] = ("--real", "--generated"),
+) -> None:
+    """Settings and set sizes; ``flags`` name the two sets in messages as the calling command calls them."""
     settings.check()
-    for flag, images in (("--real", real), ("--generated", generated)):
+    for flag, images in zip(flags, (real, generated), strict=True):
         if len(images) < 2:
             raise SkinGenError(
                 f"{flag}: {images.root} has {len(images)} image; FID needs at least 2 per side"
@@ -118,11 +128,17 @@ def evaluate(
 
 @dataclass(frozen=True)
 class Evaluation:
-    """What :func:`evaluate` computes, with the per-image inputs kept (``skingen lora grid`` bootstraps them)."""
+    """What :func:`evaluate` computes, with the per-image inputs kept (``skingen lora grid`` bootstraps them).
+
+    ``per_image``: the whole set's per-image values behind the means — ``precision``, ``density``,
+    ``diversity`` per generated image and ``recall``, ``coverage`` per real image, in the sets' order, NaN for
+    images outside the k-NN sample (or all NaN when the metric was not computed).
+    """
 
     results: dict[str, object]
     embedded: Embedded
     closed_loop: ClosedLoop | None
+    per_image: dict[str, np.ndarray]
 
 
 def evaluate_detailed(
@@ -147,12 +163,14 @@ def evaluate_detailed(
     if not share.is_main_process:
         return None
     # 4. Metrics, globally and per skin-tone group and type
+    per_image: dict[str, np.ndarray] = {}
     results = metrics_from_features(
         embedded,
         real.images if real.labelled else None,
         generated.images,
         settings,
         closed_loop=closed_loop,
+        per_image=per_image,
     )
     # 5. Where it all came from
     results["inputs"] = {
@@ -165,7 +183,7 @@ def evaluate_detailed(
         results["warnings"].append(
             f"--features {extractor.path} has no text tower (not a CLIP model): no CLIP score"
         )
-    return Evaluation(results, embedded, closed_loop)
+    return Evaluation(results, embedded, closed_loop, per_image)
 
 
 def embed(
@@ -263,10 +281,12 @@ def metrics_from_features(
     settings: EvaluationSettings,
     *,
     closed_loop: ClosedLoop | None = None,
+    per_image: dict[str, np.ndarray] | None = None,
 ) -> dict[str, object]:
     """The metrics for the whole set, ``by_skin_tone`` group, ``by_skin_type`` and the ``gaps`` between groups.
 
-    ``real`` are the real images' labels in feature order (None: unlabelled, so no per-group real side).
+    ``real`` are the real images' labels in feature order (None: unlabelled, so no per-group real side). A
+    ``per_image`` dictionary is filled with the whole set's per-image values (see :class:`Evaluation`).
     """
     warnings: list[str] = []
     correct = (
@@ -274,13 +294,13 @@ def metrics_from_features(
     )
     everything = Subset("all", list(range(len(embedded.real))), list(range(len(embedded.generated))))
 
-    def compute(subset: Subset) -> dict[str, object]:
-        return _subset_metrics(embedded, generated, subset, settings, correct, warnings)
+    def compute(subset: Subset, values: dict[str, np.ndarray] | None = None) -> dict[str, object]:
+        return _subset_metrics(embedded, generated, subset, settings, correct, warnings, values)
 
     results: dict[str, object] = {
         "schema_version": SCHEMA_VERSION,
         "feature_dim": int(embedded.real.shape[1]),
-        **compute(everything),
+        **compute(everything, per_image),
         "closed_loop": None if closed_loop is None else closed_loop.summary(),
         "settings": asdict(settings),
     }
@@ -300,6 +320,7 @@ def _subset_metrics(
     settings: EvaluationSettings,
     correct: np.ndarray | None,
     warnings: list[str],
+    per_image: dict[str, np.ndarray] | None = None,
 ) -> dict[str, object]:
     from skingen.evaluation import metrics
 
@@ -326,10 +347,25 @@ def _subset_metrics(
         )
     elif real is not None:
         warnings.append(f"{where}FID/KID need ≥ 2 images per side (real {len(real)}, generated {len(fake)})")
+    # the k-NN metrics and diversity are quadratic in the images: on a seeded subsample beyond the cap
+    knn_real, knn_fake = (knn_sample(n, settings, subset.name, side) for n, side in
+                          ((0 if real is None else len(real), "real"), (len(fake), "generated")))  # fmt: skip
+    out["knn_samples"] = {"real": None if real is None else len(knn_real), "generated": len(knn_fake)}
+    if max(len(knn_real), len(knn_fake)) < max(0 if real is None else len(real), len(fake)):
+        warnings.append(
+            f"{where}precision/recall/density/coverage and diversity on a seeded subsample of at most "
+            f"{settings.knn_max_samples} images per side (--knn-max-samples)"
+        )
+    n_real = 0 if real is None else len(real)
+    values_of = {  # per image, in the subset's order; NaN outside the k-NN sample or when not computed
+        name: np.full(len(fake) if name in _PER_GENERATED else n_real, np.nan)
+        for name in ("precision", "density", "diversity", "recall", "coverage")
+    }
     if real is not None and min(len(real), len(fake)) > settings.k:
-        manifold = metrics.manifold(real, fake, settings.k)
+        manifold = metrics.manifold(real[knn_real], fake[knn_fake], settings.k)
         for name in ("precision", "density", "recall", "coverage"):
             values = getattr(manifold, name)
+            values_of[name][knn_fake if name in _PER_GENERATED else knn_real] = values
             out[name] = float(values.mean())
             out[f"{name}_ci"] = metrics.bootstrap_ci(values, **boot)
     elif real is not None:
@@ -343,12 +379,30 @@ def _subset_metrics(
     if embedded.clip_real is not None and subset.real is not None:
         scores = embedded.clip_real[subset.real]
         out["clip_score_real"] = float(np.nanmean(scores)) if not np.isnan(scores).all() else None
-    conditions = [generated[i].condition for i in subset.generated]
-    _mean_with_ci(out, "diversity", metrics.diversity(fake, conditions), boot)
+    conditions = [generated[subset.generated[i]].condition for i in knn_fake]
+    values_of["diversity"][knn_fake] = metrics.diversity(fake[knn_fake], conditions)
+    _mean_with_ci(out, "diversity", values_of["diversity"], boot)
+    if per_image is not None:
+        per_image.update(values_of)
     if correct is not None:
         _mean_with_ci(out, "closed_loop_accuracy", correct[subset.generated], boot)
     return out
 
+
+def knn_sample(n: int, settings: EvaluationSettings, subset: str, side: str) -> np.ndarray:
+    """Indices of the images the k-NN metrics use: all ``n``, or a sorted seeded sample of the cap (its own
+    random stream per subset and side, so the other draws do not change with the cap)."""
+    if settings.knn_max_samples == 0 or n <= settings.knn_max_samples:
+        return np.arange(n)
+    rng = np.random.default_rng([settings.seed, zlib.crc32(f"knn:{subset}:{side}".encode())])
+    return np.sort(rng.choice(n, settings.knn_max_samples, replace=False))
+
+
+_PER_GENERATED = (
+    "precision",
+    "density",
+    "diversity",
+)  # one value per generated image (recall, coverage: real)
 
 _SET_METRICS = (
     "fid",

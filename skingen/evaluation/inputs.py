@@ -9,10 +9,11 @@ bundle (its reference images, labelled by the manifest). Torch-free.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from skingen.bundle.manifest import MANIFEST_NAME, BundleError, load_bundle
+from skingen.bundle.manifest import MANIFEST_NAME, BundleError, Case, load_bundle
 from skingen.dataset import METADATA_FILE, load_dataset
 from skingen.errors import SkinGenError
 from skingen.skin_tone import skin_tone_group
@@ -80,21 +81,31 @@ def _bundle_references(root: Path) -> ImageSet:
         bundle = load_bundle(root)
     except BundleError as exc:
         raise SkinGenError(f"--generated: invalid bundle: {exc}") from exc
-    default_tone = bundle.manifest.generator.get("skin_tone")
+    manifest = bundle.manifest
+    return ImageSet(
+        root, "bundle", reference_images(root, manifest.cases, manifest.generator.get("skin_tone"))
+    )
+
+
+def reference_images(
+    root: Path, cases: Sequence[Case], default_skin_tone: object = None
+) -> tuple[EvalImage, ...]:
+    """A bundle's reference images in manifest order, labelled by their case (skin tone: the case's, else the
+    bundle's setting, else the provenance's) and with their prompt from the provenance JSON."""
     images = []
-    for case in bundle.manifest.cases:
+    for case in cases:
         for reference in case.references:
-            provenance = _provenance(bundle.path(reference.provenance)) if reference.provenance else {}
-            tone = case.skin_tone or default_tone or provenance.get("skin_tone")
+            provenance = _provenance(root / reference.provenance) if reference.provenance else {}
+            tone = case.skin_tone or default_skin_tone or provenance.get("skin_tone")
             images.append(
                 EvalImage(
-                    bundle.path(reference.image),
+                    root / reference.image,
                     reference.condition,
                     str(tone) if tone else None,
                     provenance.get("prompt"),
                 )
             )
-    return ImageSet(root, "bundle", tuple(images))
+    return tuple(images)
 
 
 def _generated_image(path: Path) -> EvalImage:

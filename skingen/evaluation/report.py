@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import json
 import math
+from collections.abc import Iterable
 from pathlib import Path
 
 from skingen.atomic import atomic_directory
@@ -118,14 +119,20 @@ def confusion_figure(closed_loop: dict[str, object]):
     return fig
 
 
+def figure_divs(figures: Iterable[object]) -> str:
+    """The figures as HTML, plotly's JavaScript inlined once (the page works offline); the divs get numbered
+    ids instead of plotly's random ones, so the same results always give the same page."""
+    return "\n".join(
+        f'<div class="fig">{fig.to_html(full_html=False, include_plotlyjs=n == 0, div_id=f"figure-{n}")}</div>'
+        for n, fig in enumerate(figures)
+    )
+
+
 def render_html(results: dict[str, object]) -> str:
     figures = [group_figure(results)]
     if results.get("closed_loop"):
         figures.append(confusion_figure(results["closed_loop"]))
-    plots = "\n".join(
-        f'<div class="fig">{fig.to_html(full_html=False, include_plotlyjs=n == 0)}</div>'
-        for n, fig in enumerate(figures)
-    )
+    plots = figure_divs(figures)
     rows = "\n".join(
         f"<tr><td>{m.label}</td>"
         + "".join(f"<td>{_cell(e, m.key)}</td>" for e in (results, *results["by_skin_tone"].values()))

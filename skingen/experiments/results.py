@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 
 from skingen.evaluation.evaluator import HEADLINE
-from skingen.evaluation.report import METRICS_FILE, _plain
+from skingen.evaluation.report import METRICS_FILE, _plain, figure_divs
 from skingen.experiments.runner import PER_IMAGE_FILE, RunPaths
 from skingen.experiments.spec import GridSpec, RunSettings
 
@@ -92,8 +92,8 @@ def best_run(spec: GridSpec, records: list[dict[str, object]], out: Path) -> dic
     if interval is None:
         result["distinguishable"] = None
         result["text"] = (
-            f"{head}. No bootstrap interval for {name} (computed for fid, clip_score and "
-            "closed_loop_accuracy): whether the best is distinguishable is not established."
+            f"{head}. No bootstrap interval for {name} (too few images with a value in both runs): whether "
+            "the best is distinguishable is not established."
         )
     else:
         low, high = interval
@@ -107,35 +107,53 @@ def best_run(spec: GridSpec, records: list[dict[str, object]], out: Path) -> dic
     return result
 
 
+PER_REAL_IMAGE = (
+    "recall",
+    "coverage",
+)  # per real image (the same real set in every run); the rest per generated
+
+
 def difference_interval(
     name: str, out: Path, first: str, second: str, spec: GridSpec
 ) -> tuple[float, float] | None:
+    """Bootstrap interval over images of ``first``'s ``name`` minus ``second``'s, on the same evaluation set.
+
+    FID and KID are set statistics: both runs' generated images and the real images are resampled together
+    and the statistic recomputed. The others are means of per-image values (the k-NN radii held fixed, as in
+    ``skingen evaluate``'s intervals): the paired per-image differences are resampled.
+    """
     import numpy as np
 
     from skingen.evaluation import metrics
 
-    if name not in ("fid", "clip_score", "closed_loop_accuracy"):
-        return None
     a, b = (np.load(RunPaths(out / "runs" / i).eval / PER_IMAGE_FILE) for i in (first, second))
     order_a, order_b = np.argsort(a["names"]), np.argsort(b["names"])
-    if list(a["names"][order_a]) != list(b["names"][order_b]):
-        return None  # not the same evaluation set (should not happen in one grid)
+    kept = ("real", "generated") if name in ("fid", "kid") else (name,)
+    if list(a["names"][order_a]) != list(b["names"][order_b]) or not set(kept) <= set(a.files) & set(b.files):
+        return None  # not the same evaluation set, or a run evaluated before the value was kept
     ev = spec.base.evaluation
     rng = np.random.default_rng([spec.base.seed, 7])
-    if name == "fid":
+    if name in ("fid", "kid"):
         import torch
 
         real = torch.from_numpy(a["real"])
         fake_a, fake_b = torch.from_numpy(a["generated"][order_a]), torch.from_numpy(b["generated"][order_b])
+
+        def statistic(features: torch.Tensor, fake: torch.Tensor) -> float:
+            if name == "fid":
+                return metrics.fid(features, fake)
+            size = min(ev.kid_subset_size, len(features), len(fake))
+            return metrics.kid(features, fake, subsets=10, subset_size=size, seed=spec.base.seed)[0]
+
         return metrics.bootstrap_statistic(
-            lambda r, f: metrics.fid(real[r], fake_a[f]) - metrics.fid(real[r], fake_b[f]),
+            lambda r, f: statistic(real[r], fake_a[f]) - statistic(real[r], fake_b[f]),
             len(real),
             len(fake_a),
             replicates=ev.fid_bootstrap or 50,
             rng=rng,
             confidence=ev.confidence,
         )
-    paired = a[name][order_a] - b[name][order_b]
+    paired = a[name] - b[name] if name in PER_REAL_IMAGE else a[name][order_a] - b[name][order_b]
     return metrics.bootstrap_ci(paired, replicates=ev.bootstrap or 1000, rng=rng, confidence=ev.confidence)
 
 
@@ -226,10 +244,7 @@ def contact_sheet_png(spec: GridSpec, run: RunSettings, out: Path) -> str:
 
 def render_report(spec: GridSpec, out: Path, summary: dict[str, object]) -> str:
     records, best = summary["runs"], summary["best"]
-    plots = "\n".join(
-        f'<div class="fig">{fig.to_html(full_html=False, include_plotlyjs=n == 0)}</div>'
-        for n, fig in enumerate(figures(spec, records))
-    )
+    plots = figure_divs(figures(spec, records))
     varied = list(spec.varied)
     shown = [m for m in HEADLINE if any(r["metrics"].get(m) is not None for r in records)]
     head = "".join(f"<th>{html.escape(c)}</th>" for c in ("run", *varied, *shown))

@@ -184,6 +184,7 @@ class GridRunner:
         settings = EvaluationSettings(
             k=ev.k, kid_subsets=ev.kid_subsets, kid_subset_size=ev.kid_subset_size, bootstrap=ev.bootstrap,
             fid_bootstrap=ev.fid_bootstrap, confidence=ev.confidence, seed=self.spec.base.seed,
+            knn_max_samples=ev.knn_max_samples,
         )  # fmt: skip
         real = read_real(self.spec.base.data, split="validation")
         generated = read_generated(paths.generated)
@@ -201,6 +202,7 @@ class GridRunner:
             "closed_loop_accuracy": nan
             if loop is None
             else np.array([np.nan if c is None else c for c in loop.correct]),
+            **evaluation.per_image,  # precision, density, diversity (generated); recall, coverage (real)
         }
         np.savez(paths.eval / PER_IMAGE_FILE, **per_image)  # inside eval/: written after metrics.json
 

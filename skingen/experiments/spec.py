@@ -79,6 +79,7 @@ class EvaluationSet(_Strict):
     bootstrap: int = Field(default=1000, ge=0)
     fid_bootstrap: int = Field(default=50, ge=0)
     confidence: float = Field(default=0.95, gt=0, lt=1)
+    knn_max_samples: int = Field(default=10_000, ge=0)
 
 
 class GridBase(_Strict):

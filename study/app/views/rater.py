@@ -1,6 +1,7 @@
 """The dermatologists' pages: set a password from the one-time link, sign in, rate images one by one.
 
-Raters see the stated condition and the image only — never whether it was generated, nor its provenance.
+Raters see the stated condition and the image only — never whether it was generated, retrieved or a case
+photo, nor its provenance or licence.
 Each rating is saved on submit; position and progress come from the database, so a reload resumes.
 """
 
@@ -108,8 +109,10 @@ def _show(task: RatingTask, panel: RatingPanel, rater_id: int) -> None:
 
 
 def _step(task: RatingTask) -> Step:
-    """The rating form's step, keyed by image so each image starts with blank answers."""
-    return replace(task.step, key=f"rating:{task.image.image_id}")
+    """The rating form's step, keyed by the image's place in the rater's list, so each image starts with blank
+    answers. Not by image id: keys become CSS classes in the page, and an id says whether the image is a case
+    photo, a retrieved or a generated one (raters must not be able to tell)."""
+    return replace(task.step, key=f"rating:{task.number}")
 
 
 def _submit(panel: RatingPanel, rater_id: int, task: RatingTask) -> None:

@@ -1,4 +1,4 @@
-"""A trial: the case photo, what the AI says, the generated references (visual condition), the questions."""
+"""A trial: the case photo, what the AI says, the reference images its condition shows, the questions."""
 
 from __future__ import annotations
 
@@ -6,6 +6,21 @@ import streamlit as st
 
 from skingen.bundle.manifest import Bundle, Case
 from study.app import context, items, layout
+from study.references import REFERENCE_KINDS, ReferenceKind, case_references
+
+# What participants are told about each kind of reference image (heading, then a line under it).
+_INTRODUCTIONS: dict[ReferenceKind, tuple[str, str]] = {
+    "generated": (
+        "Generated example pictures of {condition}",
+        "A computer made these pictures to show what the condition the AI names typically looks like. "
+        "They do not show the patient.",
+    ),
+    "retrieved": (
+        "Real example pictures of {condition}",
+        "These are photos of other people with the condition the AI names, from a collection of medical "
+        "images. They do not show the patient.",
+    ),
+}
 
 
 def _case(bundle: Bundle, case: Case) -> None:
@@ -20,13 +35,17 @@ def _case(bundle: Bundle, case: Case) -> None:
             st.markdown(f"**Why the AI thinks so:** {case.ai.rationale}")
 
 
-def _references(bundle: Bundle, case: Case) -> None:
-    st.markdown(f"**Generated example pictures of {case.ai.display_name.lower()}**")
-    st.caption(
-        "A computer made these pictures to show what the condition the AI names typically looks like. "
-        "They do not show the patient."
-    )
-    for column, ref in zip(st.columns(len(case.references)), case.references, strict=True):
+def references(bundle: Bundle, case: Case, kind: ReferenceKind) -> None:
+    """Show the case's reference images of ``kind`` with their captions; nothing when it has none.
+
+    What a condition's explanation calls for each kind of reference it shows."""
+    shown = case_references(case, kind)
+    if not shown:
+        return
+    heading, note = _INTRODUCTIONS[kind]
+    st.markdown(f"**{heading.format(condition=case.ai.display_name.lower())}**")
+    st.caption(note)
+    for column, ref in zip(st.columns(len(shown)), shown, strict=True):
         with column:
             st.image(str(bundle.path(ref.image)), caption=ref.caption, width="stretch")
 
@@ -44,8 +63,9 @@ def page() -> None:
     if protocol.design == "within" and step.period:
         st.caption(f"Part {step.period} of {len(protocol.conditions)}")
     _case(bundle, case)
-    if protocol.condition(step.condition).references and case.references:
-        _references(bundle, case)
+    if protocol.condition(step.condition).references:
+        for kind in REFERENCE_KINDS:  # retrieved ones only where the bundle has them (--retrieve)
+            references(bundle, case, kind)
     st.divider()
     errors = context.errors(step.key)
     with st.form(f"form:{step.key}", border=False, enter_to_submit=False):
