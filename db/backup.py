@@ -13,6 +13,7 @@ import os
 import shutil
 import sqlite3
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
@@ -27,41 +28,53 @@ def backup(url: str, out: Path) -> Path:
     out = Path(out)
     if out.exists():
         raise BackupError(f"--out {out}: already exists; choose a new file name")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f".{out.name}.partial")
-    parsed = make_url(url)
-    try:
-        if parsed.get_backend_name() == "sqlite":
-            _sqlite_copy(_sqlite_path(url), partial)
-        elif parsed.get_backend_name() == "postgresql":
-            _run_tool("pg_dump", "--format=custom", f"--file={partial}", _libpq_url(url))
-        else:
-            raise BackupError(f"{parsed.get_backend_name()}: backups are supported for SQLite and PostgreSQL")
-        os.replace(partial, out)
-    finally:
-        partial.unlink(missing_ok=True)
+    backend = make_url(url).get_backend_name()
+    if backend == "sqlite":
+        source = _sqlite_path(url)
+        _write_new_file(out, lambda partial: _sqlite_copy(source, partial))
+    elif backend == "postgresql":
+        _write_new_file(
+            out, lambda partial: _run_tool("pg_dump", "--format=custom", f"--file={partial}", _libpq_url(url))
+        )
+    else:
+        raise BackupError(f"{backend}: backups are supported for SQLite and PostgreSQL")
     return out
 
 
 def restore(backup_file: Path, url: str) -> None:
     """Restore ``backup_file`` (made by :func:`backup`) into the database at ``url``, which must be new:
-    a SQLite file that does not exist yet, or an empty PostgreSQL database."""
+    a SQLite file that does not exist yet, or an empty PostgreSQL database. All or nothing."""
     backup_file = Path(backup_file)
     if not backup_file.is_file():
         raise BackupError(f"{backup_file}: no such backup file")
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
+    backend = make_url(url).get_backend_name()
+    if backend == "sqlite":
         target = _sqlite_path(url)
         if target.exists():
             raise BackupError(f"{target}: already exists; restore into a new database file")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        _sqlite_copy(backup_file, target)
-    elif parsed.get_backend_name() == "postgresql":
+        _write_new_file(target, lambda partial: _sqlite_copy(backup_file, partial))
+    elif backend == "postgresql":
         _run_tool(
-            "pg_restore", "--no-owner", "--exit-on-error", f"--dbname={_libpq_url(url)}", str(backup_file)
+            "pg_restore",
+            "--no-owner",
+            "--single-transaction",
+            "--exit-on-error",
+            f"--dbname={_libpq_url(url)}",
+            str(backup_file),
         )
     else:
-        raise BackupError(f"{parsed.get_backend_name()}: restores are supported for SQLite and PostgreSQL")
+        raise BackupError(f"{backend}: restores are supported for SQLite and PostgreSQL")
+
+
+def _write_new_file(target: Path, write: Callable[[Path], None]) -> None:
+    """``write`` a hidden partial file beside ``target``, then rename it into place: never half a file."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.partial")
+    try:
+        write(partial)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def _sqlite_path(url: str) -> Path:
@@ -77,6 +90,8 @@ def _sqlite_copy(source: Path, target: Path) -> None:
     src, dst = sqlite3.connect(source), sqlite3.connect(target)
     try:
         src.backup(dst)
+    except sqlite3.Error as exc:
+        raise BackupError(f"{source}: not a usable SQLite database ({exc})") from None
     finally:
         dst.close()
         src.close()
@@ -88,14 +103,16 @@ def _libpq_url(url: str) -> str:
 
 
 def _tool(name: str) -> str:
-    found = shutil.which(name) or next(
-        iter(sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))[-1:]), None
-    )
-    if found is None:
+    """``name`` on PATH, else the newest Debian install's (``/usr/lib/postgresql/<major>/bin``)."""
+    found = shutil.which(name)
+    if found:
+        return found
+    installed = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), key=lambda p: int(p.parts[-3]))
+    if not installed:
         raise BackupError(
             f"{name} not found: install the PostgreSQL client tools (apt-get install postgresql-client)"
         )
-    return str(found)
+    return str(installed[-1])
 
 
 def _run_tool(name: str, *args: str) -> None:

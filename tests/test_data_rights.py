@@ -194,3 +194,20 @@ def _restore_target(engine, tmp_path) -> str:
     from tests.conftest import _fresh_postgres_database
 
     return _fresh_postgres_database(engine.db.url)
+
+
+def test_restoring_something_that_is_no_backup_leaves_nothing(two, tmp_path, capsys):
+    from sqlalchemy import inspect
+
+    from db.session import Database
+
+    engine, _, _ = two
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"this is not a backup" * 100)
+    target = _restore_target(engine, tmp_path)
+    assert main(["restore", str(junk), "--db", target]) == 2
+    assert "skingen-study restore:" in capsys.readouterr().err
+    if target.startswith("sqlite"):
+        assert list((tmp_path / "restored").iterdir()) == []  # not even a partial file
+    else:
+        assert inspect(Database(target).engine).get_table_names() == []
