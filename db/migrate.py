@@ -37,6 +37,12 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         command.upgrade(_config(connection), revision)
 
 
+def downgrade(engine: Engine, revision: str = "base") -> None:
+    """Step the schema back to ``revision`` (``base``: no tables) in one transaction."""
+    with engine.begin() as connection:
+        command.downgrade(_config(connection), revision)
+
+
 def revision(engine: Engine, message: str) -> None:
     """Autogenerate a new revision against ``engine`` (for developers changing db/models.py)."""
     with engine.begin() as connection:

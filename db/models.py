@@ -99,6 +99,8 @@ class Participant(Base):
     allocated_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
     last_activity_at: Mapped[datetime] = mapped_column(default=utcnow)
+    withdrawn_at: Mapped[datetime | None]
+    identifiers_purged_at: Mapped[datetime | None]
 
     study: Mapped[Study] = relationship(back_populates="participants")
     consent: Mapped[ConsentRecord | None] = relationship(back_populates="participant")

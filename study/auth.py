@@ -2,6 +2,12 @@
 
 Passwords and invite codes are hashed with Argon2id (a slow, memory-hard KDF) and verified by argon2-cffi,
 whose comparison is constant-time. Session tokens are 256 random bits, so a SHA-256 is enough to store them.
+
+Failures are throttled per account and per source (client address), so neither guessing one account's
+password nor trying one password on many accounts from one place gets far. Streamlit can read cookies but
+not set them, so the session token has to live in the URL (docs/app.md): it is short-lived and rotated —
+a token older than ``ROTATE_AFTER`` is replaced on the next page run, and an idle session ends after
+``SESSION_LIFETIME`` — so a link copied from the address bar or the browser history soon opens nothing.
 """
 
 from __future__ import annotations
@@ -21,9 +27,12 @@ from db.session import Database
 from study.engine import hash_token
 
 FREE_FAILURES = 5
+FREE_FAILURES_PER_SOURCE = 20  # one place may hold several raters (a clinic's NAT), so a wider allowance
 FIRST_LOCK = timedelta(seconds=30)
 LONGEST_LOCK = timedelta(hours=1)
-SESSION_LIFETIME = timedelta(hours=12)
+SESSION_LIFETIME = timedelta(minutes=30)  # of one token; a session in use keeps getting new ones
+ROTATE_AFTER = timedelta(minutes=5)
+ROTATION_GRACE = timedelta(seconds=60)  # the replaced token still serves runs already in flight (other tab)
 MIN_PASSWORD_LENGTH = 10
 ADMIN_HASH_ENV = "SKINGEN_ADMIN_PASSWORD_HASH"
 
@@ -40,6 +49,19 @@ class Throttled(AuthError):
         self.retry_after = retry_after
         seconds = max(1, round(retry_after.total_seconds()))
         super().__init__(f"too many failed sign-ins: please wait {seconds} s before trying again")
+
+
+@dataclass(frozen=True)
+class _Limit:
+    """One throttle counter a sign-in is checked against: the account's, or the source's."""
+
+    key: str
+    free_failures: int
+
+
+def source_key(source: str) -> str:
+    """Throttle key of a client address; hashed, so the table keeps no addresses (personal data)."""
+    return "source:" + hash_token(source)[:32]
 
 
 @dataclass(frozen=True)
@@ -75,18 +97,21 @@ class Auth:
             raise Throttled(row.locked_until - now)
         return row
 
-    def _failed(self, key: str, row: LoginThrottle) -> None:
-        """Record a failure in its own transaction, so it sticks although the sign-in is refused."""
+    def _failed(self, limits: list[_Limit], role: str, rater_id: int | None) -> None:
+        """Record a failure on every counter in its own transaction, so it sticks although the sign-in is
+        refused. The append-only audit event says which role and known rater it was — never the typed name
+        (a person's name, or a password typed into the wrong field) nor the source address."""
         now = self.clock()
         with self.db.write() as session:
-            row = session.get(LoginThrottle, key) or LoginThrottle(key=key, failures=0)
-            session.add(row)
-            row.failures += 1
-            row.last_failure_at = now
-            if row.failures >= FREE_FAILURES:
-                lock = min(FIRST_LOCK * 2 ** (row.failures - FREE_FAILURES), LONGEST_LOCK)
-                row.locked_until = now + lock
-            session.add(Event(at=now, kind="sign_in_failed", detail={"account": key}))
+            for limit in limits:
+                row = session.get(LoginThrottle, limit.key) or LoginThrottle(key=limit.key, failures=0)
+                session.add(row)
+                row.failures += 1
+                row.last_failure_at = now
+                if row.failures >= limit.free_failures:
+                    lock = min(FIRST_LOCK * 2 ** (row.failures - limit.free_failures), LONGEST_LOCK)
+                    row.locked_until = now + lock
+            session.add(Event(at=now, kind="sign_in_failed", detail={"role": role, "rater_id": rater_id}))
 
     def _new_session(self, session: Session, role: str, rater_id: int | None) -> str:
         token = secrets.token_urlsafe(32)
@@ -100,25 +125,36 @@ class Auth:
                 expires_at=now + SESSION_LIFETIME,
             )
         )
-        session.add(Event(at=now, kind="sign_in", detail={"role": role, "rater_id": rater_id}))
         return token
 
     def _sign_in(
-        self, key: str, stored: Callable[[Session], tuple[str | None, int | None]], secret: str, role: str
+        self,
+        key: str,
+        stored: Callable[[Session], tuple[str | None, int | None]],
+        secret: str,
+        role: str,
+        source: str | None,
     ) -> str:
+        """Check every throttle, then the secret. A success resets the account's counter, not the source's:
+        signing in to one's own account must not clear the way for guesses at others."""
+        limits = [_Limit(key, FREE_FAILURES)]
+        if source:
+            limits.append(_Limit(source_key(source), FREE_FAILURES_PER_SOURCE))
         with self.db.write() as session:
-            throttle = self._check_throttle(session, key)
+            account, *_ = [self._check_throttle(session, limit.key) for limit in limits]
             stored_hash, rater_id = stored(session)
-            ok = verify_secret(stored_hash, secret)
-            if ok:
-                throttle.failures = 0
-                throttle.locked_until = None
+            if verify_secret(stored_hash, secret):
+                account.failures = 0
+                account.locked_until = None
+                session.add(
+                    Event(at=self.clock(), kind="sign_in", detail={"role": role, "rater_id": rater_id})
+                )
                 return self._new_session(session, role, rater_id)
-        self._failed(key, throttle)
+        self._failed(limits, role, rater_id)
         raise AuthError("sign-in failed: check the name and password")
 
     # --- raters -------------------------------------------------------------------------------------------
-    def sign_in_rater(self, name: str, password: str) -> str:
+    def sign_in_rater(self, name: str, password: str, *, source: str | None = None) -> str:
         def stored(session: Session) -> tuple[str | None, int | None]:
             rater = session.scalar(
                 select(Rater).where(
@@ -127,9 +163,9 @@ class Auth:
             )
             return (rater.password_hash, rater.id) if rater else (None, None)
 
-        return self._sign_in(f"rater:{self.protocol_id}:{name}", stored, password, "rater")
+        return self._sign_in(f"rater:{self.protocol_id}:{name}", stored, password, "rater", source)
 
-    def accept_invite(self, invite: str, password: str) -> str:
+    def accept_invite(self, invite: str, password: str, *, source: str | None = None) -> str:
         """Use a one-time sign-in link: set the rater's password and sign them in."""
         if len(password) < MIN_PASSWORD_LENGTH:
             raise AuthError(f"choose a password of at least {MIN_PASSWORD_LENGTH} characters")
@@ -141,7 +177,7 @@ class Auth:
             usable = rater is not None and rater.active and rater.protocol_id == self.protocol_id
             return (rater.invite_hash, rater.id) if usable else (None, None)
 
-        token = self._sign_in(f"invite:{rater_id}", stored, secret, "rater")
+        token = self._sign_in(f"invite:{rater_id}", stored, secret, "rater", source)
         with self.db.write() as session:
             rater = session.get(Rater, rater_id)
             assert rater is not None
@@ -151,28 +187,48 @@ class Auth:
         return token
 
     # --- researchers --------------------------------------------------------------------------------------
-    def sign_in_admin(self, password: str, admin_hash: str | None) -> str:
+    def sign_in_admin(self, password: str, admin_hash: str | None, *, source: str | None = None) -> str:
         if not admin_hash:
             raise AuthError(
                 f"no admin password is configured (set {ADMIN_HASH_ENV} or admin_password_hash "
                 "in Streamlit secrets; `skingen-study admin-hash` makes one)"
             )
-        return self._sign_in("admin", lambda _: (admin_hash, None), password, "admin")
+        return self._sign_in("admin", lambda _: (admin_hash, None), password, "admin", source)
 
     # --- sessions -----------------------------------------------------------------------------------------
     def identity(self, token: str | None) -> Identity | None:
         """Who a URL session token belongs to, checked on every page run; None if unknown or expired."""
+        with self.db.read() as session:
+            row = self._live_session(session, token)
+            return None if row is None else Identity(row.role, row.rater_id)
+
+    def _live_session(self, session: Session, token: str | None) -> AuthSession | None:
         if not token:
             return None
-        with self.db.read() as session:
-            row = session.scalar(select(AuthSession).where(AuthSession.token_hash == hash_token(token)))
-            if row is None or row.expires_at <= self.clock():
+        row = session.scalar(select(AuthSession).where(AuthSession.token_hash == hash_token(token)))
+        if row is None or row.expires_at <= self.clock():
+            return None
+        if row.rater_id is not None:
+            rater = session.get(Rater, row.rater_id)
+            if rater is None or not rater.active:
                 return None
-            if row.rater_id is not None:
-                rater = session.get(Rater, row.rater_id)
-                if rater is None or not rater.active:
-                    return None
-            return Identity(row.role, row.rater_id)
+        return row
+
+    def renew(self, token: str | None) -> str | None:
+        """The session token to use from now on: ``token`` itself while it is younger than ``ROTATE_AFTER``
+        (a read), else a new one (the old one then expires after ``ROTATION_GRACE``); None if not signed in."""
+        with self.db.read() as session:
+            row = self._live_session(session, token)
+            if row is None:
+                return None
+            if self.clock() - row.created_at < ROTATE_AFTER:
+                return token
+        with self.db.write() as session:
+            row = self._live_session(session, token)
+            if row is None:
+                return None
+            row.expires_at = min(row.expires_at, self.clock() + ROTATION_GRACE)
+            return self._new_session(session, row.role, row.rater_id)
 
     def sign_out(self, token: str) -> None:
         with self.db.write() as session:

@@ -163,11 +163,17 @@ def cmd_demo_bundle(args: argparse.Namespace) -> int:
     return 0
 
 
-def _panel(args: argparse.Namespace):
+def _engine(args: argparse.Namespace):
+    """The engine of ``--db``'s study picked by ``--protocol`` (default: the only active one)."""
     from study.engine import StudyEngine
+
+    return StudyEngine.open(Database(database_url(args.db)), args.protocol)
+
+
+def _panel(args: argparse.Namespace):
     from study.rating import RatingPanel
 
-    engine = StudyEngine.open(Database(database_url(args.db)), args.protocol)
+    engine = _engine(args)
     return RatingPanel(engine.db, engine.loaded)
 
 
@@ -234,6 +240,8 @@ def _demo_admin_password(host: str, port: int) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from skingen.bundle.manifest import bundle_file_problems
+    from study.data_rights import purge_identifiers
     from study.engine import StudyEngine
     from study.registry import register
     from study.server import serve
@@ -252,11 +260,61 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if not args.protocol:
             raise ValueError("--init needs --protocol FILE")
         register(db, load_protocol(args.protocol))
-    StudyEngine.open(db, args.protocol)  # fail here, not in the participant's browser
+    engine = StudyEngine.open(db, args.protocol)  # fail here, not in the participant's browser
+    problems = bundle_file_problems(engine.loaded.bundle)  # the registered bundle, as it is on disk now
+    if problems:
+        raise ValueError(
+            f"the study's bundle {engine.loaded.bundle.root} is not servable: " + "; ".join(problems)
+        )
+    purged = purge_identifiers(engine)
+    if purged:
+        print(
+            f"purged the identifiers of {purged} participants (retention_days: {engine.protocol.retention_days:g})"
+        )
     db.dispose()
     if args.demo:
         _demo_admin_password(args.host, args.port)
     serve(url, args.protocol, host=args.host, port=args.port, tuned=not args.default_streamlit)
+    return 0
+
+
+def cmd_withdraw(args: argparse.Namespace) -> int:
+    from study.data_rights import withdraw
+
+    done = withdraw(_engine(args), token=args.token, label=args.label)
+    print(
+        f"{done.participant_id} withdrawn: {done.answers_removed} answers, the consent record, URL parameters "
+        "and label removed (a content-free 'withdraw' event stays in the audit log)"
+    )
+    return 0
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    from study.data_rights import purge_identifiers
+
+    engine = _engine(args)
+    days = engine.protocol.retention_days
+    if days is None:
+        print("the protocol sets no retention_days: identifiers are kept")
+        return 0
+    print(f"purged the identifiers of {purge_identifiers(engine)} participants (retention {days:g} days)")
+    return 0
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from db.backup import backup
+
+    url = database_url(args.db)
+    print(f"backed up {url} to {backup(url, Path(args.out))}")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from db.backup import restore
+
+    url = database_url(args.db)
+    restore(Path(args.backup), url)
+    print(f"restored {args.backup} into {url}")
     return 0
 
 
@@ -368,6 +426,32 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("admin-hash", help="hash a researcher password for the dashboard (Argon2id)")
     p.add_argument("--stdin", action="store_true", help="read the password from standard input")
     p.set_defaults(func=cmd_admin_hash)
+    p = sub.add_parser("withdraw", help="remove a participant's answers, consent and identifiers on request")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--token", help="the token of the participant's study link")
+    who.add_argument(
+        "--label", help="the participant's label (the protocol's participant_label, e.g. PROLIFIC_PID)"
+    )
+    p.set_defaults(func=cmd_withdraw)
+    p = sub.add_parser(
+        "purge", help="purge identifiers older than the protocol's retention_days (serve does it at start)"
+    )
+    p.set_defaults(func=cmd_purge)
+    for p in (sub.choices["withdraw"], sub.choices["purge"]):
+        p.add_argument("--db", help=DB_HELP)
+        p.add_argument("--protocol", metavar="FILE", help="registered protocol (default: the only study)")
+    p = sub.add_parser(
+        "backup", help="an online, consistent copy of the database (SQLite backup API / pg_dump)"
+    )
+    p.add_argument("--db", help=DB_HELP)
+    p.add_argument("--out", required=True, metavar="FILE", help="backup file to create (must not exist)")
+    p.set_defaults(func=cmd_backup)
+    p = sub.add_parser(
+        "restore", help="restore a backup into a new database (new SQLite file / empty PostgreSQL db)"
+    )
+    p.add_argument("backup", metavar="FILE", help="a file written by `skingen-study backup`")
+    p.add_argument("--db", help=DB_HELP)
+    p.set_defaults(func=cmd_restore)
     p = sub.add_parser("serve", help="run the participant app (Streamlit, tuned for many participants)")
     p.add_argument("--db", help=DB_HELP)
     p.add_argument(
@@ -399,6 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from db.backup import BackupError
     from study.auth import AuthError
     from study.engine import EngineError
     from study.rating import RatingError
@@ -414,6 +499,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         RatingError,
         AuthError,
         OutputExistsError,
+        BackupError,
         ValueError,
     ) as exc:
         print(f"skingen-study {args.command}: {exc}", file=sys.stderr)

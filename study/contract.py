@@ -125,6 +125,8 @@ HYPOTHESIS_COLUMNS = (
 )
 """The preregistered hypotheses: ``construct`` under condition ``first`` vs ``second`` in ``direction``
 (greater, less, two_sided), tested at ``alpha`` with ``correction`` across the hypotheses."""
+WITHDRAW_EVENT = "withdraw"
+"""events.csv ``kind`` of a withdrawal: the one row a withdrawn participant leaves (with no participant_id)."""
 
 # --- variable names ---------------------------------------------------------------------------------------
 CONFIDENCE_SUFFIX = "_confidence"

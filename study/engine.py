@@ -8,6 +8,7 @@ app and the simulation bots both call this class, so the bots exercise the code 
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
@@ -20,9 +21,19 @@ from sqlalchemy.orm import Session
 from db.models import AllocationSlot, ConsentRecord, Event, Participant, Response, Study, utcnow
 from db.session import Database
 from study.allocation import arm_by_id
-from study.flow import REQUIRED, AnswerProblem, ParticipantPath, PathCache, Step, validate_answers
+from study.flow import (
+    REQUIRED,
+    AnswerError,
+    AnswerProblem,
+    ParticipantPath,
+    PathCache,
+    Step,
+    validate_answers,
+)
 from study.protocol import LoadedProtocol, load_protocol
 from study.registry import RegistryError, check_schema, extend_allocation_table, find_study, stored_protocol
+
+LOG = logging.getLogger("skingen.engine")
 
 TOKEN_BYTES = 32  # 256 bits: unguessable
 MAX_URL_PARAM_LENGTH = 256
@@ -38,6 +49,15 @@ class UnknownToken(EngineError):
 
 class StepConflict(EngineError):
     """The submitted step is not the participant's current one (tampered, or from a stale page)."""
+
+
+class Withdrawn(EngineError):
+    """The participant withdrew (``skingen-study withdraw``): their link opens nothing any more."""
+
+
+class ResumeRefused(EngineError):
+    """The recruiting link names an enrolled participant, but the protocol's ``resume_requires`` parameters
+    (e.g. the platform's per-attempt ``SESSION_ID``) differ from the ones recorded: not taken over."""
 
 
 class ConsentRefused(EngineError):
@@ -148,9 +168,15 @@ class StudyEngine:
             query = query.with_for_update()
         participant = session.scalar(query)
         if participant is None:
+            LOG.warning("refused a request with an unknown participant token")
             raise UnknownToken("this study link is not valid; please use the link you were given")
         if participant.study_id != self.study_id:
+            LOG.warning(
+                "refused participant %s's token: it belongs to study %s", participant.id, participant.study_id
+            )
             raise UnknownToken("this link belongs to another version of the study")
+        if participant.withdrawn_at is not None:
+            raise Withdrawn("you have withdrawn from this study; nothing of your answers is kept")
         return participant
 
     # --- writing ------------------------------------------------------------------------------------------
@@ -164,8 +190,7 @@ class StudyEngine:
         missing = [s for s in statements if s not in ticked]
         if missing:
             raise ConsentRefused(missing)
-        declared = set(self.protocol.url_parameters)
-        params = {k: str(v)[:MAX_URL_PARAM_LENGTH] for k, v in (url_params or {}).items() if k in declared}
+        params = self._recorded_parameters(url_params or {})
         returning = self.resume(params)
         if returning is not None:
             return returning
@@ -187,7 +212,7 @@ class StudyEngine:
             participant = Participant(
                 study_id=self.study_id,
                 token_hash=hash_token(token),
-                label_hash=self._label_hash(params),
+                label_hash=self.label_hash(params),
                 url_params=params,
                 step_index=1,
                 status="active",
@@ -209,7 +234,13 @@ class StudyEngine:
             if not self.protocol.questionnaires.entry:
                 self._enroll(session, participant, stratum="", now=now)
 
-    def _label_hash(self, url_params: Mapping[str, str]) -> str | None:
+    def _recorded_parameters(self, url_params: Mapping[str, object]) -> dict[str, str]:
+        """The URL parameters as they are recorded: only the declared ones, each cut to a safe length."""
+        declared = set(self.protocol.url_parameters)
+        return {k: str(v)[:MAX_URL_PARAM_LENGTH] for k, v in url_params.items() if k in declared}
+
+    def label_hash(self, url_params: Mapping[str, str]) -> str | None:
+        """The stored (hashed) form of the participant label in ``url_params``; None without one."""
         name = self.protocol.participant_label
         value = url_params.get(name, "") if name else ""
         return hash_token(f"{name}={value}") if value else None
@@ -218,10 +249,14 @@ class StudyEngine:
         """A returning participant (same ``participant_label``, e.g. PROLIFIC_PID, in the recruiting link):
         a fresh URL token for their own study, or None when the label is unknown or not configured.
 
-        The token is replaced (only hashes are stored, so the old one can't be handed out again); a tab
-        still open with the old link then shows the invalid-link page.
+        The protocol's ``resume_requires`` parameters (e.g. ``SESSION_ID``, which the platform sends per
+        attempt) must equal the recorded ones too, else :class:`ResumeRefused` (logged as ``resume_refused``):
+        knowing someone's label alone does not hand over their study. The token is replaced (only hashes
+        are stored, so the old one can't be handed out again); a tab still open with the old link then
+        shows the invalid-link page.
         """
-        label = self._label_hash(url_params)
+        url_params = self._recorded_parameters(url_params)  # compared as they were recorded
+        label = self.label_hash(url_params)
         if label is None:
             return None
         token = secrets.token_urlsafe(TOKEN_BYTES)
@@ -233,9 +268,31 @@ class StudyEngine:
             )
             if participant is None:
                 return None
-            participant.token_hash = hash_token(token)
-            self._event(session, participant, "resume_by_label", at=self.clock())
+            differing = self._differing_resume_parameters(participant, url_params)
+            if differing:
+                self._event(
+                    session, participant, "resume_refused", detail={"differ": differing}, at=self.clock()
+                )
+            else:
+                participant.token_hash = hash_token(token)
+                self._event(session, participant, "resume_by_label", at=self.clock())
+        if differing:
+            raise ResumeRefused(
+                "this study was started from another session of the recruiting platform; please continue "
+                "it with the link you got then, or contact the researchers"
+            )
         return token
+
+    def _differing_resume_parameters(
+        self, participant: Participant, url_params: Mapping[str, str]
+    ) -> list[str]:
+        """Names (never values) of the ``resume_requires`` parameters that are missing or differ."""
+        differing = []
+        for name in self.protocol.resume_requires:
+            given, recorded = url_params.get(name, ""), participant.url_params.get(name, "")
+            if not given or not secrets.compare_digest(given.encode(), recorded.encode()):
+                differing.append(name)
+        return differing
 
     def mark_shown(self, token: str, index: int) -> None:
         """Stamp when the step at ``index`` was first shown (response times count from here). Idempotent."""
@@ -256,6 +313,33 @@ class StudyEngine:
         Submitting a step the participant already passed (double click, second tab, replay) changes
         nothing and returns the current position. Any other step that isn't current is refused.
         """
+        try:
+            return self._submit(token, step_key, answers)
+        except (AnswerError, StepConflict) as refused:
+            self._log_refused_submit(token, step_key, refused)
+            raise
+
+    def _log_refused_submit(self, token: str, step_key: str, refused: AnswerError | StepConflict) -> None:
+        """Record a refused submit (nothing else was written): problem codes of the step's own items, and
+        how many fields were unknown — never the values, nor field names a client made up."""
+        detail: dict[str, object] = {
+            "reason": "step_conflict" if isinstance(refused, StepConflict) else "answers"
+        }
+        step = None
+        if isinstance(refused, AnswerError):
+            problems = {k: p.code for k, p in refused.errors.items() if p.code != "unknown_item"}
+            detail["problems"] = problems
+            detail["unknown_fields"] = len(refused.errors) - len(problems)
+            step = refused.step
+        with self.db.write() as session:
+            participant = session.scalar(
+                select(Participant).where(Participant.token_hash == hash_token(token))
+            )
+            if participant is not None:
+                self._event(session, participant, "submit_refused", step=step, detail=detail, at=self.clock())
+        LOG.warning("refused a submit of step %.32r: %s", step_key, detail)
+
+    def _submit(self, token: str, step_key: str, answers: Mapping[str, object]) -> Position:
         now = self.clock()
         with self.db.write() as session:
             participant = self._participant(session, token, lock=True)
@@ -266,7 +350,7 @@ class StudyEngine:
                     self._event(session, participant, "resubmit_ignored", step=step_key, at=now)
                     return self._position(participant)
                 raise StepConflict(
-                    f"step {step_key!r} is not this participant's current step ({current.key!r})"
+                    f"step {step_key[:64]!r} is not this participant's current step ({current.key!r})"
                 )
             if current.kind == "complete":
                 raise StepConflict("this participant has already completed the study")

@@ -29,6 +29,7 @@ from study.contract import (
     RATING_COLUMNS,
     RESPONSE_COLUMNS,
     STUDY_COLUMNS,
+    WITHDRAW_EVENT,
 )
 from study.engine import participant_status
 from study.exclusions import exclusion_reasons, failed_attention_checks
@@ -180,14 +181,17 @@ def export_frames(
     response_rows: list[dict] = []
     participant_rows: list[dict] = []
     with db.read() as session:
+        # withdrawn participants are left out everywhere; only their content-free withdraw event stays
         participants = session.scalars(
-            select(Participant).where(Participant.study_id.in_(studies)).order_by(Participant.id)
+            select(Participant)
+            .where(Participant.study_id.in_(studies), Participant.withdrawn_at.is_(None))
+            .order_by(Participant.id)
         ).all()
         by_participant: dict[int, list[Response]] = {p.id: [] for p in participants}
         for response in session.scalars(
             select(Response)
             .join(Participant)
-            .where(Participant.study_id.in_(studies))
+            .where(Participant.study_id.in_(studies), Participant.withdrawn_at.is_(None))
             .order_by(Response.participant_id, Response.id)
         ):
             by_participant[response.participant_id].append(response)
@@ -223,6 +227,7 @@ def export_frames(
                 "step": e.step_key or "",
             }
             for e in session.scalars(select(Event).where(Event.study_id.in_(studies)).order_by(Event.id))
+            if e.participant_id is None or e.participant_id in public or e.kind == WITHDRAW_EVENT
         ]
         ratings = _rating_rows(session, active)
     protocol = active.protocol

@@ -8,6 +8,7 @@ questionnaire → post-study questionnaire → debrief → completion.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -51,6 +52,7 @@ ProblemCode = Literal[
     "unknown_condition",
     "not_text",
     "too_long",
+    "control_characters",
     "not_saved",
 ]
 
@@ -71,7 +73,7 @@ class AnswerProblem:
 
     @property
     def message(self) -> str:
-        got = "" if self.got is None else f", got {self.got!r}"
+        got = "" if self.got is None else f", got {_clip(self.got)}"
         messages: dict[ProblemCode, str] = {
             "required": "is required",
             "unknown_item": "is not an item of this step",
@@ -82,9 +84,16 @@ class AnswerProblem:
             "unknown_condition": f"must be one of the bundle's conditions or {UNSURE!r}{got}",
             "not_text": "must be text",
             "too_long": f"is longer than {self.limit} characters",
+            "control_characters": "contains control characters (only line breaks and tabs are allowed)",
             "not_saved": "is not saved: something went wrong on our side. Please try again in a moment.",
         }
         return messages[self.code]
+
+
+def _clip(value: object, limit: int = 40) -> str:
+    """An offending value as shown in a message: a client can send megabytes, the message stays short."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _num(value: float | None) -> str:
@@ -253,6 +262,10 @@ def _coded(raw: object, codes: tuple[int, ...]) -> tuple[str, float] | AnswerPro
     return str(value), float(value)
 
 
+# C0 controls except tab and line breaks, DEL, C1 controls: invisible, and they break CSV readers and terminals
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
 def _check(
     key: str, item: Item, raw: object, conditions: set[str]
 ) -> tuple[str, float | None] | AnswerProblem:
@@ -282,6 +295,8 @@ def _check(
         return AnswerProblem("not_text")
     if len(raw) > item.max_length:
         return AnswerProblem("too_long", limit=item.max_length)
+    if _CONTROL.search(raw):
+        return AnswerProblem("control_characters")
     return raw, None
 
 

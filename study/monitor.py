@@ -9,6 +9,7 @@ import pandas as pd
 
 from db.session import Database
 from study.allocation import arms
+from study.contract import WITHDRAW_EVENT
 from study.export import export_frames
 from study.flow import step_order
 from study.protocol import LoadedProtocol
@@ -101,6 +102,7 @@ class Monitor:
                 "active": [int((p["status"] == "active").sum())],
                 "completed": [int((p["status"] == "completed").sum())],
                 "dropped": [int((p["status"] == "dropped").sum())],
+                "withdrawn": [int((self.frames["events"]["kind"] == WITHDRAW_EVENT).sum())],
                 "failed_attention_check": [int((p["attention_failures"] > 0).sum())],
                 "excluded": [int(p["excluded"].sum())],
             }

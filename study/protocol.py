@@ -438,6 +438,18 @@ class Protocol(_Model):
         description="A URL parameter that identifies a returning participant (e.g. PROLIFIC_PID): opening the "
         "recruiting link again resumes their study instead of starting a new one.",
     )
+    resume_requires: tuple[Identifier, ...] = Field(
+        default=(),
+        description="URL parameters (of url_parameters) the platform sends per attempt, e.g. SESSION_ID: a "
+        "returning participant resumes only if these equal the recorded ones too, so knowing someone's "
+        "label is not enough to take over their study.",
+    )
+    retention_days: float | None = Field(
+        default=None,
+        gt=0,
+        description="Days after a participant's last activity when their recorded identifiers (URL "
+        "parameters, label) are purged (`skingen-study purge`, and `serve` at start). None: kept.",
+    )
     dropout_after_minutes: float = Field(default=60, gt=0)
     rating: RatingDesign | None = None
     instruments: tuple[InstrumentUse, ...] = ()
@@ -516,6 +528,13 @@ class Protocol(_Model):
         problems += self._hypothesis_problems(condition_ids)
         if self.participant_label is not None and self.participant_label not in self.url_parameters:
             problems.append(f"participant_label: {self.participant_label!r} must be one of url_parameters")
+        for name in self.resume_requires:
+            if name not in self.url_parameters or name == self.participant_label:
+                problems.append(
+                    f"resume_requires: {name!r} must be one of url_parameters other than participant_label"
+                )
+        if self.resume_requires and self.participant_label is None:
+            problems.append("resume_requires: needs a participant_label (resume is by label)")
         strat = self.randomization.stratify_by
         if strat is not None:
             entry = {i.id: i for i in self.questionnaires.entry}

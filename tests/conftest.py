@@ -50,15 +50,15 @@ def protocol_file(tmp_path, bundle_dir):
 
 
 @pytest.fixture
-def make_engine(tmp_path):
-    """Register a protocol file in a fresh SQLite database and return its engine."""
+def make_engine(database_url):
+    """Register a protocol file in a fresh database (each backend of ``database_url``) and return its engine."""
     from db.session import Database
     from study.engine import StudyEngine
     from study.protocol import load_protocol
     from study.registry import register
 
     def make(path, url: str | None = None):
-        db = Database(url or f"sqlite:///{tmp_path}/study.db")
+        db = Database(url or database_url)
         register(db, load_protocol(path))
         return StudyEngine.open(db, str(path))
 
@@ -75,19 +75,45 @@ def postgres_server():
         yield url
 
 
-@pytest.fixture
-def postgres_url(postgres_server):
-    """A fresh, empty database on the session's server for each test."""
+def _fresh_postgres_database(server_url: str) -> str:
+    """Create an empty database on ``server_url``'s server; return its URL (one per test: no leftovers)."""
     import uuid
 
     from sqlalchemy import create_engine, text
 
     name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(postgres_server, isolation_level="AUTOCOMMIT")
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f"CREATE DATABASE {name}"))
     admin.dispose()
-    return postgres_server.rsplit("/", 1)[0] + f"/{name}"
+    return server_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture
+def postgres_url(postgres_server):
+    """A fresh, empty database on the session's server for each test."""
+    return _fresh_postgres_database(postgres_server)
+
+
+BACKENDS = ("sqlite", pytest.param("postgres", marks=pytest.mark.postgres))
+
+
+def _backend_url(request: pytest.FixtureRequest, directory) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{directory}/study.db"
+    return _fresh_postgres_database(request.getfixturevalue("postgres_server"))
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request, tmp_path):
+    """A fresh, empty database for this test, on SQLite and (a second run of the test) on PostgreSQL."""
+    return _backend_url(request, tmp_path)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def module_database_url(request, tmp_path_factory):
+    """Like ``database_url``, shared by a module's tests (for data set up once per module)."""
+    return _backend_url(request, tmp_path_factory.mktemp("db"))
 
 
 @pytest.fixture(autouse=True)

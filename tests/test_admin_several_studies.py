@@ -18,10 +18,10 @@ N_OURS, N_OTHER = 10, 6
 
 
 @pytest.fixture
-def two_studies(protocol_file, tmp_path, monkeypatch):
+def two_studies(protocol_file, database_url, monkeypatch):
     """Our study (within design, 10 participants) and another (between, id ``other_study``, 6) in one DB."""
     ours, other = protocol_file("within"), protocol_file("between", study__id="other_study")
-    url = f"sqlite:///{tmp_path}/shared.db"
+    url = database_url
     db = Database(url)
     register(db, load_protocol(other))
     register(db, load_protocol(ours))

@@ -16,14 +16,13 @@ from tests.factories import make_bundle
 
 
 @pytest.fixture
-def study(protocol_file, make_engine, monkeypatch, tmp_path):
-    """Register a protocol (``design``) in a fresh SQLite file and point the app at it."""
+def study(protocol_file, make_engine, monkeypatch, database_url):
+    """Register a protocol (``design``) in a fresh database (SQLite, then PostgreSQL) and point the app at it."""
 
     def make(design: str = "between", **changes):
         path = protocol_file(design, **changes)
-        url = f"sqlite:///{tmp_path}/app-{design}.db"
-        engine = make_engine(path, url)
-        monkeypatch.setenv("SKINGEN_DB_URL", url)
+        engine = make_engine(path)
+        monkeypatch.setenv("SKINGEN_DB_URL", database_url)
         monkeypatch.setenv("SKINGEN_PROTOCOL", str(path))
         return engine
 
@@ -250,15 +249,28 @@ def test_a_click_whose_callback_streamlit_skipped_still_submits_once(study, monk
 
 def test_the_recruiting_link_again_resumes_the_same_participant(study):
     engine = study()
-    p = AppParticipant({"PROLIFIC_PID": "returning-1"})
+    link = {"PROLIFIC_PID": "returning-1", "SESSION_ID": "attempt-1"}
+    p = AppParticipant(link)
     p.consent()
     p.advance(value=2)
     assert p.page == "info"
-    back = AppParticipant({"PROLIFIC_PID": "returning-1"})  # new tab from Prolific: no token in the URL
+    back = AppParticipant(link)  # new tab from Prolific: no token in the URL
     assert back.page == "info" and back.token and back.token != p.token
     assert count(engine, Participant) == 1
-    stranger = AppParticipant({"PROLIFIC_PID": "someone-else"})
+    stranger = AppParticipant({"PROLIFIC_PID": "someone-else", "SESSION_ID": "x"})
     assert stranger.page == "consent"
+
+
+def test_a_known_label_from_another_platform_session_takes_nothing_over(study):
+    """Knowing someone's PROLIFIC_PID is not enough: the per-attempt SESSION_ID must match (resume_requires)."""
+    engine = study()
+    owner = AppParticipant({"PROLIFIC_PID": "victim", "SESSION_ID": "theirs"}).consent()
+    for link in ({"PROLIFIC_PID": "victim"}, {"PROLIFIC_PID": "victim", "SESSION_ID": "mine"}):
+        intruder = AppParticipant(link)
+        assert intruder.page == "error" and "another session of the recruiting platform" in intruder.text()
+        assert intruder.token is None and not intruder.at.button
+    assert count(engine, Participant) == 1 and count(engine, Event, Event.kind == "resume_refused") == 2
+    assert owner.reload().page == "questions"  # the owner's own link still works
 
 
 def test_the_page_words_each_problem_by_its_code(study, monkeypatch):
@@ -277,6 +289,17 @@ def test_the_page_words_each_problem_by_its_code(study, monkeypatch):
     messages = [e.value for e in p.at.error]
     assert "This answer must be between 1 and 3, got 9." in messages
     assert "Please check" in messages[-1] and "Please answer" not in messages[-1]
+
+
+def test_a_withdrawn_participants_link_says_so_and_offers_nothing(study):
+    from study.data_rights import withdraw
+
+    engine = study()
+    p = AppParticipant().consent()
+    withdraw(engine, token=p.token)
+    again = p.reload()
+    assert again.page == "error" and "You have withdrawn from this study" in again.text()
+    assert not again.at.button and count(engine, Response) == 0
 
 
 def test_retrieved_real_references_show_with_the_caption_their_licence_requires(study, tmp_path):

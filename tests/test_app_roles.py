@@ -22,11 +22,10 @@ def admin_hash() -> str:
 
 
 @pytest.fixture
-def study(protocol_file, make_engine, monkeypatch, tmp_path, admin_hash):
+def study(protocol_file, make_engine, monkeypatch, database_url, admin_hash):
     path = protocol_file()
-    url = f"sqlite:///{tmp_path}/roles.db"
-    engine = make_engine(path, url)
-    monkeypatch.setenv("SKINGEN_DB_URL", url)
+    engine = make_engine(path)
+    monkeypatch.setenv("SKINGEN_DB_URL", database_url)
     monkeypatch.setenv("SKINGEN_PROTOCOL", str(path))
     monkeypatch.setenv("SKINGEN_ADMIN_PASSWORD_HASH", admin_hash)
     return engine
@@ -228,13 +227,12 @@ def test_dashboard_and_analysis_with_data(study):
 
 
 def test_raters_cannot_tell_retrieved_generated_and_case_photos_apart(
-    protocol_file, make_engine, monkeypatch, tmp_path
+    protocol_file, make_engine, monkeypatch, tmp_path, database_url
 ):
     bundle = make_bundle(tmp_path / "retrieval-bundle", retrieved=2)
     path = protocol_file(cases__bundle=str(bundle), rating__include_retrieved=True)
-    url = f"sqlite:///{tmp_path}/blind.db"
-    engine = make_engine(path, url)
-    monkeypatch.setenv("SKINGEN_DB_URL", url)
+    engine = make_engine(path)
+    monkeypatch.setenv("SKINGEN_DB_URL", database_url)
     monkeypatch.setenv("SKINGEN_PROTOCOL", str(path))
     panel = RatingPanel(engine.db, engine.loaded)
     rater, invite = panel.add_rater("derm")

@@ -7,8 +7,18 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from db.models import AuthSession, Rater
-from study.auth import FIRST_LOCK, FREE_FAILURES, SESSION_LIFETIME, Auth, AuthError, Throttled, hash_secret
+from db.models import AuthSession, Event, LoginThrottle, Rater
+from study.auth import (
+    FIRST_LOCK,
+    FREE_FAILURES,
+    ROTATE_AFTER,
+    ROTATION_GRACE,
+    SESSION_LIFETIME,
+    Auth,
+    AuthError,
+    Throttled,
+    hash_secret,
+)
 from study.rating import RatingPanel
 
 PASSWORD = "correct horse battery"
@@ -97,3 +107,71 @@ def test_admin_sign_in(setup):
     assert auth.identity(token).role == "admin" and auth.identity(token).rater_id is None
     auth.sign_out(token)
     assert auth.identity(token) is None
+
+
+SOURCE_ALLOWANCE = 3  # instead of FREE_FAILURES_PER_SOURCE: each failure costs an Argon2 verification
+
+
+@pytest.fixture
+def small_allowance(monkeypatch):
+    import study.auth
+
+    monkeypatch.setattr(study.auth, "FREE_FAILURES_PER_SOURCE", SOURCE_ALLOWANCE)
+
+
+def test_failures_are_also_throttled_per_source(setup, small_allowance):
+    """Spraying one password over many account names from one address is throttled like guessing one."""
+    auth, _, _, invite, _ = setup
+    auth.accept_invite(invite, PASSWORD)
+    for index in range(SOURCE_ALLOWANCE):
+        with pytest.raises(AuthError, match="sign-in failed"):
+            auth.sign_in_rater(f"name{index}", "spray", source="203.0.113.7")
+    with pytest.raises(Throttled):  # a fresh account name from the same place waits too
+        auth.sign_in_rater("derm1", PASSWORD, source="203.0.113.7")
+    assert auth.identity(auth.sign_in_rater("derm1", PASSWORD, source="198.51.100.1")) is not None
+    with auth.db.read() as session:
+        keys = set(session.scalars(select(LoginThrottle.key)))
+        details = [e.detail for e in session.scalars(select(Event).where(Event.kind == "sign_in_failed"))]
+    assert not any("203.0.113.7" in key for key in keys)  # no addresses kept, only their hashes
+    assert details and all(set(d) == {"role", "rater_id"} for d in details)  # no names, no addresses
+    assert not any("name" in str(d) or "203.0.113.7" in str(d) for d in details)
+
+
+def test_a_success_does_not_reset_the_sources_counter(setup, small_allowance):
+    auth, _, _, invite, _ = setup
+    auth.accept_invite(invite, PASSWORD)
+    for index in range(SOURCE_ALLOWANCE - 1):
+        with pytest.raises(AuthError):
+            auth.sign_in_rater(f"other{index}", "guess", source="203.0.113.8")
+        auth.sign_in_rater("derm1", PASSWORD, source="203.0.113.8")  # own account in between
+    with pytest.raises(AuthError):
+        auth.sign_in_rater("someone", "guess", source="203.0.113.8")
+    with pytest.raises(Throttled):
+        auth.sign_in_rater("derm1", PASSWORD, source="203.0.113.8")
+
+
+def test_session_tokens_rotate_and_idle_sessions_end(setup):
+    auth, _, rater, invite, clock = setup
+    first = auth.accept_invite(invite, PASSWORD)
+    assert auth.renew(first) == first  # young: kept
+    clock[0] += ROTATE_AFTER
+    second = auth.renew(first)
+    assert second not in (None, first) and auth.identity(second).rater_id == rater.id
+    assert auth.identity(first) is not None  # still serves runs in flight for a moment
+    clock[0] += ROTATION_GRACE + timedelta(seconds=1)
+    assert auth.identity(first) is None and auth.renew(first) is None
+    assert auth.identity(second) is not None
+    clock[0] += SESSION_LIFETIME  # idle for longer than a token lives
+    assert auth.renew(second) is None and auth.renew(None) is None and auth.renew("forged") is None
+
+
+def test_security_headers_fit_a_proxy_config_line_and_keep_tokens_out_of_referers():
+    import re
+
+    from study.http_headers import SECURITY_HEADERS, TLS_HEADERS
+
+    for name, value in {**SECURITY_HEADERS, **TLS_HEADERS}.items():
+        assert re.fullmatch(r"[A-Za-z][A-Za-z-]*", name), name
+        assert value and not re.search(r'["\r\n\\]', value), (name, value)  # safe in add_header NAME "VALUE"
+    assert SECURITY_HEADERS["Referrer-Policy"] == "no-referrer"  # tokens live in URLs
+    assert "frame-ancestors 'none'" in SECURITY_HEADERS["Content-Security-Policy"]

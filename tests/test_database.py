@@ -9,9 +9,9 @@ import pytest
 import yaml
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
-from db.migrate import current_revision, head_revision, upgrade
+from db.migrate import current_revision, downgrade, head_revision, upgrade
 from db.models import Base
 from db.session import Database
 from study.cli import main
@@ -21,16 +21,32 @@ from study.registry import RegistryError, register
 from tests.test_engine import TICKED
 
 
-def test_migrations_build_exactly_the_models(tmp_path):
-    db = Database(f"sqlite:///{tmp_path}/m.db")
+def _schema_diff(db: Database) -> list:
+    with db.engine.connect() as connection:
+        return compare_metadata(MigrationContext.configure(connection), Base.metadata)
+
+
+def test_migrations_build_exactly_the_models_and_downgrade_to_nothing(database_url):
+    db = Database(database_url)
     upgrade(db.engine)
     assert current_revision(db.engine) == head_revision()
-    with db.engine.connect() as connection:
-        diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
-    assert diff == []
+    assert _schema_diff(db) == []
     assert {"studies", "participants", "responses", "events", "allocation_slots"} <= set(
         inspect(db.engine).get_table_names()
     )
+    downgrade(db.engine)
+    assert current_revision(db.engine) is None
+    assert set(inspect(db.engine).get_table_names()) <= {"alembic_version"}
+    upgrade(db.engine)  # and back up again on the now empty database: every downgrade undid its upgrade
+    assert _schema_diff(db) == []
+
+
+def test_events_are_append_only(protocol_file, make_engine):
+    engine = make_engine(protocol_file())
+    engine.consent(TICKED)
+    for statement in ("DELETE FROM events", "UPDATE events SET kind = 'x'"):
+        with pytest.raises(Exception, match="append-only"), engine.db.write() as session:
+            session.execute(text(statement))
 
 
 def test_sqlite_connections_are_configured_for_concurrency(tmp_path):

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from db.models import AllocationSlot, ConsentRecord, Event, Participant, Response
-from study.engine import ConsentRefused, StepConflict, StudyEngine, UnknownToken
+from study.engine import ConsentRefused, ResumeRefused, StepConflict, StudyEngine, UnknownToken
 from study.flow import AnswerError
 
 TICKED = ["read_information", "voluntary", "agree_data"]
@@ -106,7 +106,17 @@ def test_refusals_write_nothing(protocol_file, make_engine):
     with pytest.raises(AnswerError) as info:
         engine.submit(token, "entry", {"expertise": 9, "age_group": 1, "injected": "x"})
     assert set(info.value.errors) == {"expertise", "injected"}
-    assert (count(engine, Response), count(engine, Event)) == before
+    assert (count(engine, Response), count(engine, Event) - 2) == before  # only the two refusals logged
+    with engine.db.read() as session:
+        logged = session.scalars(select(Event).where(Event.id > before[1]).order_by(Event.id)).all()
+    assert [(e.kind, e.step_key, e.detail) for e in logged] == [
+        ("submit_refused", None, {"reason": "step_conflict"}),
+        (
+            "submit_refused",
+            "entry",
+            {"reason": "answers", "problems": {"expertise": "out_of_range"}, "unknown_fields": 1},
+        ),
+    ]
     assert engine.position(token).step.key == "entry"
     with engine.db.read() as session:
         assert (
@@ -198,17 +208,41 @@ def test_allocation_table_extends_when_used_up(protocol_file, make_engine):
 def test_a_returning_participant_resumes_by_label(protocol_file, make_engine):
     engine = make_engine(protocol_file())
     assert engine.protocol.participant_label == "PROLIFIC_PID"
-    first = engine.consent(TICKED, {"PROLIFIC_PID": "p-1"})
+    link = {"PROLIFIC_PID": "p-1", "SESSION_ID": "s-1"}
+    first = engine.consent(TICKED, link)
     engine.submit(first, "entry", ENTRY)
-    assert engine.resume({"PROLIFIC_PID": "p-2"}) is None and engine.resume({}) is None
-    again = engine.resume({"PROLIFIC_PID": "p-1"})  # the recruiting link again, without the token
+    assert engine.resume({"PROLIFIC_PID": "p-2", "SESSION_ID": "s-1"}) is None and engine.resume({}) is None
+    again = engine.resume(link)  # the recruiting link again, without the token
     assert again and again != first
     assert engine.position(again).step.key == "instructions"
     with pytest.raises(UnknownToken):
         engine.position(first)  # the old link was replaced
-    third = engine.consent(TICKED, {"PROLIFIC_PID": "p-1"})  # consenting again enrolls nobody new
+    third = engine.consent(TICKED, link)  # consenting again enrolls nobody new
     assert engine.position(third).step.key == "instructions"
     assert count(engine, Participant) == 1 and count(engine, ConsentRecord) == 1
+
+
+@pytest.mark.parametrize("session", [None, "", "s-2"])
+def test_resume_by_label_needs_the_recorded_platform_session(protocol_file, make_engine, session):
+    engine = make_engine(protocol_file())
+    assert engine.protocol.resume_requires == ("SESSION_ID",)
+    token = engine.consent(TICKED, {"PROLIFIC_PID": "p-1", "SESSION_ID": "s-1"})
+    attempt = {"PROLIFIC_PID": "p-1"} | ({} if session is None else {"SESSION_ID": session})
+    for take_over in (engine.resume, lambda params: engine.consent(TICKED, params)):
+        with pytest.raises(ResumeRefused, match="another session of the recruiting platform"):
+            take_over(attempt)
+    assert engine.position(token).step.key == "entry"  # the owner's link is untouched
+    assert count(engine, Participant) == 1
+    with engine.db.read() as session_:
+        refused = session_.scalars(select(Event).where(Event.kind == "resume_refused")).all()
+    assert [e.detail for e in refused] == [{"differ": ["SESSION_ID"]}] * 2
+
+
+def test_without_resume_requires_the_label_alone_resumes(protocol_file, make_engine):
+    """The documented trade-off: a platform without per-attempt ids can resume by label alone."""
+    engine = make_engine(protocol_file(resume_requires=[]))
+    engine.consent(TICKED, {"PROLIFIC_PID": "p-1", "SESSION_ID": "s-1"})
+    assert engine.resume({"PROLIFIC_PID": "p-1"}) is not None
 
 
 def test_participant_label_must_be_a_url_parameter(protocol_file):
@@ -216,3 +250,5 @@ def test_participant_label_must_be_a_url_parameter(protocol_file):
 
     with pytest.raises(ProtocolError, match="participant_label: 'NOPE' must be one of url_parameters"):
         load_protocol(protocol_file(participant_label="NOPE"))
+    with pytest.raises(ProtocolError, match="resume_requires: 'NOPE' must be one of url_parameters"):
+        load_protocol(protocol_file(resume_requires=["NOPE"]))

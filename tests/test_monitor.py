@@ -11,7 +11,7 @@ from study.simulate import Policy, simulate
 
 
 @pytest.fixture(scope="module")
-def simulated(tmp_path_factory, bundle_dir):
+def simulated(tmp_path_factory, bundle_dir, module_database_url):
     from db.session import Database
     from study.engine import StudyEngine
     from study.protocol import load_protocol
@@ -20,7 +20,7 @@ def simulated(tmp_path_factory, bundle_dir):
 
     directory = tmp_path_factory.mktemp("monitor")
     path = write_protocol(directory, example_protocol("within"), bundle_dir)
-    db = Database(f"sqlite:///{directory}/m.db")
+    db = Database(module_database_url)
     register(db, load_protocol(path))
     engine = StudyEngine.open(db, str(path))
     outcomes = simulate(

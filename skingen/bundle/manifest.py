@@ -230,8 +230,12 @@ class Bundle:
         self.manifest = manifest
 
     def path(self, relative: str) -> Path:
-        """Absolute path of a manifest path (validated to stay inside the bundle at load time)."""
-        return self.root / relative
+        """Absolute path of a manifest path. Checked again here, not only at load time: a symlink swapped in
+        after the study was registered must not let the app serve a file from outside the bundle."""
+        path = self.root / relative
+        if not path.resolve().is_relative_to(self.root.resolve()):
+            raise BundleError(f"{self.root}: {relative!r} resolves outside the bundle directory")
+        return path
 
     @property
     def content_hash(self) -> str:

@@ -68,7 +68,27 @@ def session_token() -> str | None:
 
 
 def identity() -> Identity | None:
-    return auth().identity(session_token())
+    """Who is signed in; renews the session token in the URL once it is old enough (see study.auth)."""
+    token = session_token()
+    renewed = auth().renew(token)
+    if renewed is None:
+        return None
+    if renewed != token:
+        start_session(renewed)
+    return auth().identity(renewed)
+
+
+PROXY_ADDRESS_HEADER = "X-Real-IP"
+
+
+def client_source() -> str | None:
+    """The client's address, for per-source sign-in throttling. Streamlit reports no address for a local
+    peer; behind the local nginx of our deployment that peer is the proxy, which sets ``X-Real-IP`` to the
+    real client (the header is trusted only then — from a remote peer it could be forged)."""
+    peer = st.context.ip_address
+    if isinstance(peer, str):  # not None: a remote peer (AppTest's mocked runtime gives a mock: no address)
+        return peer
+    return st.context.headers.get(PROXY_ADDRESS_HEADER) or None
 
 
 def start_session(token: str) -> None:

@@ -15,7 +15,15 @@ from dataclasses import dataclass, field
 import streamlit as st
 
 from db.session import Database, database_url
-from study.engine import ConsentRefused, EngineError, Position, StepConflict, StudyEngine, UnknownToken
+from study.engine import (
+    ConsentRefused,
+    EngineError,
+    Position,
+    ResumeRefused,
+    StepConflict,
+    StudyEngine,
+    UnknownToken,
+)
 from study.flow import AnswerError, AnswerProblem, expected_fields
 from study.registry import RegistryError
 
@@ -86,9 +94,14 @@ def _entry() -> Entry:
 
 
 def _returning(engine: StudyEngine, entry: Entry) -> Entry:
-    """Someone back through the recruiting link (no token, a known participant label): their own study."""
+    """Someone back through the recruiting link (no token, a known participant label): their own study.
+
+    Raises :class:`ResumeRefused` when the label is known but the platform's per-attempt parameters differ.
+    """
     try:
         token = engine.resume(entry.url_params)
+    except ResumeRefused:
+        raise
     except Exception:  # the database is down: the consent page's own submit will say so
         LOG.exception("could not look up a returning participant")
         return entry
@@ -108,7 +121,10 @@ def resolve() -> Visit:
         return Visit("error", problem=UNAVAILABLE)
     entry = _entry()
     if entry.token is None:
-        entry = _returning(engine, entry)
+        try:
+            entry = _returning(engine, entry)
+        except ResumeRefused as refused:
+            return Visit("error", engine, entry, problem=str(refused).capitalize())
     if entry.token is None:
         return Visit("consent", engine, entry)
     try:
@@ -162,6 +178,8 @@ def consent(visit: Visit) -> None:
     except ConsentRefused as refused:
         keep_errors("consent", refused.errors)
         return
+    except ResumeRefused:
+        return  # the label is another session's: the next run's resolve() shows why
     except Exception:
         LOG.exception("could not record consent")
         keep_errors("consent", {PAGE: SAVE_FAILED})

@@ -21,11 +21,19 @@ UNSURE_LABEL = "I'm not sure"
 CONFIDENCE_TEXT = "How confident are you in your answer?"
 
 
+def _known_choice(key: str, options: list) -> list:
+    """``options``, after dropping a widget state that is none of them. Only a crafted client sends one (the
+    engine refused it); Streamlit could not draw the widget with it, so it starts blank again instead."""
+    if key in st.session_state and st.session_state[key] not in (*options, None):
+        del st.session_state[key]
+    return options
+
+
 def _scale_radio(label: str, points: int, anchors: Mapping[int, str], key: str, help: str = "") -> None:
     """A horizontal 1..n rating row with the anchor labels under their points; nothing preselected."""
     st.radio(
         label,
-        options=list(range(1, points + 1)),
+        options=_known_choice(key, list(range(1, points + 1))),
         index=None,
         horizontal=True,
         captions=[anchors.get(point, "") for point in range(1, points + 1)],
@@ -44,7 +52,7 @@ def _item(step: Step, item: Item, manifest: BundleManifest) -> None:
         labels = item.value_labels()
         st.radio(
             item.text,
-            options=list(labels),
+            options=_known_choice(key, list(labels)),
             format_func=labels.__getitem__,
             index=None,
             horizontal=item.type == "yes_no",
@@ -55,7 +63,7 @@ def _item(step: Step, item: Item, manifest: BundleManifest) -> None:
         names = {c.id: c.display_name for c in manifest.conditions} | {UNSURE: UNSURE_LABEL}
         st.selectbox(
             item.text,
-            options=list(names),
+            options=_known_choice(key, list(names)),
             format_func=names.__getitem__,
             index=None,
             placeholder="Choose a condition…",

@@ -29,7 +29,11 @@ def sign_in() -> None:
         submitted = st.form_submit_button("Sign in", type="primary")
     if submitted:
         try:
-            access.start_session(access.auth().sign_in_admin(password, access.admin_password_hash()))
+            access.start_session(
+                access.auth().sign_in_admin(
+                    password, access.admin_password_hash(), source=access.client_source()
+                )
+            )
         except AuthError as exc:
             st.error(str(exc).capitalize())
             return
@@ -52,7 +56,7 @@ def dashboard() -> None:
         f"Study {protocol.study.id} v{protocol.study.version} · {protocol.design} design · "
         f"last activity {monitor.last_activity() or '—'}"
     )
-    columns = st.columns(6)
+    columns = st.columns(7)
     for column, (label, key) in zip(
         columns,
         [
@@ -61,6 +65,7 @@ def dashboard() -> None:
             ("Completed", "completed"),
             ("Active", "active"),
             ("Dropped out", "dropped"),
+            ("Withdrawn", "withdrawn"),
             ("Failed attention check", "failed_attention_check"),
         ],
         strict=True,

@@ -52,7 +52,7 @@ def _set_password(invite: str) -> None:
             st.error("The two passwords differ.")
             return
         try:
-            access.start_session(access.auth().accept_invite(invite, password))
+            access.start_session(access.auth().accept_invite(invite, password, source=access.client_source()))
         except AuthError as exc:
             st.error(str(exc).capitalize())
             return
@@ -67,7 +67,9 @@ def _sign_in() -> None:
         submitted = st.form_submit_button("Sign in", type="primary")
     if submitted:
         try:
-            access.start_session(access.auth().sign_in_rater(name.strip(), password))
+            access.start_session(
+                access.auth().sign_in_rater(name.strip(), password, source=access.client_source())
+            )
         except AuthError as exc:
             st.error(str(exc).capitalize())
             return
