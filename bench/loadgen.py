@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import socket
@@ -31,7 +32,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,11 @@ from streamlit.proto.WidgetStates_pb2 import WidgetState
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from study.deploy import ROUTE_COOKIE  # noqa: E402  (after the path: the script runs from a clone too)
+from study.flow import AnswerProblem  # noqa: E402
+
+NOT_SAVED = AnswerProblem("not_saved").message
 INPUT_KINDS = ("checkbox", "radio", "selectbox", "text_area", "number_input")
 RUN_TIMEOUT_S = 120
 
@@ -66,6 +72,11 @@ class Page:
     submit: Widget | None = None
     images: list[str] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
+    exceptions: list[str] = field(default_factory=list)
+
+    @property
+    def completed(self) -> bool:
+        return any("completion code" in text.lower() for text in self.texts)
 
     @property
     def form(self) -> str | None:
@@ -87,6 +98,8 @@ def read_element(page: Page, element) -> None:
         page.texts.append(getattr(element, kind).body)
     elif kind == "code":
         page.texts.append(element.code.code_text)
+    elif kind == "exception":  # an uncaught error in the app: participants must never see one
+        page.exceptions.append(f"{element.exception.type}: {element.exception.message}")
 
 
 def answer(page: Page, rng: random.Random) -> list[WidgetState]:
@@ -114,19 +127,36 @@ def answer(page: Page, rng: random.Random) -> list[WidgetState]:
 class StreamlitClient:
     """One browser tab, minus the browser: a websocket session and the URL's query string."""
 
-    def __init__(self, base: str, query: str) -> None:
+    def __init__(self, base: str, query: str, route: str | None = None) -> None:
         parts = urlsplit(base)
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
         self.ws_url = f"ws://{self.host}:{self.port}/_stcore/stream"
         self.query = query
+        self.route = route  # nginx's sticky-session cookie (study/deploy.py): which replica serves this tab
         self.ws = None
 
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Cookie": f"{ROUTE_COOKIE}={self.route}"} if self.route else {}
+
+    async def connect(self) -> None:
+        self.ws = await websockets.connect(
+            self.ws_url, subprotocols=["streamlit"], max_size=None, additional_headers=self.headers
+        )
+
+    async def reconnect(self) -> None:
+        """A reload (or a dropped connection): a new websocket session with the same URL."""
+        with contextlib.suppress(Exception):
+            await self.ws.close()
+        await self.connect()
+
     async def __aenter__(self) -> StreamlitClient:
-        self.ws = await websockets.connect(self.ws_url, subprotocols=["streamlit"], max_size=None)
+        await self.connect()
         return self
 
     async def __aexit__(self, *exc) -> None:
-        await self.ws.close()
+        with contextlib.suppress(Exception):
+            await self.ws.close()
 
     async def run(self, widget_states: list[WidgetState] = ()) -> Page:
         """Ask for a script run; return the page of the run that finishes without a rerun."""
@@ -155,9 +185,10 @@ class StreamlitClient:
     async def fetch(self, path: str) -> int:
         """GET one media file like the browser does; returns the HTTP status."""
         reader, writer = await asyncio.open_connection(self.host, self.port)
+        cookie = "".join(f"{name}: {value}\r\n" for name, value in self.headers.items())
         try:
             writer.write(
-                f"GET {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nConnection: close\r\n\r\n".encode()
+                f"GET {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n{cookie}Connection: close\r\n\r\n".encode()
             )
             await writer.drain()
             data = await reader.read()
@@ -171,6 +202,28 @@ class StreamlitClient:
 
 
 # --- participants ------------------------------------------------------------------------------------------
+DROPPED = (websockets.ConnectionClosed, OSError, TimeoutError)  # a replica died, nginx dropped the socket, …
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one simulated participant does besides answering pages (the default: nothing else).
+
+    ``route`` is the sticky-session cookie sent to nginx (which replica serves the tab). After the submits
+    numbered in ``reload_after`` the tab reloads (a new session, same URL); after submit ``move_after`` it
+    drops the connection and comes back with ``move_route`` (another replica). ``retries``: how often to
+    come back after a dropped connection, a page that was not saved or a page that is not available,
+    waiting ``retry_wait_s`` in between (what a patient participant does).
+    """
+
+    route: str | None = None
+    reload_after: frozenset[int] = frozenset()
+    move_after: int | None = None
+    move_route: str | None = None
+    retries: int = 0
+    retry_wait_s: float = 0.5
+
+
 @dataclass
 class Outcome:
     label: str
@@ -179,38 +232,132 @@ class Outcome:
     submits: list[float] = field(default_factory=list)
     load: float | None = None
     errors: list[str] = field(default_factory=list)
+    acknowledged: list[str] = field(default_factory=list)  # forms whose submit showed the next page
+    not_saved: int = 0  # pages that came back with "not saved" (and were submitted again)
+    reconnects: int = 0
 
 
-async def participant(
-    base: str, number: int, think: tuple[float, float], seed: int, fetch_media: bool = True
-) -> Outcome:
-    rng = random.Random(seed * 100_003 + number)
-    outcome = Outcome(f"loadgen-{number}")
-    await asyncio.sleep(rng.uniform(0, think[1]))  # arrivals spread out, as in a real study
-    try:
-        async with StreamlitClient(base, f"PROLIFIC_PID={outcome.label}") as client:
+class SimulatedParticipant:
+    """One simulated participant following a :class:`Plan`; :meth:`run` returns its :class:`Outcome`."""
+
+    def __init__(self, base: str, number: int, think: tuple[float, float], seed: int, plan: Plan) -> None:
+        self.rng = random.Random(seed * 100_003 + number)
+        self.think, self.plan = think, plan
+        self.outcome = Outcome(f"loadgen-{number}")
+        self.client = StreamlitClient(base, f"PROLIFIC_PID={self.outcome.label}", plan.route)
+        self.retries_left = plan.retries
+
+    async def run(self, fetch_media: bool = True) -> Outcome:
+        outcome, client = self.outcome, self.client
+        await asyncio.sleep(self.rng.uniform(0, self.think[1]))  # arrivals spread out, as in a real study
+        try:
+            await client.connect()
             start = time.perf_counter()
-            page = await client.run()
+            page = await self.open_page()
             outcome.load = time.perf_counter() - start
             while page.submit is not None:
                 if fetch_media:
                     await media(client, page, outcome)
-                await asyncio.sleep(rng.uniform(*think))
-                states = answer(page, rng)
-                start = time.perf_counter()
-                following = await client.run(states)
-                outcome.submits.append(time.perf_counter() - start)
-                if following.form == page.form:
-                    outcome.errors.append(f"page {page.form} did not advance: {following.texts[-1:]}")
+                await asyncio.sleep(self.rng.uniform(*self.think))
+                following = await self.submit(page)
+                if following is None:
                     return outcome
-                page = following
+                page = await self.after_submit(following)
             outcome.token = client.token
-            outcome.completed = any("completion code" in text.lower() for text in page.texts)
+            outcome.completed = page.completed
             if not outcome.completed:
                 outcome.errors.append(f"ended on a page without a completion code: {page.texts[:2]}")
-    except Exception as exc:  # every failure is an error in the report
-        outcome.errors.append(f"{type(exc).__name__}: {exc}")
-    return outcome
+        except Exception as exc:  # every failure is an error in the report
+            outcome.errors.append(f"{type(exc).__name__}: {exc}")
+        finally:
+            await client.__aexit__()
+        return outcome
+
+    async def open_page(self) -> Page:
+        """The current page after (re)connecting; waits out an unavailable study while retries are left."""
+        while True:
+            try:
+                page = await self.client.run()
+            except DROPPED:
+                if not self.spend_retry():
+                    raise
+                await self.reconnect()
+                continue
+            self.outcome.errors += page.exceptions
+            if page.submit is not None or page.completed or not self.spend_retry():
+                return page
+            await asyncio.sleep(self.plan.retry_wait_s)  # "not available right now": come back later
+
+    async def submit(self, page: Page) -> Page | None:
+        """Submit ``page`` until it advances; None (and an error) when it can't."""
+        while True:
+            states = answer(page, self.rng)
+            start = time.perf_counter()
+            try:
+                following = await self.client.run(states)
+            except DROPPED:
+                if not self.spend_retry():
+                    raise
+                await self.reconnect()
+                following = await self.open_page()
+                if following.form in self.outcome.acknowledged:
+                    self.outcome.errors.append(f"resumed at {following.form}, answered before")
+                    return None
+                if following.form != page.form:  # the submit was stored before the connection dropped
+                    self.outcome.acknowledged.append(page.form or "")
+                    return following
+                page = following  # not stored: answer the same step again
+                continue
+            self.outcome.errors += following.exceptions
+            if following.form != page.form:
+                self.outcome.submits.append(time.perf_counter() - start)
+                self.outcome.acknowledged.append(page.form or "")
+                return following
+            self.outcome.not_saved += any(NOT_SAVED in text for text in following.texts)
+            if not self.spend_retry():
+                self.outcome.errors.append(f"page {page.form} did not advance: {following.texts[-1:]}")
+                return None
+            await asyncio.sleep(self.plan.retry_wait_s)
+            page = following
+
+    async def after_submit(self, page: Page) -> Page:
+        """Reload, or move to another replica, where the plan says; the page must be the same afterwards."""
+        number = len(self.outcome.acknowledged)
+        if number == self.plan.move_after:
+            self.client.route = self.plan.move_route
+        elif number not in self.plan.reload_after:
+            return page
+        await self.reconnect()
+        again = await self.open_page()
+        if again.form != page.form:
+            self.outcome.errors.append(f"after reconnecting: {again.form}, expected {page.form}")
+        return again
+
+    async def reconnect(self) -> None:
+        self.outcome.reconnects += 1
+        while True:
+            try:
+                await self.client.reconnect()
+                return
+            except DROPPED:
+                if not self.spend_retry():
+                    raise
+                await asyncio.sleep(self.plan.retry_wait_s)
+
+    def spend_retry(self) -> bool:
+        self.retries_left -= 1
+        return self.retries_left >= 0
+
+
+async def participant(
+    base: str,
+    number: int,
+    think: tuple[float, float],
+    seed: int,
+    fetch_media: bool = True,
+    plan: Plan = Plan(),
+) -> Outcome:
+    return await SimulatedParticipant(base, number, think, seed, plan).run(fetch_media)
 
 
 async def media(client: StreamlitClient, page: Page, outcome: Outcome) -> None:
@@ -221,13 +368,22 @@ async def media(client: StreamlitClient, page: Page, outcome: Outcome) -> None:
 
 
 async def crowd(
-    base: str, n: int, think: tuple[float, float], seed: int, rounds: int = 1, fetch_media: bool = True
+    base: str,
+    n: int,
+    think: tuple[float, float],
+    seed: int,
+    rounds: int = 1,
+    fetch_media: bool = True,
+    plans: Callable[[int], Plan] = lambda _: Plan(),
 ) -> list[Outcome]:
-    """``n`` participants at once; ``rounds`` > 1 runs that many groups one after the other (more samples)."""
+    """``n`` participants at once; ``rounds`` > 1 runs that many groups one after the other (more samples).
+    ``plans(number)`` gives each participant's plan (reloads, replica moves, retries)."""
     outcomes: list[Outcome] = []
     for r in range(rounds):
-        group = (participant(base, r * n + i, think, seed, fetch_media) for i in range(n))
-        outcomes += await asyncio.gather(*group)
+        numbers = range(r * n, (r + 1) * n)
+        outcomes += await asyncio.gather(
+            *(participant(base, i, think, seed, fetch_media, plans(i)) for i in numbers)
+        )
     return outcomes
 
 

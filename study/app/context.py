@@ -14,14 +14,13 @@ from dataclasses import dataclass, field
 
 import streamlit as st
 
-from db.session import Database, database_url
+from db.session import DB_ENV, Database, database_url
 from study.engine import ConsentRefused, EngineError, Position, StepConflict, StudyEngine, UnknownToken
 from study.flow import AnswerError, AnswerProblem, expected_fields
 from study.registry import RegistryError
 
 LOG = logging.getLogger("skingen.app")
 
-DB_ENV = "SKINGEN_DB_URL"
 PROTOCOL_ENV = "SKINGEN_PROTOCOL"
 TEST_HOOKS_ENV = "SKINGEN_TEST_HOOKS"
 TOKEN_PARAM = "token"
@@ -119,8 +118,19 @@ def resolve() -> Visit:
         return Visit("error", engine, entry, problem=str(exc).capitalize())
     except Exception:  # the database is down, …: log it, show the participant a calm page, never a traceback
         LOG.exception("could not read the position of a participant")
-        return Visit("error", engine, entry, problem=UNAVAILABLE)
+        return _last_page(engine, entry) or Visit("error", engine, entry, problem=UNAVAILABLE)
     return Visit(position.step.kind, engine, entry, position)
+
+
+def _last_page(engine: StudyEngine, entry: Entry) -> Visit | None:
+    """While the database is away, the page this session showed last, drawn again from memory: the
+    participant keeps what they entered and reads "not saved, please try again" (the submit callback's
+    error) instead of losing the page. Their next submit goes to the database, the source of truth, which
+    moves them on or (if the first submit was stored after all) ignores the repeat."""
+    last: Visit | None = st.session_state.get(_VISIT_KEY)
+    if last is None or last.position is None or last.entry != entry or last.page not in {"questions", "trial"}:
+        return None
+    return Visit(last.page, engine, entry, last.position)
 
 
 def remember(visit: Visit) -> None:
@@ -141,7 +151,11 @@ def mark_shown(visit: Visit) -> None:
     assert visit.engine is not None and visit.position is not None
     shown = (visit.token, visit.position.index)
     if st.session_state.get(_SHOWN_KEY) != shown:
-        visit.engine.mark_shown(visit.token, visit.position.index)
+        try:
+            visit.engine.mark_shown(visit.token, visit.position.index)
+        except Exception:  # the database is away: the page still shows; the next run stamps it
+            LOG.exception("could not stamp when step %s was shown", visit.position.step.key)
+            return
         st.session_state[_SHOWN_KEY] = shown
 
 
