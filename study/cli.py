@@ -197,6 +197,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    from study.audit import audit
+    from study.engine import StudyEngine
+
+    report = audit(StudyEngine.open(Database(database_url(args.db)), args.protocol))
+    for problem in report.problems:
+        print(problem, file=sys.stderr)
+    verdict = "every row explained" if report.ok else f"{len(report.problems)} problem(s)"
+    print(f"{report.participants} participants, {report.responses} answers, {report.events} events: {verdict}")
+    return 0 if report.ok else 1
+
+
 def cmd_deploy_nginx(args: argparse.Namespace) -> int:
     from study.deploy import Deployment, write_deployment
 
@@ -334,6 +346,11 @@ def build_parser() -> argparse.ArgumentParser:
         "for benchmarks only",
     )
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("audit", help="replay the event log against the tables; list every row it can't explain")
+    p.add_argument("--db", help=DB_HELP)
+    p.add_argument("--protocol", metavar="FILE", help="registered protocol (default: the database's only study)")
+    p.set_defaults(func=cmd_audit)
 
     deploy = sub.add_parser("deploy", help="write the configs that run several app servers").add_subparsers(
         dest="deploy_command", required=True
