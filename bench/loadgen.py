@@ -450,8 +450,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def app_server(kind: str, protocol: Path, workdir: Path) -> Iterator[tuple[str, str]]:
-    """`skingen-study serve` (tuned, or --default-streamlit) on a free port and a fresh SQLite file."""
+def app_server(kind: str, protocol: Path, workdir: Path) -> Iterator[tuple[str, str, int]]:
+    """`skingen-study serve` (tuned, or --default-streamlit) on a free port and a fresh SQLite file;
+    yields its URL, database URL and process id."""
     port = free_port()
     db_url = f"sqlite:///{workdir}/{kind}-{port}.db"
     command = [
@@ -480,7 +481,7 @@ def app_server(kind: str, protocol: Path, workdir: Path) -> Iterator[tuple[str, 
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"server did not start; see {log.name}") from None
                 time.sleep(0.3)
-        yield base, db_url
+        yield base, db_url, process.pid
     finally:
         process.terminate()
         try:
@@ -488,6 +489,12 @@ def app_server(kind: str, protocol: Path, workdir: Path) -> Iterator[tuple[str, 
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux /proc; all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # --- reporting ---------------------------------------------------------------------------------------------
@@ -508,6 +515,7 @@ class Row:
     expected: int | None = None
     problems: list[str] = field(default_factory=list)
     wall_s: float = 0.0
+    cpu_s: float | None = None  # the server process's CPU time (user + system) during the run
 
     def cells(self) -> list[str]:
         submits = [s * 1000 for o in self.outcomes for s in o.submits]
@@ -528,6 +536,7 @@ class Row:
             str(errors),
             stored,
             f"{self.wall_s:.0f}",
+            "–" if self.cpu_s is None or not submits else f"{self.cpu_s * 1000 / len(submits):.1f}",
         ]
 
 
@@ -544,6 +553,7 @@ HEADER = [
     "errors",
     "answers in DB",
     "run s",
+    "server CPU ms/submit",
 ]
 
 
@@ -588,12 +598,13 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="skingen-loadgen-") as tmp:
             for server in args.servers:
                 for n in args.participants:
-                    with app_server(server, args.protocol.resolve(), Path(tmp)) as (base, db_url):
+                    with app_server(server, args.protocol.resolve(), Path(tmp)) as (base, db_url, pid):
                         asyncio.run(warm_up(base))
-                        start = time.monotonic()
+                        start, cpu = time.monotonic(), cpu_seconds(pid)
                         rounds = args.single_rounds if n == 1 else 1
                         outcomes = asyncio.run(crowd(base, n, think, args.seed, rounds, not args.no_media))
                         row = Row(server, n, outcomes, wall_s=time.monotonic() - start)
+                        row.cpu_s = cpu_seconds(pid) - cpu
                         row.stored, row.expected, row.problems = verify(db_url, args.protocol, outcomes)
                     rows.append(row)
                     print(table([row]).splitlines()[-1], file=sys.stderr, flush=True)

@@ -205,7 +205,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
     for problem in report.problems:
         print(problem, file=sys.stderr)
     verdict = "every row explained" if report.ok else f"{len(report.problems)} problem(s)"
-    print(f"{report.participants} participants, {report.responses} answers, {report.events} events: {verdict}")
+    print(
+        f"{report.participants} participants, {report.responses} answers, {report.events} events: {verdict}"
+    )
     return 0 if report.ok else 1
 
 
@@ -347,9 +349,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("audit", help="replay the event log against the tables; list every row it can't explain")
+    p = sub.add_parser(
+        "audit", help="replay the event log against the tables; list every row it can't explain"
+    )
     p.add_argument("--db", help=DB_HELP)
-    p.add_argument("--protocol", metavar="FILE", help="registered protocol (default: the database's only study)")
+    p.add_argument(
+        "--protocol", metavar="FILE", help="registered protocol (default: the database's only study)"
+    )
     p.set_defaults(func=cmd_audit)
 
     deploy = sub.add_parser("deploy", help="write the configs that run several app servers").add_subparsers(

@@ -26,7 +26,9 @@ def test_bots_leave_nothing_unexplained_and_tampering_is_named(protocol_file, ma
         first, second = session.scalars(select(Participant).order_by(Participant.id).limit(2)).all()
         now = datetime.now(UTC)
         row = {"value": "1", "shown_at": now, "submitted_at": now, "rt_ms": 0}
-        session.execute(insert(Response), [{"participant_id": first.id, "step_key": "zz", "item_id": "x", **row}])
+        session.execute(
+            insert(Response), [{"participant_id": first.id, "step_key": "zz", "item_id": "x", **row}]
+        )
         session.execute(update(Participant).where(Participant.id == second.id).values(step_index=99))
     codes = {(p.code, p.participant) for p in audit(engine).problems}
     assert ("answers", first.public_id) in codes and ("step", second.public_id) in codes

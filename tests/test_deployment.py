@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.message
 import os
 import random
 import re
@@ -53,12 +54,12 @@ class Running:
     pg: postgres.Server
     process: subprocess.Popen
 
-    def get(self, path: str, route: str | None = None) -> tuple[int, dict[str, str]]:
+    def get(self, path: str, route: str | None = None) -> tuple[int, email.message.Message]:
         request = urllib.request.Request(self.base + path)
         if route:
             request.add_header("Cookie", f"{ROUTE_COOKIE}={route}")
         with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, dict(response.headers)
+            return response.status, response.headers
 
     def access_log(self) -> list[str]:
         return (self.out / "logs" / "nginx-access.log").read_text().splitlines()
@@ -228,7 +229,8 @@ def test_nginx_sends_security_headers_and_a_sticky_cookie(deployment):
     assert status == 200
     for name, value in SECURITY_HEADERS.items():
         assert headers.get(name) == value, name
-    assert headers["Set-Cookie"].startswith(f"{ROUTE_COOKIE}=") and "HttpOnly" in headers["Set-Cookie"]
+    sticky = [c for c in headers.get_all("Set-Cookie") if c.startswith(f"{ROUTE_COOKIE}=")]
+    assert len(sticky) == 1 and "HttpOnly" in sticky[0], headers.get_all("Set-Cookie")
     routes = deployment.routes()
     assert sorted(routes) == deployment.ports
     for port, route in routes.items():

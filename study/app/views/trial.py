@@ -5,13 +5,13 @@ from __future__ import annotations
 import streamlit as st
 
 from skingen.bundle.manifest import Bundle, Case
-from study.app import context, items, layout
+from study.app import context, images, items, layout
 
 
 def _case(bundle: Bundle, case: Case) -> None:
     photo, ai = st.columns([5, 6], gap="large")
     with photo:
-        st.image(str(bundle.path(case.image)), caption="The skin area to assess", width="stretch")
+        images.show(bundle.path(case.image), caption="The skin area to assess")
     with ai, st.container(border=True):
         st.markdown("**The AI's diagnosis**")
         st.subheader(case.ai.display_name, anchor=False)
@@ -28,7 +28,7 @@ def _references(bundle: Bundle, case: Case) -> None:
     )
     for column, ref in zip(st.columns(len(case.references)), case.references, strict=True):
         with column:
-            st.image(str(bundle.path(ref.image)), caption=ref.caption, width="stretch")
+            images.show(bundle.path(ref.image), caption=ref.caption)
 
 
 def page() -> None:
