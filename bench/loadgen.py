@@ -450,9 +450,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def app_server(kind: str, protocol: Path, workdir: Path) -> Iterator[tuple[str, str, int]]:
+def app_server(kind: str, protocol: Path, workdir: Path, root: Path = ROOT) -> Iterator[tuple[str, str, int]]:
     """`skingen-study serve` (tuned, or --default-streamlit) on a free port and a fresh SQLite file;
-    yields its URL, database URL and process id."""
+    yields its URL, database URL and process id. ``root``: the checkout whose code the server runs."""
     port = free_port()
     db_url = f"sqlite:///{workdir}/{kind}-{port}.db"
     command = [
@@ -468,7 +468,7 @@ def app_server(kind: str, protocol: Path, workdir: Path) -> Iterator[tuple[str, 
     ]
     command += ["--port", str(port)] + (["--default-streamlit"] if kind == "default" else [])
     log = (workdir / f"{kind}-{port}.log").open("w")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(root)}
     process = subprocess.Popen(command, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -489,6 +489,13 @@ def app_server(kind: str, protocol: Path, workdir: Path) -> Iterator[tuple[str, 
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
+
+
+def checkout(value: str) -> tuple[str, str, Path]:
+    name, sep, folder = value.partition("=")
+    if not sep or not Path(folder, "study").is_dir():
+        raise SystemExit(f"--checkout expects NAME=DIR with DIR a clone of this project, got {value!r}")
+    return name, "tuned", Path(folder).resolve()
 
 
 def cpu_seconds(pid: int) -> float:
@@ -580,6 +587,13 @@ def main(argv: list[str] | None = None) -> int:
         help="the 1-participant level runs this many participants one after the other (more samples)",
     )
     parser.add_argument("--no-media", action="store_true", help="don't download the pages' images")
+    parser.add_argument(
+        "--checkout",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="also run the tuned server from another checkout (e.g. before a change), side by side",
+    )
     args = parser.parse_args(argv)
     think = (args.think[0], args.think[1])
     rows: list[Row] = []
@@ -595,15 +609,16 @@ def main(argv: list[str] | None = None) -> int:
             from study.demo import demo_dir, prepare_demo
 
             args.protocol = prepare_demo(demo_dir())
+        servers = [(kind, kind, ROOT) for kind in args.servers] + [checkout(c) for c in args.checkout]
         with tempfile.TemporaryDirectory(prefix="skingen-loadgen-") as tmp:
-            for server in args.servers:
-                for n in args.participants:
-                    with app_server(server, args.protocol.resolve(), Path(tmp)) as (base, db_url, pid):
+            for n in args.participants:  # servers side by side at each level: the same machine load
+                for label, kind, root in servers:
+                    with app_server(kind, args.protocol.resolve(), Path(tmp), root) as (base, db_url, pid):
                         asyncio.run(warm_up(base))
                         start, cpu = time.monotonic(), cpu_seconds(pid)
                         rounds = args.single_rounds if n == 1 else 1
                         outcomes = asyncio.run(crowd(base, n, think, args.seed, rounds, not args.no_media))
-                        row = Row(server, n, outcomes, wall_s=time.monotonic() - start)
+                        row = Row(label, n, outcomes, wall_s=time.monotonic() - start)
                         row.cpu_s = cpu_seconds(pid) - cpu
                         row.stored, row.expected, row.problems = verify(db_url, args.protocol, outcomes)
                     rows.append(row)

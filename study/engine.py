@@ -250,11 +250,15 @@ class StudyEngine:
                 .values(step_shown_at=self.clock())
             )
 
-    def submit(self, token: str, step_key: str, answers: Mapping[str, object]) -> Position:
+    def submit(
+        self, token: str, step_key: str, answers: Mapping[str, object], *, next_shown: bool = False
+    ) -> Position:
         """Validate and store one step's answers, and move the participant on — all or nothing.
 
         Submitting a step the participant already passed (double click, second tab, replay) changes
         nothing and returns the current position. Any other step that isn't current is refused.
+        ``next_shown``: the caller shows the next step right away (the app does, in the same script run), so
+        its first-shown time is stamped here instead of by a separate :meth:`mark_shown` transaction.
         """
         now = self.clock()
         with self.db.write() as session:
@@ -294,7 +298,7 @@ class StudyEngine:
                 self._enroll(session, participant, self._stratum(stored), now)
                 path = self.participant_path(participant)
             participant.step_index += 1
-            participant.step_shown_at = None
+            participant.step_shown_at = now if next_shown else None
             participant.last_activity_at = now
             if path.current(participant.step_index).kind == "complete":
                 participant.status = "completed"

@@ -277,7 +277,7 @@ def test_the_page_words_each_problem_by_its_code(study, monkeypatch):
     study()
     p = AppParticipant().consent()
 
-    def refuse(self, token, step_key, answers):
+    def refuse(self, token, step_key, answers, **options):
         raise AnswerError(step_key, {"expertise": AnswerProblem("out_of_range", 1, 3, got=9)})
 
     monkeypatch.setattr(StudyEngine, "submit", refuse)

@@ -204,14 +204,19 @@ def submit(visit: Visit) -> None:
     st.session_state[_HANDLED_KEY] = step.key
     answers = {field: st.session_state.get(widget_key(step.key, field)) for field in expected_fields(step)}
     try:
-        st.session_state[_MOVED_KEY] = (visit.token, visit.engine.submit(visit.token, step.key, answers))
+        moved = visit.engine.submit(visit.token, step.key, answers, next_shown=True)
     except AnswerError as exc:
         keep_errors(step.key, exc.errors)
+        return
     except (StepConflict, UnknownToken):
-        pass  # a stale page (another tab moved on): the next run shows whatever is current
+        return  # a stale page (another tab moved on): the next run shows whatever is current
     except Exception:
         LOG.exception("could not store the answers of step %s", step.key)
         keep_errors(step.key, {PAGE: SAVE_FAILED})
+        return
+    st.session_state[_MOVED_KEY] = (visit.token, moved)
+    if moved.index == visit.position.index + 1:  # this run shows that step; the submit stamped it shown
+        st.session_state[_SHOWN_KEY] = (visit.token, moved.index)
 
 
 def unhandled_click(visit: Visit, clicked: bool) -> None:
