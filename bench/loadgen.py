@@ -143,6 +143,11 @@ class StreamlitClient:
         self.ws = await websockets.connect(
             self.ws_url, subprotocols=["streamlit"], max_size=None, additional_headers=self.headers
         )
+        if self.route is None:  # keep nginx's sticky cookie, as a browser does
+            for cookie in self.ws.response.headers.get_all("Set-Cookie"):
+                name, _, value = cookie.partition(";")[0].partition("=")
+                if name == ROUTE_COOKIE:
+                    self.route = value
 
     async def reconnect(self) -> None:
         """A reload (or a dropped connection): a new websocket session with the same URL."""
