@@ -235,6 +235,7 @@ class Outcome:
     token: str | None = None
     completed: bool = False
     submits: list[float] = field(default_factory=list)
+    case_submits: list[float] = field(default_factory=list)  # those whose next page shows images (a case)
     load: float | None = None
     errors: list[str] = field(default_factory=list)
     acknowledged: list[str] = field(default_factory=list)  # forms whose submit showed the next page
@@ -316,6 +317,8 @@ class SimulatedParticipant:
             self.outcome.errors += following.exceptions
             if following.form != page.form:
                 self.outcome.submits.append(time.perf_counter() - start)
+                if following.images:
+                    self.outcome.case_submits.append(self.outcome.submits[-1])
                 self.outcome.acknowledged.append(page.form or "")
                 return following
             self.outcome.not_saved += any(NOT_SAVED in text for text in following.texts)
@@ -380,12 +383,14 @@ async def crowd(
     rounds: int = 1,
     fetch_media: bool = True,
     plans: Callable[[int], Plan] = lambda _: Plan(),
+    first: int = 0,
 ) -> list[Outcome]:
     """``n`` participants at once; ``rounds`` > 1 runs that many groups one after the other (more samples).
-    ``plans(number)`` gives each participant's plan (reloads, replica moves, retries)."""
+    ``plans(number)`` gives each participant's plan (reloads, replica moves, retries); participants are
+    numbered from ``first`` (their labels must be new to the database)."""
     outcomes: list[Outcome] = []
     for r in range(rounds):
-        numbers = range(r * n, (r + 1) * n)
+        numbers = range(first + r * n, first + (r + 1) * n)
         outcomes += await asyncio.gather(
             *(participant(base, i, think, seed, fetch_media, plans(i)) for i in numbers)
         )
@@ -454,6 +459,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def healthy(base: str) -> bool:
+    """Does the Streamlit server at ``base`` answer its health check?"""
+    try:
+        with urllib.request.urlopen(base + "/_stcore/health", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
 @contextmanager
 def app_server(kind: str, protocol: Path, workdir: Path, root: Path = ROOT) -> Iterator[tuple[str, str, int]]:
     """`skingen-study serve` (tuned, or --default-streamlit) on a free port and a fresh SQLite file;
@@ -478,14 +492,10 @@ def app_server(kind: str, protocol: Path, workdir: Path, root: Path = ROOT) -> I
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(base + "/_stcore/health", timeout=2):
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"server did not start; see {log.name}") from None
-                time.sleep(0.3)
+        while not healthy(base):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"server did not start; see {log.name}")
+            time.sleep(0.3)
         yield base, db_url, process.pid
     finally:
         process.terminate()
@@ -529,10 +539,15 @@ class Row:
     wall_s: float = 0.0
     cpu_s: float | None = None  # the server process's CPU time (user + system) during the run
 
+    @property
+    def errors(self) -> int:
+        return sum(len(o.errors) for o in self.outcomes) + len(self.problems)
+
     def cells(self) -> list[str]:
         submits = [s * 1000 for o in self.outcomes for s in o.submits]
         loads = [o.load * 1000 for o in self.outcomes if o.load is not None]
-        errors = sum(len(o.errors) for o in self.outcomes) + len(self.problems)
+        cases = [s * 1000 for o in self.outcomes for s in o.case_submits]
+        errors = self.errors
         done = sum(o.completed for o in self.outcomes)
         stored = "–" if self.stored is None else f"{self.stored}/{self.expected}"
         return [
@@ -545,6 +560,7 @@ class Row:
             f"{percentile(submits, 99):.0f}",
             f"{max(submits):.0f}" if submits else "–",
             f"{statistics.median(loads):.0f}" if loads else "–",
+            f"{percentile(cases, 50):.0f} / {percentile(cases, 95):.0f}" if cases else "–",
             str(errors),
             stored,
             f"{self.wall_s:.0f}",
@@ -562,6 +578,7 @@ HEADER = [
     "p99 ms",
     "max ms",
     "first load p50 ms",
+    "→ case page p50 / p95 ms",
     "errors",
     "answers in DB",
     "run s",
@@ -636,7 +653,7 @@ def main(argv: list[str] | None = None) -> int:
         f"the 1-participant level ran {args.single_rounds} participants one after the other\n"
     )
     print(table(rows))
-    return 0 if all(c == "0" for c in (r.cells()[9] for r in rows)) else 1
+    return 0 if all(row.errors == 0 for row in rows) else 1
 
 
 if __name__ == "__main__":

@@ -66,8 +66,14 @@ class Running:
 
     def upstream_of(self, route: str) -> int:
         """The replica port nginx sends ``route`` to (read back from nginx's access log)."""
+        before = len(self.access_log())
         self.get("/_stcore/health", route)
-        line = next(line for line in reversed(self.access_log()) if f"route={route}" in line)
+        # nginx writes the log line after sending the response: wait for it.
+        wait_for(
+            lambda: any(line.endswith(f" route={route}") for line in self.access_log()[before:]),
+            "the log line",
+        )
+        line = next(line for line in self.access_log()[before:] if line.endswith(f" route={route}"))
         return int(re.search(r"upstream=127\.0\.0\.1:(\d+)", line).group(1))
 
     def routes(self) -> dict[int, str]:
