@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import signal
 import subprocess
 import sys
@@ -27,9 +28,17 @@ from study.demo import demo_dir, prepare_demo
 
 
 def replica_pids(out: Path) -> list[int]:
-    command = [sys.executable, "-m", "supervisor.supervisorctl", "-c", str(out / "supervisord.conf"), "pid"]
-    status = subprocess.run([*command, "replica:*"], capture_output=True, text=True).stdout.split()
-    return [int(pid) for pid in status if pid.isdigit()]
+    """The running replicas' process ids, from ``supervisorctl status`` ("… RUNNING pid 123, uptime …")."""
+    command = [
+        sys.executable,
+        "-m",
+        "supervisor.supervisorctl",
+        "-c",
+        str(out / "supervisord.conf"),
+        "status",
+    ]
+    status = subprocess.run([*command, "replica:*"], capture_output=True, text=True).stdout
+    return [int(pid) for pid in re.findall(r"RUNNING\s+pid (\d+)", status)]
 
 
 def main(argv: list[str] | None = None) -> int:
