@@ -315,6 +315,10 @@ class SimulatedParticipant:
                 page = following  # not stored: answer the same step again
                 continue
             self.outcome.errors += following.exceptions
+            if following.submit is None and not following.completed and self.spend_retry():
+                # "not available right now" instead of a page: come back when the study is there again
+                await asyncio.sleep(self.plan.retry_wait_s)
+                following = await self.open_page()
             if following.form != page.form:
                 self.outcome.submits.append(time.perf_counter() - start)
                 if following.images:

@@ -202,6 +202,23 @@ def test_a_database_failure_shows_a_calm_message_not_a_traceback(study, monkeypa
     assert again.page == "error" and "not available" in again.text()
 
 
+def test_an_information_page_says_when_its_continue_was_not_saved(study, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    study()
+    p = AppParticipant().consent().advance(value=2)
+    assert p.page == "info"
+    engine = p.at.session_state["skingen.visit"].engine
+
+    def broken(*args, **kwargs):
+        raise OperationalError("UPDATE …", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(engine, "submit", broken)
+    monkeypatch.setattr(engine, "position", broken)
+    p.submit()
+    assert p.page == "info" and "something went wrong on our side" in p.at.error[-1].value
+
+
 def test_number_and_free_text_items(study):
     entry = [
         {"id": "age", "text": "Your age in years", "type": "number", "minimum": 18, "maximum": 99},

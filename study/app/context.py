@@ -140,7 +140,7 @@ def _last_page(engine: StudyEngine, entry: Entry) -> Visit | None:
         last is None
         or last.position is None
         or last.entry != entry
-        or last.page not in {"questions", "trial"}
+        or last.page not in {"questions", "info", "trial"}
     ):
         return None
     return Visit(last.page, engine, entry, last.position)
