@@ -138,7 +138,7 @@ http {{
 
     # Which replica served each request, and how long it took: what docs/deployment.md says to monitor.
     log_format skingen '$time_iso8601 $remote_addr "$request" $status $body_bytes_sent '
-                       'upstream=$upstream_addr upstream_status=$upstream_status '
+                       'upstream=$upstream_addr upstream_status=$upstream_status cache=$upstream_cache_status '
                        'request_s=$request_time upstream_s=$upstream_response_time route=${ROUTE_COOKIE}_key';
     access_log {logs}/nginx-access.log skingen;
 

@@ -265,6 +265,8 @@ def test_participants_through_nginx_reload_and_move_between_replicas(deployment)
     assert sum(o.reconnects for o in outcomes) == reconnects
     served = streams_per_replica(deployment) - before
     assert all(served[p] > PARTICIPANTS / 4 for p in deployment.ports), served
+    images = [line for line in deployment.access_log() if '"GET /media/' in line]
+    assert any(" cache=HIT " in line for line in images)  # content-addressed images come from nginx's cache
     check_balance(deployment)
     check_audit(deployment)
 
