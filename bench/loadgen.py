@@ -7,15 +7,21 @@ waits a think time, then submits the page the way a browser submits an ``st.form
 whose widget states hold every answer plus ``trigger_value=True`` for the form's submit button. It also
 downloads the page's images (``/media/...``) like a browser would. It goes on until the completion page.
 
-Latency is click → ``script_finished`` of the run that shows the next page (a submit is two script runs:
-the one that saves the answers and the ``st.rerun()`` that draws the next step). After a run, every
-simulated participant's answers are checked in the database: each expected answer stored exactly once.
+Latency is click → ``script_finished`` of the run that shows the next page. After a run, every simulated
+participant's answers are checked in the database: each expected answer stored exactly once. The table also
+gives the server's CPU time per submit (from ``/proc``) and the latency of submits that lead to a case page.
+
+The client is importable (tests/test_deployment.py, bench/bench_deployment.py): a :class:`Plan` makes a
+participant reload, move to another replica (nginx's sticky cookie), or come back after a dropped
+connection or a "not saved" page, checking that it resumes at the right step.
 
 Usage (starts its own servers on fresh SQLite files, prints a markdown table)::
 
     python bench/loadgen.py --participants 1 10 50 --servers tuned default --think 1 5
 
     python bench/loadgen.py --url http://127.0.0.1:8501 --participants 5   # an already running server
+
+    python bench/loadgen.py --participants 1 50 --servers tuned --checkout before=/tmp/before  # side by side
 """
 
 from __future__ import annotations
