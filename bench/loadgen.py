@@ -7,21 +7,28 @@ waits a think time, then submits the page the way a browser submits an ``st.form
 whose widget states hold every answer plus ``trigger_value=True`` for the form's submit button. It also
 downloads the page's images (``/media/...``) like a browser would. It goes on until the completion page.
 
-Latency is click → ``script_finished`` of the run that shows the next page (a submit is two script runs:
-the one that saves the answers and the ``st.rerun()`` that draws the next step). After a run, every
-simulated participant's answers are checked in the database: each expected answer stored exactly once.
+Latency is click → ``script_finished`` of the run that shows the next page. After a run, every simulated
+participant's answers are checked in the database: each expected answer stored exactly once. The table also
+gives the server's CPU time per submit (from ``/proc``) and the latency of submits that lead to a case page.
+
+The client is importable (tests/test_deployment.py, bench/bench_deployment.py): a :class:`Plan` makes a
+participant reload, move to another replica (nginx's sticky cookie), or come back after a dropped
+connection or a "not saved" page, checking that it resumes at the right step.
 
 Usage (starts its own servers on fresh SQLite files, prints a markdown table)::
 
     python bench/loadgen.py --participants 1 10 50 --servers tuned default --think 1 5
 
     python bench/loadgen.py --url http://127.0.0.1:8501 --participants 5   # an already running server
+
+    python bench/loadgen.py --participants 1 50 --servers tuned --checkout before=/tmp/before  # side by side
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import socket
@@ -31,7 +38,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +51,11 @@ from streamlit.proto.WidgetStates_pb2 import WidgetState
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from study.deploy import ROUTE_COOKIE  # noqa: E402  (after the path: the script runs from a clone too)
+from study.flow import AnswerProblem  # noqa: E402
+
+NOT_SAVED = AnswerProblem("not_saved").message
 INPUT_KINDS = ("checkbox", "radio", "selectbox", "text_area", "number_input")
 RUN_TIMEOUT_S = 120
 
@@ -66,6 +78,11 @@ class Page:
     submit: Widget | None = None
     images: list[str] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
+    exceptions: list[str] = field(default_factory=list)
+
+    @property
+    def completed(self) -> bool:
+        return any("completion code" in text.lower() for text in self.texts)
 
     @property
     def form(self) -> str | None:
@@ -87,6 +104,8 @@ def read_element(page: Page, element) -> None:
         page.texts.append(getattr(element, kind).body)
     elif kind == "code":
         page.texts.append(element.code.code_text)
+    elif kind == "exception":  # an uncaught error in the app: participants must never see one
+        page.exceptions.append(f"{element.exception.type}: {element.exception.message}")
 
 
 def answer(page: Page, rng: random.Random) -> list[WidgetState]:
@@ -114,19 +133,41 @@ def answer(page: Page, rng: random.Random) -> list[WidgetState]:
 class StreamlitClient:
     """One browser tab, minus the browser: a websocket session and the URL's query string."""
 
-    def __init__(self, base: str, query: str) -> None:
+    def __init__(self, base: str, query: str, route: str | None = None) -> None:
         parts = urlsplit(base)
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
         self.ws_url = f"ws://{self.host}:{self.port}/_stcore/stream"
         self.query = query
+        self.route = route  # nginx's sticky-session cookie (study/deploy.py): which replica serves this tab
         self.ws = None
 
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Cookie": f"{ROUTE_COOKIE}={self.route}"} if self.route else {}
+
+    async def connect(self) -> None:
+        self.ws = await websockets.connect(
+            self.ws_url, subprotocols=["streamlit"], max_size=None, additional_headers=self.headers
+        )
+        if self.route is None:  # keep nginx's sticky cookie, as a browser does
+            for cookie in self.ws.response.headers.get_all("Set-Cookie"):
+                name, _, value = cookie.partition(";")[0].partition("=")
+                if name == ROUTE_COOKIE:
+                    self.route = value
+
+    async def reconnect(self) -> None:
+        """A reload (or a dropped connection): a new websocket session with the same URL."""
+        with contextlib.suppress(Exception):
+            await self.ws.close()
+        await self.connect()
+
     async def __aenter__(self) -> StreamlitClient:
-        self.ws = await websockets.connect(self.ws_url, subprotocols=["streamlit"], max_size=None)
+        await self.connect()
         return self
 
     async def __aexit__(self, *exc) -> None:
-        await self.ws.close()
+        with contextlib.suppress(Exception):
+            await self.ws.close()
 
     async def run(self, widget_states: list[WidgetState] = ()) -> Page:
         """Ask for a script run; return the page of the run that finishes without a rerun."""
@@ -155,9 +196,10 @@ class StreamlitClient:
     async def fetch(self, path: str) -> int:
         """GET one media file like the browser does; returns the HTTP status."""
         reader, writer = await asyncio.open_connection(self.host, self.port)
+        cookie = "".join(f"{name}: {value}\r\n" for name, value in self.headers.items())
         try:
             writer.write(
-                f"GET {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nConnection: close\r\n\r\n".encode()
+                f"GET {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n{cookie}Connection: close\r\n\r\n".encode()
             )
             await writer.drain()
             data = await reader.read()
@@ -171,46 +213,169 @@ class StreamlitClient:
 
 
 # --- participants ------------------------------------------------------------------------------------------
+DROPPED = (websockets.ConnectionClosed, OSError, TimeoutError)  # a replica died, nginx dropped the socket, …
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one simulated participant does besides answering pages (the default: nothing else).
+
+    ``route`` is the sticky-session cookie sent to nginx (which replica serves the tab). After the submits
+    numbered in ``reload_after`` the tab reloads (a new session, same URL); after submit ``move_after`` it
+    drops the connection and comes back with ``move_route`` (another replica). ``retries``: how often to
+    come back after a dropped connection, a page that was not saved or a page that is not available,
+    waiting ``retry_wait_s`` in between (what a patient participant does).
+    """
+
+    route: str | None = None
+    reload_after: frozenset[int] = frozenset()
+    move_after: int | None = None
+    move_route: str | None = None
+    retries: int = 0
+    retry_wait_s: float = 0.5
+
+
 @dataclass
 class Outcome:
     label: str
     token: str | None = None
     completed: bool = False
     submits: list[float] = field(default_factory=list)
+    case_submits: list[float] = field(default_factory=list)  # those whose next page shows images (a case)
     load: float | None = None
     errors: list[str] = field(default_factory=list)
+    acknowledged: list[str] = field(default_factory=list)  # forms whose submit showed the next page
+    not_saved: int = 0  # pages that came back with "not saved" (and were submitted again)
+    reconnects: int = 0
 
 
-async def participant(
-    base: str, number: int, think: tuple[float, float], seed: int, fetch_media: bool = True
-) -> Outcome:
-    rng = random.Random(seed * 100_003 + number)
-    outcome = Outcome(f"loadgen-{number}")
-    await asyncio.sleep(rng.uniform(0, think[1]))  # arrivals spread out, as in a real study
-    try:
-        async with StreamlitClient(base, f"PROLIFIC_PID={outcome.label}") as client:
+class SimulatedParticipant:
+    """One simulated participant following a :class:`Plan`; :meth:`run` returns its :class:`Outcome`."""
+
+    def __init__(self, base: str, number: int, think: tuple[float, float], seed: int, plan: Plan) -> None:
+        self.rng = random.Random(seed * 100_003 + number)
+        self.think, self.plan = think, plan
+        self.outcome = Outcome(f"loadgen-{number}")
+        self.client = StreamlitClient(base, f"PROLIFIC_PID={self.outcome.label}", plan.route)
+        self.retries_left = plan.retries
+
+    async def run(self, fetch_media: bool = True) -> Outcome:
+        outcome, client = self.outcome, self.client
+        await asyncio.sleep(self.rng.uniform(0, self.think[1]))  # arrivals spread out, as in a real study
+        try:
+            await client.connect()
             start = time.perf_counter()
-            page = await client.run()
+            page = await self.open_page()
             outcome.load = time.perf_counter() - start
             while page.submit is not None:
                 if fetch_media:
                     await media(client, page, outcome)
-                await asyncio.sleep(rng.uniform(*think))
-                states = answer(page, rng)
-                start = time.perf_counter()
-                following = await client.run(states)
-                outcome.submits.append(time.perf_counter() - start)
-                if following.form == page.form:
-                    outcome.errors.append(f"page {page.form} did not advance: {following.texts[-1:]}")
+                await asyncio.sleep(self.rng.uniform(*self.think))
+                following = await self.submit(page)
+                if following is None:
                     return outcome
-                page = following
+                page = await self.after_submit(following)
             outcome.token = client.token
-            outcome.completed = any("completion code" in text.lower() for text in page.texts)
+            outcome.completed = page.completed
             if not outcome.completed:
                 outcome.errors.append(f"ended on a page without a completion code: {page.texts[:2]}")
-    except Exception as exc:  # every failure is an error in the report
-        outcome.errors.append(f"{type(exc).__name__}: {exc}")
-    return outcome
+        except Exception as exc:  # every failure is an error in the report
+            outcome.errors.append(f"{type(exc).__name__}: {exc}")
+        finally:
+            await client.__aexit__()
+        return outcome
+
+    async def open_page(self) -> Page:
+        """The current page after (re)connecting; waits out an unavailable study while retries are left."""
+        while True:
+            try:
+                page = await self.client.run()
+            except DROPPED:
+                if not self.spend_retry():
+                    raise
+                await self.reconnect()
+                continue
+            self.outcome.errors += page.exceptions
+            if page.submit is not None or page.completed or not self.spend_retry():
+                return page
+            await asyncio.sleep(self.plan.retry_wait_s)  # "not available right now": come back later
+
+    async def submit(self, page: Page) -> Page | None:
+        """Submit ``page`` until it advances; None (and an error) when it can't."""
+        while True:
+            states = answer(page, self.rng)
+            start = time.perf_counter()
+            try:
+                following = await self.client.run(states)
+            except DROPPED:
+                if not self.spend_retry():
+                    raise
+                await self.reconnect()
+                following = await self.open_page()
+                if following.form in self.outcome.acknowledged:
+                    self.outcome.errors.append(f"resumed at {following.form}, answered before")
+                    return None
+                if following.form != page.form:  # the submit was stored before the connection dropped
+                    self.outcome.acknowledged.append(page.form or "")
+                    return following
+                page = following  # not stored: answer the same step again
+                continue
+            self.outcome.errors += following.exceptions
+            if following.submit is None and not following.completed and self.spend_retry():
+                # "not available right now" instead of a page: come back when the study is there again
+                await asyncio.sleep(self.plan.retry_wait_s)
+                following = await self.open_page()
+            if following.form != page.form:
+                self.outcome.submits.append(time.perf_counter() - start)
+                if following.images:
+                    self.outcome.case_submits.append(self.outcome.submits[-1])
+                self.outcome.acknowledged.append(page.form or "")
+                return following
+            self.outcome.not_saved += any(NOT_SAVED in text for text in following.texts)
+            if not self.spend_retry():
+                self.outcome.errors.append(f"page {page.form} did not advance: {following.texts[-1:]}")
+                return None
+            await asyncio.sleep(self.plan.retry_wait_s)
+            page = following
+
+    async def after_submit(self, page: Page) -> Page:
+        """Reload, or move to another replica, where the plan says; the page must be the same afterwards."""
+        number = len(self.outcome.acknowledged)
+        if number == self.plan.move_after:
+            self.client.route = self.plan.move_route
+        elif number not in self.plan.reload_after:
+            return page
+        await self.reconnect()
+        again = await self.open_page()
+        if again.form != page.form:
+            self.outcome.errors.append(f"after reconnecting: {again.form}, expected {page.form}")
+        return again
+
+    async def reconnect(self) -> None:
+        self.outcome.reconnects += 1
+        while True:
+            try:
+                await self.client.reconnect()
+                return
+            except DROPPED:
+                if not self.spend_retry():
+                    raise
+                await asyncio.sleep(self.plan.retry_wait_s)
+
+    def spend_retry(self) -> bool:
+        self.retries_left -= 1
+        return self.retries_left >= 0
+
+
+async def participant(
+    base: str,
+    number: int,
+    think: tuple[float, float],
+    seed: int,
+    fetch_media: bool = True,
+    plan: Plan = Plan(),
+) -> Outcome:
+    return await SimulatedParticipant(base, number, think, seed, plan).run(fetch_media)
 
 
 async def media(client: StreamlitClient, page: Page, outcome: Outcome) -> None:
@@ -221,13 +386,24 @@ async def media(client: StreamlitClient, page: Page, outcome: Outcome) -> None:
 
 
 async def crowd(
-    base: str, n: int, think: tuple[float, float], seed: int, rounds: int = 1, fetch_media: bool = True
+    base: str,
+    n: int,
+    think: tuple[float, float],
+    seed: int,
+    rounds: int = 1,
+    fetch_media: bool = True,
+    plans: Callable[[int], Plan] = lambda _: Plan(),
+    first: int = 0,
 ) -> list[Outcome]:
-    """``n`` participants at once; ``rounds`` > 1 runs that many groups one after the other (more samples)."""
+    """``n`` participants at once; ``rounds`` > 1 runs that many groups one after the other (more samples).
+    ``plans(number)`` gives each participant's plan (reloads, replica moves, retries); participants are
+    numbered from ``first`` (their labels must be new to the database)."""
     outcomes: list[Outcome] = []
     for r in range(rounds):
-        group = (participant(base, r * n + i, think, seed, fetch_media) for i in range(n))
-        outcomes += await asyncio.gather(*group)
+        numbers = range(first + r * n, first + (r + 1) * n)
+        outcomes += await asyncio.gather(
+            *(participant(base, i, think, seed, fetch_media, plans(i)) for i in numbers)
+        )
     return outcomes
 
 
@@ -293,9 +469,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def healthy(base: str) -> bool:
+    """Does the Streamlit server at ``base`` answer its health check?"""
+    try:
+        with urllib.request.urlopen(base + "/_stcore/health", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
 @contextmanager
-def app_server(kind: str, protocol: Path, workdir: Path) -> Iterator[tuple[str, str]]:
-    """`skingen-study serve` (tuned, or --default-streamlit) on a free port and a fresh SQLite file."""
+def app_server(kind: str, protocol: Path, workdir: Path, root: Path = ROOT) -> Iterator[tuple[str, str, int]]:
+    """`skingen-study serve` (tuned, or --default-streamlit) on a free port and a fresh SQLite file;
+    yields its URL, database URL and process id. ``root``: the checkout whose code the server runs."""
     port = free_port()
     db_url = f"sqlite:///{workdir}/{kind}-{port}.db"
     command = [
@@ -311,20 +497,16 @@ def app_server(kind: str, protocol: Path, workdir: Path) -> Iterator[tuple[str, 
     ]
     command += ["--port", str(port)] + (["--default-streamlit"] if kind == "default" else [])
     log = (workdir / f"{kind}-{port}.log").open("w")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(root)}
     process = subprocess.Popen(command, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(base + "/_stcore/health", timeout=2):
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"server did not start; see {log.name}") from None
-                time.sleep(0.3)
-        yield base, db_url
+        while not healthy(base):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"server did not start; see {log.name}")
+            time.sleep(0.3)
+        yield base, db_url, process.pid
     finally:
         process.terminate()
         try:
@@ -332,6 +514,19 @@ def app_server(kind: str, protocol: Path, workdir: Path) -> Iterator[tuple[str, 
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
+
+
+def checkout(value: str) -> tuple[str, str, Path]:
+    name, sep, folder = value.partition("=")
+    if not sep or not Path(folder, "study").is_dir():
+        raise SystemExit(f"--checkout expects NAME=DIR with DIR a clone of this project, got {value!r}")
+    return name, "tuned", Path(folder).resolve()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux /proc; all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # --- reporting ---------------------------------------------------------------------------------------------
@@ -352,11 +547,17 @@ class Row:
     expected: int | None = None
     problems: list[str] = field(default_factory=list)
     wall_s: float = 0.0
+    cpu_s: float | None = None  # the server process's CPU time (user + system) during the run
+
+    @property
+    def errors(self) -> int:
+        return sum(len(o.errors) for o in self.outcomes) + len(self.problems)
 
     def cells(self) -> list[str]:
         submits = [s * 1000 for o in self.outcomes for s in o.submits]
         loads = [o.load * 1000 for o in self.outcomes if o.load is not None]
-        errors = sum(len(o.errors) for o in self.outcomes) + len(self.problems)
+        cases = [s * 1000 for o in self.outcomes for s in o.case_submits]
+        errors = self.errors
         done = sum(o.completed for o in self.outcomes)
         stored = "–" if self.stored is None else f"{self.stored}/{self.expected}"
         return [
@@ -369,9 +570,11 @@ class Row:
             f"{percentile(submits, 99):.0f}",
             f"{max(submits):.0f}" if submits else "–",
             f"{statistics.median(loads):.0f}" if loads else "–",
+            f"{percentile(cases, 50):.0f} / {percentile(cases, 95):.0f}" if cases else "–",
             str(errors),
             stored,
             f"{self.wall_s:.0f}",
+            "–" if self.cpu_s is None or not submits else f"{self.cpu_s * 1000 / len(submits):.1f}",
         ]
 
 
@@ -385,9 +588,11 @@ HEADER = [
     "p99 ms",
     "max ms",
     "first load p50 ms",
+    "→ case page p50 / p95 ms",
     "errors",
     "answers in DB",
     "run s",
+    "server CPU ms/submit",
 ]
 
 
@@ -414,6 +619,13 @@ def main(argv: list[str] | None = None) -> int:
         help="the 1-participant level runs this many participants one after the other (more samples)",
     )
     parser.add_argument("--no-media", action="store_true", help="don't download the pages' images")
+    parser.add_argument(
+        "--checkout",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="also run the tuned server from another checkout (e.g. before a change), side by side",
+    )
     args = parser.parse_args(argv)
     think = (args.think[0], args.think[1])
     rows: list[Row] = []
@@ -429,15 +641,17 @@ def main(argv: list[str] | None = None) -> int:
             from study.demo import demo_dir, prepare_demo
 
             args.protocol = prepare_demo(demo_dir())
+        servers = [(kind, kind, ROOT) for kind in args.servers] + [checkout(c) for c in args.checkout]
         with tempfile.TemporaryDirectory(prefix="skingen-loadgen-") as tmp:
-            for server in args.servers:
-                for n in args.participants:
-                    with app_server(server, args.protocol.resolve(), Path(tmp)) as (base, db_url):
+            for n in args.participants:  # servers side by side at each level: the same machine load
+                for label, kind, root in servers:
+                    with app_server(kind, args.protocol.resolve(), Path(tmp), root) as (base, db_url, pid):
                         asyncio.run(warm_up(base))
-                        start = time.monotonic()
+                        start, cpu = time.monotonic(), cpu_seconds(pid)
                         rounds = args.single_rounds if n == 1 else 1
                         outcomes = asyncio.run(crowd(base, n, think, args.seed, rounds, not args.no_media))
-                        row = Row(server, n, outcomes, wall_s=time.monotonic() - start)
+                        row = Row(label, n, outcomes, wall_s=time.monotonic() - start)
+                        row.cpu_s = cpu_seconds(pid) - cpu
                         row.stored, row.expected, row.problems = verify(db_url, args.protocol, outcomes)
                     rows.append(row)
                     print(table([row]).splitlines()[-1], file=sys.stderr, flush=True)
@@ -449,7 +663,7 @@ def main(argv: list[str] | None = None) -> int:
         f"the 1-participant level ran {args.single_rounds} participants one after the other\n"
     )
     print(table(rows))
-    return 0 if all(c == "0" for c in (r.cells()[9] for r in rows)) else 1
+    return 0 if all(row.errors == 0 for row in rows) else 1
 
 
 if __name__ == "__main__":

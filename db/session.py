@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 DEFAULT_URL = "sqlite:///var/study.db"
+DB_ENV = "SKINGEN_DB_URL"  # the database URL every command and app server falls back to
 WRITE_OPTION = "skingen_write"
 SQLITE_BUSY_TIMEOUT_S = 30
 
@@ -55,7 +56,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 def database_url(url: str | None = None) -> str:
     """The URL to use: the argument, else ``SKINGEN_DB_URL``, else the embedded SQLite default."""
-    return url or os.environ.get("SKINGEN_DB_URL") or DEFAULT_URL
+    return url or os.environ.get(DB_ENV) or DEFAULT_URL
 
 
 class Database:

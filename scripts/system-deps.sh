@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Install the system packages the browser and PostgreSQL test suites need (Debian/Ubuntu), when missing.
+# Install the system packages the browser, PostgreSQL and deployment (nginx) test suites need
+# (Debian/Ubuntu), when missing.
 set -euo pipefail
 need=()
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v pg_ctlcluster >/dev/null 2>&1 || [ -d /usr/lib/postgresql ] || need+=(postgresql)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
 [ ${#need[@]} -eq 0 ] && exit 0
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 if ! command -v apt-get >/dev/null 2>&1; then
-  echo "system-deps: apt-get not found; install ${need[*]} yourself (browser/PostgreSQL tests skip without them)" >&2
+  echo "system-deps: apt-get not found; install ${need[*]} yourself (browser/PostgreSQL/deployment tests skip without them)" >&2
   exit 0
 fi
 export DEBIAN_FRONTEND=noninteractive

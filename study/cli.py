@@ -318,6 +318,42 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    from study.audit import audit
+    from study.engine import StudyEngine
+
+    report = audit(StudyEngine.open(Database(database_url(args.db)), args.protocol))
+    for problem in report.problems:
+        print(problem, file=sys.stderr)
+    verdict = "every row explained" if report.ok else f"{len(report.problems)} problem(s)"
+    print(
+        f"{report.participants} participants, {report.responses} answers, {report.events} events: {verdict}"
+    )
+    return 0 if report.ok else 1
+
+
+def cmd_deploy_nginx(args: argparse.Namespace) -> int:
+    from study.deploy import Deployment, write_deployment
+
+    protocol = Path(args.protocol).resolve()
+    load_protocol(protocol)  # a deployment of a protocol that doesn't load would fail in every replica
+    deployment = Deployment(
+        replicas=args.replicas,
+        port=args.port,
+        db_url=database_url(args.db),
+        protocol=protocol,
+        out=Path(args.out).resolve(),
+        host=args.host,
+        first_replica_port=args.replica_port,
+    )
+    for path in write_deployment(deployment, overwrite=args.overwrite):
+        print(f"wrote {path}")
+    ports = ", ".join(map(str, deployment.replica_ports))
+    print(f"nginx on http://{deployment.host}:{deployment.port} in front of replicas on {ports}")
+    print(f"run it: {deployment.out / 'start.sh'}   (see docs/deployment.md for systemd)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="skingen-study", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -479,6 +515,44 @@ def build_parser() -> argparse.ArgumentParser:
         "for benchmarks only",
     )
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser(
+        "audit", help="replay the event log against the tables; list every row it can't explain"
+    )
+    p.add_argument("--db", help=DB_HELP)
+    p.add_argument(
+        "--protocol", metavar="FILE", help="registered protocol (default: the database's only study)"
+    )
+    p.set_defaults(func=cmd_audit)
+
+    deploy = sub.add_parser("deploy", help="write the configs that run several app servers").add_subparsers(
+        dest="deploy_command", required=True
+    )
+    p = deploy.add_parser(
+        "nginx",
+        help="nginx (sticky sessions, websockets, security headers) in front of N `serve` replicas, "
+        "run by supervisor (start.sh) or systemd",
+    )
+    p.add_argument(
+        "--replicas", type=int, default=2, help="app server processes (default 2; about one per core)"
+    )
+    p.add_argument("--port", type=int, default=8501, help="nginx's port (default 8501)")
+    p.add_argument(
+        "--host", default="127.0.0.1", help="nginx's address (default 127.0.0.1; see TLS in the docs)"
+    )
+    p.add_argument(
+        "--replica-port",
+        type=int,
+        metavar="PORT",
+        help="first replica's port (default --port + 1, then +1 each)",
+    )
+    p.add_argument("--db", help=DB_HELP + "; all replicas share it: use PostgreSQL")
+    p.add_argument("--protocol", required=True, metavar="FILE")
+    p.add_argument("--out", required=True, metavar="DIR", help="deployment folder (must be new or empty)")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace a non-empty --out folder (logs included)"
+    )
+    p.set_defaults(func=cmd_deploy_nginx)
     return parser
 
 

@@ -307,14 +307,18 @@ class StudyEngine:
                 .values(step_shown_at=self.clock())
             )
 
-    def submit(self, token: str, step_key: str, answers: Mapping[str, object]) -> Position:
+    def submit(
+        self, token: str, step_key: str, answers: Mapping[str, object], *, next_shown: bool = False
+    ) -> Position:
         """Validate and store one step's answers, and move the participant on — all or nothing.
 
         Submitting a step the participant already passed (double click, second tab, replay) changes
         nothing and returns the current position. Any other step that isn't current is refused.
+        ``next_shown``: the caller shows the next step right away (the app does, in the same script run), so
+        its first-shown time is stamped here instead of by a separate :meth:`mark_shown` transaction.
         """
         try:
-            return self._submit(token, step_key, answers)
+            return self._submit(token, step_key, answers, next_shown=next_shown)
         except (AnswerError, StepConflict) as refused:
             self._log_refused_submit(token, step_key, refused)
             raise
@@ -339,7 +343,9 @@ class StudyEngine:
                 self._event(session, participant, "submit_refused", step=step, detail=detail, at=self.clock())
         LOG.warning("refused a submit of step %.32r: %s", step_key, detail)
 
-    def _submit(self, token: str, step_key: str, answers: Mapping[str, object]) -> Position:
+    def _submit(
+        self, token: str, step_key: str, answers: Mapping[str, object], *, next_shown: bool
+    ) -> Position:
         now = self.clock()
         with self.db.write() as session:
             participant = self._participant(session, token, lock=True)
@@ -378,7 +384,7 @@ class StudyEngine:
                 self._enroll(session, participant, self._stratum(stored), now)
                 path = self.participant_path(participant)
             participant.step_index += 1
-            participant.step_shown_at = None
+            participant.step_shown_at = now if next_shown else None
             participant.last_activity_at = now
             if path.current(participant.step_index).kind == "complete":
                 participant.status = "completed"

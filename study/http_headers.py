@@ -1,7 +1,8 @@
 """HTTP response headers the deployment's reverse proxy adds to every answer of the app (one list, here).
 
 Streamlit cannot set response headers itself, so ``skingen-study deploy nginx`` writes these as
-``add_header NAME "VALUE" always;`` lines. Why each one:
+``add_header NAME "VALUE" always;`` lines (``always``: error answers too); HSTS (``TLS_HEADERS``) only where the
+proxy terminates TLS (docs/deployment.md). Why each one:
 - ``Referrer-Policy: no-referrer``: participants' and raters' links carry their token; a page that links
   out (the completion redirect to the recruiting platform) must not hand the token over in ``Referer``.
 - ``X-Frame-Options`` / CSP ``frame-ancestors``: no other site may frame the app (clickjacking a consent).
@@ -17,7 +18,8 @@ SECURITY_HEADERS: dict[str, str] = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Content-Security-Policy": "frame-ancestors 'none'; base-uri 'self'; form-action 'self'; object-src 'none'",
-    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=()",
+    # the explorer may take a skin photo with the camera (st.camera_input), on this site only
+    "Permissions-Policy": "camera=(self), microphone=(), geolocation=(), payment=()",
     "Cross-Origin-Opener-Policy": "same-origin",
 }
 

@@ -12,6 +12,10 @@ load (measured in docs/performance.md):
    ``IPPROTO_TCP`` right after Streamlit binds it; asyncio then sets ``TCP_NODELAY`` on every connection.
    The bind itself (address reuse, IPv6 dual-stack, port retry) stays Streamlit's.
 
+3. Streamlit polls every ``config.toml`` it could read five times a second for the server's whole life (a
+   thread-pool task per file and poll, each needing the GIL). Nothing edits a running study's config, so
+   :func:`disable_config_watchers` skips installing them: an idle server then uses almost no CPU.
+
 ``--default-streamlit`` runs stock settings, for comparison (bench/loadgen.py).
 """
 
@@ -89,6 +93,19 @@ def enable_tcp_nodelay() -> bool:
     return True
 
 
+def disable_config_watchers() -> bool:
+    """Skip Streamlit's config-file polling (see the module docstring). False if Streamlit changed it."""
+    from streamlit.web import bootstrap
+
+    if not hasattr(bootstrap, "_install_config_watchers"):  # pragma: no cover - Streamlit renamed it
+        LOG.warning(
+            "config watchers not disabled: streamlit.web.bootstrap._install_config_watchers not found"
+        )
+        return False
+    bootstrap._install_config_watchers = lambda flag_options: None
+    return True
+
+
 def serve(
     db_url: str,
     protocol: str | None = None,
@@ -111,6 +128,7 @@ def serve(
     bootstrap.load_config_options(flag_options=options)
     if tuned:
         enable_tcp_nodelay()
+        disable_config_watchers()
     print(
         f"SkinGEN study app ({'tuned' if tuned else 'stock Streamlit settings'}) on http://{host}:{port} "
         f"— database {db_url}",

@@ -187,10 +187,36 @@ def test_a_database_failure_shows_a_calm_message_not_a_traceback(study, monkeypa
     monkeypatch.setattr(engine, "submit", broken)
     p.answer().submit()
     assert p.step_key == "entry" and "something went wrong on our side" in p.at.error[-1].value
+    # The whole database away (submit, position and the shown-stamp fail): the page stays, with what the
+    # participant entered and the "not saved, try again" message; nothing was written.
     monkeypatch.setattr(engine, "position", broken)
-    p.at.run()
+    monkeypatch.setattr(engine, "mark_shown", broken)
+    p.answer(value=3).submit()
     p.check()
-    assert p.page == "error" and "not available" in p.text()
+    assert p.page == "questions" and "something went wrong on our side" in p.at.error[-1].value
+    assert [r.value for r in p.at.radio] == [min(3, len(r.options)) for r in p.at.radio]
+    assert count(engine, Response) == 0
+    # A reload has no page to keep: the calm "not available" page.
+    again = p.reload()
+    again.check()
+    assert again.page == "error" and "not available" in again.text()
+
+
+def test_an_information_page_says_when_its_continue_was_not_saved(study, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    study()
+    p = AppParticipant().consent().advance(value=2)
+    assert p.page == "info"
+    engine = p.at.session_state["skingen.visit"].engine
+
+    def broken(*args, **kwargs):
+        raise OperationalError("UPDATE …", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(engine, "submit", broken)
+    monkeypatch.setattr(engine, "position", broken)
+    p.submit()
+    assert p.page == "info" and "something went wrong on our side" in p.at.error[-1].value
 
 
 def test_number_and_free_text_items(study):
@@ -281,7 +307,7 @@ def test_the_page_words_each_problem_by_its_code(study, monkeypatch):
     study()
     p = AppParticipant().consent()
 
-    def refuse(self, token, step_key, answers):
+    def refuse(self, token, step_key, answers, **options):
         raise AnswerError(step_key, {"expertise": AnswerProblem("out_of_range", 1, 3, got=9)})
 
     monkeypatch.setattr(StudyEngine, "submit", refuse)

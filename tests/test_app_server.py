@@ -102,3 +102,17 @@ def test_init_without_protocol_is_refused(tmp_path, capsys):
         build_parser().parse_args(["serve", "--bogus"])
     assert main(["serve", "--init", "--db", f"sqlite:///{tmp_path}/x.db"]) == 2
     assert "--init needs --protocol" in capsys.readouterr().err
+
+
+def test_tuned_servers_skip_streamlits_config_file_polling(monkeypatch):
+    from streamlit.web import bootstrap
+
+    polled = []
+    monkeypatch.setattr(bootstrap, "_install_config_watchers", bootstrap._install_config_watchers)
+    monkeypatch.setattr(bootstrap, "watch_file", lambda *args, **kwargs: polled.append(args))
+    bootstrap._install_config_watchers({})
+    assert polled  # the cause: Streamlit polls its config files
+    polled.clear()
+    assert server.disable_config_watchers()
+    bootstrap._install_config_watchers({})
+    assert polled == []

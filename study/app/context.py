@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import streamlit as st
 
-from db.session import Database, database_url
+from db.session import DB_ENV, Database, database_url
 from study.engine import (
     ConsentRefused,
     EngineError,
@@ -29,7 +29,6 @@ from study.registry import RegistryError
 
 LOG = logging.getLogger("skingen.app")
 
-DB_ENV = "SKINGEN_DB_URL"
 PROTOCOL_ENV = "SKINGEN_PROTOCOL"
 TEST_HOOKS_ENV = "SKINGEN_TEST_HOOKS"
 TOKEN_PARAM = "token"
@@ -39,6 +38,7 @@ _VISIT_KEY = "skingen.visit"
 _SHOWN_KEY = "skingen.shown"
 _ERRORS_KEY = "skingen.errors"
 _HANDLED_KEY = "skingen.handled"
+_MOVED_KEY = "skingen.moved"
 
 INVALID_LINK = (
     "This link is not valid. Please open the study with the exact link you were given. "
@@ -128,15 +128,38 @@ def resolve() -> Visit:
     if entry.token is None:
         return Visit("consent", engine, entry)
     try:
-        position = engine.position(entry.token)
+        position = _moved_to(entry.token) or engine.position(entry.token)
     except UnknownToken:
         return Visit("error", engine, entry, problem=INVALID_LINK)
     except EngineError as exc:
         return Visit("error", engine, entry, problem=str(exc).capitalize())
     except Exception:  # the database is down, …: log it, show the participant a calm page, never a traceback
         LOG.exception("could not read the position of a participant")
-        return Visit("error", engine, entry, problem=UNAVAILABLE)
+        return _last_page(engine, entry) or Visit("error", engine, entry, problem=UNAVAILABLE)
     return Visit(position.step.kind, engine, entry, position)
+
+
+def _moved_to(token: str) -> Position | None:
+    """The position the submit callback of this very run read back from its committed transaction: the
+    database's answer already, so the run doesn't ask again (one read transaction less per submit)."""
+    moved: tuple[str, Position] | None = st.session_state.pop(_MOVED_KEY, None)
+    return moved[1] if moved is not None and moved[0] == token else None
+
+
+def _last_page(engine: StudyEngine, entry: Entry) -> Visit | None:
+    """While the database is away, the page this session showed last, drawn again from memory: the
+    participant keeps what they entered and reads "not saved, please try again" (the submit callback's
+    error) instead of losing the page. Their next submit goes to the database, the source of truth, which
+    moves them on or (if the first submit was stored after all) ignores the repeat."""
+    last: Visit | None = st.session_state.get(_VISIT_KEY)
+    if (
+        last is None
+        or last.position is None
+        or last.entry != entry
+        or last.page not in {"questions", "info", "trial"}
+    ):
+        return None
+    return Visit(last.page, engine, entry, last.position)
 
 
 def remember(visit: Visit) -> None:
@@ -157,7 +180,11 @@ def mark_shown(visit: Visit) -> None:
     assert visit.engine is not None and visit.position is not None
     shown = (visit.token, visit.position.index)
     if st.session_state.get(_SHOWN_KEY) != shown:
-        visit.engine.mark_shown(visit.token, visit.position.index)
+        try:
+            visit.engine.mark_shown(visit.token, visit.position.index)
+        except Exception:  # the database is away: the page still shows; the next run stamps it
+            LOG.exception("could not stamp when step %s was shown", visit.position.step.key)
+            return
         st.session_state[_SHOWN_KEY] = shown
 
 
@@ -195,14 +222,19 @@ def submit(visit: Visit) -> None:
     st.session_state[_HANDLED_KEY] = step.key
     answers = {field: st.session_state.get(widget_key(step.key, field)) for field in expected_fields(step)}
     try:
-        visit.engine.submit(visit.token, step.key, answers)
+        moved = visit.engine.submit(visit.token, step.key, answers, next_shown=True)
     except AnswerError as exc:
         keep_errors(step.key, exc.errors)
+        return
     except (StepConflict, UnknownToken):
-        pass  # a stale page (another tab moved on): the next run shows whatever is current
+        return  # a stale page (another tab moved on): the next run shows whatever is current
     except Exception:
         LOG.exception("could not store the answers of step %s", step.key)
         keep_errors(step.key, {PAGE: SAVE_FAILED})
+        return
+    st.session_state[_MOVED_KEY] = (visit.token, moved)
+    if moved.index == visit.position.index + 1:  # this run shows that step; the submit stamped it shown
+        st.session_state[_SHOWN_KEY] = (visit.token, moved.index)
 
 
 def unhandled_click(visit: Visit, clicked: bool) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from study.app import context, layout
+from study.app import context, items, layout
 
 BUTTONS = {"instructions": "Start with the first case", "debrief": "Finish and get your completion code"}
 
@@ -17,8 +17,10 @@ def page() -> None:
     layout.progress(visit.position)
     protocol = visit.engine.protocol
     st.markdown(protocol.debrief if step.section == "debrief" else protocol.instructions)
+    errors = context.errors(step.key)  # only "not saved" here: the page has no questions
     with st.form(f"form:{step.key}", border=False, enter_to_submit=False):
         clicked = st.form_submit_button(
             BUTTONS.get(step.section, "Continue"), type="primary", on_click=context.submit, args=(visit,)
         )
     context.unhandled_click(visit, clicked)
+    items.summary(step, errors)

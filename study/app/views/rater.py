@@ -11,7 +11,7 @@ from dataclasses import replace
 
 import streamlit as st
 
-from study.app import access, items
+from study.app import access, images, items
 from study.app.context import configured_engine, errors, keep_errors, widget_key
 from study.auth import MIN_PASSWORD_LENGTH, AuthError
 from study.flow import AnswerError, Step, expected_fields
@@ -97,7 +97,7 @@ def _show(task: RatingTask, panel: RatingPanel, rater_id: int) -> None:
     if panel.rating.instructions and task.number == 1:
         st.markdown(panel.rating.instructions)
     st.subheader(f"Stated condition: {task.condition_name}")
-    st.image(str(panel.loaded.bundle.path(task.image.image)), width="stretch")
+    images.show(panel.loaded.bundle.path(task.image.image))
     step = _step(task)
     problems = errors(step.key)
     st.session_state[INPUTS_KEY] = len(step.items)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from skingen.bundle.manifest import Bundle, Case
-from study.app import context, items, layout
+from study.app import context, images, items, layout
 from study.references import ReferenceKind, case_references
 
 # What participants are told about each kind of reference image (heading, then a line under it).
@@ -26,7 +26,7 @@ _INTRODUCTIONS: dict[ReferenceKind, tuple[str, str]] = {
 def _case(bundle: Bundle, case: Case) -> None:
     photo, ai = st.columns([5, 6], gap="large")
     with photo:
-        st.image(str(bundle.path(case.image)), caption="The skin area to assess", width="stretch")
+        images.show(bundle.path(case.image), caption="The skin area to assess")
     with ai, st.container(border=True):
         st.markdown("**The AI's diagnosis**")
         st.subheader(case.ai.display_name, anchor=False)
@@ -47,7 +47,7 @@ def references(bundle: Bundle, case: Case, kind: ReferenceKind) -> None:
     st.caption(note)
     for column, ref in zip(st.columns(len(shown)), shown, strict=True):
         with column:
-            st.image(str(bundle.path(ref.image)), caption=ref.caption, width="stretch")
+            images.show(bundle.path(ref.image), caption=ref.caption)
 
 
 def page() -> None:
