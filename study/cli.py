@@ -464,9 +464,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_admin_hash)
     p = sub.add_parser("withdraw", help="remove a participant's answers, consent and identifiers on request")
     who = p.add_mutually_exclusive_group(required=True)
-    who.add_argument("--token", help="the token of the participant's study link")
     who.add_argument(
-        "--label", help="the participant's label (the protocol's participant_label, e.g. PROLIFIC_PID)"
+        "--token",
+        help="the token of the participant's study link (write --token=T: a token may begin with '-')",
+    )
+    who.add_argument(
+        "--label",
+        help="the participant's label (the protocol's participant_label, e.g. PROLIFIC_PID; --label=L)",
     )
     p.set_defaults(func=cmd_withdraw)
     p = sub.add_parser(

@@ -118,9 +118,10 @@ def test_the_audit_log_never_holds_answer_content_or_identifiers(two):
 
 def test_cli_withdraw(two, capsys):
     engine, leaving, _ = two
-    assert main(["withdraw", "--db", engine.db.url, "--token", leaving]) == 0
+    # --token=T: a token may begin with '-', which argparse would take for an option after a space
+    assert main(["withdraw", "--db", engine.db.url, f"--token={leaving}"]) == 0
     assert "withdrawn" in capsys.readouterr().out
-    assert main(["withdraw", "--db", engine.db.url, "--token", leaving]) == 2
+    assert main(["withdraw", "--db", engine.db.url, f"--token={leaving}"]) == 2
     assert "already withdrawn" in capsys.readouterr().err
 
 
