@@ -21,6 +21,8 @@ from typing import Any
 
 from db.jobs import JobQueue, JobView
 
+__all__ = ["Handler", "JobFailure", "JobQueue", "JobView", "Outcome", "Worker"]
+
 LOG = logging.getLogger("skingen.worker")
 
 

@@ -229,6 +229,9 @@ def test_vlm_backend_generates_and_maps_text(tiny: TinyModels) -> None:
     assert diagnosis.raw_output and diagnosis.model_id == str(tiny.llava)
     assert diagnosis.condition == taxonomy.match(diagnosis.raw_output) or diagnosis.condition == UNKNOWN
     assert diagnoser.diagnose(photo(0)) == diagnosis  # greedy decoding: deterministic
+    history = [(diagnoser.question, diagnosis.raw_output)]
+    follow_up = diagnoser.ask(photo(0), "is it red", history)  # the photo and the earlier turn in context
+    assert isinstance(follow_up, str) and follow_up == diagnoser.ask(photo(0), "is it red", history)
 
 
 # --- CLI ------------------------------------------------------------------------------------------------
