@@ -160,6 +160,13 @@ class JobQueue:
                 return job
             time.sleep(poll)
 
+    def waiting_ahead(self, job: JobView) -> int:
+        """Queued jobs of the same kind submitted before ``job`` (what "your place in the queue" shows)."""
+        with self.db.read() as session:
+            return session.scalar(
+                select(func.count()).where(Job.kind == job.kind, Job.status == QUEUED, Job.id < job.id)
+            )
+
     def counts(self) -> dict[str, int]:
         """Jobs per status (for the dashboard and the tests)."""
         with self.db.read() as session:

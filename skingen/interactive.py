@@ -3,11 +3,13 @@
 The app (study/live.py) builds requests with these functions and reads results with them; the worker
 (skingen/serving.py) runs them. Three kinds:
 
-- ``diagnose``: a photo → ``Diagnosis.to_dict()`` + ``latency_ms``;
+- ``diagnose``: a photo → ``Diagnosis.to_dict()`` + ``names`` (display name of each differential condition)
+  + ``latency_ms``;
 - ``chat``: a photo, the conversation so far and a question → ``answer``, the ``condition`` it names
   (taxonomy id, ``"unknown"`` when it names none), ``display_name``, ``model_id``, ``latency_ms``;
 - ``references``: a condition, a skin type, seeds (and optionally the photo, for IP-Adapter conditioning or
-  inpainting into it) → ``images``: one ``{"key", "png", "provenance", "mask"}`` per seed, PNG as base64.
+  inpainting into it) → ``images``: one ``{"key", "png", "provenance", "mask", "cached"}`` per seed (PNG as
+  base64), ``condition``, ``display_name``, ``skin_tone``, ``model_id``, ``latency_ms``.
 
 Photos travel in the job's ``inputs``, which the queue clears when the job ends (docs/workers.md).
 """

@@ -91,7 +91,8 @@ class ModelServer:
         photo = decode_png(job.inputs["photo"])
         started = time.monotonic()
         diagnosis = self.diagnoser.diagnose(photo)
-        return {**diagnosis.to_dict(), "latency_ms": _since(started)}
+        names = {condition: self.taxonomy.display_name(condition) for condition, _ in diagnosis.differential}
+        return {**diagnosis.to_dict(), "names": names, "latency_ms": _since(started)}
 
     def chat(self, job: JobView) -> Outcome:
         assert self.diagnoser is not None
@@ -143,6 +144,7 @@ class ModelServer:
                         for result in mine
                     ],
                     "condition": jobs[index].payload["condition"],
+                    "display_name": self.taxonomy.display_name(jobs[index].payload["condition"]),
                     "skin_tone": jobs[index].payload["skin_tone"],
                     "model_id": generator.model,
                     "latency_ms": latency,

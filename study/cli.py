@@ -193,7 +193,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     db.dispose()
     if args.demo:
         _demo_admin_password(args.host, args.port)
-    serve(url, args.protocol, host=args.host, port=args.port, tuned=not args.default_streamlit)
+    serve(
+        url,
+        args.protocol,
+        host=args.host,
+        port=args.port,
+        tuned=not args.default_streamlit,
+        explorer_open=args.explorer_open,
+        explorer_photos=args.explorer_photos,
+    )
     return 0
 
 
@@ -305,6 +313,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8501, help="port (default 8501)")
+    p.add_argument(
+        "--explorer-open",
+        action="store_true",
+        help="open the explorer (/?area=explore: try SkinGEN on your own photo) to anyone with the link; "
+        "without it, only signed-in researchers can use it",
+    )
+    p.add_argument(
+        "--explorer-photos",
+        metavar="DIR",
+        help="keep explorer photos here, only when their user ticks consent (default: photos are never stored)",
+    )
     p.add_argument(
         "--default-streamlit",
         action="store_true",
