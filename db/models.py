@@ -272,9 +272,10 @@ class Job(Base):
 class InteractionTurn(Base):
     """One exchange of a participant with the live model on a case (interactive conditions).
 
-    ``turn`` 0 is the diagnosis; then each follow-up question or request for references. The unique key makes a
-    double submit store the turn once, like :class:`Response`. The photo is the case's own (a bundle file), so
-    nothing a participant uploaded is held here.
+    A turn is stored when asked (with the job that answers it, so a reload finds it again) and completed when
+    the worker's answer arrives. ``turn`` counts from 1 per participant and step; the unique key makes two tabs
+    store one turn per number. The photo is the case's own (a bundle file): nothing a participant uploaded is
+    held here.
     """
 
     __tablename__ = "interaction_turns"
@@ -285,6 +286,7 @@ class InteractionTurn(Base):
     step_key: Mapped[str] = mapped_column(String(32))
     turn: Mapped[int]
     kind: Mapped[str] = mapped_column(String(16))
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"))
     question: Mapped[str] = mapped_column(Text, default="")
     answer: Mapped[str] = mapped_column(Text, default="")
     condition: Mapped[str | None] = mapped_column(String(64))

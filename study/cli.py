@@ -9,7 +9,7 @@ from pathlib import Path
 
 from db.session import Database, database_url
 from skingen.atomic import OutputExistsError
-from study.protocol import ProtocolError, load_protocol
+from study.protocol import Protocol, ProtocolError, load_protocol
 
 DB_HELP = "SQLAlchemy database URL (default: $SKINGEN_DB_URL or sqlite:///var/study.db)"
 
@@ -27,6 +27,20 @@ def _effects(values: list[str]) -> dict[str, float]:
     return effects
 
 
+def live_model_note(protocol: Protocol) -> str:
+    """Whether the study needs a live model: said before it starts, so no participant waits for a worker."""
+    interactive = protocol.interactive_conditions
+    if not interactive:
+        return (
+            "fixed stimuli only: no condition is interactive, so participants see the bundle's AI outputs and "
+            "references and no live model or `skingen worker` is needed"
+        )
+    return (
+        f"interactive condition(s) {', '.join(interactive)}: participants talk with a live model — start "
+        "`skingen worker --db URL` (a VLM; --sd for references) on the study database before they arrive"
+    )
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     status = 0
     for path in args.files:
@@ -41,6 +55,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             f"{path}: valid — study {p.study.id!r} v{p.study.version}, {p.design} design, "
             f"{len(loaded.case_ids())} cases, {p.n_arms} arms, strata: {', '.join(s for s in p.strata if s) or '-'}"
         )
+        print(f"  {live_model_note(p)}")
     return status
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from db.jobs import DONE, FAILED, QUEUED, JobQueue, JobView
 from skingen.interactive import RETRY_LATER, JobRequest
 
+DIAGNOSIS_QUESTION = "What is the most likely diagnosis, what else could it be, and why?"
 BUSY = "The model is busy right now. Please try again in a moment."
 NOT_ANSWERED = "The model could not answer this request."
 

@@ -148,6 +148,20 @@ class ExperimentalCondition(_Model):
     references: bool = Field(
         description="Show the generated reference images (the SkinGEN visual explanation)."
     )
+    interactive: bool = Field(
+        default=False,
+        description="Participants may ask the live model about each case and request references generated "
+        "for it (needs `skingen worker` processes on the study database).",
+    )
+    follow_up_questions: int = Field(
+        default=3, ge=0, le=20, description="Interactive conditions: follow-up questions allowed per case."
+    )
+    live_references: int = Field(
+        default=3,
+        ge=0,
+        le=8,
+        description="Interactive conditions: images per request for references (0: none).",
+    )
 
 
 class Randomization(_Model):
@@ -298,6 +312,11 @@ class Protocol(_Model):
     @property
     def visual(self) -> str:
         return next(c.id for c in self.conditions if c.id != self.baseline)
+
+    @property
+    def interactive_conditions(self) -> tuple[str, ...]:
+        """Conditions whose participants talk with the live model (they need `skingen worker` processes)."""
+        return tuple(c.id for c in self.conditions if c.interactive)
 
     def condition(self, condition_id: str) -> ExperimentalCondition:
         return next(c for c in self.conditions if c.id == condition_id)

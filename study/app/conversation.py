@@ -44,10 +44,8 @@ def failure_note(job: JobState, retry: Callable[[], None] | None, key: str) -> N
         st.button("Try again", key=f"retry:{key}", on_click=retry)
 
 
-def diagnosis(job: JobState) -> None:
-    """The model's diagnosis, its reasoning and its differential."""
-    result = job.result
-    assert result is not None
+def diagnosis(result: dict) -> None:
+    """The model's diagnosis (a ``diagnose`` job's result), its reasoning and its differential."""
     with st.container(border=True):
         st.markdown("**The AI's diagnosis**")
         st.subheader(result["display_name"], anchor=False)
@@ -59,11 +57,11 @@ def diagnosis(job: JobState) -> None:
         st.caption(f"Model: {result['model_id']}")
 
 
-def answer(question: str, job: JobState) -> None:
-    """One follow-up turn: the question, the answer and the condition it was mapped onto."""
+def answer(question: str, result: dict | None) -> None:
+    """One follow-up turn: the question, and once answered (``answer``, ``condition``, ``display_name``) the
+    answer and the condition it was mapped onto."""
     with st.chat_message("user"):
         st.write(question)
-    result = job.result
     if result is None:
         return
     with st.chat_message("assistant"):
@@ -76,10 +74,9 @@ def answer(question: str, job: JobState) -> None:
         st.caption(mapped)
 
 
-def references(job: JobState) -> None:
-    """The generated images, each captioned as generated, with its provenance on demand."""
-    result = job.result
-    assert result is not None
+def references(result: dict) -> None:
+    """The generated images (a ``references`` job's result), each captioned as generated, with its
+    provenance on demand."""
     name = result["display_name"]
     st.markdown(f"**Generated example pictures of {name.lower()}** (skin type {result['skin_tone']})")
     st.caption("A computer made these pictures. They show what the condition typically looks like, not you.")

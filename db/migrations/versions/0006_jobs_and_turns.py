@@ -49,6 +49,7 @@ def upgrade() -> None:
         sa.Column("step_key", sa.String(length=32), nullable=False),
         sa.Column("turn", sa.Integer(), nullable=False),
         sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("job_id", sa.Integer(), nullable=True),
         sa.Column("question", sa.Text(), nullable=False),
         sa.Column("answer", sa.Text(), nullable=False),
         sa.Column("condition", sa.String(length=64), nullable=True),
@@ -58,6 +59,7 @@ def upgrade() -> None:
         sa.Column("asked_at", db.models.UTCDateTime(), nullable=False),
         sa.Column("answered_at", db.models.UTCDateTime(), nullable=True),
         sa.ForeignKeyConstraint(["participant_id"], ["participants.id"]),
+        sa.ForeignKeyConstraint(["job_id"], ["jobs.id"]),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("participant_id", "step_key", "turn"),
     )

@@ -25,12 +25,11 @@ from skingen.skin_tone import FITZPATRICK_TYPES, estimate_skin_tone
 from skingen.taxonomy import UNKNOWN
 from study.app import access, conversation
 from study.app.context import live_queue
-from study.live import JobState, state, submit
+from study.live import DIAGNOSIS_QUESTION, JobState, state, submit
 
 OPEN_ENV = "SKINGEN_EXPLORER_OPEN"
 PHOTOS_ENV = "SKINGEN_EXPLORER_PHOTOS"
 REFERENCES_ENV = "SKINGEN_EXPLORER_REFERENCES"
-DIAGNOSIS_QUESTION = "What is the most likely diagnosis, what else could it be, and why?"
 _SESSION_KEY = "skingen.explore"
 
 
@@ -147,7 +146,7 @@ def page() -> None:
     elif diagnosed.result is None:
         conversation.failure_note(diagnosed, retry_diagnosis, "diagnosis")
     else:
-        conversation.diagnosis(diagnosed)
+        conversation.diagnosis(diagnosed.result)
         open_jobs += _references_section(exploration, diagnosed, queue)
         open_jobs += _chat_section(exploration, diagnosed, queue)
     conversation.poll(queue, open_jobs)
@@ -174,7 +173,7 @@ def _references_section(exploration: Exploration, diagnosed: JobState, queue: Jo
         elif shown.result is None:
             conversation.failure_note(shown, None, f"references:{job_id}")
         else:
-            conversation.references(shown)
+            conversation.references(shown.result)
     return list(exploration.shown)
 
 
@@ -183,7 +182,7 @@ def _chat_section(exploration: Exploration, diagnosed: JobState, queue: JobQueue
     history = [(DIAGNOSIS_QUESTION, diagnosed.result["raw_output"])]
     for question, job_id in exploration.turns:
         turn = state(queue, job_id)
-        conversation.answer(question, turn)
+        conversation.answer(question, turn.result)
         if turn.pending:
             conversation.pending_note(turn)
         elif turn.result is None:
