@@ -23,7 +23,7 @@ import pandas as pd
 from study import contract
 
 DESIGNS = ("within", "between")
-EXPORT_TABLES = ("responses", "participants", "ratings", "study")
+EXPORT_TABLES = ("responses", "participants", "ratings", "study", "interactions")
 """The export tables the analysis reads (``<name>.csv`` in an export folder)."""
 
 
@@ -40,6 +40,9 @@ RESPONSE_COLUMNS = _required(
 )
 RATING_COLUMNS = _required(contract.RATING_COLUMNS, ("rater_id", "image_id", "item", "value"))
 PARTICIPANT_COLUMNS = _required(contract.PARTICIPANT_COLUMNS, ("participant_id", "excluded"))
+INTERACTION_COLUMNS = _required(
+    contract.INTERACTION_COLUMNS, ("participant_id", "condition", "kind", "mapped_condition", "latency_ms")
+)
 NUMERIC_RESPONSE_COLUMNS = _required(
     contract.RESPONSE_COLUMNS,
     ("period", "reverse_coded", "scale_min", "scale_max", "attention_check", "ai_correct", "rt_ms"),
@@ -69,6 +72,7 @@ class StudyData:
     baseline: str
     visual: str
     warnings: tuple[str, ...] = ()
+    interactions: pd.DataFrame | None = None  # turns with the live model (interactive conditions)
 
 
 def read_csv(path: str | Path, what: str) -> pd.DataFrame:
@@ -174,6 +178,18 @@ def validate_participants(raw: pd.DataFrame, what: str = "participants") -> pd.D
     return frame
 
 
+def validate_interactions(raw: pd.DataFrame, what: str = "interactions") -> pd.DataFrame:
+    """Check the interactions frame; ``latency_ms`` is numeric where given (empty while unanswered)."""
+    _require_columns(raw, INTERACTION_COLUMNS, what)
+    frame = raw.reset_index(drop=True)
+    _clean_text(frame, ("participant_id", "condition", "kind", "mapped_condition"))
+    frame["latency_ms"] = _to_numeric(frame, "latency_ms", pd.Series(False, index=frame.index), what)
+    unknown = sorted(set(frame["kind"]) - {"question", "references"})
+    if unknown:
+        raise AnalysisInputError(f"{what}: column 'kind' holds {unknown}; expected question or references")
+    return frame
+
+
 def resolve_conditions(
     responses: pd.DataFrame, baseline: str | None, visual: str | None, what: str = "responses"
 ) -> tuple[str, str, list[str]]:
@@ -233,6 +249,7 @@ def build_study_data(
     participants: pd.DataFrame | None = None,
     ratings: pd.DataFrame | None = None,
     *,
+    interactions: pd.DataFrame | None = None,
     design: str | None = None,
     baseline: str | None = None,
     visual: str | None = None,
@@ -256,7 +273,8 @@ def build_study_data(
             warnings.append(f"no design given: inferred '{resolved_design}' from the data")
         check_design(resp, resolved_design, base, vis)
         resp = resp[resp["condition"].isin(["", base, vis])].reset_index(drop=True)
-    return StudyData(resp, part, rat, resolved_design, base, vis, tuple(warnings))
+    turns = validate_interactions(interactions) if interactions is not None else None
+    return StudyData(resp, part, rat, resolved_design, base, vis, tuple(warnings), turns)
 
 
 def _as_text(frame: pd.DataFrame | None) -> pd.DataFrame | None:
@@ -287,6 +305,7 @@ def from_export(
         _as_text(frames.get("responses")),
         _as_text(frames.get("participants")),
         _as_text(frames.get("ratings")),
+        interactions=_as_text(frames.get("interactions")),
         design=design,
         baseline=baseline,
         visual=visual,

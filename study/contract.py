@@ -71,6 +71,26 @@ RATING_COLUMNS = (
     "rated_at",
 )
 EVENT_COLUMNS = ("at", "participant_id", "kind", "step")
+# Interactive conditions: one row per turn with the live model. ``mapped_condition`` is the taxonomy id the
+# answer names ("unknown" when none); ``images`` the content-addressed cache keys shown, ";"-separated.
+INTERACTION_COLUMNS = (
+    "participant_id",
+    "arm",
+    "period",
+    "condition",
+    "case_id",
+    "step",
+    "turn",
+    "kind",
+    "question",
+    "answer",
+    "mapped_condition",
+    "model_id",
+    "latency_ms",
+    "images",
+    "asked_at",
+    "answered_at",
+)
 
 # --- variable names ---------------------------------------------------------------------------------------
 CONFIDENCE_SUFFIX = "_confidence"

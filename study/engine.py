@@ -174,6 +174,11 @@ class StudyEngine:
     def participant_path(self, participant: Participant) -> ParticipantPath:
         return self._paths(participant.arm, participant.order_seed)
 
+    def path_of(self, token: str) -> ParticipantPath:
+        """The steps of the participant with this token (as allocated so far)."""
+        with self.db.read() as session:
+            return self.participant_path(self._participant(session, token))
+
     def position(self, token: str) -> Position:
         with self.db.read() as session:
             return self._position(self._participant(session, token))
@@ -366,7 +371,7 @@ class StudyEngine:
             )
             return [TurnRecord.of(row) for row in rows]
 
-    def ask(self, token: str, step_key: str, kind: str, question: str, job_id: int) -> int:
+    def ask(self, token: str, step_key: str, kind: str, question: str, job_id: int | None) -> int:
         """Store a question (or a request for references) on the current interactive trial; its turn number.
 
         Refused (:class:`TurnRefused`) off the current step, outside interactive conditions, and past the
