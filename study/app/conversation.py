@@ -27,8 +27,11 @@ def poll(queue: JobQueue, job_ids: Sequence[int]) -> None:
 
     @st.fragment(run_every=POLL_SECONDS)
     def waiting() -> None:
-        if any(not state(queue, job_id).pending for job_id in open_ids):
+        # The fragment must draw something: the browser only reruns a fragment that has elements on the page.
+        states = [state(queue, job_id) for job_id in open_ids]
+        if any(not job.pending for job in states):
             st.rerun(scope="app")
+        st.caption(f":material/autorenew: {states[0].progress}")
 
     waiting()
 

@@ -189,7 +189,8 @@ def _chat_section(exploration: Exploration, diagnosed: JobState, queue: JobQueue
             conversation.failure_note(turn, None, f"turn:{job_id}")
         else:
             history.append((question, turn.result["answer"]))
-    question = st.chat_input("Ask a follow-up question")
+    # In a container, the chat box stays under the conversation instead of pinned to the window's bottom.
+    question = st.container().chat_input("Ask a follow-up question")
     if question:
         job = submit(queue, chat_request(exploration.photo, history, question)).id
         exploration.turns.append((question, job))

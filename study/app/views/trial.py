@@ -140,7 +140,9 @@ class _LiveCase:
         left = self.condition.follow_up_questions - sum(turn.kind == "question" for turn in turns)
         if left > 0:
             st.caption(f"You can ask {left} more question{'s' if left != 1 else ''} about this case.")
-            question = st.chat_input("Ask a question about this case", key=f"ask:{self.step_key}")
+            # In a container the box stays here, above the trial's questions, not pinned to the window's bottom.
+            box = st.container()
+            question = box.chat_input("Ask a question about this case", key=f"ask:{self.step_key}")
             if question:
                 self._ask("question", question, chat_request(self.photo, history, question))
         wanted = self.condition.live_references and self.case.ai.condition != UNKNOWN
