@@ -422,6 +422,18 @@ def _add_lora_commands(commands: argparse._SubParsersAction) -> None:
     worker.add_argument("--max-new-tokens", type=int, default=160, help="VLM answer length (default 160)")
     _add_generator_options(worker, per_run=False)
     worker.add_argument(
+        "--inpaint-sd",
+        metavar="PATH|ID",
+        help="an inpainting SD model: paint references into the user's photo (needs --detector, --segmenter)",
+    )
+    worker.add_argument(
+        "--detector", metavar="PATH", help="open-vocabulary detector (GroundingDINO) for the affected area"
+    )
+    worker.add_argument("--segmenter", metavar="PATH", help="segmentation model (SAM) for the detected box")
+    worker.add_argument(
+        "--box-threshold", type=float, default=0.25, help="detector score a box needs (default 0.25)"
+    )
+    worker.add_argument(
         "--max-batch", type=int, default=8, help="waiting jobs of one kind taken together (default 8)"
     )
     worker.add_argument(
@@ -462,12 +474,13 @@ def _diagnoser(args: argparse.Namespace, taxonomy: Taxonomy) -> Diagnoser | None
     return None
 
 
-def _generator(args: argparse.Namespace, *, inpaint: bool) -> ReferenceGenerator:
+def _generator(args: argparse.Namespace, *, inpaint: bool, model: str | None = None) -> ReferenceGenerator:
+    """The generator the options describe; ``model`` replaces ``--sd`` (the worker's inpainting model)."""
     if len(args.lora_scale) > len(args.lora):
         raise SkinGenError(f"--lora-scale given {len(args.lora_scale)} times for {len(args.lora)} --lora")
     scales = args.lora_scale + [1.0] * (len(args.lora) - len(args.lora_scale))
     return ReferenceGenerator.from_pretrained(
-        args.sd,
+        model or args.sd,
         loras=[LoraSpec(path, scale) for path, scale in zip(args.lora, scales, strict=True)],
         ip_adapter=args.ip_adapter,
         ip_adapter_scale=args.ip_adapter_scale,
@@ -555,6 +568,14 @@ def run_worker(args: argparse.Namespace) -> int:
     from skingen.serving import GenerationSettings, ModelServer
     from skingen.worker import JobQueue, Worker
 
+    # 1. Check the options before loading any model
+    if not (args.vlm or args.chat_endpoint or args.sd or args.inpaint_sd):
+        raise SkinGenError(
+            "worker: give a VLM (--vlm or --chat-endpoint) and/or a Stable Diffusion model (--sd, --inpaint-sd)"
+        )
+    if args.inpaint_sd and not (args.detector and args.segmenter):
+        raise SkinGenError("--inpaint-sd needs --detector and --segmenter (they find the area to paint)")
+    # 2. Load the models and serve
     taxonomy = _taxonomy(args)
     if args.chat_endpoint:
         diagnoser = OpenAIChatDiagnoser(
@@ -570,14 +591,19 @@ def run_worker(args: argparse.Namespace) -> int:
         )
     else:
         diagnoser = None
-    if diagnoser is None and args.sd is None:
-        raise SkinGenError(
-            "worker: give a VLM (--vlm or --chat-endpoint) and/or a Stable Diffusion model (--sd)"
+    masker = None
+    if args.inpaint_sd:
+        from skingen.masking import AffectedAreaMasker
+
+        masker = AffectedAreaMasker(
+            args.detector, args.segmenter, box_threshold=args.box_threshold, device=args.device
         )
     server = ModelServer(
         taxonomy,
         diagnoser=diagnoser,
         generator=_generator(args, inpaint=False) if args.sd else None,
+        inpainter=_generator(args, inpaint=True, model=args.inpaint_sd) if args.inpaint_sd else None,
+        masker=masker,
         prompts=PromptBuilder.load(taxonomy, args.templates),
         settings=GenerationSettings(
             steps=args.steps,

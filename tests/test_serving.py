@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
 
 from db.jobs import DONE, FAILED, QUEUED, JobQueue
 from db.migrate import upgrade
@@ -60,18 +59,6 @@ def submit(queue: JobQueue, request):
     return queue.submit(request.kind, request.payload, inputs=request.inputs, batch_key=request.batch_key)
 
 
-class EllipseMasker:
-    """Stands in for GroundingDINO + SAM: the centre of the photo is the affected area."""
-
-    model_id = "test-ellipse"
-
-    def __call__(self, image: Image.Image, condition_name: str) -> Image.Image:
-        mask = Image.new("L", image.size, 0)
-        w, h = image.size
-        ImageDraw.Draw(mask).ellipse((w // 4, h // 4, 3 * w // 4, 3 * h // 4), fill=255)
-        return mask
-
-
 def test_waiting_reference_jobs_share_one_diffusers_call(tiny: TinyModels, queue: JobQueue, tmp_path) -> None:
     generator = ReferenceGenerator.from_pretrained(
         str(tiny.sd), device="cpu", cache=ImageCache(tmp_path / "c")
@@ -99,13 +86,34 @@ def test_waiting_reference_jobs_share_one_diffusers_call(tiny: TinyModels, queue
     assert (again.id, again.status) == (first.id, DONE)  # an identical request: answered at once
 
 
+def masker(tiny: TinyModels, **thresholds: float):
+    from skingen.masking import AffectedAreaMasker
+
+    thresholds = {"box_threshold": 0.0, "text_threshold": 0.0, **thresholds}  # random weights: low scores
+    return AffectedAreaMasker(str(tiny.grounding_dino), str(tiny.sam), device="cpu", **thresholds)
+
+
+def test_the_masker_detects_by_text_and_segments_the_box(tiny: TinyModels) -> None:
+    from skingen.errors import SkinGenError
+
+    find = masker(tiny)
+    spot = photo(4, size=96)
+    x0, y0, x1, y1 = find.box(spot, "Psoriasis")
+    assert 0 <= x0 <= x1 <= 96 and 0 <= y0 <= y1 <= 96
+    mask = find(spot, "Psoriasis")
+    assert (mask.size, mask.mode) == (spot.size, "L") and set(mask.getdata()) <= {0, 255}
+    assert list(find(spot, "Psoriasis").getdata()) == list(mask.getdata())  # deterministic
+    with pytest.raises(SkinGenError, match="no affected area found for 'Psoriasis'"):
+        masker(tiny, box_threshold=1.01).box(spot, "Psoriasis")
+
+
 def test_inpainting_into_the_photo_names_its_mask_and_photo(tiny: TinyModels, queue: JobQueue) -> None:
     inpainter = ReferenceGenerator.from_pretrained(str(tiny.inpaint), inpaint=True, device="cpu")
-    server = ModelServer(Taxonomy.load(), inpainter=inpainter, masker=EllipseMasker(), settings=SETTINGS)
+    server = ModelServer(Taxonomy.load(), inpainter=inpainter, masker=masker(tiny), settings=SETTINGS)
     job = submit(queue, references_request("acne", "III", count=1, photo=photo(3), inpaint=True))
     Worker(queue, server.handlers(), name="w").run_once()
     [image] = queue.get(job.id).result["images"]
-    assert image["mask"] == "test-ellipse"
+    assert image["mask"] == f"{tiny.grounding_dino}+{tiny.sam}"
     assert image["provenance"]["pipeline"] == "StableDiffusionInpaintPipeline"
     assert image["provenance"]["init_image_sha256"] and image["provenance"]["mask_sha256"]
     assert queue.get(job.id).inputs == {}  # the photo left the database with the job
@@ -169,3 +177,12 @@ def test_skingen_worker_command_serves_jobs_until_its_limit(tiny: TinyModels, ch
     )
     assert {queue.get(diagnosis.id).worker, queue.get(references.id).worker} == {"cli"}
     assert REFERENCES in finished.stdout
+
+
+def test_worker_command_names_what_is_missing(queue: JobQueue, capsys: pytest.CaptureFixture[str]) -> None:
+    from skingen.cli import main
+
+    assert main(["worker", "--db", queue.db.url]) == 1
+    assert "give a VLM (--vlm or --chat-endpoint)" in capsys.readouterr().err
+    assert main(["worker", "--db", queue.db.url, "--inpaint-sd", "x"]) == 1
+    assert "--inpaint-sd needs --detector and --segmenter" in capsys.readouterr().err

@@ -157,11 +157,15 @@ def _references_section(exploration: Exploration, diagnosed: JobState, queue: Jo
     conditions = [entry["condition"] for entry in diagnosed.result["differential"]]
     wanted = [c for c in conditions if c != UNKNOWN]
     names = diagnosed.result["names"]
+    inpaint = st.checkbox(
+        "Paint it into my photo (SkinGEN's inpainting; needs a worker started with --inpaint-sd)",
+        key=f"explore.inpaint:{exploration.digest}",
+    )
     for index, condition in enumerate(wanted):
         label = "Show what it looks like" if index == 0 else f"Show {names[condition].lower()}"
         if st.button(label, key=f"explore.show:{condition}", type="primary" if index == 0 else "secondary"):
             request = references_request(
-                condition, exploration.skin_tone, count=count, photo=exploration.photo
+                condition, exploration.skin_tone, count=count, photo=exploration.photo, inpaint=inpaint
             )
             job = submit(queue, request).id
             if job not in exploration.shown:
