@@ -19,16 +19,18 @@ from study.live import JobState, state
 POLL_SECONDS = 1.0
 
 
-def poll(queue: JobQueue, job_ids: Sequence[int]) -> None:
-    """While any of ``job_ids`` is open: re-check every second, rerun the page once one has finished."""
-    open_ids = [job_id for job_id in job_ids if state(queue, job_id).pending]
-    if not open_ids:
+def poll(queue: JobQueue, drawn_pending: Sequence[int]) -> None:
+    """Rerun the page when any job it drew as waiting (``drawn_pending``) has finished: at once if one did
+    while the page was drawn, else from a fragment that re-reads them every :data:`POLL_SECONDS`."""
+    if not drawn_pending:
         return
+    if any(not state(queue, job_id).pending for job_id in drawn_pending):
+        st.rerun(scope="app")
 
     @st.fragment(run_every=POLL_SECONDS)
     def waiting() -> None:
-        # The fragment must draw something: the browser only reruns a fragment that has elements on the page.
-        states = [state(queue, job_id) for job_id in open_ids]
+        # The fragment draws a line of its own, so it is visibly alive while it waits.
+        states = [state(queue, job_id) for job_id in drawn_pending]
         if any(not job.pending for job in states):
             st.rerun(scope="app")
         st.caption(f":material/autorenew: {states[0].progress}")

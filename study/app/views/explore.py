@@ -136,23 +136,25 @@ def page() -> None:
     if exploration.diagnosis_job is None:
         exploration.diagnosis_job = submit(queue, diagnose_request(photo)).id
     diagnosed = state(queue, exploration.diagnosis_job)
-    open_jobs = [exploration.diagnosis_job]
+    waiting: list[int] = []  # the jobs this run draws as waiting: the poller reruns when one finishes
 
     def retry_diagnosis() -> None:
         exploration.diagnosis_job = None
 
     if diagnosed.pending:
         conversation.pending_note(diagnosed)
+        waiting.append(diagnosed.job.id)
     elif diagnosed.result is None:
         conversation.failure_note(diagnosed, retry_diagnosis, "diagnosis")
     else:
         conversation.diagnosis(diagnosed.result)
-        open_jobs += _references_section(exploration, diagnosed, queue)
-        open_jobs += _chat_section(exploration, diagnosed, queue)
-    conversation.poll(queue, open_jobs)
+        waiting += _references_section(exploration, diagnosed, queue)
+        waiting += _chat_section(exploration, diagnosed, queue)
+    conversation.poll(queue, waiting)
 
 
 def _references_section(exploration: Exploration, diagnosed: JobState, queue: JobQueue) -> list[int]:
+    """The reference buttons and images; returns the jobs drawn as waiting."""
     count = int(os.environ.get(REFERENCES_ENV, "3"))
     conditions = [entry["condition"] for entry in diagnosed.result["differential"]]
     wanted = [c for c in conditions if c != UNKNOWN]
@@ -170,25 +172,30 @@ def _references_section(exploration: Exploration, diagnosed: JobState, queue: Jo
             job = submit(queue, request).id
             if job not in exploration.shown:
                 exploration.shown.append(job)
+    waiting = []
     for job_id in exploration.shown:
         shown = state(queue, job_id)
         if shown.pending:
             conversation.pending_note(shown)
+            waiting.append(job_id)
         elif shown.result is None:
             conversation.failure_note(shown, None, f"references:{job_id}")
         else:
             conversation.references(shown.result)
-    return list(exploration.shown)
+    return waiting
 
 
 def _chat_section(exploration: Exploration, diagnosed: JobState, queue: JobQueue) -> list[int]:
+    """The follow-up questions and answers and the chat box; returns the jobs drawn as waiting."""
     st.markdown("**Ask about this photo**")
     history = [(DIAGNOSIS_QUESTION, diagnosed.result["raw_output"])]
+    waiting = []
     for question, job_id in exploration.turns:
         turn = state(queue, job_id)
         conversation.answer(question, turn.result)
         if turn.pending:
             conversation.pending_note(turn)
+            waiting.append(job_id)
         elif turn.result is None:
             conversation.failure_note(turn, None, f"turn:{job_id}")
         else:
@@ -199,4 +206,4 @@ def _chat_section(exploration: Exploration, diagnosed: JobState, queue: JobQueue
         job = submit(queue, chat_request(exploration.photo, history, question)).id
         exploration.turns.append((question, job))
         st.rerun()
-    return [job_id for _, job_id in exploration.turns]
+    return waiting

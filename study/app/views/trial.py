@@ -121,8 +121,8 @@ class _LiveCase:
                     if shown.result is not None:
                         conversation.references(shown.result)
                 continue
-            job = live.state(self.queue, turn.job_id)
-            if job.pending:
+            job = self._open.get(turn.turn) or live.state(self.queue, turn.job_id)  # one reading per run
+            if job.pending or job.result is not None:  # answered since the reading: the poller reruns
                 conversation.pending_note(job)
                 open_jobs.append(turn.job_id)
             else:
@@ -171,13 +171,21 @@ class _LiveCase:
         return again
 
     def _complete_answered(self, turns: list[TurnRecord]) -> list[TurnRecord]:
-        """Store the answers workers have delivered since the last run; the turns as they are now."""
+        """Store the answers workers have delivered since the last run; the turns as they are now.
+
+        The jobs of turns still open are kept in ``self._open`` as read here, and the page draws them from
+        that one reading: a job finishing a moment later is seen by the poller, never drawn as neither
+        waiting nor answered.
+        """
         completed = False
+        self._open: dict[int, live.JobState] = {}
         for turn in turns:
             if turn.answered_at is not None or turn.job_id is None:
                 continue
-            result = live.state(self.queue, turn.job_id).result
+            job = live.state(self.queue, turn.job_id)
+            result = job.result
             if result is None:
+                self._open[turn.turn] = job
                 continue
             images = tuple(image["key"] for image in result.get("images", ()))
             completed |= self.engine.answer(
