@@ -233,11 +233,9 @@ class ReferenceGenerator:
         pipe.set_ip_adapter_scale(scale)
         return AdapterRecord(path=str(file), sha256=file_sha256(file), scale=scale)
 
-    def check_inputs(self, request: Request, seeds: Sequence[int], batch_size: int) -> None:
+    def check_inputs(self, request: Request, batch_size: int) -> None:
         if not request.prompt.strip():
             raise SkinGenError("prompt: must not be empty")
-        if not seeds:
-            raise SkinGenError("seeds: at least one seed is needed")
         if request.steps < 1:
             raise SkinGenError(f"steps: must be ≥ 1, got {request.steps}")
         if request.guidance < 0:
@@ -302,11 +300,13 @@ class ReferenceGenerator:
         Requests that differ only in their prompts share diffusers calls (up to ``batch_size`` images each);
         cached images are reused and new ones cached.
         """
+        # 1. Check inputs
+        if not seeds:
+            raise SkinGenError("seeds: at least one seed is needed")
         if len(requests) != len(seeds):
             raise SkinGenError(f"requests, seeds: one seed per request, got {len(requests)} and {len(seeds)}")
-        # 1. Check inputs
         for request in requests:
-            self.check_inputs(request, seeds, batch_size)
+            self.check_inputs(request, batch_size)
         # 2. Describe each image by what determines its pixels
         records = [self.provenance(request, seed) for request, seed in zip(requests, seeds, strict=True)]
         # 3. Reuse cached images

@@ -25,6 +25,7 @@ from skingen.skin_tone import FITZPATRICK_TYPES, estimate_skin_tone
 from skingen.taxonomy import UNKNOWN
 from study.app import access, conversation
 from study.app.context import live_queue
+from study.app.views import admin
 from study.live import DIAGNOSIS_QUESTION, JobState, state, submit
 
 OPEN_ENV = "SKINGEN_EXPLORER_OPEN"
@@ -117,8 +118,6 @@ def _skin_tone(exploration: Exploration) -> None:
 
 def page() -> None:
     if not allowed():
-        from study.app.views import admin
-
         admin.sign_in()
         return
     st.title("SkinGEN explorer")
