@@ -19,11 +19,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.exc import OperationalError
+
 from db.jobs import JobQueue, JobView
 
 __all__ = ["Handler", "JobFailure", "JobQueue", "JobView", "Outcome", "Worker"]
 
 LOG = logging.getLogger("skingen.worker")
+DATABASE_RETRY_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,12 @@ class Worker:
         stop = stop or threading.Event()
         done = 0
         while not stop.is_set() and (max_jobs is None or done < max_jobs):
-            processed = self.run_once()
+            try:
+                processed = self.run_once()
+            except OperationalError:  # the database is briefly unreachable: its jobs wait there, so do we
+                LOG.exception("%s: the database is unreachable; trying again", self.name)
+                stop.wait(DATABASE_RETRY_S)
+                continue
             done += processed
             if not processed:
                 stop.wait(self.idle_wait)

@@ -195,3 +195,23 @@ def test_a_job_whose_worker_is_killed_completes_on_the_other(database_url: str, 
     assert (done.worker, done.attempts, done.result) == ("b", 2, {"echo": 7, "by": "b"})
     assert runs(tmp_path, "end") == Counter({job.id: 1})
     assert queue.counts() == {DONE: 1} and QUEUED not in queue.counts()
+
+
+def test_a_worker_outlasts_a_database_outage(queue: JobQueue, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from skingen import worker as worker_module
+
+    monkeypatch.setattr(worker_module, "DATABASE_RETRY_S", 0.0)
+    job = queue.submit("echo", {"n": 1})
+    claim, failures = queue.claim, [OperationalError("SELECT", {}, Exception("server closed the connection"))]
+
+    def flaky_claim(*args, **kwargs):
+        if failures:
+            raise failures.pop()
+        return claim(*args, **kwargs)
+
+    monkeypatch.setattr(queue, "claim", flaky_claim)
+    worker = Worker(queue, {"echo": lambda jobs: [{"n": j.payload["n"]} for j in jobs]}, name="w")
+    assert worker.run(max_jobs=1) == 1 and not failures
+    assert queue.get(job.id).result == {"n": 1}
