@@ -12,11 +12,12 @@ import pytest
 from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
+from db.models import Job
 from skingen.diagnosis.openai_chat import OpenAIChatDiagnoser
 from skingen.serving import GenerationSettings, ModelServer
 from skingen.taxonomy import Taxonomy
 from skingen.worker import Worker
-from study.app.context import live_queue
+from study.app.context import configured_engine, live_queue
 from tests.app_driver import APP
 from tests.chat_server import ChatServer
 
@@ -137,3 +138,18 @@ def test_references_of_the_diagnosis_and_a_differential_come_from_a_worker(
     captions = [c for image in at.get("image") for c in image.captions]
     assert captions.count("AI-generated: Psoriasis") == 2 and captions.count("AI-generated: Eczema") == 2
     assert "skin type V" in text(at) and "StableDiffusionPipeline" in text(at)  # provenance on demand
+
+
+def test_a_photo_is_kept_only_with_its_users_consent(study, monkeypatch, tmp_path) -> None:
+    folder = tmp_path / "kept"
+    at = open_explorer()
+    at.file_uploader[0].set_value(("spot.png", photo_png(), "image/png")).run()
+    assert not at.checkbox and not folder.exists()  # no photo folder configured: nothing is offered or kept
+    monkeypatch.setenv("SKINGEN_EXPLORER_PHOTOS", str(folder))
+    at.run()
+    assert not folder.exists()
+    at.checkbox[0].check().run()
+    [kept] = folder.glob("*.png")
+    assert kept.with_suffix(".json").is_file() and "Your photo is kept" in text(at)
+    with configured_engine().db.read() as session:  # the open diagnosis job holds it only until it ends
+        assert [job.inputs is not None for job in session.query(Job)] == [True]
