@@ -133,5 +133,6 @@ def test_run_analysis_reads_as_its_numbered_steps():
         "multiplicity",
         "trust calibration",
         "ratings",
+        "interactions",
         "power",
     ]

@@ -7,6 +7,7 @@ import random
 
 import pytest
 
+from analysis.document import interaction_blocks
 from analysis.load import validate_interactions
 from analysis.pipeline import interactions_block
 from study.cli import live_model_note
@@ -92,6 +93,9 @@ def test_turns_are_limited_stored_exported_and_analysed(protocol_file, make_engi
     block = interactions_block(validate_interactions(turns.astype(str)), None)
     assert block[VISUAL]["questions"] == 2 and block[VISUAL]["references"] == 1
     assert block[VISUAL]["questions_per_participant"] == 2.0 and block[VISUAL]["median_latency_ms"] == 510.0
+    heading, _, (kind, table) = interaction_blocks({"interactions": block})
+    assert heading == ("h2", "Interactions with the live model") and kind == "table"
+    assert table.iloc[0]["reference requests"] == 1 and table.iloc[0]["answers naming no condition"] == "0%"
 
 
 def test_a_baseline_trial_takes_no_turns_and_fixed_stimuli_need_no_worker(
