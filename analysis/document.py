@@ -257,6 +257,7 @@ def document(results: dict) -> list[Block]:
         *instrument_report_blocks(results),
         *trust_blocks(results),
         *rating_blocks(results),
+        *interaction_blocks(results),
         *power_blocks(results),
     ]
 
@@ -469,6 +470,33 @@ def trust_blocks(results: dict) -> list[Block]:
         ]
     blocks.append(("ul", [s for s in sentences if s]))
     return blocks
+
+
+def interaction_blocks(results: dict) -> list[Block]:
+    """Interactions with the live model per condition (interactive conditions only)."""
+    if not results.get("interactions"):
+        return []
+    rows = [
+        {
+            "condition": condition,
+            "participants": rec["participants"],
+            "questions": rec["questions"],
+            "questions per participant": round(rec["questions_per_participant"], 2),
+            "reference requests": rec["references"],
+            "median latency (ms)": "—"
+            if rec["median_latency_ms"] is None
+            else round(rec["median_latency_ms"]),
+            "answers naming no condition": "—"
+            if rec["unknown_answers"] is None
+            else f"{rec['unknown_answers']:.0%}",
+        }
+        for condition, rec in results["interactions"].items()
+    ]
+    return [
+        ("h2", "Interactions with the live model"),
+        ("p", "Turns of participants who used the live model (per participant, in interactions.csv)."),
+        ("table", pd.DataFrame(rows)),
+    ]
 
 
 def rating_blocks(results: dict) -> list[Block]:

@@ -23,7 +23,7 @@ import pandas as pd
 from study import contract
 
 DESIGNS = ("within", "between")
-EXPORT_TABLES = ("responses", "participants", "ratings", "study", "instruments", "hypotheses")
+EXPORT_TABLES = ("responses", "participants", "ratings", "study", "instruments", "hypotheses", "interactions")
 """The export tables the analysis reads (``<name>.csv`` in an export folder)."""
 
 
@@ -40,6 +40,9 @@ RESPONSE_COLUMNS = _required(
 )
 RATING_COLUMNS = _required(contract.RATING_COLUMNS, ("rater_id", "image_id", "item", "value"))
 PARTICIPANT_COLUMNS = _required(contract.PARTICIPANT_COLUMNS, ("participant_id", "excluded"))
+INTERACTION_COLUMNS = _required(
+    contract.INTERACTION_COLUMNS, ("participant_id", "condition", "kind", "mapped_condition", "latency_ms")
+)
 NUMERIC_RESPONSE_COLUMNS = _required(
     contract.RESPONSE_COLUMNS,
     ("period", "reverse_coded", "scale_min", "scale_max", "attention_check", "ai_correct", "rt_ms"),
@@ -99,6 +102,7 @@ class StudyData:
     hypotheses: pd.DataFrame | None = None
     plan: dict[str, str] | None = None
     """The export's preregistration columns (``study.csv``), None without a study table."""
+    interactions: pd.DataFrame | None = None  # turns with the live model (interactive conditions)
 
     @property
     def multi_arm(self) -> bool:
@@ -249,6 +253,18 @@ def validate_hypotheses(raw: pd.DataFrame, what: str = "hypotheses") -> pd.DataF
     return frame
 
 
+def validate_interactions(raw: pd.DataFrame, what: str = "interactions") -> pd.DataFrame:
+    """Check the interactions frame; ``latency_ms`` is numeric where given (empty while unanswered)."""
+    _require_columns(raw, INTERACTION_COLUMNS, what)
+    frame = raw.reset_index(drop=True)
+    _clean_text(frame, ("participant_id", "condition", "kind", "mapped_condition"))
+    frame["latency_ms"] = _to_numeric(frame, "latency_ms", pd.Series(False, index=frame.index), what)
+    unknown = sorted(set(frame["kind"]) - {"question", "references"})
+    if unknown:
+        raise AnalysisInputError(f"{what}: column 'kind' holds {unknown}; expected question or references")
+    return frame
+
+
 def resolve_conditions(
     responses: pd.DataFrame,
     baseline: str | None,
@@ -331,6 +347,7 @@ def build_study_data(
     participants: pd.DataFrame | None = None,
     ratings: pd.DataFrame | None = None,
     *,
+    interactions: pd.DataFrame | None = None,
     design: str | None = None,
     baseline: str | None = None,
     visual: str | None = None,
@@ -359,7 +376,10 @@ def build_study_data(
             warnings.append(f"no design given: inferred '{resolved_design}' from the data")
         check_design(resp, resolved_design, compared)
         resp = resp[resp["condition"].isin(["", *compared])].reset_index(drop=True)
-    return StudyData(resp, part, rat, resolved_design, base, vis, tuple(warnings), compared)
+    turns = validate_interactions(interactions) if interactions is not None else None
+    return StudyData(
+        resp, part, rat, resolved_design, base, vis, tuple(warnings), compared, interactions=turns
+    )
 
 
 def _as_text(frame: pd.DataFrame | None) -> pd.DataFrame | None:
@@ -399,6 +419,7 @@ def from_export(
         _as_text(present.get("responses")),
         _as_text(present.get("participants")),
         _as_text(present.get("ratings")),
+        interactions=_as_text(present.get("interactions")),
         design=design,
         baseline=baseline,
         visual=visual,

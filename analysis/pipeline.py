@@ -2,7 +2,8 @@
 
 ``run_analysis`` reads like the paper's methods section: it runs :data:`STEPS` in order — 1. exclusions,
 2. scoring, 3. per-construct statistics, 4. multiplicity, 5. preregistered hypotheses, 6. instruments,
-7. trust calibration, 8. expert ratings, 9. power, 10. deviations from the preregistration.
+7. trust calibration, 8. expert ratings, 9. interactions with the live model, 10. power, 11. deviations from
+the preregistration.
 Each step is a small function of the run's state; the statistics are plain records, so the writers and
 figures only format what is computed here. The simulated power curve is wired in :mod:`analysis.simulation`.
 """
@@ -492,8 +493,45 @@ def ratings(run: Run) -> None:
         )
 
 
+def interactions_block(turns: pd.DataFrame, participants: pd.DataFrame | None) -> dict[str, dict]:
+    """Turns with the live model per condition: how much participants used it.
+
+    Returns, per condition: ``participants`` (who took at least one turn), ``questions`` and ``references``
+    (turn counts), ``questions_per_participant`` (mean, among them), ``median_latency_ms`` (answered turns),
+    ``unknown_answers`` (share of answered questions naming no taxonomy condition). Excluded participants
+    (``participants.excluded``) are left out, as in every other block.
+    """
+    if participants is not None:
+        excluded = set(participants.loc[participants["excluded"] == 1, "participant_id"])
+        turns = turns[~turns["participant_id"].isin(excluded)]
+    block: dict[str, dict] = {}
+    for condition, rows in turns.groupby("condition", sort=True):
+        questions = rows[rows["kind"] == "question"]
+        answered = questions[questions["latency_ms"].notna()]
+        per_participant = questions.groupby("participant_id").size()
+        block[str(condition)] = {
+            "participants": int(rows["participant_id"].nunique()),
+            "questions": len(questions),
+            "references": int((rows["kind"] == "references").sum()),
+            "questions_per_participant": float(per_participant.mean()) if len(per_participant) else 0.0,
+            "median_latency_ms": float(rows["latency_ms"].median())
+            if rows["latency_ms"].notna().any()
+            else None,
+            "unknown_answers": float((answered["mapped_condition"] == "unknown").mean())
+            if len(answered)
+            else None,
+        }
+    return block
+
+
+def interactions(run: Run) -> None:
+    """9. Interactions with the live model (interactive conditions), per condition."""
+    if run.data.interactions is not None:
+        run.results["interactions"] = interactions_block(run.data.interactions, run.data.participants)
+
+
 def power(run: Run) -> None:
-    """9. Power: sensitivity at the analysed n, a-priori n, analytic and (``--simulate``) simulated curves."""
+    """10. Power: sensitivity at the analysed n, a-priori n, analytic and (``--simulate``) simulated curves."""
     tested = [t for b in run.results["constructs"].values() if (t := tests_of(b)) is not None]
     n_analysed = tested[0]["parametric"]["n"] if tested else None
     run.results["power"], run.analysis.analytic_power, run.analysis.power_curve = power_block(
@@ -504,7 +542,7 @@ def power(run: Run) -> None:
 
 
 def preregistration(run: Run) -> None:
-    """10. The plan: preregistered or not, changed since, and every deviation (sample size, untested
+    """11. The plan: preregistered or not, changed since, and every deviation (sample size, untested
     hypotheses)."""
     flow = run.analysis.flow
     if flow is not None:
@@ -525,6 +563,7 @@ STEPS: tuple[tuple[str, Callable[[Run], None]], ...] = (
     ("instruments", instruments),
     ("trust calibration", trust),
     ("ratings", ratings),
+    ("interactions", interactions),
     ("power", power),
     ("preregistration", preregistration),
 )
@@ -553,6 +592,7 @@ def initial_results(data: StudyData, config: AnalysisConfig) -> dict:
         "ratings": {},
         "closed_loop_agreement": None,
         "preregistration": None,
+        "interactions": {},
     }
 
 

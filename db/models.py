@@ -239,3 +239,64 @@ class LoginThrottle(Base):
     failures: Mapped[int] = mapped_column(default=0)
     locked_until: Mapped[datetime | None]
     last_failure_at: Mapped[datetime | None]
+
+
+class Job(Base):
+    """A request for model work (diagnosis, chat, generation) waiting for, held by, or done by a worker.
+
+    A worker holds a job only until ``lease_until``; a job whose lease ran out is free again (its worker died or
+    hung), so it is retried elsewhere, at most ``max_attempts`` times. See db/jobs.py and docs/workers.md.
+    """
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        Index("ix_jobs_claimable", "kind", "status", "id"),
+        Index("ix_jobs_request", "request_key"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    request_key: Mapped[str] = mapped_column(String(64))
+    batch_key: Mapped[str] = mapped_column(String(64), default="")
+    payload: Mapped[dict[str, Any]] = mapped_column()
+    # Photos and other personal inputs: held only while the job is open, cleared when it ends (docs/workers.md).
+    inputs: Mapped[dict[str, Any] | None] = mapped_column()
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    result: Mapped[dict[str, Any] | None] = mapped_column()
+    error_code: Mapped[str | None] = mapped_column(String(32))
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(default=0)
+    max_attempts: Mapped[int] = mapped_column(default=3)
+    worker: Mapped[str | None] = mapped_column(String(128))
+    lease_until: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+
+class InteractionTurn(Base):
+    """One exchange of a participant with the live model on a case (interactive conditions).
+
+    A turn is stored when asked (with the job that answers it, so a reload finds it again) and completed when
+    the worker's answer arrives. ``turn`` counts from 1 per participant and step; the unique key makes two tabs
+    store one turn per number. The photo is the case's own (a bundle file): nothing a participant uploaded is
+    held here.
+    """
+
+    __tablename__ = "interaction_turns"
+    __table_args__ = (UniqueConstraint("participant_id", "step_key", "turn"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"))
+    step_key: Mapped[str] = mapped_column(String(32))
+    turn: Mapped[int]
+    kind: Mapped[str] = mapped_column(String(16))
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"))
+    question: Mapped[str] = mapped_column(Text, default="")
+    answer: Mapped[str] = mapped_column(Text, default="")
+    condition: Mapped[str | None] = mapped_column(String(64))
+    model_id: Mapped[str | None] = mapped_column(String(256))
+    latency_ms: Mapped[int | None]
+    images: Mapped[list[Any]] = mapped_column(default=list)
+    asked_at: Mapped[datetime]
+    answered_at: Mapped[datetime | None]

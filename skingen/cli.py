@@ -156,9 +156,10 @@ def _evaluation_settings(
     )
 
 
-def _add_generator_options(parser: argparse.ArgumentParser) -> None:
+def _add_generator_options(parser: argparse.ArgumentParser, *, per_run: bool = True) -> None:
+    """Model and sampling options; ``per_run`` adds the ones a single run fixes (seed, skin type, severity)."""
     parser.add_argument(
-        "--sd", required=True, metavar="PATH|ID", help="Stable Diffusion 1.x model, path or hub id"
+        "--sd", required=per_run, metavar="PATH|ID", help="Stable Diffusion 1.x model, path or hub id"
     )
     parser.add_argument(
         "--lora",
@@ -190,15 +191,17 @@ def _add_generator_options(parser: argparse.ArgumentParser) -> None:
         choices=SCHEDULERS,
         help="replace the model's scheduler",
     )
-    parser.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+    if per_run:
+        parser.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
     parser.add_argument("--steps", type=int, default=25, help="denoising steps (default 25)")
     parser.add_argument(
         "--guidance", type=float, default=7.5, help="classifier-free guidance scale (default 7.5)"
     )
     parser.add_argument("--width", type=int, default=512, help="image width, multiple of 8 (default 512)")
     parser.add_argument("--height", type=int, default=512, help="image height, multiple of 8 (default 512)")
-    parser.add_argument("--skin-tone", choices=FITZPATRICK_TYPES, help="Fitzpatrick skin type in prompts")
-    parser.add_argument("--severity", help="severity in prompts: mild, moderate, severe (see templates)")
+    if per_run:
+        parser.add_argument("--skin-tone", choices=FITZPATRICK_TYPES, help="Fitzpatrick skin type in prompts")
+        parser.add_argument("--severity", help="severity in prompts: mild, moderate, severe (see templates)")
     parser.add_argument("--trigger", help="LoRA trigger token put in front of prompts")
     parser.add_argument("--templates", type=Path, help="prompt templates YAML (default: the packaged one)")
     parser.add_argument(
@@ -474,6 +477,53 @@ def _add_lora_commands(commands: argparse._SubParsersAction) -> None:
     grid.add_argument("--no-progress", action="store_true", help="no progress bars")
     grid.set_defaults(handler=run_lora_grid)
 
+    worker = commands.add_parser(
+        "worker",
+        help="serve the app's model jobs (diagnosis, chat, references) from the study database",
+        description="Take diagnosis, chat and reference-image jobs from the study database, run them on this "
+        "machine's models and write the results back. Run one per GPU, on any machine that reaches the "
+        "database; a worker serves the job kinds its models allow (a VLM: diagnose and chat; --sd: references).",
+    )
+    worker.add_argument("--db", required=True, metavar="URL", help="the study database (SQLAlchemy URL)")
+    chat = worker.add_mutually_exclusive_group()
+    chat.add_argument("--vlm", metavar="PATH|ID", help="image-text-to-text VLM (LLaVA-style), loaded here")
+    chat.add_argument(
+        "--chat-endpoint",
+        metavar="URL",
+        help="an OpenAI-compatible server (vLLM, TGI, Ollama) hosting the VLM, e.g. http://gpu1:8000",
+    )
+    worker.add_argument("--chat-model", default="default", help="model name sent to --chat-endpoint")
+    worker.add_argument(
+        "--chat-timeout", type=float, default=60.0, help="seconds to wait for --chat-endpoint (default 60)"
+    )
+    worker.add_argument("--max-new-tokens", type=int, default=160, help="VLM answer length (default 160)")
+    _add_generator_options(worker, per_run=False)
+    worker.add_argument(
+        "--inpaint-sd",
+        metavar="PATH|ID",
+        help="an inpainting SD model: paint references into the user's photo (needs --detector, --segmenter)",
+    )
+    worker.add_argument(
+        "--detector", metavar="PATH", help="open-vocabulary detector (GroundingDINO) for the affected area"
+    )
+    worker.add_argument("--segmenter", metavar="PATH", help="segmentation model (SAM) for the detected box")
+    worker.add_argument(
+        "--box-threshold", type=float, default=0.25, help="detector score a box needs (default 0.25)"
+    )
+    worker.add_argument(
+        "--max-batch", type=int, default=8, help="waiting jobs of one kind taken together (default 8)"
+    )
+    worker.add_argument(
+        "--max-images-per-call", type=int, default=8, help="images per diffusers call (default 8)"
+    )
+    worker.add_argument(
+        "--lease", type=float, default=60.0, help="seconds a job is held without renewal (default 60)"
+    )
+    worker.add_argument("--name", help="this worker's name in the database (default host:pid)")
+    worker.add_argument("--max-jobs", type=int, help="exit after this many jobs (default: run until stopped)")
+    _add_device_options(worker)
+    worker.set_defaults(handler=run_worker)
+
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
@@ -501,12 +551,13 @@ def _diagnoser(args: argparse.Namespace, taxonomy: Taxonomy) -> Diagnoser | None
     return None
 
 
-def _generator(args: argparse.Namespace, *, inpaint: bool) -> ReferenceGenerator:
+def _generator(args: argparse.Namespace, *, inpaint: bool, model: str | None = None) -> ReferenceGenerator:
+    """The generator the options describe; ``model`` replaces ``--sd`` (the worker's inpainting model)."""
     if len(args.lora_scale) > len(args.lora):
         raise SkinGenError(f"--lora-scale given {len(args.lora_scale)} times for {len(args.lora)} --lora")
     scales = args.lora_scale + [1.0] * (len(args.lora) - len(args.lora_scale))
     return ReferenceGenerator.from_pretrained(
-        args.sd,
+        model or args.sd,
         loras=[LoraSpec(path, scale) for path, scale in zip(args.lora, scales, strict=True)],
         ip_adapter=args.ip_adapter,
         ip_adapter_scale=args.ip_adapter_scale,
@@ -583,6 +634,75 @@ def run_generate(args: argparse.Namespace) -> int:
                 {"image": str(png), "provenance": str(png.with_suffix(".json")), "cached": result.cached}
             )
         )
+    return 0
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from skingen.diagnosis.openai_chat import OpenAIChatDiagnoser
+    from skingen.serving import GenerationSettings, ModelServer
+    from skingen.worker import JobQueue, Worker
+
+    # 1. Check the options before loading any model
+    if not (args.vlm or args.chat_endpoint or args.sd or args.inpaint_sd):
+        raise SkinGenError(
+            "worker: give a VLM (--vlm or --chat-endpoint) and/or a Stable Diffusion model (--sd, --inpaint-sd)"
+        )
+    if args.inpaint_sd and not (args.detector and args.segmenter):
+        raise SkinGenError("--inpaint-sd needs --detector and --segmenter (they find the area to paint)")
+    # 2. Load the models and serve
+    taxonomy = _taxonomy(args)
+    if args.chat_endpoint:
+        diagnoser = OpenAIChatDiagnoser(
+            args.chat_endpoint,
+            args.chat_model,
+            taxonomy,
+            max_new_tokens=args.max_new_tokens,
+            timeout=args.chat_timeout,
+        )
+    elif args.vlm:
+        diagnoser = VlmDiagnoser(
+            args.vlm, taxonomy, max_new_tokens=args.max_new_tokens, device=args.device, dtype=args.dtype
+        )
+    else:
+        diagnoser = None
+    masker = None
+    if args.inpaint_sd:
+        from skingen.masking import AffectedAreaMasker
+
+        masker = AffectedAreaMasker(
+            args.detector, args.segmenter, box_threshold=args.box_threshold, device=args.device
+        )
+    server = ModelServer(
+        taxonomy,
+        diagnoser=diagnoser,
+        generator=_generator(args, inpaint=False) if args.sd else None,
+        inpainter=_generator(args, inpaint=True, model=args.inpaint_sd) if args.inpaint_sd else None,
+        masker=masker,
+        prompts=PromptBuilder.load(taxonomy, args.templates),
+        settings=GenerationSettings(
+            steps=args.steps,
+            guidance=args.guidance,
+            width=args.width,
+            height=args.height,
+            max_images_per_call=args.max_images_per_call,
+            trigger=args.trigger,
+        ),
+    )
+    worker = Worker(
+        JobQueue.open(args.db, lease_seconds=args.lease),
+        server.handlers(),
+        name=args.name,
+        max_batch=args.max_batch,
+    )
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    print(f"skingen worker {worker.name}: serving {', '.join(worker.handlers)} from {args.db}", flush=True)
+    done = worker.run(stop=stop, max_jobs=args.max_jobs)
+    print(f"skingen worker {worker.name}: stopped after {done} job(s)", flush=True)
     return 0
 
 

@@ -233,11 +233,9 @@ class ReferenceGenerator:
         pipe.set_ip_adapter_scale(scale)
         return AdapterRecord(path=str(file), sha256=file_sha256(file), scale=scale)
 
-    def check_inputs(self, request: Request, seeds: Sequence[int], batch_size: int) -> None:
+    def check_inputs(self, request: Request, batch_size: int) -> None:
         if not request.prompt.strip():
             raise SkinGenError("prompt: must not be empty")
-        if not seeds:
-            raise SkinGenError("seeds: at least one seed is needed")
         if request.steps < 1:
             raise SkinGenError(f"steps: must be ≥ 1, got {request.steps}")
         if request.guidance < 0:
@@ -287,18 +285,45 @@ class ReferenceGenerator:
             mask_image,
             strength,
         )
+        return self.run([request] * len(seeds), seeds, batch_size=batch_size, progress=progress)
+
+    def run(
+        self,
+        requests: Sequence[Request],
+        seeds: Sequence[int],
+        *,
+        batch_size: int = 1,
+        progress: bool = False,
+    ) -> list[GeneratedImage]:
+        """One image per ``(requests[i], seeds[i])``, in order: what a worker calls for several users' jobs.
+
+        Requests that differ only in their prompts share diffusers calls (up to ``batch_size`` images each);
+        cached images are reused and new ones cached.
+        """
         # 1. Check inputs
-        self.check_inputs(request, seeds, batch_size)
+        if not seeds:
+            raise SkinGenError("seeds: at least one seed is needed")
+        if len(requests) != len(seeds):
+            raise SkinGenError(f"requests, seeds: one seed per request, got {len(requests)} and {len(seeds)}")
+        for request in requests:
+            self.check_inputs(request, batch_size)
         # 2. Describe each image by what determines its pixels
-        records = [self.provenance(request, seed) for seed in seeds]
+        records = [self.provenance(request, seed) for request, seed in zip(requests, seeds, strict=True)]
         # 3. Reuse cached images
         found = [self.cache.get(record) if self.cache else None for record in records]
         missing = [i for i, cached in enumerate(found) if cached is None]
-        # 4. Generate the rest, batch by batch
+        # 4. Generate the rest, batch by batch among requests with the same settings
+        groups: dict[tuple, list[int]] = {}
+        for i in missing:
+            groups.setdefault(_batch_settings(records[i]), []).append(i)
+        batches = [
+            members[start : start + batch_size]
+            for members in groups.values()
+            for start in range(0, len(members), batch_size)
+        ]
         fresh: dict[int, Image.Image] = {}
-        batches = [missing[start : start + batch_size] for start in range(0, len(missing), batch_size)]
         for batch in tqdm(batches, desc="generating", unit="batch", disable=not progress):
-            images = self.generate(request, [seeds[i] for i in batch])
+            images = self.generate([requests[i] for i in batch], [seeds[i] for i in batch])
             fresh.update(zip(batch, images, strict=True))
         # 5. Cache the new images
         if self.cache is not None:
@@ -340,24 +365,40 @@ class ReferenceGenerator:
             versions=self._versions,
         )
 
-    def generate(self, request: Request, seeds: list[int]) -> list[Image.Image]:
-        """One diffusers call for ``seeds``: a CPU generator per seed: each image depends on its seed only."""
+    def generate(self, requests: Sequence[Request], seeds: Sequence[int]) -> list[Image.Image]:
+        """One diffusers call for ``requests`` (same settings, own prompts), a CPU generator per seed: each
+        image depends on its own request and seed only."""
         import torch
 
+        first = requests[0]
         extra: dict[str, object] = {}
-        if request.ip_adapter_image is not None:
-            extra["ip_adapter_image"] = request.ip_adapter_image
+        if first.ip_adapter_image is not None:
+            extra["ip_adapter_image"] = first.ip_adapter_image
         if self.inpaint:
-            extra.update(image=request.image, mask_image=request.mask_image, strength=request.strength)
+            extra.update(image=first.image, mask_image=first.mask_image, strength=first.strength)
         with torch.inference_mode():
             output = self.pipe(
-                prompt=[request.prompt] * len(seeds),
-                negative_prompt=[request.negative_prompt] * len(seeds),
-                num_inference_steps=request.steps,
-                guidance_scale=request.guidance,
-                width=request.width,
-                height=request.height,
+                prompt=[request.prompt for request in requests],
+                negative_prompt=[request.negative_prompt for request in requests],
+                num_inference_steps=first.steps,
+                guidance_scale=first.guidance,
+                width=first.width,
+                height=first.height,
                 generator=[torch.Generator("cpu").manual_seed(seed) for seed in seeds],
                 **extra,
             )
         return list(output.images)
+
+
+def _batch_settings(record: ProvenanceRecord) -> tuple:
+    """What images must share to come from one diffusers call: everything but prompt and seed."""
+    return (
+        record.steps,
+        record.guidance,
+        record.width,
+        record.height,
+        record.strength,
+        record.ip_adapter_image_sha256,
+        record.init_image_sha256,
+        record.mask_sha256,
+    )

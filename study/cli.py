@@ -9,7 +9,7 @@ from pathlib import Path
 
 from db.session import Database, database_url
 from skingen.atomic import OutputExistsError
-from study.protocol import ProtocolError, load_protocol
+from study.protocol import Protocol, ProtocolError, load_protocol
 
 DB_HELP = "SQLAlchemy database URL (default: $SKINGEN_DB_URL or sqlite:///var/study.db)"
 
@@ -34,6 +34,20 @@ def _effects(values: list[str]) -> tuple[dict[str, float], dict[str, dict[str, f
     return effects, per_condition
 
 
+def live_model_note(protocol: Protocol) -> str:
+    """Whether the study needs a live model: said before it starts, so no participant waits for a worker."""
+    interactive = protocol.interactive_conditions
+    if not interactive:
+        return (
+            "fixed stimuli only: no condition is interactive, so participants see the bundle's AI outputs and "
+            "references and no live model or `skingen worker` is needed"
+        )
+    return (
+        f"interactive condition(s) {', '.join(interactive)}: participants talk with a live model — start "
+        "`skingen worker --db URL` (a VLM; --sd for references) on the study database before they arrive"
+    )
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     status = 0
     for path in args.files:
@@ -50,6 +64,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             + (f", instruments: {', '.join(u.construct for u in p.instruments)}" if p.instruments else "")
             + (f", hypotheses: {', '.join(h.id for h in p.hypotheses)}" if p.hypotheses else "")
         )
+        print(f"  {live_model_note(p)}")
     return status
 
 
@@ -274,7 +289,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     db.dispose()
     if args.demo:
         _demo_admin_password(args.host, args.port)
-    serve(url, args.protocol, host=args.host, port=args.port, tuned=not args.default_streamlit)
+    serve(
+        url,
+        args.protocol,
+        host=args.host,
+        port=args.port,
+        tuned=not args.default_streamlit,
+        explorer_open=args.explorer_open,
+        explorer_photos=args.explorer_photos,
+    )
     return 0
 
 
@@ -512,6 +535,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8501, help="port (default 8501)")
+    p.add_argument(
+        "--explorer-open",
+        action="store_true",
+        help="open the explorer (/?area=explore: try SkinGEN on your own photo) to anyone with the link; "
+        "without it, only signed-in researchers can use it",
+    )
+    p.add_argument(
+        "--explorer-photos",
+        metavar="DIR",
+        help="keep explorer photos here, only when their user ticks consent (default: photos are never stored)",
+    )
     p.add_argument(
         "--default-streamlit",
         action="store_true",

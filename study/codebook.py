@@ -128,6 +128,48 @@ def item_variables(item: Item, section: str) -> list[Variable]:
     return variables
 
 
+# The columns of interactions.csv a reader needs explained (the rest are as in responses.csv).
+_INTERACTION_VARIABLES = (
+    ("turn", "Turn number with the live model on this case (1, 2, …)", "integer"),
+    ("kind", "question: a follow-up question; references: a request for generated references", "text"),
+    ("question", "The participant's question (empty for references)", "text"),
+    ("answer", "The live model's answer (empty for references)", "text"),
+    ("mapped_condition", "Taxonomy id the answer (or the references) names; unknown when none", "text"),
+    ("model_id", "The model that answered or generated", "text"),
+    ("latency_ms", "Time the model took, in milliseconds", "integer"),
+    ("images", "Cache keys (SHA-256 of the provenance) of the images shown, ';'-separated", "text"),
+)
+
+
+def interaction_variables(protocol: Protocol) -> list[Variable]:
+    """The interactions.csv columns as ``interactions.<column>``, when a condition is interactive (shown_in:
+    those conditions)."""
+    shown_in = ",".join(protocol.interactive_conditions)
+    if not shown_in:
+        return []
+    return [
+        Variable(
+            variable=f"interactions.{name}",
+            label=label,
+            type=kind,
+            construct="interaction",
+            scale_min=None,
+            scale_max=None,
+            value_labels="",
+            reverse_coded=False,
+            required=False,
+            attention_check=False,
+            shown_in=shown_in,
+            source="interactions",
+            instrument="",
+            subscale="",
+            keying="",
+            adapted=False,
+        )
+        for name, label, kind in _INTERACTION_VARIABLES
+    ]
+
+
 def item_codebook(protocol: Protocol) -> list[Variable]:
     """The variables the protocol's items produce (the ``item`` values of responses.csv)."""
     return [
@@ -202,5 +244,5 @@ def _case_sets(arm: Arm) -> str:
 
 
 def codebook(protocol: Protocol) -> list[Variable]:
-    """Every variable of the export: item variables, then the design variables."""
-    return item_codebook(protocol) + design_variables(protocol)
+    """Every variable of the export: item variables, the design variables, then the interactions' columns."""
+    return item_codebook(protocol) + design_variables(protocol) + interaction_variables(protocol)

@@ -127,6 +127,26 @@ HYPOTHESIS_COLUMNS = (
 (greater, less, two_sided), tested at ``alpha`` with ``correction`` across the hypotheses."""
 WITHDRAW_EVENT = "withdraw"
 """events.csv ``kind`` of a withdrawal: the one row a withdrawn participant leaves (with no participant_id)."""
+# Interactive conditions: one row per turn with the live model. ``mapped_condition`` is the taxonomy id the
+# answer names ("unknown" when none); ``images`` the content-addressed cache keys shown, ";"-separated.
+INTERACTION_COLUMNS = (
+    "participant_id",
+    "arm",
+    "period",
+    "condition",
+    "case_id",
+    "step",
+    "turn",
+    "kind",
+    "question",
+    "answer",
+    "mapped_condition",
+    "model_id",
+    "latency_ms",
+    "images",
+    "asked_at",
+    "answered_at",
+)
 
 # --- variable names ---------------------------------------------------------------------------------------
 CONFIDENCE_SUFFIX = "_confidence"

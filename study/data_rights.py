@@ -14,7 +14,7 @@ from datetime import timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from db.models import ConsentRecord, Event, Participant, Response, Study
+from db.models import ConsentRecord, Event, InteractionTurn, Job, Participant, Response, Study
 from study.contract import WITHDRAW_EVENT
 from study.engine import EngineError, StudyEngine, hash_token
 
@@ -58,6 +58,18 @@ def withdraw(engine: StudyEngine, *, token: str | None = None, label: str | None
             raise DataRightsError(f"{participant.public_id} has already withdrawn")
         removed = session.execute(delete(Response).where(Response.participant_id == participant.id)).rowcount
         session.execute(delete(ConsentRecord).where(ConsentRecord.participant_id == participant.id))
+        # their questions to the live model and its answers (interactive conditions), then the jobs behind them
+        jobs = set(
+            session.scalars(
+                select(InteractionTurn.job_id).where(
+                    InteractionTurn.participant_id == participant.id, InteractionTurn.job_id.is_not(None)
+                )
+            )
+        )
+        session.execute(delete(InteractionTurn).where(InteractionTurn.participant_id == participant.id))
+        if jobs:
+            still_used = select(InteractionTurn.job_id).where(InteractionTurn.job_id.in_(jobs))
+            session.execute(delete(Job).where(Job.id.in_(jobs), Job.id.not_in(still_used)))
         _strip_identifiers(participant, now)
         participant.status = "withdrawn"
         participant.withdrawn_at = now

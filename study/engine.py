@@ -18,7 +18,16 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from db.models import AllocationSlot, ConsentRecord, Event, Participant, Response, Study, utcnow
+from db.models import (
+    AllocationSlot,
+    ConsentRecord,
+    Event,
+    InteractionTurn,
+    Participant,
+    Response,
+    Study,
+    utcnow,
+)
 from db.session import Database
 from study.allocation import arm_by_id
 from study.flow import (
@@ -58,6 +67,47 @@ class Withdrawn(EngineError):
 class ResumeRefused(EngineError):
     """The recruiting link names an enrolled participant, but the protocol's ``resume_requires`` parameters
     (e.g. the platform's per-attempt ``SESSION_ID``) differ from the ones recorded: not taken over."""
+
+
+class TurnRefused(EngineError):
+    """A turn with the live model that may not be taken; ``code``: not_interactive, limit_reached, not_current."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class TurnRecord:
+    """A stored turn with the live model (``answered_at`` is None while the worker has not answered)."""
+
+    turn: int
+    kind: str  # question | references
+    job_id: int | None
+    question: str
+    answer: str
+    condition: str | None
+    model_id: str | None
+    latency_ms: int | None
+    images: tuple[str, ...]
+    asked_at: datetime
+    answered_at: datetime | None
+
+    @classmethod
+    def of(cls, row: InteractionTurn) -> TurnRecord:
+        return cls(
+            row.turn,
+            row.kind,
+            row.job_id,
+            row.question,
+            row.answer,
+            row.condition,
+            row.model_id,
+            row.latency_ms,
+            tuple(row.images),
+            row.asked_at,
+            row.answered_at,
+        )
 
 
 class ConsentRefused(EngineError):
@@ -143,6 +193,11 @@ class StudyEngine:
 
     def participant_path(self, participant: Participant) -> ParticipantPath:
         return self._paths(participant.arm, participant.order_seed)
+
+    def path_of(self, token: str) -> ParticipantPath:
+        """The steps of the participant with this token (as allocated so far)."""
+        with self.db.read() as session:
+            return self.participant_path(self._participant(session, token))
 
     def position(self, token: str) -> Position:
         with self.db.read() as session:
@@ -394,6 +449,112 @@ class StudyEngine:
             )
             session.flush()
             return self._position(participant)
+
+    # --- turns with the live model (interactive conditions) ----------------------------------------------
+    def turns(self, token: str, step_key: str) -> list[TurnRecord]:
+        with self.db.read() as session:
+            participant = self._participant(session, token)
+            rows = session.scalars(
+                select(InteractionTurn)
+                .where(InteractionTurn.participant_id == participant.id, InteractionTurn.step_key == step_key)
+                .order_by(InteractionTurn.turn)
+            )
+            return [TurnRecord.of(row) for row in rows]
+
+    def ask(self, token: str, step_key: str, kind: str, question: str, job_id: int | None) -> int:
+        """Store a question (or a request for references) on the current interactive trial; its turn number.
+
+        Refused (:class:`TurnRefused`) off the current step, outside interactive conditions, and past the
+        protocol's ``follow_up_questions``. The audit log records that a turn happened, never its text.
+        """
+        if kind not in ("question", "references"):
+            raise ValueError(f"kind: expected question or references, got {kind!r}")
+        now = self.clock()
+        with self.db.write() as session:
+            participant = self._participant(session, token, lock=True)
+            step = self.participant_path(participant).current(participant.step_index)
+            if step.key != step_key or step.kind != "trial":
+                raise TurnRefused("not_current", f"step {step_key!r} is not this participant's current trial")
+            condition = self.protocol.condition(step.condition or "")
+            if not condition.interactive:
+                raise TurnRefused("not_interactive", f"condition {condition.id!r} is not interactive")
+            earlier = session.scalars(
+                select(InteractionTurn.kind).where(
+                    InteractionTurn.participant_id == participant.id, InteractionTurn.step_key == step_key
+                )
+            ).all()
+            if kind == "question" and earlier.count("question") >= condition.follow_up_questions:
+                raise TurnRefused(
+                    "limit_reached", f"{condition.follow_up_questions} follow-up questions per case at most"
+                )
+            turn = len(earlier) + 1
+            session.add(
+                InteractionTurn(
+                    participant_id=participant.id,
+                    step_key=step_key,
+                    turn=turn,
+                    kind=kind,
+                    job_id=job_id,
+                    question=question,
+                    asked_at=now,
+                )
+            )
+            participant.last_activity_at = now
+            self._event(
+                session, participant, "turn", step=step_key, detail={"turn": turn, "kind": kind}, at=now
+            )
+            return turn
+
+    def retry(self, token: str, step_key: str, turn: int, job_id: int) -> bool:
+        """Give an unanswered turn a new job (its last one failed); the turn keeps its number."""
+        with self.db.write() as session:
+            participant = self._participant(session, token)
+            moved = session.execute(
+                update(InteractionTurn)
+                .where(
+                    InteractionTurn.participant_id == participant.id,
+                    InteractionTurn.step_key == step_key,
+                    InteractionTurn.turn == turn,
+                    InteractionTurn.answered_at.is_(None),
+                )
+                .values(job_id=job_id)
+            )
+            return moved.rowcount == 1
+
+    def answer(
+        self,
+        token: str,
+        step_key: str,
+        turn: int,
+        *,
+        answer: str,
+        condition: str | None,
+        model_id: str | None,
+        latency_ms: int | None,
+        images: tuple[str, ...] = (),
+    ) -> bool:
+        """Complete a turn with the worker's answer, once (False when it was already complete)."""
+        now = self.clock()
+        with self.db.write() as session:
+            participant = self._participant(session, token)
+            done = session.execute(
+                update(InteractionTurn)
+                .where(
+                    InteractionTurn.participant_id == participant.id,
+                    InteractionTurn.step_key == step_key,
+                    InteractionTurn.turn == turn,
+                    InteractionTurn.answered_at.is_(None),
+                )
+                .values(
+                    answer=answer,
+                    condition=condition,
+                    model_id=model_id,
+                    latency_ms=latency_ms,
+                    images=list(images),
+                    answered_at=now,
+                )
+            )
+            return done.rowcount == 1
 
     def _event(
         self,

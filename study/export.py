@@ -14,7 +14,17 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from db.models import AllocationSlot, Event, Participant, Rater, Rating, Response, Study, utcnow
+from db.models import (
+    AllocationSlot,
+    Event,
+    InteractionTurn,
+    Participant,
+    Rater,
+    Rating,
+    Response,
+    Study,
+    utcnow,
+)
 from db.session import Database
 from skingen.atomic import atomic_directory
 from study.codebook import codebook, item_codebook
@@ -25,6 +35,7 @@ from study.contract import (
     EVENT_COLUMNS,
     HYPOTHESIS_COLUMNS,
     INSTRUMENT_COLUMNS,
+    INTERACTION_COLUMNS,
     PARTICIPANT_COLUMNS,
     RATING_COLUMNS,
     RESPONSE_COLUMNS,
@@ -169,6 +180,8 @@ def export_frames(
     """All export tables as DataFrames, keyed ``study``, ``responses``, ``participants``, ``codebook``,
     ``allocation``, ``events`` (and ``ratings`` when the protocol has a rating task, ``instruments`` and
     ``hypotheses`` when it includes instruments or declares hypotheses).
+    ``allocation``, ``events`` (and ``ratings`` when the protocol has a rating task, ``interactions`` when a
+    condition is interactive).
 
     The study is the registered version ``study_id`` (e.g. a running engine's), else the active version of
     ``protocol_id``, else the only active study; every version of its protocol id is exported, described by
@@ -230,6 +243,7 @@ def export_frames(
             if e.participant_id is None or e.participant_id in public or e.kind == WITHDRAW_EVENT
         ]
         ratings = _rating_rows(session, active)
+        interactions = _interaction_rows(session, studies, {p.id: p for p in participants})
     protocol = active.protocol
     frames = {
         "study": pd.DataFrame(
@@ -264,6 +278,8 @@ def export_frames(
         frames["hypotheses"] = pd.DataFrame(_hypothesis_rows(protocol), columns=list(HYPOTHESIS_COLUMNS))
     if ratings is not None:
         frames["ratings"] = pd.DataFrame(ratings, columns=list(RATING_COLUMNS))
+    if protocol.interactive_conditions:
+        frames["interactions"] = pd.DataFrame(interactions, columns=list(INTERACTION_COLUMNS))
     return frames
 
 
@@ -327,6 +343,42 @@ def _instrument_rows(protocol: Protocol) -> list[dict]:
                 "norms": instrument.norms.model_dump_json() if instrument.norms else "",
                 "adapted": int(use.adapted),
                 "adaptation": adaptation,
+            }
+        )
+    return rows
+
+
+def _interaction_rows(
+    session: Session, studies: dict[int, _Study], participants: dict[int, Participant]
+) -> list[dict]:
+    """One row per turn with the live model (no photo: the case photo is the bundle's, by case_id)."""
+    rows = []
+    turns = session.scalars(
+        select(InteractionTurn)
+        .where(InteractionTurn.participant_id.in_(participants))
+        .order_by(InteractionTurn.participant_id, InteractionTurn.step_key, InteractionTurn.turn)
+    )
+    for turn in turns:
+        participant = participants[turn.participant_id]
+        step = studies[participant.study_id].path(participant).step(turn.step_key)
+        rows.append(
+            {
+                "participant_id": participant.public_id,
+                "arm": participant.arm or "",
+                "period": step.period if step and step.period else "",
+                "condition": step.condition if step and step.condition else "",
+                "case_id": step.case_id if step and step.case_id else "",
+                "step": turn.step_key,
+                "turn": turn.turn,
+                "kind": turn.kind,
+                "question": turn.question,
+                "answer": turn.answer,
+                "mapped_condition": turn.condition or "",
+                "model_id": turn.model_id or "",
+                "latency_ms": turn.latency_ms if turn.latency_ms is not None else "",
+                "images": ";".join(turn.images),
+                "asked_at": _iso(turn.asked_at),
+                "answered_at": _iso(turn.answered_at),
             }
         )
     return rows

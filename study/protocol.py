@@ -144,6 +144,20 @@ class ExperimentalCondition(_Model):
         "(SkinGEN's generated references), 'retrieved' (real photos retrieved from an image set), or a list "
         "combining the two. Stored as the tuple of kinds shown (() for none)."
     )
+    interactive: bool = Field(
+        default=False,
+        description="Participants may ask the live model about each case and request references generated "
+        "for it (needs `skingen worker` processes on the study database).",
+    )
+    follow_up_questions: int = Field(
+        default=3, ge=0, le=20, description="Interactive conditions: follow-up questions allowed per case."
+    )
+    live_references: int = Field(
+        default=3,
+        ge=0,
+        le=8,
+        description="Interactive conditions: images per request for references (0: none).",
+    )
 
     @field_validator("references", mode="before")
     @classmethod
@@ -175,7 +189,7 @@ class ExperimentalCondition(_Model):
     @property
     def explanation(self) -> tuple[str, ...]:
         """What the explanation adds to the AI's text; two conditions must differ in it."""
-        return self.references
+        return self.references + (("interactive",) if self.interactive else ())
 
 
 class Randomization(_Model):
@@ -599,6 +613,11 @@ class Protocol(_Model):
         """The compared condition of a two-arm study; '' when there are more (every pair is compared)."""
         others = [c.id for c in self.conditions if c.id != self.baseline]
         return others[0] if len(others) == 1 else ""
+
+    @property
+    def interactive_conditions(self) -> tuple[str, ...]:
+        """Conditions whose participants talk with the live model (they need `skingen worker` processes)."""
+        return tuple(c.id for c in self.conditions if c.interactive)
 
     def condition(self, condition_id: str) -> ExperimentalCondition:
         return next(c for c in self.conditions if c.id == condition_id)

@@ -113,16 +113,18 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8501,
     tuned: bool = True,
+    explorer_open: bool = False,
+    explorer_photos: str | None = None,
 ) -> None:
-    """Run the participant app until interrupted. The app reads the study from the environment."""
+    """Run the participant app until interrupted. The app reads the study (and the explorer's settings: open
+    to all, where photos are kept with consent) from the environment."""
     from streamlit import config as streamlit_config
     from streamlit.web import bootstrap
 
     os.environ["SKINGEN_DB_URL"] = db_url
-    if protocol:
-        os.environ["SKINGEN_PROTOCOL"] = str(Path(protocol).resolve())
-    else:
-        os.environ.pop("SKINGEN_PROTOCOL", None)
+    _set_env("SKINGEN_PROTOCOL", str(Path(protocol).resolve()) if protocol else None)
+    _set_env("SKINGEN_EXPLORER_OPEN", "1" if explorer_open else None)
+    _set_env("SKINGEN_EXPLORER_PHOTOS", str(Path(explorer_photos).resolve()) if explorer_photos else None)
     options = streamlit_options(host, port, tuned=tuned)
     streamlit_config._main_script_path = str(APP_MAIN)  # so the script-level config.toml is found
     bootstrap.load_config_options(flag_options=options)
@@ -135,3 +137,10 @@ def serve(
         flush=True,
     )
     bootstrap.run(str(APP_MAIN), False, [], options)
+
+
+def _set_env(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value

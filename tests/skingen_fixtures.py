@@ -67,6 +67,18 @@ class TinyModels:
         return tiny_models.build_clip(self.root / "clip")
 
     @cached_property
+    def grounding_dino(self) -> Path:
+        from tests import tiny_models
+
+        return tiny_models.build_grounding_dino(self.root / "grounding-dino")
+
+    @cached_property
+    def sam(self) -> Path:
+        from tests import tiny_models
+
+        return tiny_models.build_sam(self.root / "sam")
+
+    @cached_property
     def llava(self) -> Path:
         from tests import tiny_models
 

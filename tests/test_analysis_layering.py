@@ -135,6 +135,7 @@ def test_run_analysis_reads_as_its_numbered_steps():
         "instruments",
         "trust calibration",
         "ratings",
+        "interactions",
         "power",
         "preregistration",
     ]

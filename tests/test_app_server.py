@@ -94,7 +94,13 @@ def test_serve_init_registers_and_starts(protocol_file, tmp_path, monkeypatch):
     path = str(protocol_file())
     assert main(["serve", "--init", "--db", url, "--protocol", path, "--port", "9123"]) == 0
     (args, kwargs) = started[0]
-    assert args == (url, path) and kwargs == {"host": "127.0.0.1", "port": 9123, "tuned": True}
+    assert args == (url, path) and kwargs == {
+        "host": "127.0.0.1",
+        "port": 9123,
+        "tuned": True,
+        "explorer_open": False,
+        "explorer_photos": None,
+    }
 
 
 def test_init_without_protocol_is_refused(tmp_path, capsys):

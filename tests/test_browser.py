@@ -74,8 +74,8 @@ def demo_bundle(tmp_path_factory):
 class AppServer:
     """`skingen-study serve` as a subprocess on a fixed port, which can be stopped and started again."""
 
-    def __init__(self, workdir: Path, db_url: str, protocol: Path) -> None:
-        self.workdir, self.db_url, self.protocol = workdir, db_url, protocol
+    def __init__(self, workdir: Path, db_url: str, protocol: Path, extra: tuple[str, ...] = ()) -> None:
+        self.workdir, self.db_url, self.protocol, self.extra = workdir, db_url, protocol, extra
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
@@ -83,7 +83,7 @@ class AppServer:
 
     def start(self) -> None:
         command = [sys.executable, "-m", "study.cli", "serve", "--init", "--db", self.db_url]
-        command += ["--protocol", str(self.protocol), "--port", str(self.port)]
+        command += ["--protocol", str(self.protocol), "--port", str(self.port), *self.extra]
         env = {**os.environ, "PYTHONPATH": str(ROOT), "SKINGEN_TEST_HOOKS": "1"}
         with self.log_path.open("a") as log:
             self.process = subprocess.Popen(

@@ -50,6 +50,28 @@ def test_same_seed_same_pixels_other_seed_other_pixels(tiny: TinyModels) -> None
     assert first.image.size == (64, 64) and first.record.seed == 1
 
 
+def test_requests_with_different_prompts_share_one_call_and_match_alone(tiny: TinyModels) -> None:
+    from skingen.generation import Request
+
+    generator = _generator(tiny)
+    calls = []
+    generate = generator.generate
+    generator.generate = lambda requests, seeds: calls.append(len(seeds)) or generate(requests, seeds)
+    requests = [
+        Request(prompt, "", 3, 7.5, 64, 64, None, None, None, 1.0) for prompt in ("acne", "psoriasis")
+    ]
+    together = generator.run(requests, [5, 6], batch_size=4)
+    alone = [
+        generator(request.prompt, seeds=[seed], **SIZE)[0]
+        for request, seed in zip(requests, [5, 6], strict=True)
+    ]
+    assert calls == [2, 1, 1]  # one call for both, then one each
+    for batched, single in zip(together, alone, strict=True):
+        assert batched.record == single.record
+        # batched matrix products may round differently in the last bit: at most 2/255 per pixel
+        assert np.abs(pixels(batched.image).astype(int) - pixels(single.image).astype(int)).max() <= 2
+
+
 def test_lora_changes_output_and_scale_zero_restores_base(tiny: TinyModels) -> None:
     def image(**kwargs: object) -> np.ndarray:
         return pixels(_generator(tiny, **kwargs)("acne on the face", seeds=[3], **SIZE)[0].image)
@@ -207,6 +229,9 @@ def test_vlm_backend_generates_and_maps_text(tiny: TinyModels) -> None:
     assert diagnosis.raw_output and diagnosis.model_id == str(tiny.llava)
     assert diagnosis.condition == taxonomy.match(diagnosis.raw_output) or diagnosis.condition == UNKNOWN
     assert diagnoser.diagnose(photo(0)) == diagnosis  # greedy decoding: deterministic
+    history = [(diagnoser.question, diagnosis.raw_output)]
+    follow_up = diagnoser.ask(photo(0), "is it red", history)  # the photo and the earlier turn in context
+    assert isinstance(follow_up, str) and follow_up == diagnoser.ask(photo(0), "is it red", history)
 
 
 # --- CLI ------------------------------------------------------------------------------------------------

@@ -288,3 +288,93 @@ def build_llava(path: Path) -> Path:
         num_additional_image_tokens=1,
     ).save_pretrained(path)
     return path
+
+
+def build_grounding_dino(path: Path) -> Path:
+    """A tiny GroundingDINO (Swin backbone, 1-layer BERT text encoder) with a word-level BERT vocabulary."""
+    from transformers import (
+        BertConfig,
+        BertTokenizerFast,
+        GroundingDinoConfig,
+        GroundingDinoForObjectDetection,
+        GroundingDinoImageProcessor,
+        GroundingDinoProcessor,
+        SwinConfig,
+    )
+
+    path.mkdir(parents=True, exist_ok=True)
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", *SKIN_WORDS]
+    (path / "vocab.txt").write_text("\n".join(dict.fromkeys(words)) + "\n")
+    torch.manual_seed(5)
+    backbone = SwinConfig(
+        embed_dim=16, depths=[1, 1], num_heads=[1, 2], window_size=4, image_size=64, out_indices=[1, 2]
+    )
+    text = BertConfig(
+        vocab_size=len(words),
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+    )
+    config = GroundingDinoConfig(
+        backbone_config=backbone,
+        text_config=text,
+        d_model=32,
+        encoder_layers=1,
+        decoder_layers=2,  # the box heads of layers ≥ 1 are tied to layer 0's: one layer leaves nothing to tie
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        num_queries=10,
+        num_feature_levels=2,
+        encoder_n_points=2,
+        decoder_n_points=2,
+        max_text_len=32,
+    )
+    GroundingDinoForObjectDetection(config).save_pretrained(path)
+    GroundingDinoProcessor(
+        image_processor=GroundingDinoImageProcessor(size={"shortest_edge": 64, "longest_edge": 64}),
+        tokenizer=BertTokenizerFast(vocab_file=str(path / "vocab.txt")),
+    ).save_pretrained(path)
+    return path
+
+
+def build_sam(path: Path) -> Path:
+    """A tiny SAM: 1-layer ViT on 64×64 inputs, 32-wide prompt encoder and mask decoder."""
+    from transformers import (
+        SamConfig,
+        SamImageProcessor,
+        SamMaskDecoderConfig,
+        SamModel,
+        SamProcessor,
+        SamPromptEncoderConfig,
+        SamVisionConfig,
+    )
+
+    torch.manual_seed(6)
+    vision = SamVisionConfig(
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        image_size=64,
+        patch_size=16,
+        output_channels=32,
+        mlp_dim=64,
+        global_attn_indexes=[0],
+        window_size=0,
+        num_pos_feats=16,  # 2 × 16 = the prompt encoder's width
+    )
+    prompt = SamPromptEncoderConfig(hidden_size=32, image_size=64, patch_size=16, mask_input_channels=4)
+    decoder = SamMaskDecoderConfig(
+        hidden_size=32, num_hidden_layers=1, num_attention_heads=2, mlp_dim=64, iou_head_hidden_dim=32
+    )
+    SamModel(
+        SamConfig(vision_config=vision, prompt_encoder_config=prompt, mask_decoder_config=decoder)
+    ).save_pretrained(path)
+    SamProcessor(
+        image_processor=SamImageProcessor(
+            size={"longest_edge": 64}, pad_size={"height": 64, "width": 64}, mask_size={"longest_edge": 64}
+        )
+    ).save_pretrained(path)
+    return path

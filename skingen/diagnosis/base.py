@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Protocol
 
@@ -72,6 +73,16 @@ class Diagnoser(Protocol):
     model_id: str
 
     def diagnose(self, image: Image.Image, case_id: str = "") -> Diagnosis: ...
+
+
+# One exchange of a conversation about a photo: (question, answer).
+Turn = tuple[str, str]
+
+
+class ChatDiagnoser(Diagnoser, Protocol):
+    """A diagnoser that also answers follow-up questions about the photo (a VLM, local or behind an endpoint)."""
+
+    def ask(self, image: Image.Image, question: str | None = None, history: Sequence[Turn] = ()) -> str: ...
 
 
 def rank_weights(count: int) -> list[float]:

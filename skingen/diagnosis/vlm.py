@@ -7,11 +7,12 @@ with :func:`parse_answer`: a condition the text does not name is never guessed (
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from PIL import Image
 
 from skingen.devices import resolve_device, resolve_dtype
-from skingen.diagnosis.base import Diagnosis, rank_weights
+from skingen.diagnosis.base import Diagnosis, Turn, rank_weights
 from skingen.errors import SkinGenError
 from skingen.sources import resolve_model
 from skingen.taxonomy import Taxonomy
@@ -85,9 +86,16 @@ class VlmDiagnoser:
         self.max_new_tokens = max_new_tokens
         self._torch = torch
 
-    def ask(self, image: Image.Image) -> str:
-        """The model's greedy (deterministic) answer to the question about ``image``."""
-        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": self.question}]}]
+    def ask(self, image: Image.Image, question: str | None = None, history: Sequence[Turn] = ()) -> str:
+        """The model's greedy (deterministic) answer to ``question`` (default: the diagnosis question) about
+        ``image``, after the earlier turns of ``history``."""
+        questions = [q for q, _ in history] + [question or self.question]
+        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": questions[0]}]}]
+        for (_, answer), follow_up in zip(history, questions[1:], strict=True):
+            messages += [
+                {"role": "assistant", "content": [{"type": "text", "text": answer}]},
+                {"role": "user", "content": [{"type": "text", "text": follow_up}]},
+            ]
         prompt = self.processor.apply_chat_template(messages, add_generation_prompt=True)
         inputs = self.processor(images=image, text=prompt, return_tensors="pt").to(self.device)
         with self._torch.inference_mode():

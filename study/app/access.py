@@ -18,13 +18,13 @@ from study.auth import ADMIN_HASH_ENV, Auth, Identity
 AREA_PARAM = "area"
 SESSION_PARAM = "session"
 INVITE_PARAM = "invite"
-AREAS = ("rate", "admin")
+AREAS = ("rate", "admin", "explore")
 _AREA_KEY = "skingen.area"
 _SESSION_KEY = "skingen.session"
 
 
 def area() -> str:
-    """``participant``, ``rate`` or ``admin``: from ``?area=`` or the URL path (``/admin``), read once.
+    """``participant``, ``rate``, ``admin`` or ``explore``: from ``?area=`` or the URL path (``/admin``), read once.
 
     The area stays in the URL (page switches clear query parameters), so a reload lands in the same place.
     """

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import streamlit as st
 
+from db.jobs import JobQueue
 from db.session import DB_ENV, Database, database_url
 from study.engine import (
     ConsentRefused,
@@ -83,6 +84,11 @@ def open_engine(db_url: str, protocol_path: str | None) -> StudyEngine:
 def configured_engine() -> StudyEngine:
     protocol = os.environ.get(PROTOCOL_ENV) or None
     return open_engine(database_url(os.environ.get(DB_ENV)), protocol)
+
+
+def live_queue() -> JobQueue:
+    """The model workers' job queue, in the study's database (cheap: it shares the engine's pool)."""
+    return JobQueue(configured_engine().db)
 
 
 def _entry() -> Entry:

@@ -1,7 +1,8 @@
 """Routing for raters and researchers: each audience gets only its own pages.
 
 Participants never reach this module's pages (``main.py`` routes them by their URL token), raters get the
-rating pages, researchers the sign-in page until they have signed in, then the dashboard pages.
+rating pages, researchers the sign-in page until they have signed in, then the dashboard pages; the explorer
+is one page for signed-in researchers, or for anyone when the server runs with ``--explorer-open``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import streamlit as st
 
 from study.app import access, layout
 from study.app.context import UNAVAILABLE, configured_engine, test_hooks_enabled
-from study.app.views import admin, rater
+from study.app.views import admin, explore, rater
 
 LOG = logging.getLogger("skingen.app")
 
@@ -28,6 +29,11 @@ def run(area: str) -> None:
         st.set_page_config(page_title=f"Rating — {title}", layout="centered")
         layout.hide_chrome()
         st.navigation([st.Page(rater.page, title="Rating", url_path="rate")], position="hidden").run()
+    elif area == "explore":
+        st.set_page_config(page_title="SkinGEN explorer", layout="centered")
+        layout.hide_chrome()
+        # explore.page checks access itself on every run (researcher sign-in, or --explorer-open)
+        st.navigation([st.Page(explore.page, title="Explorer", url_path="explore")], position="hidden").run()
     else:
         st.set_page_config(page_title=f"Dashboard — {title}", layout="wide")
         _researcher_pages()

@@ -1,0 +1,101 @@
+"""Drawing a conversation with the live model (explorer and interactive trials): the diagnosis, the follow-up
+answers, the generated references, and a poller that reruns the page when a worker has finished a job.
+
+Pages never wait for a model: they draw each job as it is now (waiting, done, or a calm note) and, while any
+is open, a fragment re-reads the jobs every :data:`POLL_SECONDS` and reruns the page when one has finished.
+Only that fragment reruns meanwhile, so other sessions and the rest of the page are untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import streamlit as st
+
+from db.jobs import JobQueue
+from skingen.interactive import decode_png
+from study.live import JobState, state
+
+POLL_SECONDS = 1.0
+
+
+def poll(queue: JobQueue, drawn_pending: Sequence[int]) -> None:
+    """Rerun the page when any job it drew as waiting (``drawn_pending``) has finished: at once if one did
+    while the page was drawn, else from a fragment that re-reads them every :data:`POLL_SECONDS`."""
+    if not drawn_pending:
+        return
+    if any(not state(queue, job_id).pending for job_id in drawn_pending):
+        st.rerun(scope="app")
+
+    @st.fragment(run_every=POLL_SECONDS)
+    def waiting() -> None:
+        # The fragment draws a line of its own, so it is visibly alive while it waits.
+        states = [state(queue, job_id) for job_id in drawn_pending]
+        if any(not job.pending for job in states):
+            st.rerun(scope="app")
+        st.caption(f":material/autorenew: {states[0].progress}")
+
+    waiting()
+
+
+def pending_note(job: JobState) -> None:
+    st.caption(f":material/hourglass_top: {job.progress}")
+
+
+def failure_note(job: JobState, retry: Callable[[], None] | None, key: str) -> None:
+    """A calm note; with ``retry`` and a busy model, a button that asks again."""
+    st.info(job.note, icon=":material/schedule:" if job.retry_later else ":material/info:")
+    if retry is not None and job.retry_later:
+        st.button("Try again", key=f"retry:{key}", on_click=retry)
+
+
+def diagnosis(result: dict) -> None:
+    """The model's diagnosis (a ``diagnose`` job's result), its reasoning and its differential."""
+    with st.container(border=True):
+        st.markdown("**The AI's diagnosis**")
+        st.subheader(result["display_name"], anchor=False)
+        if result.get("rationale"):
+            st.markdown(f"**Why the AI thinks so:** {result['rationale']}")
+        others = [entry["condition"] for entry in result["differential"][1:]]
+        if others:
+            st.markdown("**It could also be:** " + ", ".join(result["names"][c] for c in others))
+        st.caption(f"Model: {result['model_id']}")
+
+
+def answer(question: str, result: dict | None) -> None:
+    """One follow-up turn: the question, and once answered (``answer``, ``condition``, ``display_name``) the
+    answer and the condition it was mapped onto."""
+    with st.chat_message("user"):
+        st.write(question)
+    if result is None:
+        return
+    with st.chat_message("assistant"):
+        st.write(result["answer"])
+        mapped = (
+            f"Names no condition we know (mapped to *{result['display_name']}*)"
+            if result["condition"] == "unknown"
+            else f"Mapped onto the taxonomy: **{result['display_name']}**"
+        )
+        st.caption(mapped)
+
+
+def references(result: dict) -> None:
+    """The generated images (a ``references`` job's result), each captioned as generated, with its
+    provenance on demand."""
+    name = result["display_name"]
+    st.markdown(f"**Generated example pictures of {name.lower()}** (skin type {result['skin_tone']})")
+    st.caption("A computer made these pictures. They show what the condition typically looks like, not you.")
+    images = result["images"]
+    for column, image in zip(st.columns(len(images)), images, strict=True):
+        with column:
+            st.image(decode_png(image["png"]), caption=f"AI-generated: {name}", width="stretch")
+    with st.expander("How these pictures were made"):
+        for image in images:
+            record = image["provenance"]
+            parts = [record["pipeline"], f"model {record['model']}", f"seed {record['seed']}"]
+            if record.get("ip_adapter"):
+                parts.append("IP-Adapter on the uploaded photo")
+            if image.get("mask"):
+                parts.append(f"inpainted into the photo, mask by {image['mask']}")
+            st.markdown(f"- `{image['key'][:12]}` · " + " · ".join(parts))
+        st.json([image["provenance"] for image in images], expanded=False)

@@ -1,0 +1,62 @@
+"""The app's side of the live model: submit jobs to the workers, read their state, keep what a session said.
+
+The Streamlit server never loads a model: each diagnosis, follow-up answer or set of reference images is a
+job in the database (db/jobs.py) that a ``skingen worker`` takes; pages poll the job on each rerun, so a slow
+model delays only the page that asked. The requests and results are those of skingen/interactive.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from db.jobs import DONE, FAILED, QUEUED, JobQueue, JobView
+from skingen.interactive import RETRY_LATER, JobRequest
+
+DIAGNOSIS_QUESTION = "What is the most likely diagnosis, what else could it be, and why?"
+BUSY = "The model is busy right now. Please try again in a moment."
+NOT_ANSWERED = "The model could not answer this request."
+
+
+def submit(queue: JobQueue, request: JobRequest) -> JobView:
+    return queue.submit(request.kind, request.payload, inputs=request.inputs, batch_key=request.batch_key)
+
+
+@dataclass(frozen=True)
+class JobState:
+    """What a page shows for a job: still waiting (and where), its result, or a calm note."""
+
+    job: JobView
+    waiting_ahead: int = 0
+
+    @property
+    def pending(self) -> bool:
+        return not self.job.finished
+
+    @property
+    def result(self) -> dict | None:
+        return self.job.result if self.job.status == DONE else None
+
+    @property
+    def retry_later(self) -> bool:
+        """The model was busy or away: asking again later may work (a participant sees :data:`BUSY`)."""
+        return self.job.status == FAILED and (self.job.error_code or "") in RETRY_LATER
+
+    @property
+    def note(self) -> str:
+        if self.job.status != FAILED:
+            return ""
+        return BUSY if self.retry_later else NOT_ANSWERED
+
+    @property
+    def progress(self) -> str:
+        if self.job.status == QUEUED:
+            ahead = f" ({self.waiting_ahead} request(s) ahead)" if self.waiting_ahead else ""
+            return f"Waiting for a model worker{ahead}…"
+        return "The model is working on it…"
+
+
+def state(queue: JobQueue, job_id: int) -> JobState:
+    job = queue.get(job_id)
+    if job is None:
+        raise KeyError(f"no job {job_id}")
+    return JobState(job, queue.waiting_ahead(job) if job.status == QUEUED else 0)
