@@ -507,19 +507,7 @@ class StudyEngine:
 
     def retry(self, token: str, step_key: str, turn: int, job_id: int) -> bool:
         """Give an unanswered turn a new job (its last one failed); the turn keeps its number."""
-        with self.db.write() as session:
-            participant = self._participant(session, token)
-            moved = session.execute(
-                update(InteractionTurn)
-                .where(
-                    InteractionTurn.participant_id == participant.id,
-                    InteractionTurn.step_key == step_key,
-                    InteractionTurn.turn == turn,
-                    InteractionTurn.answered_at.is_(None),
-                )
-                .values(job_id=job_id)
-            )
-            return moved.rowcount == 1
+        return self._update_open_turn(token, step_key, turn, job_id=job_id)
 
     def answer(
         self,
@@ -534,10 +522,24 @@ class StudyEngine:
         images: tuple[str, ...] = (),
     ) -> bool:
         """Complete a turn with the worker's answer, once (False when it was already complete)."""
-        now = self.clock()
+        return self._update_open_turn(
+            token,
+            step_key,
+            turn,
+            answer=answer,
+            condition=condition,
+            model_id=model_id,
+            latency_ms=latency_ms,
+            images=list(images),
+            answered_at=self.clock(),
+        )
+
+    def _update_open_turn(self, token: str, step_key: str, turn: int, **values: object) -> bool:
+        """Set ``values`` on the participant's turn if it is still unanswered (one conditional UPDATE, so a
+        late or second answer changes nothing); True when it was."""
         with self.db.write() as session:
             participant = self._participant(session, token)
-            done = session.execute(
+            updated = session.execute(
                 update(InteractionTurn)
                 .where(
                     InteractionTurn.participant_id == participant.id,
@@ -545,16 +547,9 @@ class StudyEngine:
                     InteractionTurn.turn == turn,
                     InteractionTurn.answered_at.is_(None),
                 )
-                .values(
-                    answer=answer,
-                    condition=condition,
-                    model_id=model_id,
-                    latency_ms=latency_ms,
-                    images=list(images),
-                    answered_at=now,
-                )
+                .values(**values)
             )
-            return done.rowcount == 1
+            return updated.rowcount == 1
 
     def _event(
         self,
