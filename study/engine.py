@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from db.models import (
     AllocationSlot,
@@ -144,6 +145,16 @@ def participant_status(participant: Participant, dropout_after_minutes: float, n
     if participant.status == "active" and idle > timedelta(minutes=dropout_after_minutes):
         return "dropped"
     return participant.status
+
+
+def _update(session: Session, participant: Participant, values: Mapping[str, object]) -> None:
+    """One UPDATE of the participant's row, outside the ORM's unit of work (every page submit ends here);
+    the loaded object takes the new values as its committed state, so nothing is written twice."""
+    session.execute(
+        update(Participant.__table__).where(Participant.__table__.c.id == participant.id).values(values)
+    )
+    for key, value in values.items():
+        set_committed_value(participant, key, value)
 
 
 def hash_token(token: str) -> str:
@@ -420,7 +431,7 @@ class StudyEngine:
             rt_ms = max(0, round((now - shown_at).total_seconds() * 1000))
             if stored:  # one executemany, not one ORM flush per answer
                 session.execute(
-                    insert(Response),
+                    insert(Response.__table__),
                     [
                         {
                             "participant_id": participant.id,
@@ -438,16 +449,17 @@ class StudyEngine:
             if participant.arm is None:
                 self._enroll(session, participant, self._stratum(stored), now)
                 path = self.participant_path(participant)
-            participant.step_index += 1
-            participant.step_shown_at = now if next_shown else None
-            participant.last_activity_at = now
-            if path.current(participant.step_index).kind == "complete":
-                participant.status = "completed"
-                participant.completed_at = now
+            moved = {
+                "step_index": participant.step_index + 1,
+                "step_shown_at": now if next_shown else None,
+                "last_activity_at": now,
+            }
+            if path.current(moved["step_index"]).kind == "complete":
+                moved |= {"status": "completed", "completed_at": now}
+            _update(session, participant, moved)
             self._event(
                 session, participant, "submit", step=current.key, detail={"answers": len(stored)}, at=now
             )
-            session.flush()
             return self._position(participant)
 
     # --- turns with the live model (interactive conditions) ----------------------------------------------
@@ -561,9 +573,12 @@ class StudyEngine:
         *,
         at: datetime,
     ) -> None:
-        """Append to the audit log, in the same transaction as the write it records."""
-        session.add(
-            Event(
+        """Append to the audit log, in the same transaction as the write it records (one plain INSERT: the
+        log is never read back in the transaction, so it needs no ORM object)."""
+        if participant.id is None:  # just created: the row must exist for the event's foreign key
+            session.flush()
+        session.execute(
+            insert(Event.__table__).values(
                 at=at,
                 study_id=self.study_id,
                 participant_id=participant.id,

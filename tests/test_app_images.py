@@ -48,3 +48,22 @@ def test_a_submit_stamps_when_the_next_step_was_shown(protocol_file, make_engine
         participant = session.scalars(select(Participant)).one()
     assert participant.step_index == 2 and participant.step_shown_at is not None
     assert len(calls) == 1  # the page the submit led to: stamped by the submit, no second transaction
+
+
+def test_a_bundles_images_are_encoded_ahead_in_the_background(bundle_dir, tmp_path, monkeypatch):
+    from skingen.bundle.manifest import load_bundle
+
+    bundle = load_bundle(bundle_dir)
+    paths = bundle.images()
+    cases = bundle.manifest.cases
+    named = [c.image for c in cases] + [i.image for c in cases for i in (*c.references, *c.retrieved)]
+    assert sorted(str(p.relative_to(bundle.root)) for p in paths) == sorted(set(named)) and len(paths) > len(
+        cases
+    )
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png")
+    images.warm([broken, *paths]).join(timeout=120)  # a broken file is logged, the others still encoded
+    misses = images.encoded.cache_info().misses
+    for path in paths:
+        images.encoded(path)
+    assert images.encoded.cache_info().misses == misses  # all there already: a page encodes nothing

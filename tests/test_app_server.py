@@ -122,3 +122,31 @@ def test_tuned_servers_skip_streamlits_config_file_polling(monkeypatch):
     assert server.disable_config_watchers()
     bootstrap._install_config_watchers({})
     assert polled == []
+
+
+def test_config_sections_are_read_once_and_each_caller_gets_its_own_copy(monkeypatch):
+    from streamlit import config
+
+    scans = []
+    original = config.get_options_for_section
+    monkeypatch.setattr(
+        config, "get_options_for_section", lambda section: scans.append(section) or original(section)
+    )
+    assert server.memoize_section_options() and server.memoize_section_options()
+    first = config.get_options_for_section("theme")
+    assert first == original("theme") and scans == ["theme"]
+    first["base"] = "changed by a caller"
+    assert config.get_options_for_section("theme") == original("theme") and scans == ["theme"]
+    config.get_options_for_section("theme.light")
+    assert scans == ["theme", "theme.light"]  # one scan per section, not per call
+
+
+def test_freezing_the_startup_heap_imports_the_app_and_leaves_full_collections_less_to_walk(monkeypatch):
+    import gc
+    import sys
+
+    frozen = []
+    monkeypatch.setattr(gc, "freeze", lambda: frozen.append(gc.get_freeze_count()))
+    server.freeze_startup_heap()
+    assert frozen and all(name in sys.modules for name in server.APP_MODULES)
+    assert "study.app.views.trial" in sys.modules and "study.app.context" in sys.modules

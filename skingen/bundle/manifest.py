@@ -228,14 +228,20 @@ class Bundle:
     def __init__(self, root: Path, manifest: BundleManifest) -> None:
         self.root = root
         self.manifest = manifest
+        self._resolved_root = root.resolve()
 
     def path(self, relative: str) -> Path:
         """Absolute path of a manifest path. Checked again here, not only at load time: a symlink swapped in
         after the study was registered must not let the app serve a file from outside the bundle."""
         path = self.root / relative
-        if not path.resolve().is_relative_to(self.root.resolve()):
+        if not path.resolve().is_relative_to(self._resolved_root):
             raise BundleError(f"{self.root}: {relative!r} resolves outside the bundle directory")
         return path
+
+    def images(self) -> list[Path]:
+        """Every image the manifest names (cases, generated and retrieved references), each once."""
+        relative = [path for field, path in referenced_files(self.manifest) if field.endswith(".image")]
+        return [self.path(path) for path in dict.fromkeys(relative)]
 
     @property
     def content_hash(self) -> str:
@@ -281,10 +287,8 @@ def load_bundle(path: str | Path, *, check_files: bool = True) -> Bundle:
     return bundle
 
 
-def bundle_file_problems(bundle: Bundle) -> list[str]:
-    """Every referenced file that is missing or resolves outside the bundle directory."""
-    root = bundle.root.resolve()
-    manifest = bundle.manifest
+def referenced_files(manifest: BundleManifest) -> list[tuple[str, str]]:
+    """(field, relative path) of every file the manifest refers to, in manifest order."""
     paths = []
     for index, case in enumerate(manifest.cases):
         paths.append((f"cases[{index}].image", case.image))
@@ -299,8 +303,14 @@ def bundle_file_problems(bundle: Bundle) -> list[str]:
             ("evaluation.metrics", manifest.evaluation.metrics),
             ("evaluation.report", manifest.evaluation.report),
         ]
+    return paths
+
+
+def bundle_file_problems(bundle: Bundle) -> list[str]:
+    """Every referenced file that is missing or resolves outside the bundle directory."""
+    root = bundle.root.resolve()
     problems = []
-    for field, relative in paths:
+    for field, relative in referenced_files(bundle.manifest):
         resolved = (bundle.root / relative).resolve()
         if not resolved.is_relative_to(root):
             problems.append(f"{field}: {relative!r} resolves outside the bundle directory")

@@ -16,6 +16,7 @@ import streamlit as st
 
 from db.jobs import JobQueue
 from db.session import DB_ENV, Database, database_url
+from study.app import images
 from study.engine import (
     ConsentRefused,
     EngineError,
@@ -77,8 +78,11 @@ class Visit:
 
 @st.cache_resource(show_spinner=False)
 def open_engine(db_url: str, protocol_path: str | None) -> StudyEngine:
-    """One engine (and connection pool) per database + protocol, shared by all sessions of this server."""
-    return StudyEngine.open(Database(db_url), protocol_path)
+    """One engine (and connection pool) per database + protocol, shared by all sessions of this server; its
+    bundle's images start encoding for the browser at once."""
+    engine = StudyEngine.open(Database(db_url), protocol_path)
+    images.warm(engine.loaded.bundle.images())
+    return engine
 
 
 def configured_engine() -> StudyEngine:

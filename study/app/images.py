@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import functools
 import io
+import logging
+import threading
+from collections.abc import Iterable
 from pathlib import Path
 
 import streamlit as st
@@ -18,6 +21,7 @@ from PIL import Image
 # Streamlit shrinks wider images to its widest layout (2 × 730 px); doing it here keeps that off every run.
 MAX_WIDTH = 1460
 JPEG_QUALITY = 90  # what st.image uses when it converts
+LOG = logging.getLogger("skingen.app")
 
 
 @functools.cache
@@ -41,3 +45,19 @@ def encoded(path: Path) -> tuple[bytes, str]:
 def show(path: Path, caption: str | None = None) -> None:
     data, fmt = encoded(path)
     st.image(data, caption=caption, width="stretch", output_format=fmt)
+
+
+def warm(paths: Iterable[Path]) -> threading.Thread:
+    """Encode ``paths`` in a background thread, so that no participant's page waits for the first encoding
+    of its images (PIL releases the GIL while it decodes and encodes, so other sessions run meanwhile)."""
+
+    def encode_all() -> None:
+        for path in paths:
+            try:
+                encoded(path)
+            except OSError:  # a broken file: the page that shows it reports it, as without warming
+                LOG.warning("could not encode %s ahead of time", path, exc_info=True)
+
+    thread = threading.Thread(target=encode_all, name="skingen-encode-images", daemon=True)
+    thread.start()
+    return thread
