@@ -15,6 +15,11 @@ The client is importable (tests/test_deployment.py, bench/bench_deployment.py): 
 participant reload, move to another replica (nginx's sticky cookie), or come back after a dropped
 connection or a "not saved" page, checking that it resumes at the right step.
 
+A :class:`SimulatedExplorer` uses the explorer (``/?area=explore``) the same way: it uploads photos through
+Streamlit's upload path, follows the page's poller fragment, asks a follow-up and fetches the generated
+images, against `skingen worker` processes (:func:`model_workers`); bench/bench_explorer.py runs explorers
+beside the participants.
+
 Usage (starts its own servers on fresh SQLite files, prints a markdown table)::
 
     python bench/loadgen.py --participants 1 10 50 --servers tuned default --think 1 5
