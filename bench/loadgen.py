@@ -315,9 +315,10 @@ class StreamlitClient:
     async def delete_upload(self, state: WidgetState) -> None:
         """Remove an uploaded file, as the browser does when the user replaces it."""
         for info in state.file_uploader_state_value.uploaded_file_info:
-            await self.http(
-                "DELETE", info.file_urls.delete_url, {"X-Xsrftoken": self.cookies[XSRF_COOKIE_NAME]}
-            )
+            xsrf = {"X-Xsrftoken": self.cookies.get(XSRF_COOKIE_NAME, "")}
+            status, _ = await self.http("DELETE", info.file_urls.delete_url, xsrf)
+            if status not in (200, 204):
+                raise RuntimeError(f"removing {info.name}: HTTP {status}")
 
     @property
     def token(self) -> str | None:
@@ -557,12 +558,14 @@ def explorer_photo(number: int, exploration: int) -> bytes:
     diagnosis, answer and image is a new job: equal requests would share one)."""
     from PIL import Image, ImageDraw
 
-    rng = random.Random(number * 7919 + exploration)
+    rng = random.Random(f"{number}:{exploration}")
     image = Image.new(
         "RGB", (128, 128), (rng.randrange(120, 230), rng.randrange(90, 170), rng.randrange(60, 130))
     )
     x, y, r = rng.randrange(30, 90), rng.randrange(30, 90), rng.randrange(10, 30)
     ImageDraw.Draw(image).ellipse((x - r, y - r, x + r, y + r), fill=(rng.randrange(140, 200), 40, 50))
+    for i, value in enumerate((number, exploration)):  # two corner pixels: no two photos are equal
+        image.putpixel((i, 0), (value >> 16 & 255, value >> 8 & 255, value & 255))
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()

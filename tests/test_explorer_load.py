@@ -1,7 +1,7 @@
 """bench/loadgen.py's simulated explorer against a real `skingen-study serve --explorer-open` and one
-`skingen worker` (tiny SD on CPU, a local OpenAI-compatible chat server as the diagnoser): one exploration
-from upload to downloaded images, so the client the "explorers beside a study" benchmark relies on can't
-silently rot."""
+`skingen worker` (tiny SD on CPU, a local OpenAI-compatible chat server as the diagnoser): an exploration
+from upload to downloaded images, and a second one with a new photo, so the client the "explorers beside a
+study" benchmark relies on can't silently rot."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def sent_photo(request: dict) -> Image.Image:
     return Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB")
 
 
-def test_a_simulated_explorer_completes_one_exploration(tmp_path, tmp_path_factory):
+def test_a_simulated_explorer_explores_two_photos(tmp_path, tmp_path_factory):
     pytest.importorskip("torch")
     from study.demo import prepare_demo
 
@@ -40,14 +40,14 @@ def test_a_simulated_explorer_completes_one_exploration(tmp_path, tmp_path_facto
         loadgen.model_workers(1, db_url, chat.url, sd, tmp_path, nice=False),
     ):
         explorer = loadgen.SimulatedExplorer(base, 0, (0.0, 0.0), seed=1)
-        outcome = asyncio.run(explorer.run(asyncio.Event(), limit=1))
+        outcome = asyncio.run(explorer.run(asyncio.Event(), limit=2))
         counts = JobQueue(Database(db_url)).counts()
     assert outcome.errors == []
-    assert outcome.explorations == 1
-    assert len(outcome.diagnosis) == len(outcome.answer) == len(outcome.images) == 1
-    assert outcome.images_shown == 3  # the explorer's default: three references
-    assert outcome.images_fetched == 1 + 3  # the user's photo and the generated images
-    assert counts == {"done": 3}  # a diagnosis, an answer, one references job
-    assert len(chat.requests) == 2  # the diagnosis and the follow-up, both about the uploaded photo
-    uploaded = Image.open(io.BytesIO(loadgen.explorer_photo(0, 0))).convert("RGB")
-    assert all(sent_photo(request).tobytes() == uploaded.tobytes() for request in chat.requests)
+    assert outcome.explorations == 2
+    assert len(outcome.diagnosis) == len(outcome.answer) == len(outcome.images) == 2
+    assert outcome.images_shown == 2 * 3  # the explorer's default: three references per request
+    assert outcome.images_fetched == 2 * (1 + 3)  # each time the user's photo and the generated images
+    assert counts == {"done": 2 * 3}  # per photo a diagnosis, an answer and one references job
+    # the diagnosis and the follow-up of each photo, about the photo uploaded (the second replaced the first)
+    photos = [Image.open(io.BytesIO(loadgen.explorer_photo(0, n))).convert("RGB").tobytes() for n in (0, 1)]
+    assert [sent_photo(request).tobytes() for request in chat.requests] == [photos[0]] * 2 + [photos[1]] * 2
