@@ -204,8 +204,10 @@ def report(rounds: list[Round], args: argparse.Namespace) -> None:
     print()
     print(markdown(EXPLORER_HEADER, [r.explorer_cells(args.workers) for r in b]))
     ratio = p95(b) / p95(a) if a and b else float("nan")
+    pairs = ", ".join(f"{p95([rb]) / p95([ra]):.2f}" for ra, rb in zip(a, b, strict=True))
     print(
-        f"\np95(B)/p95(A) = {ratio:.2f} (participants' submits pooled over {len(a)} A and {len(b)} B rounds)"
+        f"\np95(B)/p95(A) = {ratio:.2f} (participants' submits pooled over {len(a)} A and {len(b)} B rounds; "
+        f"per A B pair: {pairs})"
     )
 
 

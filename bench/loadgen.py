@@ -200,7 +200,8 @@ class StreamlitClient:
 
         The ``auto_rerun`` messages of that run set :attr:`auto_reruns` as the browser's timers: a full run
         replaces them, a fragment run adds its own, ``stop_auto_rerun`` ends some. The server never sends
-        ``ref_hash`` (a cached message) to this client: it announces no cached messages."""
+        ``ref_hash`` (a cached message) to this client, which announces no cached messages; one would be an
+        error."""
         msg = BackMsg()
         msg.rerun_script.query_string = self.query
         msg.rerun_script.widget_states.widgets.extend(widget_states)
@@ -222,6 +223,8 @@ class StreamlitClient:
                     self.query = fwd.page_info_changed.query_string
                 elif kind == "auto_rerun":
                     timers[fwd.auto_rerun.fragment_id] = fwd.auto_rerun.interval
+                elif kind == "ref_hash":  # a cached element we could not draw: the page would be incomplete
+                    raise RuntimeError(f"the server referred to a cached message {fwd.ref_hash}")
                 elif kind == "stop_auto_rerun":
                     for stopped in fwd.stop_auto_rerun.fragment_ids:
                         self.auto_reruns.pop(stopped, None)
