@@ -59,6 +59,7 @@ from streamlit.proto.Common_pb2 import FileUploaderState, UploadedFileInfo
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 from streamlit.web.server.starlette.starlette_server_config import XSRF_COOKIE_NAME
+from urllib3.filepost import encode_multipart_formdata
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -294,19 +295,9 @@ class StreamlitClient:
         if response.error_msg:
             raise RuntimeError(f"file_urls_request refused: {response.error_msg}")
         urls = response.file_urls[0]
-        boundary = f"----loadgen{random.getrandbits(64):x}"
-        body = (
-            (
-                f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
-                f"Content-Type: {mimetypes.guess_type(name)[0] or 'application/octet-stream'}\r\n\r\n"
-            ).encode()
-            + data
-            + f"\r\n--{boundary}--\r\n".encode()
-        )
-        headers = {
-            "Content-Type": f"multipart/form-data; boundary={boundary}",
-            "X-Xsrftoken": self.cookies.get(XSRF_COOKIE_NAME, ""),
-        }
+        mime = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        body, content_type = encode_multipart_formdata({"file": (name, data, mime)})  # the browser's FormData
+        headers = {"Content-Type": content_type, "X-Xsrftoken": self.cookies.get(XSRF_COOKIE_NAME, "")}
         status, _ = await self.http("PUT", urls.upload_url, headers, body)
         if status not in (200, 204):
             raise RuntimeError(f"upload of {name} to {urls.upload_url}: HTTP {status}")
