@@ -129,13 +129,15 @@ async def warm_up_explorer(base: str) -> None:
         raise RuntimeError(f"warm-up explorer failed: {outcome.errors}")
 
 
-def images_generated(db_url: str) -> int:
-    """Images in the finished references jobs that a worker generated (not taken from an image cache)."""
+def jobs_and_images(db_url: str) -> tuple[dict[str, int], int]:
+    """The round's jobs per status, and the images of the finished references jobs that a worker generated
+    (not taken from an image cache)."""
     db = Database(db_url)
     try:
         with db.read() as session:
             results = session.scalars(select(Job.result).where(Job.kind == REFERENCES, Job.status == DONE))
-            return sum(not image["cached"] for result in results for image in result["images"])
+            generated = sum(not image["cached"] for result in results for image in result["images"])
+        return JobQueue(db).counts(), generated
     finally:
         db.dispose()
 
@@ -157,8 +159,8 @@ def one_round(kind: str, label: str, args: argparse.Namespace, sd: Path, chat: s
             outcomes, explored, wall, cpu = asyncio.run(side_by_side(base, args, explorers, pid))
         row = loadgen.Row(label, args.participants, outcomes, wall_s=wall, cpu_s=cpu)
         row.stored, row.expected, row.problems = loadgen.verify(db_url, args.protocol, outcomes)
-        jobs = JobQueue(Database(db_url)).counts() if explorers else {}
-        return Round(kind, row, explored, jobs, images_generated(db_url) if explorers else 0)
+        jobs, generated = jobs_and_images(db_url)
+        return Round(kind, row, explored, jobs, generated)
 
 
 def p95(rounds: list[Round]) -> float:
