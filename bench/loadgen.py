@@ -15,6 +15,11 @@ The client is importable (tests/test_deployment.py, bench/bench_deployment.py): 
 participant reload, move to another replica (nginx's sticky cookie), or come back after a dropped
 connection or a "not saved" page, checking that it resumes at the right step.
 
+A :class:`SimulatedExplorer` uses the explorer (``/?area=explore``) the same way: it uploads photos through
+Streamlit's upload path, follows the page's poller fragment, asks a follow-up and fetches the generated
+images, against `skingen worker` processes (:func:`model_workers`); bench/bench_explorer.py runs explorers
+beside the participants.
+
 Usage (starts its own servers on fresh SQLite files, prints a markdown table)::
 
     python bench/loadgen.py --participants 1 10 50 --servers tuned default --think 1 5
@@ -29,6 +34,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import email
+import email.message
+import io
+import mimetypes
 import os
 import random
 import socket
@@ -38,7 +47,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,8 +55,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import websockets
 from streamlit.proto.BackMsg_pb2 import BackMsg
+from streamlit.proto.Common_pb2 import FileUploaderState, UploadedFileInfo
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from streamlit.proto.WidgetStates_pb2 import WidgetState
+from streamlit.web.server.starlette.starlette_server_config import XSRF_COOKIE_NAME
+from urllib3.filepost import encode_multipart_formdata
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -79,6 +91,9 @@ class Page:
     images: list[str] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
     exceptions: list[str] = field(default_factory=list)
+    controls: dict[str, Widget] = field(default_factory=dict)  # buttons, uploaders, chat boxes by label
+    captions: list[str] = field(default_factory=list)  # of the images
+    fragment_run: bool = False  # only a fragment ran: the rest of the page is as the last full run drew it
 
     @property
     def completed(self) -> bool:
@@ -98,8 +113,15 @@ def read_element(page: Page, element) -> None:
     elif kind == "button" and element.button.is_form_submitter:
         b = element.button
         page.submit = Widget("button", b.id, b.form_id, b.label)
+    elif kind in ("button", "file_uploader"):
+        proto = getattr(element, kind)
+        page.controls[proto.label] = Widget(kind, proto.id, proto.form_id, proto.label)
+    elif kind == "chat_input":
+        chat = element.chat_input
+        page.controls[chat.placeholder] = Widget(kind, chat.id, "", chat.placeholder)
     elif kind == "imgs":
         page.images += [img.url for img in element.imgs.imgs]
+        page.captions += [img.caption for img in element.imgs.imgs]
     elif kind in ("markdown", "heading", "alert"):
         page.texts.append(getattr(element, kind).body)
     elif kind == "code":
@@ -139,16 +161,20 @@ class StreamlitClient:
         self.ws_url = f"ws://{self.host}:{self.port}/_stcore/stream"
         self.query = query
         self.route = route  # nginx's sticky-session cookie (study/deploy.py): which replica serves this tab
+        self.cookies: dict[str, str] = {}  # other cookies the server set (Streamlit's XSRF cookie)
+        self.auto_reruns: dict[str, float] = {}  # fragment id → seconds: the page's `run_every` fragments
         self.ws = None
 
     @property
     def headers(self) -> dict[str, str]:
-        return {"Cookie": f"{ROUTE_COOKIE}={self.route}"} if self.route else {}
+        cookies = ({ROUTE_COOKIE: self.route} if self.route else {}) | self.cookies
+        return {"Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())} if cookies else {}
 
     async def connect(self) -> None:
         self.ws = await websockets.connect(
             self.ws_url, subprotocols=["streamlit"], max_size=None, additional_headers=self.headers
         )
+        self.auto_reruns = {}  # a new session: the old page's timers are gone with it
         if self.route is None:  # keep nginx's sticky cookie, as a browser does
             for cookie in self.ws.response.headers.get_all("Set-Cookie"):
                 name, _, value = cookie.partition(";")[0].partition("=")
@@ -169,43 +195,124 @@ class StreamlitClient:
         with contextlib.suppress(Exception):
             await self.ws.close()
 
-    async def run(self, widget_states: list[WidgetState] = ()) -> Page:
-        """Ask for a script run; return the page of the run that finishes without a rerun."""
+    async def run(self, widget_states: list[WidgetState] = (), fragment_id: str | None = None) -> Page:
+        """Ask for a script run (of one fragment, as the browser's ``run_every`` timer does, when given);
+        return the page of the run that finishes without a rerun.
+
+        The ``auto_rerun`` messages of that run set :attr:`auto_reruns` as the browser's timers: a full run
+        replaces them, a fragment run adds its own, ``stop_auto_rerun`` ends some. The server never sends
+        ``ref_hash`` (a cached message) to this client, which announces no cached messages; one would be an
+        error."""
         msg = BackMsg()
         msg.rerun_script.query_string = self.query
         msg.rerun_script.widget_states.widgets.extend(widget_states)
+        if fragment_id is not None:
+            msg.rerun_script.fragment_id = fragment_id
+            msg.rerun_script.is_auto_rerun = True
         await self.ws.send(msg.SerializeToString())
-        page = Page()
+        page, timers = Page(), {}
         async with asyncio.timeout(RUN_TIMEOUT_S):
             while True:
                 fwd = ForwardMsg()
                 fwd.ParseFromString(await self.ws.recv())
                 kind = fwd.WhichOneof("type")
                 if kind == "new_session":
-                    page = Page()  # a new script run (e.g. after st.rerun): only its page counts
+                    page, timers = Page(), {}  # a new script run (e.g. after st.rerun): only its page counts
                 elif kind == "delta" and fwd.delta.WhichOneof("type") == "new_element":
                     read_element(page, fwd.delta.new_element)
                 elif kind == "page_info_changed":
                     self.query = fwd.page_info_changed.query_string
+                elif kind == "auto_rerun":
+                    timers[fwd.auto_rerun.fragment_id] = fwd.auto_rerun.interval
+                elif kind == "ref_hash":  # a cached element we could not draw: the page would be incomplete
+                    raise RuntimeError(f"the server referred to a cached message {fwd.ref_hash}")
+                elif kind == "stop_auto_rerun":
+                    for stopped in fwd.stop_auto_rerun.fragment_ids:
+                        self.auto_reruns.pop(stopped, None)
+                        timers.pop(stopped, None)
                 elif kind == "script_finished":
                     if fwd.script_finished == ForwardMsg.FINISHED_SUCCESSFULLY:
+                        self.auto_reruns = timers
+                        return page
+                    if fwd.script_finished == ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY:
+                        self.auto_reruns |= timers
+                        page.fragment_run = True
                         return page
                     if fwd.script_finished == ForwardMsg.FINISHED_WITH_COMPILE_ERROR:
                         raise RuntimeError("the app failed to compile")
 
-    async def fetch(self, path: str) -> int:
-        """GET one media file like the browser does; returns the HTTP status."""
+    async def http(
+        self, method: str, path: str, headers: dict[str, str] | None = None, body: bytes = b""
+    ) -> tuple[int, email.message.Message]:
+        """One HTTP request from this tab (its cookies); keeps the cookies the server sets, as a browser
+        does. Returns the status and the response's headers."""
         reader, writer = await asyncio.open_connection(self.host, self.port)
-        cookie = "".join(f"{name}: {value}\r\n" for name, value in self.headers.items())
+        lines = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}", "Connection: close"]
+        sent = {**self.headers, **(headers or {})} | ({"Content-Length": str(len(body))} if body else {})
+        lines += [f"{name}: {value}" for name, value in sent.items()]
         try:
-            writer.write(
-                f"GET {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n{cookie}Connection: close\r\n\r\n".encode()
-            )
+            writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
             await writer.drain()
             data = await reader.read()
         finally:
             writer.close()
-        return int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/") else 0
+        if not data.startswith(b"HTTP/"):
+            return 0, email.message.Message()
+        head = data.split(b"\r\n\r\n", 1)[0].split(b"\r\n", 1)
+        response = email.message_from_bytes(head[1] if len(head) > 1 else b"")
+        for cookie in response.get_all("Set-Cookie") or []:
+            name, _, value = cookie.partition(";")[0].partition("=")
+            if name != ROUTE_COOKIE:  # the replica's cookie belongs to the websocket (connect)
+                self.cookies[name.strip()] = value.strip()
+        return int(head[0].split(b" ", 2)[1]), response
+
+    async def fetch(self, path: str) -> int:
+        """GET one media file like the browser does; returns the HTTP status."""
+        return (await self.http("GET", path))[0]
+
+    async def upload(self, uploader: Widget, name: str, data: bytes) -> WidgetState:
+        """Upload one file through ``uploader`` the way the browser does; returns the widget state to send.
+
+        The browser asks the session for an upload URL (``file_urls_request`` → ``file_urls_response``),
+        PUTs the file there as multipart form data with the XSRF cookie echoed in ``X-Xsrftoken`` (the
+        cookie comes with the health check the browser makes before it connects), then reruns the script
+        with the uploader's state naming the uploaded file."""
+        if XSRF_COOKIE_NAME not in self.cookies:
+            await self.http("GET", "/_stcore/health")
+        request_id = f"upload-{random.getrandbits(64):x}"
+        msg = BackMsg()
+        msg.file_urls_request.request_id = request_id
+        msg.file_urls_request.file_names.append(name)
+        await self.ws.send(msg.SerializeToString())
+        async with asyncio.timeout(RUN_TIMEOUT_S):
+            while True:
+                fwd = ForwardMsg()
+                fwd.ParseFromString(await self.ws.recv())
+                if fwd.WhichOneof("type") == "file_urls_response":
+                    response = fwd.file_urls_response
+                    if response.response_id == request_id:
+                        break
+        if response.error_msg:
+            raise RuntimeError(f"file_urls_request refused: {response.error_msg}")
+        urls = response.file_urls[0]
+        mime = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        body, content_type = encode_multipart_formdata({"file": (name, data, mime)})  # the browser's FormData
+        headers = {"Content-Type": content_type, "X-Xsrftoken": self.cookies.get(XSRF_COOKIE_NAME, "")}
+        status, _ = await self.http("PUT", urls.upload_url, headers, body)
+        if status not in (200, 204):
+            raise RuntimeError(f"upload of {name} to {urls.upload_url}: HTTP {status}")
+        info = UploadedFileInfo(name=name, size=len(data), file_id=urls.file_id, file_urls=urls)
+        return WidgetState(
+            id=uploader.id, file_uploader_state_value=FileUploaderState(uploaded_file_info=[info])
+        )
+
+    async def delete_upload(self, state: WidgetState) -> None:
+        """Remove an uploaded file, as the browser does when the user replaces it."""
+        for info in state.file_uploader_state_value.uploaded_file_info:
+            xsrf = {"X-Xsrftoken": self.cookies.get(XSRF_COOKIE_NAME, "")}
+            status, _ = await self.http("DELETE", info.file_urls.delete_url, xsrf)
+            if status not in (200, 204):
+                raise RuntimeError(f"removing {info.name}: HTTP {status}")
 
     @property
     def token(self) -> str | None:
@@ -414,6 +521,166 @@ async def warm_up(base: str) -> None:
         raise RuntimeError(f"warm-up participant failed: {outcome.errors}")
 
 
+# --- explorers ---------------------------------------------------------------------------------------------
+EXPLORE_QUERY = "area=explore"
+UPLOADER = "A photo of the skin area"  # the labels of study/app/views/explore.py's inputs
+CHAT_BOX = "Ask a follow-up question"
+SHOW = "Show what it looks like"
+DIAGNOSED = "**The AI's diagnosis**"
+ANSWERED = ("Mapped onto the taxonomy", "Names no condition we know")  # a follow-up's answer caption
+GENERATED = "AI-generated:"  # the caption of every generated image
+QUESTIONS = ("Does it itch?", "What else could it be?", "Is it contagious?", "Should I see a doctor?")
+MODEL_WAIT_S = 600.0  # a hang guard for one answer from the workers, not a speed check
+
+
+@dataclass
+class ExplorerOutcome:
+    """One simulated explorer's work: finished explorations, images seen, latencies (s), errors."""
+
+    label: str
+    explorations: int = 0
+    images_shown: int = 0  # generated images the pages showed
+    images_fetched: int = 0  # media files (photo and generated images) downloaded with HTTP 200
+    diagnosis: list[float] = field(default_factory=list)  # upload → diagnosis shown
+    answer: list[float] = field(default_factory=list)  # question sent → answer shown
+    images: list[float] = field(default_factory=list)  # "Show what it looks like" → images shown
+    errors: list[str] = field(default_factory=list)
+
+
+def explorer_photo(number: int, exploration: int) -> bytes:
+    """A skin-coloured PNG with a red spot, different for every explorer and exploration (so every
+    diagnosis, answer and image is a new job: equal requests would share one)."""
+    from PIL import Image, ImageDraw
+
+    rng = random.Random(f"{number}:{exploration}")
+    image = Image.new(
+        "RGB", (128, 128), (rng.randrange(120, 230), rng.randrange(90, 170), rng.randrange(60, 130))
+    )
+    x, y, r = rng.randrange(30, 90), rng.randrange(30, 90), rng.randrange(10, 30)
+    ImageDraw.Draw(image).ellipse((x - r, y - r, x + r, y + r), fill=(rng.randrange(140, 200), 40, 50))
+    for i, value in enumerate((number, exploration)):  # two corner pixels: no two photos are equal
+        image.putpixel((i, 0), (value >> 16 & 255, value >> 8 & 255, value & 255))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+class SimulatedExplorer:
+    """One user of the explorer (``/?area=explore``), speaking the protocol as the browser does.
+
+    Per exploration: upload a new photo, follow the page's poller (the ``run_every`` fragment of
+    study/app/conversation.py) until the diagnosis is shown, ask one follow-up in the chat box and wait
+    for its answer, click "Show what it looks like", wait for the images and download them; with a think
+    time between actions. Like the browser it sends the uploader's state with every run (a widget state
+    missing from a run is the widget's default: no photo). It goes on until ``stop`` is set, finishing the
+    exploration under way; an exploration that fails is an error, and the next starts on a new session.
+    """
+
+    def __init__(self, base: str, number: int, think: tuple[float, float], seed: int) -> None:
+        self.rng = random.Random(seed * 100_019 + number)
+        self.number, self.think = number, think
+        self.outcome = ExplorerOutcome(f"explorer-{number}")
+        self.client = StreamlitClient(base, EXPLORE_QUERY)
+        self.photo_state: WidgetState | None = None
+        self.page = Page()
+
+    async def run(self, stop: asyncio.Event, limit: int | None = None) -> ExplorerOutcome:
+        """Explore until ``stop`` is set (or ``limit`` explorations were tried: a warm-up, a test)."""
+        await asyncio.sleep(self.rng.uniform(0, self.think[1]))  # arrivals spread out
+        tried = 0
+        try:
+            await self.client.connect()
+            while not stop.is_set() and (limit is None or tried < limit):
+                tried += 1
+                try:
+                    await self.explore()
+                    self.outcome.explorations += 1
+                except Exception as exc:  # every failure is an error in the report; start afresh
+                    self.outcome.errors.append(f"{type(exc).__name__}: {exc}")
+                    await self.client.reconnect()
+                    self.photo_state, self.page = None, Page()
+        except Exception as exc:
+            self.outcome.errors.append(f"{type(exc).__name__}: {exc}")
+        finally:
+            await self.client.__aexit__()
+        return self.outcome
+
+    async def explore(self) -> None:
+        """One photo: diagnosis, one follow-up, the images (numbered steps as the user takes them)."""
+        outcome = self.outcome
+        # 1. Upload a new photo (on a new session, open the page first; the old photo is removed, as in the
+        # browser when the user replaces it)
+        if UPLOADER not in self.page.controls:
+            self.page = await self.rerun()
+        uploader = self.control(UPLOADER)
+        if self.photo_state is not None:
+            await self.client.delete_upload(self.photo_state)
+        name = f"spot-{self.number}-{outcome.explorations}.png"
+        start = time.perf_counter()
+        self.photo_state = await self.client.upload(
+            uploader, name, explorer_photo(self.number, outcome.explorations)
+        )
+        self.page = await self.rerun()
+        await self.until(lambda page: DIAGNOSED in page.texts, "the diagnosis")
+        outcome.diagnosis.append(time.perf_counter() - start)
+        # 2. Ask one follow-up question and wait for its answer
+        await asyncio.sleep(self.rng.uniform(*self.think))
+        box = self.control(CHAT_BOX)
+        start = time.perf_counter()
+        question = WidgetState(id=box.id)
+        question.chat_input_value.data = self.rng.choice(QUESTIONS)
+        self.page = await self.rerun([question])
+        await self.until(lambda page: any(text.startswith(ANSWERED) for text in page.texts), "the answer")
+        outcome.answer.append(time.perf_counter() - start)
+        # 3. Ask for the pictures, wait for them and download every image of the page
+        await asyncio.sleep(self.rng.uniform(*self.think))
+        start = time.perf_counter()
+        self.page = await self.rerun([WidgetState(id=self.control(SHOW).id, trigger_value=True)])
+        await self.until(lambda page: any(c.startswith(GENERATED) for c in page.captions), "the images")
+        outcome.images.append(time.perf_counter() - start)
+        outcome.images_shown += sum(c.startswith(GENERATED) for c in self.page.captions)
+        statuses = await asyncio.gather(*(self.client.fetch(url) for url in self.page.images))
+        outcome.images_fetched += statuses.count(200)
+        if statuses.count(200) != len(statuses):
+            raise RuntimeError(f"media: HTTP {sorted(set(statuses) - {200})}")
+        await asyncio.sleep(self.rng.uniform(*self.think))
+
+    async def rerun(self, triggers: list[WidgetState] = (), fragment_id: str | None = None) -> Page:
+        """A run with the photo's state (and ``triggers``: a click, a question), as the browser sends it."""
+        states = ([self.photo_state] if self.photo_state is not None else []) + list(triggers)
+        page = await self.client.run(states, fragment_id)
+        if page.exceptions:
+            raise RuntimeError(f"the page raised {page.exceptions[0]}")
+        return page
+
+    async def until(self, shown: Callable[[Page], bool], what: str) -> None:
+        """Follow the page's poller like the browser's timer until ``shown(page)``: each tick reruns the
+        fragment; the fragment reruns the whole page when a job finished. The explorer draws one poller."""
+        deadline = time.monotonic() + MODEL_WAIT_S
+        while not shown(self.page):
+            if not self.client.auto_reruns:
+                raise RuntimeError(f"no {what}, and the page stopped polling: {self.page.texts[-2:]}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no {what} after {MODEL_WAIT_S:.0f} s")
+            fragment_id, interval = next(iter(self.client.auto_reruns.items()))
+            await asyncio.sleep(interval)
+            page = await self.rerun(fragment_id=fragment_id)
+            if not page.fragment_run:
+                self.page = page
+
+    def control(self, label: str) -> Widget:
+        if label not in self.page.controls:
+            raise RuntimeError(f"no {label!r} on the page: {self.page.texts[-2:]}")
+        return self.page.controls[label]
+
+
+async def explorers(
+    base: str, n: int, think: tuple[float, float], seed: int, stop: asyncio.Event
+) -> list[ExplorerOutcome]:
+    """``n`` explorer users at once, exploring until ``stop`` is set."""
+    return await asyncio.gather(*(SimulatedExplorer(base, i, think, seed).run(stop) for i in range(n)))
+
+
 # --- checking the database ---------------------------------------------------------------------------------
 def verify(db_url: str, protocol: Path, outcomes: list[Outcome]) -> tuple[int, int, list[str]]:
     """(answers stored, answers expected, problems) for the simulated participants' tokens."""
@@ -479,9 +746,12 @@ def healthy(base: str) -> bool:
 
 
 @contextmanager
-def app_server(kind: str, protocol: Path, workdir: Path, root: Path = ROOT) -> Iterator[tuple[str, str, int]]:
+def app_server(
+    kind: str, protocol: Path, workdir: Path, root: Path = ROOT, extra: Sequence[str] = ()
+) -> Iterator[tuple[str, str, int]]:
     """`skingen-study serve` (tuned, or --default-streamlit) on a free port and a fresh SQLite file;
-    yields its URL, database URL and process id. ``root``: the checkout whose code the server runs."""
+    yields its URL, database URL and process id. ``root``: the checkout whose code the server runs;
+    ``extra``: more `serve` options (``--explorer-open``)."""
     port = free_port()
     db_url = f"sqlite:///{workdir}/{kind}-{port}.db"
     command = [
@@ -495,7 +765,7 @@ def app_server(kind: str, protocol: Path, workdir: Path, root: Path = ROOT) -> I
         "--protocol",
         str(protocol),
     ]
-    command += ["--port", str(port)] + (["--default-streamlit"] if kind == "default" else [])
+    command += ["--port", str(port), *extra] + (["--default-streamlit"] if kind == "default" else [])
     log = (workdir / f"{kind}-{port}.log").open("w")
     env = {**os.environ, "PYTHONPATH": str(root)}
     process = subprocess.Popen(command, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -514,6 +784,44 @@ def app_server(kind: str, protocol: Path, workdir: Path, root: Path = ROOT) -> I
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
+
+
+@contextmanager
+def model_workers(
+    count: int, db_url: str, chat_url: str, sd: Path, workdir: Path, nice: bool = True
+) -> Iterator[list[int]]:
+    """``count`` `skingen worker` processes on CPU (``sd`` a tiny model: 64×64, 2 steps; the diagnosis and
+    answers from the chat endpoint ``chat_url``), no image cache so every image is generated; yields their
+    process ids. ``nice``: at the lowest priority (``nice -n 19``), so that they stand in for GPU machines
+    elsewhere and take CPU only when the app server does not want it."""
+    command = [sys.executable, "-m", "skingen", "worker", "--db", db_url, "--chat-endpoint", chat_url]
+    command += ["--sd", str(sd), "--steps", "2", "--width", "64", "--height", "64", "--device", "cpu"]
+    command += ["--no-cache"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    with contextlib.ExitStack() as stack:
+        processes = []
+        for i in range(count):
+            log = stack.enter_context((workdir / f"worker-{i}-{free_port()}.log").open("w"))
+            niced = ["nice", "-n", "19"] if nice else []
+            processes.append(
+                subprocess.Popen(
+                    [*niced, *command, "--name", f"loadgen-worker-{i}"],
+                    cwd=workdir,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+        try:
+            yield [process.pid for process in processes]
+        finally:
+            for process in processes:
+                process.terminate()  # SIGTERM: the worker stops after its current batch
+            for process in processes:
+                try:
+                    process.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    process.kill()
 
 
 def checkout(value: str) -> tuple[str, str, Path]:
