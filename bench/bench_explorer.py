@@ -13,10 +13,12 @@ One run, side by side and alternating (A B A B …), each round on a fresh `skin
   (tests/chat_server.py) as the diagnoser. B's warm-up also runs one exploration, which waits for the workers'
   models to load.
 
-The workers run at ``nice -n 19`` by default: on one machine they stand in for GPU machines elsewhere, which
-take no CPU from the app server, and the nice level lets them take only the CPU the server and the
-participants leave. It is an approximation, not isolation: they still share caches, memory bandwidth and
-the database file. ``--no-nice`` runs them at normal priority (the worst case: models on the app's host).
+The workers run at the lowest priority by default (Linux's idle scheduling class, else ``nice -n 19``; see
+loadgen.model_workers): on one machine they stand in for GPU machines elsewhere, which take no CPU from the
+app server. It is an approximation, not isolation: they still share caches, memory bandwidth and the
+database file. The explorers and the chat server run in processes of their own, so that they don't hold up
+the participants' client. ``--no-nice`` runs the workers at normal priority (the worst case: models on the
+app's host).
 
 Prints loadgen's table for the participants of every round (p50/p95/p99, errors, answers stored/expected,
 server CPU per submit, which in B includes serving the explorers), a table of the explorers' work in B, and
@@ -31,10 +33,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import multiprocessing
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
 
 import loadgen
@@ -110,16 +116,62 @@ async def side_by_side(
 ) -> tuple[list[loadgen.Outcome], list[loadgen.ExplorerOutcome], float, float]:
     """The participants' crowd with ``explorers`` explorers beside it until the crowd is done; returns
     both outcomes and the crowd's wall and server CPU seconds (the explorers finish the exploration under
-    way afterwards, outside the measurement)."""
-    stop = asyncio.Event()
-    exploring = asyncio.ensure_future(loadgen.explorers(base, explorers, args.think, args.seed, stop))
+    way afterwards, outside the measurement). The explorers run in a process of their own: in this one
+    their uploads and pages would hold up the participants' client, not only the server."""
+    context = multiprocessing.get_context("spawn")
+    stop, results = context.Event(), context.Queue()
+    exploring = context.Process(
+        target=explore_apart, args=(base, explorers, args.think, args.seed, stop, results), daemon=True
+    )
+    if explorers:
+        exploring.start()
     start, cpu = time.monotonic(), loadgen.cpu_seconds(pid)
     try:
         outcomes = await loadgen.crowd(base, args.participants, args.think, args.seed)
         wall, cpu_used = time.monotonic() - start, loadgen.cpu_seconds(pid) - cpu
     finally:
         stop.set()
-    return outcomes, await exploring, wall, cpu_used
+    explored = results.get(timeout=loadgen.MODEL_WAIT_S) if explorers else []
+    if explorers:
+        exploring.join()
+    return outcomes, explored, wall, cpu_used
+
+
+def explore_apart(
+    base: str, n: int, think: tuple[float, float], seed: int, stop: EventType, results: Queue
+) -> None:
+    """A process's explorers until ``stop`` is set; their outcomes go into ``results``."""
+
+    async def explore() -> list[loadgen.ExplorerOutcome]:
+        stopped = asyncio.Event()
+        exploring = asyncio.ensure_future(loadgen.explorers(base, n, think, seed, stopped))
+        while not stop.is_set():
+            await asyncio.sleep(0.2)
+        stopped.set()
+        return await exploring
+
+    results.put(asyncio.run(explore()))
+
+
+@contextlib.contextmanager
+def chat_endpoint() -> Iterator[str]:
+    """The local chat server (the workers' diagnoser), in a process of its own: in this one its threads would
+    compete with the participants' client for the GIL. Yields its URL."""
+    context = multiprocessing.get_context("spawn")
+    urls, stop = context.Queue(), context.Event()
+    serving = context.Process(target=serve_chat, args=(urls, stop), daemon=True)
+    serving.start()
+    try:
+        yield urls.get(timeout=120)
+    finally:
+        stop.set()
+        serving.join(timeout=30)
+
+
+def serve_chat(urls: Queue, stop: EventType) -> None:
+    with ChatServer() as chat:
+        urls.put(chat.url)
+        stop.wait()
 
 
 async def warm_up_explorer(base: str) -> None:
@@ -175,14 +227,14 @@ def run(args: argparse.Namespace) -> list[Round]:
     args.protocol = args.protocol.resolve()
     rounds: list[Round] = []
     order = ["A", "B"] * args.rounds
-    with tempfile.TemporaryDirectory(prefix="skingen-explorer-bench-") as tmp, ChatServer() as chat:
+    with tempfile.TemporaryDirectory(prefix="skingen-explorer-bench-") as tmp, chat_endpoint() as chat_url:
         sd = build_sd(Path(tmp) / "sd")
         for number, kind in enumerate(order, start=1):
             label = f"{kind}{(number + 1) // 2}" + (
                 f" +{args.explorers} explorers" if kind == "B" else " alone"
             )
             print(f"round {number}/{len(order)}: {label} …", file=sys.stderr, flush=True)
-            rounds.append(one_round(kind, label, args, sd, chat.url, Path(tmp)))
+            rounds.append(one_round(kind, label, args, sd, chat_url, Path(tmp)))
             print(loadgen.table([rounds[-1].row]).splitlines()[-1], file=sys.stderr, flush=True)
     report(rounds, args)
     return rounds
@@ -196,7 +248,7 @@ def report(rounds: list[Round], args: argparse.Namespace) -> None:
         messages += [e for o in r.explorers for e in o.errors][:5]
         for message in messages:
             print(f"  {r.row.server}: {message}", file=sys.stderr)
-    workers = f"{args.workers} `skingen worker` ({'normal priority' if args.no_nice else 'nice -n 19'})"
+    workers = f"{args.workers} `skingen worker` ({'normal priority' if args.no_nice else 'lowest priority'})"
     print(
         f"\n{args.participants} participants, think time {args.think[0]:g}–{args.think[1]:g} s; B adds "
         f"{args.explorers} explorers served by {workers}, tiny SD on CPU (64×64, 2 steps, no image cache). "

@@ -40,6 +40,7 @@ import io
 import mimetypes
 import os
 import random
+import shutil
 import socket
 import statistics
 import subprocess
@@ -792,17 +793,19 @@ def model_workers(
 ) -> Iterator[list[int]]:
     """``count`` `skingen worker` processes on CPU (``sd`` a tiny model: 64×64, 2 steps; the diagnosis and
     answers from the chat endpoint ``chat_url``), no image cache so every image is generated; yields their
-    process ids. ``nice``: at the lowest priority (``nice -n 19``), so that they stand in for GPU machines
-    elsewhere and take CPU only when the app server does not want it."""
+    process ids. ``nice``: at the lowest priority, so that they stand in for GPU machines elsewhere and take
+    CPU only when the app server does not want it: Linux's idle scheduling class (``chrt --idle 0``, below
+    any nice level), else ``nice -n 19``; one compute thread each (``OMP_NUM_THREADS=1``)."""
     command = [sys.executable, "-m", "skingen", "worker", "--db", db_url, "--chat-endpoint", chat_url]
     command += ["--sd", str(sd), "--steps", "2", "--width", "64", "--height", "64", "--device", "cpu"]
     command += ["--no-cache"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    lowest = ["chrt", "--idle", "0"] if shutil.which("chrt") else ["nice", "-n", "19"]
     with contextlib.ExitStack() as stack:
         processes = []
         for i in range(count):
             log = stack.enter_context((workdir / f"worker-{i}-{free_port()}.log").open("w"))
-            niced = ["nice", "-n", "19"] if nice else []
+            niced = lowest if nice else []
             processes.append(
                 subprocess.Popen(
                     [*niced, *command, "--name", f"loadgen-worker-{i}"],

@@ -93,6 +93,19 @@ class JobView:
         )
 
 
+@dataclass(frozen=True)
+class JobStatus:
+    """Where a job is, without its contents (:meth:`JobQueue.statuses`)."""
+
+    id: int
+    kind: str
+    status: str
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (DONE, FAILED)
+
+
 class JobQueue:
     """Submit, claim, renew, complete and fail jobs; every method is one short transaction."""
 
@@ -160,7 +173,14 @@ class JobQueue:
                 return job
             time.sleep(poll)
 
-    def waiting_ahead(self, job: JobView) -> int:
+    def statuses(self, job_ids: Sequence[int]) -> dict[int, JobStatus]:
+        """The status of each of ``job_ids`` that exists, in one query that reads no payload, photo or result
+        (what a page's poller asks every second while it waits)."""
+        with self.db.read() as session:
+            rows = session.execute(select(Job.id, Job.kind, Job.status).where(Job.id.in_(job_ids)))
+            return {row.id: JobStatus(row.id, row.kind, row.status) for row in rows}
+
+    def waiting_ahead(self, job: JobView | JobStatus) -> int:
         """Queued jobs of the same kind submitted before ``job`` (what "your place in the queue" shows)."""
         with self.db.read() as session:
             return session.scalar(

@@ -7,9 +7,15 @@ model delays only the page that asked. The requests and results are those of ski
 
 from __future__ import annotations
 
+import json
+import threading
 from dataclasses import dataclass
+from weakref import WeakKeyDictionary
 
-from db.jobs import DONE, FAILED, QUEUED, JobQueue, JobView
+from cachetools import LRUCache
+
+from db.jobs import DONE, FAILED, QUEUED, JobQueue, JobStatus, JobView
+from db.session import Database
 from skingen.interactive import RETRY_LATER, JobRequest
 
 DIAGNOSIS_QUESTION = "What is the most likely diagnosis, what else could it be, and why?"
@@ -49,14 +55,47 @@ class JobState:
 
     @property
     def progress(self) -> str:
-        if self.job.status == QUEUED:
-            ahead = f" ({self.waiting_ahead} request(s) ahead)" if self.waiting_ahead else ""
-            return f"Waiting for a model worker{ahead}…"
-        return "The model is working on it…"
+        return _progress_line(self.job.status, self.waiting_ahead)
+
+
+def _progress_line(status: str, waiting_ahead: int) -> str:
+    if status == QUEUED:
+        ahead = f" ({waiting_ahead} request(s) ahead)" if waiting_ahead else ""
+        return f"Waiting for a model worker{ahead}…"
+    return "The model is working on it…"
+
+
+def progress(queue: JobQueue, job: JobStatus) -> str:
+    """The waiting line of an open job, from its status alone (a poller's tick reads no job contents)."""
+    return _progress_line(job.status, queue.waiting_ahead(job) if job.status == QUEUED else 0)
+
+
+# Finished jobs never change (until a withdrawal deletes them, and then nobody's page shows them), so the pages'
+# reruns read each one once per process and database: a references result carries its images. Bounded by size.
+_FINISHED: WeakKeyDictionary[Database, LRUCache[int, JobState]] = WeakKeyDictionary()
+_FINISHED_LOCK = threading.Lock()
+_FINISHED_BYTES = 256 * 2**20
+
+
+def _finished(db: Database) -> LRUCache[int, JobState]:
+    cache = _FINISHED.get(db)
+    if cache is None:
+        cache = _FINISHED[db] = LRUCache(
+            maxsize=_FINISHED_BYTES, getsizeof=lambda found: 1 + len(json.dumps(found.job.result or {}))
+        )
+    return cache
 
 
 def state(queue: JobQueue, job_id: int) -> JobState:
+    with _FINISHED_LOCK:
+        found = _finished(queue.db).get(job_id)
+    if found is not None:
+        return found
     job = queue.get(job_id)
     if job is None:
         raise KeyError(f"no job {job_id}")
-    return JobState(job, queue.waiting_ahead(job) if job.status == QUEUED else 0)
+    found = JobState(job, queue.waiting_ahead(job) if job.status == QUEUED else 0)
+    if job.finished:
+        with _FINISHED_LOCK:
+            _finished(queue.db)[job_id] = found
+    return found

@@ -66,6 +66,31 @@ def test_a_job_is_claimed_once_and_only_its_holder_completes_it(queue: JobQueue)
     assert queue.get(job.id).result == {"a": 1}
 
 
+def test_a_poller_reads_statuses_alone_and_pages_read_a_finished_job_once(
+    queue: JobQueue, monkeypatch
+) -> None:
+    from study import live
+
+    first, second = queue.submit("chat", {"q": 1}), queue.submit("chat", {"q": 2}, inputs={"photo": "x"})
+    statuses = queue.statuses([first.id, second.id, 999])
+    assert {i: (s.kind, s.status, s.finished) for i, s in statuses.items()} == {
+        first.id: ("chat", QUEUED, False),
+        second.id: ("chat", QUEUED, False),
+    }  # a missing job is left out
+    assert live.progress(queue, statuses[second.id]) == "Waiting for a model worker (1 request(s) ahead)…"
+    queue.claim("w1", ["chat"])
+    assert live.state(queue, first.id).pending  # open: read again on every rerun
+    queue.complete("w1", first.id, {"answer": "yes"})
+    assert live.state(queue, first.id).result == {"answer": "yes"}
+    reads = []
+    monkeypatch.setattr(queue, "get", lambda job_id: reads.append(job_id))
+    assert live.state(queue, first.id).result == {"answer": "yes"} and reads == []  # finished: read once
+    assert queue.statuses([first.id])[first.id].finished
+    other = make_queue(str(queue.db.url).replace("jobs.db", "other.db"))
+    other.submit("chat", {"q": 3})
+    assert live.state(other, first.id).pending  # another database's job of the same id is its own
+
+
 def test_an_expired_lease_frees_the_job_and_its_old_holder_loses_it(queue: JobQueue) -> None:
     job = queue.submit("chat", {"q": 1}, max_attempts=2)
     queue.claim("w1", ["chat"])

@@ -85,9 +85,17 @@ def open_engine(db_url: str, protocol_path: str | None) -> StudyEngine:
     return engine
 
 
+_opened: dict[tuple[str, str | None], StudyEngine] = {}
+
+
 def configured_engine() -> StudyEngine:
-    protocol = os.environ.get(PROTOCOL_ENV) or None
-    return open_engine(database_url(os.environ.get(DB_ENV)), protocol)
+    """The engine of the configured database and protocol. Every run asks for it: a plain dict answers, as
+    ``st.cache_resource`` hashes its arguments on each call (~0.2 ms); it still opens each engine once."""
+    key = (database_url(os.environ.get(DB_ENV)), os.environ.get(PROTOCOL_ENV) or None)
+    engine = _opened.get(key)
+    if engine is None:
+        engine = _opened[key] = open_engine(*key)
+    return engine
 
 
 def live_queue() -> JobQueue:

@@ -8,13 +8,13 @@ Only that fragment reruns meanwhile, so other sessions and the rest of the page 
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable, Sequence
 
 import streamlit as st
 
-from db.jobs import JobQueue
-from skingen.interactive import decode_png
-from study.live import JobState, state
+from db.jobs import JobQueue, JobStatus
+from study.live import JobState, progress
 
 POLL_SECONDS = 1.0
 
@@ -24,16 +24,23 @@ def poll(queue: JobQueue, drawn_pending: Sequence[int]) -> None:
     while the page was drawn, else from a fragment that re-reads them every :data:`POLL_SECONDS`."""
     if not drawn_pending:
         return
-    if any(not state(queue, job_id).pending for job_id in drawn_pending):
+
+    def finished() -> dict[int, JobStatus] | None:
+        """The jobs' statuses, or None when one of them has finished (or is gone): time to redraw."""
+        statuses = queue.statuses(drawn_pending)  # one small query: no photos, payloads or results
+        open_now = [statuses.get(job_id) for job_id in drawn_pending]
+        return None if any(job is None or job.finished for job in open_now) else statuses
+
+    if finished() is None:
         st.rerun(scope="app")
 
     @st.fragment(run_every=POLL_SECONDS)
     def waiting() -> None:
         # The fragment draws a line of its own, so it is visibly alive while it waits.
-        states = [state(queue, job_id) for job_id in drawn_pending]
-        if any(not job.pending for job in states):
+        statuses = finished()
+        if statuses is None:
             st.rerun(scope="app")
-        st.caption(f":material/autorenew: {states[0].progress}")
+        st.caption(f":material/autorenew: {progress(queue, statuses[drawn_pending[0]])}")
 
     waiting()
 
@@ -88,7 +95,8 @@ def references(result: dict) -> None:
     images = result["images"]
     for column, image in zip(st.columns(len(images)), images, strict=True):
         with column:
-            st.image(decode_png(image["png"]), caption=f"AI-generated: {name}", width="stretch")
+            # the PNG as the worker made it: st.image sends PNG bytes as they are, a decoded image it re-encodes
+            st.image(base64.b64decode(image["png"]), caption=f"AI-generated: {name}", width="stretch")
     with st.expander("How these pictures were made"):
         for image in images:
             record = image["provenance"]

@@ -32,6 +32,7 @@ OPEN_ENV = "SKINGEN_EXPLORER_OPEN"
 PHOTOS_ENV = "SKINGEN_EXPLORER_PHOTOS"
 REFERENCES_ENV = "SKINGEN_EXPLORER_REFERENCES"
 _SESSION_KEY = "skingen.explore"
+THUMBNAIL_WIDTH = 240
 
 
 def allowed() -> bool:
@@ -50,12 +51,15 @@ class Exploration:
     digest: str
     skin_tone: str
     ita: float
+    thumbnail: bytes  # what the page shows of the photo, encoded once (st.image re-encodes an image each run)
     diagnosis_job: int | None = None
     turns: list[tuple[str, int]] = field(default_factory=list)  # (question, job id)
     shown: list[int] = field(default_factory=list)  # references job ids
 
 
-def _read_photo() -> tuple[bytes, Image.Image] | None:
+def _read_photo() -> tuple[bytes, Exploration] | None:
+    """The uploaded photo's bytes and its exploration (a new photo starts a new one; the same photo is
+    decoded once, not on every rerun)."""
     use_camera = st.toggle("Use the camera", key="explore.camera")
     upload = (
         st.camera_input("Take a photo of the skin area")
@@ -65,23 +69,28 @@ def _read_photo() -> tuple[bytes, Image.Image] | None:
     if upload is None:
         return None
     data = upload.getvalue()
+    digest = hashlib.sha256(data).hexdigest()
+    current: Exploration | None = st.session_state.get(_SESSION_KEY)
+    if current is not None and current.digest == digest:
+        return data, current
     try:
         with Image.open(io.BytesIO(data)) as image:
-            return data, image.convert("RGB")
+            photo = image.convert("RGB")
     except (UnidentifiedImageError, OSError):
         st.error("This file is not a photo we can read. Please use a PNG or JPEG image.")
         return None
+    estimate = estimate_skin_tone(photo)
+    current = Exploration(photo, digest, estimate.fitzpatrick, estimate.ita, _thumbnail(photo))
+    st.session_state[_SESSION_KEY] = current
+    return data, current
 
 
-def _exploration(data: bytes, photo: Image.Image) -> Exploration:
-    """This photo's exploration; a new photo starts a new one."""
-    digest = hashlib.sha256(data).hexdigest()
-    current: Exploration | None = st.session_state.get(_SESSION_KEY)
-    if current is None or current.digest != digest:
-        estimate = estimate_skin_tone(photo)
-        current = Exploration(photo, digest, estimate.fitzpatrick, estimate.ita)
-        st.session_state[_SESSION_KEY] = current
-    return current
+def _thumbnail(photo: Image.Image) -> bytes:
+    shown = photo.copy()
+    shown.thumbnail((2 * THUMBNAIL_WIDTH, 2 * THUMBNAIL_WIDTH))  # sharp on high-density screens
+    out = io.BytesIO()
+    shown.save(out, format="JPEG", quality=90)
+    return out.getvalue()
 
 
 def _keep_photo_with_consent(exploration: Exploration, data: bytes) -> None:
@@ -126,10 +135,10 @@ def page() -> None:
     if read is None:
         st.info("Upload a photo (or take one with the camera) to begin.")
         return
-    data, photo = read
-    exploration = _exploration(data, photo)
+    data, exploration = read
+    photo = exploration.photo
     queue = live_queue()
-    st.image(photo, caption="Your photo", width=240)
+    st.image(exploration.thumbnail, caption="Your photo", width=THUMBNAIL_WIDTH)
     _keep_photo_with_consent(exploration, data)
     _skin_tone(exploration)
     if exploration.diagnosis_job is None:
@@ -185,24 +194,28 @@ def _references_section(exploration: Exploration, diagnosed: JobState, queue: Jo
 
 
 def _chat_section(exploration: Exploration, diagnosed: JobState, queue: JobQueue) -> list[int]:
-    """The follow-up questions and answers and the chat box; returns the jobs drawn as waiting."""
+    """The follow-up questions and answers and the chat box; returns the jobs drawn as waiting.
+
+    The chat box is read before the conversation above it is drawn, so a new question is drawn, waiting,
+    in the run that sent it (no second run for it)."""
     st.markdown("**Ask about this photo**")
-    history = [(DIAGNOSIS_QUESTION, diagnosed.result["raw_output"])]
-    waiting = []
-    for question, job_id in exploration.turns:
-        turn = state(queue, job_id)
-        conversation.answer(question, turn.result)
-        if turn.pending:
-            conversation.pending_note(turn)
-            waiting.append(job_id)
-        elif turn.result is None:
-            conversation.failure_note(turn, None, f"turn:{job_id}")
-        else:
-            history.append((question, turn.result["answer"]))
+    conversation_box = st.container()
     # In a container, the chat box stays under the conversation instead of pinned to the window's bottom.
     question = st.container().chat_input("Ask a follow-up question")
+    turns = [(asked, state(queue, job_id)) for asked, job_id in exploration.turns]
     if question:
+        history = [(DIAGNOSIS_QUESTION, diagnosed.result["raw_output"])]
+        history += [(asked, turn.result["answer"]) for asked, turn in turns if turn.result is not None]
         job = submit(queue, chat_request(exploration.photo, history, question)).id
         exploration.turns.append((question, job))
-        st.rerun()
+        turns.append((question, state(queue, job)))
+    waiting = []
+    with conversation_box:
+        for asked, turn in turns:
+            conversation.answer(asked, turn.result)
+            if turn.pending:
+                conversation.pending_note(turn)
+                waiting.append(turn.job.id)
+            elif turn.result is None:
+                conversation.failure_note(turn, None, f"turn:{turn.job.id}")
     return waiting

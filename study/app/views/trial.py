@@ -125,11 +125,7 @@ class _LiveCase:
         st.markdown("**Ask the AI about this case**")
         open_jobs: list[int] = []
         for turn in turns:
-            request = (
-                chat_request(self.photo, history, turn.question)
-                if turn.kind == "question"
-                else self._references_request()
-            )
+            asked_after = list(history)  # what the model had heard before this turn, should it be asked again
             if turn.kind == "question":
                 conversation.answer(turn.question, self._answered(turn))
                 if turn.answered_at:
@@ -145,7 +141,7 @@ class _LiveCase:
                 conversation.pending_note(job)
                 open_jobs.append(turn.job_id)
             else:
-                conversation.failure_note(job, self._retry(turn, request), f"turn:{turn.turn}")
+                conversation.failure_note(job, self._retry(turn, asked_after), f"turn:{turn.turn}")
         self._ask_more(turns, history)
         conversation.poll(self.queue, open_jobs)
 
@@ -182,8 +178,15 @@ class _LiveCase:
             self.engine.ask(self.visit.token, self.step_key, kind, question, job.id)
         st.rerun()
 
-    def _retry(self, turn: TurnRecord, request: JobRequest) -> Callable[[], None]:
+    def _retry(self, turn: TurnRecord, history: list[tuple[str, str]]) -> Callable[[], None]:
+        """The "Try again" callback of a failed turn; the request is built only when it is clicked."""
+
         def again() -> None:
+            request = (
+                chat_request(self.photo, history, turn.question)
+                if turn.kind == "question"
+                else self._references_request()
+            )
             job = live.submit(self.queue, request)
             self.engine.retry(self.visit.token, self.step_key, turn.turn, job.id)
 
