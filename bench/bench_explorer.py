@@ -16,9 +16,11 @@ One run, side by side and alternating (A B A B …), each round on a fresh `skin
 The workers run at the lowest priority by default (Linux's idle scheduling class, else ``nice -n 19``; see
 loadgen.model_workers): on one machine they stand in for GPU machines elsewhere, which take no CPU from the
 app server. It is an approximation, not isolation: they still share caches, memory bandwidth and the
-database file. The explorers and the chat server run in processes of their own, so that they don't hold up
-the participants' client. ``--no-nice`` runs the workers at normal priority (the worst case: models on the
-app's host).
+database file. The explorers and the chat server run in processes of their own, at the lowest priority too
+(browsers and an inference server on other machines), so that they don't hold up the participants' client.
+``--no-nice`` runs the workers at normal priority (the worst case: models on the app's host).
+``--explorer-server own`` gives B's explorers a second `serve` process of the same study and database (a
+deployment that keeps the explorer off the participants' servers); the default is the participants' own.
 
 Prints loadgen's table for the participants of every round (p50/p95/p99, errors, answers stored/expected,
 server CPU per submit, which in B includes serving the explorers), a table of the explorers' work in B, and
@@ -34,6 +36,7 @@ import argparse
 import asyncio
 import contextlib
 import multiprocessing
+import os
 import sys
 import tempfile
 import time
@@ -112,7 +115,7 @@ def markdown(header: list[str], rows: list[list[str]]) -> str:
 
 
 async def side_by_side(
-    base: str, args: argparse.Namespace, explorers: int, pid: int
+    base: str, explorer_base: str, args: argparse.Namespace, explorers: int, pid: int
 ) -> tuple[list[loadgen.Outcome], list[loadgen.ExplorerOutcome], float, float]:
     """The participants' crowd with ``explorers`` explorers beside it until the crowd is done; returns
     both outcomes and the crowd's wall and server CPU seconds (the explorers finish the exploration under
@@ -121,7 +124,9 @@ async def side_by_side(
     context = multiprocessing.get_context("spawn")
     stop, results = context.Event(), context.Queue()
     exploring = context.Process(
-        target=explore_apart, args=(base, explorers, args.think, args.seed, stop, results), daemon=True
+        target=explore_apart,
+        args=(explorer_base, explorers, args.think, args.seed, stop, results),
+        daemon=True,
     )
     if explorers:
         exploring.start()
@@ -140,7 +145,9 @@ async def side_by_side(
 def explore_apart(
     base: str, n: int, think: tuple[float, float], seed: int, stop: EventType, results: Queue
 ) -> None:
-    """A process's explorers until ``stop`` is set; their outcomes go into ``results``."""
+    """A process's explorers until ``stop`` is set; their outcomes go into ``results``. At the lowest priority:
+    they stand in for browsers on other machines, so they take only the CPU the server leaves."""
+    lowest_priority()
 
     async def explore() -> list[loadgen.ExplorerOutcome]:
         stopped = asyncio.Event()
@@ -151,6 +158,15 @@ def explore_apart(
         return await exploring
 
     results.put(asyncio.run(explore()))
+
+
+def lowest_priority() -> None:
+    """This process in Linux's idle scheduling class (what the workers get from ``chrt --idle 0``), else at
+    nice 19: it runs only when nothing else wants the CPU."""
+    if hasattr(os, "SCHED_IDLE"):
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    else:
+        os.nice(19)
 
 
 @contextlib.contextmanager
@@ -169,6 +185,7 @@ def chat_endpoint() -> Iterator[str]:
 
 
 def serve_chat(urls: Queue, stop: EventType) -> None:
+    lowest_priority()  # it stands in for an inference server on another machine
     with ChatServer() as chat:
         urls.put(chat.url)
         stop.wait()
@@ -196,23 +213,30 @@ def jobs_and_images(db_url: str) -> tuple[dict[str, int], int]:
 
 def one_round(kind: str, label: str, args: argparse.Namespace, sd: Path, chat: str, tmp: Path) -> Round:
     """A fresh server and database, a warm-up, then the participants (with the explorers and workers in B).
-    A's server is started the same way (``--explorer-open``), only nobody explores."""
+    A's server is started the same way (``--explorer-open``), only nobody explores. With
+    ``--explorer-server own`` B's explorers use a second server of the same study and database."""
     explorers = args.explorers if kind == "B" else 0
-    with loadgen.app_server("tuned", args.protocol, tmp, extra=["--explorer-open"]) as (base, db_url, pid):
-        workers = (
-            loadgen.model_workers(args.workers, db_url, chat, sd, tmp, nice=not args.no_nice)
-            if explorers
-            else contextlib.nullcontext()
+    with contextlib.ExitStack() as stack:
+        base, db_url, pid = stack.enter_context(
+            loadgen.app_server("tuned", args.protocol, tmp, extra=["--explorer-open"])
         )
-        with workers:
-            asyncio.run(loadgen.warm_up(base))
-            if explorers:
-                asyncio.run(warm_up_explorer(base))
-            outcomes, explored, wall, cpu = asyncio.run(side_by_side(base, args, explorers, pid))
-        row = loadgen.Row(label, args.participants, outcomes, wall_s=wall, cpu_s=cpu)
-        row.stored, row.expected, row.problems = loadgen.verify(db_url, args.protocol, outcomes)
-        jobs, generated = jobs_and_images(db_url)
-        return Round(kind, row, explored, jobs, generated)
+        explorer_base = base
+        if explorers and args.explorer_server == "own":
+            explorer_base = stack.enter_context(
+                loadgen.app_server("tuned", args.protocol, tmp, extra=["--explorer-open"], db_url=db_url)
+            )[0]
+        if explorers:
+            stack.enter_context(
+                loadgen.model_workers(args.workers, db_url, chat, sd, tmp, nice=not args.no_nice)
+            )
+        asyncio.run(loadgen.warm_up(base))
+        if explorers:
+            asyncio.run(warm_up_explorer(explorer_base))
+        outcomes, explored, wall, cpu = asyncio.run(side_by_side(base, explorer_base, args, explorers, pid))
+    row = loadgen.Row(label, args.participants, outcomes, wall_s=wall, cpu_s=cpu)
+    row.stored, row.expected, row.problems = loadgen.verify(db_url, args.protocol, outcomes)
+    jobs, generated = jobs_and_images(db_url)
+    return Round(kind, row, explored, jobs, generated)
 
 
 def p95(rounds: list[Round]) -> float:
@@ -231,7 +255,9 @@ def run(args: argparse.Namespace) -> list[Round]:
         sd = build_sd(Path(tmp) / "sd")
         for number, kind in enumerate(order, start=1):
             label = f"{kind}{(number + 1) // 2}" + (
-                f" +{args.explorers} explorers" if kind == "B" else " alone"
+                f" +{args.explorers} explorers" + (" (own server)" if args.explorer_server == "own" else "")
+                if kind == "B"
+                else " alone"
             )
             print(f"round {number}/{len(order)}: {label} …", file=sys.stderr, flush=True)
             rounds.append(one_round(kind, label, args, sd, chat_url, Path(tmp)))
@@ -273,6 +299,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=2, help="A B pairs, alternating (default 2: A B A B)")
     parser.add_argument("--think", type=float, nargs=2, default=(1.0, 5.0), metavar=("MIN_S", "MAX_S"))
     parser.add_argument("--no-nice", action="store_true", help="run the workers at normal priority")
+    parser.add_argument(
+        "--explorer-server",
+        choices=["same", "own"],
+        default="same",
+        help="B's explorers on the participants' server (default) or on a second server of the same study",
+    )
     parser.add_argument("--protocol", type=Path, help="default: the demo study (`serve --demo`'s)")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)

@@ -748,24 +748,21 @@ def healthy(base: str) -> bool:
 
 @contextmanager
 def app_server(
-    kind: str, protocol: Path, workdir: Path, root: Path = ROOT, extra: Sequence[str] = ()
+    kind: str,
+    protocol: Path,
+    workdir: Path,
+    root: Path = ROOT,
+    extra: Sequence[str] = (),
+    db_url: str | None = None,
 ) -> Iterator[tuple[str, str, int]]:
-    """`skingen-study serve` (tuned, or --default-streamlit) on a free port and a fresh SQLite file;
-    yields its URL, database URL and process id. ``root``: the checkout whose code the server runs;
-    ``extra``: more `serve` options (``--explorer-open``)."""
+    """`skingen-study serve` (tuned, or --default-streamlit) on a free port and a fresh SQLite file (or the
+    study already in ``db_url``: a second server of the same study); yields its URL, database URL and
+    process id. ``root``: the checkout whose code the server runs; ``extra``: more `serve` options
+    (``--explorer-open``)."""
     port = free_port()
-    db_url = f"sqlite:///{workdir}/{kind}-{port}.db"
-    command = [
-        sys.executable,
-        "-m",
-        "study.cli",
-        "serve",
-        "--init",
-        "--db",
-        db_url,
-        "--protocol",
-        str(protocol),
-    ]
+    init = ["--init"] if db_url is None else []
+    db_url = db_url or f"sqlite:///{workdir}/{kind}-{port}.db"
+    command = [sys.executable, "-m", "study.cli", "serve", *init, "--db", db_url, "--protocol", str(protocol)]
     command += ["--port", str(port), *extra] + (["--default-streamlit"] if kind == "default" else [])
     log = (workdir / f"{kind}-{port}.log").open("w")
     env = {**os.environ, "PYTHONPATH": str(root)}
