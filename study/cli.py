@@ -368,11 +368,17 @@ def cmd_deploy_nginx(args: argparse.Namespace) -> int:
         out=Path(args.out).resolve(),
         host=args.host,
         first_replica_port=args.replica_port,
+        explorer_port=args.explorer_port,
     )
     for path in write_deployment(deployment, overwrite=args.overwrite):
         print(f"wrote {path}")
     ports = ", ".join(map(str, deployment.replica_ports))
     print(f"nginx on http://{deployment.host}:{deployment.port} in front of replicas on {ports}")
+    if deployment.explorer_port is not None:
+        print(
+            f"the explorer on http://{deployment.host}:{deployment.explorer_port}/?area=explore "
+            f"(its own server on {deployment.explorer_server_port}, open to anyone who reaches it)"
+        )
     print(f"run it: {deployment.out / 'start.sh'}   (see docs/deployment.md for systemd)")
     return 0
 
@@ -583,6 +589,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="PORT",
         help="first replica's port (default --port + 1, then +1 each)",
+    )
+    p.add_argument(
+        "--explorer-port",
+        type=int,
+        metavar="PORT",
+        help="also serve the explorer, open to all, from a server of its own behind nginx on this port "
+        "(its users then never slow a participant's server)",
     )
     p.add_argument("--db", help=DB_HELP + "; all replicas share it: use PostgreSQL")
     p.add_argument("--protocol", required=True, metavar="FILE")

@@ -11,6 +11,10 @@ Nobody hand-writes these configs: :func:`write_deployment` writes, into one fold
 - ``systemd/``: the same for production, as units (``skingen-study@PORT.service`` per replica, nginx);
 - ``study.env``: the database URL (readable by the owner only; no URL on a command line or in ``ps``).
 
+With ``--explorer-port P`` one more server, open to anyone as the explorer (``serve --explorer-open``), runs
+behind nginx's port P: explorer users then never share a participant's server (an active explorer costs a
+server about what a participant does, docs/workers.md), and the study's replicas keep the explorer closed.
+
 Why a sticky cookie and not ``ip_hash``: Streamlit keeps a session's widgets and media in the process that
 serves its websocket, so a browser must keep reaching one replica; ``ip_hash`` would put every participant
 behind one NAT (a lab, a university) on one replica. Open-source nginx has no ``sticky`` directive, so the
@@ -34,6 +38,7 @@ from study.http_headers import SECURITY_HEADERS
 
 ROUTE_COOKIE = "skingen_route"
 REPLICA_PROGRAM = "replica"
+EXPLORER_PROGRAM = "explorer"
 NGINX_FALLBACK = "/usr/sbin/nginx"
 
 
@@ -50,21 +55,37 @@ class Deployment:
     first_replica_port: int | None = None
     python: str = sys.executable
     nginx: str = ""
+    explorer_port: int | None = None
 
     def __post_init__(self) -> None:
         if self.replicas < 1:
             raise ValueError(f"--replicas must be at least 1, got {self.replicas}")
-        if not 1 <= self.port <= 65535:
-            raise ValueError(f"--port must be a TCP port (1–65535), got {self.port}")
-        if self.replica_ports[-1] > 65535:
+        for option, port in (("--port", self.port), ("--explorer-port", self.explorer_port)):
+            if port is not None and not 1 <= port <= 65535:
+                raise ValueError(f"{option} must be a TCP port (1–65535), got {port}")
+        if self.server_ports[-1] > 65535:
             raise ValueError(f"--replicas {self.replicas} from port {self.replica_ports[0]} run past 65535")
-        if self.port in self.replica_ports:
-            raise ValueError(f"--port {self.port} is also a replica port ({self.replica_ports})")
+        if self.port in self.server_ports:
+            raise ValueError(f"--port {self.port} is also a replica port ({self.server_ports})")
+        if self.explorer_port is not None and self.explorer_port in (self.port, *self.server_ports):
+            raise ValueError(
+                f"--explorer-port {self.explorer_port} is taken (nginx, replicas {self.server_ports})"
+            )
 
     @property
     def replica_ports(self) -> list[int]:
         first = self.first_replica_port or self.port + 1
         return list(range(first, first + self.replicas))
+
+    @property
+    def explorer_server_port(self) -> int | None:
+        """The explorer's own server, on the port after the replicas' (with ``explorer_port``)."""
+        return None if self.explorer_port is None else self.replica_ports[-1] + 1
+
+    @property
+    def server_ports(self) -> list[int]:
+        """Every app server's port: the replicas', then the explorer's."""
+        return self.replica_ports + ([self.explorer_server_port] if self.explorer_port is not None else [])
 
     @property
     def nginx_binary(self) -> str:
@@ -79,10 +100,11 @@ class Deployment:
     def log_dir(self) -> Path:
         return self.out / "logs"
 
-    def replica_command(self, port: str) -> str:
-        """The command of one replica; the database URL comes from the environment (study.env)."""
+    def replica_command(self, port: str, *, explorer: bool = False) -> str:
+        """The command of one replica (or of the explorer's server); the database URL comes from the
+        environment (study.env)."""
         args = [self.python, "-m", "study.cli", "serve", "--protocol", str(self.protocol)]
-        return shlex.join([*args, "--host", "127.0.0.1", "--port", port])
+        return shlex.join([*args, "--host", "127.0.0.1", "--port", port, *(["--explorer-open"] * explorer)])
 
     def nginx_command(self) -> str:
         return shlex.join(
@@ -106,8 +128,18 @@ def nginx_conf(d: Deployment) -> str:
     run, logs = d.run_dir, d.log_dir
     servers = "\n".join(f"        server 127.0.0.1:{p} max_fails=1 fail_timeout=5s;" for p in d.replica_ports)
     headers = "\n".join(
-        f'    add_header {name} "{value}" always;' for name, value in SECURITY_HEADERS.items()
+        f'        add_header {name} "{value}" always;' for name, value in SECURITY_HEADERS.items()
     )
+    explorer_upstream = explorer_server = ""
+    if d.explorer_port is not None:
+        explorer_upstream = (
+            "    # The explorer's own server (--explorer-port): its users never share a participant's server.\n"
+            f"    upstream skingen_explorer {{\n        server 127.0.0.1:{d.explorer_server_port};\n    }}\n"
+        )
+        # Photos from phones are larger than anything a participant sends.
+        explorer_server = "\n" + _server_block(
+            f"{d.host}:{d.explorer_port}", "skingen_explorer", headers, max_body="25m"
+        )
     return f"""# Written by `skingen-study deploy nginx`; regenerate instead of editing (docs/deployment.md).
 worker_processes auto;
 pid {run}/nginx.pid;
@@ -125,7 +157,6 @@ http {{
     fastcgi_temp_path {run}/fastcgi;
     uwsgi_temp_path {run}/uwsgi;
     scgi_temp_path {run}/scgi;
-    client_max_body_size 2m;
 
     # Which replica served each request, and how long it took: what docs/deployment.md says to monitor.
     log_format skingen '$time_iso8601 $remote_addr "$request" $status $body_bytes_sent '
@@ -150,9 +181,16 @@ http {{
         hash ${ROUTE_COOKIE}_key consistent;
 {servers}
     }}
+{explorer_upstream}
+{_server_block(f"{d.host}:{d.port}", "skingen_study", headers)}{explorer_server}}}
+"""
 
-    server {{
-        listen {d.host}:{d.port};
+
+def _server_block(listen: str, upstream: str, headers: str, *, max_body: str = "2m") -> str:
+    """One nginx ``server``: the sticky cookie, the security headers, the websocket, the cached images."""
+    return f"""    server {{
+        listen {listen};
+        client_max_body_size {max_body};
         add_header Set-Cookie "{ROUTE_COOKIE}=${ROUTE_COOKIE}_key; Path=/; HttpOnly; SameSite=Lax" always;
 {headers}
 
@@ -166,11 +204,11 @@ http {{
         proxy_next_upstream error timeout http_502 http_503;
 
         location / {{
-            proxy_pass http://skingen_study;
+            proxy_pass http://{upstream};
         }}
 
         location /_stcore/stream {{
-            proxy_pass http://skingen_study;
+            proxy_pass http://{upstream};
             proxy_set_header Upgrade $http_upgrade;
             proxy_set_header Connection $connection_upgrade;
             proxy_buffering off;
@@ -179,7 +217,7 @@ http {{
         }}
 
         location /media/ {{
-            proxy_pass http://skingen_study;
+            proxy_pass http://{upstream};
             proxy_cache skingen_media;
             proxy_cache_key $uri;
             proxy_cache_valid 200 7d;
@@ -187,7 +225,6 @@ http {{
             expires 7d;
         }}
     }}
-}}
 """
 
 
@@ -207,6 +244,10 @@ def supervisord_conf(d: Deployment) -> str:
             f"numprocs_start={d.replica_ports[0]}\n",
         ),
     ]
+    if d.explorer_server_port is not None:
+        port = str(d.explorer_server_port)
+        command = d.replica_command(port, explorer=True)
+        programs.append(_program(EXPLORER_PROGRAM, command, logs / f"explorer-{port}.log", stopsignal="TERM"))
     return f"""; Written by `skingen-study deploy nginx`; start.sh runs it (supervisord -n -c this file).
 [supervisord]
 nodaemon=true
@@ -265,23 +306,7 @@ exec {python} -m supervisor.supervisord -n -c {shlex.quote(str(d.out / "supervis
 def systemd_units(d: Deployment) -> dict[str, str]:
     """Production units: a template replica (``%i`` = port) and nginx; ``skingen-study.target`` groups them."""
     wants = " ".join(f"skingen-study@{p}.service" for p in d.replica_ports)
-    replica = f"""[Unit]
-Description=SkinGEN study app server on port %i
-After=network-online.target postgresql.service
-PartOf=skingen-study.target
-
-[Service]
-EnvironmentFile={d.out}/study.env
-WorkingDirectory={d.out}
-ExecStart={d.replica_command("%i")}
-Restart=always
-RestartSec=2
-KillSignal=SIGTERM
-NoNewPrivileges=true
-
-[Install]
-WantedBy=skingen-study.target
-"""
+    replica = _server_unit(d, "SkinGEN study app server on port %i", d.replica_command("%i"))
     nginx = f"""[Unit]
 Description=nginx in front of the SkinGEN study app servers
 After=network-online.target
@@ -297,6 +322,13 @@ Restart=always
 [Install]
 WantedBy=skingen-study.target
 """
+    units = {"skingen-study@.service": replica, "skingen-study-nginx.service": nginx}
+    if d.explorer_server_port is not None:
+        command = d.replica_command(str(d.explorer_server_port), explorer=True)
+        units["skingen-study-explorer.service"] = _server_unit(
+            d, "SkinGEN explorer server (open to all)", command
+        )
+        wants += " skingen-study-explorer.service"
     target = f"""[Unit]
 Description=SkinGEN study: nginx and {d.replicas} app servers
 Wants=skingen-study-nginx.service {wants}
@@ -304,11 +336,27 @@ Wants=skingen-study-nginx.service {wants}
 [Install]
 WantedBy=multi-user.target
 """
-    return {
-        "skingen-study@.service": replica,
-        "skingen-study-nginx.service": nginx,
-        "skingen-study.target": target,
-    }
+    return units | {"skingen-study.target": target}
+
+
+def _server_unit(d: Deployment, description: str, command: str) -> str:
+    return f"""[Unit]
+Description={description}
+After=network-online.target postgresql.service
+PartOf=skingen-study.target
+
+[Service]
+EnvironmentFile={d.out}/study.env
+WorkingDirectory={d.out}
+ExecStart={command}
+Restart=always
+RestartSec=2
+KillSignal=SIGTERM
+NoNewPrivileges=true
+
+[Install]
+WantedBy=skingen-study.target
+"""
 
 
 def write_deployment(d: Deployment, *, overwrite: bool = False) -> list[Path]:

@@ -47,9 +47,33 @@ def test_the_folder_holds_every_config_and_the_database_url_only_in_a_private_fi
         write_deployment(d)  # nothing half-replaced: a non-empty folder needs overwrite
 
 
+def test_the_explorer_gets_a_server_of_its_own_behind_its_own_port(tmp_path):
+    d = _deployment(tmp_path, explorer_port=18600)
+    write_deployment(d)
+    assert d.replica_ports == [18501, 18502, 18503] and d.explorer_server_port == 18504
+    nginx = (d.out / "nginx.conf").read_text()
+    study, explorer = nginx.split("listen 127.0.0.1:18600;")
+    assert "upstream skingen_explorer {\n        server 127.0.0.1:18504;" in study
+    assert "server 127.0.0.1:18504 max_fails" not in study  # not one of the study's replicas
+    assert "proxy_pass http://skingen_study;" in study and "skingen_study" not in explorer
+    assert (
+        explorer.count("proxy_pass http://skingen_explorer;") == 3 and "client_max_body_size 25m;" in explorer
+    )
+    for name in SECURITY_HEADERS:
+        assert name in explorer
+    supervisor = (d.out / "supervisord.conf").read_text()
+    replicas, explorer_program = supervisor.split("[program:explorer]")
+    assert "--explorer-open" not in replicas  # the study's replicas keep the explorer closed
+    assert "--port 18504 --explorer-open" in explorer_program and "autorestart=true" in explorer_program
+    unit = (d.out / "systemd" / "skingen-study-explorer.service").read_text()
+    assert "--port 18504 --explorer-open" in unit
+    assert "skingen-study-explorer.service" in (d.out / "systemd" / "skingen-study.target").read_text()
+    assert not (_deployment(tmp_path, out=tmp_path / "plain").explorer_server_port)
+
+
 def test_nginx_accepts_the_generated_config(tmp_path):
     require(shutil.which("nginx") is not None, "nginx is not installed (apt-get install nginx)")
-    d = _deployment(tmp_path)
+    d = _deployment(tmp_path, explorer_port=18600)
     write_deployment(d)
     (d.run_dir).mkdir()
     (d.log_dir).mkdir()
@@ -72,7 +96,12 @@ def test_nginx_accepts_the_generated_config(tmp_path):
 
 @pytest.mark.parametrize(
     ("changes", "message"),
-    [({"replicas": 0}, "--replicas"), ({"port": 18501, "first_replica_port": 18500}, "also a replica port")],
+    [
+        ({"replicas": 0}, "--replicas"),
+        ({"port": 18501, "first_replica_port": 18500}, "also a replica port"),
+        ({"explorer_port": 18502}, "--explorer-port 18502 is taken"),
+        ({"explorer_port": 70000}, "--explorer-port must be a TCP port"),
+    ],
 )
 def test_impossible_deployments_are_refused_naming_the_option(tmp_path, changes, message):
     with pytest.raises(ValueError, match=message):

@@ -53,6 +53,7 @@ class Running:
     protocol: Path
     pg: postgres.Server
     process: subprocess.Popen
+    explorer_base: str  # nginx's port for the explorer's own server (--explorer-port)
 
     def get(self, path: str, route: str | None = None) -> tuple[int, email.message.Message]:
         request = urllib.request.Request(self.base + path)
@@ -135,24 +136,36 @@ def deployment():
     tmp = Path(tempfile.mkdtemp(prefix="skingen-deploy-"))
     tmp.chmod(0o755)
     protocol = prepare_demo(tmp / "demo")
-    port = free_block(3)  # nginx, then the two replicas on the next ports
+    port = free_block(
+        5
+    )  # nginx, the two replicas and the explorer's server on the next ports, its nginx port
     replica_ports = [port + 1, port + 2]
     out = tmp / "site"
     with postgres.restartable_server() as pg:
         args = ["deploy", "nginx", "--replicas", "2", "--port", str(port), "--db", pg.url]
+        args += ["--explorer-port", str(port + 4)]
         assert main([*args, "--protocol", str(protocol), "--out", str(out)]) == 0
         env = {**os.environ, "PYTHONPATH": str(ROOT), "HOME": str(tmp)}
         process = subprocess.Popen([str(out / "start.sh")], env=env, start_new_session=True)
-        running = Running(out, f"http://127.0.0.1:{port}", replica_ports, pg.url, protocol, pg, process)
+        running = Running(
+            out,
+            f"http://127.0.0.1:{port}",
+            replica_ports,
+            pg.url,
+            protocol,
+            pg,
+            process,
+            f"http://127.0.0.1:{port + 4}",
+        )
         try:
-            for p in replica_ports:
-                wait_for(lambda p=p: _healthy(f"http://127.0.0.1:{p}"), f"replica on port {p}")
+            for p in [*replica_ports, port + 3, port + 4]:
+                wait_for(lambda p=p: _healthy(f"http://127.0.0.1:{p}"), f"server on port {p}")
             wait_for(lambda: _healthy(running.base), "nginx")
             yield running
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=60)
-            stopped = [p for p in [port, *replica_ports] if _healthy(f"http://127.0.0.1:{p}")]
+            stopped = [p for p in range(port, port + 5) if _healthy(f"http://127.0.0.1:{p}")]
             assert not stopped, f"still answering after SIGTERM to start.sh: {stopped}"
             shutil.rmtree(tmp, ignore_errors=True)
 
@@ -241,6 +254,17 @@ def test_nginx_sends_security_headers_and_a_sticky_cookie(deployment):
     assert sorted(routes) == deployment.ports
     for port, route in routes.items():
         assert all(deployment.upstream_of(route) == port for _ in range(3))  # sticky
+
+
+def test_the_explorer_is_open_on_its_own_port_and_closed_on_the_studys(deployment):
+    async def explorer_page(base: str) -> loadgen.Page:
+        async with loadgen.StreamlitClient(base, loadgen.EXPLORE_QUERY) as client:
+            return await client.run()
+
+    opened = asyncio.run(explorer_page(deployment.explorer_base))
+    assert "SkinGEN explorer" in opened.texts and loadgen.UPLOADER in opened.controls
+    closed = asyncio.run(explorer_page(deployment.base))  # the study's replicas: researchers only
+    assert "SkinGEN explorer" not in closed.texts and loadgen.UPLOADER not in closed.controls
 
 
 def test_participants_through_nginx_reload_and_move_between_replicas(deployment):
