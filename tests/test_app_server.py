@@ -150,3 +150,29 @@ def test_freezing_the_startup_heap_imports_the_app_and_leaves_full_collections_l
     server.freeze_startup_heap()
     assert frozen and all(name in sys.modules for name in server.APP_MODULES)
     assert "study.app.views.trial" in sys.modules and "study.app.context" in sys.modules
+
+
+def test_a_tuned_server_applies_every_setting_before_streamlit_starts_and_a_stock_one_none(monkeypatch):
+    import sys
+
+    from streamlit.web import bootstrap
+
+    for name in ("SKINGEN_DB_URL", "SKINGEN_PROTOCOL", "SKINGEN_EXPLORER_OPEN", "SKINGEN_EXPLORER_PHOTOS"):
+        monkeypatch.delenv(name, raising=False)  # serve sets them; restored afterwards
+    calls = []
+    tuning = (
+        "enable_tcp_nodelay",
+        "disable_config_watchers",
+        "memoize_section_options",
+        "freeze_startup_heap",
+    )
+    for name in tuning:
+        monkeypatch.setattr(server, name, lambda name=name: calls.append(name))
+    monkeypatch.setattr(sys, "setswitchinterval", lambda seconds: calls.append(("switch interval", seconds)))
+    monkeypatch.setattr(bootstrap, "load_config_options", lambda flag_options: None)
+    monkeypatch.setattr(bootstrap, "run", lambda *args: calls.append("streamlit runs"))
+    server.serve("sqlite:///unused.db")
+    assert calls == [*tuning, ("switch interval", server.SWITCH_INTERVAL_S), "streamlit runs"]
+    calls.clear()
+    server.serve("sqlite:///unused.db", tuned=False)
+    assert calls == ["streamlit runs"]
