@@ -26,12 +26,6 @@ load (measured in docs/performance.md):
    app's modules before serving and moves all that exists then into the permanent generation
    (``gc.freeze``), so full collections walk only what the script runs create.
 
-6. Two threads take turns on the interpreter lock: the script run of one session and the event loop that
-   sends every session's messages. Python hands the lock over every 5 ms by default, so a finished page can
-   wait up to 5 ms per handover for the loop to send it while another session's run computes.
-   :data:`SWITCH_INTERVAL_S` (1 ms) cut the p95 at 50 participants from 50–53 to 41 ms in side-by-side runs
-   (0.5 ms was no better than 5: the handovers themselves cost).
-
 ``--default-streamlit`` runs stock settings, for comparison (bench/loadgen.py).
 """
 
@@ -43,7 +37,6 @@ import importlib
 import logging
 import os
 import socket
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -146,9 +139,6 @@ def memoize_section_options() -> bool:
     return True
 
 
-SWITCH_INTERVAL_S = 0.001  # see the module docstring, point 6
-
-
 # What the app's first script run would import (main.py's own imports bring in all the others).
 APP_MODULES = ("study.app.roles", *(f"study.app.views.{name}" for name in ("consent", "questions", "trial")))
 
@@ -188,7 +178,6 @@ def serve(
         disable_config_watchers()
         memoize_section_options()
         freeze_startup_heap()
-        sys.setswitchinterval(SWITCH_INTERVAL_S)
     print(
         f"SkinGEN study app ({'tuned' if tuned else 'stock Streamlit settings'}) on http://{host}:{port} "
         f"— database {db_url}",

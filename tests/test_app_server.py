@@ -153,8 +153,6 @@ def test_freezing_the_startup_heap_imports_the_app_and_leaves_full_collections_l
 
 
 def test_a_tuned_server_applies_every_setting_before_streamlit_starts_and_a_stock_one_none(monkeypatch):
-    import sys
-
     from streamlit.web import bootstrap
 
     for name in ("SKINGEN_DB_URL", "SKINGEN_PROTOCOL", "SKINGEN_EXPLORER_OPEN", "SKINGEN_EXPLORER_PHOTOS"):
@@ -168,11 +166,10 @@ def test_a_tuned_server_applies_every_setting_before_streamlit_starts_and_a_stoc
     )
     for name in tuning:
         monkeypatch.setattr(server, name, lambda name=name: calls.append(name))
-    monkeypatch.setattr(sys, "setswitchinterval", lambda seconds: calls.append(("switch interval", seconds)))
     monkeypatch.setattr(bootstrap, "load_config_options", lambda flag_options: None)
     monkeypatch.setattr(bootstrap, "run", lambda *args: calls.append("streamlit runs"))
     server.serve("sqlite:///unused.db")
-    assert calls == [*tuning, ("switch interval", server.SWITCH_INTERVAL_S), "streamlit runs"]
+    assert calls == [*tuning, "streamlit runs"]
     calls.clear()
     server.serve("sqlite:///unused.db", tuned=False)
     assert calls == ["streamlit runs"]
