@@ -36,7 +36,6 @@ import argparse
 import asyncio
 import contextlib
 import multiprocessing
-import os
 import sys
 import tempfile
 import time
@@ -109,11 +108,6 @@ EXPLORER_HEADER = [
 ]
 
 
-def markdown(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
-
-
 async def side_by_side(
     base: str, explorer_base: str, args: argparse.Namespace, explorers: int, pid: int
 ) -> tuple[list[loadgen.Outcome], list[loadgen.ExplorerOutcome], float, float]:
@@ -147,7 +141,7 @@ def explore_apart(
 ) -> None:
     """A process's explorers until ``stop`` is set; their outcomes go into ``results``. At the lowest priority:
     they stand in for browsers on other machines, so they take only the CPU the server leaves."""
-    lowest_priority()
+    loadgen.lowest_priority()
 
     async def explore() -> list[loadgen.ExplorerOutcome]:
         stopped = asyncio.Event()
@@ -158,15 +152,6 @@ def explore_apart(
         return await exploring
 
     results.put(asyncio.run(explore()))
-
-
-def lowest_priority() -> None:
-    """This process in Linux's idle scheduling class (what the workers get from ``chrt --idle 0``), else at
-    nice 19: it runs only when nothing else wants the CPU."""
-    if hasattr(os, "SCHED_IDLE"):
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-    else:
-        os.nice(19)
 
 
 @contextlib.contextmanager
@@ -185,7 +170,7 @@ def chat_endpoint() -> Iterator[str]:
 
 
 def serve_chat(urls: Queue, stop: EventType) -> None:
-    lowest_priority()  # it stands in for an inference server on another machine
+    loadgen.lowest_priority()  # it stands in for an inference server on another machine
     with ChatServer() as chat:
         urls.put(chat.url)
         stop.wait()
@@ -282,7 +267,7 @@ def report(rounds: list[Round], args: argparse.Namespace) -> None:
     )
     print(loadgen.table([r.row for r in rounds]))
     print()
-    print(markdown(EXPLORER_HEADER, [r.explorer_cells(args.workers) for r in b]))
+    print(loadgen.markdown(EXPLORER_HEADER, [r.explorer_cells(args.workers) for r in b]))
     ratio = p95(b) / p95(a) if a and b else float("nan")
     pairs = ", ".join(f"{p95([rb]) / p95([ra]):.2f}" for ra, rb in zip(a, b, strict=True))
     print(

@@ -784,6 +784,15 @@ def app_server(
         log.close()
 
 
+def lowest_priority() -> None:
+    """This process at the lowest priority (what :func:`model_workers` gives the workers): Linux's idle
+    scheduling class, else nice 19. It then runs only when nothing else wants the CPU."""
+    if hasattr(os, "SCHED_IDLE"):
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    else:
+        os.nice(19)
+
+
 @contextmanager
 def model_workers(
     count: int, db_url: str, chat_url: str, sd: Path, workdir: Path, nice: bool = True
@@ -904,10 +913,13 @@ HEADER = [
 ]
 
 
+def markdown(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
 def table(rows: list[Row]) -> str:
-    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
-    lines += ["| " + " | ".join(row.cells()) + " |" for row in rows]
-    return "\n".join(lines)
+    return markdown(HEADER, [row.cells() for row in rows])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,19 +25,19 @@ def poll(queue: JobQueue, drawn_pending: Sequence[int]) -> None:
     if not drawn_pending:
         return
 
-    def finished() -> dict[int, JobStatus] | None:
-        """The jobs' statuses, or None when one of them has finished (or is gone): time to redraw."""
+    def still_open() -> dict[int, JobStatus] | None:
+        """The jobs' statuses while all are open; None once one has finished (or is gone): time to redraw."""
         statuses = queue.statuses(drawn_pending)  # one small query: no photos, payloads or results
-        open_now = [statuses.get(job_id) for job_id in drawn_pending]
-        return None if any(job is None or job.finished for job in open_now) else statuses
+        now = [statuses.get(job_id) for job_id in drawn_pending]
+        return None if any(job is None or job.finished for job in now) else statuses
 
-    if finished() is None:
+    if still_open() is None:
         st.rerun(scope="app")
 
     @st.fragment(run_every=POLL_SECONDS)
     def waiting() -> None:
         # The fragment draws a line of its own, so it is visibly alive while it waits.
-        statuses = finished()
+        statuses = still_open()
         if statuses is None:
             st.rerun(scope="app")
         st.caption(f":material/autorenew: {progress(queue, statuses[drawn_pending[0]])}")

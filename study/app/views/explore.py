@@ -23,7 +23,7 @@ from db.jobs import JobQueue
 from skingen.interactive import chat_request, diagnose_request, references_request
 from skingen.skin_tone import FITZPATRICK_TYPES, estimate_skin_tone
 from skingen.taxonomy import UNKNOWN
-from study.app import access, conversation
+from study.app import access, conversation, images
 from study.app.context import live_queue
 from study.app.views import admin
 from study.live import DIAGNOSIS_QUESTION, JobState, state, submit
@@ -89,7 +89,7 @@ def _thumbnail(photo: Image.Image) -> bytes:
     shown = photo.copy()
     shown.thumbnail((2 * THUMBNAIL_WIDTH, 2 * THUMBNAIL_WIDTH))  # sharp on high-density screens
     out = io.BytesIO()
-    shown.save(out, format="JPEG", quality=90)
+    shown.save(out, format="JPEG", quality=images.JPEG_QUALITY)
     return out.getvalue()
 
 
