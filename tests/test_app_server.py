@@ -141,6 +141,35 @@ def test_config_sections_are_read_once_and_each_caller_gets_its_own_copy(monkeyp
     assert scans == ["theme", "theme.light"]  # one scan per section, not per call
 
 
+def test_the_runtime_loop_sends_a_flush_without_yielding_between_messages(monkeypatch):
+    import asyncio
+
+    from streamlit.runtime import runtime
+
+    monkeypatch.setattr(runtime, "asyncio", runtime.asyncio)
+    monkeypatch.setattr(runtime, "MESSAGE_FLUSH_INTERVAL_SECS", runtime.MESSAGE_FLUSH_INTERVAL_SECS)
+    assert server.send_flushes_at_once()
+    assert runtime.MESSAGE_FLUSH_INTERVAL_SECS == server.FLUSH_INTERVAL_S
+    assert runtime.asyncio.Event is asyncio.Event  # everything but sleep is asyncio's
+
+    order = []
+
+    async def flush():
+        await runtime.asyncio.sleep(0)  # what the loop awaits after each message
+        order.append("flush sent")
+        await runtime.asyncio.sleep(0.001, "slept")  # a real sleep still yields
+        order.append("flush interval over")
+
+    async def other_task():
+        order.append("other task ran")
+
+    async def both():
+        await asyncio.gather(flush(), other_task())
+
+    asyncio.run(both())
+    assert order == ["flush sent", "other task ran", "flush interval over"]
+
+
 def test_freezing_the_startup_heap_imports_the_app_and_leaves_full_collections_less_to_walk(monkeypatch):
     import gc
     import sys
@@ -162,6 +191,7 @@ def test_a_tuned_server_applies_every_setting_before_streamlit_starts_and_a_stoc
         "enable_tcp_nodelay",
         "disable_config_watchers",
         "memoize_section_options",
+        "send_flushes_at_once",
         "freeze_startup_heap",
     )
     for name in tuning:
