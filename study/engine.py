@@ -14,7 +14,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -147,12 +147,21 @@ def participant_status(participant: Participant, dropout_after_minutes: float, n
     return participant.status
 
 
+# The statements of every page submit, built once: SQLAlchemy memoizes a statement object's cache key, so
+# each execution skips building the statement and computing its key (the values come as parameters).
+_BY_TOKEN = select(Participant).where(Participant.token_hash == bindparam("token_hash"))
+_BY_TOKEN_LOCKED = _BY_TOKEN.with_for_update()
+_UPDATE_PARTICIPANT = update(Participant.__table__).where(
+    Participant.__table__.c.id == bindparam("participant_id")
+)
+_INSERT_EVENT = insert(Event.__table__)
+_INSERT_RESPONSES = insert(Response.__table__)
+
+
 def _update(session: Session, participant: Participant, values: Mapping[str, object]) -> None:
     """One UPDATE of the participant's row, outside the ORM's unit of work (every page submit ends here);
     the loaded object takes the new values as its committed state, so nothing is written twice."""
-    session.execute(
-        update(Participant.__table__).where(Participant.__table__.c.id == participant.id).values(values)
-    )
+    session.execute(_UPDATE_PARTICIPANT, {"participant_id": participant.id, **values})
     for key, value in values.items():
         set_committed_value(participant, key, value)
 
@@ -229,10 +238,8 @@ class StudyEngine:
         )
 
     def _participant(self, session: Session, token: str, *, lock: bool = False) -> Participant:
-        query = select(Participant).where(Participant.token_hash == hash_token(token))
-        if lock:
-            query = query.with_for_update()
-        participant = session.scalar(query)
+        query = _BY_TOKEN_LOCKED if lock else _BY_TOKEN
+        participant = session.scalar(query, {"token_hash": hash_token(token)})
         if participant is None:
             LOG.warning("refused a request with an unknown participant token")
             raise UnknownToken("this study link is not valid; please use the link you were given")
@@ -402,9 +409,7 @@ class StudyEngine:
             detail["unknown_fields"] = len(refused.errors) - len(problems)
             step = refused.step
         with self.db.write() as session:
-            participant = session.scalar(
-                select(Participant).where(Participant.token_hash == hash_token(token))
-            )
+            participant = session.scalar(_BY_TOKEN, {"token_hash": hash_token(token)})
             if participant is not None:
                 self._event(session, participant, "submit_refused", step=step, detail=detail, at=self.clock())
         LOG.warning("refused a submit of step %.32r: %s", step_key, detail)
@@ -431,7 +436,7 @@ class StudyEngine:
             rt_ms = max(0, round((now - shown_at).total_seconds() * 1000))
             if stored:  # one executemany, not one ORM flush per answer
                 session.execute(
-                    insert(Response.__table__),
+                    _INSERT_RESPONSES,
                     [
                         {
                             "participant_id": participant.id,
@@ -578,14 +583,15 @@ class StudyEngine:
         if participant.id is None:  # just created: the row must exist for the event's foreign key
             session.flush()
         session.execute(
-            insert(Event.__table__).values(
-                at=at,
-                study_id=self.study_id,
-                participant_id=participant.id,
-                kind=kind,
-                step_key=step,
-                detail=detail or {},
-            )
+            _INSERT_EVENT,
+            {
+                "at": at,
+                "study_id": self.study_id,
+                "participant_id": participant.id,
+                "kind": kind,
+                "step_key": step,
+                "detail": detail or {},
+            },
         )
 
     def _stratum(self, answers: list) -> str:
