@@ -19,8 +19,9 @@ app server. It is an approximation, not isolation: they still share caches, memo
 database file. The explorers and the chat server run in processes of their own, at the lowest priority too
 (browsers and an inference server on other machines), so that they don't hold up the participants' client.
 ``--no-nice`` runs the workers at normal priority (the worst case: models on the app's host).
-``--explorer-server own`` gives B's explorers a second `serve` process of the same study and database (a
-deployment that keeps the explorer off the participants' servers); the default is the participants' own.
+``--explorer-server own`` gives B's explorers a second `serve` process of the same study and database, started
+as `skingen-study deploy nginx --explorer-port` starts it (open to all, at a lower CPU priority: ``--nice``): a
+deployment that keeps the explorer off the participants' servers; the default is the participants' own.
 
 Prints loadgen's table for the participants of every round (p50/p95/p99, errors, answers stored/expected,
 server CPU per submit, which in B includes serving the explorers), a table of the explorers' work in B, and
@@ -52,6 +53,7 @@ from db.jobs import DONE, JobQueue
 from db.models import Job
 from db.session import Database
 from skingen.interactive import REFERENCES
+from study.deploy import explorer_server_options
 from tests.chat_server import ChatServer
 from tests.tiny_models import build_sd
 
@@ -208,7 +210,9 @@ def one_round(kind: str, label: str, args: argparse.Namespace, sd: Path, chat: s
         explorer_base = base
         if explorers and args.explorer_server == "own":
             explorer_base = stack.enter_context(
-                loadgen.app_server("tuned", args.protocol, tmp, extra=["--explorer-open"], db_url=db_url)
+                loadgen.app_server(
+                    "tuned", args.protocol, tmp, extra=explorer_server_options(), db_url=db_url
+                )
             )[0]
         if explorers:
             stack.enter_context(

@@ -297,6 +297,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         tuned=not args.default_streamlit,
         explorer_open=args.explorer_open,
         explorer_photos=args.explorer_photos,
+        nice=args.nice,
     )
     return 0
 
@@ -551,6 +552,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--explorer-photos",
         metavar="DIR",
         help="keep explorer photos here, only when their user ticks consent (default: photos are never stored)",
+    )
+    p.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        metavar="N",
+        help="lower this server's CPU priority by N (like `nice -n N`): a server that may wait, e.g. an explorer "
+        "open to all beside a paid study's servers (`deploy nginx --explorer-port` gives it 10)",
     )
     p.add_argument(
         "--default-streamlit",

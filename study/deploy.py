@@ -14,6 +14,8 @@ Nobody hand-writes these configs: :func:`write_deployment` writes, into one fold
 With ``--explorer-port P`` one more server, open to anyone as the explorer (``serve --explorer-open``), runs
 behind nginx's port P: explorer users then never share a participant's server (an active explorer costs a
 server about what a participant does, docs/workers.md), and the study's replicas keep the explorer closed.
+That server runs at a lower CPU priority (``serve --nice``, :data:`EXPLORER_NICE`): when the cores are busy the
+study's replicas come first, and the explorer's users wait instead of the paid participants.
 
 Why a sticky cookie and not ``ip_hash``: Streamlit keeps a session's widgets and media in the process that
 serves its websocket, so a browser must keep reaching one replica; ``ip_hash`` would put every participant
@@ -40,6 +42,14 @@ ROUTE_COOKIE = "skingen_route"
 REPLICA_PROGRAM = "replica"
 EXPLORER_PROGRAM = "explorer"
 NGINX_FALLBACK = "/usr/sbin/nginx"
+EXPLORER_NICE = (
+    10  # the explorer's server yields the CPU to the study's replicas (nice 10: ~1/10 of their share)
+)
+
+
+def explorer_server_options() -> list[str]:
+    """The `serve` options of the explorer's own server (also what bench/bench_explorer.py starts)."""
+    return ["--explorer-open", "--nice", str(EXPLORER_NICE)]
 
 
 @dataclass(frozen=True)
@@ -104,7 +114,8 @@ class Deployment:
         """The command of one replica (or of the explorer's server); the database URL comes from the
         environment (study.env)."""
         args = [self.python, "-m", "study.cli", "serve", "--protocol", str(self.protocol)]
-        return shlex.join([*args, "--host", "127.0.0.1", "--port", port, *(["--explorer-open"] * explorer)])
+        args += ["--host", "127.0.0.1", "--port", port]
+        return shlex.join(args + (explorer_server_options() if explorer else []))
 
     def nginx_command(self) -> str:
         return shlex.join(

@@ -198,9 +198,11 @@ def serve(
     tuned: bool = True,
     explorer_open: bool = False,
     explorer_photos: str | None = None,
+    nice: int = 0,
 ) -> None:
     """Run the participant app until interrupted. The app reads the study (and the explorer's settings: open
-    to all, where photos are kept with consent) from the environment."""
+    to all, where photos are kept with consent) from the environment. ``nice`` > 0 lowers the process's CPU
+    priority, so that other servers on the machine (a study's replicas) come first when the cores are busy."""
     from streamlit import config as streamlit_config
     from streamlit.web import bootstrap
 
@@ -208,6 +210,8 @@ def serve(
     _set_env("SKINGEN_PROTOCOL", str(Path(protocol).resolve()) if protocol else None)
     _set_env("SKINGEN_EXPLORER_OPEN", "1" if explorer_open else None)
     _set_env("SKINGEN_EXPLORER_PHOTOS", str(Path(explorer_photos).resolve()) if explorer_photos else None)
+    if nice > 0:
+        os.nice(nice)
     options = streamlit_options(host, port, tuned=tuned)
     streamlit_config._main_script_path = str(APP_MAIN)  # so the script-level config.toml is found
     bootstrap.load_config_options(flag_options=options)

@@ -100,6 +100,7 @@ def test_serve_init_registers_and_starts(protocol_file, tmp_path, monkeypatch):
         "tuned": True,
         "explorer_open": False,
         "explorer_photos": None,
+        "nice": 0,
     }
 
 
@@ -203,3 +204,21 @@ def test_a_tuned_server_applies_every_setting_before_streamlit_starts_and_a_stoc
     calls.clear()
     server.serve("sqlite:///unused.db", tuned=False)
     assert calls == ["streamlit runs"]
+
+
+def test_a_server_started_with_nice_lowers_its_own_priority_first(monkeypatch):
+    import os
+
+    from streamlit.web import bootstrap
+
+    for name in ("SKINGEN_DB_URL", "SKINGEN_PROTOCOL", "SKINGEN_EXPLORER_OPEN", "SKINGEN_EXPLORER_PHOTOS"):
+        monkeypatch.delenv(name, raising=False)
+    calls = []
+    monkeypatch.setattr(os, "nice", lambda n: calls.append(f"nice {n}"))
+    monkeypatch.setattr(bootstrap, "load_config_options", lambda flag_options: None)
+    monkeypatch.setattr(bootstrap, "run", lambda *args: calls.append("streamlit runs"))
+    server.serve("sqlite:///unused.db", tuned=False, nice=10)
+    assert calls == ["nice 10", "streamlit runs"]
+    calls.clear()
+    server.serve("sqlite:///unused.db", tuned=False)
+    assert calls == ["streamlit runs"]  # the default keeps the normal priority

@@ -64,9 +64,13 @@ def test_the_explorer_gets_a_server_of_its_own_behind_its_own_port(tmp_path):
     supervisor = (d.out / "supervisord.conf").read_text()
     replicas, explorer_program = supervisor.split("[program:explorer]")
     assert "--explorer-open" not in replicas  # the study's replicas keep the explorer closed
-    assert "--port 18504 --explorer-open" in explorer_program and "autorestart=true" in explorer_program
+    assert (
+        "--port 18504 --explorer-open --nice 10" in explorer_program
+        and "autorestart=true" in explorer_program
+    )
+    assert "--nice" not in replicas  # the study's replicas keep the normal priority
     unit = (d.out / "systemd" / "skingen-study-explorer.service").read_text()
-    assert "--port 18504 --explorer-open" in unit
+    assert "--port 18504 --explorer-open --nice 10" in unit
     assert "skingen-study-explorer.service" in (d.out / "systemd" / "skingen-study.target").read_text()
     assert not (_deployment(tmp_path, out=tmp_path / "plain").explorer_server_port)
 
