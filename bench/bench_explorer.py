@@ -53,7 +53,7 @@ from db.jobs import DONE, JobQueue
 from db.models import Job
 from db.session import Database
 from skingen.interactive import REFERENCES
-from study.deploy import explorer_server_options
+from study.deploy import EXPLORER_SERVER_OPTIONS
 from tests.chat_server import ChatServer
 from tests.tiny_models import build_sd
 
@@ -210,9 +210,7 @@ def one_round(kind: str, label: str, args: argparse.Namespace, sd: Path, chat: s
         explorer_base = base
         if explorers and args.explorer_server == "own":
             explorer_base = stack.enter_context(
-                loadgen.app_server(
-                    "tuned", args.protocol, tmp, extra=explorer_server_options(), db_url=db_url
-                )
+                loadgen.app_server("tuned", args.protocol, tmp, extra=EXPLORER_SERVER_OPTIONS, db_url=db_url)
             )[0]
         if explorers:
             stack.enter_context(

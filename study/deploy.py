@@ -42,14 +42,10 @@ ROUTE_COOKIE = "skingen_route"
 REPLICA_PROGRAM = "replica"
 EXPLORER_PROGRAM = "explorer"
 NGINX_FALLBACK = "/usr/sbin/nginx"
-EXPLORER_NICE = (
-    10  # the explorer's server yields the CPU to the study's replicas (nice 10: ~1/10 of their share)
-)
-
-
-def explorer_server_options() -> list[str]:
-    """The `serve` options of the explorer's own server (also what bench/bench_explorer.py starts)."""
-    return ["--explorer-open", "--nice", str(EXPLORER_NICE)]
+# The explorer's server yields the CPU to the study's replicas (nice 10: ~1/9 of their share when both are busy).
+EXPLORER_NICE = 10
+# The `serve` options of the explorer's own server (bench/bench_explorer.py starts it the same way).
+EXPLORER_SERVER_OPTIONS = ("--explorer-open", "--nice", str(EXPLORER_NICE))
 
 
 @dataclass(frozen=True)
@@ -115,7 +111,7 @@ class Deployment:
         environment (study.env)."""
         args = [self.python, "-m", "study.cli", "serve", "--protocol", str(self.protocol)]
         args += ["--host", "127.0.0.1", "--port", port]
-        return shlex.join(args + (explorer_server_options() if explorer else []))
+        return shlex.join([*args, *(EXPLORER_SERVER_OPTIONS if explorer else ())])
 
     def nginx_command(self) -> str:
         return shlex.join(

@@ -182,12 +182,23 @@ def test_freezing_the_startup_heap_imports_the_app_and_leaves_full_collections_l
     assert "study.app.views.trial" in sys.modules and "study.app.context" in sys.modules
 
 
-def test_a_tuned_server_applies_every_setting_before_streamlit_starts_and_a_stock_one_none(monkeypatch):
+@pytest.fixture
+def startup(monkeypatch) -> list:
+    """What `server.serve` does before Streamlit would start (it doesn't: "streamlit runs" is recorded)."""
     from streamlit.web import bootstrap
 
     for name in ("SKINGEN_DB_URL", "SKINGEN_PROTOCOL", "SKINGEN_EXPLORER_OPEN", "SKINGEN_EXPLORER_PHOTOS"):
         monkeypatch.delenv(name, raising=False)  # serve sets them; restored afterwards
-    calls = []
+    calls: list = []
+    monkeypatch.setattr(bootstrap, "load_config_options", lambda flag_options: None)
+    monkeypatch.setattr(bootstrap, "run", lambda *args: calls.append("streamlit runs"))
+    return calls
+
+
+def test_a_tuned_server_applies_every_setting_before_streamlit_starts_and_a_stock_one_none(
+    monkeypatch, startup
+):
+    calls = startup
     tuning = (
         "enable_tcp_nodelay",
         "disable_config_watchers",
@@ -197,8 +208,6 @@ def test_a_tuned_server_applies_every_setting_before_streamlit_starts_and_a_stoc
     )
     for name in tuning:
         monkeypatch.setattr(server, name, lambda name=name: calls.append(name))
-    monkeypatch.setattr(bootstrap, "load_config_options", lambda flag_options: None)
-    monkeypatch.setattr(bootstrap, "run", lambda *args: calls.append("streamlit runs"))
     server.serve("sqlite:///unused.db")
     assert calls == [*tuning, "streamlit runs"]
     calls.clear()
@@ -206,17 +215,11 @@ def test_a_tuned_server_applies_every_setting_before_streamlit_starts_and_a_stoc
     assert calls == ["streamlit runs"]
 
 
-def test_a_server_started_with_nice_lowers_its_own_priority_first(monkeypatch):
+def test_a_server_started_with_nice_lowers_its_own_priority_first(monkeypatch, startup):
     import os
 
-    from streamlit.web import bootstrap
-
-    for name in ("SKINGEN_DB_URL", "SKINGEN_PROTOCOL", "SKINGEN_EXPLORER_OPEN", "SKINGEN_EXPLORER_PHOTOS"):
-        monkeypatch.delenv(name, raising=False)
-    calls = []
+    calls = startup
     monkeypatch.setattr(os, "nice", lambda n: calls.append(f"nice {n}"))
-    monkeypatch.setattr(bootstrap, "load_config_options", lambda flag_options: None)
-    monkeypatch.setattr(bootstrap, "run", lambda *args: calls.append("streamlit runs"))
     server.serve("sqlite:///unused.db", tuned=False, nice=10)
     assert calls == ["nice 10", "streamlit runs"]
     calls.clear()
