@@ -37,10 +37,11 @@ class AppParticipant:
         return position.step.key if position else None
 
     def text(self) -> str:
-        """All text the page shows (markdown, titles, captions, alerts, widget labels), for assertions."""
+        """All text the page shows (markdown, titles, captions, alerts, progress and widget labels)."""
         parts = []
         for kind in TEXT_ELEMENTS:
             parts += [str(e.value) for e in getattr(self.at, kind)]
+        parts += [bar.proto.text for bar in self.at.get("progress") if bar.proto.text]
         for kind in ("radio", "checkbox", "selectbox", "text_area", "number_input"):
             parts += [w.label for w in getattr(self.at, kind)]
         return "\n".join(parts)

@@ -16,7 +16,7 @@ _CSS = """
 header[data-testid="stHeader"], [data-testid="stToolbar"], [data-testid="stDecoration"],
 [data-testid="stMainMenu"], [data-testid="stAppDeployButton"], [data-testid="stStatusWidget"],
 [data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"],
-[data-testid="stElementToolbar"] { display: none !important; }
+[data-testid="stElementToolbar"], [data-testid="stHeaderActionElements"] { display: none !important; }
 .block-container { max-width: 52rem; padding-top: 2.5rem; padding-bottom: 4rem; }
 [data-testid="stImage"] img { max-width: 100%; height: auto; border-radius: 4px; }
 /* Questions stand out from their answer options. */
@@ -44,26 +44,28 @@ header[data-testid="stHeader"], [data-testid="stToolbar"], [data-testid="stDecor
 """
 
 
-def hide_chrome() -> None:
-    st.html(_CSS)
-
-
-def start_at_top(page_id: str) -> None:
-    """Show each new step from its top: Streamlit keeps the scroll position, so after "Next" at the bottom
-    of a long case the following case would open half-way down, below its photo."""
-    st.html(
-        f"<script>/* {page_id} */ document.querySelector('[data-testid=\"stMain\"]')?.scrollTo(0, 0);</script>",
-        unsafe_allow_javascript=True,
-    )
+def hide_chrome(top_of: str | None = None) -> None:
+    """The page CSS. With ``top_of`` (the id of the step shown) also a script that shows each new step from
+    its top: Streamlit keeps the scroll position, so after "Next" at the bottom of a long case the following
+    case would open half-way down, below its photo. One element for both: every element costs a message on
+    every run (docs/performance.md)."""
+    if top_of is None:
+        st.html(_CSS)
+        return
+    scroll = "document.querySelector('[data-testid=\"stMain\"]')?.scrollTo(0, 0);"
+    st.html(f"{_CSS}<script>/* {top_of} */ {scroll}</script>", unsafe_allow_javascript=True)
 
 
 def progress(position: Position) -> None:
     """'Case 3 of 8' on trials, and a bar over the whole study once its length is known."""
     step = position.step
+    case = None
     if step.kind == "trial" and step.trial_number and step.trials_total:
-        st.caption(f"Case {step.trial_number} of {step.trials_total}")
+        case = f"Case {step.trial_number} of {step.trials_total}"
     if position.total:
-        st.progress(min(1.0, position.index / (position.total - 1)))
+        st.progress(min(1.0, position.index / (position.total - 1)), text=case)
+    elif case:
+        st.caption(case)
 
 
 def run_counter(inputs: int) -> None:

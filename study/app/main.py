@@ -28,8 +28,7 @@ visit = context.resolve()
 context.remember(visit)
 title = visit.engine.protocol.study.title if visit.engine else "Study"
 st.set_page_config(page_title=title, page_icon=":material/dermatology:", layout="centered")
-layout.hide_chrome()
-layout.start_at_top(visit.position.step.key if visit.position else visit.page)
+layout.hide_chrome(top_of=visit.position.step.key if visit.position else visit.page)
 st.navigation([PAGES[visit.page]], position="hidden").run()
 if context.test_hooks_enabled():
     layout.run_counter(layout.input_count(visit))

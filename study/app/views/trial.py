@@ -40,12 +40,10 @@ def _case(bundle: Bundle, case: Case) -> None:
     photo, ai = st.columns([5, 6], gap="large")
     with photo:
         images.show(bundle.path(case.image), caption="The skin area to assess")
+    why = f"\n\n**Why the AI thinks so:** {case.ai.rationale}" if case.ai.rationale else ""
     with ai, st.container(border=True):
-        st.markdown("**The AI's diagnosis**")
-        st.subheader(case.ai.display_name, anchor=False)
-        st.write(case.ai.text)
-        if case.ai.rationale:
-            st.markdown(f"**Why the AI thinks so:** {case.ai.rationale}")
+        # One element, not four: each costs a message on every run (the CSS hides the heading's link icon).
+        st.markdown(f"**The AI's diagnosis**\n\n### {case.ai.display_name}\n\n{case.ai.text}{why}")
 
 
 def references(bundle: Bundle, case: Case, kind: ReferenceKind) -> None:
@@ -56,8 +54,8 @@ def references(bundle: Bundle, case: Case, kind: ReferenceKind) -> None:
     if not shown:
         return
     heading, note = _INTRODUCTIONS[kind]
-    st.markdown(f"**{heading.format(condition=case.ai.display_name.lower())}**")
-    st.caption(note)
+    # the note in caption style on the heading's next line: one element, not two
+    st.markdown(f"**{heading.format(condition=case.ai.display_name.lower())}**  \n:small[:gray[{note}]]")
     for column, ref in zip(st.columns(len(shown)), shown, strict=True):
         with column:
             images.show(bundle.path(ref.image), caption=ref.caption)
