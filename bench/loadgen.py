@@ -27,6 +27,10 @@ Usage (starts its own servers on fresh SQLite files, prints a markdown table)::
     python bench/loadgen.py --url http://127.0.0.1:8501 --participants 5   # an already running server
 
     python bench/loadgen.py --participants 1 50 --servers tuned --checkout before=/tmp/before  # side by side
+
+    # a few-percent change: both servers up at once, six turns each, the CPU ratio block by block
+    python bench/loadgen.py --participants 10 --think 0.1 0.3 --servers tuned --checkout before=/tmp/before \
+        --blocks 6
 """
 
 from __future__ import annotations
@@ -865,6 +869,7 @@ class Row:
     problems: list[str] = field(default_factory=list)
     wall_s: float = 0.0
     cpu_s: float | None = None  # the server process's CPU time (user + system) during the run
+    block_cpu_ms: list[float] = field(default_factory=list)  # CPU ms per submit of each block (--blocks)
 
     @property
     def errors(self) -> int:
@@ -922,6 +927,55 @@ def table(rows: list[Row]) -> str:
     return markdown(HEADER, [row.cells() for row in rows])
 
 
+def paired(rows: list[Row]) -> list[str]:
+    """Each other server's CPU per submit over the first one's, block by block: blocks that ran minutes
+    apart compare only within themselves, as the machine's speed drifts (±10–20 % on a shared VM)."""
+    first, lines = rows[0], []
+    for row in rows[1:]:
+        ratios = [b / a for a, b in zip(first.block_cpu_ms, row.block_cpu_ms, strict=True) if a > 0]
+        if len(ratios) > 1:
+            lines.append(
+                f"CPU per submit, {row.server} / {first.server} at {row.participants} participants, per block: "
+                f"{' '.join(f'{r:.2f}' for r in ratios)}; median {statistics.median(ratios):.2f}"
+            )
+    return lines
+
+
+def measure_level(
+    servers: list[tuple[str, str, Path]], n: int, args: argparse.Namespace, think: tuple[float, float]
+) -> list[Row]:
+    """``n`` participants on each server: all servers up at once, then ``args.blocks`` crowds on each,
+    taking turns (A B, B A, A B …), so that a drift of the machine's speed falls on all of them alike."""
+    rounds = args.single_rounds if n == 1 else 1
+    with tempfile.TemporaryDirectory(prefix="skingen-loadgen-") as tmp, contextlib.ExitStack() as stack:
+        running = []
+        for label, kind, root in servers:
+            base, db_url, pid = stack.enter_context(app_server(kind, args.protocol, Path(tmp), root))
+            asyncio.run(warm_up(base))
+            running.append((Row(label, n, []), base, db_url, pid))
+        for block in range(args.blocks):
+            for row, base, _, pid in running if block % 2 == 0 else running[::-1]:
+                start, cpu = time.monotonic(), cpu_seconds(pid)
+                outcomes = asyncio.run(
+                    crowd(base, n, think, args.seed, rounds, not args.no_media, first=block * n * rounds)
+                )
+                spent = cpu_seconds(pid) - cpu
+                row.wall_s += time.monotonic() - start
+                row.cpu_s = (row.cpu_s or 0.0) + spent
+                row.block_cpu_ms.append(1000 * spent / max(1, sum(len(o.submits) for o in outcomes)))
+                row.outcomes += outcomes
+                if args.blocks > 1:
+                    print(
+                        f"{row.server}, {n}, block {block + 1}: {row.block_cpu_ms[-1]:.1f} ms CPU/submit",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+        for row, _, db_url, _ in running:
+            row.stored, row.expected, row.problems = verify(db_url, args.protocol, row.outcomes)
+            print(table([row]).splitlines()[-1], file=sys.stderr, flush=True)
+        return [row for row, *_ in running]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--participants", type=int, nargs="+", default=[1, 10, 50])
@@ -946,6 +1000,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NAME=DIR",
         help="also run the tuned server from another checkout (e.g. before a change), side by side",
     )
+    parser.add_argument(
+        "--blocks",
+        type=int,
+        default=1,
+        help="run each level this many times per server, the servers taking turns; reports the paired "
+        "CPU-per-submit ratios (a small difference shows only this way on a machine whose speed drifts)",
+    )
     args = parser.parse_args(argv)
     think = (args.think[0], args.think[1])
     rows: list[Row] = []
@@ -961,20 +1022,10 @@ def main(argv: list[str] | None = None) -> int:
             from study.demo import demo_dir, prepare_demo
 
             args.protocol = prepare_demo(demo_dir())
+        args.protocol = args.protocol.resolve()
         servers = [(kind, kind, ROOT) for kind in args.servers] + [checkout(c) for c in args.checkout]
-        with tempfile.TemporaryDirectory(prefix="skingen-loadgen-") as tmp:
-            for n in args.participants:  # servers side by side at each level: the same machine load
-                for label, kind, root in servers:
-                    with app_server(kind, args.protocol.resolve(), Path(tmp), root) as (base, db_url, pid):
-                        asyncio.run(warm_up(base))
-                        start, cpu = time.monotonic(), cpu_seconds(pid)
-                        rounds = args.single_rounds if n == 1 else 1
-                        outcomes = asyncio.run(crowd(base, n, think, args.seed, rounds, not args.no_media))
-                        row = Row(label, n, outcomes, wall_s=time.monotonic() - start)
-                        row.cpu_s = cpu_seconds(pid) - cpu
-                        row.stored, row.expected, row.problems = verify(db_url, args.protocol, outcomes)
-                    rows.append(row)
-                    print(table([row]).splitlines()[-1], file=sys.stderr, flush=True)
+        for n in args.participants:  # servers side by side at each level: the same machine load
+            rows += measure_level(servers, n, args, think)
     for row in rows:
         for message in [e for o in row.outcomes for e in o.errors][:5] + row.problems[:5]:
             print(f"  {row.server}/{row.participants}: {message}", file=sys.stderr)
@@ -983,6 +1034,9 @@ def main(argv: list[str] | None = None) -> int:
         f"the 1-participant level ran {args.single_rounds} participants one after the other\n"
     )
     print(table(rows))
+    for n in args.participants:
+        for line in paired([row for row in rows if row.participants == n]):
+            print(f"\n{line}")
     return 0 if all(row.errors == 0 for row in rows) else 1
 
 
