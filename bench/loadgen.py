@@ -929,7 +929,7 @@ def table(rows: list[Row]) -> str:
 
 def paired(rows: list[Row]) -> list[str]:
     """Each other server's CPU per submit over the first one's, block by block: blocks that ran minutes
-    apart compare only within themselves, as the machine's speed drifts (±10–20 % on a shared VM)."""
+    apart compare only within themselves, as the machine's speed drifts (by 10 % and more on a shared VM)."""
     first, lines = rows[0], []
     for row in rows[1:]:
         ratios = [b / a for a, b in zip(first.block_cpu_ms, row.block_cpu_ms, strict=True) if a > 0]
@@ -1008,6 +1008,8 @@ def main(argv: list[str] | None = None) -> int:
         "CPU-per-submit ratios (a small difference shows only this way on a machine whose speed drifts)",
     )
     args = parser.parse_args(argv)
+    if args.url and args.blocks > 1:
+        parser.error("--blocks takes turns between servers loadgen starts itself; it can't with --url")
     think = (args.think[0], args.think[1])
     rows: list[Row] = []
     if args.url:

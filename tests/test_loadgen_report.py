@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from bench.loadgen import Row, paired
+import pytest
+
+from bench.loadgen import Row, main, paired
 
 
 def test_paired_ratios_compare_each_block_with_the_first_servers_same_block():
@@ -17,3 +19,9 @@ def test_paired_ratios_compare_each_block_with_the_first_servers_same_block():
 def test_a_single_block_or_a_single_server_gives_no_ratio_line():
     assert paired([Row("tuned", 10, [], block_cpu_ms=[10.0])]) == []
     assert paired([Row("tuned", 10, [], block_cpu_ms=[10.0]), Row("b", 10, [], block_cpu_ms=[9.0])]) == []
+
+
+def test_blocks_need_servers_loadgen_starts_itself(capsys):
+    with pytest.raises(SystemExit):
+        main(["--url", "http://127.0.0.1:9", "--blocks", "3"])
+    assert "--blocks" in capsys.readouterr().err
