@@ -74,6 +74,7 @@ from study.flow import AnswerProblem  # noqa: E402
 
 NOT_SAVED = AnswerProblem("not_saved").message
 INPUT_KINDS = ("checkbox", "radio", "selectbox", "text_area", "number_input")
+# A hang, not a slow machine: CI's loaded 2 cores take seconds per step with 200 participants.
 RUN_TIMEOUT_S = 120
 
 
@@ -176,8 +177,15 @@ class StreamlitClient:
         return {"Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())} if cookies else {}
 
     async def connect(self) -> None:
+        # Like a browser: wait as long as the server takes to open the session (websockets' default gives up
+        # after 10 s) and send no keepalive pings of our own (the server pings; the library answers).
         self.ws = await websockets.connect(
-            self.ws_url, subprotocols=["streamlit"], max_size=None, additional_headers=self.headers
+            self.ws_url,
+            subprotocols=["streamlit"],
+            max_size=None,
+            additional_headers=self.headers,
+            open_timeout=RUN_TIMEOUT_S,
+            ping_interval=None,
         )
         self.auto_reruns = {}  # a new session: the old page's timers are gone with it
         if self.route is None:  # keep nginx's sticky cookie, as a browser does

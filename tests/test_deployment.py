@@ -59,7 +59,7 @@ class Running:
         request = urllib.request.Request(self.base + path)
         if route:
             request.add_header("Cookie", f"{ROUTE_COOKIE}={route}")
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=60) as response:
             return response.status, response.headers
 
     def access_log(self) -> list[str]:
