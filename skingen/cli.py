@@ -34,7 +34,14 @@ from skingen.evaluation.evaluator import HEADLINE, EvaluationSettings, check_inp
 from skingen.evaluation.features import FeatureExtractor
 from skingen.evaluation.inputs import ImageSet, read_generated, read_real
 from skingen.evaluation.report import write_report
-from skingen.generation import SCHEDULERS, LoraSpec, ReferenceGenerator
+from skingen.generation import (
+    DEFAULT_GUIDANCE,
+    DEFAULT_SIZE,
+    DEFAULT_STEPS,
+    SCHEDULERS,
+    LoraSpec,
+    ReferenceGenerator,
+)
 from skingen.prompts import PromptBuilder
 from skingen.provenance import ImageCache, ImageLabels, default_cache_dir, save_image
 from skingen.skin_tone import FITZPATRICK_TYPES
@@ -108,28 +115,28 @@ def _add_evaluation_inputs(parser: argparse.ArgumentParser, *, required: bool) -
 def _add_evaluation_settings(parser: argparse.ArgumentParser) -> None:
     defaults = EvaluationSettings()
     parser.add_argument(
-        "--kid-subsets", type=int, default=defaults.kid_subsets, help="KID subsets (default 100)"
+        "--kid-subsets", type=int, default=defaults.kid_subsets, help="KID subsets (default %(default)s)"
     )
     parser.add_argument(
         "--kid-subset-size",
         type=int,
         default=defaults.kid_subset_size,
-        help="KID subset size, capped at the smaller set (default 1000)",
+        help="KID subset size, capped at the smaller set (default %(default)s)",
     )
     parser.add_argument(
         "--bootstrap",
         type=int,
         default=defaults.bootstrap,
-        help="bootstrap replicates of the per-image metrics (default 1000; 0: no intervals)",
+        help="bootstrap replicates of the per-image metrics (default %(default)s; 0: no intervals)",
     )
     parser.add_argument(
         "--fid-bootstrap",
         type=int,
         default=defaults.fid_bootstrap,
-        help="bootstrap replicates of FID, each a full FID per group (default 50; 0: no interval)",
+        help="bootstrap replicates of FID, each a full FID per group (default %(default)s; 0: no interval)",
     )
     parser.add_argument(
-        "--confidence", type=float, default=defaults.confidence, help="interval level (default 0.95)"
+        "--confidence", type=float, default=defaults.confidence, help="interval level (default %(default)s)"
     )
     parser.add_argument(
         "--knn-max-samples",
@@ -137,7 +144,7 @@ def _add_evaluation_settings(parser: argparse.ArgumentParser) -> None:
         default=defaults.knn_max_samples,
         metavar="N",
         help="precision/recall/density/coverage and diversity on a seeded subsample of at most N images per "
-        "side and group (they are quadratic in the images; default 10000, as Naeem et al. 2020; 0: all)",
+        "side and group (they are quadratic in the images; default %(default)s, as Naeem et al. 2020; 0: all)",
     )
 
 
@@ -193,12 +200,22 @@ def _add_generator_options(parser: argparse.ArgumentParser, *, per_run: bool = T
     )
     if per_run:
         parser.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
-    parser.add_argument("--steps", type=int, default=25, help="denoising steps (default 25)")
     parser.add_argument(
-        "--guidance", type=float, default=7.5, help="classifier-free guidance scale (default 7.5)"
+        "--steps", type=int, default=DEFAULT_STEPS, help="denoising steps (default %(default)s)"
     )
-    parser.add_argument("--width", type=int, default=512, help="image width, multiple of 8 (default 512)")
-    parser.add_argument("--height", type=int, default=512, help="image height, multiple of 8 (default 512)")
+    parser.add_argument(
+        "--guidance",
+        type=float,
+        default=DEFAULT_GUIDANCE,
+        help="classifier-free guidance scale (default %(default)s)",
+    )
+    for side in ("width", "height"):
+        parser.add_argument(
+            f"--{side}",
+            type=int,
+            default=DEFAULT_SIZE,
+            help=f"image {side}, multiple of 8 (default %(default)s)",
+        )
     if per_run:
         parser.add_argument("--skin-tone", choices=FITZPATRICK_TYPES, help="Fitzpatrick skin type in prompts")
         parser.add_argument("--severity", help="severity in prompts: mild, moderate, severe (see templates)")
@@ -360,10 +377,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     evaluate.add_argument("--max-new-tokens", type=int, default=160, help="VLM answer length (default 160)")
     defaults = EvaluationSettings()
-    evaluate.add_argument("--k", type=int, default=defaults.k, help="k of the k-NN manifolds (default 5)")
+    evaluate.add_argument(
+        "--k", type=int, default=defaults.k, help="k of the k-NN manifolds (default %(default)s)"
+    )
     _add_evaluation_settings(evaluate)
     evaluate.add_argument(
-        "--seed", type=int, default=defaults.seed, help="KID subsets and bootstrap (default 0)"
+        "--seed", type=int, default=defaults.seed, help="KID subsets and bootstrap (default %(default)s)"
     )
     evaluate.add_argument("--batch-size", type=int, default=32, help="images per feature batch (default 32)")
     evaluate.add_argument("--device", help="cpu, cuda[:N] or mps (default: best available)")

@@ -32,6 +32,11 @@ if TYPE_CHECKING:
     from diffusers import StableDiffusionInpaintPipeline, StableDiffusionPipeline
 
 SCHEDULERS = ("ddim", "ddpm", "pndm", "lms", "euler", "euler_a", "dpm++", "unipc")
+# The defaults of every diffusers call, wherever it is made from (the CLI, a bundle, a worker): SD 1.5's
+# native size, and the steps and guidance of the paper's reference images.
+DEFAULT_STEPS = 25
+DEFAULT_GUIDANCE = 7.5
+DEFAULT_SIZE = 512
 # A hub tokenizer that failed to download can load as a 2-token stub instead of raising.
 _MIN_TOKENIZER_SIZE = 100
 
@@ -261,10 +266,10 @@ class ReferenceGenerator:
         negative_prompt: str = "",
         *,
         seeds: Sequence[int] = (0,),
-        steps: int = 25,
-        guidance: float = 7.5,
-        width: int = 512,
-        height: int = 512,
+        steps: int = DEFAULT_STEPS,
+        guidance: float = DEFAULT_GUIDANCE,
+        width: int = DEFAULT_SIZE,
+        height: int = DEFAULT_SIZE,
         batch_size: int = 1,
         ip_adapter_image: Image.Image | None = None,
         image: Image.Image | None = None,

@@ -18,7 +18,7 @@ from PIL import Image
 from skingen.diagnosis.base import ChatDiagnoser
 from skingen.diagnosis.openai_chat import ChatEndpointError
 from skingen.errors import SkinGenError
-from skingen.generation import ReferenceGenerator, Request
+from skingen.generation import DEFAULT_GUIDANCE, DEFAULT_SIZE, DEFAULT_STEPS, ReferenceGenerator, Request
 from skingen.interactive import CHAT, DIAGNOSE, REFERENCES, decode_png, encode_png
 from skingen.prompts import PromptBuilder
 from skingen.taxonomy import Taxonomy
@@ -40,10 +40,10 @@ class Masker(Protocol):
 class GenerationSettings:
     """A worker's fixed generation settings (the same for every job, so any two jobs can be batched)."""
 
-    steps: int = 25
-    guidance: float = 7.5
-    width: int = 512
-    height: int = 512
+    steps: int = DEFAULT_STEPS
+    guidance: float = DEFAULT_GUIDANCE
+    width: int = DEFAULT_SIZE
+    height: int = DEFAULT_SIZE
     max_images_per_call: int = 8
     strength: float = 1.0
     trigger: str | None = None

@@ -45,6 +45,7 @@ from skingen.bundle.writing import BundleWriter, condition_entries, retrieved_ca
 from skingen.diagnosis.base import Diagnoser, Diagnosis
 from skingen.distributed import Outcome, ProcessShare, raise_failures, unshard
 from skingen.errors import SkinGenError
+from skingen.generation import DEFAULT_GUIDANCE, DEFAULT_SIZE, DEFAULT_STEPS
 from skingen.prompts import PromptBuilder
 from skingen.provenance import ImageLabels
 from skingen.skin_tone import FITZPATRICK_TYPES
@@ -82,10 +83,10 @@ class BundleSettings:
     description: str = ""
     k: int = 3
     seed: int = 0
-    steps: int = 25
-    guidance: float = 7.5
-    width: int = 512
-    height: int = 512
+    steps: int = DEFAULT_STEPS
+    guidance: float = DEFAULT_GUIDANCE
+    width: int = DEFAULT_SIZE
+    height: int = DEFAULT_SIZE
     skin_tone: str | None = None
     severity: str | None = None
     trigger: str | None = None

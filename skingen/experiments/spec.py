@@ -20,6 +20,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from skingen.errors import SkinGenError
+from skingen.evaluation.evaluator import EvaluationSettings
+from skingen.generation import DEFAULT_GUIDANCE, DEFAULT_STEPS
 from skingen.skin_tone import FITZPATRICK_TYPES, skin_tone_group
 from skingen.training.config import TrainingConfig
 
@@ -62,6 +64,9 @@ class DataSubset(_Strict):
         return tones
 
 
+_EVALUATION = EvaluationSettings()
+
+
 class EvaluationSet(_Strict):
     """The fixed images every run generates: conditions × skin tones × images per cell (seeds seed, seed+1, …)."""
 
@@ -69,17 +74,17 @@ class EvaluationSet(_Strict):
     skin_tones: tuple[Literal["I", "II", "III", "IV", "V", "VI"], ...] = ("I", "III", "V")
     images_per_cell: int = Field(default=2, ge=1)
     seed: int = 0
-    inference_steps: int = Field(default=25, ge=1)
-    guidance: float = Field(default=7.5, ge=0)
+    inference_steps: int = Field(default=DEFAULT_STEPS, ge=1)
+    guidance: float = Field(default=DEFAULT_GUIDANCE, ge=0)
     batch_size: int = Field(default=4, ge=1)
-    # evaluation settings (skingen evaluate's flags)
-    k: int = Field(default=5, ge=1)
-    kid_subsets: int = Field(default=100, ge=1)
-    kid_subset_size: int = Field(default=1000, ge=2)
-    bootstrap: int = Field(default=1000, ge=0)
-    fid_bootstrap: int = Field(default=50, ge=0)
-    confidence: float = Field(default=0.95, gt=0, lt=1)
-    knn_max_samples: int = Field(default=10_000, ge=0)
+    # evaluation settings: skingen evaluate's flags, with its defaults
+    k: int = Field(default=_EVALUATION.k, ge=1)
+    kid_subsets: int = Field(default=_EVALUATION.kid_subsets, ge=1)
+    kid_subset_size: int = Field(default=_EVALUATION.kid_subset_size, ge=2)
+    bootstrap: int = Field(default=_EVALUATION.bootstrap, ge=0)
+    fid_bootstrap: int = Field(default=_EVALUATION.fid_bootstrap, ge=0)
+    confidence: float = Field(default=_EVALUATION.confidence, gt=0, lt=1)
+    knn_max_samples: int = Field(default=_EVALUATION.knn_max_samples, ge=0)
 
 
 class GridBase(_Strict):
