@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Install the system packages the browser, PostgreSQL and deployment (nginx) test suites need
-# (Debian/Ubuntu), when missing.
+# Install the system packages the browser, PostgreSQL and deployment (nginx) test suites need, and R with
+# lme4/lmerTest/ordinal/BayesFactor (the analysis's optional R backend and its checks against R), when missing
+# (Debian/Ubuntu).
 set -euo pipefail
 need=()
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v pg_ctlcluster >/dev/null 2>&1 || [ -d /usr/lib/postgresql ] || need+=(postgresql)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
+Rscript -e 'for (p in c("lme4", "lmerTest", "ordinal", "BayesFactor")) library(p, character.only = TRUE)' \
+  >/dev/null 2>&1 || need+=(r-base-core r-cran-lme4 r-cran-lmertest r-cran-ordinal r-cran-bayesfactor)
 [ ${#need[@]} -eq 0 ] && exit 0
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
