@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 from skingen.architecture import Architecture, architecture_of
 from skingen.dataset import PreparedDataset, load_dataset
+from skingen.distributed import launched_on_cpu, launched_processes
 from skingen.errors import SkinGenError
 from skingen.generation import _first_line
 from skingen.prompts import PromptBuilder
@@ -127,6 +128,7 @@ def train(config: TrainingConfig, *, resume: str | None = None, progress: bool =
     if inputs.checkpoint is not None:
         accelerator.load_state(str(inputs.checkpoint))
         step = checkpoints.checkpoint_step(inputs.checkpoint)
+    accelerator.wait_for_everyone()  # every process has checked that --out was empty before it is written to
     if accelerator.is_main_process:
         write_config(config, inputs.data_hash)
     # 7. Train
@@ -207,6 +209,7 @@ def make_accelerator(config: TrainingConfig, architecture: Architecture):
     unused = architecture.xl and config.train_text_encoder
     try:
         accelerator = Accelerator(
+            cpu=launched_processes() > 1 and launched_on_cpu(),
             mixed_precision=config.mixed_precision,
             kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=unused)],
         )
