@@ -48,6 +48,15 @@ _BY_PIPELINE = {
 }
 
 
+def pipeline_architecture(class_name: str) -> Architecture:
+    """The family of a loaded pipeline, by its class name (``type(pipe).__name__``)."""
+    if class_name not in _BY_PIPELINE:
+        raise SkinGenError(
+            f"pipeline {class_name!r} is not supported (expected one of {', '.join(sorted(_BY_PIPELINE))})"
+        )
+    return _BY_PIPELINE[class_name]
+
+
 def architecture_of(source: str, what: str) -> Architecture:
     """The family of the model at ``source`` (a folder, or a hub id as :func:`~skingen.sources.resolve_model`
     returns it); ``what`` names the option in errors."""
@@ -69,9 +78,7 @@ def architecture_of(source: str, what: str) -> Architecture:
         ) from exc
     except (json.JSONDecodeError, AttributeError) as exc:
         raise SkinGenError(f"{what} {index}: not a diffusers model index ({exc})") from exc
-    if class_name not in _BY_PIPELINE:
-        raise SkinGenError(
-            f"{what} {source}: pipeline {class_name!r} in {MODEL_INDEX} is not supported "
-            f"(expected one of {', '.join(sorted(_BY_PIPELINE))})"
-        )
-    return _BY_PIPELINE[class_name]
+    try:
+        return pipeline_architecture(str(class_name))
+    except SkinGenError as exc:
+        raise SkinGenError(f"{what} {source}: {exc} ({MODEL_INDEX})") from None
