@@ -226,8 +226,14 @@ def load_models(
     from diffusers.training_utils import cast_training_params
     from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
+    weight_dtype = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[
+        config.mixed_precision
+    ]
+    # SDXL's VAE overflows in fp16 (diffusers' SDXL example keeps it in fp32).
+    vae_dtype = torch.float32 if architecture.xl and weight_dtype == torch.float16 else weight_dtype
     # SDXL: text_encoder (CLIP ViT-L) and text_encoder_2 (OpenCLIP bigG, with the projection for the pooled
-    # embedding), as StableDiffusionXLPipeline loads them.
+    # embedding), as StableDiffusionXLPipeline loads them. Loaded in their dtype (a later .to(dtype) makes
+    # diffusers warn that float32-only modules may be cast).
     encoder_classes = (CLIPTextModel, CLIPTextModelWithProjection)[: architecture.text_encoders]
     folders = ("text_encoder", "text_encoder_2")
     try:
@@ -236,22 +242,17 @@ def load_models(
             for folder in folders[: architecture.text_encoders]
         )
         text_encoders = tuple(
-            cls.from_pretrained(model, subfolder=folder)
+            cls.from_pretrained(model, subfolder=folder, dtype=weight_dtype)
             for cls, folder in zip(encoder_classes, folders, strict=False)
         )
-        vae = AutoencoderKL.from_pretrained(model, subfolder="vae")
-        unet = UNet2DConditionModel.from_pretrained(model, subfolder="unet")
+        vae = AutoencoderKL.from_pretrained(model, subfolder="vae", dtype=vae_dtype)
+        unet = UNet2DConditionModel.from_pretrained(model, subfolder="unet", dtype=weight_dtype)
         noise_scheduler = DDPMScheduler.from_pretrained(model, subfolder="scheduler")
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise SkinGenError(f"--sd {config.sd}: cannot load ({_first_line(exc)})") from exc
-    weight_dtype = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[
-        config.mixed_precision
-    ]
     for part in (*text_encoders, vae, unet):
         part.requires_grad_(False)
-        part.to(device, dtype=weight_dtype)
-    if architecture.xl and weight_dtype == torch.float16:
-        vae.to(dtype=torch.float32)  # SDXL's VAE overflows in fp16 (diffusers' SDXL example keeps it fp32)
+        part.to(device)
     lora.add_adapters(
         unet,
         text_encoders,
