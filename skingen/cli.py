@@ -166,7 +166,10 @@ def _evaluation_settings(
 def _add_generator_options(parser: argparse.ArgumentParser, *, per_run: bool = True) -> None:
     """Model and sampling options; ``per_run`` adds the ones a single run fixes (seed, skin type, severity)."""
     parser.add_argument(
-        "--sd", required=per_run, metavar="PATH|ID", help="Stable Diffusion 1.x model, path or hub id"
+        "--sd",
+        required=per_run,
+        metavar="PATH|ID",
+        help="Stable Diffusion 1.x/2.x or SDXL model (diffusers folder or hub id)",
     )
     parser.add_argument(
         "--lora",
