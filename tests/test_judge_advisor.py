@@ -14,6 +14,7 @@ from study.export import export_frames
 from study.flow import AnswerError, participant_path
 from study.protocol import ProtocolError, load_protocol
 from study.simulate import AdviceTaking, Policy, simulate
+from tests.app_driver import AppParticipant
 from tests.test_engine import ENTRY, TICKED, answers_for
 
 
@@ -225,3 +226,60 @@ def test_bot_advice_taking_is_validated_and_per_condition():
     assert policy.advice_taking("skingen_visual").switches(ai_correct=False) == 0.6
     assert policy.advice_taking("baseline_text") == AdviceTaking()
     assert AdviceTaking().switches(ai_correct=True) == 0.5
+
+
+# --- the app (AppTest) --------------------------------------------------------------------------------------
+@pytest.fixture
+def app_study(judge_advisor_file, make_engine, monkeypatch, database_url):
+    """A judge–advisor protocol registered in a fresh database, the app pointed at it."""
+    path = judge_advisor_file()
+    engine = make_engine(path)
+    monkeypatch.setenv("SKINGEN_DB_URL", database_url)
+    monkeypatch.setenv("SKINGEN_PROTOCOL", str(path))
+    return engine
+
+
+def test_the_app_shows_the_advice_only_after_the_first_answer_is_stored(app_study):
+    engine = app_study
+    p = AppParticipant({"PROLIFIC_PID": "ja-1"})
+    p.consent().advance(value=2).submit()  # consent, entry questions, instructions
+    trials = 0
+    while p.page != "complete":
+        step = p.at.session_state["skingen.visit"].position.step
+        if p.page != "trial":
+            p.advance()
+            continue
+        case = engine.loaded.bundle.manifest.case(step.case_id)
+        shows = engine.protocol.condition(step.condition).references
+        if not step.advice:
+            trials += 1
+            text = p.text()
+            assert "Your own assessment first" in text and f"Case {step.trial_number} of" in text
+            assert "**The AI's diagnosis**" not in text and case.ai.text not in text
+            assert len(p.images()) == 1  # the case photo, no reference image
+            assert [b.label for b in p.at.selectbox] == ["What do you think this skin condition is?"]
+            p.answer(diagnosis="eczema").submit()
+            stored = engine.answers(p.token, step.key)
+            assert stored["own_diagnosis_initial"] == "eczema"
+            continue
+        text = p.text()
+        assert case.ai.text in text and "Your answer before the AI's advice: **Eczema**" in text
+        assert len(p.images()) == 1 + (len(case.references) if shows else 0)
+        if trials == 1:
+            reloaded = p.reload()  # a reload lands on the second half, the first answer still shown
+            assert reloaded.step_key == step.key and "before the AI's advice: **Eczema**" in reloaded.text()
+            enlarge = [b for b in p.at.button if b.label == "Enlarge"]
+            assert len(enlarge) == len(p.images())
+            enlarge[-1].click().run()
+            p.check()
+            assert len(p.images()) == len(enlarge) + 1  # the dialog shows the image once more, large
+            with engine.db.read() as session:
+                [detail] = session.scalars(select(Event.detail).where(Event.kind == "image_enlarge")).all()
+            assert detail == (
+                {"image_kind": "generated", "image": len(case.references)}
+                if shows
+                else {"image_kind": "case_photo", "image": 1}
+            )
+        p.advance()
+    assert trials == 6
+    assert "Thank you" in p.text()
