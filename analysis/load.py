@@ -161,8 +161,9 @@ def _clean_text(frame: pd.DataFrame, columns: tuple[str, ...]) -> None:
 def validate_responses(raw: pd.DataFrame, what: str = "responses") -> pd.DataFrame:
     """Check columns and numeric values of the long responses frame and return a typed copy.
 
-    Rows with a non-empty ``construct`` must hold a numeric ``value``; other rows (free text, diagnosis ids)
-    keep ``value`` as NaN and are ignored by the statistics.
+    Rows with a non-empty ``construct`` must hold a numeric ``value``; other rows keep their number when they
+    hold one (a diagnosis's confidence, read by :mod:`analysis.reliance`) and NaN otherwise (free text,
+    diagnosis ids); construct statistics read only rows with a construct.
     """
     _require_columns(raw, RESPONSE_COLUMNS, what)
     frame = raw.reset_index(drop=True)  # index = data row - 1, for error messages
@@ -175,6 +176,7 @@ def validate_responses(raw: pd.DataFrame, what: str = "responses") -> pd.DataFra
         raise AnalysisInputError(f"{what}: column 'participant_id' is empty in rows that have a construct")
     values = pd.Series(np.nan, index=frame.index)  # only rows with a construct must (and do) hold numbers
     values[scored] = _to_numeric(frame[scored], "value", pd.Series(True, index=frame.index[scored]), what)
+    values[~scored] = pd.to_numeric(frame.loc[~scored, "value"], errors="coerce")
     frame["value"] = values
     for column in NUMERIC_RESPONSE_COLUMNS:
         if column in frame.columns:
