@@ -23,7 +23,16 @@ import pandas as pd
 from study import contract
 
 DESIGNS = ("within", "between")
-EXPORT_TABLES = ("responses", "participants", "ratings", "study", "instruments", "hypotheses", "interactions")
+EXPORT_TABLES = (
+    "responses",
+    "participants",
+    "ratings",
+    "study",
+    "instruments",
+    "hypotheses",
+    "interactions",
+    "image_views",
+)
 """The export tables the analysis reads (``<name>.csv`` in an export folder)."""
 
 
@@ -39,6 +48,7 @@ RESPONSE_COLUMNS = _required(
     contract.RESPONSE_COLUMNS, ("participant_id", "condition", "item", "construct", "value")
 )
 RATING_COLUMNS = _required(contract.RATING_COLUMNS, ("rater_id", "image_id", "item", "value"))
+IMAGE_VIEW_COLUMNS = _required(contract.IMAGE_VIEW_COLUMNS, ("participant_id", "condition", "image_kind"))
 PARTICIPANT_COLUMNS = _required(contract.PARTICIPANT_COLUMNS, ("participant_id", "excluded"))
 INTERACTION_COLUMNS = _required(
     contract.INTERACTION_COLUMNS, ("participant_id", "condition", "kind", "mapped_condition", "latency_ms")
@@ -103,6 +113,9 @@ class StudyData:
     plan: dict[str, str] | None = None
     """The export's preregistration columns (``study.csv``), None without a study table."""
     interactions: pd.DataFrame | None = None  # turns with the live model (interactive conditions)
+    image_views: pd.DataFrame | None = None
+    """Images enlarged on trials (the export's image_views.csv; empty when none were, None when the export
+    has no such table)."""
 
     @property
     def multi_arm(self) -> bool:
@@ -267,6 +280,14 @@ def validate_interactions(raw: pd.DataFrame, what: str = "interactions") -> pd.D
     return frame
 
 
+def validate_image_views(raw: pd.DataFrame, what: str = "image_views") -> pd.DataFrame:
+    """Check the image_views frame (one row per image a participant enlarged on a trial)."""
+    _require_columns(raw, IMAGE_VIEW_COLUMNS, what)
+    frame = raw.reset_index(drop=True)
+    _clean_text(frame, ("participant_id", "condition", "case_id", "image_kind"))
+    return frame
+
+
 def resolve_conditions(
     responses: pd.DataFrame,
     baseline: str | None,
@@ -428,8 +449,10 @@ def from_export(
         conditions=conditions,
     )
     instruments, hypotheses = (_as_text(present.get(name)) for name in ("instruments", "hypotheses"))
+    views = frames.get("image_views")  # kept when empty: "no image was enlarged" is a finding
     return replace(
         data,
+        image_views=None if views is None else validate_image_views(_as_text(views)),
         relevance_item=relevance_item,
         instruments=None if instruments is None else validate_instruments(instruments),
         hypotheses=None if hypotheses is None else validate_hypotheses(hypotheses),

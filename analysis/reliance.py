@@ -292,3 +292,21 @@ def definitions(judge_advisor_trials: bool) -> dict[str, dict[str, str]]:
         for m in METRICS
         if judge_advisor_trials or not m.needs_initial
     }
+
+
+def reliance_block(responses: pd.DataFrame, confidence: float = 0.95) -> dict | None:
+    """The ``reliance`` block of results.json; None when the data have no diagnosis items.
+
+    Keys: ``judge_advisor`` (first answers present), ``items`` (the diagnosis items), ``metrics`` (the
+    reported metrics' labels, definitions and sources), ``by_condition`` (:func:`condition_summary` records).
+    """
+    trials = reliance_trials(responses)
+    if trials.empty:
+        return None
+    per_participant = participant_metrics(trials)
+    return {
+        "judge_advisor": judge_advisor(trials),
+        "items": sorted(trials["item"].unique()),
+        "metrics": definitions(judge_advisor(trials)),
+        "by_condition": condition_summary(per_participant, confidence),
+    }

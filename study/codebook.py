@@ -14,10 +14,12 @@ from study.contract import (
     ACCURACY_CONSTRUCT,
     AGREEMENT_CONSTRUCT,
     AGREES_AI,
+    AS_INTENDED,
     CONFIDENCE_SUFFIX,
     CORRECT,
     INITIAL_ACCURACY_CONSTRUCT,
     INITIAL_AGREEMENT_CONSTRUCT,
+    MANIPULATION_CONSTRUCT,
 )
 from study.crossover import williams_orders
 from study.protocol import CODED_TYPES, Item, Protocol
@@ -95,7 +97,22 @@ def item_variables(item: Item, section: str, *, initial: bool = False) -> list[V
     if item.type in CODED_TYPES:
         kind = {"likert": "ordinal", "single_choice": "nominal", "yes_no": "binary"}[item.type]
         codes = item.codes
-        return [variable(item.id, item.text, kind, min(codes), max(codes), item.value_labels(), construct)]
+        coded = [variable(item.id, item.text, kind, min(codes), max(codes), item.value_labels(), construct)]
+        if item.manipulation_check is not None:
+            expected = "; ".join(f"{c}={code}" for c, code in item.manipulation_check.expected.items())
+            coded.append(
+                variable(
+                    item.id + AS_INTENDED,
+                    f"{item.id} answered as expected under the participant's condition ({expected})",
+                    "binary",
+                    0,
+                    1,
+                    {0: "no", 1: "yes"},
+                    MANIPULATION_CONSTRUCT,
+                    "derived",
+                )
+            )
+        return coded
     if item.type == "number":
         return [variable(item.id, item.text, "numeric", item.minimum, item.maximum, construct=construct)]
     if item.type == "free_text":

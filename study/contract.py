@@ -176,6 +176,10 @@ AGREES_AI = "__agrees_ai"
 """``<item>__agrees_ai``: derived 0/1, the participant's diagnosis equals the AI's."""
 CORRECT = "__correct"
 """``<item>__correct``: derived 0/1, the participant's diagnosis equals the ground truth."""
+AS_INTENDED = "__as_intended"
+"""``<item>__as_intended``: derived 0/1, a manipulation check's answer is the one the protocol expects under
+the participant's condition (between designs: their arm)."""
+MANIPULATION_CONSTRUCT = "manipulation_check"
 
 # Constructs of the derived 0/1 variables: the export writes them, the analysis reads them.
 AGREEMENT_CONSTRUCT = "agreement_with_ai"
@@ -188,4 +192,5 @@ DERIVED_CONSTRUCTS = (
     ACCURACY_CONSTRUCT,
     INITIAL_AGREEMENT_CONSTRUCT,
     INITIAL_ACCURACY_CONSTRUCT,
+    MANIPULATION_CONSTRUCT,
 )

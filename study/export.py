@@ -30,6 +30,7 @@ from skingen.atomic import atomic_directory
 from study.codebook import codebook, item_codebook
 from study.contract import (
     AGREES_AI,
+    AS_INTENDED,
     CONFIDENCE_SUFFIX,
     CORRECT,
     EVENT_COLUMNS,
@@ -118,6 +119,15 @@ def _response_rows(study: _Study, participant: Participant, responses: list[Resp
                 (response.item_id + AGREES_AI, str(int(chosen != UNSURE and chosen == case.ai.condition))),
                 (response.item_id + CORRECT, str(int(chosen != UNSURE and chosen == case.ground_truth))),
             ]
+        item = study.items.get(response.item_id)
+        if item is not None and item.manipulation_check is not None:
+            # the condition in force: the step's, or (post questions of a between design) the arm's
+            condition = (step.condition if step else None) or (
+                participant.arm if study.protocol.design == "between" else None
+            )
+            expected = item.manipulation_check.expected.get(condition or "")
+            if expected is not None:
+                values.append((response.item_id + AS_INTENDED, str(int(response.value == str(expected)))))
         for name, value in values:
             variable = study.variables.get(name)
             rows.append(

@@ -46,6 +46,15 @@ class AttentionCheck(_Model):
     expected: int | str
 
 
+class ManipulationCheck(_Model):
+    """An item asking what the explanation showed: per condition, the answer of a participant who noticed
+    their condition's manipulation (reported by arm; the export adds ``<id>__as_intended`` 0/1)."""
+
+    expected: dict[Identifier, int] = Field(
+        min_length=2, description="Condition id → the answer code that shows the manipulation was noticed."
+    )
+
+
 # "construct" is the natural protocol key; it shadows only pydantic's deprecated BaseModel.construct().
 warnings.filterwarnings("ignore", message='Field name "construct"', category=UserWarning)
 
@@ -75,6 +84,7 @@ class Item(_Model):
     reverse: bool = False
     required: bool = True
     attention_check: AttentionCheck | None = None
+    manipulation_check: ManipulationCheck | None = None
     show_in: tuple[str, ...] | None = Field(default=None, description="Only under these conditions.")
     help: str = ""
     instrument: InstrumentRef | None = None
@@ -91,6 +101,17 @@ class Item(_Model):
             raise ValueError("only likert and number items measure a construct")
         if self.minimum is not None and self.maximum is not None and self.minimum > self.maximum:
             raise ValueError("'minimum' is larger than 'maximum'")
+        if self.manipulation_check is not None:
+            if self.type not in CODED_TYPES:
+                raise ValueError("manipulation checks must be likert/single_choice/yes_no items")
+            wrong = {c: v for c, v in self.manipulation_check.expected.items() if v not in self.codes}
+            if wrong:
+                raise ValueError(
+                    f"manipulation_check.expected {wrong} are not valid answers "
+                    f"({min(self.codes)}..{max(self.codes)})"
+                )
+            if self.attention_check is not None:
+                raise ValueError("an item is an attention check or a manipulation check, not both")
         if self.attention_check is not None:
             expected = self.attention_check.expected
             if self.type not in CODED_TYPES or not isinstance(expected, int):
@@ -557,6 +578,7 @@ class Protocol(_Model):
                         f"questionnaires.{section}: {item.id}.show_in names unknown {sorted(unknown)}"
                     )
         problems += self._trial_problems(seen)
+        problems += self._manipulation_check_problems(condition_ids)
         n_arms = self.n_arms
         for size in self.randomization.block_sizes:
             if size % n_arms:
@@ -589,6 +611,31 @@ class Protocol(_Model):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _manipulation_check_problems(self, condition_ids: list[str]) -> list[str]:
+        """A manipulation check names an expected answer for every condition it is shown in, and is asked
+        where a condition is in force: after allocation, and in a within design within a period."""
+        problems = []
+        for section, items in self.questionnaires.sections().items():
+            for item in items:
+                if item.manipulation_check is None:
+                    continue
+                where = f"questionnaires.{section}: {item.id}.manipulation_check"
+                named = set(item.manipulation_check.expected)
+                if unknown := sorted(named - set(condition_ids)):
+                    problems.append(f"{where}.expected names unknown conditions {unknown}")
+                if missing := [c for c in (item.show_in or condition_ids) if c not in named]:
+                    problems.append(f"{where}.expected: give the expected answer under {missing}")
+                if section == "entry" or (section == "post" and self.design == "within"):
+                    problems.append(
+                        f"{where}: ask it in trial or post_block"
+                        + (
+                            ""
+                            if section == "entry"
+                            else " (a within design's post questions have no condition)"
+                        )
+                    )
+        return problems
 
     def _trial_problems(self, item_ids: set[str]) -> list[str]:
         """A judge–advisor trial needs a diagnosis item to ask twice, and the initial answers' ids free."""

@@ -56,7 +56,8 @@ class Policy:
     Diagnoses: with the advice shown with the case, a bot names the AI's diagnosis with probability
     ``agree_with_ai``, else any answer. In judge–advisor trials it answers alone first (right with probability
     ``own_accuracy``) and then takes the advice as ``advice`` says, or ``condition_advice[condition]`` for one
-    condition (e.g. more switching to a wrong AI under one explanation: over-reliance).
+    condition (e.g. more switching to a wrong AI under one explanation: over-reliance). A manipulation check
+    gets the answer expected under the bot's condition with probability ``notice_manipulation``.
     """
 
     kind: Literal["random", "effect"] = "random"
@@ -68,6 +69,7 @@ class Policy:
     dropout_rate: float = 0.0
     agree_with_ai: float = 0.7
     own_accuracy: float = 0.5
+    notice_manipulation: float = 0.9
     advice: AdviceTaking = AdviceTaking()
     condition_advice: dict[str, AdviceTaking] = field(default_factory=dict)
     think_seconds: tuple[float, float] = (3.0, 25.0)
@@ -77,7 +79,13 @@ class Policy:
         return self.condition_advice.get(condition or "", self.advice)
 
     def __post_init__(self) -> None:
-        for name in ("attention_fail_rate", "dropout_rate", "agree_with_ai", "own_accuracy"):
+        for name in (
+            "attention_fail_rate",
+            "dropout_rate",
+            "agree_with_ai",
+            "own_accuracy",
+            "notice_manipulation",
+        ):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
 
@@ -135,6 +143,8 @@ class Bot:
         for item in step.items:
             if item.type == "diagnosis":
                 answers |= self._diagnosis(step, item)
+            elif item.manipulation_check is not None:
+                answers[item.id] = self._manipulation_check(item, step.condition or position.arm)
             elif item.type in CODED_TYPES:
                 answers[item.id] = self._coded(item, step)
             elif item.type == "number":
@@ -159,6 +169,14 @@ class Bot:
         level_here = level + self.shift(step.condition, item.construct)
         value = min(n, max(1, round(self.rng.gauss(level_here, self.policy.noise_sd))))
         return n + 1 - value if item.reverse else value
+
+    def _manipulation_check(self, item: Item, condition: str | None) -> int:
+        """The answer expected under ``condition`` with probability ``notice_manipulation``, else another."""
+        assert item.manipulation_check is not None
+        expected = item.manipulation_check.expected.get(condition or "")
+        if expected is not None and self.rng.random() < self.policy.notice_manipulation:
+            return expected
+        return self.rng.choice([code for code in item.codes if code != expected])
 
     def shift(self, condition: str | None, construct: str) -> float:
         """Planted shift of ``construct`` under ``condition`` (Likert points; 0 for the baseline)."""
