@@ -22,8 +22,15 @@ from analysis.agreement import wilson_interval
 from study.contract import AS_INTENDED, MANIPULATION_CONSTRUCT
 
 
+STEP_COLUMNS = ("step", "case_id", "rt_ms")
+"""Optional columns of responses.csv that the timing needs (a bare CSV of answers may lack them)."""
+
+
 def _trial_steps(responses: pd.DataFrame) -> pd.DataFrame:
-    """One row per participant × trial step (its response time, condition and case)."""
+    """One row per participant × trial step (its response time, condition and case); empty when the
+    responses lack the step columns."""
+    if not set(STEP_COLUMNS) <= set(responses.columns):
+        return pd.DataFrame(columns=["participant_id", "step", "condition", "case_id", "rt_ms"])
     trials = responses[(responses["condition"] != "") & (responses["case_id"].astype(str) != "")]
     steps = trials.groupby(["participant_id", "step"], observed=True).agg(
         condition=("condition", "first"), case_id=("case_id", "first"), rt_ms=("rt_ms", "first")

@@ -178,6 +178,8 @@ def diagnosis_items(responses: pd.DataFrame) -> list[str]:
 def reliance_trials(responses: pd.DataFrame) -> pd.DataFrame:
     """One row per participant × case × diagnosis item with the first and final answers' outcomes
     (:data:`TRIAL_COLUMNS`). ``responses`` is the analysis's long frame (export format, numbers parsed)."""
+    if not {"case_id", "ai_correct"} <= set(responses.columns):  # a bare CSV of answers: no trials to tell
+        return pd.DataFrame(columns=list(TRIAL_COLUMNS))
     rows = responses[(responses["condition"] != "") & (responses["case_id"].astype(str) != "")]
     keys = ["participant_id", "condition", "case_id", "ai_correct"]
     wide = rows.pivot_table(index=keys, columns="item", values="value", aggfunc="first", observed=True)

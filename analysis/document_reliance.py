@@ -1,0 +1,127 @@
+"""The report's sections on reliance on the AI's advice and on engagement, as blocks (see analysis/document.py).
+
+They read the ``reliance`` and ``engagement`` blocks of results.json (analysis/reliance.py,
+analysis/engagement.py) and only format them.
+"""
+
+from __future__ import annotations
+
+import html
+
+import pandas as pd
+
+from analysis.apa import ci_label, interval, num
+
+Block = tuple[str, object]
+
+# Metrics whose trials already fix the AI's correctness: reported once, over the trials they are defined on.
+_ONE_GROUP = {"over_reliance", "under_reliance", "rair", "rsr"}
+_AI = {"all": "all", "correct": "AI correct", "wrong": "AI wrong"}
+
+
+def reliance_table(block: dict, confidence: float) -> pd.DataFrame:
+    """Per metric, AI group and condition: participants, trials, mean of participant values and its CI."""
+    order = list(block["metrics"])
+    records = sorted(
+        (r for r in block["by_condition"] if r["ai"] == "all" or r["metric"] not in _ONE_GROUP),
+        key=lambda r: (order.index(r["metric"]), list(_AI).index(r["ai"]), r["condition"]),
+    )
+    return pd.DataFrame(
+        [
+            {
+                "Measure": block["metrics"][r["metric"]]["label"],
+                "Trials": _AI[r["ai"]],
+                "Condition": r["condition"],
+                "Participants": r["n_participants"],
+                "Trials (n)": r["n_trials"],
+                "M": num(r["mean"]),
+                ci_label(confidence): interval(r["ci"]),
+            }
+            for r in records
+        ]
+    )
+
+
+def reliance_blocks(results: dict) -> list[Block]:
+    """Reliance on the AI's advice: what was measured and how (definitions with sources), then the table."""
+    block = results.get("reliance")
+    if not block:
+        return []
+    if block["judge_advisor"]:
+        design = (
+            "Participants gave their own diagnosis and confidence before seeing the AI's advice and a final "
+            "one after it (judge–advisor trials), so switching and the appropriateness of reliance are "
+            "measured (Schemmer et al., 2023)."
+        )
+    else:
+        design = (
+            "Participants saw the AI's advice with each case, so only their final answers exist: accuracy, "
+            "agreement with the AI, and over- and under-reliance are reported; switching, RAIR and RSR need "
+            "judge–advisor trials (protocol trial.advice: after_initial)."
+        )
+    definitions = []
+    for metric in block["metrics"].values():
+        source = f" ({html.escape(metric['source'])})" if metric["source"] else ""
+        definitions.append(f"{html.escape(metric['label'])}: {html.escape(metric['definition'])}{source}.")
+    return [
+        ("h2", "Reliance on the AI's advice"),
+        ("p", design + " Each measure is computed per participant and condition, then averaged over participants "
+         "(a participant without a trial a measure is defined on does not count towards it)."),
+        ("ul", definitions),
+        ("table", reliance_table(block, results["confidence"])),
+    ]  # fmt: skip
+
+
+def _seconds(record: dict) -> dict:
+    return {
+        "Participants": record["n_participants"],
+        "Cases": record["n_cases"],
+        "Median s per case (median over participants)": num(record["median"], 1),
+        "M": num(record["mean"], 1),
+        "SD": num(record["sd"], 1),
+    }
+
+
+def engagement_blocks(results: dict) -> list[Block]:
+    """Time per case and images enlarged by condition; manipulation checks by arm."""
+    block = results.get("engagement")
+    if not block:
+        return []
+    blocks: list[Block] = [("h2", "Engagement and manipulation checks")]
+    if block["time_per_case"]:
+        blocks += [
+            ("p", "Time per case: each participant's median over their cases of the time from showing a case "
+             "to submitting it (both halves of a judge–advisor trial), in seconds."),
+            ("table", pd.DataFrame([{"Condition": c, **_seconds(r)} for c, r in block["time_per_case"].items()])),
+        ]  # fmt: skip
+    if block["image_views"] is not None:
+        rows = [
+            {
+                "Condition": c,
+                "Participants": r["n_participants"],
+                "Enlarged any image": f"{r['participants_enlarging']} ({r['share']:.0%})",
+                "Images enlarged": r["views"],
+                "Per case (M over participants)": num(r["views_per_case"]),
+                "By kind": ", ".join(f"{k} {v}" for k, v in r["by_kind"].items()) or "–",
+            }
+            for c, r in block["image_views"].items()
+        ]
+        blocks += [("p", "Images enlarged on trials (each click on “Enlarge” is logged by the server)."),
+                   ("table", pd.DataFrame(rows))]  # fmt: skip
+    level = results["confidence"]
+    for item, arms in block["manipulation_checks"].items():
+        rows = [
+            {
+                "Arm": arm,
+                "Answers": r["n"],
+                "As intended": r["as_intended"],
+                "Share": num(r["share"]),
+                f"{ci_label(level)} (Wilson)": interval(r["ci"]),
+            }
+            for arm, r in arms.items()
+        ]
+        blocks += [
+            ("p", f"Manipulation check {html.escape(item)}: answers as the protocol expects under each arm."),
+            ("table", pd.DataFrame(rows)),
+        ]
+    return blocks
