@@ -10,7 +10,7 @@ import html
 
 import pandas as pd
 
-from analysis.apa import ci_label, interval, num
+from analysis.apa import ci_label, interval, num, pval
 
 Block = tuple[str, object]
 
@@ -42,6 +42,35 @@ def reliance_table(block: dict, confidence: float) -> pd.DataFrame:
     )
 
 
+def _contrast_name(name: str) -> str:
+    """``b - a | ai_wrong=1`` → ``b − a where the AI was wrong``."""
+    difference, _, where = name.partition(" | ")
+    difference = difference.replace(" - ", " − ")
+    return {"": difference, "ai_wrong=0": f"{difference} where the AI was right",
+            "ai_wrong=1": f"{difference} where the AI was wrong"}[where]  # fmt: skip
+
+
+def model_sentences(block: dict, confidence: float) -> list[str]:
+    """One sentence per condition contrast of each logistic mixed model (log-odds, Wald z), or why the model
+    could not be fitted."""
+    sentences = []
+    for metric, fit in block.get("models", {}).items():
+        label = html.escape(block["metrics"][metric]["label"])
+        if "error" in fit:
+            sentences.append(f"{label}: not modelled ({html.escape(fit['error'])}).")
+            continue
+        for name, term in fit["contrasts"].items():
+            sentences.append(
+                f"{label}, {html.escape(_contrast_name(name))}: log-odds difference {num(term['estimate'])}, "
+                f"{ci_label(confidence)} {interval(term['ci'])}, z = {num(term['statistic'])}, "
+                f"{pval(term['p'])}"
+                + (" (singular fit)" if fit["singular"] else "")
+                + ("" if fit["converged"] else " (did not converge)")
+                + "."
+            )
+    return sentences
+
+
 def reliance_blocks(results: dict) -> list[Block]:
     """Reliance on the AI's advice: what was measured and how (definitions with sources), then the table."""
     block = results.get("reliance")
@@ -69,6 +98,21 @@ def reliance_blocks(results: dict) -> list[Block]:
          "(a participant without a trial a measure is defined on does not count towards it)."),
         ("ul", definitions),
         ("table", reliance_table(block, results["confidence"])),
+        *_model_blocks(block, results["confidence"]),
+    ]  # fmt: skip
+
+
+def _model_blocks(block: dict, confidence: float) -> list[Block]:
+    sentences = model_sentences(block, confidence)
+    if not sentences:
+        return []
+    fitted = next((fit for fit in block["models"].values() if "formula" in fit), None)
+    formula = f" ({html.escape(fitted['formula'])}, {html.escape(fitted['backend'])})" if fitted else ""
+    return [
+        ("p", "Each trial-level outcome is compared between conditions by a logistic mixed model with "
+         f"participants and cases as crossed random effects{formula}; answers where the AI was right and wrong "
+         "are compared separately where the AI's correctness can matter (its interaction with condition)."),
+        ("ul", sentences),
     ]  # fmt: skip
 
 

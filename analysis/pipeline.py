@@ -480,7 +480,11 @@ def reliance(run: Run) -> None:
     """8. Reliance on the AI's advice per condition and by AI correctness: accuracy, agreement, over- and
     under-reliance; with judge–advisor trials also accuracy before the advice, switching, RAIR and RSR."""
     if run.analysis.responses is not None:
-        run.results["reliance"] = reliance_block(run.analysis.responses, run.config.confidence)
+        run.results["reliance"] = reliance_block(
+            run.analysis.responses,
+            run.config.confidence,
+            conditions=run.data.conditions if run.config.full else None,  # models: not in power simulations
+        )
 
 
 def engagement(run: Run) -> None:

@@ -296,19 +296,95 @@ def definitions(judge_advisor_trials: bool) -> dict[str, dict[str, str]]:
     }
 
 
-def reliance_block(responses: pd.DataFrame, confidence: float = 0.95) -> dict | None:
+@dataclass(frozen=True)
+class ModelledOutcome:
+    """A trial-level 0/1 outcome tested between conditions by the logistic mixed model."""
+
+    metric: str
+    outcome: str
+    among: Callable[[pd.DataFrame], pd.Series]
+    ai_wrong: bool
+    needs_initial: bool
+
+
+MODELLED: tuple[ModelledOutcome, ...] = (
+    ModelledOutcome("accuracy", "final_correct", _all, True, False),
+    ModelledOutcome("agreement", "final_agrees", _all, True, False),
+    # before the advice the AI's correctness cannot matter: a check of the randomization, not of the advice
+    ModelledOutcome("accuracy_before", "initial_correct", _all, False, True),
+    ModelledOutcome("switch_rate", "final_agrees", lambda t: t["initial_agrees"] == 0, True, True),
+    ModelledOutcome(
+        "rair", "final_agrees", lambda t: (t["initial_correct"] == 0) & (t["ai_correct"] == 1), False, True
+    ),
+    ModelledOutcome(
+        "rsr", "final_correct", lambda t: (t["initial_correct"] == 1) & (t["ai_correct"] == 0), False, True
+    ),
+)
+"""Agreement with ``ai_wrong``: its contrast where the AI was wrong is over-reliance, where it was right the
+use of correct advice; the switch rate likewise splits by AI correctness."""
+
+
+def model_frame(trials: pd.DataFrame, modelled: ModelledOutcome) -> pd.DataFrame:
+    """The long frame :func:`analysis.mixed.laplace.fit_logistic` reads: ``y, participant, case, condition,
+    ai_wrong`` (one row per trial the outcome is defined on)."""
+    among = trials[modelled.among(trials).fillna(False).astype(bool)]
+    among = among[among[modelled.outcome].notna()]
+    return pd.DataFrame(
+        {
+            "y": among[modelled.outcome].astype(float),
+            "participant": among["participant_id"].astype(str),
+            "case": among["case_id"].astype(str),
+            "condition": among["condition"].astype(str),
+            "ai_wrong": (1 - among["ai_correct"]).astype(int),
+        }
+    ).reset_index(drop=True)
+
+
+def reliance_models(trials: pd.DataFrame, conditions: tuple[str, ...], confidence: float) -> dict[str, dict]:
+    """Each :data:`MODELLED` outcome (those the data have) by the logistic mixed model with participants and
+    cases random (:func:`~analysis.mixed.laplace.fit_logistic`): its ``MixedFit`` record, or ``{"error":
+    why}`` when the data cannot support it (e.g. every answer in a cell the same)."""
+    from analysis.mixed.laplace import fit_logistic  # numerical engine: loaded only when models are fitted
+    from analysis.mixed.result import MixedModelError
+
+    models: dict[str, dict] = {}
+    for modelled in MODELLED:
+        if modelled.needs_initial and not judge_advisor(trials):
+            continue
+        frame = model_frame(trials, modelled)
+        try:
+            fit = fit_logistic(
+                frame, conditions=conditions, confidence=confidence, ai_wrong=modelled.ai_wrong
+            )
+        except MixedModelError as exc:
+            models[modelled.metric] = {"error": str(exc), "n_obs": len(frame)}
+            continue
+        models[modelled.metric] = fit.to_record()
+    return models
+
+
+def reliance_block(
+    responses: pd.DataFrame,
+    confidence: float = 0.95,
+    conditions: tuple[str, ...] | None = None,
+) -> dict | None:
     """The ``reliance`` block of results.json; None when the data have no diagnosis items.
 
     Keys: ``judge_advisor`` (first answers present), ``items`` (the diagnosis items), ``metrics`` (the
-    reported metrics' labels, definitions and sources), ``by_condition`` (:func:`condition_summary` records).
+    reported metrics' labels, definitions and sources), ``by_condition`` (:func:`condition_summary` records)
+    and ``models`` (:func:`reliance_models`, when ``conditions`` — the compared ones, baseline first — are
+    given; else empty).
     """
     trials = reliance_trials(responses)
     if trials.empty:
         return None
+    if conditions is not None:
+        trials = trials[trials["condition"].isin(conditions)]
     per_participant = participant_metrics(trials)
     return {
         "judge_advisor": judge_advisor(trials),
         "items": sorted(trials["item"].unique()),
         "metrics": definitions(judge_advisor(trials)),
         "by_condition": condition_summary(per_participant, confidence),
+        "models": {} if conditions is None else reliance_models(trials, conditions, confidence),
     }

@@ -173,3 +173,67 @@ def test_bots_with_known_advice_taking(protocol_file, make_engine, when_right, w
     if when_right == 1.0:
         assert (per.loc[per["metric"].isin(["rair", "rsr"]), "value"] == 1).all()
         assert (per.loc[per["metric"] == "under_reliance", "value"] == 0).all()
+
+
+def test_mixed_models_find_a_planted_over_reliance(protocol_file, tmp_path):
+    """Bots under the visual condition switch to a wrong AI far more often (0.7 vs 0.05): the logistic mixed
+    model's agreement and switch contrasts where the AI was wrong are positive and significant, where it was
+    right (same advice-taking in both arms) they are not; the report says so, model by model."""
+    from analysis.document_reliance import reliance_blocks
+    from analysis.load import from_export
+    from analysis.reliance import reliance_block
+    from db.session import Database
+    from study.engine import StudyEngine
+    from study.export import export_frames
+    from study.protocol import load_protocol
+    from study.registry import register
+    from study.simulate import AdviceTaking, Policy, simulate
+
+    path = protocol_file(trial={"advice": "after_initial"})
+    db = Database(f"sqlite:///{tmp_path}/bots.db")
+    register(db, load_protocol(path))
+    advice = {"baseline_text": AdviceTaking(0.5, 0.05), "skingen_visual": AdviceTaking(0.5, 0.7)}
+    simulate(
+        StudyEngine.open(db, str(path)), 30, seed=1, policy=Policy(condition_advice=advice), progress=False
+    )
+    data = from_export(export_frames(db))
+    block = reliance_block(data.responses, 0.95, data.conditions)
+    wrong = "skingen_visual - baseline_text | ai_wrong=1"
+    for metric in ("agreement", "switch_rate"):
+        fit = block["models"][metric]
+        assert (
+            fit["family"] == "binomial"
+            and fit["n_participants"] == data.responses["participant_id"].nunique()
+        )
+        assert fit["contrasts"][wrong]["estimate"] > 0 and fit["contrasts"][wrong]["p"] < 0.01, metric
+    assert (
+        "accuracy_before" in block["models"]
+        and "condition[skingen_visual]:ai_wrong" in block["models"]["agreement"]["terms"]
+    )
+    text = str(reliance_blocks({"reliance": block, "confidence": 0.95}))
+    assert "Agreement with the AI, skingen_visual − baseline_text where the AI was wrong: log-odds" in text
+
+
+def test_without_judge_advisor_trials_accuracy_and_agreement_are_still_modelled(protocol_file, tmp_path):
+    from analysis.load import from_export
+    from analysis.reliance import reliance_block
+    from db.session import Database
+    from study.engine import StudyEngine
+    from study.export import export_frames
+    from study.protocol import load_protocol
+    from study.registry import register
+
+    path = protocol_file()  # today's protocols: the advice comes with the case
+    db = Database(f"sqlite:///{tmp_path}/bots.db")
+    register(db, load_protocol(path))
+    from study.simulate import simulate
+
+    simulate(StudyEngine.open(db, str(path)), 12, seed=2, progress=False)
+    data = from_export(export_frames(db))
+    block = reliance_block(data.responses, 0.95, data.conditions)
+    assert not block["judge_advisor"] and set(block["models"]) == {"accuracy", "agreement"}
+    for fit in block["models"].values():
+        assert "error" in fit or set(fit["contrasts"]) == {
+            "skingen_visual - baseline_text | ai_wrong=0",
+            "skingen_visual - baseline_text | ai_wrong=1",
+        }
