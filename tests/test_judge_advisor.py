@@ -283,3 +283,21 @@ def test_the_app_shows_the_advice_only_after_the_first_answer_is_stored(app_stud
         p.advance()
     assert trials == 6
     assert "Thank you" in p.text()
+
+
+# --- the load generator (bench/loadgen.py): protocol-level participants against `skingen-study serve` --------
+def test_loadgen_participants_through_judge_advisor_trials(judge_advisor_file, tmp_path):
+    """Three protocol-level participants (one websocket each, as a browser) click through both halves of every
+    trial and enlarge an image on each case page: every answer is stored once, every click logged once."""
+    import asyncio
+
+    from bench import loadgen
+
+    protocol = judge_advisor_file()
+    with loadgen.app_server("tuned", protocol, tmp_path) as (base, db_url, _):
+        plans = lambda _: loadgen.Plan(enlarge=True)  # noqa: E731
+        outcomes = asyncio.run(loadgen.crowd(base, 3, (0.0, 0.05), seed=1, fetch_media=False, plans=plans))
+        stored, expected, problems = loadgen.verify(db_url, protocol, outcomes)
+    assert [e for o in outcomes for e in o.errors] == [] and problems == []
+    assert all(o.completed for o in outcomes) and stored == expected > 0
+    assert [o.enlarged for o in outcomes] == [12, 12, 12]  # 6 cases × two halves, each with an image

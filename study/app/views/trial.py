@@ -41,7 +41,6 @@ _INTRODUCTIONS: dict[ReferenceKind, tuple[str, str]] = {
 
 
 _ENLARGED_KEY = "skingen.enlarged"
-ENLARGE = "Enlarge"
 
 
 def _enlarge(visit: context.Visit, image_kind: str, image: int) -> None:
@@ -69,7 +68,7 @@ def _image(visit: context.Visit, path: Path, caption: str | None, image_kind: st
     assert visit.position is not None
     images.show(path, caption=caption)
     key = f"enlarge:{visit.position.step.key}:{image_kind}:{image}"
-    st.button(ENLARGE, key=key, on_click=_enlarge, args=(visit, image_kind, image), type="tertiary")
+    st.button(images.ENLARGE, key=key, on_click=_enlarge, args=(visit, image_kind, image), type="tertiary")
     if st.session_state.get(_ENLARGED_KEY) == (visit.position.step.key, image_kind, image):
         del st.session_state[_ENLARGED_KEY]
         _enlarged(path, caption)
