@@ -42,6 +42,12 @@ def test_manipulation_checks_are_validated(protocol_file):
         load_protocol(protocol_file(questionnaires__entry=[SEEN_IMAGES]))
     with pytest.raises(ProtocolError, match="within design's post questions have no condition"):
         load_protocol(protocol_file("within", questionnaires__post=[SEEN_IMAGES]))
+    from study.prereg import document
+
+    prereg = document(
+        load_protocol(protocol_file(questionnaires__post_block=_post_block(SEEN_IMAGES))).protocol
+    )
+    assert "Manipulation check `saw_images`" in prereg and "skingen_visual: Yes" in prereg
 
 
 @pytest.mark.parametrize("notice", [1.0, 0.0])

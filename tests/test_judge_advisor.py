@@ -301,3 +301,15 @@ def test_loadgen_participants_through_judge_advisor_trials(judge_advisor_file, t
     assert [e for o in outcomes for e in o.errors] == [] and problems == []
     assert all(o.completed for o in outcomes) and stored == expected > 0
     assert [o.enlarged for o in outcomes] == [12, 12, 12]  # 6 cases × two halves, each with an image
+
+
+def test_preregistration_and_botpower_follow(judge_advisor_file, protocol_file):
+    from study.botpower import construct_items
+    from study.prereg import document
+
+    judge_advisor, plain = load_protocol(judge_advisor_file()), load_protocol(protocol_file())
+    text = document(judge_advisor.protocol)
+    assert "Trials (judge–advisor)" in text and "Schemmer et al. (2023)" in text
+    assert "judge–advisor" not in document(plain.protocol)  # today's protocols keep their document
+    # the first half asks no Likert item: bots' power populations count the same items per condition
+    assert construct_items(judge_advisor, "trust") == construct_items(plain, "trust")
