@@ -78,7 +78,8 @@ class ResumeRefused(EngineError):
 
 
 class TurnRefused(EngineError):
-    """A turn with the live model that may not be taken; ``code``: not_interactive, limit_reached, not_current."""
+    """A turn with the live model that may not be taken; ``code``: not_interactive, limit_reached, not_current,
+    before_advice (the first half of a judge–advisor trial)."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -556,8 +557,9 @@ class StudyEngine:
     def ask(self, token: str, step_key: str, kind: str, question: str, job_id: int | None) -> int:
         """Store a question (or a request for references) on the current interactive trial; its turn number.
 
-        Refused (:class:`TurnRefused`) off the current step, outside interactive conditions, and past the
-        protocol's ``follow_up_questions``. The audit log records that a turn happened, never its text.
+        Refused (:class:`TurnRefused`) off the current step, outside interactive conditions, before the
+        advice of a judge–advisor trial, and past the protocol's ``follow_up_questions``. The audit log
+        records that a turn happened, never its text.
         """
         if kind not in ("question", "references"):
             raise ValueError(f"kind: expected question or references, got {kind!r}")
@@ -567,6 +569,8 @@ class StudyEngine:
             step = self.participant_path(participant).current(participant.step_index)
             if step.key != step_key or step.kind != "trial":
                 raise TurnRefused("not_current", f"step {step_key!r} is not this participant's current trial")
+            if not step.advice:  # the model's answers are advice: not before the first answer is stored
+                raise TurnRefused("before_advice", f"step {step_key!r} asks for the answer before the advice")
             condition = self.protocol.condition(step.condition or "")
             if not condition.interactive:
                 raise TurnRefused("not_interactive", f"condition {condition.id!r} is not interactive")

@@ -313,3 +313,17 @@ def test_preregistration_and_botpower_follow(judge_advisor_file, protocol_file):
     assert "judge–advisor" not in document(plain.protocol)  # today's protocols keep their document
     # the first half asks no Likert item: bots' power populations count the same items per condition
     assert construct_items(judge_advisor, "trust") == construct_items(plain, "trust")
+
+
+def test_the_live_model_is_advice_too(judge_advisor_file, make_engine):
+    """Interactive conditions: no turn with the live model before the first answer is stored."""
+    from study.engine import TurnRefused
+
+    engine = make_engine(judge_advisor_file(conditions__0__interactive=True, conditions__1__interactive=True))
+    token, position = _to_first_trial(engine)
+    first = position.step
+    with pytest.raises(TurnRefused) as refused:
+        engine.ask(token, first.key, "question", "What is it?", None)
+    assert refused.value.code == "before_advice"
+    second = engine.submit(token, first.key, answers_for(first)).step
+    assert engine.ask(token, second.key, "question", "What is it?", None) == 1
