@@ -58,7 +58,7 @@ AI_GROUPS = ("all", "correct", "wrong")
 
 
 @dataclass(frozen=True)
-class Metric:
+class RelianceMetric:
     """A reliance metric: the mean of ``outcome`` over the trials ``among`` selects (NaN when none)."""
 
     name: str
@@ -75,8 +75,8 @@ def _all(t: pd.DataFrame) -> pd.Series:
 
 
 SCHEMMER = "Schemmer et al. (2023), IUI '23"
-METRICS: tuple[Metric, ...] = (
-    Metric(
+METRICS: tuple[RelianceMetric, ...] = (
+    RelianceMetric(
         "accuracy_before",
         "Accuracy before the advice",
         "share of first answers equal to the ground truth",
@@ -85,7 +85,7 @@ METRICS: tuple[Metric, ...] = (
         _all,
         True,
     ),
-    Metric(
+    RelianceMetric(
         "accuracy",
         "Accuracy",
         "share of (final) answers equal to the ground truth",
@@ -94,7 +94,7 @@ METRICS: tuple[Metric, ...] = (
         _all,
         False,
     ),
-    Metric(
+    RelianceMetric(
         "agreement_before",
         "Agreement with the AI before its advice",
         "share of first answers equal to the AI's diagnosis",
@@ -103,7 +103,7 @@ METRICS: tuple[Metric, ...] = (
         _all,
         True,
     ),
-    Metric(
+    RelianceMetric(
         "agreement",
         "Agreement with the AI",
         "share of (final) answers equal to the AI's diagnosis",
@@ -112,7 +112,7 @@ METRICS: tuple[Metric, ...] = (
         _all,
         False,
     ),
-    Metric(
+    RelianceMetric(
         "switch_rate",
         "Switch rate",
         "among trials whose first answer differed from the AI's, the share whose final answer is the AI's",
@@ -121,7 +121,7 @@ METRICS: tuple[Metric, ...] = (
         lambda t: t["initial_agrees"] == 0,
         True,
     ),
-    Metric(
+    RelianceMetric(
         "over_reliance",
         "Over-reliance",
         "among trials where the AI was wrong, the share whose final answer is the AI's",
@@ -130,7 +130,7 @@ METRICS: tuple[Metric, ...] = (
         lambda t: t["ai_correct"] == 0,
         False,
     ),
-    Metric(
+    RelianceMetric(
         "under_reliance",
         "Under-reliance",
         "among trials where the AI was right, the share whose final answer is not the AI's",
@@ -139,7 +139,7 @@ METRICS: tuple[Metric, ...] = (
         lambda t: t["ai_correct"] == 1,
         False,
     ),
-    Metric(
+    RelianceMetric(
         "rair",
         "Relative AI reliance (RAIR)",
         "among trials with a wrong first answer and a right AI, the share whose final answer is the AI's",
@@ -148,7 +148,7 @@ METRICS: tuple[Metric, ...] = (
         lambda t: (t["initial_correct"] == 0) & (t["ai_correct"] == 1),
         True,
     ),
-    Metric(
+    RelianceMetric(
         "rsr",
         "Relative self-reliance (RSR)",
         "among trials with a right first answer and a wrong AI, the share whose final answer is still right",
@@ -157,7 +157,7 @@ METRICS: tuple[Metric, ...] = (
         lambda t: (t["initial_correct"] == 1) & (t["ai_correct"] == 0),
         True,
     ),
-    Metric(
+    RelianceMetric(
         "confidence_change",
         "Confidence change",
         "final minus first confidence rating (scale points)",
