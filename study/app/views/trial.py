@@ -44,7 +44,7 @@ _ENLARGED_KEY = "skingen.enlarged"
 
 
 def _enlarge(visit: context.Visit, image_kind: str, image: int) -> None:
-    """ "Enlarge" callback: record the click (one server-side event per click, the engagement measure), then
+    """The "Enlarge" button's callback: record the click (one server-side event per click, the engagement measure), then
     open the image in a dialog in the run that follows."""
     assert visit.engine is not None and visit.position is not None
     step_key = visit.position.step.key
@@ -110,7 +110,11 @@ def references(visit: context.Visit, bundle: Bundle, case: Case, kind: Reference
 def _initial_answers(visit: context.Visit, initial_step: str) -> None:
     """The second half of a judge–advisor trial: the answer given before the advice, as stored."""
     assert visit.engine is not None
-    stored = visit.engine.answers(visit.token, initial_step)
+    try:
+        stored = visit.engine.answers(visit.token, initial_step)
+    except Exception:  # the database is away (the page is drawn from memory): the form still works
+        LOG.exception("could not read the first answers of step %s", initial_step)
+        return
     names = {c.id: c.display_name for c in visit.engine.loaded.bundle.manifest.conditions}
     for item in visit.engine.protocol.initial_items:
         if item.id not in stored:
