@@ -68,7 +68,14 @@ def _image(visit: context.Visit, path: Path, caption: str | None, image_kind: st
     assert visit.position is not None
     images.show(path, caption=caption)
     key = f"enlarge:{visit.position.step.key}:{image_kind}:{image}"
-    st.button(images.ENLARGE, key=key, on_click=_enlarge, args=(visit, image_kind, image), type="tertiary")
+    st.button(
+        images.ENLARGE,
+        key=key,
+        on_click=_enlarge,
+        args=(visit, image_kind, image),
+        type="tertiary",
+        icon=":material/zoom_in:",
+    )
     if st.session_state.get(_ENLARGED_KEY) == (visit.position.step.key, image_kind, image):
         del st.session_state[_ENLARGED_KEY]
         _enlarged(path, caption)
