@@ -263,6 +263,8 @@ def test_data_that_cannot_support_the_model_are_named():
         fit_ordinal(frame, conditions=["baseline", "other"])
     with pytest.raises(MixedModelError, match="every answer is 3"):
         fit_ordinal(frame.assign(y=3), conditions=TWO)
+    with pytest.raises(MixedModelError, match="'y' is not a number in row 0: 'agree'"):
+        fit_ordinal(frame.assign(y=["agree", *frame["y"][1:]]), conditions=TWO)
     with pytest.raises(MixedModelError, match="lacks column"):
         fit_logistic(frame.drop(columns="ai_wrong").assign(y=1), conditions=TWO)
 

@@ -1,8 +1,10 @@
 """The ordinal and the logistic mixed model, with participants and cases crossed, fitted by Laplace.
 
-Twins of R's ``ordinal::clmm`` and ``lme4::glmer`` (nAGQ = 1), whose formulas — :data:`ORDINAL_FORMULA`,
-:func:`logistic_formula` — the R backend runs verbatim on the same frame. Both report Wald z tests: that is
-what clmm and glmer print, and no small-sample df is established for these likelihoods; ``df_method`` says so.
+Twins of R's ``ordinal::clmm`` and ``lme4::glmer`` (nAGQ = 1), whose formulas — :func:`ordinal_formula`,
+:func:`logistic_formula` with :func:`random_terms` of the frame — the R backend runs verbatim on the same
+frame (with participant, case and condition as factors, so that ``case:condition`` is their interaction).
+Both report Wald z tests: that is what clmm and glmer print, and no small-sample df is established for these
+likelihoods; ``df_method`` says so.
 
 Why (1 | case:condition) in both: a case may move answers differently under each condition (one photo's
 reference images help, another's mislead). Left out, that variation is attributed to the condition effect and
@@ -36,15 +38,20 @@ def _formula(fixed: str, random_terms: tuple[str, ...]) -> str:
     return f"y ~ {fixed} + " + " + ".join(f"(1 | {term})" for term in random_terms)
 
 
-ORDINAL_FORMULA = _formula("condition", RANDOM_TERMS)
+def ordinal_formula(random_terms: tuple[str, ...] = RANDOM_TERMS) -> str:
+    """The ordinal model's formula (lme4/ordinal syntax; R needs case and condition as factors)."""
+    return _formula("condition", random_terms)
 
 
-def logistic_formula(ai_wrong: bool) -> str:
+def logistic_formula(ai_wrong: bool, random_terms: tuple[str, ...] = RANDOM_TERMS) -> str:
     """The fixed part with or without the AI-wrong interaction; random part as the ordinal model's."""
-    return _formula("condition * ai_wrong" if ai_wrong else "condition", RANDOM_TERMS)
+    return _formula("condition * ai_wrong" if ai_wrong else "condition", random_terms)
 
 
-def _random_terms(frame: pd.DataFrame) -> tuple[str, ...]:
+ORDINAL_FORMULA = ordinal_formula()
+
+
+def random_terms(frame: pd.DataFrame) -> tuple[str, ...]:
     """All three terms, unless each case is shown under one condition only: then case:condition has exactly
     the case's levels, the two SDs are not separately identified, and the case term alone is fitted."""
     nested = frame.groupby("case")["condition"].nunique().max() == 1
@@ -68,10 +75,10 @@ def fit_ordinal(
     cond = _condition_codes(frame, conditions)
     design = np.eye(len(conditions))[cond][:, 1:]
     names = [f"condition[{c}]" for c in conditions[1:]]
-    terms = _random_terms(frame)
+    terms = random_terms(frame)
     fit, data = _fit(CumulativeLogit(len(levels)), frame, y, design, cond, terms)
     contrasts = _pairwise(conditions, lambda c: _indicator(names, c), "")
-    formula = _formula("condition", terms)
+    formula = ordinal_formula(terms)
     return _assemble(fit, frame, conditions, names, contrasts, "cumulative_logit", formula, confidence, data)
 
 
@@ -108,7 +115,7 @@ def fit_logistic(
         design = np.column_stack([np.ones(len(frame)), one_hot])
         names = ["(Intercept)", *names]
     _check_separation(frame, y, wrong, cells, ai_wrong)
-    terms = _random_terms(frame)
+    terms = random_terms(frame)
     fit, data = _fit(BernoulliLogit(), frame, y.astype(int), design, cond, terms, wrong)
     if ai_wrong:
         contrasts = {}
@@ -120,7 +127,7 @@ def fit_logistic(
             )
     else:
         contrasts = _pairwise(conditions, lambda c: _indicator(names, c), "")
-    formula = _formula("condition * ai_wrong" if ai_wrong else "condition", terms)
+    formula = logistic_formula(ai_wrong, terms)
     return _assemble(fit, frame, conditions, names, contrasts, "binomial", formula, confidence, data)
 
 
@@ -145,6 +152,15 @@ def _check_frame(
     for column in columns:
         if frame[column].isna().any():
             raise MixedModelError(f"column {column!r} is empty in row {int(frame[column].isna().idxmax())}")
+    for column in ("y", "ai_wrong"):
+        if column in frame.columns:
+            numeric = pd.to_numeric(frame[column], errors="coerce")
+            if numeric.isna().any():
+                row = int(numeric.isna().idxmax())
+                raise MixedModelError(
+                    f"column {column!r} is not a number in row {row}: {frame.at[row, column]!r}"
+                )
+            frame[column] = numeric
     frame["condition"] = frame["condition"].astype(str)
     unknown = sorted(set(frame["condition"]) - set(conditions))
     if unknown:

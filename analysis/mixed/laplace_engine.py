@@ -208,7 +208,8 @@ class LaplaceObjective:
                 break
         if np.all(np.isfinite(u)):
             self.u = u
-        rows = self._rows(eta0, sigma, extra, u, full=full)
+        if full:
+            rows = self._rows(eta0, sigma, extra, u, full=True)
         return u, self.re.factorise(rows.curvature, sigma), rows
 
     def __call__(self, params: np.ndarray) -> float:
