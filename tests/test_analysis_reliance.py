@@ -176,7 +176,7 @@ def test_bots_with_known_advice_taking(protocol_file, make_engine, when_right, w
 
 
 def test_mixed_models_find_a_planted_over_reliance(protocol_file, tmp_path):
-    """Bots under the visual condition switch to a wrong AI far more often (0.7 vs 0.05): the logistic mixed
+    """Bots under the visual condition switch to a wrong AI far more often (0.8 vs 0.2): the logistic mixed
     model's agreement and switch contrasts where the AI was wrong are positive and significant, where it was
     right (same advice-taking in both arms) they are not; the report says so, model by model."""
     from analysis.document_reliance import reliance_blocks
@@ -192,7 +192,8 @@ def test_mixed_models_find_a_planted_over_reliance(protocol_file, tmp_path):
     path = protocol_file(trial={"advice": "after_initial"})
     db = Database(f"sqlite:///{tmp_path}/bots.db")
     register(db, load_protocol(path))
-    advice = {"baseline_text": AdviceTaking(0.5, 0.05), "skingen_visual": AdviceTaking(0.5, 0.7)}
+    # (not 0 or 1: a condition × AI-correctness cell of only 0s or 1s separates, and the model refuses it)
+    advice = {"baseline_text": AdviceTaking(0.5, 0.2), "skingen_visual": AdviceTaking(0.5, 0.8)}
     simulate(
         StudyEngine.open(db, str(path)), 30, seed=1, policy=Policy(condition_advice=advice), progress=False
     )
@@ -201,10 +202,8 @@ def test_mixed_models_find_a_planted_over_reliance(protocol_file, tmp_path):
     wrong = "skingen_visual - baseline_text | ai_wrong=1"
     for metric in ("agreement", "switch_rate"):
         fit = block["models"][metric]
-        assert (
-            fit["family"] == "binomial"
-            and fit["n_participants"] == data.responses["participant_id"].nunique()
-        )
+        assert "error" not in fit, fit.get("error")
+        assert fit["family"] == "binomial" and fit["n_participants"] >= 25  # those with such trials
         assert fit["contrasts"][wrong]["estimate"] > 0 and fit["contrasts"][wrong]["p"] < 0.01, metric
     assert (
         "accuracy_before" in block["models"]
