@@ -16,7 +16,7 @@ Block = tuple[str, object]
 
 # Metrics whose trials already fix the AI's correctness: reported once, over the trials they are defined on.
 _ONE_GROUP = {"over_reliance", "under_reliance", "rair", "rsr"}
-_AI = {"all": "all", "correct": "AI correct", "wrong": "AI wrong"}
+_AI = {"all": "all", "correct": "AI right", "wrong": "AI wrong"}
 
 
 def reliance_table(block: dict, confidence: float) -> pd.DataFrame:
@@ -30,16 +30,21 @@ def reliance_table(block: dict, confidence: float) -> pd.DataFrame:
         [
             {
                 "Measure": block["metrics"][r["metric"]]["label"],
-                "Trials": _AI[r["ai"]],
+                "Cases": _AI[r["ai"]],
                 "Condition": r["condition"],
                 "Participants": r["n_participants"],
-                "Trials (n)": r["n_trials"],
+                "Trials": r["n_trials"],
                 "M": num(r["mean"]),
                 ci_label(confidence): interval(r["ci"]),
             }
             for r in records
         ]
     )
+
+
+def _escape(text: str) -> str:
+    """Markup-safe text for the Markdown and HTML renderers (apostrophes stay as they are)."""
+    return html.escape(text, quote=False)
 
 
 def _contrast_name(name: str) -> str:
@@ -55,13 +60,13 @@ def model_sentences(block: dict, confidence: float) -> list[str]:
     could not be fitted."""
     sentences = []
     for metric, fit in block.get("models", {}).items():
-        label = html.escape(block["metrics"][metric]["label"])
+        label = _escape(block["metrics"][metric]["label"])
         if "error" in fit:
-            sentences.append(f"{label}: not modelled ({html.escape(fit['error'])}).")
+            sentences.append(f"{label}: not modelled ({_escape(fit['error'])}).")
             continue
         for name, term in fit["contrasts"].items():
             sentences.append(
-                f"{label}, {html.escape(_contrast_name(name))}: log-odds difference {num(term['estimate'])}, "
+                f"{label}, {_escape(_contrast_name(name))}: log-odds difference {num(term['estimate'])}, "
                 f"{ci_label(confidence)} {interval(term['ci'])}, z = {num(term['statistic'])}, "
                 f"{pval(term['p'])}"
                 + (" (singular fit)" if fit["singular"] else "")
@@ -90,8 +95,8 @@ def reliance_blocks(results: dict) -> list[Block]:
         )
     definitions = []
     for metric in block["metrics"].values():
-        source = f" ({html.escape(metric['source'])})" if metric["source"] else ""
-        definitions.append(f"{html.escape(metric['label'])}: {html.escape(metric['definition'])}{source}.")
+        source = f" — {_escape(metric['source'])}" if metric["source"] else ""
+        definitions.append(f"{_escape(metric['label'])}: {_escape(metric['definition'])}{source}.")
     return [
         ("h2", "Reliance on the AI's advice"),
         ("p", design + " Each measure is computed per participant and condition, then averaged over participants "
@@ -107,7 +112,7 @@ def _model_blocks(block: dict, confidence: float) -> list[Block]:
     if not sentences:
         return []
     fitted = next((fit for fit in block["models"].values() if "formula" in fit), None)
-    formula = f" ({html.escape(fitted['formula'])}, {html.escape(fitted['backend'])})" if fitted else ""
+    formula = f" ({_escape(fitted['formula'])}, {_escape(fitted['backend'])})" if fitted else ""
     return [
         ("p", "Each trial-level outcome is compared between conditions by a logistic mixed model with "
          f"participants and cases as crossed random effects{formula}; answers where the AI was right and wrong "
@@ -165,7 +170,7 @@ def engagement_blocks(results: dict) -> list[Block]:
             for arm, r in arms.items()
         ]
         blocks += [
-            ("p", f"Manipulation check {html.escape(item)}: answers as the protocol expects under each arm."),
+            ("p", f"Manipulation check {_escape(item)}: answers as the protocol expects under each arm."),
             ("table", pd.DataFrame(rows)),
         ]
     return blocks

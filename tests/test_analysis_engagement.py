@@ -131,3 +131,9 @@ def test_judge_advisor_study_report_blocks(protocol_file, make_engine):
     assert {r["condition"] for r in block["by_condition"]} == {"baseline_text", "skingen_visual"}
     # the derived initial constructs are not tested as constructs
     assert not {"initial_diagnostic_accuracy", "initial_agreement_with_ai"} & set(results["constructs"])
+    from analysis.document import document
+    from analysis.render import render_markdown
+
+    report = render_markdown(document(results))
+    assert "## Reliance on the AI's advice" in report and "Relative AI reliance (RAIR)" in report
+    assert "## Engagement and manipulation checks" in report and "Time per case" in report
