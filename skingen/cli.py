@@ -615,9 +615,9 @@ def run_generate(args: argparse.Namespace) -> int:
         labels = ImageLabels(skin_tone=args.skin_tone)
     else:
         taxonomy = _taxonomy(args)
-        condition = taxonomy.match(args.diagnosis)
+        condition = taxonomy.resolve(args.diagnosis, "--diagnosis")
         if condition == UNKNOWN:
-            raise SkinGenError(f"--diagnosis {args.diagnosis!r} names no condition of the taxonomy")
+            raise SkinGenError("--diagnosis: 'unknown' has no prompt; name a condition of the taxonomy")
         built = PromptBuilder.load(taxonomy, args.templates).build(
             condition,
             skin_tone=args.skin_tone,

@@ -17,6 +17,7 @@ from PIL import Image
 
 from skingen.diagnosis.base import ChatDiagnoser
 from skingen.diagnosis.openai_chat import ChatEndpointError
+from skingen.diagnosis.reading import read_diagnosis
 from skingen.errors import SkinGenError
 from skingen.generation import DEFAULT_GUIDANCE, DEFAULT_SIZE, DEFAULT_STEPS, ReferenceGenerator, Request
 from skingen.interactive import CHAT, DIAGNOSE, REFERENCES, decode_png, encode_png
@@ -100,11 +101,12 @@ class ModelServer:
         history = [(question, answer) for question, answer in job.payload["history"]]
         started = time.monotonic()
         answer = self.diagnoser.ask(photo, job.payload["question"], history)
-        condition = self.taxonomy.match(answer)
+        reading = read_diagnosis(answer, self.taxonomy)
         return {
             "answer": answer,
-            "condition": condition,
-            "display_name": self.taxonomy.display_name(condition),
+            "condition": reading.condition,
+            "display_name": self.taxonomy.display_name(reading.condition),
+            "evidence": [mention.to_dict() for mention in reading.mentions],
             "model_id": self.diagnoser.model_id,
             "latency_ms": _since(started),
         }
