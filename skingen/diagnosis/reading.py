@@ -67,7 +67,8 @@ _CUES: dict[str, tuple[Status | None, Status | None]] = {
          "don't", "didn't", "cannot be", "can't be", "no sign of", "no signs of", "no evidence of",
          "no features of", "no suggestion of", "no indication of", "absence of", "negative for", "free of",
          "rules out", "excluding", "unlike", "as opposed to", "inconsistent with", "argues against",
-         "against", "don't think", "do not think", "instead of", "exclude", "we can exclude"],
+         "against", "don't think", "do not think", "instead of", "exclude", "we can exclude", "none", "none of",
+         "nothing suggests"],
         (N, None),
     ),
     **dict.fromkeys(
@@ -76,7 +77,7 @@ _CUES: dict[str, tuple[Status | None, Status | None]] = {
          "very unlikely", "much less likely"],
         (N, N),
     ),
-    "rather than": (N, L),
+    "rather than": (N, L),  # comparisons act both ways even with names on both sides (_TWO_SIDED)
     # considered: still in the differential, not the pick
     **dict.fromkeys(
         ["cannot rule out", "can't rule out", "can not rule out", "could not rule out", "couldn't rule out",
@@ -85,7 +86,7 @@ _CUES: dict[str, tuple[Status | None, Status | None]] = {
          "differential", "differential diagnosis", "differential diagnoses", "differentials",
          "differential includes", "differential diagnosis includes", "ddx", "consider", "also consider",
          "considered", "could be", "could also be", "may be", "might be", "may also be", "alternatively",
-         "alternative", "other possibilities", "other possibilities include", "or possibly", "versus", "vs",
+         "alternative", "other possibilities", "other possibilities include", "or possibly",
          "suspicious for", "concerning for", "worrisome for", "also possible", "less probable", "less likely",
          "is less likely", "cannot be ruled out", "can't be ruled out", "could not be ruled out",
          "cannot be excluded", "can't be excluded", "not excluded", "not ruled out", "should be ruled out",
@@ -111,7 +112,8 @@ _CUES: dict[str, tuple[Status | None, Status | None]] = {
          "overall impression", "no doubt", "without doubt", "without a doubt", "definitely", "favor",
          "favour", "favored", "favoured", "i favor", "i favour", "the diagnosis is", "diagnosis is",
          "is the most likely", "is most likely", "is favored", "is favoured", "is the diagnosis",
-         "most in keeping with"],
+         "most in keeping with", "more typical of", "more consistent with", "more suggestive of",
+         "more in keeping with"],
         (M, M),
     ),
 }  # fmt: skip
@@ -125,6 +127,7 @@ _LABELS: tuple[tuple[tuple[str, ...], Status], ...] = (
       "recommendation", "recommendations", "next steps", "note", "notes", "why", "morphology", "advice"), A),
     (("diagnosis", "impression", "assessment", "conclusion", "most likely", "answer", "summary"), M),
 )  # fmt: skip
+_TWO_SIDED = frozenset({"rather than", "less likely than", "more likely than"})
 _CONTRAST = frozenset({"but", "however", "although", "though", "whereas", "nevertheless", "nonetheless"})
 _NEGATION_REACH = 2  # "not" reaches a cue up to 2 words later: "does not look like", "not typical of"
 _FUZZY_CUTOFF = 0.88  # "psoriasys" → psoriasis (0.89); "dermatosis" ↛ dermatitis (0.80)
@@ -204,7 +207,7 @@ def _tokens(text: str) -> list[_Token]:
     found = []
     for match in _TOKEN.finditer(text):
         kind = match.lastgroup or "word"
-        word = match.group().lower().replace("’", "'")
+        word = match.group().lower().replace("’", "'").rstrip(".").replace(".", "")  # vs. e.g. i.e.
         found.append(_Token("\n" if word == "\n" else word, kind, match.start(), match.end()))
     return found
 
@@ -256,7 +259,7 @@ def read_diagnosis(text: str, taxonomy: Taxonomy) -> Reading:
             name=f.name,
             condition=f.condition,
             exact=f.exact,
-            **_status(f, cues, labels, clause),
+            **_status(f, cues, labels, clause, {g.first for g in found}),
         )
         for f in found
     )
@@ -389,9 +392,10 @@ def _status(
     cues: dict[int, tuple[str, int, Status | None, Status | None]],
     labels: list[tuple[str, Status] | None],
     clause: list[int],
+    names: set[int],
 ) -> dict[str, object]:
-    """The status of one name: a negation from either side wins, then the cue before it, then the cue after it,
-    then the line label; no cue → named."""
+    """The status of one name (``names``: where every name starts): a negation from either side wins, then the
+    cue before it, then the cue after it, then the line label; no cue → named."""
     before = [s for s in cues if s < found.first and clause[s] == clause[found.first]]
     after = [s for s in cues if s >= found.stop and clause[s] == clause[found.first]]
     forward = backward = None
@@ -400,8 +404,11 @@ def _status(
         if effect is not None:
             forward = (phrase, effect)
     if after:
-        phrase, _, _, effect = cues[after[0]]
-        if effect is not None:
+        phrase, end, _, effect = cues[after[0]]
+        # "psoriasis is unlikely" but not "non-melanoma skin cancer, probably a BCC": a cue that has a name
+        # after it in its clause acts forward only, unless it compares two ("A rather than B").
+        named_after = any(clause[s] == clause[end - 1] for s in names if s >= end)
+        if effect is not None and (phrase in _TWO_SIDED or not named_after):
             backward = (phrase, effect)
     decided = [d for d in (forward, backward) if d is not None]
     negation = next((d for d in decided if d[1] is N), None)
