@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from PIL import Image
 
-from skingen.diagnosis.base import ChatDiagnoser
+from skingen.diagnosis.base import ChatDiagnoser, Diagnoser
 from skingen.diagnosis.openai_chat import ChatEndpointError
 from skingen.diagnosis.reading import read_diagnosis
 from skingen.errors import SkinGenError
@@ -57,7 +57,7 @@ class ModelServer:
         self,
         taxonomy: Taxonomy,
         *,
-        diagnoser: ChatDiagnoser | None = None,
+        diagnoser: Diagnoser | None = None,
         generator: ReferenceGenerator | None = None,
         inpainter: ReferenceGenerator | None = None,
         masker: Masker | None = None,
@@ -80,6 +80,7 @@ class ModelServer:
         handlers: dict[str, Handler] = {}
         if self.diagnoser is not None:
             handlers[DIAGNOSE] = _each(self.diagnose)
+        if isinstance(self.diagnoser, ChatDiagnoser):  # a VLM answers follow-up questions; CLIP cannot
             handlers[CHAT] = _each(self.chat)
         if self.generator is not None or self.inpainter is not None:
             handlers[REFERENCES] = self.references
@@ -96,7 +97,7 @@ class ModelServer:
         return {**diagnosis.to_dict(), "names": names, "latency_ms": _since(started)}
 
     def chat(self, job: JobView) -> Outcome:
-        assert self.diagnoser is not None
+        assert isinstance(self.diagnoser, ChatDiagnoser)
         photo = decode_png(job.inputs["photo"])
         history = [(question, answer) for question, answer in job.payload["history"]]
         started = time.monotonic()

@@ -183,6 +183,6 @@ def test_worker_command_names_what_is_missing(queue: JobQueue, capsys: pytest.Ca
     from skingen.cli import main
 
     assert main(["worker", "--db", queue.db.url]) == 1
-    assert "give a VLM (--vlm or --chat-endpoint)" in capsys.readouterr().err
+    assert "give a diagnoser (--vlm, --chat-endpoint, --clip, --classifier)" in capsys.readouterr().err
     assert main(["worker", "--db", queue.db.url, "--inpaint-sd", "x"]) == 1
     assert "--inpaint-sd needs --detector and --segmenter" in capsys.readouterr().err

@@ -287,7 +287,9 @@ def test_cli_generate_rejects_unknown_diagnosis_before_loading(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     rc = main(["generate", "--sd", "x/y", "--diagnosis", "space measles", "--out", str(tmp_path / "o")])
-    assert rc == 1 and "--diagnosis: condition 'space measles' is not in the taxonomy" in capsys.readouterr().err
+    assert (
+        rc == 1 and "--diagnosis: condition 'space measles' is not in the taxonomy" in capsys.readouterr().err
+    )
 
 
 def test_cli_unreadable_image_exits_nonzero(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from PIL import Image
 
@@ -76,6 +76,7 @@ class Diagnosis:
         )
 
 
+@runtime_checkable
 class Diagnoser(Protocol):
     """Anything that diagnoses a skin photo; ``case_id`` lets fixed (manifest) backends look cases up."""
 
@@ -88,6 +89,7 @@ class Diagnoser(Protocol):
 Turn = tuple[str, str]
 
 
+@runtime_checkable
 class ChatDiagnoser(Diagnoser, Protocol):
     """A diagnoser that also answers follow-up questions about the photo (a VLM, local or behind an endpoint)."""
 
