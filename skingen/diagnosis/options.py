@@ -148,7 +148,9 @@ def diagnoser_spec(args: argparse.Namespace) -> DiagnoserSpec | None:
         return None
     backend, source = given[0]
     if backend.kind == "chat":
-        return DiagnoserSpec.parse(f"chat:{args.chat_model or DEFAULT_CHAT_MODEL}@{source}", backend.flag)
+        if not source.startswith(("http://", "https://")):
+            raise SkinGenError(f"{backend.flag} {source!r}: expected an http:// or https:// URL")
+        return DiagnoserSpec("chat", source, backend.flag, args.chat_model or DEFAULT_CHAT_MODEL)
     return DiagnoserSpec(backend.kind, source, backend.flag)
 
 
