@@ -57,6 +57,7 @@ _STRENGTH = {
     Status.ASIDE: 1,
 }
 
+# Shorthands for the cue and label tables.
 M, L, C, A, N = Status.MOST_LIKELY, Status.LIKELY, Status.CONSIDERED, Status.ASIDE, Status.NEGATED
 # Cue phrase → (effect on the names after it, effect on the names before it). Words as the tokenizer writes
 # them (lower case, apostrophes kept); the longest phrase at a position wins.
@@ -177,12 +178,7 @@ class Reading:
     condition: str
     ranked: tuple[str, ...]
     mentions: tuple[Mention, ...]
-
-    @property
-    def pick(self) -> Mention | None:
-        """The mention the pick came from (None when the text names no condition it does not rule out)."""
-        kept = [m for m in self.mentions if m.status is not N]
-        return max(kept, key=lambda m: (_STRENGTH[m.status], -m.start), default=None)
+    pick: Mention | None  # the mention the pick came from (None: nothing named that is not ruled out)
 
     def explain(self) -> str:
         """One line per mention and the verdict, for debugging a mapping."""
@@ -207,8 +203,10 @@ def _tokens(text: str) -> list[_Token]:
     found = []
     for match in _TOKEN.finditer(text):
         kind = match.lastgroup or "word"
-        word = match.group().lower().replace("’", "'").rstrip(".").replace(".", "")  # vs. e.g. i.e.
-        found.append(_Token("\n" if word == "\n" else word, kind, match.start(), match.end()))
+        word = match.group().lower().replace("’", "'")
+        if kind == "word":
+            word = word.replace(".", "")  # vs. e.g. i.e. are words, not clause ends
+        found.append(_Token(word, kind, match.start(), match.end()))
     return found
 
 
@@ -422,19 +420,14 @@ def _status(
 
 
 def _rank(mentions: tuple[Mention, ...]) -> Reading:
-    best: dict[str | None, Mention] = {}
-    order: list[Mention] = sorted(
-        (m for m in mentions if m.status is not N), key=lambda m: (-_STRENGTH[m.status], m.start)
+    """The pick (the strongest mention, the earliest on a tie) and the ranking: the pick (``unknown`` when it is
+    outside the taxonomy), then the other taxonomy conditions by strength and position."""
+    order = sorted((m for m in mentions if m.status is not N), key=lambda m: (-_STRENGTH[m.status], m.start))
+    outside = [UNKNOWN] if order and order[0].condition is None else []
+    ranked = tuple(dict.fromkeys(outside + [m.condition for m in order if m.condition is not None]))
+    return Reading(
+        condition=ranked[0] if ranked else UNKNOWN,
+        ranked=ranked,
+        mentions=mentions,
+        pick=order[0] if order else None,
     )
-    ranked: list[str] = []
-    for position, mention in enumerate(order):
-        key = mention.condition or mention.name
-        if key in best:
-            continue
-        best[key] = mention
-        if mention.condition is not None:
-            ranked.append(mention.condition)
-        elif position == 0:
-            ranked.append(UNKNOWN)  # the pick is a condition outside the taxonomy
-    condition = ranked[0] if ranked else UNKNOWN
-    return Reading(condition=condition, ranked=tuple(dict.fromkeys(ranked)), mentions=mentions)
