@@ -228,6 +228,14 @@ _CUE_TABLE = {_phrase(cue): effects for cue, effects in _CUES.items()}
 _LONGEST_CUE = max(map(len, _CUE_TABLE))
 
 
+@dataclass(frozen=True)
+class _Cue:
+    phrase: str
+    end: int  # the token after it
+    forward: Status | None  # its effect on the names after it
+    backward: Status | None  # … and on the names before it
+
+
 @dataclass
 class _Found:
     first: int  # token indices, end exclusive
@@ -300,9 +308,9 @@ def _approximate_names(tokens: list[_Token], names: dict[tuple[str, ...], str | 
     return sorted(found, key=lambda f: f.first)
 
 
-def _cues(tokens: list[_Token], taken: set[int]) -> dict[int, tuple[str, int, Status | None, Status | None]]:
-    """Cue phrases by first token: (phrase, token after it, forward effect, backward effect)."""
-    cues: dict[int, tuple[str, int, Status | None, Status | None]] = {}
+def _cues(tokens: list[_Token], taken: set[int]) -> dict[int, _Cue]:
+    """Cue phrases by their first token."""
+    cues: dict[int, _Cue] = {}
     i = 0
     while i < len(tokens):
         for n in range(min(_LONGEST_CUE, len(tokens) - i), 0, -1):
@@ -310,7 +318,7 @@ def _cues(tokens: list[_Token], taken: set[int]) -> dict[int, tuple[str, int, St
             phrase = tuple(t.text for t in window)
             free = all(t.kind == "word" for t in window) and not taken.intersection(range(i, i + n))
             if phrase in _CUE_TABLE and free:
-                cues[i] = (" ".join(phrase), i + n, *_CUE_TABLE[phrase])
+                cues[i] = _Cue(" ".join(phrase), i + n, *_CUE_TABLE[phrase])
                 i += n
                 break
         else:
@@ -319,13 +327,13 @@ def _cues(tokens: list[_Token], taken: set[int]) -> dict[int, tuple[str, int, St
     for before, after in pairwise(sorted(cues)):
         if before not in cues:  # absorbed into the negation before it
             continue
-        phrase, end, forward, _ = cues[before]
-        near = after - end <= _NEGATION_REACH and all(
-            tokens[j].kind == "word" and j not in taken for j in range(end, after)
+        negation, later = cues[before], cues[after]
+        near = after - negation.end <= _NEGATION_REACH and all(
+            tokens[j].kind == "word" and j not in taken for j in range(negation.end, after)
         )
-        if forward is N and cues[after][2] is not N and near:
-            later, later_end, _, _ = cues.pop(after)
-            cues[before] = (f"{phrase} … {later}", later_end, N, N)
+        if negation.forward is N and later.forward is not N and near:
+            del cues[after]
+            cues[before] = _Cue(f"{negation.phrase} … {later.phrase}", later.end, N, N)
     return cues
 
 
@@ -365,9 +373,7 @@ def _label_at(tokens: list[_Token], first: int, taken: set[int]) -> tuple[str, S
     return words, Status.NAMED
 
 
-def _clauses(
-    tokens: list[_Token], cues: dict[int, tuple[str, int, Status | None, Status | None]], names: set[int]
-) -> list[int]:
+def _clauses(tokens: list[_Token], cues: dict[int, _Cue], names: set[int]) -> list[int]:
     """Per token, its clause number: clauses end at breaks and contrast words, and a negation's clause at the
     first comma with no name between it and the negation ("no scale, psoriasis" does not negate psoriasis;
     "no sign of melanoma, BCC or SCC" negates all three)."""
@@ -378,7 +384,7 @@ def _clauses(
             number += 1
             negation_open = False
         if i in cues:
-            negation_open = cues[i][2] is N
+            negation_open = cues[i].forward is N
         elif i in names:
             negation_open = False
         numbers.append(number)
@@ -387,7 +393,7 @@ def _clauses(
 
 def _status(
     found: _Found,
-    cues: dict[int, tuple[str, int, Status | None, Status | None]],
+    cues: dict[int, _Cue],
     labels: list[tuple[str, Status] | None],
     clause: list[int],
     names: set[int],
@@ -398,16 +404,16 @@ def _status(
     after = [s for s in cues if s >= found.stop and clause[s] == clause[found.first]]
     forward = backward = None
     if before:
-        phrase, _, effect, _ = cues[before[-1]]
-        if effect is not None:
-            forward = (phrase, effect)
+        cue = cues[max(before)]
+        if cue.forward is not None:
+            forward = (cue.phrase, cue.forward)
     if after:
-        phrase, end, _, effect = cues[after[0]]
+        cue = cues[min(after)]
         # "psoriasis is unlikely" but not "non-melanoma skin cancer, probably a BCC": a cue that has a name
         # after it in its clause acts forward only, unless it compares two ("A rather than B").
-        named_after = any(clause[s] == clause[end - 1] for s in names if s >= end)
-        if effect is not None and (phrase in _TWO_SIDED or not named_after):
-            backward = (phrase, effect)
+        named_after = any(clause[s] == clause[cue.end - 1] for s in names if s >= cue.end)
+        if cue.backward is not None and (cue.phrase in _TWO_SIDED or not named_after):
+            backward = (cue.phrase, cue.backward)
     decided = [d for d in (forward, backward) if d is not None]
     negation = next((d for d in decided if d[1] is N), None)
     if negation or decided:
