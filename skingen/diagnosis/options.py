@@ -160,6 +160,7 @@ def judge_spec(args: argparse.Namespace) -> DiagnoserSpec | None:
 
 
 def diagnoser_settings(args: argparse.Namespace) -> DiagnoserSettings:
+    """The settings flags, checked (``skingen evaluate`` has no ``--dtype``: the device's default)."""
     for flag, value in (("--max-new-tokens", args.max_new_tokens), ("--chat-timeout", args.chat_timeout)):
         if value <= 0:
             raise SkinGenError(f"{flag}: must be > 0, got {value}")
