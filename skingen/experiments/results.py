@@ -133,8 +133,8 @@ def difference_interval(
 
     FD and KD are set statistics: both runs' generated images and the real images are resampled together
     and the difference recomputed (for ``fd_inf`` the plug-in FD's: both runs have the same n, so the same
-    O(d/n) bias, which cancels in the difference). The others are means of per-image values (the k-NN radii held fixed, as in
-    ``skingen evaluate``'s intervals): the paired per-image differences are resampled.
+    O(d/n) bias, which cancels in the difference). The others are means of per-image values (the k-NN radii
+    held fixed, as in ``skingen evaluate``'s intervals): the paired per-image differences are resampled.
     """
     import numpy as np
 
