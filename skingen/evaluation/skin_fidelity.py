@@ -8,7 +8,8 @@ and the agreement (proportion with a Wilson interval), and overall Cohen's κ be
 group with its large-sample interval (Fleiss, Cohen & Everitt 1969; the same as statsmodels' ``cohens_kappa``).
 
 ITA from RGB photos is an approximation (lighting and white balance move it), so κ measures agreement with
-this estimator, not with a dermatologist. Torch-free.
+this estimator, not with a dermatologist. Torch-free; SciPy (the normal quantile) is imported when used, so
+``skingen`` loads without it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
 from skingen.skin_tone import SKIN_TONE_GROUPS, estimate_skin_tone, skin_tone_group
 from skingen.sources import load_image
@@ -53,7 +53,7 @@ def wilson_interval(successes: int, n: int, confidence: float) -> tuple[float, f
     """Wilson score interval of a proportion (None for n = 0)."""
     if n == 0:
         return None
-    z = float(stats.norm.ppf(0.5 + confidence / 2))
+    z = _normal_quantile(confidence)
     p = successes / n
     centre = (p + z**2 / (2 * n)) / (1 + z**2 / n)
     half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / (1 + z**2 / n)
@@ -77,7 +77,7 @@ def cohens_kappa(table: np.ndarray, confidence: float) -> dict[str, float | list
         (1 - chance) ** 2 * n
     )
     se = float(np.sqrt(max(variance, 0.0)))
-    z = float(stats.norm.ppf(0.5 + confidence / 2))
+    z = _normal_quantile(confidence)
     return {"kappa": float(kappa), "se": se, "ci": [float(kappa - z * se), float(kappa + z * se)]}
 
 
@@ -116,3 +116,9 @@ def skin_tone_fidelity(
         "kappa_ci": kappa["ci"],
         "by_requested_group": by_group,
     }
+
+
+def _normal_quantile(confidence: float) -> float:
+    from scipy import stats
+
+    return float(stats.norm.ppf(0.5 + confidence / 2))
