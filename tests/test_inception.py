@@ -21,7 +21,13 @@ from skingen.cli import main
 from tests.skingen_fixtures import tiny_models
 from tests.test_evaluation import write_sets
 
-pytestmark = pytest.mark.ml
+pytestmark = [
+    pytest.mark.ml,
+    # the stand-in is written as TorchScript (the real file's format), which torch 2.13 deprecates
+    pytest.mark.filterwarnings(
+        r"ignore:`torch\.jit\.(trace|trace_method|save)` is deprecated:DeprecationWarning"
+    ),
+]
 torch = pytest.importorskip("torch")
 scipy_linalg = pytest.importorskip("scipy.linalg")
 clean_resize = pytest.importorskip("cleanfid.resize")

@@ -14,6 +14,7 @@ images (tests/test_inception.py checks it with a stand-in network of the same in
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -50,7 +51,12 @@ class InceptionFeatures:
         self.batch_size = batch_size
         self._torch = torch
         try:
-            model = torch.jit.load(str(self.path), map_location=self.device).eval()
+            with warnings.catch_warnings():
+                # torch 2.13 deprecates TorchScript, but the file is one (clean-fid's): nothing else loads it
+                warnings.filterwarnings(
+                    "ignore", message=r".*torch\.jit\.load.*", category=DeprecationWarning
+                )
+                model = torch.jit.load(str(self.path), map_location=self.device).eval()
         except (RuntimeError, ValueError) as exc:
             raise SkinGenError(
                 f"{FLAG}: {self.path} is not a TorchScript archive ({str(exc).splitlines()[0]}); give the "
