@@ -82,7 +82,7 @@ def _labels(n: int, groups: int, rng: np.random.Generator) -> np.ndarray:
     return rng.permutation(np.arange(n) % groups)
 
 
-@pytest.mark.parametrize(("statistic", "d"), [("fd", 6), ("fd", 64), ("kd", 6)])  # FD: n > d and n < d
+@pytest.mark.parametrize(("statistic", "d"), [("fd", 6), ("fd", 128), ("kd", 6)])  # FD: n > d, n ≪ d
 def test_jackknife_equals_recomputing_without_each_block(statistic: str, d: int) -> None:
     real, fake = _features(53, d=d, seed=6), _features(41, d=d, shift=0.4, seed=7)
     groups, confidence = 5, 0.9
@@ -121,7 +121,7 @@ def test_jackknife_equals_recomputing_without_each_block(statistic: str, d: int)
 
 def test_fd_of_singular_covariances_is_finite() -> None:
     """n ≤ d (covariance of rank n − 1): eigen-decompositions clip rounding instead of a complex sqrtm."""
-    real, fake = _features(10, d=32, seed=8), _features(12, d=32, seed=9)
+    real, fake = _features(10, d=32, seed=8), _features(12, d=32, seed=9)  # 2n ≤ d: the n×n route
     by_covariances = distances.frechet_distance(
         real.mean(0), torch.cov(real.T), fake.mean(0), torch.cov(fake.T)
     )  # the d×d route; fd() takes the n×n one here

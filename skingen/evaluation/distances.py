@@ -80,13 +80,13 @@ def frechet_distance(
 def fd(real: torch.Tensor, fake: torch.Tensor) -> float:
     """Plug-in Fréchet distance of two feature sets (covariances with n − 1, as torchmetrics and clean-fid).
 
-    With fewer images than dimensions (a group in Inception's 2048-d space) the covariances have rank < n and
-    the d×d route wastes its work: then tr (Σ₁Σ₂)^½ is the sum of the singular values of the n₁×n₂ matrix
+    With far fewer images than dimensions (a group in Inception's 2048-d space) the covariances have rank < n
+    and the d×d route wastes its work: then tr (Σ₁Σ₂)^½ is the sum of the singular values of the n₁×n₂ matrix
     A₁A₂ᵀ/√((n₁−1)(n₂−1)) of the centred features (the non-zero eigenvalues of Σ₁Σ₂ are its squared singular
     values) — the same number at a fraction of the cost.
     """
     real, fake = real.double(), fake.double()
-    if min(len(real), len(fake)) < real.shape[1]:
+    if _low_rank(real, fake):
         return _fd_low_rank(real, fake)
     return frechet_distance(real.mean(0), _cov(real), fake.mean(0), _cov(fake))
 
@@ -97,7 +97,7 @@ def fd_with_interval(
     """Plug-in FD and the jackknife FD∞ with its interval (see the module docstring); ``groups`` blocks per
     side (fewer when a side has fewer images), images assigned to blocks at random by ``rng``."""
     real, fake = real.double(), fake.double()
-    if min(len(real), len(fake)) < real.shape[1]:  # fewer images than dimensions: recompute, low-rank route
+    if _low_rank(real, fake):  # far fewer images than dimensions: recompute each replicate by the n×n route
         return _fd_by_recomputing(real, fake, groups, confidence, rng)
     centre = torch.cat([real, fake]).mean(0)  # shift-invariant; keeps X'X − n μμ' free of cancellation
     sides = [_Moments.of(real - centre, groups, rng), _Moments.of(fake - centre, groups, rng)]
@@ -198,10 +198,17 @@ def _fd_by_recomputing(
     return FrechetResult(plugin, _jackknife(plugin, deleted, confidence))
 
 
+def _low_rank(real: torch.Tensor, fake: torch.Tensor) -> bool:
+    """Whether the n×n route is cheaper: an n₁×n₂×d product and an eigvalsh of min(n) against a d×d one."""
+    return 2 * max(len(real), len(fake)) <= real.shape[1]
+
+
 def _fd_low_rank(real: torch.Tensor, fake: torch.Tensor) -> float:
     a, b = real - real.mean(0), fake - fake.mean(0)
     scale = ((len(real) - 1) * (len(fake) - 1)) ** 0.5
-    trace_sqrt = torch.linalg.svdvals(a @ b.T).sum() / scale
+    cross = a @ b.T
+    gram = cross.T @ cross if cross.shape[1] <= cross.shape[0] else cross @ cross.T  # singular values²
+    trace_sqrt = torch.linalg.eigvalsh(gram).clamp(min=0).sqrt().sum() / scale
     traces = (a * a).sum() / (len(real) - 1) + (b * b).sum() / (len(fake) - 1)
     return float(((real.mean(0) - fake.mean(0)) ** 2).sum() + traces - 2 * trace_sqrt)
 
