@@ -251,6 +251,9 @@ def test_metrics_json_schema(evaluated) -> None:
         equal_n = group["fd_clip_equal_n"]
         assert (equal_n["n_real"], equal_n["n_generated"], equal_n["draws"]) == (12, 12, 5)
         assert equal_n["low"] <= equal_n["mean"] <= equal_n["high"]
+    fidelity = evaluated["skin_tone_fidelity"]  # every generated image asked for a tone and was measured
+    assert fidelity["n"] == 36 and {e["n"] for e in fidelity["by_requested_group"].values()} == {12}
+    assert fidelity["n_measured"] == np.array(fidelity["table"]).sum() <= 36
     small = [w for w in evaluated["warnings"] if w["code"] == "small_n_for_dimension"]
     assert {w["subset"] for w in small} >= {"all", "I-II"} and small[0]["dim"] == 32  # 36 and 12 < 2 × 32
 
