@@ -78,8 +78,8 @@ def test_kd_equals_torchmetrics_kid_on_the_whole_set(monkeypatch) -> None:
 
 
 def _labels(n: int, groups: int, rng: np.random.Generator) -> np.ndarray:
-    """The documented block draw: ``n`` items dealt into ``groups`` blocks, then permuted."""
-    return rng.permutation(np.arange(n) % groups)
+    """The documented block draw: ``n`` items dealt into ``groups`` blocks (≤ n // 2), then permuted."""
+    return rng.permutation(np.arange(n) % min(groups, n // 2))
 
 
 @pytest.mark.parametrize(("statistic", "d"), [("fd", 6), ("fd", 128), ("kd", 6)])  # FD: n > d, n ≪ d
@@ -130,6 +130,17 @@ def test_fd_of_singular_covariances_is_finite() -> None:
     result = distances.fd_with_interval(real, fake, groups=20, confidence=0.95, rng=np.random.default_rng(0))
     assert np.isfinite(result.plugin) and result.plugin > 0 and np.isfinite(result.inf.estimate)
     assert distances.small_n_for_dimension(10, 32) and not distances.small_n_for_dimension(64, 32)
+    # 3 images: one block (no interval); 4: two blocks of 2, each deletion leaving 2 — never a division by 0
+    tiny = _features(3, d=4, seed=1)
+    assert (
+        distances.fd_with_interval(
+            tiny, tiny + 1, groups=20, confidence=0.95, rng=np.random.default_rng(0)
+        ).inf
+        is None
+    )
+    four = distances.kd_with_interval(_features(4, d=4), _features(4, d=4, seed=2), groups=20, confidence=0.95,
+                                      rng=np.random.default_rng(0))  # fmt: skip
+    assert np.isfinite(four.interval.low) and np.isfinite(four.interval.high)
 
 
 def test_known_truth_of_the_coverage_simulation() -> None:

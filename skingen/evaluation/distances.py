@@ -235,8 +235,10 @@ def _fd_with_root(
 
 
 def _block_labels(n: int, groups: int, rng: np.random.Generator) -> np.ndarray:
-    """Each of ``n`` items' block, ``min(groups, n)`` blocks of near-equal size, assigned at random."""
-    count = max(1, min(groups, n))
+    """Each of ``n`` items' block, ``min(groups, n // 2)`` blocks of near-equal size, assigned at random: every
+    block holds ≥ 2 items, so leaving one out keeps ≥ 2 (a covariance or an unbiased MMD² needs 2); with
+    fewer than 4 items there is one block, and so no interval."""
+    count = max(1, min(groups, n // 2))
     return rng.permutation(np.arange(n) % count)
 
 
