@@ -55,6 +55,8 @@ class MixedFit:
     - ``variance_components``: SDs by name: ``participant``, ``participant:condition``, ``case``,
       ``case:condition``, ``residual`` (gaussian only) — those in the model.
     - ``simplified``: the simplification steps taken, in order (empty when the maximal model fitted).
+    - ``log_likelihood``: the maximised (restricted, for REML fits; Laplace-approximated, for GLMMs)
+      log-likelihood, as R's ``logLik``; None where a backend does not give it.
     """
 
     family: str
@@ -73,6 +75,7 @@ class MixedFit:
     omnibus: dict | None = None
     simplified: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
+    log_likelihood: float | None = None
 
     def to_record(self) -> dict:
         """The JSON-ready ``mixed`` block of ``results.json``."""

@@ -104,9 +104,3 @@ def headline_keys(spaces: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     """The numbers a bundle's manifest and ``skingen evaluate``'s summary line carry."""
     return tuple(m.key for m in metric_infos(spaces) if m.interval != "spread")
 
-
-def direction(name: str) -> str:
-    """``minimize`` for a distance (``fd_*``, ``kd_*``, ``fid``, ``kid`` and their variants), else
-    ``maximize``."""
-    distance = name in ("fid", "kid") or re.match(r"^(fd_|kd_|fid_|kid_)", name) is not None
-    return "minimize" if distance else "maximize"
