@@ -103,4 +103,3 @@ def metric_infos(spaces: tuple[str, ...] | list[str]) -> tuple[MetricInfo, ...]:
 def headline_keys(spaces: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     """The numbers a bundle's manifest and ``skingen evaluate``'s summary line carry."""
     return tuple(m.key for m in metric_infos(spaces) if m.interval != "spread")
-
