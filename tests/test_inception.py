@@ -23,9 +23,10 @@ from tests.test_evaluation import write_sets
 
 pytestmark = [
     pytest.mark.ml,
-    # the stand-in is written as TorchScript (the real file's format), which torch 2.13 deprecates
+    # the stand-in is written as TorchScript (the real file's format), which torch 2.13 deprecates; clean-fid's
+    # InceptionV3W (the reference) loads it with torch.jit.load
     pytest.mark.filterwarnings(
-        r"ignore:`torch\.jit\.(trace|trace_method|save)` is deprecated:DeprecationWarning"
+        r"ignore:`torch\.jit\.(trace|trace_method|save|load)` is deprecated:DeprecationWarning"
     ),
 ]
 torch = pytest.importorskip("torch")
