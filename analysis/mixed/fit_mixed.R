@@ -66,9 +66,10 @@ if (spec$family == "gaussian") {
   out$coefficients <- coef_table(ct[beta, , drop = FALSE])
   out$vcov <- unname(vcov(m)[beta, beta, drop = FALSE])
   out$thresholds <- as.list(m$alpha)
-  out$varcorr <- lapply(names(m$ST), function(g) list(grp = g, var1 = "(Intercept)", var2 = NA,
-                                                      sdcor = unname(m$ST[[g]][1, 1])))
-  out$singular <- any(vapply(m$ST, function(s) s[1, 1] < 1e-4, logical(1)))
+  vc <- VarCorr(m)
+  out$varcorr <- lapply(names(vc), function(g) list(grp = g, var1 = "(Intercept)", var2 = NA,
+                                                    sdcor = sqrt(vc[[g]][1, 1])))
+  out$singular <- any(vapply(vc, function(v) sqrt(v[1, 1]) < 1e-4, logical(1)))
   out$converged <- m$optRes$convergence == 0 && max(abs(m$gradient)) < 1e-3
   out$versions <- list(ordinal = version_of("ordinal"))
 } else if (spec$family == "binomial") {
