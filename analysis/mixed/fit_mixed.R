@@ -59,7 +59,8 @@ if (spec$family == "gaussian") {
   out$versions <- list(lme4 = version_of("lme4"), lmerTest = version_of("lmerTest"))
 } else if (spec$family == "cumulative_logit") {
   suppressPackageStartupMessages(library(ordinal))
-  d$y <- factor(d$y, levels = sort(unique(d$y)), ordered = TRUE)
+  response <- all.vars(form)[1]
+  d[[response]] <- factor(d[[response]], levels = sort(unique(d[[response]])), ordered = TRUE)
   m <- fit_quietly(clmm(form, data = d, link = "logit", Hess = TRUE))
   ct <- summary(m)$coefficients
   beta <- names(m$beta)
