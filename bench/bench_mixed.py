@@ -7,7 +7,7 @@ the simplification rule if needed and Satterthwaite's df. The table also prints 
 SE and df, so a run shows the two backends agree at scale. Nothing is asserted about speed.
 
     PYTHONPATH=. python bench/bench_mixed.py                  # 200 × 10 × 4 and 2,000 × 20 × 4
-    PYTHONPATH=. python bench/bench_mixed.py --backends python
+    PYTHONPATH=. python bench/bench_mixed.py --backends r --sizes 2000x20
 """
 
 from __future__ import annotations
@@ -27,6 +27,9 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", nargs="+", default=["python", "r"], choices=["python", "r"])
     parser.add_argument("--items", type=int, default=4, help="Likert items per case (one row each)")
+    parser.add_argument(
+        "--sizes", nargs="+", default=[f"{p}x{c}" for p, c in SIZES], help="participants x cases, e.g. 200x10"
+    )
     return parser.parse_args()
 
 
@@ -36,7 +39,7 @@ def main() -> None:
     print(
         f"{'participants':>12} {'cases':>5} {'rows':>8} {'backend':>7} {'seconds':>8}  estimate / SE / df  model"
     )
-    for participants, cases in SIZES:
+    for participants, cases in (tuple(int(v) for v in size.split("x")) for size in args.sizes):
         frame = simulate(
             participants,
             design="within",

@@ -88,6 +88,7 @@ if (spec$family == "gaussian") {
 } else {
   stop("unknown family ", spec$family)
 }
+out$loglik <- as.numeric(logLik(m))  # restricted for lmer's REML fits, Laplace for clmm and glmer
 out$messages <- as.list(unique(captured))
 out$versions$R <- paste(R.version$major, R.version$minor, sep = ".")
 write_json(out, args[[2]], digits = NA, auto_unbox = TRUE, null = "null", na = "null")

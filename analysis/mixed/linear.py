@@ -122,6 +122,7 @@ def fit_linear(
         omnibus=step.omnibus,
         simplified=tuple(steps),
         notes=notes,
+        log_likelihood=step.log_likelihood,
     )
 
 
@@ -213,4 +214,5 @@ def _python_step(
         omnibus=omnibus_test,
         df_method=df_method,
         notes=notes,
+        log_likelihood=-fit.deviance / 2,
     )
