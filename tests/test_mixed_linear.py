@@ -113,6 +113,7 @@ def test_within_design_matches_lmertest(within_fit):
         within_fit.terms["condition[skingen_visual]"], name="skingen_visual - baseline"
     )
     assert within_fit.n_cases == 10 and within_fit.n_participants == 120 and within_fit.n_obs == 1200
+    assert within_fit.log_likelihood == pytest.approx(-R["within"]["reml_deviance"] / 2, abs=1e-4)
 
 
 def test_ci_is_the_t_interval_at_the_requested_confidence():
