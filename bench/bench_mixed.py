@@ -4,7 +4,8 @@ Within design, 2 conditions, 4 Likert items per case stored one row per answer (
 passes), simulated with case effects (tests/data/r/mixed_exports.py: case SD 0.6, case × condition SD 0.4,
 participant SD 0.8, participant × condition SD 0.3). The timed part is one ``fit_linear`` call: the fit,
 the simplification rule if needed and Satterthwaite's df. The table also prints each backend's estimate,
-SE and df, so a run shows the two backends agree at scale. Nothing is asserted about speed.
+SE and df, so a run shows the two backends agree at scale, and CPU seconds beside wall seconds (a busy
+machine stretches wall time). Nothing is asserted about speed.
 
     PYTHONPATH=. python bench/bench_mixed.py                  # 200 × 10 × 4 and 2,000 × 20 × 4
     PYTHONPATH=. python bench/bench_mixed.py --backends r --sizes 2000x20
@@ -13,6 +14,7 @@ SE and df, so a run shows the two backends agree at scale. Nothing is asserted a
 from __future__ import annotations
 
 import argparse
+import resource
 import time
 
 from analysis.mixed import r_backend
@@ -21,6 +23,13 @@ from tests.data.r.mixed_exports import simulate
 
 SIZES = ((200, 10), (2000, 20))  # participants, cases
 CONDITIONS = ("baseline", "skingen_visual")
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and of finished children (Rscript): on a shared machine wall time also
+    counts the other processes' turns."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def parse_args() -> argparse.Namespace:
@@ -50,12 +59,12 @@ def main() -> None:
             item_rows=True,
         )
         for backend in backends:
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), _cpu_seconds()
             fit = fit_linear(frame, design="within", conditions=CONDITIONS, backend=backend)
-            seconds = time.perf_counter() - start
+            seconds, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
             term = fit.terms[f"condition[{CONDITIONS[1]}]"]
             print(
-                f"{participants:>12,} {cases:>5} {len(frame):>8,} {backend:>7} {seconds:>8.1f}  "
+                f"{participants:>12,} {cases:>5} {len(frame):>8,} {backend:>7} {seconds:>8.1f} {cpu:>8.1f}  "
                 f"{term.estimate:.4f} / {term.se:.4f} / {term.df:.2f}  {fit.formula}",
                 flush=True,
             )
