@@ -46,7 +46,8 @@ def main() -> None:
     args = parse_args()
     backends = [b for b in args.backends if b == "python" or r_backend.available()]
     print(
-        f"{'participants':>12} {'cases':>5} {'rows':>8} {'backend':>7} {'seconds':>8}  estimate / SE / df  model"
+        f"{'participants':>12} {'cases':>5} {'rows':>8} {'backend':>7} {'wall s':>8} {'CPU s':>8}  "
+        "estimate / SE / df  model"
     )
     for participants, cases in (tuple(int(v) for v in size.split("x")) for size in args.sizes):
         frame = simulate(
