@@ -239,6 +239,22 @@ class RemlFit:
         return self.sigma**2 * t @ t.T
 
 
+def _minimise(problem: RemlProblem, start: np.ndarray) -> optimize.OptimizeResult:
+    """Bounded L-BFGS-B on the profiled deviance (θ's diagonal ≥ 0, as lme4 bounds it)."""
+    bounds = [(lo if np.isfinite(lo) else None, None) for lo in problem.lower_bounds()]
+    try:
+        return optimize.minimize(
+            problem.deviance,
+            start,
+            method="L-BFGS-B",
+            jac="3-point",
+            bounds=bounds,
+            options={"ftol": 1e-14, "gtol": 1e-9, "maxiter": 2000},
+        )
+    except (np.linalg.LinAlgError, ValueError, FloatingPointError) as exc:
+        raise FloatingPointError(f"the REML deviance could not be evaluated: {exc}") from exc
+
+
 def _converged(problem: RemlProblem, theta: np.ndarray) -> bool:
     """lme4's gradient check (``check.conv.grad``, tolerance 0.002): the smaller of the gradient and the
     gradient scaled by the Cholesky factor of the Hessian, per component, must stay below the tolerance.
@@ -271,24 +287,18 @@ def fit_reml(problem: RemlProblem) -> RemlFit:
 def _fit_reml(problem: RemlProblem) -> RemlFit:
     """Minimise the profiled REML deviance over θ (L-BFGS-B, bounded as lme4 bounds θ), then the df pieces.
 
-    Converged means the deviance is finite there and lme4's gradient check passes (:func:`_converged`).
+    Converged means the deviance is finite there and lme4's gradient check passes (:func:`_converged`),
+    at the first optimum or after one restart from it.
     """
-    bounds = [(lo if np.isfinite(lo) else None, None) for lo in problem.lower_bounds()]
-    try:
-        res = optimize.minimize(
-            problem.deviance,
-            problem.start(),
-            method="L-BFGS-B",
-            jac="3-point",
-            bounds=bounds,
-            options={"ftol": 1e-14, "gtol": 1e-9, "maxiter": 2000},
-        )
-    except (np.linalg.LinAlgError, ValueError, FloatingPointError) as exc:
-        raise FloatingPointError(f"the REML deviance could not be evaluated: {exc}") from exc
+    res = _minimise(problem, problem.start())
     theta = np.where(np.abs(res.x) < 1e-12, 0.0, res.x)
+    converged = bool(np.isfinite(res.fun)) and _converged(problem, theta)
+    if not converged:  # restart once from the point reached, as the R backend does (lme4's ?convergence)
+        res = _minimise(problem, theta)
+        theta = np.where(np.abs(res.x) < 1e-12, 0.0, res.x)
+        converged = bool(np.isfinite(res.fun)) and _converged(problem, theta)
     ev = problem.evaluate(theta)
     sigma = math.sqrt(ev.r2 / (problem.n - problem.p))
-    converged = bool(np.isfinite(res.fun)) and _converged(problem, theta)
     diagonal = np.concatenate(
         [t.diagonal(p) for t, p in zip(problem.terms, problem.split(theta), strict=True)]
     )
