@@ -325,3 +325,23 @@ def test_statsmodels_variance_components_agree_but_its_z_test_is_anti_conservati
     assert term.se == pytest.approx(reference.bse["v"], abs=1e-3)
     assert reference.pvalues["v"] < 1e-4 < 1e-3 < term.p  # 4.4e-5 (z) vs .0024 (t, df 9.6)
     assert term.df == pytest.approx(9.6, abs=0.1)
+
+
+def test_a_fit_that_fails_the_convergence_check_is_restarted_once(monkeypatch):
+    """lme4's ?convergence advice, in both backends: restart from the point reached before giving up."""
+    checked, starts = [], []
+    real_check, real_minimise = reml._converged, reml._minimise
+
+    def fails_first(problem, theta):
+        checked.append(theta)
+        return len(checked) > 1 and real_check(problem, theta)
+
+    def minimise(problem, start):
+        starts.append(start.copy())
+        return real_minimise(problem, start)
+
+    monkeypatch.setattr(reml, "_converged", fails_first)
+    monkeypatch.setattr(reml, "_minimise", minimise)
+    fit = fit_linear(export("mixed_between"), design="between", conditions=TWO)
+    assert fit.converged and fit.simplified == () and len(starts) == 2
+    assert starts[1] == pytest.approx(checked[0])  # the restart began where the first run stopped
