@@ -12,8 +12,11 @@ import pandas as pd
 
 from analysis import document_arms
 from analysis.apa import (
+    EFFECT_NAME,
     EFFECT_SYMBOL,
     TEST_SYMBOL,
+    bf_cell,
+    bf_clause,
     bounded,
     ci,
     ci_label,
@@ -25,6 +28,11 @@ from analysis.apa import (
 )
 
 Block = tuple[str, object]  # ("h1"|"h2"|"h3"|"p"|"ul", str | list[str]) or ("table", DataFrame)
+
+
+def label_of(results: dict, condition: str) -> str:
+    """The protocol's label of a condition (what readers see); the id when the input had no labels."""
+    return (results.get("labels") or {}).get("conditions", {}).get(condition, condition)
 
 
 def parametric_sentence(block: dict, confidence: float) -> str:
@@ -40,7 +48,8 @@ def parametric_sentence(block: dict, confidence: float) -> str:
         f"(visual − baseline) = {num(par['mean_diff'])}, {ci(par['ci'], confidence)}; {EFFECT_SYMBOL[es['name']]} = "
         f"{num(es['value'])}, {ci(es['ci'], confidence)}; relative change of means "
         f"{signed_pct(block['relative_change_pct'])}"
-        f" (POMP difference {num(pomp, 1)} points)."
+        f" (POMP difference {num(pomp, 1)} points)"
+        + (f"; {bf_clause(par['bayes_factor'])}." if par.get("bayes_factor") else ".")
     )
 
 
@@ -120,22 +129,46 @@ def analysis_label(block: dict) -> str:
     return "exploratory"
 
 
+DIRECTION_TEXT = {"greater": "greater", "less": "less", "two_sided": "two-sided"}
+
+
+def direction_text(h: dict) -> str:
+    """The declared direction; equivalence and non-inferiority with their bounds in construct-score points."""
+    if h["direction"] == "equivalent":
+        return f"equivalent (±{num(h['sesoi'])})"
+    if h["direction"] == "non_inferior":
+        return f"non-inferior (margin {num(h['sesoi'])})"
+    return DIRECTION_TEXT[h["direction"]]
+
+
+def verdict(h: dict) -> str:
+    """'supported' / 'not supported'; for TOST hypotheses what was shown: 'equivalent within ±Δ' or not."""
+    if "skipped" in h:
+        return f"not tested: {h['skipped']}"
+    if h["direction"] == "equivalent":
+        return f"equivalent within ±{num(h['sesoi'])}" if h["supported"] else "not shown equivalent"
+    if h["direction"] == "non_inferior":
+        return f"non-inferior (margin {num(h['sesoi'])})" if h["supported"] else "not shown non-inferior"
+    return "supported" if h["supported"] else "not supported"
+
+
 def hypotheses_table(results: dict) -> pd.DataFrame:
-    """One row per preregistered hypothesis: comparison, direction, test, corrected p, effect, verdict."""
-    label = ci_label(results["confidence"])
+    """One row per preregistered hypothesis: comparison, direction, test, corrected p, difference and effect
+    with the interval that matches the test (1 − 2α for one-sided and TOST tests), BF10, verdict."""
     rows = []
     for h in results["hypotheses"]:
         row = {
             "Hypothesis": h["hypothesis"],
             "Construct": h["construct"],
-            "Comparison": f"{h['first']} vs {h['second']}",
-            "Direction": h["direction"].replace("_", "-"),
+            "Comparison": f"{label_of(results, h['first'])} vs {label_of(results, h['second'])}",
+            "Direction": direction_text(h),
             "α": bounded(h["alpha"]),
         }
         if "skipped" in h:
-            rows.append({**row, "Result": f"not tested: {h['skipped']}"})
+            rows.append({**row, "Result": verdict(h)})
             continue
         es = h["effect_size"]
+        rank = h.get("rank_test")
         rows.append(
             {
                 **row,
@@ -143,12 +176,31 @@ def hypotheses_table(results: dict) -> pd.DataFrame:
                 "t (df)": f"{num(h['statistic'])} ({h['df']:.1f})",
                 "p": p_text(h["p"]),
                 f"p ({h['correction']})": p_text(h["p_adjusted"]),
-                f"Effect [{label}]": f"{num(es['value'])} {interval(es['ci'])}",
-                "Rank test p": p_text(h["rank_test"]["p"]),
-                "Result": "supported" if h["supported"] else "not supported",
+                "CI": ci_label(h["ci_level"]),
+                "Diff. [CI]": f"{num(h['mean_diff'])} {interval(h['ci'])}",
+                f"{EFFECT_NAME[es['name']]} [CI]": f"{num(es['value'])} {interval(es['ci'])}",
+                "BF10": bf_cell(h["bayes_factor"]["value"]),
+                "Rank test p": p_text(rank["p"]) if rank else "–",
+                "Result": verdict(h),
             }
         )
     return pd.DataFrame(rows)
+
+
+def hypothesis_sentence(results: dict, h: dict) -> str:
+    """APA sentence of one tested hypothesis: test, p (and corrected p), difference and effect with the
+    matching interval, BF10, and what the test shows."""
+    es = h["effect_size"]
+    df = f"{h['df']:.0f}" if float(h["df"]).is_integer() else f"{h['df']:.2f}"
+    first, second = (_text(label_of(results, h[k])) for k in ("first", "second"))
+    bound = " (the binding bound)" if h["direction"] == "equivalent" else ""
+    return (
+        f"{_text(h['hypothesis'])} ({_text(h['construct'])}, {first} vs {second}, {direction_text(h)}): "
+        f"{h['test']}, *t*({df}) = {num(h['statistic'])}{bound}, {pval(h['p'])} ({h['correction']}-adjusted "
+        f"{pval(h['p_adjusted'])}); difference = {num(h['mean_diff'])}, {ci(h['ci'], h['ci_level'])}; "
+        f"{EFFECT_SYMBOL[es['name']]} = {num(es['value'])}, {ci(es['ci'], h['ci_level'])}; "
+        f"{bf_clause(h['bayes_factor'])} — {verdict(h)}."
+    )
 
 
 def instruments_table(results: dict) -> pd.DataFrame:
@@ -198,7 +250,8 @@ def summary_table(results: dict) -> pd.DataFrame:
                 "POMP diff.": num(block["pomp"]["diff"], 1),
                 "t (df)": f"{num(par['statistic'])} ({par['df']:.1f})",
                 "p (Holm)": p_text(par.get("p_holm")),
-                f"Effect [{label}]": f"{num(es['value'])} {interval(es['ci'])}",
+                f"{EFFECT_NAME[es['name']]} [{label}]": f"{num(es['value'])} {interval(es['ci'])}",
+                "BF10": bf_cell((par.get("bayes_factor") or {}).get("value")),
                 "α": bounded(block.get("alpha")),
             }
         )
@@ -358,6 +411,21 @@ def _text(value: str) -> str:
     return html.escape(value, quote=False)
 
 
+BF_METHOD = (
+    "JZS prior, Cauchy scale r = √2/2 (Rouder et al. 2009); paired data: one-sample t of the differences; "
+    "two samples: Student's t"
+)
+
+
+def hypotheses_heading(plan: dict) -> str:
+    """'… of the preregistered hypotheses' only when the plan is the preregistered one and nothing deviates."""
+    if plan["status"] == "as preregistered" and not plan["deviations"]:
+        return "Confirmatory tests of the preregistered hypotheses"
+    if plan["status"] == "not preregistered":
+        return "Tests of the declared (not preregistered) hypotheses"
+    return "Tests of the declared hypotheses (see the deviations from the plan above)"
+
+
 def plan_blocks(results: dict) -> list[Block]:
     """The preregistration: its status, every deviation, and the confirmatory tests of the hypotheses."""
     plan = results.get("preregistration")
@@ -382,15 +450,21 @@ def plan_blocks(results: dict) -> list[Block]:
     elif plan["status"] == "as preregistered":
         blocks.append(("p", "No deviations from the plan."))
     if results["hypotheses"]:
+        tested = [h for h in results["hypotheses"] if "skipped" not in h]
         blocks += [
-            ("h3", "Confirmatory tests of the preregistered hypotheses"),
+            ("h3", hypotheses_heading(plan)),
             (
                 "p",
                 "Each hypothesis is tested in its declared direction (one-sided unless two-sided was declared), "
                 "corrected across the hypotheses as declared; the rank-based test runs in the same direction "
-                "as a check. Effects are first − second condition.",
+                "as a check. Equivalence and non-inferiority hypotheses are tested by two one-sided tests "
+                "(TOST; Lakens 2017) against their smallest effect size of interest in construct-score points. "
+                "One-sided and TOST tests come with the (1 − 2α) interval, whose bound on the tested side is "
+                "the one-sided (1 − α) bound; two-sided tests with the report's interval. BF<sub>10</sub> is the "
+                f"two-sided default Bayes factor ({BF_METHOD}). Effects are first − second condition.",
             ),
             ("table", hypotheses_table(results)),
+            *([("ul", [hypothesis_sentence(results, h) for h in tested])] if tested else []),
             (
                 "p",
                 "Everything else in this report — the other constructs, the two-sided comparisons below, trust "

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-EQUIVALENCE_DIRECTIONS = ("equivalent", "non_inferior")
+from analysis.load import EQUIVALENCE_DIRECTIONS
 
 
 def _shifted_test(first: np.ndarray, second: np.ndarray, shift: float, paired: bool, alternative: str):

@@ -22,6 +22,9 @@ import pandas as pd
 
 from study import contract
 
+EQUIVALENCE_DIRECTIONS = ("equivalent", "non_inferior")
+"""Hypothesis directions tested by TOST against ``sesoi`` (:mod:`analysis.equivalence`)."""
+
 DESIGNS = ("within", "between")
 EXPORT_TABLES = ("responses", "participants", "ratings", "study", "instruments", "hypotheses", "interactions")
 """The export tables the analysis reads (``<name>.csv`` in an export folder)."""
@@ -65,7 +68,10 @@ NUMERIC_INSTRUMENT_COLUMNS = _required(
         "adapted",
     ),
 )
-HYPOTHESIS_COLUMNS = _required(contract.HYPOTHESIS_COLUMNS, contract.HYPOTHESIS_COLUMNS)
+HYPOTHESIS_COLUMNS = _required(
+    contract.HYPOTHESIS_COLUMNS,
+    ("hypothesis", "construct", "first", "second", "direction", "alpha", "correction", "statement"),
+)  # ``sesoi`` is read when present: exports written before equivalence hypotheses lack it
 PLAN_COLUMNS = _required(
     contract.STUDY_COLUMNS, ("prereg_hash", "prereg_hash_protocol", "prereg_changed", "planned_participants")
 )
@@ -233,13 +239,24 @@ def validate_instruments(raw: pd.DataFrame, what: str = "instruments") -> pd.Dat
 
 
 def validate_hypotheses(raw: pd.DataFrame, what: str = "hypotheses") -> pd.DataFrame:
-    """Check the preregistered hypotheses (direction greater/less/two_sided, α in (0, 1))."""
+    """Check the preregistered hypotheses (direction greater/less/two_sided/equivalent/non_inferior, α in
+    (0, 1), a positive ``sesoi`` wherever the direction is equivalent or non_inferior)."""
     _require_columns(raw, HYPOTHESIS_COLUMNS, what)
     frame = raw.reset_index(drop=True)
     _clean_text(frame, ("hypothesis", "construct", "first", "second", "direction", "correction"))
     frame["alpha"] = _to_numeric(frame, "alpha", pd.Series(True, index=frame.index), what)
+    needs_sesoi = frame["direction"].isin(EQUIVALENCE_DIRECTIONS)
+    if "sesoi" not in frame.columns:
+        frame["sesoi"] = ""
+    frame["sesoi"] = _to_numeric(frame, "sesoi", needs_sesoi, what)
+    bad = needs_sesoi & ~(frame["sesoi"] > 0)
+    if bad.any():
+        row = int(bad.idxmax())
+        raise AnalysisInputError(
+            f"{what}: row {row + 2}, column 'sesoi' must be positive, got {frame.at[row, 'sesoi']}"
+        )
     for column, allowed in (
-        ("direction", ("greater", "less", "two_sided")),
+        ("direction", ("greater", "less", "two_sided", *EQUIVALENCE_DIRECTIONS)),
         ("correction", ("holm", "bonferroni", "none")),
     ):
         bad = ~frame[column].isin(allowed)

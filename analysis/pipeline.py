@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from analysis import __version__
 from analysis.agreement import item_agreement
+from analysis.bayes import bayes_factor
 from analysis.closed_loop import closed_loop_agreement
 from analysis.compare import (
     cumulative_logit,
@@ -189,6 +190,7 @@ def construct_block(
     }
     if not config.full:
         return block
+    parametric["bayes_factor"] = bayes_factor(visual, baseline, paired=data.design == "within")
     block.update(_model_blocks(responses, construct, data, config))
     block["period_effect"] = (
         period_effect(scores[scores["construct"] == construct], data.baseline, data.visual, config.confidence)
@@ -262,6 +264,10 @@ def multi_arm_block(
     }
     if config.full:
         block.update(_model_blocks(responses, construct, data, config))
+        for record in (r for records in block["pairwise"].values() for r in records):
+            a, b = record["a"], record["b"]
+            pair = (groups[b], groups[a]) if groups is not None else (complete[b], complete[a])
+            record["parametric"]["bayes_factor"] = bayes_factor(*pair, paired=complete is not None)
     return block
 
 

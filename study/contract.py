@@ -122,9 +122,12 @@ HYPOTHESIS_COLUMNS = (
     "alpha",
     "correction",
     "statement",
+    "sesoi",
 )
 """The preregistered hypotheses: ``construct`` under condition ``first`` vs ``second`` in ``direction``
-(greater, less, two_sided), tested at ``alpha`` with ``correction`` across the hypotheses."""
+(greater, less, two_sided, equivalent, non_inferior), tested at ``alpha`` with ``correction`` across the
+hypotheses; ``sesoi``: the smallest effect size of interest in construct-score points (equivalent /
+non_inferior only, else empty)."""
 WITHDRAW_EVENT = "withdraw"
 """events.csv ``kind`` of a withdrawal: the one row a withdrawn participant leaves (with no participant_id)."""
 # Interactive conditions: one row per turn with the live model. ``mapped_condition`` is the taxonomy id the

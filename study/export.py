@@ -396,6 +396,7 @@ def _hypothesis_rows(protocol: Protocol) -> list[dict]:
             "alpha": h.alpha,
             "correction": correction,
             "statement": h.statement,
+            "sesoi": "" if h.sesoi is None else h.sesoi,
         }
         for h in protocol.hypotheses
     ]
