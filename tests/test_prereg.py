@@ -330,8 +330,15 @@ def test_equivalence_hypotheses_are_tested_by_tost_as_r_does(design):
     )
 
     def row(name: str, first: str, second: str, direction: str, sesoi: float) -> dict:
-        return {"hypothesis": name, "construct": "trust", "first": first, "second": second,
-                "direction": direction, "alpha": 0.05, "correction": "none", "statement": "", "sesoi": sesoi}  # fmt: skip
+        fixed = {"construct": "trust", "alpha": 0.05, "correction": "none", "statement": ""}
+        return {
+            "hypothesis": name,
+            "first": first,
+            "second": second,
+            "direction": direction,
+            "sesoi": sesoi,
+            **fixed,
+        }
 
     kind = "paired" if design == "within" else "welch"
     # R's paired non-inferiority case is visual − baseline, its Welch one baseline − visual
