@@ -7,6 +7,7 @@ LaTeX tables come from the same table functions.
 from __future__ import annotations
 
 import html
+from functools import partial
 
 import pandas as pd
 
@@ -26,13 +27,9 @@ from analysis.apa import (
     pval,
     signed_pct,
 )
+from analysis.labels import condition_label, item_label, stage_label
 
 Block = tuple[str, object]  # ("h1"|"h2"|"h3"|"p"|"ul", str | list[str]) or ("table", DataFrame)
-
-
-def label_of(results: dict, condition: str) -> str:
-    """The protocol's label of a condition (what readers see); the id when the input had no labels."""
-    return (results.get("labels") or {}).get("conditions", {}).get(condition, condition)
 
 
 def parametric_sentence(block: dict, confidence: float) -> str:
@@ -62,10 +59,11 @@ def nonparametric_sentence(block: dict) -> str:
     )
 
 
-def descriptive_sentence(name: str, block: dict, baseline: str, visual: str) -> str:
+def descriptive_sentence(name: str, block: dict, baseline: str, visual: str, results: dict) -> str:
     desc = block["descriptives"]
     parts = [
-        f"{html.escape(c)} (*M* = {num(desc[c]['mean'])}, *SD* = {num(desc[c]['sd'])}, *n* = {desc[c]['n']})"
+        f"{html.escape(condition_label(results, c))} (*M* = {num(desc[c]['mean'])}, *SD* = {num(desc[c]['sd'])}, "
+        f"*n* = {desc[c]['n']})"
         for c in (visual, baseline)
         if c in desc
     ]
@@ -119,7 +117,10 @@ def test_record_sentence(label: str, res: dict | None, confidence: float) -> str
 
 def flow_table(results: dict) -> pd.DataFrame | None:
     flow = results.get("participant_flow")
-    return None if not flow else pd.DataFrame(flow).rename(columns={"stage": "Stage", "n": "n"})
+    if not flow:
+        return None
+    table = pd.DataFrame(flow).rename(columns={"stage": "Stage", "n": "n"})
+    return table.assign(Stage=table["Stage"].map(stage_label))
 
 
 def analysis_label(block: dict) -> str:
@@ -160,7 +161,7 @@ def hypotheses_table(results: dict) -> pd.DataFrame:
         row = {
             "Hypothesis": h["hypothesis"],
             "Construct": h["construct"],
-            "Comparison": f"{label_of(results, h['first'])} vs {label_of(results, h['second'])}",
+            "Comparison": f"{condition_label(results, h['first'])} vs {condition_label(results, h['second'])}",
             "Direction": direction_text(h),
             "α": bounded(h["alpha"]),
         }
@@ -192,7 +193,7 @@ def hypothesis_sentence(results: dict, h: dict) -> str:
     matching interval, BF10, and what the test shows."""
     es = h["effect_size"]
     df = f"{h['df']:.0f}" if float(h["df"]).is_integer() else f"{h['df']:.2f}"
-    first, second = (_text(label_of(results, h[k])) for k in ("first", "second"))
+    first, second = (_text(condition_label(results, h[k])) for k in ("first", "second"))
     bound = " (the binding bound)" if h["direction"] == "equivalent" else ""
     return (
         f"{_text(h['hypothesis'])} ({_text(h['construct'])}, {first} vs {second}, {direction_text(h)}): "
@@ -220,8 +221,8 @@ def instruments_table(results: dict) -> pd.DataFrame:
                 "Instrument": block["name"] or block["instrument"],
                 "Items": f"{block['n_items']}/{block['n_items_published']}",
                 "Version": "adapted" if block["adapted"] else "as published",
-                f"{b} M (SD)": cell(b),
-                f"{v} M (SD)": cell(v),
+                f"{condition_label(results, b)} M (SD)": cell(b),
+                f"{condition_label(results, v)} M (SD)": cell(v),
                 "Range": f"{num(block['range'][0], 1)}–{num(block['range'][1], 1)}",
                 "α": bounded(alpha["value"]) if alpha else "–",
                 "Not scored": block["not_scored"],
@@ -243,8 +244,8 @@ def summary_table(results: dict) -> pd.DataFrame:
             {
                 "Construct": name,
                 "Analysis": analysis_label(block),
-                f"{b} M (SD)": f"{num(d[b]['mean'])} ({num(d[b]['sd'])})",
-                f"{v} M (SD)": f"{num(d[v]['mean'])} ({num(d[v]['sd'])})",
+                f"{condition_label(results, b)} M (SD)": f"{num(d[b]['mean'])} ({num(d[b]['sd'])})",
+                f"{condition_label(results, v)} M (SD)": f"{num(d[v]['mean'])} ({num(d[v]['sd'])})",
                 f"Diff. [{label}]": f"{num(par['mean_diff'])} {interval(par['ci'])}",
                 "Rel. change": signed_pct(block["relative_change_pct"]),
                 "POMP diff.": num(block["pomp"]["diff"], 1),
@@ -265,7 +266,7 @@ def ratings_table(results: dict) -> pd.DataFrame:
         icc = rec.get("icc") or {}
         rows.append(
             {
-                "Item": item,
+                "Item": item_label(results.get("labels"), item, rating=True),
                 f"Positive [{label}]": f"{bounded(rec['proportion_positive'])} "
                 f"{interval(rec['proportion_positive_ci'], fmt=bounded)}",
                 "% agree": f"{100 * rec['percent_agreement']:.1f}"
@@ -282,12 +283,12 @@ def ratings_table(results: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def trust_table(records: list[dict], confidence: float) -> pd.DataFrame:
+def trust_table(records: list[dict], confidence: float, results: dict) -> pd.DataFrame:
     """Trust-calibration cells with rounded numbers (proportions get their Wilson CI)."""
     rows = []
     for rec in records:
         row = {
-            "Condition": rec["condition"],
+            "Condition": condition_label(results, rec["condition"]),
             "AI correct": "yes" if rec["ai_correct"] else "no",
             "Participants": rec["n_participants"],
             "Answers": rec["n_answers"],
@@ -318,15 +319,17 @@ def document(results: dict) -> list[Block]:
 def header_blocks(results: dict) -> list[Block]:
     b, v = results["baseline"], results["visual"]
     if "conditions" in results:
-        others = ", ".join(html.escape(c) for c in results["conditions"] if c != b)
+        others = ", ".join(html.escape(condition_label(results, c)) for c in results["conditions"] if c != b)
         design = (
-            f"Design: {results['design']}-subjects; baseline condition {html.escape(b)}, compared with "
+            f"Design: {results['design']}-subjects; baseline condition {html.escape(condition_label(results, b))}, "
+            "compared with "
             f"{others}. Differences are condition − baseline. Generated by {results['tool']}."
         )
     else:
         design = (
-            f"Design: {results['design']}-subjects; baseline condition {html.escape(b)}, visual condition "
-            f"{html.escape(v)}. All differences are visual − baseline. Generated by {results['tool']}."
+            f"Design: {results['design']}-subjects; baseline condition {html.escape(condition_label(results, b))}, "
+            f"visual condition {html.escape(condition_label(results, v))}. All differences are visual − baseline. "
+            f"Generated by {results['tool']}."
         )
     blocks: list[Block] = [("h1", "Study analysis report"), ("p", design)]
     if results["warnings"]:
@@ -374,7 +377,7 @@ def construct_blocks(results: dict) -> list[Block]:
             blocks.append(("p", f"Not tested: {block.get('skipped')}."))
             continue
         sentences = [
-            descriptive_sentence(name, block, b, v),
+            descriptive_sentence(name, block, b, v, results),
             parametric_sentence(block, level),
             nonparametric_sentence(block),
             reliability_sentence(block, level),
@@ -388,6 +391,7 @@ def construct_blocks(results: dict) -> list[Block]:
 def multi_arm_construct_blocks(results: dict) -> list[Block]:
     """k > 2 conditions: the omnibus summary table, then per construct its sentences and pairwise table."""
     level, conditions = results["confidence"], results["conditions"]
+    names = partial(condition_label, results)
     blocks: list[Block] = [
         ("h2", "Confirmatory comparisons"),
         ("p", document_arms.methods_text(results["design"], len(conditions))),
@@ -399,10 +403,13 @@ def multi_arm_construct_blocks(results: dict) -> list[Block]:
             blocks.append(("p", f"Not tested: {block.get('skipped')}."))
             continue
         sentences = [
-            *document_arms.construct_sentences(block, conditions, level),
+            *document_arms.construct_sentences(block, conditions, level, names),
             reliability_sentence(block, level),
         ]
-        blocks += [("ul", [s for s in sentences if s]), ("table", document_arms.pairwise_table(block, level))]
+        blocks += [
+            ("ul", [s for s in sentences if s]),
+            ("table", document_arms.pairwise_table(block, level, names)),
+        ]
     return blocks
 
 
@@ -500,7 +507,8 @@ def instrument_report_blocks(results: dict) -> list[Block]:
             for condition, place in norms["by_condition"].items():
                 adjective = f", adjective “{place['adjective']}”" if place["adjective"] else ""
                 lines.append(
-                    f"{_text(condition)}: mean {num(place['score'], 1)} — grade {place['grade']}{adjective}, "
+                    f"{_text(condition_label(results, condition))}: mean {num(place['score'], 1)} — grade "
+                    f"{place['grade']}{adjective}, "
                     f"percentile {num(place['percentile'], 0)}."
                 )
             lines.append(
@@ -517,20 +525,21 @@ def trust_blocks(results: dict) -> list[Block]:
     if not trust:
         return []
     level = results["confidence"]
+    names = partial(condition_label, results)
     blocks: list[Block] = [("h2", "Trust calibration (AI correct vs deliberately wrong cases)")]
     for key, label in (("agreement_with_ai", "Agreement with the AI"), ("trust", "Trust")):
         if trust[key]:
             blocks += [
                 ("p", f"{label} per condition and AI correctness (means of participant means):"),
-                ("table", trust_table(trust[key], level)),
+                ("table", trust_table(trust[key], level, results)),
             ]
     if "conditions" in results:
         sentences = [
             *document_arms.trust_sentences(
-                "Over-reliance (agreement with wrong AI)", trust["over_reliance"] or {}, level
+                "Over-reliance (agreement with wrong AI)", trust["over_reliance"] or {}, level, names
             ),
             *document_arms.trust_sentences(
-                "Trust calibration gap (correct − wrong cases)", trust["trust_gap"] or {}, level
+                "Trust calibration gap (correct − wrong cases)", trust["trust_gap"] or {}, level, names
             ),
         ]
     else:
@@ -552,7 +561,7 @@ def interaction_blocks(results: dict) -> list[Block]:
         return []
     rows = [
         {
-            "condition": condition,
+            "condition": condition_label(results, condition),
             "participants": rec["participants"],
             "questions": rec["questions"],
             "questions per participant": round(rec["questions_per_participant"], 2),
@@ -592,7 +601,8 @@ def rating_blocks(results: dict) -> list[Block]:
         blocks.append(
             (
                 "p",
-                f"{html.escape(item)}: prevalence {bounded(rec['prevalence'])} ({rec['positive_rule']}), "
+                f"{html.escape(item_label(results.get('labels'), item, rating=True))}: prevalence "
+                f"{bounded(rec['prevalence'])} ({rec['positive_rule']}), "
                 f"Fleiss' κ = {bounded(rec['fleiss_kappa'])}, "
                 f"{ci(rec['ci'].get('fleiss_kappa'), level, fmt=bounded)}; "
                 f"Gwet's AC1 = {bounded(rec['gwet_ac1'])}, "
@@ -607,7 +617,7 @@ def kind_blocks(results: dict) -> list[Block]:
     """Positive ratings per kind of image (generated, retrieved real, case photo), when the task mixed them."""
     label = ci_label(results["confidence"])
     rows = [
-        {"Item": item, "Image kind": kind, "n": cell["n"],
+        {"Item": item_label(results.get("labels"), item, rating=True), "Image kind": kind, "n": cell["n"],
          f"Positive [Wilson {label}]": f"{bounded(cell['proportion'])} {interval(cell['ci'], fmt=bounded)}"}
         for item, rec in results["ratings"].items()
         for kind, cell in (rec.get("proportion_positive_by_image_kind") or {}).items()
@@ -627,10 +637,14 @@ def closed_loop_blocks(results: dict) -> list[Block]:
     if not record:
         return []
     title = ("h3", "Experts and the closed-loop check")
+    item = html.escape(item_label(results.get("labels"), record["item"], rating=True))
     if "skipped" in record:
         return [
             title,
-            ("p", f"{html.escape(record['item'])}: not compared ({html.escape(record['skipped'])})."),
+            (
+                "p",
+                f"{item}: not compared ({html.escape(record['skipped'])}).",
+            ),
         ]
     level = results["confidence"]
     rows = [
@@ -643,7 +657,7 @@ def closed_loop_blocks(results: dict) -> list[Block]:
         title,
         (
             "p",
-            f"Each rating of *{html.escape(record['item'])}* ({record['relevant_rule']} counts as relevant) paired "
+            f"Each rating of *{item}* ({record['relevant_rule']} counts as relevant) paired "
             "with the diagnoser's verdict on the same image (`skingen bundle build --evaluate`); intervals from a "
             f"bootstrap over images. {record['text']}",
         ),

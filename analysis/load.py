@@ -14,12 +14,13 @@ and an offending value, so a researcher can fix the data without reading a trace
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from analysis.labels import Labels
 from study import contract
 
 EQUIVALENCE_DIRECTIONS = ("equivalent", "non_inferior")
@@ -109,6 +110,8 @@ class StudyData:
     plan: dict[str, str] | None = None
     """The export's preregistration columns (``study.csv``), None without a study table."""
     interactions: pd.DataFrame | None = None  # turns with the live model (interactive conditions)
+    labels: Labels = field(default_factory=Labels)
+    """Condition labels, item texts and anchors (study.csv ``labels``); empty for bare CSVs."""
 
     @property
     def multi_arm(self) -> bool:
@@ -422,6 +425,7 @@ def from_export(
     study = frames.get("study")
     relevance_item = ""
     plan = None
+    labels = Labels()
     if study is not None and len(study):
         row = _as_text(study).iloc[0]
         design = design or row.get("design") or None
@@ -431,6 +435,12 @@ def from_export(
         listed = tuple(c for c in str(row.get("conditions", "")).split(";") if c)
         conditions = conditions or listed or None
         plan = {column: str(row.get(column, "")) for column in PLAN_COLUMNS}
+        try:
+            labels = Labels.from_json(str(row.get("labels", "")))
+        except ValueError as exc:
+            raise AnalysisInputError(
+                f"study: column 'labels' is not a JSON object of label maps ({exc})"
+            ) from None
     present = {name: frame for name, frame in frames.items() if frame is not None and len(frame)}  # rows only
     data = build_study_data(
         _as_text(present.get("responses")),
@@ -449,6 +459,7 @@ def from_export(
         instruments=None if instruments is None else validate_instruments(instruments),
         hypotheses=None if hypotheses is None else validate_hypotheses(hypotheses),
         plan=plan,
+        labels=labels,
     )
 
 

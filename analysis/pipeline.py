@@ -599,6 +599,7 @@ def initial_results(data: StudyData, config: AnalysisConfig) -> dict:
         "closed_loop_agreement": None,
         "preregistration": None,
         "interactions": {},
+        "labels": data.labels.to_json(),
     }
 
 

@@ -26,8 +26,11 @@ STUDY_COLUMNS = (
     "prereg_hash_protocol",
     "prereg_changed",
     "planned_participants",
+    "labels",
 )
-"""``prereg_hash``: the preregistration stored at ``init``; ``prereg_hash_protocol``: the preregistration
+"""``labels``: JSON of what readers see instead of ids — ``conditions`` {id: label}, ``items`` {id: text} and
+``anchors`` {id: {point: label}} of the questionnaire items, ``rating_items`` {id: text} and ``rating_anchors``;
+``prereg_hash``: the preregistration stored at ``init``; ``prereg_hash_protocol``: the preregistration
 regenerated from this version's protocol (they differ when the plan changed after preregistration);
 ``prereg_changed``: ';'-joined sections of the document that differ from the preregistered version's."""
 RESPONSE_COLUMNS = (

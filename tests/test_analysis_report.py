@@ -83,7 +83,8 @@ def test_apa_formatting():
 def test_latex_tables_are_booktabs(analysis):
     tex = render_latex(analysis.results)
     assert tex.count(r"\toprule") == 3 and r"\bottomrule" in tex
-    assert r"attention\_check" in tex  # escaped
+    assert r"d\_z [95 \% CI]" in tex  # escaped; the effect column names its measure
+    assert "excluded: failed attention check" in tex  # reasons in words, not codes
 
 
 def test_static_export_degrades_without_browser(tmp_path, figures, monkeypatch):
