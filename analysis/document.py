@@ -11,7 +11,7 @@ from functools import partial
 
 import pandas as pd
 
-from analysis import document_arms
+from analysis import document_arms, document_standards
 from analysis.apa import (
     EFFECT_NAME,
     EFFECT_SYMBOL,
@@ -308,6 +308,7 @@ def document(results: dict) -> list[Block]:
         *plan_blocks(results),
         *flow_blocks(results),
         *construct_blocks(results),
+        *document_standards.standards_blocks(results),
         *instrument_report_blocks(results),
         *trust_blocks(results),
         *rating_blocks(results),
@@ -339,6 +340,16 @@ def header_blocks(results: dict) -> list[Block]:
 
 def flow_blocks(results: dict) -> list[Block]:
     flow = flow_table(results)
+    by_arm = document_standards.flow_by_arm_table(results)
+    if by_arm is not None:
+        return [
+            ("h2", "Participant flow"),
+            (
+                "p",
+                "Per arm (CONSORT 2010): a participant excluded for two reasons counts under both reasons.",
+            ),
+            ("table", by_arm),
+        ]
     if flow is not None:
         return [("h2", "Participant flow"), ("table", flow)]
     return [

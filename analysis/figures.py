@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ import plotly.io as pio
 from scipy import stats
 
 from analysis.apa import ci_label
+from analysis.labels import anchor_labels, item_label
 from analysis.scores import scored_rows
 
 BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
@@ -42,9 +44,10 @@ def _mean_ci(values: np.ndarray, confidence: float) -> tuple[float, float]:
     return float(values.mean()), float(half)
 
 
-def _box(values: np.ndarray, name: str, color: str) -> go.Box:
-    """Box of raw values with jittered points (small n), else of precomputed quartiles and Tukey fences."""
-    style = {"name": name, "marker_color": color, "opacity": 0.6, "showlegend": False}
+def _box(values: np.ndarray, name: str, color: str, hover: str = "") -> go.Box:
+    """Box of raw values with jittered points (small n), else of precomputed quartiles and Tukey fences;
+    ``hover`` (the condition id) is shown on hover only."""
+    style = {"name": name, "marker_color": color, "opacity": 0.6, "showlegend": False, "hovertext": hover}
     if len(values) <= MAX_BOX_POINTS:
         return go.Box(y=values, boxpoints="all", jitter=0.3, pointpos=0, **style)
     q1, median, q3 = np.percentile(values, [25, 50, 75])
@@ -72,8 +75,11 @@ def construct_figure(
     seed: int = 0,
     *,
     conditions: tuple[str, ...] | None = None,
+    names: dict[str, str] | None = None,
 ) -> go.Figure:
     """Distribution of construct scores per condition (box), mean ± CI, and paired lines (within).
+
+    ``names`` maps condition ids to the protocol's labels, which the axis shows (ids stay in the hover text).
 
     ``conditions`` (more than two arms) lists every condition to draw, baseline first; else baseline and visual.
     Traces: one ``Box`` per condition, a ``Scatter`` named for the level (``mean ± 90 % CI`` at 0.9), and for
@@ -82,21 +88,22 @@ def construct_figure(
     """
     sub = scores[scores["construct"] == construct]
     colors = _arms(baseline, visual, conditions)
-    names = list(colors)
+    ids = list(colors)
+    shown = [(names or {}).get(c, c) for c in ids]
     fig = go.Figure()
     means, halves = [], []
-    for condition, color in colors.items():
+    for (condition, color), label in zip(colors.items(), shown, strict=True):
         values = sub.loc[sub["condition"] == condition, "score"].to_numpy()
-        fig.add_trace(_box(values, condition, color))
+        fig.add_trace(_box(values, label, color, hover=condition))
         mean, half = _mean_ci(values, confidence)
         means.append(mean)
         halves.append(half)
     if design == "within":
         wide = sub.pivot(index="participant_id", columns="condition", values="score")
-        wide = wide.reindex(columns=names).dropna()
+        wide = wide.reindex(columns=ids).dropna()
         if len(wide) > MAX_PAIRED_LINES:
             wide = wide.sample(MAX_PAIRED_LINES, random_state=seed)
-        xs = np.tile([*names, None], len(wide))
+        xs = np.tile([*shown, None], len(wide))
         ys = np.column_stack([wide.to_numpy(), np.full(len(wide), np.nan)]).ravel()
         fig.add_trace(
             go.Scatter(
@@ -110,8 +117,9 @@ def construct_figure(
         )
     fig.add_trace(
         go.Scatter(
-            x=names,
+            x=shown,
             y=means,
+            hovertext=ids,
             mode="markers",
             name=f"mean ± {ci_label(confidence)}",
             marker={"color": "black", "size": 11, "symbol": "diamond"},
@@ -134,9 +142,13 @@ def likert_figure(
     visual: str,
     *,
     conditions: tuple[str, ...] | None = None,
+    labels: dict | None = None,
 ) -> go.Figure:
     """Diverging stacked bars of one construct's items: % of answers per scale point, item × condition
     (every condition of ``conditions`` when given, else baseline and visual).
+
+    ``labels`` (results.json's ``labels``): rows show each item's text and the condition's label, the legend
+    the scale's anchor labels; the ids are in the hover text.
 
     Points below the midpoint extend left, above it right, and the midpoint is split across zero
     (Heiberger & Robbins 2014). One ``Bar`` trace per scale point (the midpoint has two halves, the second
@@ -146,14 +158,20 @@ def likert_figure(
     rows = rows[(rows["construct"] == construct) & rows["condition"].isin(conditions or (baseline, visual))]
     lo, hi = int(rows["scale_min"].min()), int(rows["scale_max"].max())
     points = list(range(lo, hi + 1))
-    labels = rows["item"] + " · " + rows["condition"]
+    keys = rows["item"] + " · " + rows["condition"]
     share = (
-        pd.crosstab(labels, rows["value"].round().astype(int), normalize="index").reindex(
+        pd.crosstab(keys, rows["value"].round().astype(int), normalize="index").reindex(
             columns=points, fill_value=0
         )
         * 100
     )
     share = share.sort_index(ascending=False)
+    conditions_shown = (labels or {}).get("conditions") or {}
+    row_text = [
+        f"{_wrap(item_label(labels, item))}<br><i>{conditions_shown.get(condition, condition)}</i>"
+        for item, condition in (key.split(" · ") for key in share.index)
+    ]
+    anchors = _anchors(rows, labels)
     mid = (lo + hi) / 2
     colors = dict(zip(points, _likert_colors(len(points)), strict=True))
     fig = go.Figure()
@@ -161,10 +179,11 @@ def likert_figure(
     def bar(point: int, x: np.ndarray, legend: bool = True) -> None:
         fig.add_trace(
             go.Bar(
-                y=share.index,
+                y=row_text,
                 x=x,
+                hovertext=list(share.index),
                 orientation="h",
-                name=str(point),
+                name=f"{point} {anchors[point]}" if anchors.get(point) else str(point),
                 marker_color=colors[point],
                 showlegend=legend,
                 legendgroup=str(point),
@@ -186,8 +205,21 @@ def likert_figure(
         xaxis_title="% of answers (left: below scale midpoint)",
         template="plotly_white",
         legend_title="scale point",
+        height=max(450, 90 * len(share)),
     )
     return fig
+
+
+def _wrap(text: str, width: int = 48) -> str:
+    """Long item texts wrapped for an axis label (plotly does not wrap)."""
+    return "<br>".join(textwrap.wrap(text, width)) or text
+
+
+def _anchors(rows: pd.DataFrame, labels: dict | None) -> dict[int, str]:
+    """Anchor labels of the scale the construct's items share (points without a label: none)."""
+    per_item = [anchor_labels(labels, item) for item in rows["item"].unique()]
+    common = per_item[0] if per_item and all(a == per_item[0] for a in per_item) else {}
+    return {p: text for p, text in common.items() if text != str(p)}
 
 
 def _likert_colors(n: int) -> list[str]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -34,6 +34,7 @@ from analysis.compare import (
     welch_ttest,
     wilcoxon_test,
 )
+from analysis.consort import arm_flow, baseline_characteristics, missingness
 from analysis.instruments import instrument_blocks
 from analysis.load import StudyData, build_study_data
 from analysis.multiarm import friedman, kruskal_wallis, pairwise, rm_anova, welch_anova
@@ -53,6 +54,7 @@ from analysis.scores import (
     scored_rows,
 )
 from analysis.simulation import simulated_curve
+from analysis.stratified import stratum_adjusted
 from analysis.trust import trust_calibration
 
 if TYPE_CHECKING:
@@ -560,6 +562,94 @@ def preregistration(run: Run) -> None:
     run.results["preregistration"] = deviations(run.data, run.results["hypotheses"], n_analysed)
 
 
+def reporting(run: Run) -> None:
+    """12. Reporting standards (CONSORT, APA JARS): flow per arm, baseline characteristics by arm, missing data
+    per item and arm, the stratum-adjusted estimates beside the unadjusted primary ones, and the sensitivity
+    analysis with the excluded participants."""
+    data, scores = run.data, run.analysis.scores
+    if data.responses is None:
+        return
+    analysed = set(scores["participant_id"]) if scores is not None else set()
+    results = run.results
+    if data.participants is not None:
+        results["participant_flow_by_arm"] = arm_flow(
+            data.participants, data.responses, analysed, data.design
+        )
+        results["baseline_characteristics"] = baseline_characteristics(
+            data.responses, data.participants, analysed, data.design, _entry_items(data)
+        )
+        results["sensitivity"] = with_excluded(run)
+    results["missing_data"] = missingness(run.analysis.responses, data.participants, analysed, data.design)
+    results["stratification"] = stratification(run)
+
+
+def _entry_items(data: StudyData) -> dict[str, bool]:
+    """Entry items (answered before any condition) → categorical (labelled codes outside a construct)."""
+    rows = data.responses
+    entry = (
+        rows[(rows["condition"] == "") & (rows["step"] == "entry")] if "step" in rows.columns else rows[:0]
+    )
+    anchors = data.labels.anchors
+    return {
+        item: item in anchors and not construct
+        for item, construct in entry.drop_duplicates("item")[["item", "construct"]].itertuples(index=False)
+    }
+
+
+def stratification(run: Run) -> dict | None:
+    """Whether randomization was stratified (participants carry a stratum), that the primary analysis is
+    unadjusted, and per construct the stratum-adjusted difference (two-arm studies; None without strata)."""
+    participants, scores = run.data.participants, run.analysis.scores
+    if participants is None or "stratum" not in participants.columns or scores is None:
+        return None
+    strata = participants.set_index("participant_id")["stratum"]
+    strata = strata[strata != ""]
+    if strata.nunique() < 2:
+        return None
+    out: dict = {
+        "stratified": True,
+        "primary_adjusted": False,
+        "n_strata": int(strata.nunique()),
+        "constructs": {},
+    }
+    if run.data.multi_arm:
+        out["note"] = "stratum-adjusted estimates are given for two-arm comparisons only"
+        return out
+    for construct in run.results["constructs"]:
+        wide = scores[scores["construct"] == construct].pivot(
+            index="participant_id", columns="condition", values="score"
+        )
+        if {run.data.visual, run.data.baseline} <= set(wide.columns):
+            out["constructs"][construct] = stratum_adjusted(
+                wide[run.data.visual].dropna(),
+                wide[run.data.baseline].dropna(),
+                strata,
+                run.data.design == "within",
+                run.config.confidence,
+            )
+    return out
+
+
+def with_excluded(run: Run) -> dict | None:
+    """The construct tests again with every participant, exclusions not applied (a sensitivity analysis
+    beside the primary one); None when nobody was excluded."""
+    data = run.data
+    if data.participants is None or not (data.participants["excluded"] == 1).any():
+        return None
+    everyone = replace(data, participants=None)
+    config = replace(run.config, full=False)
+    prepared, _, _ = prepare_responses(everyone, config)
+    scores = construct_scores(prepared)
+    blocks = construct_blocks(prepared, scores, everyone, config)
+    adjust_multiplicity(blocks)
+    return {
+        "population": "every participant with answers; the protocol's exclusions not applied",
+        "n_participants": int(scores["participant_id"].nunique()),
+        "constructs": {c: tests_of(b) and {k: tests_of(b)[k] for k in ("parametric", "nonparametric")}
+                       for c, b in blocks.items()},
+    }  # fmt: skip
+
+
 STEPS: tuple[tuple[str, Callable[[Run], None]], ...] = (
     ("exclusions", exclusions),
     ("scoring", scoring),
@@ -572,6 +662,7 @@ STEPS: tuple[tuple[str, Callable[[Run], None]], ...] = (
     ("interactions", interactions),
     ("power", power),
     ("preregistration", preregistration),
+    ("reporting standards", reporting),
 )
 """The analysis, in order: ``(name, step)``; each step reads and extends the :class:`Run`."""
 
@@ -600,6 +691,11 @@ def initial_results(data: StudyData, config: AnalysisConfig) -> dict:
         "preregistration": None,
         "interactions": {},
         "labels": data.labels.to_json(),
+        "participant_flow_by_arm": None,
+        "baseline_characteristics": [],
+        "missing_data": [],
+        "stratification": None,
+        "sensitivity": None,
     }
 
 
