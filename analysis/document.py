@@ -676,22 +676,31 @@ def closed_loop_blocks(results: dict) -> list[Block]:
     ]
 
 
+def _participants_counted(record: dict) -> str:
+    """What n counts: every participant (within: each in every condition; between: n/k per arm)."""
+    if record["design"] == "within":
+        return "participants in total (within-subjects: each in every condition)"
+    return f"participants in total (between-subjects: {record['n'] / record.get('k', 2):g} per arm)"
+
+
 def power_blocks(results: dict) -> list[Block]:
     power = results.get("power") or {}
     items = []
     if power.get("sensitivity"):
         s = power["sensitivity"]
         items.append(
-            f"Sensitivity: with *n* = {s['n']} ({s['design']}), a two-sided test at α = "
+            f"Sensitivity: with *n* = {s['n']} {_participants_counted(s)}, a two-sided test at α = "
             f"{bounded(s['alpha'])} has {s['power']:.0%} power for "
             f"{EFFECT_SYMBOL.get(s['effect_name'], '*d*')} ≥ "
             f"{num(s['min_effect'])}."
         )
     if power.get("a_priori"):
         a = power["a_priori"]
+        symbol = "*d*<sub>z</sub>" if a["design"] == "within" else "*d*"
+        per = "pairs" if a["design"] == "within" else "per arm"
         items.append(
-            f"A priori: detecting an effect of {num(a['effect'])} with {a['power']:.0%} power needs "
-            f"{a['n_total']} participants ({a['design']}; exact {a['n_exact']:.2f} per group)."
+            f"A priori: detecting {symbol} = {num(a['effect'])} with {a['power']:.0%} power needs "
+            f"{a['n_total']} participants in total ({a['design']}-subjects; exact {a['n_exact']:.2f} {per})."
         )
     if power.get("simulation"):
         sim = power["simulation"]

@@ -18,6 +18,8 @@ import plotly.io as pio
 from scipy import stats
 
 from analysis.apa import ci_label
+from analysis.document_standards import arm_name
+from analysis.figure_consort import consort_figure
 from analysis.labels import anchor_labels, item_label
 from analysis.scores import scored_rows
 
@@ -252,9 +254,11 @@ def flow_figure(flow: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def ratings_figure(ratings: dict[str, dict], confidence: float = 0.95) -> go.Figure:
-    """Proportion of positive expert ratings per item with Wilson CIs; one ``Bar`` per condition
-    (or a single ``overall`` bar when the ratings carry no condition)."""
+def ratings_figure(
+    ratings: dict[str, dict], confidence: float = 0.95, labels: dict | None = None
+) -> go.Figure:
+    """Proportion of positive expert ratings per item (its text from ``labels``; the id on hover) with Wilson
+    CIs; one ``Bar`` per skin condition (or a single ``overall`` bar when the ratings carry no condition)."""
     fig = go.Figure()
     by_condition: dict[str, list[tuple[str, dict]]] = {}
     for item, rec in ratings.items():
@@ -269,7 +273,8 @@ def ratings_figure(ratings: dict[str, dict], confidence: float = 0.95) -> go.Fig
         hi = np.array([c["ci"][1] for _, c in cells], dtype=float)
         fig.add_trace(
             go.Bar(
-                x=[item for item, _ in cells],
+                x=[_wrap(item_label(labels, item, rating=True), 30) for item, _ in cells],
+                hovertext=[item for item, _ in cells],
                 y=p,
                 name=condition,
                 error_y={"type": "data", "array": hi - p, "arrayminus": p - lo},
@@ -285,7 +290,7 @@ def ratings_figure(ratings: dict[str, dict], confidence: float = 0.95) -> go.Fig
     return fig
 
 
-def closed_loop_figure(record: dict) -> go.Figure:
+def closed_loop_figure(record: dict, labels: dict | None = None) -> go.Figure:
     """Share of expert ratings calling an image relevant, when the closed-loop check passed and when it failed,
     with the bootstrap CIs over images (``Bar`` ``experts``)."""
     keys = ("relevant_if_correct", "relevant_if_wrong")
@@ -300,7 +305,7 @@ def closed_loop_figure(record: dict) -> go.Figure:
         )
     )
     fig.update_layout(
-        title=f"Experts vs the closed loop: '{record['item']}' rated relevant "
+        title=f"Experts vs the closed loop: '{item_label(labels, record['item'], rating=True)}' rated relevant "
         f"(bootstrap {ci_label(record['confidence'])})",
         yaxis_title="share of ratings",
         yaxis_range=[0, 1],
@@ -310,15 +315,26 @@ def closed_loop_figure(record: dict) -> go.Figure:
 
 
 def power_figure(
-    analytic: pd.DataFrame, simulated: pd.DataFrame | None = None, target_power: float = 0.8
+    analytic: pd.DataFrame,
+    simulated: pd.DataFrame | None = None,
+    target_power: float = 0.8,
+    design: str = "within",
+    k: int = 2,
 ) -> go.Figure:
-    """Power against n per effect: analytic t-test power (``Scatter`` ``analytic <effect>``, dashed) and,
-    when simulated, the simulated power with Wilson CIs (``Scatter`` ``simulated <effect>``); target line."""
+    """Power against n per effect: analytic t-test power (``Scatter`` ``analytic d_z = <effect>``, dashed)
+    and, when simulated, the simulated power with Wilson CIs (``Scatter`` ``simulated d_z = <effect>``);
+    target line. The effect is d_z (within) or d (between); n counts participants in total (between: n/k per
+    arm), as the axis title says."""
+    symbol = "d_z" if design == "within" else "d"
     fig = go.Figure()
     for effect, rows in analytic.groupby("effect"):
         fig.add_trace(
             go.Scatter(
-                x=rows["n"], y=rows["power"], mode="lines", name=f"analytic {effect:g}", line={"dash": "dot"}
+                x=rows["n"],
+                y=rows["power"],
+                mode="lines",
+                name=f"analytic {symbol} = {effect:g}",
+                line={"dash": "dot"},
             )
         )
     for effect, rows in simulated.groupby("effect") if simulated is not None else []:
@@ -327,7 +343,7 @@ def power_figure(
                 x=rows["n"],
                 y=rows["power"],
                 mode="markers",
-                name=f"simulated {effect:g}",
+                name=f"simulated {symbol} = {effect:g}",
                 error_y={
                     "type": "data",
                     "array": rows["ci_high"] - rows["power"],
@@ -338,7 +354,11 @@ def power_figure(
     fig.add_hline(y=target_power, line_dash="dash", line_color="grey")
     fig.update_layout(
         title="Power of the confirmatory test by sample size and effect",
-        xaxis_title="participants",
+        xaxis_title=(
+            "participants in total (each sees every condition)"
+            if design == "within"
+            else f"participants in total (n/{k} per arm)"
+        ),
         yaxis_title="power",
         yaxis_range=[0, 1.02],
         template="plotly_white",
@@ -354,24 +374,33 @@ def build_figures(
     figures: dict[str, go.Figure] = {}
     results = analysis.results
     arms = {"conditions": conditions} if conditions and len(conditions) > 2 else {}
-    if analysis.flow is not None:
+    names = (results.get("labels") or {}).get("conditions") or {}
+    by_arm = results.get("participant_flow_by_arm")
+    if by_arm:
+        arm_names = {r["arm"]: arm_name(results, r["arm"]) for r in by_arm}
+        figures["flow"] = consort_figure(by_arm, arm_names)
+    elif analysis.flow is not None:
         figures["flow"] = flow_figure(analysis.flow)
     for construct, block in results["constructs"].items():
         if "skipped" in block:
             continue
         figures[f"construct_{construct}"] = construct_figure(
-            analysis.scores, construct, design, baseline, visual, results["confidence"], **arms
+            analysis.scores, construct, design, baseline, visual, results["confidence"], **arms, names=names
         )
         figures[f"likert_{construct}"] = likert_figure(
-            analysis.responses, construct, baseline, visual, **arms
+            analysis.responses, construct, baseline, visual, **arms, labels=results.get("labels")
         )
     if results["ratings"]:
-        figures["ratings"] = ratings_figure(results["ratings"], results["confidence"])
+        figures["ratings"] = ratings_figure(results["ratings"], results["confidence"], results.get("labels"))
     if results.get("closed_loop_agreement") and "skipped" not in results["closed_loop_agreement"]:
-        figures["closed_loop"] = closed_loop_figure(results["closed_loop_agreement"])
+        figures["closed_loop"] = closed_loop_figure(results["closed_loop_agreement"], results.get("labels"))
     if analysis.analytic_power is not None:
         figures["power"] = power_figure(
-            analysis.analytic_power, analysis.power_curve, results["config"]["power"]
+            analysis.analytic_power,
+            analysis.power_curve,
+            results["config"]["power"],
+            design,
+            len(arms.get("conditions") or (1, 2)),
         )
     return figures
 

@@ -58,12 +58,21 @@ def test_figure_set_and_traces(figures):
     assert sorted({t.name for t in likert.data}, key=int) == [str(p) for p in range(1, 8)]
     assert likert.layout.barmode == "relative"
     assert all(min(t.x) <= 0 for t in likert.data if t.name in {"1", "2", "3"})
-    assert _traces(figures["flow"]) == [("bar", "participants")]
-    assert list(figures["flow"].data[0].x)[-1] == 30
+    flow = figures["flow"]  # the CONSORT diagram: boxes (annotations), no traces
+    texts = [a.text for a in flow.layout.annotations]
+    assert flow.data == () and texts[0] == "<b>Consented</b> (n = 34)"
+    assert sum("<b>Analysed</b>" in t for t in texts) == 2 and any(
+        "failed attention check" in t for t in texts
+    )
+    assert sum(int(t.split("n = ")[1].split(")")[0]) for t in texts if t.startswith("<b>Analysed")) == 30
     ratings = figures["ratings"]
     assert _traces(ratings) == [("bar", "eczema"), ("bar", "psoriasis")]
     assert ratings.data[0].error_y.arrayminus is not None
-    assert _traces(figures["power"]) == [("scatter", "analytic 0.5"), ("scatter", "simulated 0.5")]
+    assert _traces(figures["power"]) == [
+        ("scatter", "analytic d_z = 0.5"),
+        ("scatter", "simulated d_z = 0.5"),
+    ]
+    assert figures["power"].layout.xaxis.title.text.startswith("participants in total")
 
 
 def test_between_construct_figure_has_no_paired_lines():
