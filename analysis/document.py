@@ -364,6 +364,8 @@ def flow_blocks(results: dict) -> list[Block]:
 
 def construct_blocks(results: dict) -> list[Block]:
     """The summary table, then each confirmatory construct's sentences."""
+    if results.get("n_analysed") == 0:
+        return [("h2", "Comparisons per construct"), ("p", no_participants_text(results))]
     if not results["constructs"]:
         return []
     if "conditions" in results:
@@ -397,6 +399,21 @@ def construct_blocks(results: dict) -> list[Block]:
         ]
         blocks.append(("ul", [s for s in sentences if s]))
     return blocks
+
+
+def no_participants_text(results: dict) -> str:
+    """What a report says when every participant was excluded: exactly that, and why."""
+    flow = {r["stage"]: r["n"] for r in results.get("participant_flow") or []}
+    if flow.get("excluded"):
+        reasons = "; ".join(
+            f"{stage_label(s).partition(': ')[2]}: {n}" for s, n in flow.items() if s.startswith("excluded: ")
+        )
+        return (
+            f"No participant was analysed: all {flow['excluded']} participants were excluded by the "
+            f"protocol's rules ({reasons}), so no construct could be tested. The sensitivity analysis below "
+            "shows the tests without the exclusions."
+        )
+    return "No participant was analysed: the responses hold no answers in the compared conditions."
 
 
 def multi_arm_construct_blocks(results: dict) -> list[Block]:

@@ -145,7 +145,9 @@ def standards_blocks(results: dict) -> list[Block]:
         blocks += [("h3", "Randomization stratum"), ("ul", strat)]
     missing = missing_table(results)
     blocks.append(("h2", "Missing data"))
-    if missing is None:
+    if results.get("n_analysed") == 0:
+        blocks.append(("p", "No participant was analysed."))
+    elif missing is None:
         blocks.append(("p", "No analysed participant has a missing answer to any item shown to them."))
     else:
         blocks += [

@@ -421,6 +421,7 @@ def scoring(run: Run) -> None:
     run.analysis.scores = construct_scores(run.analysis.responses)
     per_condition = run.analysis.scores.groupby("condition")["participant_id"].nunique()
     run.results["n_participants"] = {str(k): int(v) for k, v in per_condition.items()}
+    run.results["n_analysed"] = int(run.analysis.scores["participant_id"].nunique())
 
 
 def constructs(run: Run) -> None:
@@ -682,6 +683,7 @@ def initial_results(data: StudyData, config: AnalysisConfig) -> dict:
         "participant_flow": None,
         "exclusions_applied": data.participants is not None,
         "n_participants": {},
+        "n_analysed": None,
         "constructs": {},
         "hypotheses": [],
         "instruments": {},
