@@ -158,3 +158,35 @@ def test_cli_report_end_to_end(tmp_path):
     assert (out / "figures" / "construct_trust.html").exists() and (
         out / "figures" / "plotly.min.js"
     ).exists()
+
+
+def test_report_html_draws_every_figure_in_chromium(tmp_path, analysis, figures):
+    """The page carries plotly.js once and draws each figure as it is scrolled to (no script errors)."""
+    import shutil
+
+    from analysis.document import document
+    from analysis.render import render_html
+    from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
+
+    require(shutil.which(CHROMIUM) is not None, "the browser check needs Chromium (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    page_path = tmp_path / "report.html"
+    text = render_html(document(analysis.results), figures)
+    page_path.write_text(text, encoding="utf-8")
+    assert text.count("plotly.js v") == 1 and text.index("<h1>") < text.index("plotly.js v")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 800})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(page_path.as_uri(), wait_until="load")
+        drawn = "() => [...document.querySelectorAll('div[data-figure]')].map(d => !!d.querySelector('.main-svg'))"
+        assert not any(page.evaluate(drawn)), "figures far below the first screen wait until scrolled to"
+        for y in range(0, page.evaluate("document.body.scrollHeight") + 800, 500):
+            page.evaluate(f"window.scrollTo(0, {y})")
+            page.wait_for_timeout(30)
+        page.wait_for_function(f"() => ({drawn})().every(Boolean)", timeout=30_000)
+        titles = page.evaluate("[...document.querySelectorAll('.gtitle')].map(t => t.textContent)")
+        browser.close()
+    assert errors == [] and len(titles) == len(figures) and "Participant flow (CONSORT)" in titles
