@@ -624,6 +624,7 @@ def rating_blocks(results: dict) -> list[Block]:
         ),
         ("table", ratings_table(results)),
         *kind_blocks(results),
+        *document_standards.source_model_blocks(results),
     ]
     for item, rec in results["ratings"].items():
         blocks.append(

@@ -11,6 +11,7 @@ import pandas as pd
 from analysis.apa import EFFECT_NAME, ci, ci_label, interval, num, p_text, pval
 from analysis.consort import flow_wide
 from analysis.labels import anchor_labels, condition_label, item_label, stage_label
+from analysis.ratings_model import SOURCE_TEXT
 
 Block = tuple[str, object]
 
@@ -170,4 +171,53 @@ def standards_blocks(results: dict) -> list[Block]:
             ),
             ("table", sens),
         ]
+    return blocks
+
+
+def source_model_blocks(results: dict) -> list[Block]:
+    """Generated vs real images: the crossed mixed model's contrasts per rated item (raters and images random)."""
+    models = results.get("ratings_by_source") or {}
+    if not models:
+        return []
+    labels, level = results.get("labels"), results["confidence"]
+    rows, notes = [], []
+    for item, fit in models.items():
+        text = item_label(labels, item, rating=True)
+        if "skipped" in fit:
+            notes.append(f"{html.escape(text)}: not modelled ({html.escape(fit['skipped'])}).")
+            continue
+        sds = ", ".join(f"{k} {num(v)}" for k, v in fit["variance_components"].items())
+        for name, c in fit["contrasts"].items():
+            b, _, a = name.partition(" - ")
+            rows.append(
+                {
+                    "Item": text,
+                    "Contrast": f"{SOURCE_TEXT.get(b, b)} − {SOURCE_TEXT.get(a, a)}",
+                    f"Difference [{ci_label(level)}]": f"{num(c['estimate'])} {interval(c['ci'])}",
+                    "t (df)": f"{num(c['statistic'])} ({c['df']:.1f})" if c["df"] else num(c["statistic"]),
+                    "p": p_text(c["p"]),
+                    "Random-effect SDs": sds,
+                    "Model fitted": fit["formula"],
+                }
+            )
+        if fit["simplified"] or fit["notes"]:
+            notes.append(
+                f"{html.escape(text)}: "
+                + "; ".join(html.escape(n) for n in [*fit["simplified"], *fit["notes"]])
+                + "."
+            )
+    first = next(iter(f for f in models.values() if "skipped" not in f), None)
+    method = (
+        "Image sources compared with raters and images as random effects (crossed linear mixed model "
+        "rating ~ source + (1 | image) + (1 + source | rater), simplified by the preregistered rule when singular; "
+        f"{first['df_method']} df; {first['backend']}). Yes/no items on the probability scale (linear probability "
+        "model), Likert items in scale points. The Wilson intervals above are descriptive."
+        if first
+        else "Image sources could not be compared with a mixed model."
+    )
+    blocks: list[Block] = [("h3", "Generated vs real images (mixed model)"), ("p", method)]
+    if rows:
+        blocks.append(("table", pd.DataFrame(rows)))
+    if notes:
+        blocks.append(("ul", notes))
     return blocks

@@ -40,6 +40,7 @@ from analysis.load import StudyData, build_study_data
 from analysis.multiarm import friedman, kruskal_wallis, pairwise, rm_anova, welch_anova
 from analysis.plan import confirmatory_tests, deviations
 from analysis.power import analytic_power_curve, required_n, sensitivity
+from analysis.ratings_model import source_comparison
 from analysis.reliability import cronbach_alpha, mcdonald_omega
 from analysis.scores import (
     apply_exclusions,
@@ -490,6 +491,7 @@ def ratings(run: Run) -> None:
     if ratings is None:
         return
     run.results["ratings"] = ratings_block(ratings, config)
+    run.results["ratings_by_source"] = source_comparison(ratings, config.confidence)
     item = config.relevance_item or run.data.relevance_item
     if item and "closed_loop_correct" in ratings.columns:
         run.results["closed_loop_agreement"] = closed_loop_agreement(
@@ -690,6 +692,7 @@ def initial_results(data: StudyData, config: AnalysisConfig) -> dict:
         "trust_calibration": None,
         "ratings": {},
         "closed_loop_agreement": None,
+        "ratings_by_source": {},
         "preregistration": None,
         "interactions": {},
         "labels": data.labels.to_json(),
