@@ -52,7 +52,7 @@ def _inline_html(text: str) -> str:
 
 
 FIGURE_LOADER = """
-(function () {
+window.addEventListener('load', function () {
   var figures = document.querySelectorAll('div[data-figure]');
   function draw(div) {
     if (div.dataset.drawn) return;
@@ -60,17 +60,24 @@ FIGURE_LOADER = """
     var spec = JSON.parse(document.getElementById(div.id + '-spec').textContent);
     Plotly.newPlot(div, spec.data, spec.layout, {responsive: true});
   }
-  window.addEventListener('beforeprint', function () { figures.forEach(draw); });
-  if (!('IntersectionObserver' in window)) { figures.forEach(draw); return; }
-  var seen = new IntersectionObserver(function (entries) {
-    entries.forEach(function (e) { if (e.isIntersecting) { seen.unobserve(e.target); draw(e.target); } });
-  }, {rootMargin: '800px 0px'});
-  figures.forEach(function (f) { seen.observe(f); });
-})();
+  function observe() {
+    window.addEventListener('beforeprint', function () { figures.forEach(draw); });
+    if (!('IntersectionObserver' in window)) { figures.forEach(draw); return; }
+    var seen = new IntersectionObserver(function (entries) {
+      entries.forEach(function (e) { if (e.isIntersecting) { seen.unobserve(e.target); draw(e.target); } });
+    }, {rootMargin: '800px 0px'});
+    figures.forEach(function (f) { seen.observe(f); });
+  }
+  var code = document.getElementById('plotly-source').textContent;
+  var script = document.createElement('script');
+  script.src = URL.createObjectURL(new Blob([code], {type: 'text/javascript'}));
+  script.onload = observe;
+  document.body.appendChild(script);
+});
 """
-"""Draws each figure when it comes near the viewport (and all of them before printing): a report with a
-dozen figures of 200 participants took seconds of script time before its first paint when every figure was
-drawn at load (docs/performance.md)."""
+"""Runs plotly.js only after the page has loaded, then draws each figure when it comes near the viewport (and
+all of them before printing). Evaluating plotly.js (≈ 4.6 MB) alone takes seconds on a slow machine; run
+inline, it held back the load event and the figures drawn at load added more (docs/performance.md)."""
 
 
 def _figure_html(index: int, fig: go.Figure) -> str:
@@ -87,8 +94,9 @@ def _figure_html(index: int, fig: go.Figure) -> str:
 def render_html(blocks: list[Block], figures: dict[str, go.Figure]) -> str:
     """One self-contained HTML page: the report plus every interactive figure, plotly.js inlined once.
 
-    The text comes first and paints at once; plotly.js (≈ 4.6 MB) and a small loader follow at the end of the
-    body, and each figure is drawn when scrolled near (:data:`FIGURE_LOADER`)."""
+    The text comes first and paints at once; plotly.js (≈ 4.6 MB, as inert text) and a small loader follow at
+    the end of the body: plotly.js runs after the load event and each figure is drawn when scrolled near
+    (:data:`FIGURE_LOADER`)."""
     body = []
     for kind, content in blocks:
         if kind in ("h1", "h2", "h3"):
@@ -103,7 +111,10 @@ def render_html(blocks: list[Block], figures: dict[str, go.Figure]) -> str:
     if figures:
         body.append("<h2>Figures</h2>")
         body += [_figure_html(i, fig) for i, fig in enumerate(figures.values())]
-        scripts = f"<script>{plotly.offline.get_plotlyjs()}</script><script>{FIGURE_LOADER}</script>"
+        scripts = (
+            f'<script type="text/plain" id="plotly-source">{plotly.offline.get_plotlyjs()}</script>'
+            f"<script>{FIGURE_LOADER}</script>"
+        )
     style = (
         "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;line-height:1.5}"
         ".tbl{border-collapse:collapse;font-size:.9em;margin:1em 0}.tbl td,.tbl th{padding:.3em .6em;"
