@@ -61,9 +61,11 @@ from analysis.trust import trust_calibration
 if TYPE_CHECKING:
     from analysis.sources import LoadedProtocol
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # 2: CIs at --confidence, level-neutral keys (ci, alpha_ci, …), top-level confidence
 # 3: constructs[c].analysis (confirmatory/exploratory), hypotheses, instruments, preregistration
+# 4: labels, n_analysed, flow by arm, baseline, missing data, stratification, sensitivity, ratings_by_source,
+#    bayes_factor beside every construct t-test, equivalence hypotheses (sesoi, tost), ci/ci_level of hypotheses
 
 
 @dataclass(frozen=True)

@@ -149,7 +149,7 @@ def test_cli_report_end_to_end(tmp_path):
         "figures",
     }
     results = json.loads((out / "results.json").read_text())
-    assert results["schema_version"] == 3 and results["constructs"]["trust"]["parametric"]["df"] == 23
+    assert results["schema_version"] == 4 and results["constructs"]["trust"]["parametric"]["df"] == 23
     md = (out / "report.md").read_text()
     assert re.search(r"\*t\*\(23\) = -?\d+\.\d\d, \*p\* [=<] \.\d{3}", md)
     assert "relative change of means" in md and "*d*<sub>z</sub> =" in md
