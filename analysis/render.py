@@ -80,6 +80,26 @@ all of them before printing). Evaluating plotly.js (≈ 4.6 MB) alone takes seco
 inline, it held back the load event and the figures drawn at load added more (docs/performance.md)."""
 
 
+CARTESIAN_BUNDLE = Path(__file__).parent / "vendor" / "plotly-cartesian.min.js"
+CARTESIAN_TRACES = frozenset(
+    {"bar", "box", "contour", "heatmap", "histogram", "histogram2d", "histogram2dcontour", "image", "pie",
+     "scatter", "scatterternary", "violin"}
+)  # fmt: skip
+"""The trace types of plotly.js's cartesian partial bundle (its README)."""
+
+
+def plotly_source(figures: dict[str, go.Figure]) -> str:
+    """The smallest plotly.js that draws ``figures``: the vendored cartesian bundle (1.5 MB; analysis/vendor)
+    when it is the plotly.js version of the installed plotly.py and every trace is one of its types, else the
+    full bundle plotly.py ships (4.8 MB)."""
+    types = {trace.type for fig in figures.values() for trace in fig.data}
+    if types <= CARTESIAN_TRACES and CARTESIAN_BUNDLE.is_file():
+        text = CARTESIAN_BUNDLE.read_text(encoding="utf-8")
+        if f" v{plotly.offline.get_plotlyjs_version()}\n" in text[:300]:
+            return text
+    return plotly.offline.get_plotlyjs()
+
+
 def _figure_html(index: int, fig: go.Figure) -> str:
     """A placeholder of the figure's height and its spec as inert JSON (``</`` escaped for the HTML parser)."""
     spec = fig.to_json().replace("</", "<\\/")
@@ -94,7 +114,7 @@ def _figure_html(index: int, fig: go.Figure) -> str:
 def render_html(blocks: list[Block], figures: dict[str, go.Figure]) -> str:
     """One self-contained HTML page: the report plus every interactive figure, plotly.js inlined once.
 
-    The text comes first and paints at once; plotly.js (≈ 4.6 MB, as inert text) and a small loader follow at
+    The text comes first and paints at once; plotly.js (:func:`plotly_source`, as inert text) and a loader follow at
     the end of the body: plotly.js runs after the load event and each figure is drawn when scrolled near
     (:data:`FIGURE_LOADER`)."""
     body = []
@@ -112,7 +132,7 @@ def render_html(blocks: list[Block], figures: dict[str, go.Figure]) -> str:
         body.append("<h2>Figures</h2>")
         body += [_figure_html(i, fig) for i, fig in enumerate(figures.values())]
         scripts = (
-            f'<script type="text/plain" id="plotly-source">{plotly.offline.get_plotlyjs()}</script>'
+            f'<script type="text/plain" id="plotly-source">{plotly_source(figures)}</script>'
             f"<script>{FIGURE_LOADER}</script>"
         )
     style = (

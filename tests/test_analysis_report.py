@@ -174,7 +174,9 @@ def test_report_html_draws_every_figure_in_chromium(tmp_path, analysis, figures)
     page_path = tmp_path / "report.html"
     text = render_html(document(analysis.results), figures)
     page_path.write_text(text, encoding="utf-8")
-    assert text.count("plotly.js v") == 1 and text.index("<h1>") < text.index("plotly.js v")
+    banners = [m.start() for m in re.finditer(r"\* plotly\.js .*?v\d", text)]
+    assert len(banners) == 1 and text.index("<h1>") < banners[0]  # one copy, after the text
+    assert "(cartesian - minified)" in text[banners[0] : banners[0] + 60]  # the partial bundle suffices
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1200, "height": 800})
@@ -190,3 +192,17 @@ def test_report_html_draws_every_figure_in_chromium(tmp_path, analysis, figures)
         titles = page.evaluate("[...document.querySelectorAll('.gtitle')].map(t => t.textContent)")
         browser.close()
     assert errors == [] and len(titles) == len(figures) and "Participant flow (CONSORT)" in titles
+
+
+def test_report_html_falls_back_to_the_full_plotly_bundle(figures, monkeypatch):
+    """The vendored cartesian bundle only when it is the installed plotly.py's plotly.js and draws every trace."""
+    import plotly.graph_objects as go
+    import plotly.offline
+
+    from analysis.render import plotly_source
+
+    assert "(cartesian - minified)" in plotly_source(figures)[:200]
+    full = plotly.offline.get_plotlyjs()
+    assert plotly_source({**figures, "map": go.Figure(go.Scattergeo())}) == full
+    monkeypatch.setattr(plotly.offline, "get_plotlyjs_version", lambda: "99.0.0")
+    assert plotly_source(figures) == full
