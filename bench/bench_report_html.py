@@ -119,9 +119,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         export = build_export(Path(tmp), args.n)
         print(
-            "| code | report.html | plotly.js copies | load event | first screen drawn | all figures drawn |"
+            "| code | report.html | plotly.js copies | text painted | load event | first figure | all figures |"
         )
-        print("|---|---:|---:|---:|---:|---:|")
+        print("|---|---:|---:|---:|---:|---:|---:|")
         for i, code in enumerate(args.code or [Path(".")]):
             page = write_report(code, export, Path(tmp) / f"report{i}")
             m = measure(page, args.repeat)
