@@ -28,6 +28,7 @@ from analysis.apa import (
     signed_pct,
 )
 from analysis.labels import condition_label, item_label, stage_label
+from analysis.ratings_model import SOURCE_TEXT
 
 Block = tuple[str, object]  # ("h1"|"h2"|"h3"|"p"|"ul", str | list[str]) or ("table", DataFrame)
 
@@ -646,7 +647,8 @@ def kind_blocks(results: dict) -> list[Block]:
     """Positive ratings per kind of image (generated, retrieved real, case photo), when the task mixed them."""
     label = ci_label(results["confidence"])
     rows = [
-        {"Item": item_label(results.get("labels"), item, rating=True), "Image kind": kind, "n": cell["n"],
+        {"Item": item_label(results.get("labels"), item, rating=True), "Image kind": SOURCE_TEXT.get(kind, kind),
+         "n": cell["n"],
          f"Positive [Wilson {label}]": f"{bounded(cell['proportion'])} {interval(cell['ci'], fmt=bounded)}"}
         for item, rec in results["ratings"].items()
         for kind, cell in (rec.get("proportion_positive_by_image_kind") or {}).items()

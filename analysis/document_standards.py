@@ -201,10 +201,9 @@ def source_model_blocks(results: dict) -> list[Block]:
                 }
             )
         if fit["simplified"] or fit["notes"]:
+            steps = [*fit["simplified"], *fit["notes"]]
             notes.append(
-                f"{html.escape(text)}: "
-                + "; ".join(html.escape(n) for n in [*fit["simplified"], *fit["notes"]])
-                + "."
+                f"{html.escape(text)}: " + "; ".join(html.escape(n, quote=False) for n in steps) + "."
             )
     first = next(iter(f for f in models.values() if "skipped" not in f), None)
     method = (

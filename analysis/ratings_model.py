@@ -37,7 +37,7 @@ def _roles(text: str) -> str:
     """The fitter's role names as what they are here: its participants are images, its cases raters, its
     conditions image sources."""
     for role, name in (("participant", "image"), ("case", "rater"), ("condition", "source")):
-        text = re.sub(rf"\b{role}\b", name, text)
+        text = re.sub(rf"\b{role}(s?)\b", rf"{name}\1", text)
     return text
 
 
@@ -85,9 +85,7 @@ def source_comparison(ratings: pd.DataFrame, confidence: float = 0.95) -> dict[s
             "contrasts": record["contrasts"],
             "variance_components": {_roles(k): v for k, v in record["variance_components"].items()},
             "singular": record["singular"],
-            "simplified": [
-                s.replace("participant", "image").replace("case", "rater") for s in record["simplified"]
-            ],
+            "simplified": [_roles(step) for step in record["simplified"]],
             "notes": list(record["notes"]),
             "n_obs": record["n_obs"],
             "n_images": record["n_participants"],
