@@ -153,6 +153,8 @@ def test_cli_report_end_to_end(tmp_path):
     md = (out / "report.md").read_text()
     assert re.search(r"\*t\*\(23\) = -?\d+\.\d\d, \*p\* [=<] \.\d{3}", md)
     assert "relative change of means" in md and "*d*<sub>z</sub> =" in md
+    assert re.search(r"BF<sub>10</sub> = \d", md) and "| BF10 |" in md  # beside every construct t-test
+    assert results["constructs"]["trust"]["parametric"]["bayes_factor"]["r"] == pytest.approx(2**0.5 / 2)
     html = (out / "report.html").read_text()
     assert "<script src=" not in html and html.count('class="plotly-graph-div"') == 7
     assert (out / "figures" / "construct_trust.html").exists() and (
@@ -206,3 +208,33 @@ def test_report_html_falls_back_to_the_full_plotly_bundle(figures, monkeypatch):
     assert plotly_source({**figures, "map": go.Figure(go.Scattergeo())}) == full
     monkeypatch.setattr(plotly.offline, "get_plotlyjs_version", lambda: "99.0.0")
     assert plotly_source(figures) == full
+
+
+def test_no_heading_says_preregistered_above_deviations():
+    from analysis.document import hypotheses_heading
+
+    plan = {"status": "as preregistered", "deviations": []}
+    assert hypotheses_heading(plan) == "Confirmatory tests of the preregistered hypotheses"
+    for changed in (
+        {**plan, "deviations": ["20 participants analysed, fewer than the 30 planned"]},
+        {"status": "changed after preregistration", "deviations": ["the protocol changed"]},
+        {"status": "not preregistered", "deviations": []},
+        {"status": "unknown", "deviations": []},
+    ):
+        assert "preregistered hypotheses" not in hypotheses_heading(changed)
+
+
+def test_labels_come_from_study_csv_and_a_malformed_cell_names_the_column():
+    import pandas as pd
+
+    from analysis.load import AnalysisInputError, from_export
+
+    responses, _, _ = make_study(n=6, seed=1)
+    labels = json.dumps({"conditions": {BASELINE: "Text only"}, "items": {"trust_1": "I trust it."}})
+    study = pd.DataFrame([{"design": "within", "baseline": BASELINE, "visual": VISUAL, "labels": labels}])
+    data = from_export({"responses": responses, "study": study})
+    assert data.labels.conditions[BASELINE] == "Text only" and data.labels.items["trust_1"] == "I trust it."
+    with pytest.raises(AnalysisInputError, match="study: column 'labels'"):
+        from_export({"responses": responses, "study": study.assign(labels="{not json")})
+    with pytest.raises(AnalysisInputError, match="study: column 'labels'"):
+        from_export({"responses": responses, "study": study.assign(labels="[1, 2]")})
