@@ -67,10 +67,20 @@ def build_export(folder: Path, n: int) -> Path:
 
 
 def write_report(code: Path, export: Path, out: Path) -> Path:
-    """``skingen-analysis report`` run from the checkout ``code`` (its own modules first on the path)."""
+    """``skingen-analysis report`` run from the checkout ``code`` (run in it: ``python -m`` puts the working
+    directory first on the path, before PYTHONPATH)."""
     env = {**os.environ, "PYTHONPATH": str(code.resolve())}
-    cmd = [sys.executable, "-m", "analysis.cli", "report", "--export", str(export), "--out", str(out)]
-    subprocess.run([*cmd, "--no-static", "--quiet", "--bootstrap", "200"], check=True, env=env)
+    cmd = [
+        sys.executable,
+        "-m",
+        "analysis.cli",
+        "report",
+        "--export",
+        str(export),
+        "--out",
+        str(out.resolve()),
+    ]
+    subprocess.run([*cmd, "--no-static", "--quiet", "--bootstrap", "200"], check=True, env=env, cwd=code)
     return out / "report.html"
 
 
