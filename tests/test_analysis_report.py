@@ -190,7 +190,7 @@ def test_report_html_draws_every_figure_in_chromium(tmp_path, analysis, figures)
         for y in range(0, page.evaluate("document.body.scrollHeight") + 800, 500):
             page.evaluate(f"window.scrollTo(0, {y})")
             page.wait_for_timeout(30)
-        page.wait_for_function(f"() => ({drawn})().every(Boolean)", timeout=30_000)
+        page.wait_for_function(f"() => ({drawn})().every(Boolean)", timeout=120_000)  # a busy CI machine
         titles = page.evaluate("[...document.querySelectorAll('.gtitle')].map(t => t.textContent)")
         browser.close()
     assert errors == [] and len(titles) == len(figures) and "Participant flow (CONSORT)" in titles
