@@ -182,7 +182,9 @@ def validate_responses(raw: pd.DataFrame, what: str = "responses") -> pd.DataFra
     scored = frame["construct"] != ""
     if (scored & (frame["participant_id"] == "")).any():
         raise AnalysisInputError(f"{what}: column 'participant_id' is empty in rows that have a construct")
-    values = pd.Series(np.nan, index=frame.index)  # only rows with a construct must (and do) hold numbers
+    # rows with a construct must hold numbers; other coded answers (entry questions, attention checks) are
+    # read where they are numbers — the baseline table counts them —, free text and diagnosis ids stay NaN
+    values = pd.to_numeric(frame["value"].where(~scored), errors="coerce").astype(float)
     values[scored] = _to_numeric(frame[scored], "value", pd.Series(True, index=frame.index[scored]), what)
     frame["value"] = values
     for column in NUMERIC_RESPONSE_COLUMNS:

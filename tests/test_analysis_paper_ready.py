@@ -131,3 +131,6 @@ def test_demo_protocol_report_shows_labels_never_ids(design, tmp_path):
     likert = "\n".join(_figure_texts(figures["likert_trust"]))
     assert "I trust the AI's diagnosis for this case." in likert and "Strongly agree" in likert
     assert '"skingen_visual"' in (out / "results.json").read_text()
+    baseline = report[report.index("## Baseline characteristics by arm") :]
+    assert "| Which best describes your background in medicine? | Layperson |" in baseline
+    assert "| Randomization stratum | Clinician |" in baseline and "| Your age group | 18–29 |" in baseline
