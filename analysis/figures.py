@@ -152,7 +152,9 @@ def likert_figure(
     ``labels`` (results.json's ``labels``): rows show each item's text and the condition's label, the legend
     the scale's anchor labels; the ids are in the hover text.
 
-    Points below the midpoint extend left, above it right, and the midpoint is split across zero
+    Answers are shown as given (a reverse-keyed item is not reversed here, so its wording and the anchors
+    match; the row says "reverse-keyed"). Points below the midpoint extend left, above it right, and the
+    midpoint is split across zero
     (Heiberger & Robbins 2014). One ``Bar`` trace per scale point (the midpoint has two halves, the second
     without legend entry).
     """
@@ -160,6 +162,14 @@ def likert_figure(
     rows = rows[(rows["construct"] == construct) & rows["condition"].isin(conditions or (baseline, visual))]
     lo, hi = int(rows["scale_min"].min()), int(rows["scale_max"].max())
     points = list(range(lo, hi + 1))
+    # the answers as given: beside the item's own wording and anchors, a reverse-keyed item is not reversed
+    reversed_items = set()
+    if "reverse_coded" in rows.columns:
+        flip = rows["reverse_coded"] == 1
+        reversed_items = set(rows.loc[flip, "item"])
+        rows = rows.assign(
+            value=rows["value"].where(~flip, rows["scale_min"] + rows["scale_max"] - rows["value"])
+        )
     keys = rows["item"] + " · " + rows["condition"]
     share = (
         pd.crosstab(keys, rows["value"].round().astype(int), normalize="index").reindex(
@@ -170,7 +180,8 @@ def likert_figure(
     share = share.sort_index(ascending=False)
     conditions_shown = (labels or {}).get("conditions") or {}
     row_text = [
-        f"{_wrap(item_label(labels, item))}<br><i>{conditions_shown.get(condition, condition)}</i>"
+        f"{_wrap(item_label(labels, item) + (' (reverse-keyed)' if item in reversed_items else ''))}"
+        f"<br><i>{conditions_shown.get(condition, condition)}</i>"
         for item, condition in (key.split(" · ") for key in share.index)
     ]
     anchors = _anchors(rows, labels)

@@ -238,3 +238,30 @@ def test_labels_come_from_study_csv_and_a_malformed_cell_names_the_column():
         from_export({"responses": responses, "study": study.assign(labels="{not json")})
     with pytest.raises(AnalysisInputError, match="study: column 'labels'"):
         from_export({"responses": responses, "study": study.assign(labels="[1, 2]")})
+
+
+def test_likert_chart_shows_answers_as_given_with_item_text_and_anchors():
+    """A reverse-keyed item's bars are the answers participants gave to its wording (not the reversed score),
+    rows show item text and condition label, the legend the anchors."""
+    import pandas as pd
+
+    from analysis.figures import likert_figure
+    from analysis.scores import reverse_code
+
+    rows = [
+        {"participant_id": f"P{i}", "condition": c, "item": item, "construct": "trust", "value": 7.0,
+         "reverse_coded": int(item == "trust_3"), "scale_min": 1.0, "scale_max": 7.0}
+        for i in range(4) for c in (BASELINE, VISUAL) for item in ("trust_1", "trust_3")
+    ]  # fmt: skip
+    scored = reverse_code(pd.DataFrame(rows))
+    assert set(scored.loc[scored["item"] == "trust_3", "value"]) == {1.0}  # the score is reversed …
+    labels = {
+        "conditions": {BASELINE: "Text only", VISUAL: "With images"},
+        "items": {"trust_1": "I trust it.", "trust_3": "I am suspicious of it."},
+        "anchors": {i: {"1": "Strongly disagree", "7": "Strongly agree"} for i in ("trust_1", "trust_3")},
+    }
+    fig = likert_figure(scored, "trust", BASELINE, VISUAL, labels=labels)
+    top = next(t for t in fig.data if t.name == "7 Strongly agree")
+    assert list(top.x) == [100.0] * 4  # … the chart shows the 7s that were given
+    assert "I am suspicious of it. (reverse-keyed)<br><i>With images</i>" in top.y
+    assert "trust_3 · " + VISUAL in top.hovertext  # ids on hover only
