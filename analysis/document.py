@@ -27,6 +27,7 @@ from analysis.apa import (
     pval,
     signed_pct,
 )
+from analysis.document_reliance import engagement_blocks, reliance_blocks
 from analysis.labels import condition_label, item_label, stage_label
 from analysis.ratings_model import SOURCE_TEXT
 
@@ -312,6 +313,8 @@ def document(results: dict) -> list[Block]:
         *document_standards.standards_blocks(results),
         *instrument_report_blocks(results),
         *trust_blocks(results),
+        *reliance_blocks(results),
+        *engagement_blocks(results),
         *rating_blocks(results),
         *interaction_blocks(results),
         *power_blocks(results),
