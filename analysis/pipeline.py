@@ -3,7 +3,8 @@
 ``run_analysis`` reads like the paper's methods section: it runs :data:`STEPS` in order — 1. exclusions,
 2. scoring, 3. per-construct statistics, 4. multiplicity, 5. preregistered hypotheses, 6. instruments,
 7. trust calibration, 8. reliance on the AI's advice, 9. engagement and manipulation checks, 10. expert
-ratings, 11. interactions with the live model, 12. power, 13. deviations from the preregistration.
+ratings, 11. interactions with the live model, 12. power, 13. deviations from the preregistration,
+14. reporting standards (flow per arm, baseline by arm, missing data, stratum, sensitivity).
 Each step is a small function of the run's state; the statistics are plain records, so the writers and
 figures only format what is computed here. The simulated power curve is wired in :mod:`analysis.simulation`.
 """
@@ -589,7 +590,7 @@ def preregistration(run: Run) -> None:
 
 
 def reporting(run: Run) -> None:
-    """12. Reporting standards (CONSORT, APA JARS): flow per arm, baseline characteristics by arm, missing data
+    """14. Reporting standards (CONSORT, APA JARS): flow per arm, baseline characteristics by arm, missing data
     per item and arm, the stratum-adjusted estimates beside the unadjusted primary ones, and the sensitivity
     analysis with the excluded participants."""
     data, scores = run.data, run.analysis.scores
