@@ -188,8 +188,8 @@ def missingness(
     else:
         arm_by_id = {}
     counts = rows.groupby(["item", "participant_id"]).size().rename("answered").reset_index()
-    counts["arm"] = counts["participant_id"].map(lambda p: arm_by_id.get(p, "all"))
-    members = pd.Series({p: arm_by_id.get(p, "all") for p in ids}).value_counts()
+    counts["arm"] = counts["participant_id"].map(arm_by_id).fillna("all")
+    members = pd.Series(list(ids), dtype=object).map(arm_by_id).fillna("all").value_counts()
     records = []
     for (item, arm), group in counts.groupby(["item", "arm"], sort=True):
         expected = int(group["answered"].max())
