@@ -7,17 +7,19 @@ step halving, converged to machine precision so that the gradient below is exact
 
     log L ≈ ℓ(û) − ½|û|² − ½ log det H,   H = I + ΛZ'WZΛ,  W = diag(−∂²ℓᵢ/∂ηᵢ²).
 
-Structure, so that 2,000 participants × 20 cases cost a fraction of a second per evaluation: the factor with the most
-levels (participants) is the "big" block of H, which is diagonal because each row has one participant; the
-other factors (cases, case × condition: tens to hundreds of levels) form a small dense block. H is solved and
-its determinant taken through the Schur complement M = S − B'D⁻¹B of the big diagonal block D, never a dense
-(P + m)² matrix. The outer problem maximises log L over (family parameters, β, σ) by BFGS on its exact
-gradient (:meth:`LaplaceObjective.value_and_gradient`: the implicit-function derivative of û and the
-derivative of log det H through the leverages zᵢ'H⁻¹zᵢ, all from the same blocks), then Newton steps on a
-Hessian from central differences of that gradient until the Newton decrement vanishes; its inverse gives the
-covariance of β (as clmm's and glmer's default ``vcov``, both numerical Hessians of the same Laplace
-likelihood). SDs are optimised on their own scale: the approximate likelihood is even in each σ, so a
-component whose best value is 0 reaches it without a bound.
+Structure, so that 2,000 participants × 20 cases cost a fraction of a second per evaluation: the factor
+with the most levels (participants) is the "big" block of H, which is diagonal because each row has one
+participant; the other factors (cases, case × condition: tens to hundreds of levels) form a small dense
+block. H is solved and its determinant taken through the Schur complement M = S − B'D⁻¹B of the big
+diagonal block D, never a dense (P + m)² matrix.
+
+The outer problem maximises log L over (family parameters, β, σ) by BFGS on its exact gradient
+(:meth:`LaplaceObjective.value_and_gradient`: the implicit-function derivative of û and the derivative of
+log det H through the leverages zᵢ'H⁻¹zᵢ, all from the same blocks), then Newton steps on a Hessian from
+central differences of that gradient until the Newton decrement vanishes; its inverse gives the covariance
+of β (as clmm's and glmer's default ``vcov``, both numerical Hessians of the same Laplace likelihood). SDs
+are optimised on their own scale: the approximate likelihood is even in each σ, so a component whose best
+value is 0 reaches it without a bound.
 """
 
 from __future__ import annotations
