@@ -111,11 +111,13 @@ def test_three_arm_study_through_bots_export_codebook_and_analysis(three_arm, tm
     assert set(results["trust_calibration"]["over_reliance"]) == set(ARMS[1:])
     # 4. figures and reports with all arms
     figures = build_figures(analysis, data.design, data.baseline, data.visual, data.conditions)
+    label = {c: data.labels.conditions[c] for c in ARMS}  # readers see the protocol's labels, not ids
     boxes = [t.name for t in figures["construct_trust"].data if t.type == "box"]
-    assert boxes == list(ARMS)
+    assert boxes == [label[c] for c in ARMS]
     write_reports(results, {}, tmp_path / "report")
     report = (tmp_path / "report" / "report.md").read_text(encoding="utf-8")
-    assert "retrieved_photos − baseline_text" in report and "skingen_visual → retrieved_photos" in report
+    assert f"{label['retrieved_photos']} − {label['baseline_text']}" in report
+    assert f"{label['skingen_visual']} → {label['retrieved_photos']}" in report
 
 
 @pytest.mark.slow
