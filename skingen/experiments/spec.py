@@ -25,6 +25,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from skingen.diagnosis.options import DiagnoserSpec
 from skingen.errors import SkinGenError
 from skingen.evaluation.evaluator import EvaluationSettings
 from skingen.generation import DEFAULT_GUIDANCE, DEFAULT_STEPS
@@ -101,7 +102,7 @@ class GridBase(_Strict):
     data: Path
     sd: str
     features: Path
-    diagnoser: str | None = Field(default=None, pattern=r"^(clip|vlm):.+")
+    diagnoser: str | None = None  # a closed-loop judge spec, as `skingen evaluate --diagnoser` takes
     steps: int = Field(default=1000, ge=1)
     seed: int = 0
     training_seeds: int = Field(default=3, ge=1)  # each cell trained with seeds seed, seed + 1, …
@@ -128,6 +129,13 @@ class GridBase(_Strict):
                     f"unknown key {key!r} (a `skingen lora train` option: {', '.join(sorted(known))})"
                 )
         return options
+
+    @field_validator("diagnoser")
+    @classmethod
+    def _judge_spec(cls, value: str | None) -> str | None:
+        if value is not None:
+            DiagnoserSpec.parse(value, "base.diagnoser")  # the same backends as every command's judge
+        return value
 
 
 class Grid(_Strict):
