@@ -4,7 +4,8 @@
 model), :mod:`.runner` (per training run and for the base model: train → generate both halves of the fixed
 evaluation set → evaluate, each step skipped when done, training resumed from its checkpoint) and
 :mod:`.results` (results.csv/json, figures, report.html, the best setting chosen on one half and compared with
-the base model and the runner-up on the other). It reuses :mod:`skingen.training`, :mod:`skingen.generation` and :mod:`skingen.evaluation`.
+the base model and the runner-up on the other). It reuses :mod:`skingen.training`, :mod:`skingen.generation`
+and :mod:`skingen.evaluation`.
 """
 
 from __future__ import annotations
