@@ -11,11 +11,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import pandas as pd
 from scipy import stats
 
+from analysis.bayes import bayes_factor
 from analysis.compare import holm, paired_ttest, welch_ttest
-from analysis.load import StudyData
+from analysis.equivalence import tost
+from analysis.load import EQUIVALENCE_DIRECTIONS, StudyData
 from analysis.scores import condition_samples
 
 FLIP = {"greater": "less", "less": "greater", "two_sided": "two_sided"}
@@ -33,10 +36,14 @@ def _one_sided(p_two: float, statistic: float, alternative: str) -> float:
 def confirmatory_test(
     scores: pd.DataFrame, hypothesis: pd.Series, data: StudyData, confidence: float
 ) -> dict:
-    """One hypothesis: its test in the declared direction (first − second), effect size, rank-based check.
+    """One hypothesis: its test in the declared direction (first − second), effect size, rank-based check and
+    the two-sided JZS Bayes factor.
 
     Keys: ``hypothesis, construct, first, second, direction, alpha, test, statistic, df, p, mean_first,
-    mean_second, mean_diff, effect_size{name, value, ci}, rank_test{test, p}, n`` — or ``skipped``.
+    mean_second, mean_diff, ci, ci_level, effect_size{name, value, ci}, rank_test{test, statistic, p},
+    bayes_factor, n`` — or ``skipped``. A one-sided test comes with the (1 − 2α) interval (its bound on the
+    tested side is the one-sided (1 − α) bound); a two-sided one with the interval at ``confidence``.
+    Equivalence and non-inferiority hypotheses add ``sesoi`` and ``tost`` (:func:`equivalence_test`).
     """
     record = {k: hypothesis[k] for k in ("hypothesis", "construct", "first", "second", "direction")}
     record["alpha"] = float(hypothesis["alpha"])
@@ -47,25 +54,30 @@ def confirmatory_test(
     # the pair as a two-arm comparison (any two of k arms): the baseline if it is one of them, else `second`
     reference = data.baseline if data.baseline in pair else hypothesis["second"]
     data = replace(data, baseline=reference, visual=(pair - {reference}).pop())
+    if scores is None or scores.empty:
+        return {**record, "skipped": "no participants analysed"}
     if hypothesis["construct"] not in set(scores["construct"]):
         return {**record, "skipped": f"construct {hypothesis['construct']!r} is not in the data"}
     visual, baseline, _ = condition_samples(scores, hypothesis["construct"], data)
     if len(visual) < 2 or len(baseline) < 2:
         return {**record, "skipped": "fewer than two observations per condition"}
+    paired = data.design == "within"
+    if hypothesis["direction"] in EQUIVALENCE_DIRECTIONS:
+        first, second = (visual, baseline) if hypothesis["first"] == data.visual else (baseline, visual)
+        return {**record, **equivalence_test(first, second, paired, hypothesis)}
     # every test below is visual − baseline; a hypothesis about baseline − visual flips the direction
     flipped = hypothesis["first"] == data.baseline
     alternative = FLIP[hypothesis["direction"]] if flipped else hypothesis["direction"]
     sign = -1.0 if flipped else 1.0
-    if data.design == "within":
-        parametric = paired_ttest(visual, baseline, confidence)
+    level = confidence if alternative == "two_sided" else 1 - 2 * record["alpha"]
+    if paired:
+        parametric = paired_ttest(visual, baseline, level)
         rank = stats.wilcoxon(visual, baseline, alternative=SCIPY_ALTERNATIVE[alternative])
         rank_name = "Wilcoxon signed-rank"
     else:
-        parametric = welch_ttest(visual, baseline, confidence)
+        parametric = welch_ttest(visual, baseline, level)
         rank = stats.mannwhitneyu(visual, baseline, alternative=SCIPY_ALTERNATIVE[alternative])
         rank_name = "Mann–Whitney U"
-    effect = parametric["effect_size"]
-    low, high = (sign * v for v in effect["ci"])
     means = {data.visual: float(visual.mean()), data.baseline: float(baseline.mean())}
     return {
         **record,
@@ -76,9 +88,50 @@ def confirmatory_test(
         "mean_first": means[hypothesis["first"]],
         "mean_second": means[hypothesis["second"]],
         "mean_diff": sign * parametric["mean_diff"],
-        "effect_size": {"name": effect["name"], "value": sign * effect["value"], "ci": sorted([low, high])},
+        "ci": sorted(sign * v for v in parametric["ci"]),
+        "ci_level": level,
+        "effect_size": _signed_effect(parametric["effect_size"], sign),
         "rank_test": {"test": rank_name, "statistic": float(rank.statistic), "p": float(rank.pvalue)},
+        "bayes_factor": bayes_factor(visual, baseline, paired),
         "n": parametric["n"],
+    }
+
+
+def _signed_effect(effect: dict, sign: float) -> dict:
+    return {
+        "name": effect["name"],
+        "value": sign * effect["value"],
+        "ci": sorted(sign * v for v in effect["ci"]),
+    }
+
+
+def equivalence_test(first: np.ndarray, second: np.ndarray, paired: bool, hypothesis: pd.Series) -> dict:
+    """An ``equivalent`` / ``non_inferior`` hypothesis: TOST against ±sesoi (:func:`analysis.equivalence.tost`)
+    with the (1 − 2α) interval of the difference and of the standardized effect, and the Bayes factor.
+
+    Keys as :func:`confirmatory_test` (``statistic`` and ``p`` are the binding one-sided test's; ``rank_test``
+    is None: the rank-based twin has no equivalence version here), plus ``sesoi`` and ``tost{bounds, lower,
+    upper}``.
+    """
+    alpha, sesoi = float(hypothesis["alpha"]), float(hypothesis["sesoi"])
+    res = tost(first, second, paired, sesoi, alpha, hypothesis["direction"])
+    parametric = (paired_ttest if paired else welch_ttest)(first, second, res["ci_level"])
+    return {
+        "sesoi": sesoi,
+        "test": res["test"],
+        "statistic": res["statistic"],
+        "df": res["df"],
+        "p": res["p"],
+        "mean_first": float(first.mean()),
+        "mean_second": float(second.mean()),
+        "mean_diff": res["mean_diff"],
+        "ci": res["ci"],
+        "ci_level": res["ci_level"],
+        "tost": {k: res[k] for k in ("bounds", "lower", "upper")},
+        "effect_size": _signed_effect(parametric["effect_size"], 1.0),
+        "rank_test": None,
+        "bayes_factor": bayes_factor(first, second, paired),
+        "n": res["n"],
     }
 
 
@@ -92,7 +145,8 @@ def correct(pvalues: list[float], method: str) -> list[float]:
 
 
 def confirmatory_tests(scores: pd.DataFrame, data: StudyData, confidence: float) -> list[dict]:
-    """Every preregistered hypothesis, corrected across the tested ones; ``supported`` = p_adjusted < α."""
+    """Every preregistered hypothesis, corrected across the tested ones; ``supported`` = p_adjusted < α (for an
+    equivalence hypothesis: shown equivalent / non-inferior)."""
     if data.hypotheses is None or scores is None:
         return []
     records = [confirmatory_test(scores, row, data, confidence) for _, row in data.hypotheses.iterrows()]

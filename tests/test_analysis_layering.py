@@ -134,8 +134,11 @@ def test_run_analysis_reads_as_its_numbered_steps():
         "hypotheses",
         "instruments",
         "trust calibration",
+        "reliance",
+        "engagement",
         "ratings",
         "interactions",
         "power",
         "preregistration",
+        "reporting standards",
     ]

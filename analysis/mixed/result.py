@@ -53,8 +53,13 @@ class MixedFit:
     - ``omnibus``: the test of all condition terms at once (k > 2): ``{test, statistic, df1, df2, p}``
       (``df2`` None for χ²).
     - ``variance_components``: SDs by name: ``participant``, ``participant:condition``, ``case``,
-      ``case:condition``, ``residual`` (gaussian only) — those in the model.
+      ``case:condition``, ``residual`` (gaussian only) — those in the model. A linear model with k > 2
+      conditions has one slope per non-baseline condition: ``case:condition[level]``.
+    - ``correlations``: correlations between random effects of one grouping factor, keyed
+      ``"case ~ case:condition"`` (empty when the model has none).
     - ``simplified``: the simplification steps taken, in order (empty when the maximal model fitted).
+    - ``log_likelihood``: the maximised (restricted, for REML fits; Laplace-approximated, for GLMMs)
+      log-likelihood, as R's ``logLik``; None where a backend does not give it.
     """
 
     family: str
@@ -73,6 +78,8 @@ class MixedFit:
     omnibus: dict | None = None
     simplified: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
+    correlations: dict[str, float] = field(default_factory=dict)
+    log_likelihood: float | None = None
 
     def to_record(self) -> dict:
         """The JSON-ready ``mixed`` block of ``results.json``."""

@@ -30,15 +30,14 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from skingen.evaluation.evaluator import HEADLINE
 from skingen.evaluation.report import _plain, figure_divs
 from skingen.experiments.runner import HALVES, RunPaths, generation_seeds
-from skingen.experiments.spec import GridSpec, Setting
+from skingen.experiments.spec import METRIC_DIRECTIONS, GridSpec, Setting
 
 RESULTS_CSV = "results.csv"
 RESULTS_JSON = "results.json"
 REPORT_FILE = "report.html"
-GROUP_METRICS = tuple(m for m in HEADLINE if m != "kid_std")
+GROUP_METRICS = tuple(METRIC_DIRECTIONS)
 # the trade-off figure: fidelity (generated images inside the real manifold) against diversity (real images
 # covered by the generated ones), coloured by whether the closed loop recognises the condition
 TRADE_OFF = ("precision", "recall", "closed_loop_accuracy")
@@ -55,7 +54,18 @@ def _spread(values: list[float | None]) -> dict[str, object]:
 
 
 def _metrics(path: Path) -> dict[str, object]:
-    return json.loads(path.read_text(encoding="utf-8"))
+    """One evaluation's metrics.json under the grid's space-free names (``fd`` for ``fd_clip`` …), top level
+    and per skin-tone group."""
+    found = json.loads(path.read_text(encoding="utf-8"))
+    space = found["feature_spaces"][0]
+    keys = {name: found["distances"][space].get(name, name) for name in GROUP_METRICS}
+    renamed = {name: found.get(key) for name, key in keys.items()}
+    renamed["feature_space"] = space
+    renamed["by_skin_tone"] = {
+        group: {name: entry.get(key) for name, key in keys.items()}
+        for group, entry in found.get("by_skin_tone", {}).items()
+    }
+    return renamed
 
 
 def collect(spec: GridSpec, out: Path) -> list[dict[str, object]]:
@@ -74,6 +84,7 @@ def collect(spec: GridSpec, out: Path) -> list[dict[str, object]]:
                 "base_model": setting.cell is None,
                 "cell": setting.cell and setting.cell.id,
                 "seeds": seeds if setting.cell else [],
+                "feature_space": halves["heldout"][0]["feature_space"],
                 **{
                     half: {k: _spread([found.get(k) for found in runs]) for k in GROUP_METRICS}
                     for half, runs in halves.items()
@@ -384,11 +395,7 @@ def render_report(spec: GridSpec, out: Path, summary: dict[str, object]) -> str:
     records, best = summary["settings"], summary["best"]
     plots = figure_divs(figures(spec, records))
     varied = list(spec.varied)
-    shown = [
-        m
-        for m in HEADLINE
-        if m in GROUP_METRICS and any(r["heldout"][m]["mean"] is not None for r in records)
-    ]
+    shown = [m for m in GROUP_METRICS if any(r["heldout"][m]["mean"] is not None for r in records)]
     head = "".join(f"<th>{html.escape(c)}</th>" for c in ("setting", *varied, *shown))
     body = "\n".join(
         f"<tr{' class=best' if r['id'] == best.get('best') else ''}><td>{html.escape(_label(r))}</td>"
