@@ -535,11 +535,13 @@ def _add_lora_commands(commands: argparse._SubParsersAction) -> None:
     which.set_defaults(handler=run_lora_which)
     grid = lora_commands.add_parser(
         "grid",
-        help="an experiment grid: each run trains, generates the fixed evaluation set, is evaluated",
-        description="Run every combination of GRID.yaml's grid (rank, alpha, lr, steps, text encoder, dataset "
-        "subset) into DIR: train → generate → evaluate, then results.csv/json and report.html with the best run. "
-        "Rerun the same command to resume: finished runs are skipped, an interrupted one resumes from its "
-        "checkpoint.",
+        help="an experiment grid: each setting trained per seed, generated, evaluated against the base model",
+        description="Run every combination of GRID.yaml's grid into DIR: each training setting (rank, alpha, "
+        "lr, steps, text encoder, dataset subset) trained once per training seed, each LoRA generated at every "
+        "generation setting (LoRA scale, guidance), the base model too; evaluated on two halves of the "
+        "evaluation set; then results.csv/json and report.html: the best setting chosen on one half and "
+        "compared with the base model and the runner-up on the other. Rerun the same command to resume: "
+        "finished runs are skipped, an interrupted one resumes from its checkpoint.",
     )
     grid.add_argument("grid", type=Path, metavar="GRID.yaml")
     grid.add_argument("--out", required=True, type=Path, metavar="DIR")
@@ -886,8 +888,8 @@ def run_lora_grid(args: argparse.Namespace) -> int:
 
     summary = run_grid(load_grid(args.grid), args.out, progress=not args.no_progress)
     best = summary["best"]
-    print(json.dumps({"out": str(args.out), "runs": len(summary["runs"]), "best": best["best"],
-                      "distinguishable": best.get("distinguishable"), "text": best["text"]}))  # fmt: skip
+    print(json.dumps({"out": str(args.out), "settings": len(summary["settings"]), "best": best["best"],
+                      "text": best["text"]}))  # fmt: skip
     return 0
 
 

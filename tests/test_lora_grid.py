@@ -1,5 +1,7 @@
-"""``skingen lora grid``: a 2×2 grid (rank × lr) on a tiny SD model end to end, its resumption after a run is
-interrupted after its first checkpoint, and a bad GRID.yaml (one message naming the field)."""
+"""``skingen lora grid`` on a tiny SD model end to end: cells trained per training seed, generation settings
+without retraining, the base-model row, the choice on the selection half and its held-out comparisons (checked
+against scipy's t intervals), resumption after an interruption, and a bad GRID.yaml (one message naming the
+field)."""
 
 from __future__ import annotations
 
@@ -31,13 +33,13 @@ def grid_yaml(tiny: TinyModels, data: Path, **grid: object) -> dict:
     return {
         "base": {
             "data": str(data), "sd": str(tiny.sd), "features": str(tiny.clip), "diagnoser": f"clip:{tiny.clip}",
-            "steps": 2, "seed": 0, "resolution": 32, "device": "cpu",
+            "steps": 2, "seed": 0, "training_seeds": 2, "resolution": 32, "device": "cpu",
             "training": {"checkpoint_every": 1},
-            "evaluation": {"conditions": ["psoriasis", "eczema"], "skin_tones": ["II", "V"], "images_per_cell": 2,
+            "evaluation": {"conditions": ["psoriasis", "eczema"], "skin_tones": ["II", "V"], "images_per_cell": 4,
                            "inference_steps": 2, "k": 2, "jackknife_groups": 4, "equal_n_draws": 2,
                            "bootstrap": 50},
         },
-        "grid": grid or {"rank": [2, 4], "lr": [1e-4, 1e-3]},
+        "grid": grid or {"rank": [2, 4]},
         "metric": {"name": "closed_loop_accuracy"},
     }  # fmt: skip
 
@@ -63,13 +65,13 @@ def run_cli(spec: dict, path: Path, out: Path) -> int:
     return main(["lora", "grid", str(path), "--out", str(out), "--no-progress"])
 
 
-def test_a_2x2_grid_runs_end_to_end_and_resumes_after_an_interruption(
+def test_a_grid_trains_each_cell_per_seed_and_resumes_after_an_interruption(
     tiny, data, tmp_path, monkeypatch
 ) -> None:
     from skingen.training import loop
 
-    spec, out = grid_yaml(tiny, data), tmp_path / "grid"
-    # the third run is interrupted right after its first checkpoint (as a kill would leave it)
+    spec, out = grid_yaml(tiny, data, rank=[2, 4], lora_scale=[0.5, 1.0]), tmp_path / "grid"
+    # the third training run is interrupted right after its first checkpoint (as a kill would leave it)
     saved = loop.save_checkpoint
     calls = {"train": 0}
 
@@ -83,108 +85,126 @@ def test_a_2x2_grid_runs_end_to_end_and_resumes_after_an_interruption(
     def counting(config, **kwargs):
         calls["train"] += 1
         calls.setdefault("resume", []).append(kwargs.get("resume"))
+        calls.setdefault("seeds", []).append(config.seed)
         return real_train(config, **kwargs)
 
     monkeypatch.setattr(loop, "save_checkpoint", interrupting)
     monkeypatch.setattr(loop, "train", counting)
     with pytest.raises(KeyboardInterrupt):
         run_cli(spec, tmp_path / "GRID.yaml", out)
-    runs = sorted(p.name for p in (out / "runs").iterdir())
-    assert len(runs) == 3 and calls["train"] == 3
-    finished = [r for r in runs if (out / "runs" / r / "train" / "run.json").is_file()]
-    (interrupted,) = set(runs) - set(finished)
-    assert [p.name for p in (out / "runs" / interrupted / "train").glob("checkpoint-*")] == ["checkpoint-1"]
-    mtimes = {r: (out / "runs" / r / "eval" / "metrics.json").stat().st_mtime_ns for r in finished}
+    trainings = sorted(out.glob("runs/*/seed*/train"))
+    assert len(trainings) == 3 and calls["train"] == 3 and calls["seeds"] == [0, 1, 0]
+    finished = [t for t in trainings if (t / "run.json").is_file()]
+    (interrupted,) = set(trainings) - set(finished)
+    assert [p.name for p in interrupted.glob("checkpoint-*")] == ["checkpoint-1"]
+    metrics = sorted(p for t in finished for p in t.parent.glob("eval/*/*/metrics.json"))
+    assert len(metrics) == 2 * 2 * 2  # two finished runs × two LoRA scales × two halves
+    mtimes = {p: p.stat().st_mtime_ns for p in metrics}
 
-    # rerun: the two finished runs are skipped, the interrupted one resumes, the fourth starts fresh
+    # rerun: the finished runs are skipped, the interrupted one resumes, the fourth starts fresh; the LoRA
+    # scales are generation settings, so no run is trained twice for them
     monkeypatch.setattr(loop, "save_checkpoint", saved)
-    calls.update(train=0, resume=[])
+    calls.update(train=0, resume=[], seeds=[])
     assert run_cli(spec, tmp_path / "GRID.yaml", out) == 0
     assert calls["train"] == 2 and calls["resume"] == ["latest", None]
-    assert {r: (out / "runs" / r / "eval" / "metrics.json").stat().st_mtime_ns for r in finished} == mtimes
-    record = json.loads((out / "runs" / interrupted / "train" / "run.json").read_text())
+    assert {p: p.stat().st_mtime_ns for p in metrics} == mtimes
+    record = json.loads((interrupted / "run.json").read_text())
     assert record["resumed_from"].endswith("checkpoint-1")
 
     with (out / "results.csv").open() as handle:
         rows = list(csv.DictReader(handle))
-    assert len(rows) == 4 and {(r["rank"], r["lr"]) for r in rows} == {
-        ("2", "0.0001"),
-        ("2", "0.001"),
-        ("4", "0.0001"),
-        ("4", "0.001"),
-    }
+    # 2 ranks × 2 LoRA scales, then the base model (no LoRA) at the one guidance value
+    assert [(r["rank"], r["lora_scale"]) for r in rows] == [
+        ("2", "0.5"), ("2", "1.0"), ("4", "0.5"), ("4", "1.0"), ("", "")
+    ]  # fmt: skip
     for row in rows:
         assert float(row["fd"]) >= 0 and row["closed_loop_accuracy"] != "" and row["fd_inf"] != ""
         assert row["closed_loop_accuracy[I-II]"] != "" and row["fd[V-VI]"] != ""
+    for row in rows[:4]:
+        assert row["fd_sd"] != ""  # the spread across the two training seeds
+    assert rows[4]["fd_sd"] == ""  # the base model has no training seed
     results = json.loads((out / "results.json").read_text())
     best = results["best"]
-    assert best["best"] in {r["id"] for r in rows} and best["second"] in {r["id"] for r in rows}
-    assert "distinguishable" in best["text"] and best["difference_ci"] is not None
+    assert best["best"] in {r["id"] for r in results["settings"]} and best["chosen_on"] == "selection"
+    assert best["vs_base_model"]["against"].startswith("base-model@")
+    assert best["vs_base_model"]["test"] == "one-sample t over training seeds"
+    assert best["vs_runner_up"]["test"] in {"paired t over training seeds", "Welch t over training seeds"}
+    assert "held-out" in best["text"].lower()
     page = (out / "report.html").read_text()
-    assert best["best"] in page and page.count("<figcaption>") == 4 and "<script src=" not in page
-    generated = sorted((out / "runs" / rows[0]["id"] / "generated").glob("*.json"))
-    assert len(generated) == 2 * 2 * 2
-    assert json.loads(generated[0].read_text())["loras"]  # provenance names the run's LoRA
+    assert best["best"] in page and page.count("<figcaption>") == 5 and "<script src=" not in page
+    assert "Trade-off per skin-tone group" in page
+    base_images = sorted((out / "base-model" / "generated").glob("*/*/*.json"))
+    assert len(base_images) == 2 * 2 * 4 and not json.loads(base_images[0].read_text())["loras"]
+    lora_images = sorted(out.glob("runs/*/seed0/generated/scale0.5_guidance*/heldout/*.json"))
+    (lora,) = json.loads(lora_images[0].read_text())["loras"]  # provenance names the run's LoRA and scale
+    assert lora["scale"] == 0.5
 
 
-def test_fd_difference_interval_and_a_subset(tiny, data, tmp_path) -> None:
+def test_an_fd_grid_over_subsets_and_guidance(tiny, data, tmp_path) -> None:
     spec = grid_yaml(
-        tiny, data, subset=[{"name": "all-train"}, {"name": "light", "skin_tones": ["I-II"]}], steps=[1]
+        tiny, data, subset=[{"name": "all-train"}, {"name": "light", "skin_tones": ["I-II"]}], guidance=[3, 6]
     )
     spec["metric"] = {"name": "fd"}
     spec["base"]["diagnoser"] = None
     out = tmp_path / "grid"
     assert run_cli(spec, tmp_path / "GRID.yaml", out) == 0
     results = json.loads((out / "results.json").read_text())
-    assert [r["settings"]["subset"] for r in results["runs"]] == ["all-train", "light"]
-    low, high = results["best"]["difference_ci"]
-    assert low <= high
+    assert [(r["settings"]["subset"], r["settings"]["guidance"]) for r in results["settings"]] == [
+        ("all-train", 3), ("all-train", 6), ("light", 3), ("light", 6), (None, 3), (None, 6)
+    ]  # fmt: skip
+    best = results["best"]
+    # the best is compared with the base model at its own guidance
+    assert best["vs_base_model"]["against"] == f"base-model@guidance{best['best_settings']['guidance']:g}"
+    low, high = best["vs_runner_up"]["ci"]
+    assert low <= best["vs_runner_up"]["difference"] <= high
     with (out / "subsets" / "light" / "metadata.csv").open() as handle:
         assert {row["skin_tone"] for row in csv.DictReader(handle)} == {"II"}
 
 
-def test_every_metric_gets_an_interval_from_the_per_image_values(tmp_path) -> None:
-    from types import SimpleNamespace
+def test_seed_differences_match_scipy() -> None:
+    """The intervals over training seeds are scipy's one-sample, paired and Welch t intervals."""
+    from scipy import stats
 
-    from skingen.evaluation import metrics
-    from skingen.experiments.results import difference_interval
-    from skingen.experiments.runner import PER_IMAGE_FILE, RunPaths
+    from skingen.experiments.results import seed_difference
 
-    rng = np.random.default_rng(0)
-    names = np.array([f"{i:02d}.png" for i in range(30)])
-    real = rng.normal(size=(20, 4))
-    runs = {}
-    for run, shift in (("a", 0.0), ("b", 1.5)):
-        order = rng.permutation(30)  # each run lists its generated images in its own order
-        values = {
-            key: rng.normal(shift, 1, 30) for key in ("precision", "density", "diversity", "clip_score")
+    a, b = [0.31, 0.42, 0.37, 0.29], [0.22, 0.35, 0.30, 0.27]
+    paired = seed_difference(a, b, paired=True, confidence=0.9)
+    reference = stats.ttest_rel(a, b).confidence_interval(0.9)
+    assert paired["ci"] == pytest.approx([reference.low, reference.high]) and paired["df"] == 3
+    welch = seed_difference(a, b[:3], paired=False, confidence=0.95)
+    reference = stats.ttest_ind(a, b[:3], equal_var=False)
+    assert welch["ci"] == pytest.approx(list(reference.confidence_interval(0.95)))
+    assert welch["df"] == pytest.approx(reference.df)
+    one = seed_difference(a, [0.25], paired=False, confidence=0.95)
+    reference = stats.ttest_1samp(a, 0.25).confidence_interval(0.95)
+    assert one["ci"] == pytest.approx([reference.low - 0.25, reference.high - 0.25])
+    assert seed_difference([0.3], [0.2], paired=False, confidence=0.95) is None  # one seed: no interval
+
+
+def test_the_best_is_chosen_on_the_selection_half_and_compared_on_the_held_out_half(tiny, data) -> None:
+    """A setting that wins the selection half by luck is still the choice, and its comparison uses only the
+    held-out values — the selection half's lead does not carry over."""
+    from skingen.experiments.results import choose
+
+    spec = parse_grid(grid_yaml(tiny, data, rank=[2, 4]))
+
+    def record(cell: str | None, selection: list[float], heldout: list[float]) -> dict:
+        spread = {
+            "closed_loop_accuracy": {"mean": float(np.mean(selection)), "sd": None, "values": selection}
         }
-        values["precision"][3] = np.nan  # outside the k-NN sample
-        runs[run] = {"names": names[order], "real": real, "generated": rng.normal(shift, 1, (30, 4))[order],
-                     "recall": rng.normal(shift, 1, 20), "coverage": rng.normal(shift, 1, 20),
-                     **{key: value[order] for key, value in values.items()}}  # fmt: skip
-        folder = RunPaths(tmp_path / "runs" / run).eval
-        folder.mkdir(parents=True)
-        np.savez(folder / PER_IMAGE_FILE, **runs[run])
-    evaluation = SimpleNamespace(bootstrap=200, confidence=0.9)
-    spec = SimpleNamespace(base=SimpleNamespace(evaluation=evaluation, seed=3))
+        held = {"closed_loop_accuracy": {"mean": float(np.mean(heldout)), "sd": None, "values": heldout}}
+        settings = {"guidance": spec.base.evaluation.guidance}
+        return {"id": f"{cell or 'base-model'}@x", "cell": cell, "base_model": cell is None,
+                "settings": settings, "selection": spread, "heldout": held}  # fmt: skip
 
-    def expected(name: str) -> tuple[float, float]:
-        a, b = runs["a"], runs["b"]
-        if name in ("recall", "coverage"):  # per real image: the same real images in both runs
-            paired = a[name] - b[name]
-        else:  # per generated image: paired by file name
-            paired = a[name][np.argsort(a["names"])] - b[name][np.argsort(b["names"])]
-        return metrics.bootstrap_ci(paired, replicates=200, rng=np.random.default_rng([3, 7]), confidence=0.9)
-
-    for name in ("precision", "density", "diversity", "clip_score", "recall", "coverage"):
-        interval = difference_interval(name, tmp_path, "a", "b", spec)
-        assert interval == pytest.approx(expected(name)), name
-        assert interval[1] < 0  # b's values are higher: the difference a − b is negative
-    for name in ("fd", "fd_inf", "kd"):
-        low, high = difference_interval(name, tmp_path, "a", "b", spec)
-        assert low <= high
-    assert difference_interval("closed_loop_accuracy", tmp_path, "a", "b", spec) is None  # not kept
+    records = [record("lucky", [0.9, 0.95], [0.5, 0.52]), record("steady", [0.7, 0.72], [0.7, 0.74]),
+               record(None, [0.4], [0.5])]  # fmt: skip
+    result = choose(spec, records)
+    assert result["best"] == "lucky@x" and result["runner_up"] == "steady@x"
+    assert result["best_heldout"] == pytest.approx(0.51)
+    assert result["vs_runner_up"]["difference"] == pytest.approx(0.51 - 0.72)
+    assert result["vs_runner_up"]["ci"][1] < 0 and result["vs_runner_up"]["distinguishable"]
+    assert result["vs_base_model"]["difference"] == pytest.approx(0.01)
 
 
 @pytest.mark.parametrize(
@@ -228,6 +248,7 @@ def test_a_killed_grid_process_resumes_from_its_checkpoint(tiny, data, tmp_path)
     import time
 
     spec = grid_yaml(tiny, data, rank=[2, 4])
+    spec["base"]["training_seeds"] = 1
     spec["base"]["steps"] = 10
     spec["base"]["training"] = {"checkpoint_every": 3}
     path, out = tmp_path / "GRID.yaml", tmp_path / "grid"
@@ -237,7 +258,7 @@ def test_a_killed_grid_process_resumes_from_its_checkpoint(tiny, data, tmp_path)
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 300
-        while not any(out.glob("runs/*/train/checkpoint-*/random_states_0.pkl")):
+        while not any(out.glob("runs/*/seed*/train/checkpoint-*/random_states_0.pkl")):
             assert process.poll() is None, "the grid ended before writing a checkpoint"
             assert time.monotonic() < deadline, "no checkpoint within 300 s"
             time.sleep(0.02)
@@ -246,7 +267,7 @@ def test_a_killed_grid_process_resumes_from_its_checkpoint(tiny, data, tmp_path)
     finally:
         if process.poll() is None:
             process.kill()
-    (killed,) = list(out.glob("runs/*/train"))
+    (killed,) = list(out.glob("runs/*/seed*/train"))
     assert not (killed / "run.json").exists()
     assert main(["lora", "grid", str(path), "--out", str(out), "--no-progress"]) == 0
     record = json.loads((killed / "run.json").read_text())
@@ -254,16 +275,16 @@ def test_a_killed_grid_process_resumes_from_its_checkpoint(tiny, data, tmp_path)
     with (killed / "loss.csv").open() as handle:
         assert [int(row["step"]) for row in csv.DictReader(handle)] == list(range(1, 11))
     with (out / "results.csv").open() as handle:
-        assert len(list(csv.DictReader(handle))) == 2
+        assert len(list(csv.DictReader(handle))) == 3  # two ranks and the base model
 
 
 def test_run_ids_are_stable_and_a_half_written_checkpoint_is_not_resumed(tiny, data, tmp_path) -> None:
     from skingen.experiments.runner import complete_checkpoints
 
     spec = parse_grid(grid_yaml(tiny, data, rank=[2, 4], train_text_encoder=[False, True]))
-    ids = [run.id for run in spec.runs()]
-    assert ids == [run.id for run in parse_grid(grid_yaml(tiny, data, rank=[2, 4],
-                                                          train_text_encoder=[False, True])).runs()]  # fmt: skip
+    ids = [cell.id for cell in spec.cells()]
+    assert ids == [cell.id for cell in parse_grid(grid_yaml(tiny, data, rank=[2, 4],
+                                                            train_text_encoder=[False, True])).cells()]  # fmt: skip
     assert len(set(ids)) == 4 and ids[0].startswith("rank2_teoff-") and ids[3].startswith("rank4_teon-")
     run = tmp_path / "train"
     for step, names in ((1, ("pytorch_lora_weights.safetensors", "random_states_0.pkl", "custom_checkpoint_0.pkl")),

@@ -144,18 +144,12 @@ def evaluate(
 
 @dataclass(frozen=True)
 class Evaluation:
-    """What :func:`evaluate` computes, with the per-image inputs kept (``skingen lora grid`` bootstraps them).
-
-    ``per_image``: the whole set's per-image values behind the means — ``precision``, ``density``,
-    ``diversity`` per generated image and ``recall``, ``coverage`` per real image, in the sets' order, NaN for
-    images outside the k-NN sample (or all NaN when the metric was not computed). ``tones``: each generated
-    image's measured skin tone.
-    """
+    """What :func:`evaluate` computes, with what the bundle writes onto each reference kept: the features, the
+    closed-loop verdicts and ``tones``, each generated image's measured skin tone."""
 
     results: dict[str, object]
     embedded: Embedded
     closed_loop: ClosedLoop | None
-    per_image: dict[str, np.ndarray]
     tones: list[MeasuredTone]
 
 
@@ -188,7 +182,6 @@ def evaluate_detailed(
     if not share.is_main_process:
         return None
     # 5. Metrics, globally and per skin-tone group and type
-    per_image: dict[str, np.ndarray] = {}
     results = metrics_from_features(
         embedded,
         real.images if real.labelled else None,
@@ -196,7 +189,6 @@ def evaluate_detailed(
         settings,
         closed_loop=closed_loop,
         tones=tones,
-        per_image=per_image,
     )
     # 6. Where it all came from
     results["inputs"] = {
@@ -211,7 +203,7 @@ def evaluate_detailed(
             results["warnings"], "no_text_tower", "all",
             f"--features {extractor.path} has no text tower (not a CLIP model): no CLIP score",
         )  # fmt: skip
-    return Evaluation(results, embedded, closed_loop, per_image, tones)
+    return Evaluation(results, embedded, closed_loop, tones)
 
 
 def embed(
@@ -321,13 +313,11 @@ def metrics_from_features(
     *,
     closed_loop: ClosedLoop | None = None,
     tones: Sequence[MeasuredTone] | None = None,
-    per_image: dict[str, np.ndarray] | None = None,
 ) -> dict[str, object]:
     """The metrics for the whole set, ``by_skin_tone`` group, ``by_skin_type``, the ``gaps`` between groups and
     the ``skin_tone_fidelity`` of the generated images (with ``tones``, one per generated image).
 
-    ``real`` are the real images' labels in feature order (None: unlabelled, so no per-group real side). A
-    ``per_image`` dictionary is filled with the whole set's per-image values (see :class:`Evaluation`).
+    ``real`` are the real images' labels in feature order (None: unlabelled, so no per-group real side).
     ``warnings`` are records ``{code, subset, message, …}`` (docs/pipeline.md lists the codes).
     """
     warnings: list[dict[str, object]] = []
@@ -339,10 +329,8 @@ def metrics_from_features(
     groups = list(group_subsets(real, generated))
     equal_n = _equal_n_sizes(groups)
 
-    def compute(
-        subset: Subset, values: dict[str, np.ndarray] | None = None, sizes: tuple[int, int] | None = None
-    ) -> dict[str, object]:
-        return _subset_metrics(embedded, generated, subset, settings, correct, warnings, values, sizes)
+    def compute(subset: Subset, sizes: tuple[int, int] | None = None) -> dict[str, object]:
+        return _subset_metrics(embedded, generated, subset, settings, correct, warnings, sizes)
 
     results: dict[str, object] = {
         "schema_version": SCHEMA_VERSION,
@@ -352,7 +340,7 @@ def metrics_from_features(
             for space, features in spaces.items()
         },
         "feature_dim": int(embedded.real.shape[1]),
-        **compute(everything, per_image),
+        **compute(everything),
         "closed_loop": None if closed_loop is None else closed_loop.summary(),
         "settings": asdict(settings),
     }
@@ -415,7 +403,6 @@ def _subset_metrics(
     settings: EvaluationSettings,
     correct: np.ndarray | None,
     warnings: list[dict[str, object]],
-    per_image: dict[str, np.ndarray] | None = None,
     equal_n: tuple[int, int] | None = None,
 ) -> dict[str, object]:
     from skingen.evaluation import metrics
@@ -449,16 +436,10 @@ def _subset_metrics(
             f"{settings.knn_max_samples} images per side (--knn-max-samples)",
             cap=settings.knn_max_samples,
         )  # fmt: skip
-    n_real = 0 if real is None else len(real)
-    values_of = {  # per image, in the subset's order; NaN outside the k-NN sample or when not computed
-        name: np.full(len(fake) if name in _PER_GENERATED else n_real, np.nan)
-        for name in ("precision", "density", "diversity", "recall", "coverage")
-    }
     if real is not None and min(len(real), len(fake)) > settings.k:
         manifold = metrics.manifold(real[knn_real], fake[knn_fake], settings.k)
         for name in ("precision", "density", "recall", "coverage"):
             values = getattr(manifold, name)
-            values_of[name][knn_fake if name in _PER_GENERATED else knn_real] = values
             out[name] = float(values.mean())
             out[f"{name}_ci"] = metrics.bootstrap_ci(values, **boot)
     elif real is not None:
@@ -475,10 +456,7 @@ def _subset_metrics(
         scores = embedded.clip_real[subset.real]
         out["clip_score_real"] = float(np.nanmean(scores)) if not np.isnan(scores).all() else None
     conditions = [generated[subset.generated[i]].condition for i in knn_fake]
-    values_of["diversity"][knn_fake] = metrics.diversity(fake[knn_fake], conditions)
-    _mean_with_ci(out, "diversity", values_of["diversity"], boot)
-    if per_image is not None:
-        per_image.update(values_of)
+    _mean_with_ci(out, "diversity", metrics.diversity(fake[knn_fake], conditions), boot)
     if correct is not None:
         _mean_with_ci(out, "closed_loop_accuracy", correct[subset.generated], boot)
     return out
@@ -563,13 +541,6 @@ def cap_sample(n: int, cap: int, seed: int, stream: str) -> np.ndarray:
         return np.arange(n)
     rng = np.random.default_rng([seed, zlib.crc32(stream.encode())])
     return np.sort(rng.choice(n, cap, replace=False))
-
-
-_PER_GENERATED = (
-    "precision",
-    "density",
-    "diversity",
-)  # one value per generated image (recall, coverage: real)
 
 
 def _null_keys(spaces: list[str], groups: bool) -> list[str]:

@@ -1,9 +1,11 @@
-"""``skingen lora grid GRID.yaml --out DIR``: an experiment grid over LoRA training settings.
+"""``skingen lora grid GRID.yaml --out DIR``: an experiment grid over LoRA training and generation settings.
 
-:mod:`.spec` (the YAML, validated; runs with stable ids), :mod:`.runner` (per run: train → generate the fixed
+:mod:`.spec` (the YAML, validated; cells with stable ids, training seeds, generation variants, the base
+model), :mod:`.runner` (per training run and for the base model: train → generate both halves of the fixed
 evaluation set → evaluate, each step skipped when done, training resumed from its checkpoint) and
-:mod:`.results` (results.csv/json, figures, report.html, the best run and whether it is distinguishable from
-the second best). It reuses :mod:`skingen.training`, :mod:`skingen.generation` and :mod:`skingen.evaluation`.
+:mod:`.results` (results.csv/json, figures, report.html, the best setting chosen on one half and compared with
+the base model and the runner-up on the other). It reuses :mod:`skingen.training`, :mod:`skingen.generation`
+and :mod:`skingen.evaluation`.
 """
 
 from __future__ import annotations

@@ -1,14 +1,20 @@
-"""``skingen lora grid``: every run of a grid, each train → generate the fixed evaluation set → evaluate.
+"""``skingen lora grid``: train every cell once per training seed, generate the fixed evaluation set with every
+generation variant (and with the base model alone), evaluate each set.
 
 ::
 
     DIR/
-      grid.json                    # the validated grid, as run
-      subsets/<name>/metadata.csv  # a dataset subset (paths point into base.data)
-      runs/<id>/train/             # `skingen lora train`'s run folder (checkpoints, run.json last)
-      runs/<id>/generated/         # the evaluation set: PNG + provenance JSON (with labels)
-      runs/<id>/eval/              # metrics.json + report.html (`skingen evaluate`'s), per_image.npz
+      grid.json                                   # the validated grid, as run
+      subsets/<name>/metadata.csv                 # a dataset subset (paths point into base.data)
+      runs/<cell>/seed<s>/train/                  # `skingen lora train`'s run folder (checkpoints, run.json last)
+      runs/<cell>/seed<s>/generated/<variant>/{selection,heldout}/   # PNG + provenance JSON (with labels)
+      runs/<cell>/seed<s>/eval/<variant>/{selection,heldout}/        # metrics.json + report.html
+      base-model/generated/<variant>/…, base-model/eval/<variant>/…  # the same without a LoRA
       results.csv, results.json, report.html
+
+The evaluation set's seeds are split in two halves of the same prompts: the best setting is *chosen* on the
+``selection`` half and *compared* with the base model and the runner-up on the ``heldout`` half, so picking the
+best of many settings does not flatter its comparison (:mod:`skingen.experiments.results`).
 
 Each step is skipped when its output is complete (``run.json``; the ``generated`` and ``eval`` folders are
 written atomically), and a run killed during training resumes from its newest checkpoint, so rerunning the
@@ -31,7 +37,7 @@ from skingen.errors import SkinGenError
 from skingen.evaluation.evaluator import EvaluationSettings
 from skingen.evaluation.inputs import read_generated, read_real
 from skingen.evaluation.report import METRICS_FILE, write_report
-from skingen.experiments.spec import DataSubset, GridSpec, RunSettings, training_config
+from skingen.experiments.spec import Cell, DataSubset, GridSpec, Variant, training_config
 from skingen.prompts import PromptBuilder
 from skingen.provenance import ImageLabels, save_image
 from skingen.taxonomy import Taxonomy
@@ -39,24 +45,32 @@ from skingen.training import checkpoints
 from skingen.training.config import CONFIG_FILE, read_config
 from skingen.training.runs import RUN_FILE
 
-PER_IMAGE_FILE = "per_image.npz"
+HALVES = ("selection", "heldout")
+BASE_MODEL = "base-model"
 
 
 @dataclass(frozen=True)
 class RunPaths:
+    """The folders of one model: a training run (``runs/<cell>/seed<s>``) or the base model."""
+
     root: Path
+
+    @classmethod
+    def of(cls, out: Path, cell: Cell | None, seed: int | None) -> RunPaths:
+        return cls(out / BASE_MODEL if cell is None else out / "runs" / cell.id / f"seed{seed}")
 
     @property
     def train(self) -> Path:
         return self.root / "train"
 
-    @property
-    def generated(self) -> Path:
-        return self.root / "generated"
+    def generated(self, variant: Variant) -> Path:
+        return self.root / "generated" / variant.name
 
-    @property
-    def eval(self) -> Path:
-        return self.root / "eval"
+    def eval(self, variant: Variant) -> Path:
+        return self.root / "eval" / variant.name
+
+    def metrics(self, variant: Variant, half: str) -> Path:
+        return self.eval(variant) / half / METRICS_FILE
 
 
 # Our LoRA file (written first, by the save hook) and what accelerate's save_state writes last: the RNG states,
@@ -89,6 +103,14 @@ def evaluation_conditions(spec: GridSpec, taxonomy: Taxonomy | None = None) -> l
 def image_name(condition: str, tone: str, seed: int) -> str:
     """The evaluation set's file name for one image (the contact sheet finds them by it)."""
     return f"{condition}_{tone}_seed{seed}.png"
+
+
+def generation_seeds(spec: GridSpec) -> dict[str, list[int]]:
+    """The evaluation set's image seeds per half: the first half selects, the second confirms."""
+    ev = spec.base.evaluation
+    seeds = list(range(ev.seed, ev.seed + ev.images_per_cell))
+    middle = (len(seeds) + 1) // 2
+    return {"selection": seeds[:middle], "heldout": seeds[middle:]}
 
 
 class GridRunner:
@@ -127,68 +149,70 @@ class GridRunner:
         self.check()
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "grid.json").write_text(self.spec.model_dump_json(indent=2) + "\n", encoding="utf-8")
-        runs = self.spec.runs()
+        models = [(c, s) for c in self.spec.cells() for s in self.spec.training_seeds] + [(None, None)]
         done = []
-        for run in tqdm(runs, desc="grid", unit="run", disable=not self.progress):
-            done.append(self.run(run))
+        for cell, seed in tqdm(models, desc="grid", unit="model", disable=not self.progress):
+            done.append(self.run(cell, seed))
         return done
 
-    # --- one run ---------------------------------------------------------------------------------------
+    # --- one model: a training run, or the base model -------------------------------------------------------
 
-    def run(self, run: RunSettings) -> Path:
-        paths = RunPaths(self.out / "runs" / run.id)
+    def run(self, cell: Cell | None, seed: int | None) -> Path:
+        paths = RunPaths.of(self.out, cell, seed)
         # 1. Train (skipped when run.json exists; resumed from the newest checkpoint when there is one)
-        self.train(run, paths)
-        # 2. Generate the fixed evaluation set with the run's LoRA
-        if not paths.generated.is_dir():
-            self.generate(paths)
-        # 3. Evaluate against the real validation split
-        if not (paths.eval / METRICS_FILE).is_file():
-            self.evaluate(paths)
+        if cell is not None:
+            self.train(cell, seed, paths)
+        for variant in self.spec.variants() if cell is not None else self.spec.baseline_variants():
+            # 2. Generate the fixed evaluation set, both halves, with this variant
+            if not paths.generated(variant).is_dir():
+                self.generate(paths, variant, lora=cell is not None)
+            # 3. Evaluate each half against the real validation split
+            if not all(paths.metrics(variant, half).is_file() for half in HALVES):
+                self.evaluate(paths, variant)
         return paths.root
 
-    def train(self, run: RunSettings, paths: RunPaths) -> None:
+    def train(self, cell: Cell, seed: int, paths: RunPaths) -> None:
         if (paths.train / RUN_FILE).is_file():
             return
         from skingen.training.loop import train  # torch from here on
 
-        data = self.subset_data(run.subset) if run.subset else self.spec.base.data
-        config = training_config(self.spec, run, paths.train, data)
+        data = self.subset_data(cell.subset) if cell.subset else self.spec.base.data
+        config = training_config(self.spec, cell, seed, paths.train, data)
         resume = "latest" if complete_checkpoints(paths.train) else None
         if resume is None and paths.train.exists():
             shutil.rmtree(paths.train)  # killed before its first checkpoint: nothing to resume
         # a stale evaluation of an unfinished run cannot exist (both are written after run.json), but be sure
-        for stale in (paths.generated, paths.eval):
+        for stale in (paths.root / "generated", paths.root / "eval"):
             shutil.rmtree(stale, ignore_errors=True)
         train(config, resume=resume, progress=self.progress)
-        self.trained.append(run.id)
+        self.trained.append(f"{cell.id}/seed{seed}")
 
-    def generate(self, paths: RunPaths) -> None:
+    def generate(self, paths: RunPaths, variant: Variant, *, lora: bool) -> None:
         from skingen.generation import LoraSpec, ReferenceGenerator
 
         base, ev = self.spec.base, self.spec.base.evaluation
-        generator = ReferenceGenerator.from_pretrained(
-            base.sd, loras=[LoraSpec(paths.train)], device=base.device, cache=None
-        )
-        seeds = list(range(ev.seed, ev.seed + ev.images_per_cell))
-        with atomic_directory(paths.generated, overwrite=True) as staging:
-            for condition in self.conditions:
-                for tone in ev.skin_tones:
-                    built = self.prompts.build(condition, skin_tone=tone, trigger=base.trigger)
-                    results = generator(
-                        built.prompt, built.negative_prompt, seeds=seeds, steps=ev.inference_steps,
-                        guidance=ev.guidance, width=base.resolution, height=base.resolution,
-                        batch_size=ev.batch_size,
-                    )  # fmt: skip
-                    labels = ImageLabels(condition=condition, skin_tone=built.skin_tone)
-                    for result in results:
-                        png = staging / image_name(condition, tone, result.record.seed)
-                        save_image(result.image, result.record, png, labels)
+        loras = [LoraSpec(paths.train, scale=variant.lora_scale)] if lora else []
+        generator = ReferenceGenerator.from_pretrained(base.sd, loras=loras, device=base.device, cache=None)
+        with atomic_directory(paths.generated(variant), overwrite=True) as staging:
+            for half, seeds in generation_seeds(self.spec).items():
+                (staging / half).mkdir()
+                for condition in self.conditions:
+                    for tone in ev.skin_tones:
+                        built = self.prompts.build(
+                            condition, skin_tone=tone, trigger=base.trigger if lora else None
+                        )
+                        results = generator(
+                            built.prompt, built.negative_prompt, seeds=seeds, steps=ev.inference_steps,
+                            guidance=variant.guidance, width=base.resolution, height=base.resolution,
+                            batch_size=ev.batch_size,
+                        )  # fmt: skip
+                        labels = ImageLabels(condition=condition, skin_tone=built.skin_tone)
+                        for result in results:
+                            png = staging / half / image_name(condition, tone, result.record.seed)
+                            save_image(result.image, result.record, png, labels)
 
-    def evaluate(self, paths: RunPaths) -> None:
-        import numpy as np
-
-        from skingen.evaluation.evaluator import evaluate_detailed
+    def evaluate(self, paths: RunPaths, variant: Variant) -> None:
+        from skingen.evaluation.evaluator import evaluate
 
         ev = self.spec.base.evaluation
         settings = EvaluationSettings(
@@ -197,24 +221,18 @@ class GridRunner:
             knn_max_samples=ev.knn_max_samples,
         )  # fmt: skip
         real = read_real(self.spec.base.data, split="validation")
-        generated = read_generated(paths.generated)
-        evaluation = evaluate_detailed(
-            real, generated, self.extractor(), settings, diagnoser=self.diagnoser(), progress=self.progress
-        )
-        write_report(paths.eval, evaluation.results, overwrite=True)
-        embedded, loop = evaluation.embedded, evaluation.closed_loop
-        nan = np.full(len(generated), np.nan)
-        per_image = {
-            "names": np.array([image.path.name for image in generated.images]),
-            "real": embedded.real.numpy(),
-            "generated": embedded.generated.numpy(),
-            "clip_score": nan if embedded.clip_generated is None else embedded.clip_generated,
-            "closed_loop_accuracy": nan
-            if loop is None
-            else np.array([np.nan if c is None else c for c in loop.correct]),
-            **evaluation.per_image,  # precision, density, diversity (generated); recall, coverage (real)
-        }
-        np.savez(paths.eval / PER_IMAGE_FILE, **per_image)  # inside eval/: written after metrics.json
+        with atomic_directory(paths.eval(variant), overwrite=True) as staging:
+            for half in HALVES:
+                generated = read_generated(paths.generated(variant) / half)
+                results = evaluate(
+                    real,
+                    generated,
+                    self.extractor(),
+                    settings,
+                    diagnoser=self.diagnoser(),
+                    progress=self.progress,
+                )
+                write_report(staging / half, results)
 
     def extractor(self):
         if self._extractor is None:

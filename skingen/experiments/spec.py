@@ -1,9 +1,15 @@
-"""``GRID.yaml``: the base settings, the grid over them and the metric that picks the best run; checked once.
+"""``GRID.yaml``: the base settings, the grid over them and the metric that picks the best setting; checked once.
 
 Every error names its field path (``grid.rank[1]: ...``, ``grid: unknown key 'ranks'``) and all of them come
-back as one :class:`~skingen.errors.SkinGenError`. :meth:`GridSpec.runs` expands the cartesian product into
-:class:`RunSettings`, each with a stable id derived from its settings (same settings → same folder, so a rerun
-finds its finished and interrupted runs). Torch-free.
+back as one :class:`~skingen.errors.SkinGenError`.
+
+A grid has two kinds of axes. *Training* settings (:data:`TRAINING_KEYS`) need a LoRA of their own:
+:meth:`GridSpec.cells` expands their cartesian product into :class:`Cell` s, each trained once per training
+seed (``base.training_seeds``, so the spread across seeds is measured, not assumed away) and each with a stable
+id derived from its settings (same settings → same folder, so a rerun finds its finished and interrupted runs).
+*Generation* settings (:data:`GENERATION_KEYS`: LoRA scale, guidance) apply to every trained LoRA without
+training again: :meth:`GridSpec.variants`. Every grid also generates with the base model alone
+(:meth:`GridSpec.baseline_variants`), the row a LoRA has to beat. Torch-free.
 """
 
 from __future__ import annotations
@@ -41,7 +47,11 @@ METRIC_DIRECTIONS = {
     "diversity": "maximize",
     "closed_loop_accuracy": "maximize",
 }
-GRID_KEYS = ("rank", "alpha", "lr", "steps", "train_text_encoder", "subset")
+TRAINING_KEYS = ("rank", "alpha", "lr", "steps", "train_text_encoder", "subset")
+GENERATION_KEYS = ("lora_scale", "guidance")
+# Images per condition × skin-tone cell: with the default three skin tones, 102 per condition, a size at which
+# distances between image sets stop being dominated by their small-sample bias (docs/pipeline.md).
+DEFAULT_IMAGES_PER_CELL = 34
 # TrainingConfig fields the grid sets itself (per run) or derives (out, data)
 _OWNED = frozenset({"data", "sd", "out", "rank", "alpha", "lr", "steps", "train_text_encoder", "seed",
                     "trigger", "resolution"})  # fmt: skip
@@ -76,7 +86,7 @@ class EvaluationSet(_Strict):
 
     conditions: tuple[str, ...] = Field(min_length=1)
     skin_tones: tuple[Literal["I", "II", "III", "IV", "V", "VI"], ...] = ("I", "III", "V")
-    images_per_cell: int = Field(default=2, ge=1)
+    images_per_cell: int = Field(default=DEFAULT_IMAGES_PER_CELL, ge=2)  # half selects, half confirms
     seed: int = 0
     inference_steps: int = Field(default=DEFAULT_STEPS, ge=1)
     guidance: float = Field(default=DEFAULT_GUIDANCE, ge=0)
@@ -98,6 +108,8 @@ class GridBase(_Strict):
     diagnoser: str | None = None  # a closed-loop judge spec, as `skingen evaluate --diagnoser` takes
     steps: int = Field(default=1000, ge=1)
     seed: int = 0
+    training_seeds: int = Field(default=3, ge=1)  # each cell trained with seeds seed, seed + 1, …
+    lora_scale: float = Field(default=1.0, gt=0)
     trigger: str | None = None
     resolution: int = Field(default=512, ge=8, multiple_of=8)
     rank: int = Field(default=4, ge=1)
@@ -130,7 +142,8 @@ class GridBase(_Strict):
 
 
 class Grid(_Strict):
-    """The values each setting takes; settings not listed keep their base value."""
+    """The values each setting takes; settings not listed keep their base value (``guidance``:
+    ``base.evaluation.guidance``)."""
 
     rank: tuple[Annotated[int, Field(ge=1)], ...] | None = Field(default=None, min_length=1)
     alpha: tuple[Annotated[float, Field(gt=0)] | None, ...] | None = Field(default=None, min_length=1)
@@ -138,10 +151,12 @@ class Grid(_Strict):
     steps: tuple[Annotated[int, Field(ge=1)], ...] | None = Field(default=None, min_length=1)
     train_text_encoder: tuple[bool, ...] | None = Field(default=None, min_length=1)
     subset: tuple[DataSubset, ...] | None = Field(default=None, min_length=1)
+    lora_scale: tuple[Annotated[float, Field(gt=0)], ...] | None = Field(default=None, min_length=1)
+    guidance: tuple[Annotated[float, Field(ge=0)], ...] | None = Field(default=None, min_length=1)
 
     @model_validator(mode="after")
     def _distinct(self) -> Grid:
-        for key in GRID_KEYS:
+        for key in (*TRAINING_KEYS, *GENERATION_KEYS):
             values = getattr(self, key)
             if values is None:
                 continue
@@ -161,8 +176,8 @@ class Metric(_Strict):
 
 
 @dataclass(frozen=True)
-class RunSettings:
-    """One point of the grid."""
+class Cell:
+    """One point of the training grid: a LoRA trained once per training seed."""
 
     id: str
     rank: int
@@ -184,6 +199,38 @@ class RunSettings:
         }
 
 
+@dataclass(frozen=True)
+class Variant:
+    """How a set of images is generated from one model: the LoRA's scale (None: the base model, no LoRA) and
+    the guidance scale."""
+
+    lora_scale: float | None
+    guidance: float
+
+    @property
+    def name(self) -> str:
+        """The folder name, e.g. ``scale0.8_guidance7.5``; ``guidance7.5`` for the base model."""
+        scale = "" if self.lora_scale is None else f"scale{self.lora_scale:g}_"
+        return f"{scale}guidance{self.guidance:g}"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What the grid compares: a cell generated with a variant, or the base model (``cell`` None)."""
+
+    cell: Cell | None
+    variant: Variant
+
+    @property
+    def id(self) -> str:
+        return f"{self.cell.id if self.cell else 'base-model'}@{self.variant.name}"
+
+    def settings(self) -> dict[str, object]:
+        """Flat columns: the training settings (empty for the base model) and the generation settings."""
+        training = self.cell.settings() if self.cell else dict.fromkeys(TRAINING_KEYS)
+        return {**training, "lora_scale": self.variant.lora_scale, "guidance": self.variant.guidance}
+
+
 class GridSpec(_Strict):
     base: GridBase
     grid: Grid
@@ -191,10 +238,29 @@ class GridSpec(_Strict):
 
     @property
     def varied(self) -> tuple[str, ...]:
-        """The settings the grid varies, in GRID_KEYS order."""
-        return tuple(key for key in GRID_KEYS if getattr(self.grid, key) is not None)
+        """The settings the grid varies, training settings first."""
+        return tuple(k for k in (*TRAINING_KEYS, *GENERATION_KEYS) if getattr(self.grid, k) is not None)
 
-    def runs(self) -> list[RunSettings]:
+    @property
+    def training_seeds(self) -> tuple[int, ...]:
+        return tuple(range(self.base.seed, self.base.seed + self.base.training_seeds))
+
+    def variants(self) -> list[Variant]:
+        """The generation settings every trained LoRA is evaluated at."""
+        scales = self.grid.lora_scale or (self.base.lora_scale,)
+        guidances = self.grid.guidance or (self.base.evaluation.guidance,)
+        return [Variant(s, g) for s, g in itertools.product(scales, guidances)]
+
+    def baseline_variants(self) -> list[Variant]:
+        """The base model at every guidance value of the grid."""
+        return [Variant(None, g) for g in self.grid.guidance or (self.base.evaluation.guidance,)]
+
+    def settings(self) -> list[Setting]:
+        """Every setting the grid compares: the LoRA settings, then the base model's."""
+        trained = [Setting(c, v) for c in self.cells() for v in self.variants()]
+        return trained + [Setting(None, v) for v in self.baseline_variants()]
+
+    def cells(self) -> list[Cell]:
         base = self.base
         axes = {
             "rank": self.grid.rank or (base.rank,),
@@ -204,11 +270,12 @@ class GridSpec(_Strict):
             "train_text_encoder": self.grid.train_text_encoder or (base.train_text_encoder,),
             "subset": self.grid.subset or (None,),
         }
-        runs = []
+        varied = tuple(k for k in TRAINING_KEYS if getattr(self.grid, k) is not None)
+        cells = []
         for values in itertools.product(*axes.values()):
             point = dict(zip(axes, values, strict=True))
-            runs.append(RunSettings(id=run_id(point, self.varied), **point))
-        return runs
+            cells.append(Cell(id=run_id(point, varied), **point))
+        return cells
 
 
 def run_id(point: dict[str, object], varied: tuple[str, ...]) -> str:
@@ -262,11 +329,11 @@ def parse_grid(data: object, source: str = "GRID.yaml") -> GridSpec:
     except ValidationError as exc:
         problems = "; ".join(_message(e) for e in exc.errors())
         raise SkinGenError(f"{source}: {problems}") from None
-    for run in spec.runs():  # the combined training settings, checked by the training config itself
+    for cell in spec.cells():  # the combined training settings, checked by the training config itself
         try:
-            training_config(spec, run, Path("."))
+            training_config(spec, cell, spec.base.seed, Path("."))
         except SkinGenError as exc:
-            raise SkinGenError(f"{source}: run {run.id}: {exc}") from None
+            raise SkinGenError(f"{source}: run {cell.id}: {exc}") from None
     return spec
 
 
@@ -289,8 +356,11 @@ def load_grid(path: str | Path) -> GridSpec:
     return spec.model_copy(update={"base": base.model_copy(update=updates)}) if updates else spec
 
 
-def training_config(spec: GridSpec, run: RunSettings, out: Path, data: Path | None = None) -> TrainingConfig:
-    """The run's ``skingen lora train`` settings: base, its ``training`` options, then the grid point."""
+def training_config(
+    spec: GridSpec, run: Cell, seed: int, out: Path, data: Path | None = None
+) -> TrainingConfig:
+    """One training run's ``skingen lora train`` settings: base, its ``training`` options, the grid point, the
+    training seed."""
     base = spec.base
     return TrainingConfig(
         **base.training,
@@ -302,7 +372,7 @@ def training_config(spec: GridSpec, run: RunSettings, out: Path, data: Path | No
         lr=run.lr,
         steps=run.steps,
         train_text_encoder=run.train_text_encoder,
-        seed=base.seed,
+        seed=seed,
         trigger=base.trigger,
         resolution=base.resolution,
     )
