@@ -108,6 +108,17 @@ def test_record_sentence(label: str, res: dict | None, confidence: float) -> str
     )
 
 
+def described_only_sentences(name: str, block: dict, confidence: float) -> list[str]:
+    """A construct asked under one condition only: its descriptives there, and why nothing is compared."""
+    (condition, d), *_ = block["descriptives"].items()
+    sentences = [
+        f"{html.escape(name)}, {html.escape(condition)} (*M* = {num(d['mean'])}, *SD* = {num(d['sd'])}, "
+        f"*Mdn* = {num(d['median'])}, *n* = {d['n']}); {html.escape(block['described_only'])}.",
+        reliability_sentence(block, confidence),
+    ]
+    return [s for s in sentences if s]
+
+
 def flow_table(results: dict) -> pd.DataFrame | None:
     flow = results.get("participant_flow")
     return None if not flow else pd.DataFrame(flow).rename(columns={"stage": "Stage", "n": "n"})
@@ -317,6 +328,9 @@ def construct_blocks(results: dict) -> list[Block]:
     ]
     for name, block in results["constructs"].items():
         blocks.append(("h3", f"{html.escape(name)} ({analysis_label(block)})"))
+        if "described_only" in block:
+            blocks.append(("ul", described_only_sentences(name, block, level)))
+            continue
         if "parametric" not in block:
             blocks.append(("p", f"Not tested: {block.get('skipped')}."))
             continue
@@ -342,6 +356,9 @@ def multi_arm_construct_blocks(results: dict) -> list[Block]:
     ]
     for name, block in results["constructs"].items():
         blocks.append(("h3", html.escape(name)))
+        if "described_only" in block:
+            blocks.append(("ul", described_only_sentences(name, block, level)))
+            continue
         if "omnibus" not in block:
             blocks.append(("p", f"Not tested: {block.get('skipped')}."))
             continue

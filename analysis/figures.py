@@ -325,7 +325,7 @@ def build_figures(
     if analysis.flow is not None:
         figures["flow"] = flow_figure(analysis.flow)
     for construct, block in results["constructs"].items():
-        if "skipped" in block:
+        if "skipped" in block or "described_only" in block:  # nothing compared, nothing to draw side by side
             continue
         figures[f"construct_{construct}"] = construct_figure(
             analysis.scores, construct, design, baseline, visual, results["confidence"], **arms

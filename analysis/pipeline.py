@@ -158,6 +158,9 @@ def construct_block(
     scale: pd.Series,
 ) -> dict:
     """Step 3 for one construct: descriptives, reliability, tests, effect sizes, ordinal model, period."""
+    described = described_only_block(responses, scores, construct, data, config, scale)
+    if described is not None:
+        return described
     if data.multi_arm:
         return multi_arm_block(responses, scores, construct, data, config, scale)
     visual, baseline, dropped = condition_samples(scores, construct, data)
@@ -206,18 +209,50 @@ def _scale_block(scores: pd.DataFrame, construct: str, scale: pd.Series) -> dict
     }
 
 
-def _model_blocks(responses: pd.DataFrame, construct: str, data: StudyData, config: AnalysisConfig) -> dict:
-    """Reliability (α with CI, ω) and the ordinal model of one construct."""
+def _reliability_block(responses: pd.DataFrame, construct: str, config: AnalysisConfig) -> dict:
+    """Cronbach's α with CI and McDonald's ω of one construct."""
     items = item_matrix(responses, construct)
     alpha = cronbach_alpha(items, config.confidence)
     omega = mcdonald_omega(items)
-    rows = scored_rows(responses)
     return {
         "alpha": None if alpha is None else alpha["value"],
         "alpha_ci": None if alpha is None else alpha["ci"],
         "omega": None if omega is None else omega["value"],
+    }
+
+
+def _model_blocks(responses: pd.DataFrame, construct: str, data: StudyData, config: AnalysisConfig) -> dict:
+    """Reliability (α with CI, ω) and the ordinal model of one construct."""
+    rows = scored_rows(responses)
+    return {
+        **_reliability_block(responses, construct, config),
         "ordinal": _ordinal_block(rows[rows["construct"] == construct], data, config),
     }
+
+
+def described_only_block(
+    responses: pd.DataFrame,
+    scores: pd.DataFrame,
+    construct: str,
+    data: StudyData,
+    config: AnalysisConfig,
+    scale: pd.Series,
+) -> dict | None:
+    """A construct asked under one of the compared conditions only (e.g. "the generated pictures helped me",
+    shown with the pictures): its descriptives and reliability within that condition, ``described_only``
+    saying why nothing is compared. None when two or more compared conditions have it (tested as usual)."""
+    compared = data.conditions or (data.baseline, data.visual)
+    present = set(scores.loc[scores["construct"] == construct, "condition"])
+    asked = [c for c in compared if c in present]
+    if len(asked) != 1:
+        return None
+    block = {
+        **_scale_block(scores, construct, scale),
+        "described_only": f"asked under {asked[0]} only: described within that condition, not compared",
+    }
+    if config.full:
+        block.update(_reliability_block(responses, construct, config))
+    return block
 
 
 def multi_arm_block(

@@ -12,14 +12,12 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pandas as pd
-from scipy import stats
 
-from analysis.compare import holm, paired_ttest, welch_ttest
+from analysis.compare import holm, mann_whitney_test, paired_ttest, welch_ttest, wilcoxon_test
 from analysis.load import StudyData
 from analysis.scores import condition_samples
 
 FLIP = {"greater": "less", "less": "greater", "two_sided": "two_sided"}
-SCIPY_ALTERNATIVE = {"greater": "greater", "less": "less", "two_sided": "two-sided"}
 
 
 def _one_sided(p_two: float, statistic: float, alternative: str) -> float:
@@ -58,12 +56,10 @@ def confirmatory_test(
     sign = -1.0 if flipped else 1.0
     if data.design == "within":
         parametric = paired_ttest(visual, baseline, confidence)
-        rank = stats.wilcoxon(visual, baseline, alternative=SCIPY_ALTERNATIVE[alternative])
-        rank_name = "Wilcoxon signed-rank"
+        rank = wilcoxon_test(visual, baseline, alternative)
     else:
         parametric = welch_ttest(visual, baseline, confidence)
-        rank = stats.mannwhitneyu(visual, baseline, alternative=SCIPY_ALTERNATIVE[alternative])
-        rank_name = "Mann–Whitney U"
+        rank = mann_whitney_test(visual, baseline, alternative)
     effect = parametric["effect_size"]
     low, high = (sign * v for v in effect["ci"])
     means = {data.visual: float(visual.mean()), data.baseline: float(baseline.mean())}
@@ -77,7 +73,7 @@ def confirmatory_test(
         "mean_second": means[hypothesis["second"]],
         "mean_diff": sign * parametric["mean_diff"],
         "effect_size": {"name": effect["name"], "value": sign * effect["value"], "ci": sorted([low, high])},
-        "rank_test": {"test": rank_name, "statistic": float(rank.statistic), "p": float(rank.pvalue)},
+        "rank_test": {"test": rank["test"], "statistic": rank["statistic"], "p": rank["p"]},
         "n": parametric["n"],
     }
 
