@@ -39,6 +39,9 @@ from study.simulate import NO_CASE_EFFECTS, Policy, simulate
 POOL_MARGIN = 4  # population = POOL_MARGIN × the largest n sampled from it …
 MIN_POOL = 200  # … and never fewer participants than this
 DEFAULT_CASE_WORLDS = 20  # draws of the cases' effects per planted effect, when cases vary
+CASE_STREAM = (
+    1  # tags the cases' seeds apart from the bots' chunk seeds (ints: hash() is not salted for them)
+)
 CHUNK = 25  # bots per simulate() call (the progress bar's step)
 ROUNDING_VARIANCE = 1 / 12  # variance of rounding a continuous answer to whole scale points (Sheppard)
 
@@ -262,7 +265,7 @@ class EngineBotGenerator:
         policy = replace(
             self.policy,
             condition_effects={self.visual: {self.construct: self.shift(effect)}},
-            case_seed=hash((self.seed, "cases", world)) & 0x7FFFFFFF,  # one draw of the cases per world
+            case_seed=hash((self.seed, CASE_STREAM, world)) & 0x7FFFFFFF,  # one draw of the cases per world
         )
         done = 0
         while done < extra:  # in chunks, so the progress bar moves; each chunk has its own random streams

@@ -128,3 +128,28 @@ def test_case_flags_are_checked(protocol_file, tmp_path):
         main(["simulate", "--db", url, "--protocol", protocol, "--case-sd", "-1"])
     with pytest.raises(SystemExit, match=r"\[CONSTRUCT=\]SD"):
         main(["simulate", "--db", url, "--protocol", protocol, "--case-sd", "trust=x"])
+
+
+def test_the_power_bots_draw_the_cases_anew_per_world(protocol_file):
+    """Cases are a sample too: each case world of the power simulation has its own draw of the cases'
+    effects, so power is not conditional on one set of photos; without case effects there is one world."""
+    from study.botpower import EngineBotGenerator
+    from study.protocol import load_protocol
+
+    loaded = load_protocol(protocol_file("within"))
+    assert EngineBotGenerator(loaded, "trust").case_worlds == 1
+    policy = Policy(case_effects={"trust": CaseEffects(case_sd=2.0)}, noise_sd=0.3, person_sd=0.3)
+    generator = EngineBotGenerator(loaded, "trust", policy=policy, pool_size=24, case_worlds=2)
+    assert EngineBotGenerator(loaded, "trust", policy=policy).case_worlds == 20
+    generator.prepare([0.0], 6)
+    means = []
+    for world in (0, 1):
+        rows = generator.population(0.0, world)
+        rows = rows[rows["item"] == "trust_1"].assign(value=lambda f: f["value"].astype(float))
+        means.append(rows.groupby("case_id")["value"].mean())
+    assert (means[0] - means[1]).abs().max() > 1.0  # SD 2 per case: two worlds' photos differ
+    assert generator.describe()["case_worlds"] == 2
+    assert generator.describe()["case_effects"]["case_sd"] == 2.0
+    rng = np.random.default_rng(0)
+    assert generator(6, 0.0, rng)["participant_id"].nunique() == 6
+    generator.close()
