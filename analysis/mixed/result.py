@@ -53,7 +53,10 @@ class MixedFit:
     - ``omnibus``: the test of all condition terms at once (k > 2): ``{test, statistic, df1, df2, p}``
       (``df2`` None for χ²).
     - ``variance_components``: SDs by name: ``participant``, ``participant:condition``, ``case``,
-      ``case:condition``, ``residual`` (gaussian only) — those in the model.
+      ``case:condition``, ``residual`` (gaussian only) — those in the model. A linear model with k > 2
+      conditions has one slope per non-baseline condition: ``case:condition[level]``.
+    - ``correlations``: correlations between random effects of one grouping factor, keyed
+      ``"case ~ case:condition"`` (empty when the model has none).
     - ``simplified``: the simplification steps taken, in order (empty when the maximal model fitted).
     """
 
@@ -73,6 +76,7 @@ class MixedFit:
     omnibus: dict | None = None
     simplified: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
+    correlations: dict[str, float] = field(default_factory=dict)
 
     def to_record(self) -> dict:
         """The JSON-ready ``mixed`` block of ``results.json``."""

@@ -1,0 +1,319 @@
+"""The R twin of every mixed model: lmerTest for the linear model, ordinal's clmm, lme4's glmer.
+
+Used when a researcher asks for R (``backend="r"``) and by the tests that hold the Python fitters to R.
+Each fit writes the frame to a temporary CSV and a JSON spec (family, formula, contrast weights), runs
+``Rscript fit_mixed.R`` (shipped beside this module) and reads JSON back. R makes no modelling decision:
+the formula, the contrasts and the simplification rule of the linear model come from Python, so both backends
+fit the same sequence of models.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from analysis.mixed.checks import check_frame
+from analysis.mixed.inference import (
+    LinearStep,
+    coefficient_name,
+    omnibus_rows,
+    pairwise_rows,
+    t_tests,
+    wald_term,
+)
+from analysis.mixed.result import MixedFit, MixedModelError, MixedTerm
+from analysis.mixed.structure import INTERCEPT, RandomStructure, component_name, formula
+
+SCRIPT = Path(__file__).with_name("fit_mixed.R")
+PACKAGES = {  # R package → what installs it (Debian / CRAN)
+    "jsonlite": "r-cran-jsonlite",
+    "lme4": "r-cran-lme4",
+    "lmerTest": "r-cran-lmertest",
+    "ordinal": "r-cran-ordinal",
+}
+TIMEOUT_S = 3600  # a 160,000-row lmer with slopes takes minutes, not hours
+
+
+def available() -> bool:
+    """Whether ``Rscript`` is on the PATH (packages are checked when a fit runs)."""
+    return shutil.which("Rscript") is not None
+
+
+def run_r(spec: dict, data: pd.DataFrame) -> dict:
+    """Run fit_mixed.R on ``data`` with ``spec`` (its ``data`` path is filled in); the parsed JSON result.
+
+    :class:`MixedModelError` names the missing program or package and how to install it, or quotes R's
+    error."""
+    rscript = shutil.which("Rscript")
+    if rscript is None:
+        raise MixedModelError(
+            "backend 'r' needs Rscript on the PATH: install R (Debian: apt-get install r-base-core "
+            + " ".join(PACKAGES.values())
+            + ") or use backend='python'"
+        )
+    with tempfile.TemporaryDirectory(prefix="skingen-mixed-") as tmp:
+        folder = Path(tmp)
+        data.to_csv(folder / "data.csv", index=False)
+        (folder / "spec.json").write_text(json.dumps({**spec, "data": str(folder / "data.csv")}))
+        done = subprocess.run(
+            [rscript, "--vanilla", str(SCRIPT), str(folder / "spec.json"), str(folder / "out.json")],
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT_S,
+        )
+        if done.returncode != 0:
+            missing = re.search(r"there is no package called .(\w+).", done.stderr)
+            if missing:
+                package = missing.group(1)
+                raise MixedModelError(
+                    f"backend 'r' needs the R package {package}: apt-get install "
+                    f"{PACKAGES.get(package, 'r-cran-' + package.lower())} (or install.packages('{package}'))"
+                )
+            raise MixedModelError(f"R could not fit {spec['formula']}: {done.stderr.strip()[-1500:]}")
+        return json.loads((folder / "out.json").read_text())
+
+
+def _backend(result: dict) -> str:
+    versions = result["versions"]
+    packages = ", ".join(f"{name} {version}" for name, version in versions.items() if name != "R")
+    return f"R {versions['R']}: {packages}"
+
+
+def _r_name(name: str) -> str:
+    """R's name of a fixed effect: ``condition[b]`` → ``conditionb``, ``condition[b]:ai_wrong`` →
+    ``conditionb:ai_wrong``."""
+    return re.sub(r"condition\[(.*?)\]", r"condition\1", name)
+
+
+def _check_names(result: dict, names: Sequence[str]) -> None:
+    expected = [_r_name(n) for n in names]
+    if result["coefficients"]["names"] != expected:
+        raise MixedModelError(
+            f"R's fixed effects {result['coefficients']['names']} are not the expected {expected}"
+        )
+
+
+def _column(var: str, conditions: Sequence[str]) -> str:
+    """A random-effect column of the structure from R's name for it."""
+    if var == "(Intercept)":
+        return INTERCEPT
+    for level in conditions[1:]:
+        if var in (f"condition{level}", f'dummy(condition, "{level}")'):
+            return level
+    raise MixedModelError(f"unexpected random effect {var!r} in R's output")
+
+
+def _components(result: dict, conditions: Sequence[str]) -> tuple[dict, dict, dict]:
+    """(SDs, correlations, slope SDs) from R's ``as.data.frame(VarCorr(m))`` rows."""
+    sds, correlations, slopes = {}, {}, {}
+    for row in result["varcorr"]:
+        group = re.sub(r"\.\d+$", "", row["grp"])  # lme4 names split terms case, case.1, …
+        if group == "Residual":
+            sds["residual"] = row["sdcor"]
+            continue
+        first = _column(row["var1"], conditions)
+        name = component_name(group, first, conditions)
+        if row["var2"] is None:
+            sds[name] = row["sdcor"]
+            if first != INTERCEPT:
+                slopes[(group, first)] = row["sdcor"]
+        else:
+            other = component_name(group, _column(row["var2"], conditions), conditions)
+            correlations[f"{name} ~ {other}"] = row["sdcor"]
+    return sds, correlations, {s: v / sds["residual"] for s, v in slopes.items()}
+
+
+def gaussian_step(
+    data: pd.DataFrame,
+    structure: RandomStructure,
+    *,
+    conditions: Sequence[str],
+    confidence: float,
+    position: bool,
+) -> LinearStep:
+    """One candidate of the linear model fitted by ``lmerTest::lmer`` (REML, Satterthwaite via ``contest``)."""
+    names = ["(Intercept)", *(coefficient_name(c) for c in conditions[1:])] + (
+        ["position"] if position else []
+    )
+    pairs = pairwise_rows(names, conditions)
+    model = formula(structure, conditions, position=position)
+    spec = {
+        "family": "gaussian",
+        "formula": model,
+        "levels": list(conditions),
+        "contrasts": {name: row.tolist() for name, row in pairs.items()},
+        "omnibus": omnibus_rows(names, conditions).tolist() if len(conditions) > 2 else None,
+        "confidence": confidence,
+    }
+    result = run_r(spec, data)
+    _check_names(result, names)
+    coef = result["coefficients"]
+    rows = {
+        name: (coef["estimate"][i], coef["se"][i], coef["df"][i])
+        for i, name in enumerate(names)
+        if name != "(Intercept)"
+    }
+    rows |= {name: (c["estimate"], c["se"], c["df"]) for name, c in result["contrasts"].items()}
+    omnibus = result.get("omnibus")
+    tests, omnibus_test, df_method, notes = t_tests(
+        rows,
+        (omnibus["statistic"], omnibus["df1"], omnibus["df2"]) if omnibus else None,
+        n_participants=data["participant"].nunique(),
+        n_cases=data["case"].nunique(),
+        n_conditions=len(conditions),
+        confidence=confidence,
+    )
+    sds, correlations, slopes = _components(result, conditions)
+    return LinearStep(
+        formula=model,
+        backend=_backend(result),
+        singular=bool(result["singular"]),
+        converged=bool(result["converged"]),
+        slope_sds=slopes,
+        variance_components=sds,
+        correlations=correlations,
+        terms={name: tests[name] for name in names if name != "(Intercept)"},
+        contrasts={name: tests[name] for name in pairs},
+        omnibus=omnibus_test,
+        df_method=df_method,
+        notes=notes + tuple(f"R: {m}" for m in result["messages"]),
+    )
+
+
+def _z_fit(
+    result: dict,
+    data: pd.DataFrame,
+    *,
+    family: str,
+    model: str,
+    names: list[str],
+    contrasts: dict[str, np.ndarray],
+    omnibus: np.ndarray | None,
+    confidence: float,
+    components: dict[str, float],
+) -> MixedFit:
+    """A Laplace fit's Wald z tests, contrasts and χ² omnibus from R's estimates and covariance (R drops the
+    intercept / thresholds; ``names`` are the remaining fixed effects in R's order)."""
+    _check_names(result, names)
+    beta, vcov = np.array(result["coefficients"]["estimate"]), np.array(result["vcov"])
+
+    def z(name: str, row: np.ndarray) -> MixedTerm:
+        return wald_term(name, float(row @ beta), float(np.sqrt(row @ vcov @ row)), None, confidence)
+
+    unit = np.eye(len(names))
+    record = None
+    if omnibus is not None:
+        chi2 = float(omnibus @ beta @ np.linalg.solve(omnibus @ vcov @ omnibus.T, omnibus @ beta))
+        q = len(omnibus)
+        p = float(stats.chi2.sf(chi2, q))
+        record = {"test": "Wald chi2", "statistic": chi2, "df1": float(q), "df2": None, "p": p}
+    return MixedFit(
+        family=family,
+        formula=model,
+        backend=_backend(result),
+        df_method="z (asymptotic)",
+        terms={name: z(name, unit[i]) for i, name in enumerate(names)},
+        contrasts={name: z(name, row) for name, row in contrasts.items()},
+        variance_components=components,
+        singular=bool(result["singular"]),
+        converged=bool(result["converged"]),
+        n_obs=len(data),
+        n_participants=data["participant"].nunique(),
+        n_cases=data["case"].nunique(),
+        confidence=confidence,
+        omnibus=record,
+        notes=tuple(f"R: {m}" for m in result["messages"]),
+    )
+
+
+def fit_cumulative_logit_r(
+    frame: pd.DataFrame,
+    *,
+    design: str,
+    conditions: Sequence[str],
+    confidence: float = 0.95,
+    position: bool = False,
+) -> MixedFit:
+    """``ordinal::clmm(y ~ condition [+ position] + (1|participant) + (1|case) + (1|case:condition))``,
+    logit link, Laplace; ``y`` an integer level. Coefficients as clmm reports them: positive = higher ratings."""
+    conditions = [str(c) for c in conditions]
+    data = check_frame(frame, design=design, conditions=conditions, position=position)
+    model = "y ~ condition" + (" + position" if position else "")
+    model += " + (1 | participant) + (1 | case) + (1 | case:condition)"
+    names = [coefficient_name(c) for c in conditions[1:]] + (["position"] if position else [])
+    spec = {
+        "family": "cumulative_logit",
+        "formula": model,
+        "levels": conditions,
+        "contrasts": {},
+        "omnibus": None,
+    }
+    result = run_r(spec, data)
+    groups = {"participant": "participant", "case": "case", "case:condition": "case:condition"}
+    components = {groups[row["grp"]]: row["sdcor"] for row in result["varcorr"]}
+    return _z_fit(
+        result,
+        data,
+        family="cumulative_logit",
+        model=model,
+        names=names,
+        contrasts=pairwise_rows(names, conditions),
+        omnibus=omnibus_rows(names, conditions) if len(conditions) > 2 else None,
+        confidence=confidence,
+        components=components,
+    )
+
+
+def fit_binomial_r(
+    frame: pd.DataFrame,
+    *,
+    design: str,
+    conditions: Sequence[str],
+    confidence: float = 0.95,
+    position: bool = False,
+) -> MixedFit:
+    """``lme4::glmer(y ~ condition * ai_wrong [+ position] + (1|participant) + (1|case), binomial)``.
+
+    Contrasts ``"b - a | ai_wrong=0"`` and ``"… | ai_wrong=1"``; the omnibus is the Wald χ² of every term
+    with a condition in it (main effects and interactions: does condition matter at all?)."""
+    conditions = [str(c) for c in conditions]
+    data = check_frame(frame, design=design, conditions=conditions, position=position, extra=("ai_wrong",))
+    levels = sorted(set(data["y"]))
+    if not set(levels) <= {0.0, 1.0}:
+        raise MixedModelError(f"a logistic model needs y in {{0, 1}}, got values {levels[:5]}")
+    model = (
+        "y ~ condition * ai_wrong" + (" + position" if position else "") + " + (1 | participant) + (1 | case)"
+    )
+    mains = [coefficient_name(c) for c in conditions[1:]]
+    names = [*mains, "ai_wrong"] + (["position"] if position else []) + [f"{m}:ai_wrong" for m in mains]
+    spec = {"family": "binomial", "formula": model, "levels": conditions, "contrasts": {}, "omnibus": None}
+    result = run_r(spec, data)
+    components = {row["grp"]: row["sdcor"] for row in result["varcorr"]}
+    contrasts = {}
+    for name, row in pairwise_rows(names, conditions).items():
+        among_wrong = row.copy()  # the condition difference when the AI is wrong adds the interactions
+        for main in mains:
+            among_wrong[names.index(f"{main}:ai_wrong")] = row[names.index(main)]
+        contrasts[f"{name} | ai_wrong=0"], contrasts[f"{name} | ai_wrong=1"] = row, among_wrong
+    with_condition = [i for i, n in enumerate(names) if n.startswith("condition[")]
+    omnibus = np.eye(len(names))[with_condition] if len(conditions) > 2 else None
+    return _z_fit(
+        result,
+        data,
+        family="binomial",
+        model=model,
+        names=names,
+        contrasts=contrasts,
+        omnibus=omnibus,
+        confidence=confidence,
+        components=components,
+    )

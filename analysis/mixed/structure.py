@@ -1,0 +1,104 @@
+"""The random-effects structure of the linear mixed model, its lme4 formula, and the simplification rule.
+
+One implementation of the rule serves both backends: :func:`analysis.mixed.linear.fit_linear` fits a
+structure (in Python or in R), asks :func:`simplify` for the next one while the fit is singular or has not
+converged, and names the model it kept with :func:`formula`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+INTERCEPT = "1"
+GROUPS = ("participant", "case")  # the fixed order ties are broken in
+
+SIMPLIFICATION_RULE = (
+    "The maximal model is fitted first: random intercepts and random condition slopes (one per non-baseline "
+    "condition) with all their correlations, for participants (within-participant designs; between designs: "
+    "participant intercepts only) and for cases. A fit is singular when a variance is estimated at zero or a "
+    "correlation at ±1 (lme4's isSingular, tolerance 1e-4), and it has not converged when the optimiser stops "
+    "with a gradient above 0.002. While the fit is singular or has not converged, the model is simplified "
+    "one step at a time and refitted: (1) drop all correlations between random effects (lme4's `||`); "
+    "(2) drop the random slope with the smallest estimated SD in the last fit (in residual SDs, rounded to "
+    "4 decimals, so slopes at zero tie), one slope per step — the "
+    "slope that contributes least to the standard error of the condition effect, so removing it changes the "
+    "inference least (Matuschek et al. 2017; Bates et al. 2015, 'Parsimonious mixed models'); ties are "
+    "broken by a fixed order: participant slopes before case slopes (case × condition variation is what "
+    "makes stimulus samples matter, so it is kept longest), later conditions before earlier ones; "
+    "(3) the floor is random intercepts for participants and cases, which is reported even if singular: "
+    "removing an intercept would treat the sampled cases (or participants) as fixed. The model actually "
+    "fitted and every step taken are reported."
+)
+
+
+@dataclass(frozen=True)
+class RandomStructure:
+    """Random effects per grouping factor as correlated blocks of columns.
+
+    A column is :data:`INTERCEPT` or a condition level (its treatment dummy). ``(("1", "b", "c"),)`` is
+    ``(1 + condition | g)``; ``(("1",), ("b",), ("c",))`` the same without correlations.
+    """
+
+    participant: tuple[tuple[str, ...], ...]
+    case: tuple[tuple[str, ...], ...]
+
+    def blocks(self, group: str) -> tuple[tuple[str, ...], ...]:
+        return self.participant if group == "participant" else self.case
+
+    def columns(self, group: str) -> tuple[str, ...]:
+        return tuple(c for block in self.blocks(group) for c in block)
+
+
+def maximal(design: str, conditions: Sequence[str]) -> RandomStructure:
+    """Barr et al.'s (2013) maximal structure the design allows."""
+    full = (INTERCEPT, *conditions[1:])
+    return RandomStructure(participant=(full,) if design == "within" else ((INTERCEPT,),), case=(full,))
+
+
+def simplify(
+    structure: RandomStructure, slope_sds: Mapping[tuple[str, str], float], conditions: Sequence[str]
+) -> tuple[RandomStructure, str] | None:
+    """The next model under :data:`SIMPLIFICATION_RULE` and the step's description; None at the floor.
+
+    ``slope_sds`` maps (group, condition level) to the slope's SD in the fit being simplified, in residual
+    SDs (lme4's θ scale, on which isSingular's 10⁻⁴ is read): rounded to 4 decimals, slopes at zero tie."""
+    if any(len(b) > 1 for g in GROUPS for b in structure.blocks(g)):
+        split = {g: tuple((c,) for c in structure.columns(g)) for g in GROUPS}
+        return RandomStructure(**split), "dropped the correlations between random effects"
+    slopes = [(g, c) for g in GROUPS for c in structure.columns(g) if c != INTERCEPT]
+    if not slopes:
+        return None
+    order = {c: i for i, c in enumerate(conditions)}
+    group, level = min(
+        slopes,
+        key=lambda s: (round(slope_sds[s], 4), GROUPS.index(s[0]), -order[s[1]]),
+    )
+    kept = {g: tuple(b for b in structure.blocks(g) if not (g == group and b == (level,))) for g in GROUPS}
+    return RandomStructure(**kept), f"dropped the {group} slope of condition {level} (smallest SD)"
+
+
+def _term(blocks: tuple[str, ...], group: str, conditions: Sequence[str]) -> str:
+    if blocks == (INTERCEPT, *conditions[1:]) and len(conditions) > 1 and len(blocks) > 1:
+        return f"(1 + condition | {group})"
+    if blocks == (INTERCEPT,):
+        return f"(1 | {group})"
+    dummies = " + ".join(f'dummy(condition, "{c}")' for c in blocks if c != INTERCEPT)
+    return f"({'1' if INTERCEPT in blocks else '0'} + {dummies} | {group})"
+
+
+def formula(
+    structure: RandomStructure, conditions: Sequence[str], *, position: bool, response: str = "y"
+) -> str:
+    """lme4 syntax of the model (runs as is in R, ``condition`` a factor with the baseline first)."""
+    fixed = f"{response} ~ condition" + (" + position" if position else "")
+    random = [_term(block, g, conditions) for g in GROUPS for block in structure.blocks(g)]
+    return " + ".join([fixed, *random])
+
+
+def component_name(group: str, column: str, conditions: Sequence[str]) -> str:
+    """A random effect's key in ``MixedFit.variance_components``: ``case``, ``case:condition`` (two
+    conditions) or ``case:condition[level]`` (more)."""
+    if column == INTERCEPT:
+        return group
+    return f"{group}:condition" if len(conditions) == 2 else f"{group}:condition[{column}]"
