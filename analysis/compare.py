@@ -258,7 +258,8 @@ def _cell_derivatives(
     hess = (
         haa[..., None, None] * jac_a[..., :, None] * jac_a[..., None, :]
         + hbb[..., None, None] * jac_b[..., :, None] * jac_b[..., None, :]
-        + hab[..., None, None] * (jac_a[..., :, None] * jac_b[..., None, :] + jac_b[..., :, None] * jac_a[..., None, :])
+        + hab[..., None, None]
+        * (jac_a[..., :, None] * jac_b[..., None, :] + jac_b[..., :, None] * jac_a[..., None, :])
     )
     return np.log(prob).ravel(), grad.reshape(-1, n_par), hess.reshape(-1, n_par, n_par)
 

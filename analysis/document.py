@@ -10,7 +10,7 @@ import html
 
 import pandas as pd
 
-from analysis import document_arms
+from analysis import document_arms, document_mixed
 from analysis.apa import (
     EFFECT_SYMBOL,
     TEST_SYMBOL,
@@ -151,7 +151,8 @@ def hypotheses_table(results: dict) -> pd.DataFrame:
             {
                 **row,
                 "M first / second": f"{num(h['mean_first'])} / {num(h['mean_second'])}",
-                "t (df)": f"{num(h['statistic'])} ({h['df']:.1f})",
+                "Test": h["test"],
+                "t (df)": f"{num(h['statistic'])} ({document_mixed.df_text(h['df'])})",
                 "p": p_text(h["p"]),
                 f"p ({h['correction']})": p_text(h["p_adjusted"]),
                 f"Effect [{label}]": f"{num(es['value'])} {interval(es['ci'])}",
@@ -326,6 +327,7 @@ def construct_blocks(results: dict) -> list[Block]:
         ),
         ("table", summary_table(results)),
     ]
+    blocks[1:1] = _mixed_lead(results)
     for name, block in results["constructs"].items():
         blocks.append(("h3", f"{html.escape(name)} ({analysis_label(block)})"))
         if "described_only" in block:
@@ -333,9 +335,13 @@ def construct_blocks(results: dict) -> list[Block]:
             continue
         if "parametric" not in block:
             blocks.append(("p", f"Not tested: {block.get('skipped')}."))
+            if "mixed" in block:
+                blocks.append(("ul", document_mixed.construct_sentences(block, level, 2)))
             continue
         sentences = [
             descriptive_sentence(name, block, b, v),
+            *document_mixed.construct_sentences(block, level, 2),
+            *(["Secondary (participant means):"] if "mixed" in block else []),
             parametric_sentence(block, level),
             nonparametric_sentence(block),
             reliability_sentence(block, level),
@@ -346,11 +352,19 @@ def construct_blocks(results: dict) -> list[Block]:
     return blocks
 
 
+def _mixed_lead(results: dict) -> list[Block]:
+    """Where constructs have per-case items: the mixed models first (methods and their table)."""
+    if not document_mixed.has_mixed(results):
+        return []
+    return [("p", document_mixed.METHODS), ("table", document_mixed.mixed_table(results))]
+
+
 def multi_arm_construct_blocks(results: dict) -> list[Block]:
     """k > 2 conditions: the omnibus summary table, then per construct its sentences and pairwise table."""
     level, conditions = results["confidence"], results["conditions"]
     blocks: list[Block] = [
         ("h2", "Confirmatory comparisons"),
+        *_mixed_lead(results),
         ("p", document_arms.methods_text(results["design"], len(conditions))),
         ("table", document_arms.summary_table(results)),
     ]
@@ -363,10 +377,14 @@ def multi_arm_construct_blocks(results: dict) -> list[Block]:
             blocks.append(("p", f"Not tested: {block.get('skipped')}."))
             continue
         sentences = [
+            *document_mixed.construct_sentences(block, level, len(conditions)),
             *document_arms.construct_sentences(block, conditions, level),
             reliability_sentence(block, level),
         ]
-        blocks += [("ul", [s for s in sentences if s]), ("table", document_arms.pairwise_table(block, level))]
+        blocks.append(("ul", [s for s in sentences if s]))
+        if "pairwise" in block.get("mixed", {}):
+            blocks.append(("table", document_mixed.pairwise_table(block["mixed"], level)))
+        blocks.append(("table", document_arms.pairwise_table(block, level)))
     return blocks
 
 

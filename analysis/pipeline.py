@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from analysis import __version__
+from analysis import __version__, casewise
 from analysis.agreement import item_agreement
 from analysis.closed_loop import closed_loop_agreement
 from analysis.compare import (
@@ -57,9 +57,10 @@ from analysis.trust import trust_calibration
 if TYPE_CHECKING:
     from analysis.sources import LoadedProtocol
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # 2: CIs at --confidence, level-neutral keys (ci, alpha_ci, …), top-level confidence
 # 3: constructs[c].analysis (confirmatory/exploratory), hypotheses, instruments, preregistration
+# 4: constructs[c].mixed / .ordinal_mixed (crossed mixed models of per-case items), .described_only
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,8 @@ class AnalysisConfig:
     sim_effects: tuple[float, ...] = (0.3, 0.5, 0.8)
     sim_reps: int = 100
     sim_population: int | None = None  # bots per planted effect (default: max(4 × largest n, 200))
+    mixed_backend: str = "python"  # the crossed mixed models' backend: python | r (analysis.mixed.linear)
+    position: bool = False  # the mixed model adds a trial-position term (learning over cases)
     full: bool = field(default=True, repr=False)  # False: only what the power simulation needs
 
 
@@ -165,10 +168,11 @@ def construct_block(
         return multi_arm_block(responses, scores, construct, data, config, scale)
     visual, baseline, dropped = condition_samples(scores, construct, data)
     if len(visual) < 2 or len(baseline) < 2:
-        return {
+        skipped = {
             "skipped": f"fewer than two observations per condition (visual {len(visual)}, "
             f"baseline {len(baseline)})"
         }
+        return {**skipped, **mixed_blocks(responses, construct, data, config)} if config.full else skipped
     if data.design == "within":
         parametric, nonparametric = (
             paired_ttest(visual, baseline, config.confidence),
@@ -193,6 +197,7 @@ def construct_block(
     if not config.full:
         return block
     block.update(_model_blocks(responses, construct, data, config))
+    block.update(mixed_blocks(responses, construct, data, config))
     block["period_effect"] = (
         period_effect(scores[scores["construct"] == construct], data.baseline, data.visual, config.confidence)
         if data.design == "within"
@@ -297,7 +302,28 @@ def multi_arm_block(
     }
     if config.full:
         block.update(_model_blocks(responses, construct, data, config))
+        block.update(mixed_blocks(responses, construct, data, config))
     return block
+
+
+def mixed_blocks(responses: pd.DataFrame, construct: str, data: StudyData, config: AnalysisConfig) -> dict:
+    """The crossed mixed models of a construct with per-case items (``mixed``, ``ordinal_mixed``: the primary
+    analysis, :mod:`analysis.casewise`); nothing for constructs asked once per participant."""
+    conditions = data.conditions or (data.baseline, data.visual)
+    rows = casewise.per_case_rows(responses, construct, conditions)
+    if rows.empty:
+        return {}
+    return {
+        "mixed": casewise.linear_block(
+            rows,
+            design=data.design,
+            conditions=conditions,
+            confidence=config.confidence,
+            backend=config.mixed_backend,
+            position=config.position,
+        ),
+        "ordinal_mixed": casewise.ordinal_block(rows, conditions=conditions, confidence=config.confidence),
+    }
 
 
 def tests_of(block: dict) -> dict | None:
@@ -319,12 +345,20 @@ def construct_blocks(
 
 def adjust_multiplicity(blocks: dict[str, dict]) -> None:
     """Step 4: Holm-adjusted p (``p_holm``) across the tested constructs, per test family (k > 2 arms: of the
-    omnibus tests; pairwise p are adjusted within each construct's comparison families)."""
+    omnibus tests; pairwise p are adjusted within each construct's comparison families). The mixed model's
+    test (``mixed.p_holm``; k arms: ``mixed.omnibus.p_holm``) is adjusted in the primary family: per
+    construct its mixed test where it has per-case items, else its parametric test."""
     tested = {c: tests for c, block in blocks.items() if (tests := tests_of(block)) is not None}
     for kind in ("parametric", "nonparametric"):
         adjusted = holm([tests[kind]["p"] for tests in tested.values()])
         for tests, p in zip(tested.values(), adjusted, strict=True):
             tests[kind]["p_holm"] = p
+    # the primary family: the mixed model's test where a construct has per-case items, else its t-test
+    primary = {c: casewise.primary_test(block, tests_of(block)) for c, block in blocks.items()}
+    primary = {c: record for c, record in primary.items() if record is not None}
+    adjusted = holm([record["p"] for record in primary.values()])
+    for record, p in zip(primary.values(), adjusted, strict=True):
+        record.setdefault("p_holm", p)
 
 
 def primary_result(
@@ -476,7 +510,9 @@ def multiplicity(run: Run) -> None:
 def hypotheses(run: Run) -> None:
     """5. The preregistered hypotheses, in their declared direction and correction; each construct marked
     confirmatory (a hypothesis tests it) or exploratory."""
-    run.results["hypotheses"] = confirmatory_tests(run.analysis.scores, run.data, run.config.confidence)
+    run.results["hypotheses"] = confirmatory_tests(
+        run.analysis.scores, run.data, run.config.confidence, run.results["constructs"]
+    )
     tested = {}
     for record in run.results["hypotheses"]:
         tested.setdefault(record["construct"], []).append(record["hypothesis"])

@@ -9,10 +9,13 @@ or Welch), one-sided when a direction is declared; its rank-based twin runs in t
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import pandas as pd
+from scipy import stats
 
+from analysis.casewise import pair_contrast
 from analysis.compare import holm, mann_whitney_test, paired_ttest, welch_ttest, wilcoxon_test
 from analysis.load import StudyData
 from analysis.scores import condition_samples
@@ -28,13 +31,47 @@ def _one_sided(p_two: float, statistic: float, alternative: str) -> float:
     return p_two / 2 if agrees else 1 - p_two / 2
 
 
+def mixed_test(mixed: dict, first: str, second: str, alternative: str, confidence: float) -> dict | None:
+    """A hypothesis tested with the construct's crossed mixed model: the contrast first − second, its t with
+    Satterthwaite df, p one-sided in the declared direction (half the two-sided p, exact as t is symmetric)
+    and the matching interval (one-sided: bounded on the hypothesis' side only, at ``confidence``)."""
+    found = pair_contrast(mixed, first, second)
+    if found is None:
+        return None
+    record, sign = found
+    estimate, statistic = sign * record["estimate"], sign * record["statistic"]
+    if alternative == "two_sided":
+        low, high = sorted(sign * v for v in record["ci"])
+    else:
+        quantile = stats.t.ppf(confidence, record["df"]) if record["df"] else stats.norm.ppf(confidence)
+        margin = quantile * record["se"]
+        low, high = (
+            (estimate - margin, math.inf) if alternative == "greater" else (-math.inf, estimate + margin)
+        )
+    return {
+        "test": "linear mixed model (participants × cases crossed), t with "
+        + (f"{mixed['df_method']} df" if record["df"] else "z")
+        + ("" if alternative == "two_sided" else ", one-sided"),
+        "statistic": statistic,
+        "df": record["df"],
+        "p": _one_sided(record["p"], statistic, alternative),
+        "estimate": estimate,
+        "se": record["se"],
+        "ci": [low, high],
+        "formula": mixed["formula"],
+        "backend": mixed["backend"],
+    }
+
+
 def confirmatory_test(
-    scores: pd.DataFrame, hypothesis: pd.Series, data: StudyData, confidence: float
+    scores: pd.DataFrame, hypothesis: pd.Series, data: StudyData, confidence: float, mixed: dict | None = None
 ) -> dict:
     """One hypothesis: its test in the declared direction (first − second), effect size, rank-based check.
 
     Keys: ``hypothesis, construct, first, second, direction, alpha, test, statistic, df, p, mean_first,
     mean_second, mean_diff, effect_size{name, value, ci}, rank_test{test, p}, n`` — or ``skipped``.
+    With the construct's fitted crossed mixed model (``mixed``, per-case items) the test is the model's
+    (:func:`mixed_test`; its record under ``mixed``) and the participant-mean t-test moves to ``secondary``.
     """
     record = {k: hypothesis[k] for k in ("hypothesis", "construct", "first", "second", "direction")}
     record["alpha"] = float(hypothesis["alpha"])
@@ -63,7 +100,7 @@ def confirmatory_test(
     effect = parametric["effect_size"]
     low, high = (sign * v for v in effect["ci"])
     means = {data.visual: float(visual.mean()), data.baseline: float(baseline.mean())}
-    return {
+    result = {
         **record,
         "test": parametric["test"] + ("" if alternative == "two_sided" else ", one-sided"),
         "statistic": sign * parametric["statistic"],
@@ -76,6 +113,20 @@ def confirmatory_test(
         "rank_test": {"test": rank["test"], "statistic": rank["statistic"], "p": rank["p"]},
         "n": parametric["n"],
     }
+    primary = None
+    if mixed and "skipped" not in mixed:
+        primary = mixed_test(
+            mixed, hypothesis["first"], hypothesis["second"], hypothesis["direction"], confidence
+        )
+    if primary is None:
+        return result
+    tests = ("test", "statistic", "df", "p")
+    return {
+        **result,
+        **{k: primary[k] for k in tests},
+        "mixed": primary,
+        "secondary": {k: result[k] for k in tests},
+    }
 
 
 def correct(pvalues: list[float], method: str) -> list[float]:
@@ -87,11 +138,18 @@ def correct(pvalues: list[float], method: str) -> list[float]:
     return list(pvalues)
 
 
-def confirmatory_tests(scores: pd.DataFrame, data: StudyData, confidence: float) -> list[dict]:
-    """Every preregistered hypothesis, corrected across the tested ones; ``supported`` = p_adjusted < α."""
+def confirmatory_tests(
+    scores: pd.DataFrame, data: StudyData, confidence: float, constructs: dict[str, dict] | None = None
+) -> list[dict]:
+    """Every preregistered hypothesis, corrected across the tested ones; ``supported`` = p_adjusted < α.
+    ``constructs``: the analysed construct blocks, whose ``mixed`` model tests a hypothesis when present."""
     if data.hypotheses is None or scores is None:
         return []
-    records = [confirmatory_test(scores, row, data, confidence) for _, row in data.hypotheses.iterrows()]
+    blocks = constructs or {}
+    records = [
+        confirmatory_test(scores, row, data, confidence, blocks.get(row["construct"], {}).get("mixed"))
+        for _, row in data.hypotheses.iterrows()
+    ]
     method = str(data.hypotheses["correction"].iloc[0]) if len(data.hypotheses) else "none"
     tested = [r for r in records if "p" in r]
     for record, adjusted in zip(tested, correct([r["p"] for r in tested], method), strict=True):

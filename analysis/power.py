@@ -19,6 +19,7 @@ import pingouin as pg
 from tqdm import tqdm
 
 from analysis.agreement import wilson_interval
+from study.planning import VarianceComponents
 
 Generator = Callable[[int, float, np.random.Generator], pd.DataFrame]
 Analyse = Callable[[pd.DataFrame], dict]
@@ -219,3 +220,52 @@ def power_curve(
             }
         )
     return pd.DataFrame(rows)
+
+
+def simulate_trials(
+    design: str,
+    n_participants: int,
+    n_cases: int,
+    effect: float,
+    components: VarianceComponents,
+    rng: np.random.Generator,
+    *,
+    conditions: tuple[str, str] = ("baseline", "visual"),
+    scale: tuple[int, int] = (1, 7),
+) -> pd.DataFrame:
+    """One simulated study of a per-case Likert item as the mixed model reads it (one row per participant ×
+    case: ``y, participant, case, condition, position``), drawn from the variance components with the bots'
+    answer model (:class:`study.simulate.CaseEffects`): clip(round(mid + participant + case + (effect +
+    participant × condition + case × condition)·[visual] + residual)) on ``scale``.
+
+    Within: every participant judges every case once, half of the cases under each condition, the halves
+    swapped between odd and even participants (counterbalanced); between: odd and even participants get one
+    condition each and judge every case. Cases are drawn anew for every study — they are a sample too.
+    """
+    c = components
+    participant = np.repeat(np.arange(n_participants), n_cases)
+    case = np.tile(np.arange(n_cases), n_participants)
+    counterbalanced = (case < n_cases // 2) ^ (participant % 2 == 0)  # within: half the cases per condition
+    visual = counterbalanced if design == "within" else participant % 2 == 0
+    u, s = (
+        rng.normal(0, c.participant, n_participants),
+        rng.normal(0, c.participant_condition, n_participants),
+    )
+    a, b = rng.normal(0, c.case, n_cases), rng.normal(0, c.case_condition, n_cases)
+    latent = (
+        (scale[0] + scale[1]) / 2
+        + u[participant]
+        + a[case]
+        + visual * (effect + s[participant] + b[case])
+        + rng.normal(0, c.residual, len(case))
+    )
+    position = np.tile(np.arange(1, n_cases + 1), n_participants)
+    return pd.DataFrame(
+        {
+            "y": np.clip(np.rint(latent), *scale),
+            "participant": [f"P{i:04d}" for i in participant],
+            "case": [f"c{j:02d}" for j in case],
+            "condition": np.where(visual, conditions[1], conditions[0]),
+            "position": position,
+        }
+    )

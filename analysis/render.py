@@ -11,7 +11,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import plotly.offline
 
-from analysis import document_arms
+from analysis import document_arms, document_mixed
 from analysis.apa import ci_label
 from analysis.document import (
     Block,
@@ -145,6 +145,15 @@ def render_latex(results: dict) -> str:
                 summary_table(results),
                 f"Comparisons per construct ({design}; Holm-adjusted p; differences are visual − baseline).",
                 "tab:constructs",
+            )
+        )
+    if document_mixed.has_mixed(results):
+        parts.append(
+            latex_table(
+                document_mixed.mixed_table(results),
+                "Primary analysis of constructs with per-case items: linear mixed models with crossed random "
+                "effects for participants and cases (Holm-adjusted p).",
+                "tab:mixed",
             )
         )
     if results["hypotheses"]:

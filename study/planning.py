@@ -16,15 +16,25 @@ from dataclasses import dataclass
 from scipy import stats
 
 SIMPLIFICATION_RULE = (
-    "When the maximal model is singular (a variance estimated at zero or a correlation at ±1) or does not "
-    "converge, it is simplified one step at a time, refitting after each: (1) drop the correlations between "
-    "random intercepts and slopes (cases first, then participants); (2) drop the random condition slope "
-    "with the smallest estimated SD (case × condition or participant × condition), then the other; the "
-    "random intercepts of participants and cases are never dropped. The model finally fitted is named in "
-    "the report."
+    "The maximal model is fitted first: random intercepts and random condition slopes (one per non-baseline "
+    "condition) with all their correlations, for participants (within-participant designs; between designs: "
+    "participant intercepts only) and for cases. A fit is singular when a variance is estimated at zero or a "
+    "correlation at ±1 (lme4's isSingular, tolerance 1e-4), and it has not converged when the optimiser stops "
+    "with a gradient above 0.002. While the fit is singular or has not converged, the model is simplified "
+    "one step at a time and refitted: (1) drop all correlations between random effects (lme4's `||`); "
+    "(2) drop the random slope with the smallest estimated SD in the last fit (in residual SDs, rounded to "
+    "4 decimals, so slopes at zero tie), one slope per step — the "
+    "slope that contributes least to the standard error of the condition effect, so removing it changes the "
+    "inference least (Matuschek et al. 2017; Bates et al. 2015, 'Parsimonious mixed models'); ties are "
+    "broken by a fixed order: participant slopes before case slopes (case × condition variation is what "
+    "makes stimulus samples matter, so it is kept longest), later conditions before earlier ones; "
+    "(3) the floor is random intercepts for participants and cases, which is reported even if singular: "
+    "removing an intercept would treat the sampled cases (or participants) as fixed. The model actually "
+    "fitted and every step taken are reported."
 )
 """The deterministic simplification rule of the mixed model (Barr et al. 2013: keep it maximal; Matuschek et al.
-2017: simplify when the data cannot support it), as the preregistration states it."""
+2017: simplify when the data cannot support it): the preregistration states it and
+:func:`analysis.mixed.structure.simplify` runs it."""
 
 
 def planned_formula(design: str, *, position: bool = False) -> str:

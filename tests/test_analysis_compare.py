@@ -131,7 +131,9 @@ def test_cumulative_logit_reaches_rs_clm_maximum_and_hand_computed_cluster_sandw
     assert round(res["z"], 4) == round(ref["two"]["z"], 4)
     three = pd.read_csv(R_DATA / "cumulative_logit_three.csv")
     res = cumulative_logit(three["value"], three["group"], three["pid"])
-    for term, estimate, se in zip(res["terms"], ref["three"]["estimate"], ref["three"]["se_clustered"], strict=True):
+    for term, estimate, se in zip(
+        res["terms"], ref["three"]["estimate"], ref["three"]["se_clustered"], strict=True
+    ):
         assert term["log_odds"] == pytest.approx(estimate, abs=1e-6)
         assert term["se"] == pytest.approx(se, abs=1e-6)
     assert round(res["wald"]["statistic"], 4) == round(ref["three"]["wald"], 4)

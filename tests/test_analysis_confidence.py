@@ -180,7 +180,7 @@ def test_report_at_90_percent_never_says_95(tmp_path):
     argv += ["--confidence", str(LEVEL), "--bootstrap", "50", "--no-static", "--quiet", "--out", str(out)]
     assert main(argv) == 0
     results = json.loads((out / "results.json").read_text(encoding="utf-8"))
-    assert results["schema_version"] == 3 and results["confidence"] == LEVEL
+    assert results["schema_version"] == 4 and results["confidence"] == LEVEL
     assert not [k for k in _keys(results) if "95" in k]
     for name in (
         "report.md",

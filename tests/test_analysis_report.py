@@ -82,7 +82,8 @@ def test_apa_formatting():
 
 def test_latex_tables_are_booktabs(analysis):
     tex = render_latex(analysis.results)
-    assert tex.count(r"\toprule") == 3 and r"\bottomrule" in tex
+    assert tex.count(r"\toprule") == 4 and r"\bottomrule" in tex  # flow, mixed models, constructs, ratings
+    assert "tab:mixed" in tex  # the per-case item (case_trust) makes trust a mixed-model construct
     assert r"attention\_check" in tex  # escaped
 
 
@@ -139,7 +140,7 @@ def test_cli_report_end_to_end(tmp_path):
         "figures",
     }
     results = json.loads((out / "results.json").read_text())
-    assert results["schema_version"] == 3 and results["constructs"]["trust"]["parametric"]["df"] == 23
+    assert results["schema_version"] == 4 and results["constructs"]["trust"]["parametric"]["df"] == 23
     md = (out / "report.md").read_text()
     assert re.search(r"\*t\*\(23\) = -?\d+\.\d\d, \*p\* [=<] \.\d{3}", md)
     assert "relative change of means" in md and "*d*<sub>z</sub> =" in md

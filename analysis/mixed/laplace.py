@@ -36,7 +36,9 @@ def logistic_formula(ai_wrong: bool) -> str:
     return f"y ~ {fixed} + (1 | participant) + (1 | case) + (1 | case:condition)"
 
 
-def fit_ordinal(frame: pd.DataFrame, *, conditions: list[str] | tuple[str, ...], confidence: float = 0.95) -> MixedFit:
+def fit_ordinal(
+    frame: pd.DataFrame, *, conditions: list[str] | tuple[str, ...], confidence: float = 0.95
+) -> MixedFit:
     """Cumulative logit mixed model ``ORDINAL_FORMULA``: P(Y ≤ k) = logit⁻¹(θ_k − η), so a positive
     ``condition[b]`` means higher answers under b than under the baseline ``conditions[0]``.
 
@@ -265,7 +267,8 @@ def _assemble(
         chi2 = float(beta @ np.linalg.solve(cov, beta))
         with_interaction = any(n.endswith(":ai_wrong") for n in names)
         omnibus = {
-            "test": "Wald chi2 of all condition terms" + (" (main effects and × ai_wrong)" if with_interaction else ""),
+            "test": "Wald chi2 of all condition terms"
+            + (" (main effects and × ai_wrong)" if with_interaction else ""),
             "statistic": chi2,
             "df1": float(len(idx)),
             "df2": None,
@@ -276,7 +279,9 @@ def _assemble(
     if singular:
         notes.append(f"singular fit: SD of {', '.join(singular)} estimated as 0")
     if not fit.converged:
-        notes.append(f"not converged: Newton decrement {fit.decrement:.2g}, max |gradient| {fit.gradient_max:.2g}")
+        notes.append(
+            f"not converged: Newton decrement {fit.decrement:.2g}, max |gradient| {fit.gradient_max:.2g}"
+        )
     return MixedFit(
         family=family,
         formula=formula,

@@ -250,7 +250,9 @@ def fit_laplace(family: Family, data: GlmmData, beta_start: np.ndarray | None = 
         cov_beta=cov[np.ix_(pick, pick)],
         sds={name: abs(float(s)) for name, s in zip(objective.re.names, sigma, strict=True)},
         loglik=-objective(x),
-        converged=bool(decrement < CONVERGED_DECREMENT and np.all(np.linalg.eigvalsh(hess[np.ix_(free, free)]) > 0)),
+        converged=bool(
+            decrement < CONVERGED_DECREMENT and np.all(np.linalg.eigvalsh(hess[np.ix_(free, free)]) > 0)
+        ),
         decrement=decrement,
         gradient_max=float(np.abs(grad).max()),
     )
@@ -275,7 +277,9 @@ def _bfgs(objective: LaplaceObjective, x: np.ndarray, free: np.ndarray, total: f
     return embed(res.x)
 
 
-def _newton(objective: LaplaceObjective, x: np.ndarray, free: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+def _newton(
+    objective: LaplaceObjective, x: np.ndarray, free: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, float]:
     """Newton polish: returns the point, the Hessian of −log L there and the last Newton decrement."""
     idx = np.flatnonzero(free)
     hess = _hessian(objective, x, free)

@@ -10,26 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from study.planning import SIMPLIFICATION_RULE as PLANNED_SIMPLIFICATION_RULE
+
 INTERCEPT = "1"
 GROUPS = ("participant", "case")  # the fixed order ties are broken in
 
-SIMPLIFICATION_RULE = (
-    "The maximal model is fitted first: random intercepts and random condition slopes (one per non-baseline "
-    "condition) with all their correlations, for participants (within-participant designs; between designs: "
-    "participant intercepts only) and for cases. A fit is singular when a variance is estimated at zero or a "
-    "correlation at ±1 (lme4's isSingular, tolerance 1e-4), and it has not converged when the optimiser stops "
-    "with a gradient above 0.002. While the fit is singular or has not converged, the model is simplified "
-    "one step at a time and refitted: (1) drop all correlations between random effects (lme4's `||`); "
-    "(2) drop the random slope with the smallest estimated SD in the last fit (in residual SDs, rounded to "
-    "4 decimals, so slopes at zero tie), one slope per step — the "
-    "slope that contributes least to the standard error of the condition effect, so removing it changes the "
-    "inference least (Matuschek et al. 2017; Bates et al. 2015, 'Parsimonious mixed models'); ties are "
-    "broken by a fixed order: participant slopes before case slopes (case × condition variation is what "
-    "makes stimulus samples matter, so it is kept longest), later conditions before earlier ones; "
-    "(3) the floor is random intercepts for participants and cases, which is reported even if singular: "
-    "removing an intercept would treat the sampled cases (or participants) as fixed. The model actually "
-    "fitted and every step taken are reported."
-)
+# the rule's text lives in the plan both layers read: the preregistration prints it, this module runs it
+SIMPLIFICATION_RULE = PLANNED_SIMPLIFICATION_RULE
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,165 @@
+"""Report blocks of the crossed mixed models (``constructs.<name>.mixed`` / ``.ordinal_mixed``).
+
+Where a construct has per-case items the report leads with its mixed model — the primary analysis, which treats
+cases as a sample as well as participants — and says what was treated as random; the participant-mean tests
+follow as secondary analyses (:mod:`analysis.document`).
+"""
+
+from __future__ import annotations
+
+import html
+
+import pandas as pd
+
+from analysis.apa import ci, ci_label, interval, num, p_text, pval
+
+COMPONENT_LABEL = {
+    "participant": "participant",
+    "participant:condition": "participant × condition",
+    "case": "case",
+    "case:condition": "case × condition",
+    "residual": "residual",
+}
+
+METHODS = (
+    "Constructs with per-case items (asked on every case) are tested primarily with a linear mixed model with "
+    "crossed random effects for participants and cases, one row per participant × case (the construct's "
+    "per-case answers of that trial), REML, t tests with small-sample df (the method is named per model); a "
+    "cumulative link mixed model on the item answers is its ordinal companion. Cases are a sample of photos "
+    "as participants are a sample of people, so both are random. The participant-mean tests below are "
+    "secondary analyses for these constructs; constructs asked once per participant keep them as primary."
+)
+
+
+def df_text(df: float | None) -> str:
+    """A t test's df as APA prints it (whole numbers without decimals); 'z' tests have none."""
+    if df is None:
+        return "∞"
+    return f"{df:.0f}" if float(df).is_integer() else f"{df:.2f}"
+
+
+def has_mixed(results: dict) -> bool:
+    return any("mixed" in block for block in results["constructs"].values())
+
+
+def _components(mixed: dict) -> str:
+    return ", ".join(
+        f"{COMPONENT_LABEL.get(name, name)} {num(sd)}" for name, sd in mixed["variance_components"].items()
+    )
+
+
+def linear_sentence(mixed: dict, confidence: float, k: int) -> str:
+    """The primary test: estimate with CI, t(df), p (Holm), what was random, the fitted model and backend."""
+    if "skipped" in mixed:
+        return f"Mixed model (primary) not fitted: {html.escape(mixed['skipped'])}."
+    if k == 2:
+        result = (
+            f"difference ({html.escape(mixed['b'])} − {html.escape(mixed['a'])}) = {num(mixed['estimate'])}, "
+            f"*SE* = {num(mixed['se'])}, {ci(mixed['ci'], confidence)}, *t*({df_text(mixed['df'])}) = "
+            f"{num(mixed['statistic'])}, {pval(mixed['p'])} (Holm-adjusted {pval(mixed.get('p_holm'))})"
+        )
+    else:
+        omnibus = mixed["omnibus"]
+        result = (
+            f"all condition terms at once *F*({num(omnibus['df1'])}, {df_text(omnibus['df2'])}) = "
+            f"{num(omnibus['statistic'])}, {pval(omnibus['p'])} (Holm-adjusted {pval(omnibus.get('p_holm'))}); "
+            "pairs in the table below"
+        )
+    simplified = (
+        f" Simplified from the maximal model: {html.escape('; '.join(mixed['simplified']))}."
+        if mixed.get("simplified")
+        else ""
+    )
+    singular = " The fit is singular (a variance at zero)." if mixed.get("singular") else ""
+    position = (
+        f" Trial position: {num(mixed['terms']['position']['estimate'])} per trial, "
+        f"{pval(mixed['terms']['position']['p'])}."
+        if "position" in mixed.get("terms", {})
+        else ""
+    )
+    return (
+        f"Linear mixed model (primary; random: {html.escape(mixed['random'])}): {result}. Model "
+        f"`{html.escape(mixed['formula'])}`, {mixed['n_obs']} trials of {mixed['n_participants']} participants "
+        f"× {mixed['n_cases']} cases; SDs {_components(mixed)}; {html.escape(mixed['df_method'])} df; backend "
+        f"{html.escape(mixed['backend'])}.{simplified}{singular}{position}"
+    )
+
+
+def ordinal_sentence(ordinal: dict | None, confidence: float, k: int) -> str | None:
+    """The ordinal companion (cumulative link mixed model), or why it was not fitted."""
+    if not ordinal:
+        return None
+    if "skipped" in ordinal:
+        return f"Cumulative link mixed model not fitted: {html.escape(ordinal['skipped'])}."
+    if k == 2:
+        result = (
+            f"log-odds {num(ordinal['estimate'])}, {ci(ordinal['ci'], confidence)}, "
+            f"*z* = {num(ordinal['statistic'])}, {pval(ordinal['p'])}"
+        )
+    else:
+        omnibus = ordinal["omnibus"]
+        result = f"χ²({num(omnibus['df1'])}) = {num(omnibus['statistic'])}, {pval(omnibus['p'])}"
+    return (
+        f"Cumulative link mixed model on the per-case answers (ordinal companion): {result}; model "
+        f"`{html.escape(ordinal['formula'])}`, SDs {_components(ordinal)}."
+    )
+
+
+def mixed_table(results: dict) -> pd.DataFrame:
+    """One row per construct with per-case items: the primary mixed test and its variance components."""
+    label = ci_label(results["confidence"])
+    rows = []
+    for name, block in results["constructs"].items():
+        mixed = block.get("mixed")
+        if not mixed:
+            continue
+        if "skipped" in mixed:
+            rows.append({"Construct": name, "Model": f"not fitted: {mixed['skipped']}"})
+            continue
+        test = mixed if "estimate" in mixed else None
+        omnibus = mixed.get("omnibus") or {}
+        sds = mixed["variance_components"]
+        rows.append(
+            {
+                "Construct": name,
+                f"Estimate [{label}]": f"{num(test['estimate'])} {interval(test['ci'])}" if test else "–",
+                "Test": f"t({df_text(test['df'])}) = {num(test['statistic'])}"
+                if test
+                else f"F({num(omnibus['df1'])}, {df_text(omnibus['df2'])}) = {num(omnibus['statistic'])}",
+                "p (Holm)": p_text((test or omnibus).get("p_holm")),
+                "SD case × cond.": num(sds.get("case:condition")),
+                "SD case": num(sds.get("case")),
+                "SD participant": num(sds.get("participant")),
+                "Model": mixed["formula"],
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def pairwise_table(mixed: dict, confidence: float) -> pd.DataFrame:
+    """k conditions: the mixed model's contrasts in both families, each Holm-adjusted within its family."""
+    label = ci_label(confidence)
+    return pd.DataFrame(
+        [
+            {
+                "Family": family.replace("_", " "),
+                "Pair": f"{r['a']} → {r['b']}",
+                f"Diff. [{label}]": f"{num(r['estimate'])} {interval(r['ci'])}",
+                "t (df)": f"{num(r['statistic'])} ({df_text(r['df'])})",
+                "p (Holm)": p_text(r["p_holm"]),
+            }
+            for family, records in mixed["pairwise"].items()
+            for r in records
+        ]
+    )
+
+
+def construct_sentences(block: dict, confidence: float, k: int) -> list[str]:
+    """The mixed models' sentences of one construct (none when it has no per-case items)."""
+    if "mixed" not in block:
+        return []
+    sentences = [
+        linear_sentence(block["mixed"], confidence, k),
+        ordinal_sentence(block.get("ordinal_mixed"), confidence, k),
+    ]
+    return [s for s in sentences if s]

@@ -1,0 +1,112 @@
+"""Per-case items through the crossed mixed models (analysis.casewise): the long frame, the report's ``mixed``
+block against R on the toolkit's own export, hypotheses tested with the model, and invalid input as notes."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from analysis.casewise import per_case_rows, trial_frame
+from analysis.document import document
+from analysis.load import build_study_data, validate_hypotheses
+from analysis.pipeline import AnalysisConfig, prepare_responses, run_analysis
+from analysis.render import render_latex, render_markdown
+
+DATA = Path(__file__).parent / "data" / "r"
+EXPORT = DATA / "mixed_export"
+R = json.loads((DATA / "mixed_export.json").read_text())
+BASELINE, VISUAL = "baseline_text", "skingen_visual"
+CONFIG = AnalysisConfig(n_boot=0)
+
+
+def _export(name: str) -> pd.DataFrame:
+    return pd.read_csv(EXPORT / name, dtype=str, keep_default_na=False)
+
+
+@pytest.fixture(scope="module")
+def analysed():
+    data = build_study_data(
+        _export("responses.csv"), _export("participants.csv"), design="within", baseline=BASELINE
+    )
+    data = replace(data, hypotheses=validate_hypotheses(_export("hypotheses.csv")))
+    return run_analysis(data, CONFIG)
+
+
+def test_the_long_frame_has_one_row_per_participant_and_case():
+    """Only the per-case item enters (trust_1; trust_2/3 are asked once per block), one row per trial, in the
+    order the participant saw the cases."""
+    data = build_study_data(_export("responses.csv"), design="within", baseline=BASELINE)
+    prepared, _, _ = prepare_responses(data, CONFIG)
+    rows = per_case_rows(prepared, "trust", (BASELINE, VISUAL))
+    assert set(rows["item"]) == {"trust_1"}
+    frame = trial_frame(rows)
+    assert len(frame) == 80 * 10 == R["n_obs"]
+    assert not frame.duplicated(["participant", "case"]).any()
+    assert sorted(frame.loc[frame["participant"] == "P00001", "position"]) == list(range(1, 11))
+
+
+def test_the_report_mixed_block_matches_lmertest_on_the_toolkits_export(analysed):
+    """R: tests/data/r/mixed_export.R (lme4 1.1-31, lmerTest 3.1-3, Satterthwaite) on the same export."""
+    mixed = analysed.results["constructs"]["trust"]["mixed"]
+    assert mixed["formula"] == R["formula"] and not mixed["singular"]
+    assert mixed["estimate"] == pytest.approx(R["estimate"], abs=1e-3)
+    assert mixed["se"] == pytest.approx(R["se"], abs=1e-3)
+    assert mixed["df"] == pytest.approx(R["df"], rel=0.01)
+    assert mixed["p"] == pytest.approx(R["p"], abs=1e-3)
+    assert mixed["ci"] == pytest.approx(R["ci"], abs=2e-3)
+    sds = mixed["variance_components"]
+    for ours, theirs in (
+        ("participant", "participant"),
+        ("participant:condition", "participant_condition"),
+        ("case", "case"),
+        ("case:condition", "case_condition"),
+        ("residual", "residual"),
+    ):
+        assert sds[ours] == pytest.approx(R["sd"][theirs], abs=2e-3), ours
+    assert "Satterthwaite" in mixed["df_method"] and "python" in mixed["backend"]
+    assert mixed["random"].startswith("participants and cases")
+    assert "ordinal_mixed" in analysed.results["constructs"]["trust"]
+
+
+def test_the_hypothesis_is_tested_with_the_mixed_model_one_sided(analysed):
+    (h1,) = analysed.results["hypotheses"]
+    assert h1["test"].startswith("linear mixed model") and h1["test"].endswith("one-sided")
+    assert h1["p"] == pytest.approx(R["p"] / 2, abs=1e-3)  # greater, and the estimate is positive
+    assert h1["mixed"]["ci"][1] is None  # one-sided interval: unbounded above (JSON null)
+    one_sided = R["estimate"] - stats.t.ppf(0.95, R["df"]) * R["se"]
+    assert h1["mixed"]["ci"][0] == pytest.approx(one_sided, abs=2e-3)
+    assert h1["secondary"]["test"].startswith("paired t-test")
+    assert h1["p_adjusted"] == pytest.approx(h1["p"])  # the one tested hypothesis
+
+
+def test_the_report_leads_with_the_mixed_model(analysed):
+    text = render_markdown(document(analysed.results))
+    mixed_at, secondary_at = (
+        text.index("Linear mixed model (primary"),
+        text.index("Secondary (participant means)"),
+    )
+    assert mixed_at < secondary_at
+    assert "random: participants and cases" in text
+    assert "tab:mixed" in render_latex(analysed.results)
+    assert analysed.results["schema_version"] == 4
+
+
+def _one_case(responses: pd.DataFrame) -> pd.DataFrame:
+    return responses.assign(case_id=np.where(responses["case_id"] != "", "c01", ""))
+
+
+def test_a_construct_with_one_case_is_a_note_not_a_crash():
+    data = build_study_data(
+        _one_case(_export("responses.csv")), _export("participants.csv"), design="within", baseline=BASELINE
+    )
+    results = run_analysis(data, CONFIG).results
+    mixed = results["constructs"]["trust"]["mixed"]
+    assert set(mixed) == {"skipped"} and "case" in mixed["skipped"]
+    assert results["constructs"]["trust"]["parametric"]["p"] is not None  # the other tests still run
+    assert f"Mixed model (primary) not fitted: {mixed['skipped']}" in render_markdown(document(results))
