@@ -643,4 +643,7 @@ def power_blocks(results: dict) -> list[Block]:
             + (f" (realized effects: {shown})" if shown else "")
             + ": see the power figure and `power.simulation` in results.json."
         )
-    return [("h2", "Power"), ("ul", items)] if items else []
+    blocks: list[Block] = [("h2", "Power"), ("ul", items)] if items else []
+    if power.get("cases"):
+        blocks += document_mixed.cases_blocks(power["cases"])
+    return blocks

@@ -163,3 +163,28 @@ def construct_sentences(block: dict, confidence: float, k: int) -> list[str]:
         ordinal_sentence(block.get("ordinal_mixed"), confidence, k),
     ]
     return [s for s in sentences if s]
+
+
+def cases_table(cases: dict) -> pd.DataFrame:
+    """``power.cases`` as participants (rows) × cases (columns)."""
+    grid = pd.DataFrame(cases["grid"])
+    table = grid.pivot(index="participants", columns="cases", values="power")
+    table.columns = [f"{q} cases" for q in table.columns]
+    return table.map(lambda v: f"{v:.2f}").reset_index().rename(columns={"participants": "Participants"})
+
+
+def cases_blocks(cases: dict) -> list[tuple[str, object]]:
+    """How many cases? The mixed model's power table, with what it assumes."""
+    shown = ", ".join(f"{COMPONENT_LABEL.get(k, k)} {num(v)}" for k, v in cases["components"].items())
+    return [
+        ("h3", "How many cases?"),
+        (
+            "p",
+            f"Power of the mixed model's test (two-sided, α = {cases['alpha']:.3g}) by participants and cases "
+            f"(Westfall, Kenny & Judd 2014) for *d* = {num(cases['effect_d'])} — the effect over the SD of a "
+            f"single answer, here {num(cases['effect_points'])} scale points — with variance components (SDs) "
+            f"{shown} ({html.escape(cases['source'])}). Case × condition variation does not average out over "
+            "participants: past a point, more cases raise power and more participants barely do.",
+        ),
+        ("table", cases_table(cases)),
+    ]

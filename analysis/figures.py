@@ -314,6 +314,26 @@ def power_figure(
     return fig
 
 
+def cases_power_figure(cases: dict, target_power: float = 0.8) -> go.Figure:
+    """How many cases? The mixed model's power against participants, one line (``Scatter`` ``<q> cases``) per
+    number of cases (``power.cases``), with the target power."""
+    grid = pd.DataFrame(cases["grid"])
+    fig = go.Figure()
+    for q, rows in grid.groupby("cases"):
+        fig.add_trace(
+            go.Scatter(x=rows["participants"], y=rows["power"], mode="lines+markers", name=f"{q} cases")
+        )
+    fig.add_hline(y=target_power, line_dash="dash", line_color="grey")
+    fig.update_layout(
+        title=f"Power of the mixed model by participants and cases (d = {cases['effect_d']:g})",
+        xaxis_title="participants",
+        yaxis_title="power",
+        yaxis_range=[0, 1.02],
+        template="plotly_white",
+    )
+    return fig
+
+
 def build_figures(
     analysis, design: str, baseline: str, visual: str, conditions: tuple[str, ...] | None = None
 ) -> dict[str, go.Figure]:
@@ -337,6 +357,8 @@ def build_figures(
         figures["ratings"] = ratings_figure(results["ratings"], results["confidence"])
     if results.get("closed_loop_agreement") and "skipped" not in results["closed_loop_agreement"]:
         figures["closed_loop"] = closed_loop_figure(results["closed_loop_agreement"])
+    if (results.get("power") or {}).get("cases"):
+        figures["power_cases"] = cases_power_figure(results["power"]["cases"], results["config"]["power"])
     if analysis.analytic_power is not None:
         figures["power"] = power_figure(
             analysis.analytic_power, analysis.power_curve, results["config"]["power"]

@@ -37,7 +37,7 @@ from analysis.instruments import instrument_blocks
 from analysis.load import StudyData, build_study_data
 from analysis.multiarm import friedman, kruskal_wallis, pairwise, rm_anova, welch_anova
 from analysis.plan import confirmatory_tests, deviations
-from analysis.power import analytic_power_curve, required_n, sensitivity
+from analysis.power import analytic_power_curve, case_power_block, fitted_components, required_n, sensitivity
 from analysis.reliability import cronbach_alpha, mcdonald_omega
 from analysis.scores import (
     apply_exclusions,
@@ -53,6 +53,7 @@ from analysis.scores import (
 )
 from analysis.simulation import simulated_curve
 from analysis.trust import trust_calibration
+from study.planning import VarianceComponents
 
 if TYPE_CHECKING:
     from analysis.sources import LoadedProtocol
@@ -610,6 +611,29 @@ def power(run: Run) -> None:
     )
     if run.results["power"]["simulation"]:
         run.results["warnings"] += run.results["power"]["simulation"]["notes"]
+    run.results["power"]["cases"] = cases_power(run.results["constructs"], run.data, run.config)
+
+
+def cases_power(blocks: dict[str, dict], data: StudyData, config: AnalysisConfig) -> dict:
+    """``power.cases``: the mixed model's power by participants × cases at ``--target-effect`` (as Westfall,
+    Kenny & Judd standardize it), with the variance components fitted on the first construct whose mixed
+    model was fitted — this study as a pilot — else the planning defaults (``study.planning``)."""
+    fitted = next(
+        ((name, b["mixed"]) for name, b in blocks.items() if "variance_components" in b.get("mixed", {})),
+        None,
+    )
+    if fitted is None:
+        components, source = VarianceComponents(), "planning defaults (study.planning.VarianceComponents)"
+    else:
+        components, source = fitted_components(fitted[1]), f"fitted: {fitted[0]} ({fitted[1]['formula']})"
+    return case_power_block(
+        data.design,
+        config.target_effect,
+        components,
+        source,
+        alpha=config.alpha,
+        k=max(len(data.conditions), 2),
+    )
 
 
 def preregistration(run: Run) -> None:

@@ -19,7 +19,7 @@ import pingouin as pg
 from tqdm import tqdm
 
 from analysis.agreement import wilson_interval
-from study.planning import VarianceComponents
+from study.planning import VarianceComponents, power_grid
 
 Generator = Callable[[int, float, np.random.Generator], pd.DataFrame]
 Analyse = Callable[[pd.DataFrame], dict]
@@ -269,3 +269,64 @@ def simulate_trials(
             "position": position,
         }
     )
+
+
+CASES_GRID = (4, 6, 10, 16, 20, 30, 40)  # cases per participant in the "how many cases?" table
+PARTICIPANTS_GRID = (20, 40, 60, 80, 120, 160, 240)
+
+
+def fitted_components(mixed: dict) -> VarianceComponents:
+    """The variance components of a fitted ``mixed`` block as planning inputs (SDs the model dropped are 0)."""
+    sds = mixed["variance_components"]
+    return VarianceComponents(
+        participant=sds.get("participant", 0.0),
+        participant_condition=sds.get("participant:condition", 0.0),
+        case=sds.get("case", 0.0),
+        case_condition=sds.get("case:condition", 0.0),
+        residual=sds.get("residual", 0.0),
+    )
+
+
+def case_power_block(
+    design: str,
+    effect_d: float,
+    components: VarianceComponents,
+    source: str,
+    *,
+    alpha: float = 0.05,
+    k: int = 2,
+    participants: tuple[int, ...] = PARTICIPANTS_GRID,
+    cases: tuple[int, ...] = CASES_GRID,
+) -> dict:
+    """``power.cases``: the mixed model's power for participants × cases ("how many cases?"; Westfall,
+    Kenny & Judd 2014, :func:`study.planning.case_power`), two-sided at ``alpha`` (k > 2: α/(k − 1), as the
+    other power keys).
+
+    ``effect_d`` is standardized as Westfall et al. do: the effect over the SD of a single answer
+    (√ of the sum of all variance components), so ``effect_points`` = d · that SD. Keys: ``design, k, alpha,
+    effect_d, effect_points, components`` (SDs), ``source`` (where the components come from), ``grid``
+    (``[{participants, cases, power, df, ncp}]``)."""
+    points = effect_d * components.total_sd
+    a = _pairwise_alpha(alpha, k)
+    grid = [
+        {"participants": r.participants, "cases": r.cases, "power": r.power, "df": r.df, "ncp": r.ncp}
+        for r in power_grid(
+            points,
+            design,
+            tuple(n for n in participants if n >= 2 * k),  # the design needs two per condition
+            tuple(q for q in cases if q >= 2 * k),
+            components,
+            alpha=a,
+            k=k,
+        )
+    ]
+    return {
+        "design": design,
+        "k": k,
+        "alpha": a,
+        "effect_d": effect_d,
+        "effect_points": points,
+        "components": dict(components.__dict__),
+        "source": source,
+        "grid": grid,
+    }

@@ -179,6 +179,16 @@ def render_latex(results: dict) -> str:
                 "tab:ratings",
             )
         )
+    cases = (results.get("power") or {}).get("cases")
+    if cases:
+        parts.append(
+            latex_table(
+                document_mixed.cases_table(cases),
+                f"How many cases? Power of the mixed model by participants and cases (d = {cases['effect_d']:g}, "
+                "Westfall, Kenny & Judd 2014).",
+                "tab:cases",
+            )
+        )
     return "\n\n".join(parts) + "\n"
 
 

@@ -77,6 +77,12 @@ class VarianceComponents:
             if value < 0:
                 raise ValueError(f"variance component {name} must be ≥ 0, got {value}")
 
+    @property
+    def total_sd(self) -> float:
+        """SD of a single answer: √ of the sum of every variance component — the scale of Westfall, Kenny &
+        Judd's standardized effect d (so d · total_sd is the effect in points)."""
+        return math.sqrt(sum(v**2 for v in self.__dict__.values()))
+
 
 @dataclass(frozen=True)
 class CasePower:

@@ -28,7 +28,7 @@ from study.planning import (
     power_grid,
     random_effects_text,
 )
-from study.protocol import Hypothesis, InstrumentUse, Protocol
+from study.protocol import Hypothesis, InstrumentUse, Protocol, SampleSize
 
 TEMPLATE = "OSF Preregistration (Bowman et al. 2016) / AsPredicted"
 SIDES = {"greater": "one-sided", "less": "one-sided", "two_sided": "two-sided"}
@@ -73,14 +73,25 @@ def per_case_constructs(protocol: Protocol) -> list[str]:
     return sorted({i.construct for i in protocol.questionnaires.trial if i.type == "likert" and i.construct})
 
 
-PLANNED_CASES = (6, 10, 20, 40)  # the "how many cases?" table's columns, with the planned number added
+PLANNED_CASES = (6, 10, 20, 40)
+
+
+def planned_point_effect(plan: SampleSize, components: VarianceComponents) -> float:
+    """The mixed model's effect in scale points: ``point_effect`` when declared, else the declared effect read
+    as Westfall, Kenny & Judd's d (the effect over the SD of a single answer, √ of all variance components),
+    as ``skingen-analysis`` reads ``--target-effect`` for its "how many cases?" table."""
+    if plan.point_effect is not None:
+        return plan.point_effect
+    return plan.effect * math.sqrt(
+        sum(v**2 for v in components.__dict__.values())
+    )  # the "how many cases?" table's columns, with the planned number added
 
 
 def cases_table(protocol: Protocol, alpha: float, sided: str) -> list[str]:
     """The mixed model's power for participants × cases (Westfall, Kenny & Judd 2014), as Markdown lines."""
     plan = protocol.preregistration.sample_size
     components = VarianceComponents(**plan.components)
-    effect = plan.point_effect if plan.point_effect is not None else plan.effect
+    effect = planned_point_effect(plan, components)
     cases = tuple(sorted({*PLANNED_CASES, *([plan.cases] if plan.cases else [])}))
     participants = tuple(sorted({20, 40, 80, 160, plan.participants}))
     grid = {
@@ -103,7 +114,12 @@ def cases_table(protocol: Protocol, alpha: float, sided: str) -> list[str]:
     return [
         f"Mixed-model power (Westfall, Kenny & Judd 2014; noncentral t with Satterthwaite df from the design's "
         f"mean squares), effect {effect:g} scale points"
-        + (" (`point_effect`)" if plan.point_effect is not None else " (the declared effect read in points)")
+        + (
+            " (`point_effect`)"
+            if plan.point_effect is not None
+            else f" (the declared effect read as Westfall et al.'s d = {plan.effect:g}: over the SD of a single "
+            "answer, all variance components)"
+        )
         + f", {sided}, α = {alpha:.4g}, variance components (SDs in points) {shown}:\n\n"
         + "\n".join(rows)
     ]
@@ -214,7 +230,7 @@ def _cases_lines(protocol: Protocol, alpha: float, sided: str) -> list[str]:
     if plan.cases is not None:
         planned = f"Planned cases: {plan.cases} per participant"
         components = VarianceComponents(**plan.components)
-        effect = plan.point_effect if plan.point_effect is not None else plan.effect
+        effect = planned_point_effect(plan, components)
         at_plan = case_power(
             effect,
             plan.participants,

@@ -43,6 +43,7 @@ def test_figure_set_and_traces(figures):
         "likert_comprehension",
         "ratings",
         "power",
+        "power_cases",
     }
     construct = _traces(figures["construct_trust"])
     assert construct == [
@@ -64,6 +65,8 @@ def test_figure_set_and_traces(figures):
     assert _traces(ratings) == [("bar", "eczema"), ("bar", "psoriasis")]
     assert ratings.data[0].error_y.arrayminus is not None
     assert _traces(figures["power"]) == [("scatter", "analytic 0.5"), ("scatter", "simulated 0.5")]
+    cases = [name for kind, name in _traces(figures["power_cases"])]
+    assert cases[0] == "4 cases" and cases[-1] == "40 cases"  # one line per number of cases
 
 
 def test_between_construct_figure_has_no_paired_lines():
@@ -82,7 +85,7 @@ def test_apa_formatting():
 
 def test_latex_tables_are_booktabs(analysis):
     tex = render_latex(analysis.results)
-    assert tex.count(r"\toprule") == 4 and r"\bottomrule" in tex  # flow, mixed models, constructs, ratings
+    assert tex.count(r"\toprule") == 5 and r"\bottomrule" in tex  # flow, mixed, constructs, ratings, cases
     assert "tab:mixed" in tex  # the per-case item (case_trust) makes trust a mixed-model construct
     assert r"attention\_check" in tex  # escaped
 

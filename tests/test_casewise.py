@@ -110,3 +110,86 @@ def test_a_construct_with_one_case_is_a_note_not_a_crash():
     assert set(mixed) == {"skipped"} and "case" in mixed["skipped"]
     assert results["constructs"]["trust"]["parametric"]["p"] is not None  # the other tests still run
     assert f"Mixed model (primary) not fitted: {mixed['skipped']}" in render_markdown(document(results))
+
+
+def test_the_cases_power_uses_the_fitted_components(analysed):
+    """This study as a pilot: "how many cases?" at --target-effect with the trust model's variance components."""
+    cases = analysed.results["power"]["cases"]
+    assert cases["source"].startswith("fitted: trust")
+    assert cases["components"]["case_condition"] == pytest.approx(R["sd"]["case_condition"], abs=2e-3)
+    power = {(r["participants"], r["cases"]): r["power"] for r in cases["grid"]}
+    assert power[(240, 40)] > power[(240, 10)] > power[(40, 10)]
+    assert "How many cases?" in render_markdown(document(analysed.results))
+
+
+def _three_arm_trials(seed: int = 3) -> pd.DataFrame:
+    """A within study of three conditions: 36 participants × 6 cases, two per condition, rotated over the
+    participants (each case appears under every condition); an export-shaped per-case item."""
+    rng = np.random.default_rng(seed)
+    conditions = (BASELINE, VISUAL, "retrieved_photos")
+    shift = {BASELINE: 0.0, VISUAL: 0.8, "retrieved_photos": 0.3}
+    rows = []
+    for i in range(36):
+        level = rng.normal(4, 1)
+        for j in range(6):
+            condition = conditions[(j // 2 + i) % 3]
+            value = np.clip(np.rint(level + shift[condition] + rng.normal(0, 1)), 1, 7)
+            rows.append(
+                {
+                    "participant_id": f"P{i:03d}",
+                    "condition": condition,
+                    "case_id": f"c{j}",
+                    "step": f"p{j // 2 + 1}.t{j % 2 + 1:02d}",
+                    "item": "case_trust",
+                    "construct": "trust",
+                    "value": str(value),
+                    "scale_min": "1",
+                    "scale_max": "7",
+                    "reverse_coded": "0",
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def test_k_conditions_get_an_omnibus_test_and_both_pairwise_families():
+    from analysis.compare import holm
+
+    conditions = (BASELINE, VISUAL, "retrieved_photos")
+    data = build_study_data(_three_arm_trials(), design="within", baseline=BASELINE, conditions=conditions)
+    results = run_analysis(data, CONFIG).results
+    mixed = results["constructs"]["trust"]["mixed"]
+    assert mixed["omnibus"]["df1"] == 2 and mixed["omnibus"]["p_holm"] == pytest.approx(mixed["omnibus"]["p"])
+    families = mixed["pairwise"]
+    assert [(r["a"], r["b"]) for r in families["vs_baseline"]] == [
+        (BASELINE, VISUAL),
+        (BASELINE, "retrieved_photos"),
+    ]
+    assert len(families["all_pairs"]) == 3
+    for records in families.values():
+        assert [r["p_holm"] for r in records] == pytest.approx(holm([r["p"] for r in records]))
+    visual = families["vs_baseline"][0]
+    assert visual["estimate"] == pytest.approx(0.8, abs=0.35)  # the planted shift
+    text = render_markdown(document(results))
+    assert "Linear mixed model (primary" in text and "vs baseline" in text
+
+
+def test_a_single_participant_per_arm_is_a_note_not_a_crash():
+    rows = _three_arm_trials()
+    rows = rows[rows["participant_id"].isin(["P000", "P001"])].assign(
+        condition=lambda f: np.where(f["participant_id"] == "P000", BASELINE, VISUAL)
+    )
+    data = build_study_data(rows, design="between", baseline=BASELINE)
+    results = run_analysis(data, CONFIG).results
+    block = results["constructs"]["trust"]
+    assert "skipped" in block and set(block["mixed"]) == {"skipped"}
+    text = render_markdown(document(results))
+    assert "Mixed model (primary) not fitted" in text
+
+
+def test_the_trial_position_term_is_fitted_and_reported():
+    data = build_study_data(_export("responses.csv"), design="within", baseline=BASELINE)
+    results = run_analysis(data, replace(CONFIG, position=True)).results
+    mixed = results["constructs"]["trust"]["mixed"]
+    assert "position" in mixed["terms"] and "+ position" in mixed["formula"]
+    assert results["config"]["position"] is True
+    assert "Trial position:" in render_markdown(document(results))
