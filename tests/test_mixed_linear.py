@@ -161,14 +161,16 @@ def test_three_arm_within_matches_lmertest_with_omnibus_and_contrasts():
 
 
 def test_singular_maximal_model_is_simplified_as_r_finds_it():
-    """R: maximal, uncorrelated and one-slope fits singular (the slopes at exactly 0: a tie, the participant
-    slope goes first), random intercepts not — the rule must end where R's fits say it does."""
-    assert [R[k]["singular"] for k in ("singular_maximal", "singular_uncorrelated")] == [True, True]
-    assert R["singular_no_participant_slope"]["singular"] and not R["singular_intercepts"]["singular"]
+    """R: every fit of the sequence is singular but the last (in the uncorrelated fit both slopes are exactly
+    0: a tie, the participant slope goes first) — the rule must end where R's fits say it does."""
+    sequence = ["maximal", "no_case_correlation", "uncorrelated", "no_participant_slope", "intercepts"]
+    assert [R[f"singular_{k}"]["singular"] for k in sequence] == [True, True, True, True, False]
+    assert R["singular_uncorrelated"]["sd"]['participant.1 dummy(condition, "skingen_visual")'] == 0
     fit = fit_linear(export("mixed_singular"), design="within", conditions=TWO)
     assert fit.formula == R["singular_intercepts"]["formula"]
     assert [s.split(" (")[0] for s in fit.simplified] == [
-        "dropped the correlations between random effects",
+        "dropped the correlations between the random effects of cases",
+        "dropped the correlations between the random effects of participants",
         "dropped the participant slope of condition skingen_visual",
         "dropped the case slope of condition skingen_visual",
     ]
@@ -179,9 +181,12 @@ def test_singular_maximal_model_is_simplified_as_r_finds_it():
 def test_simplification_order_is_deterministic():
     """The smaller slope goes first; ties (at zero) break participant before case, later conditions first."""
     start = maximal("within", THREE)
-    uncorrelated, step = simplify(start, {}, THREE)
-    assert step == "dropped the correlations between random effects"
-    assert uncorrelated.case == (("1",), ("skingen_visual",), ("retrieved_photos",))
+    case_split, step = simplify(start, {}, THREE)
+    assert step == "dropped the correlations between the random effects of cases"
+    assert case_split.case == (("1",), ("skingen_visual",), ("retrieved_photos",))
+    assert case_split.participant == start.participant
+    uncorrelated, step = simplify(case_split, {}, THREE)
+    assert step == "dropped the correlations between the random effects of participants"
     sds = {(g, c): 0.3 for g in ("participant", "case") for c in THREE[1:]}
     _, step = simplify(uncorrelated, {**sds, ("case", "skingen_visual"): 0.1}, THREE)
     assert step.startswith("dropped the case slope of condition skingen_visual")
@@ -189,8 +194,10 @@ def test_simplification_order_is_deterministic():
     assert step.startswith("dropped the participant slope of condition retrieved_photos")
     floor = maximal("between", TWO)
     floor = simplify(simplify(floor, {}, TWO)[0], {("case", "skingen_visual"): 0.0}, TWO)[0]
+    assert floor.case == (("1",),)
     assert simplify(floor, {}, TWO) is None
-    assert "drop all correlations" in SIMPLIFICATION_RULE and "smallest" in SIMPLIFICATION_RULE
+    assert "correlations between the random effects of cases" in SIMPLIFICATION_RULE
+    assert "smallest estimated SD" in SIMPLIFICATION_RULE
 
 
 def test_failed_satterthwaite_falls_back_to_a_named_conservative_df(monkeypatch, within_fit):

@@ -59,16 +59,18 @@ if (spec$family == "gaussian") {
   out$versions <- list(lme4 = version_of("lme4"), lmerTest = version_of("lmerTest"))
 } else if (spec$family == "cumulative_logit") {
   suppressPackageStartupMessages(library(ordinal))
-  d$y <- factor(d$y, levels = sort(unique(d$y)), ordered = TRUE)
+  response <- all.vars(form)[1]
+  d[[response]] <- factor(d[[response]], levels = sort(unique(d[[response]])), ordered = TRUE)
   m <- fit_quietly(clmm(form, data = d, link = "logit", Hess = TRUE))
   ct <- summary(m)$coefficients
   beta <- names(m$beta)
   out$coefficients <- coef_table(ct[beta, , drop = FALSE])
   out$vcov <- unname(vcov(m)[beta, beta, drop = FALSE])
   out$thresholds <- as.list(m$alpha)
-  out$varcorr <- lapply(names(m$ST), function(g) list(grp = g, var1 = "(Intercept)", var2 = NA,
-                                                      sdcor = unname(m$ST[[g]][1, 1])))
-  out$singular <- any(vapply(m$ST, function(s) s[1, 1] < 1e-4, logical(1)))
+  vc <- VarCorr(m)
+  out$varcorr <- lapply(names(vc), function(g) list(grp = g, var1 = "(Intercept)", var2 = NA,
+                                                    sdcor = sqrt(vc[[g]][1, 1])))
+  out$singular <- any(vapply(vc, function(v) sqrt(v[1, 1]) < 1e-4, logical(1)))
   out$converged <- m$optRes$convergence == 0 && max(abs(m$gradient)) < 1e-3
   out$versions <- list(ordinal = version_of("ordinal"))
 } else if (spec$family == "binomial") {

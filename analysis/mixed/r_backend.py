@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from analysis.mixed.checks import check_frame
+from analysis.mixed import laplace
 from analysis.mixed.inference import (
     LinearStep,
     coefficient_name,
@@ -40,6 +40,8 @@ PACKAGES = {  # R package → what installs it (Debian / CRAN)
     "lmerTest": "r-cran-lmertest",
     "ordinal": "r-cran-ordinal",
 }
+RANDOM_TERMS = laplace.RANDOM_TERMS  # the Laplace twins' random part: participant, case, case:condition
+OMNIBUS_TEST = "Wald chi2 of all condition terms"
 TIMEOUT_S = 3600  # a 160,000-row lmer with slopes takes minutes, not hours
 
 
@@ -191,18 +193,16 @@ def gaussian_step(
 
 def _z_fit(
     result: dict,
-    data: pd.DataFrame,
+    frame: pd.DataFrame,
     *,
     family: str,
     model: str,
     names: list[str],
-    contrasts: dict[str, np.ndarray],
-    omnibus: np.ndarray | None,
+    conditions,
     confidence: float,
-    components: dict[str, float],
 ) -> MixedFit:
-    """A Laplace fit's Wald z tests, contrasts and χ² omnibus from R's estimates and covariance (R drops the
-    intercept / thresholds; ``names`` are the remaining fixed effects in R's order)."""
+    """Wald z tests, contrasts and the χ² omnibus of an R Laplace fit, shaped as the Python twin's
+    (:mod:`analysis.mixed.laplace`): same term and contrast keys, same omnibus terms."""
     _check_names(result, names)
     beta, vcov = np.array(result["coefficients"]["estimate"]), np.array(result["vcov"])
 
@@ -210,110 +210,109 @@ def _z_fit(
         return wald_term(name, float(row @ beta), float(np.sqrt(row @ vcov @ row)), None, confidence)
 
     unit = np.eye(len(names))
+    if any(n.endswith(":ai_wrong") for n in names):
+        contrasts = {}
+        for wrong in (0, 1):  # the condition difference when the AI is wrong adds the interactions
+            for name, row in pairwise_rows(names, conditions).items():
+                shifted = row.copy()
+                for i, n in enumerate(names):
+                    if n.endswith(":ai_wrong"):
+                        shifted[i] = wrong * row[names.index(n.removesuffix(":ai_wrong"))]
+                contrasts[f"{name} | ai_wrong={wrong}"] = shifted
+    else:
+        contrasts = pairwise_rows(names, conditions)
     record = None
-    if omnibus is not None:
-        chi2 = float(omnibus @ beta @ np.linalg.solve(omnibus @ vcov @ omnibus.T, omnibus @ beta))
-        q = len(omnibus)
-        p = float(stats.chi2.sf(chi2, q))
-        record = {"test": "Wald chi2", "statistic": chi2, "df1": float(q), "df2": None, "p": p}
+    if len(conditions) > 2:
+        rows = unit[[i for i, n in enumerate(names) if n.startswith("condition[")]]
+        chi2 = float(rows @ beta @ np.linalg.solve(rows @ vcov @ rows.T, rows @ beta))
+        record = {
+            "test": OMNIBUS_TEST
+            + (" (main effects and × ai_wrong)" if len(rows) > len(conditions) - 1 else ""),
+            "statistic": chi2,
+            "df1": float(len(rows)),
+            "df2": None,
+            "p": float(stats.chi2.sf(chi2, len(rows))),
+        }
+    components = {row["grp"]: row["sdcor"] for row in result["varcorr"]}
     return MixedFit(
         family=family,
         formula=model,
         backend=_backend(result),
-        df_method="z (asymptotic)",
+        df_method="z (asymptotic Wald, as clmm and glmer report; Laplace approximation)",
         terms={name: z(name, unit[i]) for i, name in enumerate(names)},
         contrasts={name: z(name, row) for name, row in contrasts.items()},
-        variance_components=components,
+        variance_components={name: components[name] for name in RANDOM_TERMS},
         singular=bool(result["singular"]),
         converged=bool(result["converged"]),
-        n_obs=len(data),
-        n_participants=data["participant"].nunique(),
-        n_cases=data["case"].nunique(),
+        n_obs=len(frame),
+        n_participants=frame["participant"].nunique(),
+        n_cases=frame["case"].nunique(),
         confidence=confidence,
         omnibus=record,
         notes=tuple(f"R: {m}" for m in result["messages"]),
     )
 
 
-def fit_cumulative_logit_r(
-    frame: pd.DataFrame,
-    *,
-    design: str,
-    conditions: Sequence[str],
-    confidence: float = 0.95,
-    position: bool = False,
-) -> MixedFit:
-    """``ordinal::clmm(y ~ condition [+ position] + (1|participant) + (1|case) + (1|case:condition))``,
-    logit link, Laplace; ``y`` an integer level. Coefficients as clmm reports them: positive = higher ratings."""
+# Copied from the checks at the top of analysis.mixed.laplace.fit_ordinal / fit_logistic, so both backends
+# reject the same data with the same message (tests/test_mixed_r.py::test_twins_reject_the_same_frames).
+def _ordinal_frame(frame: pd.DataFrame, conditions: list[str], confidence: float) -> pd.DataFrame:
+    checked = laplace._check_frame(frame, conditions, confidence, ("y",))
+    if checked["y"].nunique() < 2:
+        raise MixedModelError(f"ordinal model: every answer is {checked['y'].iloc[0]:g}; nothing to model")
+    laplace._check_ordinal_overlap(checked, conditions)
+    return checked
+
+
+def _logistic_frame(
+    frame: pd.DataFrame, conditions: list[str], confidence: float, *, ai_wrong: bool
+) -> pd.DataFrame:
+    checked = laplace._check_frame(frame, conditions, confidence, ("y", "ai_wrong") if ai_wrong else ("y",))
+    y = checked["y"].to_numpy(dtype=float)
+    if not np.isin(y, (0.0, 1.0)).all():
+        bad = checked.index[~np.isin(y, (0.0, 1.0))][0]
+        raise MixedModelError(f"logistic model: y must be 0 or 1, row {bad} has {checked.at[bad, 'y']!r}")
+    wrong = laplace._check_ai_wrong(checked) if ai_wrong else np.zeros(len(checked))
+    cells = [(c, w) for c in conditions for w in ((0, 1) if ai_wrong else (0,))]
+    laplace._check_separation(checked, y, wrong, cells, ai_wrong)
+    return checked
+
+
+def fit_ordinal_r(frame: pd.DataFrame, *, conditions: Sequence[str], confidence: float = 0.95) -> MixedFit:
+    """The R twin of :func:`analysis.mixed.laplace.fit_ordinal`: ``ordinal::clmm`` with its formula
+    (:data:`~analysis.mixed.laplace.ORDINAL_FORMULA`), logit link, Laplace; the same input checks."""
     conditions = [str(c) for c in conditions]
-    data = check_frame(frame, design=design, conditions=conditions, position=position)
-    model = "y ~ condition" + (" + position" if position else "")
-    model += " + (1 | participant) + (1 | case) + (1 | case:condition)"
-    names = [coefficient_name(c) for c in conditions[1:]] + (["position"] if position else [])
-    spec = {
-        "family": "cumulative_logit",
-        "formula": model,
-        "levels": conditions,
-        "contrasts": {},
-        "omnibus": None,
-    }
-    result = run_r(spec, data)
-    groups = {"participant": "participant", "case": "case", "case:condition": "case:condition"}
-    components = {groups[row["grp"]]: row["sdcor"] for row in result["varcorr"]}
+    frame = _ordinal_frame(frame, conditions, confidence)
+    names = [coefficient_name(c) for c in conditions[1:]]
+    spec = {"family": "cumulative_logit", "formula": laplace.ORDINAL_FORMULA, "levels": conditions}
+    result = run_r(spec, frame)
     return _z_fit(
         result,
-        data,
+        frame,
         family="cumulative_logit",
-        model=model,
+        model=laplace.ORDINAL_FORMULA,
         names=names,
-        contrasts=pairwise_rows(names, conditions),
-        omnibus=omnibus_rows(names, conditions) if len(conditions) > 2 else None,
+        conditions=conditions,
         confidence=confidence,
-        components=components,
     )
 
 
-def fit_binomial_r(
-    frame: pd.DataFrame,
-    *,
-    design: str,
-    conditions: Sequence[str],
-    confidence: float = 0.95,
-    position: bool = False,
+def fit_logistic_r(
+    frame: pd.DataFrame, *, conditions: Sequence[str], confidence: float = 0.95, ai_wrong: bool = True
 ) -> MixedFit:
-    """``lme4::glmer(y ~ condition * ai_wrong [+ position] + (1|participant) + (1|case), binomial)``.
-
-    Contrasts ``"b - a | ai_wrong=0"`` and ``"… | ai_wrong=1"``; the omnibus is the Wald χ² of every term
-    with a condition in it (main effects and interactions: does condition matter at all?)."""
+    """The R twin of :func:`analysis.mixed.laplace.fit_logistic`: ``lme4::glmer(…, binomial)`` with
+    :func:`~analysis.mixed.laplace.logistic_formula`; contrasts ``"b - a | ai_wrong=0/1"`` with ``ai_wrong``."""
     conditions = [str(c) for c in conditions]
-    data = check_frame(frame, design=design, conditions=conditions, position=position, extra=("ai_wrong",))
-    levels = sorted(set(data["y"]))
-    if not set(levels) <= {0.0, 1.0}:
-        raise MixedModelError(f"a logistic model needs y in {{0, 1}}, got values {levels[:5]}")
-    model = (
-        "y ~ condition * ai_wrong" + (" + position" if position else "") + " + (1 | participant) + (1 | case)"
-    )
+    frame = _logistic_frame(frame, conditions, confidence, ai_wrong=ai_wrong)
     mains = [coefficient_name(c) for c in conditions[1:]]
-    names = [*mains, "ai_wrong"] + (["position"] if position else []) + [f"{m}:ai_wrong" for m in mains]
-    spec = {"family": "binomial", "formula": model, "levels": conditions, "contrasts": {}, "omnibus": None}
-    result = run_r(spec, data)
-    components = {row["grp"]: row["sdcor"] for row in result["varcorr"]}
-    contrasts = {}
-    for name, row in pairwise_rows(names, conditions).items():
-        among_wrong = row.copy()  # the condition difference when the AI is wrong adds the interactions
-        for main in mains:
-            among_wrong[names.index(f"{main}:ai_wrong")] = row[names.index(main)]
-        contrasts[f"{name} | ai_wrong=0"], contrasts[f"{name} | ai_wrong=1"] = row, among_wrong
-    with_condition = [i for i, n in enumerate(names) if n.startswith("condition[")]
-    omnibus = np.eye(len(names))[with_condition] if len(conditions) > 2 else None
+    names = [*mains, "ai_wrong", *(f"{m}:ai_wrong" for m in mains)] if ai_wrong else mains
+    model = laplace.logistic_formula(ai_wrong)
+    result = run_r({"family": "binomial", "formula": model, "levels": conditions}, frame)
     return _z_fit(
         result,
-        data,
+        frame,
         family="binomial",
         model=model,
         names=names,
-        contrasts=contrasts,
-        omnibus=omnibus,
+        conditions=conditions,
         confidence=confidence,
-        components=components,
     )

@@ -8,7 +8,7 @@ converged, and names the model it kept with :func:`formula`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from study.planning import SIMPLIFICATION_RULE as PLANNED_SIMPLIFICATION_RULE
 
@@ -50,9 +50,11 @@ def simplify(
 
     ``slope_sds`` maps (group, condition level) to the slope's SD in the fit being simplified, in residual
     SDs (lme4's θ scale, on which isSingular's 10⁻⁴ is read): rounded to 4 decimals, slopes at zero tie."""
-    if any(len(b) > 1 for g in GROUPS for b in structure.blocks(g)):
-        split = {g: tuple((c,) for c in structure.columns(g)) for g in GROUPS}
-        return RandomStructure(**split), "dropped the correlations between random effects"
+    for group in reversed(GROUPS):  # cases first
+        if any(len(b) > 1 for b in structure.blocks(group)):
+            split = tuple((c,) for c in structure.columns(group))
+            following = replace(structure, **{group: split})
+            return following, f"dropped the correlations between the random effects of {group}s"
     slopes = [(g, c) for g in GROUPS for c in structure.columns(g) if c != INTERCEPT]
     if not slopes:
         return None

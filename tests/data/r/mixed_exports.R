@@ -37,8 +37,12 @@ out <- list(
   between = fit("mixed_between.csv", two, "y ~ condition + (1 | participant) + (1 + condition | case)"),
   within3 = fit("mixed_within3.csv", three, maximal),
   singular_maximal = fit("mixed_singular.csv", two, maximal),
-  # the simplification sequence, by hand: without correlations; then without the smaller slope (both are 0
-  # in singular_uncorrelated: a tie, the participant slope goes first); then random intercepts only
+  # the simplification sequence, by hand: without the case correlation; without the participant correlation
+  # too; then without the smaller slope (both are 0 in singular_uncorrelated: a tie, the participant slope
+  # goes first); then random intercepts only
+  singular_no_case_correlation = fit("mixed_singular.csv", two, paste(
+    "y ~ condition + (1 + condition | participant)",
+    "+ (1 | case) + (0 + dummy(condition, 'skingen_visual') | case)")),
   singular_uncorrelated = fit("mixed_singular.csv", two, paste(
     "y ~ condition + (1 | participant) + (0 + dummy(condition, 'skingen_visual') | participant)",
     "+ (1 | case) + (0 + dummy(condition, 'skingen_visual') | case)")),
