@@ -1,8 +1,10 @@
 """The ordinal and the logistic mixed model, with participants and cases crossed, fitted by Laplace.
 
-Twins of R's ``ordinal::clmm`` and ``lme4::glmer`` (nAGQ = 1), whose formulas — :data:`ORDINAL_FORMULA`,
-:func:`logistic_formula` — the R backend runs verbatim on the same frame. Both report Wald z tests: that is
-what clmm and glmer print, and no small-sample df is established for these likelihoods; ``df_method`` says so.
+Twins of R's ``ordinal::clmm`` and ``lme4::glmer`` (nAGQ = 1), whose formulas — :func:`ordinal_formula`,
+:func:`logistic_formula` with :func:`random_terms` of the frame — the R backend runs verbatim on the same
+frame (with participant, case and condition as factors, so that ``case:condition`` is their interaction).
+Both report Wald z tests: that is what clmm and glmer print, and no small-sample df is established for these
+likelihoods; ``df_method`` says so.
 
 Why (1 | case:condition) in both: a case may move answers differently under each condition (one photo's
 reference images help, another's mislead). Left out, that variation is attributed to the condition effect and
@@ -24,16 +26,36 @@ from analysis.mixed.families import BernoulliLogit, CumulativeLogit
 from analysis.mixed.laplace_engine import SINGULAR_SD, GlmmData, LaplaceFit, fit_laplace
 from analysis.mixed.result import MixedFit, MixedModelError, MixedTerm
 
-ORDINAL_FORMULA = "y ~ condition + (1 | participant) + (1 | case) + (1 | case:condition)"
 BACKEND = "python (analysis.mixed.laplace)"
 DF_METHOD = "z (asymptotic Wald, as clmm and glmer report; Laplace approximation)"
 RANDOM_TERMS = ("participant", "case", "case:condition")
+NESTED_STEP = (
+    "(1 | case:condition) dropped: every case appears under one condition only, so it is the case term"
+)
 
 
-def logistic_formula(ai_wrong: bool) -> str:
+def _formula(fixed: str, random_terms: tuple[str, ...]) -> str:
+    return f"y ~ {fixed} + " + " + ".join(f"(1 | {term})" for term in random_terms)
+
+
+def ordinal_formula(random_terms: tuple[str, ...] = RANDOM_TERMS) -> str:
+    """The ordinal model's formula (lme4/ordinal syntax; R needs case and condition as factors)."""
+    return _formula("condition", random_terms)
+
+
+def logistic_formula(ai_wrong: bool, random_terms: tuple[str, ...] = RANDOM_TERMS) -> str:
     """The fixed part with or without the AI-wrong interaction; random part as the ordinal model's."""
-    fixed = "condition * ai_wrong" if ai_wrong else "condition"
-    return f"y ~ {fixed} + (1 | participant) + (1 | case) + (1 | case:condition)"
+    return _formula("condition * ai_wrong" if ai_wrong else "condition", random_terms)
+
+
+ORDINAL_FORMULA = ordinal_formula()
+
+
+def random_terms(frame: pd.DataFrame) -> tuple[str, ...]:
+    """All three terms, unless each case is shown under one condition only: then case:condition has exactly
+    the case's levels, the two SDs are not separately identified, and the case term alone is fitted."""
+    nested = frame.groupby("case")["condition"].nunique().max() == 1
+    return RANDOM_TERMS[:2] if nested else RANDOM_TERMS
 
 
 def fit_ordinal(
@@ -53,11 +75,11 @@ def fit_ordinal(
     cond = _condition_codes(frame, conditions)
     design = np.eye(len(conditions))[cond][:, 1:]
     names = [f"condition[{c}]" for c in conditions[1:]]
-    fit, data = _fit(CumulativeLogit(len(levels)), frame, y, design, cond)
+    terms = random_terms(frame)
+    fit, data = _fit(CumulativeLogit(len(levels)), frame, y, design, cond, terms)
     contrasts = _pairwise(conditions, lambda c: _indicator(names, c), "")
-    return _assemble(
-        fit, frame, conditions, names, contrasts, "cumulative_logit", ORDINAL_FORMULA, confidence, data
-    )
+    formula = ordinal_formula(terms)
+    return _assemble(fit, frame, conditions, names, contrasts, "cumulative_logit", formula, confidence, data)
 
 
 def fit_logistic(
@@ -93,7 +115,8 @@ def fit_logistic(
         design = np.column_stack([np.ones(len(frame)), one_hot])
         names = ["(Intercept)", *names]
     _check_separation(frame, y, wrong, cells, ai_wrong)
-    fit, data = _fit(BernoulliLogit(), frame, y.astype(int), design, cond, wrong)
+    terms = random_terms(frame)
+    fit, data = _fit(BernoulliLogit(), frame, y.astype(int), design, cond, terms, wrong)
     if ai_wrong:
         contrasts = {}
         for w in (0, 1):
@@ -104,9 +127,8 @@ def fit_logistic(
             )
     else:
         contrasts = _pairwise(conditions, lambda c: _indicator(names, c), "")
-    return _assemble(
-        fit, frame, conditions, names, contrasts, "binomial", logistic_formula(ai_wrong), confidence, data
-    )
+    formula = logistic_formula(ai_wrong, terms)
+    return _assemble(fit, frame, conditions, names, contrasts, "binomial", formula, confidence, data)
 
 
 # ---- input checks ------------------------------------------------------------------------------------
@@ -130,6 +152,15 @@ def _check_frame(
     for column in columns:
         if frame[column].isna().any():
             raise MixedModelError(f"column {column!r} is empty in row {int(frame[column].isna().idxmax())}")
+    for column in ("y", "ai_wrong"):
+        if column in frame.columns:
+            numeric = pd.to_numeric(frame[column], errors="coerce")
+            if numeric.isna().any():
+                row = int(numeric.isna().idxmax())
+                raise MixedModelError(
+                    f"column {column!r} is not a number in row {row}: {frame.at[row, column]!r}"
+                )
+            frame[column] = numeric
     frame["condition"] = frame["condition"].astype(str)
     unknown = sorted(set(frame["condition"]) - set(conditions))
     if unknown:
@@ -193,24 +224,30 @@ def _condition_codes(frame: pd.DataFrame, conditions) -> np.ndarray:
 
 
 def _fit(
-    family, frame: pd.DataFrame, y: np.ndarray, design: np.ndarray, cond: np.ndarray, wrong=None
+    family,
+    frame: pd.DataFrame,
+    y: np.ndarray,
+    design: np.ndarray,
+    cond: np.ndarray,
+    random_terms: tuple[str, ...],
+    wrong: np.ndarray | None = None,
 ) -> tuple[LaplaceFit, GlmmData]:
     """Identical rows (same answer, participant, case, condition) enter once with a count as weight: a
     participant's several items on one case cost one row per distinct answer."""
     participant = pd.factorize(frame["participant"])[0]
     case = pd.factorize(frame["case"])[0]
-    case_condition = case * (cond.max() + 1) + cond
     keys = np.column_stack([y, participant, case, cond] + ([] if wrong is None else [wrong.astype(int)]))
     _, first, counts = np.unique(keys, axis=0, return_index=True, return_counts=True)
+    codes = {
+        "participant": participant[first],
+        "case": case[first],
+        "case:condition": pd.factorize(case[first] * (cond.max() + 1) + cond[first])[0],
+    }
     data = GlmmData(
         y=y[first],
         weights=counts.astype(float),
         design=design[first],
-        factors=(
-            ("participant", participant[first]),
-            ("case", case[first]),
-            ("case:condition", pd.factorize(case_condition[first])[0]),
-        ),
+        factors=tuple((term, codes[term]) for term in random_terms),
     )
     return fit_laplace(family, data), data
 
@@ -274,7 +311,7 @@ def _assemble(
             "df2": None,
             "p": float(stats.chi2.sf(chi2, len(idx))),
         }
-    singular = [name for name in RANDOM_TERMS if fit.sds[name] < SINGULAR_SD]
+    singular = [name for name, sd in fit.sds.items() if sd < SINGULAR_SD]
     notes = [f"Laplace approximation; {len(data.y)} distinct rows of {len(frame)} answers"]
     if singular:
         notes.append(f"singular fit: SD of {', '.join(singular)} estimated as 0")
@@ -289,7 +326,7 @@ def _assemble(
         df_method=DF_METHOD,
         terms=terms,
         contrasts={n: _wald(n, v, fit.beta, fit.cov_beta, zcrit) for n, v in contrasts.items()},
-        variance_components={name: fit.sds[name] for name in RANDOM_TERMS},
+        variance_components=dict(fit.sds),
         singular=bool(singular),
         converged=fit.converged,
         n_obs=len(frame),
@@ -297,5 +334,7 @@ def _assemble(
         n_cases=int(frame["case"].nunique()),
         confidence=confidence,
         omnibus=omnibus,
+        simplified=() if "case:condition" in fit.sds else (NESTED_STEP,),
         notes=tuple(notes),
+        log_likelihood=fit.loglik,
     )

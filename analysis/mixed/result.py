@@ -58,6 +58,8 @@ class MixedFit:
     - ``correlations``: correlations between random effects of one grouping factor, keyed
       ``"case ~ case:condition"`` (empty when the model has none).
     - ``simplified``: the simplification steps taken, in order (empty when the maximal model fitted).
+    - ``log_likelihood``: the maximised (restricted, for REML fits; Laplace-approximated, for GLMMs)
+      log-likelihood, as R's ``logLik``; None where a backend does not give it.
     """
 
     family: str
@@ -77,6 +79,7 @@ class MixedFit:
     simplified: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
     correlations: dict[str, float] = field(default_factory=dict)
+    log_likelihood: float | None = None
 
     def to_record(self) -> dict:
         """The JSON-ready ``mixed`` block of ``results.json``."""

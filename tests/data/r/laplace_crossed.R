@@ -75,7 +75,7 @@ for (name in names(frames)) {
   if (startsWith(name, "ordinal")) {
     d$y <- factor(d$y, ordered = TRUE)
     refs[[name]] <- list(
-      formula = deparse(ordinal_formula),
+      formula = paste(deparse(ordinal_formula, width.cutoff = 500L), collapse = ""),
       default = with_warnings(summarise_clmm(clmm(ordinal_formula, data = d))),
       tight = with_warnings(summarise_clmm(clmm(ordinal_formula, data = d, control = clmm.control(gradTol = 1e-9)))))
   } else {
@@ -83,7 +83,7 @@ for (name in names(frames)) {
       f <- logistic_formula(ai)
       key <- if (ai) name else paste0(name, "_no_ai_wrong")
       refs[[key]] <- list(
-        formula = deparse(f),
+        formula = paste(deparse(f, width.cutoff = 500L), collapse = ""),
         default = with_warnings(summarise_glmer(glmer(f, data = d, family = binomial))),
         tight = with_warnings(summarise_glmer(glmer(f, data = d, family = binomial, control = tight_glmer))))
     }

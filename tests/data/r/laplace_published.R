@@ -6,7 +6,8 @@ suppressPackageStartupMessages({library(ordinal); library(lme4); library(jsonlit
 out <- "tests/data/r"
 data(wine, package = "ordinal")
 write.csv(data.frame(rating = as.integer(wine$rating), temp = as.character(wine$temp),
-                     contact = as.character(wine$contact), judge = as.character(wine$judge)),
+                     contact = as.character(wine$contact), judge = as.character(wine$judge),
+                     bottle = as.character(wine$bottle)),
           file.path(out, "laplace_wine.csv"), row.names = FALSE)
 fm <- clmm(rating ~ temp + contact + (1 | judge), data = wine)
 s <- coef(summary(fm))
@@ -17,6 +18,18 @@ wine_ref <- list(
   thresholds = as.list(fm$alpha),
   judge_variance = unname(VarCorr(fm)$judge[1, 1]),
   logLik = as.numeric(logLik(fm)))
+# The wine tasting as a study of fit_ordinal's shape: judges are participants, bottles are cases, the four
+# temperature × contact combinations are conditions. Each bottle has one combination (cases nested in
+# conditions), so (1 | bottle:condition) is the bottle term and is left out; the bottle SD is at the boundary
+# (clmm: 4e-6), a singular fit.
+wine$condition <- factor(paste(wine$temp, wine$contact, sep = "_"))
+fs <- clmm(rating ~ condition + (1 | judge) + (1 | bottle), data = wine)
+ss <- coef(summary(fs)); b <- setdiff(rownames(ss), names(fs$alpha))
+wine_study <- list(
+  formula = "clmm(rating ~ condition + (1 | judge) + (1 | bottle), wine), condition = temp_contact",
+  estimate = as.list(setNames(ss[b, "Estimate"], b)), se = as.list(setNames(ss[b, "Std. Error"], b)),
+  sd = lapply(VarCorr(fs), function(v) sqrt(v[1, 1])), vcov = unname(vcov(fs)[b, b]),
+  logLik = as.numeric(logLik(fs)))
 data(cbpp, package = "lme4")
 write.csv(data.frame(herd = as.character(cbpp$herd), incidence = cbpp$incidence, size = cbpp$size,
                      period = as.character(cbpp$period)),
@@ -35,5 +48,5 @@ cbpp_ref <- list(
   tight = summarise(glmer(cbpp_formula, family = binomial, data = cbpp,
                           control = glmerControl(optimizer = "bobyqa", tolPwrss = 1e-12, optCtrl = list(rhobeg = 2e-3, rhoend = 1e-10)))))
 versions <- sprintf("%s; ordinal %s; lme4 %s", R.version.string, packageVersion("ordinal"), packageVersion("lme4"))
-write(toJSON(list(versions = versions, wine = wine_ref, cbpp = cbpp_ref), auto_unbox = TRUE, digits = NA,
+write(toJSON(list(versions = versions, wine = wine_ref, wine_study = wine_study, cbpp = cbpp_ref), auto_unbox = TRUE, digits = NA,
              pretty = TRUE), file.path(out, "laplace_published.json"))
