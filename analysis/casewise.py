@@ -26,6 +26,15 @@ from analysis.scores import scored_rows
 from study.planning import random_effects_text
 
 
+def component_sd(sds: dict[str, float], name: str) -> float | None:
+    """A variance component's SD by name; with k > 2 conditions a slope has one SD per level
+    (``case:condition[level]``): the largest of them, the one that matters most for the comparisons."""
+    if name in sds:
+        return sds[name]
+    levels = [sd for key, sd in sds.items() if key.startswith(f"{name}[")]
+    return max(levels) if levels else None
+
+
 def per_case_rows(responses: pd.DataFrame, construct: str, conditions: Sequence[str]) -> pd.DataFrame:
     """Scored answers of ``construct``'s per-case items (every row of the item has a case) under the compared
     ``conditions``; empty when the construct has none."""

@@ -12,6 +12,7 @@ import html
 import pandas as pd
 
 from analysis.apa import ci, ci_label, interval, num, p_text, pval
+from analysis.casewise import component_sd
 
 COMPONENT_LABEL = {
     "participant": "participant",
@@ -127,9 +128,9 @@ def mixed_table(results: dict) -> pd.DataFrame:
                 if test
                 else f"F({num(omnibus['df1'])}, {df_text(omnibus['df2'])}) = {num(omnibus['statistic'])}",
                 "p (Holm)": p_text((test or omnibus).get("p_holm")),
-                "SD case × cond.": num(sds.get("case:condition")),
-                "SD case": num(sds.get("case")),
-                "SD participant": num(sds.get("participant")),
+                "SD case × cond.": num(component_sd(sds, "case:condition")),
+                "SD case": num(component_sd(sds, "case")),
+                "SD participant": num(component_sd(sds, "participant")),
                 "Model": mixed["formula"],
             }
         )

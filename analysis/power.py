@@ -19,6 +19,7 @@ import pingouin as pg
 from tqdm import tqdm
 
 from analysis.agreement import wilson_interval
+from analysis.casewise import component_sd
 from study.planning import VarianceComponents, power_grid
 
 Generator = Callable[[int, float, np.random.Generator], pd.DataFrame]
@@ -276,15 +277,11 @@ PARTICIPANTS_GRID = (20, 40, 60, 80, 120, 160, 240)
 
 
 def fitted_components(mixed: dict) -> VarianceComponents:
-    """The variance components of a fitted ``mixed`` block as planning inputs (SDs the model dropped are 0)."""
+    """The variance components of a fitted ``mixed`` block as planning inputs (SDs the model dropped are 0;
+    k > 2 conditions: the largest slope SD of each group)."""
     sds = mixed["variance_components"]
-    return VarianceComponents(
-        participant=sds.get("participant", 0.0),
-        participant_condition=sds.get("participant:condition", 0.0),
-        case=sds.get("case", 0.0),
-        case_condition=sds.get("case:condition", 0.0),
-        residual=sds.get("residual", 0.0),
-    )
+    names = ("participant", "participant:condition", "case", "case:condition", "residual")
+    return VarianceComponents(*(component_sd(sds, name) or 0.0 for name in names))
 
 
 def case_power_block(

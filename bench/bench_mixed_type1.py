@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
@@ -55,19 +56,34 @@ def mixed_p(trials: pd.DataFrame, design: str) -> float:
 
 
 def cell(
-    design: str, sd: float, effect: float, reps: int, participants: int, cases: int, seed: list[int]
+    design: str,
+    sd: float,
+    effect: float,
+    reps: int,
+    participants: int,
+    cases: int,
+    seed: list[int],
+    progress: Callable[[dict], None] | None = None,
 ) -> dict:
+    """``reps`` studies of one cell; ``progress`` gets the row so far every 25 studies (a long run on a busy
+    machine leaves its partial counts behind)."""
     rng = np.random.default_rng(seed)
     components = replace(BASE, case_condition=sd)
     hits = {"mixed": 0, "participant_mean": 0}
     failed = 0
-    for _ in range(reps):
+    for done in range(1, reps + 1):
         trials = simulate_trials(design, participants, cases, effect, components, rng, conditions=CONDITIONS)
         hits["participant_mean"] += participant_mean_p(trials, design) < 0.05
         try:
             hits["mixed"] += mixed_p(trials, design) < 0.05
         except MixedModelError:
             failed += 1
+        if progress is not None and (done % 25 == 0 or done == reps):
+            progress(_row(design, sd, effect, done, hits, failed))
+    return _row(design, sd, effect, reps, hits, failed)
+
+
+def _row(design: str, sd: float, effect: float, reps: int, hits: dict[str, int], failed: int) -> dict:
     row = {"design": design, "case_condition_sd": sd, "effect": effect, "reps": reps, "mixed_failed": failed}
     for test, count in hits.items():
         n = reps - failed if test == "mixed" else reps
@@ -99,10 +115,13 @@ def main() -> None:
                     round(100 * sd),
                     round(100 * effect),
                 ]  # ints: no salted hash
-                rows.append(cell(design, sd, effect, reps, args.participants, args.cases, seed))
+
+                def save(partial: dict, done: list[dict] = rows) -> None:  # finished cells + this one so far
+                    if args.out:
+                        pd.DataFrame([*done, partial]).to_csv(args.out, index=False)
+
+                rows.append(cell(design, sd, effect, reps, args.participants, args.cases, seed, save))
                 print(f"{rows[-1]} ({time.perf_counter() - start:.0f} s)", flush=True)
-                if args.out:  # after every cell: a long run's finished cells survive an interruption
-                    pd.DataFrame(rows).to_csv(args.out, index=False)
     print(markdown(rows))
     print(f"\n{args.participants} participants × {args.cases} cases; {time.perf_counter() - start:.0f} s")
 

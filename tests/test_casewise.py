@@ -171,6 +171,8 @@ def test_k_conditions_get_an_omnibus_test_and_both_pairwise_families():
     assert visual["estimate"] == pytest.approx(0.8, abs=0.35)  # the planted shift
     text = render_markdown(document(results))
     assert "Linear mixed model (primary" in text and "vs baseline" in text
+    slopes = [sd for key, sd in mixed["variance_components"].items() if key.startswith("case:condition[")]
+    assert results["power"]["cases"]["components"]["case_condition"] == pytest.approx(max(slopes))
 
 
 def test_a_single_participant_per_arm_is_a_note_not_a_crash():
