@@ -314,6 +314,24 @@ def power_figure(
     return fig
 
 
+def lead_with_mixed(fig: go.Figure, mixed: dict | None, confidence: float) -> None:
+    """A construct with per-case items: the figure's title leads with the primary test, the crossed mixed
+    model (two arms: its estimate, CI and p; k arms: its omnibus F), and says that cases were random."""
+    if not mixed or "skipped" in mixed:
+        return
+    if "estimate" in mixed:
+        low, high = mixed["ci"]
+        test = (
+            f"{mixed['b']} − {mixed['a']} = {mixed['estimate']:.2f} [{low:.2f}, {high:.2f}] "
+            f"({ci_label(confidence)}), p = {mixed['p']:.3g}"
+        )
+    else:
+        test = f"F = {mixed['omnibus']['statistic']:.2f}, p = {mixed['omnibus']['p']:.3g}"
+    fig.update_layout(
+        title=f"{fig.layout.title.text}<br><sup>mixed model, participants and cases random: {test}</sup>"
+    )
+
+
 def cases_power_figure(cases: dict, target_power: float = 0.8) -> go.Figure:
     """How many cases? The mixed model's power against participants, one line (``Scatter`` ``<q> cases``) per
     number of cases (``power.cases``), with the target power."""
@@ -350,6 +368,7 @@ def build_figures(
         figures[f"construct_{construct}"] = construct_figure(
             analysis.scores, construct, design, baseline, visual, results["confidence"], **arms
         )
+        lead_with_mixed(figures[f"construct_{construct}"], block.get("mixed"), results["confidence"])
         figures[f"likert_{construct}"] = likert_figure(
             analysis.responses, construct, baseline, visual, **arms
         )

@@ -113,8 +113,10 @@ def confirmatory_test(
         "rank_test": {"test": rank["test"], "statistic": rank["statistic"], "p": rank["p"]},
         "n": parametric["n"],
     }
+    if mixed and "skipped" in mixed:  # said, not hidden: the planned model could not be fitted
+        return {**result, "mixed_skipped": mixed["skipped"]}
     primary = None
-    if mixed and "skipped" not in mixed:
+    if mixed:
         primary = mixed_test(
             mixed, hypothesis["first"], hypothesis["second"], hypothesis["direction"], confidence
         )
@@ -175,7 +177,8 @@ def deviations(data: StudyData, hypotheses: list[dict], n_analysed: int | None) 
         "planned_participants": None,
         "deviations": [],
     }
-    if plan is None:  # CSV input without study.csv: nothing to compare with
+    if plan is None:  # CSV input without study.csv: no plan to compare with, but the tests' own deviations
+        out["deviations"] = _test_deviations(hypotheses)
         return out
     stored, current = plan.get("prereg_hash", ""), plan.get("prereg_hash_protocol", "")
     out["stored_hash"], out["protocol_hash"] = stored or None, current or None
@@ -199,7 +202,19 @@ def deviations(data: StudyData, hypotheses: list[dict], n_analysed: int | None) 
             out["deviations"].append(
                 f"{n_analysed} participants analysed, {relation} than the {out['planned_participants']} planned"
             )
+    out["deviations"] += _test_deviations(hypotheses)
+    return out
+
+
+def _test_deviations(hypotheses: list[dict]) -> list[str]:
+    """Hypotheses not tested, or not tested with the planned model."""
+    notes = []
     for record in hypotheses:
         if "skipped" in record:
-            out["deviations"].append(f"{record['hypothesis']} not tested: {record['skipped']}")
-    return out
+            notes.append(f"{record['hypothesis']} not tested: {record['skipped']}")
+        if "mixed_skipped" in record:
+            notes.append(
+                f"{record['hypothesis']}: the planned mixed model could not be fitted ({record['mixed_skipped']}); "
+                "tested with the participant-mean t-test instead"
+            )
+    return notes

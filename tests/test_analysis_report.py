@@ -65,6 +65,8 @@ def test_figure_set_and_traces(figures):
     assert _traces(ratings) == [("bar", "eczema"), ("bar", "psoriasis")]
     assert ratings.data[0].error_y.arrayminus is not None
     assert _traces(figures["power"]) == [("scatter", "analytic 0.5"), ("scatter", "simulated 0.5")]
+    assert "mixed model, participants and cases random" in figures["construct_trust"].layout.title.text
+    assert "mixed model" not in figures["construct_comprehension"].layout.title.text  # no per-case items
     cases = [name for kind, name in _traces(figures["power_cases"])]
     assert cases[0] == "4 cases" and cases[-1] == "40 cases"  # one line per number of cases
 
@@ -148,7 +150,7 @@ def test_cli_report_end_to_end(tmp_path):
     assert re.search(r"\*t\*\(23\) = -?\d+\.\d\d, \*p\* [=<] \.\d{3}", md)
     assert "relative change of means" in md and "*d*<sub>z</sub> =" in md
     html = (out / "report.html").read_text()
-    assert "<script src=" not in html and html.count('class="plotly-graph-div"') == 7
+    assert "<script src=" not in html and html.count('class="plotly-graph-div"') == 8  # with power_cases
     assert (out / "figures" / "construct_trust.html").exists() and (
         out / "figures" / "plotly.min.js"
     ).exists()

@@ -105,11 +105,17 @@ def test_a_construct_with_one_case_is_a_note_not_a_crash():
     data = build_study_data(
         _one_case(_export("responses.csv")), _export("participants.csv"), design="within", baseline=BASELINE
     )
+    data = replace(data, hypotheses=validate_hypotheses(_export("hypotheses.csv")))
     results = run_analysis(data, CONFIG).results
     mixed = results["constructs"]["trust"]["mixed"]
     assert set(mixed) == {"skipped"} and "case" in mixed["skipped"]
     assert results["constructs"]["trust"]["parametric"]["p"] is not None  # the other tests still run
     assert f"Mixed model (primary) not fitted: {mixed['skipped']}" in render_markdown(document(results))
+    (h1,) = results["hypotheses"]  # the plan's model could not run: the fallback is stated as a deviation
+    assert h1["test"].startswith("paired t-test") and h1["mixed_skipped"] == mixed["skipped"]
+    assert any(
+        "planned mixed model could not be fitted" in d for d in results["preregistration"]["deviations"]
+    )
 
 
 def test_the_cases_power_uses_the_fitted_components(analysed):
