@@ -23,6 +23,7 @@ from analysis.apa import (
     pval,
     signed_pct,
 )
+from analysis.document_reliance import engagement_blocks, reliance_blocks
 
 Block = tuple[str, object]  # ("h1"|"h2"|"h3"|"p"|"ul", str | list[str]) or ("table", DataFrame)
 
@@ -268,6 +269,8 @@ def document(results: dict) -> list[Block]:
         *construct_blocks(results),
         *instrument_report_blocks(results),
         *trust_blocks(results),
+        *reliance_blocks(results),
+        *engagement_blocks(results),
         *rating_blocks(results),
         *interaction_blocks(results),
         *power_blocks(results),

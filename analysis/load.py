@@ -23,7 +23,16 @@ import pandas as pd
 from study import contract
 
 DESIGNS = ("within", "between")
-EXPORT_TABLES = ("responses", "participants", "ratings", "study", "instruments", "hypotheses", "interactions")
+EXPORT_TABLES = (
+    "responses",
+    "participants",
+    "ratings",
+    "study",
+    "instruments",
+    "hypotheses",
+    "interactions",
+    "image_views",
+)
 """The export tables the analysis reads (``<name>.csv`` in an export folder)."""
 
 
@@ -39,6 +48,7 @@ RESPONSE_COLUMNS = _required(
     contract.RESPONSE_COLUMNS, ("participant_id", "condition", "item", "construct", "value")
 )
 RATING_COLUMNS = _required(contract.RATING_COLUMNS, ("rater_id", "image_id", "item", "value"))
+IMAGE_VIEW_COLUMNS = _required(contract.IMAGE_VIEW_COLUMNS, ("participant_id", "condition", "image_kind"))
 PARTICIPANT_COLUMNS = _required(contract.PARTICIPANT_COLUMNS, ("participant_id", "excluded"))
 INTERACTION_COLUMNS = _required(
     contract.INTERACTION_COLUMNS, ("participant_id", "condition", "kind", "mapped_condition", "latency_ms")
@@ -103,6 +113,9 @@ class StudyData:
     plan: dict[str, str] | None = None
     """The export's preregistration columns (``study.csv``), None without a study table."""
     interactions: pd.DataFrame | None = None  # turns with the live model (interactive conditions)
+    image_views: pd.DataFrame | None = None
+    """Images enlarged on trials (the export's image_views.csv; empty when none were, None when the export
+    has no such table)."""
 
     @property
     def multi_arm(self) -> bool:
@@ -161,8 +174,9 @@ def _clean_text(frame: pd.DataFrame, columns: tuple[str, ...]) -> None:
 def validate_responses(raw: pd.DataFrame, what: str = "responses") -> pd.DataFrame:
     """Check columns and numeric values of the long responses frame and return a typed copy.
 
-    Rows with a non-empty ``construct`` must hold a numeric ``value``; other rows (free text, diagnosis ids)
-    keep ``value`` as NaN and are ignored by the statistics.
+    Rows with a non-empty ``construct`` must hold a numeric ``value``; other rows keep their number when they
+    hold one (a diagnosis's confidence, read by :mod:`analysis.reliance`) and NaN otherwise (free text,
+    diagnosis ids); construct statistics read only rows with a construct.
     """
     _require_columns(raw, RESPONSE_COLUMNS, what)
     frame = raw.reset_index(drop=True)  # index = data row - 1, for error messages
@@ -175,6 +189,7 @@ def validate_responses(raw: pd.DataFrame, what: str = "responses") -> pd.DataFra
         raise AnalysisInputError(f"{what}: column 'participant_id' is empty in rows that have a construct")
     values = pd.Series(np.nan, index=frame.index)  # only rows with a construct must (and do) hold numbers
     values[scored] = _to_numeric(frame[scored], "value", pd.Series(True, index=frame.index[scored]), what)
+    values[~scored] = pd.to_numeric(frame.loc[~scored, "value"], errors="coerce")
     frame["value"] = values
     for column in NUMERIC_RESPONSE_COLUMNS:
         if column in frame.columns:
@@ -262,6 +277,14 @@ def validate_interactions(raw: pd.DataFrame, what: str = "interactions") -> pd.D
     unknown = sorted(set(frame["kind"]) - {"question", "references"})
     if unknown:
         raise AnalysisInputError(f"{what}: column 'kind' holds {unknown}; expected question or references")
+    return frame
+
+
+def validate_image_views(raw: pd.DataFrame, what: str = "image_views") -> pd.DataFrame:
+    """Check the image_views frame (one row per image a participant enlarged on a trial)."""
+    _require_columns(raw, IMAGE_VIEW_COLUMNS, what)
+    frame = raw.reset_index(drop=True)
+    _clean_text(frame, ("participant_id", "condition", "case_id", "image_kind"))
     return frame
 
 
@@ -426,8 +449,10 @@ def from_export(
         conditions=conditions,
     )
     instruments, hypotheses = (_as_text(present.get(name)) for name in ("instruments", "hypotheses"))
+    views = frames.get("image_views")  # kept when empty: "no image was enlarged" is a finding
     return replace(
         data,
+        image_views=None if views is None else validate_image_views(_as_text(views)),
         relevance_item=relevance_item,
         instruments=None if instruments is None else validate_instruments(instruments),
         hypotheses=None if hypotheses is None else validate_hypotheses(hypotheses),

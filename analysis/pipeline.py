@@ -2,8 +2,8 @@
 
 ``run_analysis`` reads like the paper's methods section: it runs :data:`STEPS` in order — 1. exclusions,
 2. scoring, 3. per-construct statistics, 4. multiplicity, 5. preregistered hypotheses, 6. instruments,
-7. trust calibration, 8. expert ratings, 9. interactions with the live model, 10. power, 11. deviations from
-the preregistration.
+7. trust calibration, 8. reliance on the AI's advice, 9. engagement and manipulation checks, 10. expert
+ratings, 11. interactions with the live model, 12. power, 13. deviations from the preregistration.
 Each step is a small function of the run's state; the statistics are plain records, so the writers and
 figures only format what is computed here. The simulated power curve is wired in :mod:`analysis.simulation`.
 """
@@ -33,12 +33,14 @@ from analysis.compare import (
     welch_ttest,
     wilcoxon_test,
 )
+from analysis.engagement import engagement_block
 from analysis.instruments import instrument_blocks
 from analysis.load import StudyData, build_study_data
 from analysis.multiarm import friedman, kruskal_wallis, pairwise, rm_anova, welch_anova
 from analysis.plan import confirmatory_tests, deviations
 from analysis.power import analytic_power_curve, case_power_block, fitted_components, required_n, sensitivity
 from analysis.reliability import cronbach_alpha, mcdonald_omega
+from analysis.reliance import reliance_block
 from analysis.scores import (
     apply_exclusions,
     condition_samples,
@@ -546,8 +548,27 @@ def trust(run: Run) -> None:
     )
 
 
+def reliance(run: Run) -> None:
+    """8. Reliance on the AI's advice per condition and by AI correctness: accuracy, agreement, over- and
+    under-reliance; with judge–advisor trials also accuracy before the advice, switching, RAIR and RSR."""
+    if run.analysis.responses is not None:
+        run.results["reliance"] = reliance_block(
+            run.analysis.responses,
+            run.config.confidence,
+            conditions=run.data.conditions if run.config.full else None,  # models: not in power simulations
+        )
+
+
+def engagement(run: Run) -> None:
+    """9. Engagement by condition: time per case, images enlarged; manipulation checks by arm."""
+    if run.analysis.responses is not None:
+        run.results["engagement"] = engagement_block(
+            run.analysis.responses, run.data.image_views, run.config.confidence
+        )
+
+
 def ratings(run: Run) -> None:
-    """8. Expert ratings: proportions and agreement per rated item; the relevance item against each image's
+    """10. Expert ratings: proportions and agreement per rated item; the relevance item against each image's
     closed-loop check (when the bundle was built with ``--evaluate``)."""
     ratings, config = run.data.ratings, run.config
     if ratings is None:
@@ -597,13 +618,13 @@ def interactions_block(turns: pd.DataFrame, participants: pd.DataFrame | None) -
 
 
 def interactions(run: Run) -> None:
-    """9. Interactions with the live model (interactive conditions), per condition."""
+    """11. Interactions with the live model (interactive conditions), per condition."""
     if run.data.interactions is not None:
         run.results["interactions"] = interactions_block(run.data.interactions, run.data.participants)
 
 
 def power(run: Run) -> None:
-    """10. Power: sensitivity at the analysed n, a-priori n, analytic and (``--simulate``) simulated curves."""
+    """12. Power: sensitivity at the analysed n, a-priori n, analytic and (``--simulate``) simulated curves."""
     tested = [t for b in run.results["constructs"].values() if (t := tests_of(b)) is not None]
     n_analysed = tested[0]["parametric"]["n"] if tested else None
     run.results["power"], run.analysis.analytic_power, run.analysis.power_curve = power_block(
@@ -637,7 +658,7 @@ def cases_power(blocks: dict[str, dict], data: StudyData, config: AnalysisConfig
 
 
 def preregistration(run: Run) -> None:
-    """11. The plan: preregistered or not, changed since, and every deviation (sample size, untested
+    """13. The plan: preregistered or not, changed since, and every deviation (sample size, untested
     hypotheses)."""
     flow = run.analysis.flow
     if flow is not None:
@@ -657,6 +678,8 @@ STEPS: tuple[tuple[str, Callable[[Run], None]], ...] = (
     ("hypotheses", hypotheses),
     ("instruments", instruments),
     ("trust calibration", trust),
+    ("reliance", reliance),
+    ("engagement", engagement),
     ("ratings", ratings),
     ("interactions", interactions),
     ("power", power),
@@ -684,6 +707,8 @@ def initial_results(data: StudyData, config: AnalysisConfig) -> dict:
         "hypotheses": [],
         "instruments": {},
         "trust_calibration": None,
+        "reliance": None,
+        "engagement": None,
         "ratings": {},
         "closed_loop_agreement": None,
         "preregistration": None,

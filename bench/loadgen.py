@@ -69,6 +69,7 @@ from urllib3.filepost import encode_multipart_formdata
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from study.app.images import ENLARGE  # noqa: E402
 from study.deploy import ROUTE_COOKIE  # noqa: E402  (after the path: the script runs from a clone too)
 from study.flow import AnswerProblem  # noqa: E402
 
@@ -353,6 +354,8 @@ class Plan:
     move_route: str | None = None
     retries: int = 0
     retry_wait_s: float = 0.5
+    enlarge: bool = False
+    """On every page with images, enlarge one before answering (the server logs each click)."""
 
 
 @dataclass
@@ -367,6 +370,7 @@ class Outcome:
     acknowledged: list[str] = field(default_factory=list)  # forms whose submit showed the next page
     not_saved: int = 0  # pages that came back with "not saved" (and were submitted again)
     reconnects: int = 0
+    enlarged: int = 0  # images enlarged (Plan.enlarge)
 
 
 class SimulatedParticipant:
@@ -391,6 +395,8 @@ class SimulatedParticipant:
                 if fetch_media:
                     await media(client, page, outcome)
                 await asyncio.sleep(self.rng.uniform(*self.think))
+                if self.plan.enlarge and ENLARGE in page.controls:
+                    page = await self.enlarge(page)
                 following = await self.submit(page)
                 if following is None:
                     return outcome
@@ -404,6 +410,16 @@ class SimulatedParticipant:
         finally:
             await client.__aexit__()
         return outcome
+
+    async def enlarge(self, page: Page) -> Page:
+        """Click an image's "Enlarge" button, as a browser does (a button trigger); the same step comes back,
+        with the image in a dialog."""
+        opened = await self.client.run([WidgetState(id=page.controls[ENLARGE].id, trigger_value=True)])
+        self.outcome.errors += opened.exceptions
+        if opened.form != page.form:
+            self.outcome.errors.append(f"enlarging an image on {page.form} showed {opened.form}")
+        self.outcome.enlarged += 1
+        return opened
 
     async def open_page(self) -> Page:
         """The current page after (re)connecting; waits out an unavailable study while retries are left."""
@@ -696,11 +712,13 @@ async def explorers(
 
 # --- checking the database ---------------------------------------------------------------------------------
 def verify(db_url: str, protocol: Path, outcomes: list[Outcome]) -> tuple[int, int, list[str]]:
-    """(answers stored, answers expected, problems) for the simulated participants' tokens."""
-    from sqlalchemy import select
+    """(answers stored, answers expected, problems) for the simulated participants' tokens; an image a
+    participant enlarged is one logged ``image_enlarge`` event, no more, no fewer."""
+    from sqlalchemy import func, select
 
-    from db.models import Response
+    from db.models import Event, Response
     from db.session import Database
+    from study.contract import IMAGE_ENLARGE_EVENT
     from study.engine import StudyEngine
     from study.flow import expected_fields
 
@@ -723,6 +741,15 @@ def verify(db_url: str, protocol: Path, outcomes: list[Outcome]) -> tuple[int, i
                             Response.participant_id == position.participant_id
                         )
                     ).all()
+                )
+                enlarged = session.scalar(
+                    select(func.count()).where(
+                        Event.participant_id == position.participant_id, Event.kind == IMAGE_ENLARGE_EVENT
+                    )
+                )
+            if enlarged != outcome.enlarged:
+                problems.append(
+                    f"{outcome.label}: {enlarged} enlarged images logged, {outcome.enlarged} clicked"
                 )
             stored_total += len(stored)
             expected_total += len(expected)
@@ -965,7 +992,16 @@ def measure_level(
             for row, base, _, pid in running if block % 2 == 0 else running[::-1]:
                 start, cpu = time.monotonic(), cpu_seconds(pid)
                 outcomes = asyncio.run(
-                    crowd(base, n, think, args.seed, rounds, not args.no_media, first=block * n * rounds)
+                    crowd(
+                        base,
+                        n,
+                        think,
+                        args.seed,
+                        rounds,
+                        not args.no_media,
+                        plans=lambda _: Plan(enlarge=args.enlarge),
+                        first=block * n * rounds,
+                    )
                 )
                 spent = cpu_seconds(pid) - cpu
                 row.wall_s += time.monotonic() - start
@@ -1002,6 +1038,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-media", action="store_true", help="don't download the pages' images")
     parser.add_argument(
+        "--enlarge", action="store_true", help="enlarge one image on every case page (a logged click)"
+    )
+    parser.add_argument(
         "--checkout",
         action="append",
         default=[],
@@ -1024,7 +1063,8 @@ def main(argv: list[str] | None = None) -> int:
         for n in args.participants:
             start = time.monotonic()
             rounds = args.single_rounds if n == 1 else 1
-            outcomes = asyncio.run(crowd(args.url, n, think, args.seed, rounds, not args.no_media))
+            plans = lambda _: Plan(enlarge=args.enlarge)  # noqa: E731
+            outcomes = asyncio.run(crowd(args.url, n, think, args.seed, rounds, not args.no_media, plans))
             rows.append(Row("running", n, outcomes, wall_s=time.monotonic() - start))
             print(table(rows[-1:]), file=sys.stderr)
     else:

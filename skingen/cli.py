@@ -23,13 +23,18 @@ from skingen.bundle.retrieval import ReferenceRetriever, RetrievalSettings
 from skingen.data_prepare.formats import FORMATS
 from skingen.data_prepare.pipeline import PrepareSettings, prepare
 from skingen.dataset import SPLITS, load_dataset
-from skingen.diagnosis.base import Diagnoser
-from skingen.diagnosis.clip import ClipDiagnoser
-from skingen.diagnosis.fixed import FixedDiagnoser
-from skingen.diagnosis.vlm import VlmDiagnoser
+from skingen.diagnosis.options import (
+    DiagnoserSpec,
+    add_diagnoser_options,
+    add_diagnoser_settings,
+    add_judge_option,
+    build_diagnoser,
+    diagnoser_settings,
+    diagnoser_spec,
+    judge_spec,
+)
 from skingen.distributed import ProcessShare
 from skingen.errors import SkinGenError
-from skingen.evaluation.closed_loop import diagnoser_from_spec
 from skingen.evaluation.evaluator import HEADLINE, EvaluationSettings, check_inputs, evaluate
 from skingen.evaluation.features import FeatureExtractor
 from skingen.evaluation.inputs import ImageSet, read_generated, read_real
@@ -57,23 +62,6 @@ def _add_device_options(parser: argparse.ArgumentParser) -> None:
         help="default: float16 on CUDA, float32 elsewhere",
     )
     parser.add_argument("--taxonomy", type=Path, help="taxonomy YAML (default: the packaged one)")
-
-
-def _add_diagnoser_options(parser: argparse.ArgumentParser, *, required: bool, manifest: bool) -> None:
-    group = parser.add_mutually_exclusive_group(required=required)
-    group.add_argument(
-        "--vlm", metavar="PATH|ID", help="image-text-to-text VLM (LLaVA-style), local path or hub id"
-    )
-    group.add_argument("--clip", metavar="PATH|ID", help="CLIP-style model for zero-shot diagnosis")
-    parser.set_defaults(diagnoses=None)
-    if manifest:
-        group.add_argument(
-            "--diagnoses",
-            metavar="CSV",
-            type=Path,
-            help="fixed diagnoses, columns case_id,condition[,rationale]",
-        )
-    parser.add_argument("--max-new-tokens", type=int, default=160, help="VLM answer length (default 160)")
 
 
 def _add_evaluation_inputs(parser: argparse.ArgumentParser, *, required: bool) -> None:
@@ -104,11 +92,9 @@ def _add_evaluation_inputs(parser: argparse.ArgumentParser, *, required: bool) -
             help="local image-encoder directory: CLIP (also gives the CLIP score) or any transformers image "
             "model",
         )
-    parser.add_argument(
-        "--diagnoser",
-        metavar="clip:PATH|vlm:PATH",
-        help="re-diagnose every generated image with this model (closed loop)"
-        + ("; default: no closed loop" if required else "; default: the --vlm/--clip model of the cases"),
+    add_judge_option(
+        parser,
+        default="default: no closed loop" if required else "default: the model that diagnosed the cases",
     )
 
 
@@ -265,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     diagnose = commands.add_parser("diagnose", help="diagnose images; prints one JSON object per image")
     diagnose.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
-    _add_diagnoser_options(diagnose, required=True, manifest=False)
+    add_diagnoser_options(diagnose, required=True, description="the model (or CSV) that diagnoses the images")
     _add_device_options(diagnose)
     diagnose.set_defaults(handler=run_diagnose)
 
@@ -310,7 +296,11 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--description", default="")
     build.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --out")
     _add_retrieval_options(build)
-    _add_diagnoser_options(build, required=False, manifest=True)
+    add_diagnoser_options(
+        build,
+        required=False,
+        description="diagnoses the cases (not needed when every row of cases.csv has ai_condition)",
+    )
     _add_generator_options(build)
     _add_device_options(build)
     evaluation = build.add_argument_group(
@@ -375,7 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluation_inputs(evaluate, required=True)
     evaluate.add_argument("--out", required=True, type=Path, metavar="DIR")
     evaluate.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
-    evaluate.add_argument("--max-new-tokens", type=int, default=160, help="VLM answer length (default 160)")
+    add_diagnoser_settings(evaluate)
     defaults = EvaluationSettings()
     evaluate.add_argument(
         "--k", type=int, default=defaults.k, help="k of the k-NN manifolds (default %(default)s)"
@@ -504,18 +494,11 @@ def _add_lora_commands(commands: argparse._SubParsersAction) -> None:
         "database; a worker serves the job kinds its models allow (a VLM: diagnose and chat; --sd: references).",
     )
     worker.add_argument("--db", required=True, metavar="URL", help="the study database (SQLAlchemy URL)")
-    chat = worker.add_mutually_exclusive_group()
-    chat.add_argument("--vlm", metavar="PATH|ID", help="image-text-to-text VLM (LLaVA-style), loaded here")
-    chat.add_argument(
-        "--chat-endpoint",
-        metavar="URL",
-        help="an OpenAI-compatible server (vLLM, TGI, Ollama) hosting the VLM, e.g. http://gpu1:8000",
+    add_diagnoser_options(
+        worker,
+        required=False,
+        description="serves diagnose jobs, and chat jobs when it is a VLM (--vlm, --chat-endpoint)",
     )
-    worker.add_argument("--chat-model", default="default", help="model name sent to --chat-endpoint")
-    worker.add_argument(
-        "--chat-timeout", type=float, default=60.0, help="seconds to wait for --chat-endpoint (default 60)"
-    )
-    worker.add_argument("--max-new-tokens", type=int, default=160, help="VLM answer length (default 160)")
     _add_generator_options(worker, per_run=False)
     worker.add_argument(
         "--inpaint-sd",
@@ -558,18 +541,6 @@ def _taxonomy(args: argparse.Namespace) -> Taxonomy:
     return Taxonomy.load(args.taxonomy)
 
 
-def _diagnoser(args: argparse.Namespace, taxonomy: Taxonomy) -> Diagnoser | None:
-    if args.vlm:
-        return VlmDiagnoser(
-            args.vlm, taxonomy, max_new_tokens=args.max_new_tokens, device=args.device, dtype=args.dtype
-        )
-    if args.clip:
-        return ClipDiagnoser(args.clip, taxonomy, device=args.device, dtype=args.dtype)
-    if args.diagnoses:
-        return FixedDiagnoser(args.diagnoses, taxonomy)
-    return None
-
-
 def _generator(args: argparse.Namespace, *, inpaint: bool, model: str | None = None) -> ReferenceGenerator:
     """The generator the options describe; ``model`` replaces ``--sd`` (the worker's inpainting model)."""
     if len(args.lora_scale) > len(args.lora):
@@ -591,7 +562,7 @@ def _generator(args: argparse.Namespace, *, inpaint: bool, model: str | None = N
 def run_diagnose(args: argparse.Namespace) -> int:
     taxonomy = _taxonomy(args)
     images = [(path, load_image(path)) for path in args.images]  # every image readable before loading a model
-    diagnoser = _diagnoser(args, taxonomy)
+    diagnoser = build_diagnoser(diagnoser_spec(args), taxonomy, diagnoser_settings(args))
     for path, image in tqdm(images, desc="diagnosing", unit="image", disable=len(images) < 2):
         print(json.dumps({"image": str(path), **diagnoser.diagnose(image, path.stem).to_dict()}), flush=True)
     return 0
@@ -615,9 +586,9 @@ def run_generate(args: argparse.Namespace) -> int:
         labels = ImageLabels(skin_tone=args.skin_tone)
     else:
         taxonomy = _taxonomy(args)
-        condition = taxonomy.match(args.diagnosis)
+        condition = taxonomy.resolve(args.diagnosis, "--diagnosis")
         if condition == UNKNOWN:
-            raise SkinGenError(f"--diagnosis {args.diagnosis!r} names no condition of the taxonomy")
+            raise SkinGenError("--diagnosis: 'unknown' has no prompt; name a condition of the taxonomy")
         built = PromptBuilder.load(taxonomy, args.templates).build(
             condition,
             skin_tone=args.skin_tone,
@@ -660,33 +631,23 @@ def run_worker(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from skingen.diagnosis.openai_chat import OpenAIChatDiagnoser
     from skingen.serving import GenerationSettings, ModelServer
     from skingen.worker import JobQueue, Worker
 
     # 1. Check the options before loading any model
-    if not (args.vlm or args.chat_endpoint or args.sd or args.inpaint_sd):
+    spec, settings = diagnoser_spec(args), diagnoser_settings(args)
+    if spec is None and not (args.sd or args.inpaint_sd):
         raise SkinGenError(
-            "worker: give a VLM (--vlm or --chat-endpoint) and/or a Stable Diffusion model (--sd, --inpaint-sd)"
+            "worker: give a diagnoser (--vlm, --chat-endpoint, --clip, --classifier) and/or a Stable Diffusion "
+            "model (--sd, --inpaint-sd)"
         )
+    if spec is not None and spec.kind == "fixed":
+        raise SkinGenError("--diagnoses: a worker diagnoses users' photos, which are in no CSV; give a model")
     if args.inpaint_sd and not (args.detector and args.segmenter):
         raise SkinGenError("--inpaint-sd needs --detector and --segmenter (they find the area to paint)")
     # 2. Load the models and serve
     taxonomy = _taxonomy(args)
-    if args.chat_endpoint:
-        diagnoser = OpenAIChatDiagnoser(
-            args.chat_endpoint,
-            args.chat_model,
-            taxonomy,
-            max_new_tokens=args.max_new_tokens,
-            timeout=args.chat_timeout,
-        )
-    elif args.vlm:
-        diagnoser = VlmDiagnoser(
-            args.vlm, taxonomy, max_new_tokens=args.max_new_tokens, device=args.device, dtype=args.dtype
-        )
-    else:
-        diagnoser = None
+    diagnoser = None if spec is None else build_diagnoser(spec, taxonomy, settings)
     masker = None
     if args.inpaint_sd:
         from skingen.masking import AffectedAreaMasker
@@ -751,17 +712,25 @@ def run_bundle_build(args: argparse.Namespace) -> int:
     )
     retrieval = _retrieval_settings(args)
     dataset = load_dataset(retrieval.data) if retrieval else None
-    real = _bundle_evaluation_inputs(args)
+    cases_spec, judge, diagnosis = diagnoser_spec(args), judge_spec(args), diagnoser_settings(args)
+    real = _bundle_evaluation_inputs(args, cases_spec, judge)
     if args.features is not None and retrieval is None and real is None:
         raise SkinGenError("--features: only used with --retrieve DATA or --evaluate")
     # Models from here on; one feature extractor serves retrieval and evaluation
-    diagnoser = _diagnoser(args, taxonomy) if any(case.fixed_ai is None for case in cases) else None
+    undiagnosed = any(case.fixed_ai is None for case in cases)
+    diagnoser = build_diagnoser(cases_spec, taxonomy, diagnosis) if undiagnosed and cases_spec else None
     generator = _generator(args, inpaint=False)
     extractor = FeatureExtractor(args.features, device=args.device) if args.features else None
     retriever = None
     if retrieval is not None:
         retriever = ReferenceRetriever(dataset, extractor, retrieval, feature_model_type=extractor.model_type)
-    evaluator = None if real is None else _bundle_evaluator(args, real, diagnoser, extractor)
+    if real is None:
+        evaluator = None
+    else:  # the closed loop's judge: --diagnoser, else the model that diagnosed the cases
+        judge = judge or cases_spec
+        same = str(judge) == str(cases_spec) and diagnoser is not None
+        judge_model = diagnoser if same else build_diagnoser(judge, taxonomy, diagnosis)
+        evaluator = BundleEvaluator(real, extractor, judge_model, _evaluation_settings(args, seed=args.seed))
     builder = BundleBuilder(
         taxonomy, prompts, generator, diagnoser, settings, evaluator=evaluator, retriever=retriever
     )
@@ -771,7 +740,9 @@ def run_bundle_build(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bundle_evaluation_inputs(args: argparse.Namespace) -> ImageSet | None:
+def _bundle_evaluation_inputs(
+    args: argparse.Namespace, cases: DiagnoserSpec | None, judge: DiagnoserSpec | None
+) -> ImageSet | None:
     """``bundle build --evaluate``'s real set, checked before any model loads (None without --evaluate)."""
     given = [flag for flag, value in (("--real", args.real), ("--diagnoser", args.diagnoser)) if value]
     if not args.evaluate:
@@ -781,23 +752,13 @@ def _bundle_evaluation_inputs(args: argparse.Namespace) -> ImageSet | None:
     missing = [flag for flag, value in (("--real", args.real), ("--features", args.features)) if not value]
     if missing:
         raise SkinGenError(f"--evaluate needs {' and '.join(missing)}")
-    if args.diagnoser is None and not (args.vlm or args.clip):
+    if judge is None and (cases is None or cases.kind == "fixed"):
         raise SkinGenError(
-            "--evaluate: the closed loop needs a model that looks at images: --diagnoser clip:PATH|vlm:PATH "
-            "(or diagnose the cases with --vlm/--clip)"
+            "--evaluate: the closed loop needs a model that looks at images: --diagnoser KIND:SOURCE (or "
+            "diagnose the cases with a model: --vlm, --clip, --classifier, --chat-endpoint)"
         )
     _evaluation_settings(args, seed=args.seed).check()
     return read_real(args.real, split=args.real_split)
-
-
-def _bundle_evaluator(
-    args: argparse.Namespace, real: ImageSet, cases_diagnoser: Diagnoser | None, extractor: FeatureExtractor
-) -> BundleEvaluator:
-    """The closed loop's diagnoser: --diagnoser, else the model that diagnosed the cases."""
-    diagnoser = _evaluation_diagnoser(args)
-    if diagnoser is None:
-        diagnoser = cases_diagnoser or _diagnoser(args, _taxonomy(args))
-    return BundleEvaluator(real, extractor, diagnoser, _evaluation_settings(args, seed=args.seed))
 
 
 def _retrieval_settings(args: argparse.Namespace) -> RetrievalSettings | None:
@@ -855,14 +816,6 @@ def run_lora_grid(args: argparse.Namespace) -> int:
     return 0
 
 
-def _evaluation_diagnoser(args: argparse.Namespace) -> Diagnoser | None:
-    if args.diagnoser is None:
-        return None
-    return diagnoser_from_spec(
-        args.diagnoser, _taxonomy(args), device=args.device, max_new_tokens=args.max_new_tokens
-    )
-
-
 def run_evaluate(args: argparse.Namespace) -> int:
     # 1. Everything checkable without models: output location, settings, both image sets
     check_output_dir(args.out, overwrite=args.overwrite)
@@ -870,13 +823,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
     real = read_real(args.real, split=args.real_split)
     generated = read_generated(args.generated)
     check_inputs(real, generated, settings)
+    judge, judging = judge_spec(args), diagnoser_settings(args)
     # Under `accelerate launch`: this process's place, and the device accelerate gave it (unless --device)
     share = ProcessShare.current(cpu=(args.device or "").startswith("cpu"))
     args.device = args.device or share.device
     # 2. Load the models, 3. evaluate (each process its share of the images), 4. the main process writes
     # metrics.json + report.html at once
     extractor = FeatureExtractor(args.features, device=args.device, batch_size=args.batch_size)
-    diagnoser = _evaluation_diagnoser(args)
+    diagnoser = None if judge is None else build_diagnoser(judge, _taxonomy(args), judging)
     results = evaluate(real, generated, extractor, settings, diagnoser=diagnoser, share=share)
     if results is not None:
         write_report(args.out, results, overwrite=args.overwrite)

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Protocol
 
 from PIL import Image
 
-from skingen.diagnosis.base import ChatDiagnoser
+from skingen.diagnosis.base import ChatDiagnoser, Diagnoser
 from skingen.diagnosis.openai_chat import ChatEndpointError
+from skingen.diagnosis.reading import read_diagnosis
 from skingen.errors import SkinGenError
 from skingen.generation import DEFAULT_GUIDANCE, DEFAULT_SIZE, DEFAULT_STEPS, ReferenceGenerator, Request
 from skingen.interactive import CHAT, DIAGNOSE, REFERENCES, decode_png, encode_png
@@ -56,7 +57,7 @@ class ModelServer:
         self,
         taxonomy: Taxonomy,
         *,
-        diagnoser: ChatDiagnoser | None = None,
+        diagnoser: Diagnoser | None = None,
         generator: ReferenceGenerator | None = None,
         inpainter: ReferenceGenerator | None = None,
         masker: Masker | None = None,
@@ -79,6 +80,7 @@ class ModelServer:
         handlers: dict[str, Handler] = {}
         if self.diagnoser is not None:
             handlers[DIAGNOSE] = _each(self.diagnose)
+        if isinstance(self.diagnoser, ChatDiagnoser):  # a VLM answers follow-up questions; CLIP cannot
             handlers[CHAT] = _each(self.chat)
         if self.generator is not None or self.inpainter is not None:
             handlers[REFERENCES] = self.references
@@ -95,16 +97,17 @@ class ModelServer:
         return {**diagnosis.to_dict(), "names": names, "latency_ms": _since(started)}
 
     def chat(self, job: JobView) -> Outcome:
-        assert self.diagnoser is not None
+        assert isinstance(self.diagnoser, ChatDiagnoser)
         photo = decode_png(job.inputs["photo"])
         history = [(question, answer) for question, answer in job.payload["history"]]
         started = time.monotonic()
         answer = self.diagnoser.ask(photo, job.payload["question"], history)
-        condition = self.taxonomy.match(answer)
+        reading = read_diagnosis(answer, self.taxonomy)
         return {
             "answer": answer,
-            "condition": condition,
-            "display_name": self.taxonomy.display_name(condition),
+            "condition": reading.condition,
+            "display_name": self.taxonomy.display_name(reading.condition),
+            "evidence": [mention.to_dict() for mention in reading.mentions],
             "model_id": self.diagnoser.model_id,
             "latency_ms": _since(started),
         }

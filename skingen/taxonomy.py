@@ -1,12 +1,12 @@
-"""The skin-condition taxonomy (``data/taxonomy.yaml``) and mapping of free model text onto it.
+"""The skin-condition taxonomy (``data/taxonomy.yaml``): conditions, their names, and the known conditions
+outside it.
 
-A model's free text is mapped by exact synonym phrases first and close misspellings second; text that names
-no condition maps to ``"unknown"`` rather than to a nearest-but-wrong class.
+Names are looked up exactly here (:meth:`Taxonomy.lookup`, :meth:`Taxonomy.resolve`); reading a model's free
+text onto the taxonomy (negation, hedging, differentials) is :mod:`skingen.diagnosis.reading`.
 """
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,10 +18,6 @@ from skingen.errors import SkinGenError
 
 UNKNOWN = "unknown"
 DEFAULT_TAXONOMY = Path(__file__).parent / "data" / "taxonomy.yaml"
-# A synonym preceded by one of these (within two words) is a ruled-out condition, not a diagnosis.
-_NEGATIONS = frozenset({"not", "no", "without", "unlikely", "excluding", "exclude", "excluded", "nor"})
-_FUZZY_CUTOFF = 0.88  # "psoriasys" → psoriasis (0.89); "dermatosis" ↛ dermatitis (0.80)
-_FUZZY_MIN_LENGTH = 5  # short synonyms (scc, bcc, mole) only match exactly
 
 
 @dataclass(frozen=True)
@@ -34,16 +30,6 @@ class SkinCondition:
     body_sites: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class Mention:
-    """Where a condition is named in a text: ``position`` is the word index, ``term`` the words found."""
-
-    condition: str
-    term: str
-    position: int
-    exact: bool
-
-
 def _words(text: str) -> list[str]:
     return re.findall(r"[a-z0-9']+", text.lower())
 
@@ -51,7 +37,7 @@ def _words(text: str) -> list[str]:
 class Taxonomy:
     """An ordered set of :class:`SkinCondition`, loaded from YAML."""
 
-    def __init__(self, conditions: list[SkinCondition]) -> None:
+    def __init__(self, conditions: list[SkinCondition], other_conditions: tuple[str, ...] = ()) -> None:
         ids = [c.id for c in conditions]
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:
@@ -59,24 +45,33 @@ class Taxonomy:
         if UNKNOWN in ids:
             raise SkinGenError(f"taxonomy: {UNKNOWN!r} is reserved and cannot be a condition id")
         self._conditions = {c.id: c for c in conditions}
-        # Longest phrases first, so "contact dermatitis" wins over the "dermatitis" inside it.
-        self._phrases = sorted(
-            ((tuple(_words(s)), c.id) for c in conditions for s in (*c.synonyms, c.display_name, c.id)),
-            key=lambda item: -len(item[0]),
-        )
         # Every whole name → its condition (the first condition listing it), for labels that must match
         # exactly (dataset labels, see lookup).
         self._names: dict[str, str] = {}
         for c in conditions:
             for name in (c.id, c.display_name, *c.synonyms):
                 self._names.setdefault(" ".join(_words(name)), c.id)
+        # Known conditions outside the taxonomy, so that a specific name ("seborrheic dermatitis") is not read
+        # as the broader one inside it ("dermatitis" → eczema); a name the taxonomy has is the taxonomy's.
+        self.other_conditions = tuple(
+            dict.fromkeys(n.lower() for n in other_conditions if " ".join(_words(n)) not in self._names)
+        )
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> Taxonomy:
-        """Read a taxonomy YAML file (the packaged one by default)."""
+        """Read a taxonomy YAML file (the packaged one by default).
+
+        ``other_conditions`` (known conditions outside the taxonomy) default to the packaged file's list, so
+        that a custom taxonomy without the list still keeps specific names apart from broad ones.
+        """
         path = Path(path) if path is not None else DEFAULT_TAXONOMY
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            other = data.get("other_conditions")
+            if other is None and path != DEFAULT_TAXONOMY:
+                other = yaml.safe_load(DEFAULT_TAXONOMY.read_text(encoding="utf-8"))["other_conditions"]
+            if not isinstance(other, list) or not all(isinstance(name, str) for name in other):
+                raise TypeError(f"other_conditions must be a list of names, got {other!r}")
             conditions = [
                 SkinCondition(
                     id=item["id"],
@@ -90,9 +85,9 @@ class Taxonomy:
             ]
         except OSError as exc:
             raise SkinGenError(f"taxonomy file not readable: {path} ({exc})") from exc
-        except (yaml.YAMLError, KeyError, TypeError) as exc:
+        except (yaml.YAMLError, KeyError, TypeError, AttributeError) as exc:
             raise SkinGenError(f"taxonomy file {path} is malformed: {exc!r}") from exc
-        return cls(conditions)
+        return cls(conditions, tuple(other))
 
     def __iter__(self) -> Iterator[SkinCondition]:
         return iter(self._conditions.values())
@@ -115,17 +110,24 @@ class Taxonomy:
                 f"unknown condition id {condition_id!r}; known: {', '.join(self._conditions)}"
             ) from None
 
-    def resolve(self, value: str, where: str) -> str:
-        """A researcher-written condition (id, name or synonym) as a taxonomy id; ``where`` names the source.
+    def names(self) -> Iterator[tuple[str, str]]:
+        """Every (name, condition id): ids, display names and synonyms, in the taxonomy's order."""
+        for c in self:
+            for name in (c.id, c.display_name, *c.synonyms):
+                yield name, c.id
 
-        Unlike :meth:`match`, a value that names no condition is an error, not a silent "unknown" (write
-        ``unknown`` to mean unknown).
+    def resolve(self, value: str, where: str) -> str:
+        """A researcher-written condition (id, name or synonym, any case) as a taxonomy id; ``where`` names the
+        source.
+
+        A value that is no condition's name is an error, not a silent "unknown" (write ``unknown`` to mean
+        unknown), and not the nearest condition: "seborrheic dermatitis" is not eczema.
         """
         value = value.strip()
         if value in self or value == UNKNOWN:
             return value
-        condition = self.match(value)
-        if condition == UNKNOWN:
+        condition = self.lookup(value)
+        if condition is None:
             raise SkinGenError(
                 f"{where}: condition {value!r} is not in the taxonomy (known: {', '.join(self.ids)})"
             )
@@ -142,44 +144,3 @@ class Taxonomy:
 
     def display_name(self, condition_id: str) -> str:
         return "Unknown" if condition_id == UNKNOWN else self.get(condition_id).display_name
-
-    def mentions(self, text: str) -> list[Mention]:
-        """Conditions named in ``text``, first mention first, one per condition, negated mentions skipped."""
-        words = _words(text)
-        taken = [False] * len(words)
-        found: dict[str, Mention] = {}
-        for phrase, condition_id in self._phrases:
-            n = len(phrase)
-            for start in range(len(words) - n + 1):
-                if tuple(words[start : start + n]) != phrase or any(taken[start : start + n]):
-                    continue
-                taken[start : start + n] = [True] * n
-                if _NEGATIONS.isdisjoint(words[max(0, start - 2) : start]):
-                    _keep_first(found, Mention(condition_id, " ".join(phrase), start, exact=True))
-        if not found:
-            for mention in self._fuzzy_mentions(words):
-                _keep_first(found, mention)
-        return sorted(found.values(), key=lambda m: m.position)
-
-    def _fuzzy_mentions(self, words: list[str]) -> Iterator[Mention]:
-        for phrase, condition_id in self._phrases:
-            target = " ".join(phrase)
-            if len(target) < _FUZZY_MIN_LENGTH:
-                continue
-            for start in range(len(words) - len(phrase) + 1):
-                candidate = " ".join(words[start : start + len(phrase)])
-                if _NEGATIONS.isdisjoint(words[max(0, start - 2) : start]) and (
-                    difflib.SequenceMatcher(None, candidate, target).ratio() >= _FUZZY_CUTOFF
-                ):
-                    yield Mention(condition_id, candidate, start, exact=False)
-
-    def match(self, text: str) -> str:
-        """The condition ``text`` names first, or ``"unknown"`` when it names none."""
-        mentions = self.mentions(text)
-        return mentions[0].condition if mentions else UNKNOWN
-
-
-def _keep_first(found: dict[str, Mention], mention: Mention) -> None:
-    current = found.get(mention.condition)
-    if current is None or mention.position < current.position:
-        found[mention.condition] = mention

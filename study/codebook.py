@@ -14,8 +14,12 @@ from study.contract import (
     ACCURACY_CONSTRUCT,
     AGREEMENT_CONSTRUCT,
     AGREES_AI,
+    AS_INTENDED,
     CONFIDENCE_SUFFIX,
     CORRECT,
+    INITIAL_ACCURACY_CONSTRUCT,
+    INITIAL_AGREEMENT_CONSTRUCT,
+    MANIPULATION_CONSTRUCT,
 )
 from study.crossover import williams_orders
 from study.protocol import CODED_TYPES, Item, Protocol
@@ -52,8 +56,11 @@ def _keying(item: Item) -> str:
     return "reverse" if item.reverse else "forward"
 
 
-def item_variables(item: Item, section: str) -> list[Variable]:
-    """The variables one item produces: itself, plus confidence and derived 0/1 rows for diagnosis items."""
+def item_variables(item: Item, section: str, *, initial: bool = False) -> list[Variable]:
+    """The variables one item produces: itself, plus confidence and derived 0/1 rows for diagnosis items.
+
+    ``initial``: the item is the answer before the AI's advice of a judge–advisor trial (``<id>_initial``):
+    labelled so, and its derived rows get the initial constructs, apart from the final answers'."""
     shown_in = ",".join(item.show_in or ())
     ref = item.instrument
 
@@ -90,17 +97,38 @@ def item_variables(item: Item, section: str) -> list[Variable]:
     if item.type in CODED_TYPES:
         kind = {"likert": "ordinal", "single_choice": "nominal", "yes_no": "binary"}[item.type]
         codes = item.codes
-        return [variable(item.id, item.text, kind, min(codes), max(codes), item.value_labels(), construct)]
+        coded = [variable(item.id, item.text, kind, min(codes), max(codes), item.value_labels(), construct)]
+        if item.manipulation_check is not None:
+            expected = "; ".join(f"{c}={code}" for c, code in item.manipulation_check.expected.items())
+            coded.append(
+                variable(
+                    item.id + AS_INTENDED,
+                    f"{item.id} answered as expected under the participant's condition ({expected})",
+                    "binary",
+                    0,
+                    1,
+                    {0: "no", 1: "yes"},
+                    MANIPULATION_CONSTRUCT,
+                    "derived",
+                )
+            )
+        return coded
     if item.type == "number":
         return [variable(item.id, item.text, "numeric", item.minimum, item.maximum, construct=construct)]
     if item.type == "free_text":
         return [variable(item.id, item.text, "text")]
-    variables = [variable(item.id, item.text, "condition_id")]
+    text = f"Before the AI's advice: {item.text}" if initial else item.text
+    agreement, accuracy = (
+        (INITIAL_AGREEMENT_CONSTRUCT, INITIAL_ACCURACY_CONSTRUCT)
+        if initial
+        else (AGREEMENT_CONSTRUCT, ACCURACY_CONSTRUCT)
+    )
+    variables = [variable(item.id, text, "condition_id")]
     if item.confidence is not None:
         points = item.confidence.points
         labels = {p: item.confidence.label(p) for p in range(1, points + 1)}
         variables.append(
-            variable(item.id + CONFIDENCE_SUFFIX, f"Confidence: {item.text}", "ordinal", 1, points, labels)
+            variable(item.id + CONFIDENCE_SUFFIX, f"Confidence: {text}", "ordinal", 1, points, labels)
         )
     yes_no = {0: "no", 1: "yes"}
     variables += [
@@ -111,7 +139,7 @@ def item_variables(item: Item, section: str) -> list[Variable]:
             0,
             1,
             yes_no,
-            AGREEMENT_CONSTRUCT,
+            agreement,
             "derived",
         ),
         variable(
@@ -121,7 +149,7 @@ def item_variables(item: Item, section: str) -> list[Variable]:
             0,
             1,
             yes_no,
-            ACCURACY_CONSTRUCT,
+            accuracy,
             "derived",
         ),
     ]
@@ -171,13 +199,16 @@ def interaction_variables(protocol: Protocol) -> list[Variable]:
 
 
 def item_codebook(protocol: Protocol) -> list[Variable]:
-    """The variables the protocol's items produce (the ``item`` values of responses.csv)."""
-    return [
-        variable
-        for section, items in protocol.questionnaires.sections().items()
-        for item in items
-        for variable in item_variables(item, section)
-    ]
+    """The variables the protocol's items produce (the ``item`` values of responses.csv); in judge–advisor
+    trials the initial answers' variables come first among the trial's."""
+    variables = []
+    for section, items in protocol.questionnaires.sections().items():
+        if section == "trial":
+            for item in protocol.initial_items:
+                variables += item_variables(item, section, initial=True)
+        for item in items:
+            variables += item_variables(item, section)
+    return variables
 
 
 def allocation_statement(protocol: Protocol) -> str:

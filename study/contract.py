@@ -86,6 +86,23 @@ RATING_COLUMNS = (
     "closed_loop_correct",
 )
 EVENT_COLUMNS = ("at", "participant_id", "kind", "step")
+IMAGE_ENLARGE_EVENT = "image_enlarge"
+"""events.csv ``kind`` of a participant enlarging an image of a trial (image_views.csv has the details)."""
+# One row per image a participant enlarged on a trial (the app's "Enlarge" button; a server-side event each).
+# ``image_kind``: case_photo, generated or retrieved; ``image``: 1-based position among the case's references
+# of that kind as shown (1 for the case photo).
+IMAGE_VIEW_COLUMNS = (
+    "participant_id",
+    "arm",
+    "period",
+    "condition",
+    "case_id",
+    "ai_correct",
+    "step",
+    "image_kind",
+    "image",
+    "at",
+)
 # One row per instrument the protocol includes: its construct (the item prefix) and the published scoring rule.
 INSTRUMENT_COLUMNS = (
     "construct",
@@ -151,12 +168,29 @@ INTERACTION_COLUMNS = (
 # --- variable names ---------------------------------------------------------------------------------------
 CONFIDENCE_SUFFIX = "_confidence"
 """``<item>_confidence``: the confidence rating that comes with a diagnosis item."""
+INITIAL_SUFFIX = "_initial"
+"""``<item>_initial``: judge–advisor trials (protocol ``trial.advice: after_initial``): a diagnosis item's answer
+given before the AI's advice was shown, with its own ``_confidence``, ``__agrees_ai`` and ``__correct``; the
+item itself holds the final answer, given after the advice."""
 AGREES_AI = "__agrees_ai"
 """``<item>__agrees_ai``: derived 0/1, the participant's diagnosis equals the AI's."""
 CORRECT = "__correct"
 """``<item>__correct``: derived 0/1, the participant's diagnosis equals the ground truth."""
+AS_INTENDED = "__as_intended"
+"""``<item>__as_intended``: derived 0/1, a manipulation check's answer is the one the protocol expects under
+the participant's condition (between designs: their arm)."""
+MANIPULATION_CONSTRUCT = "manipulation_check"
 
 # Constructs of the derived 0/1 variables: the export writes them, the analysis reads them.
 AGREEMENT_CONSTRUCT = "agreement_with_ai"
 ACCURACY_CONSTRUCT = "diagnostic_accuracy"
-DERIVED_CONSTRUCTS = (AGREEMENT_CONSTRUCT, ACCURACY_CONSTRUCT)
+# … and of the initial answers of judge–advisor trials (before the AI's advice).
+INITIAL_AGREEMENT_CONSTRUCT = "initial_agreement_with_ai"
+INITIAL_ACCURACY_CONSTRUCT = "initial_diagnostic_accuracy"
+DERIVED_CONSTRUCTS = (
+    AGREEMENT_CONSTRUCT,
+    ACCURACY_CONSTRUCT,
+    INITIAL_AGREEMENT_CONSTRUCT,
+    INITIAL_ACCURACY_CONSTRUCT,
+    MANIPULATION_CONSTRUCT,
+)

@@ -31,6 +31,7 @@ from db.models import (
 )
 from db.session import Database
 from study.allocation import arm_by_id
+from study.contract import IMAGE_ENLARGE_EVENT
 from study.flow import (
     REQUIRED,
     AnswerError,
@@ -41,6 +42,7 @@ from study.flow import (
     validate_answers,
 )
 from study.protocol import LoadedProtocol, load_protocol
+from study.references import REFERENCE_KINDS, case_references
 from study.registry import RegistryError, check_schema, extend_allocation_table, find_study, stored_protocol
 
 LOG = logging.getLogger("skingen.engine")
@@ -61,6 +63,11 @@ class StepConflict(EngineError):
     """The submitted step is not the participant's current one (tampered, or from a stale page)."""
 
 
+class AnswerLocked(StepConflict):
+    """A changed answer for the first half of a judge–advisor trial, sent after the AI's advice was shown:
+    the answer given before the advice is kept as it was stored (the comparison it exists for)."""
+
+
 class Withdrawn(EngineError):
     """The participant withdrew (``skingen-study withdraw``): their link opens nothing any more."""
 
@@ -71,7 +78,8 @@ class ResumeRefused(EngineError):
 
 
 class TurnRefused(EngineError):
-    """A turn with the live model that may not be taken; ``code``: not_interactive, limit_reached, not_current."""
+    """A turn with the live model that may not be taken; ``code``: not_interactive, limit_reached, not_current,
+    before_advice (the first half of a judge–advisor trial)."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -406,9 +414,10 @@ class StudyEngine:
     def _log_refused_submit(self, token: str, step_key: str, refused: AnswerError | StepConflict) -> None:
         """Record a refused submit (nothing else was written): problem codes of the step's own items, and
         how many fields were unknown — never the values, nor field names a client made up."""
-        detail: dict[str, object] = {
-            "reason": "step_conflict" if isinstance(refused, StepConflict) else "answers"
-        }
+        reason = "answers"
+        if isinstance(refused, StepConflict):
+            reason = "answer_locked" if isinstance(refused, AnswerLocked) else "step_conflict"
+        detail: dict[str, object] = {"reason": reason}
         step = None
         if isinstance(refused, AnswerError):
             problems = {k: p.code for k, p in refused.errors.items() if p.code != "unknown_item"}
@@ -431,6 +440,9 @@ class StudyEngine:
             current = path.current(participant.step_index)
             if step_key != current.key:
                 if step_key in path.passed(participant.step_index):
+                    passed = path.step(step_key)
+                    if passed is not None and not passed.advice:
+                        self._refuse_changed_initial(session, participant, passed, answers)
                     self._event(session, participant, "resubmit_ignored", step=step_key, at=now)
                     return self._position(participant)
                 raise StepConflict(
@@ -474,6 +486,70 @@ class StudyEngine:
             )
             return self._position(participant)
 
+    def _refuse_changed_initial(
+        self, session: Session, participant: Participant, step: Step, answers: Mapping[str, object]
+    ) -> None:
+        """Raise :class:`AnswerLocked` unless ``answers`` equal what is stored for the passed first half of a
+        judge–advisor trial (a double click or a second tab sending the same answers is ignored as usual)."""
+        try:
+            sent = {a.item: a.value for a in validate_answers(step, answers, self._conditions)}
+        except AnswerError:
+            sent = None
+        if sent != self._stored(session, participant, step.key):
+            raise AnswerLocked(
+                f"step {step.key!r}: the answer given before the AI's advice is stored and cannot be changed"
+            )
+
+    @staticmethod
+    def _stored(session: Session, participant: Participant, step_key: str) -> dict[str, str]:
+        rows = session.execute(
+            select(Response.item_id, Response.value).where(
+                Response.participant_id == participant.id, Response.step_key == step_key
+            )
+        )
+        return {item: value for item, value in rows}
+
+    def answers(self, token: str, step_key: str) -> dict[str, str]:
+        """The stored answers (item → value) of a step the participant has passed (e.g. the first half of a
+        judge–advisor trial, which its second half shows); empty for any other step."""
+        with self.db.read() as session:
+            participant = self._participant(session, token)
+            if step_key not in self.participant_path(participant).passed(participant.step_index):
+                return {}
+            return self._stored(session, participant, step_key)
+
+    # --- engagement: images enlarged on a trial ---------------------------------------------------------------
+    def enlarge_image(self, token: str, step_key: str, image_kind: str, image: int) -> None:
+        """Record that the participant enlarged an image of their current trial: the case photo
+        (``case_photo``, image 1) or the ``image``-th reference of a kind the step shows. One audit event per
+        click (exported as image_views.csv); refused (:class:`EngineError`, nothing written) for an image the
+        step does not show — e.g. a reference before the advice of a judge–advisor trial."""
+        now = self.clock()
+        with self.db.write() as session:
+            participant = self._participant(session, token)
+            step = self.participant_path(participant).current(participant.step_index)
+            if step.key != step_key or step.kind != "trial" or step.case_id is None:
+                raise EngineError(f"step {step_key[:64]!r} is not this participant's current trial")
+            if image_kind == "case_photo":
+                shown = 1
+            elif image_kind in REFERENCE_KINDS and step.advice:
+                condition = self.protocol.condition(step.condition or "")
+                case = self.loaded.bundle.manifest.case(step.case_id)
+                shown = len(case_references(case, image_kind)) if condition.shows(image_kind) else 0
+            else:
+                shown = 0
+            if not 1 <= image <= shown:
+                raise EngineError(f"image {image_kind[:32]!r} {image} is not shown on step {step.key!r}")
+            participant.last_activity_at = now
+            self._event(
+                session,
+                participant,
+                IMAGE_ENLARGE_EVENT,
+                step=step.key,
+                detail={"image_kind": image_kind, "image": image},
+                at=now,
+            )
+
     # --- turns with the live model (interactive conditions) ----------------------------------------------
     def turns(self, token: str, step_key: str) -> list[TurnRecord]:
         with self.db.read() as session:
@@ -488,8 +564,9 @@ class StudyEngine:
     def ask(self, token: str, step_key: str, kind: str, question: str, job_id: int | None) -> int:
         """Store a question (or a request for references) on the current interactive trial; its turn number.
 
-        Refused (:class:`TurnRefused`) off the current step, outside interactive conditions, and past the
-        protocol's ``follow_up_questions``. The audit log records that a turn happened, never its text.
+        Refused (:class:`TurnRefused`) off the current step, outside interactive conditions, before the
+        advice of a judge–advisor trial, and past the protocol's ``follow_up_questions``. The audit log
+        records that a turn happened, never its text.
         """
         if kind not in ("question", "references"):
             raise ValueError(f"kind: expected question or references, got {kind!r}")
@@ -499,6 +576,8 @@ class StudyEngine:
             step = self.participant_path(participant).current(participant.step_index)
             if step.key != step_key or step.kind != "trial":
                 raise TurnRefused("not_current", f"step {step_key!r} is not this participant's current trial")
+            if not step.advice:  # the model's answers are advice: not before the first answer is stored
+                raise TurnRefused("before_advice", f"step {step_key!r} asks for the answer before the advice")
             condition = self.protocol.condition(step.condition or "")
             if not condition.interactive:
                 raise TurnRefused("not_interactive", f"condition {condition.id!r} is not interactive")

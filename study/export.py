@@ -30,10 +30,13 @@ from skingen.atomic import atomic_directory
 from study.codebook import codebook, item_codebook
 from study.contract import (
     AGREES_AI,
+    AS_INTENDED,
     CONFIDENCE_SUFFIX,
     CORRECT,
     EVENT_COLUMNS,
     HYPOTHESIS_COLUMNS,
+    IMAGE_ENLARGE_EVENT,
+    IMAGE_VIEW_COLUMNS,
     INSTRUMENT_COLUMNS,
     INTERACTION_COLUMNS,
     PARTICIPANT_COLUMNS,
@@ -116,6 +119,15 @@ def _response_rows(study: _Study, participant: Participant, responses: list[Resp
                 (response.item_id + AGREES_AI, str(int(chosen != UNSURE and chosen == case.ai.condition))),
                 (response.item_id + CORRECT, str(int(chosen != UNSURE and chosen == case.ground_truth))),
             ]
+        item = study.items.get(response.item_id)
+        if item is not None and item.manipulation_check is not None:
+            # the condition in force: the step's, or (post questions of a between design) the arm's
+            condition = (step.condition if step else None) or (
+                participant.arm if study.protocol.design == "between" else None
+            )
+            expected = item.manipulation_check.expected.get(condition or "")
+            if expected is not None:
+                values.append((response.item_id + AS_INTENDED, str(int(response.value == str(expected)))))
         for name, value in values:
             variable = study.variables.get(name)
             rows.append(
@@ -178,10 +190,9 @@ def export_frames(
     include_identifiers: bool = False,
 ) -> dict[str, pd.DataFrame]:
     """All export tables as DataFrames, keyed ``study``, ``responses``, ``participants``, ``codebook``,
-    ``allocation``, ``events`` (and ``ratings`` when the protocol has a rating task, ``instruments`` and
-    ``hypotheses`` when it includes instruments or declares hypotheses).
-    ``allocation``, ``events`` (and ``ratings`` when the protocol has a rating task, ``interactions`` when a
-    condition is interactive).
+    ``allocation``, ``events``, ``image_views`` (and ``ratings`` when the protocol has a rating task,
+    ``instruments`` and ``hypotheses`` when it includes instruments or declares hypotheses, ``interactions``
+    when a condition is interactive).
 
     The study is the registered version ``study_id`` (e.g. a running engine's), else the active version of
     ``protocol_id``, else the only active study; every version of its protocol id is exported, described by
@@ -232,6 +243,11 @@ def export_frames(
             }
             for s in slots
         ]
+        logged = [
+            e
+            for e in session.scalars(select(Event).where(Event.study_id.in_(studies)).order_by(Event.id))
+            if e.participant_id is None or e.participant_id in public or e.kind == WITHDRAW_EVENT
+        ]
         events = [
             {
                 "at": _iso(e.at),
@@ -239,9 +255,9 @@ def export_frames(
                 "kind": e.kind,
                 "step": e.step_key or "",
             }
-            for e in session.scalars(select(Event).where(Event.study_id.in_(studies)).order_by(Event.id))
-            if e.participant_id is None or e.participant_id in public or e.kind == WITHDRAW_EVENT
+            for e in logged
         ]
+        image_views = _image_view_rows(logged, studies, {p.id: p for p in participants})
         ratings = _rating_rows(session, active)
         interactions = _interaction_rows(session, studies, {p.id: p for p in participants})
     protocol = active.protocol
@@ -271,6 +287,7 @@ def export_frames(
         "codebook": pd.DataFrame([asdict(v) for v in codebook(active.protocol)]).replace({True: 1, False: 0}),
         "allocation": pd.DataFrame(allocation),
         "events": pd.DataFrame(events, columns=list(EVENT_COLUMNS)),
+        "image_views": pd.DataFrame(image_views, columns=list(IMAGE_VIEW_COLUMNS)),
     }
     if protocol.instruments:
         frames["instruments"] = pd.DataFrame(_instrument_rows(protocol), columns=list(INSTRUMENT_COLUMNS))
@@ -343,6 +360,36 @@ def _instrument_rows(protocol: Protocol) -> list[dict]:
                 "norms": instrument.norms.model_dump_json() if instrument.norms else "",
                 "adapted": int(use.adapted),
                 "adaptation": adaptation,
+            }
+        )
+    return rows
+
+
+def _image_view_rows(
+    events: list[Event], studies: dict[int, _Study], participants: dict[int, Participant]
+) -> list[dict]:
+    """One row per image enlarged on a trial (the engine's ``image_enlarge`` events), with the trial's
+    condition and case, so engagement can be compared by condition."""
+    rows = []
+    for event in events:
+        participant = participants.get(event.participant_id) if event.participant_id else None
+        if event.kind != IMAGE_ENLARGE_EVENT or participant is None:
+            continue
+        study = studies[participant.study_id]
+        step = study.path(participant).step(event.step_key or "")
+        case = study.loaded.bundle.manifest.case(step.case_id) if step and step.case_id else None
+        rows.append(
+            {
+                "participant_id": participant.public_id,
+                "arm": participant.arm or "",
+                "period": step.period if step and step.period else "",
+                "condition": step.condition if step and step.condition else "",
+                "case_id": case.case_id if case else "",
+                "ai_correct": int(case.ai_correct) if case else "",
+                "step": event.step_key or "",
+                "image_kind": event.detail.get("image_kind", ""),
+                "image": event.detail.get("image", ""),
+                "at": _iso(event.at),
             }
         )
     return rows

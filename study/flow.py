@@ -2,7 +2,11 @@
 
 The path is an explicit list of steps (oTree's ``page_sequence``) derived from the protocol and the
 participant's allocation: consent → entry questions → instructions → per period: trials, post-block
-questionnaire → post-study questionnaire → debrief → completion.
+questionnaire → post-study questionnaire → debrief → completion. A judge–advisor trial (protocol
+``trial.advice: after_initial``) is two steps: ``<trial>.initial`` (the participant's own diagnosis, no advice
+shown) and then ``<trial>`` (the AI's advice and every trial question). As two steps of the path, the first is
+stored before the second is shown, a reload lands on the half the database says, and a passed step's answers
+never change — the engine's rules for every step.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from study.allocation import arm_by_id, arms, case_sets, trial_order
@@ -18,6 +22,8 @@ from study.contract import CONFIDENCE_SUFFIX
 from study.protocol import CODED_TYPES, UNSURE, Item, LoadedProtocol
 
 StepKind = Literal["consent", "questions", "info", "trial", "complete"]
+INITIAL_STEP_SUFFIX = ".initial"
+"""Step key of the first half of a judge–advisor trial: ``<trial key>.initial`` (e.g. ``p1.t03.initial``)."""
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,10 @@ class Step:
     case_id: str | None = None
     trial_number: int | None = None
     trials_total: int | None = None
+    advice: bool = True
+    """A trial step shows the AI's advice (False: the first half of a judge–advisor trial)."""
+    initial_step: str | None = None
+    """The second half of a judge–advisor trial: the key of its first half (whose answers it shows)."""
 
 
 @dataclass(frozen=True)
@@ -215,19 +225,27 @@ def participant_path(loaded: LoadedProtocol, arm_id: str | None, order_seed: int
     for period, condition, cases in blocks:
         for index, case_id in enumerate(cases, start=1):
             number += 1
-            steps.append(
-                Step(
-                    f"p{period}.t{index:02d}",
-                    "trial",
-                    "trial",
-                    _shown(q.trial, condition),
-                    period,
-                    condition,
-                    case_id,
-                    number,
-                    total,
-                )
+            trial = Step(
+                f"p{period}.t{index:02d}",
+                "trial",
+                "trial",
+                _shown(q.trial, condition),
+                period,
+                condition,
+                case_id,
+                number,
+                total,
             )
+            if protocol.trial.judge_advisor:
+                initial = replace(
+                    trial,
+                    key=trial.key + INITIAL_STEP_SUFFIX,
+                    items=_shown(protocol.initial_items, condition),
+                    advice=False,
+                )
+                steps.append(initial)
+                trial = replace(trial, initial_step=initial.key)
+            steps.append(trial)
         post_block = _shown(q.post_block, condition)
         if post_block:
             steps.append(Step(f"p{period}.post", "questions", "post_block", post_block, period, condition))

@@ -179,6 +179,12 @@ def _design(protocol: Protocol) -> str:
         f"{protocol.cases.order} order.",
         "Blinding: participants are not told which condition they are in; allocation is concealed in the table.",
     ]
+    if protocol.trial.judge_advisor:
+        lines.append(
+            "Trials (judge–advisor): on each case the participant first gives their own diagnosis and "
+            "confidence from the photo alone, which is stored before the AI's advice is shown and cannot be "
+            "changed afterwards; then sees the AI's advice and gives the final diagnosis and confidence."
+        )
     return _bullets(lines)
 
 
@@ -292,6 +298,21 @@ def _variables(protocol: Protocol) -> str:
     checks = [i.id for i in protocol.items().values() if i.attention_check]
     if checks:
         measured.append(f"Attention checks (instructed responses): {', '.join(checks)}.")
+    manipulation = [i for i in protocol.items().values() if i.manipulation_check]
+    for item in manipulation:
+        assert item.manipulation_check is not None
+        expected = ", ".join(
+            f"{c}: {item.value_labels()[v]}" for c, v in item.manipulation_check.expected.items()
+        )
+        measured.append(
+            f"Manipulation check `{item.id}`: “{item.text}” (expected answer by arm — {expected})."
+        )
+    if protocol.trial.judge_advisor:
+        measured.append(
+            "Reliance on the AI's advice: accuracy before and after the advice, switch rate, over- and "
+            "under-reliance, relative AI reliance (RAIR) and relative self-reliance (RSR) as defined by "
+            "Schemmer et al. (2023), confidence change; per condition, by AI correctness."
+        )
     score = (
         "Construct score: per participant and condition, the mean of the construct's items after reverse "
         "keying (points + 1 − answer) over all cases; for an instrument, its published score (above) is a "

@@ -15,6 +15,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from skingen.bundle.manifest import Bundle, BundleError, BundleManifest, BundleNotFoundError, load_bundle
+from study.contract import INITIAL_SUFFIX
 from study.crossover import williams_orders
 from study.instruments import Instrument, load_instrument
 from study.references import REFERENCE_KINDS, ReferenceKind
@@ -43,6 +44,15 @@ class AttentionCheck(_Model):
     """An instructed-response item: the answer the participant was told to give."""
 
     expected: int | str
+
+
+class ManipulationCheck(_Model):
+    """An item asking what the explanation showed: per condition, the answer of a participant who noticed
+    their condition's manipulation (reported by arm; the export adds ``<id>__as_intended`` 0/1)."""
+
+    expected: dict[Identifier, int] = Field(
+        min_length=2, description="Condition id → the answer code that shows the manipulation was noticed."
+    )
 
 
 # "construct" is the natural protocol key; it shadows only pydantic's deprecated BaseModel.construct().
@@ -74,6 +84,7 @@ class Item(_Model):
     reverse: bool = False
     required: bool = True
     attention_check: AttentionCheck | None = None
+    manipulation_check: ManipulationCheck | None = None
     show_in: tuple[str, ...] | None = Field(default=None, description="Only under these conditions.")
     help: str = ""
     instrument: InstrumentRef | None = None
@@ -90,6 +101,17 @@ class Item(_Model):
             raise ValueError("only likert and number items measure a construct")
         if self.minimum is not None and self.maximum is not None and self.minimum > self.maximum:
             raise ValueError("'minimum' is larger than 'maximum'")
+        if self.manipulation_check is not None:
+            if self.type not in CODED_TYPES:
+                raise ValueError("manipulation checks must be likert/single_choice/yes_no items")
+            wrong = {c: v for c, v in self.manipulation_check.expected.items() if v not in self.codes}
+            if wrong:
+                raise ValueError(
+                    f"manipulation_check.expected {wrong} are not valid answers "
+                    f"({min(self.codes)}..{max(self.codes)})"
+                )
+            if self.attention_check is not None:
+                raise ValueError("an item is an attention check or a manipulation check, not both")
         if self.attention_check is not None:
             expected = self.attention_check.expected
             if self.type not in CODED_TYPES or not isinstance(expected, int):
@@ -218,6 +240,32 @@ class Questionnaires(_Model):
 
     def sections(self) -> dict[str, tuple[Item, ...]]:
         return {"entry": self.entry, "trial": self.trial, "post_block": self.post_block, "post": self.post}
+
+
+AdviceTiming = Literal["with_case", "after_initial"]
+
+
+class TrialDesign(_Model):
+    """When the AI's advice is shown within a trial.
+
+    ``with_case`` (default): the case photo, the AI's diagnosis and the condition's references together, then
+    every trial question. ``after_initial``: a judge–advisor trial (Sniezek & Buckley 1995), the design
+    reliance research uses: the participant first answers the trial's diagnosis items (and their confidence)
+    from the photo alone — stored as ``<id>_initial`` before the advice reaches the browser, and never
+    changed afterwards — then sees the AI's advice with the condition's references and answers every trial
+    question, the diagnosis items again as their final answer. Only then can the analysis tell whether anyone
+    changed their mind (switch rate, RAIR/RSR; docs/analysis.md).
+    """
+
+    advice: AdviceTiming = Field(
+        default="with_case",
+        description="with_case: the AI's advice comes with the case; after_initial: the participant's own "
+        "diagnosis and confidence first, then the advice, then the final diagnosis and confidence.",
+    )
+
+    @property
+    def judge_advisor(self) -> bool:
+        return self.advice == "after_initial"
 
 
 class Exclusions(_Model):
@@ -476,6 +524,7 @@ class Protocol(_Model):
     cases: Cases
     instructions: str = ""
     questionnaires: Questionnaires
+    trial: TrialDesign = TrialDesign()
     exclusions: Exclusions = Exclusions()
     debrief: str = ""
     completion: Completion
@@ -561,6 +610,8 @@ class Protocol(_Model):
                     problems.append(
                         f"questionnaires.{section}: {item.id}.show_in names unknown {sorted(unknown)}"
                     )
+        problems += self._trial_problems(seen)
+        problems += self._manipulation_check_problems(condition_ids)
         n_arms = self.n_arms
         for size in self.randomization.block_sizes:
             if size % n_arms:
@@ -593,6 +644,47 @@ class Protocol(_Model):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _manipulation_check_problems(self, condition_ids: list[str]) -> list[str]:
+        """A manipulation check names an expected answer for every condition it is shown in, and is asked
+        where a condition is in force: after allocation, and in a within design within a period."""
+        problems = []
+        for section, items in self.questionnaires.sections().items():
+            for item in items:
+                if item.manipulation_check is None:
+                    continue
+                where = f"questionnaires.{section}: {item.id}.manipulation_check"
+                named = set(item.manipulation_check.expected)
+                if unknown := sorted(named - set(condition_ids)):
+                    problems.append(f"{where}.expected names unknown conditions {unknown}")
+                if missing := [c for c in (item.show_in or condition_ids) if c not in named]:
+                    problems.append(f"{where}.expected: give the expected answer under {missing}")
+                if section == "entry" or (section == "post" and self.design == "within"):
+                    problems.append(
+                        f"{where}: ask it in trial or post_block"
+                        + (
+                            ""
+                            if section == "entry"
+                            else " (a within design's post questions have no condition)"
+                        )
+                    )
+        return problems
+
+    def _trial_problems(self, item_ids: set[str]) -> list[str]:
+        """A judge–advisor trial needs a diagnosis item to ask twice, and the initial answers' ids free."""
+        if not self.trial.judge_advisor:
+            return []
+        if not any(i.type == "diagnosis" for i in self.questionnaires.trial):
+            return [
+                "trial.advice: after_initial asks the trial's diagnosis items before and after the AI's advice, "
+                "but questionnaires.trial has no diagnosis item"
+            ]
+        return [
+            f"questionnaires: item id {i.id!r} is the initial answer of diagnosis item "
+            f"{i.id.removesuffix(INITIAL_SUFFIX)!r} (trial.advice: after_initial): rename it"
+            for i in self.initial_items
+            if i.id in item_ids
+        ]
 
     def _hypothesis_problems(self, condition_ids: list[str]) -> list[str]:
         problems = []
@@ -664,8 +756,23 @@ class Protocol(_Model):
         item = next(i for i in self.questionnaires.entry if i.id == strat)
         return tuple(item.options or ())
 
+    @property
+    def initial_items(self) -> tuple[Item, ...]:
+        """Judge–advisor trials: what is asked before the AI's advice — each diagnosis item of the trial as
+        ``<id>_initial`` (same text, confidence scale and ``show_in``). Empty when the advice comes with the
+        case."""
+        if not self.trial.judge_advisor:
+            return ()
+        return tuple(
+            item.model_copy(update={"id": item.id + INITIAL_SUFFIX})
+            for item in self.questionnaires.trial
+            if item.type == "diagnosis"
+        )
+
     def items(self) -> dict[str, Item]:
-        return {i.id: i for items in self.questionnaires.sections().values() for i in items}
+        """Every item by id: the questionnaires' and, in judge–advisor trials, the initial answers'."""
+        items = {i.id: i for items in self.questionnaires.sections().values() for i in items}
+        return items | {i.id: i for i in self.initial_items}
 
 
 class LoadedProtocol:

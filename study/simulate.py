@@ -19,7 +19,7 @@ from typing import Literal
 
 from tqdm import tqdm
 
-from study.contract import CONFIDENCE_SUFFIX
+from study.contract import CONFIDENCE_SUFFIX, INITIAL_SUFFIX
 from study.engine import Position, StudyEngine
 from study.flow import Step
 from study.protocol import CODED_TYPES, UNSURE, Item
@@ -66,6 +66,30 @@ def standard_normal(key: str) -> float:
 
 
 @dataclass(frozen=True)
+class AdviceTaking:
+    """How a bot takes the AI's advice in a judge–advisor trial (protocol ``trial.advice: after_initial``).
+
+    The bot first answers alone (the ground truth with probability ``Policy.own_accuracy``, else any other
+    answer, "unsure" included); after the advice, a bot whose answer differs from the AI's switches to it with
+    probability ``when_ai_correct`` or ``when_ai_wrong``, else keeps its own. Appropriate reliance is a high
+    first and a low second probability. Defaults: a bot switches to a correct AI half the time and to a wrong
+    one a quarter of the time — plain numbers, not estimates from a study.
+    """
+
+    when_ai_correct: float = 0.5
+    when_ai_wrong: float = 0.25
+
+    def __post_init__(self) -> None:
+        for name in ("when_ai_correct", "when_ai_wrong"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
+
+    def switches(self, ai_correct: bool) -> float:
+        """Probability of switching to the AI's diagnosis when the bot's own answer differs from it."""
+        return self.when_ai_correct if ai_correct else self.when_ai_wrong
+
+
+@dataclass(frozen=True)
 class Policy:
     """How bots answer.
 
@@ -75,6 +99,12 @@ class Policy:
     with different effects per arm). ``case_effects[construct]`` adds case intercepts, case × condition and
     participant × condition variation (:class:`CaseEffects`; none by default); ``case_seed`` draws the cases'
     effects (the CLI uses ``--seed``).
+
+    Diagnoses: with the advice shown with the case, a bot names the AI's diagnosis with probability
+    ``agree_with_ai``, else any answer. In judge–advisor trials it answers alone first (right with probability
+    ``own_accuracy``) and then takes the advice as ``advice`` says, or ``condition_advice[condition]`` for one
+    condition (e.g. more switching to a wrong AI under one explanation: over-reliance). A manipulation check
+    gets the answer expected under the bot's condition with probability ``notice_manipulation``.
     """
 
     kind: Literal["random", "effect"] = "random"
@@ -87,10 +117,24 @@ class Policy:
     attention_fail_rate: float = 0.0
     dropout_rate: float = 0.0
     agree_with_ai: float = 0.7
+    own_accuracy: float = 0.5
+    notice_manipulation: float = 0.9
+    advice: AdviceTaking = AdviceTaking()
+    condition_advice: dict[str, AdviceTaking] = field(default_factory=dict)
     think_seconds: tuple[float, float] = (3.0, 25.0)
 
+    def advice_taking(self, condition: str | None) -> AdviceTaking:
+        """How bots take the advice under ``condition``."""
+        return self.condition_advice.get(condition or "", self.advice)
+
     def __post_init__(self) -> None:
-        for name in ("attention_fail_rate", "dropout_rate", "agree_with_ai"):
+        for name in (
+            "attention_fail_rate",
+            "dropout_rate",
+            "agree_with_ai",
+            "own_accuracy",
+            "notice_manipulation",
+        ):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
 
@@ -115,6 +159,9 @@ class Bot:
         self.drop_at = rng.random() if rng.random() < policy.dropout_rate else None
         self.levels: dict[str, float] = {}
         self.slopes: dict[tuple[str, str], float] = {}  # (construct, condition) → the bot's standard slope
+        self.initial: dict[
+            tuple[str, str], tuple[str, int]
+        ] = {}  # (case, item) → first diagnosis, confidence
 
     def clock(self) -> datetime:
         return self.now
@@ -146,9 +193,9 @@ class Bot:
         answers: dict[str, object] = {}
         for item in step.items:
             if item.type == "diagnosis":
-                answers[item.id] = self._diagnosis(step)
-                if item.confidence is not None:
-                    answers[item.id + CONFIDENCE_SUFFIX] = self.rng.randint(1, item.confidence.points)
+                answers |= self._diagnosis(step, item)
+            elif item.manipulation_check is not None:
+                answers[item.id] = self._manipulation_check(item, step.condition or position.arm)
             elif item.type in CODED_TYPES:
                 answers[item.id] = self._coded(item, step)
             elif item.type == "number":
@@ -173,6 +220,14 @@ class Bot:
         level_here = level + self.shift(step.condition, item.construct) + self.case_part(step, item.construct)
         value = min(n, max(1, round(self.rng.gauss(level_here, self.policy.noise_sd))))
         return n + 1 - value if item.reverse else value
+
+    def _manipulation_check(self, item: Item, condition: str | None) -> int:
+        """The answer expected under ``condition`` with probability ``notice_manipulation``, else another."""
+        assert item.manipulation_check is not None
+        expected = item.manipulation_check.expected.get(condition or "")
+        if expected is not None and self.rng.random() < self.policy.notice_manipulation:
+            return expected
+        return self.rng.choice([code for code in item.codes if code != expected])
 
     def shift(self, condition: str | None, construct: str) -> float:
         """Planted shift of ``construct`` under ``condition`` (Likert points; 0 for the baseline)."""
@@ -199,12 +254,38 @@ class Bot:
         slope = self.slopes.setdefault((construct, condition), self.rng.gauss(0.0, 1.0))
         return part + spec.participant_condition_sd * slope
 
-    def _diagnosis(self, step: Step) -> str:
+    def _diagnosis(self, step: Step, item: Item) -> dict[str, object]:
+        """A diagnosis item's answer (and confidence): see :class:`Policy` for the three kinds of answer."""
         manifest = self.engine.loaded.bundle.manifest
         case = manifest.case(step.case_id) if step.case_id else None
-        if case is not None and self.rng.random() < self.policy.agree_with_ai:
-            return case.ai.condition
-        return self.rng.choice([c.id for c in manifest.conditions] + [UNSURE])
+        choices = [c.id for c in manifest.conditions] + [UNSURE]
+        points = item.confidence.points if item.confidence is not None else 0
+        confidence: int | None = None
+        if case is None:
+            chosen = self.rng.choice(choices)
+        elif not step.advice:  # alone, before the advice: from the bot's own accuracy, never from the AI
+            right = self.rng.random() < self.policy.own_accuracy
+            wrong = [c for c in choices if c != case.ground_truth]
+            chosen = case.ground_truth if right else self.rng.choice(wrong)
+        elif step.initial_step is not None:  # after the advice: keep or switch to the AI
+            own, own_confidence = self.initial[(case.case_id, item.id + INITIAL_SUFFIX)]
+            taking = self.policy.advice_taking(step.condition)
+            switch = own != case.ai.condition and self.rng.random() < taking.switches(case.ai_correct)
+            chosen = case.ai.condition if switch else own
+            # more sure when the AI agrees with the final answer, less when it doesn't
+            confidence = min(points, max(1, own_confidence + (1 if chosen == case.ai.condition else -1)))
+        elif self.rng.random() < self.policy.agree_with_ai:
+            chosen = case.ai.condition
+        else:
+            chosen = self.rng.choice(choices)
+        answers: dict[str, object] = {item.id: chosen}
+        if points:
+            if confidence is None:
+                confidence = self.rng.randint(1, points)
+            answers[item.id + CONFIDENCE_SUFFIX] = confidence
+        if case is not None and not step.advice:
+            self.initial[(case.case_id, item.id)] = (chosen, confidence or 0)
+        return answers
 
 
 def simulate(

@@ -8,7 +8,18 @@ from streamlit.testing.v1 import AppTest
 
 APP = Path(__file__).resolve().parents[1] / "study" / "app" / "main.py"
 TICK_ALL = ("read_information", "voluntary", "agree_data")
-TEXT_ELEMENTS = ("title", "header", "subheader", "markdown", "caption", "error", "warning", "success", "code")
+TEXT_ELEMENTS = (
+    "title",
+    "header",
+    "subheader",
+    "markdown",
+    "caption",
+    "error",
+    "warning",
+    "success",
+    "info",
+    "code",
+)
 
 
 class AppParticipant:

@@ -67,6 +67,12 @@ class TinyModels:
         return tiny_models.build_clip(self.root / "clip")
 
     @cached_property
+    def classifier(self) -> Path:
+        from tests import tiny_models
+
+        return tiny_models.build_image_classifier(self.root / "classifier")
+
+    @cached_property
     def grounding_dino(self) -> Path:
         from tests import tiny_models
 

@@ -145,6 +145,8 @@ def test_run_analysis_reads_as_its_numbered_steps():
         "hypotheses",
         "instruments",
         "trust calibration",
+        "reliance",
+        "engagement",
         "ratings",
         "interactions",
         "power",

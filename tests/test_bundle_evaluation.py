@@ -92,6 +92,22 @@ def test_an_explicit_diagnoser_checks_fixed_diagnoses(tiny: TinyModels, tmp_path
     assert groups["I-II"]["fid"] is None and groups["I-II"]["closed_loop_accuracy"] is not None
 
 
+def test_cases_diagnosed_through_a_chat_endpoint_judged_by_a_classifier(
+    tiny: TinyModels, tmp_path: Path
+) -> None:
+    from tests.chat_server import ChatServer
+
+    data, _ = write_sets(tmp_path / "sets")
+    with ChatServer(default="Psoriasis is unlikely; most likely eczema.") as server:
+        code, out = _build(tiny, tmp_path, "--chat-endpoint", server.url, "--chat-model", "llava", "--evaluate",
+                           "--real", str(data / "images"), "--features", str(tiny.clip), "--diagnoser",
+                           f"classifier:{tiny.classifier}", *FAST)  # fmt: skip
+    assert code == 0
+    case = load_bundle(out).manifest.cases[0]  # c1 has no fixed AI output: the endpoint diagnosed it
+    assert (case.ai.condition, case.ai.model_id) == ("eczema", f"llava@{server.url}")
+    assert [r.closed_loop.diagnoser for r in case.references] == [str(tiny.classifier)] * 3
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [

@@ -20,6 +20,7 @@ from PIL import Image
 from skingen.cli import main
 from skingen.data_prepare.pipeline import near_duplicate_filter
 from skingen.dataset import load_dataset
+from skingen.diagnosis.reading import read_diagnosis
 from skingen.errors import SkinGenError
 from skingen.prompts import DEFAULT_TEMPLATES, PromptBuilder
 from skingen.taxonomy import Taxonomy
@@ -467,8 +468,8 @@ def test_taxonomy_lookup_is_exact_never_a_near_class() -> None:
     assert (
         taxonomy.lookup("verruca-vulgaris") == "wart" and taxonomy.lookup("Herpes Zoster") == "herpes_zoster"
     )
-    assert taxonomy.lookup("melanoma-in-situ") is None  # Taxonomy.match would say melanoma
-    assert taxonomy.match("melanoma-in-situ") == "melanoma"
+    assert taxonomy.lookup("melanoma-in-situ") is None  # reading it as a model's answer says melanoma
+    assert read_diagnosis("melanoma-in-situ", taxonomy).condition == "melanoma"
     assert taxonomy.lookup("psoriasys") is None  # no misspellings either
     assert taxonomy.lookup("") is None
 

@@ -334,7 +334,7 @@ def test_bad_inputs_give_one_message_and_write_nothing(case, sets, models, tmp_p
     elif case == "not a model":
         features, expected = _bad(tmp_path, "no-model"), "not a model directory"
     elif case == "bad diagnoser":
-        extra, expected = ["--diagnoser", "resnet:x"], "clip:PATH or vlm:PATH"
+        extra, expected = ["--diagnoser", "resnet:x"], "--diagnoser 'resnet:x': expected vlm:PATH, clip:PATH"
     else:
         extra, expected = ["--k", "0"], "--k"
     out = tmp_path / "out"

@@ -100,6 +100,7 @@ def test_identifiers_only_on_request(protocol_file, make_engine, tmp_path, capsy
         "codebook.csv",
         "events.csv",
         "hypotheses.csv",
+        "image_views.csv",
         "instruments.csv",
         "participants.csv",
         "ratings.csv",

@@ -195,6 +195,7 @@ def test_every_metric_gets_an_interval_from_the_per_image_values(tmp_path) -> No
         (lambda s: s["base"]["training"].update(batchsize=2), "base.training: Value error"),
         (lambda s: s["base"].pop("sd"), "base: missing key 'sd'"),
         (lambda s: s.update(metric={"name": "beauty"}), "metric.name:"),
+        (lambda s: s["base"].update(diagnoser="resnet:x"), "base.diagnoser 'resnet:x': expected vlm:"),
     ],
 )
 def test_a_bad_grid_gives_one_message_naming_the_field(tiny, data, change, expected) -> None:

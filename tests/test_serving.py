@@ -157,6 +157,21 @@ def test_diagnosis_and_chat_through_an_openai_compatible_endpoint(chat_server: C
     assert [m["role"] for m in sent] == ["user", "assistant", "user"]
 
 
+def test_a_classifier_worker_serves_diagnoses_but_not_chat(tiny: TinyModels, queue: JobQueue) -> None:
+    from skingen.diagnosis.classifier import ClassifierDiagnoser
+
+    taxonomy = Taxonomy.load()
+    diagnoser = ClassifierDiagnoser(str(tiny.classifier), taxonomy, device="cpu")
+    server = ModelServer(taxonomy, diagnoser=diagnoser)
+    assert set(server.handlers()) == {DIAGNOSE}  # it cannot answer follow-up questions
+    job = submit(queue, diagnose_request(photo(3)))
+    Worker(queue, server.handlers(), name="w").run_once()
+    result = queue.get(job.id).result
+    expected = diagnoser.diagnose(photo(3))
+    assert (result["condition"], result["model_id"]) == (expected.condition, str(tiny.classifier))
+    assert [d["condition"] for d in result["differential"]] == [c for c, _ in expected.differential]
+
+
 @pytest.mark.slow
 def test_skingen_worker_command_serves_jobs_until_its_limit(tiny: TinyModels, chat_server, queue, tmp_path):
     diagnosis = submit(queue, diagnose_request(photo(0)))
@@ -183,6 +198,6 @@ def test_worker_command_names_what_is_missing(queue: JobQueue, capsys: pytest.Ca
     from skingen.cli import main
 
     assert main(["worker", "--db", queue.db.url]) == 1
-    assert "give a VLM (--vlm or --chat-endpoint)" in capsys.readouterr().err
+    assert "give a diagnoser (--vlm, --chat-endpoint, --clip, --classifier)" in capsys.readouterr().err
     assert main(["worker", "--db", queue.db.url, "--inpaint-sd", "x"]) == 1
     assert "--inpaint-sd needs --detector and --segmenter" in capsys.readouterr().err

@@ -222,6 +222,29 @@ def build_clip(path: Path) -> Path:
     return path
 
 
+CLASSIFIER_LABELS = ("Psoriasis", "Atopic dermatitis", "Seborrheic dermatitis", "Melanoma", "mole")
+
+
+def build_image_classifier(path: Path, labels: tuple[str, ...] = CLASSIFIER_LABELS) -> Path:
+    """A tiny ViT image classifier whose ``id2label`` names conditions (some outside the taxonomy)."""
+    from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
+
+    torch.manual_seed(4)
+    config = ViTConfig(
+        image_size=32,
+        patch_size=8,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=37,
+        id2label=dict(enumerate(labels)),
+        label2id={label: index for index, label in enumerate(labels)},
+    )
+    ViTForImageClassification(config).save_pretrained(path)
+    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(path)
+    return path
+
+
 LLAVA_CHAT_TEMPLATE = (
     "{% for message in messages %}{{ message['role'].upper() }}: "
     "{% for item in message['content'] %}{% if item['type'] == 'image' %}<image>\n"

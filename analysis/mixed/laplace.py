@@ -65,13 +65,10 @@ def fit_ordinal(
     ``condition[b]`` means higher answers under b than under the baseline ``conditions[0]``.
 
     The answer levels are the values observed (as R's ``factor(y)``). Raises :class:`MixedModelError` when the
-    data cannot support the model (see :func:`_check_frame`) or a condition's answers are separated from the
+    data cannot support the model (see :func:`check_ordinal_frame`) or a condition's answers are separated from the
     others' (its effect would be infinite)."""
-    frame = _check_frame(frame, conditions, confidence, ("y",))
+    frame = check_ordinal_frame(frame, conditions, confidence)
     levels, y = np.unique(frame["y"].to_numpy(dtype=float), return_inverse=True)
-    if len(levels) < 2:
-        raise MixedModelError(f"ordinal model: every answer is {levels[0]:g}; nothing to model")
-    _check_ordinal_overlap(frame, conditions)
     cond = _condition_codes(frame, conditions)
     design = np.eye(len(conditions))[cond][:, 1:]
     names = [f"condition[{c}]" for c in conditions[1:]]
@@ -95,26 +92,18 @@ def fit_logistic(
     (``ai_wrong=0``) and wrong (``=1``): contrasts ``"b - a | ai_wrong=0"`` and ``"b - a | ai_wrong=1"``; the
     interaction term ``condition[b]:ai_wrong`` tests whether they differ. Every condition × AI-correctness
     cell needs both outcomes, else its effect is infinite (separation) and the error names the cell."""
-    required = ("y", "ai_wrong") if ai_wrong else ("y",)
-    frame = _check_frame(frame, conditions, confidence, required)
+    frame = check_logistic_frame(frame, conditions, confidence, ai_wrong)
     y = frame["y"].to_numpy(dtype=float)
-    if not np.isin(y, (0.0, 1.0)).all():
-        bad = frame.index[~np.isin(y, (0.0, 1.0))][0]
-        raise MixedModelError(f"logistic model: y must be 0 or 1, row {bad} has {frame.at[bad, 'y']!r}")
+    wrong = frame["ai_wrong"].to_numpy(dtype=float) if ai_wrong else np.zeros(len(frame))
     cond = _condition_codes(frame, conditions)
     one_hot = np.eye(len(conditions))[cond][:, 1:]
     names = [f"condition[{c}]" for c in conditions[1:]]
     if ai_wrong:
-        wrong = _check_ai_wrong(frame)
-        cells = [(c, w) for c in conditions for w in (0, 1)]
         design = np.column_stack([np.ones(len(frame)), one_hot, wrong, one_hot * wrong[:, None]])
         names = ["(Intercept)", *names, "ai_wrong", *[f"{n}:ai_wrong" for n in names]]
     else:
-        wrong = np.zeros(len(frame))
-        cells = [(c, 0) for c in conditions]
         design = np.column_stack([np.ones(len(frame)), one_hot])
         names = ["(Intercept)", *names]
-    _check_separation(frame, y, wrong, cells, ai_wrong)
     terms = random_terms(frame)
     fit, data = _fit(BernoulliLogit(), frame, y.astype(int), design, cond, terms, wrong)
     if ai_wrong:
@@ -132,6 +121,36 @@ def fit_logistic(
 
 
 # ---- input checks ------------------------------------------------------------------------------------
+
+
+def check_ordinal_frame(frame: pd.DataFrame, conditions, confidence: float) -> pd.DataFrame:
+    """Everything :func:`fit_ordinal` requires of its data, for every backend: the checked frame (columns
+    participant, case, condition, y; y numeric), or :class:`MixedModelError` naming the problem."""
+    frame = _check_frame(frame, conditions, confidence, ("y",))
+    levels = np.unique(frame["y"])
+    if len(levels) < 2:
+        raise MixedModelError(f"ordinal model: every answer is {levels[0]:g}; nothing to model")
+    _check_ordinal_overlap(frame, conditions)
+    return frame
+
+
+def check_logistic_frame(frame: pd.DataFrame, conditions, confidence: float, ai_wrong: bool) -> pd.DataFrame:
+    """Everything :func:`fit_logistic` requires of its data, for every backend: y and ai_wrong 0/1, both
+    outcomes in every condition (× AI correctness) cell; the checked frame, or :class:`MixedModelError`."""
+    required = ("y", "ai_wrong") if ai_wrong else ("y",)
+    frame = _check_frame(frame, conditions, confidence, required)
+    y = frame["y"].to_numpy(dtype=float)
+    if not np.isin(y, (0.0, 1.0)).all():
+        bad = frame.index[~np.isin(y, (0.0, 1.0))][0]
+        raise MixedModelError(f"logistic model: y must be 0 or 1, row {bad} has {frame.at[bad, 'y']!r}")
+    if ai_wrong:
+        wrong = _check_ai_wrong(frame)
+        cells = [(c, w) for c in conditions for w in (0, 1)]
+    else:
+        wrong = np.zeros(len(frame))
+        cells = [(c, 0) for c in conditions]
+    _check_separation(frame, y, wrong, cells, ai_wrong)
+    return frame
 
 
 def _check_frame(

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from PIL import Image
 
 from skingen.bundle.manifest import AIOutput, DifferentialEntry
+from skingen.diagnosis.reading import Mention
 from skingen.taxonomy import UNKNOWN, Taxonomy
 
 
 @dataclass(frozen=True)
 class Diagnosis:
-    """A model's answer: top condition (taxonomy id or ``"unknown"``), differential, rationale, raw output."""
+    """A model's answer: top condition (taxonomy id or ``"unknown"``), differential, rationale, raw output.
+
+    ``evidence`` holds, for a text answer, every condition name found in it with what the text says about it
+    (:mod:`skingen.diagnosis.reading`): why the answer was read as ``condition``.
+    """
 
     condition: str
     display_name: str
@@ -22,6 +27,7 @@ class Diagnosis:
     rationale: str
     raw_output: str
     model_id: str
+    evidence: tuple[Mention, ...] = ()
 
     @classmethod
     def from_ranking(
@@ -32,6 +38,7 @@ class Diagnosis:
         rationale: str,
         raw_output: str,
         model_id: str,
+        evidence: tuple[Mention, ...] = (),
     ) -> Diagnosis:
         """Top condition = first of ``ranked`` (``(condition_id, score)``, best first); empty → unknown."""
         condition = ranked[0][0] if ranked else UNKNOWN
@@ -42,11 +49,13 @@ class Diagnosis:
             rationale=rationale,
             raw_output=raw_output,
             model_id=model_id,
+            evidence=evidence,
         )
 
     def to_dict(self) -> dict[str, object]:
         data = asdict(self)
         data["differential"] = [{"condition": c, "score": s} for c, s in self.differential]
+        data["evidence"] = [mention.to_dict() for mention in self.evidence]
         return data
 
     def ai_output(self, text: str | None = None) -> AIOutput:
@@ -67,6 +76,7 @@ class Diagnosis:
         )
 
 
+@runtime_checkable
 class Diagnoser(Protocol):
     """Anything that diagnoses a skin photo; ``case_id`` lets fixed (manifest) backends look cases up."""
 
@@ -79,6 +89,7 @@ class Diagnoser(Protocol):
 Turn = tuple[str, str]
 
 
+@runtime_checkable
 class ChatDiagnoser(Diagnoser, Protocol):
     """A diagnoser that also answers follow-up questions about the photo (a VLM, local or behind an endpoint)."""
 

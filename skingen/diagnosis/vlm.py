@@ -1,7 +1,8 @@
 """Diagnosis by a transformers image-text-to-text VLM (LLaVA-style), its free text mapped onto the taxonomy.
 
-The model is asked, SkinGPT-style, for a diagnosis, a differential and its reasoning. The answer is parsed
-with :func:`parse_answer`: a condition the text does not name is never guessed (→ ``"unknown"``).
+The model is asked, SkinGPT-style, for a diagnosis, a differential and its reasoning. The answer is read with
+:func:`parse_answer` (negation, hedging and differentials: :mod:`skingen.diagnosis.reading`): a condition the
+text does not pick is never guessed (→ ``"unknown"``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from PIL import Image
 
 from skingen.devices import resolve_device, resolve_dtype
 from skingen.diagnosis.base import Diagnosis, Turn, rank_weights
+from skingen.diagnosis.reading import read_diagnosis
 from skingen.errors import SkinGenError
 from skingen.sources import resolve_model
 from skingen.taxonomy import Taxonomy
@@ -22,32 +24,25 @@ DEFAULT_QUESTION = (
     "'Diagnosis: <the most likely condition>', 'Differential: <other likely conditions, most likely first>', "
     "'Reasoning: <the visible features that support the diagnosis>'."
 )
-_SECTION = re.compile(r"^\s*(diagnosis|differential|reasoning)\s*:\s*", re.IGNORECASE | re.MULTILINE)
-
-
-def _sections(text: str) -> dict[str, str]:
-    """``Diagnosis:`` / ``Differential:`` / ``Reasoning:`` parts of an answer (those present)."""
-    parts = _SECTION.split(text)
-    return {parts[i].lower(): parts[i + 1].strip() for i in range(1, len(parts) - 1, 2)}
+_REASONING = re.compile(
+    r"^\W*(?:reasoning|rationale)\W*:\W*(.*?)(?=^\W*(?:diagnosis|differential)\b[^\n:]*:|\Z)",
+    re.IGNORECASE | re.MULTILINE | re.DOTALL,
+)
 
 
 def parse_answer(text: str, taxonomy: Taxonomy, model_id: str) -> Diagnosis:
-    """Map a free-text answer onto the taxonomy.
-
-    The top condition is the first one named in the ``Diagnosis:`` section, or in the whole text when the
-    model ignored the format; the differential follows in order of mention, with 1/rank scores.
-    """
-    sections = _sections(text)
-    ranked: list[str] = []
-    for part in (sections.get("diagnosis", text), sections.get("differential", ""), text):
-        ranked += [m.condition for m in taxonomy.mentions(part) if m.condition not in ranked]
-    rationale = sections.get("reasoning") or text.strip()
+    """Read a free-text answer onto the taxonomy: the pick first, then the conditions it still considers, with
+    1/rank scores (a model gives an order, not probabilities); the rationale is the ``Reasoning:`` part, else
+    the whole text."""
+    reading = read_diagnosis(text, taxonomy)
+    reasoning = _REASONING.search(text)
     return Diagnosis.from_ranking(
         taxonomy,
-        list(zip(ranked, rank_weights(len(ranked)), strict=True)),
-        rationale=rationale,
+        list(zip(reading.ranked, rank_weights(len(reading.ranked)), strict=True)),
+        rationale=(reasoning.group(1).strip() if reasoning else "") or text.strip(),
         raw_output=text,
         model_id=model_id,
+        evidence=reading.mentions,
     )
 
 

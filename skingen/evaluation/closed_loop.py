@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from tqdm.auto import tqdm
 
 from skingen.diagnosis.base import Diagnoser
-from skingen.errors import SkinGenError
 from skingen.evaluation.inputs import EvalImage
 from skingen.sources import load_image
-from skingen.taxonomy import UNKNOWN, Taxonomy
+from skingen.taxonomy import UNKNOWN
 
 
 @dataclass(frozen=True)
@@ -76,24 +75,3 @@ def run_closed_loop(
             diagnoser.diagnose(load_image(image.path, "generated image"), image.path.stem).condition
         )
     return ClosedLoop(diagnoser.model_id, tuple(i.condition for i in images), tuple(diagnosed))
-
-
-def diagnoser_from_spec(
-    spec: str,
-    taxonomy: Taxonomy,
-    *,
-    device: str | None = None,
-    max_new_tokens: int = 160,
-    what: str = "--diagnoser",
-) -> Diagnoser:
-    """``clip:PATH`` or ``vlm:PATH`` (as ``skingen evaluate --diagnoser`` and a grid's ``base.diagnoser`` take)."""
-    kind, _, path = spec.partition(":")
-    if kind not in ("clip", "vlm") or not path:
-        raise SkinGenError(f"{what} {spec!r}: expected clip:PATH or vlm:PATH")
-    if kind == "clip":
-        from skingen.diagnosis.clip import ClipDiagnoser
-
-        return ClipDiagnoser(path, taxonomy, device=device)
-    from skingen.diagnosis.vlm import VlmDiagnoser
-
-    return VlmDiagnoser(path, taxonomy, max_new_tokens=max_new_tokens, device=device)

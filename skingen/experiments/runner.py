@@ -215,10 +215,12 @@ class GridRunner:
 
     def diagnoser(self):
         if self._diagnoser is None and self.spec.base.diagnoser:
-            from skingen.evaluation.closed_loop import diagnoser_from_spec
+            from skingen.diagnosis.options import DiagnoserSettings, DiagnoserSpec, build_diagnoser
 
-            self._diagnoser = diagnoser_from_spec(
-                self.spec.base.diagnoser, self.taxonomy, device=self.spec.base.device, what="base.diagnoser"
+            self._diagnoser = build_diagnoser(
+                DiagnoserSpec.parse(self.spec.base.diagnoser, "base.diagnoser"),
+                self.taxonomy,
+                DiagnoserSettings(device=self.spec.base.device),
             )
         return self._diagnoser
 

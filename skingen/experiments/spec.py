@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from skingen.diagnosis.options import DiagnoserSpec
 from skingen.errors import SkinGenError
 from skingen.evaluation.evaluator import EvaluationSettings
 from skingen.generation import DEFAULT_GUIDANCE, DEFAULT_STEPS
@@ -91,7 +92,7 @@ class GridBase(_Strict):
     data: Path
     sd: str
     features: Path
-    diagnoser: str | None = Field(default=None, pattern=r"^(clip|vlm):.+")
+    diagnoser: str | None = None  # a closed-loop judge spec, as `skingen evaluate --diagnoser` takes
     steps: int = Field(default=1000, ge=1)
     seed: int = 0
     trigger: str | None = None
@@ -116,6 +117,13 @@ class GridBase(_Strict):
                     f"unknown key {key!r} (a `skingen lora train` option: {', '.join(sorted(known))})"
                 )
         return options
+
+    @field_validator("diagnoser")
+    @classmethod
+    def _judge_spec(cls, value: str | None) -> str | None:
+        if value is not None:
+            DiagnoserSpec.parse(value, "base.diagnoser")  # the same backends as every command's judge
+        return value
 
 
 class Grid(_Strict):

@@ -4,6 +4,7 @@ and in interactive conditions, questions to the live model and references genera
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,9 +18,12 @@ from skingen.skin_tone import estimate_skin_tone
 from skingen.taxonomy import UNKNOWN
 from study import live
 from study.app import context, conversation, images, items, layout
-from study.engine import TurnRecord, TurnRefused
+from study.contract import CONFIDENCE_SUFFIX
+from study.engine import EngineError, TurnRecord, TurnRefused
 from study.protocol import ExperimentalCondition
 from study.references import ReferenceKind, case_references
+
+LOG = logging.getLogger("skingen.app")
 
 # What participants are told about each kind of reference image (heading, then a line under it).
 _INTRODUCTIONS: dict[ReferenceKind, tuple[str, str]] = {
@@ -36,17 +40,66 @@ _INTRODUCTIONS: dict[ReferenceKind, tuple[str, str]] = {
 }
 
 
-def _case(bundle: Bundle, case: Case) -> None:
+_ENLARGED_KEY = "skingen.enlarged"
+
+
+def _enlarge(visit: context.Visit, image_kind: str, image: int) -> None:
+    """The "Enlarge" button's callback: record the click (one server-side event per click, the engagement measure), then
+    open the image in a dialog in the run that follows."""
+    assert visit.engine is not None and visit.position is not None
+    step_key = visit.position.step.key
+    try:
+        visit.engine.enlarge_image(visit.token, step_key, image_kind, image)
+    except EngineError:
+        return  # a stale page (another tab moved on): the next run shows whatever is current
+    except Exception:  # the database is away: the image still opens; the click goes unrecorded
+        LOG.exception("could not record an enlarged image on step %s", step_key)
+    st.session_state[_ENLARGED_KEY] = (step_key, image_kind, image)
+
+
+@st.dialog("Enlarged image", width="large")
+def _enlarged(path: Path, caption: str | None) -> None:
+    images.show(path, caption=caption)
+
+
+def _image(visit: context.Visit, path: Path, caption: str | None, image_kind: str, image: int) -> None:
+    """A trial image with an "Enlarge" button under it (Streamlit's own full-screen button is hidden, so
+    every enlargement goes through the server and is logged)."""
+    assert visit.position is not None
+    images.show(path, caption=caption)
+    key = f"enlarge:{visit.position.step.key}:{image_kind}:{image}"
+    st.button(
+        images.ENLARGE,
+        key=key,
+        on_click=_enlarge,
+        args=(visit, image_kind, image),
+        type="tertiary",
+        icon=":material/zoom_in:",
+    )
+    if st.session_state.get(_ENLARGED_KEY) == (visit.position.step.key, image_kind, image):
+        del st.session_state[_ENLARGED_KEY]
+        _enlarged(path, caption)
+
+
+def _case(visit: context.Visit, bundle: Bundle, case: Case, advice: bool) -> None:
+    """The case photo and, once the step shows advice, what the AI says beside it."""
     photo, ai = st.columns([5, 6], gap="large")
     with photo:
-        images.show(bundle.path(case.image), caption="The skin area to assess")
+        _image(visit, bundle.path(case.image), "The skin area to assess", "case_photo", 1)
+    if not advice:
+        with ai, st.container(border=True):
+            st.markdown(
+                "**Your own assessment first**\n\nLook at the photo and give your own diagnosis. "
+                "The AI's diagnosis follows on the next page, where you can keep or change your answer."
+            )
+        return
     why = f"\n\n**Why the AI thinks so:** {case.ai.rationale}" if case.ai.rationale else ""
     with ai, st.container(border=True):
         # One element, not four: each costs a message on every run (the CSS hides the heading's link icon).
         st.markdown(f"**The AI's diagnosis**\n\n### {case.ai.display_name}\n\n{case.ai.text}{why}")
 
 
-def references(bundle: Bundle, case: Case, kind: ReferenceKind) -> None:
+def references(visit: context.Visit, bundle: Bundle, case: Case, kind: ReferenceKind) -> None:
     """Show the case's reference images of ``kind`` with their captions; nothing when it has none.
 
     What a condition's explanation calls for each kind of reference it shows."""
@@ -56,9 +109,33 @@ def references(bundle: Bundle, case: Case, kind: ReferenceKind) -> None:
     heading, note = _INTRODUCTIONS[kind]
     # the note in caption style on the heading's next line: one element, not two
     st.markdown(f"**{heading.format(condition=case.ai.display_name.lower())}**  \n:small[:gray[{note}]]")
-    for column, ref in zip(st.columns(len(shown)), shown, strict=True):
+    for number, (column, ref) in enumerate(zip(st.columns(len(shown)), shown, strict=True), start=1):
         with column:
-            images.show(bundle.path(ref.image), caption=ref.caption)
+            _image(visit, bundle.path(ref.image), ref.caption, kind, number)
+
+
+def _initial_answers(visit: context.Visit, initial_step: str) -> None:
+    """The second half of a judge–advisor trial: the answer given before the advice, as stored."""
+    assert visit.engine is not None
+    try:
+        stored = visit.engine.answers(visit.token, initial_step)
+    except Exception:  # the database is away (the page is drawn from memory): the form still works
+        LOG.exception("could not read the first answers of step %s", initial_step)
+        return
+    names = {c.id: c.display_name for c in visit.engine.loaded.bundle.manifest.conditions}
+    for item in visit.engine.protocol.initial_items:
+        if item.id not in stored:
+            continue
+        answer = names.get(stored[item.id], items.UNSURE_LABEL)
+        confidence = stored.get(item.id + CONFIDENCE_SUFFIX)
+        said = (
+            f" (confidence {confidence} of {item.confidence.points})"
+            if confidence and item.confidence
+            else ""
+        )
+        st.info(
+            f"Your answer before the AI's advice: **{answer}**{said}. You may keep it or change it below."
+        )
 
 
 def page() -> None:
@@ -74,12 +151,17 @@ def page() -> None:
     condition = protocol.condition(step.condition)
     if protocol.design == "within" and step.period:
         st.caption(f"Part {step.period} of {len(protocol.conditions)}")
-    _case(bundle, case)
-    for kind in condition.references:
-        references(bundle, case, kind)
-    if condition.interactive:
-        _LiveCase(visit, case, bundle.path(case.image), condition).render()
+    # The advice (AI text, references, the live model) is drawn only on a step that shows it: before a
+    # judge–advisor trial's first answer is stored, none of it reaches the browser.
+    _case(visit, bundle, case, step.advice)
+    if step.advice:
+        for kind in condition.references:
+            references(visit, bundle, case, kind)
+        if condition.interactive:
+            _LiveCase(visit, case, bundle.path(case.image), condition).render()
     st.divider()
+    if step.initial_step is not None:
+        _initial_answers(visit, step.initial_step)
     errors = context.errors(step.key)
     with st.form(f"form:{step.key}", border=False, enter_to_submit=False):
         items.render(step, bundle.manifest, errors)
