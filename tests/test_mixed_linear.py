@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -112,6 +113,7 @@ def test_within_design_matches_lmertest(within_fit):
         within_fit.terms["condition[skingen_visual]"], name="skingen_visual - baseline"
     )
     assert within_fit.n_cases == 10 and within_fit.n_participants == 120 and within_fit.n_obs == 1200
+    assert within_fit.log_likelihood == pytest.approx(-R["within"]["reml_deviance"] / 2, abs=1e-4)
 
 
 def test_ci_is_the_t_interval_at_the_requested_confidence():
@@ -283,3 +285,63 @@ def test_within_design_with_one_condition_per_participant_is_rejected():
 def test_unknown_backend_is_rejected():
     with pytest.raises(MixedModelError, match="backend must be one of"):
         fit_linear(export("mixed_between"), design="between", conditions=TWO, backend="julia")
+
+
+@pytest.mark.slow  # statsmodels' dense crossed fit: ~1 min
+def test_statsmodels_variance_components_agree_but_its_z_test_is_anti_conservative():
+    """statsmodels' MixedLM (crossed effects as variance components, no correlations) is an independent fit
+    of the uncorrelated model: same estimate and SE; its z p is ~50× smaller than Satterthwaite's t p."""
+    import statsmodels.formula.api as smf
+
+    from analysis.mixed.checks import check_frame
+    from analysis.mixed.linear import _python_step
+    from analysis.mixed.structure import RandomStructure
+
+    data = export("mixed_within")
+    data["v"], data["all"] = (data["condition"] == "skingen_visual").astype(float), 1
+    components = {
+        "participant": "0 + C(participant)",
+        "participant_slope": "0 + C(participant):v",
+        "case": "0 + C(case)",
+        "case_slope": "0 + C(case):v",
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # its convergence chatter on the boundary of the variance space
+        reference = smf.mixedlm("y ~ v", data, groups="all", vc_formula=components, re_formula="0").fit(
+            reml=True
+        )
+    uncorrelated = RandomStructure(
+        participant=(("1",), ("skingen_visual",)), case=(("1",), ("skingen_visual",))
+    )
+    step = _python_step(
+        check_frame(data, design="within", conditions=TWO),
+        uncorrelated,
+        conditions=TWO,
+        confidence=0.95,
+        position=False,
+    )
+    term = step.terms["condition[skingen_visual]"]
+    assert term.estimate == pytest.approx(reference.params["v"], abs=1e-4)
+    assert term.se == pytest.approx(reference.bse["v"], abs=1e-3)
+    assert reference.pvalues["v"] < 1e-4 < 1e-3 < term.p  # 4.4e-5 (z) vs .0024 (t, df 9.6)
+    assert term.df == pytest.approx(9.6, abs=0.1)
+
+
+def test_a_fit_that_fails_the_convergence_check_is_restarted_once(monkeypatch):
+    """lme4's ?convergence advice, in both backends: restart from the point reached before giving up."""
+    checked, starts = [], []
+    real_check, real_minimise = reml._converged, reml._minimise
+
+    def fails_first(problem, theta):
+        checked.append(theta)
+        return len(checked) > 1 and real_check(problem, theta)
+
+    def minimise(problem, start):
+        starts.append(start.copy())
+        return real_minimise(problem, start)
+
+    monkeypatch.setattr(reml, "_converged", fails_first)
+    monkeypatch.setattr(reml, "_minimise", minimise)
+    fit = fit_linear(export("mixed_between"), design="between", conditions=TWO)
+    assert fit.converged and fit.simplified == () and len(starts) == 2
+    assert starts[1] == pytest.approx(checked[0])  # the restart began where the first run stopped

@@ -111,6 +111,7 @@ def test_ordinal_twin_matches_stored_clmm_fit(rscript):  # clmm takes ~1 min on 
     for name in laplace.RANDOM_TERMS:
         assert fit.variance_components[name] == pytest.approx(ref["sd"][name], abs=1e-4)
     assert fit.omnibus["df1"] == 2 and fit.omnibus["df2"] is None
+    assert fit.log_likelihood == pytest.approx(ref["logLik"], abs=1e-6)
     visual_photos = fit.contrasts["visual - photos"]
     assert visual_photos.estimate == pytest.approx(
         ref["estimate"]["conditionvisual"] - ref["estimate"]["conditionphotos"], abs=1e-4
@@ -121,7 +122,8 @@ def test_logistic_twin_matches_stored_glmer_fit_with_ai_wrong(rscript):
     frame = export("laplace_crossed_binary_within2")
     fit = r_backend.fit_logistic_r(frame, conditions=["baseline", "visual"])
     ref = LAPLACE["binary_within2"]["default"]
-    assert fit.formula == laplace.logistic_formula(True)
+    assert fit.formula == laplace.logistic_formula(True) and fit.simplified == ()
+    assert fit.log_likelihood == pytest.approx(ref["logLik"], abs=1e-6)
     for name, r_name in [
         ("condition[visual]", "conditionvisual"),
         ("ai_wrong", "ai_wrong"),
@@ -135,15 +137,20 @@ def test_logistic_twin_matches_stored_glmer_fit_with_ai_wrong(rscript):
     assert fit.contrasts["visual - baseline | ai_wrong=0"].estimate == fit.terms["condition[visual]"].estimate
 
 
-def test_logistic_twin_and_python_fit_agree_without_ai_wrong(rscript):
+def test_logistic_twin_and_python_fit_agree_without_ai_wrong_on_nested_cases(rscript):
+    """Each case kept under one condition only: both twins drop (1 | case:condition) and say so."""
     frame = export("laplace_crossed_binary_between3")
     conditions = ["baseline", "photos", "visual"]
+    home = {case: conditions[i % 3] for i, case in enumerate(sorted(frame["case"].unique()))}
+    frame = frame[frame["condition"] == frame["case"].map(home)]
     r_fit = r_backend.fit_logistic_r(frame, conditions=conditions, ai_wrong=False)
     py_fit = laplace.fit_logistic(frame, conditions=conditions, ai_wrong=False)
-    assert r_fit.formula == py_fit.formula and r_fit.terms.keys() == py_fit.terms.keys()
-    assert r_fit.omnibus["test"] == py_fit.omnibus["test"]
+    assert r_fit.formula == py_fit.formula and "case:condition" not in r_fit.formula
+    assert r_fit.simplified == py_fit.simplified == (laplace.NESTED_STEP,)
+    assert r_fit.terms.keys() == py_fit.terms.keys() and r_fit.omnibus["test"] == py_fit.omnibus["test"]
     for name, term in py_fit.terms.items():
         assert r_fit.terms[name].estimate == pytest.approx(term.estimate, abs=2e-3), name
+    assert r_fit.log_likelihood == pytest.approx(py_fit.log_likelihood, abs=1e-3)
 
 
 # --- what a researcher without R (or without a package) sees ------------------------------------------------

@@ -27,6 +27,17 @@ fit_quietly <- function(expr) {
     warning = function(w) { captured <<- c(captured, conditionMessage(w)); invokeRestart("muffleWarning") },
     message = function(m) { captured <<- c(captured, conditionMessage(m)); invokeRestart("muffleMessage") })
 }
+# lme4's convergence verdict: the optimiser's code and checkConv's messages (gradient, Hessian).
+lme4_converged <- function(m) {
+  m@optinfo$conv$opt == 0 && !any(grepl("converge", c(m@optinfo$conv$lme4$messages, captured)))
+}
+# When lme4's check fails, restart once from the θ reached (lme4's ?convergence advice): bobyqa often stops
+# just short of the optimum with 10⁵ rows, a false alarm that would otherwise simplify the model.
+restarted <- function(m, refit) {
+  if (lme4_converged(m)) return(m)
+  captured <<- character()
+  fit_quietly(refit(getME(m, "theta")))
+}
 varcorr <- function(vc) {
   vc <- as.data.frame(vc)
   lapply(seq_len(nrow(vc)), function(i) list(grp = vc$grp[i], var1 = vc$var1[i], var2 = vc$var2[i],
@@ -41,6 +52,7 @@ out <- list()
 if (spec$family == "gaussian") {
   suppressPackageStartupMessages(library(lmerTest))
   m <- fit_quietly(lmerTest::lmer(form, data = d, REML = TRUE))
+  m <- restarted(m, function(theta) lmerTest::lmer(form, data = d, REML = TRUE, start = theta))
   ct <- summary(m, ddf = "Satterthwaite")$coefficients
   out$contrasts <- lapply(spec$contrasts, function(weights) {
     con <- contest(m, matrix(weights, nrow = 1), joint = FALSE, ddf = "Satterthwaite")
@@ -54,8 +66,7 @@ if (spec$family == "gaussian") {
   out$sigma <- sigma(m)
   out$varcorr <- varcorr(VarCorr(m))
   out$singular <- isSingular(m, tol = 1e-4)
-  conv <- m@optinfo$conv$lme4$messages
-  out$converged <- m@optinfo$conv$opt == 0 && !any(grepl("converge", c(conv, captured)))
+  out$converged <- lme4_converged(m)
   out$versions <- list(lme4 = version_of("lme4"), lmerTest = version_of("lmerTest"))
 } else if (spec$family == "cumulative_logit") {
   suppressPackageStartupMessages(library(ordinal))
@@ -76,18 +87,20 @@ if (spec$family == "gaussian") {
 } else if (spec$family == "binomial") {
   suppressPackageStartupMessages(library(lme4))
   m <- fit_quietly(glmer(form, data = d, family = binomial))
+  m <- restarted(m, function(theta) glmer(form, data = d, family = binomial,
+                                          start = list(theta = theta, fixef = fixef(m))))
   ct <- summary(m)$coefficients
   beta <- setdiff(rownames(ct), "(Intercept)")
   out$coefficients <- coef_table(ct[beta, , drop = FALSE])
   out$vcov <- unname(as.matrix(vcov(m))[beta, beta, drop = FALSE])
   out$varcorr <- varcorr(VarCorr(m))
   out$singular <- isSingular(m, tol = 1e-4)
-  conv <- m@optinfo$conv$lme4$messages
-  out$converged <- m@optinfo$conv$opt == 0 && !any(grepl("converge", c(conv, captured)))
+  out$converged <- lme4_converged(m)
   out$versions <- list(lme4 = version_of("lme4"))
 } else {
   stop("unknown family ", spec$family)
 }
+out$loglik <- as.numeric(logLik(m))  # restricted for lmer's REML fits, Laplace for clmm and glmer
 out$messages <- as.list(unique(captured))
 out$versions$R <- paste(R.version$major, R.version$minor, sep = ".")
 write_json(out, args[[2]], digits = NA, auto_unbox = TRUE, null = "null", na = "null")

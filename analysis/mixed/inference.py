@@ -100,6 +100,7 @@ class LinearStep:
     omnibus: dict | None
     df_method: str
     notes: tuple[str, ...] = ()
+    log_likelihood: float | None = None  # the REML log-likelihood, as R's logLik
 
 
 def t_tests(

@@ -62,8 +62,11 @@ def fit_linear(
         1-based trial position, when ``position`` is true). Several items per case may be several rows.
     design : ``"within"`` (each participant sees several conditions: random condition slopes for
         participants) or ``"between"`` (participant intercepts only).
+    conditions : the conditions in order, the baseline first (k ≥ 2).
+    confidence : level of the CIs.
     backend : ``"python"`` (default: the same numbers on every machine), ``"r"`` (lmerTest through Rscript;
         :class:`MixedModelError` when R or a package is missing) or ``"auto"`` (R when available, else Python).
+    position : add the trial position as a fixed covariate (learning over cases), reported as a term.
 
     Returns
     -------
@@ -98,11 +101,9 @@ def fit_linear(
     if not step.terms:
         raise MixedModelError(f"the model could not be fitted: {'; '.join(step.notes)}")
     notes = step.notes
-    if step.singular:
-        notes += (
-            "the random-intercept floor of the simplification rule is singular (a variance at zero); "
-            "reported as fitted",
-        )
+    if step.singular or not step.converged:
+        problem = "is singular (a variance at zero)" if step.converged else "did not converge"
+        notes += (f"the random-intercept floor of the simplification rule {problem}; reported as fitted",)
     return MixedFit(
         family="gaussian",
         formula=step.formula,
@@ -121,6 +122,7 @@ def fit_linear(
         omnibus=step.omnibus,
         simplified=tuple(steps),
         notes=notes,
+        log_likelihood=step.log_likelihood,
     )
 
 
@@ -212,4 +214,5 @@ def _python_step(
         omnibus=omnibus_test,
         df_method=df_method,
         notes=notes,
+        log_likelihood=-fit.deviance / 2,
     )

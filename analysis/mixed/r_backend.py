@@ -40,7 +40,6 @@ PACKAGES = {  # R package → what installs it (Debian / CRAN)
     "lmerTest": "r-cran-lmertest",
     "ordinal": "r-cran-ordinal",
 }
-RANDOM_TERMS = laplace.RANDOM_TERMS  # the Laplace twins' random part: participant, case, case:condition
 OMNIBUS_TEST = "Wald chi2 of all condition terms"
 TIMEOUT_S = 3600  # a 160,000-row lmer with slopes takes minutes, not hours
 
@@ -188,6 +187,7 @@ def gaussian_step(
         omnibus=omnibus_test,
         df_method=df_method,
         notes=notes + tuple(f"R: {m}" for m in result["messages"]),
+        log_likelihood=result["loglik"],
     )
 
 
@@ -200,6 +200,7 @@ def _z_fit(
     names: list[str],
     conditions,
     confidence: float,
+    random_terms: tuple[str, ...],
 ) -> MixedFit:
     """Wald z tests, contrasts and the χ² omnibus of an R Laplace fit, shaped as the Python twin's
     (:mod:`analysis.mixed.laplace`): same term and contrast keys, same omnibus terms."""
@@ -241,7 +242,7 @@ def _z_fit(
         df_method="z (asymptotic Wald, as clmm and glmer report; Laplace approximation)",
         terms={name: z(name, unit[i]) for i, name in enumerate(names)},
         contrasts={name: z(name, row) for name, row in contrasts.items()},
-        variance_components={name: components[name] for name in RANDOM_TERMS},
+        variance_components={name: components[name] for name in random_terms},
         singular=bool(result["singular"]),
         converged=bool(result["converged"]),
         n_obs=len(frame),
@@ -249,7 +250,9 @@ def _z_fit(
         n_cases=frame["case"].nunique(),
         confidence=confidence,
         omnibus=record,
+        simplified=() if "case:condition" in random_terms else (laplace.NESTED_STEP,),
         notes=tuple(f"R: {m}" for m in result["messages"]),
+        log_likelihood=result["loglik"],
     )
 
 
@@ -279,20 +282,23 @@ def _logistic_frame(
 
 def fit_ordinal_r(frame: pd.DataFrame, *, conditions: Sequence[str], confidence: float = 0.95) -> MixedFit:
     """The R twin of :func:`analysis.mixed.laplace.fit_ordinal`: ``ordinal::clmm`` with its formula
-    (:data:`~analysis.mixed.laplace.ORDINAL_FORMULA`), logit link, Laplace; the same input checks."""
+    (:func:`~analysis.mixed.laplace.ordinal_formula` of the frame's random terms), logit link, Laplace; the
+    same input checks."""
     conditions = [str(c) for c in conditions]
     frame = _ordinal_frame(frame, conditions, confidence)
+    terms = laplace.random_terms(frame)
+    model = laplace.ordinal_formula(terms)
+    result = run_r({"family": "cumulative_logit", "formula": model, "levels": conditions}, frame)
     names = [coefficient_name(c) for c in conditions[1:]]
-    spec = {"family": "cumulative_logit", "formula": laplace.ORDINAL_FORMULA, "levels": conditions}
-    result = run_r(spec, frame)
     return _z_fit(
         result,
         frame,
         family="cumulative_logit",
-        model=laplace.ORDINAL_FORMULA,
+        model=model,
         names=names,
         conditions=conditions,
         confidence=confidence,
+        random_terms=terms,
     )
 
 
@@ -303,10 +309,11 @@ def fit_logistic_r(
     :func:`~analysis.mixed.laplace.logistic_formula`; contrasts ``"b - a | ai_wrong=0/1"`` with ``ai_wrong``."""
     conditions = [str(c) for c in conditions]
     frame = _logistic_frame(frame, conditions, confidence, ai_wrong=ai_wrong)
+    terms = laplace.random_terms(frame)
+    model = laplace.logistic_formula(ai_wrong, terms)
+    result = run_r({"family": "binomial", "formula": model, "levels": conditions}, frame)
     mains = [coefficient_name(c) for c in conditions[1:]]
     names = [*mains, "ai_wrong", *(f"{m}:ai_wrong" for m in mains)] if ai_wrong else mains
-    model = laplace.logistic_formula(ai_wrong)
-    result = run_r({"family": "binomial", "formula": model, "levels": conditions}, frame)
     return _z_fit(
         result,
         frame,
@@ -315,4 +322,5 @@ def fit_logistic_r(
         names=names,
         conditions=conditions,
         confidence=confidence,
+        random_terms=terms,
     )

@@ -25,7 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import linalg, optimize, sparse
 from statsmodels.tools.numdiff import approx_fprime, approx_hess3
+from threadpoolctl import threadpool_limits
 
+CONVERGENCE_TOL = 2e-3  # lme4's check.conv.grad tolerance
 SINGULAR_TOL = 1e-4  # lme4's isSingular(tol = 1e-4): a relative-factor diagonal below it is a boundary fit
 _HESSIAN_TOL = 1e-8  # lmerTest: Hessian eigenvalues at or below it are dropped from the generalised inverse
 
@@ -85,6 +87,16 @@ def _indicator(term: RandomTerm) -> sparse.csr_matrix:
     rows = np.repeat(np.arange(n), term.q)
     cols = (term.codes[:, None] * term.q + np.arange(term.q)).ravel()
     return sparse.csr_matrix((term.z.ravel(), (rows, cols)), shape=(n, term.n_levels * term.q))
+
+
+def _times_transposed(a: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``a[:, i, :] @ w[i].T`` for every level i, as q² elementwise passes over (rows, levels) arrays: for
+    q ≤ 5 it made a 2,000-participant deviance evaluation 3× faster than einsum did."""
+    out = np.zeros_like(a)
+    for b in range(a.shape[2]):
+        for c in range(a.shape[2]):
+            out[:, :, b] += a[:, :, c] * w[:, b, c]
+    return out
 
 
 @dataclass(frozen=True)
@@ -150,8 +162,8 @@ class RemlProblem:
         # 1. the block-diagonal block: L11 = chol(T'C T + I), per level
         l11 = np.linalg.cholesky(t1.T @ self._c11 @ t1 + np.eye(t1.shape[0]))
         w = np.linalg.inv(l11)  # batched inverse of small triangular factors
-        a31 = np.einsum("iaj,ab->jib", self._c1xy, t1)  # (p+1, levels, q): [X y]' Z1 Λ1
-        l31 = np.einsum("mia,iba->mib", a31, w).reshape(a31.shape[0], -1)
+        a31 = self._c1xy.transpose(2, 0, 1) @ t1  # (p+1, levels, q): [X y]' Z1 Λ1
+        l31 = _times_transposed(a31, w).reshape(a31.shape[0], -1)
         ld_l2 = 2 * np.log(np.diagonal(l11, axis1=1, axis2=2)).sum()
         s33 = self._cxyxy - l31 @ l31.T
         # 2. the dense block (other grouping factors) through the Schur complement onto it
@@ -162,9 +174,8 @@ class RemlProblem:
                     for t, p in zip(self.terms[1:], parts[1:], strict=True)
                 ]
             )
-            a21 = np.einsum("mia,ab->mib", self._cd1, t1)
-            a21 = (lam.T @ a21.reshape(lam.shape[0], -1)).reshape(a21.shape)
-            l21 = np.einsum("mia,iba->mib", a21, w).reshape(lam.shape[0], -1)
+            a21 = (lam.T @ (self._cd1 @ t1).reshape(lam.shape[0], -1)).reshape(self._cd1.shape)
+            l21 = _times_transposed(a21, w).reshape(lam.shape[0], -1)
             s22 = lam.T @ self._cdd @ lam + np.eye(lam.shape[0]) - l21 @ l21.T
             l22 = np.linalg.cholesky(s22)
             s32 = (self._cdxy.T @ lam) - l31 @ l21.T
@@ -228,24 +239,13 @@ class RemlFit:
         return self.sigma**2 * t @ t.T
 
 
-def _projected_gradient(problem: RemlProblem, theta: np.ndarray) -> np.ndarray:
-    """Central-difference gradient of the deviance; components pushing a θ at its bound outward count 0."""
-    grad = approx_fprime(theta, problem.deviance, centered=True)
-    at_bound = (theta <= problem.lower_bounds() + 1e-10) & (grad > 0)
-    return np.where(at_bound, 0.0, grad)
-
-
-def fit_reml(problem: RemlProblem) -> RemlFit:
-    """Minimise the profiled REML deviance over θ (L-BFGS-B, bounded as lme4 bounds θ), then the df pieces.
-
-    Converged means the optimiser stopped at a point whose projected gradient is below 2·10⁻³ (lme4's
-    ``check.conv.grad`` tolerance) and the deviance could be evaluated there.
-    """
+def _minimise(problem: RemlProblem, start: np.ndarray) -> optimize.OptimizeResult:
+    """Bounded L-BFGS-B on the profiled deviance (θ's diagonal ≥ 0, as lme4 bounds it)."""
     bounds = [(lo if np.isfinite(lo) else None, None) for lo in problem.lower_bounds()]
     try:
-        res = optimize.minimize(
+        return optimize.minimize(
             problem.deviance,
-            problem.start(),
+            start,
             method="L-BFGS-B",
             jac="3-point",
             bounds=bounds,
@@ -253,11 +253,52 @@ def fit_reml(problem: RemlProblem) -> RemlFit:
         )
     except (np.linalg.LinAlgError, ValueError, FloatingPointError) as exc:
         raise FloatingPointError(f"the REML deviance could not be evaluated: {exc}") from exc
+
+
+def _converged(problem: RemlProblem, theta: np.ndarray) -> bool:
+    """lme4's gradient check (``check.conv.grad``, tolerance 0.002): the smaller of the gradient and the
+    gradient scaled by the Cholesky factor of the Hessian, per component, must stay below the tolerance.
+
+    The scaled gradient is the Newton step in the Hessian's metric: with 2,000 participants the deviance is
+    ~500,000 and its raw gradient at the optimum ~0.01 from rounding alone, while the scaled one is ~10⁻⁵.
+    Components at a bound whose gradient pushes outward do not count (the optimum is on the bound)."""
+    gradient = approx_fprime(theta, problem.deviance, centered=True)
+    free = ~((theta <= problem.lower_bounds() + 1e-10) & (gradient > 0))
+    gradient = gradient[free]
+    if not np.isfinite(gradient).all():
+        return False
+    if np.max(np.abs(gradient), initial=0.0) < CONVERGENCE_TOL:
+        return True
+    hessian = approx_hess3(theta, problem.deviance)[np.ix_(free, free)]
+    try:
+        scaled = np.linalg.solve(np.linalg.cholesky(hessian).T, gradient)
+    except np.linalg.LinAlgError:  # not positive definite: not a minimum in the free directions
+        return False
+    return bool(np.max(np.minimum(np.abs(scaled), np.abs(gradient))) < CONVERGENCE_TOL)
+
+
+def fit_reml(problem: RemlProblem) -> RemlFit:
+    """:func:`_fit_reml` on one BLAS thread: the matrices are small (2×2 per participant, ~80×80 for cases),
+    and threads waiting on each other made each evaluation 18× slower on a busy 2-core machine."""
+    with threadpool_limits(1):
+        return _fit_reml(problem)
+
+
+def _fit_reml(problem: RemlProblem) -> RemlFit:
+    """Minimise the profiled REML deviance over θ (L-BFGS-B, bounded as lme4 bounds θ), then the df pieces.
+
+    Converged means the deviance is finite there and lme4's gradient check passes (:func:`_converged`),
+    at the first optimum or after one restart from it.
+    """
+    res = _minimise(problem, problem.start())
     theta = np.where(np.abs(res.x) < 1e-12, 0.0, res.x)
+    converged = bool(np.isfinite(res.fun)) and _converged(problem, theta)
+    if not converged:  # restart once from the point reached, as the R backend does (lme4's ?convergence)
+        res = _minimise(problem, theta)
+        theta = np.where(np.abs(res.x) < 1e-12, 0.0, res.x)
+        converged = bool(np.isfinite(res.fun)) and _converged(problem, theta)
     ev = problem.evaluate(theta)
     sigma = math.sqrt(ev.r2 / (problem.n - problem.p))
-    gradient = _projected_gradient(problem, theta)
-    converged = bool(np.isfinite(res.fun) and np.max(np.abs(gradient), initial=0.0) < 2e-3)
     diagonal = np.concatenate(
         [t.diagonal(p) for t, p in zip(problem.terms, problem.split(theta), strict=True)]
     )

@@ -28,9 +28,11 @@ def simulate(
     participant_sd: float = 0.8,
     participant_condition_sd: float = 0.3,
     items: int = 4,
+    item_rows: bool = False,
 ) -> pd.DataFrame:
-    """One row per participant × case: the mean of ``items`` Likert answers. Within designs rotate the
-    conditions over the cases (a Latin square), between designs give each participant one condition."""
+    """One row per participant × case: the mean of ``items`` Likert answers (``item_rows``: one row per
+    answer instead). Within designs rotate the conditions over the cases (a Latin square), between designs
+    give each participant one condition."""
     rng = np.random.default_rng(seed)
     k = len(conditions)
     shift = np.concatenate([[0.0], effects])
@@ -44,7 +46,8 @@ def simulate(
             arm = (p + c) % k if design == "within" else p % k
             latent = 4 + shift[arm] + p_int + p_cond[arm] + case_int[c] + case_cond[c, arm]
             answers = np.clip(np.round(latent + rng.normal(0, 1.0, items)), 1, 7)
-            rows.append((f"P{p + 1:03d}", f"C{c + 1:02d}", conditions[arm], position, answers.mean()))
+            row = (f"P{p + 1:03d}", f"C{c + 1:02d}", conditions[arm], position)
+            rows.extend([(*row, a) for a in answers] if item_rows else [(*row, answers.mean())])
     return pd.DataFrame(rows, columns=["participant", "case", "condition", "position", "y"])
 
 
