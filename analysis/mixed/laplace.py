@@ -64,9 +64,9 @@ def fit_ordinal(
     """Cumulative logit mixed model ``ORDINAL_FORMULA``: P(Y ≤ k) = logit⁻¹(θ_k − η), so a positive
     ``condition[b]`` means higher answers under b than under the baseline ``conditions[0]``.
 
-    The answer levels are the values observed (as R's ``factor(y)``). Raises :class:`MixedModelError` when the
-    data cannot support the model (see :func:`check_ordinal_frame`) or a condition's answers are separated from the
-    others' (its effect would be infinite)."""
+    The answer levels are the values observed (as R's ``factor(y)``). Raises :class:`MixedModelError` when
+    the data cannot support the model (see :func:`check_ordinal_frame`), e.g. a condition's answers separated
+    from the others' (its effect would be infinite)."""
     frame = check_ordinal_frame(frame, conditions, confidence)
     levels, y = np.unique(frame["y"].to_numpy(dtype=float), return_inverse=True)
     cond = _condition_codes(frame, conditions)

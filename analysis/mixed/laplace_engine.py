@@ -3,21 +3,23 @@ ordinal's ``clmm`` (default) compute it.
 
 The model: η = Xβ + Σ_r σ_r u_r[g_r(i)], u ~ N(0, I), rows with a family log-likelihood ℓᵢ(ηᵢ) and weights.
 For given (β, σ, family parameters) the random effects' mode û maximises ℓ(u) − ½|u|² (Newton steps with
-step halving, converged to machine precision so that finite differences of the result are smooth), and
+step halving, converged to machine precision so that the gradient below is exact to rounding), and
 
     log L ≈ ℓ(û) − ½|û|² − ½ log det H,   H = I + ΛZ'WZΛ,  W = diag(−∂²ℓᵢ/∂ηᵢ²).
 
-Structure, so that 2,000 participants × 20 cases cost milliseconds per evaluation: the factor with the most
-levels (participants) is the "big" block of H, which is diagonal because each row has one participant; the
-other factors (cases, case × condition: tens to hundreds of levels) form a small dense block. H is solved and
-its determinant taken through the Schur complement M = S − B'D⁻¹B of the big diagonal block D, never a dense
-(P + m)² matrix. The outer problem maximises log L over (family parameters, β, σ) by BFGS on its exact
-gradient (:meth:`LaplaceObjective.value_and_gradient`: the implicit-function derivative of û and the
-derivative of log det H through the leverages zᵢ'H⁻¹zᵢ, all from the same blocks), then Newton steps on a
-Hessian from central differences of that gradient until the Newton decrement vanishes; its inverse gives the
-covariance of β (as clmm's and glmer's default ``vcov``, both
-numerical Hessians of the same Laplace likelihood). SDs are optimised on their own scale: the approximate
-likelihood is even in each σ, so a component whose best value is 0 reaches it without a bound.
+Structure, so that 2,000 participants × 20 cases cost a fraction of a second per evaluation: the factor
+with the most levels (participants) is the "big" block of H, which is diagonal because each row has one
+participant; the other factors (cases, case × condition: tens to hundreds of levels) form a small dense
+block. H is solved and its determinant taken through the Schur complement M = S − B'D⁻¹B of the big
+diagonal block D, never a dense (P + m)² matrix.
+
+The outer problem maximises log L over (family parameters, β, σ) by BFGS on its exact gradient
+(:meth:`LaplaceObjective.value_and_gradient`: the implicit-function derivative of û and the derivative of
+log det H through the leverages zᵢ'H⁻¹zᵢ, all from the same blocks), then Newton steps on a Hessian from
+central differences of that gradient until the Newton decrement vanishes; its inverse gives the covariance
+of β (as clmm's and glmer's default ``vcov``, both numerical Hessians of the same Laplace likelihood). SDs
+are optimised on their own scale: the approximate likelihood is even in each σ, so a component whose best
+value is 0 reaches it without a bound.
 """
 
 from __future__ import annotations
@@ -285,19 +287,19 @@ def _hessian(objective: LaplaceObjective, x: np.ndarray, free: np.ndarray) -> np
     return np.where(mask, hess, 0.0)
 
 
-def fit_laplace(family: Family, data: GlmmData, beta_start: np.ndarray | None = None) -> LaplaceFit:
+def fit_laplace(family: Family, data: GlmmData) -> LaplaceFit:
     """Maximise the Laplace log-likelihood; see the module docstring for the method.
 
     BLAS runs single-threaded here: the dense blocks are at most a few hundred wide, and a threaded BLAS's
     spin-waiting made a 40 × 40 solve 30 ms instead of 0.1 ms on a loaded two-core machine."""
     with threadpool_limits(limits=1, user_api="blas"):
-        return _fit_laplace(family, data, beta_start)
+        return _fit_laplace(family, data)
 
 
-def _fit_laplace(family: Family, data: GlmmData, beta_start: np.ndarray | None) -> LaplaceFit:
+def _fit_laplace(family: Family, data: GlmmData) -> LaplaceFit:
     objective = LaplaceObjective(family, data)
     extra0 = family.start(data.y, data.weights)
-    beta0 = np.zeros(objective.n_beta) if beta_start is None else beta_start
+    beta0 = np.zeros(objective.n_beta)
     n_sigma = objective.n_sigma
     total = float(data.weights.sum())
     all_free = np.ones(len(extra0) + len(beta0) + n_sigma, dtype=bool)
@@ -381,13 +383,17 @@ def _newton(
         if decrement < 1e-12:
             break
         scale = 1.0
-        while scale > 1e-6:
-            trial = x.copy()
-            trial[idx] += scale * step
-            if objective(trial) <= value:
-                x = trial
-                break
+        while objective(trial := _moved(x, idx, scale * step)) > value:
             scale /= 2
-        if np.abs(scale * step).max() > 1e-4:
+            if scale < 1e-6:  # no ascent along the Newton direction: as far as the numbers go
+                return x, hess, decrement
+        x = trial
+        if np.abs(scale * step).max() > 1e-4:  # moved far enough for the curvature to change
             hess = _hessian(objective, x, free)
     return x, hess, decrement
+
+
+def _moved(x: np.ndarray, idx: np.ndarray, step: np.ndarray) -> np.ndarray:
+    trial = x.copy()
+    trial[idx] += step
+    return trial
