@@ -157,11 +157,12 @@ def case_power(
     df = (ms_p + ms_q - ms_e) ** 2 / (ms_p**2 / df_p + ms_q**2 / df_q + ms_e**2 / (df_p * df_q))
     se = math.sqrt(variance)
     ncp = effect / se
-    if sided == "one-sided":
-        power = float(stats.nct.sf(stats.t.ppf(1 - alpha, df), df, ncp))
-    else:
-        crit = stats.t.ppf(1 - alpha / 2, df)
-        power = float(stats.nct.sf(crit, df, ncp) + stats.nct.cdf(-crit, df, ncp))
+    crit = stats.t.ppf(1 - alpha, df) if sided == "one-sided" else stats.t.ppf(1 - alpha / 2, df)
+    power = float(
+        stats.nct.sf(crit, df, ncp) + (0 if sided == "one-sided" else stats.nct.cdf(-crit, df, ncp))
+    )
+    if not math.isfinite(power):  # SciPy's noncentral t gives NaN far in its tails, where power is ≈ 0 or 1
+        power = float(stats.norm.sf(crit - abs(ncp)))
     return CasePower(participants, cases, effect, power, ncp, df, se)
 
 

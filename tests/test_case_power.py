@@ -80,3 +80,9 @@ def test_bad_inputs_are_named():
     with pytest.raises(ValueError, match="case_condition must be ≥ 0"):
         VarianceComponents(case_condition=-1)
     assert planned_formula("between") == "y ~ condition + (1 | participant) + (1 + condition | case)"
+
+
+def test_power_stays_a_number_far_in_the_noncentral_tails():
+    """SciPy's noncentral t returns NaN for large noncentrality; power there is 1 (results.json had null)."""
+    result = case_power(0.85, 240, 40, "within")
+    assert result.ncp > 12 and result.power == pytest.approx(1.0)
