@@ -109,6 +109,8 @@ def main() -> None:
     for design in args.designs.split(","):
         for sd in (float(v) for v in args.sds.split(",")):
             for effect, reps in ((0.0, args.reps), (args.effect, args.power_reps)):
+                if reps == 0:  # --reps 0 / --power-reps 0: that half of the table is run elsewhere
+                    continue
                 seed = [
                     args.seed,
                     design == "within",
