@@ -156,7 +156,9 @@ def hypotheses_table(results: dict) -> pd.DataFrame:
                 "t (df)": f"{num(h['statistic'])} ({document_mixed.df_text(h['df'])})",
                 "p": p_text(h["p"]),
                 f"p ({h['correction']})": p_text(h["p_adjusted"]),
-                f"Effect [{label}]": f"{num(es['value'])} {interval(es['ci'])}",
+                f"Effect [{label}]": document_mixed.estimate_text(h["mixed"])
+                if "mixed" in h
+                else f"{num(es['value'])} {interval(es['ci'])}",
                 "Rank test p": p_text(h["rank_test"]["p"]),
                 "Result": "supported" if h["supported"] else "not supported",
             }

@@ -8,11 +8,14 @@ follow as secondary analyses (:mod:`analysis.document`).
 from __future__ import annotations
 
 import html
+from functools import partial
 
 import pandas as pd
 
 from analysis.apa import ci, ci_label, interval, num, p_text, pval
 from analysis.casewise import component_sd
+
+escape = partial(html.escape, quote=False)  # data shown in both renderers; quotes stay readable in Markdown
 
 COMPONENT_LABEL = {
     "participant": "participant",
@@ -39,6 +42,16 @@ def df_text(df: float | None) -> str:
     return f"{df:.0f}" if float(df).is_integer() else f"{df:.2f}"
 
 
+def estimate_text(record: dict) -> str:
+    """A mixed-model hypothesis' estimate (scale points) with its interval; a one-sided interval is open on
+    one side (null in results.json)."""
+    low, high = record["ci"]
+    return (
+        f"{num(record['estimate'])} points {'(−∞' if low is None else '[' + num(low)}, "
+        f"{'∞)' if high is None else num(high) + ']'}"
+    )
+
+
 def has_mixed(results: dict) -> bool:
     return any("mixed" in block for block in results["constructs"].values())
 
@@ -52,10 +65,10 @@ def _components(mixed: dict) -> str:
 def linear_sentence(mixed: dict, confidence: float, k: int) -> str:
     """The primary test: estimate with CI, t(df), p (Holm), what was random, the fitted model and backend."""
     if "skipped" in mixed:
-        return f"Mixed model (primary) not fitted: {html.escape(mixed['skipped'])}."
+        return f"Mixed model (primary) not fitted: {escape(mixed['skipped'])}."
     if k == 2:
         result = (
-            f"difference ({html.escape(mixed['b'])} − {html.escape(mixed['a'])}) = {num(mixed['estimate'])}, "
+            f"difference ({escape(mixed['b'])} − {escape(mixed['a'])}) = {num(mixed['estimate'])}, "
             f"*SE* = {num(mixed['se'])}, {ci(mixed['ci'], confidence)}, *t*({df_text(mixed['df'])}) = "
             f"{num(mixed['statistic'])}, {pval(mixed['p'])} (Holm-adjusted {pval(mixed.get('p_holm'))})"
         )
@@ -67,7 +80,7 @@ def linear_sentence(mixed: dict, confidence: float, k: int) -> str:
             "pairs in the table below"
         )
     simplified = (
-        f" Simplified from the maximal model: {html.escape('; '.join(mixed['simplified']))}."
+        f" Simplified from the maximal model: {escape('; '.join(mixed['simplified']))}."
         if mixed.get("simplified")
         else ""
     )
@@ -79,10 +92,10 @@ def linear_sentence(mixed: dict, confidence: float, k: int) -> str:
         else ""
     )
     return (
-        f"Linear mixed model (primary; random: {html.escape(mixed['random'])}): {result}. Model "
-        f"`{html.escape(mixed['formula'])}`, {mixed['n_obs']} trials of {mixed['n_participants']} participants "
-        f"× {mixed['n_cases']} cases; SDs {_components(mixed)}; {html.escape(mixed['df_method'])} df; backend "
-        f"{html.escape(mixed['backend'])}.{simplified}{singular}{position}"
+        f"Linear mixed model (primary; random: {escape(mixed['random'])}): {result}. Model "
+        f"`{escape(mixed['formula'])}`, {mixed['n_obs']} trials of {mixed['n_participants']} participants "
+        f"× {mixed['n_cases']} cases; SDs {_components(mixed)}; {escape(mixed['df_method'])} df; backend "
+        f"{escape(mixed['backend'])}.{simplified}{singular}{position}"
     )
 
 
@@ -91,7 +104,7 @@ def ordinal_sentence(ordinal: dict | None, confidence: float, k: int) -> str | N
     if not ordinal:
         return None
     if "skipped" in ordinal:
-        return f"Cumulative link mixed model not fitted: {html.escape(ordinal['skipped'])}."
+        return f"Cumulative link mixed model not fitted: {escape(ordinal['skipped'])}."
     if k == 2:
         result = (
             f"log-odds {num(ordinal['estimate'])}, {ci(ordinal['ci'], confidence)}, "
@@ -102,7 +115,7 @@ def ordinal_sentence(ordinal: dict | None, confidence: float, k: int) -> str | N
         result = f"χ²({num(omnibus['df1'])}) = {num(omnibus['statistic'])}, {pval(omnibus['p'])}"
     return (
         f"Cumulative link mixed model on the per-case answers (ordinal companion): {result}; model "
-        f"`{html.escape(ordinal['formula'])}`, SDs {_components(ordinal)}."
+        f"`{escape(ordinal['formula'])}`, SDs {_components(ordinal)}."
     )
 
 
@@ -184,7 +197,7 @@ def cases_blocks(cases: dict) -> list[tuple[str, object]]:
             f"Power of the mixed model's test (two-sided, α = {cases['alpha']:.3g}) by participants and cases "
             f"(Westfall, Kenny & Judd 2014) for *d* = {num(cases['effect_d'])} — the effect over the SD of a "
             f"single answer, here {num(cases['effect_points'])} scale points — with variance components (SDs) "
-            f"{shown} ({html.escape(cases['source'])}). Case × condition variation does not average out over "
+            f"{shown} ({escape(cases['source'])}). Case × condition variation does not average out over "
             "participants: past a point, more cases raise power and more participants barely do.",
         ),
         ("table", cases_table(cases)),

@@ -25,7 +25,8 @@ from analysis.document import (
 
 
 def _md_table(frame: pd.DataFrame) -> str:
-    cells = frame.astype(object).where(frame.notna(), "–").astype(str)
+    # a "|" inside a cell (lme4 formulas) would end it: GitHub-flavoured Markdown reads "\|" as the character
+    cells = frame.astype(object).where(frame.notna(), "–").astype(str).map(lambda c: c.replace("|", "\\|"))
     header = "| " + " | ".join(map(str, frame.columns)) + " |"
     rule = "|" + "---|" * len(frame.columns)
     return "\n".join([header, rule, *("| " + " | ".join(row) + " |" for row in cells.to_numpy())])
