@@ -7,6 +7,8 @@ import math
 
 TEST_SYMBOL = {"paired t-test": "t", "Welch t-test": "t", "Wilcoxon signed-rank": "V", "Mann-Whitney U": "U"}
 EFFECT_SYMBOL = {"d_z": "*d*<sub>z</sub>", "hedges_g": "*g*", "rank_biserial": "*r*<sub>rb</sub>"}
+EFFECT_NAME = {"d_z": "d_z", "hedges_g": "Hedges' g", "rank_biserial": "rank-biserial r"}
+"""Plain-text names of the effect-size measures, for table headers (every effect column names its measure)."""
 
 
 def num(x: float | None, digits: int = 2) -> str:
@@ -54,3 +56,27 @@ def ci(bounds: list[float | None] | None, confidence: float, digits: int = 2, fm
 
 def signed_pct(x: float | None) -> str:
     return "–" if x is None else f"{x:+.1f} %"
+
+
+def bf_text(bf: float | None) -> str:
+    """A Bayes factor: two decimals between .01 and 1000, else scientific (``3.1 × 10^4``, as Markdown/HTML)."""
+    if bf is None or math.isnan(bf):
+        return "–"
+    if math.isinf(bf):
+        return "> 10<sup>308</sup>"
+    if 0.01 <= bf < 1000:
+        return num(bf)
+    mantissa, exponent = f"{bf:.1e}".split("e")
+    return f"{mantissa} × 10<sup>{int(exponent)}</sup>"
+
+
+def bf_clause(record: dict | None) -> str:
+    """``BF<sub>10</sub> = 3.20`` from a ``bayes_factor`` record (empty without one)."""
+    return "" if not record else f"BF<sub>10</sub> = {bf_text(record['value'])}"
+
+
+def bf_cell(bf: float | None) -> str:
+    """A Bayes factor in a table cell (plain text, also for LaTeX): ``3.20``, ``3.1e+04``."""
+    if bf is None or math.isnan(bf):
+        return "–"
+    return num(bf) if 0.01 <= bf < 1000 else f"{bf:.1e}"

@@ -7,13 +7,17 @@ LaTeX tables come from the same table functions.
 from __future__ import annotations
 
 import html
+from functools import partial
 
 import pandas as pd
 
-from analysis import document_arms, document_mixed
+from analysis import document_arms, document_mixed, document_standards
 from analysis.apa import (
+    EFFECT_NAME,
     EFFECT_SYMBOL,
     TEST_SYMBOL,
+    bf_cell,
+    bf_clause,
     bounded,
     ci,
     ci_label,
@@ -24,6 +28,8 @@ from analysis.apa import (
     signed_pct,
 )
 from analysis.document_reliance import engagement_blocks, reliance_blocks
+from analysis.labels import condition_label, item_label, stage_label
+from analysis.ratings_model import SOURCE_TEXT
 
 Block = tuple[str, object]  # ("h1"|"h2"|"h3"|"p"|"ul", str | list[str]) or ("table", DataFrame)
 
@@ -41,7 +47,8 @@ def parametric_sentence(block: dict, confidence: float) -> str:
         f"(visual − baseline) = {num(par['mean_diff'])}, {ci(par['ci'], confidence)}; {EFFECT_SYMBOL[es['name']]} = "
         f"{num(es['value'])}, {ci(es['ci'], confidence)}; relative change of means "
         f"{signed_pct(block['relative_change_pct'])}"
-        f" (POMP difference {num(pomp, 1)} points)."
+        f" (POMP difference {num(pomp, 1)} points)"
+        + (f"; {bf_clause(par['bayes_factor'])}." if par.get("bayes_factor") else ".")
     )
 
 
@@ -54,10 +61,11 @@ def nonparametric_sentence(block: dict) -> str:
     )
 
 
-def descriptive_sentence(name: str, block: dict, baseline: str, visual: str) -> str:
+def descriptive_sentence(name: str, block: dict, baseline: str, visual: str, results: dict) -> str:
     desc = block["descriptives"]
     parts = [
-        f"{html.escape(c)} (*M* = {num(desc[c]['mean'])}, *SD* = {num(desc[c]['sd'])}, *n* = {desc[c]['n']})"
+        f"{html.escape(condition_label(results, c))} (*M* = {num(desc[c]['mean'])}, *SD* = {num(desc[c]['sd'])}, "
+        f"*n* = {desc[c]['n']})"
         for c in (visual, baseline)
         if c in desc
     ]
@@ -122,7 +130,10 @@ def described_only_sentences(name: str, block: dict, confidence: float) -> list[
 
 def flow_table(results: dict) -> pd.DataFrame | None:
     flow = results.get("participant_flow")
-    return None if not flow else pd.DataFrame(flow).rename(columns={"stage": "Stage", "n": "n"})
+    if not flow:
+        return None
+    table = pd.DataFrame(flow).rename(columns={"stage": "Stage", "n": "n"})
+    return table.assign(Stage=table["Stage"].map(stage_label))
 
 
 def analysis_label(block: dict) -> str:
@@ -132,22 +143,46 @@ def analysis_label(block: dict) -> str:
     return "exploratory"
 
 
+DIRECTION_TEXT = {"greater": "greater", "less": "less", "two_sided": "two-sided"}
+
+
+def direction_text(h: dict) -> str:
+    """The declared direction; equivalence and non-inferiority with their bounds in construct-score points."""
+    if h["direction"] == "equivalent":
+        return f"equivalent (±{num(h['sesoi'])})"
+    if h["direction"] == "non_inferior":
+        return f"non-inferior (margin {num(h['sesoi'])})"
+    return DIRECTION_TEXT[h["direction"]]
+
+
+def verdict(h: dict) -> str:
+    """'supported' / 'not supported'; for TOST hypotheses what was shown: 'equivalent within ±Δ' or not."""
+    if "skipped" in h:
+        return f"not tested: {h['skipped']}"
+    if h["direction"] == "equivalent":
+        return f"equivalent within ±{num(h['sesoi'])}" if h["supported"] else "not shown equivalent"
+    if h["direction"] == "non_inferior":
+        return f"non-inferior (margin {num(h['sesoi'])})" if h["supported"] else "not shown non-inferior"
+    return "supported" if h["supported"] else "not supported"
+
+
 def hypotheses_table(results: dict) -> pd.DataFrame:
-    """One row per preregistered hypothesis: comparison, direction, test, corrected p, effect, verdict."""
-    label = ci_label(results["confidence"])
+    """One row per preregistered hypothesis: comparison, direction, test, corrected p, difference and effect
+    with the interval that matches the test (1 − 2α for one-sided and TOST tests), BF10, verdict."""
     rows = []
     for h in results["hypotheses"]:
         row = {
             "Hypothesis": h["hypothesis"],
             "Construct": h["construct"],
-            "Comparison": f"{h['first']} vs {h['second']}",
-            "Direction": h["direction"].replace("_", "-"),
+            "Comparison": f"{condition_label(results, h['first'])} vs {condition_label(results, h['second'])}",
+            "Direction": direction_text(h),
             "α": bounded(h["alpha"]),
         }
         if "skipped" in h:
-            rows.append({**row, "Result": f"not tested: {h['skipped']}"})
+            rows.append({**row, "Result": verdict(h)})
             continue
         es = h["effect_size"]
+        rank = h.get("rank_test")
         rows.append(
             {
                 **row,
@@ -156,14 +191,33 @@ def hypotheses_table(results: dict) -> pd.DataFrame:
                 "t (df)": f"{num(h['statistic'])} ({document_mixed.df_text(h['df'])})",
                 "p": p_text(h["p"]),
                 f"p ({h['correction']})": p_text(h["p_adjusted"]),
-                f"Effect [{label}]": document_mixed.estimate_text(h["mixed"])
+                "CI": ci_label(h["ci_level"]),
+                "Diff. [CI]": f"{num(h['mixed']['estimate'])} {interval(h['mixed']['ci'])}"
                 if "mixed" in h
-                else f"{num(es['value'])} {interval(es['ci'])}",
-                "Rank test p": p_text(h["rank_test"]["p"]),
-                "Result": "supported" if h["supported"] else "not supported",
+                else f"{num(h['mean_diff'])} {interval(h['ci'])}",
+                f"{EFFECT_NAME[es['name']]} [CI]": f"{num(es['value'])} {interval(es['ci'])}",
+                "BF10": bf_cell(h["bayes_factor"]["value"]),
+                "Rank test p": p_text(rank["p"]) if rank else "–",
+                "Result": verdict(h),
             }
         )
     return pd.DataFrame(rows)
+
+
+def hypothesis_sentence(results: dict, h: dict) -> str:
+    """APA sentence of one tested hypothesis: test, p (and corrected p), difference and effect with the
+    matching interval, BF10, and what the test shows."""
+    es = h["effect_size"]
+    df = f"{h['df']:.0f}" if float(h["df"]).is_integer() else f"{h['df']:.2f}"
+    first, second = (_text(condition_label(results, h[k])) for k in ("first", "second"))
+    bound = " (the binding bound)" if h["direction"] == "equivalent" else ""
+    return (
+        f"{_text(h['hypothesis'])} ({_text(h['construct'])}, {first} vs {second}, {direction_text(h)}): "
+        f"{h['test']}, *t*({df}) = {num(h['statistic'])}{bound}, {pval(h['p'])} ({h['correction']}-adjusted "
+        f"{pval(h['p_adjusted'])}); difference = {num(h['mean_diff'])}, {ci(h['ci'], h['ci_level'])}; "
+        f"{EFFECT_SYMBOL[es['name']]} = {num(es['value'])}, {ci(es['ci'], h['ci_level'])}; "
+        f"{bf_clause(h['bayes_factor'])} — {verdict(h)}."
+    )
 
 
 def instruments_table(results: dict) -> pd.DataFrame:
@@ -183,8 +237,8 @@ def instruments_table(results: dict) -> pd.DataFrame:
                 "Instrument": block["name"] or block["instrument"],
                 "Items": f"{block['n_items']}/{block['n_items_published']}",
                 "Version": "adapted" if block["adapted"] else "as published",
-                f"{b} M (SD)": cell(b),
-                f"{v} M (SD)": cell(v),
+                f"{condition_label(results, b)} M (SD)": cell(b),
+                f"{condition_label(results, v)} M (SD)": cell(v),
                 "Range": f"{num(block['range'][0], 1)}–{num(block['range'][1], 1)}",
                 "α": bounded(alpha["value"]) if alpha else "–",
                 "Not scored": block["not_scored"],
@@ -206,14 +260,15 @@ def summary_table(results: dict) -> pd.DataFrame:
             {
                 "Construct": name,
                 "Analysis": analysis_label(block),
-                f"{b} M (SD)": f"{num(d[b]['mean'])} ({num(d[b]['sd'])})",
-                f"{v} M (SD)": f"{num(d[v]['mean'])} ({num(d[v]['sd'])})",
+                f"{condition_label(results, b)} M (SD)": f"{num(d[b]['mean'])} ({num(d[b]['sd'])})",
+                f"{condition_label(results, v)} M (SD)": f"{num(d[v]['mean'])} ({num(d[v]['sd'])})",
                 f"Diff. [{label}]": f"{num(par['mean_diff'])} {interval(par['ci'])}",
                 "Rel. change": signed_pct(block["relative_change_pct"]),
                 "POMP diff.": num(block["pomp"]["diff"], 1),
                 "t (df)": f"{num(par['statistic'])} ({par['df']:.1f})",
                 "p (Holm)": p_text(par.get("p_holm")),
-                f"Effect [{label}]": f"{num(es['value'])} {interval(es['ci'])}",
+                f"{EFFECT_NAME[es['name']]} [{label}]": f"{num(es['value'])} {interval(es['ci'])}",
+                "BF10": bf_cell((par.get("bayes_factor") or {}).get("value")),
                 "α": bounded(block.get("alpha")),
             }
         )
@@ -227,7 +282,7 @@ def ratings_table(results: dict) -> pd.DataFrame:
         icc = rec.get("icc") or {}
         rows.append(
             {
-                "Item": item,
+                "Item": item_label(results.get("labels"), item, rating=True),
                 f"Positive [{label}]": f"{bounded(rec['proportion_positive'])} "
                 f"{interval(rec['proportion_positive_ci'], fmt=bounded)}",
                 "% agree": f"{100 * rec['percent_agreement']:.1f}"
@@ -244,12 +299,12 @@ def ratings_table(results: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def trust_table(records: list[dict], confidence: float) -> pd.DataFrame:
+def trust_table(records: list[dict], confidence: float, results: dict) -> pd.DataFrame:
     """Trust-calibration cells with rounded numbers (proportions get their Wilson CI)."""
     rows = []
     for rec in records:
         row = {
-            "Condition": rec["condition"],
+            "Condition": condition_label(results, rec["condition"]),
             "AI correct": "yes" if rec["ai_correct"] else "no",
             "Participants": rec["n_participants"],
             "Answers": rec["n_answers"],
@@ -269,6 +324,7 @@ def document(results: dict) -> list[Block]:
         *plan_blocks(results),
         *flow_blocks(results),
         *construct_blocks(results),
+        *document_standards.standards_blocks(results),
         *instrument_report_blocks(results),
         *trust_blocks(results),
         *reliance_blocks(results),
@@ -282,15 +338,17 @@ def document(results: dict) -> list[Block]:
 def header_blocks(results: dict) -> list[Block]:
     b, v = results["baseline"], results["visual"]
     if "conditions" in results:
-        others = ", ".join(html.escape(c) for c in results["conditions"] if c != b)
+        others = ", ".join(html.escape(condition_label(results, c)) for c in results["conditions"] if c != b)
         design = (
-            f"Design: {results['design']}-subjects; baseline condition {html.escape(b)}, compared with "
+            f"Design: {results['design']}-subjects; baseline condition {html.escape(condition_label(results, b))}, "
+            "compared with "
             f"{others}. Differences are condition − baseline. Generated by {results['tool']}."
         )
     else:
         design = (
-            f"Design: {results['design']}-subjects; baseline condition {html.escape(b)}, visual condition "
-            f"{html.escape(v)}. All differences are visual − baseline. Generated by {results['tool']}."
+            f"Design: {results['design']}-subjects; baseline condition {html.escape(condition_label(results, b))}, "
+            f"visual condition {html.escape(condition_label(results, v))}. All differences are visual − baseline. "
+            f"Generated by {results['tool']}."
         )
     blocks: list[Block] = [("h1", "Study analysis report"), ("p", design)]
     if results["warnings"]:
@@ -300,6 +358,16 @@ def header_blocks(results: dict) -> list[Block]:
 
 def flow_blocks(results: dict) -> list[Block]:
     flow = flow_table(results)
+    by_arm = document_standards.flow_by_arm_table(results)
+    if by_arm is not None:
+        return [
+            ("h2", "Participant flow"),
+            (
+                "p",
+                "Per arm (CONSORT 2010): a participant excluded for two reasons counts under both reasons.",
+            ),
+            ("table", by_arm),
+        ]
     if flow is not None:
         return [("h2", "Participant flow"), ("table", flow)]
     return [
@@ -314,6 +382,8 @@ def flow_blocks(results: dict) -> list[Block]:
 
 def construct_blocks(results: dict) -> list[Block]:
     """The summary table, then each confirmatory construct's sentences."""
+    if results.get("n_analysed") == 0:
+        return [("h2", "Comparisons per construct"), ("p", no_participants_text(results))]
     if not results["constructs"]:
         return []
     if "conditions" in results:
@@ -344,7 +414,7 @@ def construct_blocks(results: dict) -> list[Block]:
                 blocks.append(("ul", document_mixed.construct_sentences(block, level, 2)))
             continue
         sentences = [
-            descriptive_sentence(name, block, b, v),
+            descriptive_sentence(name, block, b, v, results),
             *document_mixed.construct_sentences(block, level, 2),
             *(["Secondary (participant means):"] if "mixed" in block else []),
             parametric_sentence(block, level),
@@ -364,9 +434,25 @@ def _mixed_lead(results: dict) -> list[Block]:
     return [("p", document_mixed.METHODS), ("table", document_mixed.mixed_table(results))]
 
 
+def no_participants_text(results: dict) -> str:
+    """What a report says when every participant was excluded: exactly that, and why."""
+    flow = {r["stage"]: r["n"] for r in results.get("participant_flow") or []}
+    if flow.get("excluded"):
+        reasons = "; ".join(
+            f"{stage_label(s).partition(': ')[2]}: {n}" for s, n in flow.items() if s.startswith("excluded: ")
+        )
+        return (
+            f"No participant was analysed: all {flow['excluded']} participants were excluded by the "
+            f"protocol's rules ({reasons}), so no construct could be tested. The sensitivity analysis below "
+            "shows the tests without the exclusions."
+        )
+    return "No participant was analysed: the responses hold no answers in the compared conditions."
+
+
 def multi_arm_construct_blocks(results: dict) -> list[Block]:
     """k > 2 conditions: the omnibus summary table, then per construct its sentences and pairwise table."""
     level, conditions = results["confidence"], results["conditions"]
+    names = partial(condition_label, results)
     blocks: list[Block] = [
         ("h2", "Confirmatory comparisons"),
         *_mixed_lead(results),
@@ -383,19 +469,34 @@ def multi_arm_construct_blocks(results: dict) -> list[Block]:
             continue
         sentences = [
             *document_mixed.construct_sentences(block, level, len(conditions)),
-            *document_arms.construct_sentences(block, conditions, level),
+            *document_arms.construct_sentences(block, conditions, level, names),
             reliability_sentence(block, level),
         ]
         blocks.append(("ul", [s for s in sentences if s]))
         if "pairwise" in block.get("mixed", {}):
             blocks.append(("table", document_mixed.pairwise_table(block["mixed"], level)))
-        blocks.append(("table", document_arms.pairwise_table(block, level)))
+        blocks.append(("table", document_arms.pairwise_table(block, level, names)))
     return blocks
 
 
 def _text(value: str) -> str:
     """Data shown in both renderers: HTML-escaped, quotes kept readable in the Markdown."""
     return html.escape(value, quote=False)
+
+
+BF_METHOD = (
+    "JZS prior, Cauchy scale r = √2/2 (Rouder et al. 2009); paired data: one-sample t of the differences; "
+    "two samples: Student's t"
+)
+
+
+def hypotheses_heading(plan: dict) -> str:
+    """'… of the preregistered hypotheses' only when the plan is the preregistered one and nothing deviates."""
+    if plan["status"] == "as preregistered" and not plan["deviations"]:
+        return "Confirmatory tests of the preregistered hypotheses"
+    if plan["status"] == "not preregistered":
+        return "Tests of the declared (not preregistered) hypotheses"
+    return "Tests of the declared hypotheses (see the deviations from the plan above)"
 
 
 def plan_blocks(results: dict) -> list[Block]:
@@ -422,15 +523,21 @@ def plan_blocks(results: dict) -> list[Block]:
     elif plan["status"] == "as preregistered":
         blocks.append(("p", "No deviations from the plan."))
     if results["hypotheses"]:
+        tested = [h for h in results["hypotheses"] if "skipped" not in h]
         blocks += [
-            ("h3", "Confirmatory tests of the preregistered hypotheses"),
+            ("h3", hypotheses_heading(plan)),
             (
                 "p",
                 "Each hypothesis is tested in its declared direction (one-sided unless two-sided was declared), "
                 "corrected across the hypotheses as declared; the rank-based test runs in the same direction "
-                "as a check. Effects are first − second condition.",
+                "as a check. Equivalence and non-inferiority hypotheses are tested by two one-sided tests "
+                "(TOST; Lakens 2017) against their smallest effect size of interest in construct-score points. "
+                "One-sided and TOST tests come with the (1 − 2α) interval, whose bound on the tested side is "
+                "the one-sided (1 − α) bound; two-sided tests with the report's interval. BF<sub>10</sub> is the "
+                f"two-sided default Bayes factor ({BF_METHOD}). Effects are first − second condition.",
             ),
             ("table", hypotheses_table(results)),
+            *([("ul", [hypothesis_sentence(results, h) for h in tested])] if tested else []),
             (
                 "p",
                 "Everything else in this report — the other constructs, the two-sided comparisons below, trust "
@@ -466,7 +573,8 @@ def instrument_report_blocks(results: dict) -> list[Block]:
             for condition, place in norms["by_condition"].items():
                 adjective = f", adjective “{place['adjective']}”" if place["adjective"] else ""
                 lines.append(
-                    f"{_text(condition)}: mean {num(place['score'], 1)} — grade {place['grade']}{adjective}, "
+                    f"{_text(condition_label(results, condition))}: mean {num(place['score'], 1)} — grade "
+                    f"{place['grade']}{adjective}, "
                     f"percentile {num(place['percentile'], 0)}."
                 )
             lines.append(
@@ -483,20 +591,21 @@ def trust_blocks(results: dict) -> list[Block]:
     if not trust:
         return []
     level = results["confidence"]
+    names = partial(condition_label, results)
     blocks: list[Block] = [("h2", "Trust calibration (AI correct vs deliberately wrong cases)")]
     for key, label in (("agreement_with_ai", "Agreement with the AI"), ("trust", "Trust")):
         if trust[key]:
             blocks += [
                 ("p", f"{label} per condition and AI correctness (means of participant means):"),
-                ("table", trust_table(trust[key], level)),
+                ("table", trust_table(trust[key], level, results)),
             ]
     if "conditions" in results:
         sentences = [
             *document_arms.trust_sentences(
-                "Over-reliance (agreement with wrong AI)", trust["over_reliance"] or {}, level
+                "Over-reliance (agreement with wrong AI)", trust["over_reliance"] or {}, level, names
             ),
             *document_arms.trust_sentences(
-                "Trust calibration gap (correct − wrong cases)", trust["trust_gap"] or {}, level
+                "Trust calibration gap (correct − wrong cases)", trust["trust_gap"] or {}, level, names
             ),
         ]
     else:
@@ -518,7 +627,7 @@ def interaction_blocks(results: dict) -> list[Block]:
         return []
     rows = [
         {
-            "condition": condition,
+            "condition": condition_label(results, condition),
             "participants": rec["participants"],
             "questions": rec["questions"],
             "questions per participant": round(rec["questions_per_participant"], 2),
@@ -553,12 +662,14 @@ def rating_blocks(results: dict) -> list[Block]:
         ),
         ("table", ratings_table(results)),
         *kind_blocks(results),
+        *document_standards.source_model_blocks(results),
     ]
     for item, rec in results["ratings"].items():
         blocks.append(
             (
                 "p",
-                f"{html.escape(item)}: prevalence {bounded(rec['prevalence'])} ({rec['positive_rule']}), "
+                f"{html.escape(item_label(results.get('labels'), item, rating=True))}: prevalence "
+                f"{bounded(rec['prevalence'])} ({rec['positive_rule']}), "
                 f"Fleiss' κ = {bounded(rec['fleiss_kappa'])}, "
                 f"{ci(rec['ci'].get('fleiss_kappa'), level, fmt=bounded)}; "
                 f"Gwet's AC1 = {bounded(rec['gwet_ac1'])}, "
@@ -573,7 +684,8 @@ def kind_blocks(results: dict) -> list[Block]:
     """Positive ratings per kind of image (generated, retrieved real, case photo), when the task mixed them."""
     label = ci_label(results["confidence"])
     rows = [
-        {"Item": item, "Image kind": kind, "n": cell["n"],
+        {"Item": item_label(results.get("labels"), item, rating=True), "Image kind": SOURCE_TEXT.get(kind, kind),
+         "n": cell["n"],
          f"Positive [Wilson {label}]": f"{bounded(cell['proportion'])} {interval(cell['ci'], fmt=bounded)}"}
         for item, rec in results["ratings"].items()
         for kind, cell in (rec.get("proportion_positive_by_image_kind") or {}).items()
@@ -593,10 +705,14 @@ def closed_loop_blocks(results: dict) -> list[Block]:
     if not record:
         return []
     title = ("h3", "Experts and the closed-loop check")
+    item = html.escape(item_label(results.get("labels"), record["item"], rating=True))
     if "skipped" in record:
         return [
             title,
-            ("p", f"{html.escape(record['item'])}: not compared ({html.escape(record['skipped'])})."),
+            (
+                "p",
+                f"{item}: not compared ({html.escape(record['skipped'])}).",
+            ),
         ]
     level = results["confidence"]
     rows = [
@@ -609,12 +725,19 @@ def closed_loop_blocks(results: dict) -> list[Block]:
         title,
         (
             "p",
-            f"Each rating of *{html.escape(record['item'])}* ({record['relevant_rule']} counts as relevant) paired "
+            f"Each rating of *{item}* ({record['relevant_rule']} counts as relevant) paired "
             "with the diagnoser's verdict on the same image (`skingen bundle build --evaluate`); intervals from a "
             f"bootstrap over images. {record['text']}",
         ),
         *([("table", pd.DataFrame(rows))] if rows else []),
     ]
+
+
+def _participants_counted(record: dict) -> str:
+    """What n counts: every participant (within: each in every condition; between: n/k per arm)."""
+    if record["design"] == "within":
+        return "participants in total (within-subjects: each in every condition)"
+    return f"participants in total (between-subjects: {record['n'] / record.get('k', 2):g} per arm)"
 
 
 def power_blocks(results: dict) -> list[Block]:
@@ -623,16 +746,18 @@ def power_blocks(results: dict) -> list[Block]:
     if power.get("sensitivity"):
         s = power["sensitivity"]
         items.append(
-            f"Sensitivity: with *n* = {s['n']} ({s['design']}), a two-sided test at α = "
+            f"Sensitivity: with *n* = {s['n']} {_participants_counted(s)}, a two-sided test at α = "
             f"{bounded(s['alpha'])} has {s['power']:.0%} power for "
             f"{EFFECT_SYMBOL.get(s['effect_name'], '*d*')} ≥ "
             f"{num(s['min_effect'])}."
         )
     if power.get("a_priori"):
         a = power["a_priori"]
+        symbol = "*d*<sub>z</sub>" if a["design"] == "within" else "*d*"
+        per = "pairs" if a["design"] == "within" else "per arm"
         items.append(
-            f"A priori: detecting an effect of {num(a['effect'])} with {a['power']:.0%} power needs "
-            f"{a['n_total']} participants ({a['design']}; exact {a['n_exact']:.2f} per group)."
+            f"A priori: detecting {symbol} = {num(a['effect'])} with {a['power']:.0%} power needs "
+            f"{a['n_total']} participants in total ({a['design']}-subjects; exact {a['n_exact']:.2f} {per})."
         )
     if power.get("simulation"):
         sim = power["simulation"]

@@ -7,10 +7,24 @@ reach this module, so they read exactly as before.
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 
 import pandas as pd
 
-from analysis.apa import EFFECT_SYMBOL, bounded, ci, ci_label, interval, num, p_text, pval
+from analysis.apa import (
+    EFFECT_NAME,
+    EFFECT_SYMBOL,
+    bf_cell,
+    bf_clause,
+    bounded,
+    ci,
+    ci_label,
+    interval,
+    num,
+    p_text,
+    pval,
+)
+from analysis.labels import condition_label
 
 OMNIBUS_SYMBOL = {
     "omega_squared": "ω²",
@@ -51,7 +65,12 @@ def summary_table(results: dict) -> pd.DataFrame:
         par, d = block["omnibus"]["parametric"], block["descriptives"]
         es = par["effect_size"]
         row = {"Construct": name}
-        row.update({f"{c} M (SD)": f"{num(d[c]['mean'])} ({num(d[c]['sd'])})" for c in results["conditions"]})
+        row.update(
+            {
+                f"{condition_label(results, c)} M (SD)": f"{num(d[c]['mean'])} ({num(d[c]['sd'])})"
+                for c in results["conditions"]
+            }
+        )
         row["F (df)"] = _omnibus_text(par)
         row["p (Holm)"] = p_text(par.get("p_holm"))
         row[OMNIBUS_SYMBOL[es["name"]]] = num(es["value"])
@@ -60,8 +79,9 @@ def summary_table(results: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def pairwise_table(block: dict, confidence: float) -> pd.DataFrame:
-    """Every pair of both families: difference with CI, test, p and Holm p, effect size with CI."""
+def pairwise_table(block: dict, confidence: float, name: Callable[[str], str]) -> pd.DataFrame:
+    """Every pair of both families (conditions by their labels): difference with CI, test, p and Holm p,
+    effect size with CI, BF10."""
     label = ci_label(confidence)
     rows = []
     for family, records in block["pairwise"].items():
@@ -70,11 +90,12 @@ def pairwise_table(block: dict, confidence: float) -> pd.DataFrame:
             es = par["effect_size"]
             row = {
                 "Family": FAMILY_LABEL[family],
-                "Pair": f"{rec['a']} → {rec['b']}",
+                "Pair": f"{name(rec['a'])} → {name(rec['b'])}",
                 f"Diff. [{label}]": f"{num(par['mean_diff'])} {interval(par['ci'])}",
                 "t (df)": f"{num(par['statistic'])} ({par['df']:.1f})",
                 "p (Holm)": p_text(par["p_holm"]),
-                f"Effect [{label}]": f"{num(es['value'])} {interval(es['ci'])}",
+                f"{EFFECT_NAME[es['name']]} [{label}]": f"{num(es['value'])} {interval(es['ci'])}",
+                "BF10": bf_cell((par.get("bayes_factor") or {}).get("value")),
                 "rank p (Holm)": p_text(rank["p_holm"]),
             }
             if "games_howell" in rec:
@@ -83,10 +104,14 @@ def pairwise_table(block: dict, confidence: float) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def construct_sentences(block: dict, conditions: list[str], confidence: float) -> list[str]:
+def construct_sentences(
+    block: dict, conditions: list[str], confidence: float, name: Callable[[str], str]
+) -> list[str]:
+    """Descriptives, the omnibus tests, every condition vs the baseline (with BF10) and the ordinal model;
+    conditions by their labels (``name``)."""
     desc = block["descriptives"]
     means = "; ".join(
-        f"{html.escape(c)} (*M* = {num(desc[c]['mean'])}, *SD* = {num(desc[c]['sd'])}, *n* = {desc[c]['n']})"
+        f"{html.escape(name(c))} (*M* = {num(desc[c]['mean'])}, *SD* = {num(desc[c]['sd'])}, *n* = {desc[c]['n']})"
         for c in conditions
         if c in desc
     )
@@ -101,9 +126,10 @@ def construct_sentences(block: dict, conditions: list[str], confidence: float) -
         par = rec["parametric"]
         es = par["effect_size"]
         out.append(
-            f"{html.escape(rec['b'])} − {html.escape(rec['a'])} = {num(par['mean_diff'])}, "
+            f"{html.escape(name(rec['b']))} − {html.escape(name(rec['a']))} = {num(par['mean_diff'])}, "
             f"{ci(par['ci'], confidence)}; {EFFECT_SYMBOL[es['name']]} = {num(es['value'])}, "
-            f"{ci(es['ci'], confidence)}; Holm-adjusted {pval(par['p_holm'])}."
+            f"{ci(es['ci'], confidence)}; Holm-adjusted {pval(par['p_holm'])}"
+            + (f"; {bf_clause(par['bayes_factor'])}." if par.get("bayes_factor") else ".")
         )
     ordinal = block.get("ordinal") or {}
     if "wald" in ordinal:
@@ -112,7 +138,7 @@ def construct_sentences(block: dict, conditions: list[str], confidence: float) -
             f"Ordinal model (proportional-odds logit, condition as a factor): Wald χ²({w['df']:.0f}) = "
             f"{num(w['statistic'])}, {pval(w['p'])}; "
             + "; ".join(
-                f"OR {html.escape(t['condition'])} vs baseline = {num(t['odds_ratio'])}, "
+                f"OR {html.escape(name(t['condition']))} vs baseline = {num(t['odds_ratio'])}, "
                 f"{ci(t['odds_ratio_ci'], confidence)}"
                 for t in ordinal["terms"]
             )
@@ -121,7 +147,9 @@ def construct_sentences(block: dict, conditions: list[str], confidence: float) -
     return out
 
 
-def trust_sentences(label: str, records: dict[str, dict | None], confidence: float) -> list[str]:
+def trust_sentences(
+    label: str, records: dict[str, dict | None], confidence: float, name: Callable[[str], str]
+) -> list[str]:
     """One sentence per condition's comparison with the baseline on a trust-calibration measure."""
     out = []
     for condition, res in records.items():
@@ -130,7 +158,7 @@ def trust_sentences(label: str, records: dict[str, dict | None], confidence: flo
         es = res["effect_size"]
         df = f"{res['df']:.0f}" if float(res["df"]).is_integer() else f"{res['df']:.2f}"
         out.append(
-            f"{label}, {html.escape(condition)} vs baseline: *t*({df}) = {num(res['statistic'])}, "
+            f"{label}, {html.escape(name(condition))} vs baseline: *t*({df}) = {num(res['statistic'])}, "
             f"{pval(res['p'])}, difference = {num(res['mean_diff'])}, {ci(res['ci'], confidence)}, "
             f"{EFFECT_SYMBOL[es['name']]} = {num(es['value'])}."
         )

@@ -42,16 +42,6 @@ def df_text(df: float | None) -> str:
     return f"{df:.0f}" if float(df).is_integer() else f"{df:.2f}"
 
 
-def estimate_text(record: dict) -> str:
-    """A mixed-model hypothesis' estimate (scale points) with its interval; a one-sided interval is open on
-    one side (null in results.json)."""
-    low, high = record["ci"]
-    return (
-        f"{num(record['estimate'])} points {'(−∞' if low is None else '[' + num(low)}, "
-        f"{'∞)' if high is None else num(high) + ']'}"
-    )
-
-
 def has_mixed(results: dict) -> bool:
     return any("mixed" in block for block in results["constructs"].values())
 

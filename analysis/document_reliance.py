@@ -11,6 +11,9 @@ import html
 import pandas as pd
 
 from analysis.apa import ci_label, interval, num, pval
+from analysis.document_standards import arm_name
+from analysis.labels import item_label
+from analysis.ratings_model import SOURCE_TEXT
 
 Block = tuple[str, object]
 
@@ -19,8 +22,15 @@ _ONE_GROUP = {"over_reliance", "under_reliance", "rair", "rsr"}
 _AI = {"all": "all", "correct": "AI right", "wrong": "AI wrong"}
 
 
-def reliance_table(block: dict, confidence: float) -> pd.DataFrame:
-    """Per metric, AI group and condition: participants, trials, mean of participant values and its CI."""
+def _names(results: dict) -> dict[str, str]:
+    """Condition id → the protocol's label (readers never see ids)."""
+    return (results.get("labels") or {}).get("conditions") or {}
+
+
+def reliance_table(block: dict, confidence: float, names: dict[str, str] | None = None) -> pd.DataFrame:
+    """Per metric, AI group and condition (by ``names``, its label): participants, trials, mean of participant
+    values and its CI."""
+    names = names or {}
     order = list(block["metrics"])
     records = sorted(
         (r for r in block["by_condition"] if r["ai"] == "all" or r["metric"] not in _ONE_GROUP),
@@ -31,7 +41,7 @@ def reliance_table(block: dict, confidence: float) -> pd.DataFrame:
             {
                 "Measure": block["metrics"][r["metric"]]["label"],
                 "Cases": _AI[r["ai"]],
-                "Condition": r["condition"],
+                "Condition": names.get(r["condition"], r["condition"]),
                 "Participants": r["n_participants"],
                 "Trials": r["n_trials"],
                 "M": num(r["mean"]),
@@ -47,26 +57,29 @@ def _escape(text: str) -> str:
     return html.escape(text, quote=False)
 
 
-def _contrast_name(name: str) -> str:
-    """``b - a | ai_wrong=1`` → ``b − a where the AI was wrong``."""
+def _contrast_name(name: str, names: dict[str, str]) -> str:
+    """``b - a | ai_wrong=1`` → ``B − A where the AI was wrong`` (conditions by their labels)."""
     difference, _, where = name.partition(" | ")
-    difference = difference.replace(" - ", " − ")
+    difference = " − ".join(names.get(c, c) for c in difference.split(" - "))
     return {"": difference, "ai_wrong=0": f"{difference} where the AI was right",
             "ai_wrong=1": f"{difference} where the AI was wrong"}[where]  # fmt: skip
 
 
-def model_sentences(block: dict, confidence: float) -> list[str]:
+def model_sentences(block: dict, confidence: float, names: dict[str, str] | None = None) -> list[str]:
     """One sentence per condition contrast of each logistic mixed model (log-odds, Wald z), or why the model
     could not be fitted."""
     sentences = []
     for metric, fit in block.get("models", {}).items():
         label = _escape(block["metrics"][metric]["label"])
         if "error" in fit:
-            sentences.append(f"{label}: not modelled ({_escape(fit['error'])}).")
+            error = fit["error"]
+            for condition, text in (names or {}).items():  # the fitter's messages quote condition ids
+                error = error.replace(f"'{condition}'", f"“{text}”")
+            sentences.append(f"{label}: not modelled ({_escape(error)}).")
             continue
         for name, term in fit["contrasts"].items():
             sentences.append(
-                f"{label}, {_escape(_contrast_name(name))}: log-odds difference {num(term['estimate'])}, "
+                f"{label}, {_escape(_contrast_name(name, names or {}))}: log-odds difference {num(term['estimate'])}, "
                 f"{ci_label(confidence)} {interval(term['ci'])}, z = {num(term['statistic'])}, "
                 f"{pval(term['p'])}"
                 + (" (singular fit)" if fit["singular"] else "")
@@ -102,13 +115,13 @@ def reliance_blocks(results: dict) -> list[Block]:
         ("p", design + " Each measure is computed per participant and condition, then averaged over participants "
          "(a participant without a trial a measure is defined on does not count towards it)."),
         ("ul", definitions),
-        ("table", reliance_table(block, results["confidence"])),
-        *_model_blocks(block, results["confidence"]),
+        ("table", reliance_table(block, results["confidence"], _names(results))),
+        *_model_blocks(block, results["confidence"], _names(results)),
     ]  # fmt: skip
 
 
-def _model_blocks(block: dict, confidence: float) -> list[Block]:
-    sentences = model_sentences(block, confidence)
+def _model_blocks(block: dict, confidence: float, names: dict[str, str]) -> list[Block]:
+    sentences = model_sentences(block, confidence, names)
     if not sentences:
         return []
     fitted = next((fit for fit in block["models"].values() if "formula" in fit), None)
@@ -137,21 +150,23 @@ def engagement_blocks(results: dict) -> list[Block]:
     if not block:
         return []
     blocks: list[Block] = [("h2", "Engagement and manipulation checks")]
+    names = _names(results)
     if block["time_per_case"]:
         blocks += [
             ("p", "Time per case: each participant's median over their cases of the time from showing a case "
              "to submitting it (both halves of a judge–advisor trial), in seconds."),
-            ("table", pd.DataFrame([{"Condition": c, **_seconds(r)} for c, r in block["time_per_case"].items()])),
+            ("table", pd.DataFrame([{"Condition": names.get(c, c), **_seconds(r)}
+                                    for c, r in block["time_per_case"].items()])),
         ]  # fmt: skip
     if block["image_views"] is not None:
         rows = [
             {
-                "Condition": c,
+                "Condition": names.get(c, c),
                 "Participants": r["n_participants"],
                 "Enlarged any image": f"{r['participants_enlarging']} ({r['share']:.0%})",
                 "Images enlarged": r["views"],
                 "Per case (M over participants)": num(r["views_per_case"]),
-                "By kind": ", ".join(f"{k} {v}" for k, v in r["by_kind"].items()) or "–",
+                "By kind": ", ".join(f"{SOURCE_TEXT.get(k, k)} {v}" for k, v in r["by_kind"].items()) or "–",
             }
             for c, r in block["image_views"].items()
         ]
@@ -161,7 +176,7 @@ def engagement_blocks(results: dict) -> list[Block]:
     for item, arms in block["manipulation_checks"].items():
         rows = [
             {
-                "Arm": arm,
+                "Arm": arm_name(results, arm),
                 "Answers": r["n"],
                 "As intended": r["as_intended"],
                 "Share": num(r["share"]),
@@ -170,7 +185,11 @@ def engagement_blocks(results: dict) -> list[Block]:
             for arm, r in arms.items()
         ]
         blocks += [
-            ("p", f"Manipulation check {_escape(item)}: answers as the protocol expects under each arm."),
+            (
+                "p",
+                f"Manipulation check “{_escape(item_label(results.get('labels'), item))}”: answers as the "
+                "protocol expects under each arm.",
+            ),
             ("table", pd.DataFrame(rows)),
         ]
     return blocks

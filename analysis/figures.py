@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,9 @@ import plotly.io as pio
 from scipy import stats
 
 from analysis.apa import ci_label
+from analysis.document_standards import arm_name
+from analysis.figure_consort import consort_figure
+from analysis.labels import anchor_labels, item_label
 from analysis.scores import scored_rows
 
 BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
@@ -42,9 +46,10 @@ def _mean_ci(values: np.ndarray, confidence: float) -> tuple[float, float]:
     return float(values.mean()), float(half)
 
 
-def _box(values: np.ndarray, name: str, color: str) -> go.Box:
-    """Box of raw values with jittered points (small n), else of precomputed quartiles and Tukey fences."""
-    style = {"name": name, "marker_color": color, "opacity": 0.6, "showlegend": False}
+def _box(values: np.ndarray, name: str, color: str, hover: str = "") -> go.Box:
+    """Box of raw values with jittered points (small n), else of precomputed quartiles and Tukey fences;
+    ``hover`` (the condition id) is shown on hover only."""
+    style = {"name": name, "marker_color": color, "opacity": 0.6, "showlegend": False, "hovertext": hover}
     if len(values) <= MAX_BOX_POINTS:
         return go.Box(y=values, boxpoints="all", jitter=0.3, pointpos=0, **style)
     q1, median, q3 = np.percentile(values, [25, 50, 75])
@@ -72,8 +77,11 @@ def construct_figure(
     seed: int = 0,
     *,
     conditions: tuple[str, ...] | None = None,
+    names: dict[str, str] | None = None,
 ) -> go.Figure:
     """Distribution of construct scores per condition (box), mean ± CI, and paired lines (within).
+
+    ``names`` maps condition ids to the protocol's labels, which the axis shows (ids stay in the hover text).
 
     ``conditions`` (more than two arms) lists every condition to draw, baseline first; else baseline and visual.
     Traces: one ``Box`` per condition, a ``Scatter`` named for the level (``mean ± 90 % CI`` at 0.9), and for
@@ -82,21 +90,22 @@ def construct_figure(
     """
     sub = scores[scores["construct"] == construct]
     colors = _arms(baseline, visual, conditions)
-    names = list(colors)
+    ids = list(colors)
+    shown = [(names or {}).get(c, c) for c in ids]
     fig = go.Figure()
     means, halves = [], []
-    for condition, color in colors.items():
+    for (condition, color), label in zip(colors.items(), shown, strict=True):
         values = sub.loc[sub["condition"] == condition, "score"].to_numpy()
-        fig.add_trace(_box(values, condition, color))
+        fig.add_trace(_box(values, label, color, hover=condition))
         mean, half = _mean_ci(values, confidence)
         means.append(mean)
         halves.append(half)
     if design == "within":
         wide = sub.pivot(index="participant_id", columns="condition", values="score")
-        wide = wide.reindex(columns=names).dropna()
+        wide = wide.reindex(columns=ids).dropna()
         if len(wide) > MAX_PAIRED_LINES:
             wide = wide.sample(MAX_PAIRED_LINES, random_state=seed)
-        xs = np.tile([*names, None], len(wide))
+        xs = np.tile([*shown, None], len(wide))
         ys = np.column_stack([wide.to_numpy(), np.full(len(wide), np.nan)]).ravel()
         fig.add_trace(
             go.Scatter(
@@ -110,8 +119,9 @@ def construct_figure(
         )
     fig.add_trace(
         go.Scatter(
-            x=names,
+            x=shown,
             y=means,
+            hovertext=ids,
             mode="markers",
             name=f"mean ± {ci_label(confidence)}",
             marker={"color": "black", "size": 11, "symbol": "diamond"},
@@ -134,11 +144,17 @@ def likert_figure(
     visual: str,
     *,
     conditions: tuple[str, ...] | None = None,
+    labels: dict | None = None,
 ) -> go.Figure:
     """Diverging stacked bars of one construct's items: % of answers per scale point, item × condition
     (every condition of ``conditions`` when given, else baseline and visual).
 
-    Points below the midpoint extend left, above it right, and the midpoint is split across zero
+    ``labels`` (results.json's ``labels``): rows show each item's text and the condition's label, the legend
+    the scale's anchor labels; the ids are in the hover text.
+
+    Answers are shown as given (a reverse-keyed item is not reversed here, so its wording and the anchors
+    match; the row says "reverse-keyed"). Points below the midpoint extend left, above it right, and the
+    midpoint is split across zero
     (Heiberger & Robbins 2014). One ``Bar`` trace per scale point (the midpoint has two halves, the second
     without legend entry).
     """
@@ -146,14 +162,29 @@ def likert_figure(
     rows = rows[(rows["construct"] == construct) & rows["condition"].isin(conditions or (baseline, visual))]
     lo, hi = int(rows["scale_min"].min()), int(rows["scale_max"].max())
     points = list(range(lo, hi + 1))
-    labels = rows["item"] + " · " + rows["condition"]
+    # the answers as given: beside the item's own wording and anchors, a reverse-keyed item is not reversed
+    reversed_items = set()
+    if "reverse_coded" in rows.columns:
+        flip = rows["reverse_coded"] == 1
+        reversed_items = set(rows.loc[flip, "item"])
+        rows = rows.assign(
+            value=rows["value"].where(~flip, rows["scale_min"] + rows["scale_max"] - rows["value"])
+        )
+    keys = rows["item"] + " · " + rows["condition"]
     share = (
-        pd.crosstab(labels, rows["value"].round().astype(int), normalize="index").reindex(
+        pd.crosstab(keys, rows["value"].round().astype(int), normalize="index").reindex(
             columns=points, fill_value=0
         )
         * 100
     )
     share = share.sort_index(ascending=False)
+    conditions_shown = (labels or {}).get("conditions") or {}
+    row_text = [
+        f"{_wrap(item_label(labels, item) + (' (reverse-keyed)' if item in reversed_items else ''))}"
+        f"<br><i>{conditions_shown.get(condition, condition)}</i>"
+        for item, condition in (key.split(" · ") for key in share.index)
+    ]
+    anchors = _anchors(rows, labels)
     mid = (lo + hi) / 2
     colors = dict(zip(points, _likert_colors(len(points)), strict=True))
     fig = go.Figure()
@@ -161,10 +192,11 @@ def likert_figure(
     def bar(point: int, x: np.ndarray, legend: bool = True) -> None:
         fig.add_trace(
             go.Bar(
-                y=share.index,
+                y=row_text,
                 x=x,
+                hovertext=list(share.index),
                 orientation="h",
-                name=str(point),
+                name=f"{point} {anchors[point]}" if anchors.get(point) else str(point),
                 marker_color=colors[point],
                 showlegend=legend,
                 legendgroup=str(point),
@@ -186,8 +218,21 @@ def likert_figure(
         xaxis_title="% of answers (left: below scale midpoint)",
         template="plotly_white",
         legend_title="scale point",
+        height=max(450, 90 * len(share)),
     )
     return fig
+
+
+def _wrap(text: str, width: int = 48) -> str:
+    """Long item texts wrapped for an axis label (plotly does not wrap)."""
+    return "<br>".join(textwrap.wrap(text, width)) or text
+
+
+def _anchors(rows: pd.DataFrame, labels: dict | None) -> dict[int, str]:
+    """Anchor labels of the scale the construct's items share (points without a label: none)."""
+    per_item = [anchor_labels(labels, item) for item in rows["item"].unique()]
+    common = per_item[0] if per_item and all(a == per_item[0] for a in per_item) else {}
+    return {p: text for p, text in common.items() if text != str(p)}
 
 
 def _likert_colors(n: int) -> list[str]:
@@ -220,9 +265,11 @@ def flow_figure(flow: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def ratings_figure(ratings: dict[str, dict], confidence: float = 0.95) -> go.Figure:
-    """Proportion of positive expert ratings per item with Wilson CIs; one ``Bar`` per condition
-    (or a single ``overall`` bar when the ratings carry no condition)."""
+def ratings_figure(
+    ratings: dict[str, dict], confidence: float = 0.95, labels: dict | None = None
+) -> go.Figure:
+    """Proportion of positive expert ratings per item (its text from ``labels``; the id on hover) with Wilson
+    CIs; one ``Bar`` per skin condition (or a single ``overall`` bar when the ratings carry no condition)."""
     fig = go.Figure()
     by_condition: dict[str, list[tuple[str, dict]]] = {}
     for item, rec in ratings.items():
@@ -237,7 +284,8 @@ def ratings_figure(ratings: dict[str, dict], confidence: float = 0.95) -> go.Fig
         hi = np.array([c["ci"][1] for _, c in cells], dtype=float)
         fig.add_trace(
             go.Bar(
-                x=[item for item, _ in cells],
+                x=[_wrap(item_label(labels, item, rating=True), 30) for item, _ in cells],
+                hovertext=[item for item, _ in cells],
                 y=p,
                 name=condition,
                 error_y={"type": "data", "array": hi - p, "arrayminus": p - lo},
@@ -253,7 +301,7 @@ def ratings_figure(ratings: dict[str, dict], confidence: float = 0.95) -> go.Fig
     return fig
 
 
-def closed_loop_figure(record: dict) -> go.Figure:
+def closed_loop_figure(record: dict, labels: dict | None = None) -> go.Figure:
     """Share of expert ratings calling an image relevant, when the closed-loop check passed and when it failed,
     with the bootstrap CIs over images (``Bar`` ``experts``)."""
     keys = ("relevant_if_correct", "relevant_if_wrong")
@@ -268,7 +316,7 @@ def closed_loop_figure(record: dict) -> go.Figure:
         )
     )
     fig.update_layout(
-        title=f"Experts vs the closed loop: '{record['item']}' rated relevant "
+        title=f"Experts vs the closed loop: '{item_label(labels, record['item'], rating=True)}' rated relevant "
         f"(bootstrap {ci_label(record['confidence'])})",
         yaxis_title="share of ratings",
         yaxis_range=[0, 1],
@@ -278,15 +326,26 @@ def closed_loop_figure(record: dict) -> go.Figure:
 
 
 def power_figure(
-    analytic: pd.DataFrame, simulated: pd.DataFrame | None = None, target_power: float = 0.8
+    analytic: pd.DataFrame,
+    simulated: pd.DataFrame | None = None,
+    target_power: float = 0.8,
+    design: str = "within",
+    k: int = 2,
 ) -> go.Figure:
-    """Power against n per effect: analytic t-test power (``Scatter`` ``analytic <effect>``, dashed) and,
-    when simulated, the simulated power with Wilson CIs (``Scatter`` ``simulated <effect>``); target line."""
+    """Power against n per effect: analytic t-test power (``Scatter`` ``analytic d_z = <effect>``, dashed)
+    and, when simulated, the simulated power with Wilson CIs (``Scatter`` ``simulated d_z = <effect>``);
+    target line. The effect is d_z (within) or d (between); n counts participants in total (between: n/k per
+    arm), as the axis title says."""
+    symbol = "d_z" if design == "within" else "d"
     fig = go.Figure()
     for effect, rows in analytic.groupby("effect"):
         fig.add_trace(
             go.Scatter(
-                x=rows["n"], y=rows["power"], mode="lines", name=f"analytic {effect:g}", line={"dash": "dot"}
+                x=rows["n"],
+                y=rows["power"],
+                mode="lines",
+                name=f"analytic {symbol} = {effect:g}",
+                line={"dash": "dot"},
             )
         )
     for effect, rows in simulated.groupby("effect") if simulated is not None else []:
@@ -295,7 +354,7 @@ def power_figure(
                 x=rows["n"],
                 y=rows["power"],
                 mode="markers",
-                name=f"simulated {effect:g}",
+                name=f"simulated {symbol} = {effect:g}",
                 error_y={
                     "type": "data",
                     "array": rows["ci_high"] - rows["power"],
@@ -306,7 +365,11 @@ def power_figure(
     fig.add_hline(y=target_power, line_dash="dash", line_color="grey")
     fig.update_layout(
         title="Power of the confirmatory test by sample size and effect",
-        xaxis_title="participants",
+        xaxis_title=(
+            "participants in total (each sees every condition)"
+            if design == "within"
+            else f"participants in total (n/{k} per arm)"
+        ),
         yaxis_title="power",
         yaxis_range=[0, 1.02],
         template="plotly_white",
@@ -360,27 +423,36 @@ def build_figures(
     figures: dict[str, go.Figure] = {}
     results = analysis.results
     arms = {"conditions": conditions} if conditions and len(conditions) > 2 else {}
-    if analysis.flow is not None:
+    names = (results.get("labels") or {}).get("conditions") or {}
+    by_arm = results.get("participant_flow_by_arm")
+    if by_arm:
+        arm_names = {r["arm"]: arm_name(results, r["arm"]) for r in by_arm}
+        figures["flow"] = consort_figure(by_arm, arm_names)
+    elif analysis.flow is not None:
         figures["flow"] = flow_figure(analysis.flow)
     for construct, block in results["constructs"].items():
         if "skipped" in block or "described_only" in block:  # nothing compared, nothing to draw side by side
             continue
         figures[f"construct_{construct}"] = construct_figure(
-            analysis.scores, construct, design, baseline, visual, results["confidence"], **arms
+            analysis.scores, construct, design, baseline, visual, results["confidence"], **arms, names=names
         )
         lead_with_mixed(figures[f"construct_{construct}"], block.get("mixed"), results["confidence"])
         figures[f"likert_{construct}"] = likert_figure(
-            analysis.responses, construct, baseline, visual, **arms
+            analysis.responses, construct, baseline, visual, **arms, labels=results.get("labels")
         )
     if results["ratings"]:
-        figures["ratings"] = ratings_figure(results["ratings"], results["confidence"])
+        figures["ratings"] = ratings_figure(results["ratings"], results["confidence"], results.get("labels"))
     if results.get("closed_loop_agreement") and "skipped" not in results["closed_loop_agreement"]:
-        figures["closed_loop"] = closed_loop_figure(results["closed_loop_agreement"])
+        figures["closed_loop"] = closed_loop_figure(results["closed_loop_agreement"], results.get("labels"))
     if (results.get("power") or {}).get("cases"):
         figures["power_cases"] = cases_power_figure(results["power"]["cases"], results["config"]["power"])
     if analysis.analytic_power is not None:
         figures["power"] = power_figure(
-            analysis.analytic_power, analysis.power_curve, results["config"]["power"]
+            analysis.analytic_power,
+            analysis.power_curve,
+            results["config"]["power"],
+            design,
+            len(arms.get("conditions") or (1, 2)),
         )
     return figures
 

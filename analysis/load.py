@@ -14,13 +14,17 @@ and an offending value, so a researcher can fix the data without reading a trace
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from analysis.labels import Labels
 from study import contract
+
+EQUIVALENCE_DIRECTIONS = ("equivalent", "non_inferior")
+"""Hypothesis directions tested by TOST against ``sesoi`` (:mod:`analysis.equivalence`)."""
 
 DESIGNS = ("within", "between")
 EXPORT_TABLES = (
@@ -75,7 +79,10 @@ NUMERIC_INSTRUMENT_COLUMNS = _required(
         "adapted",
     ),
 )
-HYPOTHESIS_COLUMNS = _required(contract.HYPOTHESIS_COLUMNS, contract.HYPOTHESIS_COLUMNS)
+HYPOTHESIS_COLUMNS = _required(
+    contract.HYPOTHESIS_COLUMNS,
+    ("hypothesis", "construct", "first", "second", "direction", "alpha", "correction", "statement"),
+)  # ``sesoi`` is read when present: exports written before equivalence hypotheses lack it
 PLAN_COLUMNS = _required(
     contract.STUDY_COLUMNS, ("prereg_hash", "prereg_hash_protocol", "prereg_changed", "planned_participants")
 )
@@ -113,6 +120,8 @@ class StudyData:
     plan: dict[str, str] | None = None
     """The export's preregistration columns (``study.csv``), None without a study table."""
     interactions: pd.DataFrame | None = None  # turns with the live model (interactive conditions)
+    labels: Labels = field(default_factory=Labels)
+    """Condition labels, item texts and anchors (study.csv ``labels``); empty for bare CSVs."""
     image_views: pd.DataFrame | None = None
     """Images enlarged on trials (the export's image_views.csv; empty when none were, None when the export
     has no such table)."""
@@ -187,7 +196,9 @@ def validate_responses(raw: pd.DataFrame, what: str = "responses") -> pd.DataFra
     scored = frame["construct"] != ""
     if (scored & (frame["participant_id"] == "")).any():
         raise AnalysisInputError(f"{what}: column 'participant_id' is empty in rows that have a construct")
-    values = pd.Series(np.nan, index=frame.index)  # only rows with a construct must (and do) hold numbers
+    # rows with a construct must hold numbers; other coded answers (entry questions, attention checks) are
+    # read where they are numbers — the baseline table counts them —, free text and diagnosis ids stay NaN
+    values = pd.to_numeric(frame["value"].where(~scored), errors="coerce").astype(float)
     values[scored] = _to_numeric(frame[scored], "value", pd.Series(True, index=frame.index[scored]), what)
     values[~scored] = pd.to_numeric(frame.loc[~scored, "value"], errors="coerce")
     frame["value"] = values
@@ -248,13 +259,24 @@ def validate_instruments(raw: pd.DataFrame, what: str = "instruments") -> pd.Dat
 
 
 def validate_hypotheses(raw: pd.DataFrame, what: str = "hypotheses") -> pd.DataFrame:
-    """Check the preregistered hypotheses (direction greater/less/two_sided, α in (0, 1))."""
+    """Check the preregistered hypotheses (direction greater/less/two_sided/equivalent/non_inferior, α in
+    (0, 1), a positive ``sesoi`` wherever the direction is equivalent or non_inferior)."""
     _require_columns(raw, HYPOTHESIS_COLUMNS, what)
     frame = raw.reset_index(drop=True)
     _clean_text(frame, ("hypothesis", "construct", "first", "second", "direction", "correction"))
     frame["alpha"] = _to_numeric(frame, "alpha", pd.Series(True, index=frame.index), what)
+    needs_sesoi = frame["direction"].isin(EQUIVALENCE_DIRECTIONS)
+    if "sesoi" not in frame.columns:
+        frame["sesoi"] = ""
+    frame["sesoi"] = _to_numeric(frame, "sesoi", needs_sesoi, what)
+    bad = needs_sesoi & ~(frame["sesoi"] > 0)
+    if bad.any():
+        row = int(bad.idxmax())
+        raise AnalysisInputError(
+            f"{what}: row {row + 2}, column 'sesoi' must be positive, got {frame.at[row, 'sesoi']}"
+        )
     for column, allowed in (
-        ("direction", ("greater", "less", "two_sided")),
+        ("direction", ("greater", "less", "two_sided", *EQUIVALENCE_DIRECTIONS)),
         ("correction", ("holm", "bonferroni", "none")),
     ):
         bad = ~frame[column].isin(allowed)
@@ -428,6 +450,7 @@ def from_export(
     study = frames.get("study")
     relevance_item = ""
     plan = None
+    labels = Labels()
     if study is not None and len(study):
         row = _as_text(study).iloc[0]
         design = design or row.get("design") or None
@@ -437,6 +460,12 @@ def from_export(
         listed = tuple(c for c in str(row.get("conditions", "")).split(";") if c)
         conditions = conditions or listed or None
         plan = {column: str(row.get(column, "")) for column in PLAN_COLUMNS}
+        try:
+            labels = Labels.from_json(str(row.get("labels", "")))
+        except ValueError as exc:
+            raise AnalysisInputError(
+                f"study: column 'labels' is not a JSON object of label maps ({exc})"
+            ) from None
     present = {name: frame for name, frame in frames.items() if frame is not None and len(frame)}  # rows only
     data = build_study_data(
         _as_text(present.get("responses")),
@@ -457,6 +486,7 @@ def from_export(
         instruments=None if instruments is None else validate_instruments(instruments),
         hypotheses=None if hypotheses is None else validate_hypotheses(hypotheses),
         plan=plan,
+        labels=labels,
     )
 
 

@@ -3,7 +3,8 @@
 ``run_analysis`` reads like the paper's methods section: it runs :data:`STEPS` in order — 1. exclusions,
 2. scoring, 3. per-construct statistics, 4. multiplicity, 5. preregistered hypotheses, 6. instruments,
 7. trust calibration, 8. reliance on the AI's advice, 9. engagement and manipulation checks, 10. expert
-ratings, 11. interactions with the live model, 12. power, 13. deviations from the preregistration.
+ratings, 11. interactions with the live model, 12. power, 13. deviations from the preregistration,
+14. reporting standards (flow per arm, baseline by arm, missing data, stratum, sensitivity).
 Each step is a small function of the run's state; the statistics are plain records, so the writers and
 figures only format what is computed here. The simulated power curve is wired in :mod:`analysis.simulation`.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -21,6 +22,7 @@ from tqdm import tqdm
 
 from analysis import __version__, casewise
 from analysis.agreement import item_agreement
+from analysis.bayes import bayes_factor
 from analysis.closed_loop import closed_loop_agreement
 from analysis.compare import (
     cumulative_logit,
@@ -33,12 +35,14 @@ from analysis.compare import (
     welch_ttest,
     wilcoxon_test,
 )
+from analysis.consort import arm_flow, baseline_characteristics, missingness
 from analysis.engagement import engagement_block
 from analysis.instruments import instrument_blocks
 from analysis.load import StudyData, build_study_data
 from analysis.multiarm import friedman, kruskal_wallis, pairwise, rm_anova, welch_anova
 from analysis.plan import confirmatory_tests, deviations
 from analysis.power import analytic_power_curve, case_power_block, fitted_components, required_n, sensitivity
+from analysis.ratings_model import source_comparison
 from analysis.reliability import cronbach_alpha, mcdonald_omega
 from analysis.reliance import reliance_block
 from analysis.scores import (
@@ -54,6 +58,7 @@ from analysis.scores import (
     scored_rows,
 )
 from analysis.simulation import simulated_curve
+from analysis.stratified import stratum_adjusted
 from analysis.trust import trust_calibration
 from study.planning import VarianceComponents
 
@@ -64,6 +69,8 @@ SCHEMA_VERSION = 4
 # 2: CIs at --confidence, level-neutral keys (ci, alpha_ci, …), top-level confidence
 # 3: constructs[c].analysis (confirmatory/exploratory), hypotheses, instruments, preregistration
 # 4: constructs[c].mixed / .ordinal_mixed (crossed mixed models of per-case items), .described_only
+# 4: labels, n_analysed, flow by arm, baseline, missing data, stratification, sensitivity, ratings_by_source,
+#    bayes_factor beside every construct t-test, equivalence hypotheses (sesoi, tost), ci/ci_level of hypotheses
 
 
 @dataclass(frozen=True)
@@ -199,6 +206,7 @@ def construct_block(
     }
     if not config.full:
         return block
+    parametric["bayes_factor"] = bayes_factor(visual, baseline, paired=data.design == "within")
     block.update(_model_blocks(responses, construct, data, config))
     block.update(mixed_blocks(responses, construct, data, config))
     block["period_effect"] = (
@@ -306,6 +314,10 @@ def multi_arm_block(
     if config.full:
         block.update(_model_blocks(responses, construct, data, config))
         block.update(mixed_blocks(responses, construct, data, config))
+        for record in (r for records in block["pairwise"].values() for r in records):
+            a, b = record["a"], record["b"]
+            pair = (groups[b], groups[a]) if groups is not None else (complete[b], complete[a])
+            record["parametric"]["bayes_factor"] = bayes_factor(*pair, paired=complete is not None)
     return block
 
 
@@ -485,6 +497,7 @@ def scoring(run: Run) -> None:
     run.analysis.scores = construct_scores(run.analysis.responses)
     per_condition = run.analysis.scores.groupby("condition")["participant_id"].nunique()
     run.results["n_participants"] = {str(k): int(v) for k, v in per_condition.items()}
+    run.results["n_analysed"] = int(run.analysis.scores["participant_id"].nunique())
 
 
 def constructs(run: Run) -> None:
@@ -574,6 +587,7 @@ def ratings(run: Run) -> None:
     if ratings is None:
         return
     run.results["ratings"] = ratings_block(ratings, config)
+    run.results["ratings_by_source"] = source_comparison(ratings, config.confidence)
     item = config.relevance_item or run.data.relevance_item
     if item and "closed_loop_correct" in ratings.columns:
         run.results["closed_loop_agreement"] = closed_loop_agreement(
@@ -670,6 +684,94 @@ def preregistration(run: Run) -> None:
     run.results["preregistration"] = deviations(run.data, run.results["hypotheses"], n_analysed)
 
 
+def reporting(run: Run) -> None:
+    """14. Reporting standards (CONSORT, APA JARS): flow per arm, baseline characteristics by arm, missing data
+    per item and arm, the stratum-adjusted estimates beside the unadjusted primary ones, and the sensitivity
+    analysis with the excluded participants."""
+    data, scores = run.data, run.analysis.scores
+    if data.responses is None:
+        return
+    analysed = set(scores["participant_id"]) if scores is not None else set()
+    results = run.results
+    if data.participants is not None:
+        results["participant_flow_by_arm"] = arm_flow(
+            data.participants, data.responses, analysed, data.design
+        )
+        results["baseline_characteristics"] = baseline_characteristics(
+            data.responses, data.participants, analysed, data.design, _entry_items(data)
+        )
+        results["sensitivity"] = with_excluded(run)
+    results["missing_data"] = missingness(run.analysis.responses, data.participants, analysed, data.design)
+    results["stratification"] = stratification(run)
+
+
+def _entry_items(data: StudyData) -> dict[str, bool]:
+    """Entry items (answered before any condition) → categorical (labelled codes outside a construct)."""
+    rows = data.responses
+    entry = (
+        rows[(rows["condition"] == "") & (rows["step"] == "entry")] if "step" in rows.columns else rows[:0]
+    )
+    anchors = data.labels.anchors
+    return {
+        item: item in anchors and not construct
+        for item, construct in entry.drop_duplicates("item")[["item", "construct"]].itertuples(index=False)
+    }
+
+
+def stratification(run: Run) -> dict | None:
+    """Whether randomization was stratified (participants carry a stratum), that the primary analysis is
+    unadjusted, and per construct the stratum-adjusted difference (two-arm studies; None without strata)."""
+    participants, scores = run.data.participants, run.analysis.scores
+    if participants is None or "stratum" not in participants.columns or scores is None:
+        return None
+    strata = participants.set_index("participant_id")["stratum"]
+    strata = strata[strata != ""]
+    if strata.nunique() < 2:
+        return None
+    out: dict = {
+        "stratified": True,
+        "primary_adjusted": False,
+        "n_strata": int(strata.nunique()),
+        "constructs": {},
+    }
+    if run.data.multi_arm:
+        out["note"] = "stratum-adjusted estimates are given for two-arm comparisons only"
+        return out
+    for construct in run.results["constructs"]:
+        wide = scores[scores["construct"] == construct].pivot(
+            index="participant_id", columns="condition", values="score"
+        )
+        if {run.data.visual, run.data.baseline} <= set(wide.columns):
+            out["constructs"][construct] = stratum_adjusted(
+                wide[run.data.visual].dropna(),
+                wide[run.data.baseline].dropna(),
+                strata,
+                run.data.design == "within",
+                run.config.confidence,
+            )
+    return out
+
+
+def with_excluded(run: Run) -> dict | None:
+    """The construct tests again with every participant, exclusions not applied (a sensitivity analysis
+    beside the primary one); None when nobody was excluded."""
+    data = run.data
+    if data.participants is None or not (data.participants["excluded"] == 1).any():
+        return None
+    everyone = replace(data, participants=None)
+    config = replace(run.config, full=False)
+    prepared, _, _ = prepare_responses(everyone, config)
+    scores = construct_scores(prepared)
+    blocks = construct_blocks(prepared, scores, everyone, config)
+    adjust_multiplicity(blocks)
+    return {
+        "population": "every participant with answers; the protocol's exclusions not applied",
+        "n_participants": int(scores["participant_id"].nunique()),
+        "constructs": {c: tests_of(b) and {k: tests_of(b)[k] for k in ("parametric", "nonparametric")}
+                       for c, b in blocks.items()},
+    }  # fmt: skip
+
+
 STEPS: tuple[tuple[str, Callable[[Run], None]], ...] = (
     ("exclusions", exclusions),
     ("scoring", scoring),
@@ -684,6 +786,7 @@ STEPS: tuple[tuple[str, Callable[[Run], None]], ...] = (
     ("interactions", interactions),
     ("power", power),
     ("preregistration", preregistration),
+    ("reporting standards", reporting),
 )
 """The analysis, in order: ``(name, step)``; each step reads and extends the :class:`Run`."""
 
@@ -703,6 +806,7 @@ def initial_results(data: StudyData, config: AnalysisConfig) -> dict:
         "participant_flow": None,
         "exclusions_applied": data.participants is not None,
         "n_participants": {},
+        "n_analysed": None,
         "constructs": {},
         "hypotheses": [],
         "instruments": {},
@@ -711,8 +815,15 @@ def initial_results(data: StudyData, config: AnalysisConfig) -> dict:
         "engagement": None,
         "ratings": {},
         "closed_loop_agreement": None,
+        "ratings_by_source": {},
         "preregistration": None,
         "interactions": {},
+        "labels": data.labels.to_json(),
+        "participant_flow_by_arm": None,
+        "baseline_characteristics": [],
+        "missing_data": [],
+        "stratification": None,
+        "sensitivity": None,
     }
 
 

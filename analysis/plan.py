@@ -9,15 +9,17 @@ or Welch), one-sided when a direction is declared; its rank-based twin runs in t
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 
+import numpy as np
 import pandas as pd
 from scipy import stats
 
+from analysis.bayes import bayes_factor
 from analysis.casewise import pair_contrast
 from analysis.compare import holm, mann_whitney_test, paired_ttest, welch_ttest, wilcoxon_test
-from analysis.load import StudyData
+from analysis.equivalence import tost
+from analysis.load import EQUIVALENCE_DIRECTIONS, StudyData
 from analysis.scores import condition_samples
 
 FLIP = {"greater": "less", "less": "greater", "two_sided": "two_sided"}
@@ -31,23 +33,17 @@ def _one_sided(p_two: float, statistic: float, alternative: str) -> float:
     return p_two / 2 if agrees else 1 - p_two / 2
 
 
-def mixed_test(mixed: dict, first: str, second: str, alternative: str, confidence: float) -> dict | None:
+def mixed_test(mixed: dict, first: str, second: str, alternative: str, level: float) -> dict | None:
     """A hypothesis tested with the construct's crossed mixed model: the contrast first − second, its t with
     Satterthwaite df, p one-sided in the declared direction (half the two-sided p, exact as t is symmetric)
-    and the matching interval (one-sided: bounded on the hypothesis' side only, at ``confidence``)."""
+    and the interval at ``level`` (one-sided: 1 − 2α, whose bound on the tested side is the one-sided bound,
+    as for the t-test); None when the model compares neither condition pair."""
     found = pair_contrast(mixed, first, second)
     if found is None:
         return None
     record, sign = found
     estimate, statistic = sign * record["estimate"], sign * record["statistic"]
-    if alternative == "two_sided":
-        low, high = sorted(sign * v for v in record["ci"])
-    else:
-        quantile = stats.t.ppf(confidence, record["df"]) if record["df"] else stats.norm.ppf(confidence)
-        margin = quantile * record["se"]
-        low, high = (
-            (estimate - margin, math.inf) if alternative == "greater" else (-math.inf, estimate + margin)
-        )
+    quantile = stats.t.ppf(0.5 + level / 2, record["df"]) if record["df"] else stats.norm.ppf(0.5 + level / 2)
     return {
         "test": "linear mixed model (participants × cases crossed), t with "
         + (f"{mixed['df_method']} df" if record["df"] else "z")
@@ -57,7 +53,8 @@ def mixed_test(mixed: dict, first: str, second: str, alternative: str, confidenc
         "p": _one_sided(record["p"], statistic, alternative),
         "estimate": estimate,
         "se": record["se"],
-        "ci": [low, high],
+        "ci": [estimate - quantile * record["se"], estimate + quantile * record["se"]],
+        "ci_level": level,
         "formula": mixed["formula"],
         "backend": mixed["backend"],
     }
@@ -66,12 +63,18 @@ def mixed_test(mixed: dict, first: str, second: str, alternative: str, confidenc
 def confirmatory_test(
     scores: pd.DataFrame, hypothesis: pd.Series, data: StudyData, confidence: float, mixed: dict | None = None
 ) -> dict:
-    """One hypothesis: its test in the declared direction (first − second), effect size, rank-based check.
+    """One hypothesis: its test in the declared direction (first − second), effect size, rank-based check and
+    the two-sided JZS Bayes factor.
 
     Keys: ``hypothesis, construct, first, second, direction, alpha, test, statistic, df, p, mean_first,
-    mean_second, mean_diff, effect_size{name, value, ci}, rank_test{test, p}, n`` — or ``skipped``.
-    With the construct's fitted crossed mixed model (``mixed``, per-case items) the test is the model's
-    (:func:`mixed_test`; its record under ``mixed``) and the participant-mean t-test moves to ``secondary``.
+    mean_second, mean_diff, ci, ci_level, effect_size{name, value, ci}, rank_test{test, statistic, p},
+    bayes_factor, n`` — or ``skipped``. A one-sided test comes with the (1 − 2α) interval (its bound on the
+    tested side is the one-sided (1 − α) bound); a two-sided one with the interval at ``confidence``.
+    Equivalence and non-inferiority hypotheses add ``sesoi`` and ``tost`` (:func:`equivalence_test`).
+    With the construct's fitted crossed mixed model (``mixed``, per-case items) a directional or two-sided
+    hypothesis is tested with the model (:func:`mixed_test`; its record under ``mixed``) and the
+    participant-mean t-test moves to ``secondary``; a model that could not be fitted is named in
+    ``mixed_skipped`` (and becomes a deviation).
     """
     record = {k: hypothesis[k] for k in ("hypothesis", "construct", "first", "second", "direction")}
     record["alpha"] = float(hypothesis["alpha"])
@@ -82,23 +85,28 @@ def confirmatory_test(
     # the pair as a two-arm comparison (any two of k arms): the baseline if it is one of them, else `second`
     reference = data.baseline if data.baseline in pair else hypothesis["second"]
     data = replace(data, baseline=reference, visual=(pair - {reference}).pop())
+    if scores is None or scores.empty:
+        return {**record, "skipped": "no participants analysed"}
     if hypothesis["construct"] not in set(scores["construct"]):
         return {**record, "skipped": f"construct {hypothesis['construct']!r} is not in the data"}
     visual, baseline, _ = condition_samples(scores, hypothesis["construct"], data)
     if len(visual) < 2 or len(baseline) < 2:
         return {**record, "skipped": "fewer than two observations per condition"}
+    paired = data.design == "within"
+    if hypothesis["direction"] in EQUIVALENCE_DIRECTIONS:
+        first, second = (visual, baseline) if hypothesis["first"] == data.visual else (baseline, visual)
+        return {**record, **equivalence_test(first, second, paired, hypothesis)}
     # every test below is visual − baseline; a hypothesis about baseline − visual flips the direction
     flipped = hypothesis["first"] == data.baseline
     alternative = FLIP[hypothesis["direction"]] if flipped else hypothesis["direction"]
     sign = -1.0 if flipped else 1.0
-    if data.design == "within":
-        parametric = paired_ttest(visual, baseline, confidence)
+    level = confidence if alternative == "two_sided" else 1 - 2 * record["alpha"]
+    if paired:
+        parametric = paired_ttest(visual, baseline, level)
         rank = wilcoxon_test(visual, baseline, alternative)
     else:
-        parametric = welch_ttest(visual, baseline, confidence)
+        parametric = welch_ttest(visual, baseline, level)
         rank = mann_whitney_test(visual, baseline, alternative)
-    effect = parametric["effect_size"]
-    low, high = (sign * v for v in effect["ci"])
     means = {data.visual: float(visual.mean()), data.baseline: float(baseline.mean())}
     result = {
         **record,
@@ -109,17 +117,20 @@ def confirmatory_test(
         "mean_first": means[hypothesis["first"]],
         "mean_second": means[hypothesis["second"]],
         "mean_diff": sign * parametric["mean_diff"],
-        "effect_size": {"name": effect["name"], "value": sign * effect["value"], "ci": sorted([low, high])},
+        "ci": sorted(sign * v for v in parametric["ci"]),
+        "ci_level": level,
+        "effect_size": _signed_effect(parametric["effect_size"], sign),
         "rank_test": {"test": rank["test"], "statistic": rank["statistic"], "p": rank["p"]},
+        "bayes_factor": bayes_factor(visual, baseline, paired),
         "n": parametric["n"],
     }
     if mixed and "skipped" in mixed:  # said, not hidden: the planned model could not be fitted
         return {**result, "mixed_skipped": mixed["skipped"]}
-    primary = None
-    if mixed:
-        primary = mixed_test(
-            mixed, hypothesis["first"], hypothesis["second"], hypothesis["direction"], confidence
-        )
+    primary = (
+        mixed_test(mixed, hypothesis["first"], hypothesis["second"], hypothesis["direction"], level)
+        if mixed
+        else None
+    )
     if primary is None:
         return result
     tests = ("test", "statistic", "df", "p")
@@ -128,6 +139,44 @@ def confirmatory_test(
         **{k: primary[k] for k in tests},
         "mixed": primary,
         "secondary": {k: result[k] for k in tests},
+    }
+
+
+def _signed_effect(effect: dict, sign: float) -> dict:
+    return {
+        "name": effect["name"],
+        "value": sign * effect["value"],
+        "ci": sorted(sign * v for v in effect["ci"]),
+    }
+
+
+def equivalence_test(first: np.ndarray, second: np.ndarray, paired: bool, hypothesis: pd.Series) -> dict:
+    """An ``equivalent`` / ``non_inferior`` hypothesis: TOST against ±sesoi (:func:`analysis.equivalence.tost`)
+    with the (1 − 2α) interval of the difference and of the standardized effect, and the Bayes factor.
+
+    Keys as :func:`confirmatory_test` (``statistic`` and ``p`` are the binding one-sided test's; ``rank_test``
+    is None: the rank-based twin has no equivalence version here), plus ``sesoi`` and ``tost{bounds, lower,
+    upper}``.
+    """
+    alpha, sesoi = float(hypothesis["alpha"]), float(hypothesis["sesoi"])
+    res = tost(first, second, paired, sesoi, alpha, hypothesis["direction"])
+    parametric = (paired_ttest if paired else welch_ttest)(first, second, res["ci_level"])
+    return {
+        "sesoi": sesoi,
+        "test": res["test"],
+        "statistic": res["statistic"],
+        "df": res["df"],
+        "p": res["p"],
+        "mean_first": float(first.mean()),
+        "mean_second": float(second.mean()),
+        "mean_diff": res["mean_diff"],
+        "ci": res["ci"],
+        "ci_level": res["ci_level"],
+        "tost": {k: res[k] for k in ("bounds", "lower", "upper")},
+        "effect_size": _signed_effect(parametric["effect_size"], 1.0),
+        "rank_test": None,
+        "bayes_factor": bayes_factor(first, second, paired),
+        "n": res["n"],
     }
 
 
@@ -143,8 +192,9 @@ def correct(pvalues: list[float], method: str) -> list[float]:
 def confirmatory_tests(
     scores: pd.DataFrame, data: StudyData, confidence: float, constructs: dict[str, dict] | None = None
 ) -> list[dict]:
-    """Every preregistered hypothesis, corrected across the tested ones; ``supported`` = p_adjusted < α.
-    ``constructs``: the analysed construct blocks, whose ``mixed`` model tests a hypothesis when present."""
+    """Every preregistered hypothesis, corrected across the tested ones; ``supported`` = p_adjusted < α (for an
+    equivalence hypothesis: shown equivalent / non-inferior). ``constructs``: the analysed construct blocks,
+    whose ``mixed`` model tests a hypothesis when present."""
     if data.hypotheses is None or scores is None:
         return []
     blocks = constructs or {}

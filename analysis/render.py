@@ -11,7 +11,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import plotly.offline
 
-from analysis import document_arms, document_mixed
+from analysis import document_arms, document_mixed, document_standards
 from analysis.apa import ci_label
 from analysis.document import (
     Block,
@@ -52,8 +52,72 @@ def _inline_html(text: str) -> str:
     return re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
 
 
+FIGURE_LOADER = """
+window.addEventListener('load', function () {
+  var figures = document.querySelectorAll('div[data-figure]');
+  function draw(div) {
+    if (div.dataset.drawn) return;
+    div.dataset.drawn = '1';
+    var spec = JSON.parse(document.getElementById(div.id + '-spec').textContent);
+    Plotly.newPlot(div, spec.data, spec.layout, {responsive: true});
+  }
+  function observe() {
+    window.addEventListener('beforeprint', function () { figures.forEach(draw); });
+    if (!('IntersectionObserver' in window)) { figures.forEach(draw); return; }
+    var seen = new IntersectionObserver(function (entries) {
+      entries.forEach(function (e) { if (e.isIntersecting) { seen.unobserve(e.target); draw(e.target); } });
+    }, {rootMargin: '800px 0px'});
+    figures.forEach(function (f) { seen.observe(f); });
+  }
+  var code = document.getElementById('plotly-source').textContent;
+  var script = document.createElement('script');
+  script.src = URL.createObjectURL(new Blob([code], {type: 'text/javascript'}));
+  script.onload = observe;
+  document.body.appendChild(script);
+});
+"""
+"""Runs plotly.js only after the page has loaded, then draws each figure when it comes near the viewport (and
+all of them before printing). Evaluating plotly.js (≈ 4.6 MB) alone takes seconds on a slow machine; run
+inline, it held back the load event and the figures drawn at load added more (docs/performance.md)."""
+
+
+CARTESIAN_BUNDLE = Path(__file__).parent / "vendor" / "plotly-cartesian.min.js"
+CARTESIAN_TRACES = frozenset(
+    {"bar", "box", "contour", "heatmap", "histogram", "histogram2d", "histogram2dcontour", "image", "pie",
+     "scatter", "scatterternary", "violin"}
+)  # fmt: skip
+"""The trace types of plotly.js's cartesian partial bundle (its README)."""
+
+
+def plotly_source(figures: dict[str, go.Figure]) -> str:
+    """The smallest plotly.js that draws ``figures``: the vendored cartesian bundle (1.5 MB; analysis/vendor)
+    when it is the plotly.js version of the installed plotly.py and every trace is one of its types, else the
+    full bundle plotly.py ships (4.8 MB)."""
+    types = {trace.type for fig in figures.values() for trace in fig.data}
+    if types <= CARTESIAN_TRACES and CARTESIAN_BUNDLE.is_file():
+        text = CARTESIAN_BUNDLE.read_text(encoding="utf-8")
+        if f" v{plotly.offline.get_plotlyjs_version()}\n" in text[:300]:
+            return text
+    return plotly.offline.get_plotlyjs()
+
+
+def _figure_html(index: int, fig: go.Figure) -> str:
+    """A placeholder of the figure's height and its spec as inert JSON (``</`` escaped for the HTML parser)."""
+    spec = fig.to_json().replace("</", "<\\/")
+    height = fig.layout.height or 450
+    return (
+        f'<div class="fig"><div class="plotly-graph-div" id="figure-{index}" data-figure="{index}" '
+        f'style="min-height:{height}px"></div><script type="application/json" id="figure-{index}-spec">'
+        f"{spec}</script></div>"
+    )
+
+
 def render_html(blocks: list[Block], figures: dict[str, go.Figure]) -> str:
-    """One self-contained HTML page: the report plus every interactive figure, plotly.js inlined once."""
+    """One self-contained HTML page: the report plus every interactive figure, plotly.js inlined once.
+
+    The text comes first and paints at once; plotly.js (:func:`plotly_source`, as inert text) and a loader follow at
+    the end of the body: plotly.js runs after the load event and each figure is drawn when scrolled near
+    (:data:`FIGURE_LOADER`)."""
     body = []
     for kind, content in blocks:
         if kind in ("h1", "h2", "h3"):
@@ -64,12 +128,14 @@ def render_html(blocks: list[Block], figures: dict[str, go.Figure]) -> str:
             body.append("<ul>" + "".join(f"<li>{_inline_html(line)}</li>" for line in content) + "</ul>")
         else:
             body.append(content.to_html(index=False, border=0, classes="tbl", na_rep="–"))
+    scripts = ""
     if figures:
         body.append("<h2>Figures</h2>")
-        body += [
-            f'<div class="fig">{fig.to_html(full_html=False, include_plotlyjs=False)}</div>'
-            for fig in figures.values()
-        ]
+        body += [_figure_html(i, fig) for i, fig in enumerate(figures.values())]
+        scripts = (
+            f'<script type="text/plain" id="plotly-source">{plotly_source(figures)}</script>'
+            f"<script>{FIGURE_LOADER}</script>"
+        )
     style = (
         "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;line-height:1.5}"
         ".tbl{border-collapse:collapse;font-size:.9em;margin:1em 0}.tbl td,.tbl th{padding:.3em .6em;"
@@ -77,9 +143,7 @@ def render_html(blocks: list[Block], figures: dict[str, go.Figure]) -> str:
     )
     return (
         f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>Study analysis report</title>"
-        f"<style>{style}</style><script>{plotly.offline.get_plotlyjs()}</script></head><body>"
-        + "\n".join(body)
-        + "</body></html>\n"
+        f"<style>{style}</style></head><body>" + "\n".join(body) + scripts + "</body></html>\n"
     )
 
 
@@ -127,9 +191,13 @@ def latex_table(frame: pd.DataFrame, caption: str, label: str) -> str:
 
 def render_latex(results: dict) -> str:
     parts = [f"% Generated by {results['tool']}; requires \\usepackage{{booktabs}}"]
-    flow = flow_table(results)
+    flow = document_standards.flow_by_arm_table(results)
+    flow = flow if flow is not None else flow_table(results)
     if flow is not None:
         parts.append(latex_table(flow, "Participant flow.", "tab:flow"))
+    baseline = document_standards.baseline_table(results)
+    if baseline is not None:
+        parts.append(latex_table(baseline, "Baseline characteristics by arm.", "tab:baseline"))
     if results["constructs"] and "conditions" in results:
         design = "RM ANOVA, GG-corrected" if results["design"] == "within" else "Welch ANOVA"
         parts.append(

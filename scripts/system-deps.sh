@@ -7,8 +7,9 @@ need=()
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v pg_ctlcluster >/dev/null 2>&1 || [ -d /usr/lib/postgresql ] || need+=(postgresql)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
-Rscript -e 'for (p in c("lme4", "lmerTest", "ordinal", "BayesFactor")) library(p, character.only = TRUE)' \
-  >/dev/null 2>&1 || need+=(r-base-core r-cran-lme4 r-cran-lmertest r-cran-ordinal r-cran-bayesfactor)
+# jsonlite: analysis/mixed/fit_mixed.R hands its results back as JSON (no R package above depends on it)
+Rscript -e 'for (p in c("lme4", "lmerTest", "ordinal", "BayesFactor", "jsonlite")) library(p, character.only = TRUE)' \
+  >/dev/null 2>&1 || need+=(r-base-core r-cran-lme4 r-cran-lmertest r-cran-ordinal r-cran-bayesfactor r-cran-jsonlite)
 [ ${#need[@]} -eq 0 ] && exit 0
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -26,8 +26,11 @@ STUDY_COLUMNS = (
     "prereg_hash_protocol",
     "prereg_changed",
     "planned_participants",
+    "labels",
 )
-"""``prereg_hash``: the preregistration stored at ``init``; ``prereg_hash_protocol``: the preregistration
+"""``labels``: JSON of what readers see instead of ids — ``conditions`` {id: label}, ``items`` {id: text} and
+``anchors`` {id: {point: label}} of the questionnaire items, ``rating_items`` {id: text} and ``rating_anchors``;
+``prereg_hash``: the preregistration stored at ``init``; ``prereg_hash_protocol``: the preregistration
 regenerated from this version's protocol (they differ when the plan changed after preregistration);
 ``prereg_changed``: ';'-joined sections of the document that differ from the preregistered version's."""
 RESPONSE_COLUMNS = (
@@ -139,9 +142,12 @@ HYPOTHESIS_COLUMNS = (
     "alpha",
     "correction",
     "statement",
+    "sesoi",
 )
 """The preregistered hypotheses: ``construct`` under condition ``first`` vs ``second`` in ``direction``
-(greater, less, two_sided), tested at ``alpha`` with ``correction`` across the hypotheses."""
+(greater, less, two_sided, equivalent, non_inferior), tested at ``alpha`` with ``correction`` across the
+hypotheses; ``sesoi``: the smallest effect size of interest in construct-score points (equivalent /
+non_inferior only, else empty)."""
 WITHDRAW_EVENT = "withdraw"
 """events.csv ``kind`` of a withdrawal: the one row a withdrawn participant leaves (with no participant_id)."""
 # Interactive conditions: one row per turn with the live model. ``mapped_condition`` is the taxonomy id the

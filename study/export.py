@@ -6,6 +6,7 @@ analysis reads these frames directly (:func:`export_frames`) or from the CSV fil
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -278,6 +279,7 @@ def export_frames(
                     "relevance_item": (protocol.rating and protocol.rating.relevance_item) or "",
                     "exported_at": _iso(now),
                     **_prereg_columns(studies, active),
+                    "labels": json.dumps(reader_labels(protocol), ensure_ascii=False),
                 }
             ],
             columns=list(STUDY_COLUMNS),
@@ -298,6 +300,27 @@ def export_frames(
     if protocol.interactive_conditions:
         frames["interactions"] = pd.DataFrame(interactions, columns=list(INTERACTION_COLUMNS))
     return frames
+
+
+def reader_labels(protocol: Protocol) -> dict:
+    """What a report shows instead of ids: condition labels, item texts and scale anchors (study.csv ``labels``)."""
+    items = list(protocol.items().values())
+    ratings = list(protocol.rating.items) if protocol.rating else []
+
+    def anchors(of: list) -> dict:
+        return {
+            i.id: {str(code): label for code, label in i.value_labels().items()}
+            for i in of
+            if i.value_labels()
+        }
+
+    return {
+        "conditions": {c.id: c.label for c in protocol.conditions},
+        "items": {i.id: i.text for i in items},
+        "anchors": anchors(items),
+        "rating_items": {i.id: i.text for i in ratings},
+        "rating_anchors": anchors(ratings),
+    }
 
 
 def _prereg_columns(studies: dict[int, _Study], active: _Study) -> dict:
@@ -443,6 +466,7 @@ def _hypothesis_rows(protocol: Protocol) -> list[dict]:
             "alpha": h.alpha,
             "correction": correction,
             "statement": h.statement,
+            "sesoi": "" if h.sesoi is None else h.sesoi,
         }
         for h in protocol.hypotheses
     ]

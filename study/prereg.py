@@ -28,10 +28,16 @@ from study.planning import (
     power_grid,
     random_effects_text,
 )
-from study.protocol import Hypothesis, InstrumentUse, Protocol, SampleSize
+from study.protocol import EQUIVALENCE_DIRECTIONS, Hypothesis, InstrumentUse, Protocol, SampleSize
 
 TEMPLATE = "OSF Preregistration (Bowman et al. 2016) / AsPredicted"
-SIDES = {"greater": "one-sided", "less": "one-sided", "two_sided": "two-sided"}
+SIDES = {
+    "greater": "one-sided",
+    "less": "one-sided",
+    "two_sided": "two-sided",
+    "equivalent": "two one-sided tests",
+    "non_inferior": "one-sided",
+}
 
 
 # --- power of the planned t-test -------------------------------------------------------------------------
@@ -136,10 +142,15 @@ def _label(protocol: Protocol, condition_id: str) -> str:
 
 def hypothesis_sentence(protocol: Protocol, hypothesis: Hypothesis) -> str:
     first, second = (_label(protocol, c) for c in hypothesis.comparison)
+    sesoi = f"{hypothesis.sesoi:g}" if hypothesis.sesoi is not None else ""
     claim = {
         "greater": f"is higher under {first} than under {second}",
         "less": f"is lower under {first} than under {second}",
         "two_sided": f"differs between {first} and {second}",
+        "equivalent": f"is equivalent under {first} and {second}: the difference lies within ±{sesoi} "
+        "construct-score points",
+        "non_inferior": f"is not lower under {first} than under {second} by {sesoi} construct-score points or "
+        "more (non-inferiority margin)",
     }[hypothesis.direction]
     return (
         f"**{hypothesis.id}**: `{hypothesis.construct}` {claim}"
@@ -195,7 +206,7 @@ def _sampling(protocol: Protocol) -> str:
         lines.append("No sample size is declared (`preregistration.sample_size`).")
     else:
         effect_name = "d_z" if protocol.design == "within" else "d"
-        sided = {SIDES[h.direction] for h in protocol.hypotheses}
+        sided = {SIDES[h.direction] for h in protocol.hypotheses if h.direction not in EQUIVALENCE_DIRECTIONS}
         sided_test = "two-sided" if "two-sided" in sided or not sided else "one-sided"
         alpha = planned_alpha(protocol)
         declared = min((h.alpha for h in protocol.hypotheses), default=0.05)
@@ -332,6 +343,9 @@ def _analysis(protocol: Protocol) -> str:
     mixed = per_case_constructs(protocol)
     for h in protocol.hypotheses:
         first, second = h.comparison
+        if h.direction in EQUIVALENCE_DIRECTIONS:
+            lines.append(_equivalence_plan(h, test))
+            continue
         primary = (
             f"the mixed model below of `{h.construct}`'s per-case answers (its {test} as a secondary analysis)"
             if h.construct in mixed
@@ -351,7 +365,6 @@ def _analysis(protocol: Protocol) -> str:
             }[correction]
         )
         lines.append("Inference: a hypothesis is supported when its corrected p is below its α.")
-    mixed = per_case_constructs(protocol)
     if mixed:
         lines += [
             "Per-case items (asked on every case: "
@@ -365,12 +378,31 @@ def _analysis(protocol: Protocol) -> str:
             f"Simplification rule: {SIMPLIFICATION_RULE}",
         ]
     lines += [
+        "Beside every t-test, the two-sided default Bayes factor BF10 (JZS prior, Cauchy scale r = √2/2; "
+        "Rouder et al. 2009), as evidence for a difference or for its absence.",
         "Effect sizes with 95 % CIs (exact noncentral t); means and SDs per condition; Cronbach's α per "
         "construct and instrument.",
         "Exploratory: every other construct and test in the report (two-sided, Holm across them), trust "
         "calibration on deliberately wrong AI cases, expert ratings.",
     ]
     return _bullets(lines)
+
+
+def _equivalence_plan(h: Hypothesis, test: str) -> str:
+    """The TOST plan of an equivalence / non-inferiority hypothesis (Lakens 2017)."""
+    first, second = h.comparison
+    bounds = f"−{h.sesoi:g} and +{h.sesoi:g}" if h.direction == "equivalent" else f"−{h.sesoi:g}"
+    shown = (
+        "equivalent when both one-sided tests reject, i.e. the (1 − 2α) CI of the difference lies within "
+        f"±{h.sesoi:g}"
+        if h.direction == "equivalent"
+        else f"non-inferior when the test rejects, i.e. the (1 − 2α) CI's lower bound lies above −{h.sesoi:g}"
+    )
+    return (
+        f"{h.id}: {test} of `{h.construct}`, `{first}` − `{second}`, as two one-sided tests (TOST) against "
+        f"{bounds} construct-score points (smallest effect size of interest), α = {h.alpha:g}; {shown}. "
+        "The power analysis below is for the difference tests; it does not cover this equivalence test."
+    )
 
 
 def _exclusions(protocol: Protocol) -> str:

@@ -440,7 +440,9 @@ class InstrumentUse(_Model):
         return items
 
 
-Direction = Literal["greater", "less", "two_sided"]
+Direction = Literal["greater", "less", "two_sided", "equivalent", "non_inferior"]
+EQUIVALENCE_DIRECTIONS = ("equivalent", "non_inferior")
+"""Directions tested against a smallest effect size of interest (TOST; Lakens 2017): they need ``sesoi``."""
 
 
 class Hypothesis(_Model):
@@ -451,7 +453,17 @@ class Hypothesis(_Model):
     comparison: tuple[Identifier, Identifier] = Field(
         description="Two conditions: the first is compared with the second."
     )
-    direction: Direction = Field(description="greater: the first condition scores higher; less; two_sided.")
+    direction: Direction = Field(
+        description="greater: the first condition scores higher; less; two_sided; equivalent: the difference "
+        "lies within ±sesoi; non_inferior: the first is at most sesoi below the second (higher is better)."
+    )
+    sesoi: float | None = Field(
+        default=None,
+        gt=0,
+        description="Smallest effect size of interest, in construct-score points (the scale's own units, e.g. "
+        "0.5 for half a Likert point): the equivalence bounds ±sesoi or the non-inferiority margin. Required "
+        "by equivalent/non_inferior, and only used by them.",
+    )
     alpha: float = Field(default=0.05, gt=0, lt=1)
     statement: str = Field(default="", description="The hypothesis in words.")
 
@@ -713,6 +725,16 @@ class Protocol(_Model):
                 problems.append(f"{where}.comparison: {unknown} are not conditions {condition_ids}")
             elif hypothesis.comparison[0] == hypothesis.comparison[1]:
                 problems.append(f"{where}.comparison: compare two different conditions")
+            if hypothesis.direction in EQUIVALENCE_DIRECTIONS and hypothesis.sesoi is None:
+                problems.append(
+                    f"{where}.sesoi: direction {hypothesis.direction!r} needs a smallest effect size of interest "
+                    "(construct-score points, e.g. sesoi: 0.5)"
+                )
+            elif hypothesis.direction not in EQUIVALENCE_DIRECTIONS and hypothesis.sesoi is not None:
+                problems.append(
+                    f"{where}.sesoi: only equivalent and non_inferior hypotheses use it (direction is "
+                    f"{hypothesis.direction!r})"
+                )
         return problems
 
     # --- derived facts, so no other module re-derives them ---------------------------------------------

@@ -151,4 +151,5 @@ def test_run_analysis_reads_as_its_numbered_steps():
         "interactions",
         "power",
         "preregistration",
+        "reporting standards",
     ]

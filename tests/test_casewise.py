@@ -78,9 +78,10 @@ def test_the_hypothesis_is_tested_with_the_mixed_model_one_sided(analysed):
     (h1,) = analysed.results["hypotheses"]
     assert h1["test"].startswith("linear mixed model") and h1["test"].endswith("one-sided")
     assert h1["p"] == pytest.approx(R["p"] / 2, abs=1e-3)  # greater, and the estimate is positive
-    assert h1["mixed"]["ci"][1] is None  # one-sided interval: unbounded above (JSON null)
-    one_sided = R["estimate"] - stats.t.ppf(0.95, R["df"]) * R["se"]
-    assert h1["mixed"]["ci"][0] == pytest.approx(one_sided, abs=2e-3)
+    # one-sided at α = .05: the 90 % interval, whose lower bound is the one-sided 95 % bound (as the t-test's)
+    margin = stats.t.ppf(0.95, R["df"]) * R["se"]
+    assert h1["mixed"]["ci_level"] == pytest.approx(0.9)
+    assert h1["mixed"]["ci"] == pytest.approx([R["estimate"] - margin, R["estimate"] + margin], abs=2e-3)
     assert h1["secondary"]["test"].startswith("paired t-test")
     assert h1["p_adjusted"] == pytest.approx(h1["p"])  # the one tested hypothesis
 

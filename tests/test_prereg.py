@@ -321,3 +321,94 @@ def test_the_plan_states_the_mixed_model_its_rule_and_how_many_cases(study_file)
                 }
             )
         )
+
+
+def test_equivalence_hypotheses_need_a_smallest_effect_of_interest(study_file):
+    equivalent = {"id": "H3", "construct": "sus", "comparison": ["skingen_visual", "baseline_text"]}
+    with pytest.raises(ProtocolError) as info:
+        load_protocol(
+            study_file(
+                hypotheses=[
+                    {**equivalent, "direction": "equivalent"},
+                    {**equivalent, "id": "H4", "direction": "greater", "sesoi": 0.5},
+                ]
+            )
+        )
+    message = str(info.value)
+    assert "hypotheses[0].sesoi: direction 'equivalent' needs a smallest effect size of interest" in message
+    assert "hypotheses[1].sesoi: only equivalent and non_inferior hypotheses use it" in message
+    loaded = load_protocol(
+        study_file(
+            hypotheses=[
+                {**equivalent, "direction": "equivalent", "sesoi": 0.5},
+                {**equivalent, "id": "H4", "direction": "non_inferior", "sesoi": 5},
+            ]
+        )
+    )
+    text = prereg.document(loaded.protocol)
+    assert "the difference lies within ±0.5 construct-score points" in text
+    assert "as two one-sided tests (TOST) against −0.5 and +0.5 construct-score points" in text
+    assert "non-inferior when the test rejects, i.e. the (1 − 2α) CI's lower bound lies above −5" in text
+    assert "Bayes factor BF10 (JZS prior, Cauchy scale r = √2/2" in text
+
+
+@pytest.mark.parametrize("design", ["within", "between"])
+def test_equivalence_hypotheses_are_tested_by_tost_as_r_does(design):
+    """The plan's TOST record equals R's hand TOST with t.test (tests/data/r/bayes_tost.R) on the sleep data,
+    paired and Welch, whichever condition comes first; the report states what it shows."""
+    from analysis.document import hypothesis_sentence, verdict
+    from analysis.load import StudyData
+    from analysis.plan import confirmatory_tests
+    from tests.test_analysis_bayes_tost import REF
+
+    vis, base = REF["data"]["visual"], REF["data"]["baseline"]
+    ids = [f"P{i}" for i in range(10)]
+    scores = pd.DataFrame(
+        {
+            "participant_id": ids * 2 if design == "within" else ids + [f"Q{i}" for i in range(10)],
+            "condition": ["vis"] * 10 + ["base"] * 10,
+            "construct": "trust",
+            "score": vis + base,
+        }
+    )
+
+    def row(name: str, first: str, second: str, direction: str, sesoi: float) -> dict:
+        fixed = {"construct": "trust", "alpha": 0.05, "correction": "none", "statement": ""}
+        return {
+            "hypothesis": name,
+            "first": first,
+            "second": second,
+            "direction": direction,
+            "sesoi": sesoi,
+            **fixed,
+        }
+
+    kind = "paired" if design == "within" else "welch"
+    # R's paired non-inferiority case is visual − baseline, its Welch one baseline − visual
+    third = ("vis", "base") if design == "within" else ("base", "vis")
+    hypotheses = pd.DataFrame(
+        [
+            row("H1", "vis", "base", "equivalent", 2.0),
+            row("H2", "base", "vis", "equivalent", 2.0),
+            row("H3", *third, "non_inferior", 0.5),
+        ]
+    )
+    data = StudyData(
+        None, None, None, design, "base", "vis", conditions=("base", "vis"), hypotheses=hypotheses
+    )
+    h1, h2, h3 = confirmatory_tests(scores, data, 0.95)
+    ref = REF["tost"][f"{kind}_equivalent"]
+    assert h1["p"] == pytest.approx(ref["p"], rel=1e-9) and h1["ci"] == pytest.approx(ref["ci"], rel=1e-9)
+    assert h2["p"] == pytest.approx(ref["p"], rel=1e-9)  # symmetric bounds: the order does not matter
+    assert h2["ci"] == pytest.approx([-ref["ci"][1], -ref["ci"][0]], rel=1e-9) and h2["mean_diff"] < 0
+    assert h1["ci_level"] == pytest.approx(0.9) and h1["tost"]["bounds"] == [-2.0, 2.0]
+    ref = REF["tost"][f"{kind}_non_inferior"]
+    assert h3["p"] == pytest.approx(ref["p"], rel=1e-9) and h3["tost"]["upper"] is None
+    assert h3["ci"] == pytest.approx(ref["ci"], rel=1e-9)
+    assert h3["bayes_factor"]["name"] == "BF10" and h3["bayes_factor"]["value"] > 0
+    assert not h1["supported"] and verdict(h1) == "not shown equivalent"
+    results = {"labels": {"conditions": {"vis": "Visual references", "base": "Text only"}}}
+    sentence = hypothesis_sentence(results, h1)
+    assert "Visual references vs Text only, equivalent (±2.00)" in sentence and "90 % CI" in sentence
+    assert sentence.endswith("— not shown equivalent.") and "BF<sub>10</sub> = " in sentence
+    assert verdict({**h1, "supported": True}) == "equivalent within ±2.00"

@@ -4,7 +4,7 @@
 #
 # spec: family ("gaussian" | "cumulative_logit" | "binomial"), data (CSV path: y, participant, case,
 #   condition [, position, ai_wrong]), levels (conditions, baseline first), formula (lme4/ordinal syntax),
-#   contrasts ({name: weights over the fixed effects}), omnibus (rows of weights, or null), confidence.
+#   contrasts ({name: weights over the fixed effects}), omnibus (rows of weights, or null).
 suppressPackageStartupMessages({
   library(jsonlite)
 })

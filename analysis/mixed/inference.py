@@ -17,6 +17,14 @@ def coefficient_name(level: str) -> str:
     return f"condition[{level}]"
 
 
+def fixed_names(conditions: Sequence[str], *, position: bool) -> list[str]:
+    """The linear model's fixed effects in model-matrix order (R's order too): intercept, one dummy per
+    non-baseline condition, optionally position."""
+    return ["(Intercept)", *(coefficient_name(c) for c in conditions[1:])] + (
+        ["position"] if position else []
+    )
+
+
 def wald_term(name: str, estimate: float, se: float, df: float | None, confidence: float) -> MixedTerm:
     """A two-sided t test (``df`` given) or z test (``df`` None) of estimate / se, with its CI."""
     statistic = estimate / se

@@ -20,7 +20,7 @@ from analysis.mixed import r_backend
 from analysis.mixed.checks import check_frame
 from analysis.mixed.inference import (
     LinearStep,
-    coefficient_name,
+    fixed_names,
     omnibus_rows,
     pairwise_rows,
     t_tests,
@@ -129,13 +129,11 @@ def fit_linear(
 def fixed_design(
     data: pd.DataFrame, conditions: Sequence[str], *, position: bool
 ) -> tuple[np.ndarray, list[str]]:
-    """X with treatment coding: intercept, one dummy per non-baseline condition, optionally position."""
+    """X with treatment coding, columns named by :func:`~analysis.mixed.inference.fixed_names`."""
     columns = [np.ones(len(data))] + [(data["condition"] == c).to_numpy(float) for c in conditions[1:]]
-    names = ["(Intercept)"] + [coefficient_name(c) for c in conditions[1:]]
     if position:
         columns.append(data["position"].to_numpy(float))
-        names.append("position")
-    return np.column_stack(columns), names
+    return np.column_stack(columns), fixed_names(conditions, position=position)
 
 
 def _random_term(data: pd.DataFrame, group: str, structure: RandomStructure) -> RandomTerm:

@@ -25,6 +25,7 @@ from analysis.mixed import laplace
 from analysis.mixed.inference import (
     LinearStep,
     coefficient_name,
+    fixed_names,
     omnibus_rows,
     pairwise_rows,
     t_tests,
@@ -142,9 +143,7 @@ def gaussian_step(
     position: bool,
 ) -> LinearStep:
     """One candidate of the linear model fitted by ``lmerTest::lmer`` (REML, Satterthwaite via ``contest``)."""
-    names = ["(Intercept)", *(coefficient_name(c) for c in conditions[1:])] + (
-        ["position"] if position else []
-    )
+    names = fixed_names(conditions, position=position)
     pairs = pairwise_rows(names, conditions)
     model = formula(structure, conditions, position=position)
     spec = {
@@ -153,7 +152,6 @@ def gaussian_step(
         "levels": list(conditions),
         "contrasts": {name: row.tolist() for name, row in pairs.items()},
         "omnibus": omnibus_rows(names, conditions).tolist() if len(conditions) > 2 else None,
-        "confidence": confidence,
     }
     result = run_r(spec, data)
     _check_names(result, names)
