@@ -1,16 +1,14 @@
-"""Benchmark: the cost of ``skingen evaluate`` against the number of images.
+"""Benchmark: the cost of ``skingen evaluate``'s metrics against the number of images, feature extraction
+excluded (it is linear in the images and depends on the encoder and device; the tiny-CLIP rows show it).
 
-Two parts, timed separately because they scale differently:
+Each metric once on the whole set of precomputed random features (n real = n generated; 5 conditions), with
+the command's defaults: FD with its jackknife FD∞ interval (20 blocks per side), KD over all pairs with its
+jackknife interval (on at most 10 000 per side), the k-NN metrics and diversity (on at most 10 000 per side,
+k = 5), one 1000-replicate bootstrap of a per-image mean; ``--full`` also times :func:`metrics_from_features`
+as the command runs it (the whole set, three skin-tone groups with FD at equal n, six types).
 
-- each metric once on precomputed random features of the whole set (d = 512, as CLIP ViT-B/32; n real =
-  n generated; 5 conditions), with the command's defaults (k = 5, 100 KID subsets of ≤ 1000, one 1000-replicate
-  bootstrap interval, the k-NN metrics and diversity on at most 10 000 per side; the k-NN metrics also on the
-  whole set, for comparison); ``--full`` also times :func:`metrics_from_features` as the command runs it (the whole
-  set, three groups and six types; ``--fid-bootstrap`` 0 there);
-- feature extraction with the tiny CLIP of the tests (``tests/tiny_models.build_clip``) on 64×64 images.
-
-    PYTHONPATH=. python bench/bench_evaluate.py                   # 1k, 5k, 20k features; 200, 800 images
-    PYTHONPATH=. python bench/bench_evaluate.py --sizes 1000 5000 --images 100
+    PYTHONPATH=. python bench/bench_evaluate.py                         # 1k, 10k, 50k; d = 1024
+    PYTHONPATH=. python bench/bench_evaluate.py --sizes 1000 10000 --dims 512 768 --images 200
 """
 
 from __future__ import annotations
@@ -24,8 +22,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from skingen.evaluation import metrics
-from skingen.evaluation.evaluator import Embedded, EvaluationSettings, knn_sample, metrics_from_features
+from skingen.evaluation import distances, metrics
+from skingen.evaluation.evaluator import (
+    Embedded,
+    EvaluationSettings,
+    cap_sample,
+    knn_sample,
+    metrics_from_features,
+)
 from skingen.evaluation.features import FeatureExtractor
 from skingen.evaluation.inputs import EvalImage
 
@@ -44,15 +48,19 @@ def bench_metrics(n: int, dim: int, *, full: bool) -> dict[str, float]:
     real = torch.from_numpy(rng.normal(size=(n, dim))).float()
     fake = torch.from_numpy(rng.normal(size=(n, dim)) + 0.1).float()
     images = [EvalImage(Path(f"{i}.png"), CONDITIONS[i % 5], TYPES[i % 6], "p") for i in range(n)]
-    embedded = Embedded(real, fake, rng.normal(size=n), rng.normal(size=n))
-    settings = EvaluationSettings(fid_bootstrap=0)
-    # as the command runs them: on at most --knn-max-samples (default 10 000) per side
+    settings = EvaluationSettings()
+    jackknife = {"groups": settings.jackknife_groups, "confidence": settings.confidence}
+    # as the command runs them: k-NN and KD on at most 10 000 per side
     knn_real, knn_fake = (knn_sample(n, settings, "all", side) for side in ("real", "generated"))
+    kd_real, kd_fake = (
+        cap_sample(n, settings.kd_max_samples, 0, f"kd:{side}") for side in ("real", "generated")
+    )
     conditions = [images[i].condition for i in knn_fake]
+    embedded = Embedded(real, fake, rng.normal(size=n), rng.normal(size=n))
     return {
-        "fid": _timed(metrics.fid, real, fake),
-        "kid": _timed(metrics.kid, real, fake, subsets=100, subset_size=1000, seed=0),
-        "prdc_all": _timed(metrics.manifold, real, fake, 5),
+        "fd": _timed(distances.fd, real, fake),
+        "fd_inf": _timed(distances.fd_with_interval, real, fake, **jackknife, rng=rng),
+        "kd": _timed(distances.kd_with_interval, real[kd_real], fake[kd_fake], **jackknife, rng=rng),
         "prdc": _timed(metrics.manifold, real[knn_real], fake[knn_fake], 5),
         "diversity": _timed(metrics.diversity, fake[knn_fake], conditions),
         "bootstrap": _timed(metrics.bootstrap_ci, rng.normal(size=n), replicates=1000, rng=rng),
@@ -73,26 +81,28 @@ def bench_features(n: int, folder: Path, clip: Path) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000, 20000])
-    parser.add_argument("--images", type=int, nargs="+", default=[200, 800])
-    parser.add_argument("--dim", type=int, default=512)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000, 50_000])
+    parser.add_argument("--dims", type=int, nargs="+", default=[1024])
+    parser.add_argument("--images", type=int, nargs="*", default=[200])
     parser.add_argument("--full", action="store_true", help="also time all metrics for all groups and types")
     args = parser.parse_args()
-    print(f"metrics on random features, d={args.dim}, torch threads={torch.get_num_threads()}")
+    print(f"metrics on random features, torch threads={torch.get_num_threads()}")
     print(
-        "| n per side | FID s | KID s | P/R/D/C s | diversity s | bootstrap s | sum s | ms per image | full s "
-        "| P/R/D/C without the cap s |"
+        "| d | n per side | FD (plug-in) s | FD + FD∞ interval s | KD + interval s | P/R/D/C s | diversity s "
+        "| bootstrap s | sum s | full s |"
     )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for n in args.sizes:
-        t = bench_metrics(n, args.dim, full=args.full)
-        total = sum(t[k] for k in ("fid", "kid", "prdc", "diversity", "bootstrap"))
-        print(
-            f"| {n:,} | {t['fid']:.2f} | {t['kid']:.2f} | {t['prdc']:.2f} | {t['diversity']:.2f} | "
-            f"{t['bootstrap']:.2f} | {total:.1f} | {1000 * total / (2 * n):.2f} | {t['all']:.1f} "
-            f"| {t['prdc_all']:.2f} |",
-            flush=True,
-        )
+    for dim in args.dims:
+        for n in args.sizes:
+            t = bench_metrics(n, dim, full=args.full)
+            total = sum(t[k] for k in ("fd_inf", "kd", "prdc", "diversity", "bootstrap"))
+            print(
+                f"| {dim} | {n:,} | {t['fd']:.2f} | {t['fd_inf']:.2f} | {t['kd']:.2f} | {t['prdc']:.2f} "
+                f"| {t['diversity']:.2f} | {t['bootstrap']:.2f} | {total:.1f} | {t['all']:.1f} |",
+                flush=True,
+            )
+    if not args.images:
+        return
     from tests.tiny_models import build_clip
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -15,3 +15,7 @@ case ",$extras," in
   *,all,*|*,ml,*) .venv/bin/python -m pip install --quiet "torch==2.13.0" ;;
 esac
 .venv/bin/python -m pip install --quiet -e ".[$extras]"
+case ",$extras," in
+  # the Inception-FID test's reference (tests/test_inception.py): only its resizer and TorchScript wrapper
+  *,all,*|*,test,*) .venv/bin/python -m pip install --quiet --no-deps "clean-fid==0.1.35" ;;
+esac

@@ -35,8 +35,9 @@ from skingen.diagnosis.options import (
 )
 from skingen.distributed import ProcessShare
 from skingen.errors import SkinGenError
-from skingen.evaluation.evaluator import HEADLINE, EvaluationSettings, check_inputs, evaluate
+from skingen.evaluation.evaluator import EvaluationSettings, check_inputs, evaluate, headline_of
 from skingen.evaluation.features import FeatureExtractor
+from skingen.evaluation.inception import InceptionFeatures
 from skingen.evaluation.inputs import ImageSet, read_generated, read_real
 from skingen.evaluation.report import write_report
 from skingen.generation import (
@@ -76,6 +77,13 @@ def _add_evaluation_inputs(parser: argparse.ArgumentParser, *, required: bool) -
     parser.add_argument(
         "--real-split", choices=SPLITS, help="only this split of a prepared --real set (default: all)"
     )
+    parser.add_argument(
+        "--inception-weights",
+        type=Path,
+        metavar="PATH",
+        help="clean-fid's TorchScript inception-2015-12-05.pt: also the standard Inception FID/KID "
+        "(`fid`, `kid`), as clean-fid computes them (nothing is downloaded)",
+    )
     if required:  # `skingen evaluate`; `bundle build` evaluates its own references with its --features
         parser.add_argument(
             "--generated",
@@ -101,25 +109,30 @@ def _add_evaluation_inputs(parser: argparse.ArgumentParser, *, required: bool) -
 def _add_evaluation_settings(parser: argparse.ArgumentParser) -> None:
     defaults = EvaluationSettings()
     parser.add_argument(
-        "--kid-subsets", type=int, default=defaults.kid_subsets, help="KID subsets (default %(default)s)"
+        "--jackknife-groups",
+        type=int,
+        default=defaults.jackknife_groups,
+        help="blocks per side of the FD∞ and KD jackknife intervals (default %(default)s)",
     )
     parser.add_argument(
-        "--kid-subset-size",
+        "--kd-max-samples",
         type=int,
-        default=defaults.kid_subset_size,
-        help="KID subset size, capped at the smaller set (default %(default)s)",
+        default=defaults.kd_max_samples,
+        metavar="N",
+        help="KD (quadratic in the images) on a seeded subsample of at most N per side (default %(default)s; "
+        "0: all)",
+    )
+    parser.add_argument(
+        "--equal-n-draws",
+        type=int,
+        default=defaults.equal_n_draws,
+        help="subsamples per skin-tone group for FD at the smallest group's n (default %(default)s; 0: none)",
     )
     parser.add_argument(
         "--bootstrap",
         type=int,
         default=defaults.bootstrap,
         help="bootstrap replicates of the per-image metrics (default %(default)s; 0: no intervals)",
-    )
-    parser.add_argument(
-        "--fid-bootstrap",
-        type=int,
-        default=defaults.fid_bootstrap,
-        help="bootstrap replicates of FID, each a full FID per group (default %(default)s; 0: no interval)",
     )
     parser.add_argument(
         "--confidence", type=float, default=defaults.confidence, help="interval level (default %(default)s)"
@@ -139,10 +152,10 @@ def _evaluation_settings(
 ) -> EvaluationSettings:
     return EvaluationSettings(
         k=k,
-        kid_subsets=args.kid_subsets,
-        kid_subset_size=args.kid_subset_size,
+        jackknife_groups=args.jackknife_groups,
+        kd_max_samples=args.kd_max_samples,
+        equal_n_draws=args.equal_n_draws,
         bootstrap=args.bootstrap,
-        fid_bootstrap=args.fid_bootstrap,
         confidence=args.confidence,
         seed=seed,
         knn_max_samples=args.knn_max_samples,
@@ -730,7 +743,9 @@ def run_bundle_build(args: argparse.Namespace) -> int:
         judge = judge or cases_spec
         same = str(judge) == str(cases_spec) and diagnoser is not None
         judge_model = diagnoser if same else build_diagnoser(judge, taxonomy, diagnosis)
-        evaluator = BundleEvaluator(real, extractor, judge_model, _evaluation_settings(args, seed=args.seed))
+        evaluator = BundleEvaluator(
+            real, extractor, judge_model, _evaluation_settings(args, seed=args.seed), _inception(args)
+        )
     builder = BundleBuilder(
         taxonomy, prompts, generator, diagnoser, settings, evaluator=evaluator, retriever=retriever
     )
@@ -744,7 +759,13 @@ def _bundle_evaluation_inputs(
     args: argparse.Namespace, cases: DiagnoserSpec | None, judge: DiagnoserSpec | None
 ) -> ImageSet | None:
     """``bundle build --evaluate``'s real set, checked before any model loads (None without --evaluate)."""
-    given = [flag for flag, value in (("--real", args.real), ("--diagnoser", args.diagnoser)) if value]
+    given = [
+        flag
+        for flag, value in (
+            ("--real", args.real), ("--diagnoser", args.diagnoser), ("--inception-weights", args.inception_weights)
+        )
+        if value
+    ]  # fmt: skip
     if not args.evaluate:
         if given:
             raise SkinGenError(f"{', '.join(given)}: only used with --evaluate")
@@ -759,6 +780,13 @@ def _bundle_evaluation_inputs(
         )
     _evaluation_settings(args, seed=args.seed).check()
     return read_real(args.real, split=args.real_split)
+
+
+def _inception(args: argparse.Namespace, batch_size: int = 32) -> InceptionFeatures | None:
+    """clean-fid's Inception network from ``--inception-weights`` (None without the flag)."""
+    if args.inception_weights is None:
+        return None
+    return InceptionFeatures(args.inception_weights, device=args.device, batch_size=batch_size)
 
 
 def _retrieval_settings(args: argparse.Namespace) -> RetrievalSettings | None:
@@ -831,10 +859,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
     # metrics.json + report.html at once
     extractor = FeatureExtractor(args.features, device=args.device, batch_size=args.batch_size)
     diagnoser = None if judge is None else build_diagnoser(judge, _taxonomy(args), judging)
-    results = evaluate(real, generated, extractor, settings, diagnoser=diagnoser, share=share)
+    inception = _inception(args, args.batch_size)
+    results = evaluate(
+        real, generated, extractor, settings, diagnoser=diagnoser, inception=inception, share=share
+    )
     if results is not None:
         write_report(args.out, results, overwrite=args.overwrite)
-        print(json.dumps({"out": str(args.out), **{k: results[k] for k in HEADLINE}}))
+        print(json.dumps({"out": str(args.out), **{k: results[k] for k in headline_of(results)}}))
     return 0
 
 

@@ -72,9 +72,39 @@ def cielab(rgb: np.ndarray) -> np.ndarray:
     return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], -1)
 
 
-def estimate_skin_tone(image: Image.Image, lesion_mask: Image.Image | None = None) -> SkinToneEstimate:
+# CIELAB hue angle (degrees) and chroma of skin: every skin tone, from Fitzpatrick I to VI, lies in the
+# red–yellow quadrant (melanin and haemoglobin), so grey, white, blue or green backgrounds, clothing and
+# black shadows fall outside. The bounds are ours, wide on purpose (very light skin has low chroma, very dark
+# skin low L*); tests/test_skin_fidelity.py checks that skin painted at every ITA band passes and that grey,
+# white, blue and green do not.
+SKIN_HUE = (20.0, 90.0)
+SKIN_MIN_CHROMA = 6.0
+SKIN_LIGHTNESS = (8.0, 97.0)
+
+
+def skin_mask(rgb: np.ndarray) -> np.ndarray:
+    """Per pixel of an ``(h, w, 3)`` sRGB array: is its colour skin-like (hue, chroma and L* in skin's range)?"""
+    lab = cielab(rgb)
+    hue = np.degrees(np.arctan2(lab[..., 2], lab[..., 1]))
+    chroma = np.hypot(lab[..., 1], lab[..., 2])
+    return (
+        (hue >= SKIN_HUE[0])
+        & (hue <= SKIN_HUE[1])
+        & (chroma >= SKIN_MIN_CHROMA)
+        & (lab[..., 0] >= SKIN_LIGHTNESS[0])
+        & (lab[..., 0] <= SKIN_LIGHTNESS[1])
+    )
+
+
+def estimate_skin_tone(
+    image: Image.Image, lesion_mask: Image.Image | None = None, *, skin_only: bool = False
+) -> SkinToneEstimate:
     """The type of the skin around the lesion: outside ``lesion_mask`` (white = lesion) when given, else the
-    photo's border. ITA = atan((L* − 50) / b*) in degrees; medians keep hair and shadows from moving it."""
+    photo's border. ITA = atan((L* − 50) / b*) in degrees; medians keep hair and shadows from moving it.
+
+    ``skin_only`` (generated images, whose framing nobody checked) also drops the pixels :func:`skin_mask`
+    rejects, so a background or clothing at the border does not count as skin; ``ValueError`` if none is left.
+    """
     rgb = np.asarray(image.convert("RGB"))
     if lesion_mask is not None:
         around = np.asarray(lesion_mask.convert("L").resize(image.size)) < 128
@@ -85,6 +115,10 @@ def estimate_skin_tone(image: Image.Image, lesion_mask: Image.Image | None = Non
         around[dy : height - dy, dx : width - dx] = False
     if not around.any():
         raise ValueError("lesion_mask: it covers the whole photo, so no surrounding skin is left to measure")
+    if skin_only:
+        around &= skin_mask(rgb)
+        if not around.any():
+            raise ValueError("no skin-coloured pixels around the lesion to measure")
     lab = cielab(rgb[around])
     lightness, yellowness = float(np.median(lab[:, 0])), float(np.median(lab[:, 2]))
     ita = math.degrees(math.atan2(lightness - 50, yellowness))

@@ -246,7 +246,7 @@ class _RedDiagnoser:
 
 def test_two_shares_evaluate_as_one_process(tmp_path: Path) -> None:
     pytest.importorskip("torch")
-    pytest.importorskip("torchmetrics")
+    pytest.importorskip("scipy")
     cases = _fixed_cases(tmp_path)
     real_dir = tmp_path / "real"
     real_dir.mkdir()
@@ -256,7 +256,7 @@ def test_two_shares_evaluate_as_one_process(tmp_path: Path) -> None:
         read_real(real_dir),
         _PixelFeatures(),
         _RedDiagnoser(),
-        EvaluationSettings(bootstrap=10, fid_bootstrap=2),
+        EvaluationSettings(bootstrap=10, equal_n_draws=2),
     )
 
     _builder(FakeGenerator(), evaluator)(cases, tmp_path / "one", progress=False)

@@ -10,7 +10,7 @@ import pytest
 
 from skingen.bundle.manifest import load_bundle
 from skingen.cli import main
-from skingen.evaluation.evaluator import HEADLINE
+from skingen.evaluation.evaluator import headline_of
 from skingen.sources import load_image
 from skingen.taxonomy import Taxonomy
 from tests.skingen_fixtures import TinyModels, tiny_models, write_cases
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.ml
 torch = pytest.importorskip("torch")
 
 CLI_SIZE = ["--steps", "2", "--width", "64", "--height", "64", "--device", "cpu"]
-FAST = ["--bootstrap", "20", "--fid-bootstrap", "2", "--kid-subsets", "5"]
+FAST = ["--bootstrap", "20", "--equal-n-draws", "2", "--jackknife-groups", "5"]
 CASES = [
     {"case_id": "c1", "file": "c1.png", "ground_truth": "psoriasis", "ai_condition": "", "skin_tone": "II"},
     {"case_id": "c2", "file": "c2.png", "ground_truth": "psoriasis", "ai_condition": "eczema", "skin_tone": "V"},
@@ -69,8 +69,9 @@ def test_evaluated_bundle_carries_each_verdict_and_its_metrics(
     assert record is not None and record.diagnoser == str(tiny.clip) and record.real == str(data)
     metrics = json.loads(bundle.path(record.metrics).read_text())
     assert bundle.path(record.report).read_text().lower().startswith("<!doctype html>")
-    assert set(record.headline) == set(HEADLINE)
-    assert record.headline == {key: metrics[key] for key in HEADLINE}
+    assert set(record.headline) == set(headline_of(metrics))
+    assert {"fd_clip", "fd_clip_inf", "kd_clip"} <= set(record.headline)  # named by the feature space
+    assert record.headline == {key: metrics[key] for key in headline_of(metrics)}
     assert record.headline["closed_loop_accuracy"] == pytest.approx(sum(verdicts) / len(verdicts))
     assert metrics["inputs"]["generated"] == {"path": ".", "kind": "bundle"}  # not the staging folder
     assert set(record.by_skin_tone) == {"I-II", "III-IV", "V-VI"}
@@ -89,7 +90,7 @@ def test_an_explicit_diagnoser_checks_fixed_diagnoses(tiny: TinyModels, tmp_path
     assert manifest.cases[0].ai.model_id == "fixed"  # every case's AI output came from cases.csv...
     assert all(r.closed_loop.diagnoser == str(tiny.clip) for c in manifest.cases for r in c.references)
     groups = manifest.evaluation.by_skin_tone  # a plain folder has no skin-tone labels: no per-group FID
-    assert groups["I-II"]["fid"] is None and groups["I-II"]["closed_loop_accuracy"] is not None
+    assert groups["I-II"]["fd_clip"] is None and groups["I-II"]["closed_loop_accuracy"] is not None
 
 
 def test_cases_diagnosed_through_a_chat_endpoint_judged_by_a_classifier(

@@ -18,8 +18,7 @@ from tests.skingen_fixtures import tiny_models
 
 pytestmark = pytest.mark.ml
 torch = pytest.importorskip("torch")
-scipy_linalg = pytest.importorskip("scipy.linalg")
-pytest.importorskip("torchmetrics")
+pytest.importorskip("scipy")
 
 from skingen.evaluation import metrics  # noqa: E402
 
@@ -85,8 +84,8 @@ def evaluated(sets, models, tmp_path_factory) -> dict:
     data, generated = sets
     out = tmp_path_factory.mktemp("eval-out") / "report"
     code = _run("evaluate", "--real", data, "--generated", generated, "--features", models.clip, "--out", out,
-                "--diagnoser", f"clip:{models.clip}", "--kid-subsets", 10, "--kid-subset-size", 20,
-                "--bootstrap", 200, "--fid-bootstrap", 10, "--device", "cpu")  # fmt: skip
+                "--diagnoser", f"clip:{models.clip}", "--jackknife-groups", 10, "--equal-n-draws", 5,
+                "--bootstrap", 200, "--device", "cpu")  # fmt: skip
     assert code == 0
     assert (out / "report.html").is_file()
     return json.loads((out / "metrics.json").read_text())
@@ -97,50 +96,6 @@ def evaluated(sets, models, tmp_path_factory) -> dict:
 
 def _features(n: int, d: int = 16, shift: float = 0.0, seed: int = 0) -> torch.Tensor:
     return torch.from_numpy(np.random.default_rng(seed).normal(size=(n, d)) + shift)
-
-
-def test_fid_of_a_set_with_itself_is_zero() -> None:
-    x = _features(50)
-    assert metrics.fid(x, x) == 0.0
-
-
-def test_fid_agrees_with_numpy_scipy() -> None:
-    real, fake = _features(80, seed=1), _features(70, shift=0.5, seed=2)
-    r, f = real.numpy(), fake.numpy()
-    covmean = scipy_linalg.sqrtm(np.cov(r, rowvar=False) @ np.cov(f, rowvar=False)).real
-    expected = ((r.mean(0) - f.mean(0)) ** 2).sum() + np.trace(
-        np.cov(r, rowvar=False) + np.cov(f, rowvar=False) - 2 * covmean
-    )
-    assert metrics.fid(real, fake) == pytest.approx(expected, rel=1e-6)
-
-
-def _mmd_unbiased(x: np.ndarray, y: np.ndarray) -> float:
-    """Unbiased MMD² with KID's polynomial kernel (x·y/d + 1)³."""
-    kernel = lambda a, b: (a @ b.T / a.shape[1] + 1) ** 3  # noqa: E731
-    m = len(x)
-    kxx, kyy, kxy = kernel(x, x), kernel(y, y), kernel(x, y)
-    return ((kxx.sum() - np.trace(kxx)) + (kyy.sum() - np.trace(kyy))) / (m * (m - 1)) - 2 * kxy.mean()
-
-
-def test_kid_agrees_with_numpy_and_its_spread_over_subsets() -> None:
-    real, fake = _features(60, seed=3), _features(50, shift=0.3, seed=4)
-    mean, std, size = metrics.kid(real, fake, subsets=1, subset_size=1000, seed=0)
-    assert size == 50  # capped at the smaller set
-    torch.manual_seed(0)  # the same subsets torchmetrics draws: randperm(real), randperm(fake) per subset
-    perm_r, perm_f = torch.randperm(60)[:50], torch.randperm(50)[:50]
-    assert mean == pytest.approx(_mmd_unbiased(real.numpy()[perm_r], fake.numpy()[perm_f]), rel=1e-9)
-    assert std == 0.0
-
-    state = torch.get_rng_state()
-    mean, std, size = metrics.kid(real, fake, subsets=8, subset_size=20, seed=5)
-    assert torch.equal(torch.get_rng_state(), state)  # the caller's RNG is left alone
-    torch.manual_seed(5)
-    draws = []
-    for _ in range(8):
-        perm_r, perm_f = torch.randperm(60)[:20], torch.randperm(50)[:20]
-        draws.append(_mmd_unbiased(real.numpy()[perm_r], fake.numpy()[perm_f]))
-    assert (mean, std) == pytest.approx((np.mean(draws), np.std(draws)), rel=1e-9)
-    assert metrics.kid(real, fake, subsets=8, subset_size=20, seed=5)[:2] == (mean, std)  # reproducible
 
 
 def _prdc_brute_force(real: np.ndarray, fake: np.ndarray, k: int) -> dict[str, float]:
@@ -212,9 +167,7 @@ def test_knn_metrics_beyond_the_cap_use_a_seeded_subsample() -> None:
     images = [EvalImage(Path(f"{i}.png"), CONDITIONS[i % 3], TYPES[i % 6]) for i in range(40)]
 
     def run(cap: int, seed: int = 0) -> dict:
-        settings = EvaluationSettings(
-            bootstrap=0, fid_bootstrap=0, kid_subsets=2, knn_max_samples=cap, seed=seed
-        )
+        settings = EvaluationSettings(bootstrap=0, equal_n_draws=0, knn_max_samples=cap, seed=seed)
         return metrics_from_features(Embedded(real, fake), images, images, settings)
 
     full, uncapped, capped = run(40), run(0), run(12)
@@ -222,8 +175,8 @@ def test_knn_metrics_beyond_the_cap_use_a_seeded_subsample() -> None:
     assert capped["knn_samples"] == {"real": 12, "generated": 12} and capped["by_skin_tone"]["I-II"][
         "knn_samples"
     ] == {"real": 12, "generated": 12}  # each group is capped on its own (14 images here)
-    assert any("--knn-max-samples" in w for w in capped["warnings"])
-    assert capped["fid"] == full["fid"]  # the distribution metrics keep every image
+    assert any(w["code"] == "knn_subsample" and w["cap"] == 12 for w in capped["warnings"])
+    assert capped["fd_features"] == full["fd_features"]  # the distribution metrics keep every image
     # the same 12 images each time (the documented draw: its own stream per subset and side), others with
     # another seed
     assert run(12)["precision"] == capped["precision"] and run(12, seed=5)["density"] != capped["density"]
@@ -237,14 +190,51 @@ def test_knn_metrics_beyond_the_cap_use_a_seeded_subsample() -> None:
     assert capped["coverage"] == pytest.approx(expected.coverage.mean())
 
 
+def test_groups_of_different_sizes_from_one_distribution_show_no_gap() -> None:
+    """Identical distributions, skin-tone groups of 400, 120 and 30 generated images (d = 16): the plug-in FD
+    ranks the smallest group far worst (its bias is O(d/n)); FD∞, FD at equal n and KD do not, the gap
+    sentences say the difference may be chance, and metrics.json warns that the groups differ in size."""
+    from skingen.evaluation.evaluator import Embedded, EvaluationSettings, metrics_from_features
+    from skingen.evaluation.inputs import EvalImage
+
+    sizes = {"II": 400, "IV": 120, "VI": 30}
+    tones = [tone for tone, n in sizes.items() for _ in range(n)]
+    real_tones = [tone for tone in sizes for _ in range(300)]
+    real, fake = _features(len(real_tones), seed=21), _features(len(tones), seed=22)
+    generated = [EvalImage(Path(f"g{i}.png"), "acne", tone) for i, tone in enumerate(tones)]
+    labelled = [EvalImage(Path(f"r{i}.png"), "acne", tone) for i, tone in enumerate(real_tones)]
+    settings = EvaluationSettings(bootstrap=100, equal_n_draws=20)
+    result = metrics_from_features(Embedded(real, fake), labelled, generated, settings)
+    groups = result["by_skin_tone"]
+    assert groups["V-VI"]["fd_features"] > 3 * groups["I-II"]["fd_features"]  # the raw FD's spurious gap
+    for key in ("fd_features_inf", "fd_features_equal_n", "kd_features"):
+        gap = result["gaps"][key]
+        assert gap["distinguishable"] is False, gap["text"]
+        assert "may be chance" in gap["text"]
+    assert {g["fd_features_equal_n"]["n_generated"] for g in groups.values()} == {30}
+    unequal = [w for w in result["warnings"] if w["code"] == "unequal_group_sizes"]
+    assert unequal[0]["sizes"] == {"I-II": 400, "III-IV": 120, "V-VI": 30}
+
+
 # --- the command end to end -----------------------------------------------------------------------------------
 
-HEADLINE = ("fid", "kid", "kid_std", "precision", "recall", "density", "coverage", "clip_score", "diversity",
-            "closed_loop_accuracy")  # fmt: skip
+HEADLINE = ("fd_clip", "fd_clip_inf", "kd_clip", "precision", "recall", "density", "coverage", "clip_score",
+            "diversity", "closed_loop_accuracy")  # fmt: skip
 
 
 def test_metrics_json_schema(evaluated) -> None:
-    assert evaluated["schema_version"] == 1
+    assert evaluated["schema_version"] == 2
+    assert evaluated["feature_spaces"] == ["clip"]  # the tiny CLIP's model_type: no bare "fid" for it
+    assert evaluated["distances"] == {
+        "clip": {
+            "fd": "fd_clip",
+            "fd_inf": "fd_clip_inf",
+            "fd_equal_n": "fd_clip_equal_n",
+            "kd": "kd_clip",
+            "dim": 32,
+        }
+    }
+    assert "fid" not in evaluated and "kid" not in evaluated  # fmt: skip
     assert (evaluated["n_real"], evaluated["n_generated"], evaluated["feature_dim"]) == (36, 36, 32)
     for key in HEADLINE:
         assert isinstance(evaluated[key], float), key
@@ -257,20 +247,30 @@ def test_metrics_json_schema(evaluated) -> None:
     assert evaluated["inputs"]["real"] == {"path": evaluated["inputs"]["real"]["path"], "kind": "data",
                                            "labelled": True}  # fmt: skip
     assert evaluated["settings"]["k"] == 5
+    for group in evaluated["by_skin_tone"].values():  # every group at the smallest group's sizes (all 12)
+        equal_n = group["fd_clip_equal_n"]
+        assert (equal_n["n_real"], equal_n["n_generated"], equal_n["draws"]) == (12, 12, 5)
+        assert equal_n["low"] <= equal_n["mean"] <= equal_n["high"]
+    fidelity = evaluated["skin_tone_fidelity"]  # every generated image asked for a tone and was measured
+    assert fidelity["n"] == 36 and {e["n"] for e in fidelity["by_requested_group"].values()} == {12}
+    assert fidelity["n_measured"] == np.array(fidelity["table"]).sum() <= 36
+    small = [w for w in evaluated["warnings"] if w["code"] == "small_n_for_dimension"]
+    assert {w["subset"] for w in small} >= {"all", "I-II"} and small[0]["dim"] == 32  # 36 and 12 < 2 × 32
 
 
-def test_intervals_are_ordered_and_the_gap_is_stated(evaluated) -> None:
+def test_intervals_hold_their_estimates_and_the_gap_compares_comparable_numbers(evaluated) -> None:
     for entry in [evaluated, *evaluated["by_skin_tone"].values()]:
-        for key in ("fid", "precision", "recall", "density", "coverage", "clip_score", "diversity",
-                    "closed_loop_accuracy"):  # fmt: skip
+        for key in ("fd_clip_inf", "kd_clip", "precision", "recall", "density", "coverage", "clip_score",
+                    "diversity", "closed_loop_accuracy"):  # fmt: skip
             low, high = entry[f"{key}_ci"]
-            assert low <= high, key
-            if key != "fid":  # a mean lies inside its bootstrap interval; FID's plug-in bias may not
-                assert low <= entry[key] <= high, key
-    gap = evaluated["gaps"]["fid"]
+            assert low <= entry[key] <= high, key
+        assert "fd_clip_ci" not in entry  # the plug-in FD has no interval
+    assert "fd_clip" not in evaluated["gaps"]  # nor a gap: its bias depends on n
+    gap = evaluated["gaps"]["fd_clip_inf"]
     assert {gap["best"], gap["worst"]} <= {"I-II", "III-IV", "V-VI"}
-    assert gap["text"].startswith(f"FID is best for Fitzpatrick {gap['best']}")
-    assert gap["text"] in evaluated["summary"]
+    assert gap["text"].startswith(f"FD (clip)∞ is best for Fitzpatrick {gap['best']}")
+    assert gap["text"] in evaluated["summary"] and isinstance(gap["distinguishable"], bool)
+    assert "subsamples of 12 real and 12 generated" in evaluated["gaps"]["fd_clip_equal_n"]["text"]
 
 
 def test_closed_loop_with_a_tiny_clip(evaluated) -> None:
@@ -290,14 +290,14 @@ def test_plain_folder_and_bundle_inputs_give_global_metrics_only(sets, models, b
     data, _ = sets
     out = tmp_path / "out"
     code = _run("evaluate", "--real", data / "images", "--generated", bundle_dir, "--features", models.clip,
-                "--out", out, "--kid-subsets", 5, "--bootstrap", 50, "--fid-bootstrap", 0, "--k", 2)  # fmt: skip
+                "--out", out, "--bootstrap", 50, "--k", 2)  # fmt: skip
     assert code == 0
     result = json.loads((out / "metrics.json").read_text())
     assert result["inputs"]["real"]["kind"] == "folder" and result["inputs"]["generated"]["kind"] == "bundle"
-    assert result["fid"] is not None and result["fid_ci"] is None
+    assert result["fd_clip"] is not None and result["fd_clip_inf_ci"] is not None
     assert result["closed_loop_accuracy"] is None and result["closed_loop"] is None
     for group in result["by_skin_tone"].values():
-        assert group["n_real"] is None and group["fid"] is None
+        assert group["n_real"] is None and group["fd_clip"] is None
     assert result["by_skin_type"] == {}
 
 

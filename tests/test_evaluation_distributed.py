@@ -19,7 +19,7 @@ from tests.test_bundle_distributed import _Exchange, _ThreadShare, run_once_and_
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("scipy.linalg")
-pytest.importorskip("torchmetrics")
+pytest.importorskip("scipy")
 
 from skingen.diagnosis.clip import ClipDiagnoser  # noqa: E402
 from skingen.evaluation.evaluator import EvaluationSettings, embed, evaluate  # noqa: E402
@@ -29,7 +29,7 @@ from skingen.evaluation.report import METRICS_FILE, write_report  # noqa: E402
 from skingen.taxonomy import Taxonomy  # noqa: E402
 from tests.test_evaluation import write_sets  # noqa: E402
 
-SETTINGS = EvaluationSettings(kid_subsets=10, kid_subset_size=20, bootstrap=200, fid_bootstrap=10)
+SETTINGS = EvaluationSettings(jackknife_groups=10, equal_n_draws=5, bootstrap=200)
 BATCH = 5  # 36 images: 8 batches, the last of 1, split 4 + 4
 
 
@@ -140,8 +140,8 @@ def test_accelerate_launch_two_processes_writes_the_single_process_metrics(
     data, generated = sets
     common = [
         "evaluate", "--real", str(data), "--generated", str(generated), "--features", str(tiny.clip),
-        "--diagnoser", f"clip:{tiny.clip}", "--kid-subsets", "10", "--kid-subset-size", "20",
-        "--bootstrap", "200", "--fid-bootstrap", "10", "--batch-size", str(BATCH), "--device", "cpu",
+        "--diagnoser", f"clip:{tiny.clip}", "--jackknife-groups", "10", "--equal-n-draws", "5",
+        "--bootstrap", "200", "--batch-size", str(BATCH), "--device", "cpu",
     ]  # fmt: skip
     multi = run_once_and_launched(common, tmp_path / "one", tmp_path / "two")
     assert multi.stdout.count('"out"') == 1  # one summary line, from the main process

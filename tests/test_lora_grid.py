@@ -19,7 +19,7 @@ from tests.test_lora_training import write_data
 
 pytestmark = pytest.mark.ml
 torch = pytest.importorskip("torch")
-pytest.importorskip("torchmetrics")
+pytest.importorskip("scipy")
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +34,8 @@ def grid_yaml(tiny: TinyModels, data: Path, **grid: object) -> dict:
             "steps": 2, "seed": 0, "resolution": 32, "device": "cpu",
             "training": {"checkpoint_every": 1},
             "evaluation": {"conditions": ["psoriasis", "eczema"], "skin_tones": ["II", "V"], "images_per_cell": 2,
-                           "inference_steps": 2, "k": 2, "kid_subsets": 5, "kid_subset_size": 2, "bootstrap": 50,
-                           "fid_bootstrap": 5},
+                           "inference_steps": 2, "k": 2, "jackknife_groups": 4, "equal_n_draws": 2,
+                           "bootstrap": 50},
         },
         "grid": grid or {"rank": [2, 4], "lr": [1e-4, 1e-3]},
         "metric": {"name": "closed_loop_accuracy"},
@@ -114,8 +114,8 @@ def test_a_2x2_grid_runs_end_to_end_and_resumes_after_an_interruption(
         ("4", "0.001"),
     }
     for row in rows:
-        assert float(row["fid"]) >= 0 and row["closed_loop_accuracy"] != ""
-        assert row["closed_loop_accuracy[I-II]"] != "" and row["fid[V-VI]"] != ""
+        assert float(row["fd"]) >= 0 and row["closed_loop_accuracy"] != "" and row["fd_inf"] != ""
+        assert row["closed_loop_accuracy[I-II]"] != "" and row["fd[V-VI]"] != ""
     results = json.loads((out / "results.json").read_text())
     best = results["best"]
     assert best["best"] in {r["id"] for r in rows} and best["second"] in {r["id"] for r in rows}
@@ -127,11 +127,11 @@ def test_a_2x2_grid_runs_end_to_end_and_resumes_after_an_interruption(
     assert json.loads(generated[0].read_text())["loras"]  # provenance names the run's LoRA
 
 
-def test_fid_difference_interval_and_a_subset(tiny, data, tmp_path) -> None:
+def test_fd_difference_interval_and_a_subset(tiny, data, tmp_path) -> None:
     spec = grid_yaml(
         tiny, data, subset=[{"name": "all-train"}, {"name": "light", "skin_tones": ["I-II"]}], steps=[1]
     )
-    spec["metric"] = {"name": "fid"}
+    spec["metric"] = {"name": "fd"}
     spec["base"]["diagnoser"] = None
     out = tmp_path / "grid"
     assert run_cli(spec, tmp_path / "GRID.yaml", out) == 0
@@ -166,7 +166,7 @@ def test_every_metric_gets_an_interval_from_the_per_image_values(tmp_path) -> No
         folder = RunPaths(tmp_path / "runs" / run).eval
         folder.mkdir(parents=True)
         np.savez(folder / PER_IMAGE_FILE, **runs[run])
-    evaluation = SimpleNamespace(kid_subset_size=10, fid_bootstrap=5, bootstrap=200, confidence=0.9)
+    evaluation = SimpleNamespace(bootstrap=200, confidence=0.9)
     spec = SimpleNamespace(base=SimpleNamespace(evaluation=evaluation, seed=3))
 
     def expected(name: str) -> tuple[float, float]:
@@ -181,7 +181,7 @@ def test_every_metric_gets_an_interval_from_the_per_image_values(tmp_path) -> No
         interval = difference_interval(name, tmp_path, "a", "b", spec)
         assert interval == pytest.approx(expected(name)), name
         assert interval[1] < 0  # b's values are higher: the difference a − b is negative
-    for name in ("fid", "kid"):
+    for name in ("fd", "fd_inf", "kd"):
         low, high = difference_interval(name, tmp_path, "a", "b", spec)
         assert low <= high
     assert difference_interval("closed_loop_accuracy", tmp_path, "a", "b", spec) is None  # not kept

@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING
 from skingen.bundle.manifest import BundleEvaluation, Case, ClosedLoopCheck
 from skingen.diagnosis.base import Diagnoser
 from skingen.distributed import ProcessShare
-from skingen.evaluation.evaluator import HEADLINE, EvaluationSettings, check_inputs, evaluate_detailed
+from skingen.evaluation.evaluator import EvaluationSettings, check_inputs, evaluate_detailed, headline_of
 from skingen.evaluation.inputs import ImageSet, reference_images
 from skingen.evaluation.report import METRICS_FILE, REPORT_FILE, write_report
 
 if TYPE_CHECKING:
     from skingen.evaluation.features import FeatureExtractor
+    from skingen.evaluation.inception import InceptionFeatures
 
 EVALUATION_DIR = "evaluation"
 FLAGS = ("--real", "the bundle's references")
@@ -42,6 +43,7 @@ class BundleEvaluator:
     extractor: FeatureExtractor
     diagnoser: Diagnoser
     settings: EvaluationSettings
+    inception: InceptionFeatures | None = None
 
     def __call__(
         self,
@@ -63,6 +65,7 @@ class BundleEvaluator:
             self.extractor,
             self.settings,
             diagnoser=self.diagnoser,
+            inception=self.inception,
             share=share,
             progress=progress,
         )
@@ -95,7 +98,9 @@ class BundleEvaluator:
 
     def _record(self, results: dict[str, object]) -> BundleEvaluation:
         def headline(entry: dict[str, object]) -> dict[str, float | None]:
-            return {key: None if entry.get(key) is None else float(entry[key]) for key in HEADLINE}
+            return {
+                key: None if entry.get(key) is None else float(entry[key]) for key in headline_of(results)
+            }
 
         return BundleEvaluation(
             metrics=f"{EVALUATION_DIR}/{METRICS_FILE}",

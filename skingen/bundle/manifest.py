@@ -164,7 +164,10 @@ class BundleEvaluation(_Model):
     real: str = Field(description="The real image set the references were compared with.")
     features: str = Field(description="The feature extractor.")
     diagnoser: str = Field(description="Model id of the closed loop's diagnoser.")
-    headline: dict[str, float | None] = Field(description="fid, kid, …, closed_loop_accuracy of all images.")
+    headline: dict[str, float | None] = Field(
+        description="fd_<space>, fd_<space>_inf, kd_<space> (fid, fid_inf, kid with Inception weights), …, "
+        "closed_loop_accuracy of all images."
+    )
     by_skin_tone: dict[str, dict[str, float | None]] = Field(
         default_factory=dict, description="The same numbers per Fitzpatrick group (I–II, III–IV, V–VI)."
     )

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from skingen.devices import resolve_device
 from skingen.errors import SkinGenError
+from skingen.evaluation.names import feature_space
 from skingen.sources import load_image
 
 if TYPE_CHECKING:
@@ -54,6 +55,11 @@ class FeatureExtractor:
         except (OSError, ValueError, KeyError) as exc:
             raise SkinGenError(f"--features: cannot load an image model from {self.path} ({exc})") from None
         self.model = model.to(self.device).eval()
+
+    @property
+    def space(self) -> str:
+        """The feature space's name in metric keys (``fd_clip``, ``fd_dinov2``…), from the model's type."""
+        return feature_space(self.model_type)
 
     @property
     def has_text(self) -> bool:

@@ -11,27 +11,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from skingen.evaluation.inputs import EvalImage
+from skingen.evaluation.names import MetricInfo
 from skingen.skin_tone import FITZPATRICK_TYPES, SKIN_TONE_GROUPS
-
-
-@dataclass(frozen=True)
-class MetricInfo:
-    key: str
-    label: str
-    higher_is_better: bool
-
-
-METRICS = (
-    MetricInfo("fid", "FID", False),
-    MetricInfo("kid", "KID", False),
-    MetricInfo("precision", "precision", True),
-    MetricInfo("recall", "recall", True),
-    MetricInfo("density", "density", True),
-    MetricInfo("coverage", "coverage", True),
-    MetricInfo("clip_score", "CLIP score", True),
-    MetricInfo("diversity", "diversity", True),
-    MetricInfo("closed_loop_accuracy", "closed-loop accuracy", True),
-)
 
 
 @dataclass(frozen=True)
@@ -69,54 +50,75 @@ def type_subsets(
             yield subset
 
 
-def gaps(by_group: dict[str, dict[str, object]], confidence: float) -> dict[str, dict[str, object]]:
-    """For each metric known in ≥ 2 groups: the best and worst group, the gap, and a sentence saying so.
+def gaps(
+    by_group: dict[str, dict[str, object]], metrics: Sequence[MetricInfo], confidence: float
+) -> dict[str, dict[str, object]]:
+    """For each metric known in ≥ 2 groups that groups of different sizes may be compared on
+    (``comparable``): the best and worst group, the gap, whether their intervals are apart, and a sentence.
 
-    The sentence says whether the two groups' intervals overlap (a gap inside overlapping intervals may be
-    chance); KID, which has no bootstrap interval, is compared by its spread over subsets instead.
+    The plug-in FD is never compared (its bias depends on n): FD∞ and KD are, with their confidence
+    intervals, and FD at equal n with the spread of its subsamples. ``distinguishable`` is True when the two
+    groups' intervals do not overlap, None when one has none.
     """
     out: dict[str, dict[str, object]] = {}
-    for metric in METRICS:
-        values = {g: r[metric.key] for g, r in by_group.items() if r.get(metric.key) is not None}
+    for metric in metrics:
+        if not metric.comparable:
+            continue
+        values = {g: v for g, r in by_group.items() if (v := _value(r, metric)) is not None}
         if len(values) < 2:
             continue
         ordered = sorted(values, key=values.get, reverse=metric.higher_is_better)
         best, worst = ordered[0], ordered[-1]
         gap = abs(values[best] - values[worst])
+        a, b = _interval(by_group[best], metric), _interval(by_group[worst], metric)
+        apart = None if a is None or b is None else not (a[0] <= b[1] and b[0] <= a[1])
         text = (
-            f"{metric.label} is best for Fitzpatrick {best} ({_with_interval(by_group[best], metric.key, confidence)})"
-            f" and worst for {worst} ({_with_interval(by_group[worst], metric.key, confidence)}): a gap of "
-            f"{_number(gap)}{_overlap(by_group[best], by_group[worst], metric.key)}."
+            f"{metric.label} is best for Fitzpatrick {best} ({_with_interval(by_group[best], metric, confidence)})"
+            f" and worst for {worst} ({_with_interval(by_group[worst], metric, confidence)}): a gap of "
+            f"{_number(gap)}{_overlap(apart, metric)}."
         )
-        out[metric.key] = {"best": best, "worst": worst, "gap": gap, "text": text}
+        out[metric.key] = {"best": best, "worst": worst, "gap": gap, "distinguishable": apart, "text": text}
     return out
 
 
-def _interval(result: dict[str, object], key: str) -> tuple[float, float] | None:
-    if key == "kid":
-        if result.get("kid_std") is None:
-            return None
-        return result["kid"] - result["kid_std"], result["kid"] + result["kid_std"]
-    ci = result.get(f"{key}_ci")
+def _value(result: dict[str, object], metric: MetricInfo) -> float | None:
+    value = result.get(metric.key)
+    if metric.interval == "spread":
+        return None if value is None else value["mean"]
+    return value
+
+
+def _interval(result: dict[str, object], metric: MetricInfo) -> tuple[float, float] | None:
+    if metric.interval == "spread":
+        entry = result.get(metric.key)
+        return None if entry is None else (entry["low"], entry["high"])
+    ci = result.get(f"{metric.key}_ci")
     return tuple(ci) if ci else None
 
 
-def _with_interval(result: dict[str, object], key: str, confidence: float) -> str:
-    interval = _interval(result, key)
-    text = f"{_number(result[key])}, n={result['n_generated']} generated"
+def _with_interval(result: dict[str, object], metric: MetricInfo, confidence: float) -> str:
+    interval = _interval(result, metric)
+    level = f"{round(confidence * 100)}%"
+    if metric.interval == "spread":
+        entry = result[metric.key]
+        return (
+            f"{_number(entry['mean'])} over {entry['draws']} subsamples of {entry['n_real']} real and "
+            f"{entry['n_generated']} generated images, middle {level} of the draws "
+            f"{_number(interval[0])}–{_number(interval[1])}"
+        )
+    text = f"{_number(result[metric.key])}, n={result['n_generated']} generated"
     if interval is None:
         return text
-    name = "± its spread over subsets" if key == "kid" else f"{round(confidence * 100)}% CI"
-    return f"{text}, {name} {_number(interval[0])}–{_number(interval[1])}"
+    return f"{text}, {level} CI {_number(interval[0])}–{_number(interval[1])}"
 
 
-def _overlap(best: dict[str, object], worst: dict[str, object], key: str) -> str:
-    a, b = _interval(best, key), _interval(worst, key)
-    if a is None or b is None:
+def _overlap(apart: bool | None, metric: MetricInfo) -> str:
+    if apart is None:
         return " (no interval for one of the groups)"
-    if a[0] <= b[1] and b[0] <= a[1]:
-        return "; the intervals overlap, so the difference may be chance"
-    return "; the intervals do not overlap"
+    what = "the subsampling spreads" if metric.interval == "spread" else "the intervals"
+    if apart:
+        return f"; {what} do not overlap"
+    return f"; {what} overlap, so the difference may be chance"
 
 
 def _number(value: float) -> str:

@@ -2,8 +2,8 @@
 
 Which comes from where, and why:
 
-- **FID, KID**: torchmetrics (``FrechetInceptionDistance`` / ``KernelInceptionDistance``), given a pass-through
-  feature module, so the maths is the maintained implementation and only the feature space is ours.
+- **FD, KD** (Fréchet and kernel distance, FID/KID in Inception space) are in :mod:`.distances`, with
+  jackknife intervals; the tests check them against torchmetrics and clean-fid.
 - **Precision, recall, density, coverage** (Naeem et al. 2020, arXiv 2002.09797): written here. torchmetrics has
   none; ``prdc`` (the authors' package) is unmaintained since 2020, prints to stdout and builds full
   ``n×n`` distance matrices (about 10 GB at 20k images), so this is the same k-NN definition computed in
@@ -16,65 +16,14 @@ Which comes from where, and why:
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import nn
 
 # distance blocks are kept to about this many entries (float64: 64 MiB), whatever the set sizes
 _BLOCK_ENTRIES = 1 << 23
-# The features are the whole set, on the one process that computes the metrics: torchmetrics must not try to
-# merge its state with the other processes of an ``accelerate launch`` (they are not computing, it would hang).
-_LOCAL = {"sync_on_compute": False}
-
-
-class PassThroughFeatures(nn.Module):
-    """The "feature extractor" torchmetrics calls on what ``update`` receives: features already extracted."""
-
-    def __init__(self, num_features: int) -> None:
-        super().__init__()
-        self.num_features = num_features  # without it torchmetrics runs a dummy 299×299 image through us
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return features.double()
-
-
-def fid(real: torch.Tensor, fake: torch.Tensor) -> float:
-    """Fréchet distance between the two feature sets (torchmetrics), clamped at 0 (rounding gives −1e-13)."""
-    from torchmetrics.image.fid import FrechetInceptionDistance
-
-    metric = FrechetInceptionDistance(feature=PassThroughFeatures(real.shape[1]), **_LOCAL)
-    metric.update(real, real=True)
-    metric.update(fake, real=False)
-    return max(float(metric.compute()), 0.0)
-
-
-def kid(
-    real: torch.Tensor, fake: torch.Tensor, *, subsets: int, subset_size: int, seed: int
-) -> tuple[float, float, int]:
-    """Unbiased KID (torchmetrics): mean and standard deviation over ``subsets`` random subsets.
-
-    ``subset_size`` is capped at the smaller set; the subsets are drawn from torch's global RNG, so it is
-    seeded inside a forked RNG (reproducible, and the caller's RNG is left as it was). Returns the size used.
-    """
-    from torchmetrics.image.kid import KernelInceptionDistance
-
-    size = min(subset_size, len(real), len(fake))
-    with warnings.catch_warnings():
-        # it warns that it keeps all features in memory: so do we (n × d floats), by design
-        warnings.filterwarnings("ignore", message=".*will save all extracted features", category=UserWarning)
-        metric = KernelInceptionDistance(
-            feature=PassThroughFeatures(real.shape[1]), subsets=subsets, subset_size=size, **_LOCAL
-        )
-    metric.update(real.double(), real=True)
-    metric.update(fake.double(), real=False)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        mean, std = metric.compute()
-    return float(mean), float(std), size
 
 
 @dataclass(frozen=True)
@@ -180,7 +129,11 @@ def bootstrap_statistic(
     rng: np.random.Generator,
     confidence: float = 0.95,
 ) -> tuple[float, float] | None:
-    """Percentile interval of a two-sample statistic, both sides resampled with replacement (e.g. FID)."""
+    """Percentile interval of a two-sample statistic, both sides resampled with replacement.
+
+    Not for FD or KD on their own (duplicated images inflate them; :mod:`.distances` has their intervals);
+    ``skingen lora grid`` uses it for the difference between two runs on the same images.
+    """
     if replicates < 1:
         return None
     draws = [

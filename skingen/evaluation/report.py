@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from skingen.atomic import atomic_directory
-from skingen.evaluation.groups import METRICS
+from skingen.evaluation.names import MetricInfo, metric_infos
 
 METRICS_FILE = "metrics.json"
 REPORT_FILE = "report.html"
@@ -47,15 +47,19 @@ def group_figure(results: dict[str, object]):
     from plotly.subplots import make_subplots
 
     by_group = results["by_skin_tone"]
-    shown = [m for m in METRICS if any(r.get(m.key) is not None for r in by_group.values())]
+    shown = [
+        m
+        for m in metric_infos(results["feature_spaces"])
+        if any(_value(r, m) is not None for r in by_group.values())
+    ]
     columns = 3
     rows = max(1, math.ceil(len(shown) / columns))
     fig = make_subplots(rows=rows, cols=columns, subplot_titles=[m.label for m in shown])
     names = ["all", *by_group]
     for n, metric in enumerate(shown):
         entries = [results, *by_group.values()]
-        values = [e.get(metric.key) for e in entries]
-        low, high = zip(*(_bounds(e, metric.key) for e in entries), strict=True)
+        values = [_value(e, metric) for e in entries]
+        low, high = zip(*(_bounds(e, metric) for e in entries), strict=True)
         fig.add_trace(
             go.Bar(
                 x=names,
@@ -81,14 +85,16 @@ def group_figure(results: dict[str, object]):
     return fig
 
 
-def _minus(a: float | None, b: float | None) -> float | None:
-    return None if a is None or b is None else a - b
+def _value(entry: dict[str, object], metric: MetricInfo) -> float | None:
+    value = entry.get(metric.key)
+    return value["mean"] if metric.interval == "spread" and value is not None else value
 
 
-def _bounds(entry: dict[str, object], key: str) -> tuple[float | None, float | None]:
-    if key == "kid" and entry.get("kid_std") is not None:
-        return entry["kid"] - entry["kid_std"], entry["kid"] + entry["kid_std"]
-    ci = entry.get(f"{key}_ci")
+def _bounds(entry: dict[str, object], metric: MetricInfo) -> tuple[float | None, float | None]:
+    if metric.interval == "spread":
+        value = entry.get(metric.key)
+        return (value["low"], value["high"]) if value else (None, None)
+    ci = entry.get(f"{metric.key}_ci")
     return (ci[0], ci[1]) if ci else (None, None)
 
 
@@ -134,10 +140,10 @@ def render_html(results: dict[str, object]) -> str:
         figures.append(confusion_figure(results["closed_loop"]))
     plots = figure_divs(figures)
     rows = "\n".join(
-        f"<tr><td>{m.label}</td>"
-        + "".join(f"<td>{_cell(e, m.key)}</td>" for e in (results, *results["by_skin_tone"].values()))
+        f"<tr><td>{html.escape(m.label)}</td>"
+        + "".join(f"<td>{_cell(e, m)}</td>" for e in (results, *results["by_skin_tone"].values()))
         + "</tr>"
-        for m in METRICS
+        for m in metric_infos(results["feature_spaces"])
     )
     header = "".join(f"<th>{html.escape(g)}</th>" for g in results["by_skin_tone"])
     counts = "".join(
@@ -148,27 +154,71 @@ def render_html(results: dict[str, object]) -> str:
         "".join(f"<li>{html.escape(s)}</li>" for s in results["summary"])
         or "<li>No group comparison possible.</li>"
     )
-    warnings = "".join(f"<li>{html.escape(w)}</li>" for w in results["warnings"])
+    warnings = "".join(
+        f"<li><code>{html.escape(w['code'])}</code> {html.escape(w['message'])}</li>"
+        for w in results["warnings"]
+    )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>skingen evaluate</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:auto}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child{{text-align:left}}</style></head>
 <body><h1>Generated images against real images</h1>
-<p>{results["n_generated"]} generated, {results["n_real"]} real images; features of dimension
-{results["feature_dim"]}. Intervals: {round(results["settings"]["confidence"] * 100)}% bootstrap over images
-(KID: ± its spread over subsets).</p>
+<p>{results["n_generated"]} generated, {results["n_real"]} real images; feature spaces
+{html.escape(", ".join(f"{s} (d = {d['dim']})" for s, d in results["distances"].items()))}.
+Intervals: {round(results["settings"]["confidence"] * 100)}%; FD∞ and KD by a delete-a-group jackknife, the
+per-image metrics by a bootstrap over images. The plug-in FD has no interval and depends on n: compare groups
+by FD∞, FD at equal n (the spread of its subsamples in brackets) or KD.</p>
 <h2>Gaps between skin-tone groups</h2><ul>{summary}</ul>
 <h2>Metrics</h2><table><tr><th>metric</th><th>all</th>{header}</tr>
 <tr><td>n real / generated</td>{counts}</tr>{rows}</table>
+{_fidelity_html(results.get("skin_tone_fidelity"))}
 {plots}
 {f"<h2>Warnings</h2><ul>{warnings}</ul>" if warnings else ""}
 </body></html>
 """
 
 
-def _cell(entry: dict[str, object], key: str) -> str:
-    value = entry.get(key)
+def _cell(entry: dict[str, object], metric: MetricInfo) -> str:
+    value = _value(entry, metric)
     if value is None:
         return "–"
-    low, high = _bounds(entry, key)
+    low, high = _bounds(entry, metric)
     return f"{value:.4g}" + (f" [{low:.4g}, {high:.4g}]" if low is not None else "")
+
+
+def _interval_text(ci: list[float] | tuple[float, float] | None) -> str:
+    return "" if ci is None else f" [{ci[0]:.3g}, {ci[1]:.3g}]"
+
+
+def _fidelity_html(fidelity: dict[str, object] | None) -> str:
+    """Requested vs measured skin-tone group: a row per requested group, the agreement and Cohen's κ."""
+    if not fidelity or not fidelity["n"]:
+        return ""
+    groups = fidelity["groups"]
+    header = "".join(f"<th>measured {html.escape(g)}</th>" for g in groups)
+    rows = "".join(
+        f"<tr><td>{html.escape(group)} (n = {entry['n']})</td>"
+        + "".join(f"<td>{entry['measured'][g]}</td>" for g in groups)
+        + f"<td>{entry['measured']['unmeasured']}</td><td>"
+        + (
+            "–"
+            if entry["agreement"] is None
+            else f"{entry['agreement']:.3g}{_interval_text(entry['agreement_ci'])}"
+        )
+        + "</td></tr>"
+        for group, entry in fidelity["by_requested_group"].items()
+        if entry["n"]
+    )
+    kappa = (
+        "–" if fidelity["kappa"] is None else f"{fidelity['kappa']:.3g}{_interval_text(fidelity['kappa_ci'])}"
+    )
+    agreement = (
+        "–"
+        if fidelity["agreement"] is None
+        else (f"{fidelity['agreement']:.3g}{_interval_text(fidelity['agreement_ci'])}")
+    )
+    return f"""<h2>Skin tone: requested vs measured</h2>
+<p>Each generated image's Fitzpatrick group measured by ITA on its skin-coloured pixels around the lesion
+(an approximation: lighting moves it). Agreement {agreement} over {fidelity["n_measured"]} measured images;
+Cohen's κ {kappa}.</p>
+<table><tr><th>requested</th>{header}<th>unmeasured</th><th>agreement</th></tr>{rows}</table>"""

@@ -18,15 +18,22 @@ import math
 import os
 from pathlib import Path
 
-from skingen.evaluation.evaluator import HEADLINE
 from skingen.evaluation.report import METRICS_FILE, _plain, figure_divs
 from skingen.experiments.runner import PER_IMAGE_FILE, RunPaths
-from skingen.experiments.spec import GridSpec, RunSettings
+from skingen.experiments.spec import METRIC_DIRECTIONS, GridSpec, RunSettings
 
 RESULTS_CSV = "results.csv"
 RESULTS_JSON = "results.json"
 REPORT_FILE = "report.html"
-GROUP_METRICS = tuple(m for m in HEADLINE if m != "kid_std")
+GROUP_METRICS = tuple(METRIC_DIRECTIONS)
+DISTANCES = ("fd", "fd_inf", "kd")
+
+
+def _grid_names(metrics: dict[str, object]) -> dict[str, str]:
+    """The grid's metric name → its key in a run's metrics.json (``fd`` → ``fd_clip`` in a CLIP space)."""
+    space = metrics["feature_spaces"][0]
+    names = metrics["distances"][space]
+    return {name: names.get(name, name) for name in GROUP_METRICS}
 
 
 def collect(spec: GridSpec, out: Path) -> list[dict[str, object]]:
@@ -36,14 +43,18 @@ def collect(spec: GridSpec, out: Path) -> list[dict[str, object]]:
         metrics = json.loads(
             (RunPaths(out / "runs" / run.id).eval / METRICS_FILE).read_text(encoding="utf-8")
         )
+        names = _grid_names(metrics)
         records.append(
             {
                 "id": run.id,
                 "settings": run.settings(),
-                "metrics": {k: metrics.get(k) for k in HEADLINE},
-                "intervals": {k: metrics.get(f"{k}_ci") for k in HEADLINE if metrics.get(f"{k}_ci")},
+                "feature_space": metrics["feature_spaces"][0],
+                "metrics": {k: metrics.get(key) for k, key in names.items()},
+                "intervals": {
+                    k: metrics[f"{key}_ci"] for k, key in names.items() if metrics.get(f"{key}_ci")
+                },
                 "by_skin_tone": {
-                    group: {k: entry.get(k) for k in GROUP_METRICS}
+                    group: {k: entry.get(key) for k, key in names.items()}
                     for group, entry in metrics.get("by_skin_tone", {}).items()
                 },
             }
@@ -107,6 +118,8 @@ def best_run(spec: GridSpec, records: list[dict[str, object]], out: Path) -> dic
     return result
 
 
+# bootstrap replicates of a distance difference (each recomputes both runs' distances)
+DIFFERENCE_REPLICATES = 50
 PER_REAL_IMAGE = (
     "recall",
     "coverage",
@@ -118,9 +131,10 @@ def difference_interval(
 ) -> tuple[float, float] | None:
     """Bootstrap interval over images of ``first``'s ``name`` minus ``second``'s, on the same evaluation set.
 
-    FID and KID are set statistics: both runs' generated images and the real images are resampled together
-    and the statistic recomputed. The others are means of per-image values (the k-NN radii held fixed, as in
-    ``skingen evaluate``'s intervals): the paired per-image differences are resampled.
+    FD and KD are set statistics: both runs' generated images and the real images are resampled together
+    and the difference recomputed (for ``fd_inf`` the plug-in FD's: both runs have the same n, so the same
+    O(d/n) bias, which cancels in the difference). The others are means of per-image values (the k-NN radii
+    held fixed, as in ``skingen evaluate``'s intervals): the paired per-image differences are resampled.
     """
     import numpy as np
 
@@ -128,28 +142,24 @@ def difference_interval(
 
     a, b = (np.load(RunPaths(out / "runs" / i).eval / PER_IMAGE_FILE) for i in (first, second))
     order_a, order_b = np.argsort(a["names"]), np.argsort(b["names"])
-    kept = ("real", "generated") if name in ("fid", "kid") else (name,)
+    kept = ("real", "generated") if name in DISTANCES else (name,)
     if list(a["names"][order_a]) != list(b["names"][order_b]) or not set(kept) <= set(a.files) & set(b.files):
         return None  # not the same evaluation set, or a run evaluated before the value was kept
     ev = spec.base.evaluation
     rng = np.random.default_rng([spec.base.seed, 7])
-    if name in ("fid", "kid"):
+    if name in DISTANCES:
         import torch
+
+        from skingen.evaluation import distances
 
         real = torch.from_numpy(a["real"])
         fake_a, fake_b = torch.from_numpy(a["generated"][order_a]), torch.from_numpy(b["generated"][order_b])
-
-        def statistic(features: torch.Tensor, fake: torch.Tensor) -> float:
-            if name == "fid":
-                return metrics.fid(features, fake)
-            size = min(ev.kid_subset_size, len(features), len(fake))
-            return metrics.kid(features, fake, subsets=10, subset_size=size, seed=spec.base.seed)[0]
-
+        statistic = distances.kd if name == "kd" else distances.fd
         return metrics.bootstrap_statistic(
             lambda r, f: statistic(real[r], fake_a[f]) - statistic(real[r], fake_b[f]),
             len(real),
             len(fake_a),
-            replicates=ev.fid_bootstrap or 50,
+            replicates=DIFFERENCE_REPLICATES,
             rng=rng,
             confidence=ev.confidence,
         )
@@ -246,7 +256,7 @@ def render_report(spec: GridSpec, out: Path, summary: dict[str, object]) -> str:
     records, best = summary["runs"], summary["best"]
     plots = figure_divs(figures(spec, records))
     varied = list(spec.varied)
-    shown = [m for m in HEADLINE if any(r["metrics"].get(m) is not None for r in records)]
+    shown = [m for m in GROUP_METRICS if any(r["metrics"].get(m) is not None for r in records)]
     head = "".join(f"<th>{html.escape(c)}</th>" for c in ("run", *varied, *shown))
     body = "\n".join(
         f"<tr{' class=best' if r['id'] == best.get('best') else ''}><td>{html.escape(r['id'])}</td>"

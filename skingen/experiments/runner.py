@@ -182,8 +182,8 @@ class GridRunner:
 
         ev = self.spec.base.evaluation
         settings = EvaluationSettings(
-            k=ev.k, kid_subsets=ev.kid_subsets, kid_subset_size=ev.kid_subset_size, bootstrap=ev.bootstrap,
-            fid_bootstrap=ev.fid_bootstrap, confidence=ev.confidence, seed=self.spec.base.seed,
+            k=ev.k, jackknife_groups=ev.jackknife_groups, kd_max_samples=ev.kd_max_samples,
+            equal_n_draws=ev.equal_n_draws, bootstrap=ev.bootstrap, confidence=ev.confidence, seed=self.spec.base.seed,
             knn_max_samples=ev.knn_max_samples,
         )  # fmt: skip
         real = read_real(self.spec.base.data, split="validation")

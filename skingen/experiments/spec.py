@@ -26,10 +26,13 @@ from skingen.generation import DEFAULT_GUIDANCE, DEFAULT_STEPS
 from skingen.skin_tone import FITZPATRICK_TYPES, skin_tone_group
 from skingen.training.config import TrainingConfig
 
-# metric → the direction that is better (the default of ``metric.direction``)
+# metric → the direction that is better (the default of ``metric.direction``); ``fd``, ``fd_inf`` and ``kd`` are
+# the distances in ``base.features``' space (``fd_clip``… in each run's metrics.json, see
+# skingen.evaluation.names)
 METRIC_DIRECTIONS = {
-    "fid": "minimize",
-    "kid": "minimize",
+    "fd": "minimize",
+    "fd_inf": "minimize",
+    "kd": "minimize",
     "precision": "maximize",
     "recall": "maximize",
     "density": "maximize",
@@ -80,10 +83,10 @@ class EvaluationSet(_Strict):
     batch_size: int = Field(default=4, ge=1)
     # evaluation settings: skingen evaluate's flags, with its defaults
     k: int = Field(default=_EVALUATION.k, ge=1)
-    kid_subsets: int = Field(default=_EVALUATION.kid_subsets, ge=1)
-    kid_subset_size: int = Field(default=_EVALUATION.kid_subset_size, ge=2)
+    jackknife_groups: int = Field(default=_EVALUATION.jackknife_groups, ge=2)
+    kd_max_samples: int = Field(default=_EVALUATION.kd_max_samples, ge=0)
+    equal_n_draws: int = Field(default=_EVALUATION.equal_n_draws, ge=0)
     bootstrap: int = Field(default=_EVALUATION.bootstrap, ge=0)
-    fid_bootstrap: int = Field(default=_EVALUATION.fid_bootstrap, ge=0)
     confidence: float = Field(default=_EVALUATION.confidence, gt=0, lt=1)
     knn_max_samples: int = Field(default=_EVALUATION.knn_max_samples, ge=0)
 
@@ -184,7 +187,7 @@ class RunSettings:
 class GridSpec(_Strict):
     base: GridBase
     grid: Grid
-    metric: Metric = Metric(name="fid")
+    metric: Metric = Metric(name="fd_inf")
 
     @property
     def varied(self) -> tuple[str, ...]:
