@@ -1,14 +1,16 @@
-"""Training steps/s and peak memory: ``skingen lora train`` against a plain diffusers + peft loop, side by side.
+"""Training steps/s and peak memory, side by side: ``skingen lora train`` with images decoded in the training
+process, the same with ``--dataloader-workers N``, and a plain diffusers + peft loop.
 
-Both train the same UNet LoRA (rank, lr, batch, resolution, seed) on the same prepared images under the same
+All train the same UNet LoRA (rank, lr, batch, resolution, seed) on the same prepared images under the same
 accelerate setup. The plain loop is diffusers' example reduced to its core (shuffled DataLoader, global RNG,
 no checkpoints or logging); ours adds what exact resume, loss.csv and the progress bar need. Each path runs
-in its own round, rounds alternate, and the best steps/s per path is reported (other processes only add
-time). Steps/s is timed per optimizer step after ``--warmup`` steps, so loading models is not counted. Peak
-memory is CUDA's ``max_memory_allocated`` on a GPU; on CPU the peak resident set growth during the run,
-sampled every 5 ms.
+in its own round, the order rotates between rounds, and the best steps/s per path is reported (other
+processes only add time). Steps/s is timed per optimizer step after ``--warmup`` steps, so loading models
+(and starting workers) is not counted. Peak memory is CUDA's ``max_memory_allocated`` on a GPU; on CPU the
+peak resident set growth of this process during the run, sampled every 5 ms (workers' memory not included).
 
     python bench/bench_train.py                                  # tiny random model, CPU
+    python bench/bench_train.py --image-size 1024 --workers 2    # decoding-bound: large source images
     python bench/bench_train.py --sd PATH --resolution 512 --batch-size 4 --mixed-precision fp16   # GPU
 """
 
@@ -175,34 +177,44 @@ def plain(config: TrainingConfig) -> list[float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sd", help="SD 1.x model folder (default: the tiny random test model)")
+    parser.add_argument("--sd", help="SD 1.x / SDXL model folder (default: the tiny random test model)")
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--resolution", type=int, default=32)
     parser.add_argument("--mixed-precision", default="no")
+    parser.add_argument("--workers", type=int, default=2, help="--dataloader-workers of the second path")
+    parser.add_argument("--images", type=int, default=8, help="prepared training images")
+    parser.add_argument("--image-size", type=int, default=72, help="side of the source PNGs (decoding cost)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-train-"))
-    from tests.test_lora_training import write_data
+    from tests.skingen_fixtures import photo
+    from tests.test_lora_training import ROWS, write_data
     from tests.tiny_models import build_sd
 
     sd = args.sd or str(build_sd(work / "sd"))
-    data = write_data(work / "DATA")
-    results: dict[str, list[dict[str, float]]] = {"ours": [], "plain": []}
-    for name, run in (("ours", ours), ("plain", plain)):  # unmeasured: first-use imports and allocations
-        run(TrainingConfig(data=data, sd=sd, out=work / f"warm-{name}", steps=2, batch_size=args.batch_size,
-                           resolution=args.resolution, checkpoint_every=10**6))  # fmt: skip
+    data = write_data(work / "DATA", [ROWS[i % len(ROWS)] for i in range(args.images)])
+    for index in range(args.images):  # write_data's 72 px photos, redrawn at --image-size
+        photo(index, args.image_size).save(data / "images" / f"{index}.png")
+
+    def config(name: str, out: Path, steps: int) -> TrainingConfig:
+        return TrainingConfig(
+            data=data, sd=sd, out=out, steps=steps, batch_size=args.batch_size, resolution=args.resolution,
+            lr=1e-4, checkpoint_every=10**6, mixed_precision=args.mixed_precision,
+            dataloader_workers=args.workers if name == "ours-workers" else 0,
+        )  # fmt: skip
+
+    paths = {"ours": ours, "ours-workers": ours, "plain": plain}
+    results: dict[str, list[dict[str, float]]] = {name: [] for name in paths}
+    for name, run in paths.items():  # unmeasured: first-use imports and allocations
+        run(config(name, work / f"warm-{name}", 2))
+    names = list(paths)
     for round_ in range(args.rounds):
-        order = ("ours", "plain") if round_ % 2 == 0 else ("plain", "ours")
-        for name in order:
-            config = TrainingConfig(
-                data=data, sd=sd, out=work / f"{name}-{round_}", steps=args.steps, batch_size=args.batch_size,
-                resolution=args.resolution, lr=1e-4, checkpoint_every=10**6, mixed_precision=args.mixed_precision,
-            )  # fmt: skip
+        for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
             with PeakMemory() as memory:
-                times = (ours if name == "ours" else plain)(config)
+                times = paths[name](config(name, work / f"{name}-{round_}", args.steps))
             results[name].append(
                 {"steps_per_s": steps_per_second(times, args.warmup), "peak_mib": memory.mib}
             )
@@ -210,11 +222,13 @@ def main() -> None:
     peak = {name: max(r["peak_mib"] for r in rounds) for name, rounds in results.items()}
     summary = {
         "device": "cuda" if torch.cuda.is_available() else "cpu",
-        "threads": torch.get_num_threads(),
+        "threads": torch.get_num_threads(), "load_average": os.getloadavg(),
         "steps": args.steps, "batch_size": args.batch_size, "resolution": args.resolution,
-        "ours_steps_per_s": round(best["ours"], 3), "plain_steps_per_s": round(best["plain"], 3),
+        "images": args.images, "image_size": args.image_size, "workers": args.workers,
+        **{f"{name}_steps_per_s": round(value, 3) for name, value in best.items()},
+        "workers_over_none_speed": round(best["ours-workers"] / best["ours"], 4),
         "ours_over_plain_time": round(best["plain"] / best["ours"], 4),
-        "ours_peak_mib": round(peak["ours"], 1), "plain_peak_mib": round(peak["plain"], 1),
+        **{f"{name}_peak_mib": round(value, 1) for name, value in peak.items()},
         "rounds": results,
     }  # fmt: skip
     print(json.dumps(summary, indent=2))

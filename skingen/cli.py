@@ -165,7 +165,10 @@ def _evaluation_settings(
 def _add_generator_options(parser: argparse.ArgumentParser, *, per_run: bool = True) -> None:
     """Model and sampling options; ``per_run`` adds the ones a single run fixes (seed, skin type, severity)."""
     parser.add_argument(
-        "--sd", required=per_run, metavar="PATH|ID", help="Stable Diffusion 1.x model, path or hub id"
+        "--sd",
+        required=per_run,
+        metavar="PATH|ID",
+        help="Stable Diffusion 1.x/2.x or SDXL model (diffusers folder or hub id)",
     )
     parser.add_argument(
         "--lora",
@@ -400,11 +403,16 @@ def _add_lora_commands(commands: argparse._SubParsersAction) -> None:
     train = lora_commands.add_parser(
         "train",
         help="train a LoRA (UNet attention, optionally the text encoder) under accelerate",
-        description="Train a LoRA on DATA (from `skingen data prepare`). Multi-GPU: "
-        "`accelerate launch -m skingen lora train ...`.",
+        description="Train a LoRA on DATA (from `skingen data prepare`) for an SD 1.x/2.x or SDXL base. "
+        "Several GPUs: `accelerate launch -m skingen lora train ...` (one LoRA, gradients averaged).",
     )
     train.add_argument("--data", required=True, type=Path, metavar="DATA", help="prepared image set")
-    train.add_argument("--sd", required=True, metavar="PATH|ID", help="Stable Diffusion 1.x base model")
+    train.add_argument(
+        "--sd",
+        required=True,
+        metavar="PATH|ID",
+        help="base model: Stable Diffusion 1.x/2.x or SDXL (diffusers folder)",
+    )
     train.add_argument("--out", required=True, type=Path, metavar="RUN", help="run folder")
     train.add_argument("--rank", type=int, default=4, help="LoRA rank (default 4)")
     train.add_argument("--alpha", type=float, help="LoRA alpha (default: the rank)")
@@ -418,7 +426,11 @@ def _add_lora_commands(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--lr-warmup-steps", type=int, default=0, help="warmup steps (default 0)")
     train.add_argument("--steps", type=int, default=1000, help="optimizer steps (default 1000)")
     train.add_argument(
-        "--batch-size", type=int, default=1, help="images per device per micro-batch (default 1)"
+        "--batch-size",
+        type=int,
+        default=1,
+        help="images per process per micro-batch (default 1); one optimizer step sees "
+        "processes × batch size × --grad-accum images",
     )
     train.add_argument(
         "--grad-accum", type=int, default=1, help="micro-batches per optimizer step (default 1)"
@@ -430,7 +442,42 @@ def _add_lora_commands(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--noise-offset", type=float, default=0.0, help="noise offset (default 0)")
     train.add_argument("--mixed-precision", default="no", help="no, fp16 or bf16 (default no)")
     train.add_argument("--gradient-checkpointing", action="store_true", help="save memory, cost time")
-    train.add_argument("--train-text-encoder", action="store_true", help="LoRA on the text encoder too")
+    train.add_argument(
+        "--train-text-encoder", action="store_true", help="LoRA on the text encoder(s) too (SDXL: both)"
+    )
+    train.add_argument("--dora", action="store_true", help="DoRA (peft use_dora): weight-decomposed LoRA")
+    train.add_argument(
+        "--ema-decay",
+        type=float,
+        metavar="D",
+        help="keep an EMA of the LoRA weights (e.g. 0.999) and save it as the final weights",
+    )
+    train.add_argument(
+        "--caption-dropout",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="probability that an image is trained with an empty caption (default 0)",
+    )
+    train.add_argument(
+        "--cache-latents",
+        action="store_true",
+        help="encode every image with the VAE once (both flips with --random-flip); needs --center-crop",
+    )
+    train.add_argument(
+        "--dataloader-workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="processes decoding images ahead of training (default 0: in the training process)",
+    )
+    train.add_argument(
+        "--format",
+        choices=("diffusers", "kohya", "both"),
+        default="diffusers",
+        help="final weights file: diffusers' (pytorch_lora_weights.safetensors), kohya's for ComfyUI / "
+        "AUTOMATIC1111 (pytorch_lora_weights_kohya.safetensors), or both (default diffusers)",
+    )
     train.add_argument("--seed", type=int, default=0, help="seed of everything random (default 0)")
     train.add_argument("--trigger", help="trigger token put in front of every caption")
     train.add_argument(

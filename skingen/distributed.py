@@ -38,6 +38,17 @@ def launched_processes() -> int:
     return 1
 
 
+def launched_on_cpu() -> bool:
+    """Whether launched processes run on the CPU (gloo): asked for (``ACCELERATE_USE_CPU``) or no CUDA.
+
+    accelerate's ``Accelerator()`` without CUDA does not join the processes (each trains alone, as
+    ``DistributedType.NO``) unless it is told ``cpu=True``; ``accelerate launch --cpu`` starts one process."""
+    import torch
+    from accelerate.utils import parse_flag_from_env
+
+    return parse_flag_from_env("ACCELERATE_USE_CPU") or not torch.cuda.is_available()
+
+
 def shard(items: Sequence[T], index: int, count: int) -> list[T]:
     """Share ``index`` of ``count``: every ``count``-th item from ``index`` (strided, so uneven costs mix)."""
     if count < 1 or not 0 <= index < count:
@@ -101,11 +112,9 @@ class ProcessShare:
         every process on the CPU."""
         if launched_processes() == 1:
             return cls()
-        import torch
         from accelerate import PartialState
-        from accelerate.utils import parse_flag_from_env
 
-        cpu = cpu or parse_flag_from_env("ACCELERATE_USE_CPU") or not torch.cuda.is_available()
+        cpu = cpu or launched_on_cpu()
         state = PartialState(cpu=cpu)
         device = "cpu" if cpu else str(state.device)
         return cls(process_index=state.process_index, num_processes=state.num_processes, device=device)

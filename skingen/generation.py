@@ -1,4 +1,5 @@
-"""Reference images with diffusers Stable Diffusion (+ LoRA, IP-Adapter, inpainting), cached by provenance.
+"""Reference images with diffusers Stable Diffusion 1.x/2.x or SDXL (+ LoRA, IP-Adapter, inpainting), cached by
+provenance.
 
 :class:`ReferenceGenerator` wraps one loaded diffusers pipeline. Its ``__call__`` describes every requested
 image by a :class:`~skingen.provenance.ProvenanceRecord`, takes what the cache already holds, and generates
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING
 from PIL import Image
 from tqdm.auto import tqdm
 
+from skingen.architecture import architecture_of, pipeline_architecture
 from skingen.devices import resolve_device, resolve_dtype
 from skingen.errors import SkinGenError
 from skingen.provenance import (
@@ -29,7 +31,7 @@ from skingen.sources import file_sha256, image_sha256, resolve_model
 
 if TYPE_CHECKING:
     import torch
-    from diffusers import StableDiffusionInpaintPipeline, StableDiffusionPipeline
+    from diffusers import DiffusionPipeline
 
 SCHEDULERS = ("ddim", "ddpm", "pndm", "lms", "euler", "euler_a", "dpm++", "unipc")
 # The defaults of every diffusers call, wherever it is made from (the CLI, a bundle, a worker): SD 1.5's
@@ -124,25 +126,28 @@ def _scheduler(name: str, config: dict) -> object:
 
 
 class ReferenceGenerator:
-    """A loaded Stable Diffusion pipeline turning prompts and seeds into cached, provenance-stamped images."""
+    """A loaded Stable Diffusion (XL) pipeline turning prompts and seeds into cached, provenance-stamped images.
+
+    SD 1.x/2.x and SDXL are called alike (prompt, negative prompt, steps, guidance, size, a generator per
+    image); SDXL's pipeline adds its pooled embedding and time ids (original = target size, no crop) itself.
+    """
 
     def __init__(
         self,
-        pipe: StableDiffusionPipeline | StableDiffusionInpaintPipeline,
+        pipe: DiffusionPipeline,
         *,
         model: str,
         loras: Sequence[AdapterRecord] = (),
         ip_adapter: AdapterRecord | None = None,
         cache: ImageCache | None = None,
     ) -> None:
-        from diffusers import StableDiffusionInpaintPipeline
-
         self.pipe = pipe
         self.model = model
         self.loras = tuple(loras)
         self.ip_adapter = ip_adapter
         self.cache = cache
-        self.inpaint = isinstance(pipe, StableDiffusionInpaintPipeline)
+        self.architecture = pipeline_architecture(type(pipe).__name__)
+        self.inpaint = type(pipe).__name__ == self.architecture.inpaint
         self._fingerprint = model_fingerprint(model)
         self._versions = library_versions()
 
@@ -185,17 +190,16 @@ class ReferenceGenerator:
         return cls(pipe, model=model, loras=lora_records, ip_adapter=ip_record, cache=cache)
 
     @staticmethod
-    def _load_pipeline(
-        source: str, model: str, *, inpaint: bool, dtype: torch.dtype
-    ) -> StableDiffusionPipeline | StableDiffusionInpaintPipeline:
-        from diffusers import StableDiffusionInpaintPipeline, StableDiffusionPipeline
+    def _load_pipeline(source: str, model: str, *, inpaint: bool, dtype: torch.dtype) -> DiffusionPipeline:
+        import diffusers
 
-        pipeline_class = StableDiffusionInpaintPipeline if inpaint else StableDiffusionPipeline
+        architecture = architecture_of(source, "Stable Diffusion model")
+        pipeline_class = getattr(diffusers, architecture.inpaint if inpaint else architecture.text_to_image)
+        # The safety checker blacks out clinical skin photos; stimuli are reviewed by researchers instead.
+        # (SDXL pipelines have none.)
+        extra = {} if architecture.xl else {"safety_checker": None, "requires_safety_checker": False}
         try:
-            # The safety checker blacks out clinical skin photos; stimuli are reviewed by researchers instead.
-            pipe = pipeline_class.from_pretrained(
-                source, dtype=dtype, safety_checker=None, requires_safety_checker=False
-            )
+            pipe = pipeline_class.from_pretrained(source, dtype=dtype, **extra)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise SkinGenError(f"Stable Diffusion model {model}: cannot load ({_first_line(exc)})") from exc
         if len(pipe.tokenizer) < _MIN_TOKENIZER_SIZE:
@@ -207,7 +211,7 @@ class ReferenceGenerator:
 
     @staticmethod
     def _load_lora(
-        pipe: StableDiffusionPipeline, file: Path, scale: float, index: int, model: str
+        pipe: DiffusionPipeline, file: Path, scale: float, index: int, model: str
     ) -> AdapterRecord:
         name = f"lora_{index}"
         try:
@@ -222,9 +226,7 @@ class ReferenceGenerator:
         return AdapterRecord(path=str(file), sha256=file_sha256(file), scale=scale)
 
     @staticmethod
-    def _load_ip_adapter(
-        pipe: StableDiffusionPipeline, file: Path, scale: float, model: str
-    ) -> AdapterRecord:
+    def _load_ip_adapter(pipe: DiffusionPipeline, file: Path, scale: float, model: str) -> AdapterRecord:
         if not (file.parent / "image_encoder").is_dir():
             raise SkinGenError(f"IP-Adapter {file}: no image_encoder/ directory beside it")
         try:

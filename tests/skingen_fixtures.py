@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from skingen.architecture import SD
 from skingen.dataset import Example, write_metadata
 from skingen.errors import SkinGenError
 from skingen.provenance import ImageLabels
@@ -34,6 +35,12 @@ class TinyModels:
         from tests import tiny_models
 
         return tiny_models.build_sd(self.root / "sd")
+
+    @cached_property
+    def sdxl(self) -> Path:
+        from tests import tiny_models
+
+        return tiny_models.build_sdxl(self.root / "sdxl")
 
     @cached_property
     def inpaint(self) -> Path:
@@ -140,6 +147,7 @@ class FakeGenerator:
     """A generator whose image depends only on prompt and seed (as the real one's does)."""
 
     model = "fake"
+    architecture = SD
     loras = ()
     ip_adapter = None
     inpaint = False

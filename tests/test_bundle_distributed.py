@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import pickle
-import socket
 import subprocess
 import sys
 import threading
@@ -29,6 +27,7 @@ from skingen.evaluation.evaluator import EvaluationSettings
 from skingen.evaluation.inputs import read_real
 from skingen.prompts import PromptBuilder
 from skingen.taxonomy import Taxonomy
+from tests.launching import accelerate_launch, launch_env
 from tests.skingen_fixtures import FakeGenerator, TinyModels, tiny_models, write_cases, write_retrieval_set
 
 if TYPE_CHECKING:
@@ -280,36 +279,17 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
     return tiny_models(tmp_path_factory)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def run_once_and_launched(args: list[str], one: Path, two: Path) -> subprocess.CompletedProcess:
     """``skingen ARGS --out ONE`` as one process, then ``--out TWO`` under ``accelerate launch`` with 2 CPU
     processes (gloo); both must succeed. Returns the launch's completed process."""
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "CUDA_VISIBLE_DEVICES": "",
-        "OMP_NUM_THREADS": "2",
-        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
-    }
-    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
-        env.pop(name, None)
+    env = launch_env()
     single = subprocess.run(
         [sys.executable, "-m", "skingen", *args, "--out", str(one)],
         env=env, capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert single.returncode == 0, single.stderr
-    launch = [
-        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-        "--main_process_port", str(_free_port()), "-m", "skingen",
-    ]  # fmt: skip
     multi = subprocess.run(
-        [*launch, *args, "--out", str(two)],
+        [*accelerate_launch(2), "-m", "skingen", *args, "--out", str(two)],
         env=env, capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert multi.returncode == 0, multi.stderr[-4000:]

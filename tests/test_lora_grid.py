@@ -237,7 +237,7 @@ def test_a_killed_grid_process_resumes_from_its_checkpoint(tiny, data, tmp_path)
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 300
-        while not any(out.glob("runs/*/train/checkpoint-*/custom_checkpoint_0.pkl")):
+        while not any(out.glob("runs/*/train/checkpoint-*/random_states_0.pkl")):
             assert process.poll() is None, "the grid ended before writing a checkpoint"
             assert time.monotonic() < deadline, "no checkpoint within 300 s"
             time.sleep(0.02)

@@ -65,7 +65,7 @@ def train_cli(tiny: TinyModels, data: Path, out: Path, *flags: str) -> int:
 RUN_A = [
     "--steps", "6", "--batch-size", "2", "--rank", "4", "--alpha", "8", "--lr", "1e-3", "--train-text-encoder",
     "--random-flip", "--snr-gamma", "5", "--noise-offset", "0.05", "--lr-scheduler", "cosine",
-    "--lr-warmup-steps", "1", "--trigger", "sks", "--seed", "3",
+    "--lr-warmup-steps", "1", "--trigger", "sks", "--seed", "3", "--ema-decay", "0.9", "--caption-dropout", "0.25",
 ]  # fmt: skip
 
 
@@ -97,7 +97,11 @@ def test_run_folder_holds_capped_step_checkpoints_config_losses_and_sheets(run_a
     assert sorted(p.name for p in run_a.glob("checkpoint-*")) == ["checkpoint-4", "checkpoint-6"]
     for checkpoint in run_a.glob("checkpoint-*"):
         names = {p.name for p in checkpoint.iterdir()}
-        assert {"pytorch_lora_weights.safetensors", "optimizer.bin", "custom_checkpoint_0.pkl"} <= names
+        assert {
+            "pytorch_lora_weights.safetensors",
+            "optimizer.bin",
+            "custom_checkpoint_0.pkl",
+        } <= names  # EMA
         assert not any("model" in name for name in names)  # the save hook kept the full UNet out
     saved = json.loads((run_a / "config.json").read_text())
     from skingen.dataset import load_dataset
@@ -216,7 +220,7 @@ def test_training_lowers_the_objective_on_fixed_noise(tiny: TinyModels, data: Pa
     from skingen.prompts import PromptBuilder
     from skingen.taxonomy import Taxonomy
     from skingen.training.config import TrainingConfig
-    from skingen.training.data import TrainingImages, collate, training_examples
+    from skingen.training.data import Draw, TrainingImages, collate, training_examples
     from skingen.training.loop import Models, diffusion_loss, train
 
     config = TrainingConfig(
@@ -228,13 +232,16 @@ def test_training_lowers_the_objective_on_fixed_noise(tiny: TinyModels, data: Pa
     pipe = StableDiffusionPipeline.from_pretrained(str(tiny.sd), safety_checker=None)
     dataset = load_dataset(data)
     examples = training_examples(dataset, PromptBuilder.load(Taxonomy.load()), config)
-    batch = collate([item for item in TrainingImages(dataset, examples, pipe.tokenizer, config)])
+    images = TrainingImages(dataset, examples, [pipe.tokenizer], config)
+    # 8 "epochs" of the 4 images: each image's noise and timestep is drawn from (seed, epoch, image)
+    batches = [
+        collate([images[Draw(i, epoch, 1 / len(images))] for i in range(len(images))]) for epoch in range(8)
+    ]
 
     def objective() -> float:
-        models = Models(pipe.tokenizer, pipe.text_encoder, pipe.vae, pipe.unet, pipe.scheduler)
-        generator = torch.Generator().manual_seed(123)
+        models = Models((pipe.tokenizer,), (pipe.text_encoder,), pipe.vae, pipe.unet, pipe.scheduler)
         with torch.no_grad():
-            return float(np.mean([diffusion_loss(models, batch, generator).item() for _ in range(8)]))
+            return float(np.mean([diffusion_loss(models, batch).item() for batch in batches]))
 
     from diffusers import DDPMScheduler
 

@@ -372,6 +372,7 @@ def test_bundle_build_end_to_end(
     bundle = load_bundle(out)
     manifest = bundle.manifest
     assert manifest.bundle_id == "bundle" and manifest.version == "2026.1" and manifest.generator["k"] == 2
+    assert manifest.generator["base"] == "sd"  # the base model's family (SDXL: "sdxl")
     c1, c2, c3 = manifest.cases
     assert c1.ai.model_id == str(tiny.clip) and c1.ai.condition in Taxonomy.load() and c1.skin_tone == "II"
     assert c2.ai.condition == "eczema" and not c2.ai_correct and c2.ai.text.endswith("Eczema.")

@@ -99,19 +99,10 @@ def tiny_unet(*, in_channels: int = 4, cross_attention_dim: int = 32):
     )
 
 
-def build_sd(path: Path, *, inpaint: bool = False, cross_attention_dim: int = 32) -> Path:
-    """A ~1 M-parameter SD 1.x pipeline producing 64×64 images (inpainting: 9-channel UNet)."""
-    from diffusers import (
-        AutoencoderKL,
-        DDIMScheduler,
-        StableDiffusionInpaintPipeline,
-        StableDiffusionPipeline,
-    )
-    from transformers import CLIPTextModel
+def tiny_vae():
+    from diffusers import AutoencoderKL
 
-    torch.manual_seed(0)
-    unet = tiny_unet(in_channels=9 if inpaint else 4, cross_attention_dim=cross_attention_dim)
-    vae = AutoencoderKL(
+    return AutoencoderKL(
         block_out_channels=(16, 32),
         in_channels=3,
         out_channels=3,
@@ -120,6 +111,20 @@ def build_sd(path: Path, *, inpaint: bool = False, cross_attention_dim: int = 32
         down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
         up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
     )
+
+
+def build_sd(path: Path, *, inpaint: bool = False, cross_attention_dim: int = 32) -> Path:
+    """A ~1 M-parameter SD 1.x pipeline producing 64×64 images (inpainting: 9-channel UNet)."""
+    from diffusers import (
+        DDIMScheduler,
+        StableDiffusionInpaintPipeline,
+        StableDiffusionPipeline,
+    )
+    from transformers import CLIPTextModel
+
+    torch.manual_seed(0)
+    unet = tiny_unet(in_channels=9 if inpaint else 4, cross_attention_dim=cross_attention_dim)
+    vae = tiny_vae()
     text_encoder = CLIPTextModel(_clip_text_config(hidden_size=cross_attention_dim))
     scheduler = DDIMScheduler(
         beta_start=0.00085,
@@ -140,6 +145,52 @@ def build_sd(path: Path, *, inpaint: bool = False, cross_attention_dim: int = 32
         feature_extractor=None,
         image_encoder=None,
         requires_safety_checker=False,
+    )
+    pipe.save_pretrained(path)
+    return path
+
+
+def build_sdxl(path: Path) -> Path:
+    """A tiny SDXL pipeline (64×64 images): two CLIP text encoders (the second with a projection: the pooled
+    embedding), a UNet conditioned on their concatenated hidden states (32 + 32) and, through
+    ``addition_embed_type="text_time"``, on the pooled embedding and 6 time ids: 32 + 6 × 8 = 80 inputs.
+    The layout of diffusers' own SDXL pipeline tests, at our tiny sizes."""
+    from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        sample_size=32,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4),
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=8,
+        transformer_layers_per_block=(1, 2),
+        projection_class_embeddings_input_dim=80,
+        cross_attention_dim=64,
+        norm_num_groups=8,
+    )
+    scheduler = EulerDiscreteScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        timestep_spacing="leading",
+        steps_offset=1,
+    )
+    pipe = StableDiffusionXLPipeline(
+        unet=unet,
+        vae=tiny_vae(),
+        text_encoder=CLIPTextModel(_clip_text_config()),
+        text_encoder_2=CLIPTextModelWithProjection(_clip_text_config()),
+        tokenizer=clip_tokenizer(),
+        tokenizer_2=clip_tokenizer(),
+        scheduler=scheduler,
     )
     pipe.save_pretrained(path)
     return path

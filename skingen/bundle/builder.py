@@ -370,6 +370,7 @@ class BundleBuilder:
             description=settings.description,
             generator={
                 "model": generator.model,
+                "base": generator.architecture.name,  # "sd" (1.x/2.x) or "sdxl"
                 "loras": [lora.model_dump() for lora in generator.loras],
                 "ip_adapter": generator.ip_adapter.model_dump() if generator.ip_adapter else None,
                 "diagnoser": self.diagnoser.model_id if self.diagnoser else None,

@@ -36,6 +36,7 @@ from skingen.prompts import PromptBuilder
 from skingen.provenance import ImageLabels, save_image
 from skingen.taxonomy import Taxonomy
 from skingen.training import checkpoints
+from skingen.training.config import CONFIG_FILE, read_config
 from skingen.training.runs import RUN_FILE
 
 PER_IMAGE_FILE = "per_image.npz"
@@ -58,14 +59,23 @@ class RunPaths:
         return self.root / "eval"
 
 
-# What accelerate's save_state writes last (RNG states, then our registered noise generator), and our LoRA file
-_CHECKPOINT_FILES = ("pytorch_lora_weights.safetensors", "random_states_0.pkl", "custom_checkpoint_0.pkl")
+# Our LoRA file (written first, by the save hook) and what accelerate's save_state writes last: the RNG states,
+# then registered objects — the EMA with --ema-decay.
+_CHECKPOINT_FILES = ("pytorch_lora_weights.safetensors", "random_states_0.pkl")
+_EMA_FILE = "custom_checkpoint_0.pkl"
 
 
 def complete_checkpoints(run: Path) -> list[Path]:
     """The run's checkpoints, after deleting the newest ones that a kill left half-written (oldest first)."""
     found = checkpoints.checkpoints(run)
-    while found and not all((found[-1] / name).is_file() for name in _CHECKPOINT_FILES):
+    names = _CHECKPOINT_FILES
+    if (
+        found
+        and (run / CONFIG_FILE).is_file()
+        and read_config(run).get("config", {}).get("ema_decay") is not None
+    ):
+        names = (*names, _EMA_FILE)
+    while found and not all((found[-1] / name).is_file() for name in names):
         shutil.rmtree(found.pop())
     return found
 

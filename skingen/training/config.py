@@ -18,6 +18,7 @@ CONFIG_FILE = "config.json"
 LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial")
 MIXED_PRECISION = ("no", "fp16", "bf16")
 CAPTIONS = ("metadata", "templates")
+FORMATS = ("diffusers", "kohya", "both")
 # Fields that may change between an interrupted run and its resumption: they do not touch the weights
 # (the data is compared by its content hash, so a moved DATA folder still resumes).
 OUTPUT_ONLY = frozenset(
@@ -31,6 +32,8 @@ OUTPUT_ONLY = frozenset(
         "validation_seeds",
         "validation_skin_tones",
         "validation_inference_steps",
+        "dataloader_workers",
+        "format",
     }
 )
 
@@ -48,7 +51,7 @@ class TrainingConfig:
     lr_scheduler: str = "constant"
     lr_warmup_steps: int = 0
     steps: int = 1000
-    batch_size: int = 1
+    batch_size: int = 1  # per process and micro-batch: one optimizer step sees processes × this × grad_accum
     grad_accum: int = 1
     resolution: int = 512
     center_crop: bool = False
@@ -58,6 +61,12 @@ class TrainingConfig:
     mixed_precision: str = "no"
     gradient_checkpointing: bool = False
     train_text_encoder: bool = False
+    dora: bool = False
+    ema_decay: float | None = None  # None: no EMA; else the final weights are the EMA of the LoRA weights
+    caption_dropout: float = 0.0
+    cache_latents: bool = False
+    dataloader_workers: int = 0
+    format: str = "diffusers"
     seed: int = 0
     trigger: str | None = None
     captions: str = "metadata"
@@ -138,6 +147,24 @@ class TrainingConfig:
                 raise SkinGenError(
                     f"--validation-skin-tones: {tone!r} is not a Fitzpatrick type ({'/'.join(FITZPATRICK_TYPES)})"
                 )
+        if not 0 <= self.caption_dropout < 1:
+            raise SkinGenError(f"--caption-dropout: a probability in [0, 1), got {self.caption_dropout}")
+        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
+            raise SkinGenError(f"--ema-decay: must be in (0, 1), e.g. 0.999, got {self.ema_decay}")
+        if self.cache_latents and not self.center_crop:
+            raise SkinGenError(
+                "--cache-latents needs --center-crop: a random crop would be encoded once and then be the same "
+                "crop every epoch (--random-flip is fine: both flips are cached)"
+            )
+        if self.dataloader_workers < 0:
+            raise SkinGenError(f"--dataloader-workers: must be ≥ 0, got {self.dataloader_workers}")
+        if self.format not in FORMATS:
+            raise SkinGenError(f"--format {self.format!r}: expected one of {', '.join(FORMATS)}")
+        if self.dora and self.format != "diffusers":
+            raise SkinGenError(
+                f"--format {self.format} with --dora: the kohya file has no agreed layout for DoRA's magnitudes; "
+                "use --format diffusers"
+            )
         if self.trigger is not None and not self.trigger.strip():
             raise SkinGenError("--trigger: must not be empty")
 

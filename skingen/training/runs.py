@@ -78,7 +78,8 @@ def write_run(run: Path, record: dict[str, object]) -> Path:
 
 
 def find_runs(sha256: str, roots: Iterable[Path]) -> list[Path]:
-    """The training runs (folders with ``run.json``) under ``roots`` whose final LoRA has this SHA-256.
+    """The training runs (folders with ``run.json``) under ``roots`` whose final LoRA (any of its files) has
+    this SHA-256.
 
     ``sha256`` is what a provenance record (and so a bundle) stores for a LoRA: ``skingen.sources.file_sha256``
     of the weights file. A prefix of at least 8 hex digits is enough.
@@ -96,6 +97,7 @@ def find_runs(sha256: str, roots: Iterable[Path]) -> list[Path]:
                 record = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, json.JSONDecodeError):
                 continue
-            if str(record.get("lora_sha256", "")).startswith(sha256):
+            digests = [str(record.get("lora_sha256", "")), *map(str, (record.get("files") or {}).values())]
+            if any(digest.startswith(sha256) for digest in digests):  # --format both: either file
                 found.append(path.parent)
     return found
