@@ -110,6 +110,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="rating item compared with each image's closed-loop check (default: the protocol's "
         "rating.relevance_item, from the export's study.csv)",
     )
+    opt.add_argument(
+        "--mixed-backend",
+        choices=["python", "r"],
+        default="python",
+        help="backend of the crossed mixed models of per-case items: python (default; the same numbers on every "
+        "machine) or r (lme4/lmerTest through Rscript; an error names what is missing)",
+    )
+    opt.add_argument(
+        "--position",
+        action="store_true",
+        help="add the trial position (learning over cases) to the mixed model of per-case items; reported",
+    )
     opt.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples over images (0: none)")
     opt.add_argument("--seed", type=int, default=0, help="random seed (bootstrap, simulation)")
     sim = rep.add_argument_group("simulation-based power")
@@ -239,6 +251,8 @@ def config_from(args: argparse.Namespace) -> AnalysisConfig:
         sim_effects=args.sim_effects,
         sim_reps=args.sim_reps,
         sim_population=args.sim_population,
+        mixed_backend=args.mixed_backend,
+        position=args.position,
     )
 
 

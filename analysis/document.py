@@ -11,7 +11,7 @@ from functools import partial
 
 import pandas as pd
 
-from analysis import document_arms, document_standards
+from analysis import document_arms, document_mixed, document_standards
 from analysis.apa import (
     EFFECT_NAME,
     EFFECT_SYMBOL,
@@ -117,6 +117,17 @@ def test_record_sentence(label: str, res: dict | None, confidence: float) -> str
     )
 
 
+def described_only_sentences(name: str, block: dict, confidence: float) -> list[str]:
+    """A construct asked under one condition only: its descriptives there, and why nothing is compared."""
+    (condition, d), *_ = block["descriptives"].items()
+    sentences = [
+        f"{html.escape(name)}, {html.escape(condition)} (*M* = {num(d['mean'])}, *SD* = {num(d['sd'])}, "
+        f"*Mdn* = {num(d['median'])}, *n* = {d['n']}); {html.escape(block['described_only'])}.",
+        reliability_sentence(block, confidence),
+    ]
+    return [s for s in sentences if s]
+
+
 def flow_table(results: dict) -> pd.DataFrame | None:
     flow = results.get("participant_flow")
     if not flow:
@@ -176,11 +187,14 @@ def hypotheses_table(results: dict) -> pd.DataFrame:
             {
                 **row,
                 "M first / second": f"{num(h['mean_first'])} / {num(h['mean_second'])}",
-                "t (df)": f"{num(h['statistic'])} ({h['df']:.1f})",
+                "Test": h["test"],
+                "t (df)": f"{num(h['statistic'])} ({document_mixed.df_text(h['df'])})",
                 "p": p_text(h["p"]),
                 f"p ({h['correction']})": p_text(h["p_adjusted"]),
                 "CI": ci_label(h["ci_level"]),
-                "Diff. [CI]": f"{num(h['mean_diff'])} {interval(h['ci'])}",
+                "Diff. [CI]": f"{num(h['mixed']['estimate'])} {interval(h['mixed']['ci'])}"
+                if "mixed" in h
+                else f"{num(h['mean_diff'])} {interval(h['ci'])}",
                 f"{EFFECT_NAME[es['name']]} [CI]": f"{num(es['value'])} {interval(es['ci'])}",
                 "BF10": bf_cell(h["bayes_factor"]["value"]),
                 "Rank test p": p_text(rank["p"]) if rank else "–",
@@ -388,13 +402,21 @@ def construct_blocks(results: dict) -> list[Block]:
         ),
         ("table", summary_table(results)),
     ]
+    blocks[1:1] = _mixed_lead(results)
     for name, block in results["constructs"].items():
         blocks.append(("h3", f"{html.escape(name)} ({analysis_label(block)})"))
+        if "described_only" in block:
+            blocks.append(("ul", described_only_sentences(name, block, level)))
+            continue
         if "parametric" not in block:
             blocks.append(("p", f"Not tested: {block.get('skipped')}."))
+            if "mixed" in block:
+                blocks.append(("ul", document_mixed.construct_sentences(block, level, 2)))
             continue
         sentences = [
             descriptive_sentence(name, block, b, v, results),
+            *document_mixed.construct_sentences(block, level, 2),
+            *(["Secondary (participant means):"] if "mixed" in block else []),
             parametric_sentence(block, level),
             nonparametric_sentence(block),
             reliability_sentence(block, level),
@@ -403,6 +425,13 @@ def construct_blocks(results: dict) -> list[Block]:
         ]
         blocks.append(("ul", [s for s in sentences if s]))
     return blocks
+
+
+def _mixed_lead(results: dict) -> list[Block]:
+    """Where constructs have per-case items: the mixed models first (methods and their table)."""
+    if not document_mixed.has_mixed(results):
+        return []
+    return [("p", document_mixed.METHODS), ("table", document_mixed.mixed_table(results))]
 
 
 def no_participants_text(results: dict) -> str:
@@ -426,22 +455,27 @@ def multi_arm_construct_blocks(results: dict) -> list[Block]:
     names = partial(condition_label, results)
     blocks: list[Block] = [
         ("h2", "Confirmatory comparisons"),
+        *_mixed_lead(results),
         ("p", document_arms.methods_text(results["design"], len(conditions))),
         ("table", document_arms.summary_table(results)),
     ]
     for name, block in results["constructs"].items():
         blocks.append(("h3", html.escape(name)))
+        if "described_only" in block:
+            blocks.append(("ul", described_only_sentences(name, block, level)))
+            continue
         if "omnibus" not in block:
             blocks.append(("p", f"Not tested: {block.get('skipped')}."))
             continue
         sentences = [
+            *document_mixed.construct_sentences(block, level, len(conditions)),
             *document_arms.construct_sentences(block, conditions, level, names),
             reliability_sentence(block, level),
         ]
-        blocks += [
-            ("ul", [s for s in sentences if s]),
-            ("table", document_arms.pairwise_table(block, level, names)),
-        ]
+        blocks.append(("ul", [s for s in sentences if s]))
+        if "pairwise" in block.get("mixed", {}):
+            blocks.append(("table", document_mixed.pairwise_table(block["mixed"], level)))
+        blocks.append(("table", document_arms.pairwise_table(block, level, names)))
     return blocks
 
 
@@ -739,4 +773,7 @@ def power_blocks(results: dict) -> list[Block]:
             + (f" (realized effects: {shown})" if shown else "")
             + ": see the power figure and `power.simulation` in results.json."
         )
-    return [("h2", "Power"), ("ul", items)] if items else []
+    blocks: list[Block] = [("h2", "Power"), ("ul", items)] if items else []
+    if power.get("cases"):
+        blocks += document_mixed.cases_blocks(power["cases"])
+    return blocks

@@ -377,6 +377,44 @@ def power_figure(
     return fig
 
 
+def lead_with_mixed(fig: go.Figure, mixed: dict | None, confidence: float) -> None:
+    """A construct with per-case items: the figure's title leads with the primary test, the crossed mixed
+    model (two arms: its estimate, CI and p; k arms: its omnibus F), and says that cases were random."""
+    if not mixed or "skipped" in mixed:
+        return
+    if "estimate" in mixed:
+        low, high = mixed["ci"]
+        test = (
+            f"{mixed['b']} − {mixed['a']} = {mixed['estimate']:.2f} [{low:.2f}, {high:.2f}] "
+            f"({ci_label(confidence)}), p = {mixed['p']:.3g}"
+        )
+    else:
+        test = f"F = {mixed['omnibus']['statistic']:.2f}, p = {mixed['omnibus']['p']:.3g}"
+    fig.update_layout(
+        title=f"{fig.layout.title.text}<br><sup>mixed model, participants and cases random: {test}</sup>"
+    )
+
+
+def cases_power_figure(cases: dict, target_power: float = 0.8) -> go.Figure:
+    """How many cases? The mixed model's power against participants, one line (``Scatter`` ``<q> cases``) per
+    number of cases (``power.cases``), with the target power."""
+    grid = pd.DataFrame(cases["grid"])
+    fig = go.Figure()
+    for q, rows in grid.groupby("cases"):
+        fig.add_trace(
+            go.Scatter(x=rows["participants"], y=rows["power"], mode="lines+markers", name=f"{q} cases")
+        )
+    fig.add_hline(y=target_power, line_dash="dash", line_color="grey")
+    fig.update_layout(
+        title=f"Power of the mixed model by participants and cases (d = {cases['effect_d']:g})",
+        xaxis_title="participants",
+        yaxis_title="power",
+        yaxis_range=[0, 1.02],
+        template="plotly_white",
+    )
+    return fig
+
+
 def build_figures(
     analysis, design: str, baseline: str, visual: str, conditions: tuple[str, ...] | None = None
 ) -> dict[str, go.Figure]:
@@ -393,11 +431,12 @@ def build_figures(
     elif analysis.flow is not None:
         figures["flow"] = flow_figure(analysis.flow)
     for construct, block in results["constructs"].items():
-        if "skipped" in block:
+        if "skipped" in block or "described_only" in block:  # nothing compared, nothing to draw side by side
             continue
         figures[f"construct_{construct}"] = construct_figure(
             analysis.scores, construct, design, baseline, visual, results["confidence"], **arms, names=names
         )
+        lead_with_mixed(figures[f"construct_{construct}"], block.get("mixed"), results["confidence"])
         figures[f"likert_{construct}"] = likert_figure(
             analysis.responses, construct, baseline, visual, **arms, labels=results.get("labels")
         )
@@ -405,6 +444,8 @@ def build_figures(
         figures["ratings"] = ratings_figure(results["ratings"], results["confidence"], results.get("labels"))
     if results.get("closed_loop_agreement") and "skipped" not in results["closed_loop_agreement"]:
         figures["closed_loop"] = closed_loop_figure(results["closed_loop_agreement"], results.get("labels"))
+    if (results.get("power") or {}).get("cases"):
+        figures["power_cases"] = cases_power_figure(results["power"]["cases"], results["config"]["power"])
     if analysis.analytic_power is not None:
         figures["power"] = power_figure(
             analysis.analytic_power,

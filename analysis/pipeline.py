@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from analysis import __version__
+from analysis import __version__, casewise
 from analysis.agreement import item_agreement
 from analysis.bayes import bayes_factor
 from analysis.closed_loop import closed_loop_agreement
@@ -41,7 +41,7 @@ from analysis.instruments import instrument_blocks
 from analysis.load import StudyData, build_study_data
 from analysis.multiarm import friedman, kruskal_wallis, pairwise, rm_anova, welch_anova
 from analysis.plan import confirmatory_tests, deviations
-from analysis.power import analytic_power_curve, required_n, sensitivity
+from analysis.power import analytic_power_curve, case_power_block, fitted_components, required_n, sensitivity
 from analysis.ratings_model import source_comparison
 from analysis.reliability import cronbach_alpha, mcdonald_omega
 from analysis.reliance import reliance_block
@@ -60,6 +60,7 @@ from analysis.scores import (
 from analysis.simulation import simulated_curve
 from analysis.stratified import stratum_adjusted
 from analysis.trust import trust_calibration
+from study.planning import VarianceComponents
 
 if TYPE_CHECKING:
     from analysis.sources import LoadedProtocol
@@ -67,6 +68,7 @@ if TYPE_CHECKING:
 SCHEMA_VERSION = 4
 # 2: CIs at --confidence, level-neutral keys (ci, alpha_ci, …), top-level confidence
 # 3: constructs[c].analysis (confirmatory/exploratory), hypotheses, instruments, preregistration
+# 4: constructs[c].mixed / .ordinal_mixed (crossed mixed models of per-case items), .described_only
 # 4: labels, n_analysed, flow by arm, baseline, missing data, stratification, sensitivity, ratings_by_source,
 #    bayes_factor beside every construct t-test, equivalence hypotheses (sesoi, tost), ci/ci_level of hypotheses
 
@@ -94,6 +96,8 @@ class AnalysisConfig:
     sim_effects: tuple[float, ...] = (0.3, 0.5, 0.8)
     sim_reps: int = 100
     sim_population: int | None = None  # bots per planted effect (default: max(4 × largest n, 200))
+    mixed_backend: str = "python"  # the crossed mixed models' backend: python | r (analysis.mixed.linear)
+    position: bool = False  # the mixed model adds a trial-position term (learning over cases)
     full: bool = field(default=True, repr=False)  # False: only what the power simulation needs
 
 
@@ -167,14 +171,18 @@ def construct_block(
     scale: pd.Series,
 ) -> dict:
     """Step 3 for one construct: descriptives, reliability, tests, effect sizes, ordinal model, period."""
+    described = described_only_block(responses, scores, construct, data, config, scale)
+    if described is not None:
+        return described
     if data.multi_arm:
         return multi_arm_block(responses, scores, construct, data, config, scale)
     visual, baseline, dropped = condition_samples(scores, construct, data)
     if len(visual) < 2 or len(baseline) < 2:
-        return {
+        skipped = {
             "skipped": f"fewer than two observations per condition (visual {len(visual)}, "
             f"baseline {len(baseline)})"
         }
+        return {**skipped, **mixed_blocks(responses, construct, data, config)} if config.full else skipped
     if data.design == "within":
         parametric, nonparametric = (
             paired_ttest(visual, baseline, config.confidence),
@@ -200,6 +208,7 @@ def construct_block(
         return block
     parametric["bayes_factor"] = bayes_factor(visual, baseline, paired=data.design == "within")
     block.update(_model_blocks(responses, construct, data, config))
+    block.update(mixed_blocks(responses, construct, data, config))
     block["period_effect"] = (
         period_effect(scores[scores["construct"] == construct], data.baseline, data.visual, config.confidence)
         if data.design == "within"
@@ -216,18 +225,50 @@ def _scale_block(scores: pd.DataFrame, construct: str, scale: pd.Series) -> dict
     }
 
 
-def _model_blocks(responses: pd.DataFrame, construct: str, data: StudyData, config: AnalysisConfig) -> dict:
-    """Reliability (α with CI, ω) and the ordinal model of one construct."""
+def _reliability_block(responses: pd.DataFrame, construct: str, config: AnalysisConfig) -> dict:
+    """Cronbach's α with CI and McDonald's ω of one construct."""
     items = item_matrix(responses, construct)
     alpha = cronbach_alpha(items, config.confidence)
     omega = mcdonald_omega(items)
-    rows = scored_rows(responses)
     return {
         "alpha": None if alpha is None else alpha["value"],
         "alpha_ci": None if alpha is None else alpha["ci"],
         "omega": None if omega is None else omega["value"],
+    }
+
+
+def _model_blocks(responses: pd.DataFrame, construct: str, data: StudyData, config: AnalysisConfig) -> dict:
+    """Reliability (α with CI, ω) and the ordinal model of one construct."""
+    rows = scored_rows(responses)
+    return {
+        **_reliability_block(responses, construct, config),
         "ordinal": _ordinal_block(rows[rows["construct"] == construct], data, config),
     }
+
+
+def described_only_block(
+    responses: pd.DataFrame,
+    scores: pd.DataFrame,
+    construct: str,
+    data: StudyData,
+    config: AnalysisConfig,
+    scale: pd.Series,
+) -> dict | None:
+    """A construct asked under one of the compared conditions only (e.g. "the generated pictures helped me",
+    shown with the pictures): its descriptives and reliability within that condition, ``described_only``
+    saying why nothing is compared. None when two or more compared conditions have it (tested as usual)."""
+    compared = data.conditions or (data.baseline, data.visual)
+    present = set(scores.loc[scores["construct"] == construct, "condition"])
+    asked = [c for c in compared if c in present]
+    if len(asked) != 1:
+        return None
+    block = {
+        **_scale_block(scores, construct, scale),
+        "described_only": f"asked under {asked[0]} only: described within that condition, not compared",
+    }
+    if config.full:
+        block.update(_reliability_block(responses, construct, config))
+    return block
 
 
 def multi_arm_block(
@@ -272,11 +313,32 @@ def multi_arm_block(
     }
     if config.full:
         block.update(_model_blocks(responses, construct, data, config))
+        block.update(mixed_blocks(responses, construct, data, config))
         for record in (r for records in block["pairwise"].values() for r in records):
             a, b = record["a"], record["b"]
             pair = (groups[b], groups[a]) if groups is not None else (complete[b], complete[a])
             record["parametric"]["bayes_factor"] = bayes_factor(*pair, paired=complete is not None)
     return block
+
+
+def mixed_blocks(responses: pd.DataFrame, construct: str, data: StudyData, config: AnalysisConfig) -> dict:
+    """The crossed mixed models of a construct with per-case items (``mixed``, ``ordinal_mixed``: the primary
+    analysis, :mod:`analysis.casewise`); nothing for constructs asked once per participant."""
+    conditions = data.conditions or (data.baseline, data.visual)
+    rows = casewise.per_case_rows(responses, construct, conditions)
+    if rows.empty:
+        return {}
+    return {
+        "mixed": casewise.linear_block(
+            rows,
+            design=data.design,
+            conditions=conditions,
+            confidence=config.confidence,
+            backend=config.mixed_backend,
+            position=config.position,
+        ),
+        "ordinal_mixed": casewise.ordinal_block(rows, conditions=conditions, confidence=config.confidence),
+    }
 
 
 def tests_of(block: dict) -> dict | None:
@@ -298,12 +360,20 @@ def construct_blocks(
 
 def adjust_multiplicity(blocks: dict[str, dict]) -> None:
     """Step 4: Holm-adjusted p (``p_holm``) across the tested constructs, per test family (k > 2 arms: of the
-    omnibus tests; pairwise p are adjusted within each construct's comparison families)."""
+    omnibus tests; pairwise p are adjusted within each construct's comparison families). The mixed model's
+    test (``mixed.p_holm``; k arms: ``mixed.omnibus.p_holm``) is adjusted in the primary family: per
+    construct its mixed test where it has per-case items, else its parametric test."""
     tested = {c: tests for c, block in blocks.items() if (tests := tests_of(block)) is not None}
     for kind in ("parametric", "nonparametric"):
         adjusted = holm([tests[kind]["p"] for tests in tested.values()])
         for tests, p in zip(tested.values(), adjusted, strict=True):
             tests[kind]["p_holm"] = p
+    # the primary family: the mixed model's test where a construct has per-case items, else its t-test
+    primary = {c: casewise.primary_test(block, tests_of(block)) for c, block in blocks.items()}
+    primary = {c: record for c, record in primary.items() if record is not None}
+    adjusted = holm([record["p"] for record in primary.values()])
+    for record, p in zip(primary.values(), adjusted, strict=True):
+        record.setdefault("p_holm", p)
 
 
 def primary_result(
@@ -456,7 +526,9 @@ def multiplicity(run: Run) -> None:
 def hypotheses(run: Run) -> None:
     """5. The preregistered hypotheses, in their declared direction and correction; each construct marked
     confirmatory (a hypothesis tests it) or exploratory."""
-    run.results["hypotheses"] = confirmatory_tests(run.analysis.scores, run.data, run.config.confidence)
+    run.results["hypotheses"] = confirmatory_tests(
+        run.analysis.scores, run.data, run.config.confidence, run.results["constructs"]
+    )
     tested = {}
     for record in run.results["hypotheses"]:
         tested.setdefault(record["construct"], []).append(record["hypothesis"])
@@ -574,6 +646,29 @@ def power(run: Run) -> None:
     )
     if run.results["power"]["simulation"]:
         run.results["warnings"] += run.results["power"]["simulation"]["notes"]
+    run.results["power"]["cases"] = cases_power(run.results["constructs"], run.data, run.config)
+
+
+def cases_power(blocks: dict[str, dict], data: StudyData, config: AnalysisConfig) -> dict:
+    """``power.cases``: the mixed model's power by participants × cases at ``--target-effect`` (as Westfall,
+    Kenny & Judd standardize it), with the variance components fitted on the first construct whose mixed
+    model was fitted — this study as a pilot — else the planning defaults (``study.planning``)."""
+    fitted = next(
+        ((name, b["mixed"]) for name, b in blocks.items() if "variance_components" in b.get("mixed", {})),
+        None,
+    )
+    if fitted is None:
+        components, source = VarianceComponents(), "planning defaults (study.planning.VarianceComponents)"
+    else:
+        components, source = fitted_components(fitted[1]), f"fitted: {fitted[0]} ({fitted[1]['formula']})"
+    return case_power_block(
+        data.design,
+        config.target_effect,
+        components,
+        source,
+        alpha=config.alpha,
+        k=max(len(data.conditions), 2),
+    )
 
 
 def preregistration(run: Run) -> None:

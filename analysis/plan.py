@@ -16,13 +16,13 @@ import pandas as pd
 from scipy import stats
 
 from analysis.bayes import bayes_factor
-from analysis.compare import holm, paired_ttest, welch_ttest
+from analysis.casewise import pair_contrast
+from analysis.compare import holm, mann_whitney_test, paired_ttest, welch_ttest, wilcoxon_test
 from analysis.equivalence import tost
 from analysis.load import EQUIVALENCE_DIRECTIONS, StudyData
 from analysis.scores import condition_samples
 
 FLIP = {"greater": "less", "less": "greater", "two_sided": "two_sided"}
-SCIPY_ALTERNATIVE = {"greater": "greater", "less": "less", "two_sided": "two-sided"}
 
 
 def _one_sided(p_two: float, statistic: float, alternative: str) -> float:
@@ -33,8 +33,35 @@ def _one_sided(p_two: float, statistic: float, alternative: str) -> float:
     return p_two / 2 if agrees else 1 - p_two / 2
 
 
+def mixed_test(mixed: dict, first: str, second: str, alternative: str, level: float) -> dict | None:
+    """A hypothesis tested with the construct's crossed mixed model: the contrast first − second, its t with
+    Satterthwaite df, p one-sided in the declared direction (half the two-sided p, exact as t is symmetric)
+    and the interval at ``level`` (one-sided: 1 − 2α, whose bound on the tested side is the one-sided bound,
+    as for the t-test); None when the model compares neither condition pair."""
+    found = pair_contrast(mixed, first, second)
+    if found is None:
+        return None
+    record, sign = found
+    estimate, statistic = sign * record["estimate"], sign * record["statistic"]
+    quantile = stats.t.ppf(0.5 + level / 2, record["df"]) if record["df"] else stats.norm.ppf(0.5 + level / 2)
+    return {
+        "test": "linear mixed model (participants × cases crossed), t with "
+        + (f"{mixed['df_method']} df" if record["df"] else "z")
+        + ("" if alternative == "two_sided" else ", one-sided"),
+        "statistic": statistic,
+        "df": record["df"],
+        "p": _one_sided(record["p"], statistic, alternative),
+        "estimate": estimate,
+        "se": record["se"],
+        "ci": [estimate - quantile * record["se"], estimate + quantile * record["se"]],
+        "ci_level": level,
+        "formula": mixed["formula"],
+        "backend": mixed["backend"],
+    }
+
+
 def confirmatory_test(
-    scores: pd.DataFrame, hypothesis: pd.Series, data: StudyData, confidence: float
+    scores: pd.DataFrame, hypothesis: pd.Series, data: StudyData, confidence: float, mixed: dict | None = None
 ) -> dict:
     """One hypothesis: its test in the declared direction (first − second), effect size, rank-based check and
     the two-sided JZS Bayes factor.
@@ -44,6 +71,10 @@ def confirmatory_test(
     bayes_factor, n`` — or ``skipped``. A one-sided test comes with the (1 − 2α) interval (its bound on the
     tested side is the one-sided (1 − α) bound); a two-sided one with the interval at ``confidence``.
     Equivalence and non-inferiority hypotheses add ``sesoi`` and ``tost`` (:func:`equivalence_test`).
+    With the construct's fitted crossed mixed model (``mixed``, per-case items) a directional or two-sided
+    hypothesis is tested with the model (:func:`mixed_test`; its record under ``mixed``) and the
+    participant-mean t-test moves to ``secondary``; a model that could not be fitted is named in
+    ``mixed_skipped`` (and becomes a deviation).
     """
     record = {k: hypothesis[k] for k in ("hypothesis", "construct", "first", "second", "direction")}
     record["alpha"] = float(hypothesis["alpha"])
@@ -72,14 +103,12 @@ def confirmatory_test(
     level = confidence if alternative == "two_sided" else 1 - 2 * record["alpha"]
     if paired:
         parametric = paired_ttest(visual, baseline, level)
-        rank = stats.wilcoxon(visual, baseline, alternative=SCIPY_ALTERNATIVE[alternative])
-        rank_name = "Wilcoxon signed-rank"
+        rank = wilcoxon_test(visual, baseline, alternative)
     else:
         parametric = welch_ttest(visual, baseline, level)
-        rank = stats.mannwhitneyu(visual, baseline, alternative=SCIPY_ALTERNATIVE[alternative])
-        rank_name = "Mann–Whitney U"
+        rank = mann_whitney_test(visual, baseline, alternative)
     means = {data.visual: float(visual.mean()), data.baseline: float(baseline.mean())}
-    return {
+    result = {
         **record,
         "test": parametric["test"] + ("" if alternative == "two_sided" else ", one-sided"),
         "statistic": sign * parametric["statistic"],
@@ -91,9 +120,25 @@ def confirmatory_test(
         "ci": sorted(sign * v for v in parametric["ci"]),
         "ci_level": level,
         "effect_size": _signed_effect(parametric["effect_size"], sign),
-        "rank_test": {"test": rank_name, "statistic": float(rank.statistic), "p": float(rank.pvalue)},
+        "rank_test": {"test": rank["test"], "statistic": rank["statistic"], "p": rank["p"]},
         "bayes_factor": bayes_factor(visual, baseline, paired),
         "n": parametric["n"],
+    }
+    if mixed and "skipped" in mixed:  # said, not hidden: the planned model could not be fitted
+        return {**result, "mixed_skipped": mixed["skipped"]}
+    primary = (
+        mixed_test(mixed, hypothesis["first"], hypothesis["second"], hypothesis["direction"], level)
+        if mixed
+        else None
+    )
+    if primary is None:
+        return result
+    tests = ("test", "statistic", "df", "p")
+    return {
+        **result,
+        **{k: primary[k] for k in tests},
+        "mixed": primary,
+        "secondary": {k: result[k] for k in tests},
     }
 
 
@@ -144,12 +189,19 @@ def correct(pvalues: list[float], method: str) -> list[float]:
     return list(pvalues)
 
 
-def confirmatory_tests(scores: pd.DataFrame, data: StudyData, confidence: float) -> list[dict]:
+def confirmatory_tests(
+    scores: pd.DataFrame, data: StudyData, confidence: float, constructs: dict[str, dict] | None = None
+) -> list[dict]:
     """Every preregistered hypothesis, corrected across the tested ones; ``supported`` = p_adjusted < α (for an
-    equivalence hypothesis: shown equivalent / non-inferior)."""
+    equivalence hypothesis: shown equivalent / non-inferior). ``constructs``: the analysed construct blocks,
+    whose ``mixed`` model tests a hypothesis when present."""
     if data.hypotheses is None or scores is None:
         return []
-    records = [confirmatory_test(scores, row, data, confidence) for _, row in data.hypotheses.iterrows()]
+    blocks = constructs or {}
+    records = [
+        confirmatory_test(scores, row, data, confidence, blocks.get(row["construct"], {}).get("mixed"))
+        for _, row in data.hypotheses.iterrows()
+    ]
     method = str(data.hypotheses["correction"].iloc[0]) if len(data.hypotheses) else "none"
     tested = [r for r in records if "p" in r]
     for record, adjusted in zip(tested, correct([r["p"] for r in tested], method), strict=True):
@@ -175,7 +227,8 @@ def deviations(data: StudyData, hypotheses: list[dict], n_analysed: int | None) 
         "planned_participants": None,
         "deviations": [],
     }
-    if plan is None:  # CSV input without study.csv: nothing to compare with
+    if plan is None:  # CSV input without study.csv: no plan to compare with, but the tests' own deviations
+        out["deviations"] = _test_deviations(hypotheses)
         return out
     stored, current = plan.get("prereg_hash", ""), plan.get("prereg_hash_protocol", "")
     out["stored_hash"], out["protocol_hash"] = stored or None, current or None
@@ -199,7 +252,19 @@ def deviations(data: StudyData, hypotheses: list[dict], n_analysed: int | None) 
             out["deviations"].append(
                 f"{n_analysed} participants analysed, {relation} than the {out['planned_participants']} planned"
             )
+    out["deviations"] += _test_deviations(hypotheses)
+    return out
+
+
+def _test_deviations(hypotheses: list[dict]) -> list[str]:
+    """Hypotheses not tested, or not tested with the planned model."""
+    notes = []
     for record in hypotheses:
         if "skipped" in record:
-            out["deviations"].append(f"{record['hypothesis']} not tested: {record['skipped']}")
-    return out
+            notes.append(f"{record['hypothesis']} not tested: {record['skipped']}")
+        if "mixed_skipped" in record:
+            notes.append(
+                f"{record['hypothesis']}: the planned mixed model could not be fitted ({record['mixed_skipped']}); "
+                "tested with the participant-mean t-test instead"
+            )
+    return notes

@@ -19,6 +19,8 @@ import pingouin as pg
 from tqdm import tqdm
 
 from analysis.agreement import wilson_interval
+from analysis.casewise import component_sd
+from study.planning import VarianceComponents, power_grid
 
 Generator = Callable[[int, float, np.random.Generator], pd.DataFrame]
 Analyse = Callable[[pd.DataFrame], dict]
@@ -219,3 +221,109 @@ def power_curve(
             }
         )
     return pd.DataFrame(rows)
+
+
+def simulate_trials(
+    design: str,
+    n_participants: int,
+    n_cases: int,
+    effect: float,
+    components: VarianceComponents,
+    rng: np.random.Generator,
+    *,
+    conditions: tuple[str, str] = ("baseline", "visual"),
+    scale: tuple[int, int] = (1, 7),
+) -> pd.DataFrame:
+    """One simulated study of a per-case Likert item as the mixed model reads it (one row per participant ×
+    case: ``y, participant, case, condition, position``), drawn from the variance components with the bots'
+    answer model (:class:`study.simulate.CaseEffects`): clip(round(mid + participant + case + (effect +
+    participant × condition + case × condition)·[visual] + residual)) on ``scale``.
+
+    Within: every participant judges every case once, half of the cases under each condition, the halves
+    swapped between odd and even participants (counterbalanced); between: odd and even participants get one
+    condition each and judge every case. Cases are drawn anew for every study — they are a sample too.
+    """
+    c = components
+    participant = np.repeat(np.arange(n_participants), n_cases)
+    case = np.tile(np.arange(n_cases), n_participants)
+    counterbalanced = (case < n_cases // 2) ^ (participant % 2 == 0)  # within: half the cases per condition
+    visual = counterbalanced if design == "within" else participant % 2 == 0
+    u, s = (
+        rng.normal(0, c.participant, n_participants),
+        rng.normal(0, c.participant_condition, n_participants),
+    )
+    a, b = rng.normal(0, c.case, n_cases), rng.normal(0, c.case_condition, n_cases)
+    latent = (
+        (scale[0] + scale[1]) / 2
+        + u[participant]
+        + a[case]
+        + visual * (effect + s[participant] + b[case])
+        + rng.normal(0, c.residual, len(case))
+    )
+    position = np.tile(np.arange(1, n_cases + 1), n_participants)
+    return pd.DataFrame(
+        {
+            "y": np.clip(np.rint(latent), *scale),
+            "participant": [f"P{i:04d}" for i in participant],
+            "case": [f"c{j:02d}" for j in case],
+            "condition": np.where(visual, conditions[1], conditions[0]),
+            "position": position,
+        }
+    )
+
+
+CASES_GRID = (4, 6, 10, 16, 20, 30, 40)  # cases per participant in the "how many cases?" table
+PARTICIPANTS_GRID = (20, 40, 60, 80, 120, 160, 240)
+
+
+def fitted_components(mixed: dict) -> VarianceComponents:
+    """The variance components of a fitted ``mixed`` block as planning inputs (SDs the model dropped are 0;
+    k > 2 conditions: the largest slope SD of each group)."""
+    sds = mixed["variance_components"]
+    names = ("participant", "participant:condition", "case", "case:condition", "residual")
+    return VarianceComponents(*(component_sd(sds, name) or 0.0 for name in names))
+
+
+def case_power_block(
+    design: str,
+    effect_d: float,
+    components: VarianceComponents,
+    source: str,
+    *,
+    alpha: float = 0.05,
+    k: int = 2,
+    participants: tuple[int, ...] = PARTICIPANTS_GRID,
+    cases: tuple[int, ...] = CASES_GRID,
+) -> dict:
+    """``power.cases``: the mixed model's power for participants × cases ("how many cases?"; Westfall,
+    Kenny & Judd 2014, :func:`study.planning.case_power`), two-sided at ``alpha`` (k > 2: α/(k − 1), as the
+    other power keys).
+
+    ``effect_d`` is standardized as Westfall et al. do: the effect over the SD of a single answer
+    (√ of the sum of all variance components), so ``effect_points`` = d · that SD. Keys: ``design, k, alpha,
+    effect_d, effect_points, components`` (SDs), ``source`` (where the components come from), ``grid``
+    (``[{participants, cases, power, df, ncp}]``)."""
+    points = effect_d * components.total_sd
+    a = _pairwise_alpha(alpha, k)
+    grid = [
+        {"participants": r.participants, "cases": r.cases, "power": r.power, "df": r.df, "ncp": r.ncp}
+        for r in power_grid(
+            points,
+            design,
+            tuple(n for n in participants if n >= 2 * k),  # the design needs two per condition
+            tuple(q for q in cases if q >= 2 * k),
+            components,
+            alpha=a,
+            k=k,
+        )
+    ]
+    return {
+        "design": design,
+        "k": k,
+        "alpha": a,
+        "effect_d": effect_d,
+        "effect_points": points,
+        "components": dict(components.__dict__),
+        "source": source,
+        "grid": grid,
+    }

@@ -11,7 +11,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import plotly.offline
 
-from analysis import document_arms, document_standards
+from analysis import document_arms, document_mixed, document_standards
 from analysis.apa import ci_label
 from analysis.document import (
     Block,
@@ -25,7 +25,8 @@ from analysis.document import (
 
 
 def _md_table(frame: pd.DataFrame) -> str:
-    cells = frame.astype(object).where(frame.notna(), "–").astype(str)
+    # a "|" inside a cell (lme4 formulas) would end it: GitHub-flavoured Markdown reads "\|" as the character
+    cells = frame.astype(object).where(frame.notna(), "–").astype(str).map(lambda c: c.replace("|", "\\|"))
     header = "| " + " | ".join(map(str, frame.columns)) + " |"
     rule = "|" + "---|" * len(frame.columns)
     return "\n".join([header, rule, *("| " + " | ".join(row) + " |" for row in cells.to_numpy())])
@@ -215,6 +216,15 @@ def render_latex(results: dict) -> str:
                 "tab:constructs",
             )
         )
+    if document_mixed.has_mixed(results):
+        parts.append(
+            latex_table(
+                document_mixed.mixed_table(results),
+                "Primary analysis of constructs with per-case items: linear mixed models with crossed random "
+                "effects for participants and cases (Holm-adjusted p).",
+                "tab:mixed",
+            )
+        )
     if results["hypotheses"]:
         parts.append(
             latex_table(
@@ -236,6 +246,16 @@ def render_latex(results: dict) -> str:
                 f"Expert ratings: proportion positive (Wilson {ci_label(results['confidence'])}) and inter-rater "
                 "agreement.",
                 "tab:ratings",
+            )
+        )
+    cases = (results.get("power") or {}).get("cases")
+    if cases:
+        parts.append(
+            latex_table(
+                document_mixed.cases_table(cases),
+                f"How many cases? Power of the mixed model by participants and cases (d = {cases['effect_d']:g}, "
+                "Westfall, Kenny & Judd 2014).",
+                "tab:cases",
             )
         )
     return "\n\n".join(parts) + "\n"

@@ -19,7 +19,7 @@ This module does not import torch (nor does anything it imports), so the analysi
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -34,10 +34,14 @@ from study.export import export_frames
 from study.flow import participant_path
 from study.protocol import LoadedProtocol, Protocol
 from study.registry import register
-from study.simulate import Policy, simulate
+from study.simulate import NO_CASE_EFFECTS, Policy, simulate
 
 POOL_MARGIN = 4  # population = POOL_MARGIN × the largest n sampled from it …
 MIN_POOL = 200  # … and never fewer participants than this
+DEFAULT_CASE_WORLDS = 20  # draws of the cases' effects per planted effect, when cases vary
+CASE_STREAM = (
+    1  # tags the cases' seeds apart from the bots' chunk seeds (ints: hash() is not salted for them)
+)
 CHUNK = 25  # bots per simulate() call (the progress bar's step)
 ROUNDING_VARIANCE = 1 / 12  # variance of rounding a continuous answer to whole scale points (Sheppard)
 
@@ -86,6 +90,7 @@ def point_shift(
     person_sd: float,
     baseline: str,
     visual: str,
+    slope_sd: float = 0.0,
 ) -> float:
     """Shift δ (Likert points on the bots' latent level) that plants the standardized ``effect``.
 
@@ -94,8 +99,15 @@ def point_shift(
     ≈ 1/12 variance, so a construct score (mean of k_c items in condition c) has within-person variance
     v_c = (σ² + 1/12) / k_c. Hence
 
-    - within (d_z = δ / SD of the visual − baseline difference): δ = d_z · √(v_baseline + v_visual);
-    - between (d = δ / SD of construct scores, pooled over arms): δ = d · √(τ² + (v_baseline + v_visual)/2).
+    - within (d_z = δ / SD of the visual − baseline difference): δ = d_z · √(v_baseline + v_visual + σ_s²);
+    - between (d = δ / SD of construct scores, pooled over arms): δ = d · √(τ² + σ_s²/2 + (v_baseline +
+      v_visual)/2),
+
+    with σ_s the SD of the participants' own condition effects (``slope_sd``,
+    :attr:`~study.simulate.CaseEffects.participant_condition_sd`). The cases' effects (intercepts, case ×
+    condition) are not part of the standardizer: every participant of a study shares them, so they move the
+    study's estimate, not the spread of its participants (the mixed model counts them; the power analysis of
+    ``analysis.power`` takes them as variance components).
 
     Clipping at the scale ends is ignored: it attenuates large shifts (and latent levels far from the middle),
     so recovered effects fall short of planted ones as δ grows.
@@ -103,8 +115,8 @@ def point_shift(
     v_base = (noise_sd**2 + ROUNDING_VARIANCE) / items[baseline]
     v_visual = (noise_sd**2 + ROUNDING_VARIANCE) / items[visual]
     if design == "within":
-        return effect * math.sqrt(v_base + v_visual)
-    return effect * math.sqrt(person_sd**2 + (v_base + v_visual) / 2)
+        return effect * math.sqrt(v_base + v_visual + slope_sd**2)
+    return effect * math.sqrt(person_sd**2 + slope_sd**2 / 2 + (v_base + v_visual) / 2)
 
 
 @dataclass
@@ -133,9 +145,15 @@ class EngineBotGenerator:
 
     ``policy`` supplies the bots' answer model (``noise_sd``, ``person_sd``, ``think_seconds``,
     ``agree_with_ai``); its kind, effects, dropout and attention failures are replaced (effect bots, nobody
-    drops out or fails a check). ``pool_size`` sets the population size (default: ``max(4 × n, 200)`` for the
-    largest n prepared or requested); a sample that needs more participants of an arm than the population
-    holds runs more bots.
+    drops out or fails a check); its ``case_effects`` stay (:class:`~study.simulate.CaseEffects`). ``pool_size``
+    sets the population size (default: ``max(4 × n, 200)`` for the largest n prepared or requested); a sample
+    that needs more participants of an arm than the population holds runs more bots.
+
+    ``case_worlds``: with case effects the cases are a sample too, so a simulated study must not reuse one
+    draw of the cases' effects. Each planted effect gets ``case_worlds`` populations, each with its own draw
+    (``Policy.case_seed``), and each simulated study samples its participants from one world chosen at random
+    (default: 1 without case effects, else 20). Power is then averaged over draws of the cases as well as of
+    the participants; with a single world it would be conditional on that world's cases.
     """
 
     def __init__(
@@ -146,6 +164,7 @@ class EngineBotGenerator:
         policy: Policy | None = None,
         pool_size: int | None = None,
         seed: int = 0,
+        case_worlds: int | None = None,
         progress: bool = False,
     ) -> None:
         protocol = loaded.protocol
@@ -163,6 +182,8 @@ class EngineBotGenerator:
             )
         if pool_size is not None and pool_size < 2:
             raise ValueError(f"pool_size must be at least 2, got {pool_size}")
+        if case_worlds is not None and case_worlds < 1:
+            raise ValueError(f"case_worlds must be at least 1, got {case_worlds}")
         self.loaded = loaded
         self.construct = construct
         self.design = protocol.design
@@ -182,7 +203,12 @@ class EngineBotGenerator:
         self.progress = progress
         self.items = construct_items(loaded, construct)
         self.arms = tuple(a.id for a in arms(protocol))
-        self._populations: dict[float, _Population] = {}
+        self.case_effects = self.policy.case_effects.get(construct, NO_CASE_EFFECTS)
+        varying_cases = self.case_effects.case_sd > 0 or self.case_effects.case_condition_sd > 0
+        self.case_worlds = (
+            case_worlds if case_worlds is not None else (DEFAULT_CASE_WORLDS if varying_cases else 1)
+        )
+        self._populations: dict[tuple[float, int], _Population] = {}  # (effect, world) → its bots
 
     # --- the effect model ---------------------------------------------------------------------------------
     def shift(self, effect: float) -> float:
@@ -195,6 +221,7 @@ class EngineBotGenerator:
             self.policy.person_sd,
             self.baseline,
             self.visual,
+            self.case_effects.participant_condition_sd,
         )
 
     def population_size(self, n: int) -> int:
@@ -202,45 +229,50 @@ class EngineBotGenerator:
 
     # --- populations --------------------------------------------------------------------------------------
     def prepare(self, effects: list[float] | tuple[float, ...], max_n: int) -> None:
-        """Run the bot populations for every effect up front (one progress bar), big enough for ``max_n``."""
+        """Run the bot populations for every effect (and case world) up front (one progress bar), big enough
+        for ``max_n``."""
         target = self.population_size(max_n)
-        todo = [e for e in effects if self._size(e) < target]
+        todo = [(float(e), w) for e in effects for w in range(self.case_worlds) if self._size(e, w) < target]
         with tqdm(
-            total=sum(target - self._size(e) for e in todo),
+            total=sum(target - self._size(*key) for key in todo),
             desc="bot population",
             unit="bot",
             disable=not self.progress,
         ) as bar:
-            for effect in todo:
-                self._grow(float(effect), target, bar)
+            for effect, world in todo:
+                self._grow(effect, world, target, bar)
 
-    def population(self, effect: float) -> pd.DataFrame:
-        """The responses of every (non-excluded) bot participant run so far for ``effect``."""
-        return self._populations[float(effect)].responses
+    def population(self, effect: float, world: int = 0) -> pd.DataFrame:
+        """The responses of every (non-excluded) bot participant run so far for ``effect`` (in ``world``)."""
+        return self._populations[(float(effect), world)].responses
 
-    def _size(self, effect: float) -> int:
-        population = self._populations.get(float(effect))
+    def _size(self, effect: float, world: int) -> int:
+        population = self._populations.get((float(effect), world))
         return 0 if population is None else population.bots
 
-    def _grow(self, effect: float, target: int, bar: tqdm | None = None) -> _Population:
-        population = self._populations.get(effect)
+    def _grow(self, effect: float, world: int, target: int, bar: tqdm | None = None) -> _Population:
+        population = self._populations.get((effect, world))
         if population is None:
             # In-memory SQLite shared by one connection: no file to clean up. (A temporary file database runs
             # the bots at the same speed: the cost is the ORM, not I/O.)
             db = Database("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
             register(db, self.loaded)
             population = _Population(db, StudyEngine.open(db), pd.DataFrame(), {}, {})
-            self._populations[effect] = population
+            self._populations[(effect, world)] = population
         extra = target - population.bots
         if extra <= 0:
             return population
-        policy = replace(self.policy, condition_effects={self.visual: {self.construct: self.shift(effect)}})
+        policy = replace(
+            self.policy,
+            condition_effects={self.visual: {self.construct: self.shift(effect)}},
+            case_seed=hash((self.seed, CASE_STREAM, world)) & 0x7FFFFFFF,  # one draw of the cases per world
+        )
         done = 0
         while done < extra:  # in chunks, so the progress bar moves; each chunk has its own random streams
             chunk = min(CHUNK, extra - done)
             # stable across processes (hash of ints and floats is not salted): bots of a later chunk or run
             # never repeat an earlier one's answers
-            chunk_seed = hash((self.seed, round(effect, 12), population.runs)) & 0x7FFFFFFF
+            chunk_seed = hash((self.seed, round(effect, 12), world, population.runs)) & 0x7FFFFFFF
             simulate(population.engine, chunk, seed=chunk_seed, policy=policy, progress=False)
             population.runs += 1
             done += chunk
@@ -275,19 +307,22 @@ class EngineBotGenerator:
         return {arm: base + (i in lucky) for i, arm in enumerate(self.arms)}
 
     def __call__(self, n: int, effect: float, rng: np.random.Generator) -> pd.DataFrame:
-        """Responses of ``n`` participants sampled without replacement from ``effect``'s bot population."""
+        """Responses of ``n`` participants sampled without replacement from ``effect``'s bot population (of a
+        case world chosen at random)."""
         if n < 1:
             raise ValueError(f"n must be at least 1, got {n}")
         effect = float(effect)
+        world = int(rng.integers(self.case_worlds)) if self.case_worlds > 1 else 0
         quotas = self.quotas(n, rng)
-        population = self._populations.get(effect)
+        population = self._populations.get((effect, world))
         if population is None or not _fits(population, quotas):
             with tqdm(desc="bot population", unit="bot", disable=not self.progress) as bar:
-                population = self._grow(effect, max(self.population_size(n), self._size(effect)), bar)
+                size = max(self.population_size(n), self._size(effect, world))
+                population = self._grow(effect, world, size, bar)
                 for _ in range(3):  # arms are balanced by blocks per stratum; exclusions can leave one short
                     if _fits(population, quotas):
                         break
-                    population = self._grow(effect, population.bots + max(n, 20), bar)
+                    population = self._grow(effect, world, population.bots + max(n, 20), bar)
             if not _fits(population, quotas):
                 have = {a: len(population.by_arm.get(a, [])) for a in quotas}
                 raise RuntimeError(f"bot population too small for n = {n}: participants per arm {have}")
@@ -312,8 +347,13 @@ class EngineBotGenerator:
             "items_per_condition": dict(self.items),
             "noise_sd": self.policy.noise_sd,
             "person_sd": self.policy.person_sd,
-            "point_shift": {str(e): self.shift(e) for e in sorted(self._populations)},
-            "population": {str(e): len(p.bounds) for e, p in sorted(self._populations.items())},
+            "case_effects": asdict(self.case_effects),
+            "case_worlds": self.case_worlds,
+            "point_shift": {str(e): self.shift(e) for e in sorted({e for e, _ in self._populations})},
+            "population": {
+                str(e): sum(len(p.bounds) for (e2, _), p in self._populations.items() if e2 == e)
+                for e in sorted({e for e, _ in self._populations})
+            },
             "sampling": "n participants per simulated study, drawn without replacement from a bot population "
             "run once per effect through the study engine, spread evenly over the arms",
         }

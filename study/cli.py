@@ -6,10 +6,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from db.session import Database, database_url
 from skingen.atomic import OutputExistsError
 from study.protocol import Protocol, ProtocolError, load_protocol
+
+if TYPE_CHECKING:
+    from study.simulate import CaseEffects
 
 DB_HELP = "SQLAlchemy database URL (default: $SKINGEN_DB_URL or sqlite:///var/study.db)"
 
@@ -32,6 +36,39 @@ def _effects(values: list[str]) -> tuple[dict[str, float], dict[str, dict[str, f
             raise SystemExit(f"{EFFECT_FORMAT}, got {value!r}")
         (per_condition.setdefault(condition, {}) if condition else effects)[name] = points
     return effects, per_condition
+
+
+CASE_FLAGS = (
+    "case_sd",
+    "case_condition_sd",
+    "participant_condition_sd",
+)  # flags named as CaseEffects' fields
+
+
+def _case_effects(args: argparse.Namespace, constructs: Sequence[str]) -> dict[str, CaseEffects]:
+    """``--case-sd``/``--case-condition-sd``/``--participant-condition-sd`` values ([CONSTRUCT=]SD; without a
+    construct: every Likert construct of the protocol) → ``{construct: CaseEffects}``."""
+    from study.simulate import CaseEffects
+
+    chosen: dict[str, dict[str, float]] = {}
+    for name in CASE_FLAGS:
+        for value in getattr(args, name):
+            target, sep, amount = value.rpartition("=")
+            option = "--" + name.replace("_", "-")
+            try:
+                sd = float(amount)
+            except ValueError:
+                raise SystemExit(f"{option} expects [CONSTRUCT=]SD (e.g. trust=0.4), got {value!r}") from None
+            if sep and target not in constructs:
+                raise SystemExit(
+                    f"{option}: unknown construct {target!r} (Likert constructs: {', '.join(constructs)})"
+                )
+            for construct in [target] if sep else constructs:
+                chosen.setdefault(construct, {})[name] = sd
+    try:
+        return {construct: CaseEffects(**fields) for construct, fields in chosen.items()}
+    except ValueError as error:
+        raise SystemExit(f"case effects: {error}") from None
 
 
 def live_model_note(protocol: Protocol) -> str:
@@ -137,16 +174,23 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from study.simulate import Policy, simulate
 
     effects, condition_effects = _effects(args.effect)
+    db = Database(database_url(args.db))
+    engine = StudyEngine.open(db, args.protocol)
+    likert = sorted(
+        {i.construct for i in engine.protocol.items().values() if i.type == "likert" and i.construct}
+    )
+    case_effects = _case_effects(args, likert)
     policy = Policy(
-        kind="effect" if args.policy == "effect" or args.effect else "random",
+        kind="effect" if args.policy == "effect" or args.effect or case_effects else "random",
         effects=effects,
         condition_effects=condition_effects,
+        case_effects=case_effects,
+        case_seed=args.seed,
         noise_sd=args.noise,
+        person_sd=args.person_sd,
         attention_fail_rate=args.attention_fail_rate,
         dropout_rate=args.dropout_rate,
     )
-    db = Database(database_url(args.db))
-    engine = StudyEngine.open(db, args.protocol)
     outcomes = simulate(engine, args.n, seed=args.seed, policy=policy, progress=not args.quiet)
     done = sum(o.completed for o in outcomes)
     print(
@@ -443,6 +487,22 @@ def build_parser() -> argparse.ArgumentParser:
         "one condition (skingen_visual:trust=1.0); repeatable",
     )
     p.add_argument("--noise", type=float, default=1.0, help="SD of per-answer noise in Likert points")
+    p.add_argument(
+        "--person-sd", type=float, default=1.0, help="SD of the bots' latent levels (participant intercepts)"
+    )
+    for flag, what in (
+        ("--case-sd", "case intercepts (photos trusted more or less in every condition)"),
+        ("--case-condition-sd", "case × condition effects (the condition's effect differs between cases)"),
+        ("--participant-condition-sd", "participants' own condition effects (random slopes)"),
+    ):
+        p.add_argument(
+            flag,
+            action="append",
+            default=[],
+            metavar="[CONSTRUCT=]SD",
+            help=f"SD in Likert points of {what}; without CONSTRUCT: every Likert construct; repeatable "
+            "(default 0: every case alike; docs/simulation in docs/analysis.md)",
+        )
     p.add_argument("--attention-fail-rate", type=float, default=0.05, help="share of inattentive bots")
     p.add_argument("--dropout-rate", type=float, default=0.1, help="share of bots that leave midway")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -179,6 +179,10 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
+def _secret_order_seed() -> int:
+    return secrets.randbits(31)
+
+
 class StudyEngine:
     def __init__(
         self, db: Database, study_id: int, loaded: LoadedProtocol, clock: Callable[[], datetime] = utcnow
@@ -188,6 +192,9 @@ class StudyEngine:
         self.loaded = loaded
         self.protocol = loaded.protocol
         self.clock = clock
+        # where a new participant's case-order seed comes from: secret for people (their order can't be
+        # guessed from anyone else's), a bot's own seeded stream under simulation (study.simulate)
+        self.order_seeds: Callable[[], int] = _secret_order_seed
         self._conditions = {c.id for c in loaded.bundle.manifest.conditions}
         self._paths = PathCache(loaded)
 
@@ -719,7 +726,7 @@ class StudyEngine:
         participant.stratum = stratum
         participant.arm = arm.id
         participant.sequence = arm.sequence
-        participant.order_seed = secrets.randbits(31)
+        participant.order_seed = self.order_seeds()
         participant.allocated_at = now
         self._event(
             session,

@@ -20,7 +20,15 @@ import math
 
 from scipy import stats
 
-from study.protocol import EQUIVALENCE_DIRECTIONS, Hypothesis, InstrumentUse, Protocol
+from study.planning import (
+    SIMPLIFICATION_RULE,
+    VarianceComponents,
+    case_power,
+    planned_formula,
+    power_grid,
+    random_effects_text,
+)
+from study.protocol import EQUIVALENCE_DIRECTIONS, Hypothesis, InstrumentUse, Protocol, SampleSize
 
 TEMPLATE = "OSF Preregistration (Bowman et al. 2016) / AsPredicted"
 SIDES = {
@@ -64,6 +72,63 @@ def planned_alpha(protocol: Protocol) -> float:
     alpha = min((h.alpha for h in hypotheses), default=0.05)
     corrected = protocol.preregistration.correction != "none" and len(hypotheses) > 1
     return alpha / len(hypotheses) if corrected else alpha
+
+
+def per_case_constructs(protocol: Protocol) -> list[str]:
+    """Constructs with a Likert item asked on every case (the trial questionnaire): the mixed model's."""
+    return sorted({i.construct for i in protocol.questionnaires.trial if i.type == "likert" and i.construct})
+
+
+PLANNED_CASES = (6, 10, 20, 40)
+
+
+def planned_point_effect(plan: SampleSize, components: VarianceComponents) -> float:
+    """The mixed model's effect in scale points: ``point_effect`` when declared, else the declared effect read
+    as Westfall, Kenny & Judd's d (the effect over the SD of a single answer, √ of all variance components),
+    as ``skingen-analysis`` reads ``--target-effect`` for its "how many cases?" table."""
+    if plan.point_effect is not None:
+        return plan.point_effect
+    return plan.effect * math.sqrt(
+        sum(v**2 for v in components.__dict__.values())
+    )  # the "how many cases?" table's columns, with the planned number added
+
+
+def cases_table(protocol: Protocol, alpha: float, sided: str) -> list[str]:
+    """The mixed model's power for participants × cases (Westfall, Kenny & Judd 2014), as Markdown lines."""
+    plan = protocol.preregistration.sample_size
+    components = VarianceComponents(**plan.components)
+    effect = planned_point_effect(plan, components)
+    cases = tuple(sorted({*PLANNED_CASES, *([plan.cases] if plan.cases else [])}))
+    participants = tuple(sorted({20, 40, 80, 160, plan.participants}))
+    grid = {
+        (r.participants, r.cases): r.power
+        for r in power_grid(
+            effect,
+            protocol.design,
+            participants,
+            cases,
+            components,
+            alpha=alpha,
+            sided=sided,
+            k=len(protocol.conditions),
+        )
+    }
+    header = "| participants | " + " | ".join(f"{q} cases" for q in cases) + " |"
+    rows = [header, "|---:|" + "---:|" * len(cases)]
+    rows += [f"| {n} | " + " | ".join(f"{grid[(n, q)]:.2f}" for q in cases) + " |" for n in participants]
+    shown = ", ".join(f"{name} {value:g}" for name, value in components.__dict__.items())
+    return [
+        f"Mixed-model power (Westfall, Kenny & Judd 2014; noncentral t with Satterthwaite df from the design's "
+        f"mean squares), effect {effect:g} scale points"
+        + (
+            " (`point_effect`)"
+            if plan.point_effect is not None
+            else f" (the declared effect read as Westfall et al.'s d = {plan.effect:g}: over the SD of a single "
+            "answer, all variance components)"
+        )
+        + f", {sided}, α = {alpha:.4g}, variance components (SDs in points) {shown}:\n\n"
+        + "\n".join(rows)
+    ]
 
 
 # --- the document ----------------------------------------------------------------------------------------
@@ -169,9 +234,44 @@ def _sampling(protocol: Protocol) -> str:
             lines.append(f"The planned sample is smaller than the {needed} the power analysis asks for.")
         if plan.rationale:
             lines.append(f"Effect size rationale: {plan.rationale}")
+        if per_case_constructs(protocol):
+            lines += _cases_lines(protocol, alpha, sided_test)
     stop = protocol.preregistration.stopping_rule
     lines.append(f"Stopping rule: {stop}" if stop else "Stopping rule: when the planned sample is analysed.")
     return _bullets(lines)
+
+
+def _cases_lines(protocol: Protocol, alpha: float, sided: str) -> list[str]:
+    """The number of cases, its justification and the mixed model's power at the planned sample."""
+    plan = protocol.preregistration.sample_size
+    if plan.cases is not None:
+        planned = f"Planned cases: {plan.cases} per participant"
+        components = VarianceComponents(**plan.components)
+        effect = planned_point_effect(plan, components)
+        at_plan = case_power(
+            effect,
+            plan.participants,
+            plan.cases,
+            protocol.design,
+            components,
+            alpha=alpha,
+            sided=sided,
+            k=len(protocol.conditions),
+        )
+        planned += (
+            f"; with {plan.participants} participants the mixed model has {at_plan.power:.1%} power "
+            f"(df ≈ {at_plan.df:.1f})."
+        )
+    else:
+        planned = f"Planned cases: every case of bundle `{protocol.cases.bundle}` (no number declared)."
+    lines = [planned]
+    if plan.cases_rationale:
+        lines.append(f"Number of cases, rationale: {plan.cases_rationale}")
+    lines += cases_table(protocol, alpha, sided)
+    lines.append(
+        "Cases are a sample of photos too: beyond a point, more participants barely raise power; more cases do."
+    )
+    return lines
 
 
 def _instrument_lines(use: InstrumentUse) -> list[str]:
@@ -240,13 +340,19 @@ def _analysis(protocol: Protocol) -> str:
     )
     rank = "Wilcoxon signed-rank test" if within else "Mann–Whitney U test"
     lines = []
+    mixed = per_case_constructs(protocol)
     for h in protocol.hypotheses:
         first, second = h.comparison
         if h.direction in EQUIVALENCE_DIRECTIONS:
             lines.append(_equivalence_plan(h, test))
             continue
+        primary = (
+            f"the mixed model below of `{h.construct}`'s per-case answers (its {test} as a secondary analysis)"
+            if h.construct in mixed
+            else f"{test} of `{h.construct}`"
+        )
         lines.append(
-            f"{h.id}: {test} of `{h.construct}`, `{first}` − `{second}`, {SIDES[h.direction]}"
+            f"{h.id}: {primary}, `{first}` − `{second}`, {SIDES[h.direction]}"
             + (f" (alternative: {h.direction})" if h.direction != "two_sided" else "")
             + f", α = {h.alpha:g}; the {rank} in the same direction as a rank-based check."
         )
@@ -259,6 +365,18 @@ def _analysis(protocol: Protocol) -> str:
             }[correction]
         )
         lines.append("Inference: a hypothesis is supported when its corrected p is below its α.")
+    if mixed:
+        lines += [
+            "Per-case items (asked on every case: "
+            + ", ".join(f"`{c}`" for c in mixed)
+            + f"): the primary test is a linear mixed model, `{planned_formula(protocol.design)}`, one row per "
+            f"participant × case (the construct's per-case answers), treating as random "
+            f"{random_effects_text(protocol.design)}; REML, t tests with Satterthwaite df; one-sided where a "
+            "hypothesis declares a direction (half the two-sided p in that direction). A cumulative link "
+            "mixed model on the item answers is its ordinal companion; the participant-mean tests are "
+            "secondary analyses. Items asked once per participant keep the tests below.",
+            f"Simplification rule: {SIMPLIFICATION_RULE}",
+        ]
     lines += [
         "Beside every t-test, the two-sided default Bayes factor BF10 (JZS prior, Cauchy scale r = √2/2; "
         "Rouder et al. 2009), as evidence for a difference or for its absence.",

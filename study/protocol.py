@@ -475,6 +475,39 @@ class SampleSize(_Model):
     effect: float = Field(gt=0, description="Smallest effect of interest: d_z (within) or d (between).")
     power: float = Field(default=0.8, gt=0, lt=1)
     rationale: str = Field(default="", description="Where the effect size comes from.")
+    cases: int | None = Field(
+        default=None,
+        ge=2,
+        description="Cases each participant judges (default: every case of the bundle); the mixed model's power "
+        "depends on it as much as on the participants.",
+    )
+    cases_rationale: str = Field(
+        default="", description="Why this many cases (e.g. the 'how many cases?' table)."
+    )
+    point_effect: float | None = Field(
+        default=None,
+        gt=0,
+        description="Smallest effect of interest in scale points for the mixed model's power (default: `effect` "
+        "read in points, i.e. per residual SD of 1 point).",
+    )
+    components: dict[str, float] = Field(
+        default_factory=dict,
+        description="Variance components (SDs in scale points) for the mixed model's power, e.g. from a pilot's "
+        "report: participant, participant_condition, case, case_condition, residual; the others keep the "
+        "defaults of study.planning.VarianceComponents.",
+    )
+
+    @field_validator("components")
+    @classmethod
+    def _known_components(cls, value: dict[str, float]) -> dict[str, float]:
+        from study.planning import VarianceComponents
+
+        known = set(VarianceComponents.__dataclass_fields__)
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ValueError(f"unknown variance component(s) {unknown}; known: {sorted(known)}")
+        VarianceComponents(**value)  # each ≥ 0
+        return value
 
 
 class Preregistration(_Model):

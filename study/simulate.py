@@ -1,23 +1,68 @@
 """Simulation bots (like oTree's): participants that walk the real flow engine with scripted answer policies.
 
 Bots call the same :class:`~study.engine.StudyEngine` methods the app calls, on a virtual clock (so response
-times and durations look like people's), and can plant a known effect for the analysis to recover.
+times and durations look like people's), and can plant a known effect for the analysis to recover — including
+effects that vary over cases (:class:`CaseEffects`), because the cases are a sample of photos too.
+
+Everything a bot does follows from the seed: its answers, its clock (a fixed virtual calendar, not the wall
+clock) and its case order (the engine takes its order seed from the bot's stream), so the same seed gives the
+same export, byte for byte.
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Literal
 
 from tqdm import tqdm
 
-from db.models import utcnow
 from study.contract import CONFIDENCE_SUFFIX, INITIAL_SUFFIX
 from study.engine import Position, StudyEngine
 from study.flow import Step
 from study.protocol import CODED_TYPES, UNSURE, Item
+
+BOT_EPOCH = datetime(2025, 1, 1, tzinfo=UTC)
+"""Bot i of a run consents at BOT_EPOCH + i seconds: a fixed virtual calendar (so exports repeat byte for byte)
+in the past (so bots that stopped midway count as dropouts)."""
+
+
+@dataclass(frozen=True)
+class CaseEffects:
+    """How one construct's answers vary over cases and participants beyond the planted shift (Likert points).
+
+    The answer of participant i to case j under condition c is built on
+    L_i + δ_c + a_j + (b_jc + s_ic)·[c ≠ baseline] + ε:
+
+    - ``case_sd``: SD of the case intercepts a_j (some photos are trusted more than others, in every condition);
+    - ``case_condition_sd``: SD of the case × condition effects b_jc (the condition's effect differs between
+      cases; the variance that makes participant-mean tests anti-conservative, Judd, Westfall & Kenny 2012);
+    - ``participant_condition_sd``: SD of the participants' condition effects s_ic (random slopes).
+
+    a_j and b_jc belong to the case, so every bot of a run shares them (drawn from ``Policy.case_seed``);
+    s_ic belongs to the bot. Items without a case (post-block questions) get no case effect. The defaults (all
+    0) are bots as before: every case alike, one shift for everybody.
+    """
+
+    case_sd: float = 0.0
+    case_condition_sd: float = 0.0
+    participant_condition_sd: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("case_sd", "case_condition_sd", "participant_condition_sd"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be ≥ 0, got {getattr(self, name)}")
+
+
+NO_CASE_EFFECTS = CaseEffects()
+
+
+@lru_cache(maxsize=65536)
+def standard_normal(key: str) -> float:
+    """A N(0, 1) draw fixed by ``key``: the same case gets the same effect in every bot (and every run)."""
+    return random.Random(key).gauss(0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -51,7 +96,9 @@ class Policy:
     ``random``: every answer uniform. ``effect``: Likert answers come from a per-participant latent level per
     construct, shifted by ``effects[construct]`` points under every condition but the baseline, plus Gaussian
     noise. ``condition_effects[condition][construct]`` sets the shift of one condition instead (k-arm studies
-    with different effects per arm).
+    with different effects per arm). ``case_effects[construct]`` adds case intercepts, case × condition and
+    participant × condition variation (:class:`CaseEffects`; none by default); ``case_seed`` draws the cases'
+    effects (the CLI uses ``--seed``).
 
     Diagnoses: with the advice shown with the case, a bot names the AI's diagnosis with probability
     ``agree_with_ai``, else any answer. In judge–advisor trials it answers alone first (right with probability
@@ -63,6 +110,8 @@ class Policy:
     kind: Literal["random", "effect"] = "random"
     effects: dict[str, float] = field(default_factory=dict)
     condition_effects: dict[str, dict[str, float]] = field(default_factory=dict)
+    case_effects: dict[str, CaseEffects] = field(default_factory=dict)
+    case_seed: int = 0
     noise_sd: float = 1.0
     person_sd: float = 1.0
     attention_fail_rate: float = 0.0
@@ -109,6 +158,7 @@ class Bot:
         self.inattentive = rng.random() < policy.attention_fail_rate
         self.drop_at = rng.random() if rng.random() < policy.dropout_rate else None
         self.levels: dict[str, float] = {}
+        self.slopes: dict[tuple[str, str], float] = {}  # (construct, condition) → the bot's standard slope
         self.initial: dict[
             tuple[str, str], tuple[str, int]
         ] = {}  # (case, item) → first diagnosis, confidence
@@ -119,6 +169,7 @@ class Bot:
     def run(self, url_params: dict[str, str] | None = None) -> BotOutcome:
         engine = self.engine
         engine.clock = self.clock
+        engine.order_seeds = lambda: self.rng.getrandbits(31)  # the case order follows the bot's seed
         statements = [s.id for s in engine.protocol.consent.statements]
         token = engine.consent(statements, url_params or {})
         position = engine.position(token)
@@ -166,7 +217,7 @@ class Bot:
             return self.rng.choice(codes)
         n = len(codes)
         level = self.levels.setdefault(item.construct, self.rng.gauss((n + 1) / 2, self.policy.person_sd))
-        level_here = level + self.shift(step.condition, item.construct)
+        level_here = level + self.shift(step.condition, item.construct) + self.case_part(step, item.construct)
         value = min(n, max(1, round(self.rng.gauss(level_here, self.policy.noise_sd))))
         return n + 1 - value if item.reverse else value
 
@@ -185,6 +236,23 @@ class Bot:
         if condition is None or condition == self.engine.protocol.baseline:
             return 0.0
         return self.policy.effects.get(construct, 0.0)
+
+    def case_part(self, step: Step, construct: str) -> float:
+        """Case intercept + case × condition + participant × condition effect of this answer
+        (:class:`CaseEffects`); the latter two only under a condition other than the baseline."""
+        spec = self.policy.case_effects.get(construct, NO_CASE_EFFECTS)
+        if spec == NO_CASE_EFFECTS:
+            return 0.0
+        seed, condition = self.policy.case_seed, step.condition
+        part = 0.0
+        if step.case_id:
+            part += spec.case_sd * standard_normal(f"{seed}:{construct}:{step.case_id}")
+        if condition is None or condition == self.engine.protocol.baseline:
+            return part
+        if step.case_id:
+            part += spec.case_condition_sd * standard_normal(f"{seed}:{construct}:{step.case_id}:{condition}")
+        slope = self.slopes.setdefault((construct, condition), self.rng.gauss(0.0, 1.0))
+        return part + spec.participant_condition_sd * slope
 
     def _diagnosis(self, step: Step, item: Item) -> dict[str, object]:
         """A diagnosis item's answer (and confidence): see :class:`Policy` for the three kinds of answer."""
@@ -225,10 +293,11 @@ def simulate(
 ) -> list[BotOutcome]:
     """Run ``n`` bots one after another through ``engine``; several processes may do this at once.
 
-    Bots live a day in the past (one starting each second), so by now unfinished bots count as dropouts.
+    Bots live on a fixed virtual calendar (:data:`BOT_EPOCH`, one starting each second), so unfinished bots
+    count as dropouts and the same seed gives the same export.
     """
     policy = policy or Policy()
-    start = utcnow() - timedelta(days=1)
+    start = BOT_EPOCH
     outcomes = []
     for index in tqdm(range(n), desc="simulating participants", unit="bot", disable=not progress):
         rng = random.Random(f"{seed}:{index}")

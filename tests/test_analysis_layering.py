@@ -1,5 +1,7 @@
-"""Layering of the analysis: it reads the study only through the export contract (study.contract), except one
-adapter module (analysis/sources.py); condition ids come from the data, never from the analysis' code."""
+"""Layering of the analysis: it reads the study only through the export contract (study.contract) and the plan
+both layers share (study.planning: the planned mixed model and case-aware power, which the preregistration
+states and the analysis runs), except one adapter module (analysis/sources.py); condition ids come from the
+data, never from the analysis' code."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from tests.analysis_data import BASELINE, VISUAL, write_study
 ANALYSIS = Path(__file__).resolve().parents[1] / "analysis"
 ADAPTER = "sources.py"
 ENGINE_PACKAGES = ("study", "db")
+SHARED = ("study.contract", "study.planning")  # import nothing of the engine (checked below)
 
 
 def _imported_modules(tree: ast.AST) -> list[str]:
@@ -36,12 +39,20 @@ def test_only_the_adapter_imports_the_study_engine():
         engine = [
             name
             for name in _imported_modules(ast.parse(path.read_text(encoding="utf-8")))
-            if name.split(".")[0] in ENGINE_PACKAGES and name != "study.contract"
+            if name.split(".")[0] in ENGINE_PACKAGES and name not in SHARED
         ]
         if engine:
             offenders[path.name] = engine
     assert offenders == {}
     assert (ANALYSIS / ADAPTER).is_file()
+
+
+def test_the_shared_modules_import_nothing_of_the_engine():
+    study = ANALYSIS.parent / "study"
+    for name in SHARED:
+        path = study / f"{name.split('.')[1]}.py"
+        imported = _imported_modules(ast.parse(path.read_text(encoding="utf-8")))
+        assert [m for m in imported if m.split(".")[0] in ENGINE_PACKAGES] == [], name
 
 
 def test_no_condition_ids_and_no_dead_import_fallbacks_in_analysis():

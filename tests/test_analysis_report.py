@@ -43,6 +43,7 @@ def test_figure_set_and_traces(figures):
         "likert_comprehension",
         "ratings",
         "power",
+        "power_cases",
     }
     construct = _traces(figures["construct_trust"])
     assert construct == [
@@ -73,6 +74,10 @@ def test_figure_set_and_traces(figures):
         ("scatter", "simulated d_z = 0.5"),
     ]
     assert figures["power"].layout.xaxis.title.text.startswith("participants in total")
+    assert "mixed model, participants and cases random" in figures["construct_trust"].layout.title.text
+    assert "mixed model" not in figures["construct_comprehension"].layout.title.text  # no per-case items
+    cases = [name for kind, name in _traces(figures["power_cases"])]
+    assert cases[0] == "4 cases" and cases[-1] == "40 cases"  # one line per number of cases
 
 
 def test_between_construct_figure_has_no_paired_lines():
@@ -91,7 +96,8 @@ def test_apa_formatting():
 
 def test_latex_tables_are_booktabs(analysis):
     tex = render_latex(analysis.results)
-    assert tex.count(r"\toprule") == 3 and r"\bottomrule" in tex
+    assert tex.count(r"\toprule") == 5 and r"\bottomrule" in tex  # flow, mixed, constructs, ratings, cases
+    assert "tab:mixed" in tex  # the per-case item (case_trust) makes trust a mixed-model construct
     assert r"d\_z [95 \% CI]" in tex  # escaped; the effect column names its measure
     assert "excluded: failed attention check" in tex  # reasons in words, not codes
 
@@ -156,7 +162,7 @@ def test_cli_report_end_to_end(tmp_path):
     assert re.search(r"BF<sub>10</sub> = \d", md) and "| BF10 |" in md  # beside every construct t-test
     assert results["constructs"]["trust"]["parametric"]["bayes_factor"]["r"] == pytest.approx(2**0.5 / 2)
     html = (out / "report.html").read_text()
-    assert "<script src=" not in html and html.count('class="plotly-graph-div"') == 7
+    assert "<script src=" not in html and html.count('class="plotly-graph-div"') == 8  # with power_cases
     assert (out / "figures" / "construct_trust.html").exists() and (
         out / "figures" / "plotly.min.js"
     ).exists()

@@ -280,6 +280,49 @@ def test_a_hypothesis_about_baseline_minus_visual_is_tested_in_its_own_direction
     assert not less["supported"]
 
 
+def test_the_plan_states_the_mixed_model_its_rule_and_how_many_cases(study_file):
+    """Per-case items get the crossed mixed model in the analysis plan, with the simplification rule the
+    analysis runs (one text: study.planning.SIMPLIFICATION_RULE) and the cases with their power."""
+    from analysis.mixed.structure import SIMPLIFICATION_RULE as RULE_THE_ANALYSIS_RUNS
+    from study.planning import VarianceComponents, case_power
+
+    plan = {
+        **PLAN,
+        "sample_size": {
+            **PLAN["sample_size"],
+            "cases": 10,
+            "cases_rationale": "the table below: 10 cases reach 70 % at 24 participants",
+            "point_effect": 0.6,
+            "components": {"case_condition": 0.3},
+        },
+    }
+    protocol = load_protocol(study_file(preregistration=plan)).protocol
+    body = prereg.sections(prereg.document(protocol))
+    analysis = body["5. Analysis plan"]
+    assert "`y ~ condition + (1 + condition | participant) + (1 + condition | case)`" in analysis
+    assert f"Simplification rule: {RULE_THE_ANALYSIS_RUNS}" in analysis
+    assert "Per-case items (asked on every case: `comprehension`, `trust`)" in analysis
+    sampling = body["3. Sampling plan"]
+    expected = case_power(
+        0.6, 24, 10, "within", VarianceComponents(case_condition=0.3), alpha=0.025, sided="one-sided"
+    )
+    assert (
+        f"Planned cases: 10 per participant; with 24 participants the mixed model has {expected.power:.1%}"
+        in sampling
+    )
+    assert "Number of cases, rationale: the table below" in sampling
+    assert "| participants | 6 cases | 10 cases | 20 cases | 40 cases |" in sampling
+    with pytest.raises(ProtocolError, match="unknown variance component"):
+        load_protocol(
+            study_file(
+                preregistration={
+                    **plan,
+                    "sample_size": {**plan["sample_size"], "components": {"stimulus": 1}},
+                }
+            )
+        )
+
+
 def test_equivalence_hypotheses_need_a_smallest_effect_of_interest(study_file):
     equivalent = {"id": "H3", "construct": "sus", "comparison": ["skingen_visual", "baseline_text"]}
     with pytest.raises(ProtocolError) as info:

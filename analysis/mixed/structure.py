@@ -10,26 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
+from study.planning import SIMPLIFICATION_RULE as PLANNED_SIMPLIFICATION_RULE
+
 INTERCEPT = "1"
 GROUPS = ("participant", "case")  # the fixed order ties are broken in
 
-SIMPLIFICATION_RULE = (
-    "The maximal model is fitted first: random intercepts and random condition slopes (one per non-baseline "
-    "condition) with their correlations, for participants (within-participant designs; between designs: "
-    "participant intercepts only) and for cases. A fit is singular when a variance is estimated at zero or a "
-    "correlation at ±1 (lme4's isSingular, tolerance 1e-4), and it has not converged when the optimiser stops "
-    "with a gradient above 0.002. While the fit is singular or has not converged, the model is simplified "
-    "one step at a time and refitted after each step: (1) drop the correlations between the random effects "
-    "of cases (lme4's `||`: they rest on the fewest levels, the cases), then those of participants; "
-    "(2) drop the random slope with the smallest estimated SD in the last fit (in residual SDs, rounded to "
-    "4 decimals, so slopes estimated at zero tie), one slope per step, then the next: the slope that "
-    "contributes least to the standard error of the condition effect, so removing it changes the inference "
-    "least (Matuschek et al. 2017; Bates et al. 2015); ties go participant slopes before case slopes "
-    "(case × condition variation is what makes the sample of cases matter, so it is kept longest), later "
-    "conditions before earlier ones; (3) the random intercepts of participants and cases are never dropped "
-    "— that would treat the sampled cases (or participants) as fixed —, and the intercept-only model is "
-    "reported even if singular. The model finally fitted and every step taken are reported."
-)
+# the rule's text lives in the plan both layers read: the preregistration prints it, this module runs it
+SIMPLIFICATION_RULE = PLANNED_SIMPLIFICATION_RULE
 
 
 @dataclass(frozen=True)
