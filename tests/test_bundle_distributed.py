@@ -221,6 +221,7 @@ class _PixelFeatures:
 
     path = Path("pixel-means")
     model_type = "test"
+    space = "test"
     batch_size = 2
     dim = 3
     has_text = False

@@ -208,7 +208,7 @@ def test_evaluate_judges_with_a_classifier_or_a_chat_endpoint(
     from tests.test_evaluation import write_sets
 
     data, generated = write_sets(tmp_path / "sets")
-    fast = ["--kid-subsets", "5", "--kid-subset-size", "10", "--bootstrap", "0", "--fid-bootstrap", "0"]
+    fast = ["--jackknife-groups", "4", "--equal-n-draws", "2", "--bootstrap", "0"]
     base = ["evaluate", "--real", str(data), "--generated", str(generated), "--features", str(tiny.clip),
             "--device", "cpu", *fast]  # fmt: skip
     assert main([*base, "--out", str(tmp_path / "k"), "--diagnoser", f"classifier:{tiny.classifier}"]) == 0
