@@ -28,7 +28,7 @@ from analysis.apa import (
     signed_pct,
 )
 from analysis.document_reliance import engagement_blocks, reliance_blocks
-from analysis.labels import condition_label, item_label, stage_label
+from analysis.labels import condition_label, condition_labels, item_label, stage_label
 from analysis.ratings_model import SOURCE_TEXT
 
 Block = tuple[str, object]  # ("h1"|"h2"|"h3"|"p"|"ul", str | list[str]) or ("table", DataFrame)
@@ -117,12 +117,13 @@ def test_record_sentence(label: str, res: dict | None, confidence: float) -> str
     )
 
 
-def described_only_sentences(name: str, block: dict, confidence: float) -> list[str]:
+def described_only_sentences(name: str, block: dict, confidence: float, labels: dict[str, str]) -> list[str]:
     """A construct asked under one condition only: its descriptives there, and why nothing is compared."""
     (condition, d), *_ = block["descriptives"].items()
+    why = document_mixed.readable(block["described_only"], labels)
     sentences = [
-        f"{html.escape(name)}, {html.escape(condition)} (*M* = {num(d['mean'])}, *SD* = {num(d['sd'])}, "
-        f"*Mdn* = {num(d['median'])}, *n* = {d['n']}); {html.escape(block['described_only'])}.",
+        f"{html.escape(name)}, {html.escape(labels.get(condition, condition))} (*M* = {num(d['mean'])}, "
+        f"*SD* = {num(d['sd'])}, *Mdn* = {num(d['median'])}, *n* = {d['n']}); {html.escape(why)}.",
         reliability_sentence(block, confidence),
     ]
     return [s for s in sentences if s]
@@ -406,16 +407,18 @@ def construct_blocks(results: dict) -> list[Block]:
     for name, block in results["constructs"].items():
         blocks.append(("h3", f"{html.escape(name)} ({analysis_label(block)})"))
         if "described_only" in block:
-            blocks.append(("ul", described_only_sentences(name, block, level)))
+            blocks.append(("ul", described_only_sentences(name, block, level, condition_labels(results))))
             continue
         if "parametric" not in block:
             blocks.append(("p", f"Not tested: {block.get('skipped')}."))
             if "mixed" in block:
-                blocks.append(("ul", document_mixed.construct_sentences(block, level, 2)))
+                blocks.append(
+                    ("ul", document_mixed.construct_sentences(block, level, 2, condition_labels(results)))
+                )
             continue
         sentences = [
             descriptive_sentence(name, block, b, v, results),
-            *document_mixed.construct_sentences(block, level, 2),
+            *document_mixed.construct_sentences(block, level, 2, condition_labels(results)),
             *(["Secondary (participant means):"] if "mixed" in block else []),
             parametric_sentence(block, level),
             nonparametric_sentence(block),
@@ -462,13 +465,13 @@ def multi_arm_construct_blocks(results: dict) -> list[Block]:
     for name, block in results["constructs"].items():
         blocks.append(("h3", html.escape(name)))
         if "described_only" in block:
-            blocks.append(("ul", described_only_sentences(name, block, level)))
+            blocks.append(("ul", described_only_sentences(name, block, level, condition_labels(results))))
             continue
         if "omnibus" not in block:
             blocks.append(("p", f"Not tested: {block.get('skipped')}."))
             continue
         sentences = [
-            *document_mixed.construct_sentences(block, level, len(conditions)),
+            *document_mixed.construct_sentences(block, level, len(conditions), condition_labels(results)),
             *document_arms.construct_sentences(block, conditions, level, names),
             reliability_sentence(block, level),
         ]

@@ -52,13 +52,22 @@ def _components(mixed: dict) -> str:
     )
 
 
-def linear_sentence(mixed: dict, confidence: float, k: int) -> str:
+def readable(text: str, labels: dict[str, str]) -> str:
+    """``text`` with every condition id replaced by its label (a fitted formula, a simplification step): the
+    report goes into a paper, where readers know the conditions by their labels; results.json keeps the ids."""
+    for condition in sorted(labels, key=len, reverse=True):
+        text = text.replace(condition, labels[condition])
+    return text
+
+
+def linear_sentence(mixed: dict, confidence: float, k: int, labels: dict[str, str]) -> str:
     """The primary test: estimate with CI, t(df), p (Holm), what was random, the fitted model and backend."""
     if "skipped" in mixed:
-        return f"Mixed model (primary) not fitted: {escape(mixed['skipped'])}."
+        return f"Mixed model (primary) not fitted: {escape(readable(mixed['skipped'], labels))}."
     if k == 2:
+        a, b = (labels.get(mixed[key], mixed[key]) for key in ("a", "b"))
         result = (
-            f"difference ({escape(mixed['b'])} − {escape(mixed['a'])}) = {num(mixed['estimate'])}, "
+            f"difference ({escape(b)} − {escape(a)}) = {num(mixed['estimate'])}, "
             f"*SE* = {num(mixed['se'])}, {ci(mixed['ci'], confidence)}, *t*({df_text(mixed['df'])}) = "
             f"{num(mixed['statistic'])}, {pval(mixed['p'])} (Holm-adjusted {pval(mixed.get('p_holm'))})"
         )
@@ -70,7 +79,7 @@ def linear_sentence(mixed: dict, confidence: float, k: int) -> str:
             "pairs in the table below"
         )
     simplified = (
-        f" Simplified from the maximal model: {escape('; '.join(mixed['simplified']))}."
+        f" Simplified from the maximal model: {escape(readable('; '.join(mixed['simplified']), labels))}."
         if mixed.get("simplified")
         else ""
     )
@@ -83,9 +92,9 @@ def linear_sentence(mixed: dict, confidence: float, k: int) -> str:
     )
     return (
         f"Linear mixed model (primary; random: {escape(mixed['random'])}): {result}. Model "
-        f"`{escape(mixed['formula'])}`, {mixed['n_obs']} trials of {mixed['n_participants']} participants "
-        f"× {mixed['n_cases']} cases; SDs {_components(mixed)}; {escape(mixed['df_method'])} df; backend "
-        f"{escape(mixed['backend'])}.{simplified}{singular}{position}"
+        f"`{escape(readable(mixed['formula'], labels))}`, {mixed['n_obs']} trials of "
+        f"{mixed['n_participants']} participants × {mixed['n_cases']} cases; SDs {_components(mixed)}; "
+        f"{escape(mixed['df_method'])} df; backend {escape(mixed['backend'])}.{simplified}{singular}{position}"
     )
 
 
@@ -158,12 +167,13 @@ def pairwise_table(mixed: dict, confidence: float) -> pd.DataFrame:
     )
 
 
-def construct_sentences(block: dict, confidence: float, k: int) -> list[str]:
-    """The mixed models' sentences of one construct (none when it has no per-case items)."""
+def construct_sentences(block: dict, confidence: float, k: int, labels: dict[str, str]) -> list[str]:
+    """The mixed models' sentences of one construct (none when it has no per-case items); ``labels``: the
+    conditions' labels by id."""
     if "mixed" not in block:
         return []
     sentences = [
-        linear_sentence(block["mixed"], confidence, k),
+        linear_sentence(block["mixed"], confidence, k, labels),
         ordinal_sentence(block.get("ordinal_mixed"), confidence, k),
     ]
     return [s for s in sentences if s]

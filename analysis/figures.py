@@ -20,7 +20,7 @@ from scipy import stats
 from analysis.apa import ci_label
 from analysis.document_standards import arm_name
 from analysis.figure_consort import consort_figure
-from analysis.labels import anchor_labels, item_label
+from analysis.labels import anchor_labels, condition_labels, item_label
 from analysis.scores import scored_rows
 
 BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
@@ -377,7 +377,7 @@ def power_figure(
     return fig
 
 
-def lead_with_mixed(fig: go.Figure, mixed: dict | None, confidence: float) -> None:
+def lead_with_mixed(fig: go.Figure, mixed: dict | None, confidence: float, labels: dict[str, str]) -> None:
     """A construct with per-case items: the figure's title leads with the primary test, the crossed mixed
     model (two arms: its estimate, CI and p; k arms: its omnibus F), and says that cases were random."""
     if not mixed or "skipped" in mixed:
@@ -385,7 +385,8 @@ def lead_with_mixed(fig: go.Figure, mixed: dict | None, confidence: float) -> No
     if "estimate" in mixed:
         low, high = mixed["ci"]
         test = (
-            f"{mixed['b']} − {mixed['a']} = {mixed['estimate']:.2f} [{low:.2f}, {high:.2f}] "
+            f"{labels.get(mixed['b'], mixed['b'])} − {labels.get(mixed['a'], mixed['a'])} = "
+            f"{mixed['estimate']:.2f} [{low:.2f}, {high:.2f}] "
             f"({ci_label(confidence)}), p = {mixed['p']:.3g}"
         )
     else:
@@ -436,7 +437,12 @@ def build_figures(
         figures[f"construct_{construct}"] = construct_figure(
             analysis.scores, construct, design, baseline, visual, results["confidence"], **arms, names=names
         )
-        lead_with_mixed(figures[f"construct_{construct}"], block.get("mixed"), results["confidence"])
+        lead_with_mixed(
+            figures[f"construct_{construct}"],
+            block.get("mixed"),
+            results["confidence"],
+            condition_labels(results),
+        )
         figures[f"likert_{construct}"] = likert_figure(
             analysis.responses, construct, baseline, visual, **arms, labels=results.get("labels")
         )

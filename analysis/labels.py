@@ -46,6 +46,11 @@ class Labels:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
+def condition_labels(results: dict) -> dict[str, str]:
+    """Every condition's label by id, from results.json's ``labels`` (empty when there are none)."""
+    return dict((results.get("labels") or {}).get("conditions") or {})
+
+
 def condition_label(results: dict, condition: str) -> str:
     """A condition's label from results.json's ``labels`` (the id when there is none)."""
     return ((results.get("labels") or {}).get("conditions") or {}).get(condition, condition)
