@@ -237,12 +237,11 @@ def _panel(args: argparse.Namespace):
 
 
 def cmd_raters_add(args: argparse.Namespace) -> int:
-    panel = _panel(args)
-    rater, invite = panel.add_rater(args.name, args.email, args.replace)
-    _, total = panel.progress(rater.id)
-    print(f"rater {rater.public_id} ({rater.name}): {total} images to rate (panel slot {rater.slot + 1})")
+    invitation = _panel(args).invite(args.name, args.base_url, args.email, args.replace)
+    print(invitation.describe())
+    print(f"sign-in name: {invitation.name} (any capitalisation)")
     print("one-time sign-in link (shown only now; it sets the rater's password):")
-    print(f"  {args.base_url.rstrip('/')}/?invite={invite}")
+    print(f"  {invitation.link}")
     return 0
 
 

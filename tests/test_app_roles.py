@@ -251,3 +251,40 @@ def test_raters_cannot_tell_retrieved_generated_and_case_photos_apart(
         assert not any(task.image.image_id in r.key for r in at.radio)  # keys become CSS classes
         rate(at)
     assert kinds == {"generated", "retrieved", "case_photo"} and "All images rated" in text(at)
+
+
+def test_invite_pages_name_the_rater_and_explain_a_bad_link(study):
+    panel = RatingPanel(study.db, study.loaded)
+    _, invite = panel.add_rater("Dr Ana Lopez")
+    at = open_app(invite=invite)
+    assert "Welcome to the rating panel" in text(at) and [c.value for c in at.code] == ["Dr Ana Lopez"]
+    for link, title in (
+        (invite[:-4], "This sign-in link is incomplete"),  # cut short in an e-mail
+        (invite[:-1] + ("x" if invite[-1] != "x" else "y"), "This sign-in link is not valid"),
+    ):
+        bad = open_app(invite=link)
+        assert title in text(bad) and not bad.text_input and "Dr Ana Lopez" not in text(bad)
+    at.text_input[0].input(RATER_PASSWORD)
+    at.text_input[1].input(RATER_PASSWORD)
+    next(iter(at.get("form_submit_button"))).click()
+    at.run()
+    assert "Image 1 of" in text(at)
+    used = open_app(invite=invite)  # the same link again, e.g. from the e-mail a week later
+    assert "This sign-in link has already been used" in text(used) and not used.text_input
+    used.button[0].click()  # "Go to sign-in"
+    used.run()
+    assert "Rating panel — sign in" in text(used) and param(used, "invite") is None
+    used.text_input[0].input("dr ana lopez")  # any capitalisation
+    used.text_input[1].input(RATER_PASSWORD)
+    next(iter(used.get("form_submit_button"))).click()
+    used.run()
+    assert param(used, "session") and "Image 1 of" in text(used)
+
+
+def test_admin_sign_in_error_does_not_mention_a_name(study):
+    at = open_app(area="admin")
+    at.text_input[0].input("not the password")
+    next(iter(at.get("form_submit_button"))).click()
+    at.run()
+    [error] = at.error
+    assert error.value == "Sign-in failed: check the password"
