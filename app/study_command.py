@@ -201,14 +201,16 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from study.export import export_frames, write_export
+    from study.export import export_frames, exported_steps, write_export
+    from study.labelled import wide_table
 
     protocol_id = load_protocol(args.protocol).protocol.study.id if args.protocol else args.study
-    frames = export_frames(
-        Database(database_url(args.db)), protocol_id=protocol_id, include_identifiers=args.include_identifiers
-    )
-    for path in write_export(frames, Path(args.out), overwrite=args.overwrite):
-        print(f"wrote {path} ({len(frames[path.stem])} rows)")
+    db = Database(database_url(args.db))
+    frames = export_frames(db, protocol_id=protocol_id, include_identifiers=args.include_identifiers)
+    wide = wide_table(frames, exported_steps(db, protocol_id=protocol_id))
+    for path in write_export(frames, Path(args.out), overwrite=args.overwrite, wide=wide):
+        rows = len(frames[path.stem]) if path.stem in frames else len(wide.frame)
+        print(f"wrote {path} ({rows} rows)")
     return 0
 
 

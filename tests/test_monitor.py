@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from study.flow import step_order
-from study.monitor import Monitor, wide_responses
+from study.labelled import wide_table
+from study.monitor import Monitor
 from study.rating import RatingPanel
 from study.simulate import Policy, simulate
 
@@ -92,6 +93,7 @@ def test_rater_progress(monitor):
 
 
 def test_wide_export_has_one_row_per_participant(monitor):
-    wide = wide_responses(monitor.frames["responses"], monitor.steps)
+    wide = wide_table(monitor.frames, monitor.steps).frame
     assert len(wide) == 24 and "entry__expertise" in wide.columns
-    assert wide.columns[1] == "entry__age_group" or wide.columns[1].startswith("entry__")
+    answers = [c for c in wide.columns if "__" in c]
+    assert answers[0].startswith("entry__") and wide.columns[0] == "participant_id"
