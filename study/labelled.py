@@ -46,8 +46,9 @@ _CODE_SPLIT = re.compile(r"; (?=-?\d+=)")
 
 @dataclass(frozen=True)
 class WideTable:
-    """The wide table with what SPSS and Stata show beside it: a label per column, value labels per coded
-    column, and for each answer column the ``<step>__<item>`` key it holds."""
+    """The wide table with what SPSS and Stata show beside it: a label per column (for an answer column
+    ``[<step>__<item>] <codebook label>``, so a cut name's key stays readable), value labels per coded column,
+    and for each answer column the ``<step>__<item>`` key it holds."""
 
     frame: pd.DataFrame
     variable_labels: dict[str, str]
@@ -101,7 +102,7 @@ def wide_table(frames: dict[str, pd.DataFrame], steps: tuple[str, ...]) -> WideT
         names[name] = key
         values = answers[(step, item)].reindex(table.index)
         row = codebook.loc[item] if item in codebook.index else None
-        variable_labels[name] = f"[{step}] {row['label']}" if row is not None else key
+        variable_labels[name] = f"[{key}] {row['label']}" if row is not None else f"[{key}]"
         if row is not None and row["type"] in NUMERIC_TYPES:
             columns[name] = _numbers(values, key)  # empty: missing (SPSS sysmis, Stata .)
             labels = parse_value_labels(str(row["value_labels"] or ""), item)
