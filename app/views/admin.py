@@ -40,7 +40,7 @@ def sign_in() -> None:
                 )
             )
         except AuthError as exc:
-            st.error(str(exc).capitalize())
+            st.error(access.message(exc))
             return
         st.rerun()
 
@@ -407,7 +407,7 @@ def _invite_form(panel: RatingPanel, table: pd.DataFrame) -> None:
     try:
         invitation = panel.invite(name, base_url, email.strip() or None, replace)
     except RatingError as exc:
-        st.error(str(exc).capitalize())
+        st.error(access.message(exc))
         return
     st.success(f"Added {invitation.describe()}. Sign-in name: {invitation.name}.")
     st.write("Send this one-time link to the rater (shown only now; it sets their password):")

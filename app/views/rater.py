@@ -43,7 +43,7 @@ def _set_password(invite: str) -> None:
     try:
         state = _invite(invite)
     except AuthError as exc:  # throttled
-        st.error(str(exc).capitalize())
+        st.error(access.message(exc))
         return
     if state.state != "open":
         _invite_problem(state.state)
@@ -66,7 +66,7 @@ def _set_password(invite: str) -> None:
         try:
             access.start_session(access.auth().accept_invite(invite, password, source=access.client_source()))
         except AuthError as exc:
-            st.error(str(exc).capitalize())
+            st.error(access.message(exc))
             return
         st.session_state.pop(_INVITE_KEY, None)
         st.rerun()
@@ -123,7 +123,7 @@ def _sign_in() -> None:
         try:
             access.start_session(access.auth().sign_in_rater(name, password, source=access.client_source()))
         except AuthError as exc:
-            st.error(str(exc).capitalize())
+            st.error(access.message(exc))
             return
         st.rerun()
 
