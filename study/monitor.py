@@ -16,6 +16,15 @@ from study.export import export_frames
 from study.flow import Step, participant_path, step_order
 from study.protocol import LoadedProtocol
 
+PARTICIPANT_TABLE_COLUMNS = (
+    "participant_id",
+    "arm",
+    "status",
+    "current_step",
+    "last_activity",
+    "attention_failures",
+)
+
 
 @dataclass(frozen=True)
 class Monitor:
@@ -90,6 +99,8 @@ class Monitor:
         (UTC; the latest logged event, else the start) and failed attention checks. ``identifiers`` (the
         participants frame of an export with identifiers) adds its recorded URL parameters."""
         p = self.participants
+        if p.empty:
+            return pd.DataFrame(columns=list(PARTICIPANT_TABLE_COLUMNS))
         events = self.frames["events"]
         logged = events[events["participant_id"] != ""]
         latest = pd.to_datetime(logged.groupby("participant_id")["at"].max(), utc=True, format="ISO8601")

@@ -196,7 +196,7 @@ def test_rater_names_match_whatever_the_capitalisation(setup):
 
 
 def test_an_invite_says_what_it_is(setup):
-    auth, _, rater, invite, _ = setup
+    auth, _, _, invite, _ = setup
     assert auth.invite(invite) == Invite("open", "derm1")
     rater_id, secret = invite.split(".")
     assert auth.invite(f"{rater_id}.{secret[::-1]}") == Invite("invalid")  # wrong secret: no name

@@ -166,3 +166,9 @@ def test_enrollment_by_day_counts_calendar_days_in_the_researchers_time_zone():
     tokyo = monitor.enrollment_by_day(ZoneInfo("Asia/Tokyo"))  # UTC+9: 22:30 on 1 March is 07:30 on 2 March
     assert [str(d) for d in tokyo["day"]] == ["2026-03-02", "2026-03-03", "2026-03-04"]
     assert tokyo["enrolled"].tolist() == [2, 2, 3] and tokyo["completed"].tolist() == [1, 1, 2]
+
+
+def test_the_tables_of_a_study_nobody_has_joined_are_empty(protocol_file, make_engine):
+    engine = make_engine(protocol_file())
+    monitor = Monitor.load(engine.db, engine.study_id, engine.loaded)
+    assert monitor.participant_table().empty and monitor.enrollment_by_day(UTC).empty
