@@ -28,16 +28,17 @@ STATA_STRING_BYTES = 2045  # the longest str# pyreadstat writes to a .dta (no st
 NUMERIC_TYPES = frozenset({"ordinal", "nominal", "binary", "numeric"})
 """Codebook types whose answers are numbers in the wide table (the rest stay text: free text, condition ids)."""
 
-# The participant columns the wide table starts with: name → (variable label, value labels)
-PARTICIPANT_VARIABLES: dict[str, tuple[str, dict[int, str]]] = {
-    "participant_id": ("Pseudonymous participant id", {}),
-    "protocol_version": ("Protocol version the participant enrolled in", {}),
-    "stratum": ("Randomization stratum", {}),
-    "arm": ("Allocated arm (condition, or sequence in a within design)", {}),
-    "sequence": ("Order of conditions", {}),
-    "status": ("consented, active, completed or dropped", {}),
-    "attention_failures": ("Number of failed attention checks", {}),
-    "excluded": ("Excluded by the protocol's exclusion rules", {0: "no", 1: "yes"}),
+# The participant columns the wide table starts with: name → (variable label, value labels, dtype). The dtype
+# is declared, not inferred: a study nobody has joined yet still gets typed (empty) SPSS and Stata columns.
+PARTICIPANT_VARIABLES: dict[str, tuple[str, dict[int, str], str]] = {
+    "participant_id": ("Pseudonymous participant id", {}, "string"),
+    "protocol_version": ("Protocol version the participant enrolled in", {}, "string"),
+    "stratum": ("Randomization stratum", {}, "string"),
+    "arm": ("Allocated arm (condition, or sequence in a within design)", {}, "string"),
+    "sequence": ("Order of conditions", {}, "string"),
+    "status": ("consented, active, completed or dropped", {}, "string"),
+    "attention_failures": ("Number of failed attention checks", {}, "int64"),
+    "excluded": ("Excluded by the protocol's exclusion rules", {0: "no", 1: "yes"}, "int64"),
 }
 
 # "1=Strongly disagree; 2=…": split only where the next part starts with a code, so a label may hold "; "
@@ -91,9 +92,13 @@ def wide_table(frames: dict[str, pd.DataFrame], steps: tuple[str, ...]) -> WideT
     answers = responses.pivot_table(
         index="participant_id", columns=["step", "item"], values="value", aggfunc="first"
     )
-    table = participants[list(PARTICIPANT_VARIABLES)].set_index("participant_id", drop=False)
-    variable_labels = {name: label for name, (label, _) in PARTICIPANT_VARIABLES.items()}
-    value_labels = {name: labels for name, (_, labels) in PARTICIPANT_VARIABLES.items() if labels}
+    table = (
+        participants[list(PARTICIPANT_VARIABLES)]
+        .astype({name: dtype for name, (_, _, dtype) in PARTICIPANT_VARIABLES.items()})
+        .set_index("participant_id", drop=False)
+    )
+    variable_labels = {name: label for name, (label, _, _) in PARTICIPANT_VARIABLES.items()}
+    value_labels = {name: labels for name, (_, labels, _) in PARTICIPANT_VARIABLES.items() if labels}
     names: dict[str, str] = {}
     columns = {}
     for step, item in keys:

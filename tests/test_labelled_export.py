@@ -205,3 +205,14 @@ def test_cut_and_clashing_names_are_numbered_and_labels_keep_the_key():
     assert [table.frame[n].iloc[0] for n in cut] == [3.0, 4.0]
     assert all(table.value_labels[n] == {1: "low", 3: "mid", 4: "x"} for n in cut)
     assert table.variable_labels[cut[0]] == f"[p1.t01.initial__{long_item}] How sure?"
+
+
+def test_a_study_nobody_has_joined_exports_empty_typed_files(protocol_file, make_engine, tmp_path):
+    engine = make_engine(protocol_file())
+    frames = export_frames(engine.db)
+    files = export_files(frames, wide_table(frames, step_order(engine.loaded)))
+    (tmp_path / "empty.dta").write_bytes(files["responses_wide.dta"])
+    (tmp_path / "empty.sav").write_bytes(files["responses_wide.sav"])
+    for read in (pyreadstat.read_dta, pyreadstat.read_sav):
+        frame, meta = read(str(tmp_path / f"empty.{'dta' if read is pyreadstat.read_dta else 'sav'}"))
+        assert frame.empty and meta.variable_value_labels == {"excluded": {0: "no", 1: "yes"}}
