@@ -17,7 +17,9 @@ from sqlalchemy.orm import Session
 from db.models import ConsentRecord, Event, InteractionTurn, Job, Participant, Response, Study
 from formats.contract import WITHDRAW_EVENT
 from formats.status import WITHDRAWN
-from study.engine import EngineError, StudyEngine, hash_token
+from study.engine import StudyEngine
+from study.refusals import EngineError
+from study.tokens import hash_token
 
 
 class DataRightsError(EngineError):
