@@ -30,11 +30,11 @@ class Monitor:
     arms: tuple[str, ...] = ()
 
     @classmethod
-    def load(cls, db: Database, study_id: int, loaded: LoadedProtocol) -> Monitor:
-        """The dashboard's snapshot of the registered study ``study_id`` whose protocol is ``loaded`` (the
+    def load(cls, db: Database, version_id: int, loaded: LoadedProtocol) -> Monitor:
+        """The dashboard's snapshot of the registered study ``version_id`` whose protocol is ``loaded`` (the
         running engine's: its steps order the tables)."""
         return cls(
-            export_frames(db, study_id=study_id),
+            export_frames(db, version_id=version_id),
             step_order(loaded),
             tuple(a.id for a in arms(loaded.protocol)),
         )
