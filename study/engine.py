@@ -1,4 +1,4 @@
-"""The flow engine: consent, enrollment, the current step, and answer submission — all through the database.
+"""The study engine: consent, enrollment, the current step, and answer submission — all through the database.
 
 Every call is one short transaction keyed by the participant's URL token; nothing lives in process memory,
 so a reload, a second tab, another server process or a restart sees exactly the same position. The Streamlit
@@ -31,7 +31,7 @@ from db.session import Database
 from formats.contract import IMAGE_ENLARGE_EVENT
 from formats.status import ACTIVE, COMPLETED, status_at
 from study.allocation import arm_by_id
-from study.flow import (
+from study.path import (
     AnswerError,
     ParticipantPath,
     PathCache,

@@ -48,7 +48,7 @@ from formats.contract import (
 from formats.status import COMPLETED, status_at
 from study.codebook import codebook, item_codebook
 from study.exclusions import exclusion_reasons, failed_attention_checks
-from study.flow import ParticipantPath, PathCache
+from study.path import ParticipantPath, PathCache
 from study.prereg import changed_sections, document_hash
 from study.prereg import document as prereg_document
 from study.protocol import UNSURE, LoadedProtocol, Protocol

@@ -12,7 +12,7 @@ from formats.contract import WITHDRAW_EVENT
 from formats.status import ACTIVE, DROPPED, allocated, completed
 from study.allocation import arms
 from study.export import export_frames
-from study.flow import step_order
+from study.path import step_order
 from study.protocol import LoadedProtocol
 
 
@@ -20,7 +20,7 @@ from study.protocol import LoadedProtocol
 class Monitor:
     """A snapshot of the study: every table the dashboard draws, from one consistent export.
 
-    ``steps`` is the protocol's step order (:func:`study.flow.step_order`): tables list steps in it.
+    ``steps`` is the protocol's step order (:func:`study.path.step_order`): tables list steps in it.
     ``arms`` is the protocol's arm order (conditions, or sequences ``S1``…``Sm``): enrollment lists every arm
     in it, including arms nobody was allocated to yet.
     """
@@ -132,7 +132,7 @@ def _ranker(steps: tuple[str, ...]) -> Callable[[str], tuple[int, str]]:
 
 def wide_responses(responses: pd.DataFrame, steps: tuple[str, ...]) -> pd.DataFrame:
     """One row per participant, one column per answered variable (``<step>__<item>``), for spreadsheets;
-    columns in the step order ``steps`` (:func:`study.flow.step_order`)."""
+    columns in the step order ``steps`` (:func:`study.path.step_order`)."""
     if responses.empty:
         return pd.DataFrame(columns=["participant_id"])
     keyed = responses.assign(variable=responses["step"] + "__" + responses["item"])

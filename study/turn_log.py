@@ -1,6 +1,6 @@
 """Turns with the live model on interactive trials: a participant's questions and the worker's answers.
 
-Kept apart from the engine's step flow: a turn never moves a participant on, and its rows
+Kept apart from the engine's steps: a turn never moves a participant on, and its rows
 (:class:`db.models.InteractionTurn`) are written by the app as the worker answers. Each call is one short
 transaction through the engine's participant lookup (so an invalid, foreign or withdrawn link is refused the
 same way) and its audit log, which records that a turn happened, never its text.

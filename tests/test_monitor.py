@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from study.flow import step_order
 from study.monitor import Monitor, wide_responses
+from study.path import step_order
 from study.rating import RatingPanel
 from study.simulate import Policy, simulate
 

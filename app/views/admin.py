@@ -17,8 +17,8 @@ from app import access
 from app.context import configured_engine
 from study.auth import AuthError
 from study.export import export_frames
-from study.flow import step_order
 from study.monitor import Monitor, rater_table, wide_responses
+from study.path import step_order
 from study.rating import rating_images
 
 
