@@ -79,7 +79,7 @@ def parse_value_labels(text: str, variable: str = "") -> dict[int, str]:
 def wide_table(frames: dict[str, pd.DataFrame], steps: tuple[str, ...]) -> WideTable:
     """One row per participant of ``frames`` (an export's, :func:`study.export.export_frames`): their
     participant columns, then one column per answered ``<step>__<item>`` in the step order ``steps``
-    (:func:`study.flow.step_order`; steps it doesn't know go last) and the codebook's order within a step."""
+    (:func:`study.path.step_order`; steps it doesn't know go last) and the codebook's order within a step."""
     participants = frames["participants"]
     codebook = frames["codebook"].set_index("variable")
     responses = frames["responses"]

@@ -11,9 +11,10 @@ import pandas as pd
 from db.models import Event, utcnow
 from db.session import Database
 from formats.contract import IDENTIFIERS_SHOWN_EVENT, WITHDRAW_EVENT
+from formats.status import ACTIVE, DROPPED, allocated, completed
 from study.allocation import arms
 from study.export import export_frames
-from study.flow import Step, participant_path, step_order
+from study.path import Step, participant_path, step_order
 from study.protocol import LoadedProtocol
 
 PARTICIPANT_TABLE_COLUMNS = (
@@ -30,7 +31,7 @@ PARTICIPANT_TABLE_COLUMNS = (
 class Monitor:
     """A snapshot of the study: every table the dashboard draws, from one consistent export.
 
-    ``steps`` is the protocol's step order (:func:`study.flow.step_order`): tables list steps in it.
+    ``steps`` is the protocol's step order (:func:`study.path.step_order`): tables list steps in it.
     ``arms`` is the protocol's arm order (conditions, or sequences ``S1``…``Sm``): enrollment lists every arm
     in it, including arms nobody was allocated to yet. ``labels`` names steps for readers (:func:`step_labels`).
     """
@@ -41,11 +42,11 @@ class Monitor:
     labels: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, db: Database, study_id: int, loaded: LoadedProtocol) -> Monitor:
-        """The dashboard's snapshot of the registered study ``study_id`` whose protocol is ``loaded`` (the
+    def load(cls, db: Database, version_id: int, loaded: LoadedProtocol) -> Monitor:
+        """The dashboard's snapshot of the registered study ``version_id`` whose protocol is ``loaded`` (the
         running engine's: its steps order the tables)."""
         return cls(
-            export_frames(db, study_id=study_id),
+            export_frames(db, version_id=version_id),
             step_order(loaded),
             tuple(a.id for a in arms(loaded.protocol)),
             step_labels(loaded),
@@ -65,13 +66,13 @@ class Monitor:
         claimed = (
             allocation[allocation["claimed"] == 1].groupby(["stratum", "arm"]).size().rename("allocated")
         )
-        completed = (
-            self.participants[self.participants["status"] == "completed"]
+        finished = (
+            self.participants[completed(self.participants)]
             .groupby(["stratum", "arm"])
             .size()
             .rename("completed")
         )
-        table = pd.concat([claimed, completed], axis=1)
+        table = pd.concat([claimed, finished], axis=1)
         if self.arms and len(table):
             strata = table.index.get_level_values("stratum").unique()
             table = table.reindex(pd.MultiIndex.from_product([strata, self.arms], names=["stratum", "arm"]))
@@ -90,7 +91,7 @@ class Monitor:
         submits = events[events["kind"] == "submit"].groupby("step")["participant_id"].nunique()
         steps = sorted(submits.index, key=_ranker(self.steps))
         rows = [("consent", len(self.participants))] + [(step, int(submits[step])) for step in steps]
-        rows.append(("complete", int((self.participants["status"] == "completed").sum())))
+        rows.append(("complete", int(completed(self.participants).sum())))
         table = pd.DataFrame(rows, columns=["step", "participants"])
         return table.assign(label=table["step"].map(self.label))
 
@@ -131,13 +132,13 @@ class Monitor:
             stamps = stamps[stamps != ""]
             return pd.to_datetime(stamps, utc=True, format="ISO8601").dt.tz_convert(tz).dt.date
 
-        enrolled, completed = days(p["started_at"]), days(p["completed_at"])
-        span = pd.date_range(enrolled.min(), max([enrolled.max(), *completed]), freq="D").date
+        joined, finished = days(p["started_at"]), days(p.loc[completed(p), "completed_at"])
+        span = pd.date_range(joined.min(), max([joined.max(), *finished]), freq="D").date
         return pd.DataFrame(
             {
                 "day": span,
-                "enrolled": enrolled.value_counts().reindex(span, fill_value=0).cumsum().to_numpy(),
-                "completed": completed.value_counts().reindex(span, fill_value=0).cumsum().to_numpy(),
+                "enrolled": joined.value_counts().reindex(span, fill_value=0).cumsum().to_numpy(),
+                "completed": finished.value_counts().reindex(span, fill_value=0).cumsum().to_numpy(),
             }
         )
 
@@ -164,10 +165,10 @@ class Monitor:
         return pd.DataFrame(
             {
                 "consented": [len(p)],
-                "allocated": [int((p["arm"] != "").sum())],
-                "active": [int((p["status"] == "active").sum())],
-                "completed": [int((p["status"] == "completed").sum())],
-                "dropped": [int((p["status"] == "dropped").sum())],
+                "allocated": [int(allocated(p).sum())],
+                "active": [int((p["status"] == ACTIVE).sum())],
+                "completed": [int(completed(p).sum())],
+                "dropped": [int((p["status"] == DROPPED).sum())],
                 "withdrawn": [int((self.frames["events"]["kind"] == WITHDRAW_EVENT).sum())],
                 "failed_attention_check": [int((p["attention_failures"] > 0).sum())],
                 "excluded": [int(p["excluded"].sum())],
@@ -222,12 +223,12 @@ def _step_label(step: Step, blocks: bool) -> str:
     return _FIXED_LABELS.get(step.section, step.key)
 
 
-def record_identifier_view(db: Database, study_id: int, where: str) -> None:
+def record_identifier_view(db: Database, version_id: int, where: str) -> None:
     """Log that a researcher had participants' recorded platform ids shown (``where``: the page), in the
     append-only audit log, so the event log says whenever identifiers left the database."""
     with db.write() as session:
         session.add(
-            Event(at=utcnow(), study_id=study_id, kind=IDENTIFIERS_SHOWN_EVENT, detail={"where": where})
+            Event(at=utcnow(), version_id=version_id, kind=IDENTIFIERS_SHOWN_EVENT, detail={"where": where})
         )
 
 

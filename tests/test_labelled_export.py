@@ -18,8 +18,8 @@ import pytest
 
 from app.study_command import main
 from study.export import export_files, export_frames, export_zip
-from study.flow import step_order
 from study.labelled import MAX_NAME, wide_table
+from study.path import step_order
 from study.simulate import Policy, simulate
 
 

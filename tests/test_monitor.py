@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import pytest
 
-from study.flow import step_order
 from study.labelled import wide_table
 from study.monitor import Monitor
+from study.path import step_order
 from study.rating import RatingPanel
 from study.simulate import Policy, simulate
 
@@ -36,7 +36,7 @@ def simulated(tmp_path_factory, bundle_dir, module_database_url):
     for _ in range(3):
         task = panel.next_task(rater.id)
         panel.submit(rater.id, task.image.image_id, {"relevant": 1, "realism": 3, "show_patient": 1})
-    return Monitor.load(db, engine.study_id, engine.loaded), engine, outcomes
+    return Monitor.load(db, engine.version_id, engine.loaded), engine, outcomes
 
 
 @pytest.fixture(scope="module")
@@ -170,5 +170,5 @@ def test_enrollment_by_day_counts_calendar_days_in_the_researchers_time_zone():
 
 def test_the_tables_of_a_study_nobody_has_joined_are_empty(protocol_file, make_engine):
     engine = make_engine(protocol_file())
-    monitor = Monitor.load(engine.db, engine.study_id, engine.loaded)
+    monitor = Monitor.load(engine.db, engine.version_id, engine.loaded)
     assert monitor.participant_table().empty and monitor.enrollment_by_day(UTC).empty

@@ -21,9 +21,9 @@ from app import access
 from app.context import configured_engine
 from study.auth import AuthError
 from study.export import export_files, export_frames, export_zip
-from study.flow import step_order
 from study.labelled import WIDE, wide_table
 from study.monitor import Monitor, rater_table, record_identifier_view
+from study.path import step_order
 from study.rating import RatingError, RatingPanel, rating_images
 
 
@@ -69,7 +69,7 @@ def dashboard() -> None:
     engine = configured_engine()
     protocol = engine.protocol
     st.title(protocol.study.title)
-    monitor = Monitor.load(engine.db, engine.study_id, engine.loaded)
+    monitor = Monitor.load(engine.db, engine.version_id, engine.loaded)
     status = monitor.status_counts().iloc[0]
     tz = _timezone()
     last = _local(pd.Series([monitor.last_activity()]), tz).iloc[0]
@@ -187,7 +187,7 @@ def _participants(monitor: Monitor, tz: tzinfo) -> None:
             help="Off by default. Turning it on is recorded in the audit log (events.csv: identifiers_shown).",
         )
         if shown:
-            with_ids = export_frames(engine.db, study_id=engine.study_id, include_identifiers=True)
+            with_ids = export_frames(engine.db, version_id=engine.version_id, include_identifiers=True)
             identifiers = with_ids["participants"]
     table = monitor.participant_table(identifiers)
     if table.empty:
@@ -211,7 +211,7 @@ def _log_identifiers(where: str, key: str) -> None:
     """Widget callback: record turning identifiers on (not off) in the audit log."""
     if st.session_state.get(key):
         engine = configured_engine()
-        record_identifier_view(engine.db, engine.study_id, where)
+        record_identifier_view(engine.db, engine.version_id, where)
 
 
 def _raters_per_image(monitor: Monitor, loaded, target: int) -> go.Figure:
@@ -265,7 +265,7 @@ def downloads() -> None:
     )
     if identifiers:
         st.warning("These files identify participants. Store them as your ethics approval requires.")
-    frames = export_frames(engine.db, study_id=engine.study_id, include_identifiers=identifiers)
+    frames = export_frames(engine.db, version_id=engine.version_id, include_identifiers=identifiers)
     wide = wide_table(frames, step_order(engine.loaded))
     files = export_files(frames, wide)
     st.download_button(
@@ -337,7 +337,7 @@ def analysis() -> None:
         return
     with st.spinner("Computing…"):
         try:  # the engine's own database and study, through the export contract (as Downloads)
-            data = from_export(export_frames(engine.db, study_id=engine.study_id))
+            data = from_export(export_frames(engine.db, version_id=engine.version_id))
             result = run_analysis(data, AnalysisConfig(n_boot=200))
         except AnalysisInputError as exc:
             st.error(f"The analysis cannot run on these data yet: {exc}")
