@@ -59,8 +59,8 @@ def _local(stamps: pd.Series, tz: tzinfo) -> pd.Series:
     return times.dt.tz_convert(tz).dt.strftime("%Y-%m-%d %H:%M").fillna("")
 
 
-def _chart(figure: go.Figure) -> None:
-    figure.update_layout(margin={"l": 10, "r": 10, "t": 40, "b": 10}, height=320)
+def _chart(figure: go.Figure, height: int = 320) -> None:
+    figure.update_layout(margin={"l": 10, "r": 10, "t": 40, "b": 10}, height=height)
     st.plotly_chart(figure, width="stretch")
 
 
@@ -125,6 +125,9 @@ def dashboard() -> None:
             markers=True,
             labels={"value": "participants (cumulative)", "variable": "", "day": f"day ({tz})"},
         )
+        # whole days on the axis (plotly would tick hours within a short span); about ten ticks at most
+        days = max(1, len(by_day) // 10) * 24 * 3600 * 1000
+        over_time.update_xaxes(tickformat="%Y-%m-%d", dtick=days)
         _chart(over_time.update_layout(title="Enrollment over time"))
 
     left, right = st.columns(2)
@@ -132,7 +135,8 @@ def dashboard() -> None:
         funnel = monitor.funnel()
         if funnel["participants"].iloc[0]:
             funnel_figure = go.Figure(go.Funnel(y=funnel["label"], x=funnel["participants"]))
-            _chart(funnel_figure.update_layout(title="Completion funnel"))
+            rows = len(funnel)  # one readable bar per step, however long the path
+            _chart(funnel_figure.update_layout(title="Completion funnel"), height=max(320, 60 + 24 * rows))
         else:
             st.info("No participant has consented yet.")
     with right:
