@@ -529,7 +529,8 @@ def export_files(frames: dict[str, pd.DataFrame], wide: WideTable | None = None)
     ``responses_wide.csv`` / ``.sav`` (SPSS) / ``.dta`` (Stata) — the same table, labelled from the codebook."""
     files = {f"{name}.csv": frame.to_csv(index=False).encode("utf-8") for name, frame in frames.items()}
     if wide is not None:
-        files[f"{WIDE}.csv"] = wide.frame.to_csv(index=False).encode("utf-8")
+        # numbers as written (4, not the 4.0 of a float column with missing answers), to 15 significant digits
+        files[f"{WIDE}.csv"] = wide.frame.to_csv(index=False, float_format="%.15g").encode("utf-8")
         with tempfile.TemporaryDirectory() as folder:  # pyreadstat writes to paths only
             for suffix, write in ((".sav", write_sav), (".dta", write_dta)):
                 path = Path(folder) / f"{WIDE}{suffix}"

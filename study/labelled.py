@@ -15,6 +15,8 @@ from pathlib import Path
 import pandas as pd
 import pyreadstat
 
+from formats.contract import AGREES_AI, AS_INTENDED, CONFIDENCE_SUFFIX, CORRECT, INITIAL_SUFFIX
+
 WIDE = "responses_wide"
 """The wide table's name in an export's frames (and its files' stem)."""
 
@@ -40,6 +42,16 @@ PARTICIPANT_VARIABLES: dict[str, tuple[str, dict[int, str], str]] = {
     "attention_failures": ("Number of failed attention checks", {}, "int64"),
     "excluded": ("Excluded by the protocol's exclusion rules", {0: "no", 1: "yes"}, "int64"),
 }
+
+# Short forms of the derived variables' suffixes, used only in names that would be too long
+# (p1_t01__own_diagnosis_confidence → p1_t01__own_diagnosis_conf)
+_SHORT_SUFFIXES = (
+    (CONFIDENCE_SUFFIX, "_conf"),
+    (INITIAL_SUFFIX, "_ini"),
+    (AGREES_AI, "_agr"),
+    (CORRECT, "_cor"),
+    (AS_INTENDED, "_int"),
+)
 
 # "1=Strongly disagree; 2=…": split only where the next part starts with a code, so a label may hold "; "
 _CODE_SPLIT = re.compile(r"; (?=-?\d+=)")
@@ -129,7 +141,11 @@ def _numbers(values: pd.Series, key: str) -> pd.Series:
 
 
 def _unique(name: str, taken: dict[str, str], key: str) -> str:
-    """``name`` cut to :data:`MAX_NAME` characters; a cut or clashing name ends in ``_<n>`` instead."""
+    """``name`` if it fits :data:`MAX_NAME`, else with the derived suffixes shortened (``_confidence`` →
+    ``_conf``, ``__agrees_ai`` → ``_agr``, …); still too long or clashing, cut and numbered ``_<n>``."""
+    if len(name) > MAX_NAME:
+        for suffix, short in _SHORT_SUFFIXES:
+            name = name.replace(suffix, short)
     if len(name) <= MAX_NAME and name not in taken and name not in PARTICIPANT_VARIABLES:
         return name
     for number in range(1, 10_000):

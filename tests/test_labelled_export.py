@@ -185,6 +185,7 @@ def test_cut_and_clashing_names_are_numbered_and_labels_keep_the_key():
             {"participant_id": "P00001", "step": "p1.t02.initial", "item": long_item, "value": "4"},
             {"participant_id": "P00001", "step": "p1_t01", "item": "x", "value": "a"},
             {"participant_id": "P00001", "step": "p1.t01", "item": "x", "value": "b"},
+            {"participant_id": "P00001", "step": "p1.t01", "item": "own_diagnosis__agrees_ai", "value": "1"},
         ]
     )
     codebook = pd.DataFrame(
@@ -199,7 +200,8 @@ def test_cut_and_clashing_names_are_numbered_and_labels_keep_the_key():
     )
     table = wide_table({"participants": participants, "responses": responses, "codebook": codebook}, ())
     names = list(table.frame.columns[8:])
-    assert len(set(names)) == 4 and all(len(n) <= MAX_NAME for n in names)
+    assert len(set(names)) == 5 and all(len(n) <= MAX_NAME for n in names)
+    assert "p1_t01__own_diagnosis_agr" in names  # 32 characters: the derived suffix is shortened first
     assert sorted(table.keys.values()) == sorted(f"{r.step}__{r.item}" for r in responses.itertuples())
     cut = [n for n in names if table.keys[n].endswith(long_item)]
     assert [table.frame[n].iloc[0] for n in cut] == [3.0, 4.0]
