@@ -78,22 +78,24 @@ def cases_table(protocol: Protocol, alpha: float, sided: str) -> list[str]:
     effect = planned_point_effect(plan, components)
     cases = tuple(sorted({*PLANNED_CASES, *([plan.cases] if plan.cases else [])}))
     participants = tuple(sorted({20, 40, 80, 160, plan.participants}))
+    k = len(protocol.conditions)
+    # The formula needs 2k participants and 2k cases (its df); smaller cells are shown as "—", not computed.
     grid = {
-        (r.participants, r.cases): r.power
+        (r.participants, r.cases): f"{r.power:.2f}"
         for r in power_grid(
             effect,
             protocol.design,
-            participants,
-            cases,
+            tuple(n for n in participants if n >= 2 * k),
+            tuple(q for q in cases if q >= 2 * k),
             components,
             alpha=alpha,
             sided=sided,
-            k=len(protocol.conditions),
+            k=k,
         )
     }
     header = "| participants | " + " | ".join(f"{q} cases" for q in cases) + " |"
     rows = [header, "|---:|" + "---:|" * len(cases)]
-    rows += [f"| {n} | " + " | ".join(f"{grid[(n, q)]:.2f}" for q in cases) + " |" for n in participants]
+    rows += [f"| {n} | " + " | ".join(grid.get((n, q), "—") for q in cases) + " |" for n in participants]
     shown = ", ".join(f"{name} {value:g}" for name, value in components.__dict__.items())
     return [
         f"Mixed-model power (Westfall, Kenny & Judd 2014; noncentral t with Satterthwaite df from the design's "
@@ -224,7 +226,13 @@ def _sampling(protocol: Protocol) -> str:
 def _cases_lines(protocol: Protocol, alpha: float, sided: str) -> list[str]:
     """The number of cases, its justification and the mixed model's power at the planned sample."""
     plan = protocol.preregistration.sample_size
-    if plan.cases is not None:
+    k = len(protocol.conditions)
+    if plan.cases is not None and min(plan.cases, plan.participants) < 2 * k:
+        planned = (
+            f"Planned cases: {plan.cases} per participant; the mixed model's power is not computed for fewer "
+            f"than {2 * k} participants or cases with {k} conditions."
+        )
+    elif plan.cases is not None:
         planned = f"Planned cases: {plan.cases} per participant"
         components = VarianceComponents(**plan.components)
         effect = planned_point_effect(plan, components)
@@ -236,7 +244,7 @@ def _cases_lines(protocol: Protocol, alpha: float, sided: str) -> list[str]:
             components,
             alpha=alpha,
             sided=sided,
-            k=len(protocol.conditions),
+            k=k,
         )
         planned += (
             f"; with {plan.participants} participants the mixed model has {at_plan.power:.1%} power "
