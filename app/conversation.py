@@ -93,10 +93,13 @@ def references(result: dict) -> None:
     st.markdown(f"**Generated example pictures of {name.lower()}** (skin type {result['skin_tone']})")
     st.caption("A computer made these pictures. They show what the condition typically looks like, not you.")
     images = result["images"]
-    for column, image in zip(st.columns(len(images)), images, strict=True):
+    for number, (column, image) in enumerate(zip(st.columns(len(images)), images, strict=True), start=1):
+        alt = f"Computer-generated example picture {number} of {len(images)} of {name.lower()}"
         with column:
             # the PNG as the worker made it: st.image sends PNG bytes as they are, a decoded image it re-encodes
-            st.image(base64.b64decode(image["png"]), caption=f"AI-generated: {name}", width="stretch")
+            st.image(
+                base64.b64decode(image["png"]), caption=f"AI-generated: {name}", width="stretch", alt=alt
+            )
     with st.expander("How these pictures were made"):
         for image in images:
             record = image["provenance"]

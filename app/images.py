@@ -23,7 +23,7 @@ MAX_WIDTH = 1460
 JPEG_QUALITY = 90  # what st.image uses when it converts
 LOG = logging.getLogger("skingen.app")
 ENLARGE = "Enlarge"
-"""The label of the button under each trial image that opens it large (and logs it): bench/loadgen clicks it."""
+"""The label of the button over each trial image that opens it large (and logs it): bench/loadgen clicks it."""
 
 
 @functools.cache
@@ -44,9 +44,11 @@ def encoded(path: Path) -> tuple[bytes, str]:
         return out.getvalue(), fmt
 
 
-def show(path: Path, caption: str | None = None) -> None:
+def show(path: Path, alt: str, caption: str | None = None) -> None:
+    """The image at ``path`` as wide as its container; ``alt`` is its text alternative (what a screen reader
+    says instead of the picture: what it shows, never more than the page around it says)."""
     data, fmt = encoded(path)
-    st.image(data, caption=caption, width="stretch", output_format=fmt)
+    st.image(data, caption=caption, width="stretch", output_format=fmt, alt=alt)
 
 
 def warm(paths: Iterable[Path]) -> threading.Thread:

@@ -8,6 +8,10 @@ from app.context import Visit
 from study.engine import Position
 from study.path import expected_fields
 
+IMAGE_KEY = "skingen-image"
+"""Key prefix of a trial image's container (its CSS class ``st-key-skingen-image-…``): the image and the
+"Enlarge" button laid over it."""
+
 # Participants get a plain page: no toolbar, menu, deploy button, header stripe or "Running…" widget.
 # client.toolbarMode and client.showSidebarNavigation (see app/server.py) do most of this already; the CSS
 # also covers `streamlit run` without our config.
@@ -17,7 +21,8 @@ header[data-testid="stHeader"], [data-testid="stToolbar"], [data-testid="stDecor
 [data-testid="stMainMenu"], [data-testid="stAppDeployButton"], [data-testid="stStatusWidget"],
 [data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"],
 [data-testid="stElementToolbar"], [data-testid="stHeaderActionElements"] { display: none !important; }
-.block-container { max-width: 52rem; padding-top: 2.5rem; padding-bottom: 4rem; }
+.block-container { max-width: 52rem; padding-top: 1.5rem; padding-bottom: 4rem; }
+[data-testid="stMarkdownContainer"] hr { margin: 1rem 0; }
 [data-testid="stImage"] img { max-width: 100%; height: auto; border-radius: 4px; }
 /* Questions stand out from their answer options. */
 [data-testid="stRadio"] > label[data-testid="stWidgetLabel"] p,
@@ -36,8 +41,43 @@ header[data-testid="stHeader"], [data-testid="stToolbar"], [data-testid="stDecor
   [data-testid="stRadio"] [role="radiogroup"][aria-orientation="horizontal"] {
     grid-auto-flow: row; grid-auto-columns: auto; gap: 0.1rem; }
   [data-testid="stRadioCaptionSpacer"] { display: none; }
+  [data-testid="stRadio"] [role="radiogroup"][aria-orientation="horizontal"] > div {
+    display: flex; flex-direction: row; align-items: center; gap: 0.6rem; }
+  [role="radiogroup"][aria-orientation="horizontal"] [data-testid="stRadioCaption"] { margin: 0; padding: 0; }
 }
 [data-testid="stForm"] [data-testid="stElementContainer"] { margin-bottom: 0.5rem; }
+/* Captions (progress, notes, rating anchors) in the text colour, lightened: Streamlit's own grey has a
+   contrast of 3.9:1 on white, below WCAG AA's 4.5:1; this is 6.8:1 (and as readable on the dark theme). */
+[data-testid="stCaptionContainer"] { color: inherit; opacity: 0.8; }
+/* Keyboard users: the page's scroll area (which Streamlit puts in the tab order) shows when it has the
+   focus, and the completion code's copy button is always there, not only under a mouse pointer. */
+[data-testid="stMain"]:focus-visible { outline: 2px solid #1d4f91; outline-offset: -2px; }
+[data-testid="stCode"] > div:has([data-testid="stElementToolbarButton"]) {
+  opacity: 1 !important; visibility: visible !important; transition: none !important; }
+/* A trial image: its "Enlarge" button lies over the whole image, so a tap or click anywhere on it enlarges
+   it (and the server logs it). The button shows its magnifier in the image's corner; its label stays for
+   screen readers. */
+[class*="st-key-skingen-image-"] { position: relative; gap: 0; }
+[class*="st-key-skingen-image-"] > [data-testid="stElementContainer"]:has([data-testid="stButton"]) {
+  position: absolute; inset: 0; width: auto !important; margin: 0 !important; }
+[class*="st-key-skingen-image-"] [data-testid="stButton"],
+[class*="st-key-skingen-image-"] [data-testid="stButton"] > button { width: 100%; height: 100%; }
+[class*="st-key-skingen-image-"] [data-testid="stButton"] > button {
+  position: relative; padding: 0; min-height: 0; border-radius: 4px; background: transparent; }
+[class*="st-key-skingen-image-"] button [data-testid="stIconMaterial"] {
+  position: absolute; top: 0.35rem; right: 0.35rem; padding: 0.2rem; border-radius: 50%;
+  background: rgba(255, 255, 255, 0.9); color: #31333f; box-shadow: 0 0 0 1px rgba(49, 51, 63, 0.3); }
+[class*="st-key-skingen-image-"] [data-testid="stImageCaption"] p { font-size: 0.8rem; line-height: 1.35; }
+/* A row of reference thumbnails shrinks with the page instead of scrolling sideways. */
+[data-testid="stColumn"]:has(> [data-testid="stVerticalBlock"] > [data-testid="stLayoutWrapper"]
+  > [class*="st-key-skingen-image-"]) { min-width: 0; }
+[class*="st-key-skingen-image-"] button [data-testid="stMarkdownContainer"] {
+  position: absolute; width: 1px; height: 1px; overflow: hidden; clip-path: inset(50%); white-space: nowrap; }
+/* Phones: the case photo as a large thumbnail, the references in one row under the AI's words. */
+@media (max-width: 640px) {
+  .st-key-skingen-image-case_photo-1 { max-width: min(100%, 15rem); }
+  [data-testid="stHorizontalBlock"] { row-gap: 1rem; }
+}
 #skingen-run { display: none; }
 [data-testid="stElementContainer"]:has(> [data-testid="stHtml"] script) { display: none; }
 </style>

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -74,8 +75,16 @@ def demo_bundle(tmp_path_factory):
 class AppServer:
     """`skingen-study serve` as a subprocess on a fixed port, which can be stopped and started again."""
 
-    def __init__(self, workdir: Path, db_url: str, protocol: Path, extra: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        db_url: str,
+        protocol: Path,
+        extra: tuple[str, ...] = (),
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.workdir, self.db_url, self.protocol, self.extra = workdir, db_url, protocol, extra
+        self.env = dict(env or {})  # more environment for the server (a researcher password hash)
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
@@ -84,7 +93,7 @@ class AppServer:
     def start(self) -> None:
         command = [sys.executable, "-m", "app.study_command", "serve", "--init", "--db", self.db_url]
         command += ["--protocol", str(self.protocol), "--port", str(self.port), *self.extra]
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "SKINGEN_TEST_HOOKS": "1"}
+        env = {**os.environ, **self.env, "PYTHONPATH": str(ROOT), "SKINGEN_TEST_HOOKS": "1"}
         with self.log_path.open("a") as log:
             self.process = subprocess.Popen(
                 command, cwd=self.workdir, env=env, stdout=log, stderr=subprocess.STDOUT

@@ -138,7 +138,7 @@ def page() -> None:
     data, exploration = read
     photo = exploration.photo
     queue = live_queue()
-    st.image(exploration.thumbnail, caption="Your photo", width=THUMBNAIL_WIDTH)
+    st.image(exploration.thumbnail, caption="Your photo", width=THUMBNAIL_WIDTH, alt="The photo you uploaded")
     _keep_photo_with_consent(exploration, data)
     _skin_tone(exploration)
     if exploration.diagnosis_job is None:

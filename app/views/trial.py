@@ -41,6 +41,12 @@ _INTRODUCTIONS: dict[ReferenceKind, tuple[str, str]] = {
 }
 
 
+CASE_PHOTO_ALT = "Photo of the skin area to assess"
+_REFERENCE_ALTS: dict[ReferenceKind, str] = {
+    "generated": "Computer-generated example picture {number} of {total} of {condition}, the condition the AI names",
+    "retrieved": "Photo of another person, example {number} of {total} of {condition}, the condition the AI names",
+}
+
 _ENLARGED_KEY = "skingen.enlarged"
 
 
@@ -59,60 +65,78 @@ def _enlarge(visit: context.Visit, image_kind: str, image: int) -> None:
 
 
 @st.dialog("Enlarged image", width="large")
-def _enlarged(path: Path, caption: str | None) -> None:
-    images.show(path, caption=caption)
+def _enlarged(path: Path, caption: str | None, alt: str) -> None:
+    images.show(path, alt, caption=caption)
 
 
-def _image(visit: context.Visit, path: Path, caption: str | None, image_kind: str, image: int) -> None:
-    """A trial image with an "Enlarge" button under it (Streamlit's own full-screen button is hidden, so
-    every enlargement goes through the server and is logged)."""
+def _image(
+    visit: context.Visit, path: Path, caption: str | None, alt: str, image_kind: str, image: int
+) -> None:
+    """A trial image that opens large when it is tapped or clicked: its "Enlarge" button lies over it (the
+    CSS of :data:`app.layout.IMAGE_KEY`), so every enlargement goes through the server and is logged
+    (Streamlit's own full-screen button is hidden). A keyboard reaches the image as that button."""
     assert visit.position is not None
-    images.show(path, caption=caption)
-    key = f"enlarge:{visit.position.step.key}:{image_kind}:{image}"
-    st.button(
-        images.ENLARGE,
-        key=key,
-        on_click=_enlarge,
-        args=(visit, image_kind, image),
-        type="tertiary",
-        icon=":material/zoom_in:",
-    )
-    if st.session_state.get(_ENLARGED_KEY) == (visit.position.step.key, image_kind, image):
+    step_key = visit.position.step.key
+    with st.container(key=f"{layout.IMAGE_KEY}-{image_kind}-{image}"):
+        images.show(path, alt, caption=caption)
+        st.button(
+            images.ENLARGE,
+            key=f"enlarge:{step_key}:{image_kind}:{image}",
+            on_click=_enlarge,
+            args=(visit, image_kind, image),
+            type="tertiary",
+            icon=":material/zoom_in:",
+        )
+    if st.session_state.get(_ENLARGED_KEY) == (step_key, image_kind, image):
         del st.session_state[_ENLARGED_KEY]
-        _enlarged(path, caption)
+        _enlarged(path, caption, alt)
 
 
-def _case(visit: context.Visit, bundle: Bundle, case: Case, advice: bool) -> None:
-    """The case photo and, once the step shows advice, what the AI says beside it."""
-    photo, ai = st.columns([5, 6], gap="large")
+def _case(
+    visit: context.Visit, bundle: Bundle, case: Case, advice: bool, condition: ExperimentalCondition
+) -> None:
+    """The case photo and, once the step shows advice, what the AI says beside it, with the reference images
+    of the condition under its words: on a laptop the first question is then in view without scrolling, and
+    on a phone (where the two columns stack) the references come as a row of thumbnails."""
+    photo, beside = st.columns([5, 6], gap="large")
     with photo:
-        _image(visit, bundle.path(case.image), "The skin area to assess", "case_photo", 1)
-    if not advice:
-        with ai, st.container(border=True):
-            st.markdown(
-                "**Your own assessment first**\n\nLook at the photo and give your own diagnosis. "
-                "The AI's diagnosis follows on the next page, where you can keep or change your answer."
-            )
-        return
-    why = f"\n\n**Why the AI thinks so:** {case.ai.rationale}" if case.ai.rationale else ""
-    with ai, st.container(border=True):
-        # One element, not four: each costs a message on every run (the CSS hides the heading's link icon).
-        st.markdown(f"**The AI's diagnosis**\n\n### {case.ai.display_name}\n\n{case.ai.text}{why}")
+        # What it shows, never its diagnosis: that is what the participant is asked for.
+        _image(visit, bundle.path(case.image), "The skin area to assess", CASE_PHOTO_ALT, "case_photo", 1)
+    with beside:
+        if not advice:
+            with st.container(border=True):
+                st.markdown(
+                    "**Your own assessment first**\n\nLook at the photo and give your own diagnosis. "
+                    "The AI's diagnosis follows on the next page, where you can keep or change your answer."
+                )
+            return
+        why = f"\n\n**Why the AI thinks so:** {case.ai.rationale}" if case.ai.rationale else ""
+        with st.container(border=True):
+            # One element, not four: each costs a message on every run (the CSS hides the heading's link icon).
+            st.markdown(f"**The AI's diagnosis**\n\n### {case.ai.display_name}\n\n{case.ai.text}{why}")
+        for kind in condition.references:
+            references(visit, bundle, case, kind)
 
 
 def references(visit: context.Visit, bundle: Bundle, case: Case, kind: ReferenceKind) -> None:
-    """Show the case's reference images of ``kind`` with their captions; nothing when it has none.
+    """Show the case's reference images of ``kind`` with their captions, in one row; nothing when it has none.
 
-    What a condition's explanation calls for each kind of reference it shows."""
+    What a condition's explanation calls for each kind of reference it shows. Their text alternatives name
+    the condition the AI names: the page says it above them (references are drawn only with the advice)."""
     shown = case_references(case, kind)
     if not shown:
         return
     heading, note = _INTRODUCTIONS[kind]
+    condition = case.ai.display_name.lower()
     # the note in caption style on the heading's next line: one element, not two
-    st.markdown(f"**{heading.format(condition=case.ai.display_name.lower())}**  \n:small[:gray[{note}]]")
-    for number, (column, ref) in enumerate(zip(st.columns(len(shown)), shown, strict=True), start=1):
+    st.markdown(f"**{heading.format(condition=condition)}**  \n:small[:gray[{note}]]")
+    # wrap=False: a row of thumbnails on a phone too, not one full-width image under the other
+    for number, (column, ref) in enumerate(
+        zip(st.columns(len(shown), wrap=False), shown, strict=True), start=1
+    ):
+        alt = _REFERENCE_ALTS[kind].format(number=number, total=len(shown), condition=condition)
         with column:
-            _image(visit, bundle.path(ref.image), ref.caption, kind, number)
+            _image(visit, bundle.path(ref.image), ref.caption, alt, kind, number)
 
 
 def _initial_answers(visit: context.Visit, initial_step: str) -> None:
@@ -154,12 +178,9 @@ def page() -> None:
         st.caption(f"Part {step.period} of {len(protocol.conditions)}")
     # The advice (AI text, references, the live model) is drawn only on a step that shows it: before a
     # judge–advisor trial's first answer is stored, none of it reaches the browser.
-    _case(visit, bundle, case, step.advice)
-    if step.advice:
-        for kind in condition.references:
-            references(visit, bundle, case, kind)
-        if condition.interactive:
-            _LiveCase(visit, case, bundle.path(case.image), condition).render()
+    _case(visit, bundle, case, step.advice, condition)
+    if step.advice and condition.interactive:
+        _LiveCase(visit, case, bundle.path(case.image), condition).render()
     st.divider()
     if step.initial_step is not None:
         _initial_answers(visit, step.initial_step)
