@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Install the system packages the browser, PostgreSQL and deployment (nginx) test suites need, and R with
+# Install the system packages the browser (chromium, npm), PostgreSQL and deployment (nginx) test suites need, and R with
 # lme4/lmerTest/ordinal/BayesFactor (the analysis's optional R backend and its checks against R) and foreign (the
 # SPSS export's check), when missing
 # (Debian/Ubuntu).
 set -euo pipefail
 need=()
 [ -x /usr/bin/chromium ] || need+=(chromium)
+# npm: installs axe-core, the accessibility checker the browser tests inject into pages (tests/js)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 command -v pg_ctlcluster >/dev/null 2>&1 || [ -d /usr/lib/postgresql ] || need+=(postgresql)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
 # jsonlite: analysis/mixed/fit_mixed.R hands its results back as JSON (no R package above depends on it);

@@ -3,14 +3,19 @@ arrow keys to answer, Enter on the page's button to go on (the only script it ru
 focus is, and takes it away and back to see the control without it).
 
 :meth:`KeyboardUser.answer_page` walks the page's tab order (round, as a browser's is) and answers each
-question it lands on; with ``check_focus`` it also proves that every control shows where the focus is (the
-control's pixels differ with and without focus) and that every control of the page is in the tab order.
+question it lands on; with ``check_focus`` it also proves that every control shows where the focus is (enough
+of the control's pixels change with the focus, by a contrast of 3:1) and that every control of the page is in
+the tab order.
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
 
 from tests.test_browser import RERUN_DONE
 
@@ -60,6 +65,20 @@ _CONTROLS = """() => {
 }"""
 
 
+def contrasting_pixels(first: bytes, second: bytes) -> int:
+    """How many pixels of two same-sized screenshots (PNG) differ by a contrast ratio of at least 3:1 (WCAG's
+    relative luminance of sRGB colours)."""
+    images = [
+        np.asarray(Image.open(io.BytesIO(shot)).convert("RGB"), dtype=float) / 255 for shot in (first, second)
+    ]
+    luminance = []
+    for rgb in images:
+        linear = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+        luminance.append(linear @ np.array([0.2126, 0.7152, 0.0722]))
+    high, low = np.maximum(*luminance), np.minimum(*luminance)
+    return int(((high + 0.05) / (low + 0.05) >= 3.0).sum())
+
+
 @dataclass
 class Stop:
     """One place the Tab key lands on."""
@@ -78,6 +97,9 @@ class KeyboardUser:
     """Drives ``page`` (a Streamlit participant page with the test hooks on) with the keyboard only."""
 
     MAX_STOPS = 60  # a hang guard: the longest demo page has about 15 stops
+    RING = (
+        6  # px round a control's box where its focus indicator may be drawn (an outline's offset and width)
+    )
 
     def __init__(self, page) -> None:
         self.page = page
@@ -121,19 +143,34 @@ class KeyboardUser:
             f"the keyboard could not answer {stop.label!r}"
         )
 
-    def shows_focus(self, stop: Stop) -> bool:
-        """Does the focused control look different from the same control with nothing focused? Compared in
-        the control's own box. The test takes the focus away and gives it back by script (nothing a participant
-        does: only to look at the control both ways)."""
+    def focus_problem(self, stop: Stop) -> str | None:
+        """What is wrong with how the focused control shows its focus, or None.
+
+        The control's box and :data:`RING` pixels round it are compared with and without the focus (the
+        test takes the focus away and gives it back by script: nothing a participant does, only to see the
+        control both ways). Pixels whose two colours differ by a contrast of 3:1 or more are the visible
+        focus indicator (WCAG 2.1's 3:1 for the visual information that shows a state, 1.4.11); there must
+        be at least a one-pixel ring's worth round a square of the box's smaller side."""
         box = stop.box
-        clip = {"x": box["x"], "y": box["y"], "width": max(box["width"], 1), "height": max(box["height"], 1)}
+        viewport = self.page.viewport_size
+        x, y = max(box["x"] - self.RING, 0), max(box["y"] - self.RING, 0)
+        right = min(box["x"] + box["width"] + self.RING, viewport["width"])
+        bottom = min(box["y"] + box["height"] + self.RING, viewport["height"])
+        clip = {"x": x, "y": y, "width": max(right - x, 1), "height": max(bottom - y, 1)}
         focused = self.page.screenshot(clip=clip, animations="disabled")
-        self.page.evaluate("() => { window.__kbdStop = document.activeElement; document.activeElement.blur(); }")
+        self.page.evaluate(
+            "() => { window.__kbdStop = document.activeElement; document.activeElement.blur(); }"
+        )
         unfocused = self.page.screenshot(clip=clip, animations="disabled")
         self.page.evaluate("() => window.__kbdStop.focus()")
         back = self.focused()
         assert back is not None and back.id == stop.id, f"could not give the focus back to {stop.name!r}"
-        return focused != unfocused
+        changed = contrasting_pixels(focused, unfocused)
+        wanted = 4 * round(min(box["width"], box["height"]))
+        if changed >= wanted:
+            return None
+        what = (stop.name or stop.label)[:60]
+        return f"{stop.kind} {what!r}: its focus shows in {changed} pixels at 3:1, wanted {wanted}"
 
     def answer_page(self, choose: Callable[[Stop], int], check_focus: bool = False) -> list[str]:
         """Tab round the page answering every question it meets (option ``choose(stop)`` of a radio group),
@@ -150,8 +187,9 @@ class KeyboardUser:
             self.page.evaluate("() => document.activeElement.scrollIntoView({block: 'nearest'})")
             stop = self.focused() or stop  # its box where it is now on screen
             first_visit = stop.id not in {seen.id for seen in visited}
-            if check_focus and first_visit and not self.shows_focus(stop):
-                problems.append(f"no visible focus on {stop.kind} {stop.name or stop.label!r}")
+            problem = self.focus_problem(stop) if check_focus and first_visit else None
+            if problem:
+                problems.append(problem)
             if first_visit:
                 visited.append(stop)
             if stop.answered is False:
@@ -183,8 +221,9 @@ class KeyboardUser:
                     f"not reachable with Tab: {what}" for c, what in controls.items() if c not in visited
                 ]
             visited.add(stop.id)
-            if not self.shows_focus(stop):
-                problems.append(f"no visible focus on {stop.kind} {stop.name or stop.label!r}")
+            problem = self.focus_problem(stop)
+            if problem:
+                problems.append(problem)
         raise AssertionError(f"the tab order did not come round in {self.MAX_STOPS} Tab presses")
 
     def unanswered(self) -> int:

@@ -79,6 +79,12 @@ def site(tmp_path_factory, demo_bundle):  # noqa: F811
 
 
 @pytest.fixture(scope="module")
+def cohort(engine):
+    """The module's participants made through the engine (one numbering for their platform ids)."""
+    return Cohort(engine)
+
+
+@pytest.fixture(scope="module")
 def engine(site):
     """The study engine of the served database, in the test process: it enrols and advances participants."""
     from db.session import Database
@@ -118,6 +124,32 @@ class Cohort:
                 return token
         raise AssertionError(f"no participant was allocated to {arm} in 12 tries")
 
+    def stratum_for(self, arm: str) -> int:
+        """The answer (1-based) to the stratifying entry question whose next allocation goes to ``arm``; bots
+        take allocations until one stratum's next is ``arm``."""
+        from db.models import AllocationSlot
+
+        protocol = self.engine.protocol
+        item = next(i for i in protocol.questionnaires.entry if i.id == protocol.randomization.stratify_by)
+        labels = list(item.value_labels().values())
+        for _ in range(12):  # allocation blocks of 4 and 6: within one block a stratum's next slot is ``arm``
+            with self.engine.db.read() as session:
+                for number, label in enumerate(labels, start=1):
+                    next_arm = session.scalar(
+                        select(AllocationSlot.arm)
+                        .where(
+                            AllocationSlot.version_id == self.engine.version_id,
+                            AllocationSlot.stratum == label,
+                            AllocationSlot.participant_id.is_(None),
+                        )
+                        .order_by(AllocationSlot.position)
+                        .limit(1)
+                    )
+                    if next_arm == arm:
+                        return number
+            self.advance(self.enrol(), first_trial)
+        raise AssertionError(f"no stratum's next allocation went to {arm} in 12 tries")
+
 
 def first_trial(step: Step) -> bool:
     return step.kind == "trial"
@@ -127,7 +159,7 @@ def section(name: str) -> Callable[[Step], bool]:
     return lambda step: step.section == name
 
 
-def test_every_page_has_no_serious_accessibility_violation(site, engine, browser, shots):  # noqa: F811
+def test_every_page_has_no_serious_accessibility_violation(site, engine, cohort, browser, shots):  # noqa: F811
     """axe-core on each participant page (and its error state), the rater pages, the explorer and the
     researchers' sign-in: no serious or critical WCAG 2.1 A/AA violation."""
     from playwright.sync_api import expect
@@ -136,7 +168,6 @@ def test_every_page_has_no_serious_accessibility_violation(site, engine, browser
 
     require_axe()
     base = site.base
-    cohort = Cohort(engine)
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.set_default_timeout(30_000)
     p = Participant(page, shots)
@@ -243,12 +274,12 @@ def enlarged(engine, token: str) -> list[dict]:
 def test_a_visual_case_is_compact_on_a_phone_and_its_first_question_in_view_on_a_laptop(
     site,
     engine,
+    cohort,
     browser,  # noqa: F811
     shots,  # noqa: F811
 ):
     from playwright.sync_api import expect
 
-    cohort = Cohort(engine)
     token = cohort.in_arm(VISUAL)
     phone = browser.new_context(viewport=PHONE, has_touch=True, is_mobile=True)
     page = phone.new_page()
@@ -294,32 +325,7 @@ def test_a_visual_case_is_compact_on_a_phone_and_its_first_question_in_view_on_a
         laptop.close()
 
 
-def stratum_for(engine, arm: str) -> int:
-    """The answer (1-based) to the stratifying entry question whose next allocation goes to ``arm``."""
-    from db.models import AllocationSlot
-
-    item = next(
-        i for i in engine.protocol.questionnaires.entry if i.id == engine.protocol.randomization.stratify_by
-    )
-    labels = list(item.value_labels().values())
-    with engine.db.read() as session:
-        for number, label in enumerate(labels, start=1):
-            slot = session.scalar(
-                select(AllocationSlot.arm)
-                .where(
-                    AllocationSlot.version_id == engine.version_id,
-                    AllocationSlot.stratum == label,
-                    AllocationSlot.participant_id.is_(None),
-                )
-                .order_by(AllocationSlot.position)
-                .limit(1)
-            )
-            if slot == arm:
-                return number
-    raise AssertionError(f"no stratum's next allocation is {arm}")
-
-
-def test_a_participant_completes_the_study_with_the_keyboard_only(site, engine, browser, shots):  # noqa: F811
+def test_a_participant_completes_the_study_with_the_keyboard_only(site, engine, cohort, browser, shots):  # noqa: F811
     """No mouse: Tab and Shift+Tab, Space, Enter and the arrow keys from the consent page to the completion
     code; on the first page of each kind, every control is in the tab order and shows when it has the focus."""
     page = browser.new_page(viewport={"width": 1280, "height": 900})
@@ -327,7 +333,7 @@ def test_a_participant_completes_the_study_with_the_keyboard_only(site, engine, 
     p = Participant(page, shots)
     p.open(f"{site.base}/?PROLIFIC_PID=screens-keyboard")
     user = KeyboardUser(page)
-    stratum = stratum_for(engine, VISUAL)  # so that the keyboard meets the references too
+    stratum = cohort.stratum_for(VISUAL)  # so that the keyboard meets the references too
 
     def choose(stop: Stop) -> int:
         if stop.label.startswith("Which best describes your background"):
