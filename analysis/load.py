@@ -320,7 +320,8 @@ def resolve_conditions(
     """Return ``(baseline, visual, compared conditions, warnings)``.
 
     ``visual`` defaults to the one condition that isn't baseline; with more, ``conditions`` (e.g. from
-    study.csv, or ``--conditions``) must name the compared ones, and ``visual`` is then ''.
+    study.csv, or ``--conditions``) must name the compared ones, and ``visual`` is then '' (for two compared
+    conditions: the one besides the baseline).
     """
     if not baseline:
         raise AnalysisInputError(NO_BASELINE)
@@ -330,7 +331,7 @@ def resolve_conditions(
             f"baseline condition {baseline!r} is not in the {what} data (conditions: {present or 'none'})"
         )
     others = [c for c in present if c != baseline]
-    if visual is None and conditions and len(conditions) > 2:
+    if visual is None and conditions and len(conditions) >= 2:
         missing = [c for c in conditions if c not in present]
         if missing or baseline not in conditions:
             raise AnalysisInputError(
@@ -339,7 +340,7 @@ def resolve_conditions(
             )
         ignored = [c for c in others if c not in conditions]
         compared = (baseline, *(c for c in conditions if c != baseline))
-        return baseline, "", compared, _ignored(ignored, compared)
+        return baseline, compared[1] if len(compared) == 2 else "", compared, _ignored(ignored, compared)
     if visual is None:
         if len(others) != 1:
             raise AnalysisInputError(

@@ -2,25 +2,19 @@
 
 With the protocol known, the study engine's own bots (:func:`analysis.sources.engine_bots`) run the study;
 otherwise the in-process :class:`analysis.power.LikertGenerator`. Every simulated study goes through the same
-validation, scoring and testing path as real data (:func:`analysis.pipeline.primary_result`).
+validation, scoring and testing path as real data (:func:`analysis.constructs.primary_result`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
-
 import pandas as pd
 
+from analysis.config import AnalysisConfig
+from analysis.constructs import primary_result
 from analysis.load import StudyData
 from analysis.power import Generator, LikertGenerator, power_curve
 from analysis.scores import confirmatory_constructs
 from analysis.sources import LoadedProtocol, engine_bots
-
-if TYPE_CHECKING:
-    from analysis.pipeline import AnalysisConfig
-
-PrimaryResult = Callable[..., dict]
 
 
 def primary_construct(data: StudyData, config: AnalysisConfig) -> str | None:
@@ -58,12 +52,12 @@ def simulation_generator(
             return bots, {"kind": "engine_bots", "construct": bots.construct}, notes
         notes.append(f"power simulation uses the built-in Likert generator, not the study's bots: {reason}")
     baseline = data.baseline or LikertGenerator.baseline
-    others = [c for c in data.conditions if c and c != baseline] if data.multi_arm else []
+    others = [c for c in data.conditions if c != baseline] or [LikertGenerator.visual]
     generator = LikertGenerator(
         design=data.design,
         constructs=(construct,) if construct else LikertGenerator.constructs,
         baseline=baseline,
-        visual=others[0] if others else data.visual or LikertGenerator.visual,
+        visual=others[0],
         others=tuple(others[1:]),
     )
     return generator, {"kind": "likert", "construct": generator.constructs[0]}, notes
@@ -74,24 +68,17 @@ def simulated_curve(
     config: AnalysisConfig,
     protocol: LoadedProtocol | None,
     progress: bool,
-    primary_result: PrimaryResult,
 ) -> tuple[dict, pd.DataFrame]:
-    """The simulated power curve (``--simulate``): simulated studies through the full analysis path,
-    ``primary_result(responses, design, baseline, visual, construct, conditions) -> {p, effect}``
-    (:func:`analysis.pipeline.primary_result`). With k > 2 arms the effect is planted on one condition
-    (``visual`` of the generator) and the power is that of its Holm-adjusted comparison with the baseline:
-    the smallest pairwise effect of interest."""
+    """The simulated power curve (``--simulate``): simulated studies through the full analysis path
+    (:func:`analysis.constructs.primary_result`). The effect is planted on one condition (``visual`` of the
+    generator) and the power is that of its Holm-adjusted comparison with the baseline (k = 2: its p): with
+    k > 2 arms the smallest pairwise effect of interest."""
     generator, info, notes = simulation_generator(data, config, protocol, progress)
     bots = info["kind"] == "engine_bots"
 
     def analyse(frame: pd.DataFrame) -> dict:
         return primary_result(
-            frame,
-            generator.design,
-            generator.baseline,
-            generator.visual,
-            info["construct"],
-            generator.conditions,
+            frame, generator.design, generator.conditions, generator.visual, info["construct"]
         )
 
     if bots:
