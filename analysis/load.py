@@ -126,11 +126,6 @@ class StudyData:
     """Images enlarged on trials (the export's image_views.csv; empty when none were, None when the export
     has no such table)."""
 
-    @property
-    def multi_arm(self) -> bool:
-        """More than two compared conditions."""
-        return len(self.conditions) > 2
-
 
 def read_csv(path: str | Path, what: str) -> pd.DataFrame:
     """Read an export CSV as strings (empty cells become ''), so validation sees exactly what was written."""

@@ -268,11 +268,7 @@ def report(args: argparse.Namespace) -> int:
     analysis = run_analysis(data, config_from(args), progress=not args.quiet, bot_source=bot_source)
     # 3. Write everything into a staging folder that replaces --out only when complete
     with atomic_directory(args.out, overwrite=args.overwrite) as staging:
-        figures = (
-            {}
-            if args.no_figures
-            else build_figures(analysis, data.design, data.baseline, data.visual, data.conditions)
-        )
+        figures = {} if args.no_figures else build_figures(analysis)
         analysis.results["warnings"] += write_figures(figures, staging / "figures", static=not args.no_static)
         write_reports(analysis.results, figures, staging)
     for warning in analysis.results["warnings"]:

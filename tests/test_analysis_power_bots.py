@@ -9,8 +9,9 @@ import json
 import numpy as np
 import pytest
 
+from analysis.constructs import primary_result
 from analysis.load import build_study_data
-from analysis.pipeline import AnalysisConfig, primary_result, run_analysis
+from analysis.pipeline import AnalysisConfig, run_analysis
 from analysis.power import power_curve
 from app.analysis_command import main
 from app.sources import engine_bots
@@ -41,7 +42,9 @@ def within_bots(within_protocol):
 
 
 def _estimate(generator: EngineBotGenerator, frame) -> dict:
-    return primary_result(frame, generator.design, generator.baseline, generator.visual, generator.construct)
+    return primary_result(
+        frame, generator.design, generator.conditions, generator.visual, generator.construct
+    )
 
 
 def test_planted_effect_is_recovered_from_bot_data(within_bots):

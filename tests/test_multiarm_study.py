@@ -99,7 +99,7 @@ def test_three_arm_study_through_bots_export_codebook_and_analysis(three_arm, tm
         assert set(per_arm.index) == set(ARMS)
     # 3. the analysis compares every pair and finds the planted one
     data = from_export(frames)
-    assert data.conditions == ARMS and data.multi_arm
+    assert data.conditions == ARMS
     analysis = run_analysis(data, AnalysisConfig(n_boot=0))
     results = analysis.results
     trust = results["constructs"]["trust"]
@@ -113,7 +113,7 @@ def test_three_arm_study_through_bots_export_codebook_and_analysis(three_arm, tm
     assert [t["condition"] for t in trust["ordinal"]["terms"]] == list(ARMS[1:])
     assert set(results["trust_calibration"]["over_reliance"]) == set(ARMS[1:])
     # 4. figures and reports with all arms
-    figures = build_figures(analysis, data.design, data.baseline, data.visual, data.conditions)
+    figures = build_figures(analysis)
     label = {c: data.labels.conditions[c] for c in ARMS}  # readers see the protocol's labels, not ids
     boxes = [t.name for t in figures["construct_trust"].data if t.type == "box"]
     assert boxes == [label[c] for c in ARMS]

@@ -184,7 +184,7 @@ def test_a_study_on_instruments_through_bots_export_codebook_and_report(study_fi
     assert instruments.loc["explanation_satisfaction", "adapted"] == 1
     assert "participants do not use" in instruments.loc["explanation_satisfaction", "adaptation"]
 
-    assert results["schema_version"] == 4
+    assert results["schema_version"] == 5
     sus = results["instruments"]["sus"]
     assert sus["n_items"] == 10 and sus["alpha"] is not None and not sus["adapted"]
     assert set(sus["norms"]["by_condition"]) == {"baseline_text", "skingen_visual"}

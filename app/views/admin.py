@@ -234,7 +234,7 @@ def analysis() -> None:
         except AnalysisInputError as exc:
             st.error(f"The analysis cannot run on these data yet: {exc}")
             return
-        figures = build_figures(result, data.design, data.baseline, data.visual, data.conditions)
+        figures = build_figures(result)
     protocol = engine.protocol
     analysed = 0 if result.scores is None else result.scores["participant_id"].nunique()
     st.caption(
