@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.load import AnalysisInputError
-from formats.contract import DERIVED_CONSTRUCTS
+from formats.contract import construct_order
 
 
 def participant_flow(participants: pd.DataFrame, analysed_ids: set[str]) -> pd.DataFrame:
@@ -157,7 +157,7 @@ def confirmatory_constructs(responses: pd.DataFrame, requested: list[str] | None
     """The confirmatory family: ``requested`` or every construct except derived 0/1 ones."""
     available = sorted(scored_rows(responses)["construct"].unique())
     if requested is None:
-        return [c for c in available if c not in DERIVED_CONSTRUCTS]
+        return construct_order(available)
     unknown = [c for c in requested if c not in available]
     if unknown:
         raise AnalysisInputError(f"--constructs: {unknown} not in the data (constructs: {available})")

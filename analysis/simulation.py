@@ -29,8 +29,8 @@ class BotSource(Protocol):
 
 
 def primary_construct(data: StudyData, config: AnalysisConfig) -> str | None:
-    """The construct whose power is simulated: the first confirmatory construct (``--constructs`` or, in the
-    data, every construct but derived ones, sorted); None without either."""
+    """The construct whose power is simulated: the first confirmatory construct (``--constructs``, else the
+    data's in :func:`formats.contract.construct_order`); None without either."""
     if config.constructs:
         return config.constructs[0]
     if data.responses is None:

@@ -20,6 +20,7 @@ import math
 
 from scipy import stats
 
+from formats.contract import construct_order
 from formats.planning import (
     SIMPLIFICATION_RULE,
     VarianceComponents,
@@ -75,8 +76,9 @@ def planned_alpha(protocol: Protocol) -> float:
 
 
 def per_case_constructs(protocol: Protocol) -> list[str]:
-    """Constructs with a Likert item asked on every case (the trial questionnaire): the mixed model's."""
-    return sorted({i.construct for i in protocol.questionnaires.trial if i.type == "likert" and i.construct})
+    """Constructs with a Likert item asked on every case (the trial questionnaire): the mixed model's, in the
+    analysis' order."""
+    return construct_order(i.construct for i in protocol.questionnaires.trial if i.type == "likert")
 
 
 PLANNED_CASES = (6, 10, 20, 40)
