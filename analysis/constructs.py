@@ -72,9 +72,12 @@ def construct_block(
     """Step 3 for one construct: descriptives, the omnibus tests, the pairwise comparisons with effect sizes,
     reliability, the ordinal model, the crossed mixed models and (two-period crossover) the period effect.
     Within designs use participants with every condition (the others are counted in ``dropped_incomplete``)."""
-    described = described_only_block(responses, scores, construct, data, config, scale)
-    if described is not None:
-        return described
+    present = set(scores.loc[scores["construct"] == construct, "condition"])
+    asked = [c for c in data.conditions if c in present]
+    if len(asked) == 1:
+        return described_only_block(
+            responses, construct, asked[0], _scale_block(scores, construct, scale), config
+        )
     samples = condition_scores(scores, construct, data.conditions, data.design)
     if min(samples.sizes.values()) < 2:
         shown = ", ".join(f"{c} {n}" for c, n in samples.sizes.items())
@@ -185,23 +188,14 @@ def _model_blocks(responses: pd.DataFrame, construct: str, data: StudyData, conf
 
 
 def described_only_block(
-    responses: pd.DataFrame,
-    scores: pd.DataFrame,
-    construct: str,
-    data: StudyData,
-    config: AnalysisConfig,
-    scale: pd.Series,
-) -> dict | None:
+    responses: pd.DataFrame, construct: str, condition: str, scale_block: dict, config: AnalysisConfig
+) -> dict:
     """A construct asked under one of the compared conditions only (e.g. "the generated pictures helped me",
-    shown with the pictures): its descriptives and reliability within that condition, ``described_only``
-    saying why nothing is compared. None when two or more compared conditions have it (tested as usual)."""
-    present = set(scores.loc[scores["construct"] == construct, "condition"])
-    asked = [c for c in data.conditions if c in present]
-    if len(asked) != 1:
-        return None
+    shown with the pictures): its descriptives (``scale_block``) and reliability within that ``condition``,
+    ``described_only`` saying why nothing is compared."""
     block = {
-        **_scale_block(scores, construct, scale),
-        "described_only": f"asked under {asked[0]} only: described within that condition, not compared",
+        **scale_block,
+        "described_only": f"asked under {condition} only: described within that condition, not compared",
     }
     if config.full:
         block.update(_reliability_block(responses, construct, config))

@@ -14,22 +14,7 @@ from functools import partial
 
 import pandas as pd
 
-from analysis import document_mixed
-from analysis.apa import (
-    EFFECT_NAME,
-    EFFECT_SYMBOL,
-    TEST_SYMBOL,
-    bf_cell,
-    bf_clause,
-    bounded,
-    ci,
-    ci_label,
-    interval,
-    num,
-    p_text,
-    pval,
-    signed_pct,
-)
+from analysis import apa, document_mixed
 from analysis.labels import condition_label, condition_labels
 
 Block = tuple[str, object]  # ("h1"|"h2"|"h3"|"p"|"ul", str | list[str]) or ("table", DataFrame)
@@ -99,27 +84,27 @@ def summary_table(results: dict) -> pd.DataFrame:
             row["Analysis"] = analysis_label(block)
         row.update(
             {
-                f"{condition_label(results, c)} M (SD)": f"{num(d[c]['mean'])} ({num(d[c]['sd'])})"
+                f"{condition_label(results, c)} M (SD)": f"{apa.num(d[c]['mean'])} ({apa.num(d[c]['sd'])})"
                 for c in conditions
             }
         )
         cells = _pair_cells if len(conditions) == 2 else _omnibus_cells
-        rows.append({**row, **cells(block, results["confidence"]), "α": bounded(block.get("alpha"))})
+        rows.append({**row, **cells(block, results["confidence"]), "α": apa.bounded(block.get("alpha"))})
     return pd.DataFrame(rows)
 
 
 def _pair_cells(block: dict, confidence: float) -> dict[str, str]:
     (pair,) = block["pairwise"]["vs_baseline"]
     par = block["omnibus"]["parametric"]
-    es, label = par["effect_size"], ci_label(confidence)
+    es, label = par["effect_size"], apa.ci_label(confidence)
     return {
-        f"Diff. [{label}]": f"{num(par['mean_diff'])} {interval(par['ci'])}",
-        "Rel. change": signed_pct(pair["relative_change_pct"]),
-        "POMP diff.": num(pair["pomp_diff"], 1),
-        "t (df)": f"{num(par['statistic'])} ({par['df']:.1f})",
-        "p (Holm)": p_text(par.get("p_holm")),
-        f"{EFFECT_NAME[es['name']]} [{label}]": f"{num(es['value'])} {interval(es['ci'])}",
-        "BF10": bf_cell((par.get("bayes_factor") or {}).get("value")),
+        f"Diff. [{label}]": f"{apa.num(par['mean_diff'])} {apa.interval(par['ci'])}",
+        "Rel. change": apa.signed_pct(pair["relative_change_pct"]),
+        "POMP diff.": apa.num(pair["pomp_diff"], 1),
+        "t (df)": f"{apa.num(par['statistic'])} ({par['df']:.1f})",
+        "p (Holm)": apa.p_text(par.get("p_holm")),
+        f"{apa.EFFECT_NAME[es['name']]} [{label}]": f"{apa.num(es['value'])} {apa.interval(es['ci'])}",
+        "BF10": apa.bf_cell((par.get("bayes_factor") or {}).get("value")),
     }
 
 
@@ -128,8 +113,8 @@ def _omnibus_cells(block: dict, confidence: float) -> dict[str, str]:
     es = par["effect_size"]
     return {
         "F (df)": _omnibus_text(par),
-        "p (Holm)": p_text(par.get("p_holm")),
-        OMNIBUS_SYMBOL[es["name"]]: num(es["value"]),
+        "p (Holm)": apa.p_text(par.get("p_holm")),
+        OMNIBUS_SYMBOL[es["name"]]: apa.num(es["value"]),
     }
 
 
@@ -144,8 +129,8 @@ def summary_caption(results: dict) -> str:
 
 
 def _omnibus_text(res: dict) -> str:
-    df = f"{num(res['df1'])}, {num(res['df2'])}" if "df1" in res else f"{res['df']:.0f}"
-    return f"{num(res['statistic'])} ({df})"
+    df = f"{apa.num(res['df1'])}, {apa.num(res['df2'])}" if "df1" in res else f"{res['df']:.0f}"
+    return f"{apa.num(res['statistic'])} ({df})"
 
 
 # ---------------------------------------------------------------- the section
@@ -221,13 +206,14 @@ def parametric_sentence(block: dict, confidence: float) -> str:
     es = par["effect_size"]
     return (
         f"{'A paired' if par['test'] == 'paired t-test' else 'A Welch'} *t*-test: *t*({df_cell(par['df'])}) = "
-        f"{num(par['statistic'])}, {pval(par['p'])} (Holm-adjusted {pval(par.get('p_holm'))}); mean "
+        f"{apa.num(par['statistic'])}, {apa.pval(par['p'])} (Holm-adjusted {apa.pval(par.get('p_holm'))}); mean "
         "difference "
-        f"(visual − baseline) = {num(par['mean_diff'])}, {ci(par['ci'], confidence)}; {EFFECT_SYMBOL[es['name']]} = "
-        f"{num(es['value'])}, {ci(es['ci'], confidence)}; relative change of means "
-        f"{signed_pct(pair['relative_change_pct'])}"
-        f" (POMP difference {num(pair['pomp_diff'], 1)} points)"
-        + (f"; {bf_clause(par['bayes_factor'])}." if par.get("bayes_factor") else ".")
+        f"(visual − baseline) = {apa.num(par['mean_diff'])}, {apa.ci(par['ci'], confidence)}; "
+        f"{apa.EFFECT_SYMBOL[es['name']]} = "
+        f"{apa.num(es['value'])}, {apa.ci(es['ci'], confidence)}; relative change of means "
+        f"{apa.signed_pct(pair['relative_change_pct'])}"
+        f" (POMP difference {apa.num(pair['pomp_diff'], 1)} points)"
+        + (f"; {apa.bf_clause(par['bayes_factor'])}." if par.get("bayes_factor") else ".")
     )
 
 
@@ -235,16 +221,16 @@ def nonparametric_sentence(block: dict) -> str:
     res = block["omnibus"]["nonparametric"]
     es = res["effect_size"]
     return (
-        f"{res['test']} test: *{TEST_SYMBOL[res['test']]}* = {num(res['statistic'], 1)}, {pval(res['p'])} "
-        f"(Holm-adjusted {pval(res.get('p_holm'))}), {EFFECT_SYMBOL[es['name']]} = {bounded(es['value'])}."
+        f"{res['test']} test: *{apa.TEST_SYMBOL[res['test']]}* = {apa.num(res['statistic'], 1)}, {apa.pval(res['p'])} "
+        f"(Holm-adjusted {apa.pval(res.get('p_holm'))}), {apa.EFFECT_SYMBOL[es['name']]} = {apa.bounded(es['value'])}."
     )
 
 
 def descriptive_sentence(name: str, block: dict, conditions: list[str], results: dict) -> str:
     desc = block["descriptives"]
     parts = [
-        f"{html.escape(condition_label(results, c))} (*M* = {num(desc[c]['mean'])}, *SD* = {num(desc[c]['sd'])}, "
-        f"*n* = {desc[c]['n']})"
+        f"{html.escape(condition_label(results, c))} (*M* = {apa.num(desc[c]['mean'])}, "
+        f"*SD* = {apa.num(desc[c]['sd'])}, *n* = {desc[c]['n']})"
         for c in reversed(conditions)
         if c in desc
     ]
@@ -260,8 +246,9 @@ def ordinal_sentence(block: dict, confidence: float) -> str | None:
     (term,) = res["terms"]
     return (
         "Cumulative link (proportional-odds logit) model on the item answers: *OR* = "
-        f"{num(term['odds_ratio'])}, "
-        f"{ci(term['odds_ratio_ci'], confidence)}, *z* = {num(term['z'])}, {pval(term['p'])} ({res['n_obs']} answers, "
+        f"{apa.num(term['odds_ratio'])}, "
+        f"{apa.ci(term['odds_ratio_ci'], confidence)}, *z* = {apa.num(term['z'])}, {apa.pval(term['p'])} "
+        f"({res['n_obs']} answers, "
         f"{res['n_clusters']} participants; {res['limitation']})."
     )
 
@@ -271,9 +258,9 @@ def period_sentence(block: dict, confidence: float) -> str | None:
     if not res:
         return None
     return (
-        f"Condition × period: *t*({res['df']:.2f}) = {num(res['statistic'])}, {pval(res['p'])}; period "
-        f"difference (later − earlier) = {num(res['period_diff'])}, {ci(res['period_diff_ci'], confidence)}; "
-        f"period-adjusted mean difference = {num(res['adjusted_mean_diff'])} ({res['n_baseline_first']} "
+        f"Condition × period: *t*({res['df']:.2f}) = {apa.num(res['statistic'])}, {apa.pval(res['p'])}; period "
+        f"difference (later − earlier) = {apa.num(res['period_diff'])}, {apa.ci(res['period_diff_ci'], confidence)}; "
+        f"period-adjusted mean difference = {apa.num(res['adjusted_mean_diff'])} ({res['n_baseline_first']} "
         f"baseline-first, {res['n_visual_first']} visual-first)."
     )
 
@@ -282,9 +269,9 @@ def period_sentence(block: dict, confidence: float) -> str | None:
 def reliability_sentence(block: dict, confidence: float) -> str | None:
     if block.get("alpha") is None:
         return None
-    omega = f"; McDonald's ω = {bounded(block['omega'])}" if block.get("omega") is not None else ""
-    alpha_ci = ci(block["alpha_ci"], confidence, fmt=bounded)
-    return f"Reliability: Cronbach's α = {bounded(block['alpha'])}, {alpha_ci}{omega}."
+    omega = f"; McDonald's ω = {apa.bounded(block['omega'])}" if block.get("omega") is not None else ""
+    alpha_ci = apa.ci(block["alpha_ci"], confidence, fmt=apa.bounded)
+    return f"Reliability: Cronbach's α = {apa.bounded(block['alpha'])}, {alpha_ci}{omega}."
 
 
 def described_only_sentences(name: str, block: dict, confidence: float, labels: dict[str, str]) -> list[str]:
@@ -292,8 +279,8 @@ def described_only_sentences(name: str, block: dict, confidence: float, labels: 
     (condition, d), *_ = block["descriptives"].items()
     why = document_mixed.readable(block["described_only"], labels)
     sentences = [
-        f"{html.escape(name)}, {html.escape(labels.get(condition, condition))} (*M* = {num(d['mean'])}, "
-        f"*SD* = {num(d['sd'])}, *Mdn* = {num(d['median'])}, *n* = {d['n']}); {html.escape(why)}.",
+        f"{html.escape(name)}, {html.escape(labels.get(condition, condition))} (*M* = {apa.num(d['mean'])}, "
+        f"*SD* = {apa.num(d['sd'])}, *Mdn* = {apa.num(d['median'])}, *n* = {d['n']}); {html.escape(why)}.",
         reliability_sentence(block, confidence),
     ]
     return [s for s in sentences if s]
@@ -303,7 +290,7 @@ def described_only_sentences(name: str, block: dict, confidence: float, labels: 
 def pairwise_table(block: dict, confidence: float, name: Callable[[str], str]) -> pd.DataFrame:
     """Every pair of both families (conditions by their labels): difference with CI, test, p and Holm p,
     effect size with CI, BF10."""
-    label = ci_label(confidence)
+    label = apa.ci_label(confidence)
     rows = []
     for family, records in block["pairwise"].items():
         for rec in records:
@@ -312,15 +299,15 @@ def pairwise_table(block: dict, confidence: float, name: Callable[[str], str]) -
             row = {
                 "Family": FAMILY_LABEL[family],
                 "Pair": f"{name(rec['a'])} → {name(rec['b'])}",
-                f"Diff. [{label}]": f"{num(par['mean_diff'])} {interval(par['ci'])}",
-                "t (df)": f"{num(par['statistic'])} ({par['df']:.1f})",
-                "p (Holm)": p_text(par["p_holm"]),
-                f"{EFFECT_NAME[es['name']]} [{label}]": f"{num(es['value'])} {interval(es['ci'])}",
-                "BF10": bf_cell((par.get("bayes_factor") or {}).get("value")),
-                "rank p (Holm)": p_text(rank["p_holm"]),
+                f"Diff. [{label}]": f"{apa.num(par['mean_diff'])} {apa.interval(par['ci'])}",
+                "t (df)": f"{apa.num(par['statistic'])} ({par['df']:.1f})",
+                "p (Holm)": apa.p_text(par["p_holm"]),
+                f"{apa.EFFECT_NAME[es['name']]} [{label}]": f"{apa.num(es['value'])} {apa.interval(es['ci'])}",
+                "BF10": apa.bf_cell((par.get("bayes_factor") or {}).get("value")),
+                "rank p (Holm)": apa.p_text(rank["p_holm"]),
             }
             if "games_howell" in rec:
-                row["Games–Howell p"] = p_text(rec["games_howell"]["p"])
+                row["Games–Howell p"] = apa.p_text(rec["games_howell"]["p"])
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -332,7 +319,8 @@ def arm_sentences(
     conditions by their labels (``name``)."""
     desc = block["descriptives"]
     means = "; ".join(
-        f"{html.escape(name(c))} (*M* = {num(desc[c]['mean'])}, *SD* = {num(desc[c]['sd'])}, *n* = {desc[c]['n']})"
+        f"{html.escape(name(c))} (*M* = {apa.num(desc[c]['mean'])}, *SD* = {apa.num(desc[c]['sd'])}, "
+        f"*n* = {desc[c]['n']})"
         for c in conditions
         if c in desc
     )
@@ -340,27 +328,27 @@ def arm_sentences(
     for res in block["omnibus"].values():
         es = res["effect_size"]
         out.append(
-            f"{res['test']}: {_omnibus_text(res)}, {pval(res['p'])} (Holm-adjusted {pval(res.get('p_holm'))}), "
-            f"{OMNIBUS_SYMBOL[es['name']]} = {num(es['value'])}."
+            f"{res['test']}: {_omnibus_text(res)}, {apa.pval(res['p'])} (Holm-adjusted {apa.pval(res.get('p_holm'))}), "
+            f"{OMNIBUS_SYMBOL[es['name']]} = {apa.num(es['value'])}."
         )
     for rec in block["pairwise"]["vs_baseline"]:
         par = rec["parametric"]
         es = par["effect_size"]
         out.append(
-            f"{html.escape(name(rec['b']))} − {html.escape(name(rec['a']))} = {num(par['mean_diff'])}, "
-            f"{ci(par['ci'], confidence)}; {EFFECT_SYMBOL[es['name']]} = {num(es['value'])}, "
-            f"{ci(es['ci'], confidence)}; Holm-adjusted {pval(par['p_holm'])}"
-            + (f"; {bf_clause(par['bayes_factor'])}." if par.get("bayes_factor") else ".")
+            f"{html.escape(name(rec['b']))} − {html.escape(name(rec['a']))} = {apa.num(par['mean_diff'])}, "
+            f"{apa.ci(par['ci'], confidence)}; {apa.EFFECT_SYMBOL[es['name']]} = {apa.num(es['value'])}, "
+            f"{apa.ci(es['ci'], confidence)}; Holm-adjusted {apa.pval(par['p_holm'])}"
+            + (f"; {apa.bf_clause(par['bayes_factor'])}." if par.get("bayes_factor") else ".")
         )
     ordinal = block.get("ordinal") or {}
     if "wald" in ordinal:
         w = ordinal["wald"]
         out.append(
             f"Ordinal model (proportional-odds logit, condition as a factor): Wald χ²({w['df']:.0f}) = "
-            f"{num(w['statistic'])}, {pval(w['p'])}; "
+            f"{apa.num(w['statistic'])}, {apa.pval(w['p'])}; "
             + "; ".join(
-                f"OR {html.escape(name(t['condition']))} vs baseline = {num(t['odds_ratio'])}, "
-                f"{ci(t['odds_ratio_ci'], confidence)}"
+                f"OR {html.escape(name(t['condition']))} vs baseline = {apa.num(t['odds_ratio'])}, "
+                f"{apa.ci(t['odds_ratio_ci'], confidence)}"
                 for t in ordinal["terms"]
             )
             + "."
@@ -386,8 +374,8 @@ def trust_sentences(trust: dict, results: dict) -> list[str]:
             versus = "visual" if two else html.escape(names(condition))
             difference = "difference (visual − baseline)" if two else "difference"
             out.append(
-                f"{label}, {versus} vs baseline: *t*({df_cell(res['df'])}) = {num(res['statistic'])}, "
-                f"{pval(res['p'])}, {difference} = {num(res['mean_diff'])}, {ci(res['ci'], level)}"
-                + f", {EFFECT_SYMBOL[es['name']]} = {num(es['value'])}."
+                f"{label}, {versus} vs baseline: *t*({df_cell(res['df'])}) = {apa.num(res['statistic'])}, "
+                f"{apa.pval(res['p'])}, {difference} = {apa.num(res['mean_diff'])}, {apa.ci(res['ci'], level)}"
+                + f", {apa.EFFECT_SYMBOL[es['name']]} = {apa.num(es['value'])}."
             )
     return out
