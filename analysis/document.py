@@ -19,6 +19,7 @@ from analysis.apa import (
     bounded,
     ci,
     ci_label,
+    df_text,
     interval,
     num,
     p_text,
@@ -89,7 +90,7 @@ def hypotheses_table(results: dict) -> pd.DataFrame:
                 **row,
                 "M first / second": f"{num(h['mean_first'])} / {num(h['mean_second'])}",
                 "Test": h["test"],
-                "t (df)": f"{num(h['statistic'])} ({document_mixed.df_text(h['df'])})",
+                "t (df)": f"{num(h['statistic'])} ({df_text(h['df'])})",
                 "p": p_text(h["p"]),
                 f"p ({h['correction']})": p_text(h["p_adjusted"]),
                 "CI": ci_label(h["ci_level"]),
@@ -109,7 +110,7 @@ def hypothesis_sentence(results: dict, h: dict) -> str:
     """APA sentence of one tested hypothesis: test, p (and corrected p), difference and effect with the
     matching interval, BF10, and what the test shows."""
     es = h["effect_size"]
-    df = f"{h['df']:.0f}" if float(h["df"]).is_integer() else f"{h['df']:.2f}"
+    df = df_text(h["df"])
     first, second = (_text(condition_label(results, h[k])) for k in ("first", "second"))
     bound = " (the binding bound)" if h["direction"] == "equivalent" else ""
     return (

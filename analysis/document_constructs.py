@@ -56,11 +56,6 @@ def methods_text(design: str, k: int) -> str:
     )
 
 
-def df_cell(df: float) -> str:
-    """A t test's df in a sentence: whole numbers without decimals, Welch df with two."""
-    return f"{df:.0f}" if float(df).is_integer() else f"{df:.2f}"
-
-
 def analysis_label(block: dict) -> str:
     """'confirmatory (H1, H2)' for a construct a preregistered hypothesis tests, else 'exploratory'."""
     if block.get("analysis") == "confirmatory":
@@ -205,7 +200,7 @@ def parametric_sentence(block: dict, confidence: float) -> str:
     (pair,) = block["pairwise"]["vs_baseline"]
     es = par["effect_size"]
     return (
-        f"{'A paired' if par['test'] == 'paired t-test' else 'A Welch'} *t*-test: *t*({df_cell(par['df'])}) = "
+        f"{'A paired' if par['test'] == 'paired t-test' else 'A Welch'} *t*-test: *t*({apa.df_text(par['df'])}) = "
         f"{apa.num(par['statistic'])}, {apa.pval(par['p'])} (Holm-adjusted {apa.pval(par.get('p_holm'))}); mean "
         "difference "
         f"(visual − baseline) = {apa.num(par['mean_diff'])}, {apa.ci(par['ci'], confidence)}; "
@@ -374,7 +369,7 @@ def trust_sentences(trust: dict, results: dict) -> list[str]:
             versus = "visual" if two else html.escape(names(condition))
             difference = "difference (visual − baseline)" if two else "difference"
             out.append(
-                f"{label}, {versus} vs baseline: *t*({df_cell(res['df'])}) = {apa.num(res['statistic'])}, "
+                f"{label}, {versus} vs baseline: *t*({apa.df_text(res['df'])}) = {apa.num(res['statistic'])}, "
                 f"{apa.pval(res['p'])}, {difference} = {apa.num(res['mean_diff'])}, {apa.ci(res['ci'], level)}"
                 + f", {apa.EFFECT_SYMBOL[es['name']]} = {apa.num(es['value'])}."
             )
