@@ -272,7 +272,9 @@ def test_a_hypothesis_about_baseline_minus_visual_is_tested_in_its_own_direction
             for d in ("greater", "less")
         ]
     )
-    data = StudyData(None, None, None, "within", "base", "vis", hypotheses=hypotheses)
+    data = StudyData(
+        None, None, None, "within", "base", "vis", conditions=("base", "vis"), hypotheses=hypotheses
+    )
     greater, less = confirmatory_tests(scores, data, 0.95)
     assert greater["mean_diff"] > 0 and greater["effect_size"]["value"] > 0
     assert greater["p"] < 0.01 and less["p"] > 0.99 and greater["p"] + less["p"] == pytest.approx(1)
