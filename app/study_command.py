@@ -259,8 +259,9 @@ def cmd_raters_list(args: argparse.Namespace) -> int:
     print(f"{'id':6} {'name':24} {'slot':>4} {'rated':>9} {'status':10}")
     for rater in raters:
         done, total = panel.progress(rater.id)
-        status = "inactive" if not rater.active else ("invited" if rater.password_hash is None else "active")
-        print(f"{rater.public_id:6} {rater.name:24} {rater.slot + 1:>4} {f'{done}/{total}':>9} {status:10}")
+        print(
+            f"{rater.public_id:6} {rater.name:24} {rater.slot + 1:>4} {f'{done}/{total}':>9} {rater.status:10}"
+        )
     return 0
 
 
@@ -465,7 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id", nargs="?", metavar="ID")
     p.set_defaults(func=cmd_instruments)
 
-    p = sub.add_parser("simulate", help="run bot participants through the real flow engine")
+    p = sub.add_parser("simulate", help="run bot participants through the real study engine")
     p.add_argument(
         "--protocol", metavar="FILE", help="registered protocol (default: the database's only study)"
     )
@@ -679,8 +680,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     from db.backup import BackupError
     from study.auth import AuthError
-    from study.engine import EngineError
     from study.rating import RatingError
+    from study.refusals import EngineError
     from study.registry import RegistryError
 
     args = build_parser().parse_args(argv)
