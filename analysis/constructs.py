@@ -87,14 +87,17 @@ def construct_block(
     lo, hi = float(scale["scale_min"]), float(scale["scale_max"])
     pomps = {c: pomp(m, lo, hi) for c, m in means.items()}
     pairs = pairwise(samples, data.baseline, config.confidence)
+    factors: dict[tuple[str, str], dict] = {}  # a pair stands in both families: its Bayes factor, once
     for record in (r for records in pairs.values() for r in records):
         a, b = record["a"], record["b"]
         record["relative_change_pct"] = relative_change_pct(means[b], means[a])
         record["pomp_diff"] = None if pomps[b] is None else pomps[b] - pomps[a]
         if config.full:
-            record["parametric"]["bayes_factor"] = bayes_factor(
-                samples.sample(b), samples.sample(a), paired=data.design == "within"
-            )
+            if (a, b) not in factors:
+                factors[(a, b)] = bayes_factor(
+                    samples.sample(b), samples.sample(a), paired=data.design == "within"
+                )
+            record["parametric"]["bayes_factor"] = factors[(a, b)]
     block = {
         **_scale_block(scores, construct, scale),
         "omnibus": omnibus_tests(samples, pairs),

@@ -13,6 +13,7 @@ Each function returns a flat record; keys are listed in its docstring.
 
 from __future__ import annotations
 
+import copy
 from itertools import combinations
 
 import numpy as np
@@ -174,9 +175,10 @@ def pairwise(samples: ConditionScores, baseline: str, confidence: float = 0.95) 
             "nonparametric": wilcoxon_test(x, y),
         }
 
+    tested = {(a, b): compare(a, b) for a, b in combinations(ordered, 2)}  # each pair once, in both families
     families = {
-        "vs_baseline": [compare(baseline, c) for c in ordered[1:]],
-        "all_pairs": [compare(a, b) for a, b in combinations(ordered, 2)],
+        "vs_baseline": [copy.deepcopy(tested[(baseline, c)]) for c in ordered[1:]],
+        "all_pairs": [copy.deepcopy(record) for record in tested.values()],
     }
     for records in families.values():
         for kind in ("parametric", "nonparametric"):
