@@ -70,8 +70,9 @@ def test_analysis_page_analyses_only_the_engines_study(two_studies):
 
 
 def test_analysis_page_shows_the_reports_numbers(two_studies, tmp_path):
-    """The page and `skingen-analysis report` run one orchestration with the same settings: every table the
-    page shows is the report's, cell for cell (the page once ran 200 bootstrap resamples and no protocol)."""
+    """The page and `skingen-analysis report` run one orchestration with the same settings: the settings the
+    page shows are the report's (the page once ran 200 bootstrap resamples and no protocol), and so is every
+    table, cell for cell."""
     from analysis.document import hypotheses_table, instruments_table, ratings_table, summary_table
     from app.analysis_command import main
 
@@ -84,6 +85,8 @@ def test_analysis_page_shows_the_reports_numbers(two_studies, tmp_path):
     at.button[0].click()
     at.run()
     assert not at.exception, [e.message for e in at.exception]
+    (settings,) = at.json
+    assert json.loads(settings.value) == results["config"]
     shown = [frame.value.reset_index(drop=True).astype(str) for frame in at.dataframe]
     expected = [
         *([hypotheses_table(results)] if results["hypotheses"] else []),

@@ -238,6 +238,8 @@ def analysis() -> None:
         f"Study {protocol.study.id} v{protocol.study.version} · {data.design} design · "
         f"{analysed} participants analysed"
     )
+    with st.expander("Settings (those of `skingen-analysis report`, as in results.json)"):
+        st.json(result.results["config"])
     plan = result.results["preregistration"]
     st.subheader(f"Preregistration: {plan['status']}")
     for deviation in plan["deviations"]:
