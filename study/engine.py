@@ -112,7 +112,7 @@ class StudyEngine:
         # where a new participant's case-order seed comes from: secret for people (their order can't be
         # guessed from anyone else's), a bot's own seeded stream under simulation (study.simulate)
         self.order_seeds: Callable[[], int] = secret_order_seed
-        self._conditions = {c.id for c in loaded.bundle.manifest.conditions}
+        self._conditions = {c.id for c in loaded.bundle.manifest.skin_conditions}
         self._paths = PathCache(loaded)
         self.turn_log = TurnLog(self)
 

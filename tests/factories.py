@@ -55,7 +55,7 @@ def make_bundle(
                 ReferenceImage(
                     image=f"references/{case_id}/{r}.png",
                     caption=f"Example of {said}",
-                    condition=said,
+                    skin_condition=said,
                     closed_loop=check if closed_loop else None,
                 )
             )
@@ -64,7 +64,7 @@ def make_bundle(
                 case_id=case_id,
                 image=f"cases/{case_id}.png",
                 ground_truth=truth,
-                ai=AIOutput(condition=said, display_name=said.title(), text=f"It is {said}."),
+                ai=AIOutput(skin_condition=said, display_name=said.title(), text=f"It is {said}."),
                 references=tuple(refs),
                 retrieved=tuple(_retrieved(root, case_id, said, n) for n in range(retrieved)),
             )
@@ -73,7 +73,7 @@ def make_bundle(
         bundle_id="test",
         version="1",
         retrieval=_RETRIEVAL if retrieved else None,
-        conditions=tuple(SkinConditionEntry(id=c, display_name=c.title()) for c in CONDITIONS),
+        skin_conditions=tuple(SkinConditionEntry(id=c, display_name=c.title()) for c in CONDITIONS),
         cases=tuple(cases),
     )
     write_manifest(root, manifest)
@@ -92,7 +92,7 @@ def _retrieved(root: Path, case_id: str, condition: str, rank: int) -> Retrieved
     return RetrievedImage(
         image=relative,
         caption=retrieved_caption(condition.title(), source, licence, attribution),
-        condition=condition,
+        skin_condition=condition,
         source=source,
         licence=licence,
         attribution=attribution,

@@ -343,7 +343,7 @@ def test_retrieved_real_references_show_with_the_caption_their_licence_requires(
                 # generated first, then the real photos, each credited as its licence asks
                 assert captions == [r.caption for r in case.references] + [r.caption for r in case.retrieved]
                 assert captions[-1] == (
-                    f"Real example of {case.ai.condition} — not the patient. "
+                    f"Real example of {case.ai.skin_condition} — not the patient. "
                     "Photo: Atlas (CC BY 4.0), photo by Dr. Example 1"
                 )
                 assert f"Real example pictures of {case.ai.display_name.lower()}" in p.text()

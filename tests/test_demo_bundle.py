@@ -58,18 +58,18 @@ def test_bundle_is_varied_and_plants_wrong_ai_cases(bundle: Bundle) -> None:
 
 def test_ai_outputs_are_complete(bundle: Bundle) -> None:
     manifest = bundle.manifest
-    descriptions = {c.id: c.description for c in manifest.conditions}
+    descriptions = {c.id: c.description for c in manifest.skin_conditions}
     assert all(descriptions.values())
     for case in manifest.cases:
         ai = case.ai
         assert ai.model_id == "demo-fixed-output"
-        assert ai.display_name == manifest.condition_name(ai.condition)
+        assert ai.display_name == manifest.skin_condition_name(ai.skin_condition)
         assert ai.display_name.lower() in ai.text
         assert ai.rationale
         assert len(ai.differential) == 3
-        assert ai.differential[0].condition == ai.condition
+        assert ai.differential[0].skin_condition == ai.skin_condition
         assert sum(entry.score for entry in ai.differential) <= 1.0
-        assert all(entry.condition in descriptions for entry in ai.differential)
+        assert all(entry.skin_condition in descriptions for entry in ai.differential)
         assert "synthetic" in case.alt_text.lower()
 
 
@@ -79,12 +79,12 @@ def test_references_show_the_diagnosed_condition_with_provenance(bundle: Bundle)
         tones = set()
         for ref in case.references:
             assert ref.generated
-            assert ref.condition == case.ai.condition
+            assert ref.skin_condition == case.ai.skin_condition
             assert "not the patient" in ref.caption
             assert ref.provenance is not None
             provenance = json.loads(bundle.path(ref.provenance).read_text(encoding="utf-8"))
             assert provenance["generator"] == "demo-procedural"
-            assert provenance["condition"] == case.ai.condition
+            assert provenance["condition"] == case.ai.skin_condition
             assert isinstance(provenance["seed"], int)
             tones.add(provenance["skin_tone"])
         assert case.skin_tone in tones

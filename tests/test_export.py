@@ -55,7 +55,7 @@ def test_diagnosis_items_get_derived_agreement_rows(simulated):
     assert len(chosen) == len(agrees) == len(correct) > 0
     for (pid, case_id), value in chosen.items():
         case = manifest.case(case_id)
-        assert agrees.loc[(pid, case_id), "value"] == str(int(value == case.ai.condition))
+        assert agrees.loc[(pid, case_id), "value"] == str(int(value == case.ai.skin_condition))
         assert correct.loc[(pid, case_id), "value"] == str(int(value == case.ground_truth))
     assert set(agrees["construct"]) == {"agreement_with_ai"}
 

@@ -32,7 +32,7 @@ def test_images_are_references_plus_blind_case_photos(panel):
     assert len(images) == 6 * 2 + 6
     assert sum(not i.generated for i in images) == 6
     photo = next(i for i in images if i.image_id == "c02.photo")
-    assert photo.condition == "eczema" and photo.image == "cases/c02.png"  # case photos show the ground truth
+    assert photo.skin_condition == "eczema" and photo.image == "cases/c02.png"  # case photos show the ground truth
 
 
 def test_each_image_gets_k_raters_and_raters_get_equal_shares(panel):
@@ -62,7 +62,7 @@ def test_own_order_progress_resume_and_idempotency(panel):
     b, _ = panel.add_rater("b")
     first = panel.next_task(a.id)
     assert (first.number, first.total) == (1, 9)
-    assert first.condition_name in {"Psoriasis", "Eczema", "Acne", "Vitiligo"}
+    assert first.skin_condition_name in {"Psoriasis", "Eczema", "Acne", "Vitiligo"}
     order_a = [panel.next_task(a.id).image.image_id]
     panel.submit(a.id, first.image.image_id, ANSWERS)
     again = panel.submit(a.id, first.image.image_id, {**ANSWERS, "realism": 1})  # replay: ignored
@@ -171,7 +171,7 @@ def test_retrieved_references_are_rated_beside_generated_ones(retrieval_panel):
     real = next(i for i in images if i.image_id == "c02.x1")
     case = retrieval_panel.loaded.bundle.manifest.case("c02")
     # a wrong-AI case: the real reference shows the AI's diagnosis, as the generated ones do
-    assert real.condition == case.ai.condition != case.ground_truth and not real.generated
+    assert real.skin_condition == case.ai.skin_condition != case.ground_truth and not real.generated
     assert real.image == case.retrieved[1].image
     shares = [slot_images(retrieval_panel.loaded, slot) for slot in range(retrieval_panel.rating.raters)]
     assert set(Counter(i for share in shares for i in share).values()) == {2} and {

@@ -65,7 +65,7 @@ def test_vlm_answer_naming_nothing_is_unknown_not_a_guess(taxonomy: Taxonomy) ->
     diagnosis = parse_answer("Diagnosis: a skin lesion of uncertain type.", taxonomy, "m")
     assert diagnosis.condition == UNKNOWN and diagnosis.differential == ()
     ai = diagnosis.ai_output()
-    assert ai.condition == UNKNOWN and "could not" in ai.text
+    assert ai.skin_condition == UNKNOWN and "could not" in ai.text
 
 
 # --- prompts --------------------------------------------------------------------------------------------
@@ -175,7 +175,7 @@ def test_read_cases_with_fixed_wrong_ai(taxonomy: Taxonomy, tmp_path: Path) -> N
         ],
     )  # fmt: skip
     first, second = read_cases(root, taxonomy)
-    assert first.fixed_ai is not None and first.fixed_ai.condition == "eczema"
+    assert first.fixed_ai is not None and first.fixed_ai.skin_condition == "eczema"
     assert first.fixed_ai.text == "Probably eczema." and first.skin_tone == "V"
     assert second.fixed_ai is None and second.skin_tone is None
 
@@ -225,7 +225,7 @@ def test_diagnosis_to_ai_output_sentence(taxonomy: Taxonomy) -> None:
     )
     ai = diagnosis.ai_output()
     assert ai.text == "The AI's most likely diagnosis is Melanoma." and ai.rationale == "irregular border"
-    assert [d.condition for d in ai.differential] == ["melanoma", "nevus"]
+    assert [d.skin_condition for d in ai.differential] == ["melanoma", "nevus"]
 
 
 # --- CLI without torch ----------------------------------------------------------------------------------

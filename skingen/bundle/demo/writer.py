@@ -135,7 +135,7 @@ def build_demo_bundle(
             "with fixed AI outputs (some deliberately wrong). For trying the study app, not for research.",
             synthetic=True,
             generator={"name": GENERATOR, "seed": seed, "n_references": n_references, "size": size},
-            conditions=condition_entries(material.conditions),
+            skin_conditions=condition_entries(material.conditions),
             cases=cases,
         )
 
