@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import streamlit as st
 
 from app import images
-from db.jobs import JobQueue
+from db.jobs import DEFAULT_HOLD_S, DEFAULT_JOB_TTL_S, JobQueue
 from db.session import DB_ENV, Database, database_url
 from study.engine import (
     ConsentRefused,
@@ -32,6 +32,8 @@ from study.registry import RegistryError
 LOG = logging.getLogger("skingen.app")
 
 PROTOCOL_ENV = "SKINGEN_PROTOCOL"
+JOB_TTL_ENV = "SKINGEN_JOB_TTL"  # seconds an open model job may wait (serve --job-ttl)
+JOB_HOLD_ENV = "SKINGEN_JOB_HOLD"  # seconds a left explorer page's photo survives (serve --job-hold)
 TEST_HOOKS_ENV = "SKINGEN_TEST_HOOKS"
 TOKEN_PARAM = "token"
 
@@ -99,8 +101,32 @@ def configured_engine() -> StudyEngine:
 
 
 def live_queue() -> JobQueue:
-    """The model workers' job queue, in the study's database (cheap: it shares the engine's pool)."""
-    return JobQueue(configured_engine().db)
+    """The model workers' job queue, in the study's database (cheap: it shares the engine's pool), with the
+    server's job TTL and page hold."""
+    return configured_queue(configured_engine().db)
+
+
+def configured_queue(db: Database) -> JobQueue:
+    """A job queue on ``db`` with the server's job TTL and page hold (``serve --job-ttl/--job-hold``)."""
+    return JobQueue(
+        db,
+        ttl_seconds=seconds_setting(JOB_TTL_ENV, DEFAULT_JOB_TTL_S),
+        hold_seconds=seconds_setting(JOB_HOLD_ENV, DEFAULT_HOLD_S),
+    )
+
+
+def seconds_setting(name: str, default: float) -> float:
+    """A positive number of seconds from the environment variable ``name`` (``default`` when unset)."""
+    raw = os.environ.get(name, "")
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name}: expected a number of seconds, got {raw!r}") from None
+    if not value > 0:
+        raise ValueError(f"{name}: must be > 0 seconds, got {raw!r}")
+    return value
 
 
 def _entry() -> Entry:

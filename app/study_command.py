@@ -341,6 +341,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         tuned=not args.default_streamlit,
         explorer_open=args.explorer_open,
         explorer_photos=args.explorer_photos,
+        job_ttl=args.job_ttl,
+        job_hold=args.job_hold,
         nice=args.nice,
     )
     return 0
@@ -426,6 +428,16 @@ def cmd_deploy_nginx(args: argparse.Namespace) -> int:
         )
     print(f"run it: {deployment.out / 'start.sh'}   (see docs/deployment.md for systemd)")
     return 0
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0 seconds, got {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -612,6 +624,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--explorer-photos",
         metavar="DIR",
         help="keep explorer photos here, only when their user ticks consent (default: photos are never stored)",
+    )
+    p.add_argument(
+        "--job-ttl",
+        type=_positive_seconds,
+        metavar="SECONDS",
+        help="a model job (explorer, interactive trials) not done by a worker within this time fails, its photo "
+        "erased (default: $SKINGEN_JOB_TTL, else 600)",
+    )
+    p.add_argument(
+        "--job-hold",
+        type=_positive_seconds,
+        metavar="SECONDS",
+        help="an explorer photo and the answers about it are erased this long after its page was left "
+        "(default: $SKINGEN_JOB_HOLD, else 120)",
     )
     p.add_argument(
         "--nice",

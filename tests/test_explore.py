@@ -6,14 +6,18 @@ server, so every step is deterministic: no waiting on timers.
 
 from __future__ import annotations
 
+import base64
 import io
+import time
 
 import pytest
 from PIL import Image, ImageDraw
+from sqlalchemy import MetaData, make_url, select
 from streamlit.testing.v1 import AppTest
 
 from app.context import configured_engine, live_queue
 from db.models import Job
+from formats.jobs import decode_png, encode_png
 from formats.taxonomy import Taxonomy
 from skingen.diagnosis.openai_chat import OpenAIChatDiagnoser
 from skingen.serving import GenerationSettings, ModelServer
@@ -65,13 +69,34 @@ def chat_worker(url: str, **models) -> Worker:
     taxonomy = Taxonomy.load()
     diagnoser = OpenAIChatDiagnoser(url, "llava", taxonomy, timeout=5)
     server = ModelServer(taxonomy, diagnoser=diagnoser, **models)
-    return Worker(live_queue(), server.handlers(), name="test-worker")
+    worker = Worker(live_queue(), server.handlers(), name="test-worker")
+    worker.beat()  # running: pages see a live worker
+    return worker
 
 
-def test_the_explorer_needs_a_researcher_unless_opened(study, monkeypatch) -> None:
-    monkeypatch.delenv("SKINGEN_EXPLORER_OPEN")
-    at = open_explorer()
-    assert "Researcher sign-in" in text(at) and not at.file_uploader
+def photo_traces(upload: bytes) -> list[bytes]:
+    """What of an uploaded photo could be stored: a stretch from the middle of the upload's base64 and of the
+    base64 PNG the app sends to workers (PNG headers are alike in every image: not from the start), and the
+    raw bytes."""
+    sent = encode_png(decode_png(base64.b64encode(upload).decode()))
+    middle = [text[len(text) // 2 : len(text) // 2 + 48] for text in (base64.b64encode(upload).decode(), sent)]
+    return [chunk.encode() for chunk in middle] + [upload[len(upload) // 2 : len(upload) // 2 + 32]]
+
+
+def stored_traces(traces: list[bytes]) -> list[str]:
+    """Every table.column of the study database holding any of ``traces`` (every row, every column)."""
+    db = configured_engine().db
+    tables = MetaData()
+    tables.reflect(db.engine)
+    found = []
+    with db.read() as session:
+        for table in tables.sorted_tables:
+            for row in session.execute(select(table)):
+                for name, value in row._mapping.items():
+                    data = value if isinstance(value, bytes) else str(value).encode()
+                    if any(trace in data for trace in traces):
+                        found.append(f"{table.name}.{name}")
+    return found
 
 
 def test_photo_diagnosis_follow_up_with_the_skin_tone_estimated(study, chat_server) -> None:
@@ -96,6 +121,30 @@ def test_photo_diagnosis_follow_up_with_the_skin_tone_estimated(study, chat_serv
         "content"
     ] == "Does it itch?"
     assert not at.exception
+
+
+def test_with_no_worker_the_page_says_so_and_a_left_pages_photo_is_erased(study, monkeypatch) -> None:
+    """No worker running: the page says so at once and names the command that starts one on this database;
+    once the user has left (the page no longer renews its hold), no byte of the photo stays in any table."""
+    monkeypatch.setenv("SKINGEN_JOB_HOLD", "0.5")  # `serve --job-hold`: 2 minutes by default
+    upload = photo_png()
+    at = open_explorer()
+    at.file_uploader[0].set_value(("spot.png", upload, "image/png")).run()
+    [warning] = at.warning
+    assert "No model worker is running" in warning.value
+    url = make_url(configured_engine().db.url)  # the worker's --db names this database as it is reached
+    shown = f"sqlite:///{url.database}" if url.get_backend_name() == "sqlite" else f"@{url.host}:{url.port}/"
+    assert "`skingen worker --db " in warning.value and shown in warning.value
+    assert url.password is None or url.password not in warning.value
+    traces = photo_traces(upload)
+    assert stored_traces(traces) == ["jobs.inputs"]  # the open job holds it while the page is open
+    # the user leaves: nothing renews the hold; the app's sweeper erases it (bounded wait, no fixed sleep)
+    deadline = time.monotonic() + 30
+    while stored_traces(traces) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert stored_traces(traces) == []
+    [job] = live_queue().statuses([1]).values()
+    assert job.finished
 
 
 def test_a_busy_model_gets_a_calm_note_and_a_retry(study, chat_server) -> None:
