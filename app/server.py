@@ -189,6 +189,29 @@ def freeze_startup_heap() -> None:
     gc.freeze()
 
 
+class PortInUse(ValueError):
+    """The port ``serve`` was asked for is taken: said before a password is printed or a database touched."""
+
+
+def check_port(host: str, port: int) -> None:
+    """Raise :class:`PortInUse` unless ``host:port`` can be bound now (as Streamlit will bind it: address
+    reuse on, so a port a stopped server left in TIME_WAIT counts as free)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ValueError(f"--host {host}: not an address of this machine ({exc})") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise PortInUse(
+                f"port {port} on {host} is not free ({exc.strerror}): another server (a study app already "
+                f"running?) listens on http://{host}:{port}; stop it or choose another --port"
+            ) from None
+
+
 def serve(
     db_url: str,
     protocol: str | None = None,

@@ -45,7 +45,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from db.models import Job, WorkerBeat, utcnow
-from db.session import Database
+from db.session import Database, open_existing
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 OPEN = (QUEUED, RUNNING)
@@ -147,8 +147,9 @@ class JobQueue:
 
     @classmethod
     def open(cls, url: str, *, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> JobQueue:
-        """A queue on the database at ``url`` (what a worker on another machine starts from)."""
-        return cls(Database(url), lease_seconds=lease_seconds)
+        """A queue on the existing database at ``url`` (what a worker on another machine starts from; a wrong
+        ``--db`` is refused with the path or host it tried, never created)."""
+        return cls(open_existing(url), lease_seconds=lease_seconds)
 
     # --- the app's side ---------------------------------------------------------------------------------
 

@@ -12,14 +12,12 @@ import logging
 import shlex
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 from weakref import WeakKeyDictionary
 
 from cachetools import LRUCache
-from sqlalchemy.engine import make_url
 
 from db.jobs import DONE, FAILED, QUEUED, JobQueue, JobStatus, JobView
-from db.session import Database
+from db.session import Database, absolute_url
 from formats.jobs import RETRY_LATER, JobRequest
 
 LOG = logging.getLogger("skingen.live")
@@ -31,16 +29,8 @@ NO_WORKER = "No model worker is running, so nothing can answer this request yet.
 
 
 def worker_command(url: str) -> str:
-    """The command that starts a worker on the database at ``url``, to copy as shown: a relative SQLite path
-    made absolute (the worker may start in another folder), a password hidden."""
-    parsed = make_url(url)
-    database = parsed.database or ""
-    if parsed.get_backend_name() == "sqlite" and database not in ("", ":memory:") and not database.startswith(
-        "file:"
-    ):
-        parsed = parsed.set(database=str(Path(database).resolve()))
-    shown = parsed.render_as_string(hide_password=True)
-    return f"skingen worker --db {shlex.quote(shown)} --vlm VLM_MODEL --sd SD_MODEL"
+    """The command that starts a worker on the database at ``url``, to copy as shown."""
+    return f"skingen worker --db {shlex.quote(absolute_url(url))} --vlm VLM_MODEL --sd SD_MODEL"
 
 
 def submit(queue: JobQueue, request: JobRequest, *, held: bool = False) -> JobView:
