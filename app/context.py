@@ -43,6 +43,7 @@ _SHOWN_KEY = "skingen.shown"
 _ERRORS_KEY = "skingen.errors"
 _HANDLED_KEY = "skingen.handled"
 _MOVED_KEY = "skingen.moved"
+_DECLINED_KEY = "skingen.declined"
 
 INVALID_LINK = (
     "This link is not valid. Please open the study with the exact link you were given. "
@@ -66,7 +67,7 @@ class Entry:
 class Visit:
     """One rerun's view of the participant: the page to show and what it needs."""
 
-    page: str  # consent | questions | info | trial | complete | error
+    page: str  # consent | declined | questions | info | trial | complete | error
     engine: StudyEngine | None = None
     entry: Entry | None = None
     position: Position | None = None
@@ -170,7 +171,7 @@ def resolve() -> Visit:
         except ResumeRefused as refused:
             return Visit("error", engine, entry, problem=str(refused).capitalize())
     if entry.token is None:
-        return Visit("consent", engine, entry)
+        return Visit("declined" if st.session_state.get(_DECLINED_KEY) else "consent", engine, entry)
     try:
         position = _moved_to(entry.token) or engine.position(entry.token)
     except UnknownToken:
@@ -257,6 +258,16 @@ def consent(visit: Visit) -> None:
         return
     st.query_params[TOKEN_PARAM] = token
     st.session_state[_ENTRY_KEY] = Entry(token, visit.entry.url_params)
+
+
+def decline(visit: Visit) -> None:
+    """Decline-button callback: count the decline (nothing about the person) and show the end page."""
+    assert visit.engine is not None
+    try:
+        visit.engine.decline()
+    except Exception:  # the count is lost, the person still gets their polite end page
+        LOG.exception("could not count a decline")
+    st.session_state[_DECLINED_KEY] = True
 
 
 def submit(visit: Visit) -> None:

@@ -397,6 +397,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
     from db.backup import backup
 
     url = database_url(args.db)
+    _existing_db(args).dispose()  # names the resolved path or server it tried
     print(f"backed up {url} to {backup(url, Path(args.out))}")
     return 0
 

@@ -305,9 +305,7 @@ class JobQueue:
         with self.db.read() as session:
             found = session.scalar(
                 select(Job.id)
-                .where(
-                    or_(Job.status.in_(OPEN) & Job.expires_at.is_not(None), Job.held_until.is_not(None))
-                )
+                .where(or_(Job.status.in_(OPEN) & Job.expires_at.is_not(None), Job.held_until.is_not(None)))
                 .limit(1)
             )
             return found is not None

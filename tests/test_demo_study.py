@@ -42,6 +42,7 @@ def served(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
     monkeypatch.setattr(skingen.bundle.demo.writer, "build_demo_bundle", lambda out: make_bundle(out))
     started: list[tuple] = []
     monkeypatch.setattr(server, "serve", lambda *a, **k: started.append(a))
+    monkeypatch.setattr(server, "check_port", lambda host, port: None)  # 8501 may be taken on a test machine
     return started
 
 

@@ -79,7 +79,9 @@ def photo_traces(upload: bytes) -> list[bytes]:
     base64 PNG the app sends to workers (PNG headers are alike in every image: not from the start), and the
     raw bytes."""
     sent = encode_png(decode_png(base64.b64encode(upload).decode()))
-    middle = [text[len(text) // 2 : len(text) // 2 + 48] for text in (base64.b64encode(upload).decode(), sent)]
+    middle = [
+        text[len(text) // 2 : len(text) // 2 + 48] for text in (base64.b64encode(upload).decode(), sent)
+    ]
     return [chunk.encode() for chunk in middle] + [upload[len(upload) // 2 : len(upload) // 2 + 32]]
 
 

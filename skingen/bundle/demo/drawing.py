@@ -2,7 +2,8 @@
 
 Images are float32 arrays (H, W, 3) in [0, 1]; coordinates run from -1 to 1. :func:`render_image` draws
 unaffected skin of one :class:`SkinTone`, paints one condition into it (a function of :data:`PAINTERS`) and
-burns the same SYNTHETIC stamp into every image's corner. What is drawn (conditions, tones, cases) is data: ``material.yaml``.
+burns the same SYNTHETIC stamp into every image's corner. What is drawn (conditions, tones, cases) is data:
+``material.yaml``.
 """
 
 from __future__ import annotations
