@@ -7,6 +7,8 @@ import streamlit as st
 
 from app import context
 
+DECLINE = "I do not want to take part"  # a protocol's consent text may point to the button by this label
+
 
 def page() -> None:
     visit = context.current("consent")
@@ -28,7 +30,7 @@ def page() -> None:
         )
     context.unhandled_click(visit, clicked)
     # Outside the form: declining submits nothing of it.
-    st.button("I do not want to take part", key="consent.decline", on_click=context.decline, args=(visit,))
+    st.button(DECLINE, key="consent.decline", on_click=context.decline, args=(visit,))
     if context.PAGE in missing:
         st.error(f"Your consent {context.NOT_SAVED}")
     elif missing:
