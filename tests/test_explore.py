@@ -6,24 +6,23 @@ server, so every step is deterministic: no waiting on timers.
 
 from __future__ import annotations
 
-import base64
 import io
 import time
 
 import pytest
 from PIL import Image, ImageDraw
-from sqlalchemy import MetaData, make_url, select
+from sqlalchemy import make_url
 from streamlit.testing.v1 import AppTest
 
 from app.context import configured_engine, live_queue
 from db.models import Job
-from formats.jobs import decode_png, encode_png
 from formats.taxonomy import Taxonomy
 from skingen.diagnosis.openai_chat import OpenAIChatDiagnoser
 from skingen.serving import GenerationSettings, ModelServer
 from skingen.worker import Worker
 from tests.app_driver import APP
 from tests.chat_server import ChatServer
+from tests.privacy_scan import photo_traces, stored_traces
 
 
 def photo_png(skin=(140, 95, 70)) -> bytes:
@@ -74,33 +73,6 @@ def chat_worker(url: str, **models) -> Worker:
     return worker
 
 
-def photo_traces(upload: bytes) -> list[bytes]:
-    """What of an uploaded photo could be stored: a stretch from the middle of the upload's base64 and of the
-    base64 PNG the app sends to workers (PNG headers are alike in every image: not from the start), and the
-    raw bytes."""
-    sent = encode_png(decode_png(base64.b64encode(upload).decode()))
-    middle = [
-        text[len(text) // 2 : len(text) // 2 + 48] for text in (base64.b64encode(upload).decode(), sent)
-    ]
-    return [chunk.encode() for chunk in middle] + [upload[len(upload) // 2 : len(upload) // 2 + 32]]
-
-
-def stored_traces(traces: list[bytes]) -> list[str]:
-    """Every table.column of the study database holding any of ``traces`` (every row, every column)."""
-    db = configured_engine().db
-    tables = MetaData()
-    tables.reflect(db.engine)
-    found = []
-    with db.read() as session:
-        for table in tables.sorted_tables:
-            for row in session.execute(select(table)):
-                for name, value in row._mapping.items():
-                    data = value if isinstance(value, bytes) else str(value).encode()
-                    if any(trace in data for trace in traces):
-                        found.append(f"{table.name}.{name}")
-    return found
-
-
 def test_photo_diagnosis_follow_up_with_the_skin_tone_estimated(study, chat_server) -> None:
     worker = chat_worker(chat_server.url)
     at = open_explorer()
@@ -139,12 +111,12 @@ def test_with_no_worker_the_page_says_so_and_a_left_pages_photo_is_erased(study,
     assert "`skingen worker --db " in warning.value and shown in warning.value
     assert url.password is None or url.password not in warning.value
     traces = photo_traces(upload)
-    assert stored_traces(traces) == ["jobs.inputs"]  # the open job holds it while the page is open
+    assert stored_traces(configured_engine().db, traces) == ["jobs.inputs"]  # the open job holds it while the page is open
     # the user leaves: nothing renews the hold; the app's sweeper erases it (bounded wait, no fixed sleep)
     deadline = time.monotonic() + 30
-    while stored_traces(traces) and time.monotonic() < deadline:
+    while stored_traces(configured_engine().db, traces) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert stored_traces(traces) == []
+    assert stored_traces(configured_engine().db, traces) == []
     [job] = live_queue().statuses([1]).values()
     assert job.finished
 
