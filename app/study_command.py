@@ -728,8 +728,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     from db.backup import BackupError
     from study.auth import AuthError
-    from study.engine import EngineError
     from study.rating import RatingError
+    from study.refusals import EngineError
     from study.registry import RegistryError
 
     args = build_parser().parse_args(argv)

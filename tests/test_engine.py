@@ -8,8 +8,9 @@ import pytest
 from sqlalchemy import func, select, text
 
 from db.models import AllocationSlot, ConsentRecord, Event, Participant, Response
-from study.engine import ConsentRefused, ResumeRefused, StepConflict, StudyEngine, UnknownToken
+from study.engine import StudyEngine
 from study.flow import AnswerError
+from study.refusals import ConsentRefused, ResumeRefused, StepConflict, UnknownToken
 
 TICKED = ["read_information", "voluntary", "agree_data"]
 ENTRY = {"expertise": 2, "age_group": 1}
