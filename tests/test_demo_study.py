@@ -10,8 +10,8 @@ import pytest
 import skingen.bundle.demo.writer
 from app import server
 from app.demo import PROTOCOLS, packaged_protocol_text
-from app.views.consent import DECLINE
 from app.study_command import main
+from app.views.consent import DECLINE
 from study.protocol import parse_protocol
 from tests.factories import make_bundle
 

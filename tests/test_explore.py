@@ -111,12 +111,13 @@ def test_with_no_worker_the_page_says_so_and_a_left_pages_photo_is_erased(study,
     assert "`skingen worker --db " in warning.value and shown in warning.value
     assert url.password is None or url.password not in warning.value
     traces = photo_traces(upload)
-    assert stored_traces(configured_engine().db, traces) == ["jobs.inputs"]  # the open job holds it while the page is open
+    db = configured_engine().db
+    assert stored_traces(db, traces) == ["jobs.inputs"]  # the open job holds it while the page is open
     # the user leaves: nothing renews the hold; the app's sweeper erases it (bounded wait, no fixed sleep)
     deadline = time.monotonic() + 30
-    while stored_traces(configured_engine().db, traces) and time.monotonic() < deadline:
+    while stored_traces(db, traces) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert stored_traces(configured_engine().db, traces) == []
+    assert stored_traces(db, traces) == []
     [job] = live_queue().statuses([1]).values()
     assert job.finished
 
