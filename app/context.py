@@ -100,12 +100,13 @@ def live_queue() -> JobQueue:
     return configured_queue(configured_engine().db)
 
 
-def configured_queue(db: Database) -> JobQueue:
-    """A job queue on ``db`` with the server's job TTL and page hold (``serve --job-ttl/--job-hold``)."""
+def configured_queue(db: Database, *, ttl: float | None = None, hold: float | None = None) -> JobQueue:
+    """A job queue on ``db`` with the server's job TTL and page hold: ``ttl``/``hold`` when given, else the
+    environment that ``serve --job-ttl/--job-hold`` sets, else the defaults."""
     return JobQueue(
         db,
-        ttl_seconds=seconds_setting(JOB_TTL_ENV, DEFAULT_JOB_TTL_S),
-        hold_seconds=seconds_setting(JOB_HOLD_ENV, DEFAULT_HOLD_S),
+        ttl_seconds=ttl or seconds_setting(JOB_TTL_ENV, DEFAULT_JOB_TTL_S),
+        hold_seconds=hold or seconds_setting(JOB_HOLD_ENV, DEFAULT_HOLD_S),
     )
 
 

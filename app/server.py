@@ -228,7 +228,7 @@ def serve(
     """Run the participant app until interrupted. The app reads the study (and the explorer's settings: open
     to all, where photos are kept with consent; the model jobs' time to live and a left page's hold) from the
     environment. ``nice`` > 0 lowers the process's CPU priority, so that other servers on the machine (a
-    study's replicas) come first when the cores are busy. Jobs left from before a restart are swept here."""
+    study's replicas) come first when the cores are busy."""
     from streamlit import config as streamlit_config
     from streamlit.web import bootstrap
 
@@ -242,7 +242,6 @@ def serve(
         os.environ[JOB_TTL_ENV] = f"{job_ttl:g}"
     if job_hold is not None:
         os.environ[JOB_HOLD_ENV] = f"{job_hold:g}"
-    _sweep_left_jobs(db_url)
     if nice > 0:
         os.nice(nice)
     options = streamlit_options(host, port, tuned=tuned)
@@ -260,19 +259,6 @@ def serve(
         flush=True,
     )
     bootstrap.run(str(APP_MAIN), False, [], options)
-
-
-def _sweep_left_jobs(db_url: str) -> None:
-    """Sweep once now and keep sweeping while jobs from before this start are open or held: their pages may be
-    gone with the old process, and no worker may be running to sweep them."""
-    from app.context import configured_queue
-    from db.session import Database
-    from study.live import start_sweeper
-
-    queue = configured_queue(Database(db_url))
-    queue.sweep()
-    if queue.sweepable():
-        start_sweeper(queue)
 
 
 def _set_env(name: str, value: str | None) -> None:

@@ -347,6 +347,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"purged the identifiers of {purged} participants (retention_days: {engine.protocol.retention_days:g})"
         )
     db.dispose()
+    _sweep_left_jobs(url, args)
     # 3. Serve (the demo marks its folder as served meanwhile).
     marker = nullcontext()
     if args.demo:
@@ -368,6 +369,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
             nice=args.nice,
         )
     return 0
+
+
+def _sweep_left_jobs(url: str, args: argparse.Namespace) -> None:
+    """Sweep the model jobs once before serving, and keep sweeping in this process while jobs from before this
+    start are open or held: their pages may have gone with an old server, and no worker may be running."""
+    from app.context import configured_queue
+    from study.live import start_sweeper
+
+    queue = configured_queue(Database(url), ttl=args.job_ttl, hold=args.job_hold)
+    queue.sweep()
+    if queue.sweepable():
+        start_sweeper(queue)
 
 
 def cmd_withdraw(args: argparse.Namespace) -> int:
