@@ -18,7 +18,7 @@ from app import images
 from db.jobs import DEFAULT_HOLD_S, DEFAULT_JOB_TTL_S, JobQueue
 from db.session import DB_ENV, Database, database_url
 from study.engine import Position, StudyEngine
-from study.flow import AnswerError, AnswerProblem, expected_fields
+from study.path import AnswerError, AnswerProblem, expected_fields
 from study.refusals import ConsentRefused, EngineError, ResumeRefused, StepConflict, UnknownToken
 from study.registry import RegistryError
 

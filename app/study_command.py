@@ -513,7 +513,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id", nargs="?", metavar="ID")
     p.set_defaults(func=cmd_instruments)
 
-    p = sub.add_parser("simulate", help="run bot participants through the real flow engine")
+    p = sub.add_parser("simulate", help="run bot participants through the real study engine")
     p.add_argument(
         "--protocol", metavar="FILE", help="registered protocol (default: the database's only study)"
     )

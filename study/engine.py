@@ -1,4 +1,4 @@
-"""The flow engine: consent, enrollment, the current step, and answer submission — all through the database.
+"""The study engine: consent, enrollment, the current step, and answer submission — all through the database.
 
 Every call is one short transaction keyed by the participant's URL token; nothing lives in process memory,
 so a reload, a second tab, another server process or a restart sees exactly the same position. The Streamlit
@@ -24,14 +24,14 @@ from db.models import (
     Event,
     Participant,
     Response,
-    Study,
+    StudyVersion,
     utcnow,
 )
 from db.session import Database
 from formats.contract import IMAGE_ENLARGE_EVENT
 from formats.status import ACTIVE, COMPLETED, status_at
 from study.allocation import arm_by_id
-from study.flow import (
+from study.path import (
     AnswerError,
     ParticipantPath,
     PathCache,
@@ -49,7 +49,13 @@ from study.refusals import (
     UnknownToken,
     Withdrawn,
 )
-from study.registry import RegistryError, check_schema, extend_allocation_table, find_study, stored_protocol
+from study.registry import (
+    RegistryError,
+    active_version,
+    check_schema,
+    extend_allocation_table,
+    stored_protocol,
+)
 from study.tokens import hash_token, new_token, secret_order_seed
 from study.turn_log import TurnLog
 
@@ -97,10 +103,10 @@ def _update(session: Session, participant: Participant, values: Mapping[str, obj
 
 class StudyEngine:
     def __init__(
-        self, db: Database, study_id: int, loaded: LoadedProtocol, clock: Callable[[], datetime] = utcnow
+        self, db: Database, version_id: int, loaded: LoadedProtocol, clock: Callable[[], datetime] = utcnow
     ) -> None:
         self.db = db
-        self.study_id = study_id
+        self.version_id = version_id
         self.loaded = loaded
         self.protocol = loaded.protocol
         self.clock = clock
@@ -117,14 +123,15 @@ class StudyEngine:
     ) -> StudyEngine:
         """The engine for the registered study: the one in ``protocol_path``, or the only active one."""
         if protocol_path is None:
-            study = find_study(db)
+            study = active_version(db)
             return cls(db, study.id, stored_protocol(study), clock)
         loaded = load_protocol(protocol_path)
         check_schema(db)
         with db.read() as session:
             study = session.scalar(
-                select(Study).where(
-                    Study.protocol_id == loaded.protocol.study.id, Study.content_hash == loaded.content_hash
+                select(StudyVersion).where(
+                    StudyVersion.protocol_id == loaded.protocol.study.id,
+                    StudyVersion.content_hash == loaded.content_hash,
                 )
             )
         if study is None:
@@ -176,9 +183,11 @@ class StudyEngine:
         if participant is None:
             LOG.warning("refused a request with an unknown participant token")
             raise UnknownToken("this study link is not valid; please use the link you were given")
-        if participant.study_id != self.study_id:
+        if participant.version_id != self.version_id:
             LOG.warning(
-                "refused participant %s's token: it belongs to study %s", participant.id, participant.study_id
+                "refused participant %s's token: it belongs to study %s",
+                participant.id,
+                participant.version_id,
             )
             raise UnknownToken("this link belongs to another version of the study")
         if participant.withdrawn_at is not None:
@@ -235,7 +244,7 @@ class StudyEngine:
     ) -> None:
         with self.db.write() as session:
             participant = Participant(
-                study_id=self.study_id,
+                version_id=self.version_id,
                 token_hash=hash_token(token),
                 label_hash=self.label_hash(params),
                 url_params=params,
@@ -288,7 +297,7 @@ class StudyEngine:
         with self.db.write() as session:
             participant = session.scalar(
                 select(Participant)
-                .where(Participant.study_id == self.study_id, Participant.label_hash == label)
+                .where(Participant.version_id == self.version_id, Participant.label_hash == label)
                 .with_for_update()
             )
             if participant is None:
@@ -507,7 +516,7 @@ class StudyEngine:
             _INSERT_EVENT,
             {
                 "at": at,
-                "study_id": self.study_id,
+                "study_id": self.version_id,  # the column keeps its first name
                 "participant_id": participant.id,
                 "kind": kind,
                 "step_key": step,
@@ -531,7 +540,7 @@ class StudyEngine:
         next_free = (
             select(AllocationSlot.id)
             .where(
-                AllocationSlot.study_id == self.study_id,
+                AllocationSlot.version_id == self.version_id,
                 AllocationSlot.stratum == stratum,
                 AllocationSlot.participant_id.is_(None),
             )
@@ -552,7 +561,7 @@ class StudyEngine:
             if session.scalar(next_free) is None:
                 try:
                     with session.begin_nested():
-                        extend_allocation_table(session, self.study_id, self.loaded, stratum)
+                        extend_allocation_table(session, self.version_id, self.loaded, stratum)
                 except IntegrityError:
                     pass  # another process extended it first
         else:  # pragma: no cover - would need 1000 lost races in a row

@@ -1,4 +1,4 @@
-"""What the flow engine refuses, and why: one exception class per reason.
+"""What the study engine refuses, and why: one exception class per reason.
 
 A refusal means nothing was written; its message can be shown to the participant (the app does), and the
 subclasses let the app pick the page (an invalid link, a stale step, a withdrawn participant).
@@ -6,7 +6,7 @@ subclasses let the app pick the page (an invalid link, a stale step, a withdrawn
 
 from __future__ import annotations
 
-from study.flow import REQUIRED, AnswerProblem
+from study.path import REQUIRED, AnswerProblem
 
 
 class EngineError(ValueError):

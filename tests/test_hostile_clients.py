@@ -31,7 +31,7 @@ from formats.bundle import BundleError
 from skingen.sources import read_table
 from study.auth import Auth
 from study.engine import StudyEngine
-from study.flow import AnswerError
+from study.path import AnswerError
 from study.protocol import load_protocol
 from study.rating import RatingPanel
 from study.refusals import StepConflict, UnknownToken

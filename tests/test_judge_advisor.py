@@ -10,7 +10,7 @@ from db.models import Event, Response
 from study.allocation import arms
 from study.codebook import item_codebook
 from study.export import export_frames
-from study.flow import AnswerError, participant_path
+from study.path import AnswerError, participant_path
 from study.protocol import ProtocolError, load_protocol
 from study.refusals import AnswerLocked, EngineError, StepConflict
 from study.simulate import AdviceTaking, Policy, simulate
