@@ -284,7 +284,7 @@ def cmd_admin_hash(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo_admin_password(host: str, port: int, db_url: str) -> None:
+def _demo_welcome(host: str, port: int, db_url: str) -> None:
     """Demo only: a random researcher password, printed once, and the next commands as they work when pasted
     (the demo's own --db). Real studies configure a hash (admin-hash)."""
     import os
@@ -306,6 +306,7 @@ def _demo_admin_password(host: str, port: int, db_url: str) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     from contextlib import nullcontext
 
+    from app.demo import check_not_running, demo_dir, prepare_demo, running
     from app.server import check_port, serve
     from formats.bundle import bundle_file_problems
     from study.data_rights import purge_identifiers
@@ -320,17 +321,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise ValueError("--demo-dir goes with --demo")
     if args.init and not args.protocol and not args.demo:
         raise ValueError("--init needs --protocol FILE")
-    if args.demo:
-        from app.demo import check_not_running, demo_dir
-
-        folder = demo_dir(args.demo_dir)
+    folder = demo_dir(args.demo_dir) if args.demo else None
+    if folder is not None:
         check_not_running(folder)
     check_port(args.host, args.port)
     # 2. The study: the demo drawn and registered, a protocol registered, or the existing database's study.
     url = database_url(args.db)
-    if args.demo:
-        from app.demo import prepare_demo
-
+    if folder is not None:
         args.protocol, args.init = str(prepare_demo(folder)), True
     db = Database(url) if args.init else open_existing(url)
     if args.init:
@@ -350,10 +347,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _sweep_left_jobs(url, args)
     # 3. Serve (the demo marks its folder as served meanwhile).
     marker = nullcontext()
-    if args.demo:
-        from app.demo import running
-
-        _demo_admin_password(args.host, args.port, url)
+    if folder is not None:
+        _demo_welcome(args.host, args.port, url)
         marker = running(folder, f"http://{args.host}:{args.port}", url)
     with marker:
         serve(

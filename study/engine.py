@@ -231,7 +231,7 @@ class StudyEngine:
                 _INSERT_EVENT,
                 {
                     "at": day,
-                    "study_id": self.study_id,
+                    "study_id": self.version_id,  # the column keeps its first name
                     "participant_id": None,
                     "kind": DECLINE_EVENT,
                     "step_key": "consent",
