@@ -100,6 +100,8 @@ def test_serve_init_registers_and_starts(protocol_file, tmp_path, monkeypatch):
         "tuned": True,
         "explorer_open": False,
         "explorer_photos": None,
+        "job_ttl": None,
+        "job_hold": None,
         "nice": 0,
     }
 
