@@ -24,6 +24,7 @@ ML_MODULES = frozenset(
         "peft",
         "accelerate",
         "safetensors",
+        "huggingface_hub",
         "imagehash",
         "plotly",
         "scipy",
