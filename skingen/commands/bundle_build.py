@@ -49,7 +49,7 @@ if TYPE_CHECKING:  # the builder and retrieval need the ml extra (perceptual has
 
 
 @dataclass(frozen=True)
-class BundleEvaluation:
+class ReferenceEvaluation:
     """``--evaluate``: the real set, the closed loop's judge, and the metrics' settings."""
 
     real: RealImages
@@ -68,7 +68,7 @@ class BundleBuildConfig:
     diagnosis: DiagnoserSettings
     features: Path | None
     retrieval: RetrievalSettings | None
-    evaluation: BundleEvaluation | None
+    evaluation: ReferenceEvaluation | None
     device: str | None  # None: the device accelerate gave this process, else the best available
     dtype: str | None
     taxonomy: Path | None
@@ -202,7 +202,7 @@ def _retrieval_settings(args: argparse.Namespace) -> RetrievalSettings | None:
 
 def _evaluation(
     args: argparse.Namespace, cases: DiagnoserSpec | None, judge: DiagnoserSpec | None
-) -> BundleEvaluation | None:
+) -> ReferenceEvaluation | None:
     """``--evaluate``'s inputs, checked (None without --evaluate, whose other flags are then refused)."""
     given = [
         flag
@@ -223,7 +223,7 @@ def _evaluation(
             "--evaluate: the closed loop needs a model that looks at images: --diagnoser KIND:SOURCE (or "
             "diagnose the cases with a model: --vlm, --clip, --classifier, --chat-endpoint)"
         )
-    return BundleEvaluation(real_images(args), judge or cases, evaluation_settings(args, seed=args.seed))
+    return ReferenceEvaluation(real_images(args), judge or cases, evaluation_settings(args, seed=args.seed))
 
 
 def run(config: BundleBuildConfig) -> int:

@@ -41,7 +41,7 @@ class GenerateConfig:
 
 
 @dataclass(frozen=True)
-class Prompt:
+class ImagePrompt:
     """What the pipeline is given, the file names' stem, and the labels saved with each image."""
 
     text: str
@@ -137,9 +137,9 @@ def run(config: GenerateConfig) -> int:
     return 0
 
 
-def _prompt(config: GenerateConfig) -> Prompt:
+def _prompt(config: GenerateConfig) -> ImagePrompt:
     if config.prompt is not None:
-        return Prompt(
+        return ImagePrompt(
             config.prompt, config.negative_prompt or "", "prompt", ImageLabels(skin_tone=config.skin_tone)
         )
     taxonomy = Taxonomy.load(config.taxonomy)
@@ -154,6 +154,6 @@ def _prompt(config: GenerateConfig) -> Prompt:
         trigger=config.generator.trigger,
     )
     negative = built.negative_prompt if config.negative_prompt is None else config.negative_prompt
-    return Prompt(
+    return ImagePrompt(
         built.prompt, negative, condition, ImageLabels(condition=condition, skin_tone=built.skin_tone)
     )
