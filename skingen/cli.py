@@ -12,7 +12,8 @@ import argparse
 import logging
 import sys
 
-from skingen.atomic import OutputExistsError
+from formats.atomic import OutputExistsError
+from formats.errors import FormatError
 from skingen.commands import (
     bundle_build,
     bundle_validate,
@@ -26,7 +27,6 @@ from skingen.commands import (
     worker,
 )
 from skingen.commands.command import ML_EXTRA, MissingExtraError
-from skingen.errors import SkinGenError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="skingen: %(message)s")
     try:
         return args.handler(args)
-    except (SkinGenError, OutputExistsError) as exc:
+    except (FormatError, OutputExistsError) as exc:
         print(f"skingen: error: {exc}", file=sys.stderr)
         return 1
     except MissingExtraError as exc:

@@ -13,7 +13,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from skingen.atomic import check_output_dir
+from formats.atomic import check_output_dir
+from formats.taxonomy import Taxonomy
 from skingen.bundle.evaluation import BundleEvaluator
 from skingen.commands.command import NEEDS_ML, register
 from skingen.commands.evaluation_flags import (
@@ -41,7 +42,6 @@ from skingen.evaluation.evaluator import EvaluationSettings
 from skingen.evaluation.features import FeatureExtractor
 from skingen.evaluation.inputs import read_real
 from skingen.prompts import PromptBuilder
-from skingen.taxonomy import Taxonomy
 
 if TYPE_CHECKING:  # the builder and retrieval need the ml extra (perceptual hashes): imported where used
     from skingen.bundle.builder import BundleSettings

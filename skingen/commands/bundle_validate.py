@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from skingen.bundle.manifest import BundleError, load_bundle
+from formats.bundle import BundleError, load_bundle
 from skingen.commands.command import register
 from skingen.errors import SkinGenError
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from formats.taxonomy import Taxonomy
 from skingen.commands.command import ML_EXTRA, register
 from skingen.commands.flags import add_device_options
 from skingen.diagnosis.options import (
@@ -21,7 +22,6 @@ from skingen.diagnosis.options import (
     diagnoser_spec,
 )
 from skingen.sources import load_image
-from skingen.taxonomy import Taxonomy
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from skingen.atomic import check_output_dir
+from formats.atomic import check_output_dir
+from formats.taxonomy import Taxonomy
 from skingen.commands.command import NEEDS_ML, register
 from skingen.commands.evaluation_flags import (
     RealImages,
@@ -31,7 +32,6 @@ from skingen.evaluation.evaluator import EvaluationSettings, check_inputs, evalu
 from skingen.evaluation.features import FeatureExtractor
 from skingen.evaluation.inputs import read_generated, read_real
 from skingen.evaluation.report import write_report
-from skingen.taxonomy import Taxonomy
 
 
 @dataclass(frozen=True)

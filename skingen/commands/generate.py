@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from formats.taxonomy import UNKNOWN, Taxonomy
 from skingen.commands.command import NEEDS_ML, register
 from skingen.commands.flags import add_device_options
 from skingen.commands.generator_flags import GeneratorOptions, add_generator_options, generator_options
@@ -15,7 +16,6 @@ from skingen.errors import SkinGenError
 from skingen.prompts import PromptBuilder
 from skingen.provenance import ImageLabels, save_image
 from skingen.sources import load_image
-from skingen.taxonomy import UNKNOWN, Taxonomy
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from formats.taxonomy import Taxonomy
 from skingen.commands.command import NEEDS_ML, register
 from skingen.commands.flags import add_device_options
 from skingen.commands.generator_flags import GeneratorOptions, add_generator_options, generator_options
@@ -22,7 +23,6 @@ from skingen.diagnosis.options import (
 )
 from skingen.errors import SkinGenError
 from skingen.prompts import PromptBuilder
-from skingen.taxonomy import Taxonomy
 
 
 @dataclass(frozen=True)
