@@ -24,7 +24,7 @@ from skingen.commands.evaluation_flags import (
     evaluation_settings,
     real_images,
 )
-from skingen.commands.flags import add_device_options
+from skingen.commands.flags import ModelSetup, add_device_options, model_setup
 from skingen.commands.generator_flags import GeneratorOptions, add_generator_options, generator_options
 from skingen.dataset import load_dataset
 from skingen.diagnosis.options import (
@@ -36,11 +36,9 @@ from skingen.diagnosis.options import (
     diagnoser_spec,
     judge_spec,
 )
-from skingen.distributed import ProcessShare
 from skingen.errors import SkinGenError
 from skingen.evaluation.evaluator import EvaluationSettings
 from skingen.evaluation.features import FeatureExtractor
-from skingen.evaluation.inputs import read_real
 from skingen.prompts import PromptBuilder
 
 if TYPE_CHECKING:  # the builder and retrieval need the ml extra (perceptual hashes): imported where used
@@ -69,9 +67,7 @@ class BundleBuildConfig:
     features: Path | None
     retrieval: RetrievalSettings | None
     evaluation: ReferenceEvaluation | None
-    device: str | None  # None: the device accelerate gave this process, else the best available
-    dtype: str | None
-    taxonomy: Path | None
+    setup: ModelSetup  # device None: the device accelerate gave this process, else the best available
 
 
 def add_parser(bundle_commands: argparse._SubParsersAction) -> None:
@@ -174,9 +170,7 @@ def check(args: argparse.Namespace) -> BundleBuildConfig:
         features=args.features,
         retrieval=retrieval,
         evaluation=evaluation,
-        device=args.device,
-        dtype=args.dtype,
-        taxonomy=args.taxonomy,
+        setup=model_setup(args),
     )
 
 
@@ -230,26 +224,21 @@ def run(config: BundleBuildConfig) -> int:
     from skingen.bundle.builder import BundleBuilder, read_cases
     from skingen.bundle.retrieval import ReferenceRetriever
 
-    # 1. Under `accelerate launch`: this process's place, and the device accelerate gave it (unless --device)
-    share = ProcessShare.current(cpu=(config.device or "").startswith("cpu"))
-    device = config.device or share.device
-    diagnosis = replace(config.diagnosis, device=device)
+    # 1. Under `accelerate launch`: this process's share of the cases, on the device accelerate gave it
+    share, setup = config.setup.for_process()
+    device, diagnosis = setup.device, replace(config.diagnosis, device=setup.device)
     # 2. Read the inputs before loading any model: cases.csv and its photos, templates, the image sets
-    taxonomy = Taxonomy.load(config.taxonomy)
+    taxonomy = Taxonomy.load(setup.taxonomy)
     cases = read_cases(config.cases_dir, taxonomy)
     prompts = PromptBuilder.load(taxonomy, config.generator.templates)
     dataset = load_dataset(config.retrieval.data) if config.retrieval else None
-    real = (
-        read_real(config.evaluation.real.path, split=config.evaluation.real.split)
-        if config.evaluation
-        else None
-    )
+    real = config.evaluation.real.read() if config.evaluation else None
     # 3. Load the models; one feature extractor serves retrieval and evaluation
     undiagnosed = any(case.fixed_ai is None for case in cases)
     diagnoser = (
         build_diagnoser(config.diagnoser, taxonomy, diagnosis) if undiagnosed and config.diagnoser else None
     )
-    generator = config.generator.load(device=device, dtype=config.dtype, inpaint=False)
+    generator = config.generator.load(setup, inpaint=False)
     extractor = FeatureExtractor(config.features, device=device) if config.features else None
     retriever = None
     if config.retrieval is not None:

@@ -18,7 +18,7 @@ from skingen.commands.evaluation_flags import (
     evaluation_settings,
     real_images,
 )
-from skingen.commands.flags import add_device_options
+from skingen.commands.flags import ModelSetup, add_device_options, model_setup
 from skingen.diagnosis.options import (
     DiagnoserSettings,
     DiagnoserSpec,
@@ -27,10 +27,9 @@ from skingen.diagnosis.options import (
     diagnoser_settings,
     judge_spec,
 )
-from skingen.distributed import ProcessShare
 from skingen.evaluation.evaluator import EvaluationSettings, check_inputs, evaluate, headline_of
 from skingen.evaluation.features import FeatureExtractor
-from skingen.evaluation.inputs import read_generated, read_real
+from skingen.evaluation.inputs import read_generated
 from skingen.evaluation.report import write_report
 
 
@@ -45,8 +44,7 @@ class EvaluateConfig:
     out: Path
     overwrite: bool
     batch_size: int
-    device: str | None  # None: the device accelerate gave this process, else the best available
-    taxonomy: Path | None
+    setup: ModelSetup  # device None: the device accelerate gave this process, else the best available
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -85,26 +83,25 @@ def check(args: argparse.Namespace) -> EvaluateConfig:
         out=args.out,
         overwrite=args.overwrite,
         batch_size=args.batch_size,
-        device=args.device,
-        taxonomy=args.taxonomy,
+        setup=model_setup(args),
     )
 
 
 def run(config: EvaluateConfig) -> int:
     # 1. Both image sets, before any model loads
-    real = read_real(config.real.path, split=config.real.split)
+    real = config.real.read()
     generated = read_generated(config.generated)
     check_inputs(real, generated, config.settings)
-    # Under `accelerate launch`: this process's place, and the device accelerate gave it (unless --device)
-    share = ProcessShare.current(cpu=(config.device or "").startswith("cpu"))
-    device = config.device or share.device
+    # Under `accelerate launch`: this process's share of the images, on the device accelerate gave it
+    share, setup = config.setup.for_process()
+    device = setup.device
     # 2. Load the models, 3. evaluate (each process its share of the images), 4. the main process writes
     # metrics.json + report.html at once
     extractor = FeatureExtractor(config.features, device=device, batch_size=config.batch_size)
     diagnoser = None
     if config.judge is not None:
         diagnoser = build_diagnoser(
-            config.judge, Taxonomy.load(config.taxonomy), replace(config.judging, device=device)
+            config.judge, Taxonomy.load(setup.taxonomy), replace(config.judging, device=device)
         )
     inception = config.real.inception(device, config.batch_size)
     results = evaluate(

@@ -11,6 +11,7 @@ from skingen.dataset import SPLITS
 from skingen.diagnosis.options import add_judge_option
 from skingen.evaluation.evaluator import EvaluationSettings
 from skingen.evaluation.inception import InceptionFeatures
+from skingen.evaluation.inputs import ImageSet, read_real
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,10 @@ class RealImages:
     path: Path
     split: str | None
     inception_weights: Path | None
+
+    def read(self) -> ImageSet:
+        """The images, labelled and checked (errors name ``--real``)."""
+        return read_real(self.path, split=self.split)
 
     def inception(self, device: str | None, batch_size: int = 32) -> InceptionFeatures | None:
         """clean-fid's Inception network from ``--inception-weights`` (None without the flag)."""

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from formats.taxonomy import UNKNOWN, Taxonomy
 from skingen.commands.command import NEEDS_ML, register
-from skingen.commands.flags import add_device_options
+from skingen.commands.flags import ModelSetup, add_device_options, model_setup
 from skingen.commands.generator_flags import GeneratorOptions, add_generator_options, generator_options
 from skingen.errors import SkinGenError
 from skingen.prompts import PromptBuilder
@@ -35,9 +35,7 @@ class GenerateConfig:
     batch_size: int
     out: Path
     generator: GeneratorOptions
-    device: str | None
-    dtype: str | None
-    taxonomy: Path | None
+    setup: ModelSetup
 
 
 @dataclass(frozen=True)
@@ -97,9 +95,7 @@ def check(args: argparse.Namespace) -> GenerateConfig:
         batch_size=args.batch_size,
         out=args.out,
         generator=generator_options(args),
-        device=args.device,
-        dtype=args.dtype,
-        taxonomy=args.taxonomy,
+        setup=model_setup(args),
     )
 
 
@@ -110,7 +106,7 @@ def run(config: GenerateConfig) -> int:
     # 2. The prompt: as given, or from the templates for the named condition
     prompt = _prompt(config)
     # 3. Load the model and generate (in memory), then write every image with its provenance
-    generator = config.generator.load(device=config.device, dtype=config.dtype, inpaint=mask is not None)
+    generator = config.generator.load(config.setup, inpaint=mask is not None)
     results = generator(
         prompt.text,
         prompt.negative,
@@ -142,7 +138,7 @@ def _prompt(config: GenerateConfig) -> ImagePrompt:
         return ImagePrompt(
             config.prompt, config.negative_prompt or "", "prompt", ImageLabels(skin_tone=config.skin_tone)
         )
-    taxonomy = Taxonomy.load(config.taxonomy)
+    taxonomy = Taxonomy.load(config.setup.taxonomy)
     condition = taxonomy.resolve(config.diagnosis, "--diagnosis")
     if condition == UNKNOWN:
         raise SkinGenError("--diagnosis: 'unknown' has no prompt; name a condition of the taxonomy")

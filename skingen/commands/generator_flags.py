@@ -7,7 +7,7 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from skingen.commands.flags import add_templates_option
+from skingen.commands.flags import ModelSetup, add_templates_option
 from skingen.errors import SkinGenError
 from skingen.generation import (
     DEFAULT_GUIDANCE,
@@ -38,9 +38,7 @@ class GeneratorOptions:
     trigger: str | None
     templates: Path | None
 
-    def load(
-        self, *, device: str | None, dtype: str | None, inpaint: bool, model: str | None = None
-    ) -> ReferenceGenerator:
+    def load(self, setup: ModelSetup, *, inpaint: bool, model: str | None = None) -> ReferenceGenerator:
         """The generator; ``model`` replaces ``--sd`` (the worker's inpainting model)."""
         return ReferenceGenerator.from_pretrained(
             model or self.model,
@@ -49,8 +47,8 @@ class GeneratorOptions:
             ip_adapter_scale=self.ip_adapter_scale,
             inpaint=inpaint,
             scheduler=self.scheduler,
-            device=device,
-            dtype=dtype,
+            device=setup.device,
+            dtype=setup.dtype,
             cache=None if self.cache is None else ImageCache(self.cache),
         )
 

@@ -7,11 +7,10 @@ import argparse
 import signal
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 from formats.taxonomy import Taxonomy
 from skingen.commands.command import NEEDS_ML, register
-from skingen.commands.flags import add_device_options
+from skingen.commands.flags import ModelSetup, add_device_options, model_setup
 from skingen.commands.generator_flags import GeneratorOptions, add_generator_options, generator_options
 from skingen.diagnosis.options import (
     DiagnoserSettings,
@@ -40,9 +39,7 @@ class WorkerConfig:
     lease: float
     name: str | None
     max_jobs: int | None
-    device: str | None
-    dtype: str | None
-    taxonomy: Path | None
+    setup: ModelSetup
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -113,9 +110,7 @@ def check(args: argparse.Namespace) -> WorkerConfig:
         lease=args.lease,
         name=args.name,
         max_jobs=args.max_jobs,
-        device=args.device,
-        dtype=args.dtype,
-        taxonomy=args.taxonomy,
+        setup=model_setup(args),
     )
 
 
@@ -125,25 +120,21 @@ def run(config: WorkerConfig) -> int:
     from skingen.worker import JobQueue, Worker
 
     # 1. Load the models
-    taxonomy = Taxonomy.load(config.taxonomy)
+    taxonomy = Taxonomy.load(config.setup.taxonomy)
     diagnoser = (
         None if config.diagnoser is None else build_diagnoser(config.diagnoser, taxonomy, config.diagnosis)
     )
-    options, device, dtype = config.generator, config.device, config.dtype
+    options, setup = config.generator, config.setup
     masker = None
     if config.inpaint_sd:
         masker = AffectedAreaMasker(
-            config.detector, config.segmenter, box_threshold=config.box_threshold, device=device
+            config.detector, config.segmenter, box_threshold=config.box_threshold, device=setup.device
         )
     server = ModelServer(
         taxonomy,
         diagnoser=diagnoser,
-        generator=options.load(device=device, dtype=dtype, inpaint=False) if options.model else None,
-        inpainter=(
-            options.load(device=device, dtype=dtype, inpaint=True, model=config.inpaint_sd)
-            if config.inpaint_sd
-            else None
-        ),
+        generator=options.load(setup, inpaint=False) if options.model else None,
+        inpainter=(options.load(setup, inpaint=True, model=config.inpaint_sd) if config.inpaint_sd else None),
         masker=masker,
         prompts=PromptBuilder.load(taxonomy, options.templates),
         settings=GenerationSettings(
