@@ -1,6 +1,6 @@
 """Simulation-based power from the study engine's bots: a bot population per planted effect, sampled per study.
 
-Bots are slow (they walk the real flow engine and write every answer to a database, ≈ 20 participants/s), so
+Bots are slow (they walk the real study engine and write every answer to a database, ≈ 20 participants/s), so
 :class:`EngineBotGenerator` does not run one bot study per simulated study. For each planted effect it runs a
 *population* of bot participants once through the real engine on a private in-memory SQLite database
 (register → :func:`~study.simulate.simulate` → :func:`~study.export.export_frames`), keeps the export's
@@ -31,7 +31,7 @@ from formats.contract import DERIVED_CONSTRUCTS
 from study.allocation import arms
 from study.engine import StudyEngine
 from study.export import export_frames
-from study.flow import participant_path
+from study.path import participant_path
 from study.protocol import LoadedProtocol, Protocol
 from study.registry import register
 from study.simulate import NO_CASE_EFFECTS, Policy, simulate
@@ -141,7 +141,7 @@ class EngineBotGenerator:
 
     ``generator(n, effect, rng)`` returns the export's long responses frame (text columns, as
     ``analysis.load.load_db`` hands them to the analysis) of ``n`` participants: ``n`` in total for both
-    designs (between: n/2 per arm, the convention of ``analysis.power``), spread evenly over the arms.
+    designs (between: n/k per arm, the convention of ``formats.planning``), spread evenly over the arms.
 
     ``policy`` supplies the bots' answer model (``noise_sd``, ``person_sd``, ``think_seconds``,
     ``agree_with_ai``); its kind, effects, dropout and attention failures are replaced (effect bots, nobody

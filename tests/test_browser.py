@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from bench.servers import free_port, stop, wait_until_healthy
 from tests.conftest import require
-from tests.servers import free_port, stop, wait_until_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -348,7 +348,7 @@ def check_database(db_url: str, protocol: Path) -> None:
     from db.models import Response
     from db.session import Database
     from study.engine import StudyEngine
-    from study.flow import expected_fields
+    from study.path import expected_fields
 
     engine = StudyEngine.open(Database(db_url), str(protocol))
     with engine.db.read() as session:
