@@ -23,7 +23,7 @@ from analysis.mixed import MixedFit, MixedModelError
 from analysis.mixed.laplace import fit_ordinal
 from analysis.mixed.linear import fit_linear
 from analysis.scores import scored_rows
-from study.planning import random_effects_text
+from formats.planning import random_effects_text
 
 
 def component_sd(sds: dict[str, float], name: str) -> float | None:

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.agreement import wilson_interval
-from study.contract import AS_INTENDED, MANIPULATION_CONSTRUCT
+from formats.contract import AS_INTENDED, MANIPULATION_CONSTRUCT
 
 STEP_COLUMNS = ("step", "case_id", "rt_ms")
 """Optional columns of responses.csv that the timing needs (a bare CSV of answers may lack them)."""

@@ -1,10 +1,10 @@
 """Read the study export (its CSV files, or the frames of a database export) and validate it before any
 statistics run.
 
-The input is the export contract (:mod:`study.contract`): :func:`from_export` turns the export's frames
+The input is the export contract (:mod:`formats.contract`): :func:`from_export` turns the export's frames
 (``responses``, ``participants``, ``ratings``, ``study``) into a :class:`StudyData`, whether they were read
 from an export folder (:func:`load_export`), from single CSV files (:func:`load_csv`) or exported straight from
-the database (:func:`analysis.sources.load_db`, the app's Analysis page). Condition ids and the design come
+the database (:func:`app.sources.load_db`, the app's Analysis page). Condition ids and the design come
 from the export's ``study`` table unless the caller names them.
 
 Every problem with the input raises one :class:`AnalysisInputError` whose message names the file, the column
@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.labels import Labels
-from study import contract
+from formats import contract
 
 EQUIVALENCE_DIRECTIONS = ("equivalent", "non_inferior")
 """Hypothesis directions tested by TOST against ``sesoi`` (:mod:`analysis.equivalence`)."""

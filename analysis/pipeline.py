@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -57,13 +56,10 @@ from analysis.scores import (
     scale_bounds,
     scored_rows,
 )
-from analysis.simulation import simulated_curve
+from analysis.simulation import BotSource, simulated_curve
 from analysis.stratified import stratum_adjusted
 from analysis.trust import trust_calibration
-from study.planning import VarianceComponents
-
-if TYPE_CHECKING:
-    from analysis.sources import LoadedProtocol
+from formats.planning import VarianceComponents
 
 SCHEMA_VERSION = 4
 # 2: CIs at --confidence, level-neutral keys (ci, alpha_ci, …), top-level confidence
@@ -411,12 +407,12 @@ def power_block(
     n_analysed: int | None,
     config: AnalysisConfig,
     progress: bool,
-    protocol: LoadedProtocol | None = None,
+    bot_source: BotSource | None = None,
 ) -> tuple[dict, pd.DataFrame, pd.DataFrame | None]:
     """Step 7: sensitivity at the achieved n, a-priori n, analytic power curve, optional simulated curve.
 
-    ``protocol`` (the registered or given protocol, when known) lets the study engine's bots generate the
-    simulated studies. Returns ``(block, analytic curve, simulated curve or None)``.
+    ``bot_source`` (given when the protocol is known) lets the study engine's bots generate the simulated
+    studies. Returns ``(block, analytic curve, simulated curve or None)``.
     """
     k = max(len(data.conditions), 2)
     block: dict = {
@@ -433,7 +429,7 @@ def power_block(
     block["analytic_curve"] = analytic.to_dict(orient="records")
     curve = None
     if config.simulate:
-        block["simulation"], curve = simulated_curve(data, config, protocol, progress, primary_result)
+        block["simulation"], curve = simulated_curve(data, config, bot_source, progress, primary_result)
     return block, analytic, curve
 
 
@@ -471,7 +467,7 @@ class Run:
 
     data: StudyData
     config: AnalysisConfig
-    protocol: LoadedProtocol | None
+    bot_source: BotSource | None
     progress: bool
     analysis: Analysis
 
@@ -642,7 +638,7 @@ def power(run: Run) -> None:
     tested = [t for b in run.results["constructs"].values() if (t := tests_of(b)) is not None]
     n_analysed = tested[0]["parametric"]["n"] if tested else None
     run.results["power"], run.analysis.analytic_power, run.analysis.power_curve = power_block(
-        run.data, n_analysed, run.config, run.progress, run.protocol
+        run.data, n_analysed, run.config, run.progress, run.bot_source
     )
     if run.results["power"]["simulation"]:
         run.results["warnings"] += run.results["power"]["simulation"]["notes"]
@@ -652,13 +648,13 @@ def power(run: Run) -> None:
 def cases_power(blocks: dict[str, dict], data: StudyData, config: AnalysisConfig) -> dict:
     """``power.cases``: the mixed model's power by participants × cases at ``--target-effect`` (as Westfall,
     Kenny & Judd standardize it), with the variance components fitted on the first construct whose mixed
-    model was fitted — this study as a pilot — else the planning defaults (``study.planning``)."""
+    model was fitted — this study as a pilot — else the planning defaults (``formats.planning``)."""
     fitted = next(
         ((name, b["mixed"]) for name, b in blocks.items() if "variance_components" in b.get("mixed", {})),
         None,
     )
     if fitted is None:
-        components, source = VarianceComponents(), "planning defaults (study.planning.VarianceComponents)"
+        components, source = VarianceComponents(), "planning defaults (formats.planning.VarianceComponents)"
     else:
         components, source = fitted_components(fitted[1]), f"fitted: {fitted[0]} ({fitted[1]['formula']})"
     return case_power_block(
@@ -828,14 +824,16 @@ def initial_results(data: StudyData, config: AnalysisConfig) -> dict:
 
 
 def run_analysis(
-    data: StudyData, config: AnalysisConfig, progress: bool = False, protocol: LoadedProtocol | None = None
+    data: StudyData, config: AnalysisConfig, progress: bool = False, bot_source: BotSource | None = None
 ) -> Analysis:
     """Run :data:`STEPS` on validated data; ``progress`` shows one tqdm bar on stderr.
 
-    ``protocol``: the study's protocol when known (``--db``, ``--protocol``); the simulated power curve then
-    comes from the study engine's bots instead of the built-in Likert generator.
+    ``bot_source``: the study engine's bots when the protocol is known (``--db``, ``--protocol``; passed in by
+    the command); the simulated power curve then comes from them instead of the built-in Likert generator.
     """
-    run = Run(data, config, protocol, progress, Analysis(initial_results(data, config), ratings=data.ratings))
+    run = Run(
+        data, config, bot_source, progress, Analysis(initial_results(data, config), ratings=data.ratings)
+    )
     for _, step in tqdm(STEPS, desc="analysis", disable=not progress, leave=False):
         step(run)
     run.analysis.results = _jsonable(run.results)

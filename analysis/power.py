@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from analysis.agreement import wilson_interval
 from analysis.casewise import component_sd
-from study.planning import VarianceComponents, power_grid
+from formats.planning import VarianceComponents, power_grid
 
 Generator = Callable[[int, float, np.random.Generator], pd.DataFrame]
 Analyse = Callable[[pd.DataFrame], dict]
@@ -296,7 +296,7 @@ def case_power_block(
     cases: tuple[int, ...] = CASES_GRID,
 ) -> dict:
     """``power.cases``: the mixed model's power for participants × cases ("how many cases?"; Westfall,
-    Kenny & Judd 2014, :func:`study.planning.case_power`), two-sided at ``alpha`` (k > 2: α/(k − 1), as the
+    Kenny & Judd 2014, :func:`formats.planning.case_power`), two-sided at ``alpha`` (k > 2: α/(k − 1), as the
     other power keys).
 
     ``effect_d`` is standardized as Westfall et al. do: the effect over the SD of a single answer

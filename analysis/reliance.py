@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from study.contract import (
+from formats.contract import (
     ACCURACY_CONSTRUCT,
     AGREES_AI,
     CONFIDENCE_SUFFIX,

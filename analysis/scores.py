@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.load import AnalysisInputError, StudyData
-from study.contract import DERIVED_CONSTRUCTS
+from formats.contract import DERIVED_CONSTRUCTS
 
 
 def participant_flow(participants: pd.DataFrame, analysed_ids: set[str]) -> pd.DataFrame:

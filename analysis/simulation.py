@@ -1,26 +1,35 @@
 """Simulation-based power: which generator makes the simulated studies, and the curve they give.
 
-With the protocol known, the study engine's own bots (:func:`analysis.sources.engine_bots`) run the study;
-otherwise the in-process :class:`analysis.power.LikertGenerator`. Every simulated study goes through the same
-validation, scoring and testing path as real data (:func:`analysis.pipeline.primary_result`).
+When the caller passes a :class:`BotSource` (the top-layer command does, from the study engine's own bots, when
+the protocol is known), it runs the studies; otherwise the in-process :class:`analysis.power.LikertGenerator`.
+The analysis never imports the study engine: the source comes in as a parameter. Every simulated study goes
+through the same validation, scoring and testing path as real data (:func:`analysis.pipeline.primary_result`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import pandas as pd
 
 from analysis.load import StudyData
 from analysis.power import Generator, LikertGenerator, power_curve
 from analysis.scores import confirmatory_constructs
-from analysis.sources import LoadedProtocol, engine_bots
 
 if TYPE_CHECKING:
     from analysis.pipeline import AnalysisConfig
 
 PrimaryResult = Callable[..., dict]
+
+
+class BotSource(Protocol):
+    """Bots that run the real study for the simulated power curve, given by the caller (the study engine's, via
+    :func:`app.sources.engine_bots`) → ``(generator, None)``, or ``(None, reason)`` when they cannot serve."""
+
+    def __call__(
+        self, design: str, construct: str | None, *, population: int | None, seed: int, progress: bool
+    ) -> tuple[Generator | None, str | None]: ...
 
 
 def primary_construct(data: StudyData, config: AnalysisConfig) -> str | None:
@@ -35,19 +44,18 @@ def primary_construct(data: StudyData, config: AnalysisConfig) -> str | None:
 
 
 def simulation_generator(
-    data: StudyData, config: AnalysisConfig, protocol: LoadedProtocol | None, progress: bool
+    data: StudyData, config: AnalysisConfig, bot_source: BotSource | None, progress: bool
 ) -> tuple[Generator, dict, list[str]]:
     """Pick the power-simulation generator → ``(generator, description, warnings)``.
 
-    With the protocol known (``--db`` or ``--protocol``), the study engine's bots
-    (:class:`study.botpower.EngineBotGenerator`) plant the effect on the first confirmatory construct; without
-    it (CSV input), or if the bots cannot serve this analysis, the fast in-process :class:`LikertGenerator`.
+    With a ``bot_source`` (the protocol known: ``--db`` or ``--protocol``), its bots plant the effect on the first
+    confirmatory construct; without one (CSV input), or if the bots cannot serve this analysis, the fast
+    in-process :class:`LikertGenerator`.
     """
     construct = primary_construct(data, config)
     notes: list[str] = []
-    if protocol is not None:
-        bots, reason = engine_bots(
-            protocol,
+    if bot_source is not None:
+        bots, reason = bot_source(
             data.design,
             construct,
             population=config.sim_population,
@@ -72,7 +80,7 @@ def simulation_generator(
 def simulated_curve(
     data: StudyData,
     config: AnalysisConfig,
-    protocol: LoadedProtocol | None,
+    bot_source: BotSource | None,
     progress: bool,
     primary_result: PrimaryResult,
 ) -> tuple[dict, pd.DataFrame]:
@@ -81,7 +89,7 @@ def simulated_curve(
     (:func:`analysis.pipeline.primary_result`). With k > 2 arms the effect is planted on one condition
     (``visual`` of the generator) and the power is that of its Holm-adjusted comparison with the baseline:
     the smallest pairwise effect of interest."""
-    generator, info, notes = simulation_generator(data, config, protocol, progress)
+    generator, info, notes = simulation_generator(data, config, bot_source, progress)
     bots = info["kind"] == "engine_bots"
 
     def analyse(frame: pd.DataFrame) -> dict:

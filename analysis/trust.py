@@ -13,7 +13,7 @@ import pandas as pd
 from analysis.agreement import wilson_interval
 from analysis.compare import paired_ttest, welch_ttest
 from analysis.scores import scored_rows
-from study.contract import AGREEMENT_CONSTRUCT
+from formats.contract import AGREEMENT_CONSTRUCT
 
 
 def _cell_means(rows: pd.DataFrame) -> pd.DataFrame:

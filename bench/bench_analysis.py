@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.cli import main
 from analysis.power import LikertGenerator
+from app.analysis_command import main
 
 CONSTRUCTS = ("trust", "comprehension", "usefulness", "confidence")
 

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import loadgen
 
-from study.cli import main as study_cli
-from study.demo import demo_dir, prepare_demo
+from app.demo import demo_dir, prepare_demo
+from app.study_command import main as study_cli
 
 
 def replica_pids(out: Path) -> list[int]:

@@ -52,7 +52,7 @@ from sqlalchemy import select
 from db.jobs import DONE, JobQueue
 from db.models import Job
 from db.session import Database
-from skingen.interactive import REFERENCES
+from formats.jobs import REFERENCES
 from study.deploy import EXPLORER_SERVER_OPTIONS
 from tests.chat_server import ChatServer
 from tests.tiny_models import build_sd
@@ -232,7 +232,7 @@ def p95(rounds: list[Round]) -> float:
 
 def run(args: argparse.Namespace) -> list[Round]:
     if args.protocol is None:
-        from study.demo import demo_dir, prepare_demo
+        from app.demo import demo_dir, prepare_demo
 
         args.protocol = prepare_demo(demo_dir())
     args.protocol = args.protocol.resolve()

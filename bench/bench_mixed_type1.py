@@ -1,7 +1,7 @@
 """Monte Carlo: type-I error and power of the primary (crossed mixed model) test beside the participant-mean test.
 
 Each simulated study is a per-case 7-point item judged by P participants on Q cases, drawn anew from the variance
-components of :class:`study.planning.VarianceComponents` (participant SD 1, participant × condition 0.2, case
+components of :class:`formats.planning.VarianceComponents` (participant SD 1, participant × condition 0.2, case
 0.6, residual 1) with the case × condition SD of the cell (0, 0.2, 0.4), rounded and clipped as the bots answer
 (:func:`analysis.power.simulate_trials`). Per study:
 
@@ -32,7 +32,7 @@ from analysis.compare import paired_ttest, welch_ttest
 from analysis.mixed import MixedModelError
 from analysis.mixed.linear import fit_linear
 from analysis.power import simulate_trials
-from study.planning import VarianceComponents
+from formats.planning import VarianceComponents
 
 CONDITIONS = ("baseline", "visual")
 BASE = VarianceComponents(

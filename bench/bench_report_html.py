@@ -36,8 +36,8 @@ FIRST_DRAWN = "() => !!document.querySelector('.plotly-graph-div .main-svg')"
 
 def build_export(folder: Path, n: int) -> Path:
     """The between demo study with ``n`` bots and every rater's ratings, exported to ``folder/export``."""
+    from app.study_command import main as study_main
     from db.session import Database
-    from study.cli import main as study_main
     from study.protocol import load_protocol
     from study.rating import RatingPanel
     from tests.factories import make_bundle
@@ -45,7 +45,7 @@ def build_export(folder: Path, n: int) -> Path:
     demo = folder / "demo"
     demo.mkdir(parents=True)
     protocol = demo / "between.yaml"
-    shutil.copy(Path(str(resources.files("study.demo") / "between.yaml")), protocol)
+    shutil.copy(Path(str(resources.files("app.demo") / "between.yaml")), protocol)
     make_bundle(demo / "demo-bundle")
     url = f"sqlite:///{folder}/study.db"
     assert study_main(["init", "--db", url, "--protocol", str(protocol)]) == 0
@@ -73,7 +73,7 @@ def write_report(code: Path, export: Path, out: Path) -> Path:
     cmd = [
         sys.executable,
         "-m",
-        "analysis.cli",
+        "app.analysis_command",
         "report",
         "--export",
         str(export),

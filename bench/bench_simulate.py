@@ -15,8 +15,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from app.demo import demo_dir, prepare_demo
 from db.session import Database
-from study.demo import demo_dir, prepare_demo
 from study.engine import StudyEngine
 from study.export import export_frames
 from study.protocol import load_protocol

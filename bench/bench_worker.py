@@ -26,11 +26,11 @@ from bench_generate import random_pipeline
 from db.jobs import JobQueue
 from db.migrate import upgrade
 from db.session import Database
+from formats.jobs import references_request
+from formats.taxonomy import Taxonomy
 from skingen.devices import resolve_device, resolve_dtype
 from skingen.generation import ReferenceGenerator
-from skingen.interactive import references_request
 from skingen.serving import GenerationSettings, ModelServer
-from skingen.taxonomy import Taxonomy
 from skingen.worker import Worker
 
 CONDITIONS = ("psoriasis", "eczema", "acne", "melanoma")

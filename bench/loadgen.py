@@ -69,7 +69,7 @@ from urllib3.filepost import encode_multipart_formdata
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from study.app.images import ENLARGE  # noqa: E402
+from app.images import ENLARGE  # noqa: E402
 from study.deploy import ROUTE_COOKIE  # noqa: E402  (after the path: the script runs from a clone too)
 from study.flow import AnswerProblem  # noqa: E402
 
@@ -552,7 +552,7 @@ async def warm_up(base: str) -> None:
 
 # --- explorers ---------------------------------------------------------------------------------------------
 EXPLORE_QUERY = "area=explore"
-UPLOADER = "A photo of the skin area"  # the labels of study/app/views/explore.py's inputs
+UPLOADER = "A photo of the skin area"  # the labels of app/views/explore.py's inputs
 CHAT_BOX = "Ask a follow-up question"
 SHOW = "Show what it looks like"
 DIAGNOSED = "**The AI's diagnosis**"
@@ -598,7 +598,7 @@ class SimulatedExplorer:
     """One user of the explorer (``/?area=explore``), speaking the protocol as the browser does.
 
     Per exploration: upload a new photo, follow the page's poller (the ``run_every`` fragment of
-    study/app/conversation.py) until the diagnosis is shown, ask one follow-up in the chat box and wait
+    app/conversation.py) until the diagnosis is shown, ask one follow-up in the chat box and wait
     for its answer, click "Show what it looks like", wait for the images and download them; with a think
     time between actions. Like the browser it sends the uploader's state with every run (a widget state
     missing from a run is the widget's default: no photo). It goes on until ``stop`` is set, finishing the
@@ -718,7 +718,7 @@ def verify(db_url: str, protocol: Path, outcomes: list[Outcome]) -> tuple[int, i
 
     from db.models import Event, Response
     from db.session import Database
-    from study.contract import IMAGE_ENLARGE_EVENT
+    from formats.contract import IMAGE_ENLARGE_EVENT
     from study.engine import StudyEngine
     from study.flow import expected_fields
 
@@ -801,7 +801,17 @@ def app_server(
     port = free_port()
     init = ["--init"] if db_url is None else []
     db_url = db_url or f"sqlite:///{workdir}/{kind}-{port}.db"
-    command = [sys.executable, "-m", "study.cli", "serve", *init, "--db", db_url, "--protocol", str(protocol)]
+    command = [
+        sys.executable,
+        "-m",
+        "app.study_command",
+        "serve",
+        *init,
+        "--db",
+        db_url,
+        "--protocol",
+        str(protocol),
+    ]
     command += ["--port", str(port), *extra] + (["--default-streamlit"] if kind == "default" else [])
     log = (workdir / f"{kind}-{port}.log").open("w")
     env = {**os.environ, "PYTHONPATH": str(root)}
@@ -1069,7 +1079,7 @@ def main(argv: list[str] | None = None) -> int:
             print(table(rows[-1:]), file=sys.stderr)
     else:
         if args.protocol is None:
-            from study.demo import demo_dir, prepare_demo
+            from app.demo import demo_dir, prepare_demo
 
             args.protocol = prepare_demo(demo_dir())
         args.protocol = args.protocol.resolve()

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up the study and analysis extras (no torch), then serve the demo study on http://127.0.0.1:8501:
-# `serve --demo` copies the packaged demo protocol (study/demo/between.yaml) into the user data folder
+# `serve --demo` copies the packaged demo protocol (app/demo/between.yaml) into the user data folder
 # (~/.local/share/skingen-study/demo; --demo-dir DIR or $SKINGEN_DEMO_DIR to choose another), draws the
 # synthetic demo bundle beside it if missing, registers it in an embedded SQLite database (var/demo.db) and
 # prints a one-time password for the researcher dashboard.

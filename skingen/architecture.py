@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from formats.errors import FormatError
 from skingen.errors import SkinGenError
 
 MODEL_INDEX = "model_index.json"
@@ -80,5 +81,5 @@ def architecture_of(source: str, what: str) -> Architecture:
         raise SkinGenError(f"{what} {index}: not a diffusers model index ({exc})") from exc
     try:
         return pipeline_architecture(str(class_name))
-    except SkinGenError as exc:
+    except FormatError as exc:
         raise SkinGenError(f"{what} {source}: {exc} ({MODEL_INDEX})") from None

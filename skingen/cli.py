@@ -15,10 +15,12 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from skingen.atomic import OutputExistsError, check_output_dir
+from formats.atomic import OutputExistsError, check_output_dir
+from formats.bundle import BundleError, load_bundle
+from formats.errors import FormatError
+from formats.taxonomy import UNKNOWN, Taxonomy
 from skingen.bundle.builder import BundleBuilder, BundleSettings, read_cases
 from skingen.bundle.evaluation import BundleEvaluator
-from skingen.bundle.manifest import BundleError, load_bundle
 from skingen.bundle.retrieval import ReferenceRetriever, RetrievalSettings
 from skingen.data_prepare.formats import FORMATS
 from skingen.data_prepare.pipeline import PrepareSettings, prepare
@@ -52,7 +54,6 @@ from skingen.prompts import PromptBuilder
 from skingen.provenance import ImageCache, ImageLabels, default_cache_dir, save_image
 from skingen.skin_tone import FITZPATRICK_TYPES
 from skingen.sources import load_image
-from skingen.taxonomy import UNKNOWN, Taxonomy
 
 
 def _add_device_options(parser: argparse.ArgumentParser) -> None:
@@ -594,7 +595,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="skingen: %(message)s")
     try:
         return args.handler(args)
-    except (SkinGenError, OutputExistsError) as exc:
+    except (FormatError, OutputExistsError) as exc:
         print(f"skingen: error: {exc}", file=sys.stderr)
         return 1
 

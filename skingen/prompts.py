@@ -11,8 +11,8 @@ from pathlib import Path
 
 import yaml
 
+from formats.taxonomy import UNKNOWN, Taxonomy
 from skingen.errors import SkinGenError
-from skingen.taxonomy import UNKNOWN, Taxonomy
 
 DEFAULT_TEMPLATES = Path(__file__).parent / "data" / "prompt_templates.yaml"
 

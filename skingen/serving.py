@@ -1,4 +1,4 @@
-"""What ``skingen worker`` runs for each job kind of skingen/interactive.py, with the models it loaded.
+"""What ``skingen worker`` runs for each job kind of formats/jobs.py, with the models it loaded.
 
 Reference jobs are batched: every job the worker claimed together (same kind, same batch key) goes into one
 :meth:`ReferenceGenerator.run`, which puts images that share settings into the same diffusers calls, so
@@ -15,14 +15,15 @@ from typing import TYPE_CHECKING, Protocol
 
 from PIL import Image
 
+from formats.errors import FormatError
+from formats.jobs import CHAT, DIAGNOSE, REFERENCES, decode_png, encode_png
+from formats.taxonomy import Taxonomy
 from skingen.diagnosis.base import ChatDiagnoser, Diagnoser
 from skingen.diagnosis.openai_chat import ChatEndpointError
 from skingen.diagnosis.reading import read_diagnosis
 from skingen.errors import SkinGenError
 from skingen.generation import DEFAULT_GUIDANCE, DEFAULT_SIZE, DEFAULT_STEPS, ReferenceGenerator, Request
-from skingen.interactive import CHAT, DIAGNOSE, REFERENCES, decode_png, encode_png
 from skingen.prompts import PromptBuilder
-from skingen.taxonomy import Taxonomy
 from skingen.worker import Handler, JobFailure, Outcome
 
 if TYPE_CHECKING:
@@ -120,7 +121,7 @@ class ModelServer:
         for index, job in enumerate(jobs):
             try:
                 planned.append((index, *self._plan(job)))
-            except SkinGenError as exc:
+            except FormatError as exc:
                 outcomes[index] = JobFailure("bad_request", str(exc))
         by_pipeline: dict[bool, list[tuple[int, list[Request], list[int], str | None]]] = {}
         for entry in planned:
@@ -204,7 +205,7 @@ def _each(run: Callable[[JobView], Outcome]) -> Handler:
                 outcomes.append(run(job))
             except ChatEndpointError as exc:
                 outcomes.append(JobFailure(exc.code, str(exc), retry=exc.retryable))
-            except (SkinGenError, OSError, KeyError) as exc:
+            except (FormatError, OSError, KeyError) as exc:
                 outcomes.append(JobFailure("bad_request", f"{type(exc).__name__}: {exc}"))
         return outcomes
 

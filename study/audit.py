@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 
 from db.models import AllocationSlot, ConsentRecord, Event, Participant, Response
-from study.contract import WITHDRAW_EVENT
+from formats.contract import WITHDRAW_EVENT
 from study.engine import StudyEngine
 
 

@@ -27,8 +27,8 @@ from sqlalchemy.pool import StaticPool
 from tqdm import tqdm
 
 from db.session import Database
+from formats.contract import DERIVED_CONSTRUCTS
 from study.allocation import arms
-from study.contract import DERIVED_CONSTRUCTS
 from study.engine import StudyEngine
 from study.export import export_frames
 from study.flow import participant_path

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from study.allocation import Arm, arms
-from study.contract import (
+from formats.contract import (
     ACCURACY_CONSTRUCT,
     AGREEMENT_CONSTRUCT,
     AGREES_AI,
@@ -21,6 +20,7 @@ from study.contract import (
     INITIAL_AGREEMENT_CONSTRUCT,
     MANIPULATION_CONSTRUCT,
 )
+from study.allocation import Arm, arms
 from study.crossover import williams_orders
 from study.protocol import CODED_TYPES, Item, Protocol
 

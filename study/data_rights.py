@@ -15,7 +15,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from db.models import ConsentRecord, Event, InteractionTurn, Job, Participant, Response, Study
-from study.contract import WITHDRAW_EVENT
+from formats.contract import WITHDRAW_EVENT
 from study.engine import EngineError, StudyEngine, hash_token
 
 

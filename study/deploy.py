@@ -1,7 +1,7 @@
 """``skingen-study deploy nginx``: the files that run N app servers behind nginx on one machine.
 
 Nobody hand-writes these configs: :func:`write_deployment` writes, into one folder and all at once
-(``skingen.atomic``),
+(``formats.atomic``),
 
 - ``nginx.conf``: one upstream ``server 127.0.0.1:PORT`` per replica, sticky sessions, the websocket upgrade
   for Streamlit's ``/_stcore/stream``, the security headers, a cache for the content-addressed images;
@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from db.session import DB_ENV
-from skingen.atomic import atomic_directory
+from formats.atomic import atomic_directory
 from study.http_headers import SECURITY_HEADERS
 
 ROUTE_COOKIE = "skingen_route"
@@ -109,7 +109,7 @@ class Deployment:
     def replica_command(self, port: str, *, explorer: bool = False) -> str:
         """The command of one replica (or of the explorer's server); the database URL comes from the
         environment (study.env)."""
-        args = [self.python, "-m", "study.cli", "serve", "--protocol", str(self.protocol)]
+        args = [self.python, "-m", "app.study_command", "serve", "--protocol", str(self.protocol)]
         args += ["--host", "127.0.0.1", "--port", port]
         return shlex.join([*args, *(EXPLORER_SERVER_OPTIONS if explorer else ())])
 
@@ -304,7 +304,7 @@ set -a
 . ./study.env
 set +a
 # Register the protocol once (a no-op when it is), so the replicas don't race to create the schema.
-{python} -m study.cli init --protocol {shlex.quote(str(d.protocol))}
+{python} -m app.study_command init --protocol {shlex.quote(str(d.protocol))}
 # supervisord replaces this shell: SIGTERM reaches it and it stops nginx and every replica.
 exec {python} -m supervisor.supervisord -n -c {shlex.quote(str(d.out / "supervisord.conf"))}
 """

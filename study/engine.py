@@ -30,8 +30,8 @@ from db.models import (
     utcnow,
 )
 from db.session import Database
+from formats.contract import IMAGE_ENLARGE_EVENT
 from study.allocation import arm_by_id
-from study.contract import IMAGE_ENLARGE_EVENT
 from study.flow import (
     REQUIRED,
     AnswerError,

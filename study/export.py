@@ -1,6 +1,6 @@
 """Exports: long responses, participants, codebook, allocation table and audit log — de-identified by default.
 
-The tables and their columns are the export contract (:mod:`study.contract`, docs/export-format.md); the
+The tables and their columns are the export contract (:mod:`formats.contract`, docs/export-format.md); the
 analysis reads these frames directly (:func:`export_frames`) or from the CSV files (:func:`write_export`).
 """
 
@@ -27,9 +27,8 @@ from db.models import (
     utcnow,
 )
 from db.session import Database
-from skingen.atomic import atomic_directory
-from study.codebook import codebook, item_codebook
-from study.contract import (
+from formats.atomic import atomic_directory
+from formats.contract import (
     AGREES_AI,
     AS_INTENDED,
     CONFIDENCE_SUFFIX,
@@ -46,6 +45,7 @@ from study.contract import (
     STUDY_COLUMNS,
     WITHDRAW_EVENT,
 )
+from study.codebook import codebook, item_codebook
 from study.engine import participant_status
 from study.exclusions import exclusion_reasons, failed_attention_checks
 from study.flow import ParticipantPath, PathCache

@@ -17,8 +17,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from formats.contract import CONFIDENCE_SUFFIX
 from study.allocation import arm_by_id, arms, case_sets, trial_order
-from study.contract import CONFIDENCE_SUFFIX
 from study.protocol import CODED_TYPES, UNSURE, Item, LoadedProtocol
 
 StepKind = Literal["consent", "questions", "info", "trial", "complete"]

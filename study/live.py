@@ -2,7 +2,7 @@
 
 The Streamlit server never loads a model: each diagnosis, follow-up answer or set of reference images is a
 job in the database (db/jobs.py) that a ``skingen worker`` takes; pages poll the job on each rerun, so a slow
-model delays only the page that asked. The requests and results are those of skingen/interactive.py.
+model delays only the page that asked. The requests and results are those of formats/jobs.py.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from cachetools import LRUCache
 
 from db.jobs import DONE, FAILED, QUEUED, JobQueue, JobStatus, JobView
 from db.session import Database
-from skingen.interactive import RETRY_LATER, JobRequest
+from formats.jobs import RETRY_LATER, JobRequest
 
 DIAGNOSIS_QUESTION = "What is the most likely diagnosis, what else could it be, and why?"
 BUSY = "The model is busy right now. Please try again in a moment."

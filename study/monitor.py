@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 from db.session import Database
+from formats.contract import WITHDRAW_EVENT
 from study.allocation import arms
-from study.contract import WITHDRAW_EVENT
 from study.export import export_frames
 from study.flow import step_order
 from study.protocol import LoadedProtocol

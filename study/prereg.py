@@ -20,7 +20,7 @@ import math
 
 from scipy import stats
 
-from study.planning import (
+from formats.planning import (
     SIMPLIFICATION_RULE,
     VarianceComponents,
     case_power,

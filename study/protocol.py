@@ -14,8 +14,8 @@ from typing import Literal
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from skingen.bundle.manifest import Bundle, BundleError, BundleManifest, BundleNotFoundError, load_bundle
-from study.contract import INITIAL_SUFFIX
+from formats.bundle import Bundle, BundleError, BundleManifest, BundleNotFoundError, load_bundle
+from formats.contract import INITIAL_SUFFIX
 from study.crossover import williams_orders
 from study.instruments import Instrument, load_instrument
 from study.references import REFERENCE_KINDS, ReferenceKind
@@ -494,13 +494,13 @@ class SampleSize(_Model):
         default_factory=dict,
         description="Variance components (SDs in scale points) for the mixed model's power, e.g. from a pilot's "
         "report: participant, participant_condition, case, case_condition, residual; the others keep the "
-        "defaults of study.planning.VarianceComponents.",
+        "defaults of formats.planning.VarianceComponents.",
     )
 
     @field_validator("components")
     @classmethod
     def _known_components(cls, value: dict[str, float]) -> dict[str, float]:
-        from study.planning import VarianceComponents
+        from formats.planning import VarianceComponents
 
         known = set(VarianceComponents.__dataclass_fields__)
         unknown = sorted(set(value) - known)

@@ -22,7 +22,7 @@ from sqlalchemy import func, insert, select, update
 
 from db.models import Event, Rater, Rating, RatingAssignment, utcnow
 from db.session import Database
-from skingen.bundle.manifest import ClosedLoopCheck
+from formats.bundle import ClosedLoopCheck
 from study.auth import hash_secret
 from study.flow import Step, validate_answers
 from study.protocol import LoadedProtocol

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from skingen.bundle.manifest import Case
+from formats.bundle import Case
 
 ReferenceKind = Literal["generated", "retrieved"]
 REFERENCE_KINDS: tuple[ReferenceKind, ...] = ("generated", "retrieved")

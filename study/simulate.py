@@ -19,7 +19,7 @@ from typing import Literal
 
 from tqdm import tqdm
 
-from study.contract import CONFIDENCE_SUFFIX, INITIAL_SUFFIX
+from formats.contract import CONFIDENCE_SUFFIX, INITIAL_SUFFIX
 from study.engine import Position, StudyEngine
 from study.flow import Step
 from study.protocol import CODED_TYPES, UNSURE, Item

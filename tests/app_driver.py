@@ -6,7 +6,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-APP = Path(__file__).resolve().parents[1] / "study" / "app" / "main.py"
+APP = Path(__file__).resolve().parents[1] / "app" / "main.py"
 TICK_ALL = ("read_information", "voluntary", "agree_data")
 TEXT_ELEMENTS = (
     "title",

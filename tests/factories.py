@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 from PIL import Image
 
-from skingen.bundle.manifest import (
+from formats.bundle import (
     AIOutput,
     BundleManifest,
     Case,
@@ -22,7 +22,7 @@ from skingen.bundle.manifest import (
 from skingen.bundle.writing import retrieved_caption
 from study.crossover import williams_orders
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "study" / "demo"
+EXAMPLES = Path(__file__).resolve().parents[1] / "app" / "demo"
 CONDITIONS = ("psoriasis", "eczema", "acne", "vitiligo")
 
 

@@ -40,7 +40,7 @@ def two_studies(protocol_file, database_url, monkeypatch):
 
 def _page(name: str, engine: StudyEngine, timeout: int = 30) -> AppTest:
     session = Auth(engine.db, engine.protocol.study.id).sign_in_admin(PASSWORD, hash_secret(PASSWORD))
-    at = AppTest.from_string(f"from study.app.views import admin\nadmin.{name}()\n", default_timeout=timeout)
+    at = AppTest.from_string(f"from app.views import admin\nadmin.{name}()\n", default_timeout=timeout)
     at.query_params["session"] = session
     at.run()
     assert not at.exception, [e.message for e in at.exception]

@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 from statsmodels.stats.inter_rater import cohens_kappa
 
-from analysis.cli import main as analysis_main
 from analysis.closed_loop import closed_loop_agreement, kappa_2x2
 from analysis.load import build_study_data
 from analysis.pipeline import AnalysisConfig, run_analysis
-from study.contract import RATING_COLUMNS
+from app.analysis_command import main as analysis_main
+from formats.contract import RATING_COLUMNS
 from study.export import export_frames, write_export
 from study.rating import RatingPanel
 

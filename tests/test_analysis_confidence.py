@@ -15,12 +15,12 @@ from scipy import stats
 from statsmodels.stats.proportion import proportion_confint
 
 from analysis.agreement import bootstrap_coefficients, category_counts, icc_intervals, wilson_interval
-from analysis.cli import main
 from analysis.compare import cumulative_logit, paired_ttest, period_effect, welch_ttest
 from analysis.figures import build_figures
 from analysis.load import build_study_data
 from analysis.pipeline import AnalysisConfig, run_analysis
 from analysis.reliability import cronbach_alpha
+from app.analysis_command import main
 from tests.analysis_data import BASELINE, VISUAL, make_study, write_study
 
 LEVEL = 0.9

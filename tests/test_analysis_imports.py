@@ -9,8 +9,8 @@ from pathlib import Path
 
 def test_analysis_does_not_import_torch():
     code = (
-        "import sys, analysis.cli, analysis.pipeline, analysis.figures, analysis.apa, analysis.document, "
-        "analysis.render, analysis.simulation, analysis.sources; "
+        "import sys, app.analysis_command, analysis.pipeline, analysis.figures, analysis.apa, analysis.document, "
+        "analysis.render, analysis.simulation, app.sources; "
         "sys.exit(int(any(m == 'torch' or m.startswith('torch.') for m in sys.modules)))"
     )
     assert (

@@ -1,7 +1,5 @@
-"""Layering of the analysis: it reads the study only through the export contract (study.contract) and the plan
-both layers share (study.planning: the planned mixed model and case-aware power, which the preregistration
-states and the analysis runs), except one adapter module (analysis/sources.py); condition ids come from the
-data, never from the analysis' code."""
+"""The analysis holds no study knowledge in its code: condition ids come from the data, never from the analysis'
+code. (That it imports nothing of the study engine is import-linter's layers contract, tests/test_structure.py.)"""
 
 from __future__ import annotations
 
@@ -14,45 +12,6 @@ import pytest
 from tests.analysis_data import BASELINE, VISUAL, write_study
 
 ANALYSIS = Path(__file__).resolve().parents[1] / "analysis"
-ADAPTER = "sources.py"
-ENGINE_PACKAGES = ("study", "db")
-SHARED = ("study.contract", "study.planning")  # import nothing of the engine (checked below)
-
-
-def _imported_modules(tree: ast.AST) -> list[str]:
-    names = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names += [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module in ENGINE_PACKAGES:
-            names += [f"{node.module}.{alias.name}" for alias in node.names]  # from study import contract
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.append(node.module)
-    return names
-
-
-def test_only_the_adapter_imports_the_study_engine():
-    offenders = {}
-    for path in sorted(ANALYSIS.glob("*.py")):
-        if path.name == ADAPTER:
-            continue
-        engine = [
-            name
-            for name in _imported_modules(ast.parse(path.read_text(encoding="utf-8")))
-            if name.split(".")[0] in ENGINE_PACKAGES and name not in SHARED
-        ]
-        if engine:
-            offenders[path.name] = engine
-    assert offenders == {}
-    assert (ANALYSIS / ADAPTER).is_file()
-
-
-def test_the_shared_modules_import_nothing_of_the_engine():
-    study = ANALYSIS.parent / "study"
-    for name in SHARED:
-        path = study / f"{name.split('.')[1]}.py"
-        imported = _imported_modules(ast.parse(path.read_text(encoding="utf-8")))
-        assert [m for m in imported if m.split(".")[0] in ENGINE_PACKAGES] == [], name
 
 
 def test_no_condition_ids_and_no_dead_import_fallbacks_in_analysis():
@@ -68,7 +27,7 @@ def test_no_condition_ids_and_no_dead_import_fallbacks_in_analysis():
 
 
 def test_csv_input_without_baseline_names_the_flags(tmp_path, capsys):
-    from analysis.cli import main
+    from app.analysis_command import main
 
     paths = write_study(tmp_path / "csv", n=10)
     out = tmp_path / "out"
@@ -83,7 +42,7 @@ def test_report_from_an_export_folder_reads_the_design_from_study_csv(tmp_path):
 
     import pandas as pd
 
-    from analysis.cli import main
+    from app.analysis_command import main
 
     folder = tmp_path / "export"
     write_study(folder, n=10, design="within")
@@ -110,7 +69,7 @@ def test_report_from_an_export_folder_reads_the_design_from_study_csv(tmp_path):
 
 
 def test_export_folder_without_study_csv_needs_baseline(tmp_path, capsys):
-    from analysis.cli import main
+    from app.analysis_command import main
 
     folder = tmp_path / "export"
     write_study(folder, n=10)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from analysis.cli import main
 from analysis.load import AnalysisInputError, build_study_data
-from analysis.sources import load_db
+from app.analysis_command import main
+from app.sources import load_db
 from tests.analysis_data import BASELINE, VISUAL, make_study
 
 

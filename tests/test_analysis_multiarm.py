@@ -209,7 +209,7 @@ def test_simulated_k_arm_study_recovers_the_planted_pair(design):
 
 
 def test_cli_compares_the_conditions_it_is_given(tmp_path):
-    from analysis.cli import main
+    from app.analysis_command import main
 
     gen = LikertGenerator(design="between", baseline="base", visual="gen", others=("ret",))
     path = tmp_path / "responses.csv"

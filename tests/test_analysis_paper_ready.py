@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from analysis.cli import main as analysis_main
 from analysis.figures import build_figures
 from analysis.load import load_export
 from analysis.pipeline import AnalysisConfig, run_analysis
-from study.cli import main as study_main
+from app.analysis_command import main as analysis_main
+from app.study_command import main as study_main
 from study.protocol import load_protocol
 from study.rating import RatingPanel
 from tests.factories import make_bundle
@@ -72,7 +72,7 @@ def test_demo_protocol_report_shows_labels_never_ids(design, tmp_path):
     demo = tmp_path / "demo"
     demo.mkdir()
     protocol_path = demo / f"{design}.yaml"
-    shutil.copy(Path(str(resources.files("study.demo") / f"{design}.yaml")), protocol_path)
+    shutil.copy(Path(str(resources.files("app.demo") / f"{design}.yaml")), protocol_path)
     make_bundle(demo / "demo-bundle")
     url = f"sqlite:///{tmp_path}/study.db"
     assert study_main(["init", "--db", url, "--protocol", str(protocol_path)]) == 0

@@ -3,15 +3,17 @@ power rising with n, and ``skingen-analysis report --db … --simulate`` choosin
 
 from __future__ import annotations
 
+import functools
 import json
 
 import numpy as np
 import pytest
 
-from analysis.cli import main
 from analysis.load import build_study_data
 from analysis.pipeline import AnalysisConfig, primary_result, run_analysis
 from analysis.power import power_curve
+from app.analysis_command import main
+from app.sources import engine_bots
 from db.session import Database
 from study.botpower import EngineBotGenerator
 from study.engine import StudyEngine
@@ -69,7 +71,7 @@ def test_csv_input_and_mismatched_protocol_use_the_likert_generator(within_bots,
     assert simulation["generator_kind"] == "likert"
     assert simulation["construct"] == "comprehension"  # the first confirmatory construct, as the analysis
     between = load_protocol(write_protocol(tmp_path, example_protocol("between"), bundle_dir))
-    results = run_analysis(data, config, protocol=between).results
+    results = run_analysis(data, config, bot_source=functools.partial(engine_bots, between)).results
     assert results["power"]["simulation"]["generator_kind"] == "likert"
     assert any("design is 'between'" in w for w in results["warnings"])
 

@@ -8,11 +8,11 @@ import re
 import pytest
 
 from analysis.apa import bounded, num, pval
-from analysis.cli import main
 from analysis.figures import build_figures, find_browser, write_figures
 from analysis.load import build_study_data
 from analysis.pipeline import AnalysisConfig, run_analysis
 from analysis.render import render_latex
+from app.analysis_command import main
 from tests.analysis_data import BASELINE, VISUAL, make_study, write_study
 from tests.conftest import require
 

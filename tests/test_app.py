@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
+from app.context import INVALID_LINK
 from db.models import ConsentRecord, Event, Participant, Response
-from study.app.context import INVALID_LINK
 from tests.app_driver import AppParticipant
 from tests.factories import make_bundle
 

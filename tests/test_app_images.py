@@ -7,8 +7,8 @@ import io
 from PIL import Image
 from sqlalchemy import select
 
+from app import images
 from db.models import Participant
-from study.app import images
 from tests.app_driver import AppParticipant
 
 
@@ -51,7 +51,7 @@ def test_a_submit_stamps_when_the_next_step_was_shown(protocol_file, make_engine
 
 
 def test_a_bundles_images_are_encoded_ahead_in_the_background(bundle_dir, tmp_path, monkeypatch):
-    from skingen.bundle.manifest import load_bundle
+    from formats.bundle import load_bundle
 
     bundle = load_bundle(bundle_dir)
     paths = bundle.images()

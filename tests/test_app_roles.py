@@ -145,7 +145,7 @@ def test_admin_sign_in_and_every_page_refused_without_it(study):
 @pytest.mark.parametrize("page", ["dashboard", "downloads", "analysis", "raters", "sign_out"])
 def test_admin_pages_check_the_role_themselves(study, page):
     """Requested directly (not through the router) and without a valid session, a page shows nothing."""
-    at = AppTest.from_string(f"from study.app.views import admin\nadmin.{page}()\n", default_timeout=30)
+    at = AppTest.from_string(f"from app.views import admin\nadmin.{page}()\n", default_timeout=30)
     at.query_params["session"] = "forged-session-token"
     at.run()
     assert not at.exception
@@ -179,9 +179,7 @@ def test_signed_in_admin_sees_downloads_and_raters(study):
     session = Auth(study.db, study.protocol.study.id).sign_in_admin(
         ADMIN_PASSWORD, hash_secret(ADMIN_PASSWORD)
     )
-    downloads = AppTest.from_string(
-        "from study.app.views import admin\nadmin.downloads()\n", default_timeout=30
-    )
+    downloads = AppTest.from_string("from app.views import admin\nadmin.downloads()\n", default_timeout=30)
     downloads.query_params["session"] = session
     downloads.run()
     assert not downloads.exception and not downloads.error
@@ -216,7 +214,7 @@ def test_dashboard_and_analysis_with_data(study):
     assert metrics["Consented"] == "12" and int(metrics["Completed"]) + int(metrics["Dropped out"]) == 12
     assert len(dashboard.get("plotly_chart")) >= 4  # enrollment, funnel, step times, rater progress
 
-    report = AppTest.from_string("from study.app.views import admin\nadmin.analysis()\n", default_timeout=120)
+    report = AppTest.from_string("from app.views import admin\nadmin.analysis()\n", default_timeout=120)
     report.query_params["session"] = session
     report.run()
     report.button[0].click()

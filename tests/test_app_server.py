@@ -7,8 +7,8 @@ import socket
 
 import pytest
 
-from study import server
-from study.cli import build_parser, main
+from app import server
+from app.study_command import build_parser, main
 
 
 def test_tuned_and_stock_options_differ_only_in_speed_settings():
@@ -179,7 +179,7 @@ def test_freezing_the_startup_heap_imports_the_app_and_leaves_full_collections_l
     monkeypatch.setattr(gc, "freeze", lambda: frozen.append(gc.get_freeze_count()))
     server.freeze_startup_heap()
     assert frozen and all(name in sys.modules for name in server.APP_MODULES)
-    assert "study.app.views.trial" in sys.modules and "study.app.context" in sys.modules
+    assert "app.views.trial" in sys.modules and "app.context" in sys.modules
 
 
 @pytest.fixture

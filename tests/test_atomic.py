@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from skingen.atomic import OutputExistsError, atomic_directory
+from formats.atomic import OutputExistsError, atomic_directory
 
 
 def _previous(out: Path) -> Path:

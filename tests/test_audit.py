@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 from sqlalchemy import insert, select, update
 
+from app.study_command import main
 from db.models import Participant, Response
 from study.audit import audit
-from study.cli import main
 from study.simulate import Policy, simulate
 
 

@@ -82,7 +82,7 @@ class AppServer:
         self.log_path = workdir / "server.log"
 
     def start(self) -> None:
-        command = [sys.executable, "-m", "study.cli", "serve", "--init", "--db", self.db_url]
+        command = [sys.executable, "-m", "app.study_command", "serve", "--init", "--db", self.db_url]
         command += ["--protocol", str(self.protocol), "--port", str(self.port), *self.extra]
         env = {**os.environ, "PYTHONPATH": str(ROOT), "SKINGEN_TEST_HOOKS": "1"}
         with self.log_path.open("a") as log:

@@ -17,16 +17,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from formats.bundle import load_bundle
+from formats.taxonomy import Taxonomy
 from skingen.bundle.builder import BundleBuilder, BundleSettings, read_cases
 from skingen.bundle.evaluation import BundleEvaluator
-from skingen.bundle.manifest import load_bundle
 from skingen.diagnosis.base import Diagnosis
 from skingen.distributed import Outcome, ProcessShare, launched_processes, raise_failures, shard, unshard
 from skingen.errors import SkinGenError
 from skingen.evaluation.evaluator import EvaluationSettings
 from skingen.evaluation.inputs import read_real
 from skingen.prompts import PromptBuilder
-from skingen.taxonomy import Taxonomy
 from tests.launching import accelerate_launch, launch_env
 from tests.skingen_fixtures import FakeGenerator, TinyModels, tiny_models, write_cases, write_retrieval_set
 

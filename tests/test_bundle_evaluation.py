@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from skingen.bundle.manifest import load_bundle
+from formats.bundle import load_bundle
+from formats.taxonomy import Taxonomy
 from skingen.cli import main
 from skingen.evaluation.evaluator import headline_of
 from skingen.sources import load_image
-from skingen.taxonomy import Taxonomy
 from tests.skingen_fixtures import TinyModels, tiny_models, write_cases
 from tests.test_evaluation import write_sets
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from skingen.bundle.manifest import AIOutput, BundleError, BundleManifest, Case, load_bundle
+from formats.bundle import AIOutput, BundleError, BundleManifest, Case, load_bundle
+from formats.taxonomy import Taxonomy
 from skingen.bundle.writing import BundleWriter, condition_entries, write_bundle
-from skingen.taxonomy import Taxonomy
 
 
 def _manifest(writer: BundleWriter, *, missing_reference: bool = False) -> BundleManifest:

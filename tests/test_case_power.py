@@ -1,4 +1,4 @@
-"""Power that knows about cases (study.planning.case_power, Westfall, Kenny & Judd 2014) against simulations
+"""Power that knows about cases (formats.planning.case_power, Westfall, Kenny & Judd 2014) against simulations
 with known truth: R's lmerTest on data drawn from the variance components, and the variance of the estimate."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from study.planning import VarianceComponents, case_power, planned_formula, power_grid
+from formats.planning import VarianceComponents, case_power, planned_formula, power_grid
 
 R_SIMULATION = json.loads((Path(__file__).parent / "data" / "r" / "case_power.json").read_text())
 

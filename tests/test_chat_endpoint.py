@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
+from formats.taxonomy import Taxonomy
 from skingen.diagnosis.openai_chat import ChatEndpointError, OpenAIChatDiagnoser
 from skingen.diagnosis.vlm import DEFAULT_QUESTION
 from skingen.errors import SkinGenError
-from skingen.taxonomy import Taxonomy
 from tests.chat_server import HANG, MALFORMED, ChatServer
 
 PHOTO = Image.new("RGB", (32, 32), (180, 120, 100))

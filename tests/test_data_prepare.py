@@ -17,13 +17,13 @@ import pytest
 import yaml
 from PIL import Image
 
+from formats.taxonomy import Taxonomy
 from skingen.cli import main
 from skingen.data_prepare.pipeline import near_duplicate_filter
 from skingen.dataset import load_dataset
 from skingen.diagnosis.reading import read_diagnosis
 from skingen.errors import SkinGenError
 from skingen.prompts import DEFAULT_TEMPLATES, PromptBuilder
-from skingen.taxonomy import Taxonomy
 
 REPO = Path(__file__).resolve().parents[1]
 F17K_HEADER = (

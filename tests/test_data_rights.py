@@ -9,9 +9,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from analysis.sources import load_db
+from app.sources import load_db
+from app.study_command import main
 from db.models import ConsentRecord, Event, Participant, Response
-from study.cli import main
 from study.data_rights import DataRightsError, purge_identifiers, withdraw
 from study.engine import Withdrawn
 from study.export import export_frames

@@ -11,10 +11,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 
+from app.study_command import main
 from db.migrate import current_revision, downgrade, head_revision, upgrade
 from db.models import Base
 from db.session import Database
-from study.cli import main
 from study.engine import StudyEngine
 from study.protocol import load_protocol
 from study.registry import RegistryError, register
@@ -129,8 +129,8 @@ def test_cli_reports_bad_effect_and_bad_protocol(protocol_file, tmp_path, capsys
 
 def test_study_and_db_never_import_torch():
     code = (
-        "import sys, db.session, db.migrate, study.engine, study.export, study.simulate, study.cli, "
-        "study.botpower, study.rating, study.auth, study.monitor, skingen.bundle.manifest, "
+        "import sys, db.session, db.migrate, study.engine, study.export, study.simulate, app.study_command, "
+        "study.botpower, study.rating, study.auth, study.monitor, formats.bundle, "
         "skingen.bundle.demo.writer; "
         "bad = [m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules]; "
         "sys.exit(f'imported {bad}' if bad else 0)"

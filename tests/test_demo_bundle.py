@@ -12,11 +12,11 @@ import pytest
 import yaml
 from PIL import Image
 
+from app.study_command import main
+from formats.bundle import Bundle, load_bundle
 from skingen.bundle.demo.drawing import render_image
 from skingen.bundle.demo.material import MaterialError, load_material
 from skingen.bundle.demo.writer import CASE_LABEL, REFERENCE_LABEL, build_demo_bundle
-from skingen.bundle.manifest import Bundle, load_bundle
-from study.cli import main
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

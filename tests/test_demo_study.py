@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 import skingen.bundle.demo.writer
-from study import server
-from study.cli import main
+from app import server
+from app.study_command import main
 from tests.factories import make_bundle
 
-PACKAGED = resources.files("study.demo") / "between.yaml"
+PACKAGED = resources.files("app.demo") / "between.yaml"
 
 
 def test_validate_names_the_command_that_draws_a_missing_demo_bundle(

@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
-from skingen.atomic import OutputExistsError
-from study.cli import main
+from app.study_command import main
+from formats.atomic import OutputExistsError
 from study.deploy import SECURITY_HEADERS, Deployment, write_deployment
 from tests.conftest import require
 

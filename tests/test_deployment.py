@@ -26,11 +26,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from app.study_command import main
 from bench import loadgen
 from db.models import AllocationSlot
 from db.session import Database
 from study.audit import audit
-from study.cli import main
 from study.deploy import ROUTE_COOKIE, SECURITY_HEADERS
 from tests import postgres
 from tests.conftest import require
@@ -130,7 +130,7 @@ def deployment():
     require(postgres.available(), "PostgreSQL is not installed (apt-get install postgresql)")
     require(shutil.which("nginx") is not None, "nginx is not installed (apt-get install nginx)")
     pytest.importorskip("supervisor", reason="supervisor is not installed (pip install supervisor)")
-    from study.demo import prepare_demo
+    from app.demo import prepare_demo
 
     # A folder nginx's workers can reach: run as root, nginx hands requests to workers running as nobody.
     tmp = Path(tempfile.mkdtemp(prefix="skingen-deploy-"))

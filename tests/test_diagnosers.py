@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from formats.taxonomy import UNKNOWN, Taxonomy
 from skingen.cli import build_parser, main
 from skingen.diagnosis.options import BACKENDS, DiagnoserSpec, diagnoser_spec, judge_spec
 from skingen.errors import SkinGenError
-from skingen.taxonomy import UNKNOWN, Taxonomy
 from tests.chat_server import ChatServer
 from tests.skingen_fixtures import TinyModels, photo, tiny_models
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from formats.taxonomy import DEFAULT_TAXONOMY, UNKNOWN, Taxonomy
 from skingen.diagnosis.reading import Status, read_diagnosis
 from skingen.errors import SkinGenError
-from skingen.taxonomy import DEFAULT_TAXONOMY, UNKNOWN, Taxonomy
 
 SENTENCES = Path(__file__).parent / "data" / "diagnosis_sentences.yaml"
 

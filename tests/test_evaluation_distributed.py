@@ -21,12 +21,12 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("scipy.linalg")
 pytest.importorskip("scipy")
 
+from formats.taxonomy import Taxonomy  # noqa: E402
 from skingen.diagnosis.clip import ClipDiagnoser  # noqa: E402
 from skingen.evaluation.evaluator import EvaluationSettings, embed, evaluate  # noqa: E402
 from skingen.evaluation.features import FeatureExtractor  # noqa: E402
 from skingen.evaluation.inputs import read_generated, read_real  # noqa: E402
 from skingen.evaluation.report import METRICS_FILE, write_report  # noqa: E402
-from skingen.taxonomy import Taxonomy  # noqa: E402
 from tests.test_evaluation import write_sets  # noqa: E402
 
 SETTINGS = EvaluationSettings(jackknife_groups=10, equal_n_draws=5, bootstrap=200)

@@ -12,12 +12,12 @@ import pytest
 from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
+from app.context import configured_engine, live_queue
 from db.models import Job
+from formats.taxonomy import Taxonomy
 from skingen.diagnosis.openai_chat import OpenAIChatDiagnoser
 from skingen.serving import GenerationSettings, ModelServer
-from skingen.taxonomy import Taxonomy
 from skingen.worker import Worker
-from study.app.context import configured_engine, live_queue
 from tests.app_driver import APP
 from tests.chat_server import ChatServer
 

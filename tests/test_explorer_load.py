@@ -30,7 +30,7 @@ def sent_photo(request: dict) -> Image.Image:
 
 def test_a_simulated_explorer_explores_two_photos(tmp_path, tmp_path_factory):
     pytest.importorskip("torch")
-    from study.demo import prepare_demo
+    from app.demo import prepare_demo
 
     sd = tiny_models(tmp_path_factory).sd
     protocol = prepare_demo(tmp_path / "demo")

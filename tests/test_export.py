@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from study.cli import main
-from study.contract import PARTICIPANT_COLUMNS, RESPONSE_COLUMNS
+from app.study_command import main
+from formats.contract import PARTICIPANT_COLUMNS, RESPONSE_COLUMNS
 from study.export import export_frames
 from study.simulate import Policy, simulate
 from tests.test_engine import ENTRY, TICKED, answers_for

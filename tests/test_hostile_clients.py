@@ -20,16 +20,16 @@ import pytest
 from sqlalchemy import func, select
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 
-from analysis.cli import main as analysis_main
+from app import server as study_server
+from app.analysis_command import main as analysis_main
+from app.context import INVALID_LINK
+from app.study_command import main as study_main
 from bench.loadgen import Page, StreamlitClient
 from db.models import Event, Participant, Response
 from db.session import Database
-from skingen.bundle.manifest import BundleError
+from formats.bundle import BundleError
 from skingen.sources import read_table
-from study import server as study_server
-from study.app.context import INVALID_LINK
 from study.auth import Auth
-from study.cli import main as study_main
 from study.engine import StepConflict, StudyEngine, UnknownToken
 from study.flow import AnswerError
 from study.protocol import load_protocol
@@ -173,7 +173,7 @@ def server(tmp_path_factory, bundle_dir):
     register(db, load_protocol(protocol))
     port = free_port()
     log = directory / "server.log"
-    command = [sys.executable, "-m", "study.cli", "serve", "--db", url, "--protocol", str(protocol)]
+    command = [sys.executable, "-m", "app.study_command", "serve", "--db", url, "--protocol", str(protocol)]
     with log.open("w") as out:
         process = subprocess.Popen(
             [*command, "--port", str(port)],

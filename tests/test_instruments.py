@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from analysis.instruments import place_in_norms, score
-from study.cli import main
+from app.study_command import main
 from study.codebook import codebook
 from study.instruments import instrument_ids, load_instrument
 from study.protocol import ProtocolError, load_protocol

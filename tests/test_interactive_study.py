@@ -10,7 +10,7 @@ import pytest
 from analysis.document import interaction_blocks
 from analysis.load import validate_interactions
 from analysis.pipeline import interactions_block
-from study.cli import live_model_note
+from app.study_command import live_model_note
 from study.engine import TurnRefused
 from study.export import export_frames
 from study.simulate import Bot, Policy
@@ -117,12 +117,12 @@ def test_an_interactive_participant_through_the_whole_app(
     protocol_file, make_engine, monkeypatch, tmp_path, tmp_path_factory
 ) -> None:
     pytest.importorskip("torch")
+    from app.context import live_queue
+    from formats.taxonomy import Taxonomy
     from skingen.diagnosis.openai_chat import OpenAIChatDiagnoser
     from skingen.generation import ReferenceGenerator
     from skingen.serving import GenerationSettings, ModelServer
-    from skingen.taxonomy import Taxonomy
     from skingen.worker import Worker
-    from study.app.context import live_queue
     from tests.chat_server import ChatServer
     from tests.skingen_fixtures import tiny_models
 

@@ -191,9 +191,9 @@ def test_cached_latents_need_a_centre_crop(tiny: TinyModels, data: Path, tmp_pat
 
 
 def test_caption_dropout_empties_that_share_of_captions_reproducibly(data: Path) -> None:
+    from formats.taxonomy import Taxonomy
     from skingen.dataset import load_dataset
     from skingen.prompts import PromptBuilder
-    from skingen.taxonomy import Taxonomy
     from skingen.training.config import TrainingConfig
     from skingen.training.data import Draw, TrainingImages, training_examples
     from tests.tiny_models import clip_tokenizer

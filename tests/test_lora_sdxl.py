@@ -113,9 +113,9 @@ def test_resumed_sdxl_run_ends_where_the_uninterrupted_one_does(
 def test_time_ids_name_the_crop_that_was_taken(tmp_path: Path) -> None:
     """A 96×64 image at resolution 32 is resized to 48×32 and cropped at a random left edge; after a flip the
     corner is the crop's left edge in the mirrored image. Checked against the pixels themselves."""
+    from formats.taxonomy import Taxonomy
     from skingen.dataset import load_dataset
     from skingen.prompts import PromptBuilder
-    from skingen.taxonomy import Taxonomy
     from skingen.training.config import TrainingConfig
     from skingen.training.data import Draw, TrainingImages, training_examples
     from tests.tiny_models import clip_tokenizer

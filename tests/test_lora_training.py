@@ -216,9 +216,9 @@ def test_training_lowers_the_objective_on_fixed_noise(tiny: TinyModels, data: Pa
     """The denoising loss on the training images, with the same noise and timesteps, before and after."""
     from diffusers import StableDiffusionPipeline
 
+    from formats.taxonomy import Taxonomy
     from skingen.dataset import load_dataset
     from skingen.prompts import PromptBuilder
-    from skingen.taxonomy import Taxonomy
     from skingen.training.config import TrainingConfig
     from skingen.training.data import Draw, TrainingImages, collate, training_examples
     from skingen.training.loop import Models, diffusion_loss, train

@@ -8,7 +8,7 @@ import pytest
 from analysis.compare import paired_ttest
 from analysis.mixed.linear import fit_linear
 from analysis.power import simulate_trials
-from study.planning import VarianceComponents
+from formats.planning import VarianceComponents
 
 CONDITIONS = ("baseline", "visual")
 STUDIES, BOUND = 70, 10  # fail when 10 or more of 70 null studies reject at α = .05

@@ -193,7 +193,7 @@ def test_codebook_states_the_conditions_and_the_allocation(tmp_path, retrieval_b
 
 
 def test_simulate_effects_can_name_the_condition_they_shift():
-    from study.cli import _effects
+    from app.study_command import _effects
 
     assert _effects(["trust=1", "retrieved_photos:trust=0.5"]) == (
         {"trust": 1.0},

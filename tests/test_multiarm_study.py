@@ -3,6 +3,8 @@ codebook describe three conditions, and the analysis (and its bot power simulati
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -10,6 +12,7 @@ from analysis.figures import build_figures
 from analysis.load import StudyData, from_export
 from analysis.pipeline import AnalysisConfig, run_analysis
 from analysis.render import write_reports
+from app.sources import engine_bots
 from study.allocation import arms
 from study.botpower import EngineBotGenerator
 from study.export import export_frames
@@ -144,7 +147,9 @@ def test_power_planning_for_three_arms_runs_the_study_bots(three_arm):
     protocol = engine.protocol
     planned = StudyData(None, None, None, "within", protocol.baseline, "", (), ARMS)
     config = AnalysisConfig(simulate=True, sim_sizes=(18,), sim_effects=(1.0,), sim_reps=3, sim_population=54)
-    power = run_analysis(planned, config, protocol=engine.loaded).results["power"]
+    power = run_analysis(planned, config, bot_source=functools.partial(engine_bots, engine.loaded)).results[
+        "power"
+    ]
     assert power["simulation"]["generator_kind"] == "engine_bots"
     [point] = power["simulation"]["curve"]
     assert point["n"] == 18 and point["mean_estimate"] > 0.3  # the planted pair, skingen_visual − baseline

@@ -10,10 +10,10 @@ import pandas as pd
 import pingouin as pg
 import pytest
 
-from analysis.cli import main as analysis_main
 from analysis.power import required_n, sensitivity
+from app.analysis_command import main as analysis_main
+from app.study_command import main
 from study import prereg
-from study.cli import main
 from study.protocol import ProtocolError, load_protocol
 from tests.test_instruments import use_of
 
@@ -282,9 +282,9 @@ def test_a_hypothesis_about_baseline_minus_visual_is_tested_in_its_own_direction
 
 def test_the_plan_states_the_mixed_model_its_rule_and_how_many_cases(study_file):
     """Per-case items get the crossed mixed model in the analysis plan, with the simplification rule the
-    analysis runs (one text: study.planning.SIMPLIFICATION_RULE) and the cases with their power."""
+    analysis runs (one text: formats.planning.SIMPLIFICATION_RULE) and the cases with their power."""
     from analysis.mixed.structure import SIMPLIFICATION_RULE as RULE_THE_ANALYSIS_RUNS
-    from study.planning import VarianceComponents, case_power
+    from formats.planning import VarianceComponents, case_power
 
     plan = {
         **PLAN,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from study.cli import main
+from app.study_command import main
 from study.protocol import ProtocolError, load_protocol, parse_protocol
 from tests.factories import EXAMPLES
 

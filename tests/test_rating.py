@@ -8,9 +8,9 @@ from collections import Counter
 import pytest
 from sqlalchemy import func, select
 
+from app.study_command import main
 from db.models import Rating, RatingAssignment
-from study.cli import main
-from study.contract import RATING_COLUMNS
+from formats.contract import RATING_COLUMNS
 from study.export import export_frames
 from study.flow import AnswerError
 from study.protocol import ProtocolError, load_protocol

@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from formats.bundle import BundleError, Case, load_bundle
+from formats.taxonomy import Taxonomy
 from skingen import cli
 from skingen.bundle.builder import BundleBuilder, BundleSettings, read_cases
-from skingen.bundle.manifest import BundleError, Case, load_bundle
 from skingen.bundle.retrieval import Candidates, Query, ReferenceRetriever, RetrievalSettings, rank_neighbours
 from skingen.dataset import Example, load_dataset
 from skingen.prompts import PromptBuilder
 from skingen.sources import file_sha256
-from skingen.taxonomy import Taxonomy
 from tests.skingen_fixtures import (
     F17K,
     IMAGES,

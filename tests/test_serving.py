@@ -12,9 +12,7 @@ import pytest
 from db.jobs import DONE, FAILED, QUEUED, JobQueue
 from db.migrate import upgrade
 from db.session import Database
-from skingen.diagnosis.openai_chat import OpenAIChatDiagnoser
-from skingen.generation import ReferenceGenerator
-from skingen.interactive import (
+from formats.jobs import (
     CHAT,
     DIAGNOSE,
     REFERENCES,
@@ -23,9 +21,11 @@ from skingen.interactive import (
     diagnose_request,
     references_request,
 )
+from formats.taxonomy import Taxonomy
+from skingen.diagnosis.openai_chat import OpenAIChatDiagnoser
+from skingen.generation import ReferenceGenerator
 from skingen.provenance import ImageCache
 from skingen.serving import GenerationSettings, ModelServer
-from skingen.taxonomy import Taxonomy
 from skingen.worker import Worker
 from tests.chat_server import ChatServer
 from tests.skingen_fixtures import TinyModels, photo, tiny_models

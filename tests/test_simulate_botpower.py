@@ -8,13 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from formats.contract import RESPONSE_COLUMNS
 from study.botpower import (
     EngineBotGenerator,
     construct_items,
     plantable_constructs,
     point_shift,
 )
-from study.contract import RESPONSE_COLUMNS
 from study.protocol import load_protocol
 from tests.factories import example_protocol, write_protocol
 

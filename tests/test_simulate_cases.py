@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from study.cli import main
+from app.study_command import main
 from study.simulate import CaseEffects, Policy, simulate, standard_normal
 
 CASE_FLAGS = [

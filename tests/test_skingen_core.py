@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from formats.taxonomy import UNKNOWN, Taxonomy
 from skingen.bundle.builder import read_cases
 from skingen.cli import main
 from skingen.diagnosis.base import Diagnosis
@@ -19,7 +20,6 @@ from skingen.errors import SkinGenError
 from skingen.prompts import PromptBuilder
 from skingen.provenance import ImageCache, ProvenanceRecord, save_image
 from skingen.sources import load_image, resolve_model
-from skingen.taxonomy import UNKNOWN, Taxonomy
 from tests.skingen_fixtures import photo, write_cases
 
 REPO = Path(__file__).resolve().parents[1]
@@ -246,7 +246,7 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_import_skingen_and_manifest_stay_torch_free() -> None:
     code = (
-        "import sys, skingen, skingen.bundle.manifest, skingen.bundle.builder, skingen.diagnosis; "
+        "import sys, skingen, formats.bundle, skingen.bundle.builder, skingen.diagnosis; "
         "import skingen.cli, skingen.prompts, skingen.provenance, skingen.bundle.writing; "
         "import skingen.bundle.demo.drawing, skingen.bundle.demo.material, skingen.bundle.demo.writer; "
         "import skingen.dataset, skingen.data_prepare.pipeline, skingen.data_prepare.formats; "

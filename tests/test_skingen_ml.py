@@ -9,14 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from skingen.bundle.manifest import load_bundle
+from formats.bundle import load_bundle
+from formats.taxonomy import UNKNOWN, Taxonomy
 from skingen.cli import main
 from skingen.diagnosis.reading import read_diagnosis
 from skingen.errors import SkinGenError
 from skingen.generation import LoraSpec, ReferenceGenerator
 from skingen.provenance import ImageCache
 from skingen.sources import file_sha256
-from skingen.taxonomy import UNKNOWN, Taxonomy
 from tests.skingen_fixtures import TinyModels, photo, tiny_models, write_cases
 
 pytestmark = pytest.mark.ml

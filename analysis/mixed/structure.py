@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from study.planning import SIMPLIFICATION_RULE as PLANNED_SIMPLIFICATION_RULE
+from formats.planning import SIMPLIFICATION_RULE as PLANNED_SIMPLIFICATION_RULE
 
 INTERCEPT = "1"
 GROUPS = ("participant", "case")  # the fixed order ties are broken in

@@ -31,8 +31,7 @@ from typing import TYPE_CHECKING
 from PIL import Image
 from tqdm.auto import tqdm
 
-from skingen.bundle.evaluation import BundleEvaluator, Evaluated
-from skingen.bundle.manifest import (
+from formats.bundle import (
     AIOutput,
     BundleEvaluation,
     BundleManifest,
@@ -40,6 +39,8 @@ from skingen.bundle.manifest import (
     ReferenceImage,
     RetrievedImage,
 )
+from formats.taxonomy import UNKNOWN, Taxonomy
+from skingen.bundle.evaluation import BundleEvaluator, Evaluated
 from skingen.bundle.retrieval import ReferenceRetriever
 from skingen.bundle.writing import BundleWriter, condition_entries, retrieved_caption, write_bundle
 from skingen.diagnosis.base import Diagnoser, Diagnosis
@@ -50,7 +51,6 @@ from skingen.prompts import PromptBuilder
 from skingen.provenance import ImageLabels
 from skingen.skin_tone import FITZPATRICK_TYPES
 from skingen.sources import file_sha256, load_image, read_table
-from skingen.taxonomy import UNKNOWN, Taxonomy
 
 if TYPE_CHECKING:
     from skingen.generation import ReferenceGenerator

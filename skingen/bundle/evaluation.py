@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from skingen.bundle.manifest import BundleEvaluation, Case, ClosedLoopCheck
+from formats.bundle import BundleEvaluation, Case, ClosedLoopCheck
 from skingen.diagnosis.base import Diagnoser
 from skingen.distributed import ProcessShare
 from skingen.evaluation.evaluator import EvaluationSettings, check_inputs, evaluate_detailed, headline_of

@@ -24,7 +24,7 @@ from typing import Protocol
 import numpy as np
 from PIL import Image
 
-from skingen.bundle.manifest import RetrievalProvenance
+from formats.bundle import RetrievalProvenance
 from skingen.dataset import Example, PreparedDataset
 from skingen.errors import SkinGenError
 from skingen.phash import hash_distances, perceptual_hash

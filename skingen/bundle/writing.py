@@ -2,7 +2,7 @@
 
 The pipeline (:class:`~skingen.bundle.builder.BundleBuilder`) and the demo
 (:func:`~skingen.bundle.demo.writer.build_demo_bundle`) make their images differently and share the rest
-through :func:`write_bundle`: a staging folder (:func:`skingen.atomic.atomic_directory`), the layout of case
+through :func:`write_bundle`: a staging folder (:func:`formats.atomic.atomic_directory`), the layout of case
 photos and references (each reference with its provenance JSON beside it, each retrieved real image with
 its licence in its entry), the captions shown under them, the manifest's condition list, and validating the
 finished bundle as the study app loads it before it replaces the output. Torch-free.
@@ -16,8 +16,8 @@ from typing import Protocol
 
 from PIL import Image
 
-from skingen.atomic import atomic_directory
-from skingen.bundle.manifest import (
+from formats.atomic import atomic_directory
+from formats.bundle import (
     Bundle,
     BundleManifest,
     ReferenceImage,
@@ -112,7 +112,7 @@ def write_bundle(
 
     ``write`` gets a :class:`BundleWriter` on a staging folder, writes the images through it and returns the
     manifest. The manifest is written and the whole bundle validated (:func:`load_bundle`) inside the staging
-    folder, which replaces ``out`` only then. ``out`` is refused as :func:`skingen.atomic.check_output_dir`
+    folder, which replaces ``out`` only then. ``out`` is refused as :func:`formats.atomic.check_output_dir`
     says (before ``write`` runs).
     """
     with atomic_directory(out, overwrite=overwrite) as staging:

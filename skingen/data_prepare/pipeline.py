@@ -14,7 +14,8 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
-from skingen.atomic import atomic_directory, check_output_dir
+from formats.atomic import atomic_directory, check_output_dir
+from formats.taxonomy import Taxonomy
 from skingen.data_prepare.datacard import DataCard, Duplicate, write_datacard
 from skingen.data_prepare.formats import get_format
 from skingen.data_prepare.records import RawRecord
@@ -23,7 +24,6 @@ from skingen.errors import SkinGenError
 from skingen.phash import hash_distances, perceptual_hash
 from skingen.prompts import PromptBuilder
 from skingen.skin_tone import skin_tone_group
-from skingen.taxonomy import Taxonomy
 
 IMAGES_DIR = "images"
 

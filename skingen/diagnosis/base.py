@@ -8,9 +8,9 @@ from typing import Protocol, runtime_checkable
 
 from PIL import Image
 
-from skingen.bundle.manifest import AIOutput, DifferentialEntry
+from formats.bundle import AIOutput, DifferentialEntry
+from formats.taxonomy import UNKNOWN, Taxonomy
 from skingen.diagnosis.reading import Mention
-from skingen.taxonomy import UNKNOWN, Taxonomy
 
 
 @dataclass(frozen=True)

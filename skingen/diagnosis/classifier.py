@@ -14,12 +14,12 @@ import json
 
 from PIL import Image
 
+from formats.taxonomy import UNKNOWN, Taxonomy
 from skingen.devices import resolve_device, resolve_dtype
 from skingen.diagnosis.base import Diagnosis
 from skingen.diagnosis.reading import read_diagnosis
 from skingen.errors import SkinGenError
 from skingen.sources import resolve_model
-from skingen.taxonomy import UNKNOWN, Taxonomy
 
 
 def label_conditions(labels: dict[int, str], taxonomy: Taxonomy, model: str) -> dict[int, str]:

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING
 
 from PIL import Image
 
+from formats.taxonomy import Taxonomy
 from skingen.devices import resolve_device, resolve_dtype
 from skingen.diagnosis.base import Diagnosis
 from skingen.errors import SkinGenError
 from skingen.sources import resolve_model
-from skingen.taxonomy import Taxonomy
 
 if TYPE_CHECKING:
     import torch

@@ -10,10 +10,10 @@ from pathlib import Path
 
 from PIL import Image
 
+from formats.taxonomy import UNKNOWN, Taxonomy
 from skingen.diagnosis.base import Diagnosis
 from skingen.errors import SkinGenError
 from skingen.sources import read_table
-from skingen.taxonomy import UNKNOWN, Taxonomy
 
 
 class FixedDiagnoser:

@@ -25,10 +25,10 @@ from collections.abc import Sequence
 import requests
 from PIL import Image
 
+from formats.taxonomy import Taxonomy
 from skingen.diagnosis.base import Diagnosis, Turn
 from skingen.diagnosis.vlm import DEFAULT_QUESTION, parse_answer
 from skingen.errors import SkinGenError
-from skingen.taxonomy import Taxonomy
 
 API_KEY_ENV = "SKINGEN_CHAT_API_KEY"
 RETRYABLE = frozenset({"timeout", "unreachable", "server_error"})

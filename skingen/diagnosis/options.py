@@ -15,9 +15,10 @@ import argparse
 import re
 from dataclasses import dataclass
 
+from formats.errors import FormatError
+from formats.taxonomy import Taxonomy
 from skingen.diagnosis.base import Diagnoser
 from skingen.errors import SkinGenError
-from skingen.taxonomy import Taxonomy
 
 DEFAULT_CHAT_MODEL = "default"
 
@@ -176,7 +177,7 @@ def build_diagnoser(spec: DiagnoserSpec, taxonomy: Taxonomy, settings: Diagnoser
     """Load the backend ``spec`` names; a failure names the flag (or field) it came from."""
     try:
         return _build(spec, taxonomy, settings)
-    except SkinGenError as exc:
+    except FormatError as exc:
         raise SkinGenError(f"{spec.where}: {exc}") from exc
 
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from itertools import pairwise
 
-from skingen.taxonomy import UNKNOWN, Taxonomy
+from formats.taxonomy import UNKNOWN, Taxonomy
 
 
 class Status(StrEnum):

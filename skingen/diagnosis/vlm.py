@@ -12,12 +12,12 @@ from collections.abc import Sequence
 
 from PIL import Image
 
+from formats.taxonomy import Taxonomy
 from skingen.devices import resolve_device, resolve_dtype
 from skingen.diagnosis.base import Diagnosis, Turn, rank_weights
 from skingen.diagnosis.reading import read_diagnosis
 from skingen.errors import SkinGenError
 from skingen.sources import resolve_model
-from skingen.taxonomy import Taxonomy
 
 DEFAULT_QUESTION = (
     "You are a dermatologist. Look at this skin photo. Answer in three lines: "

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 from tqdm.auto import tqdm
 
+from formats.taxonomy import UNKNOWN
 from skingen.diagnosis.base import Diagnoser
 from skingen.evaluation.inputs import EvalImage
 from skingen.sources import load_image
-from skingen.taxonomy import UNKNOWN
 
 
 @dataclass(frozen=True)

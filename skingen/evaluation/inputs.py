@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from skingen.bundle.manifest import MANIFEST_NAME, BundleError, Case, load_bundle
+from formats.bundle import MANIFEST_NAME, BundleError, Case, load_bundle
 from skingen.dataset import METADATA_FILE, load_dataset
 from skingen.errors import SkinGenError
 from skingen.skin_tone import skin_tone_group

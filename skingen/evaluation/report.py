@@ -1,6 +1,6 @@
 """``metrics.json`` and a self-contained ``report.html`` (plotly, its JavaScript inlined once) from the results.
 
-The folder is written all at once (:func:`skingen.atomic.atomic_directory`): a failure leaves no partial report.
+The folder is written all at once (:func:`formats.atomic.atomic_directory`): a failure leaves no partial report.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import math
 from collections.abc import Iterable
 from pathlib import Path
 
-from skingen.atomic import atomic_directory
+from formats.atomic import atomic_directory
 from skingen.evaluation.names import MetricInfo, metric_infos
 
 METRICS_FILE = "metrics.json"

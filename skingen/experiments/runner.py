@@ -31,7 +31,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from skingen.atomic import atomic_directory
+from formats.atomic import atomic_directory
+from formats.taxonomy import Taxonomy
 from skingen.dataset import load_dataset, write_metadata
 from skingen.errors import SkinGenError
 from skingen.evaluation.evaluator import EvaluationSettings
@@ -40,7 +41,6 @@ from skingen.evaluation.report import METRICS_FILE, write_report
 from skingen.experiments.spec import Cell, DataSubset, GridSpec, Variant, training_config
 from skingen.prompts import PromptBuilder
 from skingen.provenance import ImageLabels, save_image
-from skingen.taxonomy import Taxonomy
 from skingen.training import checkpoints
 from skingen.training.config import CONFIG_FILE, read_config
 from skingen.training.runs import RUN_FILE

@@ -25,6 +25,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from formats.errors import FormatError
 from skingen.diagnosis.options import DiagnoserSpec
 from skingen.errors import SkinGenError
 from skingen.evaluation.evaluator import EvaluationSettings
@@ -332,7 +333,7 @@ def parse_grid(data: object, source: str = "GRID.yaml") -> GridSpec:
     for cell in spec.cells():  # the combined training settings, checked by the training config itself
         try:
             training_config(spec, cell, spec.base.seed, Path("."))
-        except SkinGenError as exc:
+        except FormatError as exc:
             raise SkinGenError(f"{source}: run {cell.id}: {exc}") from None
     return spec
 

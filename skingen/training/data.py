@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from formats.errors import FormatError
 from skingen.dataset import Example, PreparedDataset
 from skingen.errors import SkinGenError
 from skingen.prompts import PromptBuilder
@@ -67,7 +68,7 @@ def training_examples(
     for example in train:
         try:
             examples.append(TrainingExample(example.file, caption(example, prompts, config)))
-        except SkinGenError as exc:
+        except FormatError as exc:
             raise SkinGenError(f"--data {dataset.root}, image {example.file}: {exc}") from None
     return examples
 

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from formats.taxonomy import Taxonomy
 from skingen.architecture import Architecture, architecture_of
 from skingen.dataset import PreparedDataset, load_dataset
 from skingen.distributed import launched_on_cpu, launched_processes
@@ -37,7 +38,6 @@ from skingen.generation import _first_line
 from skingen.prompts import PromptBuilder
 from skingen.provenance import library_versions
 from skingen.sources import file_sha256, resolve_model
-from skingen.taxonomy import Taxonomy
 from skingen.training import checkpoints, lora
 from skingen.training.config import TrainingConfig, differences, read_config, write_config
 from skingen.training.data import StepSampler, TrainingImages, data_loader, training_examples

@@ -13,8 +13,8 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from formats.bundle import format_validation_error
 from skingen.bundle.demo.drawing import PAINTERS, SkinTone
-from skingen.bundle.manifest import format_validation_error
 from skingen.skin_tone import FITZPATRICK_TYPES
 
 MATERIAL_FILE = "material.yaml"

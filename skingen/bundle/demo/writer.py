@@ -14,9 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 
+from formats.bundle import Bundle, BundleManifest, Case
 from skingen.bundle.demo.drawing import render_image
 from skingen.bundle.demo.material import DemoCase, DemoMaterial, load_material
-from skingen.bundle.manifest import Bundle, BundleManifest, Case
 from skingen.bundle.writing import BundleWriter, condition_entries, write_bundle
 from skingen.diagnosis.base import Diagnosis
 
@@ -115,7 +115,7 @@ def build_demo_bundle(
     Everything is drawn into a staging folder that replaces ``out`` at the end
     (:func:`~skingen.bundle.writing.write_bundle`), so ``out`` is never half-written. The same ``seed`` gives
     a byte-identical manifest and identical images.
-    Raises :class:`~skingen.atomic.OutputExistsError` if ``out`` is non-empty and ``overwrite`` is false.
+    Raises :class:`~formats.atomic.OutputExistsError` if ``out`` is non-empty and ``overwrite`` is false.
     """
     # 1. Check inputs and read what to draw
     _check_inputs(seed, n_references, size)

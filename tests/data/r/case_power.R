@@ -1,5 +1,5 @@
-# Simulated power of the crossed mixed model (lmerTest, Satterthwaite), the reference for study.planning's
-# analytic case_power (Westfall, Kenny & Judd 2014). Data are drawn exactly as study.planning.VarianceComponents
+# Simulated power of the crossed mixed model (lmerTest, Satterthwaite), the reference for formats.planning's
+# analytic case_power (Westfall, Kenny & Judd 2014). Data are drawn exactly as formats.planning.VarianceComponents
 # describes them (treatment coding, uncorrelated): y = 4 + participant + case + (participant x condition +
 # case x condition + effect) * visual + residual. Run from the repository root (about 3 minutes):
 #   Rscript tests/data/r/case_power.R        -> tests/data/r/case_power.json

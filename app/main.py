@@ -1,4 +1,4 @@
-"""Entrypoint of the participant app (``streamlit run study/app/main.py``; better: ``skingen-study serve``).
+"""Entrypoint of the participant app (``streamlit run app/main.py``; better: ``skingen-study serve``).
 
 It only routes: the engine says which step the participant in the URL is on, and the one page for that
 step kind is handed to ``st.navigation`` (hidden, so there is no page list to wander into).
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from study.app import access, context, layout, roles
-from study.app.views import complete, consent, error, info, questions, trial
+from app import access, context, layout, roles
+from app.views import complete, consent, error, info, questions, trial
 
 if access.area() != "participant":  # raters and researchers: their own pages, nothing of participants'
     roles.run(access.area())

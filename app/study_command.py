@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from db.session import Database, database_url
-from skingen.atomic import OutputExistsError
+from formats.atomic import OutputExistsError
 from study.protocol import Protocol, ProtocolError, load_protocol
 
 if TYPE_CHECKING:
@@ -299,14 +299,14 @@ def _demo_admin_password(host: str, port: int) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from skingen.bundle.manifest import bundle_file_problems
+    from app.server import serve
+    from formats.bundle import bundle_file_problems
     from study.data_rights import purge_identifiers
     from study.engine import StudyEngine
     from study.registry import register
-    from study.server import serve
 
     if args.demo:
-        from study.demo import demo_dir, prepare_demo
+        from app.demo import demo_dir, prepare_demo
 
         if args.protocol:
             raise ValueError("--demo runs the shipped demo protocol; leave out --protocol")

@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 
 import streamlit as st
 
-from study.app.context import configured_engine
+from app.context import configured_engine
 from study.auth import ADMIN_HASH_ENV, Auth, Identity
 
 AREA_PARAM = "area"

@@ -14,9 +14,15 @@ from pathlib import Path
 
 import yaml
 
-from skingen.errors import SkinGenError
+from formats.errors import FormatError
 
 UNKNOWN = "unknown"
+
+
+class TaxonomyError(FormatError):
+    """The taxonomy file or a condition id is wrong; the message names the file or id."""
+
+
 DEFAULT_TAXONOMY = Path(__file__).parent / "data" / "taxonomy.yaml"
 
 
@@ -41,9 +47,9 @@ class Taxonomy:
         ids = [c.id for c in conditions]
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:
-            raise SkinGenError(f"taxonomy: duplicate condition id(s): {', '.join(duplicates)}")
+            raise TaxonomyError(f"taxonomy: duplicate condition id(s): {', '.join(duplicates)}")
         if UNKNOWN in ids:
-            raise SkinGenError(f"taxonomy: {UNKNOWN!r} is reserved and cannot be a condition id")
+            raise TaxonomyError(f"taxonomy: {UNKNOWN!r} is reserved and cannot be a condition id")
         self._conditions = {c.id: c for c in conditions}
         # Every whole name → its condition (the first condition listing it), for labels that must match
         # exactly (dataset labels, see lookup).
@@ -84,9 +90,9 @@ class Taxonomy:
                 for item in data["conditions"]
             ]
         except OSError as exc:
-            raise SkinGenError(f"taxonomy file not readable: {path} ({exc})") from exc
+            raise TaxonomyError(f"taxonomy file not readable: {path} ({exc})") from exc
         except (yaml.YAMLError, KeyError, TypeError, AttributeError) as exc:
-            raise SkinGenError(f"taxonomy file {path} is malformed: {exc!r}") from exc
+            raise TaxonomyError(f"taxonomy file {path} is malformed: {exc!r}") from exc
         return cls(conditions, tuple(other))
 
     def __iter__(self) -> Iterator[SkinCondition]:
@@ -106,7 +112,7 @@ class Taxonomy:
         try:
             return self._conditions[condition_id]
         except KeyError:
-            raise SkinGenError(
+            raise TaxonomyError(
                 f"unknown condition id {condition_id!r}; known: {', '.join(self._conditions)}"
             ) from None
 
@@ -128,7 +134,7 @@ class Taxonomy:
             return value
         condition = self.lookup(value)
         if condition is None:
-            raise SkinGenError(
+            raise TaxonomyError(
                 f"{where}: condition {value!r} is not in the taxonomy (known: {', '.join(self.ids)})"
             )
         return condition

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import platformdirs
 
+from formats.bundle import MANIFEST_NAME
 from skingen.bundle.demo import writer
-from skingen.bundle.manifest import MANIFEST_NAME
 from study.protocol import parse_protocol
 
 DEMO_DIR_ENV = "SKINGEN_DEMO_DIR"

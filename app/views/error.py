@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from study.app import context
+from app import context
 
 
 def page() -> None:

@@ -50,7 +50,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-APP_MAIN = Path(__file__).resolve().parent / "app" / "main.py"
+APP_MAIN = Path(__file__).resolve().parent / "main.py"
 LOG = logging.getLogger("skingen.server")
 
 # Options that don't change speed: participants see no Streamlit chrome or tracebacks either way.
@@ -67,7 +67,7 @@ TUNED_OPTIONS: dict[str, Any] = {
     "runner.postScriptGC": False,
     "server.fileWatcherType": "none",
 }
-# Streamlit's own defaults, set explicitly so study/app/.streamlit/config.toml can't leak into the comparison.
+# Streamlit's own defaults, set explicitly so app/.streamlit/config.toml can't leak into the comparison.
 STOCK_OPTIONS: dict[str, Any] = {
     "runner.postScriptGC": True,
     "server.fileWatcherType": "auto",
@@ -178,7 +178,7 @@ def send_flushes_at_once() -> bool:
 
 
 # What the app's first script run would import (main.py's own imports bring in all the others).
-APP_MODULES = ("study.app.roles", *(f"study.app.views.{name}" for name in ("consent", "questions", "trial")))
+APP_MODULES = ("app.roles", *(f"app.views.{name}" for name in ("consent", "questions", "trial")))
 
 
 def freeze_startup_heap() -> None:

@@ -1,12 +1,13 @@
 """``skingen-analysis report``: every statistic, table and figure of the paper in one command.
 
 Outputs are built in a staging folder next to ``--out`` and swapped into place only when everything
-succeeded (:func:`skingen.atomic.atomic_directory`), so a failed run never leaves partial results.
+succeeded (:func:`formats.atomic.atomic_directory`), so a failed run never leaves partial results.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from pathlib import Path
 
@@ -15,8 +16,8 @@ from analysis.load import DESIGNS, AnalysisInputError, StudyData, load_csv, load
 from analysis.pipeline import AnalysisConfig, run_analysis
 from analysis.power import LikertGenerator
 from analysis.render import write_reports
-from analysis.sources import LoadedProtocol, load_db, read_protocol
-from skingen.atomic import OutputExistsError, atomic_directory, check_output_dir
+from app.sources import LoadedProtocol, engine_bots, load_db, read_protocol
+from formats.atomic import OutputExistsError, atomic_directory, check_output_dir
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -262,7 +263,8 @@ def report(args: argparse.Namespace) -> int:
     protocol = given_protocol(args)
     data = load(args, protocol)
     # 2. Compute every statistic
-    analysis = run_analysis(data, config_from(args), progress=not args.quiet, protocol=protocol)
+    bot_source = functools.partial(engine_bots, protocol) if protocol is not None else None
+    analysis = run_analysis(data, config_from(args), progress=not args.quiet, bot_source=bot_source)
     # 3. Write everything into a staging folder that replaces --out only when complete
     with atomic_directory(args.out, overwrite=args.overwrite) as staging:
         figures = (

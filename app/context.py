@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 import streamlit as st
 
+from app import images
 from db.jobs import JobQueue
 from db.session import DB_ENV, Database, database_url
-from study.app import images
 from study.engine import (
     ConsentRefused,
     EngineError,

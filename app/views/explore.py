@@ -19,13 +19,13 @@ from pathlib import Path
 import streamlit as st
 from PIL import Image, UnidentifiedImageError
 
+from app import access, conversation, images
+from app.context import live_queue
+from app.views import admin
 from db.jobs import JobQueue
-from skingen.interactive import chat_request, diagnose_request, references_request
+from formats.jobs import chat_request, diagnose_request, references_request
+from formats.taxonomy import UNKNOWN
 from skingen.skin_tone import FITZPATRICK_TYPES, estimate_skin_tone
-from skingen.taxonomy import UNKNOWN
-from study.app import access, conversation, images
-from study.app.context import live_queue
-from study.app.views import admin
 from study.live import DIAGNOSIS_QUESTION, JobState, state, submit
 
 OPEN_ENV = "SKINGEN_EXPLORER_OPEN"

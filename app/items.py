@@ -11,9 +11,9 @@ from collections.abc import Mapping
 
 import streamlit as st
 
-from skingen.bundle.manifest import BundleManifest
-from study.app.context import NOT_SAVED, PAGE, widget_key
-from study.contract import CONFIDENCE_SUFFIX
+from app.context import NOT_SAVED, PAGE, widget_key
+from formats.bundle import BundleManifest
+from formats.contract import CONFIDENCE_SUFFIX
 from study.flow import AnswerProblem, Step
 from study.protocol import UNSURE, Item
 

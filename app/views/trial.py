@@ -11,14 +11,14 @@ from pathlib import Path
 import streamlit as st
 from PIL import Image
 
+from app import context, conversation, images, items, layout
 from db.jobs import JobQueue
-from skingen.bundle.manifest import Bundle, Case
-from skingen.interactive import JobRequest, chat_request, references_request
+from formats.bundle import Bundle, Case
+from formats.contract import CONFIDENCE_SUFFIX
+from formats.jobs import JobRequest, chat_request, references_request
+from formats.taxonomy import UNKNOWN
 from skingen.skin_tone import estimate_skin_tone
-from skingen.taxonomy import UNKNOWN
 from study import live
-from study.app import context, conversation, images, items, layout
-from study.contract import CONFIDENCE_SUFFIX
 from study.engine import EngineError, TurnRecord, TurnRefused
 from study.protocol import ExperimentalCondition
 from study.references import ReferenceKind, case_references

@@ -13,8 +13,8 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from study.app import access
-from study.app.context import configured_engine
+from app import access
+from app.context import configured_engine
 from study.auth import AuthError
 from study.export import export_frames
 from study.flow import step_order

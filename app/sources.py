@@ -1,6 +1,6 @@
 """The one place the analysis touches the study engine (the export contract aside).
 
-Everything else in ``analysis`` reads the study only through :mod:`study.contract` and the export's frames;
+Everything else in ``analysis`` reads the study only through :mod:`formats.contract` and the export's frames;
 this adapter brings in what only the engine can give: the database export (``--db``), the registered or given
 protocol, and the study's own bots for the simulated power curve.
 """

@@ -11,8 +11,8 @@ from dataclasses import replace
 
 import streamlit as st
 
-from study.app import access, images, items
-from study.app.context import configured_engine, errors, keep_errors, widget_key
+from app import access, images, items
+from app.context import configured_engine, errors, keep_errors, widget_key
 from study.auth import MIN_PASSWORD_LENGTH, AuthError
 from study.flow import AnswerError, Step, expected_fields
 from study.rating import RatingError, RatingPanel, RatingTask

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from study.app.context import Visit
+from app.context import Visit
 from study.engine import Position
 from study.flow import expected_fields
 
 # Participants get a plain page: no toolbar, menu, deploy button, header stripe or "Running…" widget.
-# client.toolbarMode and client.showSidebarNavigation (see study/server.py) do most of this already; the CSS
+# client.toolbarMode and client.showSidebarNavigation (see app/server.py) do most of this already; the CSS
 # also covers `streamlit run` without our config.
 _CSS = """
 <style>

@@ -11,9 +11,9 @@ import logging
 
 import streamlit as st
 
-from study.app import access, layout
-from study.app.context import UNAVAILABLE, configured_engine, test_hooks_enabled
-from study.app.views import admin, explore, rater
+from app import access, layout
+from app.context import UNAVAILABLE, configured_engine, test_hooks_enabled
+from app.views import admin, explore, rater
 
 LOG = logging.getLogger("skingen.app")
 

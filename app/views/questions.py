@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from study.app import context, items, layout
+from app import context, items, layout
 
 HEADINGS = {
     "entry": ("About you", "A few questions before we start."),
