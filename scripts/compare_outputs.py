@@ -37,9 +37,14 @@ Not compared: the SQLite files (``*.db``, ``*.db-wal``, ``*.db-shm``: page layou
 is their content) and ``logs/`` (each command's own output, kept for reading a failure). No compared command
 prints or writes a random password; a rule is added here, named, when one does.
 
+The default ``--before`` is 60201ee (branch ``s24-compare-baseline``): 6b2a2be, the last commit before the
+package cut, plus one fix — McDonald's ω started its factor fit from a fresh random draw, so two runs of
+6b2a2be itself differ in ``results.json``, ``report.md`` and ``report.html``; nothing else differs between
+two runs of 6b2a2be.
+
 Usage::
 
-    python scripts/compare_outputs.py                                  # 6b2a2be vs HEAD
+    python scripts/compare_outputs.py                                  # the baseline vs HEAD
     python scripts/compare_outputs.py --after WORKTREE                 # vs uncommitted changes
     python scripts/compare_outputs.py --before HEAD --after WORKTREE --only demo/between
     python scripts/compare_outputs.py --dirs OLD_RUN NEW_RUN           # compare two produced folders only
@@ -72,6 +77,7 @@ from typing import Any
 from tqdm import tqdm
 
 REPO = Path(__file__).resolve().parents[1]
+BASELINE = "60201ee"  # 6b2a2be + the deterministic start of McDonald's ω (see the module docstring)
 WORKTREE = "WORKTREE"  # the --after/--before value meaning "this checkout as it is now"
 DEMO_PROTOCOLS = ("between", "within")
 FIXTURE_PROTOCOLS = ("between-k3", "within-k3")
@@ -509,7 +515,11 @@ def print_table(results: Sequence[FileResult], every_file: bool, out: Any = sys.
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--before", default="6b2a2be", help="revision before the change (default: 6b2a2be)")
+    parser.add_argument(
+        "--before",
+        default=BASELINE,
+        help=f"revision before the change (default: {BASELINE}, 6b2a2be + the ω fix)",
+    )
     parser.add_argument(
         "--after", default="HEAD", help=f"revision after it (default: HEAD; {WORKTREE}: this checkout)"
     )
