@@ -10,21 +10,7 @@ from sqlalchemy import func, select, text
 from db.models import AllocationSlot, ConsentRecord, Event, Participant, Response
 from study.engine import ConsentRefused, ResumeRefused, StepConflict, StudyEngine, UnknownToken
 from study.flow import AnswerError
-
-TICKED = ["read_information", "voluntary", "agree_data"]
-ENTRY = {"expertise": 2, "age_group": 1}
-
-
-def answers_for(step, value: int = 4) -> dict:
-    answers: dict[str, object] = {}
-    for item in step.items:
-        if item.type == "diagnosis":
-            answers[item.id], answers[item.id + "_confidence"] = "psoriasis", 3
-        elif item.attention_check is not None:
-            answers[item.id] = item.attention_check.expected
-        elif item.type in {"likert", "single_choice"}:
-            answers[item.id] = min(value, max(item.codes))
-    return answers
+from tests.participants import ENTRY, TICKED, answers_for
 
 
 def count(engine: StudyEngine, model) -> int:

@@ -9,7 +9,7 @@ from app.study_command import main
 from formats.contract import PARTICIPANT_COLUMNS, RESPONSE_COLUMNS
 from study.export import export_frames
 from study.simulate import Policy, simulate
-from tests.test_engine import ENTRY, TICKED, answers_for
+from tests.participants import ENTRY, TICKED, answers_for
 
 
 @pytest.fixture

@@ -37,8 +37,8 @@ from study.rating import RatingPanel
 from study.registry import register
 from study.simulate import Policy, simulate
 from tests.factories import example_protocol, write_protocol
+from tests.participants import ENTRY, TICKED, answers_for
 from tests.servers import free_port, stop, wait_until_healthy
-from tests.test_engine import ENTRY, TICKED, answers_for
 
 ROOT = Path(__file__).resolve().parents[1]
 MEGABYTE = "x" * 1_000_000

@@ -104,15 +104,30 @@ def test_refusals_write_nothing(panel):
         assert session.scalar(select(func.count()).select_from(Rating)) == 0
 
 
-def test_ratings_export_is_pseudonymous_and_says_what_was_generated(panel):
+def test_ratings_export_is_pseudonymous_and_says_what_was_generated(panel, bundle_dir):
     rater, _ = panel.add_rater("Dr. Jane Example", email="jane@example.org")
+    shown: dict[str, str] = {}  # image id -> the bundle file the rater saw
     task = panel.next_task(rater.id)
     while task is not None:
+        shown[task.image.image_id] = task.image.image
         task = panel.submit(rater.id, task.image.image_id, ANSWERS)
     ratings = export_frames(panel.db)["ratings"]
     assert list(ratings.columns) == list(RATING_COLUMNS)
     assert len(ratings) == 9 * 3 and set(ratings["rater_id"]) == {rater.public_id}
-    assert set(ratings["generated"]) <= {0, 1}
+    # the truth is the test bundle's files: make_bundle draws the generated references as references/<case>/<r>.png
+    # and the case photos as cases/<case>.png (tests/factories.py)
+    generated = {
+        p.relative_to(bundle_dir).as_posix() for p in (bundle_dir / "references").glob("*/[0-9].png")
+    }
+    photos = {p.relative_to(bundle_dir).as_posix() for p in (bundle_dir / "cases").glob("*.png")}
+    assert set(shown.values()) <= generated | photos
+    kinds = {
+        image_id: ("generated" if path in generated else "case_photo") for image_id, path in shown.items()
+    }
+    assert set(kinds.values()) == {"generated", "case_photo"}  # the slot holds both, so each check can fail
+    exported = ratings.drop_duplicates("image_id").set_index("image_id")
+    assert exported["image_kind"].to_dict() == kinds
+    assert exported["generated"].to_dict() == {i: int(kind == "generated") for i, kind in kinds.items()}
     assert "Jane" not in ratings.to_csv() and "example.org" not in ratings.to_csv()
 
 
