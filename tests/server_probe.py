@@ -1,14 +1,17 @@
 """A real ``skingen-study serve`` process that can report what it holds, for tests/test_app_server.py.
 
-``python -m tests.server_probe REPORT serve ARGS…`` starts an observer thread, then runs the command exactly as
-the console script does. When the file ``REPORT.ask`` appears (the test creates it once its client is
-connected), the thread writes ``REPORT`` (JSON) from inside the running server:
+``python -m tests.server_probe REPORT [--without-uvloop] serve ARGS…`` starts an observer thread, then runs the
+command exactly as the console script does (``--without-uvloop``: as where uvloop is missing — Windows, or an
+install without it —, so Streamlit serves on asyncio's own event loop). When the file ``REPORT.ask`` appears
+(the test creates it once its client is connected), the thread writes ``REPORT`` (JSON) from inside the
+running server:
 
 - ``app_modules``: which of the app's page modules are imported (before any session has run the script);
 - ``frozen``: objects in the permanent generation (``gc.freeze``), ``walked``: the objects a full collection
   walks (every tracked object not frozen);
 - ``nodelay``: ``TCP_NODELAY`` of each connected TCP socket of the process on the server's ``--port``;
-- ``niceness``: the process's CPU niceness.
+- ``niceness``: the CPU niceness of the server's main thread (Linux sets it per thread; Streamlit's threads
+  start from the main one).
 
 The observer only reads; nothing of the server is replaced.
 """
@@ -61,7 +64,7 @@ def observe(report: Path, port: int) -> None:
             "frozen": gc.get_freeze_count(),
             "walked": len(gc.get_objects()),
             "nodelay": connected_nodelay(port),
-            "niceness": os.nice(0),
+            "niceness": os.getpriority(os.PRIO_PROCESS, threading.main_thread().native_id),
         }
     except Exception as error:  # the test reads and shows it instead of waiting for a report never written
         state = {"error": f"{type(error).__name__}: {error}"}
@@ -72,6 +75,9 @@ def observe(report: Path, port: int) -> None:
 
 if __name__ == "__main__":
     report_path, argv = Path(sys.argv[1]), sys.argv[2:]
+    if argv[0] == "--without-uvloop":
+        sys.modules["uvloop"] = None  # type: ignore[assignment]  # `import uvloop` now fails as if not installed
+        argv = argv[1:]
     server_port = int(argv[argv.index("--port") + 1])
     threading.Thread(target=observe, args=(report_path, server_port), daemon=True).start()
     sys.argv = ["skingen-study", *argv]
