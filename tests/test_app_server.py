@@ -23,6 +23,8 @@ from streamlit.runtime.session_manager import SessionClient
 
 from app import server
 from app.study_command import build_parser, main
+from db.session import Database
+from study.registry import find_study
 from tests.factories import example_protocol, write_protocol
 from tests.servers import free_port, stop, wait_until_healthy
 
@@ -103,23 +105,6 @@ def test_serve_refuses_an_unregistered_study_before_starting(tmp_path, capsys, m
     monkeypatch.setattr(server, "serve", lambda *a, **k: started.append(a))
     assert main(["serve", "--db", f"sqlite:///{tmp_path}/none.db"]) == 2
     assert "skingen-study init" in capsys.readouterr().err and not started
-
-
-def test_serve_init_registers_and_starts(protocol_file, tmp_path, monkeypatch):
-    started = []
-    monkeypatch.setattr(server, "serve", lambda *a, **k: started.append((a, k)))
-    url = f"sqlite:///{tmp_path}/s.db"
-    path = str(protocol_file())
-    assert main(["serve", "--init", "--db", url, "--protocol", path, "--port", "9123"]) == 0
-    (args, kwargs) = started[0]
-    assert args == (url, path) and kwargs == {
-        "host": "127.0.0.1",
-        "port": 9123,
-        "tuned": True,
-        "explorer_open": False,
-        "explorer_photos": None,
-        "nice": 0,
-    }
 
 
 def test_init_without_protocol_is_refused(tmp_path, capsys):
@@ -255,7 +240,10 @@ def servers(tmp_path_factory, bundle_dir) -> dict[str, dict]:
                     stderr=subprocess.STDOUT,
                 )
             started[name] = (process, port, log)
-        return {name: _report(directory / f"{name}.json", *started[name]) for name in SERVERS}
+        reports = {name: _report(directory / f"{name}.json", *started[name]) for name in SERVERS}
+        return {
+            name: {**report, "db": f"sqlite:///{directory}/{name}.db"} for name, report in reports.items()
+        }
     finally:
         for process, _, _ in started.values():
             stop(process)
@@ -298,3 +286,12 @@ def test_a_server_started_with_nice_lowers_its_own_priority(servers):
     ours = os.getpriority(os.PRIO_PROCESS, 0)  # the servers start from this process's priority
     assert servers["tuned"]["niceness"] == min(ours + 3, 19)
     assert servers["stock_asyncio"]["niceness"] == ours  # the default keeps the normal priority
+
+
+def test_serve_init_registers_the_protocol_before_it_serves(servers):
+    for name in SERVERS:
+        db = Database(servers[name]["db"])
+        try:
+            assert find_study(db).protocol_id == example_protocol("between")["study"]["id"]
+        finally:
+            db.dispose()
