@@ -14,7 +14,7 @@ import streamlit as st
 from app.context import NOT_SAVED, PAGE, widget_key
 from formats.bundle import BundleManifest
 from formats.contract import CONFIDENCE_SUFFIX
-from study.flow import AnswerProblem, Step
+from study.path import AnswerProblem, Step
 from study.protocol import UNSURE, Item
 
 UNSURE_LABEL = "I'm not sure"

@@ -6,7 +6,7 @@ so that none of them imports helpers from another test module."""
 from __future__ import annotations
 
 from study.engine import StudyEngine
-from study.flow import Step
+from study.path import Step
 
 TICKED = ["read_information", "voluntary", "agree_data"]
 """Every consent statement of the example protocols."""

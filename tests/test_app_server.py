@@ -24,7 +24,7 @@ from streamlit.runtime.session_manager import SessionClient
 from app import server
 from app.study_command import build_parser, main
 from db.session import Database
-from study.registry import find_study
+from study.registry import active_version
 from tests.factories import example_protocol, write_protocol
 from tests.servers import free_port, stop, wait_until_healthy
 
@@ -292,6 +292,6 @@ def test_serve_init_registers_the_protocol_before_it_serves(servers):
     for name in SERVERS:
         db = Database(servers[name]["db"])
         try:
-            assert find_study(db).protocol_id == example_protocol("between")["study"]["id"]
+            assert active_version(db).protocol_id == example_protocol("between")["study"]["id"]
         finally:
             db.dispose()
