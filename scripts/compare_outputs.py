@@ -183,7 +183,7 @@ def git(*args: str) -> str:
 
 
 @dataclass(frozen=True)
-class Study:
+class ProtocolRun:
     """One protocol to run: ``group/name.yaml`` in the run folder; its outputs go to ``group/name/``."""
 
     group: str  # "demo" or "fixtures"
@@ -194,10 +194,9 @@ class Study:
         return f"{self.group}/{self.name}"
 
 
-STUDIES = tuple(Study("demo", n) for n in DEMO_PROTOCOLS) + tuple(
-    Study("fixtures", n) for n in FIXTURE_PROTOCOLS
+PROTOCOL_RUNS = tuple(ProtocolRun("demo", n) for n in DEMO_PROTOCOLS) + tuple(
+    ProtocolRun("fixtures", n) for n in FIXTURE_PROTOCOLS
 )
-COMMANDS_PER_STUDY = 5  # prereg, init, simulate, export, report
 FIXTURE_CODE = """\
 from pathlib import Path
 from tests.factories import make_bundle, multi_arm_protocol, write_protocol
@@ -235,40 +234,44 @@ def prepare_group(
     tick(f"{checkout.label} {group}: inputs")
 
 
-def run_study(
-    checkout: Checkout, study: Study, run: Path, settings: Settings, tick: Callable[[str], None]
-) -> None:
-    """prereg → init → simulate → export → report of one protocol, all outputs under ``group/name/``."""
-    folder, protocol, db = run / study.group, f"{study.name}.yaml", f"sqlite:///{study.name}/study.db"
-    (folder / study.name).mkdir(parents=True, exist_ok=True)
-    prereg = f"{study.name}/prereg.md"
+def protocol_steps(spec: ProtocolRun, settings: Settings) -> list[tuple[str, list[str]]]:
+    """prereg → init → simulate → export → report of one protocol, as ``(console script, arguments)`` run in
+    its group's folder; all outputs go under ``group/name/``."""
+    protocol, db, out = f"{spec.name}.yaml", f"sqlite:///{spec.name}/study.db", spec.name
     bots = ["-n", str(settings.bots), "--seed", str(settings.bot_seed), "--quiet"]
     analysis = ["--bootstrap", str(settings.bootstrap), "--seed", str(settings.analysis_seed), "--quiet"]
     if not settings.static_figures:
         analysis.append("--no-static")
-    steps: list[tuple[str, list[str]]] = [
-        ("skingen-study", ["prereg", protocol, "--out", prereg]),
-        ("skingen-study", ["init", "--db", db, "--protocol", protocol, "--prereg", prereg]),
+    return [
+        ("skingen-study", ["prereg", protocol, "--out", f"{out}/prereg.md"]),
+        ("skingen-study", ["init", "--db", db, "--protocol", protocol, "--prereg", f"{out}/prereg.md"]),
         ("skingen-study", ["simulate", "--db", db, *bots]),
-        ("skingen-study", ["export", "--db", db, "--out", f"{study.name}/export"]),
-        ("skingen-analysis", ["report", "--db", db, "--out", f"{study.name}/results", *analysis]),
+        ("skingen-study", ["export", "--db", db, "--out", f"{out}/export"]),
+        ("skingen-analysis", ["report", "--db", db, "--out", f"{out}/results", *analysis]),
     ]
-    for number, (script, args) in enumerate(steps, 1):
-        log = run / "logs" / study.group / f"{study.name}-{number}-{args[0]}.log"
-        checkout.command(script, args, folder, log)
-        tick(f"{checkout.label} {study.key}: {args[0]}")
+
+
+def run_protocol(
+    checkout: Checkout, spec: ProtocolRun, run: Path, settings: Settings, tick: Callable[[str], None]
+) -> None:
+    """Run :func:`protocol_steps` with this checkout's code; a failing step stops the protocol."""
+    (run / spec.group / spec.name).mkdir(parents=True, exist_ok=True)
+    for number, (script, args) in enumerate(protocol_steps(spec, settings), 1):
+        log = run / "logs" / spec.group / f"{spec.name}-{number}-{args[0]}.log"
+        checkout.command(script, args, run / spec.group, log)
+        tick(f"{checkout.label} {spec.key}: {args[0]}")
 
 
 def produce(
     checkouts: Sequence[Checkout],
     runs: dict[str, Path],
-    studies: Sequence[Study],
+    specs: Sequence[ProtocolRun],
     settings: Settings,
     jobs: int,
 ) -> None:
     """Every revision's outputs, ``jobs`` pipelines at a time, with one progress bar over all commands."""
-    groups = sorted({s.group for s in studies})
-    total = len(checkouts) * (len(groups) + COMMANDS_PER_STUDY * len(studies))
+    groups = sorted({s.group for s in specs})
+    total = len(checkouts) * (len(groups) + sum(len(protocol_steps(s, settings)) for s in specs))
     lock = threading.Lock()
     with tqdm(total=total, unit="cmd", desc="producing", file=sys.stderr) as bar:
 
@@ -278,7 +281,7 @@ def produce(
                 bar.update()
 
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            # 1. shared inputs of each group, 2. the studies that read them
+            # 1. shared inputs of each group, 2. the protocols that read them
             for future in [
                 pool.submit(prepare_group, c, g, runs[c.label], settings, tick)
                 for c in checkouts
@@ -286,9 +289,9 @@ def produce(
             ]:
                 future.result()
             for future in [
-                pool.submit(run_study, c, s, runs[c.label], settings, tick)
+                pool.submit(run_protocol, c, s, runs[c.label], settings, tick)
                 for c in checkouts
-                for s in studies
+                for s in specs
             ]:
                 future.result()
 
@@ -533,7 +536,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--only",
         action="append",
-        choices=[s.key for s in STUDIES],
+        choices=[s.key for s in PROTOCOL_RUNS],
         help="run only this protocol (repeatable; default: all)",
     )
     parser.add_argument(
@@ -560,7 +563,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = compare_runs(Side(args.dirs[0]), Side(args.dirs[1]), args.allow, args.diff_lines)
         return report(results, args.all)
     settings = Settings(static_figures=not args.no_static)
-    studies = [s for s in STUDIES if args.only is None or s.key in args.only]
+    specs = [s for s in PROTOCOL_RUNS if args.only is None or s.key in args.only]
     with ExitStack() as stack:
         parent = args.keep or Path(
             stack.enter_context(tempfile.TemporaryDirectory(prefix="compare-outputs-"))
@@ -572,7 +575,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 stack.enter_context(checked_out("before", args.before, parent)),
                 stack.enter_context(checked_out("after", args.after, parent)),
             ]
-            produce(checkouts, runs, studies, settings, args.jobs)
+            produce(checkouts, runs, specs, settings, args.jobs)
         except CommandFailed as error:
             print(f"compare_outputs: {error}", file=sys.stderr)
             return 2
