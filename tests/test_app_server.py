@@ -23,10 +23,10 @@ from streamlit.runtime.session_manager import SessionClient
 
 from app import server
 from app.study_command import build_parser, main
+from bench.servers import free_port, stop, wait_until_healthy
 from db.session import Database
 from study.registry import active_version
 from tests.factories import example_protocol, write_protocol
-from tests.servers import free_port, stop, wait_until_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
 
