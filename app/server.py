@@ -10,7 +10,9 @@ load (measured in docs/performance.md):
    inherit the listener's protocol number, so every websocket message waits for Nagle's algorithm and the
    peer's delayed ACK (~40 ms on loopback). :func:`enable_tcp_nodelay` relabels the listening socket as
    ``IPPROTO_TCP`` right after Streamlit binds it; asyncio then sets ``TCP_NODELAY`` on every connection.
-   The bind itself (address reuse, IPv6 dual-stack, port retry) stays Streamlit's.
+   The bind itself (address reuse, IPv6 dual-stack, port retry) stays Streamlit's. On uvloop (installed with
+   the ``study`` extra except on Windows) every connection gets ``TCP_NODELAY`` anyway; the fix is for
+   asyncio's own loop (tests/test_app_server.py checks both on real servers).
 
 3. Streamlit polls every ``config.toml`` it could read five times a second for the server's whole life (a
    thread-pool task per file and poll, each needing the GIL). Nothing edits a running study's config, so

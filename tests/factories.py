@@ -21,6 +21,7 @@ from formats.bundle import (
 )
 from skingen.bundle.writing import retrieved_caption
 from study.crossover import williams_orders
+from study.instruments import load_instrument
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "app" / "demo"
 CONDITIONS = ("psoriasis", "eczema", "acne", "vitiligo")
@@ -135,3 +136,17 @@ def write_protocol(
     path = directory / name
     path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
     return path
+
+
+INSTRUMENT_FILL = {"explanation_satisfaction": {"system": "AI system"}}
+JIAN_WORDING = {str(k): f"Statement {k} of the obtained checklist." for k in range(1, 13)}
+
+
+def use_of(instrument_id: str, show: str = "post_block", **extra) -> dict:
+    """An ``instruments:`` entry for ``instrument_id`` with what its file needs (fill, template wording)."""
+    entry: dict = {"id": instrument_id, "show": show, **extra}
+    if instrument_id in INSTRUMENT_FILL:
+        entry["fill"] = INSTRUMENT_FILL[instrument_id]
+    if load_instrument(instrument_id).is_template:
+        entry["wording"] = JIAN_WORDING
+    return entry
