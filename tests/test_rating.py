@@ -42,7 +42,9 @@ def test_images_are_references_plus_blind_case_photos(panel):
     assert len(images) == 6 * 2 + 6
     assert sum(not i.generated for i in images) == 6
     photo = next(i for i in images if i.image_id == "c02.photo")
-    assert photo.skin_condition == "eczema" and photo.image == "cases/c02.png"  # case photos show the ground truth
+    assert (
+        photo.skin_condition == "eczema" and photo.image == "cases/c02.png"
+    )  # case photos show the ground truth
 
 
 def test_each_image_gets_k_raters_and_raters_get_equal_shares(panel):
