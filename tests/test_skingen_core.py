@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from formats.errors import FormatError
 from formats.taxonomy import UNKNOWN, Taxonomy
 from skingen.bundle.builder import read_cases
 from skingen.cli import main
@@ -160,7 +161,8 @@ def test_manifest_diagnoser_reads_fixed_and_rejects_unknown_names(taxonomy: Taxo
         diagnoser.diagnose(photo(), "c3")
     bad = tmp_path / "bad.csv"
     bad.write_text("case_id,condition\nc1,space measles\n")
-    with pytest.raises(SkinGenError, match=r"bad\.csv, line 2: condition 'space measles'"):
+    # The taxonomy's own error (formats.taxonomy.TaxonomyError): a FormatError, the base the CLI reports
+    with pytest.raises(FormatError, match=r"bad\.csv, line 2: condition 'space measles'"):
         FixedDiagnoser(bad, taxonomy)
 
 
@@ -190,7 +192,7 @@ def test_read_cases_with_fixed_wrong_ai(taxonomy: Taxonomy, tmp_path: Path) -> N
 )
 def test_read_cases_names_the_bad_row(taxonomy: Taxonomy, tmp_path: Path, row: dict, message: str) -> None:
     root = write_cases(tmp_path / "cases", [row])
-    with pytest.raises(SkinGenError, match=rf"cases\.csv, line 2: {message}"):
+    with pytest.raises(FormatError, match=rf"cases\.csv, line 2: {message}"):  # SkinGenError or TaxonomyError
         read_cases(root, taxonomy)
 
 
