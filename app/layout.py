@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app.context import Visit
+from app.i18n import _
 from study.engine import Position
 from study.flow import expected_fields
 
@@ -61,7 +62,7 @@ def progress(position: Position) -> None:
     step = position.step
     case = None
     if step.kind == "trial" and step.trial_number and step.trials_total:
-        case = f"Case {step.trial_number} of {step.trials_total}"
+        case = _("Case {number} of {total}").format(number=step.trial_number, total=step.trials_total)
     if position.total:
         st.progress(min(1.0, position.index / (position.total - 1)), text=case)
     elif case:
