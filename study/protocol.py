@@ -300,9 +300,8 @@ class Debrief(_Model):
     @model_validator(mode="before")
     @classmethod
     def _text_alone(cls, value: object) -> object:
-        if isinstance(value, str) or (
-            isinstance(value, dict) and not {"text", "reveal_wrong_ai"} & set(value)
-        ):
+        text_alone = isinstance(value, dict) and value and not {"text", "reveal_wrong_ai"} & set(value)
+        if isinstance(value, str) or text_alone:
             return {"text": value}  # the text alone, in one language or as {language: text}
         return value
 
@@ -665,6 +664,13 @@ class Protocol(_Model):
     hypotheses: tuple[Hypothesis, ...] = ()
     preregistration: Preregistration = Preregistration()
 
+    @field_validator("languages")
+    @classmethod
+    def _each_once(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"{list(value)} lists a language twice")
+        return value
+
     @model_validator(mode="before")
     @classmethod
     def _expand_instruments(cls, data: object) -> object:
@@ -738,8 +744,6 @@ class Protocol(_Model):
             if unknown:
                 problems.append(f"instruments[{index}].show_in: unknown conditions {sorted(unknown)}")
             problems += [f"instruments[{index}].{p}" for p in use.translation_problems(self.languages)]
-        if len(set(self.languages)) != len(self.languages):
-            problems.append(f"languages: {list(self.languages)} lists a language twice")
         problems += self._hypothesis_problems(condition_ids)
         if self.participant_label is not None and self.participant_label not in self.url_parameters:
             problems.append(f"participant_label: {self.participant_label!r} must be one of url_parameters")

@@ -9,6 +9,7 @@ the protocol's own: exports, codebook and reports use it; participants see their
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Annotated
 
@@ -26,12 +27,15 @@ def validation_context(languages: Sequence[str], language: str | None = None) ->
 
 
 def declared_languages(data: object) -> tuple[str, ...]:
-    """The ``languages`` a raw protocol mapping lists, or the default when absent or malformed (the field's
-    own validation then reports what is wrong with it)."""
+    """The ``languages`` a raw protocol mapping lists (its valid codes, each once), or the default when there
+    are none: the field's own validation reports what is wrong with it, the texts are checked against these."""
     raw = data.get("languages") if isinstance(data, Mapping) else None
-    if isinstance(raw, list | tuple) and raw and all(isinstance(code, str) for code in raw):
-        return tuple(raw)
-    return DEFAULT_LANGUAGES
+    codes = (
+        [c for c in raw if isinstance(c, str) and re.match(LANGUAGE_PATTERN, c)]
+        if isinstance(raw, list)
+        else []
+    )
+    return tuple(dict.fromkeys(codes)) or DEFAULT_LANGUAGES
 
 
 def _context(info: ValidationInfo) -> tuple[tuple[str, ...], str]:
