@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 
 from db.models import AllocationSlot, ConsentRecord, Event, Participant, Response
 from formats.contract import WITHDRAW_EVENT
+from formats.status import COMPLETED
 from study.engine import StudyEngine
 
 
@@ -148,7 +149,7 @@ def _participant(
         problem("step", f"at step {participant.step_index}, but 1 + {len(submits)} submits")
     at_end = engine.participant_path(participant).current(participant.step_index).kind == "complete"
     completed = participant.completed_at is not None  # a withdrawn participant's status is 'withdrawn'
-    if at_end != completed or (not withdrawn and completed != (participant.status == "completed")):
+    if at_end != completed or (not withdrawn and completed != (participant.status == COMPLETED)):
         problem("completion", f"status {participant.status!r} at step {participant.step_index}")
     return problems
 

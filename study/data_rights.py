@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from db.models import ConsentRecord, Event, InteractionTurn, Job, Participant, Response, Study
 from formats.contract import WITHDRAW_EVENT
+from formats.status import WITHDRAWN
 from study.engine import EngineError, StudyEngine, hash_token
 
 
@@ -71,7 +72,7 @@ def withdraw(engine: StudyEngine, *, token: str | None = None, label: str | None
             still_used = select(InteractionTurn.job_id).where(InteractionTurn.job_id.in_(jobs))
             session.execute(delete(Job).where(Job.id.in_(jobs), Job.id.not_in(still_used)))
         _strip_identifiers(participant, now)
-        participant.status = "withdrawn"
+        participant.status = WITHDRAWN
         participant.withdrawn_at = now
         session.add(
             Event(

@@ -12,7 +12,7 @@ import logging
 import secrets
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -31,6 +31,7 @@ from db.models import (
 )
 from db.session import Database
 from formats.contract import IMAGE_ENLARGE_EVENT
+from formats.status import ACTIVE, COMPLETED, status_at
 from study.allocation import arm_by_id
 from study.flow import (
     REQUIRED,
@@ -149,14 +150,6 @@ class Position:
         return self.step.kind == "complete"
 
 
-def participant_status(participant: Participant, dropout_after_minutes: float, now: datetime) -> str:
-    """Stored status, except that an active participant silent for too long counts as dropped out."""
-    idle = now - participant.last_activity_at
-    if participant.status == "active" and idle > timedelta(minutes=dropout_after_minutes):
-        return "dropped"
-    return participant.status
-
-
 # The statements of every page submit, built once: SQLAlchemy memoizes a statement object's cache key, so
 # each execution skips building the statement and computing its key (the values come as parameters).
 _BY_TOKEN = select(Participant).where(Participant.token_hash == bindparam("token_hash"))
@@ -254,7 +247,12 @@ class StudyEngine:
     def _position(self, participant: Participant) -> Position:
         path = self.participant_path(participant)
         index = path.index(participant.step_index)
-        status = participant_status(participant, self.protocol.dropout_after_minutes, self.clock())
+        status = status_at(
+            participant.status,
+            participant.last_activity_at,
+            self.protocol.dropout_after_minutes,
+            self.clock(),
+        )
         return Position(
             participant.id,
             participant.public_id,
@@ -337,7 +335,7 @@ class StudyEngine:
                 url_params=params,
                 language=language,
                 step_index=1,
-                status="active",
+                status=ACTIVE,
                 created_at=now,
                 last_activity_at=now,
             )
@@ -513,7 +511,7 @@ class StudyEngine:
                 "last_activity_at": now,
             }
             if path.current(moved["step_index"]).kind == "complete":
-                moved |= {"status": "completed", "completed_at": now}
+                moved |= {"status": COMPLETED, "completed_at": now}
             _update(session, participant, moved)
             self._event(
                 session, participant, "submit", step=current.key, detail={"answers": len(stored)}, at=now

@@ -45,8 +45,8 @@ from formats.contract import (
     STUDY_COLUMNS,
     WITHDRAW_EVENT,
 )
+from formats.status import COMPLETED, status_at
 from study.codebook import codebook, item_codebook
-from study.engine import participant_status
 from study.exclusions import exclusion_reasons, failed_attention_checks
 from study.flow import ParticipantPath, PathCache
 from study.prereg import changed_sections, document_hash
@@ -152,8 +152,10 @@ def _participant_row(
     study: _Study, participant: Participant, responses: list[Response], now: datetime, identifiers: list[str]
 ) -> dict:
     path = study.path(participant)
-    completed = participant.status == "completed"
-    status = participant_status(participant, study.protocol.dropout_after_minutes, now)
+    completed = participant.status == COMPLETED
+    status = status_at(
+        participant.status, participant.last_activity_at, study.protocol.dropout_after_minutes, now
+    )
     end = participant.completed_at
     duration = (end - participant.created_at).total_seconds() if end else None
     failures = failed_attention_checks(

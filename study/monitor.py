@@ -9,6 +9,7 @@ import pandas as pd
 
 from db.session import Database
 from formats.contract import WITHDRAW_EVENT
+from formats.status import ACTIVE, DROPPED, allocated, completed
 from study.allocation import arms
 from study.export import export_frames
 from study.flow import step_order
@@ -48,13 +49,13 @@ class Monitor:
         claimed = (
             allocation[allocation["claimed"] == 1].groupby(["stratum", "arm"]).size().rename("allocated")
         )
-        completed = (
-            self.participants[self.participants["status"] == "completed"]
+        finished = (
+            self.participants[completed(self.participants)]
             .groupby(["stratum", "arm"])
             .size()
             .rename("completed")
         )
-        table = pd.concat([claimed, completed], axis=1)
+        table = pd.concat([claimed, finished], axis=1)
         if self.arms and len(table):
             strata = table.index.get_level_values("stratum").unique()
             table = table.reindex(pd.MultiIndex.from_product([strata, self.arms], names=["stratum", "arm"]))
@@ -72,7 +73,7 @@ class Monitor:
         submits = events[events["kind"] == "submit"].groupby("step")["participant_id"].nunique()
         steps = sorted(submits.index, key=_ranker(self.steps))
         rows = [("consent", len(self.participants))] + [(step, int(submits[step])) for step in steps]
-        rows.append(("complete", int((self.participants["status"] == "completed").sum())))
+        rows.append(("complete", int(completed(self.participants).sum())))
         return pd.DataFrame(rows, columns=["step", "participants"])
 
     def step_times(self) -> pd.DataFrame:
@@ -98,10 +99,10 @@ class Monitor:
         return pd.DataFrame(
             {
                 "consented": [len(p)],
-                "allocated": [int((p["arm"] != "").sum())],
-                "active": [int((p["status"] == "active").sum())],
-                "completed": [int((p["status"] == "completed").sum())],
-                "dropped": [int((p["status"] == "dropped").sum())],
+                "allocated": [int(allocated(p).sum())],
+                "active": [int((p["status"] == ACTIVE).sum())],
+                "completed": [int(completed(p).sum())],
+                "dropped": [int((p["status"] == DROPPED).sum())],
                 "withdrawn": [int((self.frames["events"]["kind"] == WITHDRAW_EVENT).sum())],
                 "failed_attention_check": [int((p["attention_failures"] > 0).sum())],
                 "excluded": [int(p["excluded"].sum())],
