@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import streamlit as st
 
-from app import i18n, images
+from app import catalogs, i18n, images
 from app.i18n import N_
 from db.jobs import JobQueue
 from db.session import DB_ENV, Database, database_url
@@ -80,7 +80,7 @@ class Visit:
     entry: Entry | None = None
     position: Position | None = None
     problem: str = ""  # the error page's message, in English as marked for the catalog
-    language: str = i18n.SOURCE_LANGUAGE
+    language: str = catalogs.SOURCE_LANGUAGE
 
     @property
     def token(self) -> str:
@@ -162,7 +162,7 @@ def resolve() -> Visit:
         engine = configured_engine()
     except (RegistryError, EngineError, ValueError, OSError):
         LOG.exception("the study engine could not be opened")
-        return Visit("error", problem=UNAVAILABLE, language=_language(entry, i18n.languages()))
+        return Visit("error", problem=UNAVAILABLE, language=_language(entry, catalogs.languages()))
     language = _language(entry, engine.protocol.languages)  # until the database says the participant's own
     if entry.token is None:
         try:

@@ -1,5 +1,5 @@
 """The app's message catalogs: every participant-facing string goes through them, and every shipped language
-translates every string (app/i18n.py, app/locale)."""
+translates every string (app/catalogs.py, app/i18n.py, app/locale)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
 
-from app import i18n
+from app import catalogs, i18n
 
 ROOT = Path(__file__).resolve().parents[1]
-TEMPLATE = i18n.LOCALE_DIR / "app.pot"
+TEMPLATE = catalogs.LOCALE_DIR / "app.pot"
 
 # The modules that draw what participants read (the consent, question, case, completion and error pages and
 # the helpers they call). Raters' and researchers' pages are English-only (docs/app.md "Languages").
@@ -56,16 +56,18 @@ def _id(message_id: str | tuple[str, ...]) -> str:
 
 def test_the_template_holds_exactly_the_strings_of_the_code():
     """app.pot is extracted from the code: a new or changed string needs `pybabel extract` (docs/app.md)."""
-    method_map, options_map = parse_mapping_cfg((i18n.LOCALE_DIR / "babel.cfg").open())
+    method_map, options_map = parse_mapping_cfg((catalogs.LOCALE_DIR / "babel.cfg").open())
     in_code = {_id(message) for _f, _l, message, *_ in extract_from_dir(ROOT, method_map, options_map)}
     in_template = _template_ids()
     assert in_code - in_template == set(), "strings missing from app/locale/app.pot: run pybabel extract"
     assert in_template - in_code == set(), "app/locale/app.pot holds strings the code no longer has"
 
 
-@pytest.mark.parametrize("language", [code for code in i18n.languages() if code != i18n.SOURCE_LANGUAGE])
+@pytest.mark.parametrize(
+    "language", [code for code in catalogs.languages() if code != catalogs.SOURCE_LANGUAGE]
+)
 def test_every_catalog_translates_every_string(language):
-    with i18n.catalog_path(language).open("rb") as source:
+    with catalogs.catalog_path(language).open("rb") as source:
         catalog = read_po(source, locale=language)
     assert {_id(m.id) for m in catalog if m.id} == _template_ids(), f"run pybabel update for {language}"
     for message in catalog:
@@ -82,15 +84,15 @@ def test_every_catalog_translates_every_string(language):
 
 
 def test_german_is_drawn_from_the_compiled_catalog():
-    german = i18n.translations("de")
+    german = catalogs.translations("de")
     assert german.gettext("Next") == "Weiter"
     assert german.ngettext(
         "You can ask {count} more question about this case.",
         "You can ask {count} more questions about this case.",
         2,
     ) == ("Sie können noch {count} Fragen zu diesem Fall stellen.")
-    assert i18n.translations("en").gettext("Next") == "Next"
-    assert set(i18n.languages()) >= {"en", "de"}
+    assert catalogs.translations("en").gettext("Next") == "Next"
+    assert set(catalogs.languages()) >= {"en", "de"}
 
 
 def _literal_text(node: ast.expr) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from app.study_command import language_note, main
 from study.allocation import arms
 from study.flow import participant_path
 from study.protocol import ProtocolError, load_protocol, parse_protocol
@@ -121,3 +122,13 @@ def test_debrief_is_a_text_or_a_text_with_options():
     assert revealing.debrief.text == "" and revealing.debrief.reveal_wrong_ai
     data["debrief"] = {"text": "Thanks.", "reveal": True}
     assert any(p.startswith("debrief.reveal") and "Extra inputs" in p for p in problems(data))
+
+
+def test_validate_names_the_languages_and_any_without_app_words(tmp_path, bundle_dir, capsys):
+    data = example_protocol("between", languages=True)
+    assert main(["validate", str(write_protocol(tmp_path, data, bundle_dir, "two.yaml"))]) == 0
+    assert "  languages: en, de\n" in capsys.readouterr().out
+    swedish = parse_protocol(yaml.safe_dump(data, allow_unicode=True)).model_copy(
+        update={"languages": ("en", "sv")}
+    )
+    assert language_note(swedish).startswith("languages: en, sv — the app's own words have no catalog for sv")
