@@ -31,7 +31,7 @@ context.remember(visit)
 i18n.activate(visit.language)
 title = visit.protocol.study.title if visit.engine else _("Study")
 st.set_page_config(page_title=title, page_icon=":material/dermatology:", layout="centered")
-layout.hide_chrome(top_of=visit.position.step.key if visit.position else visit.page)
+layout.hide_chrome(top_of=visit.position.step.key if visit.position else visit.page, language=visit.language)
 page, page_title, url_path = PAGES[visit.page]
 st.navigation([st.Page(page, title=_(page_title), url_path=url_path)], position="hidden").run()
 if context.test_hooks_enabled():

@@ -38,6 +38,7 @@ def test_a_german_participant_completes_the_study_in_german(bilingual):
     p = AppParticipant({"lang": "de", "PROLIFIC_PID": "de-1", "SESSION_ID": "s1"})
     assert p.page == "consent"
     assert "Informationen für Teilnehmende" in p.text() and "Participant information" not in p.text()
+    assert any("documentElement.lang = 'de'" in html.proto.body for html in p.at.get("html"))
     assert p.at.get("form_submit_button")[0].label == "Ich stimme zu – Studie beginnen"
     p.consent()
     assert p.page == "questions" and "Über Sie" in p.text()
