@@ -18,18 +18,10 @@ from app import catalogs, i18n, images
 from app.i18n import N_
 from db.jobs import JobQueue
 from db.session import DB_ENV, Database, database_url
-from study.engine import (
-    ConsentRefused,
-    EngineError,
-    Position,
-    ResumeRefused,
-    StepConflict,
-    StudyEngine,
-    UnknownToken,
-    Withdrawn,
-)
-from study.flow import AnswerError, AnswerProblem, expected_fields
+from study.engine import Position, StudyEngine
+from study.path import AnswerError, AnswerProblem, expected_fields
 from study.protocol import Protocol
+from study.refusals import ConsentRefused, EngineError, ResumeRefused, StepConflict, UnknownToken, Withdrawn
 from study.registry import RegistryError
 
 LOG = logging.getLogger("skingen.app")

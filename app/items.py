@@ -15,7 +15,7 @@ from app.context import PAGE, widget_key
 from app.i18n import N_, _
 from formats.bundle import BundleManifest
 from formats.contract import CONFIDENCE_SUFFIX
-from study.flow import AnswerProblem, Step
+from study.path import AnswerProblem, Step
 from study.protocol import UNSURE, Item
 
 UNSURE_LABEL = N_("I'm not sure")

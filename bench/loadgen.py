@@ -71,7 +71,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.images import ENLARGE  # noqa: E402
 from study.deploy import ROUTE_COOKIE  # noqa: E402  (after the path: the script runs from a clone too)
-from study.flow import AnswerProblem  # noqa: E402
+from study.path import AnswerProblem  # noqa: E402
 
 NOT_SAVED = AnswerProblem("not_saved").message
 INPUT_KINDS = ("checkbox", "radio", "selectbox", "text_area", "number_input")
@@ -720,7 +720,7 @@ def verify(db_url: str, protocol: Path, outcomes: list[Outcome]) -> tuple[int, i
     from db.session import Database
     from formats.contract import IMAGE_ENLARGE_EVENT
     from study.engine import StudyEngine
-    from study.flow import expected_fields
+    from study.path import expected_fields
 
     db = Database(db_url)
     engine = StudyEngine.open(db, str(protocol))

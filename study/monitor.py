@@ -12,7 +12,7 @@ from formats.contract import WITHDRAW_EVENT
 from formats.status import ACTIVE, DROPPED, allocated, completed
 from study.allocation import arms
 from study.export import export_frames
-from study.flow import step_order
+from study.path import step_order
 from study.protocol import LoadedProtocol
 
 
@@ -20,7 +20,7 @@ from study.protocol import LoadedProtocol
 class Monitor:
     """A snapshot of the study: every table the dashboard draws, from one consistent export.
 
-    ``steps`` is the protocol's step order (:func:`study.flow.step_order`): tables list steps in it.
+    ``steps`` is the protocol's step order (:func:`study.path.step_order`): tables list steps in it.
     ``arms`` is the protocol's arm order (conditions, or sequences ``S1``…``Sm``): enrollment lists every arm
     in it, including arms nobody was allocated to yet.
     """
@@ -30,11 +30,11 @@ class Monitor:
     arms: tuple[str, ...] = ()
 
     @classmethod
-    def load(cls, db: Database, study_id: int, loaded: LoadedProtocol) -> Monitor:
-        """The dashboard's snapshot of the registered study ``study_id`` whose protocol is ``loaded`` (the
+    def load(cls, db: Database, version_id: int, loaded: LoadedProtocol) -> Monitor:
+        """The dashboard's snapshot of the registered study ``version_id`` whose protocol is ``loaded`` (the
         running engine's: its steps order the tables)."""
         return cls(
-            export_frames(db, study_id=study_id),
+            export_frames(db, version_id=version_id),
             step_order(loaded),
             tuple(a.id for a in arms(loaded.protocol)),
         )
@@ -132,7 +132,7 @@ def _ranker(steps: tuple[str, ...]) -> Callable[[str], tuple[int, str]]:
 
 def wide_responses(responses: pd.DataFrame, steps: tuple[str, ...]) -> pd.DataFrame:
     """One row per participant, one column per answered variable (``<step>__<item>``), for spreadsheets;
-    columns in the step order ``steps`` (:func:`study.flow.step_order`)."""
+    columns in the step order ``steps`` (:func:`study.path.step_order`)."""
     if responses.empty:
         return pd.DataFrame(columns=["participant_id"])
     keyed = responses.assign(variable=responses["step"] + "__" + responses["item"])

@@ -1,4 +1,4 @@
-"""Simulation bots (like oTree's): participants that walk the real flow engine with scripted answer policies.
+"""Simulation bots (like oTree's): participants that walk the real study engine with scripted answer policies.
 
 Bots call the same :class:`~study.engine.StudyEngine` methods the app calls, on a virtual clock (so response
 times and durations look like people's), and can plant a known effect for the analysis to recover — including
@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from formats.contract import CONFIDENCE_SUFFIX, INITIAL_SUFFIX
 from study.engine import Position, StudyEngine
-from study.flow import Step
+from study.path import Step
 from study.protocol import CODED_TYPES, UNSURE, Item
 
 BOT_EPOCH = datetime(2025, 1, 1, tzinfo=UTC)

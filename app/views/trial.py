@@ -20,9 +20,10 @@ from formats.jobs import JobRequest, chat_request, references_request
 from formats.taxonomy import UNKNOWN
 from skingen.skin_tone import estimate_skin_tone
 from study import live
-from study.engine import EngineError, TurnRecord, TurnRefused
 from study.protocol import ExperimentalCondition
 from study.references import ReferenceKind, case_references
+from study.refusals import EngineError, TurnRefused
+from study.turn_log import TurnRecord
 
 LOG = logging.getLogger("skingen.app")
 
@@ -205,7 +206,7 @@ class _LiveCase:
         self.names = {c.id: c.display_name for c in visit.engine.loaded.bundle.manifest.conditions}
 
     def render(self) -> None:
-        turns = self._complete_answered(self.engine.turns(self.visit.token, self.step_key))
+        turns = self._complete_answered(self.engine.turn_log.of(self.visit.token, self.step_key))
         history = [
             (
                 live.DIAGNOSIS_QUESTION,
@@ -271,7 +272,7 @@ class _LiveCase:
         job = live.submit(self.queue, request)
         # refused: another tab used the last question or moved on; the rerun shows what is current
         with contextlib.suppress(TurnRefused):
-            self.engine.ask(self.visit.token, self.step_key, kind, question, job.id)
+            self.engine.turn_log.ask(self.visit.token, self.step_key, kind, question, job.id)
         st.rerun()
 
     def _retry(self, turn: TurnRecord, history: list[tuple[str, str]]) -> Callable[[], None]:
@@ -284,7 +285,7 @@ class _LiveCase:
                 else self._references_request()
             )
             job = live.submit(self.queue, request)
-            self.engine.retry(self.visit.token, self.step_key, turn.turn, job.id)
+            self.engine.turn_log.retry(self.visit.token, self.step_key, turn.turn, job.id)
 
         return again
 
@@ -306,7 +307,7 @@ class _LiveCase:
                 self._open[turn.turn] = job
                 continue
             images = tuple(image["key"] for image in result.get("images", ()))
-            completed |= self.engine.answer(
+            completed |= self.engine.turn_log.answer(
                 self.visit.token,
                 self.step_key,
                 turn.turn,
@@ -316,4 +317,4 @@ class _LiveCase:
                 latency_ms=result.get("latency_ms"),
                 images=images,
             )
-        return self.engine.turns(self.visit.token, self.step_key) if completed else turns
+        return self.engine.turn_log.of(self.visit.token, self.step_key) if completed else turns

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from study.flow import AnswerError, AnswerProblem, PathCache, participant_path, step_order, validate_answers
+from study.path import AnswerError, AnswerProblem, PathCache, participant_path, step_order, validate_answers
 from study.protocol import load_protocol
 from tests.factories import example_protocol
 
@@ -127,7 +127,7 @@ def test_bad_answers_name_each_item_with_a_code(protocol_file, answers, errors):
 
 
 def test_number_and_text_problems_have_codes():
-    from study.flow import Step
+    from study.path import Step
     from study.protocol import Item
 
     age = Item(id="age", text="Age?", type="number", minimum=18, maximum=99)
@@ -163,7 +163,7 @@ def test_optional_free_text(protocol_file):
 
 
 def test_yes_no_items_are_coded_zero_one():
-    from study.flow import Step
+    from study.path import Step
     from study.protocol import Item
 
     item = Item(id="relevant", text="Clinically relevant?", type="yes_no", attention_check={"expected": 1})
