@@ -25,7 +25,7 @@ MAX_WIDTH = 1460
 JPEG_QUALITY = 90  # what st.image uses when it converts
 LOG = logging.getLogger("skingen.app")
 ENLARGE = N_("Enlarge")
-"""The English label of the button under each trial image that opens it large (and logs it): bench/loadgen.py
+"""The English label of the button under each trial image that opens it large (and logs it): bench/loadgen
 clicks it; the trial page draws it translated."""
 
 
