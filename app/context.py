@@ -59,8 +59,9 @@ class Entry:
     token: str | None
     url_params: dict[str, str] = field(default_factory=dict)
     language: str | None = None
-    """The language the URL (``?lang=``) or, without one, the browser asked for (``Accept-Language``)."""
+    """The language the URL asked for (``?lang=``): it wins over the browser's."""
     accept_language: str | None = None
+    """The browser's ``Accept-Language`` header (or its locale): the language a new participant gets, else."""
 
 
 @dataclass(frozen=True)

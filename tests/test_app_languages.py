@@ -8,6 +8,7 @@ import pytest
 
 from db.models import ConsentRecord, Participant
 from study.export import export_frames
+from study.refusals import EngineError
 from tests.app_driver import AppParticipant
 from tests.factories import example_protocol, write_protocol
 
@@ -99,3 +100,15 @@ def test_without_a_language_the_first_is_used_and_english_pages_reveal_in_englis
     ]
     assert listed == numbers
     assert export_frames(engine.db)["participants"]["language"].tolist() == ["en"]
+
+
+def test_the_engine_keeps_the_language_given_at_consent(bilingual):
+    engine = bilingual
+    statements = [s.id for s in engine.protocol.consent.statements]
+    with pytest.raises(EngineError, match="'fr' is not one of the study's"):
+        engine.consent(statements, language="fr")
+    german, default = engine.consent(statements, language="de"), engine.consent(statements)
+    assert engine.position(german).language == "de" and engine.position(default).language == "en"
+    entry = engine.position(german).step
+    assert entry.items[0].text == "Was beschreibt Ihren medizinischen Hintergrund am besten?"
+    assert engine.position(default).step.items[0].text == "Which best describes your background in medicine?"
