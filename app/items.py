@@ -62,7 +62,7 @@ def _item(step: Step, item: Item, manifest: BundleManifest) -> None:
             help=help_text,
         )
     elif item.type == "diagnosis":
-        names = {c.id: c.display_name for c in manifest.conditions} | {UNSURE: _(UNSURE_LABEL)}
+        names = {c.id: c.display_name for c in manifest.skin_conditions} | {UNSURE: _(UNSURE_LABEL)}
         st.selectbox(
             item.text,
             options=_known_choice(key, list(names)),

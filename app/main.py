@@ -10,7 +10,7 @@ import streamlit as st
 
 from app import access, context, i18n, layout, roles
 from app.i18n import N_, _
-from app.views import complete, consent, error, info, questions, trial
+from app.views import complete, consent, declined, error, info, questions, trial
 
 if access.area() != "participant":  # raters and researchers: their own pages, nothing of participants'
     roles.run(access.area())
@@ -19,6 +19,7 @@ if access.area() != "participant":  # raters and researchers: their own pages, n
 # page → (its function, title as marked for the catalog, URL path)
 PAGES = {
     "consent": (consent.page, N_("Consent"), "consent"),
+    "declined": (declined.page, N_("Thank you"), "declined"),
     "questions": (questions.page, N_("Questions"), "questions"),
     "info": (info.page, N_("Information"), "information"),
     "trial": (trial.page, N_("Case"), "case"),

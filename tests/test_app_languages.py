@@ -30,7 +30,7 @@ def wrong_ai_numbers(engine, token: str) -> list[int]:
     return [
         step.trial_number
         for step in engine.path_of(token)
-        if step.kind == "trial" and cases[step.case_id].ai.condition != cases[step.case_id].ground_truth
+        if step.kind == "trial" and cases[step.case_id].ai.skin_condition != cases[step.case_id].ground_truth
     ]
 
 

@@ -40,7 +40,7 @@ def _wrong_ai_cases(visit: context.Visit) -> None:
         LOG.exception("could not read the path of a completed participant")
         return
     manifest = visit.engine.loaded.bundle.manifest
-    names = {c.id: c.display_name for c in manifest.conditions}
+    names = {c.id: c.display_name for c in manifest.skin_conditions}
     wrong = [
         (step.trial_number, manifest.case(step.case_id))
         for step in path
