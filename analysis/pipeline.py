@@ -27,6 +27,7 @@ from analysis.consort import arm_flow, baseline_characteristics, missingness
 from analysis.constructs import adjust_multiplicity, construct_blocks, prepare_responses, tests_of
 from analysis.engagement import engagement_block
 from analysis.instruments import instrument_blocks
+from analysis.languages import by_language
 from analysis.load import StudyData
 from analysis.plan import confirmatory_tests, deviations
 from analysis.power import (
@@ -362,6 +363,10 @@ def reporting(run: Run) -> None:
         results["sensitivity"] = with_excluded(run)
     results["missing_data"] = missingness(run.analysis.responses, data.participants, analysed, data.design)
     results["stratification"] = stratification(run)
+    if data.participants is not None and scores is not None:
+        languages = by_language(scores, data.participants)
+        if languages is not None:  # studies in one language: no key, results.json as before languages
+            results["by_language"] = languages
 
 
 def _entry_items(data: StudyData) -> dict[str, bool]:
