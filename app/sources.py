@@ -7,14 +7,17 @@ protocol, and the study's own bots for the simulated power curve.
 
 from __future__ import annotations
 
+import functools
+
 from analysis.load import AnalysisInputError, StudyData, from_export
-from db.session import Database
+from analysis.simulation import BotSource
+from db.session import DatabaseNotFound, open_existing
 from study.botpower import EngineBotGenerator, plantable_constructs
 from study.export import export_frames
 from study.protocol import LoadedProtocol, load_protocol
 from study.registry import active_version, stored_protocol
 
-__all__ = ["LoadedProtocol", "engine_bots", "load_db", "read_protocol"]
+__all__ = ["LoadedProtocol", "bots_of", "engine_bots", "load_db", "read_protocol"]
 
 
 def load_db(
@@ -28,7 +31,10 @@ def load_db(
 ) -> StudyData:
     """Export the study in the database at ``url`` (the active version of ``protocol_id``, else the only active
     study) and build the analysis input from the frames (:func:`analysis.load.from_export`)."""
-    db = Database(url)
+    try:
+        db = open_existing(url)
+    except DatabaseNotFound as exc:
+        raise AnalysisInputError(f"--db {exc}") from None
     try:
         frames = export_frames(db, protocol_id=protocol_id)
     except Exception as exc:  # the database boundary: any failure becomes one message, not a traceback
@@ -45,7 +51,7 @@ def read_protocol(protocol_path: str | None, db_url: str | None) -> LoadedProtoc
     try:
         if protocol_path:
             return load_protocol(protocol_path)
-        db = Database(db_url)
+        db = open_existing(db_url)
         try:
             return stored_protocol(active_version(db))
         finally:
@@ -79,3 +85,9 @@ def engine_bots(
     if not plantable:
         return None, "the protocol has no Likert construct asked under both conditions"
     return EngineBotGenerator(protocol, construct, pool_size=population, seed=seed, progress=progress), None
+
+
+def bots_of(protocol: LoadedProtocol) -> BotSource:
+    """The study's bots as the analysis takes them (:class:`analysis.simulation.BotSource`): the command and
+    the dashboard pass them to :func:`analysis.report.build_report` when the protocol is known."""
+    return functools.partial(engine_bots, protocol)

@@ -183,6 +183,9 @@ def test_every_page_has_no_serious_accessibility_violation(site, engine, cohort,
     p.click("I agree — start the study")
     p.expect_text("please tick every statement")
     check("consent, not ticked")
+    p.click("I do not want to take part")
+    p.expect_text("Thank you for considering our study")
+    check("declined")
 
     token = cohort.enrol()
     p.open(f"{base}/?token={token}")

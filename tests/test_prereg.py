@@ -4,6 +4,7 @@ bots, export, codebook and the report — confirmatory tests in the declared dir
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -12,7 +13,10 @@ from app.analysis_command import main as analysis_main
 from app.study_command import main
 from study import prereg
 from study.protocol import ProtocolError, load_protocol
-from tests.test_instruments import use_of
+from tests.factories import use_of
+
+# R's hand TOST with t.test on the sleep data (tests/data/r/bayes_tost.R)
+REF = json.loads((Path(__file__).parent / "data" / "r" / "bayes_tost.json").read_text(encoding="utf-8"))
 
 HYPOTHESES = [
     {
@@ -174,7 +178,7 @@ def test_a_study_on_instruments_through_bots_export_codebook_and_report(study_fi
     assert instruments.loc["explanation_satisfaction", "adapted"] == 1
     assert "participants do not use" in instruments.loc["explanation_satisfaction", "adaptation"]
 
-    assert results["schema_version"] == 4
+    assert results["schema_version"] == 5
     sus = results["instruments"]["sus"]
     assert sus["n_items"] == 10 and sus["alpha"] is not None and not sus["adapted"]
     assert set(sus["norms"]["by_condition"]) == {"baseline_text", "skingen_visual"}
@@ -262,7 +266,9 @@ def test_a_hypothesis_about_baseline_minus_visual_is_tested_in_its_own_direction
             for d in ("greater", "less")
         ]
     )
-    data = StudyData(None, None, None, "within", "base", "vis", hypotheses=hypotheses)
+    data = StudyData(
+        None, None, None, "within", "base", "vis", conditions=("base", "vis"), hypotheses=hypotheses
+    )
     greater, less = confirmatory_tests(scores, data, 0.95)
     assert greater["mean_diff"] > 0 and greater["effect_size"]["value"] > 0
     assert greater["p"] < 0.01 and less["p"] > 0.99 and greater["p"] + less["p"] == pytest.approx(1)
@@ -349,7 +355,6 @@ def test_equivalence_hypotheses_are_tested_by_tost_as_r_does(design):
     from analysis.document import hypothesis_sentence, verdict
     from analysis.load import StudyData
     from analysis.plan import confirmatory_tests
-    from tests.test_analysis_bayes_tost import REF
 
     vis, base = REF["data"]["visual"], REF["data"]["baseline"]
     ids = [f"P{i}" for i in range(10)]

@@ -148,9 +148,11 @@ def _show(task: RatingTask, panel: RatingPanel, rater_id: int) -> None:
     st.progress((task.number - 1) / task.total)
     if panel.rating.instructions and task.number == 1:
         st.markdown(panel.rating.instructions)
-    st.subheader(f"Stated condition: {task.condition_name}")
+    st.subheader(f"Stated condition: {task.skin_condition_name}")
     # The text alternative says what the page says, never whether it is a photo or generated.
-    images.show(panel.loaded.bundle.path(task.image.image), f"The image to rate, of {task.condition_name}")
+    images.show(
+        panel.loaded.bundle.path(task.image.image), f"The image to rate, of {task.skin_condition_name}"
+    )
     step = _step(task)
     problems = errors(step.key)
     st.session_state[INPUTS_KEY] = len(step.items)

@@ -12,6 +12,7 @@ import streamlit as st
 from PIL import Image
 
 from app import context, conversation, images, items, layout
+from app.i18n import N_, _, ngettext
 from db.jobs import JobQueue
 from formats.bundle import Bundle, Case
 from formats.contract import CONFIDENCE_SUFFIX
@@ -29,22 +30,31 @@ LOG = logging.getLogger("skingen.app")
 # What participants are told about each kind of reference image (heading, then a line under it).
 _INTRODUCTIONS: dict[ReferenceKind, tuple[str, str]] = {
     "generated": (
-        "Generated example pictures of {condition}",
-        "A computer made these pictures to show what the condition the AI names typically looks like. "
-        "They do not show the patient.",
+        N_("Generated example pictures of {condition}"),
+        N_(
+            "A computer made these pictures to show what the condition the AI names typically looks like. "
+            "They do not show the patient."
+        ),
     ),
     "retrieved": (
-        "Real example pictures of {condition}",
-        "These are photos of other people with the condition the AI names, from a collection of medical "
-        "images. They do not show the patient.",
+        N_("Real example pictures of {condition}"),
+        N_(
+            "These are photos of other people with the condition the AI names, from a collection of medical "
+            "images. They do not show the patient."
+        ),
     ),
 }
 
 
-CASE_PHOTO_ALT = "Photo of the skin area to assess"
+# Text alternatives (what a screen reader says instead of the picture).
+CASE_PHOTO_ALT = N_("Photo of the skin area to assess")
 _REFERENCE_ALTS: dict[ReferenceKind, str] = {
-    "generated": "Computer-generated example picture {number} of {total} of {condition}, the condition the AI names",
-    "retrieved": "Photo of another person, example {number} of {total} of {condition}, the condition the AI names",
+    "generated": N_(
+        "Computer-generated example picture {number} of {total} of {condition}, the condition the AI names"
+    ),
+    "retrieved": N_(
+        "Photo of another person, example {number} of {total} of {condition}, the condition the AI names"
+    ),
 }
 
 _ENLARGED_KEY = "skingen.enlarged"
@@ -64,9 +74,9 @@ def _enlarge(visit: context.Visit, image_kind: str, image: int) -> None:
     st.session_state[_ENLARGED_KEY] = (step_key, image_kind, image)
 
 
-@st.dialog("Enlarged image", width="large")
 def _enlarged(path: Path, caption: str | None, alt: str) -> None:
-    images.show(path, alt, caption=caption)
+    """The image large, in a dialog whose title is in the participant's language."""
+    st.dialog(_("Enlarged image"), width="large")(images.show)(path, alt, caption=caption)
 
 
 def _image(
@@ -80,7 +90,7 @@ def _image(
     with st.container(key=f"{layout.IMAGE_KEY}-{image_kind}-{image}"):
         images.show(path, alt, caption=caption)
         st.button(
-            images.ENLARGE,
+            _(images.ENLARGE),
             key=f"enlarge:{step_key}:{image_kind}:{image}",
             on_click=_enlarge,
             args=(visit, image_kind, image),
@@ -101,19 +111,24 @@ def _case(
     photo, beside = st.columns([5, 6], gap="large")
     with photo:
         # What it shows, never its diagnosis: that is what the participant is asked for.
-        _image(visit, bundle.path(case.image), "The skin area to assess", CASE_PHOTO_ALT, "case_photo", 1)
+        _image(
+            visit, bundle.path(case.image), _("The skin area to assess"), _(CASE_PHOTO_ALT), "case_photo", 1
+        )
     with beside:
         if not advice:
             with st.container(border=True):
-                st.markdown(
-                    "**Your own assessment first**\n\nLook at the photo and give your own diagnosis. "
+                heading = _("Your own assessment first")
+                text = _(
+                    "Look at the photo and give your own diagnosis. "
                     "The AI's diagnosis follows on the next page, where you can keep or change your answer."
                 )
+                st.markdown(f"**{heading}**\n\n{text}")
             return
-        why = f"\n\n**Why the AI thinks so:** {case.ai.rationale}" if case.ai.rationale else ""
+        why = f"\n\n**{_('Why the AI thinks so:')}** {case.ai.rationale}" if case.ai.rationale else ""
         with st.container(border=True):
             # One element, not four: each costs a message on every run (the CSS hides the heading's link icon).
-            st.markdown(f"**The AI's diagnosis**\n\n### {case.ai.display_name}\n\n{case.ai.text}{why}")
+            heading = _("The AI's diagnosis")
+            st.markdown(f"**{heading}**\n\n### {case.ai.display_name}\n\n{case.ai.text}{why}")
         for kind in condition.references:
             references(visit, bundle, case, kind)
 
@@ -126,7 +141,7 @@ def references(visit: context.Visit, bundle: Bundle, case: Case, kind: Reference
     shown = case_references(case, kind)
     if not shown:
         return
-    heading, note = _INTRODUCTIONS[kind]
+    heading, note = (_(text) for text in _INTRODUCTIONS[kind])
     condition = case.ai.display_name.lower()
     # the note in caption style on the heading's next line: one element, not two
     st.markdown(f"**{heading.format(condition=condition)}**  \n:small[:gray[{note}]]")
@@ -134,7 +149,7 @@ def references(visit: context.Visit, bundle: Bundle, case: Case, kind: Reference
     for number, (column, ref) in enumerate(
         zip(st.columns(len(shown), wrap=False), shown, strict=True), start=1
     ):
-        alt = _REFERENCE_ALTS[kind].format(number=number, total=len(shown), condition=condition)
+        alt = _(_REFERENCE_ALTS[kind]).format(number=number, total=len(shown), condition=condition)
         with column:
             _image(visit, bundle.path(ref.image), ref.caption, alt, kind, number)
 
@@ -147,20 +162,22 @@ def _initial_answers(visit: context.Visit, initial_step: str) -> None:
     except Exception:  # the database is away (the page is drawn from memory): the form still works
         LOG.exception("could not read the first answers of step %s", initial_step)
         return
-    names = {c.id: c.display_name for c in visit.engine.loaded.bundle.manifest.conditions}
+    names = {c.id: c.display_name for c in visit.engine.loaded.bundle.manifest.skin_conditions}
     for item in visit.engine.protocol.initial_items:
         if item.id not in stored:
             continue
-        answer = names.get(stored[item.id], items.UNSURE_LABEL)
+        answer = names.get(stored[item.id], _(items.UNSURE_LABEL))
         confidence = stored.get(item.id + CONFIDENCE_SUFFIX)
-        said = (
-            f" (confidence {confidence} of {item.confidence.points})"
-            if confidence and item.confidence
-            else ""
-        )
-        st.info(
-            f"Your answer before the AI's advice: **{answer}**{said}. You may keep it or change it below."
-        )
+        if confidence and item.confidence:
+            said = _(
+                "Your answer before the AI's advice: **{answer}** (confidence {confidence} of {points}). "
+                "You may keep it or change it below."
+            ).format(answer=answer, confidence=confidence, points=item.confidence.points)
+        else:
+            said = _(
+                "Your answer before the AI's advice: **{answer}**. You may keep it or change it below."
+            ).format(answer=answer)
+        st.info(said)
 
 
 def page() -> None:
@@ -175,7 +192,7 @@ def page() -> None:
     case = bundle.manifest.case(step.case_id)
     condition = protocol.condition(step.condition)
     if protocol.design == "within" and step.period:
-        st.caption(f"Part {step.period} of {len(protocol.conditions)}")
+        st.caption(_("Part {part} of {parts}").format(part=step.period, parts=len(protocol.conditions)))
     # The advice (AI text, references, the live model) is drawn only on a step that shows it: before a
     # judge–advisor trial's first answer is stored, none of it reaches the browser.
     _case(visit, bundle, case, step.advice, condition)
@@ -187,7 +204,7 @@ def page() -> None:
     errors = context.errors(step.key)
     with st.form(f"form:{step.key}", border=False, enter_to_submit=False):
         items.render(step, bundle.manifest, errors)
-        clicked = st.form_submit_button("Next", type="primary", on_click=context.submit, args=(visit,))
+        clicked = st.form_submit_button(_("Next"), type="primary", on_click=context.submit, args=(visit,))
     context.unhandled_click(visit, clicked)
     items.summary(step, errors)
 
@@ -214,7 +231,7 @@ class _LiveCase:
         self.engine, self.step_key = visit.engine, visit.position.step.key
         self.queue: JobQueue = context.live_queue()
         self.photo = _photo(photo)
-        self.names = {c.id: c.display_name for c in visit.engine.loaded.bundle.manifest.conditions}
+        self.names = {c.id: c.display_name for c in visit.engine.loaded.bundle.manifest.skin_conditions}
 
     def render(self) -> None:
         turns = self._complete_answered(self.engine.turn_log.of(self.visit.token, self.step_key))
@@ -224,7 +241,7 @@ class _LiveCase:
                 f"Diagnosis: {self.case.ai.display_name}\nReasoning: {self.case.ai.rationale}",
             )
         ]
-        st.markdown("**Ask the AI about this case**")
+        st.markdown(f"**{_('Ask the AI about this case')}**")
         open_jobs: list[int] = []
         for turn in turns:
             asked_after = list(history)  # what the model had heard before this turn, should it be asked again
@@ -256,21 +273,27 @@ class _LiveCase:
     def _ask_more(self, turns: list[TurnRecord], history: list[tuple[str, str]]) -> None:
         left = self.condition.follow_up_questions - sum(turn.kind == "question" for turn in turns)
         if left > 0:
-            st.caption(f"You can ask {left} more question{'s' if left != 1 else ''} about this case.")
+            st.caption(
+                ngettext(
+                    "You can ask {count} more question about this case.",
+                    "You can ask {count} more questions about this case.",
+                    left,
+                ).format(count=left)
+            )
             # In a container the box stays here, above the trial's questions, not pinned to the window's bottom.
             box = st.container()
-            question = box.chat_input("Ask a question about this case", key=f"ask:{self.step_key}")
+            question = box.chat_input(_("Ask a question about this case"), key=f"ask:{self.step_key}")
             if question:
                 self._ask("question", question, chat_request(self.photo, history, question))
-        wanted = self.condition.live_references and self.case.ai.condition != UNKNOWN
+        wanted = self.condition.live_references and self.case.ai.skin_condition != UNKNOWN
         asked = any(turn.kind == "references" for turn in turns)
-        if wanted and not asked and st.button("Show what it looks like", key=f"show:{self.step_key}"):
+        if wanted and not asked and st.button(_("Show what it looks like"), key=f"show:{self.step_key}"):
             self._ask("references", "", self._references_request())
 
     def _references_request(self) -> JobRequest:
         skin_tone = self.case.skin_tone or estimate_skin_tone(self.photo).fitzpatrick
         return references_request(
-            self.case.ai.condition, skin_tone, count=self.condition.live_references, photo=self.photo
+            self.case.ai.skin_condition, skin_tone, count=self.condition.live_references, photo=self.photo
         )
 
     def _ask(self, kind: str, question: str, request: JobRequest) -> None:
