@@ -304,6 +304,7 @@ def test_a_visual_case_is_compact_on_a_phone_and_its_first_question_in_view_on_a
 
     # A tap on a thumbnail opens it large, and the server logs it (the engagement measure)
     thumbnail = page.get_by_role("img", name=re.compile("example picture 2 of 3"))
+    thumbnail.scroll_into_view_if_needed()  # a tap lands only on what is on the screen
     box = thumbnail.bounding_box()
     before = p.runs()
     page.touchscreen.tap(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
@@ -359,7 +360,7 @@ def test_a_participant_completes_the_study_with_the_keyboard_only(site, engine, 
     problems["completion"] = user.focus_round()
 
     assert {kind: found for kind, found in problems.items() if found} == {}
-    assert {"case", "About you", "About the explanations", "How this works"} <= set(problems)
+    assert {"case", "About you", "About the explanations"} <= set(problems)
     token = parse_qs(urlparse(page.url).query)["token"][0]
     assert (engine.position(token).status, engine.position(token).arm) == ("completed", VISUAL)
     assert enlarged(engine, token) == [{"image_kind": "case_photo", "image": 1}]
