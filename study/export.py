@@ -287,7 +287,7 @@ def export_frames(
                     "title": protocol.study.title,
                     "design": protocol.design,
                     "baseline": protocol.baseline,
-                    "visual": protocol.visual,
+                    "visual": protocol.compared,  # the export's column keeps its published name
                     "conditions": ";".join(protocol.condition_ids),
                     "content_hash": active.loaded.content_hash,
                     "bundle_id": active.loaded.bundle.manifest.bundle_id,

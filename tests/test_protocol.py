@@ -17,7 +17,7 @@ def test_examples_are_valid(protocol_file, design):
     loaded = load_protocol(protocol_file(design))
     assert loaded.protocol.design == design
     assert loaded.protocol.baseline == "baseline_text"
-    assert loaded.protocol.visual == "skingen_visual"
+    assert loaded.protocol.compared == "skingen_visual"
     assert loaded.protocol.strata == ("Layperson", "Medical student", "Clinician")
     assert len(loaded.case_ids()) == 6
 
