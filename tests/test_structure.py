@@ -88,13 +88,14 @@ def test_the_import_scan_finds_each_spelling(source: str) -> None:
     assert _test_modules_imported("from tests.browser import Participant\nfrom tests import factories") == []
 
 
-def test_no_test_module_imports_another() -> None:
-    """A helper imported from another test module runs that module's top level (its skips, its fixtures
-    re-bound as names) and hides what is shared: shared helpers live in modules named for what they hold
-    (tests/browser.py, tests/lora_data.py, tests/image_sets.py, tests/shares.py) or in tests/conftest.py."""
+def test_no_test_module_is_imported() -> None:
+    """A helper imported from a test module runs that module's top level (its skips, its fixtures re-bound as
+    names) and hides what is shared: shared helpers live in modules named for what they hold (tests/browser.py,
+    tests/lora_data.py, tests/image_sets.py, tests/shares.py) or in tests/conftest.py, and neither a test
+    module nor a helper imports a test module."""
     imports = {
-        path.name: found
-        for path in sorted((ROOT / "tests").glob("test_*.py"))
+        str(path.relative_to(ROOT)): found
+        for path in sorted((ROOT / "tests").rglob("*.py"))
         if (found := _test_modules_imported(path.read_text(encoding="utf-8")))
     }
     assert imports == {}
