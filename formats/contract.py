@@ -8,6 +8,8 @@ database export.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 # --- tables -------------------------------------------------------------------------------------------------
 STUDY_COLUMNS = (
     "protocol_id",
@@ -71,7 +73,11 @@ PARTICIPANT_COLUMNS = (
     "attention_failures",
     "excluded",
     "exclusion_reasons",
+    "language",
 )
+"""``language``: the language the participant took the study in (an ISO 639 code of the protocol's
+``languages``, fixed at consent; the protocol's first language for participants enrolled before languages
+existed). Added last: exports of earlier versions are the same byte for byte except for this column."""
 # ``skin_condition`` is the condition the rater was told the image shows (a disease, not an experimental
 # condition: that is ``condition`` in responses.csv). ``image_kind``: generated, retrieved (a real reference
 # photo) or case_photo; ``generated`` is 1 for generated images.
@@ -202,3 +208,10 @@ DERIVED_CONSTRUCTS = (
     INITIAL_ACCURACY_CONSTRUCT,
     MANIPULATION_CONSTRUCT,
 )
+
+
+def construct_order(constructs: Iterable[str]) -> list[str]:
+    """The constructs a study compares, in the order every side lists and picks them (the analysis' family and
+    report, the bots' planted construct, the preregistration's mixed models): by name, each once, the derived
+    0/1 constructs left out (they are outcomes of diagnosis items, described per condition, not compared)."""
+    return sorted({c for c in constructs if c and c not in DERIVED_CONSTRUCTS})
