@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
+import numpy as np
 import pytest
 from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
@@ -343,6 +345,30 @@ def test_dashboard_participant_table_hides_platform_ids_until_asked_and_logs_it(
     at.run()
     [table] = [d.value for d in at.dataframe if "participant" in d.value.columns]
     assert "5f00aa" in table["PROLIFIC_PID"].tolist() and _identifier_events(study) == 1
+
+
+def test_dashboard_counts_declines_beside_consents_and_nowhere_else(study):
+    from study.simulate import simulate
+
+    simulate(study, 4, seed=6, progress=False)
+    for _ in range(3):
+        study.decline()  # three people read the consent page and did not take part
+    at = _admin_page(study, "dashboard")
+    metrics = {m.label: m.value for m in at.get("metric")}
+    labels = list(metrics)
+    assert labels.index("Declined") == labels.index("Consented") + 1
+    assert (metrics["Consented"], metrics["Declined"]) == ("4", "3")
+    assert sum(int(metrics[k]) for k in ("Completed", "Active", "Dropped out")) == 4
+    funnel = next(
+        c
+        for c in (json.loads(c.proto.spec) for c in at.get("plotly_chart"))
+        if c["data"][0]["type"] == "funnel"
+    )
+    x = funnel["data"][0]["x"]  # plotly's typed array: {"dtype", "bdata": base64 of the values}
+    counts = np.frombuffer(base64.b64decode(x["bdata"]), dtype=x["dtype"]) if isinstance(x, dict) else x
+    assert counts[0] == 4  # the funnel starts at the consented: declines are nobody's row
+    [table] = [d.value for d in at.dataframe if "participant" in d.value.columns]
+    assert len(table) == 4
 
 
 def test_downloads_offer_one_zip_and_spss_stata_files(study):

@@ -77,11 +77,12 @@ def dashboard() -> None:
         f"Study {protocol.study.id} v{protocol.study.version} · {protocol.design} design · "
         f"last activity {last or '—'} · times in {tz}"
     )
-    columns = st.columns(7)
+    columns = st.columns(8)
     for column, (label, key) in zip(
         columns,
         [
             ("Consented", "consented"),
+            ("Declined", "declined"),
             ("Allocated", "allocated"),
             ("Completed", "completed"),
             ("Active", "active"),
