@@ -11,14 +11,16 @@ from collections.abc import Mapping
 
 import streamlit as st
 
-from app.context import NOT_SAVED, PAGE, widget_key
+from app.context import PAGE, widget_key
+from app.i18n import N_, _
 from formats.bundle import BundleManifest
 from formats.contract import CONFIDENCE_SUFFIX
 from study.path import AnswerProblem, Step
 from study.protocol import UNSURE, Item
 
-UNSURE_LABEL = "I'm not sure"
-CONFIDENCE_TEXT = "How confident are you in your answer?"
+UNSURE_LABEL = N_("I'm not sure")
+CONFIDENCE_TEXT = N_("How confident are you in your answer?")
+YES_NO = {0: N_("No"), 1: N_("Yes")}
 
 
 def _known_choice(key: str, options: list) -> list:
@@ -49,7 +51,7 @@ def _item(step: Step, item: Item, manifest: BundleManifest) -> None:
         assert item.scale is not None
         _scale_radio(item.text, item.scale.points, item.scale.anchors, key, item.help)
     elif item.type in {"single_choice", "yes_no"}:
-        labels = item.value_labels()
+        labels = {code: _(YES_NO[code]) for code in YES_NO} if item.type == "yes_no" else item.value_labels()
         st.radio(
             item.text,
             options=_known_choice(key, list(labels)),
@@ -60,20 +62,23 @@ def _item(step: Step, item: Item, manifest: BundleManifest) -> None:
             help=help_text,
         )
     elif item.type == "diagnosis":
-        names = {c.id: c.display_name for c in manifest.skin_conditions} | {UNSURE: UNSURE_LABEL}
+        names = {c.id: c.display_name for c in manifest.skin_conditions} | {UNSURE: _(UNSURE_LABEL)}
         st.selectbox(
             item.text,
             options=_known_choice(key, list(names)),
             format_func=names.__getitem__,
             index=None,
-            placeholder="Choose a condition…",
+            placeholder=_("Choose a condition…"),
             key=key,
             help=help_text,
         )
         if item.confidence is not None:
             field = item.id + CONFIDENCE_SUFFIX
             _scale_radio(
-                CONFIDENCE_TEXT, item.confidence.points, item.confidence.anchors, widget_key(step.key, field)
+                _(CONFIDENCE_TEXT),
+                item.confidence.points,
+                item.confidence.anchors,
+                widget_key(step.key, field),
             )
     elif item.type == "number":
         st.number_input(
@@ -94,9 +99,10 @@ def render(step: Step, manifest: BundleManifest, errors: Mapping[str, AnswerProb
 
 def _message(field: str, problem: AnswerProblem) -> str:
     if problem.code == "required":
-        what = "how confident you are" if field.endswith(CONFIDENCE_SUFFIX) else "this question"
-        return f"Please answer {what}."
-    return f"This answer {problem.message}."
+        if field.endswith(CONFIDENCE_SUFFIX):
+            return _("Please answer how confident you are.")
+        return _("Please answer this question.")
+    return _("This answer {problem}.").format(problem=problem.render(_))
 
 
 def summary(step: Step, errors: Mapping[str, AnswerProblem]) -> None:
@@ -104,14 +110,19 @@ def summary(step: Step, errors: Mapping[str, AnswerProblem]) -> None:
     if not errors:
         return
     if PAGE in errors:
-        st.error(f"This page {NOT_SAVED}")
+        st.error(_("This page is not saved: something went wrong on our side. Please try again in a moment."))
         return
     texts = {item.id: item.text for item in step.items}
-    named = dict.fromkeys(texts.get(f.removesuffix(CONFIDENCE_SUFFIX), f) for f in errors)
-    verb = "answer" if all(p.code == "required" for p in errors.values()) else "check"
-    st.error(
-        f"Your answers have not been saved yet. Please {verb}: " + "; ".join(f"“{_short(t)}”" for t in named)
+    named = "; ".join(
+        f"“{_short(t)}”"
+        for t in dict.fromkeys(texts.get(f.removesuffix(CONFIDENCE_SUFFIX), f) for f in errors)
     )
+    if all(p.code == "required" for p in errors.values()):
+        st.error(
+            _("Your answers have not been saved yet. Please answer: {questions}").format(questions=named)
+        )
+    else:
+        st.error(_("Your answers have not been saved yet. Please check: {questions}").format(questions=named))
 
 
 def _short(text: str, limit: int = 70) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -67,9 +67,34 @@ ProblemCode = Literal[
 ]
 
 
+def N_(message: str) -> str:
+    """Marks a message for the app's message catalog (Babel extracts ``N_("…")``); returns it unchanged."""
+    return message
+
+
+# The templates of :attr:`AnswerProblem.message`, in English; the app shows them in the participant's language
+# through its catalog (app/locale), which holds these very strings.
+_TEMPLATES: dict[str, str] = {
+    "required": N_("is required"),
+    "unknown_item": N_("is not an item of this step"),
+    "not_a_whole_number": N_("must be a whole number {low}..{high}"),
+    "out_of_range": N_("must be between {low} and {high}"),
+    "at_most": N_("must be at most {high}"),
+    "at_least": N_("must be at least {low}"),
+    "not_a_number": N_("must be a number"),
+    "not_finite": N_("must be a finite number"),
+    "unknown_condition": N_("must be one of the bundle's conditions or {unsure}"),
+    "not_text": N_("must be text"),
+    "too_long": N_("is longer than {limit} characters"),
+    "control_characters": N_("contains control characters (only line breaks and tabs are allowed)"),
+    "not_saved": N_("is not saved: something went wrong on our side. Please try again in a moment."),
+}
+_GOT = N_(", got {got}")
+
+
 @dataclass(frozen=True)
 class AnswerProblem:
-    """What is wrong with one answer, as a code to branch on; :attr:`message` is built from it (and only here).
+    """What is wrong with one answer, as a code to branch on; :meth:`render` builds its message (only here).
 
     ``low``/``high`` are the allowed range, ``limit`` a length limit, ``got`` the offending value (as given).
     ``not_saved`` is never a validation result: the app uses it when storing valid answers failed.
@@ -83,21 +108,20 @@ class AnswerProblem:
 
     @property
     def message(self) -> str:
-        got = "" if self.got is None else f", got {_clip(self.got)}"
-        messages: dict[ProblemCode, str] = {
-            "required": "is required",
-            "unknown_item": "is not an item of this step",
-            "not_a_whole_number": f"must be a whole number {_num(self.low)}..{_num(self.high)}{got}",
-            "out_of_range": _range(self.low, self.high) + got,
-            "not_a_number": f"must be a number{got}",
-            "not_finite": "must be a finite number",
-            "unknown_condition": f"must be one of the bundle's conditions or {UNSURE!r}{got}",
-            "not_text": "must be text",
-            "too_long": f"is longer than {self.limit} characters",
-            "control_characters": "contains control characters (only line breaks and tabs are allowed)",
-            "not_saved": "is not saved: something went wrong on our side. Please try again in a moment.",
-        }
-        return messages[self.code]
+        return self.render()
+
+    def render(self, translate: Callable[[str], str] = N_) -> str:
+        """The message, each template passed through ``translate`` (the app's gettext) before it is filled."""
+        template = self.code
+        if template == "out_of_range" and (self.low is None or self.high is None):
+            template = "at_most" if self.low is None else "at_least"
+        text = translate(_TEMPLATES[template]).format(
+            low=_num(self.low), high=_num(self.high), limit=self.limit, unsure=repr(UNSURE)
+        )
+        shows_value = self.code in {"not_a_whole_number", "out_of_range", "not_a_number", "unknown_condition"}
+        return text + (
+            translate(_GOT).format(got=_clip(self.got)) if shows_value and self.got is not None else ""
+        )
 
 
 def _clip(value: object, limit: int = 40) -> str:
@@ -109,14 +133,6 @@ def _clip(value: object, limit: int = 40) -> str:
 def _num(value: float | None) -> str:
     """A range bound as written in the protocol: 1, not 1.0."""
     return str(int(value)) if value is not None and float(value).is_integer() else str(value)
-
-
-def _range(low: float | None, high: float | None) -> str:
-    if low is None:
-        return f"must be at most {_num(high)}"
-    if high is None:
-        return f"must be at least {_num(low)}"
-    return f"must be between {_num(low)} and {_num(high)}"
 
 
 REQUIRED = AnswerProblem("required")
@@ -251,7 +267,7 @@ def participant_path(loaded: LoadedProtocol, arm_id: str | None, order_seed: int
             steps.append(Step(f"p{period}.post", "questions", "post_block", post_block, period, condition))
     if q.post:
         steps.append(Step("post", "questions", "post", q.post))
-    if protocol.debrief:
+    if protocol.debrief.text:
         steps.append(Step("debrief", "info", "debrief"))
     steps.append(Step("complete", "complete", "complete"))
     return ParticipantPath(tuple(steps))

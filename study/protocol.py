@@ -21,6 +21,7 @@ from study.instruments import Instrument, load_instrument
 from study.references import REFERENCE_KINDS, ReferenceKind
 from study.schema import Identifier, Scale
 from study.schema import Model as _Model
+from study.texts import LanguageCode, Text, declared_languages, validation_context
 
 ItemType = Literal["likert", "single_choice", "yes_no", "free_text", "diagnosis", "number"]
 CODED_TYPES = frozenset({"likert", "single_choice", "yes_no"})
@@ -72,10 +73,10 @@ class Item(_Model):
     """One question. Values are coded: Likert points 1..n, single choice 1..len(options)."""
 
     id: Identifier
-    text: str = Field(min_length=1)
+    text: Text = Field(min_length=1)
     type: ItemType
     scale: Scale | None = None
-    options: tuple[str, ...] | None = None
+    options: tuple[Text, ...] | None = None
     confidence: Scale | None = Field(default=None, description="Diagnosis items: confidence rating scale.")
     minimum: float | None = None
     maximum: float | None = None
@@ -86,7 +87,7 @@ class Item(_Model):
     attention_check: AttentionCheck | None = None
     manipulation_check: ManipulationCheck | None = None
     show_in: tuple[str, ...] | None = Field(default=None, description="Only under these conditions.")
-    help: str = ""
+    help: Text = ""
     instrument: InstrumentRef | None = None
 
     @model_validator(mode="after")
@@ -148,11 +149,11 @@ class Item(_Model):
 
 class Statement(_Model):
     id: Identifier
-    text: str = Field(min_length=1)
+    text: Text = Field(min_length=1)
 
 
 class Consent(_Model):
-    text: str = Field(min_length=1, description="Markdown shown on the consent page.")
+    text: Text = Field(min_length=1, description="Markdown shown on the consent page.")
     statements: tuple[Statement, ...] = Field(min_length=1)
 
 
@@ -279,7 +280,30 @@ class Exclusions(_Model):
 class Completion(_Model):
     code: str = Field(min_length=1, max_length=64)
     redirect_url: str | None = Field(default=None, description="May contain '{code}'.")
-    message: str = "Thank you for taking part."
+    message: Text = Field(default="", description="Shown above the code (default: the app's thank-you line).")
+
+
+class Debrief(_Model):
+    """The page after the last questions, and what the completion page reveals.
+
+    Written as a text alone (``debrief: |`` …, or ``{en: …, de: …}``) or as a mapping with ``text`` and
+    ``reveal_wrong_ai``.
+    """
+
+    text: Text = Field(default="", description="Markdown of the debrief page (none: no debrief page).")
+    reveal_wrong_ai: bool = Field(
+        default=False,
+        description="The completion page lists which of the participant's cases had a deliberately wrong AI "
+        "diagnosis (the bundle's cases whose AI diagnosis differs from the ground truth).",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _text_alone(cls, value: object) -> object:
+        text_alone = isinstance(value, dict) and value and not {"text", "reveal_wrong_ai"} & set(value)
+        if isinstance(value, str) or text_alone:
+            return {"text": value}  # the text alone, in one language or as {language: text}
+        return value
 
 
 class RatingDesign(_Model):
@@ -297,7 +321,7 @@ class RatingDesign(_Model):
         "and generated references are rated alike, blind.",
     )
     seed: int = 0
-    instructions: str = ""
+    instructions: Text = ""
     items: tuple[Item, ...] = Field(min_length=1)
     relevance_item: Identifier | None = Field(
         default=None,
@@ -335,6 +359,15 @@ class Adaptation(_Model):
     reason: str = Field(min_length=1, description="Why: reported with the instrument.")
 
 
+class InstrumentTranslation(_Model):
+    """An instrument's wording in another language of the protocol (a translation you made or obtained: it is
+    not the published, validated instrument — say so in the report)."""
+
+    wording: dict[str, str] = Field(description="Item key → the item in this language (every item used).")
+    anchors: dict[int, str] = Field(description="Scale point → its anchor label in this language.")
+    fill: dict[str, str] = Field(default_factory=dict, description="The placeholders' text in this language.")
+
+
 class InstrumentUse(_Model):
     """A published instrument included by id; its items are appended to ``questionnaires.<show>``."""
 
@@ -354,6 +387,10 @@ class InstrumentUse(_Model):
         description="Templates only: the published wording (item key → text) you obtained from the source.",
     )
     adapt: Adaptation | None = None
+    translations: dict[LanguageCode, InstrumentTranslation] = Field(
+        default_factory=dict,
+        description="Protocols in several languages: the wording in each language after the first.",
+    )
 
     @field_validator("id")
     @classmethod
@@ -404,8 +441,40 @@ class InstrumentUse(_Model):
     def adapted(self) -> bool:
         return self.adapt is not None
 
-    def item_data(self) -> list[dict]:
-        """The questionnaire items this use expands into (as protocol data), in the published order."""
+    def translation_problems(self, languages: tuple[str, ...]) -> list[str]:
+        """What is missing for ``languages`` (the first is the wording's own); paths relative to this use."""
+        problems = [
+            f"translations.{code}: {code!r} is not one of languages {list(languages)}"
+            for code in self.translations
+            if code not in languages[1:]
+        ]
+        keys = [i.key for i in self.instrument.items if i.key not in (self.adapt.drop if self.adapt else ())]
+        own_anchors = [i.key for i in self.instrument.items if i.anchors is not None and i.key in keys]
+        points = sorted(self.instrument.scale.anchors)
+        for code in languages[1:]:
+            translation = self.translations.get(code)
+            if translation is None:
+                problems.append(
+                    f"translations.{code}: give the wording ({len(keys)} items) and anchors in {code}"
+                )
+                continue
+            if missing := [k for k in keys if k not in translation.wording]:
+                problems.append(f"translations.{code}.wording: give items {missing}")
+            if missing := [p for p in points if p not in translation.anchors]:
+                problems.append(f"translations.{code}.anchors: give points {missing}")
+            if missing := sorted(set(self.instrument.placeholders) - set(translation.fill)):
+                problems.append(f"translations.{code}.fill: give {missing}")
+            if own_anchors:
+                problems.append(
+                    f"translations.{code}: items {own_anchors} have anchors of their own, which "
+                    "can't be translated yet: drop them (adapt.drop) or write the items by hand"
+                )
+        return problems
+
+    def item_data(self, languages: tuple[str, ...] = ("en",)) -> list[dict]:
+        """The questionnaire items this use expands into (as protocol data), in the published order; in a
+        protocol of several languages each text is ``{language: text}`` (missing translations fall back to the
+        first language's wording here and are reported by :meth:`translation_problems`)."""
         instrument = self.instrument
         dropped = self.adapt.drop if self.adapt else ()
         changed = self.adapt.wording if self.adapt else {}
@@ -413,12 +482,12 @@ class InstrumentUse(_Model):
         for item in instrument.items:
             if item.key in dropped:
                 continue
-            text = changed.get(item.key) or self.wording.get(item.key) or item.text or ""
-            for slot, filled in self.fill.items():  # not str.format: wording may hold other braces
-                text = text.replace(f"{{{slot}}}", filled)
+            text = _filled(changed.get(item.key) or self.wording.get(item.key) or item.text or "", self.fill)
             scale = instrument.scale.model_dump()
             if item.anchors is not None:
                 scale["anchors"] = item.anchors
+            if len(languages) > 1:
+                text, scale["anchors"] = self._in_languages(languages, item.key, text, scale["anchors"])
             items.append(
                 {
                     "id": f"{self.construct}_{item.key}",
@@ -438,6 +507,30 @@ class InstrumentUse(_Model):
                 }
             )
         return items
+
+    def _in_languages(
+        self, languages: tuple[str, ...], key: str, text: str, anchors: dict[int, str]
+    ) -> tuple[dict[str, str], dict[int, dict[str, str]]]:
+        """One item's text and anchors as ``{language: …}`` mappings: the first language's, then each
+        translation's (the first language's where a translation lacks it)."""
+        texts, labels = (
+            {languages[0]: text},
+            {point: {languages[0]: label} for point, label in anchors.items()},
+        )
+        for code in languages[1:]:
+            translation = self.translations.get(code)
+            given = translation.wording.get(key) if translation else None
+            texts[code] = _filled(given, translation.fill) if translation and given else text
+            for point, label in anchors.items():
+                labels[point][code] = (translation.anchors.get(point) if translation else None) or label
+        return texts, labels
+
+
+def _filled(text: str, fill: dict[str, str]) -> str:
+    """``text`` with its placeholders filled in (not str.format: wording may hold other braces)."""
+    for slot, filled in fill.items():
+        text = text.replace(f"{{{slot}}}", filled)
+    return text
 
 
 Direction = Literal["greater", "less", "two_sided", "equivalent", "non_inferior"]
@@ -522,23 +615,30 @@ class Preregistration(_Model):
 
 class StudyInfo(_Model):
     id: Identifier
-    title: str
+    title: Text
     version: str
 
 
 class Protocol(_Model):
     study: StudyInfo
+    languages: tuple[LanguageCode, ...] = Field(
+        default=("en",),
+        min_length=1,
+        description="The languages participants may take the study in; each participant-facing text gives "
+        "one entry per language ({en: …, de: …}). The first is the protocol's own: exports, codebook and "
+        "reports use it, and participants whose language is not offered get it.",
+    )
     consent: Consent
     design: Design
     conditions: tuple[ExperimentalCondition, ...] = Field(min_length=2, max_length=MAX_CONDITIONS)
     baseline: Identifier
     randomization: Randomization
     cases: Cases
-    instructions: str = ""
+    instructions: Text = ""
     questionnaires: Questionnaires
     trial: TrialDesign = TrialDesign()
     exclusions: Exclusions = Exclusions()
-    debrief: str = ""
+    debrief: Debrief = Debrief()
     completion: Completion
     url_parameters: tuple[Identifier, ...] = ()
     participant_label: Identifier | None = Field(
@@ -564,6 +664,13 @@ class Protocol(_Model):
     hypotheses: tuple[Hypothesis, ...] = ()
     preregistration: Preregistration = Preregistration()
 
+    @field_validator("languages")
+    @classmethod
+    def _each_once(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"{list(value)} lists a language twice")
+        return value
+
     @model_validator(mode="before")
     @classmethod
     def _expand_instruments(cls, data: object) -> object:
@@ -575,6 +682,7 @@ class Protocol(_Model):
         if not isinstance(questionnaires, dict):
             return data
         expanded = dict(questionnaires)
+        languages = declared_languages(data)
         for raw in data["instruments"]:
             try:
                 use = InstrumentUse.model_validate(raw)
@@ -582,7 +690,7 @@ class Protocol(_Model):
                 continue
             written = expanded.get(use.show) or []
             if isinstance(written, list | tuple):
-                expanded[use.show] = [*written, *use.item_data()]
+                expanded[use.show] = [*written, *use.item_data(languages)]
         return {**data, "questionnaires": expanded}
 
     @model_validator(mode="after")
@@ -635,6 +743,7 @@ class Protocol(_Model):
             unknown = set(use.show_in or ()) - set(condition_ids)
             if unknown:
                 problems.append(f"instruments[{index}].show_in: unknown conditions {sorted(unknown)}")
+            problems += [f"instruments[{index}].{p}" for p in use.translation_problems(self.languages)]
         problems += self._hypothesis_problems(condition_ids)
         if self.participant_label is not None and self.participant_label not in self.url_parameters:
             problems.append(f"participant_label: {self.participant_label!r} must be one of url_parameters")
@@ -805,6 +914,15 @@ class LoadedProtocol:
         self.text = text
         self.path = path
         self.bundle = bundle
+        self._localized: dict[str, LoadedProtocol] = {protocol.languages[0]: self}
+
+    def localized(self, language: str) -> LoadedProtocol:
+        """The same protocol with its texts in ``language`` (one of its ``languages``): what a participant
+        of that language sees. Ids, codes and steps are the same in every language."""
+        if language not in self._localized:
+            protocol = parse_protocol(self.text, "<protocol>", language)
+            self._localized[language] = LoadedProtocol(protocol, self.text, self.path, self.bundle)
+        return self._localized[language]
 
     @property
     def content_hash(self) -> str:
@@ -853,8 +971,8 @@ def _problems(error: ValidationError, lines: dict[tuple, int]) -> list[str]:
     return problems
 
 
-def parse_protocol(text: str, source: str = "<protocol>") -> Protocol:
-    """Validate protocol YAML text (no bundle checks)."""
+def parse_protocol(text: str, source: str = "<protocol>", language: str | None = None) -> Protocol:
+    """Validate protocol YAML text (no bundle checks), its texts in ``language`` (default: its first)."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -862,8 +980,11 @@ def parse_protocol(text: str, source: str = "<protocol>") -> Protocol:
         raise ProtocolError(source, [f"not valid YAML: {exc}"]) from None
     if not isinstance(data, dict):
         raise ProtocolError(source, ["(top level): must be a mapping of protocol sections"])
+    languages = declared_languages(data)
+    if language is not None and language not in languages:
+        raise ValueError(f"language {language!r} is not one of the protocol's languages {list(languages)}")
     try:
-        return Protocol.model_validate(data)
+        return Protocol.model_validate(data, context=validation_context(languages, language))
     except ValidationError as exc:
         raise ProtocolError(source, _problems(exc, _line_index(node) if node else {})) from None
 
