@@ -11,7 +11,7 @@ from analysis.load import AnalysisInputError, StudyData, from_export
 from db.session import Database
 from study.botpower import EngineBotGenerator, plantable_constructs
 from study.export import export_frames
-from study.protocol import LoadedProtocol, load_protocol
+from study.protocol.loading import LoadedProtocol, load_protocol
 from study.registry import find_study, stored_protocol
 
 __all__ = ["LoadedProtocol", "engine_bots", "load_db", "read_protocol"]

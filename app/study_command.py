@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 
 from db.session import Database, database_url
 from formats.atomic import OutputExistsError
-from study.protocol import Protocol, ProtocolError, load_protocol
+from study.protocol.loading import ProtocolError, load_protocol
+from study.protocol.model import Protocol
 
 if TYPE_CHECKING:
     from study.simulate import CaseEffects
@@ -177,7 +178,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     db = Database(database_url(args.db))
     engine = StudyEngine.open(db, args.protocol)
     likert = sorted(
-        {i.construct for i in engine.protocol.items().values() if i.type == "likert" and i.construct}
+        {i.construct for i in engine.protocol.items().values() if i.planted and i.construct}
     )
     case_effects = _case_effects(args, likert)
     policy = Policy(

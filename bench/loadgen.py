@@ -71,7 +71,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.images import ENLARGE  # noqa: E402
 from study.deploy import ROUTE_COOKIE  # noqa: E402  (after the path: the script runs from a clone too)
-from study.flow import AnswerProblem  # noqa: E402
+from study.items.answers import AnswerProblem  # noqa: E402
 
 NOT_SAVED = AnswerProblem("not_saved").message
 INPUT_KINDS = ("checkbox", "radio", "selectbox", "text_area", "number_input")

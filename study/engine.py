@@ -41,7 +41,7 @@ from study.flow import (
     Step,
     validate_answers,
 )
-from study.protocol import LoadedProtocol, load_protocol
+from study.protocol.loading import LoadedProtocol, load_protocol
 from study.references import REFERENCE_KINDS, case_references
 from study.registry import RegistryError, check_schema, extend_allocation_table, find_study, stored_protocol
 

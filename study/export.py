@@ -49,9 +49,11 @@ from study.codebook import codebook, item_codebook
 from study.engine import participant_status
 from study.exclusions import exclusion_reasons, failed_attention_checks
 from study.flow import ParticipantPath, PathCache
+from study.items.diagnosis import UNSURE
 from study.prereg import changed_sections, document_hash
 from study.prereg import document as prereg_document
-from study.protocol import UNSURE, LoadedProtocol, Protocol
+from study.protocol.loading import LoadedProtocol
+from study.protocol.model import Protocol
 from study.rating import rating_images
 from study.registry import RegistryError, check_schema, find_study, stored_protocol
 
@@ -114,7 +116,7 @@ def _response_rows(study: _Study, participant: Participant, responses: list[Resp
             "rt_ms": response.rt_ms,
         }
         values = [(response.item_id, response.value)]
-        if response.item_id in study.items and study.items[response.item_id].type == "diagnosis" and case:
+        if response.item_id in study.items and study.items[response.item_id].diagnoses and case:
             chosen = response.value
             values += [
                 (response.item_id + AGREES_AI, str(int(chosen != UNSURE and chosen == case.ai.condition))),

@@ -12,7 +12,7 @@ from formats.contract import WITHDRAW_EVENT
 from study.allocation import arms
 from study.export import export_frames
 from study.flow import step_order
-from study.protocol import LoadedProtocol
+from study.protocol.loading import LoadedProtocol
 
 
 @dataclass(frozen=True)

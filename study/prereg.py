@@ -28,7 +28,9 @@ from formats.planning import (
     power_grid,
     random_effects_text,
 )
-from study.protocol import EQUIVALENCE_DIRECTIONS, Hypothesis, InstrumentUse, Protocol, SampleSize
+from study.protocol.instrument_use import InstrumentUse
+from study.protocol.model import Protocol
+from study.protocol.sections import EQUIVALENCE_DIRECTIONS, Hypothesis, SampleSize
 
 TEMPLATE = "OSF Preregistration (Bowman et al. 2016) / AsPredicted"
 SIDES = {
@@ -75,8 +77,9 @@ def planned_alpha(protocol: Protocol) -> float:
 
 
 def per_case_constructs(protocol: Protocol) -> list[str]:
-    """Constructs with a Likert item asked on every case (the trial questionnaire): the mixed model's."""
-    return sorted({i.construct for i in protocol.questionnaires.trial if i.type == "likert" and i.construct})
+    """Constructs with a rating-scale item (Likert, slider) asked on every case (the trial questionnaire): the
+    mixed model's."""
+    return sorted({i.construct for i in protocol.questionnaires.trial if i.rating_scale and i.construct})
 
 
 PLANNED_CASES = (6, 10, 20, 40)

@@ -25,7 +25,7 @@ from db.session import Database
 from formats.bundle import ClosedLoopCheck
 from study.auth import hash_secret
 from study.flow import Step, validate_answers
-from study.protocol import LoadedProtocol
+from study.protocol.loading import LoadedProtocol
 
 
 class RatingError(ValueError):

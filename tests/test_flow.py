@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from study.flow import AnswerError, AnswerProblem, PathCache, participant_path, step_order, validate_answers
-from study.protocol import load_protocol
+from study.flow import AnswerError, PathCache, participant_path, step_order, validate_answers
+from study.items.answers import AnswerProblem
+from study.protocol.loading import load_protocol
 from tests.factories import example_protocol
 
 CONDITIONS = {"psoriasis", "eczema", "acne", "vitiligo"}
@@ -128,7 +129,7 @@ def test_bad_answers_name_each_item_with_a_code(protocol_file, answers, errors):
 
 def test_number_and_text_problems_have_codes():
     from study.flow import Step
-    from study.protocol import Item
+    from study.items.base import Item
 
     age = Item(id="age", text="Age?", type="number", minimum=18, maximum=99)
     years = Item(id="years", text="Years in practice?", type="number", minimum=0, required=False)
@@ -164,7 +165,7 @@ def test_optional_free_text(protocol_file):
 
 def test_yes_no_items_are_coded_zero_one():
     from study.flow import Step
-    from study.protocol import Item
+    from study.items.base import Item
 
     item = Item(id="relevant", text="Clinically relevant?", type="yes_no", attention_check={"expected": 1})
     step = Step("r1", "questions", "rating", (item,))

@@ -32,7 +32,7 @@ from skingen.sources import read_table
 from study.auth import Auth
 from study.engine import StepConflict, StudyEngine, UnknownToken
 from study.flow import AnswerError
-from study.protocol import load_protocol
+from study.protocol.loading import load_protocol
 from study.rating import RatingPanel
 from study.registry import register
 from study.simulate import Policy, simulate

@@ -12,7 +12,7 @@ from study.codebook import item_codebook
 from study.engine import AnswerLocked, EngineError, StepConflict
 from study.export import export_frames
 from study.flow import AnswerError, participant_path
-from study.protocol import ProtocolError, load_protocol
+from study.protocol.loading import ProtocolError, load_protocol
 from study.simulate import AdviceTaking, Policy, simulate
 from tests.app_driver import AppParticipant
 from tests.test_engine import ENTRY, TICKED, answers_for

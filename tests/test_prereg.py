@@ -14,7 +14,7 @@ from analysis.power import required_n, sensitivity
 from app.analysis_command import main as analysis_main
 from app.study_command import main
 from study import prereg
-from study.protocol import ProtocolError, load_protocol
+from study.protocol.loading import ProtocolError, load_protocol
 from tests.test_instruments import use_of
 
 HYPOTHESES = [

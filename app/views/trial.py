@@ -20,7 +20,8 @@ from formats.taxonomy import UNKNOWN
 from skingen.skin_tone import estimate_skin_tone
 from study import live
 from study.engine import EngineError, TurnRecord, TurnRefused
-from study.protocol import ExperimentalCondition
+from study.items.diagnosis import UNSURE_LABEL
+from study.protocol.sections import ExperimentalCondition
 from study.references import ReferenceKind, case_references
 
 LOG = logging.getLogger("skingen.app")
@@ -126,7 +127,7 @@ def _initial_answers(visit: context.Visit, initial_step: str) -> None:
     for item in visit.engine.protocol.initial_items:
         if item.id not in stored:
             continue
-        answer = names.get(stored[item.id], items.UNSURE_LABEL)
+        answer = names.get(stored[item.id], UNSURE_LABEL)
         confidence = stored.get(item.id + CONFIDENCE_SUFFIX)
         said = (
             f" (confidence {confidence} of {item.confidence.points})"
