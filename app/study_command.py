@@ -177,9 +177,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     effects, condition_effects = _effects(args.effect)
     db = Database(database_url(args.db))
     engine = StudyEngine.open(db, args.protocol)
-    likert = sorted(
-        {i.construct for i in engine.protocol.items().values() if i.planted and i.construct}
-    )
+    likert = sorted({i.construct for i in engine.protocol.items().values() if i.planted and i.construct})
     case_effects = _case_effects(args, likert)
     policy = Policy(
         kind="effect" if args.policy == "effect" or args.effect or case_effects else "random",

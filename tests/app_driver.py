@@ -56,7 +56,8 @@ class AppParticipant:
         for kind in TEXT_ELEMENTS:
             parts += [str(e.value) for e in getattr(self.at, kind)]
         parts += [bar.proto.text for bar in self.at.get("progress") if bar.proto.text]
-        parts += [node.label for node in self.at if isinstance(node, Widget) and node.label]
+        for kind in ("radio", "checkbox", "selectbox", "text_area", "number_input", "slider"):
+            parts += [w.label for w in getattr(self.at, kind)]
         return "\n".join(parts)
 
     def images(self) -> list:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field, ValidationInfo, field_validator
 
 from study.items.answers import AnswerProblem, Checked, number_answer, plain_number
-from study.items.base import Item, WidgetPlace
+from study.items.base import Item, Variable, WidgetPlace
 from study.schema import Model
 
 if TYPE_CHECKING:
@@ -44,8 +44,10 @@ class SliderItem(Item):
 
     type: Literal["slider"]
     minimum: float = 0
-    maximum: float = 100
-    step: float = Field(default=1, gt=0, description="Answers are minimum + a whole number of steps.")
+    maximum: float = Field(default=100, validate_default=True)
+    step: float = Field(
+        default=1, gt=0, validate_default=True, description="Answers are minimum + a whole number of steps."
+    )
     anchors: SliderAnchors
 
     @field_validator("maximum")
@@ -81,6 +83,11 @@ class SliderItem(Item):
     def at(self, k: int) -> float:
         """The position ``k`` steps from the minimum (exact where the numbers are whole)."""
         return self.minimum + k * self.step
+
+    def variables(self, section: str, *, initial: bool = False) -> list[Variable]:
+        """Its answer, continuous over minimum..maximum, with the two anchors as the ends' labels."""
+        ends = {plain_number(self.minimum): self.anchors.low, plain_number(self.maximum): self.anchors.high}
+        return [self.variable(self.id, self.text, self.level, section, self.minimum, self.maximum, ends)]
 
     def check_answer(self, field: str, raw: object, conditions: set[str]) -> Checked | AnswerProblem:
         if isinstance(raw, bool):
