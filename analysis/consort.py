@@ -14,6 +14,8 @@ import re
 import numpy as np
 import pandas as pd
 
+from formats.status import ACTIVE, COMPLETED, DROPPED
+
 NOT_ALLOCATED = ""
 STEP_PATTERNS = (
     (re.compile(r"^p(\d+)\.t(\d+)$"), "part {0}, case {1}"),
@@ -52,7 +54,7 @@ def arm_flow(
     started_ids = (
         set(responses.loc[responses["condition"] != "", "participant_id"]) if responses is not None else set()
     )
-    status = participants["status"] if "status" in participants.columns else pd.Series("completed", ids.index)
+    status = participants["status"] if "status" in participants.columns else pd.Series(COMPLETED, ids.index)
     step = (
         participants["current_step"] if "current_step" in participants.columns else pd.Series("", ids.index)
     )
@@ -67,11 +69,11 @@ def arm_flow(
 
         add("allocated", pd.Series(True, ids.index))
         add("started", ids.isin(started_ids))
-        dropped = own & (status == "dropped")
+        dropped = own & (status == DROPPED)
         for where, n in step[dropped].map(step_text).value_counts().sort_index().items():
             rows.append({"arm": arm, "stage": f"dropped out: {where}", "n": int(n)})
-        add("in progress", status.isin(["active", "consented"]))
-        add("completed", status == "completed")
+        add("in progress", status == ACTIVE)
+        add("completed", status == COMPLETED)
         excluded = own & (participants["excluded"] == 1)
         split = reasons[excluded].str.split(";").explode().str.strip()
         for reason, n in split[split != ""].value_counts().sort_index().items():
@@ -188,8 +190,8 @@ def missingness(
     else:
         arm_by_id = {}
     counts = rows.groupby(["item", "participant_id"]).size().rename("answered").reset_index()
-    counts["arm"] = counts["participant_id"].map(arm_by_id).fillna("all")
-    members = pd.Series(list(ids), dtype=object).map(arm_by_id).fillna("all").value_counts()
+    counts["arm"] = [arm_by_id.get(pid, "all") for pid in counts["participant_id"]]
+    members = pd.Series([arm_by_id.get(pid, "all") for pid in ids], dtype=object).value_counts()
     records = []
     for (item, arm), group in counts.groupby(["item", "arm"], sort=True):
         expected = int(group["answered"].max())

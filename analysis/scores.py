@@ -11,6 +11,7 @@ import pandas as pd
 
 from analysis.load import AnalysisInputError, StudyData
 from formats.contract import DERIVED_CONSTRUCTS
+from formats.status import allocated, completed
 
 
 def participant_flow(participants: pd.DataFrame, analysed_ids: set[str]) -> pd.DataFrame:
@@ -21,15 +22,11 @@ def participant_flow(participants: pd.DataFrame, analysed_ids: set[str]) -> pd.D
     each reason.
     """
     n_enrolled = len(participants)
-    allocated = (
-        participants["arm"] != "" if "arm" in participants.columns else pd.Series(True, participants.index)
-    )
-    completed = (participants["status"] == "completed") if "status" in participants.columns else allocated
     excluded = participants["excluded"] == 1
     rows = [
         ("enrolled", n_enrolled),
-        ("allocated", int(allocated.sum())),
-        ("completed", int(completed.sum())),
+        ("allocated", int(allocated(participants).sum())),
+        ("completed", int(completed(participants).sum())),
         ("excluded", int(excluded.sum())),
     ]
     if "exclusion_reasons" in participants.columns:

@@ -17,17 +17,10 @@ import streamlit as st
 from app import images
 from db.jobs import JobQueue
 from db.session import DB_ENV, Database, database_url
-from study.engine import (
-    ConsentRefused,
-    EngineError,
-    Position,
-    ResumeRefused,
-    StepConflict,
-    StudyEngine,
-    UnknownToken,
-)
-from study.flow import AnswerError, Step
+from study.engine import Position, StudyEngine
 from study.items.answers import AnswerProblem
+from study.path import AnswerError, Step
+from study.refusals import ConsentRefused, EngineError, ResumeRefused, StepConflict, UnknownToken
 from study.registry import RegistryError
 
 LOG = logging.getLogger("skingen.app")

@@ -14,9 +14,9 @@ import streamlit as st
 from app.context import NOT_SAVED, PAGE, widget_key
 from formats.bundle import BundleManifest
 from formats.contract import CONFIDENCE_SUFFIX
-from study.flow import Step
 from study.items.answers import AnswerProblem
 from study.items.base import WidgetPlace
+from study.path import Step
 
 
 def render(step: Step, manifest: BundleManifest, errors: Mapping[str, AnswerProblem]) -> None:

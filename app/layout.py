@@ -6,7 +6,7 @@ import streamlit as st
 
 from app.context import Visit
 from study.engine import Position
-from study.flow import expected_fields
+from study.path import expected_fields
 
 # Participants get a plain page: no toolbar, menu, deploy button, header stripe or "Running…" widget.
 # client.toolbarMode and client.showSidebarNavigation (see app/server.py) do most of this already; the CSS

@@ -12,7 +12,7 @@ from db.session import Database
 from study.botpower import EngineBotGenerator, plantable_constructs
 from study.export import export_frames
 from study.protocol.loading import LoadedProtocol, load_protocol
-from study.registry import find_study, stored_protocol
+from study.registry import active_version, stored_protocol
 
 __all__ = ["LoadedProtocol", "engine_bots", "load_db", "read_protocol"]
 
@@ -47,7 +47,7 @@ def read_protocol(protocol_path: str | None, db_url: str | None) -> LoadedProtoc
             return load_protocol(protocol_path)
         db = Database(db_url)
         try:
-            return stored_protocol(find_study(db))
+            return stored_protocol(active_version(db))
         finally:
             db.dispose()
     except Exception as exc:  # the protocol/database boundary: one message, not a traceback

@@ -464,7 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id", nargs="?", metavar="ID")
     p.set_defaults(func=cmd_instruments)
 
-    p = sub.add_parser("simulate", help="run bot participants through the real flow engine")
+    p = sub.add_parser("simulate", help="run bot participants through the real study engine")
     p.add_argument(
         "--protocol", metavar="FILE", help="registered protocol (default: the database's only study)"
     )
@@ -678,8 +678,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     from db.backup import BackupError
     from study.auth import AuthError
-    from study.engine import EngineError
     from study.rating import RatingError
+    from study.refusals import EngineError
     from study.registry import RegistryError
 
     args = build_parser().parse_args(argv)

@@ -744,7 +744,7 @@ def verify(db_url: str, protocol: Path, outcomes: list[Outcome]) -> tuple[int, i
     from db.session import Database
     from formats.contract import IMAGE_ENLARGE_EVENT
     from study.engine import StudyEngine
-    from study.flow import expected_fields
+    from study.path import expected_fields
 
     db = Database(db_url)
     engine = StudyEngine.open(db, str(protocol))

@@ -34,8 +34,12 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}  # noqa: RUF012
 
 
-class Study(Base):
-    """A registered protocol version: its text and bundle manifest as they ran, so exports need no files."""
+class StudyVersion(Base):
+    """A registered protocol version: its text and bundle manifest as they ran, so exports need no files.
+
+    The *study* is the protocol's ``study.id`` (``protocol_id`` here); each edit registers a new version of it.
+    Rows elsewhere point at a version (``version_id``; the database column keeps its first name, ``study_id``).
+    """
 
     __tablename__ = "studies"
     __table_args__ = (UniqueConstraint("protocol_id", "content_hash"),)
@@ -55,7 +59,7 @@ class Study(Base):
     # the one inherited from the study's earlier versions, else this protocol's own): see study/prereg.py.
     prereg_hash: Mapped[str | None] = mapped_column(String(64))
 
-    participants: Mapped[list[Participant]] = relationship(back_populates="study")
+    participants: Mapped[list[Participant]] = relationship(back_populates="version")
 
 
 class AllocationSlot(Base):
@@ -68,7 +72,7 @@ class AllocationSlot(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"))
+    version_id: Mapped[int] = mapped_column("study_id", ForeignKey("studies.id"))
     stratum: Mapped[str] = mapped_column(String(128))
     position: Mapped[int]
     block: Mapped[int]
@@ -84,7 +88,7 @@ class Participant(Base):
     __table_args__ = (Index("uq_participants_label", "study_id", "label_hash", unique=True),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    version_id: Mapped[int] = mapped_column("study_id", ForeignKey("studies.id"), index=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     label_hash: Mapped[str | None] = mapped_column(String(64))
     url_params: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -102,7 +106,7 @@ class Participant(Base):
     withdrawn_at: Mapped[datetime | None]
     identifiers_purged_at: Mapped[datetime | None]
 
-    study: Mapped[Study] = relationship(back_populates="participants")
+    version: Mapped[StudyVersion] = relationship(back_populates="participants")
     consent: Mapped[ConsentRecord | None] = relationship(back_populates="participant")
     responses: Mapped[list[Response]] = relationship(back_populates="participant")
 
@@ -154,7 +158,7 @@ class Event(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime] = mapped_column(default=utcnow)
-    study_id: Mapped[int | None] = mapped_column(ForeignKey("studies.id"))
+    version_id: Mapped[int | None] = mapped_column("study_id", ForeignKey("studies.id"))
     participant_id: Mapped[int | None] = mapped_column(ForeignKey("participants.id"))
     kind: Mapped[str] = mapped_column(String(32))
     step_key: Mapped[str | None] = mapped_column(String(32))

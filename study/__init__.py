@@ -1,4 +1,4 @@
-"""The study: protocol file, allocation, participant flow engine, simulation bots, export, Streamlit app.
+"""The study: protocol file, allocation, the study engine, simulation bots, export, rating panel, deployment.
 
 Nothing here imports torch: a study server needs only the ``study`` extra.
 """

@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 
 from db.models import AllocationSlot, ConsentRecord, Event, Participant, Response
 from formats.contract import WITHDRAW_EVENT
+from formats.status import COMPLETED
 from study.engine import StudyEngine
 
 
@@ -51,29 +52,31 @@ class AuditReport:
 
 def audit(engine: StudyEngine) -> AuditReport:
     """Check every participant of ``engine``'s study against its events (read-only, one transaction)."""
-    study = engine.study_id
+    study = engine.version_id
     with engine.db.read() as session:
-        participants = session.scalars(select(Participant).where(Participant.study_id == study)).all()
+        participants = session.scalars(select(Participant).where(Participant.version_id == study)).all()
         events: dict[int, list[Event]] = defaultdict(list)
         for event in session.scalars(
-            select(Event).where(Event.study_id == study, Event.participant_id.is_not(None)).order_by(Event.id)
+            select(Event)
+            .where(Event.version_id == study, Event.participant_id.is_not(None))
+            .order_by(Event.id)
         ):
             events[event.participant_id].append(event)
         answers: dict[int, dict[str, int]] = defaultdict(dict)
         for pid, step, n in session.execute(
             select(Response.participant_id, Response.step_key, func.count())
             .join(Participant)
-            .where(Participant.study_id == study)
+            .where(Participant.version_id == study)
             .group_by(Response.participant_id, Response.step_key)
         ):
             answers[pid][step] = n
         consents = set(
             session.scalars(
-                select(ConsentRecord.participant_id).join(Participant).where(Participant.study_id == study)
+                select(ConsentRecord.participant_id).join(Participant).where(Participant.version_id == study)
             )
         )
         slots = session.scalars(
-            select(AllocationSlot).where(AllocationSlot.study_id == study).order_by(AllocationSlot.position)
+            select(AllocationSlot).where(AllocationSlot.version_id == study).order_by(AllocationSlot.position)
         ).all()
     report = AuditReport(len(participants), sum(sum(a.values()) for a in answers.values()))
     report.events = sum(len(e) for e in events.values())
@@ -148,7 +151,7 @@ def _participant(
         problem("step", f"at step {participant.step_index}, but 1 + {len(submits)} submits")
     at_end = engine.participant_path(participant).current(participant.step_index).kind == "complete"
     completed = participant.completed_at is not None  # a withdrawn participant's status is 'withdrawn'
-    if at_end != completed or (not withdrawn and completed != (participant.status == "completed")):
+    if at_end != completed or (not withdrawn and completed != (participant.status == COMPLETED)):
         problem("completion", f"status {participant.status!r} at step {participant.step_index}")
     return problems
 

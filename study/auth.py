@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from db.models import AuthSession, Event, LoginThrottle, Rater, utcnow
 from db.session import Database
-from study.engine import hash_token
+from study.tokens import hash_token
 
 FREE_FAILURES = 5
 FREE_FAILURES_PER_SOURCE = 20  # one place may hold several raters (a clinic's NAT), so a wider allowance

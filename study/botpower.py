@@ -1,6 +1,6 @@
 """Simulation-based power from the study engine's bots: a bot population per planted effect, sampled per study.
 
-Bots are slow (they walk the real flow engine and write every answer to a database, ≈ 20 participants/s), so
+Bots are slow (they walk the real study engine and write every answer to a database, ≈ 20 participants/s), so
 :class:`EngineBotGenerator` does not run one bot study per simulated study. For each planted effect it runs a
 *population* of bot participants once through the real engine on a private in-memory SQLite database
 (register → :func:`~study.simulate.simulate` → :func:`~study.export.export_frames`), keeps the export's
@@ -31,7 +31,7 @@ from formats.contract import DERIVED_CONSTRUCTS
 from study.allocation import arms
 from study.engine import StudyEngine
 from study.export import export_frames
-from study.flow import participant_path
+from study.path import participant_path
 from study.protocol.loading import LoadedProtocol
 from study.protocol.model import Protocol
 from study.registry import register

@@ -14,9 +14,12 @@ from datetime import timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from db.models import ConsentRecord, Event, InteractionTurn, Job, Participant, Response, Study
+from db.models import ConsentRecord, Event, InteractionTurn, Job, Participant, Response, StudyVersion
 from formats.contract import WITHDRAW_EVENT
-from study.engine import EngineError, StudyEngine, hash_token
+from formats.status import WITHDRAWN
+from study.engine import StudyEngine
+from study.refusals import EngineError
+from study.tokens import hash_token
 
 
 class DataRightsError(EngineError):
@@ -49,7 +52,7 @@ def withdraw(engine: StudyEngine, *, token: str | None = None, label: str | None
     with engine.db.write() as session:
         participant = session.scalar(
             select(Participant)
-            .where(where, Participant.study_id.in_(_versions(session, engine)))
+            .where(where, Participant.version_id.in_(_versions(session, engine)))
             .with_for_update()
         )
         if participant is None:
@@ -71,12 +74,12 @@ def withdraw(engine: StudyEngine, *, token: str | None = None, label: str | None
             still_used = select(InteractionTurn.job_id).where(InteractionTurn.job_id.in_(jobs))
             session.execute(delete(Job).where(Job.id.in_(jobs), Job.id.not_in(still_used)))
         _strip_identifiers(participant, now)
-        participant.status = "withdrawn"
+        participant.status = WITHDRAWN
         participant.withdrawn_at = now
         session.add(
             Event(
                 at=now,
-                study_id=participant.study_id,
+                version_id=participant.version_id,
                 participant_id=participant.id,
                 kind=WITHDRAW_EVENT,
                 detail={"answers_removed": removed},
@@ -99,7 +102,7 @@ def purge_identifiers(engine: StudyEngine) -> int:
         due = session.scalars(
             select(Participant)
             .where(
-                Participant.study_id.in_(_versions(session, engine)),
+                Participant.version_id.in_(_versions(session, engine)),
                 Participant.identifiers_purged_at.is_(None),
                 Participant.last_activity_at < now - timedelta(days=days),
             )
@@ -110,7 +113,7 @@ def purge_identifiers(engine: StudyEngine) -> int:
             session.add(
                 Event(
                     at=now,
-                    study_id=participant.study_id,
+                    version_id=participant.version_id,
                     participant_id=participant.id,
                     kind="identifiers_purged",
                     detail={"retention_days": days},
@@ -121,7 +124,9 @@ def purge_identifiers(engine: StudyEngine) -> int:
 
 def _versions(session: Session, engine: StudyEngine) -> list[int]:
     """Every registered version of the engine's protocol: a participant of an earlier version counts too."""
-    return list(session.scalars(select(Study.id).where(Study.protocol_id == engine.protocol.study.id)))
+    return list(
+        session.scalars(select(StudyVersion.id).where(StudyVersion.protocol_id == engine.protocol.study.id))
+    )
 
 
 def _strip_identifiers(participant: Participant, now) -> None:

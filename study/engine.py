@@ -1,4 +1,4 @@
-"""The flow engine: consent, enrollment, the current step, and answer submission — all through the database.
+"""The study engine: consent, enrollment, the current step, and answer submission — all through the database.
 
 Every call is one short transaction keyed by the participant's URL token; nothing lives in process memory,
 so a reload, a second tab, another server process or a restart sees exactly the same position. The Streamlit
@@ -7,12 +7,11 @@ app and the simulation bots both call this class, so the bots exercise the code 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import secrets
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -23,19 +22,17 @@ from db.models import (
     AllocationSlot,
     ConsentRecord,
     Event,
-    InteractionTurn,
     Participant,
     Response,
-    Study,
+    StudyVersion,
     utcnow,
 )
 from db.session import Database
 from formats.contract import IMAGE_ENLARGE_EVENT
+from formats.status import ACTIVE, COMPLETED, status_at
 from study.allocation import arm_by_id
-from study.flow import (
-    REQUIRED,
+from study.path import (
     AnswerError,
-    AnswerProblem,
     ParticipantPath,
     PathCache,
     Step,
@@ -43,91 +40,28 @@ from study.flow import (
 )
 from study.protocol.loading import LoadedProtocol, load_protocol
 from study.references import REFERENCE_KINDS, case_references
-from study.registry import RegistryError, check_schema, extend_allocation_table, find_study, stored_protocol
+from study.refusals import (
+    AnswerLocked,
+    ConsentRefused,
+    EngineError,
+    ResumeRefused,
+    StepConflict,
+    UnknownToken,
+    Withdrawn,
+)
+from study.registry import (
+    RegistryError,
+    active_version,
+    check_schema,
+    extend_allocation_table,
+    stored_protocol,
+)
+from study.tokens import hash_token, new_token, secret_order_seed
+from study.turn_log import TurnLog
 
 LOG = logging.getLogger("skingen.engine")
 
-TOKEN_BYTES = 32  # 256 bits: unguessable
 MAX_URL_PARAM_LENGTH = 256
-
-
-class EngineError(ValueError):
-    """A request the engine refuses; nothing was written. The message can be shown to the participant."""
-
-
-class UnknownToken(EngineError):
-    pass
-
-
-class StepConflict(EngineError):
-    """The submitted step is not the participant's current one (tampered, or from a stale page)."""
-
-
-class AnswerLocked(StepConflict):
-    """A changed answer for the first half of a judge–advisor trial, sent after the AI's advice was shown:
-    the answer given before the advice is kept as it was stored (the comparison it exists for)."""
-
-
-class Withdrawn(EngineError):
-    """The participant withdrew (``skingen-study withdraw``): their link opens nothing any more."""
-
-
-class ResumeRefused(EngineError):
-    """The recruiting link names an enrolled participant, but the protocol's ``resume_requires`` parameters
-    (e.g. the platform's per-attempt ``SESSION_ID``) differ from the ones recorded: not taken over."""
-
-
-class TurnRefused(EngineError):
-    """A turn with the live model that may not be taken; ``code``: not_interactive, limit_reached, not_current,
-    before_advice (the first half of a judge–advisor trial)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-@dataclass(frozen=True)
-class TurnRecord:
-    """A stored turn with the live model (``answered_at`` is None while the worker has not answered)."""
-
-    turn: int
-    kind: str  # question | references
-    job_id: int | None
-    question: str
-    answer: str
-    condition: str | None
-    model_id: str | None
-    latency_ms: int | None
-    images: tuple[str, ...]
-    asked_at: datetime
-    answered_at: datetime | None
-
-    @classmethod
-    def of(cls, row: InteractionTurn) -> TurnRecord:
-        return cls(
-            row.turn,
-            row.kind,
-            row.job_id,
-            row.question,
-            row.answer,
-            row.condition,
-            row.model_id,
-            row.latency_ms,
-            tuple(row.images),
-            row.asked_at,
-            row.answered_at,
-        )
-
-
-class ConsentRefused(EngineError):
-    """Not every consent statement was ticked; ``errors`` maps each missing statement id → ``required``."""
-
-    def __init__(self, missing: list[str]) -> None:
-        self.missing = missing
-        self.errors: dict[str, AnswerProblem] = dict.fromkeys(missing, REQUIRED)
-        super().__init__(
-            "please tick every consent statement to take part (missing: " + ", ".join(missing) + ")"
-        )
 
 
 @dataclass(frozen=True)
@@ -145,14 +79,6 @@ class Position:
     @property
     def completed(self) -> bool:
         return self.step.kind == "complete"
-
-
-def participant_status(participant: Participant, dropout_after_minutes: float, now: datetime) -> str:
-    """Stored status, except that an active participant silent for too long counts as dropped out."""
-    idle = now - participant.last_activity_at
-    if participant.status == "active" and idle > timedelta(minutes=dropout_after_minutes):
-        return "dropped"
-    return participant.status
 
 
 # The statements of every page submit, built once: SQLAlchemy memoizes a statement object's cache key, so
@@ -174,29 +100,21 @@ def _update(session: Session, participant: Participant, values: Mapping[str, obj
         set_committed_value(participant, key, value)
 
 
-def hash_token(token: str) -> str:
-    """Only token hashes are stored: a leaked database doesn't hand out participants' links."""
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
-def _secret_order_seed() -> int:
-    return secrets.randbits(31)
-
-
 class StudyEngine:
     def __init__(
-        self, db: Database, study_id: int, loaded: LoadedProtocol, clock: Callable[[], datetime] = utcnow
+        self, db: Database, version_id: int, loaded: LoadedProtocol, clock: Callable[[], datetime] = utcnow
     ) -> None:
         self.db = db
-        self.study_id = study_id
+        self.version_id = version_id
         self.loaded = loaded
         self.protocol = loaded.protocol
         self.clock = clock
         # where a new participant's case-order seed comes from: secret for people (their order can't be
         # guessed from anyone else's), a bot's own seeded stream under simulation (study.simulate)
-        self.order_seeds: Callable[[], int] = _secret_order_seed
+        self.order_seeds: Callable[[], int] = secret_order_seed
         self._conditions = {c.id for c in loaded.bundle.manifest.conditions}
         self._paths = PathCache(loaded)
+        self.turn_log = TurnLog(self)
 
     @classmethod
     def open(
@@ -204,14 +122,15 @@ class StudyEngine:
     ) -> StudyEngine:
         """The engine for the registered study: the one in ``protocol_path``, or the only active one."""
         if protocol_path is None:
-            study = find_study(db)
+            study = active_version(db)
             return cls(db, study.id, stored_protocol(study), clock)
         loaded = load_protocol(protocol_path)
         check_schema(db)
         with db.read() as session:
             study = session.scalar(
-                select(Study).where(
-                    Study.protocol_id == loaded.protocol.study.id, Study.content_hash == loaded.content_hash
+                select(StudyVersion).where(
+                    StudyVersion.protocol_id == loaded.protocol.study.id,
+                    StudyVersion.content_hash == loaded.content_hash,
                 )
             )
         if study is None:
@@ -232,16 +151,21 @@ class StudyEngine:
     def path_of(self, token: str) -> ParticipantPath:
         """The steps of the participant with this token (as allocated so far)."""
         with self.db.read() as session:
-            return self.participant_path(self._participant(session, token))
+            return self.participant_path(self.participant_row(session, token))
 
     def position(self, token: str) -> Position:
         with self.db.read() as session:
-            return self._position(self._participant(session, token))
+            return self._position(self.participant_row(session, token))
 
     def _position(self, participant: Participant) -> Position:
         path = self.participant_path(participant)
         index = path.index(participant.step_index)
-        status = participant_status(participant, self.protocol.dropout_after_minutes, self.clock())
+        status = status_at(
+            participant.status,
+            participant.last_activity_at,
+            self.protocol.dropout_after_minutes,
+            self.clock(),
+        )
         return Position(
             participant.id,
             participant.public_id,
@@ -252,15 +176,17 @@ class StudyEngine:
             participant.arm,
         )
 
-    def _participant(self, session: Session, token: str, *, lock: bool = False) -> Participant:
+    def participant_row(self, session: Session, token: str, *, lock: bool = False) -> Participant:
         query = _BY_TOKEN_LOCKED if lock else _BY_TOKEN
         participant = session.scalar(query, {"token_hash": hash_token(token)})
         if participant is None:
             LOG.warning("refused a request with an unknown participant token")
             raise UnknownToken("this study link is not valid; please use the link you were given")
-        if participant.study_id != self.study_id:
+        if participant.version_id != self.version_id:
             LOG.warning(
-                "refused participant %s's token: it belongs to study %s", participant.id, participant.study_id
+                "refused participant %s's token: it belongs to study %s",
+                participant.id,
+                participant.version_id,
             )
             raise UnknownToken("this link belongs to another version of the study")
         if participant.withdrawn_at is not None:
@@ -282,7 +208,7 @@ class StudyEngine:
         returning = self.resume(params)
         if returning is not None:
             return returning
-        token = secrets.token_urlsafe(TOKEN_BYTES)
+        token = new_token()
         now = self.clock()
         try:
             self._create(token, params, statements, sorted(set(ticked) & set(statements)), now)
@@ -298,12 +224,12 @@ class StudyEngine:
     ) -> None:
         with self.db.write() as session:
             participant = Participant(
-                study_id=self.study_id,
+                version_id=self.version_id,
                 token_hash=hash_token(token),
                 label_hash=self.label_hash(params),
                 url_params=params,
                 step_index=1,
-                status="active",
+                status=ACTIVE,
                 created_at=now,
                 last_activity_at=now,
             )
@@ -318,7 +244,7 @@ class StudyEngine:
                     consented_at=now,
                 )
             )
-            self._event(session, participant, "consent", step="consent", at=now)
+            self.record_event(session, participant, "consent", step="consent", at=now)
             if not self.protocol.questionnaires.entry:
                 self._enroll(session, participant, stratum="", now=now)
 
@@ -347,23 +273,23 @@ class StudyEngine:
         label = self.label_hash(url_params)
         if label is None:
             return None
-        token = secrets.token_urlsafe(TOKEN_BYTES)
+        token = new_token()
         with self.db.write() as session:
             participant = session.scalar(
                 select(Participant)
-                .where(Participant.study_id == self.study_id, Participant.label_hash == label)
+                .where(Participant.version_id == self.version_id, Participant.label_hash == label)
                 .with_for_update()
             )
             if participant is None:
                 return None
             differing = self._differing_resume_parameters(participant, url_params)
             if differing:
-                self._event(
+                self.record_event(
                     session, participant, "resume_refused", detail={"differ": differing}, at=self.clock()
                 )
             else:
                 participant.token_hash = hash_token(token)
-                self._event(session, participant, "resume_by_label", at=self.clock())
+                self.record_event(session, participant, "resume_by_label", at=self.clock())
         if differing:
             raise ResumeRefused(
                 "this study was started from another session of the recruiting platform; please continue "
@@ -427,7 +353,9 @@ class StudyEngine:
         with self.db.write() as session:
             participant = session.scalar(_BY_TOKEN, {"token_hash": hash_token(token)})
             if participant is not None:
-                self._event(session, participant, "submit_refused", step=step, detail=detail, at=self.clock())
+                self.record_event(
+                    session, participant, "submit_refused", step=step, detail=detail, at=self.clock()
+                )
         LOG.warning("refused a submit of step %.32r: %s", step_key, detail)
 
     def _submit(
@@ -435,7 +363,7 @@ class StudyEngine:
     ) -> Position:
         now = self.clock()
         with self.db.write() as session:
-            participant = self._participant(session, token, lock=True)
+            participant = self.participant_row(session, token, lock=True)
             path = self.participant_path(participant)
             current = path.current(participant.step_index)
             if step_key != current.key:
@@ -443,7 +371,7 @@ class StudyEngine:
                     passed = path.step(step_key)
                     if passed is not None and not passed.advice:
                         self._refuse_changed_initial(session, participant, passed, answers)
-                    self._event(session, participant, "resubmit_ignored", step=step_key, at=now)
+                    self.record_event(session, participant, "resubmit_ignored", step=step_key, at=now)
                     return self._position(participant)
                 raise StepConflict(
                     f"step {step_key[:64]!r} is not this participant's current step ({current.key!r})"
@@ -479,9 +407,9 @@ class StudyEngine:
                 "last_activity_at": now,
             }
             if path.current(moved["step_index"]).kind == "complete":
-                moved |= {"status": "completed", "completed_at": now}
+                moved |= {"status": COMPLETED, "completed_at": now}
             _update(session, participant, moved)
-            self._event(
+            self.record_event(
                 session, participant, "submit", step=current.key, detail={"answers": len(stored)}, at=now
             )
             return self._position(participant)
@@ -513,7 +441,7 @@ class StudyEngine:
         """The stored answers (item → value) of a step the participant has passed (e.g. the first half of a
         judge–advisor trial, which its second half shows); empty for any other step."""
         with self.db.read() as session:
-            participant = self._participant(session, token)
+            participant = self.participant_row(session, token)
             if step_key not in self.participant_path(participant).passed(participant.step_index):
                 return {}
             return self._stored(session, participant, step_key)
@@ -526,7 +454,7 @@ class StudyEngine:
         step does not show — e.g. a reference before the advice of a judge–advisor trial."""
         now = self.clock()
         with self.db.write() as session:
-            participant = self._participant(session, token)
+            participant = self.participant_row(session, token)
             step = self.participant_path(participant).current(participant.step_index)
             if step.key != step_key or step.kind != "trial" or step.case_id is None:
                 raise EngineError(f"step {step_key[:64]!r} is not this participant's current trial")
@@ -541,7 +469,7 @@ class StudyEngine:
             if not 1 <= image <= shown:
                 raise EngineError(f"image {image_kind[:32]!r} {image} is not shown on step {step.key!r}")
             participant.last_activity_at = now
-            self._event(
+            self.record_event(
                 session,
                 participant,
                 IMAGE_ENLARGE_EVENT,
@@ -550,111 +478,7 @@ class StudyEngine:
                 at=now,
             )
 
-    # --- turns with the live model (interactive conditions) ----------------------------------------------
-    def turns(self, token: str, step_key: str) -> list[TurnRecord]:
-        with self.db.read() as session:
-            participant = self._participant(session, token)
-            rows = session.scalars(
-                select(InteractionTurn)
-                .where(InteractionTurn.participant_id == participant.id, InteractionTurn.step_key == step_key)
-                .order_by(InteractionTurn.turn)
-            )
-            return [TurnRecord.of(row) for row in rows]
-
-    def ask(self, token: str, step_key: str, kind: str, question: str, job_id: int | None) -> int:
-        """Store a question (or a request for references) on the current interactive trial; its turn number.
-
-        Refused (:class:`TurnRefused`) off the current step, outside interactive conditions, before the
-        advice of a judge–advisor trial, and past the protocol's ``follow_up_questions``. The audit log
-        records that a turn happened, never its text.
-        """
-        if kind not in ("question", "references"):
-            raise ValueError(f"kind: expected question or references, got {kind!r}")
-        now = self.clock()
-        with self.db.write() as session:
-            participant = self._participant(session, token, lock=True)
-            step = self.participant_path(participant).current(participant.step_index)
-            if step.key != step_key or step.kind != "trial":
-                raise TurnRefused("not_current", f"step {step_key!r} is not this participant's current trial")
-            if not step.advice:  # the model's answers are advice: not before the first answer is stored
-                raise TurnRefused("before_advice", f"step {step_key!r} asks for the answer before the advice")
-            condition = self.protocol.condition(step.condition or "")
-            if not condition.interactive:
-                raise TurnRefused("not_interactive", f"condition {condition.id!r} is not interactive")
-            earlier = session.scalars(
-                select(InteractionTurn.kind).where(
-                    InteractionTurn.participant_id == participant.id, InteractionTurn.step_key == step_key
-                )
-            ).all()
-            if kind == "question" and earlier.count("question") >= condition.follow_up_questions:
-                raise TurnRefused(
-                    "limit_reached", f"{condition.follow_up_questions} follow-up questions per case at most"
-                )
-            turn = len(earlier) + 1
-            session.add(
-                InteractionTurn(
-                    participant_id=participant.id,
-                    step_key=step_key,
-                    turn=turn,
-                    kind=kind,
-                    job_id=job_id,
-                    question=question,
-                    asked_at=now,
-                )
-            )
-            participant.last_activity_at = now
-            self._event(
-                session, participant, "turn", step=step_key, detail={"turn": turn, "kind": kind}, at=now
-            )
-            return turn
-
-    def retry(self, token: str, step_key: str, turn: int, job_id: int) -> bool:
-        """Give an unanswered turn a new job (its last one failed); the turn keeps its number."""
-        return self._update_open_turn(token, step_key, turn, job_id=job_id)
-
-    def answer(
-        self,
-        token: str,
-        step_key: str,
-        turn: int,
-        *,
-        answer: str,
-        condition: str | None,
-        model_id: str | None,
-        latency_ms: int | None,
-        images: tuple[str, ...] = (),
-    ) -> bool:
-        """Complete a turn with the worker's answer, once (False when it was already complete)."""
-        return self._update_open_turn(
-            token,
-            step_key,
-            turn,
-            answer=answer,
-            condition=condition,
-            model_id=model_id,
-            latency_ms=latency_ms,
-            images=list(images),
-            answered_at=self.clock(),
-        )
-
-    def _update_open_turn(self, token: str, step_key: str, turn: int, **values: object) -> bool:
-        """Set ``values`` on the participant's turn if it is still unanswered (one conditional UPDATE, so a
-        late or second answer changes nothing); True when it was."""
-        with self.db.write() as session:
-            participant = self._participant(session, token)
-            updated = session.execute(
-                update(InteractionTurn)
-                .where(
-                    InteractionTurn.participant_id == participant.id,
-                    InteractionTurn.step_key == step_key,
-                    InteractionTurn.turn == turn,
-                    InteractionTurn.answered_at.is_(None),
-                )
-                .values(**values)
-            )
-            return updated.rowcount == 1
-
-    def _event(
+    def record_event(
         self,
         session: Session,
         participant: Participant,
@@ -672,7 +496,7 @@ class StudyEngine:
             _INSERT_EVENT,
             {
                 "at": at,
-                "study_id": self.study_id,
+                "study_id": self.version_id,  # the column keeps its first name
                 "participant_id": participant.id,
                 "kind": kind,
                 "step_key": step,
@@ -696,7 +520,7 @@ class StudyEngine:
         next_free = (
             select(AllocationSlot.id)
             .where(
-                AllocationSlot.study_id == self.study_id,
+                AllocationSlot.version_id == self.version_id,
                 AllocationSlot.stratum == stratum,
                 AllocationSlot.participant_id.is_(None),
             )
@@ -717,7 +541,7 @@ class StudyEngine:
             if session.scalar(next_free) is None:
                 try:
                     with session.begin_nested():
-                        extend_allocation_table(session, self.study_id, self.loaded, stratum)
+                        extend_allocation_table(session, self.version_id, self.loaded, stratum)
                 except IntegrityError:
                     pass  # another process extended it first
         else:  # pragma: no cover - would need 1000 lost races in a row
@@ -728,7 +552,7 @@ class StudyEngine:
         participant.sequence = arm.sequence
         participant.order_seed = self.order_seeds()
         participant.allocated_at = now
-        self._event(
+        self.record_event(
             session,
             participant,
             "allocate",

@@ -23,7 +23,7 @@ from db.models import (
     Rater,
     Rating,
     Response,
-    Study,
+    StudyVersion,
     utcnow,
 )
 from db.session import Database
@@ -45,27 +45,27 @@ from formats.contract import (
     STUDY_COLUMNS,
     WITHDRAW_EVENT,
 )
+from formats.status import COMPLETED, status_at
 from study.codebook import codebook, item_codebook
-from study.engine import participant_status
 from study.exclusions import exclusion_reasons, failed_attention_checks
-from study.flow import ParticipantPath, PathCache
 from study.items.diagnosis import UNSURE
+from study.path import ParticipantPath, PathCache
 from study.prereg import changed_sections, document_hash
 from study.prereg import document as prereg_document
 from study.protocol.loading import LoadedProtocol
 from study.protocol.model import Protocol
 from study.rating import rating_images
-from study.registry import RegistryError, check_schema, find_study, stored_protocol
+from study.registry import RegistryError, active_version, check_schema, stored_protocol
 
 
 def _iso(value: datetime | None) -> str:
     return value.isoformat(timespec="milliseconds").replace("+00:00", "Z") if value else ""
 
 
-class _Study:
+class _Version:
     """One registered version, with the lookups the export needs."""
 
-    def __init__(self, study: Study) -> None:
+    def __init__(self, study: StudyVersion) -> None:
         self.loaded: LoadedProtocol = stored_protocol(study)
         self.protocol = self.loaded.protocol
         self.version = study.version
@@ -78,23 +78,25 @@ class _Study:
         return self._paths(participant.arm, participant.order_seed)
 
 
-def _studies(db: Database, study_id: int | None, protocol_id: str | None) -> tuple[dict[int, _Study], int]:
+def _versions(
+    db: Database, version_id: int | None, protocol_id: str | None
+) -> tuple[dict[int, _Version], int]:
     """Every registered version of the chosen study (participants keep the version they enrolled in), and the
-    key of the version whose protocol describes the export (``study_id``, else the active one)."""
-    if study_id is None:
-        chosen = find_study(db, protocol_id).id
+    key of the version whose protocol describes the export (``version_id``, else the active one)."""
+    if version_id is None:
+        chosen = active_version(db, protocol_id).id
     else:
         check_schema(db)
-        chosen = study_id
+        chosen = version_id
     with db.read() as session:
-        name = session.scalar(select(Study.protocol_id).where(Study.id == chosen))
+        name = session.scalar(select(StudyVersion.protocol_id).where(StudyVersion.id == chosen))
         if name is None:
             raise RegistryError(f"{db.url} holds no registered study with key {chosen}")
-        rows = session.scalars(select(Study).where(Study.protocol_id == name)).all()
-    return {row.id: _Study(row) for row in rows}, chosen
+        rows = session.scalars(select(StudyVersion).where(StudyVersion.protocol_id == name)).all()
+    return {row.id: _Version(row) for row in rows}, chosen
 
 
-def _response_rows(study: _Study, participant: Participant, responses: list[Response]) -> list[dict]:
+def _response_rows(study: _Version, participant: Participant, responses: list[Response]) -> list[dict]:
     steps = {s.key: s for s in study.path(participant)}
     manifest = study.loaded.bundle.manifest
     rows = []
@@ -151,11 +153,17 @@ def _response_rows(study: _Study, participant: Participant, responses: list[Resp
 
 
 def _participant_row(
-    study: _Study, participant: Participant, responses: list[Response], now: datetime, identifiers: list[str]
+    study: _Version,
+    participant: Participant,
+    responses: list[Response],
+    now: datetime,
+    identifiers: list[str],
 ) -> dict:
     path = study.path(participant)
-    completed = participant.status == "completed"
-    status = participant_status(participant, study.protocol.dropout_after_minutes, now)
+    completed = participant.status == COMPLETED
+    status = status_at(
+        participant.status, participant.last_activity_at, study.protocol.dropout_after_minutes, now
+    )
     end = participant.completed_at
     duration = (end - participant.created_at).total_seconds() if end else None
     failures = failed_attention_checks(
@@ -188,7 +196,7 @@ def _participant_row(
 def export_frames(
     db: Database,
     *,
-    study_id: int | None = None,
+    version_id: int | None = None,
     protocol_id: str | None = None,
     include_identifiers: bool = False,
 ) -> dict[str, pd.DataFrame]:
@@ -197,11 +205,11 @@ def export_frames(
     ``instruments`` and ``hypotheses`` when it includes instruments or declares hypotheses, ``interactions``
     when a condition is interactive).
 
-    The study is the registered version ``study_id`` (e.g. a running engine's), else the active version of
+    The study is the registered version ``version_id`` (e.g. a running engine's), else the active version of
     ``protocol_id``, else the only active study; every version of its protocol id is exported, described by
     that version's protocol.
     """
-    studies, chosen = _studies(db, study_id, protocol_id)
+    studies, chosen = _versions(db, version_id, protocol_id)
     active = studies[chosen]
     identifiers = list(active.protocol.url_parameters) if include_identifiers else []
     now = utcnow()
@@ -211,31 +219,31 @@ def export_frames(
         # withdrawn participants are left out everywhere; only their content-free withdraw event stays
         participants = session.scalars(
             select(Participant)
-            .where(Participant.study_id.in_(studies), Participant.withdrawn_at.is_(None))
+            .where(Participant.version_id.in_(studies), Participant.withdrawn_at.is_(None))
             .order_by(Participant.id)
         ).all()
         by_participant: dict[int, list[Response]] = {p.id: [] for p in participants}
         for response in session.scalars(
             select(Response)
             .join(Participant)
-            .where(Participant.study_id.in_(studies), Participant.withdrawn_at.is_(None))
+            .where(Participant.version_id.in_(studies), Participant.withdrawn_at.is_(None))
             .order_by(Response.participant_id, Response.id)
         ):
             by_participant[response.participant_id].append(response)
         public = {p.id: p.public_id for p in participants}
         for participant in participants:
-            study = studies[participant.study_id]
+            study = studies[participant.version_id]
             responses = by_participant[participant.id]
             response_rows += _response_rows(study, participant, responses)
             participant_rows.append(_participant_row(study, participant, responses, now, identifiers))
         slots = session.scalars(
             select(AllocationSlot)
-            .where(AllocationSlot.study_id.in_(studies))
-            .order_by(AllocationSlot.study_id, AllocationSlot.stratum, AllocationSlot.position)
+            .where(AllocationSlot.version_id.in_(studies))
+            .order_by(AllocationSlot.version_id, AllocationSlot.stratum, AllocationSlot.position)
         ).all()
         allocation = [
             {
-                "protocol_version": studies[s.study_id].version,
+                "protocol_version": studies[s.version_id].version,
                 "stratum": s.stratum,
                 "position": s.position,
                 "block": s.block,
@@ -248,7 +256,7 @@ def export_frames(
         ]
         logged = [
             e
-            for e in session.scalars(select(Event).where(Event.study_id.in_(studies)).order_by(Event.id))
+            for e in session.scalars(select(Event).where(Event.version_id.in_(studies)).order_by(Event.id))
             if e.participant_id is None or e.participant_id in public or e.kind == WITHDRAW_EVENT
         ]
         events = [
@@ -325,7 +333,7 @@ def reader_labels(protocol: Protocol) -> dict:
     }
 
 
-def _prereg_columns(studies: dict[int, _Study], active: _Study) -> dict:
+def _prereg_columns(studies: dict[int, _Version], active: _Version) -> dict:
     """The stored preregistration hash, the one regenerated from the exported version's protocol, and which
     sections changed against the registered version whose document has the stored hash (when one has)."""
     stored = active.prereg_hash or ""
@@ -391,7 +399,7 @@ def _instrument_rows(protocol: Protocol) -> list[dict]:
 
 
 def _image_view_rows(
-    events: list[Event], studies: dict[int, _Study], participants: dict[int, Participant]
+    events: list[Event], studies: dict[int, _Version], participants: dict[int, Participant]
 ) -> list[dict]:
     """One row per image enlarged on a trial (the engine's ``image_enlarge`` events), with the trial's
     condition and case, so engagement can be compared by condition."""
@@ -400,7 +408,7 @@ def _image_view_rows(
         participant = participants.get(event.participant_id) if event.participant_id else None
         if event.kind != IMAGE_ENLARGE_EVENT or participant is None:
             continue
-        study = studies[participant.study_id]
+        study = studies[participant.version_id]
         step = study.path(participant).step(event.step_key or "")
         case = study.loaded.bundle.manifest.case(step.case_id) if step and step.case_id else None
         rows.append(
@@ -421,7 +429,7 @@ def _image_view_rows(
 
 
 def _interaction_rows(
-    session: Session, studies: dict[int, _Study], participants: dict[int, Participant]
+    session: Session, studies: dict[int, _Version], participants: dict[int, Participant]
 ) -> list[dict]:
     """One row per turn with the live model (no photo: the case photo is the bundle's, by case_id)."""
     rows = []
@@ -432,7 +440,7 @@ def _interaction_rows(
     )
     for turn in turns:
         participant = participants[turn.participant_id]
-        step = studies[participant.study_id].path(participant).step(turn.step_key)
+        step = studies[participant.version_id].path(participant).step(turn.step_key)
         rows.append(
             {
                 "participant_id": participant.public_id,
@@ -474,7 +482,7 @@ def _hypothesis_rows(protocol: Protocol) -> list[dict]:
     ]
 
 
-def _rating_rows(session: Session, study: _Study) -> list[dict] | None:
+def _rating_rows(session: Session, study: _Version) -> list[dict] | None:
     """One row per rating answer; ``generated`` and ``image_kind`` say what the image was (raters never see it)."""
     if study.protocol.rating is None:
         return None

@@ -9,9 +9,10 @@ import pandas as pd
 
 from db.session import Database
 from formats.contract import WITHDRAW_EVENT
+from formats.status import ACTIVE, DROPPED, allocated, completed
 from study.allocation import arms
 from study.export import export_frames
-from study.flow import step_order
+from study.path import step_order
 from study.protocol.loading import LoadedProtocol
 
 
@@ -19,7 +20,7 @@ from study.protocol.loading import LoadedProtocol
 class Monitor:
     """A snapshot of the study: every table the dashboard draws, from one consistent export.
 
-    ``steps`` is the protocol's step order (:func:`study.flow.step_order`): tables list steps in it.
+    ``steps`` is the protocol's step order (:func:`study.path.step_order`): tables list steps in it.
     ``arms`` is the protocol's arm order (conditions, or sequences ``S1``…``Sm``): enrollment lists every arm
     in it, including arms nobody was allocated to yet.
     """
@@ -29,11 +30,11 @@ class Monitor:
     arms: tuple[str, ...] = ()
 
     @classmethod
-    def load(cls, db: Database, study_id: int, loaded: LoadedProtocol) -> Monitor:
-        """The dashboard's snapshot of the registered study ``study_id`` whose protocol is ``loaded`` (the
+    def load(cls, db: Database, version_id: int, loaded: LoadedProtocol) -> Monitor:
+        """The dashboard's snapshot of the registered study ``version_id`` whose protocol is ``loaded`` (the
         running engine's: its steps order the tables)."""
         return cls(
-            export_frames(db, study_id=study_id),
+            export_frames(db, version_id=version_id),
             step_order(loaded),
             tuple(a.id for a in arms(loaded.protocol)),
         )
@@ -48,13 +49,13 @@ class Monitor:
         claimed = (
             allocation[allocation["claimed"] == 1].groupby(["stratum", "arm"]).size().rename("allocated")
         )
-        completed = (
-            self.participants[self.participants["status"] == "completed"]
+        finished = (
+            self.participants[completed(self.participants)]
             .groupby(["stratum", "arm"])
             .size()
             .rename("completed")
         )
-        table = pd.concat([claimed, completed], axis=1)
+        table = pd.concat([claimed, finished], axis=1)
         if self.arms and len(table):
             strata = table.index.get_level_values("stratum").unique()
             table = table.reindex(pd.MultiIndex.from_product([strata, self.arms], names=["stratum", "arm"]))
@@ -72,7 +73,7 @@ class Monitor:
         submits = events[events["kind"] == "submit"].groupby("step")["participant_id"].nunique()
         steps = sorted(submits.index, key=_ranker(self.steps))
         rows = [("consent", len(self.participants))] + [(step, int(submits[step])) for step in steps]
-        rows.append(("complete", int((self.participants["status"] == "completed").sum())))
+        rows.append(("complete", int(completed(self.participants).sum())))
         return pd.DataFrame(rows, columns=["step", "participants"])
 
     def step_times(self) -> pd.DataFrame:
@@ -98,10 +99,10 @@ class Monitor:
         return pd.DataFrame(
             {
                 "consented": [len(p)],
-                "allocated": [int((p["arm"] != "").sum())],
-                "active": [int((p["status"] == "active").sum())],
-                "completed": [int((p["status"] == "completed").sum())],
-                "dropped": [int((p["status"] == "dropped").sum())],
+                "allocated": [int(allocated(p).sum())],
+                "active": [int((p["status"] == ACTIVE).sum())],
+                "completed": [int(completed(p).sum())],
+                "dropped": [int((p["status"] == DROPPED).sum())],
                 "withdrawn": [int((self.frames["events"]["kind"] == WITHDRAW_EVENT).sum())],
                 "failed_attention_check": [int((p["attention_failures"] > 0).sum())],
                 "excluded": [int(p["excluded"].sum())],
@@ -131,7 +132,7 @@ def _ranker(steps: tuple[str, ...]) -> Callable[[str], tuple[int, str]]:
 
 def wide_responses(responses: pd.DataFrame, steps: tuple[str, ...]) -> pd.DataFrame:
     """One row per participant, one column per answered variable (``<step>__<item>``), for spreadsheets;
-    columns in the step order ``steps`` (:func:`study.flow.step_order`)."""
+    columns in the step order ``steps`` (:func:`study.path.step_order`)."""
     if responses.empty:
         return pd.DataFrame(columns=["participant_id"])
     keyed = responses.assign(variable=responses["step"] + "__" + responses["item"])

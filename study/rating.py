@@ -24,7 +24,7 @@ from db.models import Event, Rater, Rating, RatingAssignment, utcnow
 from db.session import Database
 from formats.bundle import ClosedLoopCheck
 from study.auth import hash_secret
-from study.flow import Step, validate_answers
+from study.path import Step, validate_answers
 from study.protocol.loading import LoadedProtocol
 
 

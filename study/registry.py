@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from db.migrate import current_revision, head_revision, upgrade
-from db.models import AllocationSlot, Event, Participant, Study
+from db.models import AllocationSlot, Event, Participant, StudyVersion
 from db.session import Database
 from study.allocation import allocation_table
 from study.prereg import document as prereg_document
@@ -20,7 +20,7 @@ class RegistryError(RuntimeError):
 
 def register(
     db: Database, loaded: LoadedProtocol, *, allow_change: bool = False, prereg_hash: str | None = None
-) -> Study:
+) -> StudyVersion:
     """Create/upgrade the schema and register ``loaded`` as the active version of its study.
 
     Registering the same file again is a no-op (but for a given ``prereg_hash``). A *different* version of a
@@ -35,13 +35,15 @@ def register(
     protocol = loaded.protocol
     with db.write() as session:
         versions = session.scalars(
-            select(Study).where(Study.protocol_id == protocol.study.id).order_by(Study.id)
+            select(StudyVersion)
+            .where(StudyVersion.protocol_id == protocol.study.id)
+            .order_by(StudyVersion.id)
         ).all()
         same = next((s for s in versions if s.content_hash == loaded.content_hash), None)
         others = [s for s in versions if s is not same and s.active]
         if others:
             enrolled = session.scalar(
-                select(func.count(Participant.id)).where(Participant.study_id.in_([s.id for s in others]))
+                select(func.count(Participant.id)).where(Participant.version_id.in_([s.id for s in others]))
             )
             if enrolled and not allow_change:
                 current = others[0]
@@ -55,7 +57,7 @@ def register(
                 other.active = False
         inherited = next((s.prereg_hash for s in reversed(versions) if s.prereg_hash), None)
         if same is None:
-            same = Study(
+            same = StudyVersion(
                 prereg_hash=prereg_hash or inherited or document_hash(prereg_document(protocol)),
                 protocol_id=protocol.study.id,
                 version=protocol.study.version,
@@ -69,19 +71,21 @@ def register(
             session.add(same)
             session.flush()
             _create_allocation_table(session, same, loaded)
-            session.add(Event(study_id=same.id, kind="register", detail={"version": protocol.study.version}))
+            session.add(
+                Event(version_id=same.id, kind="register", detail={"version": protocol.study.version})
+            )
         elif prereg_hash is not None:
             same.prereg_hash = prereg_hash
         same.active = True
         return same
 
 
-def _create_allocation_table(session: Session, study: Study, loaded: LoadedProtocol) -> None:
+def _create_allocation_table(session: Session, study: StudyVersion, loaded: LoadedProtocol) -> None:
     size = loaded.protocol.randomization.table_size
     for stratum in loaded.protocol.strata:
         session.add_all(
             AllocationSlot(
-                study_id=study.id,
+                version_id=study.id,
                 stratum=stratum,
                 position=s.position,
                 block=s.block,
@@ -92,12 +96,12 @@ def _create_allocation_table(session: Session, study: Study, loaded: LoadedProto
         )
 
 
-def extend_allocation_table(session: Session, study_id: int, loaded: LoadedProtocol, stratum: str) -> None:
+def extend_allocation_table(session: Session, version_id: int, loaded: LoadedProtocol, stratum: str) -> None:
     """Append the next blocks of a used-up stratum: the same sequence a larger table would have held."""
     have = (
         session.scalar(
             select(func.count(AllocationSlot.id)).where(
-                AllocationSlot.study_id == study_id, AllocationSlot.stratum == stratum
+                AllocationSlot.version_id == version_id, AllocationSlot.stratum == stratum
             )
         )
         or 0
@@ -105,7 +109,7 @@ def extend_allocation_table(session: Session, study_id: int, loaded: LoadedProto
     needed = max(have * 2, loaded.protocol.randomization.table_size)
     session.add_all(
         AllocationSlot(
-            study_id=study_id,
+            version_id=version_id,
             stratum=stratum,
             position=s.position,
             block=s.block,
@@ -115,7 +119,7 @@ def extend_allocation_table(session: Session, study_id: int, loaded: LoadedProto
         for s in allocation_table(loaded.protocol, stratum, needed)[have:]
     )
     session.add(
-        Event(study_id=study_id, kind="allocation_extended", detail={"stratum": stratum, "slots": needed})
+        Event(version_id=version_id, kind="allocation_extended", detail={"stratum": stratum, "slots": needed})
     )
 
 
@@ -131,13 +135,13 @@ def check_schema(db: Database) -> None:
         )
 
 
-def find_study(db: Database, protocol_id: str | None = None) -> Study:
+def active_version(db: Database, protocol_id: str | None = None) -> StudyVersion:
     """The active registered study (the only one, or the one named ``protocol_id``)."""
     check_schema(db)
     with db.read() as session:
-        query = select(Study).where(Study.active.is_(True))
+        query = select(StudyVersion).where(StudyVersion.active.is_(True))
         if protocol_id:
-            query = query.where(Study.protocol_id == protocol_id)
+            query = query.where(StudyVersion.protocol_id == protocol_id)
         studies = session.scalars(query).all()
     if not studies:
         which = f" {protocol_id!r}" if protocol_id else ""
@@ -148,5 +152,5 @@ def find_study(db: Database, protocol_id: str | None = None) -> Study:
     return studies[0]
 
 
-def stored_protocol(study: Study) -> LoadedProtocol:
+def stored_protocol(study: StudyVersion) -> LoadedProtocol:
     return load_stored_protocol(study.protocol_text, study.bundle_manifest, study.bundle_root)

@@ -1,4 +1,4 @@
-"""Simulation bots (like oTree's): participants that walk the real flow engine with scripted answer policies.
+"""Simulation bots (like oTree's): participants that walk the real study engine with scripted answer policies.
 
 Bots call the same :class:`~study.engine.StudyEngine` methods the app calls, on a virtual clock (so response
 times and durations look like people's), and can plant a known effect for the analysis to recover — including
@@ -21,9 +21,9 @@ from tqdm import tqdm
 
 from formats.contract import CONFIDENCE_SUFFIX, INITIAL_SUFFIX
 from study.engine import Position, StudyEngine
-from study.flow import Step
 from study.items.base import Item
 from study.items.diagnosis import UNSURE, DiagnosisItem
+from study.path import Step
 
 BOT_EPOCH = datetime(2025, 1, 1, tzinfo=UTC)
 """Bot i of a run consents at BOT_EPOCH + i seconds: a fixed virtual calendar (so exports repeat byte for byte)

@@ -27,7 +27,7 @@ def two_studies(protocol_file, database_url, monkeypatch):
     register(db, load_protocol(ours))
     other_engine = StudyEngine.open(db, str(other))
     engine = StudyEngine.open(db, str(ours))
-    assert engine.study_id != other_engine.study_id
+    assert engine.version_id != other_engine.version_id
     policy = Policy(kind="effect", effects={"trust": 1.0})
     simulate(other_engine, N_OTHER, seed=2, policy=policy, progress=False)
     simulate(engine, N_OURS, seed=3, policy=policy, progress=False)

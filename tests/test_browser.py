@@ -348,7 +348,7 @@ def check_database(db_url: str, protocol: Path) -> None:
     from db.models import Response
     from db.session import Database
     from study.engine import StudyEngine
-    from study.flow import expected_fields
+    from study.path import expected_fields
 
     engine = StudyEngine.open(Database(db_url), str(protocol))
     with engine.db.read() as session:

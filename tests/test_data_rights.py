@@ -13,9 +13,9 @@ from app.sources import load_db
 from app.study_command import main
 from db.models import ConsentRecord, Event, Participant, Response
 from study.data_rights import DataRightsError, purge_identifiers, withdraw
-from study.engine import Withdrawn
 from study.export import export_frames
 from study.monitor import Monitor
+from study.refusals import Withdrawn
 from tests.test_engine import TICKED, answers_for
 
 SECRET = "my neighbour Ann Example has this rash"  # free text that must never reach the audit log

@@ -1,4 +1,4 @@
-"""The flow engine against a real SQLite file: order, validation, idempotency, resume, refusals."""
+"""The study engine against a real SQLite file: order, validation, idempotency, resume, refusals."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import pytest
 from sqlalchemy import func, select, text
 
 from db.models import AllocationSlot, ConsentRecord, Event, Participant, Response
-from study.engine import ConsentRefused, ResumeRefused, StepConflict, StudyEngine, UnknownToken
-from study.flow import AnswerError
+from study.engine import StudyEngine
+from study.path import AnswerError
+from study.refusals import ConsentRefused, ResumeRefused, StepConflict, UnknownToken
 
 TICKED = ["read_information", "voluntary", "agree_data"]
 ENTRY = {"expertise": 2, "age_group": 1}

@@ -30,10 +30,11 @@ from db.session import Database
 from formats.bundle import BundleError
 from skingen.sources import read_table
 from study.auth import Auth
-from study.engine import StepConflict, StudyEngine, UnknownToken
-from study.flow import AnswerError
+from study.engine import StudyEngine
+from study.path import AnswerError
 from study.protocol.loading import load_protocol
 from study.rating import RatingPanel
+from study.refusals import StepConflict, UnknownToken
 from study.registry import register
 from study.simulate import Policy, simulate
 from tests.factories import example_protocol, write_protocol

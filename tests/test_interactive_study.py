@@ -11,8 +11,8 @@ from analysis.document import interaction_blocks
 from analysis.load import validate_interactions
 from analysis.pipeline import interactions_block
 from app.study_command import live_model_note
-from study.engine import TurnRefused
 from study.export import export_frames
+from study.refusals import TurnRefused
 from study.simulate import Bot, Policy
 from tests.app_driver import AppParticipant
 
@@ -62,21 +62,25 @@ def test_turns_are_limited_stored_exported_and_analysed(protocol_file, make_engi
     assert "interactive condition(s) skingen_visual" in live_model_note(engine.protocol)
     token, bot = interactive_participant(engine)
     step = to_trial(engine, token, bot, VISUAL).step
-    assert [engine.ask(token, step.key, "question", q, job_id=None) for q in ("Why?", "Does it itch?")] == [
+    assert [
+        engine.turn_log.ask(token, step.key, "question", q, job_id=None) for q in ("Why?", "Does it itch?")
+    ] == [
         1,
         2,
     ]
-    assert engine.ask(token, step.key, "references", "", job_id=None) == 3  # not a question: not limited
+    assert (
+        engine.turn_log.ask(token, step.key, "references", "", job_id=None) == 3
+    )  # not a question: not limited
     with pytest.raises(TurnRefused) as refused:
-        engine.ask(token, step.key, "question", "One more?", job_id=None)
+        engine.turn_log.ask(token, step.key, "question", "One more?", job_id=None)
     assert refused.value.code == "limit_reached"
     with pytest.raises(TurnRefused, match="current trial") as refused:
-        engine.ask(token, "post_1", "question", "?", job_id=None)
+        engine.turn_log.ask(token, "post_1", "question", "?", job_id=None)
     assert refused.value.code == "not_current"
     answer = {"condition": "eczema", "model_id": "llava@test", "latency_ms": 120}
-    assert engine.answer(token, step.key, 1, answer="Maybe eczema.", **answer)
-    assert not engine.answer(token, step.key, 1, answer="again", **answer)  # completed once
-    engine.answer(token, step.key, 3, answer="", condition="psoriasis", model_id="sd", latency_ms=900,
+    assert engine.turn_log.answer(token, step.key, 1, answer="Maybe eczema.", **answer)
+    assert not engine.turn_log.answer(token, step.key, 1, answer="again", **answer)  # completed once
+    engine.turn_log.answer(token, step.key, 3, answer="", condition="psoriasis", model_id="sd", latency_ms=900,
                   images=("k1", "k2"))  # fmt: skip
 
     frames = export_frames(engine.db)
@@ -105,7 +109,7 @@ def test_a_baseline_trial_takes_no_turns_and_fixed_stimuli_need_no_worker(
     token, bot = interactive_participant(engine)
     step = to_trial(engine, token, bot, "baseline_text").step
     with pytest.raises(TurnRefused) as refused:
-        engine.ask(token, step.key, "question", "Why?", job_id=None)
+        engine.turn_log.ask(token, step.key, "question", "Why?", job_id=None)
     assert refused.value.code == "not_interactive"
     fixed = make_engine(protocol_file("between"), f"sqlite:///{tmp_path}/fixed.db")
     assert live_model_note(fixed.protocol).startswith("fixed stimuli only")
@@ -183,7 +187,9 @@ def test_a_withdrawal_removes_the_participants_turns(protocol_file, make_engine)
     engine = make_engine(protocol_file("between", conditions=interactive_conditions()))
     token, bot = interactive_participant(engine)
     step = to_trial(engine, token, bot, VISUAL).step
-    engine.ask(token, step.key, "question", "My neighbour Ann has this too: is it contagious?", job_id=None)
+    engine.turn_log.ask(
+        token, step.key, "question", "My neighbour Ann has this too: is it contagious?", job_id=None
+    )
     withdraw(engine, token=token)
     with engine.db.read() as session:
         assert session.scalar(select(func.count()).select_from(InteractionTurn)) == 0

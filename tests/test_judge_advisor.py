@@ -9,10 +9,10 @@ from sqlalchemy import func, select
 from db.models import Event, Response
 from study.allocation import arms
 from study.codebook import item_codebook
-from study.engine import AnswerLocked, EngineError, StepConflict
 from study.export import export_frames
-from study.flow import AnswerError, participant_path
+from study.path import AnswerError, participant_path
 from study.protocol.loading import ProtocolError, load_protocol
+from study.refusals import AnswerLocked, EngineError, StepConflict
 from study.simulate import AdviceTaking, Policy, simulate
 from tests.app_driver import AppParticipant
 from tests.test_engine import ENTRY, TICKED, answers_for
@@ -317,13 +317,13 @@ def test_preregistration_and_botpower_follow(judge_advisor_file, protocol_file):
 
 def test_the_live_model_is_advice_too(judge_advisor_file, make_engine):
     """Interactive conditions: no turn with the live model before the first answer is stored."""
-    from study.engine import TurnRefused
+    from study.refusals import TurnRefused
 
     engine = make_engine(judge_advisor_file(conditions__0__interactive=True, conditions__1__interactive=True))
     token, position = _to_first_trial(engine)
     first = position.step
     with pytest.raises(TurnRefused) as refused:
-        engine.ask(token, first.key, "question", "What is it?", None)
+        engine.turn_log.ask(token, first.key, "question", "What is it?", None)
     assert refused.value.code == "before_advice"
     second = engine.submit(token, first.key, answers_for(first)).step
-    assert engine.ask(token, second.key, "question", "What is it?", None) == 1
+    assert engine.turn_log.ask(token, second.key, "question", "What is it?", None) == 1

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from study.flow import step_order
 from study.monitor import Monitor, wide_responses
+from study.path import step_order
 from study.rating import RatingPanel
 from study.simulate import Policy, simulate
 
@@ -31,7 +31,7 @@ def simulated(tmp_path_factory, bundle_dir, module_database_url):
     for _ in range(3):
         task = panel.next_task(rater.id)
         panel.submit(rater.id, task.image.image_id, {"relevant": 1, "realism": 3, "show_patient": 1})
-    return Monitor.load(db, engine.study_id, engine.loaded), engine, outcomes
+    return Monitor.load(db, engine.version_id, engine.loaded), engine, outcomes
 
 
 @pytest.fixture(scope="module")

@@ -89,7 +89,7 @@ def test_three_arm_study_through_bots_export_codebook_and_analysis(three_arm, tm
     assert codebook.loc["condition", "source"] == "design"
     assert all(f"{arm}=" in codebook.loc["condition", "value_labels"] for arm in ARMS)
     # 2. the dashboard counts every arm; whole blocks keep the arms balanced
-    enrollment = Monitor.load(engine.db, engine.study_id, engine.loaded).enrollment()
+    enrollment = Monitor.load(engine.db, engine.version_id, engine.loaded).enrollment()
     order = [a.id for a in arms(engine.protocol)]
     for _, stratum in enrollment.groupby("stratum"):
         assert list(stratum["arm"]) == order  # every arm, in protocol order (S2 before S10), zeros included

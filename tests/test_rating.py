@@ -12,7 +12,7 @@ from app.study_command import main
 from db.models import Rating, RatingAssignment
 from formats.contract import RATING_COLUMNS
 from study.export import export_frames
-from study.flow import AnswerError
+from study.path import AnswerError
 from study.protocol.loading import ProtocolError, load_protocol
 from study.rating import RatingError, RatingPanel, rating_images, slot_images
 from tests.factories import make_bundle

@@ -17,8 +17,8 @@ from app import access
 from app.context import configured_engine
 from study.auth import AuthError
 from study.export import export_frames
-from study.flow import step_order
 from study.monitor import Monitor, rater_table, wide_responses
+from study.path import step_order
 from study.rating import rating_images
 
 
@@ -50,7 +50,7 @@ def dashboard() -> None:
     engine = configured_engine()
     protocol = engine.protocol
     st.title(protocol.study.title)
-    monitor = Monitor.load(engine.db, engine.study_id, engine.loaded)
+    monitor = Monitor.load(engine.db, engine.version_id, engine.loaded)
     status = monitor.status_counts().iloc[0]
     st.caption(
         f"Study {protocol.study.id} v{protocol.study.version} · {protocol.design} design · "
@@ -167,7 +167,7 @@ def downloads() -> None:
     )
     if identifiers:
         st.warning("These files identify participants. Store them as your ethics approval requires.")
-    frames = export_frames(engine.db, study_id=engine.study_id, include_identifiers=identifiers)
+    frames = export_frames(engine.db, version_id=engine.version_id, include_identifiers=identifiers)
     frames["responses_wide"] = wide_responses(frames["responses"], step_order(engine.loaded))
     names = {
         "responses": "Responses (long)",
@@ -229,7 +229,7 @@ def analysis() -> None:
         return
     with st.spinner("Computing…"):
         try:  # the engine's own database and study, through the export contract (as Downloads)
-            data = from_export(export_frames(engine.db, study_id=engine.study_id))
+            data = from_export(export_frames(engine.db, version_id=engine.version_id))
             result = run_analysis(data, AnalysisConfig(n_boot=200))
         except AnalysisInputError as exc:
             st.error(f"The analysis cannot run on these data yet: {exc}")

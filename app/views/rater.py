@@ -14,7 +14,7 @@ import streamlit as st
 from app import access, images, items
 from app.context import configured_engine, errors, keep_errors, step_answers
 from study.auth import MIN_PASSWORD_LENGTH, AuthError
-from study.flow import AnswerError, Step
+from study.path import AnswerError, Step
 from study.rating import RatingError, RatingPanel, RatingTask
 
 INPUTS_KEY = "skingen.rating_inputs"  # answer widgets on the page, for the browser tests' rerun hook

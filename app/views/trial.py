@@ -19,10 +19,11 @@ from formats.jobs import JobRequest, chat_request, references_request
 from formats.taxonomy import UNKNOWN
 from skingen.skin_tone import estimate_skin_tone
 from study import live
-from study.engine import EngineError, TurnRecord, TurnRefused
 from study.items.diagnosis import UNSURE_LABEL
 from study.protocol.sections import ExperimentalCondition
 from study.references import ReferenceKind, case_references
+from study.refusals import EngineError, TurnRefused
+from study.turn_log import TurnRecord
 
 LOG = logging.getLogger("skingen.app")
 
@@ -196,7 +197,7 @@ class _LiveCase:
         self.names = {c.id: c.display_name for c in visit.engine.loaded.bundle.manifest.conditions}
 
     def render(self) -> None:
-        turns = self._complete_answered(self.engine.turns(self.visit.token, self.step_key))
+        turns = self._complete_answered(self.engine.turn_log.of(self.visit.token, self.step_key))
         history = [
             (
                 live.DIAGNOSIS_QUESTION,
@@ -256,7 +257,7 @@ class _LiveCase:
         job = live.submit(self.queue, request)
         # refused: another tab used the last question or moved on; the rerun shows what is current
         with contextlib.suppress(TurnRefused):
-            self.engine.ask(self.visit.token, self.step_key, kind, question, job.id)
+            self.engine.turn_log.ask(self.visit.token, self.step_key, kind, question, job.id)
         st.rerun()
 
     def _retry(self, turn: TurnRecord, history: list[tuple[str, str]]) -> Callable[[], None]:
@@ -269,7 +270,7 @@ class _LiveCase:
                 else self._references_request()
             )
             job = live.submit(self.queue, request)
-            self.engine.retry(self.visit.token, self.step_key, turn.turn, job.id)
+            self.engine.turn_log.retry(self.visit.token, self.step_key, turn.turn, job.id)
 
         return again
 
@@ -291,7 +292,7 @@ class _LiveCase:
                 self._open[turn.turn] = job
                 continue
             images = tuple(image["key"] for image in result.get("images", ()))
-            completed |= self.engine.answer(
+            completed |= self.engine.turn_log.answer(
                 self.visit.token,
                 self.step_key,
                 turn.turn,
@@ -301,4 +302,4 @@ class _LiveCase:
                 latency_ms=result.get("latency_ms"),
                 images=images,
             )
-        return self.engine.turns(self.visit.token, self.step_key) if completed else turns
+        return self.engine.turn_log.of(self.visit.token, self.step_key) if completed else turns

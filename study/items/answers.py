@@ -2,7 +2,7 @@
 
 Each item kind checks its own answers (:meth:`study.items.base.Item.check_answer`); they return an
 :class:`AnswerProblem` — a code to branch on — or the answer as stored: its text form and, where the item is
-numeric, its number. :func:`study.flow.validate_answers` collects them for a whole step.
+numeric, its number. :func:`study.path.validate_answers` collects them for a whole step.
 """
 
 from __future__ import annotations

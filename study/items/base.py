@@ -2,9 +2,9 @@
 
 An item kind is one class: its protocol fields and their checks (pydantic), the answer fields it stores and
 how it checks an answer, its codebook variables, a bot's answer, and its Streamlit widget. Everything that
-reads items — the flow, the export and codebook, the bots, the app, the test driver — asks the item, so a new
-kind is one module plus its line in the registry (:mod:`study.items`), and a kind that lacks a part fails at
-import, never in front of a participant.
+reads items — the participant path, the export and codebook, the bots, the app, the test driver — asks the
+item, so a new kind is one module plus its line in the registry (:mod:`study.items`), and a kind that lacks
+a part fails at import, never in front of a participant.
 
 The widget methods import Streamlit lazily: the study's engine, bots and exports never load it.
 """
@@ -24,7 +24,7 @@ from study.items.answers import AnswerProblem, Checked
 from study.schema import Identifier, Model
 
 if TYPE_CHECKING:
-    from study.flow import Step
+    from study.path import Step
     from study.simulate import Bot
 
 # "construct" is the natural protocol key; it shadows only pydantic's deprecated BaseModel.construct().

@@ -21,7 +21,7 @@ from study.items.base import YES_NO, Item, Variable, WidgetPlace
 from study.schema import Scale
 
 if TYPE_CHECKING:
-    from study.flow import Step
+    from study.path import Step
     from study.simulate import Bot
 
 UNSURE = "unsure"

@@ -11,7 +11,7 @@ from study.items.base import Item, WidgetPlace
 from study.schema import Scale
 
 if TYPE_CHECKING:
-    from study.flow import Step
+    from study.path import Step
     from study.simulate import Bot
 
 

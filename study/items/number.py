@@ -11,7 +11,7 @@ from study.items.answers import AnswerProblem, Checked, number_answer
 from study.items.base import Item, WidgetPlace
 
 if TYPE_CHECKING:
-    from study.flow import Step
+    from study.path import Step
     from study.simulate import Bot
 
 BOT_RANGE = (0.0, 100.0)

@@ -19,7 +19,7 @@ from study.items.base import Item, Variable, WidgetPlace
 from study.schema import Model
 
 if TYPE_CHECKING:
-    from study.flow import Step
+    from study.path import Step
     from study.simulate import Bot
 
 CONFIRM = ".confirmed"

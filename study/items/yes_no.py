@@ -8,7 +8,7 @@ from study.items.answers import AnswerProblem, Checked, coded_answer
 from study.items.base import Item, WidgetPlace
 
 if TYPE_CHECKING:
-    from study.flow import Step
+    from study.path import Step
     from study.simulate import Bot
 
 

@@ -76,7 +76,7 @@ class Protocol(_Model):
     @model_validator(mode="before")
     @classmethod
     def _expand_instruments(cls, data: object) -> object:
-        """Append each instrument's items to its questionnaire block, so app, flow, export and codebook see
+        """Append each instrument's items to its questionnaire block, so app, paths, export and codebook see
         ordinary items. Entries that don't validate are skipped here and reported at ``instruments[i]``."""
         if not isinstance(data, dict) or not isinstance(data.get("instruments"), list):
             return data

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from study.flow import AnswerError, PathCache, participant_path, step_order, validate_answers
 from study.items.answers import AnswerProblem
+from study.path import AnswerError, PathCache, participant_path, step_order, validate_answers
 from study.protocol.loading import load_protocol
 from tests.factories import example_protocol
 
@@ -128,9 +128,9 @@ def test_bad_answers_name_each_item_with_a_code(protocol_file, answers, errors):
 
 
 def test_number_and_text_problems_have_codes():
-    from study.flow import Step
     from study.items.free_text import FreeTextItem
     from study.items.number import NumberItem
+    from study.path import Step
 
     age = NumberItem(id="age", text="Age?", type="number", minimum=18, maximum=99)
     years = NumberItem(id="years", text="Years in practice?", type="number", minimum=0, required=False)
@@ -165,8 +165,8 @@ def test_optional_free_text(protocol_file):
 
 
 def test_yes_no_items_are_coded_zero_one():
-    from study.flow import Step
     from study.items.yes_no import YesNoItem
+    from study.path import Step
 
     item = YesNoItem(
         id="relevant", text="Clinically relevant?", type="yes_no", attention_check={"expected": 1}
