@@ -7,7 +7,7 @@ answer fields and answer checks, its codebook variables, a bot's answer and its 
 
 To add a kind: write ``study/items/<kind>.py`` with one :class:`~study.items.base.Item` subclass (copy the
 closest kind: ``slider.py`` for a number, ``single_choice.py`` for a coded answer) and add it to
-:data:`KINDS` below; docs/protocol.md "Item kinds" says what each part is for.
+:data:`KINDS` below; docs/protocol.md "Adding an item kind" says what each part is for.
 """
 
 from __future__ import annotations

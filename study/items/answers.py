@@ -48,7 +48,7 @@ class AnswerProblem:
 
     @property
     def message(self) -> str:
-        from study.items.diagnosis import UNSURE
+        from study.items.diagnosis import UNSURE  # here: the diagnosis kind builds on this module
 
         got = "" if self.got is None else f", got {_clip(self.got)}"
         messages: dict[ProblemCode, str] = {
