@@ -743,14 +743,21 @@ def _participants_counted(record: dict) -> str:
     return f"participants in total (between-subjects: {record['n'] / record.get('k', 2):g} per arm)"
 
 
+def _split(record: dict) -> str:
+    """What a power record's α was split over (formats.planning.planned_test), when it was."""
+    if record["family"] == 1:
+        return ""
+    return f" ({record['alpha']:g} / {record['family']} {record['family_of']}, {record['correction']})"
+
+
 def power_blocks(results: dict) -> list[Block]:
     power = results.get("power") or {}
     items = []
     if power.get("sensitivity"):
         s = power["sensitivity"]
         items.append(
-            f"Sensitivity: with *n* = {s['n']} {_participants_counted(s)}, a two-sided test at α = "
-            f"{bounded(s['alpha'])} has {s['power']:.0%} power for "
+            f"Sensitivity: with *n* = {s['n']} {_participants_counted(s)}, a {s['sided']} test at α = "
+            f"{bounded(s['alpha_per_test'])}{_split(s)} has {s['power']:.0%} power for "
             f"{EFFECT_SYMBOL.get(s['effect_name'], '*d*')} ≥ "
             f"{num(s['min_effect'])}."
         )
@@ -759,8 +766,14 @@ def power_blocks(results: dict) -> list[Block]:
         symbol = "*d*<sub>z</sub>" if a["design"] == "within" else "*d*"
         per = "pairs" if a["design"] == "within" else "per arm"
         items.append(
-            f"A priori: detecting {symbol} = {num(a['effect'])} with {a['power']:.0%} power needs "
-            f"{a['n_total']} participants in total ({a['design']}-subjects; exact {a['n_exact']:.2f} {per})."
+            f"A priori: detecting {symbol} = {num(a['effect'])} with {a['power']:.0%} power"
+            + (
+                f" ({a['sided']}, α = {bounded(a['alpha_per_test'])}{_split(a)})"
+                if a["family"] > 1 or a["sided"] != "two-sided"
+                else ""
+            )
+            + f" needs {a['n_total']} participants in total ({a['design']}-subjects; exact "
+            f"{a['n_exact']:.2f} {per})."
         )
     if power.get("simulation"):
         sim = power["simulation"]

@@ -194,7 +194,7 @@ def cases_blocks(cases: dict) -> list[tuple[str, object]]:
         ("h3", "How many cases?"),
         (
             "p",
-            f"Power of the mixed model's test (two-sided, α = {cases['alpha']:.3g}) by participants and cases "
+            f"Power of the mixed model's test ({cases['sided']}, α = {cases['alpha']:.3g}) by participants and cases "
             f"(Westfall, Kenny & Judd 2014) for *d* = {num(cases['effect_d'])} — the effect over the SD of a "
             f"single answer, here {num(cases['effect_points'])} scale points — with variance components (SDs) "
             f"{shown} ({escape(cases['source'])}). Case × condition variation does not average out over "

@@ -40,7 +40,14 @@ from analysis.instruments import instrument_blocks
 from analysis.load import StudyData, build_study_data
 from analysis.multiarm import friedman, kruskal_wallis, pairwise, rm_anova, welch_anova
 from analysis.plan import confirmatory_tests, deviations
-from analysis.power import analytic_power_curve, case_power_block, fitted_components, required_n, sensitivity
+from analysis.power import (
+    analytic_power_curve,
+    case_power_block,
+    fitted_components,
+    required_n,
+    sensitivity,
+    study_plan,
+)
 from analysis.ratings_model import source_comparison
 from analysis.reliability import cronbach_alpha, mcdonald_omega
 from analysis.reliance import reliance_block
@@ -415,17 +422,18 @@ def power_block(
     studies. Returns ``(block, analytic curve, simulated curve or None)``.
     """
     k = max(len(data.conditions), 2)
+    plan = study_plan(data.hypotheses, k, config.alpha)
     block: dict = {
         "sensitivity": None,
-        "a_priori": required_n(config.target_effect, data.design, config.alpha, config.power, k),
+        "a_priori": required_n(config.target_effect, data.design, plan, config.power, k),
         "analytic_curve": None,
         "simulation": None,
     }
-    if n_analysed and n_analysed >= 3:
-        block["sensitivity"] = sensitivity(n_analysed, data.design, config.alpha, config.power, k)
+    if n_analysed and n_analysed >= (3 if data.design == "within" else 2 * k):
+        block["sensitivity"] = sensitivity(n_analysed, data.design, plan, config.power, k)
     largest = max(100, 2 * (n_analysed or 0), *config.sim_sizes)
     sizes = np.unique(np.linspace(6, largest, 40).astype(int))
-    analytic = analytic_power_curve(data.design, sizes, config.sim_effects, config.alpha, k)
+    analytic = analytic_power_curve(data.design, sizes, config.sim_effects, plan, k)
     block["analytic_curve"] = analytic.to_dict(orient="records")
     curve = None
     if config.simulate:
@@ -657,13 +665,14 @@ def cases_power(blocks: dict[str, dict], data: StudyData, config: AnalysisConfig
         components, source = VarianceComponents(), "planning defaults (formats.planning.VarianceComponents)"
     else:
         components, source = fitted_components(fitted[1]), f"fitted: {fitted[0]} ({fitted[1]['formula']})"
+    k = max(len(data.conditions), 2)
     return case_power_block(
         data.design,
         config.target_effect,
         components,
         source,
-        alpha=config.alpha,
-        k=max(len(data.conditions), 2),
+        study_plan(data.hypotheses, k, config.alpha),
+        k=k,
     )
 
 

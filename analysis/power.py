@@ -1,5 +1,8 @@
 """Power: analytic sensitivity and a-priori n, and a simulation-based power curve.
 
+The analytic numbers are :mod:`formats.planning`'s (the planned test's α and sidedness, the exact noncentral t),
+so the report prints the n the preregistration prints for the same protocol and target effect.
+
 The simulation feeds simulated studies through the same analysis path as real data. A *generator* is any
 callable ``generator(n_participants, effect, rng) -> responses`` returning the export's long responses frame
 with a planted standardized effect. :class:`LikertGenerator` is the fast in-process one (used for CSV input);
@@ -15,90 +18,106 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-import pingouin as pg
 from tqdm import tqdm
 
 from analysis.agreement import wilson_interval
 from analysis.casewise import component_sd
-from formats.planning import VarianceComponents, power_grid
+from formats.planning import (
+    PlannedTest,
+    VarianceComponents,
+    minimum_effect,
+    planned_test,
+    power_grid,
+    required_sample,
+    t_test_power,
+)
 
 Generator = Callable[[int, float, np.random.Generator], pd.DataFrame]
 Analyse = Callable[[pd.DataFrame], dict]
 
 
-def _pairwise_alpha(alpha: float, k: int) -> float:
-    """Per-comparison α of the k − 1 comparisons against the baseline: Bonferroni, the bound Holm's first
-    (smallest-p) step uses, so the power of each pairwise comparison is at least this."""
-    return alpha / (k - 1)
+def study_plan(hypotheses: pd.DataFrame | None, k: int, alpha: float = 0.05) -> PlannedTest:
+    """The planned test of an analysed study (:func:`formats.planning.planned_test`): its preregistered
+    hypotheses (the export's ``hypotheses`` table, validated) are the confirmatory family; without them, the k − 1
+    comparisons with the baseline at ``alpha`` (``--alpha``)."""
+    if hypotheses is None or hypotheses.empty:
+        return planned_test((), (), "holm", k, alpha=alpha)
+    return planned_test(
+        [float(a) for a in hypotheses["alpha"]],
+        [str(d) for d in hypotheses["direction"]],
+        str(hypotheses["correction"].iloc[0]),
+        k,
+        alpha=alpha,
+    )
 
 
-def _arms_keys(alpha: float, k: int) -> dict:
-    """Keys added for k > 2 arms (two-arm records stay as they were)."""
-    return {"k": k, "alpha_per_comparison": _pairwise_alpha(alpha, k)} if k > 2 else {}
-
-
-def sensitivity(n: int, design: str, alpha: float = 0.05, power: float = 0.8, k: int = 2) -> dict:
-    """Smallest effect (d_z within, d between) detectable with ``n`` participants, two-sided.
-
-    ``n`` counts participants; a between design is assumed balanced (n/k per arm). With k > 2 arms the effect
-    is the smallest pairwise one (a condition vs the baseline) at the Bonferroni α/(k − 1). Keys: ``design, n,
-    alpha, power, min_effect, effect_name`` (+ ``k, alpha_per_comparison`` for k > 2).
-    """
-    a = _pairwise_alpha(alpha, k)
-    if design == "within":
-        d = pg.power_ttest(n=n, power=power, alpha=a, contrast="paired")
-        name = "d_z"
-    else:
-        d = pg.power_ttest(n=n / k, power=power, alpha=a, contrast="two-samples")
-        name = "d"
+def _plan_keys(plan: PlannedTest, k: int) -> dict:
+    """What the α of a power record was split over (:func:`formats.planning.planned_test`)."""
     return {
-        "design": design,
-        "n": n,
-        "alpha": alpha,
-        "power": power,
-        "min_effect": float(d),
-        "effect_name": name,
-        **_arms_keys(alpha, k),
+        "alpha": plan.declared,
+        "alpha_per_test": plan.alpha,
+        "sided": plan.sided,
+        "family": plan.family,
+        "family_of": plan.family_of,
+        "correction": plan.correction,
+        "k": k,
     }
 
 
-def required_n(effect: float, design: str, alpha: float = 0.05, power: float = 0.8, k: int = 2) -> dict:
-    """Participants needed to detect ``effect`` (d_z within; d between), two-sided t-test.
+def sensitivity(n: int, design: str, plan: PlannedTest, power: float = 0.8, k: int = 2) -> dict:
+    """Smallest effect (d_z within, d between) detectable with ``n`` participants by the planned test
+    (:func:`formats.planning.minimum_effect` at ``plan``'s α per test and sidedness).
 
-    Keys: ``design, effect, alpha, power, n_exact`` (per group for between), ``n_per_group``, ``n_total``
-    (+ ``k, alpha_per_comparison`` for k > 2: ``effect`` is then the smallest pairwise effect of interest,
-    tested at α/(k − 1), and a between design needs k groups).
-    Example: d = 0.5 paired → n_exact = 33.37, n_total = 34 (as R ``pwr::pwr.t.test``).
+    ``n`` counts participants; a between design is assumed balanced (n/k per arm), and the effect is that of
+    one condition vs the baseline. Keys: ``design, n, power, min_effect, effect_name, alpha`` (declared),
+    ``alpha_per_test, sided, family, family_of, correction, k``.
     """
-    contrast = "paired" if design == "within" else "two-samples"
-    exact = float(pg.power_ttest(d=effect, power=power, alpha=_pairwise_alpha(alpha, k), contrast=contrast))
-    per_group = math.ceil(exact - 1e-9)
+    effect = minimum_effect(n, design, alpha=plan.alpha, power=power, sided=plan.sided, k=k)
+    return {
+        "design": design,
+        "n": n,
+        "power": power,
+        "min_effect": effect,
+        "effect_name": "d_z" if design == "within" else "d",
+        **_plan_keys(plan, k),
+    }
+
+
+def required_n(effect: float, design: str, plan: PlannedTest, power: float = 0.8, k: int = 2) -> dict:
+    """Participants needed to detect ``effect`` (d_z within; d between, one condition vs the baseline) with the
+    planned test (:func:`formats.planning.required_sample`) — the number the preregistration prints for the
+    same protocol.
+
+    Keys: ``design, effect, power, n_exact`` (pairs within, per group between), ``n_per_group``, ``n_total``
+    (between: k groups), ``alpha`` (declared), ``alpha_per_test, sided, family, family_of, correction, k``.
+    Example: d = 0.5 paired, two-sided α = .05 → n_exact = 33.37, n_total = 34 (as R ``power.t.test``).
+    """
+    needed = required_sample(effect, design, alpha=plan.alpha, power=power, sided=plan.sided, k=k)
     return {
         "design": design,
         "effect": effect,
-        "alpha": alpha,
         "power": power,
-        "n_exact": exact,
-        "n_per_group": per_group,
-        "n_total": per_group if design == "within" else k * per_group,
-        **_arms_keys(alpha, k),
+        "n_exact": needed.exact,
+        "n_per_group": needed.per_group,
+        "n_total": needed.total,
+        **_plan_keys(plan, k),
     }
 
 
 def analytic_power_curve(
-    design: str, sample_sizes: Iterable[int], effects: Iterable[float], alpha: float = 0.05, k: int = 2
+    design: str, sample_sizes: Iterable[int], effects: Iterable[float], plan: PlannedTest, k: int = 2
 ) -> pd.DataFrame:
-    """Two-sided t-test power at each n (participants; between: n/k per arm) × effect, at α/(k − 1) for
-    k > 2 arms. Columns ``n, effect, power``."""
-    a = _pairwise_alpha(alpha, k)
-    rows = []
-    for effect in effects:
-        for n in sample_sizes:
-            if design == "within":
-                power = pg.power_ttest(d=effect, n=n, alpha=a, contrast="paired")
-            else:
-                power = pg.power_ttest(d=effect, n=n / k, alpha=a, contrast="two-samples")
-            rows.append({"n": int(n), "effect": float(effect), "power": float(power)})
+    """Power of the planned test at each n (participants; between: n/k per arm) × effect. Columns ``n,
+    effect, power``."""
+    rows = [
+        {
+            "n": int(n),
+            "effect": float(effect),
+            "power": t_test_power(n, effect, design, alpha=plan.alpha, sided=plan.sided, k=k),
+        }
+        for effect in effects
+        for n in sample_sizes
+    ]
     return pd.DataFrame(rows)
 
 
@@ -289,22 +308,21 @@ def case_power_block(
     effect_d: float,
     components: VarianceComponents,
     source: str,
+    plan: PlannedTest,
     *,
-    alpha: float = 0.05,
     k: int = 2,
     participants: tuple[int, ...] = PARTICIPANTS_GRID,
     cases: tuple[int, ...] = CASES_GRID,
 ) -> dict:
     """``power.cases``: the mixed model's power for participants × cases ("how many cases?"; Westfall,
-    Kenny & Judd 2014, :func:`formats.planning.case_power`), two-sided at ``alpha`` (k > 2: α/(k − 1), as the
-    other power keys).
+    Kenny & Judd 2014, :func:`formats.planning.case_power`) with the planned test's α per test and sidedness,
+    as the other power keys and the preregistration's table.
 
     ``effect_d`` is standardized as Westfall et al. do: the effect over the SD of a single answer
-    (√ of the sum of all variance components), so ``effect_points`` = d · that SD. Keys: ``design, k, alpha,
-    effect_d, effect_points, components`` (SDs), ``source`` (where the components come from), ``grid``
-    (``[{participants, cases, power, df, ncp}]``)."""
+    (√ of the sum of all variance components), so ``effect_points`` = d · that SD. Keys: ``design, k, alpha``
+    (per test), ``sided, effect_d, effect_points, components`` (SDs), ``source`` (where the components come
+    from), ``grid`` (``[{participants, cases, power, df, ncp}]``)."""
     points = effect_d * components.total_sd
-    a = _pairwise_alpha(alpha, k)
     grid = [
         {"participants": r.participants, "cases": r.cases, "power": r.power, "df": r.df, "ncp": r.ncp}
         for r in power_grid(
@@ -313,14 +331,16 @@ def case_power_block(
             tuple(n for n in participants if n >= 2 * k),  # the design needs two per condition
             tuple(q for q in cases if q >= 2 * k),
             components,
-            alpha=a,
+            alpha=plan.alpha,
+            sided=plan.sided,
             k=k,
         )
     ]
     return {
         "design": design,
         "k": k,
-        "alpha": a,
+        "alpha": plan.alpha,
+        "sided": plan.sided,
         "effect_d": effect_d,
         "effect_points": points,
         "components": dict(components.__dict__),

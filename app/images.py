@@ -23,7 +23,7 @@ MAX_WIDTH = 1460
 JPEG_QUALITY = 90  # what st.image uses when it converts
 LOG = logging.getLogger("skingen.app")
 ENLARGE = "Enlarge"
-"""The label of the button under each trial image that opens it large (and logs it): bench/loadgen.py clicks it."""
+"""The label of the button under each trial image that opens it large (and logs it): bench/loadgen clicks it."""
 
 
 @functools.cache

@@ -34,7 +34,7 @@ load (measured in docs/performance.md):
    :func:`send_flushes_at_once` makes that loop send each flush without yielding between messages and flush
    every 1 ms: that delay falls to p50 0.3 ms, p95 2 ms, at no extra CPU (docs/performance.md).
 
-``--default-streamlit`` runs stock settings, for comparison (bench/loadgen.py).
+``--default-streamlit`` runs stock settings, for comparison (bench/loadgen).
 """
 
 from __future__ import annotations

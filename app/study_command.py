@@ -258,8 +258,9 @@ def cmd_raters_list(args: argparse.Namespace) -> int:
     print(f"{'id':6} {'name':24} {'slot':>4} {'rated':>9} {'status':10}")
     for rater in raters:
         done, total = panel.progress(rater.id)
-        status = "inactive" if not rater.active else ("invited" if rater.password_hash is None else "active")
-        print(f"{rater.public_id:6} {rater.name:24} {rater.slot + 1:>4} {f'{done}/{total}':>9} {status:10}")
+        print(
+            f"{rater.public_id:6} {rater.name:24} {rater.slot + 1:>4} {f'{done}/{total}':>9} {rater.status:10}"
+        )
     return 0
 
 

@@ -1,12 +1,12 @@
 """Participants through nginx in front of N replicas: `skingen-study deploy nginx` + `start.sh`, for real.
 
 Writes a deployment into a temporary folder for the given PostgreSQL database, starts it (supervisor, nginx,
-the replicas), runs bench/loadgen.py's participants through nginx (each keeps nginx's sticky cookie, as a
+the replicas), runs bench/loadgen's participants through nginx (each keeps nginx's sticky cookie, as a
 browser does) at each level, checks every answer in the database, and prints loadgen's table; the CPU column
 is all replicas' CPU together per submit. Needs nginx, supervisor and an empty PostgreSQL database::
 
-    python bench/bench_deployment.py --db postgresql+psycopg://postgres@127.0.0.1:5432/bench --replicas 2 \\
-        --participants 1 200 --think 1 5
+    PYTHONPATH=. python bench/bench_deployment.py --db postgresql+psycopg://postgres@127.0.0.1:5432/bench \\
+        --replicas 2 --participants 1 200 --think 1 5
 """
 
 from __future__ import annotations
@@ -21,10 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import loadgen
-
 from app.demo import demo_dir, prepare_demo
 from app.study_command import main as study_cli
+from bench import loadgen, servers
 
 
 def replica_pids(out: Path) -> list[int]:
@@ -55,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="skingen-deploy-bench-") as tmp:
         Path(tmp).chmod(0o755)  # nginx's workers (nobody, when started as root) must reach the folder
-        out, port = Path(tmp) / "site", loadgen.free_port()
+        out, port = Path(tmp) / "site", servers.free_port()
         deploy = ["deploy", "nginx", "--replicas", str(args.replicas), "--port", str(port), "--db", args.db]
         if study_cli([*deploy, "--protocol", str(protocol), "--out", str(out)]) != 0:
             return 2
@@ -63,19 +62,19 @@ def main(argv: list[str] | None = None) -> int:
         base = f"http://127.0.0.1:{port}"
         try:
             while len(replica_pids(out)) < args.replicas or not all(
-                loadgen.healthy(f"http://127.0.0.1:{port + 1 + i}") for i in range(args.replicas)
+                servers.healthy(f"http://127.0.0.1:{port + 1 + i}") for i in range(args.replicas)
             ):
                 time.sleep(0.5)
             asyncio.run(loadgen.warm_up(base))
             for n in args.participants:
                 pids = replica_pids(out)
-                cpu, start = sum(map(loadgen.cpu_seconds, pids)), time.monotonic()
+                cpu, start = sum(map(servers.cpu_seconds, pids)), time.monotonic()
                 rounds = args.single_rounds if n == 1 else 1
                 first = 1_000_000 * (len(rows) + 1)  # fresh participant labels per level
                 plans = lambda i: loadgen.Plan()  # noqa: E731
                 outcomes = asyncio.run(loadgen.crowd(base, n, think, args.seed, rounds, True, plans, first))
                 row = loadgen.Row(f"nginx + {args.replicas}", n, outcomes, wall_s=time.monotonic() - start)
-                row.cpu_s = sum(map(loadgen.cpu_seconds, pids)) - cpu
+                row.cpu_s = sum(map(servers.cpu_seconds, pids)) - cpu
                 row.stored, row.expected, row.problems = loadgen.verify(args.db, protocol, outcomes)
                 rows.append(row)
                 print(loadgen.table([row]).splitlines()[-1], file=sys.stderr, flush=True)

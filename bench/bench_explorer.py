@@ -5,7 +5,7 @@ the participants' p95 within 1.1× of the same run without the explorers.)
 One run, side by side and alternating (A B A B …), each round on a fresh `skingen-study serve
 --explorer-open` with a fresh SQLite database and a warm-up:
 
-- **A**: bench/loadgen.py's participants alone (think time 1–5 s);
+- **A**: bench/loadgen's participants alone (think time 1–5 s);
 - **B**: the same participants and, at the same time, loadgen's simulated explorers (upload a photo, wait
   for the diagnosis, ask one follow-up, ask for the pictures, fetch them, again with a new photo) until the
   participants have finished. K `skingen worker` processes answer them: a tiny Stable Diffusion on CPU
@@ -14,7 +14,7 @@ One run, side by side and alternating (A B A B …), each round on a fresh `skin
   models to load.
 
 The workers run at the lowest priority by default (Linux's idle scheduling class, else ``nice -n 19``; see
-loadgen.model_workers): on one machine they stand in for GPU machines elsewhere, which take no CPU from the
+servers.model_workers): on one machine they stand in for GPU machines elsewhere, which take no CPU from the
 app server. It is an approximation, not isolation: they still share caches, memory bandwidth and the
 database file. The explorers and the chat server run in processes of their own, at the lowest priority too
 (browsers and an inference server on other machines), so that they don't hold up the participants' client.
@@ -46,9 +46,9 @@ from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
 
-import loadgen
 from sqlalchemy import select
 
+from bench import loadgen, servers
 from db.jobs import DONE, JobQueue
 from db.models import Job
 from db.session import Database
@@ -126,10 +126,10 @@ async def side_by_side(
     )
     if explorers:
         exploring.start()
-    start, cpu = time.monotonic(), loadgen.cpu_seconds(pid)
+    start, cpu = time.monotonic(), servers.cpu_seconds(pid)
     try:
         outcomes = await loadgen.crowd(base, args.participants, args.think, args.seed)
-        wall, cpu_used = time.monotonic() - start, loadgen.cpu_seconds(pid) - cpu
+        wall, cpu_used = time.monotonic() - start, servers.cpu_seconds(pid) - cpu
     finally:
         stop.set()
     explored = results.get(timeout=loadgen.MODEL_WAIT_S) if explorers else []
@@ -143,7 +143,7 @@ def explore_apart(
 ) -> None:
     """A process's explorers until ``stop`` is set; their outcomes go into ``results``. At the lowest priority:
     they stand in for browsers on other machines, so they take only the CPU the server leaves."""
-    loadgen.lowest_priority()
+    servers.lowest_priority()
 
     async def explore() -> list[loadgen.ExplorerOutcome]:
         stopped = asyncio.Event()
@@ -172,7 +172,7 @@ def chat_endpoint() -> Iterator[str]:
 
 
 def serve_chat(urls: Queue, stop: EventType) -> None:
-    loadgen.lowest_priority()  # it stands in for an inference server on another machine
+    servers.lowest_priority()  # it stands in for an inference server on another machine
     with ChatServer() as chat:
         urls.put(chat.url)
         stop.wait()
@@ -205,16 +205,16 @@ def one_round(kind: str, label: str, args: argparse.Namespace, sd: Path, chat: s
     explorers = args.explorers if kind == "B" else 0
     with contextlib.ExitStack() as stack:
         base, db_url, pid = stack.enter_context(
-            loadgen.app_server("tuned", args.protocol, tmp, extra=["--explorer-open"])
+            servers.app_server("tuned", args.protocol, tmp, extra=["--explorer-open"])
         )
         explorer_base = base
         if explorers and args.explorer_server == "own":
             explorer_base = stack.enter_context(
-                loadgen.app_server("tuned", args.protocol, tmp, extra=EXPLORER_SERVER_OPTIONS, db_url=db_url)
+                servers.app_server("tuned", args.protocol, tmp, extra=EXPLORER_SERVER_OPTIONS, db_url=db_url)
             )[0]
         if explorers:
             stack.enter_context(
-                loadgen.model_workers(args.workers, db_url, chat, sd, tmp, nice=not args.no_nice)
+                servers.model_workers(args.workers, db_url, chat, sd, tmp, nice=not args.no_nice)
             )
         asyncio.run(loadgen.warm_up(base))
         if explorers:

@@ -222,14 +222,19 @@ def print_table(rows: list[Row], title: str) -> None:
         )
 
 
-def parse_args(argv: list[str] | None = None, **defaults: object) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags that choose the model and how it runs, shared by the generation and worker benchmarks."""
     parser.add_argument("--sd", help="local Stable Diffusion model directory (default: random weights)")
     parser.add_argument("--arch", choices=("tiny", "sd15"), default="tiny", help="random model architecture")
     parser.add_argument("--device", help="cpu, cuda, mps (default: best available)")
     parser.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), help="default: fp16 on CUDA")
     parser.add_argument("--steps", type=int, default=10, help="denoising steps")
     parser.add_argument("--size", type=int, default=64, help="image width = height")
+
+
+def parse_args(argv: list[str] | None = None, **defaults: object) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_model_arguments(parser)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4], help="images per call")
     parser.add_argument("--rounds", type=int, default=5, help="timed rounds per batch size (best reported)")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")

@@ -21,7 +21,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bench_generate import random_pipeline
+from bench_generate import add_model_arguments, random_pipeline
 
 from db.jobs import JobQueue
 from db.migrate import upgrade
@@ -112,12 +112,7 @@ def run(args: argparse.Namespace) -> list[Row]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sd", help="local Stable Diffusion model directory (default: random weights)")
-    parser.add_argument("--arch", choices=("tiny", "sd15"), default="tiny", help="random model architecture")
-    parser.add_argument("--device", help="cpu, cuda, mps (default: best available)")
-    parser.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), help="default: fp16 on CUDA")
-    parser.add_argument("--steps", type=int, default=10, help="denoising steps")
-    parser.add_argument("--size", type=int, default=64, help="image width = height")
+    add_model_arguments(parser)
     parser.add_argument("--jobs", type=int, default=16, help="waiting one-image jobs (users)")
     parser.add_argument("--max-batch", type=int, default=8, help="jobs claimed and generated together")
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds per mode (best reported)")

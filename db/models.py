@@ -165,6 +165,22 @@ class Event(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
+def rater_public_id(rater_id: int) -> str:
+    """The rater's pseudonymous id in exports, listings and the dashboard (never the name or e-mail).
+
+    A function of the row id, so a query that selects only ``Rater.id`` (the dashboard's aggregate) names
+    raters exactly as :attr:`Rater.public_id` does."""
+    return f"R{rater_id:03d}"
+
+
+def rater_status(active: bool, signed_up: bool) -> str:
+    """``inactive`` (replaced or removed), ``invited`` (the one-time link not used yet: no password) or
+    ``active``; a function of the two columns so the dashboard's aggregate query and ``raters list`` agree."""
+    if not active:
+        return "inactive"
+    return "active" if signed_up else "invited"
+
+
 class Rater(Base):
     """A dermatologist on the rating panel. Credentials are stored only as Argon2 hashes."""
 
@@ -187,8 +203,13 @@ class Rater(Base):
 
     @property
     def public_id(self) -> str:
-        """Pseudonymous id used in exports (never the name or e-mail)."""
-        return f"R{self.id:03d}"
+        """Pseudonymous id used in exports (never the name or e-mail): :func:`rater_public_id`."""
+        return rater_public_id(self.id)
+
+    @property
+    def status(self) -> str:
+        """Where the rater stands on the panel: :func:`rater_status`."""
+        return rater_status(self.active, self.password_hash is not None)
 
 
 class RatingAssignment(Base):

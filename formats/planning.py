@@ -1,4 +1,9 @@
-"""The planned mixed model and the power that knows about cases, shared by the preregistration and the analysis.
+"""The planned tests and their power, shared by the preregistration and the analysis.
+
+One home for what both state about power: the α each confirmatory test is planned at (:func:`planned_test`,
+the one α-split rule), the exact power of the participant-mean t-test (:func:`t_test_power`,
+:func:`required_sample`, :func:`minimum_effect`; checked against R's ``power.t.test`` in
+tests/data/r/power_t_test.R), and the crossed mixed model with the power that knows about cases.
 
 Cases (skin photos) are a sample of the photos a claim is about, so the primary analysis of per-case items is a
 linear mixed model with crossed random effects for participants and cases; its power depends on the number of
@@ -11,9 +16,10 @@ which imports only SciPy, so the study layer never imports the analysis and the 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from scipy import stats
+from scipy import optimize, stats
 
 SIMPLIFICATION_RULE = (
     "The maximal model is fitted first: random intercepts and random condition slopes (one per non-baseline "
@@ -53,6 +59,157 @@ def random_effects_text(design: str) -> str:
         else "cases' own condition effects (random slopes; each participant sees one condition)"
     )
     return f"participants and cases (crossed random intercepts) and {slopes}"
+
+
+# --- the planned test: α split over the confirmatory family, sidedness -------------------------------------
+DIFFERENCE_SIDES = {"greater": "one-sided", "less": "one-sided", "two_sided": "two-sided"}
+"""Hypothesis directions the power analysis plans for, with their test's sidedness (equivalence and
+non-inferiority hypotheses are TOST tests against a margin: the power analysis does not cover them)."""
+
+
+@dataclass(frozen=True)
+class PlannedTest:
+    """The test a power analysis plans for: ``alpha`` per test after the split, the ``declared`` α it was split
+    from, the ``family`` size it was split over (1: no split) and what the family is (``family_of``:
+    ``hypotheses`` or ``comparisons with the baseline``), the ``correction`` and ``sided``."""
+
+    alpha: float
+    declared: float
+    family: int
+    family_of: str
+    correction: str
+    sided: str
+
+
+def planned_test(
+    alphas: Sequence[float],
+    directions: Sequence[str],
+    correction: str,
+    k: int,
+    *,
+    alpha: float = 0.05,
+) -> PlannedTest:
+    """The one α-split rule of the preregistration and the report: Bonferroni over the confirmatory family.
+
+    The confirmatory family is what the analysis corrects together to decide the study's claims. When the
+    protocol declares hypotheses (``alphas`` and ``directions``, one each), the family is those hypotheses —
+    :func:`analysis.plan.confirmatory_tests` adjusts exactly them with the protocol's ``correction`` — whatever
+    the number of conditions k: one hypothesis comparing two of k = 3 arms is tested at its α, unadjusted,
+    so splitting α over the k − 1 comparisons with the baseline would plan for a test the study never runs
+    (and ask for too many participants), while two hypotheses on two arms (trust and satisfaction) are
+    Holm-adjusted over two tests, which a k − 1 split (= 1) would miss (too few). Without declared hypotheses
+    the report's family is the k − 1 comparisons of each condition with the baseline, Holm-adjusted (and the
+    simulated power curve counts a hit the same way), so α is split over those. Under ``holm`` or
+    ``bonferroni`` the per-test α is the declared α (the smallest, if they differ) ÷ the family size:
+    Bonferroni's α, which is also Holm's first and strictest step, so each test's planned power is a lower
+    bound; under ``none`` each hypothesis is its own family and keeps its α.
+
+    Sidedness: one-sided when every difference hypothesis declares a direction, else (or without difference
+    hypotheses) two-sided.
+    """
+    if len(alphas) != len(directions):
+        raise ValueError(f"one α per hypothesis: {len(alphas)} alphas for {len(directions)} directions")
+    if correction not in ("holm", "bonferroni", "none"):
+        raise ValueError(f"correction must be 'holm', 'bonferroni' or 'none', got {correction!r}")
+    if alphas:
+        declared, family_of = min(alphas), "hypotheses"
+        family = len(alphas) if correction != "none" else 1
+    else:
+        declared, family_of, family, correction = (
+            alpha,
+            "comparisons with the baseline",
+            max(k - 1, 1),
+            "holm",
+        )
+    sides = {DIFFERENCE_SIDES[d] for d in directions if d in DIFFERENCE_SIDES}
+    sided = "one-sided" if sides == {"one-sided"} else "two-sided"
+    return PlannedTest(declared / family, declared, family, family_of, correction, sided)
+
+
+# --- power of the participant-mean t-test -------------------------------------------------------------------
+def t_test_power(n: float, effect: float, design: str, *, alpha: float, sided: str, k: int = 2) -> float:
+    """Exact power (noncentral t, as R's ``power.t.test(strict = TRUE)`` and G*Power) of the comparison of one
+    condition with the baseline for standardized ``effect``, with ``n`` participants in all.
+
+    ``within``: the paired t-test of ``n`` participants (d_z, df n − 1); ``between``: the two-sample t-test
+    of two of the k balanced arms, n/k participants each (d, df 2n/k − 2; Welch's test has the same power
+    under equal variances). ``n`` may be fractional (the exact n solved for)."""
+    _check_design_sided(design, sided)
+    if design == "within":
+        df, ncp = n - 1, effect * math.sqrt(n)
+    else:
+        per_arm = n / k
+        df, ncp = 2 * per_arm - 2, effect * math.sqrt(per_arm / 2)
+    return _t_power(ncp, df, alpha, sided)
+
+
+def _t_power(ncp: float, df: float, alpha: float, sided: str) -> float:
+    """Power of a t test with noncentrality ``ncp`` and ``df`` at ``alpha``: the noncentral t's mass beyond
+    the critical value(s) — one tail (the effect's direction) or both."""
+    crit = stats.t.ppf(1 - alpha, df) if sided == "one-sided" else stats.t.ppf(1 - alpha / 2, df)
+    power = float(
+        stats.nct.sf(crit, df, ncp) + (0 if sided == "one-sided" else stats.nct.cdf(-crit, df, ncp))
+    )
+    if not math.isfinite(power):  # SciPy's noncentral t gives NaN far in its tails, where power is ≈ 0 or 1
+        power = float(stats.norm.sf(crit - abs(ncp)))
+    return power
+
+
+@dataclass(frozen=True)
+class SampleSize:
+    """Participants needed: ``exact`` (continuous; per arm for between designs, pairs for within),
+    ``per_group`` (rounded up) and ``total`` (between: k arms of ``per_group``)."""
+
+    exact: float
+    per_group: int
+    total: int
+
+
+def required_sample(
+    effect: float, design: str, *, alpha: float, power: float, sided: str, k: int = 2
+) -> SampleSize:
+    """Smallest sample whose :func:`t_test_power` reaches ``power`` (at least 2 per group)."""
+    _check_design_sided(design, sided)
+    if effect <= 0:
+        raise ValueError(f"effect must be > 0, got {effect}")
+    arms = 1 if design == "within" else k
+
+    def shortfall(per_group: float) -> float:
+        return t_test_power(per_group * arms, effect, design, alpha=alpha, sided=sided, k=k) - power
+
+    if shortfall(2) >= 0:
+        exact = 2.0
+    elif shortfall(1e7) < 0:
+        raise ValueError(f"effect {effect} needs more than 10 million participants per group")
+    else:
+        exact = float(optimize.brentq(shortfall, 2, 1e7, xtol=1e-10, rtol=1e-14))
+    per_group = max(2, math.ceil(exact - 1e-9))
+    if shortfall(per_group) < 0:  # the root's last digits fell just below an integer
+        per_group += 1
+    return SampleSize(exact, per_group, per_group * arms)
+
+
+def minimum_effect(n: float, design: str, *, alpha: float, power: float, sided: str, k: int = 2) -> float:
+    """Smallest standardized effect (d_z within, d between) whose :func:`t_test_power` with ``n``
+    participants in all reaches ``power``: the sensitivity of the achieved sample."""
+    _check_design_sided(design, sided)
+    if n < (2 if design == "within" else 2 * k):
+        raise ValueError(f"needs at least {2 if design == 'within' else 2 * k} participants, got {n}")
+    return float(
+        optimize.brentq(
+            lambda d: t_test_power(n, d, design, alpha=alpha, sided=sided, k=k) - power,
+            1e-9,
+            100,
+            xtol=1e-12,
+        )
+    )
+
+
+def _check_design_sided(design: str, sided: str) -> None:
+    if design not in ("within", "between"):
+        raise ValueError(f"design must be 'within' or 'between', got {design!r}")
+    if sided not in ("one-sided", "two-sided"):
+        raise ValueError(f"sided must be 'one-sided' or 'two-sided', got {sided!r}")
 
 
 # --- power (Westfall, Kenny & Judd 2014) ----------------------------------------------------------------
@@ -134,12 +291,9 @@ def case_power(
     σ²_cc/Q; that term does not shrink with more participants, which is why power levels off unless the
     cases increase.
     """
-    if design not in ("within", "between"):
-        raise ValueError(f"design must be 'within' or 'between', got {design!r}")
+    _check_design_sided(design, sided)
     if participants < 2 * k or cases < 2 * k:
         raise ValueError(f"needs at least {2 * k} participants and cases, got {participants} and {cases}")
-    if sided not in ("one-sided", "two-sided"):
-        raise ValueError(f"sided must be 'one-sided' or 'two-sided', got {sided!r}")
     c = components or VarianceComponents()
     p, q = float(participants), float(cases)
     residual = 2 * k * c.residual**2 / (p * q)
@@ -157,13 +311,7 @@ def case_power(
     df = (ms_p + ms_q - ms_e) ** 2 / (ms_p**2 / df_p + ms_q**2 / df_q + ms_e**2 / (df_p * df_q))
     se = math.sqrt(variance)
     ncp = effect / se
-    crit = stats.t.ppf(1 - alpha, df) if sided == "one-sided" else stats.t.ppf(1 - alpha / 2, df)
-    power = float(
-        stats.nct.sf(crit, df, ncp) + (0 if sided == "one-sided" else stats.nct.cdf(-crit, df, ncp))
-    )
-    if not math.isfinite(power):  # SciPy's noncentral t gives NaN far in its tails, where power is ≈ 0 or 1
-        power = float(stats.norm.sf(crit - abs(ncp)))
-    return CasePower(participants, cases, effect, power, ncp, df, se)
+    return CasePower(participants, cases, effect, _t_power(ncp, df, alpha, sided), ncp, df, se)
 
 
 def power_grid(

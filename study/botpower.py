@@ -142,7 +142,7 @@ class EngineBotGenerator:
 
     ``generator(n, effect, rng)`` returns the export's long responses frame (text columns, as
     ``analysis.load.load_db`` hands them to the analysis) of ``n`` participants: ``n`` in total for both
-    designs (between: n/2 per arm, the convention of ``analysis.power``), spread evenly over the arms.
+    designs (between: n/k per arm, the convention of ``formats.planning``), spread evenly over the arms.
 
     ``policy`` supplies the bots' answer model (``noise_sd``, ``person_sd``, ``think_seconds``,
     ``agree_with_ai``); its kind, effects, dropout and attention failures are replaced (effect bots, nobody

@@ -146,7 +146,7 @@ def rater_table(db: Database, protocol_id: str) -> pd.DataFrame:
     """Every rater with their panel slot, images assigned and rated, and last activity (for researchers)."""
     from sqlalchemy import func, select
 
-    from db.models import Rater, RatingAssignment
+    from db.models import Rater, RatingAssignment, rater_public_id, rater_status
 
     with db.read() as session:
         rows = session.execute(
@@ -168,10 +168,10 @@ def rater_table(db: Database, protocol_id: str) -> pd.DataFrame:
     return pd.DataFrame(
         [
             {
-                "rater_id": f"R{r[0]:03d}",
+                "rater_id": rater_public_id(r[0]),
                 "name": r[1],
                 "slot": r[2] + 1,
-                "status": "inactive" if not r[3] else ("active" if r[4] else "invited"),
+                "status": rater_status(r[3], r[4]),
                 "assigned": r[5],
                 "rated": r[6],
                 "last_activity": r[7].isoformat(timespec="seconds") if r[7] else "",

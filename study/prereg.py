@@ -8,25 +8,26 @@ so the same protocol always gives the same document and :func:`document_hash`; `
 the export carries it beside the hash regenerated from the registered protocol, and the report states any
 difference as a deviation.
 
-The power analysis is the exact noncentral-t power of the planned test (as G*Power and R ``pwr``). It is
-computed here with SciPy, not with ``analysis.power``: the study layer cannot import the analysis, and the
-plan must be writable before any analysis exists (tests/test_prereg.py checks both agree).
+The power analysis is the exact noncentral-t power of the planned test (as G*Power and R ``power.t.test``),
+computed by :mod:`formats.planning` — the same functions and the same α-split rule the analysis report uses,
+so the two print the same n for the same protocol and effect.
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
-
-from scipy import stats
 
 from formats.planning import (
     SIMPLIFICATION_RULE,
+    PlannedTest,
     VarianceComponents,
     case_power,
     planned_formula,
+    planned_test,
     power_grid,
     random_effects_text,
+    required_sample,
+    t_test_power,
 )
 from study.protocol.instrument_use import InstrumentUse
 from study.protocol.model import Protocol
@@ -42,38 +43,17 @@ SIDES = {
 }
 
 
-# --- power of the planned t-test -------------------------------------------------------------------------
-def t_test_power(n: int, effect: float, alpha: float, design: str, sided: str) -> float:
-    """Power of the paired (within, ``n`` pairs) or two-sample (between, ``n`` in total, n/2 per group)
-    t-test for standardized ``effect`` (d_z or d), ``sided`` 'one-sided' or 'two-sided'."""
-    if design == "within":
-        df, ncp = n - 1, effect * math.sqrt(n)
-    else:
-        df, ncp = n - 2, effect * math.sqrt(n / 4)
-    if sided == "one-sided":
-        return float(stats.nct.sf(stats.t.ppf(1 - alpha, df), df, ncp))
-    crit = stats.t.ppf(1 - alpha / 2, df)
-    return float(stats.nct.sf(crit, df, ncp) + stats.nct.cdf(-crit, df, ncp))
-
-
-def required_participants(effect: float, alpha: float, power: float, design: str, sided: str) -> int:
-    """Smallest number of participants (between: even, balanced arms) whose test reaches ``power``."""
-    step = 1 if design == "within" else 2
-    n = 2 if design == "within" else 4
-    while t_test_power(n, effect, alpha, design, sided) < power:
-        n += step
-        if n > 1_000_000:
-            raise ValueError(f"effect {effect} needs more than a million participants")
-    return n
-
-
-def planned_alpha(protocol: Protocol) -> float:
-    """The per-test α the power analysis plans for: the smallest declared α, divided by the number of
-    hypotheses under Bonferroni or Holm (Holm's first, strictest step)."""
+# --- the planned test ------------------------------------------------------------------------------------
+def planned(protocol: Protocol) -> PlannedTest:
+    """The test the power analysis plans for (:func:`formats.planning.planned_test`: α split over the
+    confirmatory family — the declared hypotheses, or without them the k − 1 comparisons with the baseline)."""
     hypotheses = protocol.hypotheses
-    alpha = min((h.alpha for h in hypotheses), default=0.05)
-    corrected = protocol.preregistration.correction != "none" and len(hypotheses) > 1
-    return alpha / len(hypotheses) if corrected else alpha
+    return planned_test(
+        [h.alpha for h in hypotheses],
+        [h.direction for h in hypotheses],
+        protocol.preregistration.correction,
+        len(protocol.conditions),
+    )
 
 
 def per_case_constructs(protocol: Protocol) -> list[str]:
@@ -91,9 +71,7 @@ def planned_point_effect(plan: SampleSize, components: VarianceComponents) -> fl
     as ``skingen-analysis`` reads ``--target-effect`` for its "how many cases?" table."""
     if plan.point_effect is not None:
         return plan.point_effect
-    return plan.effect * math.sqrt(
-        sum(v**2 for v in components.__dict__.values())
-    )  # the "how many cases?" table's columns, with the planned number added
+    return plan.effect * components.total_sd
 
 
 def cases_table(protocol: Protocol, alpha: float, sided: str) -> list[str]:
@@ -103,22 +81,24 @@ def cases_table(protocol: Protocol, alpha: float, sided: str) -> list[str]:
     effect = planned_point_effect(plan, components)
     cases = tuple(sorted({*PLANNED_CASES, *([plan.cases] if plan.cases else [])}))
     participants = tuple(sorted({20, 40, 80, 160, plan.participants}))
+    k = len(protocol.conditions)
+    # The formula needs 2k participants and 2k cases (its df); smaller cells are shown as "—", not computed.
     grid = {
-        (r.participants, r.cases): r.power
+        (r.participants, r.cases): f"{r.power:.2f}"
         for r in power_grid(
             effect,
             protocol.design,
-            participants,
-            cases,
+            tuple(n for n in participants if n >= 2 * k),
+            tuple(q for q in cases if q >= 2 * k),
             components,
             alpha=alpha,
             sided=sided,
-            k=len(protocol.conditions),
+            k=k,
         )
     }
     header = "| participants | " + " | ".join(f"{q} cases" for q in cases) + " |"
     rows = [header, "|---:|" + "---:|" * len(cases)]
-    rows += [f"| {n} | " + " | ".join(f"{grid[(n, q)]:.2f}" for q in cases) + " |" for n in participants]
+    rows += [f"| {n} | " + " | ".join(grid.get((n, q), "—") for q in cases) + " |" for n in participants]
     shown = ", ".join(f"{name} {value:g}" for name, value in components.__dict__.items())
     return [
         f"Mixed-model power (Westfall, Kenny & Judd 2014; noncentral t with Satterthwaite df from the design's "
@@ -209,12 +189,14 @@ def _sampling(protocol: Protocol) -> str:
         lines.append("No sample size is declared (`preregistration.sample_size`).")
     else:
         effect_name = "d_z" if protocol.design == "within" else "d"
-        sided = {SIDES[h.direction] for h in protocol.hypotheses if h.direction not in EQUIVALENCE_DIRECTIONS}
-        sided_test = "two-sided" if "two-sided" in sided or not sided else "one-sided"
-        alpha = planned_alpha(protocol)
-        declared = min((h.alpha for h in protocol.hypotheses), default=0.05)
-        needed = required_participants(plan.effect, alpha, plan.power, protocol.design, sided_test)
-        achieved = t_test_power(plan.participants, plan.effect, alpha, protocol.design, sided_test)
+        test_plan, k = planned(protocol), len(protocol.conditions)
+        alpha, sided_test = test_plan.alpha, test_plan.sided
+        needed = required_sample(
+            plan.effect, protocol.design, alpha=alpha, power=plan.power, sided=sided_test, k=k
+        ).total
+        achieved = t_test_power(
+            plan.participants, plan.effect, protocol.design, alpha=alpha, sided=sided_test, k=k
+        )
         test = (
             "paired t-test"
             if protocol.design == "within"
@@ -222,11 +204,11 @@ def _sampling(protocol: Protocol) -> str:
         )
         lines += [
             f"Planned sample: {plan.participants} participants analysed (after exclusions)"
-            + (f"; {plan.participants // 2} per arm." if protocol.design == "between" else "."),
+            + (f"; {plan.participants // k} per arm." if protocol.design == "between" else "."),
             f"Power analysis: {test}, {sided_test}, α = {alpha:.4g} per test"
             + (
-                f" ({protocol.preregistration.correction}: α {declared:g} / {len(protocol.hypotheses)} hypotheses)"
-                if alpha != declared
+                f" ({test_plan.correction}: α {test_plan.declared:g} / {test_plan.family} {test_plan.family_of})"
+                if test_plan.family > 1
                 else ""
             )
             + f", smallest effect of interest {effect_name} = {plan.effect:g}: {needed} participants give "
@@ -247,7 +229,13 @@ def _sampling(protocol: Protocol) -> str:
 def _cases_lines(protocol: Protocol, alpha: float, sided: str) -> list[str]:
     """The number of cases, its justification and the mixed model's power at the planned sample."""
     plan = protocol.preregistration.sample_size
-    if plan.cases is not None:
+    k = len(protocol.conditions)
+    if plan.cases is not None and min(plan.cases, plan.participants) < 2 * k:
+        planned = (
+            f"Planned cases: {plan.cases} per participant; the mixed model's power is not computed for fewer "
+            f"than {2 * k} participants or cases with {k} conditions."
+        )
+    elif plan.cases is not None:
         planned = f"Planned cases: {plan.cases} per participant"
         components = VarianceComponents(**plan.components)
         effect = planned_point_effect(plan, components)
@@ -259,7 +247,7 @@ def _cases_lines(protocol: Protocol, alpha: float, sided: str) -> list[str]:
             components,
             alpha=alpha,
             sided=sided,
-            k=len(protocol.conditions),
+            k=k,
         )
         planned += (
             f"; with {plan.participants} participants the mixed model has {at_plan.power:.1%} power "

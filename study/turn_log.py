@@ -8,17 +8,43 @@ same way) and its audit log, which records that a turn happened, never its text.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import Protocol as Interface
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
-from db.models import InteractionTurn
+from db.models import InteractionTurn, Participant
+from db.session import Database
+from study.path import ParticipantPath
+from study.protocol.model import Protocol
 from study.refusals import TurnRefused
 
-if TYPE_CHECKING:
-    from study.engine import StudyEngine
+
+class TurnHost(Interface):
+    """What a turn needs of the study engine (:class:`study.engine.StudyEngine` is one): the database, the
+    protocol, the clock, the participant behind a token, their path, and the audit log."""
+
+    db: Database
+    protocol: Protocol
+    clock: Callable[[], datetime]
+
+    def participant_row(self, session: Session, token: str, *, lock: bool = False) -> Participant: ...
+
+    def participant_path(self, participant: Participant) -> ParticipantPath: ...
+
+    def record_event(
+        self,
+        session: Session,
+        participant: Participant,
+        kind: str,
+        step: str | None = None,
+        detail: dict | None = None,
+        *,
+        at: datetime,
+    ) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -57,7 +83,7 @@ class TurnRecord:
 class TurnLog:
     """The live-model turns of one study's participants (``engine.turn_log``)."""
 
-    def __init__(self, engine: StudyEngine) -> None:
+    def __init__(self, engine: TurnHost) -> None:
         self.engine = engine
 
     def of(self, token: str, step_key: str) -> list[TurnRecord]:

@@ -24,7 +24,7 @@ from analysis.compare import cumulative_logit
 from analysis.load import build_study_data
 from analysis.multiarm import friedman, games_howell, kruskal_wallis, pairwise, rm_anova, welch_anova
 from analysis.pipeline import AnalysisConfig, primary_result, run_analysis
-from analysis.power import LikertGenerator, required_n, sensitivity
+from analysis.power import LikertGenerator, required_n, sensitivity, study_plan
 
 MEANS = {"base": 0.0, "gen": 0.9, "ret": 0.3}  # planted effects (between: unequal SDs and sizes)
 SDS = {"base": 1.0, "gen": 0.6, "ret": 1.6}
@@ -175,16 +175,16 @@ def test_ordinal_model_with_condition_as_a_factor_matches_orderedmodel():
     assert res["terms"][0]["log_odds"] > res["terms"][1]["log_odds"] > 0
 
 
-def test_power_for_k_arms_uses_the_smallest_pairwise_effect_at_bonferroni_alpha():
-    a = required_n(0.5, "between", k=3)
+def test_power_for_k_arms_without_hypotheses_splits_alpha_over_the_comparisons_with_the_baseline():
+    a = required_n(0.5, "between", study_plan(None, 3), k=3)
     exact = TTestIndPower().solve_power(effect_size=0.5, alpha=0.025, power=0.8)
     assert a["n_exact"] == pytest.approx(exact, rel=1e-4) and a["n_total"] == 3 * a["n_per_group"]
-    assert a["alpha_per_comparison"] == 0.025 and a["k"] == 3
-    s = sensitivity(40, "within", k=4)
+    assert (a["alpha_per_test"], a["family"], a["k"]) == (0.025, 2, 3)
+    s = sensitivity(40, "within", study_plan(None, 4), k=4)
     assert s["min_effect"] == pytest.approx(
         TTestPower().solve_power(nobs=40, alpha=0.05 / 3, power=0.8), rel=1e-4
     )
-    assert "k" not in required_n(0.5, "between")  # two-arm records are unchanged
+    assert required_n(0.5, "between", study_plan(None, 2))["alpha_per_test"] == 0.05  # two arms: no split
 
 
 @pytest.mark.parametrize("design", ["between", "within"])

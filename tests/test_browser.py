@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from bench.servers import free_port, stop, wait_until_healthy
 from tests.conftest import require
-from tests.servers import free_port, stop, wait_until_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"

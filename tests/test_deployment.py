@@ -1,5 +1,5 @@
 """`skingen-study deploy nginx` for real: nginx + 2 replicas (supervisor, start.sh) + PostgreSQL, with
-protocol-level participants (bench/loadgen.py) reloading, moving between replicas, and living through a
+protocol-level participants (bench/loadgen) reloading, moving between replicas, and living through a
 replica killed with SIGKILL and a PostgreSQL restart. Afterwards every answer is stored exactly once and the
 audit log explains every row."""
 
@@ -28,6 +28,7 @@ from sqlalchemy import select
 
 from app.study_command import main
 from bench import loadgen
+from bench.servers import healthy
 from db.models import AllocationSlot
 from db.session import Database
 from study.audit import audit
@@ -109,14 +110,6 @@ def free_block(n: int) -> int:
     raise AssertionError(f"no {n} consecutive free ports")
 
 
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
 def wait_for(check, what: str, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -159,13 +152,13 @@ def deployment():
         )
         try:
             for p in [*replica_ports, port + 3, port + 4]:
-                wait_for(lambda p=p: _healthy(f"http://127.0.0.1:{p}"), f"server on port {p}")
-            wait_for(lambda: _healthy(running.base), "nginx")
+                wait_for(lambda p=p: healthy(f"http://127.0.0.1:{p}"), f"server on port {p}")
+            wait_for(lambda: healthy(running.base), "nginx")
             yield running
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=60)
-            stopped = [p for p in range(port, port + 5) if _healthy(f"http://127.0.0.1:{p}")]
+            stopped = [p for p in range(port, port + 5) if healthy(f"http://127.0.0.1:{p}")]
             assert not stopped, f"still answering after SIGTERM to start.sh: {stopped}"
             shutil.rmtree(tmp, ignore_errors=True)
 
@@ -305,7 +298,7 @@ def test_a_replica_killed_mid_study_loses_nothing(deployment):
     outcomes = asyncio.run(_while_running(crowd, mid_study(crowd), lambda: os.kill(old_pid, signal.SIGKILL)))
     check_stored(deployment, outcomes)
     assert sum(o.reconnects for o in outcomes) >= len(crowd) // 2  # most were on it when it died
-    wait_for(lambda: _healthy(f"http://127.0.0.1:{victim}"), "supervisor to restart the killed replica")
+    wait_for(lambda: healthy(f"http://127.0.0.1:{victim}"), "supervisor to restart the killed replica")
     assert deployment.replica_pid(victim) != old_pid
     check_audit(deployment)
 

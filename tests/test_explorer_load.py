@@ -1,4 +1,4 @@
-"""bench/loadgen.py's simulated explorer against a real `skingen-study serve --explorer-open` and one
+"""bench/loadgen's simulated explorer against a real `skingen-study serve --explorer-open` and one
 `skingen worker` (tiny SD on CPU, a local OpenAI-compatible chat server as the diagnoser): an exploration
 from upload to downloaded images, and a second one with a new photo, so the client the "explorers beside a
 study" benchmark relies on can't silently rot."""
@@ -12,7 +12,7 @@ import io
 import pytest
 from PIL import Image
 
-from bench import loadgen
+from bench import loadgen, servers
 from db.jobs import JobQueue
 from db.session import Database
 from tests.chat_server import ChatServer
@@ -36,8 +36,8 @@ def test_a_simulated_explorer_explores_two_photos(tmp_path, tmp_path_factory):
     protocol = prepare_demo(tmp_path / "demo")
     with (
         ChatServer() as chat,
-        loadgen.app_server("tuned", protocol, tmp_path, extra=["--explorer-open"]) as (base, db_url, _),
-        loadgen.model_workers(1, db_url, chat.url, sd, tmp_path, nice=False),
+        servers.app_server("tuned", protocol, tmp_path, extra=["--explorer-open"]) as (base, db_url, _),
+        servers.model_workers(1, db_url, chat.url, sd, tmp_path, nice=False),
     ):
         explorer = loadgen.SimulatedExplorer(base, 0, (0.0, 0.0), seed=1)
         outcome = asyncio.run(explorer.run(asyncio.Event(), limit=2))

@@ -1,7 +1,7 @@
 """Crafted requests that bypass the UI: what a client can send is never more than what the page would accept.
 
 Engine-level cases call the engine API directly; the websocket cases speak Streamlit's protocol to a real
-`skingen-study serve` (bench/loadgen.py's client), sending widget states no browser page would produce.
+`skingen-study serve` (bench/loadgen's client), sending widget states no browser page would produce.
 Each refusal writes nothing but a content-free audit event (or a log line when there is no participant).
 """
 
@@ -9,12 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -25,6 +21,7 @@ from app.analysis_command import main as analysis_main
 from app.context import INVALID_LINK
 from app.study_command import main as study_main
 from bench.loadgen import Page, StreamlitClient
+from bench.servers import app_server
 from db.models import Event, Participant, Response
 from db.session import Database
 from formats.bundle import BundleError
@@ -38,10 +35,8 @@ from study.refusals import StepConflict, UnknownToken
 from study.registry import register
 from study.simulate import Policy, simulate
 from tests.factories import example_protocol, write_protocol
-from tests.servers import free_port, stop, wait_until_healthy
 from tests.test_engine import ENTRY, TICKED, answers_for
 
-ROOT = Path(__file__).resolve().parents[1]
 MEGABYTE = "x" * 1_000_000
 HOSTILE_TEXT = '<script>alert("x")</script><img src=x onerror=alert(1)> =HYPERLINK("http://evil")'
 
@@ -172,23 +167,10 @@ def server(tmp_path_factory, bundle_dir):
     url = f"sqlite:///{directory}/study.db"
     db = Database(url)
     register(db, load_protocol(protocol))
-    port = free_port()
-    log = directory / "server.log"
-    command = [sys.executable, "-m", "app.study_command", "serve", "--db", url, "--protocol", str(protocol)]
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [*command, "--port", str(port)],
-            cwd=directory,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
     try:
-        wait_until_healthy(base, process, log, timeout=90)
-        yield base, StudyEngine.open(db, str(protocol)), log
+        with app_server("tuned", protocol, directory, db_url=url) as (base, _, _):
+            yield base, StudyEngine.open(db, str(protocol))
     finally:
-        stop(process)
         db.dispose()
 
 
@@ -229,7 +211,7 @@ def _states(page: Page, values: dict[str, object], submit: bool = True) -> list[
 
 @pytest.mark.parametrize("query", ["token=forged", "token=", "area=rate&session=forged"])
 def test_forged_links_get_the_invalid_link_page_over_the_websocket(server, query):
-    base, engine, _ = server
+    base, engine = server
     participants, events = _count(engine, Participant), _count(engine, Event)
     (page,) = _visit(base, query)
     text = " ".join(page.texts)
@@ -241,7 +223,7 @@ def test_forged_links_get_the_invalid_link_page_over_the_websocket(server, query
 
 
 def test_a_participant_token_opens_no_rater_or_admin_page(server):
-    base, engine, _ = server
+    base, engine = server
     token = engine.consent(TICKED)
     for area in ("rate", "admin"):
         (page,) = _visit(base, f"area={area}&session={token}")
@@ -249,7 +231,7 @@ def test_a_participant_token_opens_no_rater_or_admin_page(server):
 
 
 def test_replayed_and_out_of_turn_submits_store_each_answer_once(server):
-    base, engine, _ = server
+    base, engine = server
     token = engine.consent(TICKED)
     (entry,) = _visit(base, f"token={token}")
     submit = _states(entry, {"Which best describes": "Clinician", "Your age group": "18–29"})
@@ -267,7 +249,7 @@ def _refusals(engine: StudyEngine, pid: int) -> list[Event]:
 
 
 def test_oversized_and_control_character_text_over_the_websocket_writes_nothing(server):
-    base, engine, _ = server
+    base, engine = server
     token = engine.consent(TICKED)
     step = _to_step(engine, token, "comments")
     pid = engine.position(token).participant_id
@@ -288,7 +270,7 @@ def test_oversized_and_control_character_text_over_the_websocket_writes_nothing(
 
 
 def test_wrong_types_and_foreign_widgets_over_the_websocket_write_nothing(server):
-    base, engine, _ = server
+    base, engine = server
     token = engine.consent(TICKED)
     step = _to_step(engine, token, "trust_2")
     pid = engine.position(token).participant_id

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import free_port, stop, wait_until_healthy
+from bench.servers import free_port, stop, wait_until_healthy
 
 pytestmark = pytest.mark.slow
 

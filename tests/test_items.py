@@ -249,7 +249,7 @@ def test_bots_answer_sliders_and_scores_average_them(slider_study):
 
 
 def test_the_load_generator_fills_a_slider_on_its_steps():
-    from bench.loadgen import Page, Widget, answer
+    from bench.loadgen.client import Page, Widget, answer
 
     page = Page(
         widgets=[

@@ -285,16 +285,16 @@ def test_the_app_shows_the_advice_only_after_the_first_answer_is_stored(app_stud
     assert "Thank you" in p.text()
 
 
-# --- the load generator (bench/loadgen.py): protocol-level participants against `skingen-study serve` --------
+# --- the load generator (bench/loadgen): protocol-level participants against `skingen-study serve` --------
 def test_loadgen_participants_through_judge_advisor_trials(judge_advisor_file, tmp_path):
     """Three protocol-level participants (one websocket each, as a browser) click through both halves of every
     trial and enlarge an image on each case page: every answer is stored once, every click logged once."""
     import asyncio
 
-    from bench import loadgen
+    from bench import loadgen, servers
 
     protocol = judge_advisor_file()
-    with loadgen.app_server("tuned", protocol, tmp_path) as (base, db_url, _):
+    with servers.app_server("tuned", protocol, tmp_path) as (base, db_url, _):
         plans = lambda _: loadgen.Plan(enlarge=True)  # noqa: E731
         outcomes = asyncio.run(loadgen.crowd(base, 3, (0.0, 0.05), seed=1, fetch_media=False, plans=plans))
         stored, expected, problems = loadgen.verify(db_url, protocol, outcomes)

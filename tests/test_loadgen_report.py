@@ -1,4 +1,4 @@
-"""bench/loadgen.py's report: CPU per submit compared block by block between servers (``--blocks``)."""
+"""bench/loadgen's report: CPU per submit compared block by block between servers (``--blocks``)."""
 
 from __future__ import annotations
 

@@ -202,3 +202,20 @@ def test_simulate_effects_can_name_the_condition_they_shift():
     for bad in (":trust=1", "retrieved_photos:=1", "trust=x"):
         with pytest.raises(SystemExit, match="CONDITION:CONSTRUCT=POINTS"):
             _effects([bad])
+
+
+def test_the_preregistration_of_four_arms_leaves_too_small_case_counts_uncomputed():
+    """The mixed model's power formula needs 2k participants and 2k cases; with four arms the cases table's
+    6-case column and a plan of 6 cases say so instead of failing."""
+    from study import prereg
+
+    data = multi_arm_protocol("within", 4)
+    data["preregistration"] = {
+        "correction": "holm",
+        "sample_size": {"participants": 48, "effect": 0.5, "rationale": "pilot", "cases": 6},
+    }
+    sampling = prereg.sections(prereg.document(parse_protocol(yaml.safe_dump(data))))["3. Sampling plan"]
+    assert "the mixed model's power is not computed for fewer than 8 participants or cases" in sampling
+    row = next(line for line in sampling.splitlines() if line.startswith("| 48 |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1] == "—" and all(0 < float(c) <= 1 for c in cells[2:])  # 6 cases: —; 10, 20, 40: powers

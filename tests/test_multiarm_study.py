@@ -153,4 +153,4 @@ def test_power_planning_for_three_arms_runs_the_study_bots(three_arm):
     assert power["simulation"]["generator_kind"] == "engine_bots"
     [point] = power["simulation"]["curve"]
     assert point["n"] == 18 and point["mean_estimate"] > 0.3  # the planted pair, skingen_visual − baseline
-    assert power["a_priori"]["k"] == 3 and power["a_priori"]["alpha_per_comparison"] == 0.025
+    assert power["a_priori"]["k"] == 3 and power["a_priori"]["alpha_per_test"] == 0.025  # no hypotheses given

@@ -9,9 +9,10 @@ import pytest
 from sqlalchemy import func, select
 
 from app.study_command import main
-from db.models import Rating, RatingAssignment
+from db.models import Rater, Rating, RatingAssignment
 from formats.contract import RATING_COLUMNS
 from study.export import export_frames
+from study.monitor import rater_table
 from study.path import AnswerError
 from study.protocol.loading import ProtocolError, load_protocol
 from study.rating import RatingError, RatingPanel, rating_images, slot_images
@@ -130,6 +131,27 @@ def test_cli_raters(protocol_file, make_engine, capsys, monkeypatch):
     monkeypatch.setattr("sys.stdin", io.StringIO("a long enough password\n"))
     assert main(["admin-hash", "--stdin"]) == 0
     assert capsys.readouterr().out.startswith("$argon2id$")
+
+
+def test_listing_and_dashboard_name_raters_and_their_status_alike(panel, capsys):
+    """`raters list` reads Rater objects, the dashboard an aggregate query: one rule names both."""
+    invited, _ = panel.add_rater("derm1")
+    signed_up, _ = panel.add_rater("derm2")
+    replacement, _ = panel.add_rater("derm3", replace=signed_up.id)  # derm2 leaves: inactive
+    first, _ = panel.add_rater("derm4")
+    with panel.db.write() as session:
+        session.get(Rater, first.id).password_hash = "argon2-hash"  # derm4 used the sign-in link
+    table = rater_table(panel.db, panel.protocol_id).set_index("name")
+    expected = {"derm1": "invited", "derm2": "inactive", "derm3": "invited", "derm4": "active"}
+    assert table["status"].to_dict() == expected
+    assert table.loc["derm1", "rater_id"] == invited.public_id == f"R{invited.id:03d}"
+    assert main(["raters", "list", "--db", panel.db.url]) == 0
+    listing = {
+        line.split()[1]: line.split() for line in capsys.readouterr().out.splitlines() if "derm" in line
+    }
+    assert {name: row[-1] for name, row in listing.items()} == expected
+    assert {name: row[0] for name, row in listing.items()} == table["rater_id"].to_dict()
+    assert replacement.replaces_id == signed_up.id
 
 
 @pytest.fixture

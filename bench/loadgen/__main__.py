@@ -1,0 +1,7 @@
+"""``python -m bench.loadgen``: see :mod:`bench.loadgen`."""
+
+import sys
+
+from bench.loadgen.cli import main
+
+sys.exit(main())
