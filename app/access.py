@@ -106,6 +106,13 @@ def sign_out() -> None:
     st.query_params.pop(SESSION_PARAM, None)
 
 
+def message(error: Exception) -> str:
+    """A refusal's message as a sentence: its first letter raised, the rest as written (``str.capitalize``
+    would lower names such as SKINGEN_ADMIN_PASSWORD_HASH or a rater's)."""
+    text = str(error)
+    return text[:1].upper() + text[1:]
+
+
 def require(role: str) -> Identity:
     """Stop this page unless a valid session of ``role`` is signed in (checked on every run)."""
     who = identity()

@@ -200,14 +200,16 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from study.export import export_frames, write_export
+    from study.export import export_frames, exported_steps, write_export
+    from study.labelled import wide_table
 
     protocol_id = load_protocol(args.protocol).protocol.study.id if args.protocol else args.study
-    frames = export_frames(
-        Database(database_url(args.db)), protocol_id=protocol_id, include_identifiers=args.include_identifiers
-    )
-    for path in write_export(frames, Path(args.out), overwrite=args.overwrite):
-        print(f"wrote {path} ({len(frames[path.stem])} rows)")
+    db = Database(database_url(args.db))
+    frames = export_frames(db, protocol_id=protocol_id, include_identifiers=args.include_identifiers)
+    wide = wide_table(frames, exported_steps(db, protocol_id=protocol_id))
+    for path in write_export(frames, Path(args.out), overwrite=args.overwrite, wide=wide):
+        rows = len(frames[path.stem]) if path.stem in frames else len(wide.frame)
+        print(f"wrote {path} ({rows} rows)")
     return 0
 
 
@@ -236,12 +238,11 @@ def _panel(args: argparse.Namespace):
 
 
 def cmd_raters_add(args: argparse.Namespace) -> int:
-    panel = _panel(args)
-    rater, invite = panel.add_rater(args.name, args.email, args.replace)
-    _, total = panel.progress(rater.id)
-    print(f"rater {rater.public_id} ({rater.name}): {total} images to rate (panel slot {rater.slot + 1})")
+    invitation = _panel(args).invite(args.name, args.base_url, args.email, args.replace)
+    print(invitation.describe())
+    print(f"sign-in name: {invitation.name} (any capitalisation)")
     print("one-time sign-in link (shown only now; it sets the rater's password):")
-    print(f"  {args.base_url.rstrip('/')}/?invite={invite}")
+    print(f"  {invitation.link}")
     return 0
 
 

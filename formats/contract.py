@@ -150,6 +150,8 @@ hypotheses; ``sesoi``: the smallest effect size of interest in construct-score p
 non_inferior only, else empty)."""
 WITHDRAW_EVENT = "withdraw"
 """events.csv ``kind`` of a withdrawal: the one row a withdrawn participant leaves (with no participant_id)."""
+IDENTIFIERS_SHOWN_EVENT = "identifiers_shown"
+"""events.csv ``kind`` of a researcher having participants' recorded platform ids shown or downloaded."""
 # Interactive conditions: one row per turn with the live model. ``mapped_condition`` is the taxonomy id the
 # answer names ("unknown" when none); ``images`` the content-addressed cache keys shown, ";"-separated.
 INTERACTION_COLUMNS = (

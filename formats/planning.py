@@ -156,7 +156,7 @@ def _t_power(ncp: float, df: float, alpha: float, sided: str) -> float:
 
 
 @dataclass(frozen=True)
-class SampleSize:
+class RequiredSample:
     """Participants needed: ``exact`` (continuous; per arm for between designs, pairs for within),
     ``per_group`` (rounded up) and ``total`` (between: k arms of ``per_group``)."""
 
@@ -167,7 +167,7 @@ class SampleSize:
 
 def required_sample(
     effect: float, design: str, *, alpha: float, power: float, sided: str, k: int = 2
-) -> SampleSize:
+) -> RequiredSample:
     """Smallest sample whose :func:`t_test_power` reaches ``power`` (at least 2 per group)."""
     _check_design_sided(design, sided)
     if effect <= 0:
@@ -186,7 +186,7 @@ def required_sample(
     per_group = max(2, math.ceil(exact - 1e-9))
     if shortfall(per_group) < 0:  # the root's last digits fell just below an integer
         per_group += 1
-    return SampleSize(exact, per_group, per_group * arms)
+    return RequiredSample(exact, per_group, per_group * arms)
 
 
 def minimum_effect(n: float, design: str, *, alpha: float, power: float, sided: str, k: int = 2) -> float:

@@ -12,10 +12,12 @@ a token older than ``ROTATE_AFTER`` is replaced on the next page run, and an idl
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -36,6 +38,9 @@ ROTATION_GRACE = timedelta(seconds=60)  # the replaced token still serves runs a
 MIN_PASSWORD_LENGTH = 10
 ADMIN_HASH_ENV = "SKINGEN_ADMIN_PASSWORD_HASH"
 
+INVITE_SECRET_BYTES = 24
+# "<rater id>.<secrets.token_urlsafe(INVITE_SECRET_BYTES)>": 4 URL-safe characters per 3 bytes
+_INVITE = re.compile(rf"(\d+)\.([A-Za-z0-9_-]{{{INVITE_SECRET_BYTES * 4 // 3}}})")
 _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash("dummy password for timing")
 
@@ -62,6 +67,42 @@ class _Limit:
 def source_key(source: str) -> str:
     """Throttle key of a client address; hashed, so the table keeps no addresses (personal data)."""
     return "source:" + hash_token(source)[:32]
+
+
+def rater_key(name: str) -> str:
+    """A rater's name as it is matched: case-insensitive (``casefold``: also ß/ss) and blind to extra spaces,
+    so "Dr  Example" and "dr example" are one rater at sign-in and at ``raters add``."""
+    return " ".join(name.split()).casefold()
+
+
+def rater_named(session: Session, protocol_id: str, name: str, *, active_only: bool) -> Rater | None:
+    """The study's rater called ``name`` (see :func:`rater_key`). Matched in Python, not with SQL ``lower()``:
+    SQLite's folds ASCII only, PostgreSQL's every script, and a panel is a handful of rows."""
+    query = select(Rater).where(Rater.protocol_id == protocol_id).order_by(Rater.id)
+    if active_only:
+        query = query.where(Rater.active.is_(True))
+    key = rater_key(name)
+    return next((r for r in session.scalars(query) if rater_key(r.name) == key), None)
+
+
+def parse_invite(invite: str) -> tuple[int, str] | None:
+    """``(rater id, secret)`` of a one-time link's code ``"<id>.<secret>"``; None when it cannot be one (a
+    link cut short or mistyped in an e-mail)."""
+    match = _INVITE.fullmatch(invite.strip())
+    return (int(match[1]), match[2]) if match else None
+
+
+InviteState = Literal["open", "used", "invalid", "malformed"]
+
+
+@dataclass(frozen=True)
+class Invite:
+    """What a one-time link is now: ``open`` (usable; ``name`` is the rater's sign-in name), ``used`` (the
+    rater has set a password with it), ``invalid`` (no such rater, a wrong secret, or a replaced or
+    deactivated rater), ``malformed`` (not an invite code at all)."""
+
+    state: InviteState
+    name: str = ""
 
 
 @dataclass(frozen=True)
@@ -96,6 +137,14 @@ class Auth:
         if row.locked_until is not None and row.locked_until > now:
             raise Throttled(row.locked_until - now)
         return row
+
+    @staticmethod
+    def _limits(key: str, source: str | None) -> list[_Limit]:
+        """The account's counter ``key``, and the source's when the client address is known."""
+        limits = [_Limit(key, FREE_FAILURES)]
+        if source:
+            limits.append(_Limit(source_key(source), FREE_FAILURES_PER_SOURCE))
+        return limits
 
     def _failed(self, limits: list[_Limit], role: str, rater_id: int | None) -> None:
         """Record a failure on every counter in its own transaction, so it sticks although the sign-in is
@@ -134,12 +183,12 @@ class Auth:
         secret: str,
         role: str,
         source: str | None,
+        failure: str,
     ) -> str:
-        """Check every throttle, then the secret. A success resets the account's counter, not the source's:
-        signing in to one's own account must not clear the way for guesses at others."""
-        limits = [_Limit(key, FREE_FAILURES)]
-        if source:
-            limits.append(_Limit(source_key(source), FREE_FAILURES_PER_SOURCE))
+        """Check every throttle, then the secret; a refusal says ``failure``, worded for the form it answers.
+        A success resets the account's counter, not the source's: signing in to one's own account must not
+        clear the way for guesses at others."""
+        limits = self._limits(key, source)
         with self.db.write() as session:
             account, *_ = [self._check_throttle(session, limit.key) for limit in limits]
             stored_hash, rater_id = stored(session)
@@ -151,33 +200,56 @@ class Auth:
                 )
                 return self._new_session(session, role, rater_id)
         self._failed(limits, role, rater_id)
-        raise AuthError("sign-in failed: check the name and password")
+        raise AuthError(f"sign-in failed: {failure}")
 
     # --- raters -------------------------------------------------------------------------------------------
     def sign_in_rater(self, name: str, password: str, *, source: str | None = None) -> str:
+        """Sign a rater in by name (any capitalisation, see :func:`rater_key`) and password."""
+
         def stored(session: Session) -> tuple[str | None, int | None]:
-            rater = session.scalar(
-                select(Rater).where(
-                    Rater.protocol_id == self.protocol_id, Rater.name == name, Rater.active.is_(True)
-                )
-            )
+            rater = rater_named(session, self.protocol_id, name, active_only=True)
             return (rater.password_hash, rater.id) if rater else (None, None)
 
-        return self._sign_in(f"rater:{self.protocol_id}:{name}", stored, password, "rater", source)
+        key = f"rater:{self.protocol_id}:{rater_key(name)}"  # one counter however the name is typed
+        failure = "check the name and password"
+        return self._sign_in(key, stored, password, "rater", source, failure)
+
+    def invite(self, invite: str, *, source: str | None = None) -> Invite:
+        """What the one-time link ``invite`` is, for the page it opens. Only a link whose secret checks out
+        learns the rater's name; a wrong secret counts as a failed sign-in (throttled like one)."""
+        parsed = parse_invite(invite)
+        if parsed is None:
+            return Invite("malformed")
+        rater_id, secret = parsed
+        with self.db.read() as session:
+            rater = session.get(Rater, rater_id)
+            if rater is None or not rater.active or rater.protocol_id != self.protocol_id:
+                return Invite("invalid")
+            if rater.invite_hash is None:
+                return Invite("used" if rater.password_hash is not None else "invalid")
+            stored, name = rater.invite_hash, rater.name
+        limits = self._limits(f"invite:{rater_id}", source)
+        with self.db.write() as session:
+            for limit in limits:
+                self._check_throttle(session, limit.key)
+        if verify_secret(stored, secret):
+            return Invite("open", name)
+        self._failed(limits, "rater", rater_id)
+        return Invite("invalid")
 
     def accept_invite(self, invite: str, password: str, *, source: str | None = None) -> str:
         """Use a one-time sign-in link: set the rater's password and sign them in."""
         if len(password) < MIN_PASSWORD_LENGTH:
             raise AuthError(f"choose a password of at least {MIN_PASSWORD_LENGTH} characters")
-        rater_part, _, secret = invite.partition(".")
-        rater_id = int(rater_part) if rater_part.isdigit() else -1
+        rater_id, secret = parse_invite(invite) or (-1, "")
 
         def stored(session: Session) -> tuple[str | None, int | None]:
             rater = session.get(Rater, rater_id)
             usable = rater is not None and rater.active and rater.protocol_id == self.protocol_id
             return (rater.invite_hash, rater.id) if usable else (None, None)
 
-        token = self._sign_in(f"invite:{rater_id}", stored, secret, "rater", source)
+        failure = "this sign-in link is not valid (ask the researcher for a new one)"
+        token = self._sign_in(f"invite:{rater_id}", stored, secret, "rater", source, failure)
         with self.db.write() as session:
             rater = session.get(Rater, rater_id)
             assert rater is not None
@@ -193,7 +265,11 @@ class Auth:
                 f"no admin password is configured (set {ADMIN_HASH_ENV} or admin_password_hash "
                 "in Streamlit secrets; `skingen-study admin-hash` makes one)"
             )
-        return self._sign_in("admin", lambda _: (admin_hash, None), password, "admin", source)
+
+        def stored(_: Session) -> tuple[str | None, int | None]:
+            return admin_hash, None
+
+        return self._sign_in("admin", stored, password, "admin", source, "check the password")
 
     # --- sessions -----------------------------------------------------------------------------------------
     def identity(self, token: str | None) -> Identity | None:

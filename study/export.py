@@ -6,7 +6,10 @@ analysis reads these frames directly (:func:`export_frames`) or from the CSV fil
 
 from __future__ import annotations
 
+import io
 import json
+import tempfile
+import zipfile
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -49,7 +52,8 @@ from formats.status import COMPLETED, status_at
 from study.codebook import codebook, item_codebook
 from study.exclusions import exclusion_reasons, failed_attention_checks
 from study.items.diagnosis import UNSURE
-from study.path import ParticipantPath, PathCache
+from study.labelled import WIDE, WideTable, write_dta, write_sav
+from study.path import ParticipantPath, PathCache, step_order
 from study.prereg import changed_sections, document_hash
 from study.prereg import document as prereg_document
 from study.protocol.loading import LoadedProtocol
@@ -513,9 +517,45 @@ def _rating_rows(session: Session, study: _Version) -> list[dict] | None:
     return rows
 
 
-def write_export(frames: dict[str, pd.DataFrame], out: Path, *, overwrite: bool = False) -> list[Path]:
-    """Write every frame as ``<name>.csv`` into the folder ``out``, which appears complete or not at all."""
+def exported_steps(
+    db: Database, *, version_id: int | None = None, protocol_id: str | None = None
+) -> tuple[str, ...]:
+    """The step order (:func:`study.path.step_order`) of the version :func:`export_frames` describes with the
+    same arguments: the wide table's column order."""
+    versions, chosen = _versions(db, version_id, protocol_id)
+    return step_order(versions[chosen].loaded)
+
+
+def export_files(frames: dict[str, pd.DataFrame], wide: WideTable | None = None) -> dict[str, bytes]:
+    """Every file of an export, by name: ``<name>.csv`` per frame, and with ``wide``
+    ``responses_wide.csv`` / ``.sav`` (SPSS) / ``.dta`` (Stata) — the same table, labelled from the codebook."""
+    files = {f"{name}.csv": frame.to_csv(index=False).encode("utf-8") for name, frame in frames.items()}
+    if wide is not None:
+        # numbers as written (4, not the 4.0 of a float column with missing answers), to 15 significant digits
+        files[f"{WIDE}.csv"] = wide.frame.to_csv(index=False, float_format="%.15g").encode("utf-8")
+        with tempfile.TemporaryDirectory() as folder:  # pyreadstat writes to paths only
+            for suffix, write in ((".sav", write_sav), (".dta", write_dta)):
+                path = Path(folder) / f"{WIDE}{suffix}"
+                write(wide, path)
+                files[path.name] = path.read_bytes()
+    return files
+
+
+def write_export(
+    frames: dict[str, pd.DataFrame], out: Path, *, overwrite: bool = False, wide: WideTable | None = None
+) -> list[Path]:
+    """Write :func:`export_files` into the folder ``out``, which appears complete or not at all."""
+    files = export_files(frames, wide)
     with atomic_directory(out, overwrite=overwrite) as staging:
-        for name, frame in frames.items():
-            frame.to_csv(staging / f"{name}.csv", index=False)
-    return [out / f"{name}.csv" for name in frames]
+        for name, data in files.items():
+            (staging / name).write_bytes(data)
+    return [out / name for name in files]
+
+
+def export_zip(files: dict[str, bytes]) -> bytes:
+    """One zip of an export's files (:func:`export_files`, plus e.g. a report), for one download."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()

@@ -23,7 +23,7 @@ from sqlalchemy import func, insert, select, update
 from db.models import Event, Rater, Rating, RatingAssignment, utcnow
 from db.session import Database
 from formats.bundle import ClosedLoopCheck
-from study.auth import hash_secret
+from study.auth import INVITE_SECRET_BYTES, hash_secret, rater_named
 from study.path import Step, validate_answers
 from study.protocol.loading import LoadedProtocol
 
@@ -57,6 +57,25 @@ class RatingTask:
     number: int  # 1-based position in the rater's list
     total: int
     step: Step
+
+
+@dataclass(frozen=True)
+class Invitation:
+    """A new rater and their one-time link (shown once: only the secret's hash is stored)."""
+
+    rater_id: str  # pseudonymous, R001
+    name: str  # as they sign in with it
+    slot: int  # 1-based panel slot
+    images: int
+    link: str
+
+    def describe(self) -> str:
+        return f"rater {self.rater_id} ({self.name}): {self.images} images to rate (panel slot {self.slot})"
+
+
+def invite_link(base_url: str, code: str) -> str:
+    """The link that opens the rater page's set-password form for the invite ``code``."""
+    return f"{base_url.rstrip('/')}/?invite={code}"
 
 
 def rating_images(loaded: LoadedProtocol) -> list[RatingImage]:
@@ -118,11 +137,15 @@ class RatingPanel:
         ``replace`` hands an inactive or departing rater's panel slot — and their images not yet rated — to
         the new rater, so a dropout doesn't leave images short of ratings.
         """
-        secret = secrets.token_urlsafe(24)
+        secret = secrets.token_urlsafe(INVITE_SECRET_BYTES)
         now = self.clock()
+        name = " ".join(name.split())
+        if not name:
+            raise RatingError("a rater needs a name (they sign in with it)")
         with self.db.write() as session:
-            if session.scalar(select(Rater).where(Rater.protocol_id == self.protocol_id, Rater.name == name)):
-                raise RatingError(f"a rater named {name!r} already exists")
+            same = rater_named(session, self.protocol_id, name, active_only=False)
+            if same is not None:  # names are matched case-insensitively at sign-in (study.auth.rater_key)
+                raise RatingError(f"a rater named {same.name!r} already exists ({same.public_id})")
             if replace is not None:
                 old = session.get(Rater, replace)
                 if old is None or old.protocol_id != self.protocol_id:
@@ -182,6 +205,15 @@ class RatingPanel:
                 )
             )
             return rater, f"{rater.id}.{secret}"
+
+    def invite(
+        self, name: str, base_url: str, email: str | None = None, replace: int | None = None
+    ) -> Invitation:
+        """Add a rater (:meth:`add_rater`) and make their one-time sign-in link on the server ``base_url``:
+        what ``skingen-study raters add`` prints and the dashboard's rater page shows."""
+        rater, code = self.add_rater(name, email, replace)
+        _, images = self.progress(rater.id)
+        return Invitation(rater.public_id, rater.name, rater.slot + 1, images, invite_link(base_url, code))
 
     def next_task(self, rater_id: int) -> RatingTask | None:
         """The first image in the rater's order not yet rated; None when they are done."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
@@ -251,3 +253,124 @@ def test_raters_cannot_tell_retrieved_generated_and_case_photos_apart(
         assert not any(task.image.image_id in r.key for r in at.radio)  # keys become CSS classes
         rate(at)
     assert kinds == {"generated", "retrieved", "case_photo"} and "All images rated" in text(at)
+
+
+def test_invite_pages_name_the_rater_and_explain_a_bad_link(study):
+    panel = RatingPanel(study.db, study.loaded)
+    _, invite = panel.add_rater("Dr Ana Lopez")
+    at = open_app(invite=invite)
+    assert "Welcome to the rating panel" in text(at) and [c.value for c in at.code] == ["Dr Ana Lopez"]
+    for link, title in (
+        (invite[:-4], "This sign-in link is incomplete"),  # cut short in an e-mail
+        (invite[:-1] + ("x" if invite[-1] != "x" else "y"), "This sign-in link is not valid"),
+    ):
+        bad = open_app(invite=link)
+        assert title in text(bad) and not bad.text_input and "Dr Ana Lopez" not in text(bad)
+    at.text_input[0].input(RATER_PASSWORD)
+    at.text_input[1].input(RATER_PASSWORD)
+    next(iter(at.get("form_submit_button"))).click()
+    at.run()
+    assert "Image 1 of" in text(at)
+    used = open_app(invite=invite)  # the same link again, e.g. from the e-mail a week later
+    assert "This sign-in link has already been used" in text(used) and not used.text_input
+    used.button[0].click()  # "Go to sign-in"
+    used.run()
+    assert "Rating panel — sign in" in text(used) and param(used, "invite") is None
+    used.text_input[0].input("dr ana lopez")  # any capitalisation
+    used.text_input[1].input(RATER_PASSWORD)
+    next(iter(used.get("form_submit_button"))).click()
+    used.run()
+    assert param(used, "session") and "Image 1 of" in text(used)
+
+
+def test_admin_sign_in_error_does_not_mention_a_name(study):
+    at = open_app(area="admin")
+    at.text_input[0].input("not the password")
+    next(iter(at.get("form_submit_button"))).click()
+    at.run()
+    [error] = at.error
+    assert error.value == "Sign-in failed: check the password"
+
+
+def _admin_page(study, page: str, **query: str) -> AppTest:
+    """One researcher page, run directly with a signed-in researcher's session."""
+    from study.auth import Auth
+
+    session = Auth(study.db, study.protocol.study.id).sign_in_admin(
+        ADMIN_PASSWORD, hash_secret(ADMIN_PASSWORD)
+    )
+    at = AppTest.from_string(f"from app.views import admin\nadmin.{page}()\n", default_timeout=60)
+    at.query_params["session"] = session
+    for key, value in query.items():
+        at.query_params[key] = value
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def _identifier_events(study) -> int:
+    from db.models import Event
+    from formats.contract import IDENTIFIERS_SHOWN_EVENT
+
+    with study.db.read() as session:
+        return session.scalar(select(func.count()).where(Event.kind == IDENTIFIERS_SHOWN_EVENT))
+
+
+def test_dashboard_participant_table_hides_platform_ids_until_asked_and_logs_it(study):
+    from study.simulate import simulate
+
+    simulate(study, 5, seed=4, progress=False)
+    study.consent(
+        ["read_information", "voluntary", "agree_data"], {"PROLIFIC_PID": "5f00aa", "STUDY_ID": "s1"}
+    )
+    at = _admin_page(study, "dashboard")
+    [table] = [d.value for d in at.dataframe if "participant" in d.value.columns]
+    assert len(table) == 6 and "PROLIFIC_PID" not in table.columns and "5f00aa" not in table.to_csv()
+    assert {"arm", "status", "current step", "attention checks failed"} <= set(table.columns)
+    assert "last activity (UTC)" in table.columns and "times in UTC" in text(at)
+    assert not set(table["current step"]) & {"consent", "entry", "p1.t01", "complete"}  # readable names
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    titles = [c["layout"].get("title", {}).get("text") for c in charts]
+    assert "Enrollment over time" in titles
+    funnel = next(c for c in charts if c["data"][0]["type"] == "funnel")
+    assert (
+        funnel["data"][0]["y"][:2] == ["Consent", "Entry questions"]
+        and "Case 1 of 6" in funnel["data"][0]["y"]
+    )
+    assert _identifier_events(study) == 0
+    [toggle] = at.toggle
+    toggle.set_value(True)
+    at.run()
+    [table] = [d.value for d in at.dataframe if "participant" in d.value.columns]
+    assert "5f00aa" in table["PROLIFIC_PID"].tolist() and _identifier_events(study) == 1
+
+
+def test_downloads_offer_one_zip_and_spss_stata_files(study):
+    from study.simulate import simulate
+
+    simulate(study, 3, seed=5, progress=False)
+    at = _admin_page(study, "downloads")
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert labels[0].startswith("Download all (zip:")
+    assert "Responses (wide) — SPSS (.sav, value labels)" in labels
+    assert "Responses (wide) — Stata (.dta, value labels)" in labels
+    assert _identifier_events(study) == 0
+    at.checkbox[0].check()
+    at.run()
+    assert _identifier_events(study) == 1
+
+
+def test_a_researcher_invites_a_rater_from_the_dashboard(study):
+    at = _admin_page(study, "raters")
+    at.text_input[0].input("Dr Ana Lopez")
+    at.text_input[2].input("https://study.example.org")
+    next(iter(at.get("form_submit_button"))).click()
+    at.run()
+    [link] = [c.value for c in at.code]
+    assert link.startswith("https://study.example.org/?invite=") and "Sign-in name: Dr Ana Lopez" in text(at)
+    rater = open_app(invite=link.split("=", 1)[1])  # the link opens the rater's set-password page
+    assert [c.value for c in rater.code] == ["Dr Ana Lopez"]
+    at.text_input[0].input("DR ANA LOPEZ")  # the same name: refused, as `raters add` refuses it
+    next(iter(at.get("form_submit_button"))).click()
+    at.run()
+    assert "A rater named 'Dr Ana Lopez' already exists" in text(at) and not at.code

@@ -16,10 +16,11 @@ from study.auth import (
     SESSION_LIFETIME,
     Auth,
     AuthError,
+    Invite,
     Throttled,
     hash_secret,
 )
-from study.rating import RatingPanel
+from study.rating import RatingError, RatingPanel
 
 PASSWORD = "correct horse battery"
 
@@ -175,3 +176,42 @@ def test_security_headers_fit_a_proxy_config_line_and_keep_tokens_out_of_referer
         assert value and not re.search(r'["\r\n\\]', value), (name, value)  # safe in add_header NAME "VALUE"
     assert SECURITY_HEADERS["Referrer-Policy"] == "no-referrer"  # tokens live in URLs
     assert "frame-ancestors 'none'" in SECURITY_HEADERS["Content-Security-Policy"]
+
+
+def test_rater_names_match_whatever_the_capitalisation(setup):
+    """A rater added as "Dr Ana Lopez" signs in as "dr ana lopez" (one throttle counter for both spellings),
+    and `raters add` refuses "DR  ANA LOPEZ" as the same person."""
+    auth, panel, _, _, _ = setup
+    rater, invite = panel.add_rater("Dr Ana Lopez")
+    auth.accept_invite(invite, PASSWORD)
+    for typed in ("dr ana lopez", "DR ANA LOPEZ", " Dr  Ana Lopez "):
+        assert auth.identity(auth.sign_in_rater(typed, PASSWORD)).rater_id == rater.id
+    with pytest.raises(RatingError, match=r"a rater named 'Dr Ana Lopez' already exists \(R002\)"):
+        panel.add_rater("DR  ANA LOPEZ")
+    for _ in range(FREE_FAILURES):
+        with pytest.raises(AuthError):
+            auth.sign_in_rater("DR ANA LOPEZ", "wrong password")
+    with pytest.raises(Throttled):  # the same account, however it is typed
+        auth.sign_in_rater("dr ana lopez", PASSWORD)
+
+
+def test_an_invite_says_what_it_is(setup):
+    auth, _, _, invite, _ = setup
+    assert auth.invite(invite) == Invite("open", "derm1")
+    rater_id, secret = invite.split(".")
+    assert auth.invite(f"{rater_id}.{secret[::-1]}") == Invite("invalid")  # wrong secret: no name
+    assert auth.invite("999." + secret) == Invite("invalid")
+    for cut in (invite[:-5], invite.replace(".", ""), "", "garbage", f"{invite}>"):
+        assert auth.invite(cut) == Invite("malformed")
+    auth.accept_invite(invite, PASSWORD)
+    assert auth.invite(invite) == Invite("used")
+
+
+def test_sign_in_errors_name_only_the_fields_the_form_has(setup):
+    auth, _, _, invite, _ = setup
+    with pytest.raises(AuthError) as info:
+        auth.sign_in_admin("wrong password", hash_secret(PASSWORD))
+    assert str(info.value) == "sign-in failed: check the password"
+    with pytest.raises(AuthError) as info:
+        auth.accept_invite(invite[:-1] + "x", PASSWORD)
+    assert "name" not in str(info.value) and "link is not valid" in str(info.value)

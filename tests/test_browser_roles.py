@@ -33,7 +33,7 @@ def test_a_rater_rates_images_and_a_researcher_sees_the_dashboard(admin_env, ser
     page.set_default_timeout(30_000)
     r = Participant(page, shots)
     r.open(f"{base}/?invite={invite}")
-    r.expect_text("Welcome to the rating panel")
+    r.expect_text("Welcome to the rating panel", "Dr Browser")  # the name to sign in with
     assert r.chrome_visible() == []
     r.shot("20-rater-invite")
     page.get_by_label("New password").fill("a good rater password")
@@ -50,7 +50,8 @@ def test_a_rater_rates_images_and_a_researcher_sees_the_dashboard(admin_env, ser
     r.reload()
     r.expect_text(f"Image 4 of {total}")
 
-    admin = browser.new_page(viewport={"width": 1400, "height": 900})
+    # the researcher's browser is in Tokyo: the dashboard shows times there (st.context.timezone)
+    admin = browser.new_page(viewport={"width": 1400, "height": 900}, timezone_id="Asia/Tokyo")
     admin.set_default_timeout(30_000)
     a = Participant(admin, shots)
     a.open(f"{base}/?area=admin")
@@ -58,7 +59,7 @@ def test_a_rater_rates_images_and_a_researcher_sees_the_dashboard(admin_env, ser
     a.shot("30-admin-sign-in")
     admin.get_by_label("Password", exact=True).fill(ADMIN_PASSWORD)
     a.click("Sign in")
-    a.expect_text("Enrollment by arm and stratum", "Rater progress")
+    a.expect_text("Enrollment by arm and stratum", "Rater progress", "times in Asia/Tokyo")
     # plotly charts draw after the run (their code loads on first use): wait for each chart's drawing
     admin.wait_for_function(
         """() => {

@@ -105,6 +105,9 @@ def test_identifiers_only_on_request(protocol_file, make_engine, tmp_path, capsy
         "participants.csv",
         "ratings.csv",
         "responses.csv",
+        "responses_wide.csv",
+        "responses_wide.dta",
+        "responses_wide.sav",
         "study.csv",
     ]
     assert "wrote" in capsys.readouterr().out

@@ -180,7 +180,7 @@ def test_the_codebook_documents_a_sliders_range_and_anchors():
     (variable,) = slider(reverse=True).variables("trial")
     assert (variable.variable, variable.type, variable.scale_min, variable.scale_max) == (
         "trust_vas",
-        "continuous",
+        "numeric",
         0,
         100,
     )
@@ -220,7 +220,7 @@ def test_a_participant_answers_a_slider_in_the_app_and_the_export_carries_it(sli
     assert list(rows["value"]) == ["73"] and list(rows["construct"]) == ["trust_vas"]
     assert (rows["scale_min"].iloc[0], rows["scale_max"].iloc[0]) == (0, 100)
     codebook = frames["codebook"].set_index("variable")
-    assert codebook.loc["trust_vas", "type"] == "continuous"
+    assert codebook.loc["trust_vas", "type"] == "numeric"
     assert codebook.loc["distrust_vas", "keying"] == "reverse"
 
 
@@ -228,10 +228,13 @@ def test_bots_answer_sliders_and_scores_average_them(slider_study):
     from analysis.load import from_export
     from analysis.scores import construct_scores, reverse_code, scale_bounds
     from study.export import export_frames
+    from study.labelled import wide_table
+    from study.path import step_order
     from study.simulate import simulate
 
     simulate(slider_study, 6, seed=4, progress=False)
-    responses = export_frames(slider_study.db)["responses"]
+    frames = export_frames(slider_study.db)
+    responses = frames["responses"]
     vas = responses[responses["item"].isin(["trust_vas", "distrust_vas"])]
     values = vas["value"].astype(float)
     assert len(vas) > 0 and values.between(0, 100).all() and (values % 1 == 0).all()
@@ -246,6 +249,12 @@ def test_bots_answer_sliders_and_scores_average_them(slider_study):
     expected = vas.assign(x=keyed).groupby(["participant_id", "condition"])["x"].mean()
     assert len(expected) > 0
     pd.testing.assert_series_equal(scores.loc[expected.index], expected, check_names=False)
+
+    # the SPSS/Stata export carries a slider as a number, its anchors as the ends' value labels
+    table = wide_table(frames, step_order(slider_study.loaded))
+    column = next(name for name, key in table.names.items() if key.endswith("__trust_vas"))
+    assert pd.api.types.is_float_dtype(table.frame[column])
+    assert table.value_labels[column] == {0: "Not at all", 100: "Completely"}
 
 
 def test_the_load_generator_fills_a_slider_on_its_steps():

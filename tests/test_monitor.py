@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+from zoneinfo import ZoneInfo
+
+import pandas as pd
 import pytest
 
-from study.monitor import Monitor, wide_responses
+from study.labelled import wide_table
+from study.monitor import Monitor
 from study.path import step_order
 from study.rating import RatingPanel
 from study.simulate import Policy, simulate
@@ -92,6 +97,78 @@ def test_rater_progress(monitor):
 
 
 def test_wide_export_has_one_row_per_participant(monitor):
-    wide = wide_responses(monitor.frames["responses"], monitor.steps)
+    wide = wide_table(monitor.frames, monitor.steps).frame
     assert len(wide) == 24 and "entry__expertise" in wide.columns
-    assert wide.columns[1] == "entry__age_group" or wide.columns[1].startswith("entry__")
+    answers = [c for c in wide.columns if "__" in c]
+    assert answers[0].startswith("entry__") and wide.columns[0] == "participant_id"
+
+
+def test_funnel_and_steps_have_readable_names(monitor):
+    """Within design, 2 blocks of 3 cases: the funnel names steps for readers, never by their ids."""
+    funnel = monitor.funnel().set_index("step")["label"]
+    assert funnel["consent"] == "Consent" and funnel["complete"] == "Completed"
+    assert funnel["p1.t01"] == "Case 1 of 6" and funnel["p2.t03"] == "Case 6 of 6"
+    assert funnel["p1.post"] == "Questions after block 1" and funnel["post"] == "Final questions"
+    assert not set(funnel) & set(monitor.steps)
+    assert monitor.label("p9.t99") == "p9.t99"  # a step no version of the protocol has: its key
+
+
+def test_judge_advisor_halves_are_named_apart(protocol_file, make_engine):
+    from study.monitor import step_labels
+
+    engine = make_engine(protocol_file(trial={"advice": "after_initial"}))
+    labels = step_labels(engine.loaded)
+    assert labels["p1.t02.initial"] == "Case 2 of 6: own diagnosis (before the AI's)"
+    assert labels["p1.t02"] == "Case 2 of 6: after the AI's advice"
+    assert labels["p1.post"] == "Questions after the cases"  # one block
+
+
+def test_participant_table_is_pseudonymous_with_readable_steps(simulated):
+    monitor, engine, outcomes = simulated
+    table = monitor.participant_table()
+    assert list(table.columns) == [
+        "participant_id", "arm", "status", "current_step", "last_activity", "attention_failures"
+    ]  # fmt: skip
+    assert len(table) == 24 and table["participant_id"].str.fullmatch(r"P\d{5}").all()
+    row = table.set_index("participant_id")
+    for outcome in outcomes:
+        position = engine.position(outcome.token)
+        assert row.loc[position.public_id, "current_step"] == monitor.label(position.step.key)
+    events = monitor.frames["events"]
+    first = table["participant_id"].iloc[0]
+    latest = pd.Timestamp(events[events["participant_id"] == first]["at"].max())
+    assert row.loc[first, "last_activity"] == latest
+    ids = pd.DataFrame({"participant_id": [first], "PROLIFIC_PID": ["5f00"]})
+    with_ids = monitor.participant_table(ids).set_index("participant_id")
+    assert with_ids.loc[first, "PROLIFIC_PID"] == "5f00"
+
+
+def test_enrollment_by_day_counts_calendar_days_in_the_researchers_time_zone():
+    """Hand-made: P1 consents 22:30 UTC on 1 March and completes 23:10 UTC (00:10 on 2 March in Berlin);
+    P2 consents 08:00 UTC on 2 March and never completes; P3 consents and completes on 4 March."""
+    participants = pd.DataFrame(
+        {
+            "participant_id": ["P00001", "P00002", "P00003"],
+            "started_at": [
+                "2026-03-01T22:30:00.000Z",
+                "2026-03-02T08:00:00.000Z",
+                "2026-03-04T10:00:00.000Z",
+            ],
+            "completed_at": ["2026-03-01T23:10:00.000Z", "", "2026-03-04T10:40:00.000Z"],
+        }
+    )
+    monitor = Monitor({"participants": participants}, ())
+    berlin = monitor.enrollment_by_day(ZoneInfo("Europe/Berlin"))
+    assert [str(d) for d in berlin["day"]] == ["2026-03-01", "2026-03-02", "2026-03-03", "2026-03-04"]
+    assert berlin["enrolled"].tolist() == [1, 2, 2, 3] and berlin["completed"].tolist() == [0, 1, 1, 2]
+    utc = monitor.enrollment_by_day(UTC)
+    assert utc["completed"].tolist() == [1, 1, 1, 2]
+    tokyo = monitor.enrollment_by_day(ZoneInfo("Asia/Tokyo"))  # UTC+9: 22:30 on 1 March is 07:30 on 2 March
+    assert [str(d) for d in tokyo["day"]] == ["2026-03-02", "2026-03-03", "2026-03-04"]
+    assert tokyo["enrolled"].tolist() == [2, 2, 3] and tokyo["completed"].tolist() == [1, 1, 2]
+
+
+def test_the_tables_of_a_study_nobody_has_joined_are_empty(protocol_file, make_engine):
+    engine = make_engine(protocol_file())
+    monitor = Monitor.load(engine.db, engine.version_id, engine.loaded)
+    assert monitor.participant_table().empty and monitor.enrollment_by_day(UTC).empty

@@ -126,8 +126,11 @@ def test_cli_raters(protocol_file, make_engine, capsys, monkeypatch):
     assert main(["raters", "list", "--db", url]) == 0
     listing = capsys.readouterr().out
     assert "derm1" in listing and "0/9" in listing and "invited" in listing
+    assert "sign-in name: derm1 (any capitalisation)" in out
     assert main(["raters", "add", "derm1", "--db", url]) == 2
     assert "already exists" in capsys.readouterr().err
+    assert main(["raters", "add", " DERM1", "--db", url]) == 2  # the same name, typed otherwise
+    assert "a rater named 'derm1' already exists (R001)" in capsys.readouterr().err
     monkeypatch.setattr("sys.stdin", io.StringIO("a long enough password\n"))
     assert main(["admin-hash", "--stdin"]) == 0
     assert capsys.readouterr().out.startswith("$argon2id$")

@@ -13,7 +13,7 @@ import streamlit as st
 
 from app import access, images, items
 from app.context import configured_engine, errors, keep_errors, step_answers
-from study.auth import MIN_PASSWORD_LENGTH, AuthError
+from study.auth import MIN_PASSWORD_LENGTH, AuthError, Invite
 from study.path import AnswerError, Step
 from study.rating import RatingError, RatingPanel, RatingTask
 
@@ -38,10 +38,22 @@ def page() -> None:
 
 
 def _set_password(invite: str) -> None:
+    """The one-time link's page: the set-password form with the name to sign in with, or — for a link that
+    was used, mistyped or replaced — a page that says which, and what to do."""
+    try:
+        state = _invite(invite)
+    except AuthError as exc:  # throttled
+        st.error(access.message(exc))
+        return
+    if state.state != "open":
+        _invite_problem(state.state)
+        return
     st.title("Welcome to the rating panel")
+    st.write("You sign in with this name (capitalisation does not matter):")
+    st.code(state.name, language=None)
     st.write(
-        f"Choose a password (at least {MIN_PASSWORD_LENGTH} characters). You sign in with your name and "
-        "this password from now on; this link works only once."
+        f"Choose a password (at least {MIN_PASSWORD_LENGTH} characters). From now on you sign in with your "
+        "name and this password; this link works only once."
     )
     with st.form("invite", enter_to_submit=False):
         password = st.text_input("New password", type="password")
@@ -54,24 +66,64 @@ def _set_password(invite: str) -> None:
         try:
             access.start_session(access.auth().accept_invite(invite, password, source=access.client_source()))
         except AuthError as exc:
-            st.error(str(exc).capitalize())
+            st.error(access.message(exc))
             return
+        st.session_state.pop(_INVITE_KEY, None)
+        st.rerun()
+
+
+_INVITE_KEY = "skingen.invite"
+
+
+def _invite(invite: str) -> Invite:
+    """The link's state, checked once per tab (an Argon2 check; each widget click reruns the page)."""
+    cached = st.session_state.get(_INVITE_KEY)
+    if cached is None or cached[0] != invite:
+        cached = (invite, access.auth().invite(invite, source=access.client_source()))
+        st.session_state[_INVITE_KEY] = cached
+    return cached[1]
+
+
+_INVITE_PROBLEMS: dict[str, tuple[str, str]] = {
+    "used": (
+        "This sign-in link has already been used",
+        "Your password is set: sign in with your name and that password. If you have forgotten the "
+        "password, ask the researcher for a new link.",
+    ),
+    "malformed": (
+        "This sign-in link is incomplete",
+        "The link seems cut short or mistyped (e-mail programs sometimes break long links). Copy the whole "
+        "link from the message into the address bar, or ask the researcher to send it again.",
+    ),
+    "invalid": (
+        "This sign-in link is not valid",
+        "It may have been replaced by a newer link, or the rater account was closed. Ask the researcher for "
+        "a new link.",
+    ),
+}
+
+
+def _invite_problem(state: str) -> None:
+    title, advice = _INVITE_PROBLEMS[state]
+    st.title(title)
+    st.info(advice)
+    if st.button("Go to sign-in", type="primary"):
+        st.query_params.pop(access.INVITE_PARAM, None)
+        st.session_state.pop(_INVITE_KEY, None)
         st.rerun()
 
 
 def _sign_in() -> None:
     st.title("Rating panel — sign in")
     with st.form("sign-in", enter_to_submit=True):
-        name = st.text_input("Name")
+        name = st.text_input("Name", help="The name on your invitation; capitalisation does not matter.")
         password = st.text_input("Password", type="password")
         submitted = st.form_submit_button("Sign in", type="primary")
     if submitted:
         try:
-            access.start_session(
-                access.auth().sign_in_rater(name.strip(), password, source=access.client_source())
-            )
+            access.start_session(access.auth().sign_in_rater(name, password, source=access.client_source()))
         except AuthError as exc:
-            st.error(str(exc).capitalize())
+            st.error(access.message(exc))
             return
         st.rerun()
 

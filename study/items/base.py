@@ -210,7 +210,7 @@ class Item(Model):
         source: str,
         low: float | None = None,
         high: float | None = None,
-        labels: Mapping[int, str] | Mapping[str, str] | None = None,
+        labels: Mapping[int, str] | None = None,
         construct: str | None = None,
     ) -> Variable:
         """One codebook variable of this item: its own answer (``name == id``) carries the item's construct,

@@ -40,11 +40,11 @@ class SliderItem(Item):
     measures = True
     rating_scale = True
     continuous = True
-    level = "continuous"
+    level = "numeric"
 
     type: Literal["slider"]
-    minimum: float = 0
-    maximum: float = Field(default=100, validate_default=True)
+    minimum: int = Field(default=0, description="The left end (a whole number: the codebook labels it).")
+    maximum: int = Field(default=100, validate_default=True, description="The right end (a whole number).")
     step: float = Field(
         default=1, gt=0, validate_default=True, description="Answers are minimum + a whole number of steps."
     )
@@ -52,7 +52,7 @@ class SliderItem(Item):
 
     @field_validator("maximum")
     @classmethod
-    def _above_minimum(cls, value: float, info: ValidationInfo) -> float:
+    def _above_minimum(cls, value: int, info: ValidationInfo) -> int:
         low = info.data.get("minimum")
         if low is not None and value <= low:
             raise ValueError(f"must be larger than minimum ({plain_number(low)})")
@@ -86,7 +86,7 @@ class SliderItem(Item):
 
     def variables(self, section: str, *, initial: bool = False) -> list[Variable]:
         """Its answer, continuous over minimum..maximum, with the two anchors as the ends' labels."""
-        ends = {plain_number(self.minimum): self.anchors.low, plain_number(self.maximum): self.anchors.high}
+        ends = {self.minimum: self.anchors.low, self.maximum: self.anchors.high}
         return [self.variable(self.id, self.text, self.level, section, self.minimum, self.maximum, ends)]
 
     def check_answer(self, field: str, raw: object, conditions: set[str]) -> Checked | AnswerProblem:
