@@ -252,8 +252,8 @@ def test_bots_answer_sliders_and_scores_average_them(slider_study):
 
     # the SPSS/Stata export carries a slider as a number, its anchors as the ends' value labels
     table = wide_table(frames, step_order(slider_study.loaded))
-    column = next(name for name, key in table.names.items() if key.endswith("__trust_vas"))
-    assert pd.api.types.is_float_dtype(table.frame[column])
+    column = next(name for name, key in table.keys.items() if key.endswith("__trust_vas"))
+    assert pd.api.types.is_numeric_dtype(table.frame[column])
     assert table.value_labels[column] == {0: "Not at all", 100: "Completely"}
 
 
