@@ -110,8 +110,7 @@ class SliderItem(Item):
     def widget(self, place: WidgetPlace) -> None:
         import streamlit as st
 
-        whole = all(float(v).is_integer() for v in (self.minimum, self.maximum, self.step))
-        number = int if whole else float
+        number = int if float(self.step).is_integer() else float  # Streamlit wants one type for all four
         key = place.key(self.id)
         st.slider(
             self.text,
