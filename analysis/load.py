@@ -467,6 +467,13 @@ def from_export(
                 f"study: column 'labels' is not a JSON object of label maps ({exc})"
             ) from None
     present = {name: frame for name, frame in frames.items() if frame is not None and len(frame)}  # rows only
+    if study is not None and len(study) and not {"responses", "ratings"} & set(present):
+        row = _as_text(study).iloc[0]
+        raise AnalysisInputError(
+            f"study {row.get('protocol_id', '')!r} v{row.get('version', '')} is registered but has no "
+            "participants' answers and no ratings yet: nothing to analyse (serve it, or try bots with "
+            "`skingen-study simulate`)"
+        )
     data = build_study_data(
         _as_text(present.get("responses")),
         _as_text(present.get("participants")),

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import streamlit as st
 
 from app import images
-from db.jobs import JobQueue
+from db.jobs import DEFAULT_HOLD_S, DEFAULT_JOB_TTL_S, JobQueue
 from db.session import DB_ENV, Database, database_url
 from study.engine import Position, StudyEngine
 from study.items.answers import AnswerProblem
@@ -26,6 +26,8 @@ from study.registry import RegistryError
 LOG = logging.getLogger("skingen.app")
 
 PROTOCOL_ENV = "SKINGEN_PROTOCOL"
+JOB_TTL_ENV = "SKINGEN_JOB_TTL"  # seconds an open model job may wait (serve --job-ttl)
+JOB_HOLD_ENV = "SKINGEN_JOB_HOLD"  # seconds a left explorer page's photo survives (serve --job-hold)
 TEST_HOOKS_ENV = "SKINGEN_TEST_HOOKS"
 TOKEN_PARAM = "token"
 
@@ -35,6 +37,7 @@ _SHOWN_KEY = "skingen.shown"
 _ERRORS_KEY = "skingen.errors"
 _HANDLED_KEY = "skingen.handled"
 _MOVED_KEY = "skingen.moved"
+_DECLINED_KEY = "skingen.declined"
 
 INVALID_LINK = (
     "This link is not valid. Please open the study with the exact link you were given. "
@@ -58,7 +61,7 @@ class Entry:
 class Visit:
     """One rerun's view of the participant: the page to show and what it needs."""
 
-    page: str  # consent | questions | info | trial | complete | error
+    page: str  # consent | declined | questions | info | trial | complete | error
     engine: StudyEngine | None = None
     entry: Entry | None = None
     position: Position | None = None
@@ -93,8 +96,33 @@ def configured_engine() -> StudyEngine:
 
 
 def live_queue() -> JobQueue:
-    """The model workers' job queue, in the study's database (cheap: it shares the engine's pool)."""
-    return JobQueue(configured_engine().db)
+    """The model workers' job queue, in the study's database (cheap: it shares the engine's pool), with the
+    server's job TTL and page hold."""
+    return configured_queue(configured_engine().db)
+
+
+def configured_queue(db: Database, *, ttl: float | None = None, hold: float | None = None) -> JobQueue:
+    """A job queue on ``db`` with the server's job TTL and page hold: ``ttl``/``hold`` when given, else the
+    environment that ``serve --job-ttl/--job-hold`` sets, else the defaults."""
+    return JobQueue(
+        db,
+        ttl_seconds=ttl or seconds_setting(JOB_TTL_ENV, DEFAULT_JOB_TTL_S),
+        hold_seconds=hold or seconds_setting(JOB_HOLD_ENV, DEFAULT_HOLD_S),
+    )
+
+
+def seconds_setting(name: str, default: float) -> float:
+    """A positive number of seconds from the environment variable ``name`` (``default`` when unset)."""
+    raw = os.environ.get(name, "")
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name}: expected a number of seconds, got {raw!r}") from None
+    if not value > 0:
+        raise ValueError(f"{name}: must be > 0 seconds, got {raw!r}")
+    return value
 
 
 def _entry() -> Entry:
@@ -138,7 +166,7 @@ def resolve() -> Visit:
         except ResumeRefused as refused:
             return Visit("error", engine, entry, problem=str(refused).capitalize())
     if entry.token is None:
-        return Visit("consent", engine, entry)
+        return Visit("declined" if st.session_state.get(_DECLINED_KEY) else "consent", engine, entry)
     try:
         position = _moved_to(entry.token) or engine.position(entry.token)
     except UnknownToken:
@@ -234,6 +262,16 @@ def consent(visit: Visit) -> None:
         return
     st.query_params[TOKEN_PARAM] = token
     st.session_state[_ENTRY_KEY] = Entry(token, visit.entry.url_params)
+
+
+def decline(visit: Visit) -> None:
+    """Decline-button callback: count the decline (nothing about the person) and show the end page."""
+    assert visit.engine is not None
+    try:
+        visit.engine.decline()
+    except Exception:  # the count is lost, the person still gets their polite end page
+        LOG.exception("could not count a decline")
+    st.session_state[_DECLINED_KEY] = True
 
 
 def submit(visit: Visit) -> None:

@@ -23,7 +23,7 @@ def render(step: Step, manifest: BundleManifest, errors: Mapping[str, AnswerProb
     """Draw every item of ``step`` (inside the step's ``st.form``), each engine complaint above its item."""
     place = WidgetPlace(
         key=lambda field: widget_key(step.key, field),
-        conditions={c.id: c.display_name for c in manifest.conditions},
+        skin_conditions={c.id: c.display_name for c in manifest.skin_conditions},
     )
     for item in step.items:
         problems = [_message(f, errors[f]) for f in item.fields if f in errors]

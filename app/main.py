@@ -9,7 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app import access, context, layout, roles
-from app.views import complete, consent, error, info, questions, trial
+from app.views import complete, consent, declined, error, info, questions, trial
 
 if access.area() != "participant":  # raters and researchers: their own pages, nothing of participants'
     roles.run(access.area())
@@ -17,6 +17,7 @@ if access.area() != "participant":  # raters and researchers: their own pages, n
 
 PAGES = {
     "consent": st.Page(consent.page, title="Consent", url_path="consent"),
+    "declined": st.Page(declined.page, title="Thank you", url_path="declined"),
     "questions": st.Page(questions.page, title="Questions", url_path="questions"),
     "info": st.Page(info.page, title="Information", url_path="information"),
     "trial": st.Page(trial.page, title="Case", url_path="case"),

@@ -10,7 +10,9 @@ load (measured in docs/performance.md):
    inherit the listener's protocol number, so every websocket message waits for Nagle's algorithm and the
    peer's delayed ACK (~40 ms on loopback). :func:`enable_tcp_nodelay` relabels the listening socket as
    ``IPPROTO_TCP`` right after Streamlit binds it; asyncio then sets ``TCP_NODELAY`` on every connection.
-   The bind itself (address reuse, IPv6 dual-stack, port retry) stays Streamlit's.
+   The bind itself (address reuse, IPv6 dual-stack, port retry) stays Streamlit's. On uvloop (installed with
+   the ``study`` extra except on Windows) every connection gets ``TCP_NODELAY`` anyway; the fix is for
+   asyncio's own loop (tests/test_app_server.py checks both on real servers).
 
 3. Streamlit polls every ``config.toml`` it could read five times a second for the server's whole life (a
    thread-pool task per file and poll, each needing the GIL). Nothing edits a running study's config, so
@@ -189,6 +191,29 @@ def freeze_startup_heap() -> None:
     gc.freeze()
 
 
+class PortInUse(ValueError):
+    """The port ``serve`` was asked for is taken: said before a password is printed or a database touched."""
+
+
+def check_port(host: str, port: int) -> None:
+    """Raise :class:`PortInUse` unless ``host:port`` can be bound now (as Streamlit will bind it: address
+    reuse on, so a port a stopped server left in TIME_WAIT counts as free)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ValueError(f"--host {host}: not an address of this machine ({exc})") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise PortInUse(
+                f"port {port} on {host} is not free ({exc.strerror}): another server (a study app already "
+                f"running?) listens on http://{host}:{port}; stop it or choose another --port"
+            ) from None
+
+
 def serve(
     db_url: str,
     protocol: str | None = None,
@@ -198,18 +223,27 @@ def serve(
     tuned: bool = True,
     explorer_open: bool = False,
     explorer_photos: str | None = None,
+    job_ttl: float | None = None,
+    job_hold: float | None = None,
     nice: int = 0,
 ) -> None:
     """Run the participant app until interrupted. The app reads the study (and the explorer's settings: open
-    to all, where photos are kept with consent) from the environment. ``nice`` > 0 lowers the process's CPU
-    priority, so that other servers on the machine (a study's replicas) come first when the cores are busy."""
+    to all, where photos are kept with consent; the model jobs' time to live and a left page's hold) from the
+    environment. ``nice`` > 0 lowers the process's CPU priority, so that other servers on the machine (a
+    study's replicas) come first when the cores are busy."""
     from streamlit import config as streamlit_config
     from streamlit.web import bootstrap
+
+    from app.context import JOB_HOLD_ENV, JOB_TTL_ENV
 
     os.environ["SKINGEN_DB_URL"] = db_url
     _set_env("SKINGEN_PROTOCOL", str(Path(protocol).resolve()) if protocol else None)
     _set_env("SKINGEN_EXPLORER_OPEN", "1" if explorer_open else None)
     _set_env("SKINGEN_EXPLORER_PHOTOS", str(Path(explorer_photos).resolve()) if explorer_photos else None)
+    if job_ttl is not None:
+        os.environ[JOB_TTL_ENV] = f"{job_ttl:g}"
+    if job_hold is not None:
+        os.environ[JOB_HOLD_ENV] = f"{job_hold:g}"
     if nice > 0:
         os.nice(nice)
     options = streamlit_options(host, port, tuned=tuned)

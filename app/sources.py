@@ -8,7 +8,7 @@ protocol, and the study's own bots for the simulated power curve.
 from __future__ import annotations
 
 from analysis.load import AnalysisInputError, StudyData, from_export
-from db.session import Database
+from db.session import DatabaseNotFound, open_existing
 from study.botpower import EngineBotGenerator, plantable_constructs
 from study.export import export_frames
 from study.protocol.loading import LoadedProtocol, load_protocol
@@ -28,7 +28,10 @@ def load_db(
 ) -> StudyData:
     """Export the study in the database at ``url`` (the active version of ``protocol_id``, else the only active
     study) and build the analysis input from the frames (:func:`analysis.load.from_export`)."""
-    db = Database(url)
+    try:
+        db = open_existing(url)
+    except DatabaseNotFound as exc:
+        raise AnalysisInputError(f"--db {exc}") from None
     try:
         frames = export_frames(db, protocol_id=protocol_id)
     except Exception as exc:  # the database boundary: any failure becomes one message, not a traceback
@@ -45,7 +48,7 @@ def read_protocol(protocol_path: str | None, db_url: str | None) -> LoadedProtoc
     try:
         if protocol_path:
             return load_protocol(protocol_path)
-        db = Database(db_url)
+        db = open_existing(db_url)
         try:
             return stored_protocol(active_version(db))
         finally:

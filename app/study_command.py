@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from db.session import Database, database_url
+from db.session import Database, database_url, open_existing
 from formats.atomic import OutputExistsError
 from study.protocol.loading import ProtocolError, load_protocol
 from study.protocol.model import Protocol
@@ -17,6 +17,11 @@ if TYPE_CHECKING:
     from study.simulate import CaseEffects
 
 DB_HELP = "SQLAlchemy database URL (default: $SKINGEN_DB_URL or sqlite:///var/study.db)"
+
+
+def _existing_db(args: argparse.Namespace) -> Database:
+    """``--db``'s database, which must exist: only init, serve --init/--demo and restore create one."""
+    return open_existing(database_url(args.db))
 
 
 EFFECT_FORMAT = "--effect expects CONSTRUCT=POINTS or CONDITION:CONSTRUCT=POINTS (e.g. trust=1.0)"
@@ -175,8 +180,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from study.simulate import Policy, simulate
 
     effects, condition_effects = _effects(args.effect)
-    db = Database(database_url(args.db))
-    engine = StudyEngine.open(db, args.protocol)
+    engine = StudyEngine.open(_existing_db(args), args.protocol)
     likert = sorted({i.construct for i in engine.protocol.items().values() if i.planted and i.construct})
     case_effects = _case_effects(args, likert)
     policy = Policy(
@@ -204,7 +208,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from study.labelled import wide_table
 
     protocol_id = load_protocol(args.protocol).protocol.study.id if args.protocol else args.study
-    db = Database(database_url(args.db))
+    db = _existing_db(args)
     frames = export_frames(db, protocol_id=protocol_id, include_identifiers=args.include_identifiers)
     wide = wide_table(frames, exported_steps(db, protocol_id=protocol_id))
     for path in write_export(frames, Path(args.out), overwrite=args.overwrite, wide=wide):
@@ -227,7 +231,7 @@ def _engine(args: argparse.Namespace):
     """The engine of ``--db``'s study picked by ``--protocol`` (default: the only active one)."""
     from study.engine import StudyEngine
 
-    return StudyEngine.open(Database(database_url(args.db)), args.protocol)
+    return StudyEngine.open(_existing_db(args), args.protocol)
 
 
 def _panel(args: argparse.Namespace):
@@ -281,44 +285,53 @@ def cmd_admin_hash(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo_admin_password(host: str, port: int) -> None:
-    """Demo only: a random researcher password, printed once. Real studies configure a hash (admin-hash)."""
+def _demo_welcome(host: str, port: int, db_url: str) -> None:
+    """Demo only: a random researcher password, printed once, and the next commands as they work when pasted
+    (the demo's own --db). Real studies configure a hash (admin-hash)."""
     import os
     import secrets
 
+    from app.demo import next_steps
     from study.auth import ADMIN_HASH_ENV, hash_secret
 
-    if os.environ.get(ADMIN_HASH_ENV):
-        return
-    password = secrets.token_urlsafe(12)
-    os.environ[ADMIN_HASH_ENV] = hash_secret(password)
-    print(f"Researcher dashboard: http://{host}:{port}/?area=admin  —  demo password: {password}", flush=True)
-    print(
-        f"Rating panel (add raters with `skingen-study raters add NAME`): http://{host}:{port}/?area=rate",
-        flush=True,
-    )
+    base_url = f"http://{host}:{port}"
+    if not os.environ.get(ADMIN_HASH_ENV):
+        password = secrets.token_urlsafe(12)
+        os.environ[ADMIN_HASH_ENV] = hash_secret(password)
+        print(f"Researcher dashboard: {base_url}/?area=admin  —  demo password: {password}", flush=True)
+    print(f"Rating panel: {base_url}/?area=rate — then, in another terminal:", flush=True)
+    for command in next_steps(db_url, base_url):
+        print(f"  {command}", flush=True)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from app.server import serve
+    from contextlib import nullcontext
+
+    from app.demo import check_not_running, demo_dir, prepare_demo, running
+    from app.server import check_port, serve
     from formats.bundle import bundle_file_problems
     from study.data_rights import purge_identifiers
     from study.engine import StudyEngine
     from study.registry import register
 
-    if args.demo:
-        from app.demo import demo_dir, prepare_demo
-
-        if args.protocol:
-            raise ValueError("--demo runs the shipped demo protocol; leave out --protocol")
-        args.protocol, args.init = str(prepare_demo(demo_dir(args.demo_dir))), True
-    elif args.demo_dir:
+    # 1. Check the arguments, whether the demo already runs, and the port: before any file, database or
+    #    password is made (a second `serve --demo` must not print a password for a server it never starts).
+    if args.demo and args.protocol:
+        raise ValueError("--demo runs the shipped demo protocol; leave out --protocol")
+    if args.demo_dir and not args.demo:
         raise ValueError("--demo-dir goes with --demo")
+    if args.init and not args.protocol and not args.demo:
+        raise ValueError("--init needs --protocol FILE")
+    folder = demo_dir(args.demo_dir) if args.demo else None
+    if folder is not None:
+        check_not_running(folder)
+    check_port(args.host, args.port)
+    # 2. The study: the demo drawn and registered, a protocol registered, or the existing database's study.
     url = database_url(args.db)
-    db = Database(url)
+    if folder is not None:
+        args.protocol, args.init = str(prepare_demo(folder)), True
+    db = Database(url) if args.init else open_existing(url)
     if args.init:
-        if not args.protocol:
-            raise ValueError("--init needs --protocol FILE")
         register(db, load_protocol(args.protocol))
     engine = StudyEngine.open(db, args.protocol)  # fail here, not in the participant's browser
     problems = bundle_file_problems(engine.loaded.bundle)  # the registered bundle, as it is on disk now
@@ -332,19 +345,38 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"purged the identifiers of {purged} participants (retention_days: {engine.protocol.retention_days:g})"
         )
     db.dispose()
-    if args.demo:
-        _demo_admin_password(args.host, args.port)
-    serve(
-        url,
-        args.protocol,
-        host=args.host,
-        port=args.port,
-        tuned=not args.default_streamlit,
-        explorer_open=args.explorer_open,
-        explorer_photos=args.explorer_photos,
-        nice=args.nice,
-    )
+    _sweep_left_jobs(url, args)
+    # 3. Serve (the demo marks its folder as served meanwhile).
+    marker = nullcontext()
+    if folder is not None:
+        _demo_welcome(args.host, args.port, url)
+        marker = running(folder, f"http://{args.host}:{args.port}", url)
+    with marker:
+        serve(
+            url,
+            args.protocol,
+            host=args.host,
+            port=args.port,
+            tuned=not args.default_streamlit,
+            explorer_open=args.explorer_open,
+            explorer_photos=args.explorer_photos,
+            job_ttl=args.job_ttl,
+            job_hold=args.job_hold,
+            nice=args.nice,
+        )
     return 0
+
+
+def _sweep_left_jobs(url: str, args: argparse.Namespace) -> None:
+    """Sweep the model jobs once before serving, and keep sweeping in this process while jobs from before this
+    start are open or held: their pages may have gone with an old server, and no worker may be running."""
+    from app.context import configured_queue
+    from study.live import start_sweeper
+
+    queue = configured_queue(Database(url), ttl=args.job_ttl, hold=args.job_hold)
+    queue.sweep()
+    if queue.sweepable():
+        start_sweeper(queue)
 
 
 def cmd_withdraw(args: argparse.Namespace) -> int:
@@ -374,6 +406,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
     from db.backup import backup
 
     url = database_url(args.db)
+    _existing_db(args).dispose()  # names the resolved path or server it tried
     print(f"backed up {url} to {backup(url, Path(args.out))}")
     return 0
 
@@ -391,7 +424,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from study.audit import audit
     from study.engine import StudyEngine
 
-    report = audit(StudyEngine.open(Database(database_url(args.db)), args.protocol))
+    report = audit(StudyEngine.open(_existing_db(args), args.protocol))
     for problem in report.problems:
         print(problem, file=sys.stderr)
     verdict = "every row explained" if report.ok else f"{len(report.problems)} problem(s)"
@@ -427,6 +460,16 @@ def cmd_deploy_nginx(args: argparse.Namespace) -> int:
         )
     print(f"run it: {deployment.out / 'start.sh'}   (see docs/deployment.md for systemd)")
     return 0
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0 seconds, got {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -613,6 +656,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--explorer-photos",
         metavar="DIR",
         help="keep explorer photos here, only when their user ticks consent (default: photos are never stored)",
+    )
+    p.add_argument(
+        "--job-ttl",
+        type=_positive_seconds,
+        metavar="SECONDS",
+        help="a model job (explorer, interactive trials) not done by a worker within this time fails, its photo "
+        "erased (default: $SKINGEN_JOB_TTL, else 600)",
+    )
+    p.add_argument(
+        "--job-hold",
+        type=_positive_seconds,
+        metavar="SECONDS",
+        help="an explorer photo and the answers about it are erased this long after its page was left "
+        "(default: $SKINGEN_JOB_HOLD, else 120)",
     )
     p.add_argument(
         "--nice",

@@ -294,9 +294,26 @@ class Job(Base):
     max_attempts: Mapped[int] = mapped_column(default=3)
     worker: Mapped[str | None] = mapped_column(String(128))
     lease_until: Mapped[datetime | None]
+    # An open job past this time fails as expired (the server's job TTL), so nothing waits forever.
+    expires_at: Mapped[datetime | None]
+    # Jobs a page holds (the explorer's): the page renews this while it is open; once it lapses (the user has
+    # left) the sweeper erases the job's photo and results. None: nobody holds it (a study trial's job).
+    held_until: Mapped[datetime | None] = mapped_column(index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+
+
+class WorkerBeat(Base):
+    """A running ``skingen worker`` and the job kinds it serves: it renews ``last_seen`` every few seconds, so
+    a page can tell "no worker is running" (no fresh row) from "the workers are busy" (db/jobs.py)."""
+
+    __tablename__ = "worker_beats"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    kinds: Mapped[list[Any]] = mapped_column()
+    started_at: Mapped[datetime]
+    last_seen: Mapped[datetime]
 
 
 class InteractionTurn(Base):

@@ -10,7 +10,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+
+from formats.errors import FormatError
 
 DEFAULT_URL = "sqlite:///var/study.db"
 DB_ENV = "SKINGEN_DB_URL"  # the database URL every command and app server falls back to
@@ -57,6 +60,58 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 def database_url(url: str | None = None) -> str:
     """The URL to use: the argument, else ``SKINGEN_DB_URL``, else the embedded SQLite default."""
     return url or os.environ.get(DB_ENV) or DEFAULT_URL
+
+
+class DatabaseNotFound(FormatError):
+    """``--db`` names no existing database: the message gives the resolved path, or the host and database it
+    tried. Nothing was created (a typo must not leave an empty study database behind)."""
+
+
+CREATORS = "`skingen-study init`, `serve --init`, `serve --demo` and `restore`"
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The absolute path of the SQLite file of ``url``; None for another backend or an in-memory database."""
+    parsed = make_url(url)
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:") or database.startswith("file:"):
+        return None
+    return Path(database).resolve()
+
+
+def absolute_url(url: str) -> str:
+    """``url`` as a command typed in another folder needs it: a relative SQLite path made absolute, a
+    password hidden."""
+    parsed = make_url(url)
+    path = sqlite_file(url)
+    if path is not None:
+        parsed = parsed.set(database=str(path))
+    return parsed.render_as_string(hide_password=True)
+
+
+def open_existing(url: str) -> Database:
+    """The database at ``url``, which must exist: a SQLite file is checked before connecting (connecting
+    would create it), a server is connected to once (its error names the host and database). For every
+    command but the few that create databases (:data:`CREATORS`)."""
+    path = sqlite_file(url)
+    if path is not None and not path.is_file():
+        raise DatabaseNotFound(
+            f"{url}: no database file at {path} (nothing was created; {CREATORS} create databases)"
+        )
+    db = Database(url)
+    if path is None:
+        try:
+            with db.engine.connect():
+                pass
+        except OperationalError as exc:
+            db.dispose()
+            parsed = make_url(url)
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+            raise DatabaseNotFound(
+                f"{parsed.render_as_string(hide_password=True)}: cannot connect to database "
+                f"{parsed.database!r} on {parsed.host or 'localhost'}:{parsed.port or 'default port'} ({reason})"
+            ) from None
+    return db
 
 
 class Database:

@@ -49,18 +49,24 @@ RelativePath = Annotated[str, AfterValidator(_relative_path)]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Fields keep the file's names as aliases (a skin condition is "condition" in manifest.json, as bundles
+    # were written), while the code says ``skin_condition``: "condition" in code is an experimental condition.
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, validate_by_name=True, validate_by_alias=True, serialize_by_alias=True
+    )
 
 
 class DifferentialEntry(_Model):
-    condition: str = Field(description="Taxonomy id, or 'unknown'.")
+    skin_condition: str = Field(alias="condition", description="Taxonomy id, or 'unknown'.")
     score: float = Field(ge=0.0, le=1.0)
 
 
 class AIOutput(_Model):
     """What the AI said about a case: shown to every participant (text) in both conditions."""
 
-    condition: str = Field(description="Taxonomy id of the AI's top diagnosis ('unknown' if none matched).")
+    skin_condition: str = Field(
+        alias="condition", description="Taxonomy id of the AI's top diagnosis ('unknown' if none matched)."
+    )
     display_name: str = Field(description="Name shown to participants, e.g. 'Psoriasis'.")
     text: str = Field(description="The diagnosis sentence shown to participants.")
     rationale: str = Field(default="", description="The AI's reasoning, shown under the diagnosis.")
@@ -84,7 +90,7 @@ class ReferenceImage(_Model):
     caption: str = Field(
         description="Shown under the image, e.g. 'Generated example of psoriasis — not you'."
     )
-    condition: str
+    skin_condition: str = Field(alias="condition")
     provenance: RelativePath | None = Field(default=None, description="Path of the provenance JSON, if any.")
     generated: bool = True
     closed_loop: ClosedLoopCheck | None = Field(default=None, description="Set by --evaluate.")
@@ -101,7 +107,9 @@ class RetrievedImage(_Model):
         description="Shown under the image: 'Real example of psoriasis — not the patient. Photo: SCIN (SCIN "
         "Data Use License)' plus the attribution, as the licence requires."
     )
-    condition: str = Field(description="Taxonomy id: the AI's diagnosis, which the image is labelled with.")
+    skin_condition: str = Field(
+        alias="condition", description="Taxonomy id: the AI's diagnosis, which the image is labelled with."
+    )
     source: str = Field(description="The dataset it comes from (metadata.csv's source).")
     licence: str
     attribution: str = Field(default="", description="Credit the licence asks for beyond source and licence.")
@@ -144,7 +152,7 @@ class Case(_Model):
     @property
     def ai_correct(self) -> bool:
         """True when the AI's top diagnosis is the ground truth (wrong-AI cases are planted on purpose)."""
-        return self.ai.condition == self.ground_truth
+        return self.ai.skin_condition == self.ground_truth
 
 
 class SkinConditionEntry(_Model):
@@ -185,7 +193,7 @@ class BundleManifest(_Model):
     retrieval: RetrievalProvenance | None = Field(
         default=None, description="How the cases' retrieved images were chosen; None: none were."
     )
-    conditions: tuple[SkinConditionEntry, ...] = Field(min_length=1)
+    skin_conditions: tuple[SkinConditionEntry, ...] = Field(alias="conditions", min_length=1)
     cases: tuple[Case, ...] = Field(min_length=1)
     evaluation: BundleEvaluation | None = Field(default=None, description="Set by --evaluate.")
 
@@ -195,9 +203,12 @@ class BundleManifest(_Model):
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:
             raise ValueError(f"duplicate case_id(s): {', '.join(duplicates)}")
-        known = {c.id for c in self.conditions} | {"unknown"}
+        known = {c.id for c in self.skin_conditions} | {"unknown"}
         for case in self.cases:
-            for name, value in (("ground_truth", case.ground_truth), ("ai.condition", case.ai.condition)):
+            for name, value in (
+                ("ground_truth", case.ground_truth),
+                ("ai.condition", case.ai.skin_condition),
+            ):
                 if value not in known:
                     raise ValueError(f"case {case.case_id!r}: {name} {value!r} is not in 'conditions'")
             if case.retrieved and self.retrieval is None:
@@ -205,10 +216,10 @@ class BundleManifest(_Model):
                     f"case {case.case_id!r}: retrieved images without the manifest's 'retrieval'"
                 )
             for retrieved in case.retrieved:
-                if retrieved.condition != case.ai.condition:
+                if retrieved.skin_condition != case.ai.skin_condition:
                     raise ValueError(
-                        f"case {case.case_id!r}: a retrieved image of {retrieved.condition!r} for the AI's "
-                        f"diagnosis {case.ai.condition!r} (retrieval shows the diagnosed condition)"
+                        f"case {case.case_id!r}: a retrieved image of {retrieved.skin_condition!r} for the AI's "
+                        f"diagnosis {case.ai.skin_condition!r} (retrieval shows the diagnosed condition)"
                     )
         return self
 
@@ -218,11 +229,11 @@ class BundleManifest(_Model):
                 return case
         raise KeyError(case_id)
 
-    def condition_name(self, condition_id: str) -> str:
-        for condition in self.conditions:
-            if condition.id == condition_id:
-                return condition.display_name
-        return condition_id
+    def skin_condition_name(self, skin_condition: str) -> str:
+        for entry in self.skin_conditions:
+            if entry.id == skin_condition:
+                return entry.display_name
+        return skin_condition
 
 
 class Bundle:

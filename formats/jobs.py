@@ -26,8 +26,11 @@ from PIL import Image
 
 DIAGNOSE, CHAT, REFERENCES = "diagnose", "chat", "references"
 KINDS = (DIAGNOSE, CHAT, REFERENCES)
-# Failure codes after which a calm "please try again" is the right message (the model was busy or away).
-RETRY_LATER = frozenset({"timeout", "unreachable", "server_error", "lease_expired", "worker_error"})
+# Failure codes after which a calm "please try again" is the right message (the model was busy or away; the
+# job ran past its time to live, or its page was left). db/jobs.py names the last three.
+RETRY_LATER = frozenset(
+    {"timeout", "unreachable", "server_error", "lease_expired", "worker_error", "expired", "abandoned"}
+)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,8 @@ The loop is torch-free: what it runs for each job kind is a :data:`Handler` (ski
 models'). One worker per GPU, on any machine that reaches the database; several may share a database
 because a job is claimed atomically and held only under a lease that a background thread renews while the
 job runs — a worker that dies leaves its jobs to be taken again when their leases run out (db/jobs.py).
+Every few seconds, idle or busy, a worker says it is alive (``worker_beats``: pages tell "no worker is
+running" from "busy" by it) and sweeps the queue (expired jobs, photos of pages that were left).
 
 This module is the one place skingen imports the study database's package, and only its torch-free queue
 (``db.jobs``): an ``ignore_imports`` entry of the import-linter contract in pyproject.toml says so.
@@ -15,13 +17,14 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.exc import OperationalError
 
-from db.jobs import JobQueue, JobView
+from db.jobs import WORKER_BEAT_S, JobQueue, JobView
 
 __all__ = ["Handler", "JobFailure", "JobQueue", "JobView", "Outcome", "Worker"]
 
@@ -69,15 +72,24 @@ class Worker:
         self.name = name or default_name()
         self.max_batch = max_batch
         self.idle_wait = idle_wait
+        self._last_beat = -float("inf")
+
+    def beat(self) -> None:
+        """Say this worker is alive (and which kinds it serves), and sweep the queue meanwhile."""
+        self.queue.beat(self.name, self.handlers)
+        self.queue.sweep()
+        self._last_beat = time.monotonic()
 
     def run_once(self) -> int:
         """Claim one batch and process it; returns the number of jobs processed (0 when none waited)."""
+        if time.monotonic() - self._last_beat >= WORKER_BEAT_S:
+            self.beat()
         jobs = self.queue.claim(self.name, self.handlers, max_batch=self.max_batch)
         if not jobs:
             return 0
         kind = jobs[0].kind
         LOG.info("%s: %d %s job(s): %s", self.name, len(jobs), kind, [job.id for job in jobs])
-        with _LeaseKeeper(self.queue, self.name, [job.id for job in jobs]):
+        with _LeaseKeeper(self, [job.id for job in jobs]):
             outcomes = self._outcomes(kind, jobs)
         for job, outcome in zip(jobs, outcomes, strict=True):
             if isinstance(outcome, JobFailure):
@@ -90,16 +102,22 @@ class Worker:
         """Process jobs until ``stop`` is set or ``max_jobs`` were processed; returns the count."""
         stop = stop or threading.Event()
         done = 0
-        while not stop.is_set() and (max_jobs is None or done < max_jobs):
+        try:
+            while not stop.is_set() and (max_jobs is None or done < max_jobs):
+                try:
+                    processed = self.run_once()
+                except OperationalError:  # the database is briefly unreachable: its jobs wait there, so do we
+                    LOG.exception("%s: the database is unreachable; trying again", self.name)
+                    stop.wait(DATABASE_RETRY_S)
+                    continue
+                done += processed
+                if not processed:
+                    stop.wait(self.idle_wait)
+        finally:
             try:
-                processed = self.run_once()
-            except OperationalError:  # the database is briefly unreachable: its jobs wait there, so do we
-                LOG.exception("%s: the database is unreachable; trying again", self.name)
-                stop.wait(DATABASE_RETRY_S)
-                continue
-            done += processed
-            if not processed:
-                stop.wait(self.idle_wait)
+                self.queue.leave(self.name)
+            except OperationalError:  # its heartbeat goes stale instead
+                LOG.exception("%s: could not sign off", self.name)
         return done
 
     def _outcomes(self, kind: str, jobs: list[JobView]) -> list[Outcome]:
@@ -115,10 +133,11 @@ class Worker:
 
 
 class _LeaseKeeper:
-    """Renews the leases of the jobs being worked on, at a third of the lease, until the block ends."""
+    """Renews the leases of the jobs being worked on (at a third of the lease at most) and the worker's
+    heartbeat (every :data:`WORKER_BEAT_S`), until the block ends: a long batch is not a vanished worker."""
 
-    def __init__(self, queue: JobQueue, worker: str, job_ids: list[int]) -> None:
-        self.queue, self.worker, self.job_ids = queue, worker, job_ids
+    def __init__(self, worker: Worker, job_ids: list[int]) -> None:
+        self.owner, self.queue, self.worker, self.job_ids = worker, worker.queue, worker.name, job_ids
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._renew, name="lease-keeper", daemon=True)
 
@@ -131,9 +150,10 @@ class _LeaseKeeper:
         self._thread.join()
 
     def _renew(self) -> None:
-        interval = self.queue.lease.total_seconds() / 3
+        interval = min(self.queue.lease.total_seconds() / 3, WORKER_BEAT_S)
         while not self._stop.wait(interval):
             try:
                 self.queue.renew(self.worker, self.job_ids)
+                self.owner.beat()
             except Exception:  # the database is briefly unreachable: try again at the next interval
                 LOG.exception("%s: lease renewal failed", self.worker)

@@ -89,6 +89,7 @@ _UPDATE_PARTICIPANT = update(Participant.__table__).where(
     Participant.__table__.c.id == bindparam("participant_id")
 )
 _INSERT_EVENT = insert(Event.__table__)
+DECLINE_EVENT = "decline"  # someone chose not to take part (no participant: a count only)
 _INSERT_RESPONSES = insert(Response.__table__)
 
 
@@ -112,7 +113,7 @@ class StudyEngine:
         # where a new participant's case-order seed comes from: secret for people (their order can't be
         # guessed from anyone else's), a bot's own seeded stream under simulation (study.simulate)
         self.order_seeds: Callable[[], int] = secret_order_seed
-        self._conditions = {c.id for c in loaded.bundle.manifest.conditions}
+        self._conditions = {c.id for c in loaded.bundle.manifest.skin_conditions}
         self._paths = PathCache(loaded)
         self.turn_log = TurnLog(self)
 
@@ -218,6 +219,25 @@ class StudyEngine:
                 raise
             return returning
         return token
+
+    def decline(self) -> None:
+        """Someone read the consent page and chose not to take part. Only a content-free count is kept: one
+        ``decline`` event with the study and the day (no participant row, no URL parameter, no time of day,
+        nothing they ticked), so the flow report can say how many declined."""
+        now = self.clock()
+        day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        with self.db.write() as session:
+            session.execute(
+                _INSERT_EVENT,
+                {
+                    "at": day,
+                    "study_id": self.version_id,  # the column keeps its first name
+                    "participant_id": None,
+                    "kind": DECLINE_EVENT,
+                    "step_key": "consent",
+                    "detail": {},
+                },
+            )
 
     def _create(
         self, token: str, params: dict[str, str], statements: dict[str, str], ticked: list[str], now: datetime

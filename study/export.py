@@ -125,7 +125,10 @@ def _response_rows(study: _Version, participant: Participant, responses: list[Re
         if response.item_id in study.items and study.items[response.item_id].diagnoses and case:
             chosen = response.value
             values += [
-                (response.item_id + AGREES_AI, str(int(chosen != UNSURE and chosen == case.ai.condition))),
+                (
+                    response.item_id + AGREES_AI,
+                    str(int(chosen != UNSURE and chosen == case.ai.skin_condition)),
+                ),
                 (response.item_id + CORRECT, str(int(chosen != UNSURE and chosen == case.ground_truth))),
             ]
         item = study.items.get(response.item_id)
@@ -504,7 +507,7 @@ def _rating_rows(session: Session, study: _Version) -> list[dict] | None:
                 "rater_id": raters[rating.rater_id],
                 "image_id": rating.image_id,
                 "case_id": image.case_id if image else "",
-                "skin_condition": image.condition if image else "",
+                "skin_condition": image.skin_condition if image else "",
                 "generated": int(image.generated) if image else "",
                 "image_kind": image.kind if image else "",
                 "item": rating.item_id,

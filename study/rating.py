@@ -40,7 +40,7 @@ ImageKind = Literal["generated", "retrieved", "case_photo"]
 class RatingImage:
     image_id: str
     image: str  # path relative to the bundle
-    condition: str  # the skin condition the rater is told it shows
+    skin_condition: str  # the one the rater is told it shows
     kind: ImageKind
     case_id: str
     closed_loop: ClosedLoopCheck | None = None  # what a diagnoser saw in it (bundle build --evaluate)
@@ -53,7 +53,7 @@ class RatingImage:
 @dataclass(frozen=True)
 class RatingTask:
     image: RatingImage
-    condition_name: str
+    skin_condition_name: str
     number: int  # 1-based position in the rater's list
     total: int
     step: Step
@@ -91,13 +91,13 @@ def rating_images(loaded: LoadedProtocol) -> list[RatingImage]:
         case = loaded.bundle.manifest.case(case_id)
         images += [
             RatingImage(
-                f"{case_id}.r{index}", ref.image, ref.condition, "generated", case_id, ref.closed_loop
+                f"{case_id}.r{index}", ref.image, ref.skin_condition, "generated", case_id, ref.closed_loop
             )
             for index, ref in enumerate(case.references)
         ]
         if rating.include_retrieved:
             images += [
-                RatingImage(f"{case_id}.x{index}", ref.image, ref.condition, "retrieved", case_id)
+                RatingImage(f"{case_id}.x{index}", ref.image, ref.skin_condition, "retrieved", case_id)
                 for index, ref in enumerate(case.retrieved)
             ]
         if rating.include_case_photos:
@@ -228,7 +228,7 @@ class RatingPanel:
             return None
         image = self.images[pending.image_id]
         done = sum(a.rated_at is not None for a in assignments)
-        name = self.loaded.bundle.manifest.condition_name(image.condition)
+        name = self.loaded.bundle.manifest.skin_condition_name(image.skin_condition)
         return RatingTask(image, name, done + 1, len(assignments), self._step)
 
     def progress(self, rater_id: int) -> tuple[int, int]:

@@ -258,7 +258,7 @@ class Bot:
         """A diagnosis item's answer (and confidence): see :class:`Policy` for the three kinds of answer."""
         manifest = self.engine.loaded.bundle.manifest
         case = manifest.case(step.case_id) if step.case_id else None
-        choices = [c.id for c in manifest.conditions] + [UNSURE]
+        choices = [c.id for c in manifest.skin_conditions] + [UNSURE]
         points = item.confidence.points if item.confidence is not None else 0
         confidence: int | None = None
         if case is None:
@@ -270,12 +270,12 @@ class Bot:
         elif step.initial_step is not None:  # after the advice: keep or switch to the AI
             own, own_confidence = self.initial[(case.case_id, item.id + INITIAL_SUFFIX)]
             taking = self.policy.advice_taking(step.condition)
-            switch = own != case.ai.condition and self.rng.random() < taking.switches(case.ai_correct)
-            chosen = case.ai.condition if switch else own
+            switch = own != case.ai.skin_condition and self.rng.random() < taking.switches(case.ai_correct)
+            chosen = case.ai.skin_condition if switch else own
             # more sure when the AI agrees with the final answer, less when it doesn't
-            confidence = min(points, max(1, own_confidence + (1 if chosen == case.ai.condition else -1)))
+            confidence = min(points, max(1, own_confidence + (1 if chosen == case.ai.skin_condition else -1)))
         elif self.rng.random() < self.policy.agree_with_ai:
-            chosen = case.ai.condition
+            chosen = case.ai.skin_condition
         else:
             chosen = self.rng.choice(choices)
         answers: dict[str, object] = {item.id: chosen}

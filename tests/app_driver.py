@@ -71,7 +71,9 @@ class AppParticipant:
         for box in self.at.checkbox:
             if box.key.removeprefix("consent:") in ticked:
                 box.check()
-        return self.submit()
+        self.at.button(key="consent.agree").click().run()
+        self.check()
+        return self
 
     def answer(
         self, value: int = 4, diagnosis: str = "psoriasis", skip: tuple[str, ...] = ()

@@ -21,6 +21,7 @@ from formats.bundle import (
 )
 from skingen.bundle.writing import retrieved_caption
 from study.crossover import williams_orders
+from study.instruments import load_instrument
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "app" / "demo"
 CONDITIONS = ("psoriasis", "eczema", "acne", "vitiligo")
@@ -55,7 +56,7 @@ def make_bundle(
                 ReferenceImage(
                     image=f"references/{case_id}/{r}.png",
                     caption=f"Example of {said}",
-                    condition=said,
+                    skin_condition=said,
                     closed_loop=check if closed_loop else None,
                 )
             )
@@ -64,7 +65,7 @@ def make_bundle(
                 case_id=case_id,
                 image=f"cases/{case_id}.png",
                 ground_truth=truth,
-                ai=AIOutput(condition=said, display_name=said.title(), text=f"It is {said}."),
+                ai=AIOutput(skin_condition=said, display_name=said.title(), text=f"It is {said}."),
                 references=tuple(refs),
                 retrieved=tuple(_retrieved(root, case_id, said, n) for n in range(retrieved)),
             )
@@ -73,7 +74,7 @@ def make_bundle(
         bundle_id="test",
         version="1",
         retrieval=_RETRIEVAL if retrieved else None,
-        conditions=tuple(SkinConditionEntry(id=c, display_name=c.title()) for c in CONDITIONS),
+        skin_conditions=tuple(SkinConditionEntry(id=c, display_name=c.title()) for c in CONDITIONS),
         cases=tuple(cases),
     )
     write_manifest(root, manifest)
@@ -92,7 +93,7 @@ def _retrieved(root: Path, case_id: str, condition: str, rank: int) -> Retrieved
     return RetrievedImage(
         image=relative,
         caption=retrieved_caption(condition.title(), source, licence, attribution),
-        condition=condition,
+        skin_condition=condition,
         source=source,
         licence=licence,
         attribution=attribution,
@@ -135,3 +136,17 @@ def write_protocol(
     path = directory / name
     path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
     return path
+
+
+INSTRUMENT_FILL = {"explanation_satisfaction": {"system": "AI system"}}
+JIAN_WORDING = {str(k): f"Statement {k} of the obtained checklist." for k in range(1, 13)}
+
+
+def use_of(instrument_id: str, show: str = "post_block", **extra) -> dict:
+    """An ``instruments:`` entry for ``instrument_id`` with what its file needs (fill, template wording)."""
+    entry: dict = {"id": instrument_id, "show": show, **extra}
+    if instrument_id in INSTRUMENT_FILL:
+        entry["fill"] = INSTRUMENT_FILL[instrument_id]
+    if load_instrument(instrument_id).is_template:
+        entry["wording"] = JIAN_WORDING
+    return entry

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -141,6 +144,30 @@ def test_cronbach_alpha_equals_published_icc_ck():
     assert alpha["value"] == pytest.approx(0.909, abs=1e-3)
     assert alpha["ci"][0] < alpha["value"] < alpha["ci"][1]
     assert cronbach_alpha(pd.DataFrame(SHROUT_FLEISS[:, :1])) is None
+
+
+OMEGA_R = json.loads(
+    (Path(__file__).parent / "data" / "r" / "omega_factanal.json").read_text(encoding="utf-8")
+)
+
+
+@pytest.mark.parametrize("name", sorted(OMEGA_R))
+def test_omega_matches_r_factanal(name):
+    """ω from R's factanal loadings and uniquenesses (tests/data/r/omega_factanal.R), a Heywood case → None."""
+    case = OMEGA_R[name]
+    omega = mcdonald_omega(pd.DataFrame(case["items"]))
+    if case["omega"] is None:
+        assert omega is None
+    else:
+        assert omega["value"] == pytest.approx(case["omega"], abs=1e-5)
+
+
+def test_omega_is_the_same_on_every_call():
+    """A near-Heywood construct from a 12-bot demo study: statsmodels' default random start gave ω = .51, .58 or
+    None on the same data from one call to the next."""
+    rows = "3.7 2 6, 3.8 4 7, 4.0 3 4, 4.8 7 3, 3.9 5 4, 3.2 1 7, 2.6 4 2, 4.7 7 7, 4.1 1 4, 3.7 1 6, 3.1 2 6, 4.1 1 4"
+    items = pd.DataFrame([[float(v) for v in row.split()] for row in rows.split(", ")])
+    assert len({repr(mcdonald_omega(items)) for _ in range(10)}) == 1
 
 
 def test_omega_close_to_alpha_for_tau_equivalent_items():

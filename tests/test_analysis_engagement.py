@@ -10,7 +10,7 @@ from analysis.pipeline import AnalysisConfig, run_analysis
 from study.export import export_frames
 from study.protocol.loading import ProtocolError, load_protocol
 from study.simulate import Policy, simulate
-from tests.test_engine import answers_for
+from tests.participants import answers_for
 
 SEEN_IMAGES = {
     "id": "saw_images",

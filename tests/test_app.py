@@ -7,7 +7,7 @@ engine (and the database) exactly once, and that nothing is written when the eng
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import MetaData, func, select
 
 from app.context import INVALID_LINK
 from db.models import ConsentRecord, Event, Participant, Response
@@ -89,6 +89,36 @@ def test_missing_consent_statement_is_named_and_nothing_is_written(study):
     assert p.page == "consent" and p.token is None
     assert "understand that taking part is voluntary" in p.at.error[0].value
     assert count(engine, Participant) == 0 and count(engine, ConsentRecord) == 0
+
+
+def test_declining_ends_politely_and_stores_nothing_but_a_count(study):
+    engine = study()
+    before = count(engine, Event)
+    p = AppParticipant({"PROLIFIC_PID": "pid-who-declines", "STUDY_ID": "study-of-theirs"})
+    p.at.checkbox[0].check()  # something ticked before changing their mind: not stored either
+    p.at.button(key="consent.decline").click().run()
+    p.check()
+    assert p.page == "declined" and p.token is None
+    assert "You chose not to take part" in p.text() and "return the study" in p.text()
+    assert count(engine, Participant) == 0 and count(engine, ConsentRecord) == 0
+    with engine.db.read() as session:
+        [event] = session.scalars(select(Event).order_by(Event.id).offset(before)).all()
+        tables = MetaData()
+        tables.reflect(engine.db.engine)
+        stored = [
+            str(v) for table in tables.sorted_tables for row in session.execute(select(table)) for v in row
+        ]
+    assert (event.kind, event.participant_id, event.detail, event.step_key) == (
+        "decline",
+        None,
+        {},
+        "consent",
+    )
+    assert (event.at.hour, event.at.minute, event.at.second, event.at.microsecond) == (0, 0, 0, 0)  # the day
+    assert not any("pid-who-declines" in value or "study-of-theirs" in value for value in stored)
+    p.at.run()
+    assert p.page == "declined"  # stays on its end page (a rerun counts nothing again)
+    assert count(engine, Event) == before + 1
 
 
 def test_missing_required_answer_shows_a_message_and_saves_nothing(study):
@@ -344,7 +374,7 @@ def test_retrieved_real_references_show_with_the_caption_their_licence_requires(
                 # generated first, then the real photos, each credited as its licence asks
                 assert captions == [r.caption for r in case.references] + [r.caption for r in case.retrieved]
                 assert captions[-1] == (
-                    f"Real example of {case.ai.condition} — not the patient. "
+                    f"Real example of {case.ai.skin_condition} — not the patient. "
                     "Photo: Atlas (CC BY 4.0), photo by Dr. Example 1"
                 )
                 assert f"Real example pictures of {case.ai.display_name.lower()}" in p.text()

@@ -246,7 +246,7 @@ def test_raters_cannot_tell_retrieved_generated_and_case_photos_apart(
         kinds.add(task.image.kind)
         [image] = at.get("image")
         page = text(at)
-        assert f"Stated condition: {task.condition_name}" in page and not any(image.captions)
+        assert f"Stated condition: {task.skin_condition_name}" in page and not any(image.captions)
         # the instructions on image 1 say some images are photos and some generated; nothing says which
         for telltale in ("Real", "Atlas", "CC BY", "Dr. Example", "retriev", task.image.image_id):
             assert telltale not in page

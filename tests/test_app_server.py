@@ -1,14 +1,34 @@
-"""The launcher: tuned Streamlit options, TCP_NODELAY on accepted connections, and `skingen-study serve`."""
+"""The launcher: tuned Streamlit options, TCP_NODELAY on accepted connections, and `skingen-study serve`.
+
+What a tuned server does is checked on real `skingen-study serve` processes (tests/server_probe.py reports
+from inside them) and on Streamlit's real runtime loop, against a stock server / loop where the cause shows."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+from streamlit.runtime import Runtime, RuntimeConfig
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+from streamlit.runtime.memory_uploaded_file_manager import MemoryUploadedFileManager
+from streamlit.runtime.session_manager import SessionClient
 
 from app import server
 from app.study_command import build_parser, main
+from bench.servers import free_port, stop, wait_until_healthy
+from db.session import Database
+from study.registry import active_version
+from tests.factories import example_protocol, write_protocol
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_tuned_and_stock_options_differ_only_in_speed_settings():
@@ -87,23 +107,6 @@ def test_serve_refuses_an_unregistered_study_before_starting(tmp_path, capsys, m
     assert "skingen-study init" in capsys.readouterr().err and not started
 
 
-def test_serve_init_registers_and_starts(protocol_file, tmp_path, monkeypatch):
-    started = []
-    monkeypatch.setattr(server, "serve", lambda *a, **k: started.append((a, k)))
-    url = f"sqlite:///{tmp_path}/s.db"
-    path = str(protocol_file())
-    assert main(["serve", "--init", "--db", url, "--protocol", path, "--port", "9123"]) == 0
-    (args, kwargs) = started[0]
-    assert args == (url, path) and kwargs == {
-        "host": "127.0.0.1",
-        "port": 9123,
-        "tuned": True,
-        "explorer_open": False,
-        "explorer_photos": None,
-        "nice": 0,
-    }
-
-
 def test_init_without_protocol_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["serve", "--bogus"])
@@ -142,86 +145,153 @@ def test_config_sections_are_read_once_and_each_caller_gets_its_own_copy(monkeyp
     assert scans == ["theme", "theme.light"]  # one scan per section, not per call
 
 
-def test_the_runtime_loop_sends_a_flush_without_yielding_between_messages(monkeypatch):
-    import asyncio
+class _Recorder(SessionClient):
+    """The browser end of a session: records each "script finished" message the runtime sends to it."""
 
+    def __init__(self, order: list[str]) -> None:
+        self.order = order
+
+    def write_forward_msg(self, msg: ForwardMsg) -> None:
+        if msg.WhichOneof("type") == "script_finished":
+            self.order.append("sent")
+
+
+async def _one_flush_beside_another_task(script: Path, messages: int) -> list[str]:
+    """Streamlit's real runtime loop sends one flush of ``messages`` queued messages while another task of the
+    event loop wants to run; returns the order in which both happened."""
+    runtime = Runtime(
+        RuntimeConfig(
+            script_path=str(script),
+            media_file_storage=MemoryMediaFileStorage("/media"),
+            uploaded_file_manager=MemoryUploadedFileManager("/upload"),
+        )
+    )
+    await runtime.start()
+    order: list[str] = []
+    session_id = runtime.connect_session(_Recorder(order), user_info={})
+    session = runtime._session_mgr.get_active_session_info(session_id).session
+    for _ in range(messages):  # what a script run does for each element it draws
+        message = ForwardMsg()
+        message.script_finished = ForwardMsg.FINISHED_SUCCESSFULLY
+        session._enqueue_forward_msg(message)
+
+    async def other_task() -> None:
+        while order.count("sent") < messages:
+            order.append("other task ran")
+            await asyncio.sleep(0)
+
+    await asyncio.wait_for(other_task(), timeout=30)
+    runtime.stop()
+    await runtime.stopped
+    return order
+
+
+@pytest.mark.parametrize("tuned", [False, True])
+def test_the_runtime_loop_sends_a_flush_without_yielding_between_messages(tuned, monkeypatch, tmp_path):
     from streamlit.runtime import runtime
 
-    monkeypatch.setattr(runtime, "asyncio", runtime.asyncio)
+    monkeypatch.setattr(Runtime, "_instance", None)  # one runtime per process: each test gets its own
+    monkeypatch.setattr(runtime, "asyncio", runtime.asyncio)  # restored afterwards
     monkeypatch.setattr(runtime, "MESSAGE_FLUSH_INTERVAL_SECS", runtime.MESSAGE_FLUSH_INTERVAL_SECS)
-    assert server.send_flushes_at_once()
-    assert runtime.MESSAGE_FLUSH_INTERVAL_SECS == server.FLUSH_INTERVAL_S
-    assert runtime.asyncio.Event is asyncio.Event  # everything but sleep is asyncio's
-
-    order = []
-
-    async def flush():
-        await runtime.asyncio.sleep(0)  # what the loop awaits after each message
-        order.append("flush sent")
-        await runtime.asyncio.sleep(0.001, "slept")  # a real sleep still yields
-        order.append("flush interval over")
-
-    async def other_task():
-        order.append("other task ran")
-
-    async def both():
-        await asyncio.gather(flush(), other_task())
-
-    asyncio.run(both())
-    assert order == ["flush sent", "other task ran", "flush interval over"]
+    if tuned:
+        assert server.send_flushes_at_once()
+    script = tmp_path / "page.py"
+    script.write_text("", encoding="utf-8")
+    order = asyncio.run(_one_flush_beside_another_task(script, messages=5))
+    first = order.index("sent")
+    in_one_go = order[first : first + 5] == ["sent"] * 5
+    assert in_one_go == tuned, order  # stock: the other task runs between two messages of the flush
 
 
-def test_freezing_the_startup_heap_imports_the_app_and_leaves_full_collections_less_to_walk(monkeypatch):
-    import gc
-    import sys
-
-    frozen = []
-    monkeypatch.setattr(gc, "freeze", lambda: frozen.append(gc.get_freeze_count()))
-    server.freeze_startup_heap()
-    assert frozen and all(name in sys.modules for name in server.APP_MODULES)
-    assert "app.views.trial" in sys.modules and "app.context" in sys.modules
+# --- real servers, observed from inside (tests/server_probe.py) ----------------------------------------------
+SERVERS = {
+    "tuned": ["--nice", "3"],  # as `skingen-study serve` runs by default (on uvloop where installed)
+    "tuned_asyncio": ["--without-uvloop"],
+    "stock_asyncio": ["--without-uvloop", "--default-streamlit"],
+}
 
 
-@pytest.fixture
-def startup(monkeypatch) -> list:
-    """What `server.serve` does before Streamlit would start (it doesn't: "streamlit runs" is recorded)."""
-    from streamlit.web import bootstrap
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory, bundle_dir) -> dict[str, dict]:
+    """What three real `skingen-study serve` processes hold once they answer: each reports from inside while
+    the test holds one connection to it open, before any session has run the app."""
+    directory = tmp_path_factory.mktemp("servers")
+    protocol = write_protocol(directory, example_protocol("between"), bundle_dir)
+    started = {}
+    try:
+        for name, options in SERVERS.items():
+            port, log = free_port(), directory / f"{name}.log"
+            probe = [str(directory / f"{name}.json"), *[o for o in options if o == "--without-uvloop"]]
+            serve = [
+                "serve",
+                "--init",
+                "--db",
+                f"sqlite:///{directory}/{name}.db",
+                "--protocol",
+                str(protocol),
+            ]
+            serve += ["--port", str(port), *[o for o in options if o != "--without-uvloop"]]
+            with log.open("w") as out:
+                process = subprocess.Popen(
+                    [sys.executable, "-m", "tests.server_probe", *probe, *serve],
+                    cwd=directory,
+                    env={**os.environ, "PYTHONPATH": str(ROOT)},
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
+            started[name] = (process, port, log)
+        reports = {name: _report(directory / f"{name}.json", *started[name]) for name in SERVERS}
+        return {
+            name: {**report, "db": f"sqlite:///{directory}/{name}.db"} for name, report in reports.items()
+        }
+    finally:
+        for process, _, _ in started.values():
+            stop(process)
 
-    for name in ("SKINGEN_DB_URL", "SKINGEN_PROTOCOL", "SKINGEN_EXPLORER_OPEN", "SKINGEN_EXPLORER_PHOTOS"):
-        monkeypatch.delenv(name, raising=False)  # serve sets them; restored afterwards
-    calls: list = []
-    monkeypatch.setattr(bootstrap, "load_config_options", lambda flag_options: None)
-    monkeypatch.setattr(bootstrap, "run", lambda *args: calls.append("streamlit runs"))
-    return calls
+
+def _report(path: Path, process: subprocess.Popen, port: int, log: Path) -> dict:
+    wait_until_healthy(f"http://127.0.0.1:{port}", process, log, timeout=180)
+    with socket.create_connection(("127.0.0.1", port)) as client:
+        client.sendall(b"GET /_stcore/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert client.recv(1024).startswith(b"HTTP/1.1 200")  # accepted, and still open: the report sees it
+        path.with_name(path.name + ".ask").touch()
+        deadline = time.monotonic() + 60
+        while not path.exists():
+            assert time.monotonic() < deadline and process.poll() is None, log.read_text()
+            time.sleep(0.05)
+    report = json.loads(path.read_text(encoding="utf-8"))
+    assert "error" not in report, report
+    return report
 
 
-def test_a_tuned_server_applies_every_setting_before_streamlit_starts_and_a_stock_one_none(
-    monkeypatch, startup
-):
-    calls = startup
-    tuning = (
-        "enable_tcp_nodelay",
-        "disable_config_watchers",
-        "memoize_section_options",
-        "send_flushes_at_once",
-        "freeze_startup_heap",
-    )
-    for name in tuning:
-        monkeypatch.setattr(server, name, lambda name=name: calls.append(name))
-    server.serve("sqlite:///unused.db")
-    assert calls == [*tuning, "streamlit runs"]
-    calls.clear()
-    server.serve("sqlite:///unused.db", tuned=False)
-    assert calls == ["streamlit runs"]
+def test_a_tuned_server_has_imported_the_app_before_any_session_and_a_stock_one_has_not(servers):
+    assert servers["tuned"]["app_modules"] == list(server.APP_MODULES)
+    assert servers["stock_asyncio"]["app_modules"] == []
 
 
-def test_a_server_started_with_nice_lowers_its_own_priority_first(monkeypatch, startup):
-    import os
+def test_a_tuned_servers_full_collections_walk_what_runs_create_not_the_startup_heap(servers):
+    tuned, stock = servers["tuned"], servers["stock_asyncio"]
+    assert stock["frozen"] == 0
+    assert tuned["frozen"] > 5 * tuned["walked"]  # the imported app, Streamlit, SQLAlchemy, pandas: frozen
+    assert tuned["walked"] < stock["walked"] / 5  # what a full (generation-2) collection walks
 
-    calls = startup
-    monkeypatch.setattr(os, "nice", lambda n: calls.append(f"nice {n}"))
-    server.serve("sqlite:///unused.db", tuned=False, nice=10)
-    assert calls == ["nice 10", "streamlit runs"]
-    calls.clear()
-    server.serve("sqlite:///unused.db", tuned=False)
-    assert calls == ["streamlit runs"]  # the default keeps the normal priority
+
+def test_every_connection_gets_tcp_nodelay_on_uvloop_and_on_asyncio(servers):
+    assert servers["stock_asyncio"]["nodelay"] == [0]  # the cause: Streamlit's listener, asyncio's loop
+    assert servers["tuned_asyncio"]["nodelay"] == [1]  # the relabelled listener
+    assert servers["tuned"]["nodelay"] == [1]  # uvloop sets it on every connection itself
+
+
+def test_a_server_started_with_nice_lowers_its_own_priority(servers):
+    ours = os.getpriority(os.PRIO_PROCESS, 0)  # the servers start from this process's priority
+    assert servers["tuned"]["niceness"] == min(ours + 3, 19)
+    assert servers["stock_asyncio"]["niceness"] == ours  # the default keeps the normal priority
+
+
+def test_serve_init_registers_the_protocol_before_it_serves(servers):
+    for name in SERVERS:
+        db = Database(servers[name]["db"])
+        try:
+            assert active_version(db).protocol_id == example_protocol("between")["study"]["id"]
+        finally:
+            db.dispose()

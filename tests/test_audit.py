@@ -38,11 +38,11 @@ def test_bots_leave_nothing_unexplained_and_tampering_is_named(protocol_file, ma
 
 def test_a_withdrawal_is_explained_and_leftover_answers_are_not(protocol_file, make_engine):
     from study.data_rights import withdraw
-    from tests.test_data_rights import _complete
+    from tests.participants import complete
 
     engine = make_engine(protocol_file("between"))
     simulate(engine, 3, seed=1, progress=False)
-    leaving = _complete(engine, {"PROLIFIC_PID": "leaving", "SESSION_ID": "s1"})
+    leaving = complete(engine, {"PROLIFIC_PID": "leaving", "SESSION_ID": "s1"})
     withdraw(engine, token=leaving)
     assert audit(engine).ok, audit(engine).problems  # answers and consent gone: the withdraw event says why
     with engine.db.write() as session:

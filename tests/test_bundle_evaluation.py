@@ -62,7 +62,7 @@ def test_evaluated_bundle_carries_each_verdict_and_its_metrics(
             seen = clip.diagnose(load_image(bundle.path(reference.image), "reference"), "x").condition
             check = reference.closed_loop
             assert check is not None and check.diagnoser == str(tiny.clip) and check.diagnosed == seen
-            assert check.correct == (seen == reference.condition)
+            assert check.correct == (seen == reference.skin_condition)
             verdicts.append(check.correct)
     # the bundle's metrics: the full metrics.json beside the manifest, its headline numbers in the manifest
     record = manifest.evaluation
@@ -105,7 +105,7 @@ def test_cases_diagnosed_through_a_chat_endpoint_judged_by_a_classifier(
                            f"classifier:{tiny.classifier}", *FAST)  # fmt: skip
     assert code == 0
     case = load_bundle(out).manifest.cases[0]  # c1 has no fixed AI output: the endpoint diagnosed it
-    assert (case.ai.condition, case.ai.model_id) == ("eczema", f"llava@{server.url}")
+    assert (case.ai.skin_condition, case.ai.model_id) == ("eczema", f"llava@{server.url}")
     assert [r.closed_loop.diagnoser for r in case.references] == [str(tiny.classifier)] * 3
 
 

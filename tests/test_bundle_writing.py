@@ -25,10 +25,10 @@ def _manifest(writer: BundleWriter, *, missing_reference: bool = False) -> Bundl
     )
     if missing_reference:
         reference = reference.model_copy(update={"image": "references/c1/gone.png"})
-    ai = AIOutput(condition="acne", display_name="Acne", text="Acne.")
+    ai = AIOutput(skin_condition="acne", display_name="Acne", text="Acne.")
     case = Case(case_id="c1", image=photo, ground_truth="acne", ai=ai, references=(reference,))
     conditions = condition_entries(Taxonomy.load())
-    return BundleManifest(bundle_id="b", version="1", conditions=conditions, cases=(case,))
+    return BundleManifest(bundle_id="b", version="1", skin_conditions=conditions, cases=(case,))
 
 
 def test_writes_the_layout_captions_provenance_and_conditions(tmp_path: Path) -> None:
@@ -42,7 +42,7 @@ def test_writes_the_layout_captions_provenance_and_conditions(tmp_path: Path) ->
     )
     assert reference.caption == "Generated example of acne — not the patient"
     assert json.loads(bundle.path(reference.provenance).read_text(encoding="utf-8")) == {"seed": 1}
-    assert [c.id for c in bundle.manifest.conditions] == [c.id for c in Taxonomy.load()]
+    assert [c.id for c in bundle.manifest.skin_conditions] == [c.id for c in Taxonomy.load()]
 
 
 def test_an_invalid_bundle_never_replaces_the_output(tmp_path: Path) -> None:

@@ -174,12 +174,15 @@ def test_split_is_deterministic_by_seed_and_stratified(
         )
     # each stratum of two images: one train, one validation
     data = load_dataset(tmp_path / "one")
+    pairs = 0
     for condition, group in {(e.condition, e.skin_tone_group) for e in data.examples}:
         in_stratum = [
             e.split for e in data.examples if (e.condition, e.skin_tone_group) == (condition, group)
         ]
         if len(in_stratum) == 2:
+            pairs += 1
             assert sorted(in_stratum) == ["train", "validation"]
+    assert pairs > 0  # the check above ran
 
 
 def test_phash_distance_is_the_threshold(

@@ -16,20 +16,9 @@ from study.data_rights import DataRightsError, purge_identifiers, withdraw
 from study.export import export_frames
 from study.monitor import Monitor
 from study.refusals import Withdrawn
-from tests.test_engine import TICKED, answers_for
+from tests.participants import TICKED, complete
 
 SECRET = "my neighbour Ann Example has this rash"  # free text that must never reach the audit log
-
-
-def _complete(engine, params: dict[str, str]) -> str:
-    token = engine.consent(TICKED, params)
-    position = engine.position(token)
-    while not position.completed:
-        answers = answers_for(position.step)
-        if "comments" in {i.id for i in position.step.items}:
-            answers["comments"] = SECRET
-        position = engine.submit(token, position.step.key, answers)
-    return token
 
 
 def _rows(engine, model, participant_id: int) -> int:
@@ -42,8 +31,12 @@ def _rows(engine, model, participant_id: int) -> int:
 @pytest.fixture
 def two(protocol_file, make_engine):
     engine = make_engine(protocol_file())
-    leaving = _complete(engine, {"PROLIFIC_PID": "leaver", "SESSION_ID": "s1", "STUDY_ID": "st"})
-    staying = _complete(engine, {"PROLIFIC_PID": "stayer", "SESSION_ID": "s2", "STUDY_ID": "st"})
+    leaving = complete(
+        engine, {"PROLIFIC_PID": "leaver", "SESSION_ID": "s1", "STUDY_ID": "st"}, comments=SECRET
+    )
+    staying = complete(
+        engine, {"PROLIFIC_PID": "stayer", "SESSION_ID": "s2", "STUDY_ID": "st"}, comments=SECRET
+    )
     return engine, leaving, staying
 
 
@@ -82,7 +75,9 @@ def test_exports_analysis_and_dashboard_leave_the_withdrawn_participant_out(two)
     assert status["withdrawn"] == 1 and status["consented"] == 1
     claimed = frames["allocation"]["claimed"].sum()
     assert claimed == 2  # the slot stays used: the block randomisation stays balanced and auditable
-    others = [_complete(engine, {"PROLIFIC_PID": f"p{i}", "SESSION_ID": "s"}) for i in range(2)]
+    others = [
+        complete(engine, {"PROLIFIC_PID": f"p{i}", "SESSION_ID": "s"}, comments=SECRET) for i in range(2)
+    ]
     analysed = load_db(engine.db.url)  # skingen-analysis --db: both arms are there again, the leaver is not
     expected = {engine.position(t).public_id for t in (staying, *others)}
     assert set(analysed.responses["participant_id"]) == expected

@@ -18,7 +18,7 @@ from db.session import Database
 from study.engine import StudyEngine
 from study.protocol.loading import load_protocol
 from study.registry import RegistryError, register
-from tests.test_engine import TICKED
+from tests.participants import TICKED
 
 
 def _schema_diff(db: Database) -> list:

@@ -14,9 +14,9 @@ from PIL import Image
 
 from app.study_command import main
 from formats.bundle import Bundle, load_bundle
-from skingen.bundle.demo.drawing import render_image
+from skingen.bundle.demo.drawing import render_image, stamp_box
 from skingen.bundle.demo.material import MaterialError, load_material
-from skingen.bundle.demo.writer import CASE_LABEL, REFERENCE_LABEL, build_demo_bundle
+from skingen.bundle.demo.writer import build_demo_bundle
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,18 +58,18 @@ def test_bundle_is_varied_and_plants_wrong_ai_cases(bundle: Bundle) -> None:
 
 def test_ai_outputs_are_complete(bundle: Bundle) -> None:
     manifest = bundle.manifest
-    descriptions = {c.id: c.description for c in manifest.conditions}
+    descriptions = {c.id: c.description for c in manifest.skin_conditions}
     assert all(descriptions.values())
     for case in manifest.cases:
         ai = case.ai
         assert ai.model_id == "demo-fixed-output"
-        assert ai.display_name == manifest.condition_name(ai.condition)
+        assert ai.display_name == manifest.skin_condition_name(ai.skin_condition)
         assert ai.display_name.lower() in ai.text
         assert ai.rationale
         assert len(ai.differential) == 3
-        assert ai.differential[0].condition == ai.condition
+        assert ai.differential[0].skin_condition == ai.skin_condition
         assert sum(entry.score for entry in ai.differential) <= 1.0
-        assert all(entry.condition in descriptions for entry in ai.differential)
+        assert all(entry.skin_condition in descriptions for entry in ai.differential)
         assert "synthetic" in case.alt_text.lower()
 
 
@@ -79,12 +79,12 @@ def test_references_show_the_diagnosed_condition_with_provenance(bundle: Bundle)
         tones = set()
         for ref in case.references:
             assert ref.generated
-            assert ref.condition == case.ai.condition
+            assert ref.skin_condition == case.ai.skin_condition
             assert "not the patient" in ref.caption
             assert ref.provenance is not None
             provenance = json.loads(bundle.path(ref.provenance).read_text(encoding="utf-8"))
             assert provenance["generator"] == "demo-procedural"
-            assert provenance["condition"] == case.ai.condition
+            assert provenance["condition"] == case.ai.skin_condition
             assert isinstance(provenance["seed"], int)
             tones.add(provenance["skin_tone"])
         assert case.skin_tone in tones
@@ -101,14 +101,28 @@ def test_images_have_the_requested_size(tmp_path: Path) -> None:
             assert (image.format, image.mode, image.size) == ("PNG", "RGB", (160, 160))
 
 
-def test_label_is_burnt_into_the_bottom_left_corner() -> None:
+def test_the_stamp_is_burnt_into_the_bottom_left_corner() -> None:
     tone = load_material().tone("II")
-    case = render_image("psoriasis", tone, seed=7, size=256, label=CASE_LABEL)
-    reference = render_image("psoriasis", tone, seed=7, size=256, label=REFERENCE_LABEL)
-    changed = np.argwhere(np.any(np.asarray(case) != np.asarray(reference), axis=2))
-    assert len(changed) > 100, "the two labels should render as visibly different text"
-    rows, cols = changed[:, 0], changed[:, 1]
-    assert rows.min() > 256 * 0.8 and cols.max() < 256 * 0.75, "the label must stay in its corner"
+    stamped = np.asarray(render_image("psoriasis", tone, seed=7, size=256))
+    left, top, right, bottom = stamp_box(256)
+    assert top > 256 * 0.8 and right < 256 * 0.75, "the stamp must stay in its corner"
+    region = stamped[top:bottom, left:right]
+    assert (region.max(axis=2) > 200).sum() > 100, "white text on the box"
+    assert (region.max(axis=2) < 30).mean() > 0.5, "an opaque dark box"
+
+
+def test_case_photos_and_references_carry_identical_stamps(bundle: Bundle) -> None:
+    """The rating task is blind: a case photo and a generated reference must not differ in their stamps (the
+    old bundle stamped "SYNTHETIC - not a real patient" on one and "SYNTHETIC reference" on the other)."""
+    case = bundle.manifest.cases[0]
+    photo = _pixels(bundle.path(case.image))
+    left, top, right, bottom = stamp_box(photo.shape[1])
+    stamp = photo[top:bottom, left:right]
+    for other in bundle.manifest.cases:
+        for path in (other.image, *(ref.image for ref in other.references)):
+            assert np.array_equal(_pixels(bundle.path(path))[top:bottom, left:right], stamp), path
+    outside = _pixels(bundle.path(case.references[0].image))
+    assert not np.array_equal(outside[: top - 1], photo[: top - 1]), "only the stamps are alike"
 
 
 def test_same_seed_gives_identical_files_and_other_seed_other_pixels(tmp_path: Path) -> None:

@@ -9,7 +9,10 @@ import pytest
 
 import skingen.bundle.demo.writer
 from app import server
+from app.demo import PROTOCOLS, packaged_protocol_text
 from app.study_command import main
+from app.views.consent import DECLINE
+from study.protocol.loading import parse_protocol
 from tests.factories import make_bundle
 
 PACKAGED = resources.files("app.demo") / "between.yaml"
@@ -42,6 +45,7 @@ def served(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
     monkeypatch.setattr(skingen.bundle.demo.writer, "build_demo_bundle", lambda out: make_bundle(out))
     started: list[tuple] = []
     monkeypatch.setattr(server, "serve", lambda *a, **k: started.append(a))
+    monkeypatch.setattr(server, "check_port", lambda host, port: None)  # 8501 may be taken on a test machine
     return started
 
 
@@ -76,3 +80,17 @@ def test_serve_demo_defaults_to_the_user_data_dir_or_the_environment(
 def test_serve_demo_refuses_a_protocol(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["serve", "--demo", "--protocol", "x.yaml", "--db", f"sqlite:///{tmp_path}/c.db"]) == 2
     assert "leave out --protocol" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", PROTOCOLS)
+def test_the_demo_consent_is_true_about_what_is_stored_how_long_and_withdrawal(name: str) -> None:
+    """The platform's participant id is recorded, so the answers are pseudonymous (the old text said
+    "anonymous"); the text names every recorded identifier, the retention and the decline button."""
+    protocol = parse_protocol(packaged_protocol_text(name), name)
+    text = " ".join([protocol.consent.text, *(s.text for s in protocol.consent.statements)])
+    assert "anonymous answers" not in text and "pseudonymous" in text
+    spoken = {"PROLIFIC_PID": "Prolific ID", "STUDY_ID": "study ID", "SESSION_ID": "session ID"}
+    assert set(protocol.url_parameters) == set(spoken)
+    assert all(words in text for words in spoken.values())
+    assert f"{protocol.retention_days:g} days after your last" in text
+    assert "delete all your answers" in text and f'"{DECLINE}"' in text

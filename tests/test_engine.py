@@ -11,21 +11,7 @@ from db.models import AllocationSlot, ConsentRecord, Event, Participant, Respons
 from study.engine import StudyEngine
 from study.path import AnswerError
 from study.refusals import ConsentRefused, ResumeRefused, StepConflict, UnknownToken
-
-TICKED = ["read_information", "voluntary", "agree_data"]
-ENTRY = {"expertise": 2, "age_group": 1}
-
-
-def answers_for(step, value: int = 4) -> dict:
-    answers: dict[str, object] = {}
-    for item in step.items:
-        if item.type == "diagnosis":
-            answers[item.id], answers[item.id + "_confidence"] = "psoriasis", 3
-        elif item.attention_check is not None:
-            answers[item.id] = item.attention_check.expected
-        elif item.type in {"likert", "single_choice"}:
-            answers[item.id] = min(value, max(item.codes))
-    return answers
+from tests.participants import ENTRY, TICKED, answers_for
 
 
 def count(engine: StudyEngine, model) -> int:

@@ -7,9 +7,11 @@ server, so every step is deterministic: no waiting on timers.
 from __future__ import annotations
 
 import io
+import time
 
 import pytest
 from PIL import Image, ImageDraw
+from sqlalchemy import make_url
 from streamlit.testing.v1 import AppTest
 
 from app.context import configured_engine, live_queue
@@ -20,6 +22,7 @@ from skingen.serving import GenerationSettings, ModelServer
 from skingen.worker import Worker
 from tests.app_driver import APP
 from tests.chat_server import ChatServer
+from tests.privacy_scan import photo_traces, stored_traces
 
 
 def photo_png(skin=(140, 95, 70)) -> bytes:
@@ -65,13 +68,9 @@ def chat_worker(url: str, **models) -> Worker:
     taxonomy = Taxonomy.load()
     diagnoser = OpenAIChatDiagnoser(url, "llava", taxonomy, timeout=5)
     server = ModelServer(taxonomy, diagnoser=diagnoser, **models)
-    return Worker(live_queue(), server.handlers(), name="test-worker")
-
-
-def test_the_explorer_needs_a_researcher_unless_opened(study, monkeypatch) -> None:
-    monkeypatch.delenv("SKINGEN_EXPLORER_OPEN")
-    at = open_explorer()
-    assert "Researcher sign-in" in text(at) and not at.file_uploader
+    worker = Worker(live_queue(), server.handlers(), name="test-worker")
+    worker.beat()  # running: pages see a live worker
+    return worker
 
 
 def test_photo_diagnosis_follow_up_with_the_skin_tone_estimated(study, chat_server) -> None:
@@ -96,6 +95,31 @@ def test_photo_diagnosis_follow_up_with_the_skin_tone_estimated(study, chat_serv
         "content"
     ] == "Does it itch?"
     assert not at.exception
+
+
+def test_with_no_worker_the_page_says_so_and_a_left_pages_photo_is_erased(study, monkeypatch) -> None:
+    """No worker running: the page says so at once and names the command that starts one on this database;
+    once the user has left (the page no longer renews its hold), no byte of the photo stays in any table."""
+    monkeypatch.setenv("SKINGEN_JOB_HOLD", "0.5")  # `serve --job-hold`: 2 minutes by default
+    upload = photo_png()
+    at = open_explorer()
+    at.file_uploader[0].set_value(("spot.png", upload, "image/png")).run()
+    [warning] = at.warning
+    assert "No model worker is running" in warning.value
+    url = make_url(configured_engine().db.url)  # the worker's --db names this database as it is reached
+    shown = f"sqlite:///{url.database}" if url.get_backend_name() == "sqlite" else f"@{url.host}:{url.port}/"
+    assert "`skingen worker --db " in warning.value and shown in warning.value
+    assert url.password is None or url.password not in warning.value
+    traces = photo_traces(upload)
+    db = configured_engine().db
+    assert stored_traces(db, traces) == ["jobs.inputs"]  # the open job holds it while the page is open
+    # the user leaves: nothing renews the hold; the app's sweeper erases it (bounded wait, no fixed sleep)
+    deadline = time.monotonic() + 30
+    while stored_traces(db, traces) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert stored_traces(db, traces) == []
+    [job] = live_queue().statuses([1]).values()
+    assert job.finished
 
 
 def test_a_busy_model_gets_a_calm_note_and_a_retry(study, chat_server) -> None:

@@ -9,7 +9,7 @@ from app.study_command import main
 from formats.contract import PARTICIPANT_COLUMNS, RESPONSE_COLUMNS
 from study.export import export_frames
 from study.simulate import Policy, simulate
-from tests.test_engine import ENTRY, TICKED, answers_for
+from tests.participants import ENTRY, TICKED, answers_for
 
 
 @pytest.fixture
@@ -55,7 +55,7 @@ def test_diagnosis_items_get_derived_agreement_rows(simulated):
     assert len(chosen) == len(agrees) == len(correct) > 0
     for (pid, case_id), value in chosen.items():
         case = manifest.case(case_id)
-        assert agrees.loc[(pid, case_id), "value"] == str(int(value == case.ai.condition))
+        assert agrees.loc[(pid, case_id), "value"] == str(int(value == case.ai.skin_condition))
         assert correct.loc[(pid, case_id), "value"] == str(int(value == case.ground_truth))
     assert set(agrees["construct"]) == {"agreement_with_ai"}
 
@@ -66,8 +66,9 @@ def test_exclusions_follow_the_protocol(simulated):
     by_token = {o.token: o for o in outcomes}
     assert len(by_token) == 30
     inattentive_completed = sum(o.inattentive and o.completed for o in outcomes)
-    assert (participants["exclusion_reasons"].str.contains("attention_check")).sum() >= inattentive_completed
     incomplete = participants["status"] != "completed"
+    assert inattentive_completed > 0 and incomplete.any()  # both rules have someone to exclude
+    assert (participants["exclusion_reasons"].str.contains("attention_check")).sum() >= inattentive_completed
     assert (participants.loc[incomplete, "exclusion_reasons"].str.contains("incomplete")).all()
     assert set(participants.loc[incomplete, "status"]) <= {"dropped"}  # bots ran a day ago
     assert ((participants["excluded"] == 1) == (participants["exclusion_reasons"] != "")).all()

@@ -35,7 +35,7 @@ from study.refusals import StepConflict, UnknownToken
 from study.registry import register
 from study.simulate import Policy, simulate
 from tests.factories import example_protocol, write_protocol
-from tests.test_engine import ENTRY, TICKED, answers_for
+from tests.participants import ENTRY, TICKED, answers_for
 
 MEGABYTE = "x" * 1_000_000
 HOSTILE_TEXT = '<script>alert("x")</script><img src=x onerror=alert(1)> =HYPERLINK("http://evil")'

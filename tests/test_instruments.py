@@ -11,19 +11,7 @@ from app.study_command import main
 from study.codebook import codebook
 from study.instruments import instrument_ids, load_instrument
 from study.protocol.loading import ProtocolError, load_protocol
-
-FILL = {"explanation_satisfaction": {"system": "AI system"}}
-JIAN_WORDING = {str(k): f"Statement {k} of the obtained checklist." for k in range(1, 13)}
-
-
-def use_of(instrument_id: str, show: str = "post_block", **extra) -> dict:
-    """An ``instruments:`` entry for ``instrument_id`` with what its file needs (fill, template wording)."""
-    entry: dict = {"id": instrument_id, "show": show, **extra}
-    if instrument_id in FILL:
-        entry["fill"] = FILL[instrument_id]
-    if load_instrument(instrument_id).is_template:
-        entry["wording"] = JIAN_WORDING
-    return entry
+from tests.factories import use_of
 
 
 def test_the_issue_s_instruments_are_shipped():

@@ -162,7 +162,7 @@ def test_an_interactive_participant_through_the_whole_app(
                 assert not p.at.chat_input  # the one question is used
                 captions = [c for image in p.images() for c in image.captions]
                 case = engine.loaded.bundle.manifest.case(step.case_id)
-                assert captions.count(f"AI-generated: {taxonomy.display_name(case.ai.condition)}") == 2
+                assert captions.count(f"AI-generated: {taxonomy.display_name(case.ai.skin_condition)}") == 2
                 sent = chat.requests[-1]["messages"]
                 assert sent[1]["content"].startswith("Diagnosis: ")  # the case's own AI output comes first
             elif p.page == "trial":

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from db.jobs import DONE, FAILED, LEASE_EXPIRED, QUEUED, RUNNING, JobQueue
+from db.jobs import ABANDONED, DONE, EXPIRED, FAILED, LEASE_EXPIRED, QUEUED, RUNNING, JobQueue
 from db.migrate import upgrade
-from db.models import Job, utcnow
+from db.models import Job, WorkerBeat, utcnow
 from db.session import Database
 from skingen.worker import JobFailure, Worker
 
@@ -77,6 +77,8 @@ def test_a_poller_reads_statuses_alone_and_pages_read_a_finished_job_once(
         first.id: ("chat", QUEUED, False),
         second.id: ("chat", QUEUED, False),
     }  # a missing job is left out
+    assert live.progress(queue, statuses[second.id]) == live.NO_WORKER  # nothing would ever answer it
+    queue.beat("w1", ["chat"])
     assert live.progress(queue, statuses[second.id]) == "Waiting for a model worker (1 request(s) ahead)…"
     queue.claim("w1", ["chat"])
     assert live.state(queue, first.id).pending  # open: read again on every rerun
@@ -104,6 +106,78 @@ def test_an_expired_lease_frees_the_job_and_its_old_holder_loses_it(queue: JobQu
     assert queue.claim("w3", ["chat"]) == []
     failed = queue.get(job.id)
     assert (failed.status, failed.error_code) == (FAILED, LEASE_EXPIRED)
+
+
+def pass_time(queue: JobQueue, **columns_in_the_past: bool) -> None:
+    """Move the named deadline columns of every job a second into the past (instead of waiting for them)."""
+    past = utcnow() - timedelta(seconds=1)
+    with queue.db.write() as session:
+        for column in columns_in_the_past:
+            session.execute(update(Job).where(getattr(Job, column).is_not(None)).values({column: past}))
+
+
+def test_an_open_job_expires_after_the_ttl_and_loses_its_photo(queue: JobQueue) -> None:
+    queued = queue.submit("chat", {"q": 1}, inputs={"photo": "UHJpdmF0ZQ"})
+    running = queue.submit("chat", {"q": 2}, inputs={"photo": "UHJpdmF0ZQ"})
+    queue.claim("w1", ["chat"])
+    with queue.db.read() as session:
+        assert all(job.expires_at is not None for job in session.query(Job))
+    assert queue.sweep() == (0, 0)  # not yet
+    pass_time(queue, expires_at=True)
+    assert queue.claim("w2", ["chat"]) == []  # an expired job is never taken
+    assert queue.sweep() == (2, 0)
+    for job_id in (queued.id, running.id):
+        job = queue.get(job_id)
+        assert (job.status, job.error_code, job.inputs) == (FAILED, EXPIRED, {})
+    assert not queue.complete("w1", running.id, {"late": True})  # its worker's late result is refused
+    assert not queue.sweepable()
+
+
+def test_a_left_pages_jobs_lose_their_photo_and_results_and_others_keep_theirs(queue: JobQueue) -> None:
+    photo = {"photo": "UHJpdmF0ZQ"}
+    held_open = queue.submit("chat", {"q": 1}, inputs=photo, held=True)
+    held_done = queue.submit("chat", {"q": 2}, inputs=photo, held=True)
+    trial = queue.submit("chat", {"q": 1}, inputs=photo)  # a study trial's job: nobody holds it
+    assert trial.id != held_open.id  # a held request never joins an unheld job, nor the reverse
+    assert queue.submit("chat", {"q": 1}, inputs=photo, held=True).id == held_open.id
+    [claimed] = queue.claim("w1", ["chat"])
+    assert queue.complete("w1", claimed.id, {"diagnosis": "psoriasis"})
+    assert claimed.id == held_open.id
+    assert queue.hold([held_open.id, held_done.id, trial.id]) == 2  # the page is open: holds renewed
+    assert queue.sweep() == (0, 0)
+    pass_time(queue, held_until=True)  # the page was left
+    assert queue.sweep() == (0, 1)
+    for job_id in (held_open.id, held_done.id):
+        job = queue.get(job_id)
+        assert (job.inputs, job.result) == ({}, None), job_id
+    assert queue.get(held_done.id).error_code == ABANDONED and queue.get(held_done.id).status == FAILED
+    assert queue.get(trial.id).inputs == photo  # the trial's job is untouched
+    assert queue.hold([held_open.id]) == 0  # a lapsed hold stays lapsed
+    again = queue.submit("chat", {"q": 1}, inputs=photo, held=True)
+    assert again.id not in (held_open.id, held_done.id)  # the erased result is never served again
+
+
+def test_a_running_worker_beats_and_signs_off(queue: JobQueue) -> None:
+    import threading
+
+    worker = Worker(queue, {"chat": lambda jobs: [{} for _ in jobs]}, name="beating", idle_wait=0.01)
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, kwargs={"stop": stop})
+    assert queue.live_workers("chat") == 0
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while queue.live_workers("chat") == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert queue.live_workers("chat") == 1 and queue.live_workers("references") == 0
+    finally:
+        stop.set()
+        thread.join()
+    assert queue.live_workers("chat") == 0  # signed off
+    queue.beat("gone", ["chat"])
+    with queue.db.write() as session:  # a worker that died without signing off: its beat goes stale
+        session.execute(update(WorkerBeat).values(last_seen=utcnow() - timedelta(minutes=5)))
+    assert queue.live_workers("chat") == 0
 
 
 def test_claim_batches_jobs_of_one_kind_sharing_the_batch_key(queue: JobQueue) -> None:

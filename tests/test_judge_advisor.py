@@ -15,7 +15,7 @@ from study.protocol.loading import ProtocolError, load_protocol
 from study.refusals import AnswerLocked, EngineError, StepConflict
 from study.simulate import AdviceTaking, Policy, simulate
 from tests.app_driver import AppParticipant
-from tests.test_engine import ENTRY, TICKED, answers_for
+from tests.participants import ENTRY, TICKED, answers_for
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ bots, export, codebook and the report — confirmatory tests in the declared dir
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -12,7 +13,10 @@ from app.analysis_command import main as analysis_main
 from app.study_command import main
 from study import prereg
 from study.protocol.loading import ProtocolError, load_protocol
-from tests.test_instruments import use_of
+from tests.factories import use_of
+
+# R's hand TOST with t.test on the sleep data (tests/data/r/bayes_tost.R)
+REF = json.loads((Path(__file__).parent / "data" / "r" / "bayes_tost.json").read_text(encoding="utf-8"))
 
 HYPOTHESES = [
     {
@@ -349,7 +353,6 @@ def test_equivalence_hypotheses_are_tested_by_tost_as_r_does(design):
     from analysis.document import hypothesis_sentence, verdict
     from analysis.load import StudyData
     from analysis.plan import confirmatory_tests
-    from tests.test_analysis_bayes_tost import REF
 
     vis, base = REF["data"]["visual"], REF["data"]["baseline"]
     ids = [f"P{i}" for i in range(10)]

@@ -21,6 +21,16 @@ from tests.factories import make_bundle
 ANSWERS = {"relevant": 1, "realism": 4, "show_patient": 0, "comment": ""}
 
 
+def _kind_of_file(path: str) -> str:
+    """What a bundle file shows, by where tests/factories.py's make_bundle draws it (the truth the export's
+    image kinds are checked against): cases/<case>.png the case photo, references/<case>/retrieved_<n>.png a
+    retrieved real image, references/<case>/<r>.png a generated reference."""
+    folder, name = path.split("/")[0], path.rsplit("/", 1)[-1]
+    if folder == "cases":
+        return "case_photo"
+    return "retrieved" if name.startswith("retrieved_") else "generated"
+
+
 @pytest.fixture
 def panel(protocol_file, make_engine):
     engine = make_engine(protocol_file())
@@ -32,7 +42,9 @@ def test_images_are_references_plus_blind_case_photos(panel):
     assert len(images) == 6 * 2 + 6
     assert sum(not i.generated for i in images) == 6
     photo = next(i for i in images if i.image_id == "c02.photo")
-    assert photo.condition == "eczema" and photo.image == "cases/c02.png"  # case photos show the ground truth
+    assert (
+        photo.skin_condition == "eczema" and photo.image == "cases/c02.png"
+    )  # case photos show the ground truth
 
 
 def test_each_image_gets_k_raters_and_raters_get_equal_shares(panel):
@@ -62,7 +74,7 @@ def test_own_order_progress_resume_and_idempotency(panel):
     b, _ = panel.add_rater("b")
     first = panel.next_task(a.id)
     assert (first.number, first.total) == (1, 9)
-    assert first.condition_name in {"Psoriasis", "Eczema", "Acne", "Vitiligo"}
+    assert first.skin_condition_name in {"Psoriasis", "Eczema", "Acne", "Vitiligo"}
     order_a = [panel.next_task(a.id).image.image_id]
     panel.submit(a.id, first.image.image_id, ANSWERS)
     again = panel.submit(a.id, first.image.image_id, {**ANSWERS, "realism": 1})  # replay: ignored
@@ -107,13 +119,19 @@ def test_refusals_write_nothing(panel):
 
 def test_ratings_export_is_pseudonymous_and_says_what_was_generated(panel):
     rater, _ = panel.add_rater("Dr. Jane Example", email="jane@example.org")
+    shown: dict[str, str] = {}  # image id -> the bundle file the rater saw
     task = panel.next_task(rater.id)
     while task is not None:
+        shown[task.image.image_id] = task.image.image
         task = panel.submit(rater.id, task.image.image_id, ANSWERS)
     ratings = export_frames(panel.db)["ratings"]
     assert list(ratings.columns) == list(RATING_COLUMNS)
     assert len(ratings) == 9 * 3 and set(ratings["rater_id"]) == {rater.public_id}
-    assert set(ratings["generated"]) <= {0, 1}
+    kinds = {image_id: _kind_of_file(path) for image_id, path in shown.items()}
+    assert set(kinds.values()) == {"generated", "case_photo"}  # the share holds both, so each check can fail
+    exported = ratings.drop_duplicates("image_id").set_index("image_id")
+    assert exported["image_kind"].to_dict() == kinds
+    assert exported["generated"].to_dict() == {i: int(kind == "generated") for i, kind in kinds.items()}
     assert "Jane" not in ratings.to_csv() and "example.org" not in ratings.to_csv()
 
 
@@ -171,7 +189,7 @@ def test_retrieved_references_are_rated_beside_generated_ones(retrieval_panel):
     real = next(i for i in images if i.image_id == "c02.x1")
     case = retrieval_panel.loaded.bundle.manifest.case("c02")
     # a wrong-AI case: the real reference shows the AI's diagnosis, as the generated ones do
-    assert real.condition == case.ai.condition != case.ground_truth and not real.generated
+    assert real.skin_condition == case.ai.skin_condition != case.ground_truth and not real.generated
     assert real.image == case.retrieved[1].image
     shares = [slot_images(retrieval_panel.loaded, slot) for slot in range(retrieval_panel.rating.raters)]
     assert set(Counter(i for share in shares for i in share).values()) == {2} and {
@@ -181,16 +199,17 @@ def test_retrieved_references_are_rated_beside_generated_ones(retrieval_panel):
 
 def test_the_ratings_export_says_each_image_kind(retrieval_panel):
     rater, _ = retrieval_panel.add_rater("derm")
+    shown: dict[str, str] = {}  # image id -> the bundle file the rater saw
     task = retrieval_panel.next_task(rater.id)
     while task is not None:
+        shown[task.image.image_id] = task.image.image
         task = retrieval_panel.submit(rater.id, task.image.image_id, ANSWERS)
     ratings = export_frames(retrieval_panel.db)["ratings"]
     assert list(ratings.columns) == list(RATING_COLUMNS)
-    kinds = dict(zip(ratings["image_id"], ratings["image_kind"], strict=True))
-    assert {kinds[i] for i in kinds if ".x" in i} == {"retrieved"}
-    assert {kinds[i] for i in kinds if ".r" in i} == {"generated"}
-    assert {kinds[i] for i in kinds if i.endswith(".photo")} <= {"case_photo"}
-    assert set(kinds.values()) >= {"retrieved", "generated"}
+    expected = {image_id: _kind_of_file(path) for image_id, path in shown.items()}
+    assert set(expected.values()) >= {"retrieved", "generated"}  # the rater's share holds both
+    exported = ratings.drop_duplicates("image_id").set_index("image_id")
+    assert exported["image_kind"].to_dict() == expected
     assert (ratings["generated"] == (ratings["image_kind"] == "generated").astype(int)).all()
 
 

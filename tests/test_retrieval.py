@@ -140,9 +140,9 @@ def test_each_case_gets_the_nearest_real_images_of_the_diagnosed_condition(built
     # c2: the AI says eczema (wrongly) → real eczema images, as its generated references are eczema too
     assert names(cases["c2"]) == ["e_one", "e_two"]  # the set has only two eczema images (k = 3)
     assert (
-        {r.condition for r in cases["c2"].retrieved}
+        {r.skin_condition for r in cases["c2"].retrieved}
         == {"eczema"}
-        == {r.condition for r in cases["c2"].references}
+        == {r.skin_condition for r in cases["c2"].references}
     )
     assert [r.same_skin_tone_group for r in cases["c2"].retrieved] == [None, None]  # c2's tone is unknown
     # c3 (V): the V-VI image first; c3's photo is not in the set, so its duplicates of c1 are fair game

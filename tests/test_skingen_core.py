@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from formats.errors import FormatError
 from formats.taxonomy import UNKNOWN, Taxonomy
 from skingen.bundle.builder import read_cases
 from skingen.cli import main
@@ -65,7 +66,7 @@ def test_vlm_answer_naming_nothing_is_unknown_not_a_guess(taxonomy: Taxonomy) ->
     diagnosis = parse_answer("Diagnosis: a skin lesion of uncertain type.", taxonomy, "m")
     assert diagnosis.condition == UNKNOWN and diagnosis.differential == ()
     ai = diagnosis.ai_output()
-    assert ai.condition == UNKNOWN and "could not" in ai.text
+    assert ai.skin_condition == UNKNOWN and "could not" in ai.text
 
 
 # --- prompts --------------------------------------------------------------------------------------------
@@ -160,7 +161,8 @@ def test_manifest_diagnoser_reads_fixed_and_rejects_unknown_names(taxonomy: Taxo
         diagnoser.diagnose(photo(), "c3")
     bad = tmp_path / "bad.csv"
     bad.write_text("case_id,condition\nc1,space measles\n")
-    with pytest.raises(SkinGenError, match=r"bad\.csv, line 2: condition 'space measles'"):
+    # The taxonomy's own error (formats.taxonomy.TaxonomyError): a FormatError, the base the CLI reports
+    with pytest.raises(FormatError, match=r"bad\.csv, line 2: condition 'space measles'"):
         FixedDiagnoser(bad, taxonomy)
 
 
@@ -175,7 +177,7 @@ def test_read_cases_with_fixed_wrong_ai(taxonomy: Taxonomy, tmp_path: Path) -> N
         ],
     )  # fmt: skip
     first, second = read_cases(root, taxonomy)
-    assert first.fixed_ai is not None and first.fixed_ai.condition == "eczema"
+    assert first.fixed_ai is not None and first.fixed_ai.skin_condition == "eczema"
     assert first.fixed_ai.text == "Probably eczema." and first.skin_tone == "V"
     assert second.fixed_ai is None and second.skin_tone is None
 
@@ -190,7 +192,7 @@ def test_read_cases_with_fixed_wrong_ai(taxonomy: Taxonomy, tmp_path: Path) -> N
 )
 def test_read_cases_names_the_bad_row(taxonomy: Taxonomy, tmp_path: Path, row: dict, message: str) -> None:
     root = write_cases(tmp_path / "cases", [row])
-    with pytest.raises(SkinGenError, match=rf"cases\.csv, line 2: {message}"):
+    with pytest.raises(FormatError, match=rf"cases\.csv, line 2: {message}"):  # SkinGenError or TaxonomyError
         read_cases(root, taxonomy)
 
 
@@ -225,7 +227,7 @@ def test_diagnosis_to_ai_output_sentence(taxonomy: Taxonomy) -> None:
     )
     ai = diagnosis.ai_output()
     assert ai.text == "The AI's most likely diagnosis is Melanoma." and ai.rationale == "irregular border"
-    assert [d.condition for d in ai.differential] == ["melanoma", "nevus"]
+    assert [d.skin_condition for d in ai.differential] == ["melanoma", "nevus"]
 
 
 # --- CLI without torch ----------------------------------------------------------------------------------

@@ -374,9 +374,11 @@ def test_bundle_build_end_to_end(
     assert manifest.bundle_id == "bundle" and manifest.version == "2026.1" and manifest.generator["k"] == 2
     assert manifest.generator["base"] == "sd"  # the base model's family (SDXL: "sdxl")
     c1, c2, c3 = manifest.cases
-    assert c1.ai.model_id == str(tiny.clip) and c1.ai.condition in Taxonomy.load() and c1.skin_tone == "II"
-    assert c2.ai.condition == "eczema" and not c2.ai_correct and c2.ai.text.endswith("Eczema.")
-    assert c3.ai.condition == UNKNOWN and c3.references == ()
+    assert (
+        c1.ai.model_id == str(tiny.clip) and c1.ai.skin_condition in Taxonomy.load() and c1.skin_tone == "II"
+    )
+    assert c2.ai.skin_condition == "eczema" and not c2.ai_correct and c2.ai.text.endswith("Eczema.")
+    assert c3.ai.skin_condition == UNKNOWN and c3.references == ()
     assert (
         len(c2.references) == 2
         and c2.references[0].caption == "Generated example of eczema — not the patient"

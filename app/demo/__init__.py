@@ -9,12 +9,17 @@ served, and its bundle path resolves as any protocol's does.
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
 import platformdirs
 
+from db.session import absolute_url
 from formats.bundle import MANIFEST_NAME
 from skingen.bundle.demo import writer
 from study.protocol.loading import parse_protocol
@@ -22,6 +27,11 @@ from study.protocol.loading import parse_protocol
 DEMO_DIR_ENV = "SKINGEN_DEMO_DIR"
 APP_NAME = "skingen-study"
 PROTOCOLS = ("between.yaml", "within.yaml")
+RUNNING_FILE = "running.json"  # in the demo folder while a demo server runs: where, and which process
+
+
+class DemoRunning(ValueError):
+    """The demo of this folder is already being served: the message says where."""
 
 
 def demo_dir(override: str | Path | None = None) -> Path:
@@ -55,3 +65,51 @@ def prepare_demo(folder: Path, name: str = "between.yaml") -> Path:
         print(f"drawing the demo bundle into {bundle} …", flush=True)
         writer.build_demo_bundle(bundle)
     return copy
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: it exists
+        return True
+    return True
+
+
+def check_not_running(folder: Path) -> None:
+    """Raise :class:`DemoRunning` when a live server is serving the demo of ``folder`` (a marker left by a
+    server that died is ignored)."""
+    marker = folder / RUNNING_FILE
+    try:
+        running = json.loads(marker.read_text(encoding="utf-8"))
+        pid, url, db_url = int(running["pid"]), str(running["url"]), str(running["db"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    if pid != os.getpid() and _alive(pid):
+        raise DemoRunning(
+            f"the demo is already running at {url} (process {pid}, database {db_url}); open that address, "
+            "or stop that server first"
+        )
+
+
+@contextmanager
+def running(folder: Path, url: str, db_url: str) -> Iterator[None]:
+    """Mark the demo of ``folder`` as served at ``url`` while the block runs."""
+    marker = folder / RUNNING_FILE
+    marker.write_text(json.dumps({"pid": os.getpid(), "url": url, "db": db_url}) + "\n", encoding="utf-8")
+    try:
+        yield
+    finally:
+        marker.unlink(missing_ok=True)
+
+
+def next_steps(db_url: str, base_url: str) -> list[str]:
+    """The commands the demo prints, as they work when pasted in any folder: the demo's database named
+    absolutely (``var/study.db`` is relative to where the demo was started), the app's address given."""
+    db = shlex.quote(absolute_url(db_url))
+    return [
+        f"skingen-study raters add NAME --db {db} --base-url {base_url}",
+        f"skingen-study export --db {db} --out demo-export/",
+        f"skingen-analysis report --db {db} --out demo-results/",
+    ]

@@ -1,10 +1,13 @@
-"""Consent: the information text and the statements to tick; consenting creates the participant's token."""
+"""Consent: the information text and the statements to tick; consenting creates the participant's token,
+declining leads to a polite end page and stores nothing but a count (study/engine.py ``decline``)."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from app import context
+
+DECLINE = "I do not want to take part"  # a protocol's consent text may point to the button by this label
 
 
 def page() -> None:
@@ -19,9 +22,15 @@ def page() -> None:
         for statement in consent.statements:
             st.checkbox(statement.text, key=context.widget_key("consent", statement.id))
         clicked = st.form_submit_button(
-            "I agree — start the study", type="primary", on_click=context.consent, args=(visit,)
+            "I agree — start the study",
+            type="primary",
+            on_click=context.consent,
+            args=(visit,),
+            key="consent.agree",
         )
     context.unhandled_click(visit, clicked)
+    # Outside the form: declining submits nothing of it.
+    st.button(DECLINE, key="consent.decline", on_click=context.decline, args=(visit,))
     if context.PAGE in missing:
         st.error(f"Your consent {context.NOT_SAVED}")
     elif missing:

@@ -1,9 +1,11 @@
 """The explorer (``/?area=explore``): try SkinGEN on your own photo — diagnosis, questions, references.
 
 Access: a signed-in researcher, or anyone when the server was started with ``--explorer-open``. The photo
-lives in this browser session's memory and in the inputs of its open jobs (cleared when each ends); it is
-written to disk only when the server has a photo folder (``--explorer-photos DIR``) and the user ticks the
-box that asks for consent. Nothing of the explorer is part of a study export.
+lives in this browser session's memory and in the inputs of its open jobs: cleared when each ends, when it
+expires (``serve --job-ttl``), and — the page holds its jobs while it is open — with the jobs' results once
+the page has been left for ``serve --job-hold`` seconds (2 minutes by default; db/jobs.py). It is written to
+disk only when the server has a photo folder (``--explorer-photos DIR``) and the user ticks the box that asks
+for consent. Nothing of the explorer is part of a study export.
 """
 
 from __future__ import annotations
@@ -22,11 +24,11 @@ from PIL import Image, UnidentifiedImageError
 from app import access, conversation, images
 from app.context import live_queue
 from app.views import admin
-from db.jobs import JobQueue
+from db.jobs import QUEUED, JobQueue
 from formats.jobs import chat_request, diagnose_request, references_request
 from formats.taxonomy import UNKNOWN
 from skingen.skin_tone import FITZPATRICK_TYPES, estimate_skin_tone
-from study.live import DIAGNOSIS_QUESTION, JobState, state, submit
+from study.live import DIAGNOSIS_QUESTION, NO_WORKER, JobState, state, submit, worker_command
 
 OPEN_ENV = "SKINGEN_EXPLORER_OPEN"
 PHOTOS_ENV = "SKINGEN_EXPLORER_PHOTOS"
@@ -55,6 +57,10 @@ class Exploration:
     diagnosis_job: int | None = None
     turns: list[tuple[str, int]] = field(default_factory=list)  # (question, job id)
     shown: list[int] = field(default_factory=list)  # references job ids
+
+    def job_ids(self) -> list[int]:
+        diagnosis = [self.diagnosis_job] if self.diagnosis_job is not None else []
+        return diagnosis + [job for _, job in self.turns] + self.shown
 
 
 def _read_photo() -> tuple[bytes, Exploration] | None:
@@ -142,7 +148,7 @@ def page() -> None:
     _keep_photo_with_consent(exploration, data)
     _skin_tone(exploration)
     if exploration.diagnosis_job is None:
-        exploration.diagnosis_job = submit(queue, diagnose_request(photo)).id
+        exploration.diagnosis_job = submit(queue, diagnose_request(photo), held=True).id
     diagnosed = state(queue, exploration.diagnosis_job)
     waiting: list[int] = []  # the jobs this run draws as waiting: the poller reruns when one finishes
 
@@ -150,6 +156,7 @@ def page() -> None:
         exploration.diagnosis_job = None
 
     if diagnosed.pending:
+        _no_worker_note(diagnosed, queue)
         conversation.pending_note(diagnosed)
         waiting.append(diagnosed.job.id)
     elif diagnosed.result is None:
@@ -159,6 +166,32 @@ def page() -> None:
         waiting += _references_section(exploration, diagnosed, queue)
         waiting += _chat_section(exploration, diagnosed, queue)
     conversation.poll(queue, waiting)
+    _hold(queue, exploration.job_ids())
+
+
+def _no_worker_note(job: JobState, queue: JobQueue) -> None:
+    """When no worker serves a waiting job, say so and name the command that starts one (its database as
+    this server uses it): else the page would wait for nothing."""
+    if job.job.status == QUEUED and not job.workers:
+        st.warning(
+            f"{NO_WORKER} Start one on a machine with the models: `{worker_command(queue.db.url)}` "
+            "(docs/workers.md). This request is dropped if no worker takes it within "
+            f"{queue.ttl.total_seconds() / 60:g} minutes.",
+            icon=":material/power_off:",
+        )
+
+
+def _hold(queue: JobQueue, job_ids: list[int]) -> None:
+    """Hold this page's jobs while it is open (a timer of the browser's renews the hold); once the user has
+    left, the holds lapse and the sweeper erases the photo and the results (db/jobs.py)."""
+    if not job_ids:
+        return
+
+    @st.fragment(run_every=queue.hold_for.total_seconds() / 4)
+    def holding() -> None:
+        queue.hold(job_ids)
+
+    holding()
 
 
 def _references_section(exploration: Exploration, diagnosed: JobState, queue: JobQueue) -> list[int]:
@@ -177,13 +210,14 @@ def _references_section(exploration: Exploration, diagnosed: JobState, queue: Jo
             request = references_request(
                 condition, exploration.skin_tone, count=count, photo=exploration.photo, inpaint=inpaint
             )
-            job = submit(queue, request).id
+            job = submit(queue, request, held=True).id
             if job not in exploration.shown:
                 exploration.shown.append(job)
     waiting = []
     for job_id in exploration.shown:
         shown = state(queue, job_id)
         if shown.pending:
+            _no_worker_note(shown, queue)
             conversation.pending_note(shown)
             waiting.append(job_id)
         elif shown.result is None:
@@ -206,7 +240,7 @@ def _chat_section(exploration: Exploration, diagnosed: JobState, queue: JobQueue
     if question:
         history = [(DIAGNOSIS_QUESTION, diagnosed.result["raw_output"])]
         history += [(asked, turn.result["answer"]) for asked, turn in turns if turn.result is not None]
-        job = submit(queue, chat_request(exploration.photo, history, question)).id
+        job = submit(queue, chat_request(exploration.photo, history, question), held=True).id
         exploration.turns.append((question, job))
         turns.append((question, state(queue, job)))
     waiting = []

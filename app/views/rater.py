@@ -148,7 +148,7 @@ def _show(task: RatingTask, panel: RatingPanel, rater_id: int) -> None:
     st.progress((task.number - 1) / task.total)
     if panel.rating.instructions and task.number == 1:
         st.markdown(panel.rating.instructions)
-    st.subheader(f"Stated condition: {task.condition_name}")
+    st.subheader(f"Stated condition: {task.skin_condition_name}")
     images.show(panel.loaded.bundle.path(task.image.image))
     step = _step(task)
     problems = errors(step.key)

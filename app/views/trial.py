@@ -124,7 +124,7 @@ def _initial_answers(visit: context.Visit, initial_step: str) -> None:
     except Exception:  # the database is away (the page is drawn from memory): the form still works
         LOG.exception("could not read the first answers of step %s", initial_step)
         return
-    names = {c.id: c.display_name for c in visit.engine.loaded.bundle.manifest.conditions}
+    names = {c.id: c.display_name for c in visit.engine.loaded.bundle.manifest.skin_conditions}
     for item in visit.engine.protocol.initial_items:
         if item.id not in stored:
             continue
@@ -194,7 +194,7 @@ class _LiveCase:
         self.engine, self.step_key = visit.engine, visit.position.step.key
         self.queue: JobQueue = context.live_queue()
         self.photo = _photo(photo)
-        self.names = {c.id: c.display_name for c in visit.engine.loaded.bundle.manifest.conditions}
+        self.names = {c.id: c.display_name for c in visit.engine.loaded.bundle.manifest.skin_conditions}
 
     def render(self) -> None:
         turns = self._complete_answered(self.engine.turn_log.of(self.visit.token, self.step_key))
@@ -242,7 +242,7 @@ class _LiveCase:
             question = box.chat_input("Ask a question about this case", key=f"ask:{self.step_key}")
             if question:
                 self._ask("question", question, chat_request(self.photo, history, question))
-        wanted = self.condition.live_references and self.case.ai.condition != UNKNOWN
+        wanted = self.condition.live_references and self.case.ai.skin_condition != UNKNOWN
         asked = any(turn.kind == "references" for turn in turns)
         if wanted and not asked and st.button("Show what it looks like", key=f"show:{self.step_key}"):
             self._ask("references", "", self._references_request())
@@ -250,7 +250,7 @@ class _LiveCase:
     def _references_request(self) -> JobRequest:
         skin_tone = self.case.skin_tone or estimate_skin_tone(self.photo).fitzpatrick
         return references_request(
-            self.case.ai.condition, skin_tone, count=self.condition.live_references, photo=self.photo
+            self.case.ai.skin_condition, skin_tone, count=self.condition.live_references, photo=self.photo
         )
 
     def _ask(self, kind: str, question: str, request: JobRequest) -> None:

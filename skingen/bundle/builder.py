@@ -285,14 +285,14 @@ class BundleBuilder:
         self, case: CaseRow, ai: AIOutput, photo: Image.Image, writer: BundleWriter
     ) -> tuple[ReferenceImage, ...]:
         """``k`` generated images of the AI's diagnosis; none for ``unknown`` (nothing to show)."""
-        if ai.condition == UNKNOWN:
+        if ai.skin_condition == UNKNOWN:
             log.warning(
                 "case %s: the AI's diagnosis is unknown, so it gets no reference images", case.case_id
             )
             return ()
         settings = self.settings
         prompts = self.prompts.variations(
-            ai.condition,
+            ai.skin_condition,
             settings.k,
             skin_tone=case.skin_tone or settings.skin_tone,
             severity=settings.severity,
@@ -315,10 +315,10 @@ class BundleBuilder:
                     case.case_id,
                     f"ref_{index}",
                     generated.image,
-                    condition=ai.condition,
+                    condition=ai.skin_condition,
                     display_name=ai.display_name,
                     provenance=generated.record.to_json(
-                        ImageLabels(condition=ai.condition, skin_tone=prompt.skin_tone)
+                        ImageLabels(condition=ai.skin_condition, skin_tone=prompt.skin_tone)
                     ),
                 )
             )
@@ -329,10 +329,15 @@ class BundleBuilder:
     ) -> tuple[RetrievedImage, ...]:
         """The real images of the AI's diagnosis nearest to the photo; none without a retriever or for
         ``unknown``."""
-        if self.retriever is None or ai.condition == UNKNOWN:
+        if self.retriever is None or ai.skin_condition == UNKNOWN:
             return ()
         neighbours = self.retriever(
-            case.case_id, case.image_path, photo, ai.condition, skin_tone=case.skin_tone, patient=case.patient
+            case.case_id,
+            case.image_path,
+            photo,
+            ai.skin_condition,
+            skin_tone=case.skin_tone,
+            patient=case.patient,
         )
         retrieved = []
         for neighbour in neighbours:
@@ -346,7 +351,7 @@ class BundleBuilder:
                     caption=retrieved_caption(
                         ai.display_name, example.source, example.licence, example.attribution
                     ),
-                    condition=ai.condition,
+                    skin_condition=ai.skin_condition,
                     source=example.source,
                     licence=example.licence,
                     attribution=example.attribution,
@@ -385,7 +390,7 @@ class BundleBuilder:
                 "trigger": settings.trigger,
             },
             retrieval=self.retriever.provenance() if self.retriever else None,
-            conditions=condition_entries(self.taxonomy),
+            skin_conditions=condition_entries(self.taxonomy),
             cases=tuple(cases),
             evaluation=evaluation,
         )

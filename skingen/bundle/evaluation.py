@@ -81,7 +81,7 @@ class BundleEvaluator:
                 update={
                     "references": tuple(
                         reference.model_copy(
-                            update={"closed_loop": self._check(reference.condition, next(verdicts))}
+                            update={"closed_loop": self._check(reference.skin_condition, next(verdicts))}
                         )
                         for reference in case.references
                     )

@@ -81,7 +81,7 @@ class BundleWriter:
         return ReferenceImage(
             image=f"{stem}.png",
             caption=f"Generated example of {display_name.lower()} — not the patient",
-            condition=condition,
+            skin_condition=condition,
             provenance=f"{stem}.json",
         )
 

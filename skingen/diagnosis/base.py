@@ -67,11 +67,11 @@ class Diagnosis:
                 else f"The AI's most likely diagnosis is {self.display_name}."
             )
         return AIOutput(
-            condition=self.condition,
+            skin_condition=self.condition,
             display_name=self.display_name,
             text=text,
             rationale=self.rationale,
-            differential=tuple(DifferentialEntry(condition=c, score=s) for c, s in self.differential),
+            differential=tuple(DifferentialEntry(skin_condition=c, score=s) for c, s in self.differential),
             model_id=self.model_id,
         )
 

@@ -100,7 +100,7 @@ def reference_images(
             images.append(
                 EvalImage(
                     root / reference.image,
-                    reference.condition,
+                    reference.skin_condition,
                     str(tone) if tone else None,
                     provenance.get("prompt"),
                 )

@@ -85,10 +85,11 @@ def value_labels_text(labels: Mapping[int, str] | Mapping[str, str]) -> str:
 @dataclass(frozen=True)
 class WidgetPlace:
     """Where an item's widget goes: ``key(field)`` is the session-state key of an answer field's widget (the
-    app reads the answers back by these keys), ``conditions`` the bundle's condition id → display name."""
+    app reads the answers back by these keys), ``skin_conditions`` the bundle's skin condition id → display
+    name (what a diagnosis item offers)."""
 
     key: Callable[[str], str]
-    conditions: Mapping[str, str]
+    skin_conditions: Mapping[str, str]
 
 
 YES_NO = {0: "no", 1: "yes"}
@@ -179,9 +180,9 @@ class Item(Model):
         return (self.id,)
 
     @abstractmethod
-    def check_answer(self, field: str, raw: object, conditions: set[str]) -> Checked | AnswerProblem:
+    def check_answer(self, field: str, raw: object, skin_conditions: set[str]) -> Checked | AnswerProblem:
         """One answer to ``field`` (one of :attr:`fields`; not empty) → as stored, or what is wrong with it.
-        ``conditions`` are the bundle's condition ids."""
+        ``skin_conditions`` are the bundle's skin condition ids."""
 
     # --- codebook ------------------------------------------------------------------------------------------
     def variables(self, section: str, *, initial: bool = False) -> list[Variable]:

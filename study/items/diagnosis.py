@@ -43,11 +43,11 @@ class DiagnosisItem(Item):
     def fields(self) -> tuple[str, ...]:
         return (self.id,) if self.confidence is None else (self.id, self.id + CONFIDENCE_SUFFIX)
 
-    def check_answer(self, field: str, raw: object, conditions: set[str]) -> Checked | AnswerProblem:
+    def check_answer(self, field: str, raw: object, skin_conditions: set[str]) -> Checked | AnswerProblem:
         if field != self.id:
             assert self.confidence is not None
             return coded_answer(raw, tuple(range(1, self.confidence.points + 1)))
-        if raw not in conditions | {UNSURE}:
+        if raw not in skin_conditions | {UNSURE}:
             return AnswerProblem("unknown_condition", got=raw)
         return str(raw), None
 
@@ -108,7 +108,7 @@ class DiagnosisItem(Item):
         from study.items import widgets
 
         key = place.key(self.id)
-        names = {**place.conditions, UNSURE: UNSURE_LABEL}
+        names = {**place.skin_conditions, UNSURE: UNSURE_LABEL}
         st.selectbox(
             self.text,
             options=widgets.known_choice(key, list(names)),

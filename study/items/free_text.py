@@ -22,7 +22,7 @@ class FreeTextItem(Item):
     type: Literal["free_text"]
     max_length: int = Field(default=2000, ge=1, le=20000)
 
-    def check_answer(self, field: str, raw: object, conditions: set[str]) -> Checked | AnswerProblem:
+    def check_answer(self, field: str, raw: object, skin_conditions: set[str]) -> Checked | AnswerProblem:
         return text_answer(raw, self.max_length)
 
     def bot_answer(self, bot: Bot, step: Step) -> dict[str, object]:

@@ -39,7 +39,7 @@ class LikertItem(Item):
     def value_labels(self) -> dict[int, str]:
         return {p: self.scale.label(p) for p in range(1, self.scale.points + 1)}
 
-    def check_answer(self, field: str, raw: object, conditions: set[str]) -> Checked | AnswerProblem:
+    def check_answer(self, field: str, raw: object, skin_conditions: set[str]) -> Checked | AnswerProblem:
         return coded_answer(raw, self.codes)
 
     def bot_answer(self, bot: Bot, step: Step) -> dict[str, object]:

@@ -38,7 +38,7 @@ class NumberItem(Item):
     def bounds(self) -> tuple[float | None, float | None]:
         return self.minimum, self.maximum
 
-    def check_answer(self, field: str, raw: object, conditions: set[str]) -> Checked | AnswerProblem:
+    def check_answer(self, field: str, raw: object, skin_conditions: set[str]) -> Checked | AnswerProblem:
         number = number_answer(raw, self.minimum, self.maximum)
         return number if isinstance(number, AnswerProblem) else (repr(number), number)
 

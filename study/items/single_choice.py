@@ -26,7 +26,7 @@ class SingleChoiceItem(Item):
     def value_labels(self) -> dict[int, str]:
         return dict(enumerate(self.options, start=1))
 
-    def check_answer(self, field: str, raw: object, conditions: set[str]) -> Checked | AnswerProblem:
+    def check_answer(self, field: str, raw: object, skin_conditions: set[str]) -> Checked | AnswerProblem:
         return coded_answer(raw, self.codes)
 
     def bot_answer(self, bot: Bot, step: Step) -> dict[str, object]:

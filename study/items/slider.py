@@ -89,7 +89,7 @@ class SliderItem(Item):
         ends = {self.minimum: self.anchors.low, self.maximum: self.anchors.high}
         return [self.variable(self.id, self.text, self.level, section, self.minimum, self.maximum, ends)]
 
-    def check_answer(self, field: str, raw: object, conditions: set[str]) -> Checked | AnswerProblem:
+    def check_answer(self, field: str, raw: object, skin_conditions: set[str]) -> Checked | AnswerProblem:
         if isinstance(raw, bool):
             return AnswerProblem("not_a_number", got=raw)
         number = number_answer(raw, self.minimum, self.maximum)

@@ -22,7 +22,7 @@ class YesNoItem(Item):
     def value_labels(self) -> dict[int, str]:
         return {0: "No", 1: "Yes"}
 
-    def check_answer(self, field: str, raw: object, conditions: set[str]) -> Checked | AnswerProblem:
+    def check_answer(self, field: str, raw: object, skin_conditions: set[str]) -> Checked | AnswerProblem:
         return coded_answer(raw, self.codes)
 
     def bot_answer(self, bot: Bot, step: Step) -> dict[str, object]:

@@ -2,7 +2,8 @@
 
 Images are float32 arrays (H, W, 3) in [0, 1]; coordinates run from -1 to 1. :func:`render_image` draws
 unaffected skin of one :class:`SkinTone`, paints one condition into it (a function of :data:`PAINTERS`) and
-burns a label into the corner. What is drawn (conditions, tones, cases) is data: ``material.yaml``.
+burns the same SYNTHETIC stamp into every image's corner. What is drawn (conditions, tones, cases) is data:
+``material.yaml``.
 """
 
 from __future__ import annotations
@@ -353,23 +354,43 @@ PAINTERS: dict[str, Painter] = {
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _label(image: Image.Image, text: str) -> Image.Image:
-    """Burn ``text`` into the bottom-left corner on a dark box, legible on every skin tone."""
-    size = image.width
-    font = ImageFont.load_default(size=max(10, round(size / 26)))
-    left, top, right, bottom = font.getbbox(text)
+# One stamp for every image, case photo and reference alike: a rater who compares the two must not be able to
+# tell which is the patient's photo and which was generated from the stamp (the rating task is blind). Pillow's
+# built-in font has no em dash, so the text uses a plain hyphen.
+STAMP = "SYNTHETIC - not a real patient"
+
+
+def stamp_box(size: int) -> tuple[int, int, int, int]:
+    """The stamp's box (left, top, right, bottom; right and bottom exclusive) on a ``size`` × ``size`` image:
+    the bottom-left corner, large enough for :data:`STAMP`."""
+    font = _stamp_font(size)
+    left, top, right, bottom = font.getbbox(STAMP)
     pad, margin = max(3, size // 96), max(4, size // 64)
-    box = (margin, size - margin - (bottom - top) - 2 * pad, margin + (right - left) + 2 * pad, size - margin)
-    overlay = Image.new("RGBA", image.size, (0, 0, 0, 0))
-    draw = ImageDraw.Draw(overlay)
-    draw.rounded_rectangle(box, radius=pad, fill=(0, 0, 0, 165))
-    draw.text((box[0] + pad - left, box[1] + pad - top), text, font=font, fill=(255, 255, 255, 255))
-    return Image.alpha_composite(image.convert("RGBA"), overlay).convert("RGB")
+    return margin, size - margin - (bottom - top) - 2 * pad, margin + (right - left) + 2 * pad, size - margin
 
 
-def render_image(painter: str, tone: SkinTone, *, seed: int, size: int, label: str) -> Image.Image:
-    """Draw one labelled synthetic image with ``PAINTERS[painter]`` on ``tone`` skin."""
+def _stamp_font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    return ImageFont.load_default(size=max(10, round(size / 26)))
+
+
+def _stamp(image: Image.Image) -> Image.Image:
+    """Burn :data:`STAMP` into the bottom-left corner: white text on an opaque black box, legible on every skin
+    tone and, being opaque, the same pixels on every image of one size."""
+    size = image.width
+    font = _stamp_font(size)
+    left, top, _, _ = font.getbbox(STAMP)
+    box = stamp_box(size)
+    pad = max(3, size // 96)
+    stamped = image.convert("RGB")
+    draw = ImageDraw.Draw(stamped)
+    draw.rectangle((box[0], box[1], box[2] - 1, box[3] - 1), fill=(0, 0, 0))
+    draw.text((box[0] + pad - left, box[1] + pad - top), STAMP, font=font, fill=(255, 255, 255))
+    return stamped
+
+
+def render_image(painter: str, tone: SkinTone, *, seed: int, size: int) -> Image.Image:
+    """Draw one stamped synthetic image with ``PAINTERS[painter]`` on ``tone`` skin."""
     rng = np.random.default_rng(seed)
     pixels = PAINTERS[painter](_skin(rng, size, tone), tone, rng)
     image = Image.fromarray(np.clip(pixels * 255 + 0.5, 0, 255).astype(np.uint8))
-    return _label(image, label)
+    return _stamp(image)

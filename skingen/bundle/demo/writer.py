@@ -1,7 +1,8 @@
 """Draw the demo bundle: every case photo and reference of ``material.yaml``, then the manifest.
 
 The demo has to run on any laptop, so its bundle is drawn here (numpy + Pillow, no downloads, no torch) and
-is byte-for-byte reproducible from a seed. Every image says SYNTHETIC on it, and three cases carry a
+is byte-for-byte reproducible from a seed. Every image, case photo and reference alike, carries the same
+SYNTHETIC stamp (so a rater cannot tell them apart by it), and three cases carry a
 deliberately wrong AI diagnosis so the demo shows both kinds of trial. Real studies plug in a real bundle.
 Build it with ``skingen-study demo-bundle OUT [--seed 2024] [--references 3] [--size 384] [--overwrite]``.
 """
@@ -24,9 +25,6 @@ BUNDLE_ID = "skingen-demo"
 BUNDLE_VERSION = "1.0.0"
 GENERATOR = "demo-procedural"
 MODEL_ID = "demo-fixed-output"
-# Pillow's built-in font has no em dash, so the burnt-in labels use a plain hyphen.
-CASE_LABEL = "SYNTHETIC - not a real patient"
-REFERENCE_LABEL = "SYNTHETIC reference"
 # Image seeds are ``seed + case_number * SEED_STRIDE + reference_number`` (reference 0 is the case photo).
 SEED_STRIDE = 100
 # zlib level 3: files ~10% larger than the default (6) but written twice as fast; noisy skin packs slowly.
@@ -64,17 +62,13 @@ def _write_case(
     drawn = material.condition(case.condition)
     diagnosed = material.condition(case.ai_condition)
     image_seed = seed + number * SEED_STRIDE
-    photo = render_image(
-        drawn.painter, material.tone(case.skin_tone), seed=image_seed, size=size, label=CASE_LABEL
-    )
+    photo = render_image(drawn.painter, material.tone(case.skin_tone), seed=image_seed, size=size)
     image_path = writer.case_photo(case.case_id, photo)
 
     references = []
     for index, tone in enumerate(_reference_tones(material, case.skin_tone, n_references), start=1):
         ref_seed = image_seed + index
-        image = render_image(
-            diagnosed.painter, material.tone(tone), seed=ref_seed, size=size, label=REFERENCE_LABEL
-        )
+        image = render_image(diagnosed.painter, material.tone(tone), seed=ref_seed, size=size)
         provenance = {"generator": GENERATOR, "seed": ref_seed, "condition": diagnosed.id, "skin_tone": tone}
         references.append(
             writer.reference(
@@ -135,7 +129,7 @@ def build_demo_bundle(
             "with fixed AI outputs (some deliberately wrong). For trying the study app, not for research.",
             synthetic=True,
             generator={"name": GENERATOR, "seed": seed, "n_references": n_references, "size": size},
-            conditions=condition_entries(material.conditions),
+            skin_conditions=condition_entries(material.conditions),
             cases=cases,
         )
 
