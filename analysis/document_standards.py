@@ -128,6 +128,25 @@ def stratum_sentences(results: dict) -> list[str]:
     return out
 
 
+def language_table(results: dict) -> pd.DataFrame | None:
+    """Construct scores by the participants' language and condition: n, M (SD); None in one language."""
+    block = results.get("by_language")
+    if not block:
+        return None
+    return pd.DataFrame(
+        [
+            {
+                "Language": r["language"],
+                "Construct": r["construct"],
+                "Condition": condition_label(results, r["condition"]),
+                "n": r["n"],
+                "M (SD)": f"{num(r['mean'])} ({num(r['sd'])})" if r["sd"] is not None else num(r["mean"]),
+            }
+            for r in block["scores"]
+        ]
+    )
+
+
 def standards_blocks(results: dict) -> list[Block]:
     """Baseline characteristics, stratum, missing data and the sensitivity analysis, each when present."""
     blocks: list[Block] = []
@@ -144,6 +163,18 @@ def standards_blocks(results: dict) -> list[Block]:
     strat = stratum_sentences(results)
     if strat:
         blocks += [("h3", "Randomization stratum"), ("ul", strat)]
+    languages = language_table(results)
+    if languages is not None:
+        counts = ", ".join(f"{n} in {lang}" for lang, n in results["by_language"]["n_analysed"].items())
+        blocks += [
+            ("h3", "Participants by language"),
+            (
+                "p",
+                f"Participants took the study in the language of their choice ({counts} analysed). "
+                "Languages were not randomized: the scores by language describe, they test nothing.",
+            ),
+            ("table", languages),
+        ]
     missing = missing_table(results)
     blocks.append(("h2", "Missing data"))
     if results.get("n_analysed") == 0:

@@ -37,6 +37,7 @@ from analysis.compare import (
 from analysis.consort import arm_flow, baseline_characteristics, missingness
 from analysis.engagement import engagement_block
 from analysis.instruments import instrument_blocks
+from analysis.languages import by_language
 from analysis.load import StudyData, build_study_data
 from analysis.multiarm import friedman, kruskal_wallis, pairwise, rm_anova, welch_anova
 from analysis.plan import confirmatory_tests, deviations
@@ -708,6 +709,10 @@ def reporting(run: Run) -> None:
         results["sensitivity"] = with_excluded(run)
     results["missing_data"] = missingness(run.analysis.responses, data.participants, analysed, data.design)
     results["stratification"] = stratification(run)
+    if data.participants is not None and scores is not None:
+        languages = by_language(scores, data.participants)
+        if languages is not None:  # studies in one language: no key, results.json as before languages
+            results["by_language"] = languages
 
 
 def _entry_items(data: StudyData) -> dict[str, bool]:

@@ -14,13 +14,15 @@ from dataclasses import dataclass, field
 
 import streamlit as st
 
-from app import images
+from app import catalogs, i18n, images
+from app.i18n import N_
 from db.jobs import DEFAULT_HOLD_S, DEFAULT_JOB_TTL_S, JobQueue
 from db.session import DB_ENV, Database, database_url
 from study.engine import Position, StudyEngine
 from study.items.answers import AnswerProblem
 from study.path import AnswerError, Step
-from study.refusals import ConsentRefused, EngineError, ResumeRefused, StepConflict, UnknownToken
+from study.protocol.model import Protocol
+from study.refusals import ConsentRefused, EngineError, ResumeRefused, StepConflict, UnknownToken, Withdrawn
 from study.registry import RegistryError
 
 LOG = logging.getLogger("skingen.app")
@@ -39,13 +41,18 @@ _HANDLED_KEY = "skingen.handled"
 _MOVED_KEY = "skingen.moved"
 _DECLINED_KEY = "skingen.declined"
 
-INVALID_LINK = (
+# The error page's problems, in English as marked for the catalog: the page draws them translated.
+INVALID_LINK = N_(
     "This link is not valid. Please open the study with the exact link you were given. "
     "If you copied it by hand, check that nothing is missing at its end."
 )
-UNAVAILABLE = "The study is not available right now. Please try again in a few minutes."
+UNAVAILABLE = N_("The study is not available right now. Please try again in a few minutes.")
+WITHDRAWN = N_("You have withdrawn from this study; nothing of your answers is kept.")
+RESUME_REFUSED = N_(
+    "This study was started from another session of the recruiting platform. Please continue it with the "
+    "link you got then, or contact the researchers."
+)
 SAVE_FAILED = AnswerProblem("not_saved")
-NOT_SAVED = SAVE_FAILED.message
 PAGE = ""  # errors-dict key of a problem with the whole page rather than one item
 
 
@@ -55,6 +62,10 @@ class Entry:
 
     token: str | None
     url_params: dict[str, str] = field(default_factory=dict)
+    language: str | None = None
+    """The language the URL asked for (``?lang=``): it wins over the browser's."""
+    accept_language: str | None = None
+    """The browser's ``Accept-Language`` header (or its locale): the language a new participant gets, else."""
 
 
 @dataclass(frozen=True)
@@ -65,12 +76,19 @@ class Visit:
     engine: StudyEngine | None = None
     entry: Entry | None = None
     position: Position | None = None
-    problem: str = ""
+    problem: str = ""  # the error page's message, in English as marked for the catalog
+    language: str = catalogs.SOURCE_LANGUAGE
 
     @property
     def token(self) -> str:
         assert self.entry is not None and self.entry.token is not None
         return self.entry.token
+
+    @property
+    def protocol(self) -> Protocol:
+        """The protocol with its texts in the participant's language: what the pages draw."""
+        assert self.engine is not None
+        return self.engine.localized(self.language).protocol
 
 
 @st.cache_resource(show_spinner=False)
@@ -129,8 +147,15 @@ def _entry() -> Entry:
     if _ENTRY_KEY not in st.session_state:
         params = {key: st.query_params.get(key, "") for key in st.query_params}
         token = params.pop(TOKEN_PARAM, "") or None
-        st.session_state[_ENTRY_KEY] = Entry(token, params)
+        language, accept_language = i18n.requested()
+        params.pop(i18n.LANGUAGE_PARAM, None)
+        st.session_state[_ENTRY_KEY] = Entry(token, params, language, accept_language)
     return st.session_state[_ENTRY_KEY]
+
+
+def _language(entry: Entry, offered: tuple[str, ...]) -> str:
+    """The language a participant not yet enrolled gets: the URL's, the browser's, or the first offered."""
+    return i18n.negotiate(offered, entry.language, entry.accept_language)
 
 
 def _returning(engine: StudyEngine, entry: Entry) -> Entry:
@@ -148,35 +173,43 @@ def _returning(engine: StudyEngine, entry: Entry) -> Entry:
     if token is None:
         return entry
     st.query_params[TOKEN_PARAM] = token
-    st.session_state[_ENTRY_KEY] = Entry(token, entry.url_params)
+    st.session_state[_ENTRY_KEY] = Entry(token, entry.url_params, entry.language, entry.accept_language)
     return st.session_state[_ENTRY_KEY]
 
 
 def resolve() -> Visit:
     """Work out this rerun's page from the URL token and the database. Never raises to the participant."""
+    entry = _entry()
     try:
         engine = configured_engine()
     except (RegistryError, EngineError, ValueError, OSError):
         LOG.exception("the study engine could not be opened")
-        return Visit("error", problem=UNAVAILABLE)
-    entry = _entry()
+        return Visit("error", problem=UNAVAILABLE, language=_language(entry, catalogs.languages()))
+    language = _language(entry, engine.protocol.languages)  # until the database says the participant's own
     if entry.token is None:
         try:
             entry = _returning(engine, entry)
-        except ResumeRefused as refused:
-            return Visit("error", engine, entry, problem=str(refused).capitalize())
+        except ResumeRefused:
+            return Visit("error", engine, entry, problem=RESUME_REFUSED, language=language)
     if entry.token is None:
-        return Visit("declined" if st.session_state.get(_DECLINED_KEY) else "consent", engine, entry)
+        return Visit(
+            "declined" if st.session_state.get(_DECLINED_KEY) else "consent", engine, entry, language=language
+        )
     try:
         position = _moved_to(entry.token) or engine.position(entry.token)
     except UnknownToken:
-        return Visit("error", engine, entry, problem=INVALID_LINK)
-    except EngineError as exc:
-        return Visit("error", engine, entry, problem=str(exc).capitalize())
+        return Visit("error", engine, entry, problem=INVALID_LINK, language=language)
+    except Withdrawn:
+        return Visit("error", engine, entry, problem=WITHDRAWN, language=language)
+    except EngineError:
+        LOG.exception("could not read the position of a participant")
+        return Visit("error", engine, entry, problem=UNAVAILABLE, language=language)
     except Exception:  # the database is down, …: log it, show the participant a calm page, never a traceback
         LOG.exception("could not read the position of a participant")
-        return _last_page(engine, entry) or Visit("error", engine, entry, problem=UNAVAILABLE)
-    return Visit(position.step.kind, engine, entry, position)
+        return _last_page(engine, entry) or Visit(
+            "error", engine, entry, problem=UNAVAILABLE, language=language
+        )
+    return Visit(position.step.kind, engine, entry, position, language=position.language)
 
 
 def _moved_to(token: str) -> Position | None:
@@ -199,7 +232,7 @@ def _last_page(engine: StudyEngine, entry: Entry) -> Visit | None:
         or last.page not in {"questions", "info", "trial"}
     ):
         return None
-    return Visit(last.page, engine, entry, last.position)
+    return Visit(last.page, engine, entry, last.position, language=last.language)
 
 
 def remember(visit: Visit) -> None:
@@ -210,7 +243,7 @@ def current(page: str) -> Visit:
     """The visit main.py resolved for this rerun; a page refuses to render another page's step."""
     visit: Visit | None = st.session_state.get(_VISIT_KEY)
     if visit is None or visit.page != page:
-        st.error(UNAVAILABLE)
+        st.error(i18n._(UNAVAILABLE))
         st.stop()
     return visit
 
@@ -250,7 +283,7 @@ def consent(visit: Visit) -> None:
     statements = visit.engine.protocol.consent.statements
     ticked = [s.id for s in statements if st.session_state.get(widget_key("consent", s.id))]
     try:
-        token = visit.engine.consent(ticked, visit.entry.url_params)
+        token = visit.engine.consent(ticked, visit.entry.url_params, visit.language)
     except ConsentRefused as refused:
         keep_errors("consent", refused.errors)
         return
@@ -261,7 +294,8 @@ def consent(visit: Visit) -> None:
         keep_errors("consent", {PAGE: SAVE_FAILED})
         return
     st.query_params[TOKEN_PARAM] = token
-    st.session_state[_ENTRY_KEY] = Entry(token, visit.entry.url_params)
+    entry = visit.entry
+    st.session_state[_ENTRY_KEY] = Entry(token, entry.url_params, entry.language, entry.accept_language)
 
 
 def decline(visit: Visit) -> None:

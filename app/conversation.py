@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 import streamlit as st
 
+from app.i18n import _
 from db.jobs import JobQueue, JobStatus
 from study.live import JobState, progress
 
@@ -53,20 +54,21 @@ def failure_note(job: JobState, retry: Callable[[], None] | None, key: str) -> N
     """A calm note; with ``retry`` and a busy model, a button that asks again."""
     st.info(job.note, icon=":material/schedule:" if job.retry_later else ":material/info:")
     if retry is not None and job.retry_later:
-        st.button("Try again", key=f"retry:{key}", on_click=retry)
+        st.button(_("Try again"), key=f"retry:{key}", on_click=retry)
 
 
 def diagnosis(result: dict) -> None:
     """The model's diagnosis (a ``diagnose`` job's result), its reasoning and its differential."""
     with st.container(border=True):
-        st.markdown("**The AI's diagnosis**")
+        heading = _("The AI's diagnosis")
+        st.markdown(f"**{heading}**")
         st.subheader(result["display_name"], anchor=False)
         if result.get("rationale"):
-            st.markdown(f"**Why the AI thinks so:** {result['rationale']}")
+            st.markdown(f"**{_('Why the AI thinks so:')}** {result['rationale']}")
         others = [entry["condition"] for entry in result["differential"][1:]]
         if others:
-            st.markdown("**It could also be:** " + ", ".join(result["names"][c] for c in others))
-        st.caption(f"Model: {result['model_id']}")
+            st.markdown(f"**{_('It could also be:')}** " + ", ".join(result["names"][c] for c in others))
+        st.caption(_("Model: {model}").format(model=result["model_id"]))
 
 
 def answer(question: str, result: dict | None) -> None:
@@ -79,31 +81,40 @@ def answer(question: str, result: dict | None) -> None:
     with st.chat_message("assistant"):
         st.write(result["answer"])
         mapped = (
-            f"Names no condition we know (mapped to *{result['display_name']}*)"
+            _("Names no condition we know (mapped to *{name}*)")
             if result["condition"] == "unknown"
-            else f"Mapped onto the taxonomy: **{result['display_name']}**"
+            else _("Mapped onto the taxonomy: **{name}**")
         )
-        st.caption(mapped)
+        st.caption(mapped.format(name=result["display_name"]))
 
 
 def references(result: dict) -> None:
     """The generated images (a ``references`` job's result), each captioned as generated, with its
     provenance on demand."""
     name = result["display_name"]
-    st.markdown(f"**Generated example pictures of {name.lower()}** (skin type {result['skin_tone']})")
-    st.caption("A computer made these pictures. They show what the condition typically looks like, not you.")
+    heading = _("Generated example pictures of {condition}").format(condition=name.lower())
+    skin = _("(skin type {skin_tone})").format(skin_tone=result["skin_tone"])
+    st.markdown(f"**{heading}** {skin}")
+    st.caption(
+        _("A computer made these pictures. They show what the condition typically looks like, not you.")
+    )
     images = result["images"]
     for column, image in zip(st.columns(len(images)), images, strict=True):
         with column:
             # the PNG as the worker made it: st.image sends PNG bytes as they are, a decoded image it re-encodes
-            st.image(base64.b64decode(image["png"]), caption=f"AI-generated: {name}", width="stretch")
-    with st.expander("How these pictures were made"):
+            caption = _("AI-generated: {condition}").format(condition=name)
+            st.image(base64.b64decode(image["png"]), caption=caption, width="stretch")
+    with st.expander(_("How these pictures were made")):
         for image in images:
             record = image["provenance"]
-            parts = [record["pipeline"], f"model {record['model']}", f"seed {record['seed']}"]
+            parts = [
+                record["pipeline"],
+                _("model {model}").format(model=record["model"]),
+                _("seed {seed}").format(seed=record["seed"]),
+            ]
             if record.get("ip_adapter"):
-                parts.append("IP-Adapter on the uploaded photo")
+                parts.append(_("IP-Adapter on the uploaded photo"))
             if image.get("mask"):
-                parts.append(f"inpainted into the photo, mask by {image['mask']}")
+                parts.append(_("inpainted into the photo, mask by {mask}").format(mask=image["mask"]))
             st.markdown(f"- `{image['key'][:12]}` · " + " · ".join(parts))
         st.json([image["provenance"] for image in images], expanded=False)

@@ -18,12 +18,15 @@ from pathlib import Path
 import streamlit as st
 from PIL import Image
 
+from app.i18n import N_
+
 # Streamlit shrinks wider images to its widest layout (2 × 730 px); doing it here keeps that off every run.
 MAX_WIDTH = 1460
 JPEG_QUALITY = 90  # what st.image uses when it converts
 LOG = logging.getLogger("skingen.app")
-ENLARGE = "Enlarge"
-"""The label of the button under each trial image that opens it large (and logs it): bench/loadgen clicks it."""
+ENLARGE = N_("Enlarge")
+"""The English label of the button under each trial image that opens it large (and logs it): bench/loadgen
+clicks it; the trial page draws it translated."""
 
 
 @functools.cache

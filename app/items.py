@@ -11,7 +11,8 @@ from collections.abc import Mapping
 
 import streamlit as st
 
-from app.context import NOT_SAVED, PAGE, widget_key
+from app.context import PAGE, widget_key
+from app.i18n import _
 from formats.bundle import BundleManifest
 from formats.contract import CONFIDENCE_SUFFIX
 from study.items.answers import AnswerProblem
@@ -24,6 +25,7 @@ def render(step: Step, manifest: BundleManifest, errors: Mapping[str, AnswerProb
     place = WidgetPlace(
         key=lambda field: widget_key(step.key, field),
         skin_conditions={c.id: c.display_name for c in manifest.skin_conditions},
+        translate=_,
     )
     for item in step.items:
         problems = [_message(f, errors[f]) for f in item.fields if f in errors]
@@ -34,9 +36,10 @@ def render(step: Step, manifest: BundleManifest, errors: Mapping[str, AnswerProb
 
 def _message(field: str, problem: AnswerProblem) -> str:
     if problem.code == "required":
-        what = "how confident you are" if field.endswith(CONFIDENCE_SUFFIX) else "this question"
-        return f"Please answer {what}."
-    return f"This answer {problem.message}."
+        if field.endswith(CONFIDENCE_SUFFIX):
+            return _("Please answer how confident you are.")
+        return _("Please answer this question.")
+    return _("This answer {problem}.").format(problem=problem.render(_))
 
 
 def summary(step: Step, errors: Mapping[str, AnswerProblem]) -> None:
@@ -44,14 +47,16 @@ def summary(step: Step, errors: Mapping[str, AnswerProblem]) -> None:
     if not errors:
         return
     if PAGE in errors:
-        st.error(f"This page {NOT_SAVED}")
+        st.error(_("This page is not saved: something went wrong on our side. Please try again in a moment."))
         return
     texts = {field: item.text for item in step.items for field in item.fields}
-    named = dict.fromkeys(texts.get(f, f) for f in errors)
-    verb = "answer" if all(p.code == "required" for p in errors.values()) else "check"
-    st.error(
-        f"Your answers have not been saved yet. Please {verb}: " + "; ".join(f"“{_short(t)}”" for t in named)
-    )
+    named = "; ".join(f"“{_short(t)}”" for t in dict.fromkeys(texts.get(f, f) for f in errors))
+    if all(p.code == "required" for p in errors.values()):
+        st.error(
+            _("Your answers have not been saved yet. Please answer: {questions}").format(questions=named)
+        )
+    else:
+        st.error(_("Your answers have not been saved yet. Please check: {questions}").format(questions=named))
 
 
 def _short(text: str, limit: int = 70) -> str:

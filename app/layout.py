@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app.context import Visit
+from app.i18n import _
 from study.engine import Position
 from study.path import expected_fields
 
@@ -44,16 +45,18 @@ header[data-testid="stHeader"], [data-testid="stToolbar"], [data-testid="stDecor
 """
 
 
-def hide_chrome(top_of: str | None = None) -> None:
+def hide_chrome(top_of: str | None = None, language: str = "en") -> None:
     """The page CSS. With ``top_of`` (the id of the step shown) also a script that shows each new step from
     its top: Streamlit keeps the scroll position, so after "Next" at the bottom of a long case the following
     case would open half-way down, below its photo. One element for both: every element costs a message on
-    every run (docs/performance.md)."""
+    every run (docs/performance.md). The script also sets the page's ``lang`` to the participant's
+    ``language`` (a protocol or catalog code, ``[a-z]{2,3}``), so screen readers pronounce it as written."""
     if top_of is None:
         st.html(_CSS)
         return
     scroll = "document.querySelector('[data-testid=\"stMain\"]')?.scrollTo(0, 0);"
-    st.html(f"{_CSS}<script>/* {top_of} */ {scroll}</script>", unsafe_allow_javascript=True)
+    lang = f"document.documentElement.lang = '{language}';"
+    st.html(f"{_CSS}<script>/* {top_of} */ {scroll} {lang}</script>", unsafe_allow_javascript=True)
 
 
 def progress(position: Position) -> None:
@@ -61,7 +64,7 @@ def progress(position: Position) -> None:
     step = position.step
     case = None
     if step.kind == "trial" and step.trial_number and step.trials_total:
-        case = f"Case {step.trial_number} of {step.trials_total}"
+        case = _("Case {number} of {total}").format(number=step.trial_number, total=step.trials_total)
     if position.total:
         st.progress(min(1.0, position.index / (position.total - 1)), text=case)
     elif case:

@@ -8,28 +8,32 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import access, context, layout, roles
+from app import access, context, i18n, layout, roles
+from app.i18n import N_, _
 from app.views import complete, consent, declined, error, info, questions, trial
 
 if access.area() != "participant":  # raters and researchers: their own pages, nothing of participants'
     roles.run(access.area())
     st.stop()
 
+# page → (its function, title as marked for the catalog, URL path)
 PAGES = {
-    "consent": st.Page(consent.page, title="Consent", url_path="consent"),
-    "declined": st.Page(declined.page, title="Thank you", url_path="declined"),
-    "questions": st.Page(questions.page, title="Questions", url_path="questions"),
-    "info": st.Page(info.page, title="Information", url_path="information"),
-    "trial": st.Page(trial.page, title="Case", url_path="case"),
-    "complete": st.Page(complete.page, title="Thank you", url_path="complete"),
-    "error": st.Page(error.page, title="Study not available", url_path="error"),
+    "consent": (consent.page, N_("Consent"), "consent"),
+    "declined": (declined.page, N_("Thank you"), "declined"),
+    "questions": (questions.page, N_("Questions"), "questions"),
+    "info": (info.page, N_("Information"), "information"),
+    "trial": (trial.page, N_("Case"), "case"),
+    "complete": (complete.page, N_("Thank you"), "complete"),
+    "error": (error.page, N_("Study not available"), "error"),
 }
 
 visit = context.resolve()
 context.remember(visit)
-title = visit.engine.protocol.study.title if visit.engine else "Study"
+i18n.activate(visit.language)
+title = visit.protocol.study.title if visit.engine else _("Study")
 st.set_page_config(page_title=title, page_icon=":material/dermatology:", layout="centered")
-layout.hide_chrome(top_of=visit.position.step.key if visit.position else visit.page)
-st.navigation([PAGES[visit.page]], position="hidden").run()
+layout.hide_chrome(top_of=visit.position.step.key if visit.position else visit.page, language=visit.language)
+page, page_title, url_path = PAGES[visit.page]
+st.navigation([st.Page(page, title=_(page_title), url_path=url_path)], position="hidden").run()
 if context.test_hooks_enabled():
     layout.run_counter(layout.input_count(visit))

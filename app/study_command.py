@@ -108,7 +108,22 @@ def cmd_validate(args: argparse.Namespace) -> int:
             + (f", hypotheses: {', '.join(h.id for h in p.hypotheses)}" if p.hypotheses else "")
         )
         print(f"  {live_model_note(p)}")
+        print(f"  {language_note(p)}")
     return status
+
+
+def language_note(protocol: Protocol) -> str:
+    """The protocol's languages, and any the app's own words (buttons, messages) have no catalog for."""
+    from app.catalogs import languages
+
+    missing = [code for code in protocol.languages if code not in languages()]
+    note = f"languages: {', '.join(protocol.languages)}"
+    if missing:
+        note += (
+            f" — the app's own words have no catalog for {', '.join(missing)}: those participants read buttons "
+            f"and messages in English (add app/locale/<language>/LC_MESSAGES/app.po; docs/app.md)"
+        )
+    return note
 
 
 def _read_text(path: str, flag: str) -> str:

@@ -96,6 +96,7 @@ class Participant(Base):
     arm: Mapped[str | None] = mapped_column(String(64))
     sequence: Mapped[str | None] = mapped_column(String(256))
     order_seed: Mapped[int | None]
+    language: Mapped[str | None] = mapped_column(String(16))  # None: enrolled before languages (the first)
     step_index: Mapped[int] = mapped_column(default=0)
     step_shown_at: Mapped[datetime | None]
     status: Mapped[str] = mapped_column(String(16), default="active")

@@ -71,7 +71,11 @@ PARTICIPANT_COLUMNS = (
     "attention_failures",
     "excluded",
     "exclusion_reasons",
+    "language",
 )
+"""``language``: the language the participant took the study in (an ISO 639 code of the protocol's
+``languages``, fixed at consent; the protocol's first language for participants enrolled before languages
+existed). Added last: exports of earlier versions are the same byte for byte except for this column."""
 # ``skin_condition`` is the condition the rater was told the image shows (a disease, not an experimental
 # condition: that is ``condition`` in responses.csv). ``image_kind``: generated, retrieved (a real reference
 # photo) or case_photo; ``generated`` is 1 for generated images.

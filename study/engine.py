@@ -75,6 +75,8 @@ class Position:
     total: int | None
     status: str
     arm: str | None
+    language: str
+    """The language the participant takes the study in (the step's texts are in it)."""
 
     @property
     def completed(self) -> bool:
@@ -114,7 +116,10 @@ class StudyEngine:
         # guessed from anyone else's), a bot's own seeded stream under simulation (study.simulate)
         self.order_seeds: Callable[[], int] = secret_order_seed
         self._conditions = {c.id for c in loaded.bundle.manifest.skin_conditions}
-        self._paths = PathCache(loaded)
+        # one cache per language: the steps (same keys, items and codes) carry the texts of that language
+        self._paths = {
+            language: PathCache(loaded.localized(language)) for language in self.protocol.languages
+        }
         self.turn_log = TurnLog(self)
 
     @classmethod
@@ -142,12 +147,20 @@ class StudyEngine:
         return cls(db, study.id, loaded, clock)
 
     # --- reading ------------------------------------------------------------------------------------------
-    def path(self, arm: str | None, order_seed: int | None) -> ParticipantPath:
-        """The steps of a participant with this allocation (computed once per allocation)."""
-        return self._paths(arm, order_seed)
+    def path(self, arm: str | None, order_seed: int | None, language: str | None = None) -> ParticipantPath:
+        """The steps of a participant with this allocation (computed once per allocation and language)."""
+        return self._paths[language or self.protocol.languages[0]](arm, order_seed)
 
     def participant_path(self, participant: Participant) -> ParticipantPath:
-        return self._paths(participant.arm, participant.order_seed)
+        return self.path(participant.arm, participant.order_seed, self.language_of(participant))
+
+    def language_of(self, participant: Participant) -> str:
+        """The participant's language: as stored at consent (before languages existed: the first)."""
+        return participant.language or self.protocol.languages[0]
+
+    def localized(self, language: str) -> LoadedProtocol:
+        """The protocol with its texts in ``language`` (one of its languages), for what participants read."""
+        return self.loaded.localized(language)
 
     def path_of(self, token: str) -> ParticipantPath:
         """The steps of the participant with this token (as allocated so far)."""
@@ -175,6 +188,7 @@ class StudyEngine:
             path.total,
             status,
             participant.arm,
+            self.language_of(participant),
         )
 
     def participant_row(self, session: Session, token: str, *, lock: bool = False) -> Participant:
@@ -195,13 +209,26 @@ class StudyEngine:
         return participant
 
     # --- writing ------------------------------------------------------------------------------------------
-    def consent(self, ticked: Collection[str], url_params: Mapping[str, str] | None = None) -> str:
+    def consent(
+        self,
+        ticked: Collection[str],
+        url_params: Mapping[str, str] | None = None,
+        language: str | None = None,
+    ) -> str:
         """Record consent and create the participant; returns their new URL token.
 
-        A participant whose declared label (``participant_label``) is already enrolled is not enrolled twice:
-        they get a fresh link to their own study instead (see :meth:`resume`).
+        ``language`` (one of the protocol's ``languages``; default: the first) is the participant's for the
+        rest of the study, and the consent record keeps the text and statements as shown in it. A participant
+        whose declared label (``participant_label``) is already enrolled is not enrolled twice: they get a
+        fresh link to their own study instead (see :meth:`resume`), in the language they enrolled in.
         """
-        statements = {s.id: s.text for s in self.protocol.consent.statements}
+        language = language or self.protocol.languages[0]
+        if language not in self.protocol.languages:
+            raise EngineError(
+                f"language {language!r} is not one of the study's {list(self.protocol.languages)}"
+            )
+        shown = self.localized(language).protocol.consent
+        statements = {s.id: s.text for s in shown.statements}
         missing = [s for s in statements if s not in ticked]
         if missing:
             raise ConsentRefused(missing)
@@ -212,7 +239,7 @@ class StudyEngine:
         token = new_token()
         now = self.clock()
         try:
-            self._create(token, params, statements, sorted(set(ticked) & set(statements)), now)
+            self._create(token, params, statements, sorted(set(ticked) & set(statements)), now, language)
         except IntegrityError:  # the same label consented at the same moment in another tab
             returning = self.resume(params)
             if returning is None:
@@ -240,7 +267,13 @@ class StudyEngine:
             )
 
     def _create(
-        self, token: str, params: dict[str, str], statements: dict[str, str], ticked: list[str], now: datetime
+        self,
+        token: str,
+        params: dict[str, str],
+        statements: dict[str, str],
+        ticked: list[str],
+        now: datetime,
+        language: str,
     ) -> None:
         with self.db.write() as session:
             participant = Participant(
@@ -248,6 +281,7 @@ class StudyEngine:
                 token_hash=hash_token(token),
                 label_hash=self.label_hash(params),
                 url_params=params,
+                language=language,
                 step_index=1,
                 status=ACTIVE,
                 created_at=now,
@@ -258,7 +292,7 @@ class StudyEngine:
             session.add(
                 ConsentRecord(
                     participant_id=participant.id,
-                    consent_text=self.protocol.consent.text,
+                    consent_text=self.localized(language).protocol.consent.text,
                     statements=statements,
                     ticked=ticked,
                     consented_at=now,

@@ -194,6 +194,7 @@ def _participant_row(
         "attention_failures": failures,
         "excluded": int(bool(reasons)),
         "exclusion_reasons": ";".join(reasons),
+        "language": participant.language or study.protocol.languages[0],
     }
     for name in identifiers:
         row[name] = participant.url_params.get(name, "")

@@ -41,6 +41,7 @@ PARTICIPANT_VARIABLES: dict[str, tuple[str, dict[int, str], str]] = {
     "status": ("consented, active, completed or dropped", {}, "string"),
     "attention_failures": ("Number of failed attention checks", {}, "int64"),
     "excluded": ("Excluded by the protocol's exclusion rules", {0: "no", 1: "yes"}, "int64"),
+    "language": ("Language the participant took the study in (ISO 639 code)", {}, "string"),
 }
 
 # Short forms of the derived variables' suffixes, used only in names that would be too long

@@ -180,7 +180,7 @@ def participant_path(loaded: LoadedProtocol, arm_id: str | None, order_seed: int
             steps.append(Step(f"p{period}.post", "questions", "post_block", post_block, period, condition))
     if q.post:
         steps.append(Step("post", "questions", "post", q.post))
-    if protocol.debrief:
+    if protocol.debrief.text:
         steps.append(Step("debrief", "info", "debrief"))
     steps.append(Step("complete", "complete", "complete"))
     return ParticipantPath(tuple(steps))

@@ -6,6 +6,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from study.texts import Text
+
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$", max_length=64)]
 
 MAX_SCALE_POINTS = 21
@@ -20,7 +22,7 @@ class Scale(Model):
     """A numeric rating scale coded 1..points; anchors label some (at least the two ends) of the points."""
 
     points: int = Field(ge=2, le=MAX_SCALE_POINTS)
-    anchors: dict[int, str] = Field(default_factory=dict)
+    anchors: dict[int, Text] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _anchors_in_range(self) -> Scale:

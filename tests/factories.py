@@ -104,8 +104,28 @@ def _retrieved(root: Path, case_id: str, condition: str, rank: int) -> Retrieved
     )
 
 
-def example_protocol(design: str = "between") -> dict:
-    return yaml.safe_load((EXAMPLES / f"{design}.yaml").read_text(encoding="utf-8"))
+def example_protocol(design: str = "between", *, languages: bool = False) -> dict:
+    """The demo protocol of ``design`` as data: in English only (as it was before it had languages, so tests
+    that edit its texts with plain strings keep working), or with ``languages`` as shipped (English, German)."""
+    data = yaml.safe_load((EXAMPLES / f"{design}.yaml").read_text(encoding="utf-8"))
+    return data if languages else in_one_language(data, "en")
+
+
+def in_one_language(data: dict, language: str) -> dict:
+    """A protocol of several languages as a protocol of ``language`` alone: each ``{language: text}`` mapping
+    becomes its text, and ``languages`` and the instruments' translations are dropped."""
+    offered = set(data.get("languages", ()))
+
+    def pick(value: object) -> object:
+        if isinstance(value, dict):
+            if offered and set(value) == offered:
+                return value[language]
+            return {k: pick(v) for k, v in value.items() if k != "translations"}
+        if isinstance(value, list):
+            return [pick(v) for v in value]
+        return value
+
+    return {k: pick(v) for k, v in data.items() if k != "languages"}
 
 
 EXTRA_ARMS = (

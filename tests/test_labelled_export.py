@@ -18,7 +18,7 @@ import pytest
 
 from app.study_command import main
 from study.export import export_files, export_frames, export_zip
-from study.labelled import MAX_NAME, wide_table
+from study.labelled import MAX_NAME, PARTICIPANT_VARIABLES, wide_table
 from study.path import step_order
 from study.simulate import Policy, simulate
 
@@ -176,7 +176,7 @@ def test_cut_and_clashing_names_are_numbered_and_labels_keep_the_key():
     """A judge–advisor step key with a long item id is longer than Stata allows: cut, numbered, distinct."""
     participants = pd.DataFrame(
         [{"participant_id": "P00001", "protocol_version": 1, "stratum": "", "arm": "a", "sequence": "",
-          "status": "completed", "attention_failures": 0, "excluded": 0}]
+          "status": "completed", "attention_failures": 0, "excluded": 0, "language": "en"}]
     )  # fmt: skip
     long_item = "diagnosis_of_the_lesion_initial_confidence"
     responses = pd.DataFrame(
@@ -199,7 +199,7 @@ def test_cut_and_clashing_names_are_numbered_and_labels_keep_the_key():
         ]
     )
     table = wide_table({"participants": participants, "responses": responses, "codebook": codebook}, ())
-    names = list(table.frame.columns[8:])
+    names = list(table.frame.columns[len(PARTICIPANT_VARIABLES) :])
     assert len(set(names)) == 5 and all(len(n) <= MAX_NAME for n in names)
     assert "p1_t01__own_diagnosis_agr" in names  # 32 characters: the derived suffix is shortened first
     assert sorted(table.keys.values()) == sorted(f"{r.step}__{r.item}" for r in responses.itertuples())

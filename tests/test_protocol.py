@@ -147,7 +147,8 @@ def test_shipped_example_files_parse():
 def test_attention_check_answer_must_be_labelled():
     """An instruction like 'select Somewhat agree' needs that label on the scale, or nobody can comply."""
     base = (EXAMPLES / "between.yaml").read_text()
-    unlabelled = base.replace("          5: Somewhat agree\n", "")
+    unlabelled = base.replace("          5: {en: Somewhat agree, de: Stimme eher zu}\n", "")
+    assert unlabelled != base
     with pytest.raises(ProtocolError) as info:
         parse_protocol(unlabelled)
     assert any(

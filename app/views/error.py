@@ -5,10 +5,11 @@ from __future__ import annotations
 import streamlit as st
 
 from app import context
+from app.i18n import _
 
 
 def page() -> None:
     visit = context.current("error")
-    st.title("We could not open the study")
-    st.warning(visit.problem or context.UNAVAILABLE)
-    st.caption("If the problem persists, please contact the research team named in the study invitation.")
+    st.title(_("We could not open the study"))
+    st.warning(_(visit.problem or context.UNAVAILABLE))
+    st.caption(_("If the problem persists, please contact the research team named in the study invitation."))

@@ -12,6 +12,7 @@ import streamlit as st
 from PIL import Image
 
 from app import context, conversation, images, items, layout
+from app.i18n import N_, _, ngettext
 from db.jobs import JobQueue
 from formats.bundle import Bundle, Case
 from formats.contract import CONFIDENCE_SUFFIX
@@ -30,14 +31,18 @@ LOG = logging.getLogger("skingen.app")
 # What participants are told about each kind of reference image (heading, then a line under it).
 _INTRODUCTIONS: dict[ReferenceKind, tuple[str, str]] = {
     "generated": (
-        "Generated example pictures of {condition}",
-        "A computer made these pictures to show what the condition the AI names typically looks like. "
-        "They do not show the patient.",
+        N_("Generated example pictures of {condition}"),
+        N_(
+            "A computer made these pictures to show what the condition the AI names typically looks like. "
+            "They do not show the patient."
+        ),
     ),
     "retrieved": (
-        "Real example pictures of {condition}",
-        "These are photos of other people with the condition the AI names, from a collection of medical "
-        "images. They do not show the patient.",
+        N_("Real example pictures of {condition}"),
+        N_(
+            "These are photos of other people with the condition the AI names, from a collection of medical "
+            "images. They do not show the patient."
+        ),
     ),
 }
 
@@ -59,9 +64,9 @@ def _enlarge(visit: context.Visit, image_kind: str, image: int) -> None:
     st.session_state[_ENLARGED_KEY] = (step_key, image_kind, image)
 
 
-@st.dialog("Enlarged image", width="large")
 def _enlarged(path: Path, caption: str | None) -> None:
-    images.show(path, caption=caption)
+    """The image large, in a dialog whose title is in the participant's language."""
+    st.dialog(_("Enlarged image"), width="large")(images.show)(path, caption=caption)
 
 
 def _image(visit: context.Visit, path: Path, caption: str | None, image_kind: str, image: int) -> None:
@@ -71,7 +76,7 @@ def _image(visit: context.Visit, path: Path, caption: str | None, image_kind: st
     images.show(path, caption=caption)
     key = f"enlarge:{visit.position.step.key}:{image_kind}:{image}"
     st.button(
-        images.ENLARGE,
+        _(images.ENLARGE),
         key=key,
         on_click=_enlarge,
         args=(visit, image_kind, image),
@@ -87,18 +92,21 @@ def _case(visit: context.Visit, bundle: Bundle, case: Case, advice: bool) -> Non
     """The case photo and, once the step shows advice, what the AI says beside it."""
     photo, ai = st.columns([5, 6], gap="large")
     with photo:
-        _image(visit, bundle.path(case.image), "The skin area to assess", "case_photo", 1)
+        _image(visit, bundle.path(case.image), _("The skin area to assess"), "case_photo", 1)
     if not advice:
         with ai, st.container(border=True):
-            st.markdown(
-                "**Your own assessment first**\n\nLook at the photo and give your own diagnosis. "
+            heading = _("Your own assessment first")
+            text = _(
+                "Look at the photo and give your own diagnosis. "
                 "The AI's diagnosis follows on the next page, where you can keep or change your answer."
             )
+            st.markdown(f"**{heading}**\n\n{text}")
         return
-    why = f"\n\n**Why the AI thinks so:** {case.ai.rationale}" if case.ai.rationale else ""
+    why = f"\n\n**{_('Why the AI thinks so:')}** {case.ai.rationale}" if case.ai.rationale else ""
     with ai, st.container(border=True):
         # One element, not four: each costs a message on every run (the CSS hides the heading's link icon).
-        st.markdown(f"**The AI's diagnosis**\n\n### {case.ai.display_name}\n\n{case.ai.text}{why}")
+        heading = _("The AI's diagnosis")
+        st.markdown(f"**{heading}**\n\n### {case.ai.display_name}\n\n{case.ai.text}{why}")
 
 
 def references(visit: context.Visit, bundle: Bundle, case: Case, kind: ReferenceKind) -> None:
@@ -108,7 +116,7 @@ def references(visit: context.Visit, bundle: Bundle, case: Case, kind: Reference
     shown = case_references(case, kind)
     if not shown:
         return
-    heading, note = _INTRODUCTIONS[kind]
+    heading, note = (_(text) for text in _INTRODUCTIONS[kind])
     # the note in caption style on the heading's next line: one element, not two
     st.markdown(f"**{heading.format(condition=case.ai.display_name.lower())}**  \n:small[:gray[{note}]]")
     for number, (column, ref) in enumerate(zip(st.columns(len(shown)), shown, strict=True), start=1):
@@ -128,16 +136,18 @@ def _initial_answers(visit: context.Visit, initial_step: str) -> None:
     for item in visit.engine.protocol.initial_items:
         if item.id not in stored:
             continue
-        answer = names.get(stored[item.id], UNSURE_LABEL)
+        answer = names.get(stored[item.id], _(UNSURE_LABEL))
         confidence = stored.get(item.id + CONFIDENCE_SUFFIX)
-        said = (
-            f" (confidence {confidence} of {item.confidence.points})"
-            if confidence and item.confidence
-            else ""
-        )
-        st.info(
-            f"Your answer before the AI's advice: **{answer}**{said}. You may keep it or change it below."
-        )
+        if confidence and item.confidence:
+            said = _(
+                "Your answer before the AI's advice: **{answer}** (confidence {confidence} of {points}). "
+                "You may keep it or change it below."
+            ).format(answer=answer, confidence=confidence, points=item.confidence.points)
+        else:
+            said = _(
+                "Your answer before the AI's advice: **{answer}**. You may keep it or change it below."
+            ).format(answer=answer)
+        st.info(said)
 
 
 def page() -> None:
@@ -152,7 +162,7 @@ def page() -> None:
     case = bundle.manifest.case(step.case_id)
     condition = protocol.condition(step.condition)
     if protocol.design == "within" and step.period:
-        st.caption(f"Part {step.period} of {len(protocol.conditions)}")
+        st.caption(_("Part {part} of {parts}").format(part=step.period, parts=len(protocol.conditions)))
     # The advice (AI text, references, the live model) is drawn only on a step that shows it: before a
     # judge–advisor trial's first answer is stored, none of it reaches the browser.
     _case(visit, bundle, case, step.advice)
@@ -167,7 +177,7 @@ def page() -> None:
     errors = context.errors(step.key)
     with st.form(f"form:{step.key}", border=False, enter_to_submit=False):
         items.render(step, bundle.manifest, errors)
-        clicked = st.form_submit_button("Next", type="primary", on_click=context.submit, args=(visit,))
+        clicked = st.form_submit_button(_("Next"), type="primary", on_click=context.submit, args=(visit,))
     context.unhandled_click(visit, clicked)
     items.summary(step, errors)
 
@@ -204,7 +214,7 @@ class _LiveCase:
                 f"Diagnosis: {self.case.ai.display_name}\nReasoning: {self.case.ai.rationale}",
             )
         ]
-        st.markdown("**Ask the AI about this case**")
+        st.markdown(f"**{_('Ask the AI about this case')}**")
         open_jobs: list[int] = []
         for turn in turns:
             asked_after = list(history)  # what the model had heard before this turn, should it be asked again
@@ -236,15 +246,21 @@ class _LiveCase:
     def _ask_more(self, turns: list[TurnRecord], history: list[tuple[str, str]]) -> None:
         left = self.condition.follow_up_questions - sum(turn.kind == "question" for turn in turns)
         if left > 0:
-            st.caption(f"You can ask {left} more question{'s' if left != 1 else ''} about this case.")
+            st.caption(
+                ngettext(
+                    "You can ask {count} more question about this case.",
+                    "You can ask {count} more questions about this case.",
+                    left,
+                ).format(count=left)
+            )
             # In a container the box stays here, above the trial's questions, not pinned to the window's bottom.
             box = st.container()
-            question = box.chat_input("Ask a question about this case", key=f"ask:{self.step_key}")
+            question = box.chat_input(_("Ask a question about this case"), key=f"ask:{self.step_key}")
             if question:
                 self._ask("question", question, chat_request(self.photo, history, question))
         wanted = self.condition.live_references and self.case.ai.skin_condition != UNKNOWN
         asked = any(turn.kind == "references" for turn in turns)
-        if wanted and not asked and st.button("Show what it looks like", key=f"show:{self.step_key}"):
+        if wanted and not asked and st.button(_("Show what it looks like"), key=f"show:{self.step_key}"):
             self._ask("references", "", self._references_request())
 
     def _references_request(self) -> JobRequest:

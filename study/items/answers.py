@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -31,13 +32,39 @@ ProblemCode = Literal[
 ]
 
 
+def N_(message: str) -> str:
+    """Marks a message for the app's message catalog (Babel extracts ``N_("…")``); returns it unchanged."""
+    return message
+
+
+# The templates of :attr:`AnswerProblem.message`, in English; the app shows them in the participant's language
+# through its catalog (app/locale), which holds these very strings.
+_TEMPLATES: dict[str, str] = {
+    "required": N_("is required"),
+    "unknown_item": N_("is not an item of this step"),
+    "not_a_whole_number": N_("must be a whole number {low}..{high}"),
+    "out_of_range": N_("must be between {low} and {high}"),
+    "at_most": N_("must be at most {high}"),
+    "at_least": N_("must be at least {low}"),
+    "not_a_number": N_("must be a number"),
+    "not_finite": N_("must be a finite number"),
+    "off_step": N_("must be {low} plus a multiple of {step}"),
+    "unknown_condition": N_("must be one of the bundle's conditions or {unsure}"),
+    "not_text": N_("must be text"),
+    "too_long": N_("is longer than {limit} characters"),
+    "control_characters": N_("contains control characters (only line breaks and tabs are allowed)"),
+    "not_saved": N_("is not saved: something went wrong on our side. Please try again in a moment."),
+}
+_GOT = N_(", got {got}")
+
+
 @dataclass(frozen=True)
 class AnswerProblem:
-    """What is wrong with one answer, as a code to branch on; :attr:`message` is built from it (and only here).
+    """What is wrong with one answer, as a code to branch on; :meth:`render` builds its message (only here).
 
     ``low``/``high`` are the allowed range, ``limit`` a length limit (or a slider's step), ``got`` the
-    offending value (as given). ``not_saved`` is never a validation result: the app uses it when storing valid
-    answers failed.
+    offending value (as given).
+    ``not_saved`` is never a validation result: the app uses it when storing valid answers failed.
     """
 
     code: ProblemCode
@@ -48,27 +75,32 @@ class AnswerProblem:
 
     @property
     def message(self) -> str:
+        return self.render()
+
+    def render(self, translate: Callable[[str], str] = N_) -> str:
+        """The message, each template passed through ``translate`` (the app's gettext) before it is filled."""
         from study.items.diagnosis import UNSURE  # here: the diagnosis kind builds on this module
 
-        got = "" if self.got is None else f", got {_clip(self.got)}"
-        messages: dict[ProblemCode, str] = {
-            "required": "is required",
-            "unknown_item": "is not an item of this step",
-            "not_a_whole_number": f"must be a whole number {plain_number(self.low)}..{plain_number(self.high)}{got}",
-            "out_of_range": _range(self.low, self.high) + got,
-            "not_a_number": f"must be a number{got}",
-            "not_finite": "must be a finite number",
-            "off_step": f"must be {plain_number(self.low)} plus a multiple of {plain_number(self.limit)}{got}",
-            "unknown_condition": f"must be one of the bundle's conditions or {UNSURE!r}{got}",
-            "not_text": "must be text",
-            "too_long": f"is longer than {plain_number(self.limit)} characters",
-            "control_characters": "contains control characters (only line breaks and tabs are allowed)",
-            "not_saved": "is not saved: something went wrong on our side. Please try again in a moment.",
+        template = self.code
+        if template == "out_of_range" and (self.low is None or self.high is None):
+            template = "at_most" if self.low is None else "at_least"
+        text = translate(_TEMPLATES[template]).format(
+            low=plain_number(self.low),
+            high=plain_number(self.high),
+            limit=plain_number(self.limit),
+            step=plain_number(self.limit),
+            unsure=repr(UNSURE),
+        )
+        shows_value = self.code in {
+            "not_a_whole_number",
+            "out_of_range",
+            "not_a_number",
+            "off_step",
+            "unknown_condition",
         }
-        return messages[self.code]
-
-
-REQUIRED = AnswerProblem("required")
+        return text + (
+            translate(_GOT).format(got=_clip(self.got)) if shows_value and self.got is not None else ""
+        )
 
 
 def _clip(value: object, limit: int = 40) -> str:
@@ -82,12 +114,7 @@ def plain_number(value: float | None) -> str:
     return str(int(value)) if value is not None and float(value).is_integer() else str(value)
 
 
-def _range(low: float | None, high: float | None) -> str:
-    if low is None:
-        return f"must be at most {plain_number(high)}"
-    if high is None:
-        return f"must be at least {plain_number(low)}"
-    return f"must be between {plain_number(low)} and {plain_number(high)}"
+REQUIRED = AnswerProblem("required")
 
 
 def coded_answer(raw: object, codes: tuple[int, ...]) -> Checked | AnswerProblem:

@@ -22,6 +22,7 @@ from pydantic import Field, model_validator
 from formats.contract import AS_INTENDED, MANIPULATION_CONSTRUCT
 from study.items.answers import AnswerProblem, Checked
 from study.schema import Identifier, Model
+from study.texts import Text
 
 if TYPE_CHECKING:
     from study.path import Step
@@ -86,10 +87,12 @@ def value_labels_text(labels: Mapping[int, str] | Mapping[str, str]) -> str:
 class WidgetPlace:
     """Where an item's widget goes: ``key(field)`` is the session-state key of an answer field's widget (the
     app reads the answers back by these keys), ``skin_conditions`` the bundle's skin condition id → display
-    name (what a diagnosis item offers)."""
+    name (what a diagnosis item offers), ``translate`` the app's gettext for the kinds' own words (marked
+    ``N_``; the participant's language)."""
 
     key: Callable[[str], str]
     skin_conditions: Mapping[str, str]
+    translate: Callable[[str], str]
 
 
 YES_NO = {0: "no", 1: "yes"}
@@ -115,7 +118,7 @@ class Item(Model):
     """The codebook's ``type`` of its answer variable (ordinal, nominal, binary, numeric, text, condition_id)."""
 
     id: Identifier
-    text: str = Field(min_length=1)
+    text: Text = Field(min_length=1)
     type: str
     construct: Identifier | None = None
     reverse: bool = False
@@ -123,7 +126,7 @@ class Item(Model):
     attention_check: AttentionCheck | None = None
     manipulation_check: ManipulationCheck | None = None
     show_in: tuple[str, ...] | None = Field(default=None, description="Only under these conditions.")
-    help: str = ""
+    help: Text = ""
     instrument: InstrumentRef | None = None
 
     @model_validator(mode="after")

@@ -16,7 +16,7 @@ from formats.contract import (
     INITIAL_ACCURACY_CONSTRUCT,
     INITIAL_AGREEMENT_CONSTRUCT,
 )
-from study.items.answers import AnswerProblem, Checked, coded_answer
+from study.items.answers import N_, AnswerProblem, Checked, coded_answer
 from study.items.base import YES_NO, Item, Variable, WidgetPlace
 from study.schema import Scale
 
@@ -26,8 +26,8 @@ if TYPE_CHECKING:
 
 UNSURE = "unsure"
 """The answer code of a diagnosis item for 'I don't know'."""
-UNSURE_LABEL = "I'm not sure"
-CONFIDENCE_TEXT = "How confident are you in your answer?"
+UNSURE_LABEL = N_("I'm not sure")
+CONFIDENCE_TEXT = N_("How confident are you in your answer?")
 
 
 class DiagnosisItem(Item):
@@ -108,15 +108,17 @@ class DiagnosisItem(Item):
         from study.items import widgets
 
         key = place.key(self.id)
-        names = {**place.skin_conditions, UNSURE: UNSURE_LABEL}
+        names = {**place.skin_conditions, UNSURE: place.translate(UNSURE_LABEL)}
         st.selectbox(
             self.text,
             options=widgets.known_choice(key, list(names)),
             format_func=names.__getitem__,
             index=None,
-            placeholder="Choose a condition…",
+            placeholder=place.translate(N_("Choose a condition…")),
             key=key,
             help=self.help or None,
         )
         if self.confidence is not None:
-            widgets.scale_radio(CONFIDENCE_TEXT, self.confidence, place.key(self.id + CONFIDENCE_SUFFIX))
+            widgets.scale_radio(
+                place.translate(CONFIDENCE_TEXT), self.confidence, place.key(self.id + CONFIDENCE_SUFFIX)
+            )

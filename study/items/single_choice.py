@@ -8,6 +8,7 @@ from pydantic import Field
 
 from study.items.answers import AnswerProblem, Checked, coded_answer
 from study.items.base import Item, WidgetPlace
+from study.texts import Text
 
 if TYPE_CHECKING:
     from study.path import Step
@@ -21,7 +22,7 @@ class SingleChoiceItem(Item):
     level = "nominal"
 
     type: Literal["single_choice"]
-    options: tuple[str, ...] = Field(min_length=2)
+    options: tuple[Text, ...] = Field(min_length=2)
 
     def value_labels(self) -> dict[int, str]:
         return dict(enumerate(self.options, start=1))

@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from study.items.answers import AnswerProblem, Checked, number_answer, plain_number
+from study.items.answers import N_, AnswerProblem, Checked, number_answer, plain_number
 from study.items.base import Item, Variable, WidgetPlace
 from study.schema import Model
+from study.texts import Text
 
 if TYPE_CHECKING:
     from study.path import Step
@@ -24,14 +25,14 @@ if TYPE_CHECKING:
 
 CONFIRM = ".confirmed"
 """Widget name suffix of the confirmation box beside a slider (a widget, not an answer field)."""
-CONFIRM_TEXT = "This is my answer"
+CONFIRM_TEXT = N_("This is my answer")
 
 
 class SliderAnchors(Model):
     """The labels at the two ends of the line."""
 
-    low: str = Field(min_length=1, description="Label at the minimum (left end).")
-    high: str = Field(min_length=1, description="Label at the maximum (right end).")
+    low: Text = Field(min_length=1, description="Label at the minimum (left end).")
+    high: Text = Field(min_length=1, description="Label at the maximum (right end).")
 
 
 class SliderItem(Item):
@@ -124,7 +125,7 @@ class SliderItem(Item):
         low, high = st.columns(2)
         low.caption(self.anchors.low)
         high.caption(self.anchors.high, text_alignment="right")
-        st.checkbox(CONFIRM_TEXT, key=place.key(self.id + CONFIRM))
+        st.checkbox(place.translate(CONFIRM_TEXT), key=place.key(self.id + CONFIRM))
 
     def read(self, widget_value: Callable[[str], object]) -> dict[str, object]:
         """The marked number once confirmed; None (unanswered) while the box is unticked."""

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from study.items.answers import AnswerProblem, Checked, coded_answer
+from study.items.answers import N_, AnswerProblem, Checked, coded_answer
 from study.items.base import Item, WidgetPlace
 
 if TYPE_CHECKING:
     from study.path import Step
     from study.simulate import Bot
+
+
+WORDS = {0: N_("No"), 1: N_("Yes")}
+"""The answers' words as participants read them (in their language; the codebook's labels are English)."""
 
 
 class YesNoItem(Item):
@@ -34,4 +38,5 @@ class YesNoItem(Item):
     def widget(self, place: WidgetPlace) -> None:
         from study.items import widgets
 
-        widgets.choice_radio(self.text, self.value_labels(), place.key(self.id), self.help, horizontal=True)
+        labels = {code: place.translate(WORDS[code]) for code in self.codes}
+        widgets.choice_radio(self.text, labels, place.key(self.id), self.help, horizontal=True)

@@ -92,6 +92,7 @@ def _instrument_problems(protocol: Protocol, condition_ids: list[str]) -> list[s
         unknown = set(use.show_in or ()) - set(condition_ids)
         if unknown:
             problems.append(f"instruments[{index}].show_in: unknown conditions {sorted(unknown)}")
+        problems += [f"instruments[{index}].{p}" for p in use.translation_problems(protocol.languages)]
     return problems
 
 

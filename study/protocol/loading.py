@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from formats.bundle import Bundle, BundleError, BundleManifest, BundleNotFoundError, load_bundle
 from study.protocol import yaml_lines
 from study.protocol.model import Protocol
+from study.texts import declared_languages, validation_context
 
 
 class ProtocolError(ValueError):
@@ -35,6 +36,15 @@ class LoadedProtocol:
         self.text = text
         self.path = path
         self.bundle = bundle
+        self._localized: dict[str, LoadedProtocol] = {protocol.languages[0]: self}
+
+    def localized(self, language: str) -> LoadedProtocol:
+        """The same protocol with its texts in ``language`` (one of its ``languages``): what a participant
+        of that language sees. Ids, codes and steps are the same in every language."""
+        if language not in self._localized:
+            protocol = parse_protocol(self.text, "<protocol>", language)
+            self._localized[language] = LoadedProtocol(protocol, self.text, self.path, self.bundle)
+        return self._localized[language]
 
     @property
     def content_hash(self) -> str:
@@ -47,8 +57,8 @@ class LoadedProtocol:
         return tuple(include)
 
 
-def parse_protocol(text: str, source: str = "<protocol>") -> Protocol:
-    """Validate protocol YAML text (no bundle checks)."""
+def parse_protocol(text: str, source: str = "<protocol>", language: str | None = None) -> Protocol:
+    """Validate protocol YAML text (no bundle checks), its texts in ``language`` (default: its first)."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -56,8 +66,11 @@ def parse_protocol(text: str, source: str = "<protocol>") -> Protocol:
         raise ProtocolError(source, [f"not valid YAML: {exc}"]) from None
     if not isinstance(data, dict):
         raise ProtocolError(source, ["(top level): must be a mapping of protocol sections"])
+    languages = declared_languages(data)
+    if language is not None and language not in languages:
+        raise ValueError(f"language {language!r} is not one of the protocol's languages {list(languages)}")
     try:
-        return Protocol.model_validate(data)
+        return Protocol.model_validate(data, context=validation_context(languages, language))
     except ValidationError as exc:
         raise ProtocolError(
             source, yaml_lines.problems(exc, yaml_lines.line_index(node) if node else {})

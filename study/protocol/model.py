@@ -8,7 +8,7 @@ re-derives them. Loading a file, with field paths and line numbers, is :mod:`stu
 
 from __future__ import annotations
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from formats.contract import INITIAL_SUFFIX
 from study.crossover import williams_orders
@@ -20,6 +20,7 @@ from study.protocol.sections import (
     Cases,
     Completion,
     Consent,
+    Debrief,
     Design,
     Exclusions,
     ExperimentalCondition,
@@ -33,21 +34,29 @@ from study.protocol.sections import (
 )
 from study.schema import Identifier
 from study.schema import Model as _Model
+from study.texts import LanguageCode, Text, declared_languages
 
 
 class Protocol(_Model):
     study: StudyInfo
+    languages: tuple[LanguageCode, ...] = Field(
+        default=("en",),
+        min_length=1,
+        description="The languages participants may take the study in; each participant-facing text gives "
+        "one entry per language ({en: …, de: …}). The first is the protocol's own: exports, codebook and "
+        "reports use it, and participants whose language is not offered get it.",
+    )
     consent: Consent
     design: Design
     conditions: tuple[ExperimentalCondition, ...] = Field(min_length=2, max_length=MAX_CONDITIONS)
     baseline: Identifier
     randomization: Randomization
     cases: Cases
-    instructions: str = ""
+    instructions: Text = ""
     questionnaires: Questionnaires
     trial: TrialDesign = TrialDesign()
     exclusions: Exclusions = Exclusions()
-    debrief: str = ""
+    debrief: Debrief = Debrief()
     completion: Completion
     url_parameters: tuple[Identifier, ...] = ()
     participant_label: Identifier | None = Field(
@@ -73,6 +82,13 @@ class Protocol(_Model):
     hypotheses: tuple[Hypothesis, ...] = ()
     preregistration: Preregistration = Preregistration()
 
+    @field_validator("languages")
+    @classmethod
+    def _each_once(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"{list(value)} lists a language twice")
+        return value
+
     @model_validator(mode="before")
     @classmethod
     def _expand_instruments(cls, data: object) -> object:
@@ -84,6 +100,7 @@ class Protocol(_Model):
         if not isinstance(questionnaires, dict):
             return data
         expanded = dict(questionnaires)
+        languages = declared_languages(data)
         for raw in data["instruments"]:
             try:
                 use = InstrumentUse.model_validate(raw)
@@ -91,7 +108,7 @@ class Protocol(_Model):
                 continue
             written = expanded.get(use.show) or []
             if isinstance(written, list | tuple):
-                expanded[use.show] = [*written, *use.item_data()]
+                expanded[use.show] = [*written, *use.item_data(languages)]
         return {**data, "questionnaires": expanded}
 
     @model_validator(mode="after")

@@ -13,6 +13,7 @@ from study.items.base import Item
 from study.references import REFERENCE_KINDS, ReferenceKind
 from study.schema import Identifier
 from study.schema import Model as _Model
+from study.texts import Text
 
 Design = Literal["between", "within"]
 MAX_CONDITIONS = 8
@@ -20,11 +21,12 @@ MAX_CONDITIONS = 8
 
 class Statement(_Model):
     id: Identifier
-    text: str = Field(min_length=1)
+    text: Text = Field(min_length=1)
 
 
 class Consent(_Model):
-    text: str = Field(min_length=1, description="Markdown shown on the consent page.")
+    text: Text = Field(min_length=1, description="Markdown shown on the consent page.")
+
     statements: tuple[Statement, ...] = Field(min_length=1)
 
 
@@ -151,7 +153,30 @@ class Exclusions(_Model):
 class Completion(_Model):
     code: str = Field(min_length=1, max_length=64)
     redirect_url: str | None = Field(default=None, description="May contain '{code}'.")
-    message: str = "Thank you for taking part."
+    message: Text = Field(default="", description="Shown above the code (default: the app's thank-you line).")
+
+
+class Debrief(_Model):
+    """The page after the last questions, and what the completion page reveals.
+
+    Written as a text alone (``debrief: |`` …, or ``{en: …, de: …}``) or as a mapping with ``text`` and
+    ``reveal_wrong_ai``.
+    """
+
+    text: Text = Field(default="", description="Markdown of the debrief page (none: no debrief page).")
+    reveal_wrong_ai: bool = Field(
+        default=False,
+        description="The completion page lists which of the participant's cases had a deliberately wrong AI "
+        "diagnosis (the bundle's cases whose AI diagnosis differs from the ground truth).",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _text_alone(cls, value: object) -> object:
+        text_alone = isinstance(value, dict) and value and not {"text", "reveal_wrong_ai"} & set(value)
+        if isinstance(value, str) or text_alone:
+            return {"text": value}  # the text alone, in one language or as {language: text}
+        return value
 
 
 class RatingDesign(_Model):
@@ -278,5 +303,5 @@ class Preregistration(_Model):
 
 class StudyInfo(_Model):
     id: Identifier
-    title: str
+    title: Text
     version: str
