@@ -194,7 +194,7 @@ class RatingDesign(_Model):
         "and generated references are rated alike, blind.",
     )
     seed: int = 0
-    instructions: str = ""
+    instructions: Text = ""
     items: tuple[AnyItem, ...] = Field(min_length=1)
     relevance_item: Identifier | None = Field(
         default=None,
