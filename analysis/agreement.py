@@ -17,6 +17,7 @@ from scipy import stats
 from statsmodels.stats.inter_rater import fleiss_kappa as _sm_fleiss_kappa
 from statsmodels.stats.proportion import proportion_confint
 
+from analysis.bootstrap import percentile_interval
 from analysis.load import AnalysisInputError
 
 COEFFICIENTS = (
@@ -112,21 +113,13 @@ def bootstrap_coefficients(
     rng: np.random.Generator,
     confidence: float = 0.95,
 ) -> dict[str, list[float]]:
-    """Percentile bootstrap CIs of every coefficient, resampling images (units) with replacement."""
+    """Percentile bootstrap CIs of every coefficient, resampling images (units) with replacement
+    (:func:`analysis.bootstrap.percentile_interval`)."""
     draws = np.full((n_boot, len(COEFFICIENTS)), np.nan)
     for b in range(n_boot):
         sample = counts[rng.integers(0, len(counts), len(counts))]
         draws[b] = list(agreement_coefficients(sample, categories).values())
-    tail = 100 * (1 - confidence) / 2
-    out = {}
-    for j, name in enumerate(COEFFICIENTS):
-        finite = draws[:, j][np.isfinite(draws[:, j])]
-        out[name] = (
-            [float(np.percentile(finite, tail)), float(np.percentile(finite, 100 - tail))]
-            if len(finite) >= n_boot / 2
-            else [math.nan, math.nan]
-        )
-    return out
+    return {name: percentile_interval(draws[:, j], n_boot, confidence) for j, name in enumerate(COEFFICIENTS)}
 
 
 def icc_table(ratings: pd.DataFrame) -> pd.DataFrame:

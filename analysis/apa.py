@@ -80,3 +80,10 @@ def bf_cell(bf: float | None) -> str:
     if bf is None or math.isnan(bf):
         return "–"
     return num(bf) if 0.01 <= bf < 1000 else f"{bf:.1e}"
+
+
+def df_text(df: float | None) -> str:
+    """A t test's df as APA prints it (whole numbers without decimals); 'z' tests have none."""
+    if df is None:
+        return "∞"
+    return f"{df:.0f}" if float(df).is_integer() else f"{df:.2f}"

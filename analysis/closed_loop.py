@@ -20,6 +20,7 @@ import pandas as pd
 
 from analysis.agreement import positive_mask, wilson_interval
 from analysis.apa import ci_label
+from analysis.bootstrap import percentile_interval
 
 # Per image: ratings in each cell of (expert relevant?, closed loop correct?), in this column order.
 CELLS = ("relevant_correct", "relevant_wrong", "not_relevant_correct", "not_relevant_wrong")
@@ -91,7 +92,7 @@ def closed_loop_agreement(
     :data:`CELLS`), ``agreement`` (share of ratings agreeing with the check), ``kappa`` (Cohen's κ, expert vs
     check), ``relevant_if_correct`` / ``relevant_if_wrong`` (share of ratings calling the image relevant when
     the check passed / failed) and ``difference`` between them, each with ``<key>_ci`` (percentile bootstrap
-    over images; NaN bounds when fewer than half the replicates are defined), ``by_skin_condition`` {condition:
+    over images, :func:`analysis.bootstrap.percentile_interval`), ``by_skin_condition`` {condition:
     n_images, agreement, agreement_ci (Wilson)}, and ``text``: the finding in one sentence. Without ratings of
     checked images: ``{"item", "skipped": reason}``.
     """
@@ -119,15 +120,9 @@ def closed_loop_agreement(
     draws = (
         _statistics(counts[rng.integers(0, len(counts), (n_boot, len(counts)))].sum(axis=1)) if n_boot else {}
     )
-    tail = 100 * (1 - confidence) / 2
     for key, value in point.items():
         record[key] = _finite(value[0])
-        finite = draws[key][np.isfinite(draws[key])] if n_boot else np.array([])
-        record[f"{key}_ci"] = (
-            [float(np.percentile(finite, tail)), float(np.percentile(finite, 100 - tail))]
-            if n_boot and len(finite) >= n_boot / 2
-            else [math.nan, math.nan]
-        )
+        record[f"{key}_ci"] = percentile_interval(draws[key] if n_boot else np.empty(0), n_boot, confidence)
     record["by_skin_condition"] = {
         str(condition): _condition_record(group[list(CELLS)].to_numpy().sum(axis=0), len(group), confidence)
         for condition, group in cells.groupby("skin_condition", sort=True)

@@ -1,9 +1,9 @@
-"""Confirmatory comparison of the visual condition against the baseline, with effect sizes and CIs.
+"""Two-sample comparisons of construct scores with effect sizes and CIs, and the ordinal and period models.
 
-Every difference is visual − baseline (positive: the visual condition scores higher). Each test returns a
-flat record (``dict``) whose keys are listed in its docstring; :func:`compare_construct` nests them into the
-``constructs.<name>`` block of ``results.json``.
-"""
+Every difference is first sample − second (``visual`` − ``baseline``: the later condition minus the earlier
+one in the protocol's order, baseline first). Each test returns a flat record (``dict``) whose keys are listed
+in its docstring; :mod:`analysis.multiarm` pairs them and :mod:`analysis.constructs` nests them into the
+``constructs.<name>`` block of ``results.json``."""
 
 from __future__ import annotations
 
@@ -311,10 +311,10 @@ def cumulative_logit(
     any n; it is maximised by Newton's method with the analytic gradient and Hessian (R's ``clm`` gives the
     same estimates to 1e-6; tested). The sandwich variance sums each cluster's (participant's) score, which
     accounts for repeated answers of one participant (GEE independence working model, no random effects),
-    with the small-sample factor G/(G − 1) of the number of clusters. Keys: ``model, log_odds, se, z, p, ci,
-    odds_ratio, odds_ratio_ci, n_obs, n_clusters, n_levels, converged``; ``log_odds`` > 0: visual answers
-    are higher. With G > 2 groups the per-condition keys move into ``terms`` (one record per group 1..G−1, in
-    code order) and ``wald`` {statistic, df, p} tests all condition terms at once.
+    with the small-sample factor G/(G − 1) of the number of clusters. Keys: ``model``, ``terms`` (one record
+    per group 1..G−1, in code order: ``log_odds, se, z, p, ci, odds_ratio, odds_ratio_ci``; ``log_odds`` > 0:
+    that group answers higher than the baseline), ``wald`` {statistic, df, p} (all condition terms at once;
+    for two groups the term's z², with its p), ``n_obs, n_clusters, n_levels, converged``.
     """
     values = np.asarray(values, dtype=float)
     group = np.asarray(group, dtype=int)
@@ -340,8 +340,6 @@ def cumulative_logit(
     ]
     fit_info = {"n_obs": len(values), "n_clusters": n_clusters, "n_levels": k, "converged": converged}
     model = "proportional-odds logit, cluster-robust SE by participant"
-    if n_groups == 2:
-        return {"model": model, **terms[0], **fit_info}
     beta, vcov = params[k - 1 :], cov[k - 1 :, k - 1 :]
     wald = float(beta @ np.linalg.solve(vcov, beta))
     df = n_groups - 1

@@ -7,126 +7,34 @@ LaTeX tables come from the same table functions.
 from __future__ import annotations
 
 import html
-from functools import partial
 
 import pandas as pd
 
-from analysis import document_arms, document_mixed, document_standards
+from analysis import document_mixed, document_standards
 from analysis.apa import (
     EFFECT_NAME,
     EFFECT_SYMBOL,
-    TEST_SYMBOL,
     bf_cell,
     bf_clause,
     bounded,
     ci,
     ci_label,
+    df_text,
     interval,
     num,
     p_text,
     pval,
-    signed_pct,
+)
+from analysis.document_constructs import (
+    Block,
+    construct_section,
+    summary_caption,
+    summary_table,
+    trust_sentences,
 )
 from analysis.document_reliance import engagement_blocks, reliance_blocks
-from analysis.labels import condition_label, condition_labels, item_label, stage_label
+from analysis.labels import condition_label, item_label, stage_label
 from analysis.ratings_model import SOURCE_TEXT
-
-Block = tuple[str, object]  # ("h1"|"h2"|"h3"|"p"|"ul", str | list[str]) or ("table", DataFrame)
-
-
-def parametric_sentence(block: dict, confidence: float) -> str:
-    """t-test with mean difference, CI, effect size and the relative change next to them."""
-    par = block["parametric"]
-    es = par["effect_size"]
-    df = f"{par['df']:.0f}" if float(par["df"]).is_integer() else f"{par['df']:.2f}"
-    pomp = block["pomp"]["diff"]
-    return (
-        f"{'A paired' if par['test'] == 'paired t-test' else 'A Welch'} *t*-test: *t*({df}) = "
-        f"{num(par['statistic'])}, {pval(par['p'])} (Holm-adjusted {pval(par.get('p_holm'))}); mean "
-        "difference "
-        f"(visual − baseline) = {num(par['mean_diff'])}, {ci(par['ci'], confidence)}; {EFFECT_SYMBOL[es['name']]} = "
-        f"{num(es['value'])}, {ci(es['ci'], confidence)}; relative change of means "
-        f"{signed_pct(block['relative_change_pct'])}"
-        f" (POMP difference {num(pomp, 1)} points)"
-        + (f"; {bf_clause(par['bayes_factor'])}." if par.get("bayes_factor") else ".")
-    )
-
-
-def nonparametric_sentence(block: dict) -> str:
-    res = block["nonparametric"]
-    es = res["effect_size"]
-    return (
-        f"{res['test']} test: *{TEST_SYMBOL[res['test']]}* = {num(res['statistic'], 1)}, {pval(res['p'])} "
-        f"(Holm-adjusted {pval(res.get('p_holm'))}), {EFFECT_SYMBOL[es['name']]} = {bounded(es['value'])}."
-    )
-
-
-def descriptive_sentence(name: str, block: dict, baseline: str, visual: str, results: dict) -> str:
-    desc = block["descriptives"]
-    parts = [
-        f"{html.escape(condition_label(results, c))} (*M* = {num(desc[c]['mean'])}, *SD* = {num(desc[c]['sd'])}, "
-        f"*n* = {desc[c]['n']})"
-        for c in (visual, baseline)
-        if c in desc
-    ]
-    return f"{html.escape(name)}: {' vs. '.join(parts)}."
-
-
-def reliability_sentence(block: dict, confidence: float) -> str | None:
-    if block.get("alpha") is None:
-        return None
-    omega = f"; McDonald's ω = {bounded(block['omega'])}" if block.get("omega") is not None else ""
-    alpha_ci = ci(block["alpha_ci"], confidence, fmt=bounded)
-    return f"Reliability: Cronbach's α = {bounded(block['alpha'])}, {alpha_ci}{omega}."
-
-
-def ordinal_sentence(block: dict, confidence: float) -> str | None:
-    res = block.get("ordinal")
-    if not res:
-        return None
-    if "skipped" in res:
-        return f"Ordinal model not fitted: {res['skipped']}."
-    return (
-        "Cumulative link (proportional-odds logit) model on the item answers: *OR* = "
-        f"{num(res['odds_ratio'])}, "
-        f"{ci(res['odds_ratio_ci'], confidence)}, *z* = {num(res['z'])}, {pval(res['p'])} ({res['n_obs']} answers, "
-        f"{res['n_clusters']} participants; {res['limitation']})."
-    )
-
-
-def period_sentence(block: dict, confidence: float) -> str | None:
-    res = block.get("period_effect")
-    if not res:
-        return None
-    return (
-        f"Condition × period: *t*({res['df']:.2f}) = {num(res['statistic'])}, {pval(res['p'])}; period "
-        f"difference (later − earlier) = {num(res['period_diff'])}, {ci(res['period_diff_ci'], confidence)}; "
-        f"period-adjusted mean difference = {num(res['adjusted_mean_diff'])} ({res['n_baseline_first']} "
-        f"baseline-first, {res['n_visual_first']} visual-first)."
-    )
-
-
-def test_record_sentence(label: str, res: dict | None, confidence: float) -> str | None:
-    if not res:
-        return None
-    es = res["effect_size"]
-    df = f"{res['df']:.0f}" if float(res["df"]).is_integer() else f"{res['df']:.2f}"
-    return (
-        f"{label}: *t*({df}) = {num(res['statistic'])}, {pval(res['p'])}, difference (visual − baseline) = "
-        f"{num(res['mean_diff'])}, {ci(res['ci'], confidence)}, {EFFECT_SYMBOL[es['name']]} = {num(es['value'])}."
-    )
-
-
-def described_only_sentences(name: str, block: dict, confidence: float, labels: dict[str, str]) -> list[str]:
-    """A construct asked under one condition only: its descriptives there, and why nothing is compared."""
-    (condition, d), *_ = block["descriptives"].items()
-    why = document_mixed.readable(block["described_only"], labels)
-    sentences = [
-        f"{html.escape(name)}, {html.escape(labels.get(condition, condition))} (*M* = {num(d['mean'])}, "
-        f"*SD* = {num(d['sd'])}, *Mdn* = {num(d['median'])}, *n* = {d['n']}); {html.escape(why)}.",
-        reliability_sentence(block, confidence),
-    ]
-    return [s for s in sentences if s]
 
 
 def flow_table(results: dict) -> pd.DataFrame | None:
@@ -135,13 +43,6 @@ def flow_table(results: dict) -> pd.DataFrame | None:
         return None
     table = pd.DataFrame(flow).rename(columns={"stage": "Stage", "n": "n"})
     return table.assign(Stage=table["Stage"].map(stage_label))
-
-
-def analysis_label(block: dict) -> str:
-    """'confirmatory (H1, H2)' for a construct a preregistered hypothesis tests, else 'exploratory'."""
-    if block.get("analysis") == "confirmatory":
-        return f"confirmatory ({', '.join(block['hypotheses'])})"
-    return "exploratory"
 
 
 DIRECTION_TEXT = {"greater": "greater", "less": "less", "two_sided": "two-sided"}
@@ -189,7 +90,7 @@ def hypotheses_table(results: dict) -> pd.DataFrame:
                 **row,
                 "M first / second": f"{num(h['mean_first'])} / {num(h['mean_second'])}",
                 "Test": h["test"],
-                "t (df)": f"{num(h['statistic'])} ({document_mixed.df_text(h['df'])})",
+                "t (df)": f"{num(h['statistic'])} ({df_text(h['df'])})",
                 "p": p_text(h["p"]),
                 f"p ({h['correction']})": p_text(h["p_adjusted"]),
                 "CI": ci_label(h["ci_level"]),
@@ -209,7 +110,7 @@ def hypothesis_sentence(results: dict, h: dict) -> str:
     """APA sentence of one tested hypothesis: test, p (and corrected p), difference and effect with the
     matching interval, BF10, and what the test shows."""
     es = h["effect_size"]
-    df = f"{h['df']:.0f}" if float(h["df"]).is_integer() else f"{h['df']:.2f}"
+    df = df_text(h["df"])
     first, second = (_text(condition_label(results, h[k])) for k in ("first", "second"))
     bound = " (the binding bound)" if h["direction"] == "equivalent" else ""
     return (
@@ -223,7 +124,6 @@ def hypothesis_sentence(results: dict, h: dict) -> str:
 
 def instruments_table(results: dict) -> pd.DataFrame:
     """One row per instrument: items used, scores by the published rule per condition, α, adaptation."""
-    b, v = results["baseline"], results["visual"]
     rows = []
     for construct, block in results["instruments"].items():
         d = block["descriptives"]
@@ -238,39 +138,10 @@ def instruments_table(results: dict) -> pd.DataFrame:
                 "Instrument": block["name"] or block["instrument"],
                 "Items": f"{block['n_items']}/{block['n_items_published']}",
                 "Version": "adapted" if block["adapted"] else "as published",
-                f"{condition_label(results, b)} M (SD)": cell(b),
-                f"{condition_label(results, v)} M (SD)": cell(v),
+                **{f"{condition_label(results, c)} M (SD)": cell(c) for c in results["conditions"]},
                 "Range": f"{num(block['range'][0], 1)}–{num(block['range'][1], 1)}",
                 "α": bounded(alpha["value"]) if alpha else "–",
                 "Not scored": block["not_scored"],
-            }
-        )
-    return pd.DataFrame(rows)
-
-
-def summary_table(results: dict) -> pd.DataFrame:
-    """One row per confirmatory construct: means, difference with CI, relative change, test, effect size."""
-    rows = []
-    b, v, label = results["baseline"], results["visual"], ci_label(results["confidence"])
-    for name, block in results["constructs"].items():
-        if "parametric" not in block:
-            continue
-        par, d = block["parametric"], block["descriptives"]
-        es = par["effect_size"]
-        rows.append(
-            {
-                "Construct": name,
-                "Analysis": analysis_label(block),
-                f"{condition_label(results, b)} M (SD)": f"{num(d[b]['mean'])} ({num(d[b]['sd'])})",
-                f"{condition_label(results, v)} M (SD)": f"{num(d[v]['mean'])} ({num(d[v]['sd'])})",
-                f"Diff. [{label}]": f"{num(par['mean_diff'])} {interval(par['ci'])}",
-                "Rel. change": signed_pct(block["relative_change_pct"]),
-                "POMP diff.": num(block["pomp"]["diff"], 1),
-                "t (df)": f"{num(par['statistic'])} ({par['df']:.1f})",
-                "p (Holm)": p_text(par.get("p_holm")),
-                f"{EFFECT_NAME[es['name']]} [{label}]": f"{num(es['value'])} {interval(es['ci'])}",
-                "BF10": bf_cell((par.get("bayes_factor") or {}).get("value")),
-                "α": bounded(block.get("alpha")),
             }
         )
     return pd.DataFrame(rows)
@@ -324,7 +195,7 @@ def document(results: dict) -> list[Block]:
         *header_blocks(results),
         *plan_blocks(results),
         *flow_blocks(results),
-        *construct_blocks(results),
+        *construct_section(results, no_participants_text(results)),
         *document_standards.standards_blocks(results),
         *instrument_report_blocks(results),
         *trust_blocks(results),
@@ -337,8 +208,9 @@ def document(results: dict) -> list[Block]:
 
 
 def header_blocks(results: dict) -> list[Block]:
-    b, v = results["baseline"], results["visual"]
-    if "conditions" in results:
+    b = results["baseline"]
+    (v, *_) = [c for c in results["conditions"] if c != b] or [""]
+    if len(results["conditions"]) > 2:
         others = ", ".join(html.escape(condition_label(results, c)) for c in results["conditions"] if c != b)
         design = (
             f"Design: {results['design']}-subjects; baseline condition {html.escape(condition_label(results, b))}, "
@@ -381,62 +253,6 @@ def flow_blocks(results: dict) -> list[Block]:
     ]
 
 
-def construct_blocks(results: dict) -> list[Block]:
-    """The summary table, then each confirmatory construct's sentences."""
-    if results.get("n_analysed") == 0:
-        return [("h2", "Comparisons per construct"), ("p", no_participants_text(results))]
-    if not results["constructs"]:
-        return []
-    if "conditions" in results:
-        return multi_arm_construct_blocks(results)
-    b, v, level = results["baseline"], results["visual"], results["confidence"]
-    blocks: list[Block] = [
-        ("h2", "Comparisons per construct"),
-        (
-            "p",
-            "Per construct: construct scores are item means (reverse-coded items reversed). Within designs: "
-            "paired t-test with d<sub>z</sub> and Wilcoxon signed-rank; between designs: Welch t-test with "
-            "Hedges' g and Mann–Whitney U, all two-sided. p-values are Holm-adjusted across the constructs "
-            "below. A construct is confirmatory when a preregistered hypothesis tests it (its test, in the "
-            "declared direction and correction, is under Preregistration), exploratory otherwise. Relative "
-            "change depends on the scale's zero point; read it with the mean difference and effect size.",
-        ),
-        ("table", summary_table(results)),
-    ]
-    blocks[1:1] = _mixed_lead(results)
-    for name, block in results["constructs"].items():
-        blocks.append(("h3", f"{html.escape(name)} ({analysis_label(block)})"))
-        if "described_only" in block:
-            blocks.append(("ul", described_only_sentences(name, block, level, condition_labels(results))))
-            continue
-        if "parametric" not in block:
-            blocks.append(("p", f"Not tested: {block.get('skipped')}."))
-            if "mixed" in block:
-                blocks.append(
-                    ("ul", document_mixed.construct_sentences(block, level, 2, condition_labels(results)))
-                )
-            continue
-        sentences = [
-            descriptive_sentence(name, block, b, v, results),
-            *document_mixed.construct_sentences(block, level, 2, condition_labels(results)),
-            *(["Secondary (participant means):"] if "mixed" in block else []),
-            parametric_sentence(block, level),
-            nonparametric_sentence(block),
-            reliability_sentence(block, level),
-            ordinal_sentence(block, level),
-            period_sentence(block, level),
-        ]
-        blocks.append(("ul", [s for s in sentences if s]))
-    return blocks
-
-
-def _mixed_lead(results: dict) -> list[Block]:
-    """Where constructs have per-case items: the mixed models first (methods and their table)."""
-    if not document_mixed.has_mixed(results):
-        return []
-    return [("p", document_mixed.METHODS), ("table", document_mixed.mixed_table(results))]
-
-
 def no_participants_text(results: dict) -> str:
     """What a report says when every participant was excluded: exactly that, and why."""
     flow = {r["stage"]: r["n"] for r in results.get("participant_flow") or []}
@@ -450,36 +266,6 @@ def no_participants_text(results: dict) -> str:
             "shows the tests without the exclusions."
         )
     return "No participant was analysed: the responses hold no answers in the compared conditions."
-
-
-def multi_arm_construct_blocks(results: dict) -> list[Block]:
-    """k > 2 conditions: the omnibus summary table, then per construct its sentences and pairwise table."""
-    level, conditions = results["confidence"], results["conditions"]
-    names = partial(condition_label, results)
-    blocks: list[Block] = [
-        ("h2", "Confirmatory comparisons"),
-        *_mixed_lead(results),
-        ("p", document_arms.methods_text(results["design"], len(conditions))),
-        ("table", document_arms.summary_table(results)),
-    ]
-    for name, block in results["constructs"].items():
-        blocks.append(("h3", html.escape(name)))
-        if "described_only" in block:
-            blocks.append(("ul", described_only_sentences(name, block, level, condition_labels(results))))
-            continue
-        if "omnibus" not in block:
-            blocks.append(("p", f"Not tested: {block.get('skipped')}."))
-            continue
-        sentences = [
-            *document_mixed.construct_sentences(block, level, len(conditions), condition_labels(results)),
-            *document_arms.construct_sentences(block, conditions, level, names),
-            reliability_sentence(block, level),
-        ]
-        blocks.append(("ul", [s for s in sentences if s]))
-        if "pairwise" in block.get("mixed", {}):
-            blocks.append(("table", document_mixed.pairwise_table(block["mixed"], level)))
-        blocks.append(("table", document_arms.pairwise_table(block, level, names)))
-    return blocks
 
 
 def _text(value: str) -> str:
@@ -594,7 +380,6 @@ def trust_blocks(results: dict) -> list[Block]:
     if not trust:
         return []
     level = results["confidence"]
-    names = partial(condition_label, results)
     blocks: list[Block] = [("h2", "Trust calibration (AI correct vs deliberately wrong cases)")]
     for key, label in (("agreement_with_ai", "Agreement with the AI"), ("trust", "Trust")):
         if trust[key]:
@@ -602,25 +387,7 @@ def trust_blocks(results: dict) -> list[Block]:
                 ("p", f"{label} per condition and AI correctness (means of participant means):"),
                 ("table", trust_table(trust[key], level, results)),
             ]
-    if "conditions" in results:
-        sentences = [
-            *document_arms.trust_sentences(
-                "Over-reliance (agreement with wrong AI)", trust["over_reliance"] or {}, level, names
-            ),
-            *document_arms.trust_sentences(
-                "Trust calibration gap (correct − wrong cases)", trust["trust_gap"] or {}, level, names
-            ),
-        ]
-    else:
-        sentences = [
-            test_record_sentence(
-                "Over-reliance (agreement with wrong AI), visual vs baseline", trust["over_reliance"], level
-            ),
-            test_record_sentence(
-                "Trust calibration gap (correct − wrong cases), visual vs baseline", trust["trust_gap"], level
-            ),
-        ]
-    blocks.append(("ul", [s for s in sentences if s]))
+    blocks.append(("ul", trust_sentences(trust, results)))
     return blocks
 
 
@@ -793,3 +560,58 @@ def power_blocks(results: dict) -> list[Block]:
     if power.get("cases"):
         blocks += document_mixed.cases_blocks(power["cases"])
     return blocks
+
+
+def latex_tables(results: dict) -> list[tuple[pd.DataFrame, str, str]]:
+    """The tables of ``tables.tex`` as ``(table, caption, label)``, in the report's order."""
+    tables = []
+    flow = document_standards.flow_by_arm_table(results)
+    flow = flow if flow is not None else flow_table(results)
+    if flow is not None:
+        tables.append((flow, "Participant flow.", "tab:flow"))
+    baseline = document_standards.baseline_table(results)
+    if baseline is not None:
+        tables.append((baseline, "Baseline characteristics by arm.", "tab:baseline"))
+    if results["constructs"]:
+        tables.append((summary_table(results), summary_caption(results), "tab:constructs"))
+    if document_mixed.has_mixed(results):
+        tables.append(
+            (
+                document_mixed.mixed_table(results),
+                "Primary analysis of constructs with per-case items: linear mixed models with crossed random "
+                "effects for participants and cases (Holm-adjusted p).",
+                "tab:mixed",
+            )
+        )
+    if results["hypotheses"]:
+        tables.append(
+            (
+                hypotheses_table(results),
+                "Confirmatory tests of the preregistered hypotheses (declared direction and correction).",
+                "tab:hypotheses",
+            )
+        )
+    if results["instruments"]:
+        tables.append(
+            (instruments_table(results), "Instruments scored by their published rules.", "tab:instruments")
+        )
+    if results["ratings"]:
+        tables.append(
+            (
+                ratings_table(results),
+                f"Expert ratings: proportion positive (Wilson {ci_label(results['confidence'])}) and inter-rater "
+                "agreement.",
+                "tab:ratings",
+            )
+        )
+    cases = (results.get("power") or {}).get("cases")
+    if cases:
+        tables.append(
+            (
+                document_mixed.cases_table(cases),
+                f"How many cases? Power of the mixed model by participants and cases (d = {cases['effect_d']:g}, "
+                "Westfall, Kenny & Judd 2014).",
+                "tab:cases",
+            )
+        )
+    return tables

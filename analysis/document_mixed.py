@@ -12,7 +12,7 @@ from functools import partial
 
 import pandas as pd
 
-from analysis.apa import ci, ci_label, interval, num, p_text, pval
+from analysis.apa import ci, ci_label, df_text, interval, num, p_text, pval
 from analysis.casewise import component_sd
 
 escape = partial(html.escape, quote=False)  # data shown in both renderers; quotes stay readable in Markdown
@@ -33,13 +33,6 @@ METHODS = (
     "as participants are a sample of people, so both are random. The participant-mean tests below are "
     "secondary analyses for these constructs; constructs asked once per participant keep them as primary."
 )
-
-
-def df_text(df: float | None) -> str:
-    """A t test's df as APA prints it (whole numbers without decimals); 'z' tests have none."""
-    if df is None:
-        return "∞"
-    return f"{df:.0f}" if float(df).is_integer() else f"{df:.2f}"
 
 
 def has_mixed(results: dict) -> bool:

@@ -88,8 +88,11 @@ def sensitivity_table(results: dict) -> pd.DataFrame | None:
     rows = []
     for construct, tests in sens["constructs"].items():
         primary = results["constructs"].get(construct, {})
-        for name, block in (("primary (exclusions applied)", primary), ("all participants", tests or {})):
-            par = block.get("parametric")
+        for name, block in (
+            ("primary (exclusions applied)", primary.get("omnibus")),
+            ("all participants", tests),
+        ):
+            par = (block or {}).get("parametric")
             if not par or "mean_diff" not in par:
                 continue
             es = par["effect_size"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -60,10 +61,9 @@ def _box(values: np.ndarray, name: str, color: str, hover: str = "") -> go.Box:
     )
 
 
-def _arms(baseline: str, visual: str, conditions: tuple[str, ...] | None) -> dict[str, str]:
-    """Condition → colour, baseline first: grey for the baseline, then the D3 colours (visual: the first)."""
-    ordered = conditions or (baseline, visual)
-    others = [c for c in ordered if c != baseline]
+def _arms(conditions: Sequence[str]) -> dict[str, str]:
+    """Condition → colour, baseline first: grey for the baseline, then the D3 colours in the given order."""
+    baseline, *others = conditions
     return {baseline: PALETTE["baseline"], **dict(zip(others, ARM_COLORS, strict=False))}
 
 
@@ -71,25 +71,23 @@ def construct_figure(
     scores: pd.DataFrame,
     construct: str,
     design: str,
-    baseline: str,
-    visual: str,
+    conditions: Sequence[str],
     confidence: float = 0.95,
     seed: int = 0,
     *,
-    conditions: tuple[str, ...] | None = None,
     names: dict[str, str] | None = None,
 ) -> go.Figure:
     """Distribution of construct scores per condition (box), mean ± CI, and paired lines (within).
 
     ``names`` maps condition ids to the protocol's labels, which the axis shows (ids stay in the hover text).
 
-    ``conditions`` (more than two arms) lists every condition to draw, baseline first; else baseline and visual.
+    ``conditions``: every condition to draw, baseline first.
     Traces: one ``Box`` per condition, a ``Scatter`` named for the level (``mean ± 90 % CI`` at 0.9), and for
     within designs a ``Scatter`` named ``paired`` (at most 200 randomly chosen participants, one line each).
     Large samples get precomputed box statistics instead of raw points, which keeps the HTML small.
     """
     sub = scores[scores["construct"] == construct]
-    colors = _arms(baseline, visual, conditions)
+    colors = _arms(conditions)
     ids = list(colors)
     shown = [(names or {}).get(c, c) for c in ids]
     fig = go.Figure()
@@ -140,14 +138,12 @@ def construct_figure(
 def likert_figure(
     responses: pd.DataFrame,
     construct: str,
-    baseline: str,
-    visual: str,
+    conditions: Sequence[str],
     *,
-    conditions: tuple[str, ...] | None = None,
     labels: dict | None = None,
 ) -> go.Figure:
     """Diverging stacked bars of one construct's items: % of answers per scale point, item × condition
-    (every condition of ``conditions`` when given, else baseline and visual).
+    (every condition of ``conditions``, baseline first).
 
     ``labels`` (results.json's ``labels``): rows show each item's text and the condition's label, the legend
     the scale's anchor labels; the ids are in the hover text.
@@ -159,7 +155,7 @@ def likert_figure(
     without legend entry).
     """
     rows = scored_rows(responses)
-    rows = rows[(rows["construct"] == construct) & rows["condition"].isin(conditions or (baseline, visual))]
+    rows = rows[(rows["construct"] == construct) & rows["condition"].isin(list(conditions))]
     lo, hi = int(rows["scale_min"].min()), int(rows["scale_max"].max())
     points = list(range(lo, hi + 1))
     # the answers as given: beside the item's own wording and anchors, a reverse-keyed item is not reversed
@@ -416,14 +412,12 @@ def cases_power_figure(cases: dict, target_power: float = 0.8) -> go.Figure:
     return fig
 
 
-def build_figures(
-    analysis, design: str, baseline: str, visual: str, conditions: tuple[str, ...] | None = None
-) -> dict[str, go.Figure]:
-    """All figures of an :class:`analysis.pipeline.Analysis`, keyed by file stem (``conditions``: every
-    compared condition of a study with more than two arms)."""
+def build_figures(analysis) -> dict[str, go.Figure]:
+    """All figures of an :class:`analysis.pipeline.Analysis`, keyed by file stem; the design and the compared
+    conditions (baseline first) come from its results."""
     figures: dict[str, go.Figure] = {}
     results = analysis.results
-    arms = {"conditions": conditions} if conditions and len(conditions) > 2 else {}
+    design, conditions = results["design"], results["conditions"]
     names = (results.get("labels") or {}).get("conditions") or {}
     by_arm = results.get("participant_flow_by_arm")
     if by_arm:
@@ -435,7 +429,7 @@ def build_figures(
         if "skipped" in block or "described_only" in block:  # nothing compared, nothing to draw side by side
             continue
         figures[f"construct_{construct}"] = construct_figure(
-            analysis.scores, construct, design, baseline, visual, results["confidence"], **arms, names=names
+            analysis.scores, construct, design, conditions, results["confidence"], names=names
         )
         lead_with_mixed(
             figures[f"construct_{construct}"],
@@ -444,7 +438,7 @@ def build_figures(
             condition_labels(results),
         )
         figures[f"likert_{construct}"] = likert_figure(
-            analysis.responses, construct, baseline, visual, **arms, labels=results.get("labels")
+            analysis.responses, construct, conditions, labels=results.get("labels")
         )
     if results["ratings"]:
         figures["ratings"] = ratings_figure(results["ratings"], results["confidence"], results.get("labels"))
@@ -458,7 +452,7 @@ def build_figures(
             analysis.power_curve,
             results["config"]["power"],
             design,
-            len(arms.get("conditions") or (1, 2)),
+            max(len(conditions), 2),
         )
     return figures
 

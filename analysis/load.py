@@ -126,11 +126,6 @@ class StudyData:
     """Images enlarged on trials (the export's image_views.csv; empty when none were, None when the export
     has no such table)."""
 
-    @property
-    def multi_arm(self) -> bool:
-        """More than two compared conditions."""
-        return len(self.conditions) > 2
-
 
 def read_csv(path: str | Path, what: str) -> pd.DataFrame:
     """Read an export CSV as strings (empty cells become ''), so validation sees exactly what was written."""
@@ -320,7 +315,8 @@ def resolve_conditions(
     """Return ``(baseline, visual, compared conditions, warnings)``.
 
     ``visual`` defaults to the one condition that isn't baseline; with more, ``conditions`` (e.g. from
-    study.csv, or ``--conditions``) must name the compared ones, and ``visual`` is then ''.
+    study.csv, or ``--conditions``) must name the compared ones, and ``visual`` is then '' (for two compared
+    conditions: the one besides the baseline).
     """
     if not baseline:
         raise AnalysisInputError(NO_BASELINE)
@@ -330,7 +326,7 @@ def resolve_conditions(
             f"baseline condition {baseline!r} is not in the {what} data (conditions: {present or 'none'})"
         )
     others = [c for c in present if c != baseline]
-    if visual is None and conditions and len(conditions) > 2:
+    if visual is None and conditions and len(conditions) >= 2:
         missing = [c for c in conditions if c not in present]
         if missing or baseline not in conditions:
             raise AnalysisInputError(
@@ -339,7 +335,7 @@ def resolve_conditions(
             )
         ignored = [c for c in others if c not in conditions]
         compared = (baseline, *(c for c in conditions if c != baseline))
-        return baseline, "", compared, _ignored(ignored, compared)
+        return baseline, compared[1] if len(compared) == 2 else "", compared, _ignored(ignored, compared)
     if visual is None:
         if len(others) != 1:
             raise AnalysisInputError(

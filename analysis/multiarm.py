@@ -1,4 +1,4 @@
-"""Comparisons of k > 2 conditions: an omnibus test, then pairwise comparisons in two Holm families.
+"""Comparisons of k conditions: an omnibus test (k > 2), then pairwise comparisons in two Holm families.
 
 Between designs: Welch's ANOVA with ω² and the Kruskal–Wallis test with ε²; pairs by Games–Howell (unequal
 variances, its own studentized-range adjustment over all pairs) beside Welch t with Hedges' g and Mann–Whitney
@@ -13,6 +13,7 @@ Each function returns a flat record; keys are listed in its docstring.
 
 from __future__ import annotations
 
+import copy
 from itertools import combinations
 
 import numpy as np
@@ -21,6 +22,7 @@ import pingouin as pg
 from scipy import stats
 
 from analysis.compare import holm, mann_whitney_test, paired_ttest, welch_ttest, wilcoxon_test
+from analysis.scores import ConditionScores
 
 FAMILIES = ("vs_baseline", "all_pairs")
 
@@ -144,33 +146,28 @@ def games_howell(groups: dict[str, np.ndarray], confidence: float = 0.95) -> dic
     return out
 
 
-def pairwise(
-    groups: dict[str, np.ndarray] | None,
-    wide: pd.DataFrame | None,
-    baseline: str,
-    conditions: tuple[str, ...],
-    confidence: float = 0.95,
-) -> dict[str, list[dict]]:
-    """Pairwise comparisons in the two families, Holm-adjusted within each.
+def pairwise(samples: ConditionScores, baseline: str, confidence: float = 0.95) -> dict[str, list[dict]]:
+    """Pairwise comparisons in the two families, Holm-adjusted within each (k = 2: one pair, in both).
 
-    Between: pass ``groups``; within: ``wide`` (complete cases). Returns ``{family: [record]}``, each record
-    ``a, b, parametric`` (Welch / paired t record with Hedges' g / d_z and CI, plus ``p_holm``),
-    ``nonparametric`` (Mann–Whitney / Wilcoxon, plus ``p_holm``) and, between, ``games_howell``.
+    Between (``samples.groups``) and within (``samples.complete``, complete cases). Returns
+    ``{family: [record]}``, each record ``a, b, parametric`` (Welch / paired t record with Hedges' g / d_z and
+    CI, plus ``p_holm``), ``nonparametric`` (Mann–Whitney / Wilcoxon, plus ``p_holm``) and, between,
+    ``games_howell``.
     """
+    conditions = samples.conditions
     ordered = (baseline, *(c for c in conditions if c != baseline))
-    gh = games_howell(groups, confidence) if groups is not None else None
+    gh = games_howell(samples.groups, confidence) if samples.groups is not None else None
 
     def compare(a: str, b: str) -> dict:
-        if groups is not None:
-            record = {
+        x, y = samples.sample(b), samples.sample(a)
+        if gh is not None:
+            return {
                 "a": a,
                 "b": b,
-                "parametric": welch_ttest(groups[b], groups[a], confidence),
-                "nonparametric": mann_whitney_test(groups[b], groups[a]),
+                "parametric": welch_ttest(x, y, confidence),
+                "nonparametric": mann_whitney_test(x, y),
+                "games_howell": gh[(a, b)],
             }
-            record["games_howell"] = gh[(a, b)]
-            return record
-        x, y = wide[b].to_numpy(), wide[a].to_numpy()
         return {
             "a": a,
             "b": b,
@@ -178,9 +175,10 @@ def pairwise(
             "nonparametric": wilcoxon_test(x, y),
         }
 
+    tested = {(a, b): compare(a, b) for a, b in combinations(ordered, 2)}  # each pair once, in both families
     families = {
-        "vs_baseline": [compare(baseline, c) for c in ordered[1:]],
-        "all_pairs": [compare(a, b) for a, b in combinations(ordered, 2)],
+        "vs_baseline": [copy.deepcopy(tested[(baseline, c)]) for c in ordered[1:]],
+        "all_pairs": [copy.deepcopy(record) for record in tested.values()],
     }
     for records in families.values():
         for kind in ("parametric", "nonparametric"):

@@ -13,33 +13,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from analysis import __version__, casewise
+from analysis import __version__
 from analysis.agreement import item_agreement
-from analysis.bayes import bayes_factor
 from analysis.closed_loop import closed_loop_agreement
-from analysis.compare import (
-    cumulative_logit,
-    holm,
-    mann_whitney_test,
-    paired_ttest,
-    period_effect,
-    pomp,
-    relative_change_pct,
-    welch_ttest,
-    wilcoxon_test,
-)
+from analysis.config import AnalysisConfig
 from analysis.consort import arm_flow, baseline_characteristics, missingness
+from analysis.constructs import adjust_multiplicity, construct_blocks, prepare_responses, tests_of
 from analysis.engagement import engagement_block
 from analysis.instruments import instrument_blocks
 from analysis.languages import by_language
-from analysis.load import StudyData, build_study_data
-from analysis.multiarm import friedman, kruskal_wallis, pairwise, rm_anova, welch_anova
+from analysis.load import StudyData
 from analysis.plan import confirmatory_tests, deviations
 from analysis.power import (
     analytic_power_curve,
@@ -50,59 +39,22 @@ from analysis.power import (
     study_plan,
 )
 from analysis.ratings_model import source_comparison
-from analysis.reliability import cronbach_alpha, mcdonald_omega
 from analysis.reliance import reliance_block
-from analysis.scores import (
-    apply_exclusions,
-    condition_samples,
-    confirmatory_constructs,
-    construct_ranges,
-    construct_scores,
-    descriptives,
-    item_matrix,
-    reverse_code,
-    scale_bounds,
-    scored_rows,
-)
+from analysis.scores import construct_scores
 from analysis.simulation import BotSource, simulated_curve
 from analysis.stratified import stratum_adjusted
 from analysis.trust import trust_calibration
 from formats.planning import VarianceComponents
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 # 2: CIs at --confidence, level-neutral keys (ci, alpha_ci, …), top-level confidence
 # 3: constructs[c].analysis (confirmatory/exploratory), hypotheses, instruments, preregistration
 # 4: constructs[c].mixed / .ordinal_mixed (crossed mixed models of per-case items), .described_only
 # 4: labels, n_analysed, flow by arm, baseline, missing data, stratification, sensitivity, ratings_by_source,
 #    bayes_factor beside every construct t-test, equivalence hypotheses (sesoi, tost), ci/ci_level of hypotheses
-
-
-@dataclass(frozen=True)
-class AnalysisConfig:
-    """Every analysis option; the CLI builds one from its flags and it is saved in ``results.json``."""
-
-    constructs: tuple[str, ...] | None = None
-    scale_min: float | None = None
-    scale_max: float | None = None
-    confidence: float = 0.95
-    alpha: float = 0.05
-    power: float = 0.8
-    target_effect: float = 0.5
-    trust_construct: str = "trust"
-    rating_threshold: float | None = None
-    relevance_item: str | None = (
-        None  # default: the protocol's rating.relevance_item (the export's study.csv)
-    )
-    n_boot: int = 1000
-    seed: int = 0
-    simulate: bool = False
-    sim_sizes: tuple[int, ...] = (10, 20, 30, 40, 60, 80)
-    sim_effects: tuple[float, ...] = (0.3, 0.5, 0.8)
-    sim_reps: int = 100
-    sim_population: int | None = None  # bots per planted effect (default: max(4 × largest n, 200))
-    mixed_backend: str = "python"  # the crossed mixed models' backend: python | r (analysis.mixed.linear)
-    position: bool = False  # the mixed model adds a trial-position term (learning over cases)
-    full: bool = field(default=True, repr=False)  # False: only what the power simulation needs
+# 5: one schema for k ≥ 2 conditions (docs/analysis.md "Schema 5"): top-level conditions always, no visual;
+#    constructs[c].omnibus / .pairwise / .means / .pomp{condition} for two arms too; ordinal terms + wald;
+#    trust_calibration.over_reliance / .trust_gap keyed by condition
 
 
 @dataclass
@@ -116,298 +68,6 @@ class Analysis:
     ratings: pd.DataFrame | None = None
     power_curve: pd.DataFrame | None = None
     analytic_power: pd.DataFrame | None = None
-
-
-def prepare_responses(
-    data: StudyData, config: AnalysisConfig
-) -> tuple[pd.DataFrame, pd.DataFrame | None, list[str]]:
-    """Step 1: drop excluded participants, fill scale ranges, reverse-code → (responses, flow, notes)."""
-    responses, flow = apply_exclusions(data.responses, data.participants)
-    notes = (
-        []
-        if flow is not None
-        else ["no participants file: every participant in the responses is analysed (no exclusions applied)"]
-    )
-    responses, range_notes = scale_bounds(responses, config.scale_min, config.scale_max)
-    return reverse_code(responses), flow, notes + range_notes
-
-
-def _descriptive_block(table: pd.DataFrame) -> dict:
-    return {
-        row["condition"]: {
-            k: (None if pd.isna(row[k]) else float(row[k])) if k != "n" else int(row[k])
-            for k in ("n", "mean", "sd", "median", "q1", "q3", "iqr")
-        }
-        for _, row in table.iterrows()
-    }
-
-
-def _ordinal_block(rows: pd.DataFrame, data: StudyData, config: AnalysisConfig) -> dict:
-    """Cumulative link model on item answers, or the reason it was not fitted."""
-    values = rows["value"].to_numpy()
-    if not np.allclose(values, np.round(values)):
-        return {"skipped": "answers are not integer scale points"}
-    if len(np.unique(values)) < 2:
-        return {"skipped": "fewer than two distinct answers"}
-    if data.multi_arm:
-        codes = rows["condition"].map({c: i for i, c in enumerate(data.conditions)}).to_numpy()
-        res = cumulative_logit(values, codes, rows["participant_id"], config.confidence)
-        for condition, term in zip(data.conditions[1:], res["terms"], strict=True):
-            term["condition"] = condition
-    else:
-        res = cumulative_logit(
-            values, (rows["condition"] == data.visual).to_numpy(), rows["participant_id"], config.confidence
-        )
-    res["limitation"] = (
-        "repeated measures handled by participant-clustered (sandwich) SEs, not by random effects"
-        if data.design == "within"
-        else "several items per participant handled by participant-clustered (sandwich) SEs"
-    )
-    return res
-
-
-def construct_block(
-    responses: pd.DataFrame,
-    scores: pd.DataFrame,
-    construct: str,
-    data: StudyData,
-    config: AnalysisConfig,
-    scale: pd.Series,
-) -> dict:
-    """Step 3 for one construct: descriptives, reliability, tests, effect sizes, ordinal model, period."""
-    described = described_only_block(responses, scores, construct, data, config, scale)
-    if described is not None:
-        return described
-    if data.multi_arm:
-        return multi_arm_block(responses, scores, construct, data, config, scale)
-    visual, baseline, dropped = condition_samples(scores, construct, data)
-    if len(visual) < 2 or len(baseline) < 2:
-        skipped = {
-            "skipped": f"fewer than two observations per condition (visual {len(visual)}, "
-            f"baseline {len(baseline)})"
-        }
-        return {**skipped, **mixed_blocks(responses, construct, data, config)} if config.full else skipped
-    if data.design == "within":
-        parametric, nonparametric = (
-            paired_ttest(visual, baseline, config.confidence),
-            wilcoxon_test(visual, baseline),
-        )
-    else:
-        parametric = welch_ttest(visual, baseline, config.confidence)
-        nonparametric = mann_whitney_test(visual, baseline)
-    mean_v, mean_b = float(visual.mean()), float(baseline.mean())
-    lo, hi = float(scale["scale_min"]), float(scale["scale_max"])
-    pomp_v, pomp_b = pomp(mean_v, lo, hi), pomp(mean_b, lo, hi)
-    block = {
-        **_scale_block(scores, construct, scale),
-        "parametric": parametric,
-        "nonparametric": nonparametric,
-        "mean_visual": mean_v,
-        "mean_baseline": mean_b,
-        "relative_change_pct": relative_change_pct(mean_v, mean_b),
-        "pomp": {"visual": pomp_v, "baseline": pomp_b, "diff": None if pomp_v is None else pomp_v - pomp_b},
-        "dropped_incomplete": dropped,
-    }
-    if not config.full:
-        return block
-    parametric["bayes_factor"] = bayes_factor(visual, baseline, paired=data.design == "within")
-    block.update(_model_blocks(responses, construct, data, config))
-    block.update(mixed_blocks(responses, construct, data, config))
-    block["period_effect"] = (
-        period_effect(scores[scores["construct"] == construct], data.baseline, data.visual, config.confidence)
-        if data.design == "within"
-        else None
-    )
-    return block
-
-
-def _scale_block(scores: pd.DataFrame, construct: str, scale: pd.Series) -> dict:
-    return {
-        "n_items": int(scale["n_items"]),
-        "scale": {"min": float(scale["scale_min"]), "max": float(scale["scale_max"])},
-        "descriptives": _descriptive_block(descriptives(scores[scores["construct"] == construct])),
-    }
-
-
-def _reliability_block(responses: pd.DataFrame, construct: str, config: AnalysisConfig) -> dict:
-    """Cronbach's α with CI and McDonald's ω of one construct."""
-    items = item_matrix(responses, construct)
-    alpha = cronbach_alpha(items, config.confidence)
-    omega = mcdonald_omega(items)
-    return {
-        "alpha": None if alpha is None else alpha["value"],
-        "alpha_ci": None if alpha is None else alpha["ci"],
-        "omega": None if omega is None else omega["value"],
-    }
-
-
-def _model_blocks(responses: pd.DataFrame, construct: str, data: StudyData, config: AnalysisConfig) -> dict:
-    """Reliability (α with CI, ω) and the ordinal model of one construct."""
-    rows = scored_rows(responses)
-    return {
-        **_reliability_block(responses, construct, config),
-        "ordinal": _ordinal_block(rows[rows["construct"] == construct], data, config),
-    }
-
-
-def described_only_block(
-    responses: pd.DataFrame,
-    scores: pd.DataFrame,
-    construct: str,
-    data: StudyData,
-    config: AnalysisConfig,
-    scale: pd.Series,
-) -> dict | None:
-    """A construct asked under one of the compared conditions only (e.g. "the generated pictures helped me",
-    shown with the pictures): its descriptives and reliability within that condition, ``described_only``
-    saying why nothing is compared. None when two or more compared conditions have it (tested as usual)."""
-    compared = data.conditions or (data.baseline, data.visual)
-    present = set(scores.loc[scores["construct"] == construct, "condition"])
-    asked = [c for c in compared if c in present]
-    if len(asked) != 1:
-        return None
-    block = {
-        **_scale_block(scores, construct, scale),
-        "described_only": f"asked under {asked[0]} only: described within that condition, not compared",
-    }
-    if config.full:
-        block.update(_reliability_block(responses, construct, config))
-    return block
-
-
-def multi_arm_block(
-    responses: pd.DataFrame,
-    scores: pd.DataFrame,
-    construct: str,
-    data: StudyData,
-    config: AnalysisConfig,
-    scale: pd.Series,
-) -> dict:
-    """Step 3 for one construct of a k > 2 arm study: an omnibus test (parametric and rank-based), then
-    every condition vs the baseline and all pairs, Holm-adjusted within each family (:mod:`analysis.multiarm`).
-    Within designs use participants with every condition (the others are counted in ``dropped_incomplete``)."""
-    sub = scores[scores["construct"] == construct]
-    conditions = data.conditions
-    groups, complete, dropped = None, None, 0
-    if data.design == "within":
-        wide = sub.pivot(index="participant_id", columns="condition", values="score").reindex(
-            columns=conditions
-        )
-        complete = wide.dropna()
-        dropped = len(wide) - len(complete)
-        sizes = {c: len(complete) for c in conditions}
-    else:
-        groups = {c: sub.loc[sub["condition"] == c, "score"].to_numpy() for c in conditions}
-        sizes = {c: len(g) for c, g in groups.items()}
-    if min(sizes.values()) < 2:
-        shown = ", ".join(f"{c} {n}" for c, n in sizes.items())
-        return {"skipped": f"fewer than two observations per condition ({shown})"}
-    means = {c: float(complete[c].mean() if complete is not None else groups[c].mean()) for c in conditions}
-    lo, hi = float(scale["scale_min"]), float(scale["scale_max"])
-    block = {
-        **_scale_block(scores, construct, scale),
-        "omnibus": {
-            "parametric": rm_anova(complete) if complete is not None else welch_anova(groups),
-            "nonparametric": friedman(complete) if complete is not None else kruskal_wallis(groups),
-        },
-        "pairwise": pairwise(groups, complete, data.baseline, conditions, config.confidence),
-        "means": means,
-        "pomp": {c: pomp(m, lo, hi) for c, m in means.items()},
-        "dropped_incomplete": dropped,
-    }
-    if config.full:
-        block.update(_model_blocks(responses, construct, data, config))
-        block.update(mixed_blocks(responses, construct, data, config))
-        for record in (r for records in block["pairwise"].values() for r in records):
-            a, b = record["a"], record["b"]
-            pair = (groups[b], groups[a]) if groups is not None else (complete[b], complete[a])
-            record["parametric"]["bayes_factor"] = bayes_factor(*pair, paired=complete is not None)
-    return block
-
-
-def mixed_blocks(responses: pd.DataFrame, construct: str, data: StudyData, config: AnalysisConfig) -> dict:
-    """The crossed mixed models of a construct with per-case items (``mixed``, ``ordinal_mixed``: the primary
-    analysis, :mod:`analysis.casewise`); nothing for constructs asked once per participant."""
-    conditions = data.conditions or (data.baseline, data.visual)
-    rows = casewise.per_case_rows(responses, construct, conditions)
-    if rows.empty:
-        return {}
-    return {
-        "mixed": casewise.linear_block(
-            rows,
-            design=data.design,
-            conditions=conditions,
-            confidence=config.confidence,
-            backend=config.mixed_backend,
-            position=config.position,
-        ),
-        "ordinal_mixed": casewise.ordinal_block(rows, conditions=conditions, confidence=config.confidence),
-    }
-
-
-def tests_of(block: dict) -> dict | None:
-    """The construct's confirmatory tests (``parametric``, ``nonparametric``): the two-arm comparison, or the
-    omnibus test of a k > 2 arm study; None when the construct was skipped."""
-    if "parametric" in block:
-        return block
-    return block.get("omnibus")
-
-
-def construct_blocks(
-    responses: pd.DataFrame, scores: pd.DataFrame, data: StudyData, config: AnalysisConfig
-) -> dict[str, dict]:
-    """Step 3: every confirmatory construct (``--constructs``, else all but the derived ones)."""
-    family = confirmatory_constructs(responses, list(config.constructs) if config.constructs else None)
-    ranges = construct_ranges(responses)
-    return {c: construct_block(responses, scores, c, data, config, ranges.loc[c]) for c in family}
-
-
-def adjust_multiplicity(blocks: dict[str, dict]) -> None:
-    """Step 4: Holm-adjusted p (``p_holm``) across the tested constructs, per test family (k > 2 arms: of the
-    omnibus tests; pairwise p are adjusted within each construct's comparison families). The mixed model's
-    test (``mixed.p_holm``; k arms: ``mixed.omnibus.p_holm``) is adjusted in the primary family: per
-    construct its mixed test where it has per-case items, else its parametric test."""
-    tested = {c: tests for c, block in blocks.items() if (tests := tests_of(block)) is not None}
-    for kind in ("parametric", "nonparametric"):
-        adjusted = holm([tests[kind]["p"] for tests in tested.values()])
-        for tests, p in zip(tested.values(), adjusted, strict=True):
-            tests[kind]["p_holm"] = p
-    # the primary family: the mixed model's test where a construct has per-case items, else its t-test
-    primary = {c: casewise.primary_test(block, tests_of(block)) for c, block in blocks.items()}
-    primary = {c: record for c, record in primary.items() if record is not None}
-    adjusted = holm([record["p"] for record in primary.values()])
-    for record, p in zip(primary.values(), adjusted, strict=True):
-        record.setdefault("p_holm", p)
-
-
-def primary_result(
-    responses: pd.DataFrame,
-    design: str,
-    baseline: str,
-    visual: str,
-    construct: str | None = None,
-    conditions: tuple[str, ...] | None = None,
-) -> dict:
-    """The full scoring and testing path on one simulated study: p and effect of ``construct`` (default: the
-    first confirmatory construct of the data). With k > 2 ``conditions``: the Holm-adjusted p (family: vs the
-    baseline) and effect of ``visual`` − baseline, the pair the simulation planted its effect on."""
-    multi = conditions is not None and len(conditions) > 2
-    data = build_study_data(
-        responses,
-        design=design,
-        baseline=baseline,
-        visual=None if multi else visual,
-        conditions=conditions if multi else None,
-    )
-    config = AnalysisConfig(full=False, constructs=(construct,) if construct else None)
-    prepared, _, _ = prepare_responses(data, config)
-    blocks = construct_blocks(prepared, construct_scores(prepared), data, config)
-    block = blocks[next(iter(blocks))]
-    if multi:
-        pair = next(r for r in block["pairwise"]["vs_baseline"] if r["b"] == visual)
-        return {"p": pair["parametric"]["p_holm"], "effect": pair["parametric"]["effect_size"]["value"]}
-    first = block["parametric"]
-    return {"p": first["p"], "effect": first["effect_size"]["value"]}
 
 
 def power_block(
@@ -438,7 +98,7 @@ def power_block(
     block["analytic_curve"] = analytic.to_dict(orient="records")
     curve = None
     if config.simulate:
-        block["simulation"], curve = simulated_curve(data, config, bot_source, progress, primary_result)
+        block["simulation"], curve = simulated_curve(data, config, bot_source, progress)
     return block, analytic, curve
 
 
@@ -515,7 +175,7 @@ def constructs(run: Run) -> None:
         if block.get("dropped_incomplete"):
             which = (
                 "every condition are left out of the repeated-measures"
-                if run.data.multi_arm
+                if len(run.data.conditions) > 2
                 else "both conditions are left out of the paired"
             )
             run.results["warnings"].append(
@@ -556,13 +216,7 @@ def trust(run: Run) -> None:
         return
     data, config = run.data, run.config
     run.results["trust_calibration"] = trust_calibration(
-        run.analysis.responses,
-        data.design,
-        data.baseline,
-        data.visual,
-        config.trust_construct,
-        config.confidence,
-        conditions=data.conditions if data.multi_arm else None,
+        run.analysis.responses, data.design, data.conditions, config.trust_construct, config.confidence
     )
 
 
@@ -744,17 +398,18 @@ def stratification(run: Run) -> dict | None:
         "n_strata": int(strata.nunique()),
         "constructs": {},
     }
-    if run.data.multi_arm:
+    if len(run.data.conditions) > 2:
         out["note"] = "stratum-adjusted estimates are given for two-arm comparisons only"
         return out
+    baseline, other = run.data.conditions
     for construct in run.results["constructs"]:
         wide = scores[scores["construct"] == construct].pivot(
             index="participant_id", columns="condition", values="score"
         )
-        if {run.data.visual, run.data.baseline} <= set(wide.columns):
+        if {other, baseline} <= set(wide.columns):
             out["constructs"][construct] = stratum_adjusted(
-                wide[run.data.visual].dropna(),
-                wide[run.data.baseline].dropna(),
+                wide[other].dropna(),
+                wide[baseline].dropna(),
                 strata,
                 run.data.design == "within",
                 run.config.confidence,
@@ -808,8 +463,7 @@ def initial_results(data: StudyData, config: AnalysisConfig) -> dict:
         "tool": f"skingen-analysis {__version__}",
         "design": data.design,
         "baseline": data.baseline,
-        "visual": data.visual,
-        **({"conditions": list(data.conditions)} if data.multi_arm else {}),
+        "conditions": list(data.conditions),
         "confidence": config.confidence,
         "config": {k: v for k, v in config.__dict__.items() if k != "full"},
         "warnings": list(data.warnings),

@@ -9,8 +9,6 @@ or Welch), one-sided when a direction is declared; its rank-based twin runs in t
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -20,7 +18,7 @@ from analysis.casewise import pair_contrast
 from analysis.compare import holm, mann_whitney_test, paired_ttest, welch_ttest, wilcoxon_test
 from analysis.equivalence import tost
 from analysis.load import EQUIVALENCE_DIRECTIONS, StudyData
-from analysis.scores import condition_samples
+from analysis.scores import condition_scores
 
 FLIP = {"greater": "less", "less": "greater", "two_sided": "two_sided"}
 
@@ -79,25 +77,26 @@ def confirmatory_test(
     record = {k: hypothesis[k] for k in ("hypothesis", "construct", "first", "second", "direction")}
     record["alpha"] = float(hypothesis["alpha"])
     pair = {hypothesis["first"], hypothesis["second"]}
-    compared = set(data.conditions) or {data.baseline, data.visual}
+    compared = set(data.conditions)
     if not pair <= compared or len(pair) != 2:
         return {**record, "skipped": f"compares {sorted(pair)}, the data compare {sorted(compared)}"}
     # the pair as a two-arm comparison (any two of k arms): the baseline if it is one of them, else `second`
     reference = data.baseline if data.baseline in pair else hypothesis["second"]
-    data = replace(data, baseline=reference, visual=(pair - {reference}).pop())
+    other = (pair - {reference}).pop()
     if scores is None or scores.empty:
         return {**record, "skipped": "no participants analysed"}
     if hypothesis["construct"] not in set(scores["construct"]):
         return {**record, "skipped": f"construct {hypothesis['construct']!r} is not in the data"}
-    visual, baseline, _ = condition_samples(scores, hypothesis["construct"], data)
+    samples = condition_scores(scores, hypothesis["construct"], (reference, other), data.design)
+    visual, baseline = samples.sample(other), samples.sample(reference)
     if len(visual) < 2 or len(baseline) < 2:
         return {**record, "skipped": "fewer than two observations per condition"}
     paired = data.design == "within"
     if hypothesis["direction"] in EQUIVALENCE_DIRECTIONS:
-        first, second = (visual, baseline) if hypothesis["first"] == data.visual else (baseline, visual)
+        first, second = (visual, baseline) if hypothesis["first"] == other else (baseline, visual)
         return {**record, **equivalence_test(first, second, paired, hypothesis)}
     # every test below is visual − baseline; a hypothesis about baseline − visual flips the direction
-    flipped = hypothesis["first"] == data.baseline
+    flipped = hypothesis["first"] == reference
     alternative = FLIP[hypothesis["direction"]] if flipped else hypothesis["direction"]
     sign = -1.0 if flipped else 1.0
     level = confidence if alternative == "two_sided" else 1 - 2 * record["alpha"]
@@ -107,7 +106,7 @@ def confirmatory_test(
     else:
         parametric = welch_ttest(visual, baseline, level)
         rank = mann_whitney_test(visual, baseline, alternative)
-    means = {data.visual: float(visual.mean()), data.baseline: float(baseline.mean())}
+    means = {other: float(visual.mean()), reference: float(baseline.mean())}
     result = {
         **record,
         "test": parametric["test"] + ("" if alternative == "two_sided" else ", one-sided"),

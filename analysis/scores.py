@@ -6,11 +6,13 @@ cases of that construct; attention-check items never count towards a construct.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
-from analysis.load import AnalysisInputError, StudyData
-from formats.contract import DERIVED_CONSTRUCTS
+from analysis.load import AnalysisInputError
+from formats.contract import construct_order
 from formats.status import allocated, completed
 
 
@@ -152,37 +154,47 @@ def confirmatory_constructs(responses: pd.DataFrame, requested: list[str] | None
     """The confirmatory family: ``requested`` or every construct except derived 0/1 ones."""
     available = sorted(scored_rows(responses)["construct"].unique())
     if requested is None:
-        return [c for c in available if c not in DERIVED_CONSTRUCTS]
+        return construct_order(available)
     unknown = [c for c in requested if c not in available]
     if unknown:
         raise AnalysisInputError(f"--constructs: {unknown} not in the data (constructs: {available})")
     return list(requested)
 
 
-def condition_samples(
-    scores: pd.DataFrame, construct: str, data: StudyData
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """(visual, baseline, dropped): paired arrays for within designs, the two groups for between."""
-    if data.design == "within":
-        pairs, dropped = paired_scores(scores, construct, data.baseline, data.visual)
-        return pairs["visual"].to_numpy(), pairs["baseline"].to_numpy(), dropped
+@dataclass(frozen=True)
+class ConditionScores:
+    """One construct's scores under the compared conditions (baseline first), as its tests take them.
+
+    Within designs: ``complete``, one row per participant with every condition, one column per condition
+    (``dropped``: participants left out for lacking one); between designs: ``groups``, each condition's scores.
+    """
+
+    conditions: tuple[str, ...]
+    complete: pd.DataFrame | None = None
+    groups: dict[str, np.ndarray] | None = None
+    dropped: int = 0
+
+    def sample(self, condition: str) -> np.ndarray:
+        """The scores of ``condition`` (within: paired row by row with every other condition's)."""
+        if self.complete is not None:
+            return self.complete[condition].to_numpy()
+        return self.groups[condition]
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        return {c: len(self.sample(c)) for c in self.conditions}
+
+
+def condition_scores(
+    scores: pd.DataFrame, construct: str, conditions: tuple[str, ...], design: str
+) -> ConditionScores:
+    """``construct``'s scores per condition: complete cases (within) or independent groups (between)."""
     sub = scores[scores["construct"] == construct]
-    return (
-        sub.loc[sub["condition"] == data.visual, "score"].to_numpy(),
-        sub.loc[sub["condition"] == data.baseline, "score"].to_numpy(),
-        0,
-    )
-
-
-def paired_scores(
-    scores: pd.DataFrame, construct: str, baseline: str, visual: str
-) -> tuple[pd.DataFrame, int]:
-    """Wide scores (columns ``baseline``, ``visual``) of participants with both conditions, and how many
-    participants were dropped for lacking one."""
-    wide = scores[scores["construct"] == construct].pivot(
-        index="participant_id", columns="condition", values="score"
-    )
-    wide = wide.reindex(columns=[baseline, visual])
-    complete = wide.notna().all(axis=1)
-    pairs = wide[complete].set_axis(["baseline", "visual"], axis=1)
-    return pairs, int((~complete).sum())
+    if design == "within":
+        wide = sub.pivot(index="participant_id", columns="condition", values="score").reindex(
+            columns=list(conditions)
+        )
+        complete = wide.dropna()
+        return ConditionScores(conditions, complete=complete, dropped=len(wide) - len(complete))
+    groups = {c: sub.loc[sub["condition"] == c, "score"].to_numpy() for c in conditions}
+    return ConditionScores(conditions, groups=groups)

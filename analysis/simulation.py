@@ -3,24 +3,20 @@
 When the caller passes a :class:`BotSource` (the top-layer command does, from the study engine's own bots, when
 the protocol is known), it runs the studies; otherwise the in-process :class:`analysis.power.LikertGenerator`.
 The analysis never imports the study engine: the source comes in as a parameter. Every simulated study goes
-through the same validation, scoring and testing path as real data (:func:`analysis.pipeline.primary_result`).
+through the same validation, scoring and testing path as real data (:func:`analysis.constructs.primary_result`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import pandas as pd
 
+from analysis.config import AnalysisConfig
+from analysis.constructs import primary_result
 from analysis.load import StudyData
 from analysis.power import Generator, LikertGenerator, power_curve
 from analysis.scores import confirmatory_constructs
-
-if TYPE_CHECKING:
-    from analysis.pipeline import AnalysisConfig
-
-PrimaryResult = Callable[..., dict]
 
 
 class BotSource(Protocol):
@@ -33,8 +29,8 @@ class BotSource(Protocol):
 
 
 def primary_construct(data: StudyData, config: AnalysisConfig) -> str | None:
-    """The construct whose power is simulated: the first confirmatory construct (``--constructs`` or, in the
-    data, every construct but derived ones, sorted); None without either."""
+    """The construct whose power is simulated: the first confirmatory construct (``--constructs``, else the
+    data's in :func:`formats.contract.construct_order`); None without either."""
     if config.constructs:
         return config.constructs[0]
     if data.responses is None:
@@ -66,12 +62,12 @@ def simulation_generator(
             return bots, {"kind": "engine_bots", "construct": bots.construct}, notes
         notes.append(f"power simulation uses the built-in Likert generator, not the study's bots: {reason}")
     baseline = data.baseline or LikertGenerator.baseline
-    others = [c for c in data.conditions if c and c != baseline] if data.multi_arm else []
+    others = [c for c in data.conditions if c != baseline] or [LikertGenerator.visual]
     generator = LikertGenerator(
         design=data.design,
         constructs=(construct,) if construct else LikertGenerator.constructs,
         baseline=baseline,
-        visual=others[0] if others else data.visual or LikertGenerator.visual,
+        visual=others[0],
         others=tuple(others[1:]),
     )
     return generator, {"kind": "likert", "construct": generator.constructs[0]}, notes
@@ -82,24 +78,17 @@ def simulated_curve(
     config: AnalysisConfig,
     bot_source: BotSource | None,
     progress: bool,
-    primary_result: PrimaryResult,
 ) -> tuple[dict, pd.DataFrame]:
-    """The simulated power curve (``--simulate``): simulated studies through the full analysis path,
-    ``primary_result(responses, design, baseline, visual, construct, conditions) -> {p, effect}``
-    (:func:`analysis.pipeline.primary_result`). With k > 2 arms the effect is planted on one condition
-    (``visual`` of the generator) and the power is that of its Holm-adjusted comparison with the baseline:
-    the smallest pairwise effect of interest."""
+    """The simulated power curve (``--simulate``): simulated studies through the full analysis path
+    (:func:`analysis.constructs.primary_result`). The effect is planted on one condition (``visual`` of the
+    generator) and the power is that of its Holm-adjusted comparison with the baseline (k = 2: its p): with
+    k > 2 arms the smallest pairwise effect of interest."""
     generator, info, notes = simulation_generator(data, config, bot_source, progress)
     bots = info["kind"] == "engine_bots"
 
     def analyse(frame: pd.DataFrame) -> dict:
         return primary_result(
-            frame,
-            generator.design,
-            generator.baseline,
-            generator.visual,
-            info["construct"],
-            generator.conditions,
+            frame, generator.design, generator.conditions, generator.visual, info["construct"]
         )
 
     if bots:

@@ -2,8 +2,8 @@
 
 Over-reliance is agreeing with the AI when it is wrong (Tschandl et al. 2020; Chanda et al. 2024); calibrated
 trust is higher on correct than on wrong cases. Both are reported per condition, from participant-level means
-(each participant weighs the same), and the visual condition is compared with the baseline (with more than two
-arms, every condition is, each comparison on its own: these are secondary, not Holm-adjusted).
+(each participant weighs the same), and every condition is compared with the baseline, each comparison on its
+own (secondary, not Holm-adjusted).
 """
 
 from __future__ import annotations
@@ -46,42 +46,37 @@ def _summary(rows: pd.DataFrame, proportion: bool, confidence: float) -> list[di
 
 
 def _compare(
-    per_participant: pd.DataFrame, design: str, baseline: str, visual: str, confidence: float
+    per_participant: pd.DataFrame, design: str, baseline: str, condition: str, confidence: float
 ) -> dict | None:
-    """visual vs baseline on a participant-level measure (``participant_id, condition, value``)."""
+    """``condition`` vs the baseline on a participant-level measure (``participant_id, condition, value``)."""
     wide = per_participant.pivot(index="participant_id", columns="condition", values="value")
-    if baseline not in wide.columns or visual not in wide.columns:
+    if baseline not in wide.columns or condition not in wide.columns:
         return None
     if design == "within":
-        pairs = wide[[visual, baseline]].dropna()
-        return paired_ttest(pairs[visual], pairs[baseline], confidence) if len(pairs) >= 2 else None
-    v, b = wide[visual].dropna(), wide[baseline].dropna()
-    return welch_ttest(v, b, confidence) if len(v) >= 2 and len(b) >= 2 else None
+        pairs = wide[[condition, baseline]].dropna()
+        return paired_ttest(pairs[condition], pairs[baseline], confidence) if len(pairs) >= 2 else None
+    x, b = wide[condition].dropna(), wide[baseline].dropna()
+    return welch_ttest(x, b, confidence) if len(x) >= 2 and len(b) >= 2 else None
 
 
 def trust_calibration(
     responses: pd.DataFrame,
     design: str,
-    baseline: str,
-    visual: str,
+    conditions: tuple[str, ...],
     trust_construct: str = "trust",
     confidence: float = 0.95,
-    conditions: tuple[str, ...] | None = None,
 ) -> dict | None:
     """Agreement with the AI and trust, on correct vs wrong AI cases, per condition.
 
     Returns None when the data have no wrong-AI cases. Keys: ``agreement_with_ai`` and ``trust`` (lists of
     records ``condition, ai_correct, n_participants, n_answers, mean, sd[, ci]``), ``over_reliance``
-    (visual vs baseline on each participant's agreement rate on wrong cases: a paired/Welch test record),
-    ``trust_gap`` (same, on trust on correct − trust on wrong cases), ``trust_construct``. With more than two
-    ``conditions`` (baseline first), ``over_reliance`` and ``trust_gap`` map each other condition to its
-    comparison with the baseline.
+    (each condition but the baseline → its comparison with the baseline on each participant's agreement rate on
+    wrong cases: a paired/Welch test record, or None), ``trust_gap`` (same, on trust on correct − trust on wrong
+    cases), ``trust_construct``. ``conditions``: the compared ones, baseline first.
     """
-    others = [c for c in conditions or () if c != baseline] if conditions and len(conditions) > 2 else None
+    baseline, *others = conditions
 
-    def compare(per_participant: pd.DataFrame) -> dict | None:
-        if others is None:
-            return _compare(per_participant, design, baseline, visual, confidence)
+    def compare(per_participant: pd.DataFrame) -> dict[str, dict | None]:
         return {c: _compare(per_participant, design, baseline, c, confidence) for c in others}
 
     if "ai_correct" not in responses.columns:

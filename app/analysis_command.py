@@ -7,17 +7,18 @@ succeeded (:func:`formats.atomic.atomic_directory`), so a failed run never leave
 from __future__ import annotations
 
 import argparse
-import functools
 import sys
 from pathlib import Path
 
-from analysis.figures import build_figures, write_figures
+from analysis.config import AnalysisConfig
 from analysis.load import DESIGNS, AnalysisInputError, StudyData, load_csv, load_export
-from analysis.pipeline import AnalysisConfig, run_analysis
 from analysis.power import LikertGenerator
-from analysis.render import write_reports
-from app.sources import LoadedProtocol, engine_bots, load_db, read_protocol
+from analysis.report import build_report
+from app.sources import LoadedProtocol, bots_of, load_db, read_protocol
 from formats.atomic import OutputExistsError, atomic_directory, check_output_dir
+
+DEFAULTS = AnalysisConfig()
+"""The flags' defaults are the analysis' own (the dashboard runs with them too)."""
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -95,12 +96,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     des.add_argument("--scale-min", type=float, help="scale minimum when the export has no scale_min column")
     des.add_argument("--scale-max", type=float, help="scale maximum when the export has no scale_max column")
-    des.add_argument("--trust-construct", default="trust", help="construct used for trust calibration")
+    des.add_argument(
+        "--trust-construct", default=DEFAULTS.trust_construct, help="construct used for trust calibration"
+    )
     opt = rep.add_argument_group("statistics")
-    opt.add_argument("--confidence", type=float, default=0.95, help="confidence level of all CIs")
-    opt.add_argument("--alpha", type=float, default=0.05, help="significance level for power")
-    opt.add_argument("--power", type=float, default=0.8, help="target power")
-    opt.add_argument("--target-effect", type=float, default=0.5, help="effect size for the a-priori n")
+    opt.add_argument(
+        "--confidence", type=float, default=DEFAULTS.confidence, help="confidence level of all CIs"
+    )
+    opt.add_argument("--alpha", type=float, default=DEFAULTS.alpha, help="significance level for power")
+    opt.add_argument("--power", type=float, default=DEFAULTS.power, help="target power")
+    opt.add_argument(
+        "--target-effect", type=float, default=DEFAULTS.target_effect, help="effect size for the a-priori n"
+    )
     opt.add_argument(
         "--rating-threshold",
         type=float,
@@ -114,7 +121,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     opt.add_argument(
         "--mixed-backend",
         choices=["python", "r"],
-        default="python",
+        default=DEFAULTS.mixed_backend,
         help="backend of the crossed mixed models of per-case items: python (default; the same numbers on every "
         "machine) or r (lme4/lmerTest through Rscript; an error names what is missing)",
     )
@@ -123,8 +130,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="add the trial position (learning over cases) to the mixed model of per-case items; reported",
     )
-    opt.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples over images (0: none)")
-    opt.add_argument("--seed", type=int, default=0, help="random seed (bootstrap, simulation)")
+    opt.add_argument(
+        "--bootstrap", type=int, default=DEFAULTS.n_boot, help="bootstrap resamples over images (0: none)"
+    )
+    opt.add_argument("--seed", type=int, default=DEFAULTS.seed, help="random seed (bootstrap, simulation)")
     sim = rep.add_argument_group("simulation-based power")
     sim.add_argument(
         "--simulate",
@@ -135,18 +144,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     sim.add_argument(
         "--sim-sizes",
         type=_ints,
-        default=(10, 20, 30, 40, 60, 80),
+        default=DEFAULTS.sim_sizes,
         metavar="N,N",
         help="participants per simulated study",
     )
     sim.add_argument(
         "--sim-effects",
         type=_floats,
-        default=(0.3, 0.5, 0.8),
+        default=DEFAULTS.sim_effects,
         metavar="D,D",
         help="planted standardized effects",
     )
-    sim.add_argument("--sim-reps", type=int, default=100, help="simulated studies per point")
+    sim.add_argument("--sim-reps", type=int, default=DEFAULTS.sim_reps, help="simulated studies per point")
     sim.add_argument(
         "--sim-population",
         type=int,
@@ -221,15 +230,16 @@ def load(args: argparse.Namespace, protocol: LoadedProtocol | None = None) -> St
     listed = args.conditions or (planned.condition_ids if planned else ())
     conditions = (baseline, *(c for c in listed if c != baseline))
     multi = len(conditions) > 2 and not args.visual
+    visual = "" if multi else args.visual or (planned.visual if planned else LikertGenerator.visual)
     return StudyData(
         None,
         None,
         None,
         args.design or (planned.design if planned else "within"),
         baseline,
-        "" if multi else args.visual or (planned.visual if planned else LikertGenerator.visual),
+        visual,
         ("no study data: power simulation only",),
-        conditions if multi else (),
+        conditions if multi else (baseline, visual),
     )
 
 
@@ -262,19 +272,15 @@ def report(args: argparse.Namespace) -> int:
     check_args(args)
     protocol = given_protocol(args)
     data = load(args, protocol)
-    # 2. Compute every statistic
-    bot_source = functools.partial(engine_bots, protocol) if protocol is not None else None
-    analysis = run_analysis(data, config_from(args), progress=not args.quiet, bot_source=bot_source)
+    # 2. Compute every statistic and figure
+    bot_source = bots_of(protocol) if protocol is not None else None
+    report = build_report(
+        data, config_from(args), bot_source=bot_source, figures=not args.no_figures, progress=not args.quiet
+    )
     # 3. Write everything into a staging folder that replaces --out only when complete
     with atomic_directory(args.out, overwrite=args.overwrite) as staging:
-        figures = (
-            {}
-            if args.no_figures
-            else build_figures(analysis, data.design, data.baseline, data.visual, data.conditions)
-        )
-        analysis.results["warnings"] += write_figures(figures, staging / "figures", static=not args.no_static)
-        write_reports(analysis.results, figures, staging)
-    for warning in analysis.results["warnings"]:
+        report.write(staging, static=not args.no_static)
+    for warning in report.results["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"report written to {args.out}", file=sys.stderr)
     return 0

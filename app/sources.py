@@ -7,14 +7,17 @@ protocol, and the study's own bots for the simulated power curve.
 
 from __future__ import annotations
 
+import functools
+
 from analysis.load import AnalysisInputError, StudyData, from_export
+from analysis.simulation import BotSource
 from db.session import DatabaseNotFound, open_existing
 from study.botpower import EngineBotGenerator, plantable_constructs
 from study.export import export_frames
 from study.protocol.loading import LoadedProtocol, load_protocol
 from study.registry import active_version, stored_protocol
 
-__all__ = ["LoadedProtocol", "engine_bots", "load_db", "read_protocol"]
+__all__ = ["LoadedProtocol", "bots_of", "engine_bots", "load_db", "read_protocol"]
 
 
 def load_db(
@@ -82,3 +85,9 @@ def engine_bots(
     if not plantable:
         return None, "the protocol has no Likert construct asked under both conditions"
     return EngineBotGenerator(protocol, construct, pool_size=population, seed=seed, progress=progress), None
+
+
+def bots_of(protocol: LoadedProtocol) -> BotSource:
+    """The study's bots as the analysis takes them (:class:`analysis.simulation.BotSource`): the command and
+    the dashboard pass them to :func:`analysis.report.build_report` when the protocol is known."""
+    return functools.partial(engine_bots, protocol)

@@ -8,6 +8,8 @@ database export.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 # --- tables -------------------------------------------------------------------------------------------------
 STUDY_COLUMNS = (
     "protocol_id",
@@ -206,3 +208,10 @@ DERIVED_CONSTRUCTS = (
     INITIAL_ACCURACY_CONSTRUCT,
     MANIPULATION_CONSTRUCT,
 )
+
+
+def construct_order(constructs: Iterable[str]) -> list[str]:
+    """The constructs a study compares, in the order every side lists and picks them (the analysis' family and
+    report, the bots' planted construct, the preregistration's mixed models): by name, each once, the derived
+    0/1 constructs left out (they are outcomes of diagnosis items, described per condition, not compared)."""
+    return sorted({c for c in constructs if c and c not in DERIVED_CONSTRUCTS})

@@ -27,7 +27,7 @@ from sqlalchemy.pool import StaticPool
 from tqdm import tqdm
 
 from db.session import Database
-from formats.contract import DERIVED_CONSTRUCTS
+from formats.contract import construct_order
 from study.allocation import arms
 from study.engine import StudyEngine
 from study.export import export_frames
@@ -76,11 +76,11 @@ def planted_condition(protocol: Protocol) -> str:
 
 def plantable_constructs(loaded: LoadedProtocol) -> list[str]:
     """Constructs the bots can plant an effect on: Likert constructs asked under the baseline and the planted
-    condition, sorted by name (the analysis' order), derived 0/1 constructs excluded."""
+    condition, in the analysis' order (:func:`formats.contract.construct_order`)."""
     protocol = loaded.protocol
-    names = sorted({i.construct for i in protocol.items().values() if i.planted and i.construct})
+    names = construct_order(i.construct for i in protocol.items().values() if i.planted)
     compared = {protocol.baseline, planted_condition(protocol)}
-    return [c for c in names if c not in DERIVED_CONSTRUCTS and compared <= set(construct_items(loaded, c))]
+    return [c for c in names if compared <= set(construct_items(loaded, c))]
 
 
 def point_shift(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 
+from formats.contract import construct_order
 from formats.planning import (
     SIMPLIFICATION_RULE,
     PlannedTest,
@@ -58,8 +59,8 @@ def planned(protocol: Protocol) -> PlannedTest:
 
 def per_case_constructs(protocol: Protocol) -> list[str]:
     """Constructs with a rating-scale item (Likert, slider) asked on every case (the trial questionnaire): the
-    mixed model's."""
-    return sorted({i.construct for i in protocol.questionnaires.trial if i.rating_scale and i.construct})
+    mixed model's, in the analysis' order."""
+    return construct_order(i.construct for i in protocol.questionnaires.trial if i.rating_scale)
 
 
 PLANNED_CASES = (6, 10, 20, 40)

@@ -3,6 +3,9 @@ engine's own study (its registered key), never another study's or an error about
 
 from __future__ import annotations
 
+import json
+import os
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -64,3 +67,33 @@ def test_analysis_page_analyses_only_the_engines_study(two_studies):
     assert f"{protocol.study.id} v{protocol.study.version}" in captions
     assert "within design" in captions and f"{N_OURS} participants" in captions
     assert at.dataframe and at.get("plotly_chart")
+
+
+def test_analysis_page_shows_the_reports_numbers(two_studies, tmp_path):
+    """The page and `skingen-analysis report` run one orchestration with the same settings: the settings the
+    page shows are the report's (the page once ran 200 bootstrap resamples and no protocol), and so is every
+    table, cell for cell."""
+    from analysis.document import hypotheses_table, instruments_table, ratings_table, summary_table
+    from app.analysis_command import main
+
+    out = tmp_path / "report"
+    argv = ["report", "--db", os.environ["SKINGEN_DB_URL"]]
+    argv += ["--protocol", str(two_studies.loaded.path), "--out", str(out), "--no-figures", "--quiet"]
+    assert main(argv) == 0
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    at = _page("analysis", two_studies, timeout=120)
+    at.button[0].click()
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    (settings,) = at.json
+    assert json.loads(settings.value) == results["config"]
+    shown = [frame.value.reset_index(drop=True).astype(str) for frame in at.dataframe]
+    expected = [
+        *([hypotheses_table(results)] if results["hypotheses"] else []),
+        summary_table(results),
+        *([instruments_table(results)] if results["instruments"] else []),
+        *([ratings_table(results)] if results["ratings"] else []),
+    ]
+    assert len(shown) == len(expected)
+    for table, reference in zip(shown, expected, strict=True):
+        assert table.equals(reference.astype(str)), (table, reference)

@@ -108,9 +108,10 @@ def test_cumulative_logit_matches_statsmodels_orderedmodel():
     res = cumulative_logit(data["value"], data["visual"], data["pid"])
     model = OrderedModel(data["value"], data[["visual"]], distr="logit")
     ref = model.fit(method="bfgs", disp=0, cov_type="cluster", cov_kwds={"groups": data["pid"]})
-    assert res["log_odds"] == pytest.approx(ref.params["visual"], abs=1e-4)
-    assert res["se"] == pytest.approx(ref.bse["visual"], rel=0.02)  # statsmodels adds (N − 1)/(N − P)
-    assert res["log_odds"] > 0 and res["p"] < 0.05
+    (term,) = res["terms"]
+    assert term["log_odds"] == pytest.approx(ref.params["visual"], abs=1e-4)
+    assert term["se"] == pytest.approx(ref.bse["visual"], rel=0.02)  # statsmodels adds (N − 1)/(N − P)
+    assert term["log_odds"] > 0 and term["p"] < 0.05
     assert res["n_clusters"] == 150
 
 
@@ -126,9 +127,11 @@ def test_cumulative_logit_reaches_rs_clm_maximum_and_hand_computed_cluster_sandw
     two = pd.read_csv(R_DATA / "cumulative_logit_two.csv")
     res = cumulative_logit(two["value"], two["group"], two["pid"])
     assert res["converged"]
-    assert res["log_odds"] == pytest.approx(ref["two"]["estimate"], abs=1e-6)
-    assert res["se"] == pytest.approx(ref["two"]["se_clustered"], abs=1e-6)
-    assert round(res["z"], 4) == round(ref["two"]["z"], 4)
+    (term,) = res["terms"]  # two groups: one term, and the Wald test of all terms is its z²
+    assert term["log_odds"] == pytest.approx(ref["two"]["estimate"], abs=1e-6)
+    assert term["se"] == pytest.approx(ref["two"]["se_clustered"], abs=1e-6)
+    assert round(term["z"], 4) == round(ref["two"]["z"], 4)
+    assert res["wald"]["df"] == 1 and round(res["wald"]["statistic"], 3) == round(ref["two"]["z"] ** 2, 3)
     three = pd.read_csv(R_DATA / "cumulative_logit_three.csv")
     res = cumulative_logit(three["value"], three["group"], three["pid"])
     for term, estimate, se in zip(

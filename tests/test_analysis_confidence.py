@@ -60,7 +60,7 @@ def test_ordinal_period_and_alpha_at_the_level():
     rng = np.random.default_rng(3)
     values = rng.integers(1, 6, 200).astype(float)
     group = np.repeat([0, 1], 100)
-    res = cumulative_logit(values, group, np.tile(np.arange(50), 4), LEVEL)
+    (res,) = cumulative_logit(values, group, np.tile(np.arange(50), 4), LEVEL)["terms"]
     expected = [res["log_odds"] - Z * res["se"], res["log_odds"] + Z * res["se"]]
     assert res["ci"] == pytest.approx(expected, rel=1e-9)
     assert res["odds_ratio_ci"] == pytest.approx(np.exp(expected).tolist(), rel=1e-9)
@@ -138,7 +138,7 @@ def test_trust_calibration_and_ratings_follow_the_level():
     rows = analysis.responses
     wrong = rows[(rows["construct"] == "agreement_with_ai") & (rows["ai_correct"] == 0)]
     rate = wrong.groupby(["participant_id", "condition"])["value"].mean().unstack().dropna()
-    over = results["trust_calibration"]["over_reliance"]
+    over = results["trust_calibration"]["over_reliance"][VISUAL]
     assert over["ci"] == pytest.approx(t_interval((rate[VISUAL] - rate[BASELINE]).to_numpy()), rel=1e-9)
     cell = results["trust_calibration"]["agreement_with_ai"][0]
     answers = rows[
@@ -157,7 +157,7 @@ def test_trust_calibration_and_ratings_follow_the_level():
     quality = results["ratings"]["quality"]
     assert set(quality["icc_ci"]) == set(quality["icc"])
 
-    figures = build_figures(analysis, data.design, data.baseline, data.visual)
+    figures = build_figures(analysis)
     labels = [fig.layout.title.text or "" for fig in figures.values()]
     labels += [trace.name or "" for fig in figures.values() for trace in fig.data]
     assert any("90 % CI" in label for label in labels)
@@ -180,7 +180,7 @@ def test_report_at_90_percent_never_says_95(tmp_path):
     argv += ["--confidence", str(LEVEL), "--bootstrap", "50", "--no-static", "--quiet", "--out", str(out)]
     assert main(argv) == 0
     results = json.loads((out / "results.json").read_text(encoding="utf-8"))
-    assert results["schema_version"] == 4 and results["confidence"] == LEVEL
+    assert results["schema_version"] == 5 and results["confidence"] == LEVEL
     assert not [k for k in _keys(results) if "95" in k]
     for name in (
         "report.md",

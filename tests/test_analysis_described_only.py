@@ -46,8 +46,10 @@ def test_a_construct_of_one_condition_is_described_there(design):
     assert block["descriptives"][VISUAL]["n"] == len(kept)
     assert block["descriptives"][VISUAL]["mean"] == pytest.approx(kept["value"].astype(float).mean())
     assert block["described_only"].startswith(f"asked under {VISUAL} only")
-    assert "parametric" not in block and "skipped" not in block
-    assert results["constructs"]["trust"]["parametric"]["p_holm"] is not None  # the others are still tested
+    assert "omnibus" not in block and "skipped" not in block
+    assert (
+        results["constructs"]["trust"]["omnibus"]["parametric"]["p_holm"] is not None
+    )  # the others are still tested
     text = render_markdown(document(results))
     assert "Not tested" not in text
     assert f"image_usefulness, {VISUAL} (*M* = " in text

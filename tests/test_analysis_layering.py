@@ -63,7 +63,7 @@ def test_report_from_an_export_folder_reads_the_design_from_study_csv(tmp_path):
     ]
     assert main(argv) == 0
     results = json.loads((out / "results.json").read_text(encoding="utf-8"))
-    assert (results["design"], results["baseline"], results["visual"]) == ("within", BASELINE, VISUAL)
+    assert (results["design"], results["conditions"]) == ("within", [BASELINE, VISUAL])
     assert results["exclusions_applied"] and results["ratings"]
     assert not any("inferred" in w for w in results["warnings"])
 

@@ -21,10 +21,12 @@ from statsmodels.stats.oneway import anova_oneway
 from statsmodels.stats.power import TTestIndPower, TTestPower
 
 from analysis.compare import cumulative_logit
+from analysis.constructs import primary_result
 from analysis.load import build_study_data
 from analysis.multiarm import friedman, games_howell, kruskal_wallis, pairwise, rm_anova, welch_anova
-from analysis.pipeline import AnalysisConfig, primary_result, run_analysis
+from analysis.pipeline import AnalysisConfig, run_analysis
 from analysis.power import LikertGenerator, required_n, sensitivity, study_plan
+from analysis.scores import ConditionScores
 
 MEANS = {"base": 0.0, "gen": 0.9, "ret": 0.3}  # planted effects (between: unequal SDs and sizes)
 SDS = {"base": 1.0, "gen": 0.6, "ret": 1.6}
@@ -127,9 +129,9 @@ def test_rm_anova_greenhouse_geisser_and_friedman_match_statsmodels_and_hand(wid
 @pytest.mark.parametrize("design", ["between", "within"])
 def test_pairwise_families_are_holm_adjusted_within_each(groups, wide, design):
     families = (
-        pairwise(groups, None, "base", ("base", "gen", "ret"))
+        pairwise(ConditionScores(("base", "gen", "ret"), groups=groups), "base")
         if design == "between"
-        else pairwise(None, wide, "base", ("base", "gen", "ret"))
+        else pairwise(ConditionScores(("base", "gen", "ret"), complete=wide), "base")
     )
     assert [(r["a"], r["b"]) for r in families["vs_baseline"]] == [("base", "gen"), ("base", "ret")]
     assert [(r["a"], r["b"]) for r in families["all_pairs"]] == [
@@ -195,14 +197,14 @@ def test_simulated_k_arm_study_recovers_the_planted_pair(design):
         orders = responses.drop_duplicates("participant_id")["sequence"].value_counts()
         assert len(orders) == 3 and orders.nunique() == 1  # each cyclic order equally often
     data = build_study_data(responses, design=design, baseline="base", conditions=("base", "gen", "ret"))
-    assert data.multi_arm and data.visual == "" and data.conditions == ("base", "gen", "ret")
+    assert data.visual == "" and data.conditions == ("base", "gen", "ret")
     result = run_analysis(data, AnalysisConfig(n_boot=0)).results
     block = result["constructs"]["trust"]
     assert result["conditions"] == ["base", "gen", "ret"]
     pairs = {(r["a"], r["b"]): r["parametric"] for r in block["pairwise"]["all_pairs"]}
     assert pairs[("base", "gen")]["effect_size"]["value"] == pytest.approx(1.0, abs=0.45)
     assert pairs[("base", "gen")]["p_holm"] < 0.01 and pairs[("base", "ret")]["p_holm"] > 0.01
-    planted = primary_result(responses, design, "base", "gen", "trust", ("base", "gen", "ret"))
+    planted = primary_result(responses, design, ("base", "gen", "ret"), "gen", "trust")
     vs_base = block["pairwise"]["vs_baseline"][0]["parametric"]
     assert planted == {"p": vs_base["p_holm"], "effect": vs_base["effect_size"]["value"]}
     assert result["power"]["a_priori"]["k"] == 3
@@ -228,7 +230,7 @@ def test_cli_compares_the_conditions_it_is_given(tmp_path):
     ]
     assert main([*args, "--conditions", "base,gen,ret", "--out", str(out), "--bootstrap", "0"]) == 0
     results = json.loads((out / "results.json").read_text(encoding="utf-8"))
-    assert results["conditions"] == ["base", "gen", "ret"] and results["visual"] == ""
+    assert results["conditions"] == ["base", "gen", "ret"] and "visual" not in results
     assert "omnibus" in results["constructs"]["trust"]
     assert "Games–Howell p" in (out / "report.md").read_text(encoding="utf-8")
     assert (

@@ -100,9 +100,7 @@ def test_demo_protocol_report_shows_labels_never_ids(design, tmp_path):
     report, tables = (out / "report.md").read_text(), (out / "tables.tex").read_text()
     tables_plain = tables.replace("\\_", "_")
     analysis = run_analysis(load_export(export), AnalysisConfig(n_boot=0))
-    figures = build_figures(
-        analysis, analysis.results["design"], analysis.results["baseline"], analysis.results["visual"]
-    )
+    figures = build_figures(analysis)
     seen = {
         "report.md": report,
         "tables.tex": tables_plain,

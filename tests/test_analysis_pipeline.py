@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from analysis.constructs import primary_result
 from analysis.load import build_study_data
-from analysis.pipeline import AnalysisConfig, primary_result, run_analysis
+from analysis.pipeline import AnalysisConfig, run_analysis
 from analysis.power import LikertGenerator, power_curve
 from analysis.scores import reverse_code, scale_bounds
 from tests.analysis_data import BASELINE, VISUAL, make_study
@@ -28,22 +29,30 @@ def test_results_schema_within(within):
     for block in res["constructs"].values():
         for cond in (BASELINE, VISUAL):
             assert set(block["descriptives"][cond]) >= {"n", "mean", "sd", "median", "iqr"}
-        par = block["parametric"]
+        par = block["omnibus"]["parametric"]
         assert set(par) >= {"test", "statistic", "df", "p", "p_holm", "mean_diff", "ci", "effect_size"}
         assert par["test"] == "paired t-test" and par["effect_size"]["name"] == "d_z"
         assert set(par["effect_size"]) == {"name", "value", "ci"}
-        assert block["nonparametric"]["test"] == "Wilcoxon signed-rank"
-        assert block["nonparametric"]["effect_size"]["name"] == "rank_biserial"
-        assert isinstance(block["alpha"], float) and block["relative_change_pct"] is not None
+        assert block["omnibus"]["nonparametric"]["test"] == "Wilcoxon signed-rank"
+        assert block["omnibus"]["nonparametric"]["effect_size"]["name"] == "rank_biserial"
+        # k = 2: both families hold the one pair, the omnibus test's numbers (p adjusted within the family)
+        (pair,) = block["pairwise"]["vs_baseline"]
+        assert block["pairwise"]["all_pairs"] == [pair] and (pair["a"], pair["b"]) == (BASELINE, VISUAL)
+        assert {k: v for k, v in pair["parametric"].items() if k != "p_holm"} == {
+            k: v for k, v in par.items() if k != "p_holm"
+        }
+        assert pair["parametric"]["p_holm"] == par["p"]
+        assert isinstance(block["alpha"], float) and pair["relative_change_pct"] is not None
         mean_diff = block["descriptives"][VISUAL]["mean"] - block["descriptives"][BASELINE]["mean"]
         assert par["mean_diff"] == pytest.approx(mean_diff)  # visual − baseline
-        assert block["relative_change_pct"] == pytest.approx(
+        assert block["means"][VISUAL] - block["means"][BASELINE] == pytest.approx(mean_diff)
+        assert pair["relative_change_pct"] == pytest.approx(
             100 * mean_diff / block["descriptives"][BASELINE]["mean"]
         )
         assert block["ordinal"]["n_clusters"] == 40 and "limitation" in block["ordinal"]
         assert block["period_effect"]["n_visual_first"] + block["period_effect"]["n_baseline_first"] == 40
-    p = [b["parametric"]["p"] for b in res["constructs"].values()]
-    assert max(b["parametric"]["p_holm"] for b in res["constructs"].values()) == pytest.approx(
+    p = [b["omnibus"]["parametric"]["p"] for b in res["constructs"].values()]
+    assert max(b["omnibus"]["parametric"]["p_holm"] for b in res["constructs"].values()) == pytest.approx(
         min(1.0, max(max(p), 2 * min(p)))
     )
 
@@ -92,7 +101,8 @@ def test_trust_calibration_detects_over_reliance(within):
     trust = within.results["trust_calibration"]
     cells = {(r["condition"], r["ai_correct"]): r for r in trust["agreement_with_ai"]}
     assert cells[(VISUAL, 0)]["mean"] > cells[(BASELINE, 0)]["mean"]  # planted: 0.8 vs 0.2
-    assert trust["over_reliance"]["mean_diff"] > 0 and trust["over_reliance"]["p"] < 0.05
+    assert set(trust["over_reliance"]) == {VISUAL}  # each condition vs the baseline
+    assert trust["over_reliance"][VISUAL]["mean_diff"] > 0 and trust["over_reliance"][VISUAL]["p"] < 0.05
     trust_cells = {(r["condition"], r["ai_correct"]): r["mean"] for r in trust["trust"]}
     assert trust_cells[(BASELINE, 1)] > trust_cells[(BASELINE, 0)]  # trust higher on correct cases
 
@@ -121,11 +131,12 @@ def test_between_design_and_construct_selection():
     res = run_analysis(data, AnalysisConfig(constructs=("comprehension",), n_boot=0)).results
     block = res["constructs"]["comprehension"]
     assert list(res["constructs"]) == ["comprehension"]
+    tests = block["omnibus"]
     assert (
-        block["parametric"]["test"] == "Welch t-test"
-        and block["parametric"]["effect_size"]["name"] == "hedges_g"
+        tests["parametric"]["test"] == "Welch t-test"
+        and tests["parametric"]["effect_size"]["name"] == "hedges_g"
     )
-    assert block["nonparametric"]["test"] == "Mann-Whitney U"
+    assert tests["nonparametric"]["test"] == "Mann-Whitney U"
     assert block["period_effect"] is None
     assert res["power"]["sensitivity"]["effect_name"] == "d"
 
@@ -135,11 +146,11 @@ def test_planted_effect_is_recovered(design):
     """The generator plants d (d_z within) on construct scores; the full analysis path must recover it."""
     gen = LikertGenerator(design=design)
     estimates = [
-        primary_result(gen(3000, 0.5, np.random.default_rng(s)), design, gen.baseline, gen.visual)
+        primary_result(gen(3000, 0.5, np.random.default_rng(s)), design, gen.conditions, gen.visual)
         for s in range(2)
     ]
     assert np.mean([e["effect"] for e in estimates]) == pytest.approx(0.5, abs=0.06)
-    null = primary_result(gen(3000, 0.0, np.random.default_rng(9)), design, gen.baseline, gen.visual)
+    null = primary_result(gen(3000, 0.0, np.random.default_rng(9)), design, gen.conditions, gen.visual)
     assert abs(null["effect"]) < 0.08
 
 
@@ -147,7 +158,7 @@ def test_power_curve_increases_with_n_and_effect():
     gen = LikertGenerator()
     curve = power_curve(
         gen,
-        lambda f: primary_result(f, "within", gen.baseline, gen.visual),
+        lambda f: primary_result(f, "within", gen.conditions, gen.visual),
         sample_sizes=(10, 50),
         effects=(0.2, 0.8),
         n_sims=30,

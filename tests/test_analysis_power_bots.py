@@ -3,17 +3,17 @@ power rising with n, and ``skingen-analysis report --db … --simulate`` choosin
 
 from __future__ import annotations
 
-import functools
 import json
 
 import numpy as np
 import pytest
 
+from analysis.constructs import primary_result
 from analysis.load import build_study_data
-from analysis.pipeline import AnalysisConfig, primary_result, run_analysis
+from analysis.pipeline import AnalysisConfig, run_analysis
 from analysis.power import power_curve
 from app.analysis_command import main
-from app.sources import engine_bots
+from app.sources import bots_of
 from db.session import Database
 from study.botpower import EngineBotGenerator
 from study.engine import StudyEngine
@@ -41,7 +41,9 @@ def within_bots(within_protocol):
 
 
 def _estimate(generator: EngineBotGenerator, frame) -> dict:
-    return primary_result(frame, generator.design, generator.baseline, generator.visual, generator.construct)
+    return primary_result(
+        frame, generator.design, generator.conditions, generator.visual, generator.construct
+    )
 
 
 def test_planted_effect_is_recovered_from_bot_data(within_bots):
@@ -71,7 +73,7 @@ def test_csv_input_and_mismatched_protocol_use_the_likert_generator(within_bots,
     assert simulation["generator_kind"] == "likert"
     assert simulation["construct"] == "comprehension"  # the first confirmatory construct, as the analysis
     between = load_protocol(write_protocol(tmp_path, example_protocol("between"), bundle_dir))
-    results = run_analysis(data, config, bot_source=functools.partial(engine_bots, between)).results
+    results = run_analysis(data, config, bot_source=bots_of(between)).results
     assert results["power"]["simulation"]["generator_kind"] == "likert"
     assert any("design is 'between'" in w for w in results["warnings"])
 

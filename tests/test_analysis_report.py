@@ -27,7 +27,7 @@ def analysis():
 
 @pytest.fixture(scope="module")
 def figures(analysis):
-    return build_figures(analysis, "within", BASELINE, VISUAL)
+    return build_figures(analysis)
 
 
 def _traces(fig) -> list[tuple[str, str]]:
@@ -85,7 +85,7 @@ def test_between_construct_figure_has_no_paired_lines():
     res = run_analysis(
         build_study_data(responses, design="between", baseline=BASELINE), AnalysisConfig(n_boot=0)
     )
-    figs = build_figures(res, "between", BASELINE, VISUAL)
+    figs = build_figures(res)
     assert "paired" not in [t.name for t in figs["construct_trust"].data]
 
 
@@ -155,12 +155,16 @@ def test_cli_report_end_to_end(tmp_path):
         "figures",
     }
     results = json.loads((out / "results.json").read_text())
-    assert results["schema_version"] == 4 and results["constructs"]["trust"]["parametric"]["df"] == 23
+    assert (
+        results["schema_version"] == 5 and results["constructs"]["trust"]["omnibus"]["parametric"]["df"] == 23
+    )
     md = (out / "report.md").read_text()
     assert re.search(r"\*t\*\(23\) = -?\d+\.\d\d, \*p\* [=<] \.\d{3}", md)
     assert "relative change of means" in md and "*d*<sub>z</sub> =" in md
     assert re.search(r"BF<sub>10</sub> = \d", md) and "| BF10 |" in md  # beside every construct t-test
-    assert results["constructs"]["trust"]["parametric"]["bayes_factor"]["r"] == pytest.approx(2**0.5 / 2)
+    assert results["constructs"]["trust"]["omnibus"]["parametric"]["bayes_factor"]["r"] == pytest.approx(
+        2**0.5 / 2
+    )
     html = (out / "report.html").read_text()
     assert "<script src=" not in html and html.count('class="plotly-graph-div"') == 8  # with power_cases
     assert (out / "figures" / "construct_trust.html").exists() and (
@@ -266,7 +270,7 @@ def test_likert_chart_shows_answers_as_given_with_item_text_and_anchors():
         "items": {"trust_1": "I trust it.", "trust_3": "I am suspicious of it."},
         "anchors": {i: {"1": "Strongly disagree", "7": "Strongly agree"} for i in ("trust_1", "trust_3")},
     }
-    fig = likert_figure(scored, "trust", BASELINE, VISUAL, labels=labels)
+    fig = likert_figure(scored, "trust", (BASELINE, VISUAL), labels=labels)
     top = next(t for t in fig.data if t.name == "7 Strongly agree")
     assert list(top.x) == [100.0] * 4  # … the chart shows the 7s that were given
     assert "I am suspicious of it. (reverse-keyed)<br><i>With images</i>" in top.y

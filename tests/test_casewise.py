@@ -13,9 +13,10 @@ import pytest
 from scipy import stats
 
 from analysis.casewise import per_case_rows, trial_frame
+from analysis.constructs import prepare_responses
 from analysis.document import document
 from analysis.load import build_study_data, validate_hypotheses
-from analysis.pipeline import AnalysisConfig, prepare_responses, run_analysis
+from analysis.pipeline import AnalysisConfig, run_analysis
 from analysis.render import render_latex, render_markdown
 
 DATA = Path(__file__).parent / "data" / "r"
@@ -95,7 +96,7 @@ def test_the_report_leads_with_the_mixed_model(analysed):
     assert mixed_at < secondary_at
     assert "random: participants and cases" in text
     assert "tab:mixed" in render_latex(analysed.results)
-    assert analysed.results["schema_version"] == 4
+    assert analysed.results["schema_version"] == 5
 
 
 def _one_case(responses: pd.DataFrame) -> pd.DataFrame:
@@ -110,7 +111,9 @@ def test_a_construct_with_one_case_is_a_note_not_a_crash():
     results = run_analysis(data, CONFIG).results
     mixed = results["constructs"]["trust"]["mixed"]
     assert set(mixed) == {"skipped"} and "case" in mixed["skipped"]
-    assert results["constructs"]["trust"]["parametric"]["p"] is not None  # the other tests still run
+    assert (
+        results["constructs"]["trust"]["omnibus"]["parametric"]["p"] is not None
+    )  # the other tests still run
     assert f"Mixed model (primary) not fitted: {mixed['skipped']}" in render_markdown(document(results))
     (h1,) = results["hypotheses"]  # the plan's model could not run: the fallback is stated as a deviation
     assert h1["test"].startswith("paired t-test") and h1["mixed_skipped"] == mixed["skipped"]

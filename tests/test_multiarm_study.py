@@ -3,8 +3,6 @@ codebook describe three conditions, and the analysis (and its bot power simulati
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import pytest
 
@@ -12,7 +10,7 @@ from analysis.figures import build_figures
 from analysis.load import StudyData, from_export
 from analysis.pipeline import AnalysisConfig, run_analysis
 from analysis.render import write_reports
-from app.sources import engine_bots
+from app.sources import bots_of
 from study.allocation import arms
 from study.botpower import EngineBotGenerator
 from study.export import export_frames
@@ -99,7 +97,7 @@ def test_three_arm_study_through_bots_export_codebook_and_analysis(three_arm, tm
         assert set(per_arm.index) == set(ARMS)
     # 3. the analysis compares every pair and finds the planted one
     data = from_export(frames)
-    assert data.conditions == ARMS and data.multi_arm
+    assert data.conditions == ARMS
     analysis = run_analysis(data, AnalysisConfig(n_boot=0))
     results = analysis.results
     trust = results["constructs"]["trust"]
@@ -113,7 +111,7 @@ def test_three_arm_study_through_bots_export_codebook_and_analysis(three_arm, tm
     assert [t["condition"] for t in trust["ordinal"]["terms"]] == list(ARMS[1:])
     assert set(results["trust_calibration"]["over_reliance"]) == set(ARMS[1:])
     # 4. figures and reports with all arms
-    figures = build_figures(analysis, data.design, data.baseline, data.visual, data.conditions)
+    figures = build_figures(analysis)
     label = {c: data.labels.conditions[c] for c in ARMS}  # readers see the protocol's labels, not ids
     boxes = [t.name for t in figures["construct_trust"].data if t.type == "box"]
     assert boxes == [label[c] for c in ARMS]
@@ -147,9 +145,7 @@ def test_power_planning_for_three_arms_runs_the_study_bots(three_arm):
     protocol = engine.protocol
     planned = StudyData(None, None, None, "within", protocol.baseline, "", (), ARMS)
     config = AnalysisConfig(simulate=True, sim_sizes=(18,), sim_effects=(1.0,), sim_reps=3, sim_population=54)
-    power = run_analysis(planned, config, bot_source=functools.partial(engine_bots, engine.loaded)).results[
-        "power"
-    ]
+    power = run_analysis(planned, config, bot_source=bots_of(engine.loaded)).results["power"]
     assert power["simulation"]["generator_kind"] == "engine_bots"
     [point] = power["simulation"]["curve"]
     assert point["n"] == 18 and point["mean_estimate"] > 0.3  # the planted pair, skingen_visual − baseline

@@ -178,7 +178,7 @@ def test_a_study_on_instruments_through_bots_export_codebook_and_report(study_fi
     assert instruments.loc["explanation_satisfaction", "adapted"] == 1
     assert "participants do not use" in instruments.loc["explanation_satisfaction", "adaptation"]
 
-    assert results["schema_version"] == 4
+    assert results["schema_version"] == 5
     sus = results["instruments"]["sus"]
     assert sus["n_items"] == 10 and sus["alpha"] is not None and not sus["adapted"]
     assert set(sus["norms"]["by_condition"]) == {"baseline_text", "skingen_visual"}
@@ -266,7 +266,9 @@ def test_a_hypothesis_about_baseline_minus_visual_is_tested_in_its_own_direction
             for d in ("greater", "less")
         ]
     )
-    data = StudyData(None, None, None, "within", "base", "vis", hypotheses=hypotheses)
+    data = StudyData(
+        None, None, None, "within", "base", "vis", conditions=("base", "vis"), hypotheses=hypotheses
+    )
     greater, less = confirmatory_tests(scores, data, 0.95)
     assert greater["mean_diff"] > 0 and greater["effect_size"]["value"] > 0
     assert greater["p"] < 0.01 and less["p"] > 0.99 and greater["p"] + less["p"] == pytest.approx(1)

@@ -321,38 +321,37 @@ def analysis() -> None:
     access.require("admin")
     engine = configured_engine()
     st.title("Analysis report")
-    st.write("Runs `skingen-analysis report` on the current data (exclusions from the protocol applied).")
+    st.write(
+        "Runs `skingen-analysis report` on the current data, with its defaults and the registered protocol "
+        "(exclusions from the protocol applied): the numbers are the report's."
+    )
     if not st.button("Run the analysis", type="primary"):
         return
     try:
-        from analysis.document import (
-            document,
-            hypotheses_table,
-            instruments_table,
-            ratings_table,
-            summary_table,
-        )
-        from analysis.figures import build_figures
+        from analysis.config import AnalysisConfig
+        from analysis.document import hypotheses_table, instruments_table, ratings_table, summary_table
         from analysis.load import AnalysisInputError, from_export
-        from analysis.pipeline import AnalysisConfig, run_analysis
-        from analysis.render import render_html
+        from analysis.report import build_report
+        from app.sources import bots_of
     except ImportError:
         st.error("The analysis needs the `analysis` extra: `pip install 'skingen-study[analysis]'`.")
         return
     with st.spinner("Computing…"):
         try:  # the engine's own database and study, through the export contract (as Downloads)
             data = from_export(export_frames(engine.db, version_id=engine.version_id))
-            result = run_analysis(data, AnalysisConfig(n_boot=200))
+            report = build_report(data, AnalysisConfig(), bot_source=bots_of(engine.loaded))
         except AnalysisInputError as exc:
             st.error(f"The analysis cannot run on these data yet: {exc}")
             return
-        figures = build_figures(result, data.design, data.baseline, data.visual, data.conditions)
+    result, figures = report.analysis, report.figures
     protocol = engine.protocol
     analysed = 0 if result.scores is None else result.scores["participant_id"].nunique()
     st.caption(
         f"Study {protocol.study.id} v{protocol.study.version} · {data.design} design · "
         f"{analysed} participants analysed"
     )
+    with st.expander("Settings (those of `skingen-analysis report`, as in results.json)"):
+        st.json(result.results["config"])
     plan = result.results["preregistration"]
     st.subheader(f"Preregistration: {plan['status']}")
     for deviation in plan["deviations"]:
@@ -373,7 +372,7 @@ def analysis() -> None:
         st.caption(f"Note: {warning}")
     st.download_button(
         "Download report.html",
-        render_html(document(result.results), figures).encode("utf-8"),
+        report.html().encode("utf-8"),
         file_name="report.html",
         mime="text/html",
     )
