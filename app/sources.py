@@ -14,7 +14,7 @@ from analysis.simulation import BotSource
 from db.session import DatabaseNotFound, open_existing
 from study.botpower import EngineBotGenerator, plantable_constructs
 from study.export import export_frames
-from study.protocol import LoadedProtocol, load_protocol
+from study.protocol.loading import LoadedProtocol, load_protocol
 from study.registry import active_version, stored_protocol
 
 __all__ = ["LoadedProtocol", "bots_of", "engine_bots", "load_db", "read_protocol"]

@@ -32,7 +32,8 @@ from study.allocation import arms
 from study.engine import StudyEngine
 from study.export import export_frames
 from study.path import participant_path
-from study.protocol import LoadedProtocol, Protocol
+from study.protocol.loading import LoadedProtocol
+from study.protocol.model import Protocol
 from study.registry import register
 from study.simulate import NO_CASE_EFFECTS, Policy, simulate
 
@@ -59,7 +60,7 @@ def construct_items(loaded: LoadedProtocol, construct: str) -> dict[str, float]:
         for step in participant_path(loaded, arm.id, 0):
             if step.condition is None:
                 continue
-            k = sum(1 for i in step.items if i.type == "likert" and i.construct == construct)
+            k = sum(1 for i in step.items if i.planted and i.construct == construct)
             counts[step.condition] = counts.get(step.condition, 0) + k
         for condition, k in counts.items():
             if k:
@@ -77,7 +78,7 @@ def plantable_constructs(loaded: LoadedProtocol) -> list[str]:
     """Constructs the bots can plant an effect on: Likert constructs asked under the baseline and the planted
     condition, in the analysis' order (:func:`formats.contract.construct_order`)."""
     protocol = loaded.protocol
-    names = construct_order(i.construct for i in protocol.items().values() if i.type == "likert")
+    names = construct_order(i.construct for i in protocol.items().values() if i.planted)
     compared = {protocol.baseline, planted_condition(protocol)}
     return [c for c in names if compared <= set(construct_items(loaded, c))]
 

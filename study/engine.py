@@ -38,7 +38,7 @@ from study.path import (
     Step,
     validate_answers,
 )
-from study.protocol import LoadedProtocol, load_protocol
+from study.protocol.loading import LoadedProtocol, load_protocol
 from study.references import REFERENCE_KINDS, case_references
 from study.refusals import (
     AnswerLocked,

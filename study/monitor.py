@@ -15,7 +15,7 @@ from formats.status import ACTIVE, DROPPED, allocated, completed
 from study.allocation import arms
 from study.export import export_frames
 from study.path import Step, participant_path, step_order
-from study.protocol import LoadedProtocol
+from study.protocol.loading import LoadedProtocol
 
 PARTICIPANT_TABLE_COLUMNS = (
     "participant_id",

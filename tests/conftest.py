@@ -54,7 +54,7 @@ def make_engine(database_url):
     """Register a protocol file in a fresh database (each backend of ``database_url``) and return its engine."""
     from db.session import Database
     from study.engine import StudyEngine
-    from study.protocol import load_protocol
+    from study.protocol.loading import load_protocol
     from study.registry import register
 
     def make(path, url: str | None = None):

@@ -17,7 +17,7 @@ from app.sources import bots_of
 from db.session import Database
 from study.botpower import EngineBotGenerator
 from study.engine import StudyEngine
-from study.protocol import load_protocol
+from study.protocol.loading import load_protocol
 from study.registry import register
 from study.simulate import Policy, simulate
 from tests.factories import example_protocol, write_protocol

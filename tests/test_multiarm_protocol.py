@@ -11,7 +11,7 @@ import yaml
 from study.allocation import allocation_table, arms
 from study.codebook import codebook
 from study.crossover import williams_orders
-from study.protocol import ProtocolError, load_protocol, parse_protocol
+from study.protocol.loading import ProtocolError, load_protocol, parse_protocol
 from study.references import shown_references
 from tests.factories import example_protocol, make_bundle, multi_arm_protocol, write_protocol
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from app.study_command import main
-from study.protocol import ProtocolError, load_protocol, parse_protocol
+from study.protocol.loading import ProtocolError, load_protocol, parse_protocol
 from tests.factories import EXAMPLES
 
 

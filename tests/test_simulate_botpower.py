@@ -15,7 +15,7 @@ from study.botpower import (
     plantable_constructs,
     point_shift,
 )
-from study.protocol import load_protocol
+from study.protocol.loading import load_protocol
 from tests.factories import example_protocol, write_protocol
 
 
