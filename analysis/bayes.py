@@ -66,19 +66,19 @@ def jzs_bf10(t: float, n1: int, n2: int | None = None, r: float = R_MEDIUM) -> f
     return math.inf if log_bf > 709 else math.exp(log_bf)
 
 
-def bayes_factor(visual: np.ndarray, baseline: np.ndarray, paired: bool, r: float = R_MEDIUM) -> dict:
-    """Two-sided BF10 of visual − baseline from the samples (paired: differences; else Student two-sample t).
+def bayes_factor(compared: np.ndarray, baseline: np.ndarray, paired: bool, r: float = R_MEDIUM) -> dict:
+    """Two-sided BF10 of compared − baseline from the samples (paired: differences; else Student two-sample t).
 
     Keys: ``name`` ('BF10'), ``value``, ``r``, ``test`` (the t-test it is based on), ``statistic`` (its t),
     ``prior`` (in words).
     """
-    visual, baseline = np.asarray(visual, dtype=float), np.asarray(baseline, dtype=float)
+    compared, baseline = np.asarray(compared, dtype=float), np.asarray(baseline, dtype=float)
     if paired:
-        res = stats.ttest_1samp(visual - baseline, 0.0)
-        value, test = jzs_bf10(float(res.statistic), len(visual), None, r), "one-sample t of differences"
+        res = stats.ttest_1samp(compared - baseline, 0.0)
+        value, test = jzs_bf10(float(res.statistic), len(compared), None, r), "one-sample t of differences"
     else:
-        res = stats.ttest_ind(visual, baseline, equal_var=True)
-        value, test = jzs_bf10(float(res.statistic), len(visual), len(baseline), r), "Student two-sample t"
+        res = stats.ttest_ind(compared, baseline, equal_var=True)
+        value, test = jzs_bf10(float(res.statistic), len(compared), len(baseline), r), "Student two-sample t"
     return {
         "name": "BF10",
         "value": value,

@@ -1,6 +1,6 @@
 """Two-sample comparisons of construct scores with effect sizes and CIs, and the ordinal and period models.
 
-Every difference is first sample − second (``visual`` − ``baseline``: the later condition minus the earlier
+Every difference is first sample − second (``compared`` − ``baseline``: the later condition minus the earlier
 one in the protocol's order, baseline first). Each test returns a flat record (``dict``) whose keys are listed
 in its docstring; :mod:`analysis.multiarm` pairs them and :mod:`analysis.constructs` nests them into the
 ``constructs.<name>`` block of ``results.json``."""
@@ -37,19 +37,19 @@ def _check_samples(x: np.ndarray, name: str, minimum: int = 2) -> np.ndarray:
     return x
 
 
-def paired_ttest(visual: np.ndarray, baseline: np.ndarray, confidence: float = 0.95) -> dict:
-    """Paired t-test of visual − baseline with d_z and its exact (noncentral t) CI.
+def paired_ttest(compared: np.ndarray, baseline: np.ndarray, confidence: float = 0.95) -> dict:
+    """Paired t-test of compared − baseline with d_z and its exact (noncentral t) CI.
 
     Keys: ``test, statistic, df, p, mean_diff, ci, effect_size{name='d_z', value, ci}, n``.
     ``d_z`` = mean difference / SD of differences (Cohen 1988; Lakens 2013); not pingouin's d_av.
     """
-    visual, baseline = _check_samples(visual, "visual"), _check_samples(baseline, "baseline")
-    if len(visual) != len(baseline):
+    compared, baseline = _check_samples(compared, "compared"), _check_samples(baseline, "baseline")
+    if len(compared) != len(baseline):
         raise AnalysisInputError("paired test needs equal-length samples")
-    diff = visual - baseline
+    diff = compared - baseline
     n = len(diff)
     sd = diff.std(ddof=1)
-    res = stats.ttest_rel(visual, baseline)
+    res = stats.ttest_rel(compared, baseline)
     ci = res.confidence_interval(confidence)
     d_z = diff.mean() / sd if sd > 0 else math.nan
     d_ci = (
@@ -69,21 +69,21 @@ def paired_ttest(visual: np.ndarray, baseline: np.ndarray, confidence: float = 0
     }
 
 
-def welch_ttest(visual: np.ndarray, baseline: np.ndarray, confidence: float = 0.95) -> dict:
+def welch_ttest(compared: np.ndarray, baseline: np.ndarray, confidence: float = 0.95) -> dict:
     """Welch's t-test with Hedges' g (pooled SD, exact small-sample correction) and its noncentral-t CI.
 
     Keys: ``test, statistic, df, p, mean_diff, ci, effect_size{name='hedges_g', value, ci}, n``.
     """
-    visual, baseline = _check_samples(visual, "visual"), _check_samples(baseline, "baseline")
-    n1, n2 = len(visual), len(baseline)
-    res = stats.ttest_ind(visual, baseline, equal_var=False)
+    compared, baseline = _check_samples(compared, "compared"), _check_samples(baseline, "baseline")
+    n1, n2 = len(compared), len(baseline)
+    res = stats.ttest_ind(compared, baseline, equal_var=False)
     ci = res.confidence_interval(confidence)
     df_pooled = n1 + n2 - 2
-    sp = math.sqrt(((n1 - 1) * visual.var(ddof=1) + (n2 - 1) * baseline.var(ddof=1)) / df_pooled)
+    sp = math.sqrt(((n1 - 1) * compared.var(ddof=1) + (n2 - 1) * baseline.var(ddof=1)) / df_pooled)
     j = math.exp(special.gammaln(df_pooled / 2) - special.gammaln((df_pooled - 1) / 2)) / math.sqrt(
         df_pooled / 2
     )
-    mean_diff = visual.mean() - baseline.mean()
+    mean_diff = compared.mean() - baseline.mean()
     if sp > 0:
         d = mean_diff / sp
         scale = math.sqrt(n1 * n2 / (n1 + n2))
@@ -104,7 +104,7 @@ def welch_ttest(visual: np.ndarray, baseline: np.ndarray, confidence: float = 0.
 
 
 ALTERNATIVES = {"two_sided": "two-sided", "greater": "greater", "less": "less"}
-"""The toolkit's alternatives (as in ``hypotheses:``; ``greater``: visual higher) → SciPy's names."""
+"""The toolkit's alternatives (as in ``hypotheses:``; ``greater``: compared higher) → SciPy's names."""
 
 
 def _check_alternative(alternative: str) -> str:
@@ -134,18 +134,18 @@ def signed_rank_normal_p(nonzero: np.ndarray, t_plus: float, alternative: str = 
     return _normal_tail((centred - correction) / sigma, alternative)
 
 
-def wilcoxon_test(visual: np.ndarray, baseline: np.ndarray, alternative: str = "two_sided") -> dict:
+def wilcoxon_test(compared: np.ndarray, baseline: np.ndarray, alternative: str = "two_sided") -> dict:
     """Wilcoxon signed-rank test (zero differences dropped, as R's ``wilcox.test``) with rank-biserial r.
 
-    Keys: ``test, statistic`` (V: sum of ranks of positive visual − baseline differences, as R reports),
+    Keys: ``test, statistic`` (V: sum of ranks of positive compared − baseline differences, as R reports),
     ``p, effect_size{name='rank_biserial', value}, n`` (non-zero differences).
-    r = (T+ − T−)/(T+ + T−) (Kerby 2014). ``alternative``: ``two_sided``, ``greater`` (visual higher), ``less``.
+    r = (T+ − T−)/(T+ + T−) (Kerby 2014). ``alternative``: ``two_sided``, ``greater`` (compared higher), ``less``.
     The p-value follows R's rule: exact for n < 50 when there are neither ties nor zero differences, else the
     normal approximation with tie and continuity corrections (:func:`signed_rank_normal_p`); checked against
     R (tests/data/r/wilcoxon.R).
     """
     scipy_alternative = _check_alternative(alternative)
-    diff = _check_samples(visual, "visual") - _check_samples(baseline, "baseline")
+    diff = _check_samples(compared, "compared") - _check_samples(baseline, "baseline")
     nonzero = diff[diff != 0]
     if len(nonzero) == 0:
         return {
@@ -171,19 +171,19 @@ def wilcoxon_test(visual: np.ndarray, baseline: np.ndarray, alternative: str = "
     }
 
 
-def mann_whitney_test(visual: np.ndarray, baseline: np.ndarray, alternative: str = "two_sided") -> dict:
-    """Mann–Whitney U test of visual vs baseline with rank-biserial r = 2U/(n₁n₂) − 1 (Wendt 1972).
+def mann_whitney_test(compared: np.ndarray, baseline: np.ndarray, alternative: str = "two_sided") -> dict:
+    """Mann–Whitney U test of compared vs baseline with rank-biserial r = 2U/(n₁n₂) − 1 (Wendt 1972).
 
-    Keys: ``test, statistic`` (U of the visual sample, R's W for ``wilcox.test(visual, baseline)``),
+    Keys: ``test, statistic`` (U of the compared sample, R's W for ``wilcox.test(compared, baseline)``),
     ``p, effect_size{name='rank_biserial', value}, n``. Exact without ties when both samples are < 50, else
     normal approximation with tie and continuity corrections, as R (checked: tests/data/r/wilcoxon.R).
     """
     scipy_alternative = _check_alternative(alternative)
-    visual, baseline = _check_samples(visual, "visual", 1), _check_samples(baseline, "baseline", 1)
-    has_ties = len(np.unique(np.concatenate([visual, baseline]))) < len(visual) + len(baseline)
-    exact = len(visual) < 50 and len(baseline) < 50 and not has_ties  # R's wilcox.test rule
+    compared, baseline = _check_samples(compared, "compared", 1), _check_samples(baseline, "baseline", 1)
+    has_ties = len(np.unique(np.concatenate([compared, baseline]))) < len(compared) + len(baseline)
+    exact = len(compared) < 50 and len(baseline) < 50 and not has_ties  # R's wilcox.test rule
     res = stats.mannwhitneyu(
-        visual,
+        compared,
         baseline,
         alternative=scipy_alternative,
         use_continuity=True,
@@ -194,8 +194,8 @@ def mann_whitney_test(visual: np.ndarray, baseline: np.ndarray, alternative: str
         "test": "Mann-Whitney U",
         "statistic": u,
         "p": float(res.pvalue),
-        "effect_size": {"name": "rank_biserial", "value": 2 * u / (len(visual) * len(baseline)) - 1},
-        "n": len(visual) + len(baseline),
+        "effect_size": {"name": "rank_biserial", "value": 2 * u / (len(compared) * len(baseline)) - 1},
+        "n": len(compared) + len(baseline),
     }
 
 
@@ -306,7 +306,7 @@ def cumulative_logit(
 ) -> dict:
     """Proportional-odds (cumulative logit) model ``value ~ condition`` with cluster-robust SEs.
 
-    ``group`` codes the condition: 0 the baseline, 1..G−1 the others (a boolean "visual" for two arms).
+    ``group`` codes the condition: 0 the baseline, 1..G−1 the others (a boolean "compared" for two arms).
     The likelihood depends on the data only through the G × K table of counts, so the fit costs the same for
     any n; it is maximised by Newton's method with the analytic gradient and Hessian (R's ``clm`` gives the
     same estimates to 1e-6; tested). The sandwich variance sums each cluster's (participant's) score, which
@@ -365,23 +365,25 @@ def _wald_term(beta: float, se: float, zcrit: float) -> dict:
     }
 
 
-def period_effect(scores: pd.DataFrame, baseline: str, visual: str, confidence: float = 0.95) -> dict | None:
+def period_effect(
+    scores: pd.DataFrame, baseline: str, compared: str, confidence: float = 0.95
+) -> dict | None:
     """Condition × period in a 2 × 2 crossover (Jones & Kenward 2014, §2.3), from one construct's scores.
 
-    Participants are grouped by which condition came first; the visual − baseline differences are compared
+    Participants are grouped by which condition came first; the compared − baseline differences are compared
     between the two orders with Welch's t. Half their difference is the period effect (later − earlier period,
     averaged over conditions); their average is the period-adjusted condition effect. Returns None when the
     data have no periods or only one order. Keys: ``test, statistic, df, p, period_diff, period_diff_ci,
-    adjusted_mean_diff, n_visual_first, n_baseline_first``.
+    adjusted_mean_diff, n_compared_first, n_baseline_first``.
     """
     if "period" not in scores.columns or scores["period"].isna().all():
         return None
     wide = scores.pivot(index="participant_id", columns="condition", values=["score", "period"]).dropna()
     if wide.empty:
         return None
-    diff = wide[("score", visual)] - wide[("score", baseline)]
-    visual_first = wide[("period", visual)] < wide[("period", baseline)]
-    first, second = diff[visual_first].to_numpy(), diff[~visual_first].to_numpy()
+    diff = wide[("score", compared)] - wide[("score", baseline)]
+    compared_first = wide[("period", compared)] < wide[("period", baseline)]
+    first, second = diff[compared_first].to_numpy(), diff[~compared_first].to_numpy()
     if len(first) < 2 or len(second) < 2:
         return None
     res = stats.ttest_ind(second, first, equal_var=False)
@@ -394,6 +396,6 @@ def period_effect(scores: pd.DataFrame, baseline: str, visual: str, confidence: 
         "period_diff": float((second.mean() - first.mean()) / 2),
         "period_diff_ci": [float(ci.low / 2), float(ci.high / 2)],
         "adjusted_mean_diff": float((second.mean() + first.mean()) / 2),
-        "n_visual_first": len(first),
+        "n_compared_first": len(first),
         "n_baseline_first": len(second),
     }

@@ -118,7 +118,7 @@ def summary_caption(results: dict) -> str:
     k, within = len(results["conditions"]), results["design"] == "within"
     if k == 2:
         design = "paired t-test, d_z" if within else "Welch t-test, Hedges' g"
-        return f"Comparisons per construct ({design}; Holm-adjusted p; differences are visual − baseline)."
+        return f"Comparisons per construct ({design}; Holm-adjusted p; differences are compared − baseline)."
     design = "RM ANOVA, GG-corrected" if within else "Welch ANOVA"
     return f"Omnibus tests over {k} conditions ({design}; Holm-adjusted p)."
 
@@ -203,7 +203,7 @@ def parametric_sentence(block: dict, confidence: float) -> str:
         f"{'A paired' if par['test'] == 'paired t-test' else 'A Welch'} *t*-test: *t*({apa.df_text(par['df'])}) = "
         f"{apa.num(par['statistic'])}, {apa.pval(par['p'])} (Holm-adjusted {apa.pval(par.get('p_holm'))}); mean "
         "difference "
-        f"(visual − baseline) = {apa.num(par['mean_diff'])}, {apa.ci(par['ci'], confidence)}; "
+        f"(compared − baseline) = {apa.num(par['mean_diff'])}, {apa.ci(par['ci'], confidence)}; "
         f"{apa.EFFECT_SYMBOL[es['name']]} = "
         f"{apa.num(es['value'])}, {apa.ci(es['ci'], confidence)}; relative change of means "
         f"{apa.signed_pct(pair['relative_change_pct'])}"
@@ -256,7 +256,7 @@ def period_sentence(block: dict, confidence: float) -> str | None:
         f"Condition × period: *t*({res['df']:.2f}) = {apa.num(res['statistic'])}, {apa.pval(res['p'])}; period "
         f"difference (later − earlier) = {apa.num(res['period_diff'])}, {apa.ci(res['period_diff_ci'], confidence)}; "
         f"period-adjusted mean difference = {apa.num(res['adjusted_mean_diff'])} ({res['n_baseline_first']} "
-        f"baseline-first, {res['n_visual_first']} visual-first)."
+        f"baseline-first, {res['n_compared_first']} compared-first)."
     )
 
 
@@ -366,8 +366,8 @@ def trust_sentences(trust: dict, results: dict) -> list[str]:
             if res is None:
                 continue
             es = res["effect_size"]
-            versus = "visual" if two else html.escape(names(condition))
-            difference = "difference (visual − baseline)" if two else "difference"
+            versus = html.escape(names(condition))
+            difference = "difference (compared − baseline)" if two else "difference"
             out.append(
                 f"{label}, {versus} vs baseline: *t*({apa.df_text(res['df'])}) = {apa.num(res['statistic'])}, "
                 f"{apa.pval(res['p'])}, {difference} = {apa.num(res['mean_diff'])}, {apa.ci(res['ci'], level)}"

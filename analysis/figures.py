@@ -25,7 +25,7 @@ from analysis.labels import anchor_labels, condition_labels, item_label
 from analysis.scores import scored_rows
 
 BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
-PALETTE = {"baseline": "#7f7f7f", "visual": "#1f77b4"}
+PALETTE = {"baseline": "#7f7f7f", "compared": "#1f77b4"}
 ARM_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")  # D3 after grey
 LIKERT_COLORS = ("#b2182b", "#d6604d", "#f4a582", "#e0e0e0", "#92c5de", "#4393c3", "#2166ac")
 MAX_PAIRED_LINES = 200
@@ -249,7 +249,7 @@ def flow_figure(flow: pd.DataFrame) -> go.Figure:
             name="participants",
             text=flow["n"],
             textposition="outside",
-            marker_color=np.where(excluded, "#bdbdbd", PALETTE["visual"]),
+            marker_color=np.where(excluded, "#bdbdbd", PALETTE["compared"]),
         )
     )
     fig.update_layout(

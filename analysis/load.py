@@ -102,7 +102,7 @@ class StudyData:
 
     ``responses`` keeps only rows of the compared conditions plus rows without a condition; its ``value``
     column is float (NaN for free text / rows without a construct). ``conditions`` lists the compared
-    conditions, baseline first: ``(baseline, visual)`` for two arms; with more, ``visual`` is '' and every pair
+    conditions, baseline first: ``(baseline, compared)`` for two arms; with more, ``compared`` is '' and every pair
     is compared (:mod:`analysis.multiarm`).
     """
 
@@ -111,7 +111,7 @@ class StudyData:
     ratings: pd.DataFrame | None
     design: str
     baseline: str
-    visual: str
+    compared: str
     warnings: tuple[str, ...] = ()
     conditions: tuple[str, ...] = ()
     relevance_item: str = ""  # the rating item compared with the closed loop (the export's study.csv)
@@ -308,14 +308,14 @@ def validate_image_views(raw: pd.DataFrame, what: str = "image_views") -> pd.Dat
 def resolve_conditions(
     responses: pd.DataFrame,
     baseline: str | None,
-    visual: str | None,
+    compared: str | None,
     what: str = "responses",
     conditions: tuple[str, ...] | None = None,
 ) -> tuple[str, str, tuple[str, ...], list[str]]:
-    """Return ``(baseline, visual, compared conditions, warnings)``.
+    """Return ``(baseline, compared, compared conditions, warnings)``.
 
-    ``visual`` defaults to the one condition that isn't baseline; with more, ``conditions`` (e.g. from
-    study.csv, or ``--conditions``) must name the compared ones, and ``visual`` is then '' (for two compared
+    ``compared`` defaults to the one condition that isn't baseline; with more, ``conditions`` (e.g. from
+    study.csv, or ``--conditions``) must name the compared ones, and ``compared`` is then '' (for two compared
     conditions: the one besides the baseline).
     """
     if not baseline:
@@ -326,7 +326,7 @@ def resolve_conditions(
             f"baseline condition {baseline!r} is not in the {what} data (conditions: {present or 'none'})"
         )
     others = [c for c in present if c != baseline]
-    if visual is None and conditions and len(conditions) >= 2:
+    if compared is None and conditions and len(conditions) >= 2:
         missing = [c for c in conditions if c not in present]
         if missing or baseline not in conditions:
             raise AnalysisInputError(
@@ -334,21 +334,21 @@ def resolve_conditions(
                 f"baseline (conditions present: {present})"
             )
         ignored = [c for c in others if c not in conditions]
-        compared = (baseline, *(c for c in conditions if c != baseline))
-        return baseline, compared[1] if len(compared) == 2 else "", compared, _ignored(ignored, compared)
-    if visual is None:
+        chosen = (baseline, *(c for c in conditions if c != baseline))
+        return baseline, chosen[1] if len(chosen) == 2 else "", chosen, _ignored(ignored, chosen)
+    if compared is None:
         if len(others) != 1:
             raise AnalysisInputError(
                 f"expected one condition besides the baseline {baseline!r}, found {others or 'none'}; "
-                "name the visual condition with --visual, or compare them all with --conditions"
+                "name the compared condition with --compared, or compare them all with --conditions"
             )
         return baseline, others[0], (baseline, others[0]), []
-    if visual not in others:
+    if compared not in others:
         raise AnalysisInputError(
-            f"visual condition {visual!r} is not in the {what} data (conditions: {present})"
+            f"compared condition {compared!r} is not in the {what} data (conditions: {present})"
         )
-    ignored = [c for c in others if c != visual]
-    return baseline, visual, (baseline, visual), _ignored(ignored, (baseline, visual))
+    ignored = [c for c in others if c != compared]
+    return baseline, compared, (baseline, compared), _ignored(ignored, (baseline, compared))
 
 
 def _ignored(ignored: list[str], compared: tuple[str, ...]) -> list[str]:
@@ -391,7 +391,7 @@ def build_study_data(
     interactions: pd.DataFrame | None = None,
     design: str | None = None,
     baseline: str | None = None,
-    visual: str | None = None,
+    compared: str | None = None,
     conditions: tuple[str, ...] | None = None,
 ) -> StudyData:
     """Validate raw frames (as read from CSV or the database) and resolve the design and conditions.
@@ -407,19 +407,19 @@ def build_study_data(
     part = validate_participants(participants) if participants is not None else None
     if design is not None and design not in DESIGNS:
         raise AnalysisInputError(f"--design must be one of {DESIGNS}, got {design!r}")
-    base, vis = baseline or "", visual or ""  # ratings alone only use them as labels
-    compared: tuple[str, ...] = (base, vis)
+    base, other = baseline or "", compared or ""  # ratings alone only use them as labels
+    chosen: tuple[str, ...] = (base, other)
     if resp is not None:
-        base, vis, compared, extra = resolve_conditions(resp, baseline, visual, conditions=conditions)
+        base, other, chosen, extra = resolve_conditions(resp, baseline, compared, conditions=conditions)
         warnings += extra
-        resolved_design = design or infer_design(resp, compared)
+        resolved_design = design or infer_design(resp, chosen)
         if design is None:
             warnings.append(f"no design given: inferred '{resolved_design}' from the data")
-        check_design(resp, resolved_design, compared)
-        resp = resp[resp["condition"].isin(["", *compared])].reset_index(drop=True)
+        check_design(resp, resolved_design, chosen)
+        resp = resp[resp["condition"].isin(["", *chosen])].reset_index(drop=True)
     turns = validate_interactions(interactions) if interactions is not None else None
     return StudyData(
-        resp, part, rat, resolved_design, base, vis, tuple(warnings), compared, interactions=turns
+        resp, part, rat, resolved_design, base, other, tuple(warnings), chosen, interactions=turns
     )
 
 
@@ -433,14 +433,14 @@ def from_export(
     *,
     design: str | None = None,
     baseline: str | None = None,
-    visual: str | None = None,
+    compared: str | None = None,
     conditions: tuple[str, ...] | None = None,
 ) -> StudyData:
     """The analysis input from the export contract's frames (``responses``, ``participants``, ``ratings``,
     ``study``; any may be missing or empty — ratings before any participant —, extra tables are ignored),
     typed or as strings.
 
-    ``design``, ``baseline``, ``visual`` and (more than two arms) ``conditions`` default to the export's
+    ``design``, ``baseline``, ``compared`` and (more than two arms) ``conditions`` default to the export's
     ``study`` table (the registered protocol, as the study ran); without it ``baseline`` must be given.
     """
     study = frames.get("study")
@@ -451,7 +451,7 @@ def from_export(
         row = _as_text(study).iloc[0]
         design = design or row.get("design") or None
         baseline = baseline or row.get("baseline") or None
-        visual = visual or row.get("visual") or None
+        compared = compared or row.get("visual") or None
         relevance_item = row.get("relevance_item", "")
         listed = tuple(c for c in str(row.get("conditions", "")).split(";") if c)
         conditions = conditions or listed or None
@@ -477,7 +477,7 @@ def from_export(
         interactions=_as_text(present.get("interactions")),
         design=design,
         baseline=baseline,
-        visual=visual,
+        compared=compared,
         conditions=conditions,
     )
     instruments, hypotheses = (_as_text(present.get(name)) for name in ("instruments", "hypotheses"))
@@ -498,7 +498,7 @@ def load_export(
     *,
     design: str | None = None,
     baseline: str | None = None,
-    visual: str | None = None,
+    compared: str | None = None,
     conditions: tuple[str, ...] | None = None,
 ) -> StudyData:
     """Load an export folder (``skingen-study export``): its responses, participants, ratings, study,
@@ -514,7 +514,7 @@ def load_export(
     }
     if "responses" not in frames and "ratings" not in frames:
         raise AnalysisInputError(f"--export: {folder} holds neither responses.csv nor ratings.csv")
-    return from_export(frames, design=design, baseline=baseline, visual=visual, conditions=conditions)
+    return from_export(frames, design=design, baseline=baseline, compared=compared, conditions=conditions)
 
 
 def load_csv(
@@ -524,10 +524,10 @@ def load_csv(
     *,
     design: str | None = None,
     baseline: str | None = None,
-    visual: str | None = None,
+    compared: str | None = None,
     conditions: tuple[str, ...] | None = None,
 ) -> StudyData:
     """Load single export CSV files (any may be omitted, but not both responses and ratings)."""
     paths = {"responses": responses, "participants": participants, "ratings": ratings}
     frames = {name: read_csv(path, name) for name, path in paths.items() if path}
-    return from_export(frames, design=design, baseline=baseline, visual=visual, conditions=conditions)
+    return from_export(frames, design=design, baseline=baseline, compared=compared, conditions=conditions)

@@ -52,7 +52,7 @@ SCHEMA_VERSION = 5
 # 4: constructs[c].mixed / .ordinal_mixed (crossed mixed models of per-case items), .described_only
 # 4: labels, n_analysed, flow by arm, baseline, missing data, stratification, sensitivity, ratings_by_source,
 #    bayes_factor beside every construct t-test, equivalence hypotheses (sesoi, tost), ci/ci_level of hypotheses
-# 5: one schema for k ≥ 2 conditions (docs/analysis.md "Schema 5"): top-level conditions always, no visual;
+# 5: one schema for k ≥ 2 conditions (docs/analysis.md "Schema 5"): top-level conditions always, no compared;
 #    constructs[c].omnibus / .pairwise / .means / .pomp{condition} for two arms too; ordinal terms + wald;
 #    trust_calibration.over_reliance / .trust_gap keyed by condition
 

@@ -77,9 +77,9 @@ def confirmatory_test(
     record = {k: hypothesis[k] for k in ("hypothesis", "construct", "first", "second", "direction")}
     record["alpha"] = float(hypothesis["alpha"])
     pair = {hypothesis["first"], hypothesis["second"]}
-    compared = set(data.conditions)
-    if not pair <= compared or len(pair) != 2:
-        return {**record, "skipped": f"compares {sorted(pair)}, the data compare {sorted(compared)}"}
+    analysed = set(data.conditions)
+    if not pair <= analysed or len(pair) != 2:
+        return {**record, "skipped": f"compares {sorted(pair)}, the data compare {sorted(analysed)}"}
     # the pair as a two-arm comparison (any two of k arms): the baseline if it is one of them, else `second`
     reference = data.baseline if data.baseline in pair else hypothesis["second"]
     other = (pair - {reference}).pop()
@@ -88,25 +88,25 @@ def confirmatory_test(
     if hypothesis["construct"] not in set(scores["construct"]):
         return {**record, "skipped": f"construct {hypothesis['construct']!r} is not in the data"}
     samples = condition_scores(scores, hypothesis["construct"], (reference, other), data.design)
-    visual, baseline = samples.sample(other), samples.sample(reference)
-    if len(visual) < 2 or len(baseline) < 2:
+    compared, baseline = samples.sample(other), samples.sample(reference)
+    if len(compared) < 2 or len(baseline) < 2:
         return {**record, "skipped": "fewer than two observations per condition"}
     paired = data.design == "within"
     if hypothesis["direction"] in EQUIVALENCE_DIRECTIONS:
-        first, second = (visual, baseline) if hypothesis["first"] == other else (baseline, visual)
+        first, second = (compared, baseline) if hypothesis["first"] == other else (baseline, compared)
         return {**record, **equivalence_test(first, second, paired, hypothesis)}
-    # every test below is visual − baseline; a hypothesis about baseline − visual flips the direction
+    # every test below is compared − baseline; a hypothesis about baseline − compared flips the direction
     flipped = hypothesis["first"] == reference
     alternative = FLIP[hypothesis["direction"]] if flipped else hypothesis["direction"]
     sign = -1.0 if flipped else 1.0
     level = confidence if alternative == "two_sided" else 1 - 2 * record["alpha"]
     if paired:
-        parametric = paired_ttest(visual, baseline, level)
-        rank = wilcoxon_test(visual, baseline, alternative)
+        parametric = paired_ttest(compared, baseline, level)
+        rank = wilcoxon_test(compared, baseline, alternative)
     else:
-        parametric = welch_ttest(visual, baseline, level)
-        rank = mann_whitney_test(visual, baseline, alternative)
-    means = {other: float(visual.mean()), reference: float(baseline.mean())}
+        parametric = welch_ttest(compared, baseline, level)
+        rank = mann_whitney_test(compared, baseline, alternative)
+    means = {other: float(compared.mean()), reference: float(baseline.mean())}
     result = {
         **record,
         "test": parametric["test"] + ("" if alternative == "two_sided" else ", one-sided"),
@@ -120,7 +120,7 @@ def confirmatory_test(
         "ci_level": level,
         "effect_size": _signed_effect(parametric["effect_size"], sign),
         "rank_test": {"test": rank["test"], "statistic": rank["statistic"], "p": rank["p"]},
-        "bayes_factor": bayes_factor(visual, baseline, paired),
+        "bayes_factor": bayes_factor(compared, baseline, paired),
         "n": parametric["n"],
     }
     if mixed and "skipped" in mixed:  # said, not hidden: the planned model could not be fitted

@@ -125,13 +125,13 @@ def analytic_power_curve(
 class LikertGenerator:
     """Simulated Likert study in the export's long format with a planted standardized effect.
 
-    Answer = round(mid + u_i + δ·visual + e_ic + ε_item), clipped to the scale, with participant intercepts
+    Answer = round(mid + u_i + δ·compared + e_ic + ε_item), clipped to the scale, with participant intercepts
     u ~ N(0, sd_participant²), participant × condition noise e ~ N(0, sd_condition²) and item noise
     ε ~ N(0, sd_item²). δ is chosen so that the *construct score* effect is ``effect`` in d_z units (within:
-    SD of the visual − baseline difference of construct scores) or d units (between: SD of construct scores),
+    SD of the compared − baseline difference of construct scores) or d units (between: SD of construct scores),
     counting rounding as uniform noise. The last item of each construct is reverse coded (stored raw).
 
-    ``others`` adds conditions without an effect (k > 2 arms: the effect is planted on ``visual`` only, the
+    ``others`` adds conditions without an effect (k > 2 arms: the effect is planted on ``compared`` only, the
     least favourable case for detecting it). Within, participant i sees the conditions in the cyclic order
     starting at i mod k; between, participant i gets condition i mod k.
     """
@@ -145,12 +145,12 @@ class LikertGenerator:
     sd_condition: float = 0.6
     sd_item: float = 0.8
     baseline: str = "baseline"  # labels of the simulated conditions (the study's ids when known)
-    visual: str = "visual"
+    compared: str = "visual"
     others: tuple[str, ...] = field(default=(), repr=False)  # repr: two-arm results read as before
 
     @property
     def conditions(self) -> tuple[str, ...]:
-        return (self.baseline, self.visual, *self.others)
+        return (self.baseline, self.compared, *self.others)
 
     def shift(self, effect: float) -> float:
         """Latent shift δ that plants ``effect`` on construct scores."""
@@ -256,7 +256,7 @@ def simulate_trials(
     """One simulated study of a per-case Likert item as the mixed model reads it (one row per participant ×
     case: ``y, participant, case, condition, position``), drawn from the variance components with the bots'
     answer model (:class:`study.simulate.CaseEffects`): clip(round(mid + participant + case + (effect +
-    participant × condition + case × condition)·[visual] + residual)) on ``scale``.
+    participant × condition + case × condition)·[compared] + residual)) on ``scale``.
 
     Within: every participant judges every case once, half of the cases under each condition, the halves
     swapped between odd and even participants (counterbalanced); between: odd and even participants get one
@@ -266,7 +266,7 @@ def simulate_trials(
     participant = np.repeat(np.arange(n_participants), n_cases)
     case = np.tile(np.arange(n_cases), n_participants)
     counterbalanced = (case < n_cases // 2) ^ (participant % 2 == 0)  # within: half the cases per condition
-    visual = counterbalanced if design == "within" else participant % 2 == 0
+    compared = counterbalanced if design == "within" else participant % 2 == 0
     u, s = (
         rng.normal(0, c.participant, n_participants),
         rng.normal(0, c.participant_condition, n_participants),
@@ -276,7 +276,7 @@ def simulate_trials(
         (scale[0] + scale[1]) / 2
         + u[participant]
         + a[case]
-        + visual * (effect + s[participant] + b[case])
+        + compared * (effect + s[participant] + b[case])
         + rng.normal(0, c.residual, len(case))
     )
     position = np.tile(np.arange(1, n_cases + 1), n_participants)
@@ -285,7 +285,7 @@ def simulate_trials(
             "y": np.clip(np.rint(latent), *scale),
             "participant": [f"P{i:04d}" for i in participant],
             "case": [f"c{j:02d}" for j in case],
-            "condition": np.where(visual, conditions[1], conditions[0]),
+            "condition": np.where(compared, conditions[1], conditions[0]),
             "position": position,
         }
     )

@@ -186,12 +186,15 @@ def render_latex(results: dict) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+def results_json(results: dict) -> str:
+    """``results.json``'s text (the command writes it, the dashboard's zip carries it: the same bytes)."""
+    return json.dumps(results, indent=2, ensure_ascii=False, allow_nan=False)
+
+
 def write_reports(results: dict, figures: dict[str, go.Figure], out_dir: Path) -> None:
     """Write results.json, report.md, tables.tex and report.html into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "results.json").write_text(
-        json.dumps(results, indent=2, ensure_ascii=False, allow_nan=False), encoding="utf-8"
-    )
+    (out_dir / "results.json").write_text(results_json(results), encoding="utf-8")
     blocks = document(results)
     (out_dir / "report.md").write_text(render_markdown(blocks), encoding="utf-8")
     (out_dir / "tables.tex").write_text(render_latex(results), encoding="utf-8")

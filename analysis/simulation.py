@@ -62,12 +62,12 @@ def simulation_generator(
             return bots, {"kind": "engine_bots", "construct": bots.construct}, notes
         notes.append(f"power simulation uses the built-in Likert generator, not the study's bots: {reason}")
     baseline = data.baseline or LikertGenerator.baseline
-    others = [c for c in data.conditions if c != baseline] or [LikertGenerator.visual]
+    others = [c for c in data.conditions if c != baseline] or [LikertGenerator.compared]
     generator = LikertGenerator(
         design=data.design,
         constructs=(construct,) if construct else LikertGenerator.constructs,
         baseline=baseline,
-        visual=others[0],
+        compared=others[0],
         others=tuple(others[1:]),
     )
     return generator, {"kind": "likert", "construct": generator.constructs[0]}, notes
@@ -80,7 +80,7 @@ def simulated_curve(
     progress: bool,
 ) -> tuple[dict, pd.DataFrame]:
     """The simulated power curve (``--simulate``): simulated studies through the full analysis path
-    (:func:`analysis.constructs.primary_result`). The effect is planted on one condition (``visual`` of the
+    (:func:`analysis.constructs.primary_result`). The effect is planted on one condition (``compared`` of the
     generator) and the power is that of its Holm-adjusted comparison with the baseline (k = 2: its p): with
     k > 2 arms the smallest pairwise effect of interest."""
     generator, info, notes = simulation_generator(data, config, bot_source, progress)
@@ -88,7 +88,7 @@ def simulated_curve(
 
     def analyse(frame: pd.DataFrame) -> dict:
         return primary_result(
-            frame, generator.design, generator.conditions, generator.visual, info["construct"]
+            frame, generator.design, generator.conditions, generator.compared, info["construct"]
         )
 
     if bots:

@@ -5,7 +5,7 @@ precision when the stratum predicts the outcome, so the report says which analys
 and gives the stratum-adjusted estimate beside it:
 
 - between designs: OLS of the construct score on the condition and the stratum (dummies), the condition
-  coefficient being the adjusted visual − baseline difference (ANCOVA form, Kahan & Morris 2012);
+  coefficient being the adjusted compared − baseline difference (ANCOVA form, Kahan & Morris 2012);
 - within designs: the stratum is a between-participant factor, so the paired differences are regressed on
   mean-centred stratum dummies; the intercept is the mean difference with the stratum's variance removed from
   its standard error.
@@ -22,26 +22,26 @@ import statsmodels.api as sm
 
 
 def stratum_adjusted(
-    visual: pd.Series, baseline: pd.Series, strata: pd.Series, paired: bool, confidence: float
+    compared: pd.Series, baseline: pd.Series, strata: pd.Series, paired: bool, confidence: float
 ) -> dict | None:
-    """Stratum-adjusted visual − baseline difference; ``visual``/``baseline`` are construct scores indexed by
+    """Stratum-adjusted compared − baseline difference; ``compared``/``baseline`` are construct scores indexed by
     participant (paired: the same participants), ``strata`` the stratum per participant.
 
     Keys: ``model``, ``mean_diff``, ``se``, ``statistic`` (t), ``df``, ``p``, ``ci``, ``n``, ``n_strata``.
     None with fewer than two strata among the participants or too few participants for the model.
     """
     if paired:
-        common = visual.index.intersection(baseline.index)
-        y = (visual[common] - baseline[common]).to_numpy(dtype=float)
+        common = compared.index.intersection(baseline.index)
+        y = (compared[common] - baseline[common]).to_numpy(dtype=float)
         groups = strata.reindex(common)
         dummies = pd.get_dummies(groups, drop_first=True, dtype=float)
         x = np.column_stack([np.ones(len(y)), (dummies - dummies.mean()).to_numpy()])
         model, term = "paired differences ~ centred stratum dummies (intercept)", 0
     else:
-        y = np.concatenate([visual.to_numpy(dtype=float), baseline.to_numpy(dtype=float)])
-        groups = pd.concat([strata.reindex(visual.index), strata.reindex(baseline.index)])
+        y = np.concatenate([compared.to_numpy(dtype=float), baseline.to_numpy(dtype=float)])
+        groups = pd.concat([strata.reindex(compared.index), strata.reindex(baseline.index)])
         dummies = pd.get_dummies(groups, drop_first=True, dtype=float).to_numpy()
-        arm = np.r_[np.ones(len(visual)), np.zeros(len(baseline))]
+        arm = np.r_[np.ones(len(compared)), np.zeros(len(baseline))]
         x = np.column_stack([np.ones(len(y)), arm, dummies])
         model, term = "score ~ condition + stratum (OLS)", 1
     n_strata = int(groups.nunique())
@@ -57,6 +57,6 @@ def stratum_adjusted(
         "df": float(fit.df_resid),
         "p": float(fit.pvalues[term]),
         "ci": [float(low), float(high)],
-        "n": len(y) if paired else len(visual) + len(baseline),
+        "n": len(y) if paired else len(compared) + len(baseline),
         "n_strata": n_strata,
     }

@@ -50,7 +50,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="DIR",
         type=Path,
         help="export folder of `skingen-study export`: reads its responses, participants, ratings and study "
-        "CSVs (design, baseline and visual condition from study.csv)",
+        "CSVs (design, baseline and compared condition from study.csv)",
     )
     src.add_argument(
         "--protocol",
@@ -79,7 +79,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "required with --responses)",
     )
     des.add_argument(
-        "--visual", help="visual condition id (default: the study's, else the one other condition)"
+        "--compared",
+        "--visual",  # its first name, kept for existing scripts
+        dest="compared",
+        help="the condition compared with the baseline in a two-condition study (default: the study's, else the "
+        "one other condition)",
     )
     des.add_argument(
         "--conditions",
@@ -183,11 +187,11 @@ def check_args(args: argparse.Namespace) -> None:
         )
     if args.protocol and not (args.db or args.simulate):
         raise AnalysisInputError("--protocol is only used with --db or --simulate")
-    if args.visual and args.conditions:
-        raise AnalysisInputError("give --visual (two conditions) or --conditions (more), not both")
+    if args.compared and args.conditions:
+        raise AnalysisInputError("give --compared (two conditions) or --conditions (more), not both")
     if args.conditions and len(args.conditions) < 3:
         raise AnalysisInputError(
-            f"--conditions names {len(args.conditions)}; for two use --baseline/--visual"
+            f"--conditions names {len(args.conditions)}; for two use --baseline/--compared"
         )
     if not 0 < args.confidence < 1:
         raise AnalysisInputError(f"--confidence must be between 0 and 1, got {args.confidence}")
@@ -215,7 +219,7 @@ def load(args: argparse.Namespace, protocol: LoadedProtocol | None = None) -> St
     design = {
         "design": args.design,
         "baseline": args.baseline,
-        "visual": args.visual,
+        "compared": args.compared,
         "conditions": args.conditions,
     }
     if args.db:
@@ -229,17 +233,17 @@ def load(args: argparse.Namespace, protocol: LoadedProtocol | None = None) -> St
     baseline = args.baseline or (planned.baseline if planned else LikertGenerator.baseline)
     listed = args.conditions or (planned.condition_ids if planned else ())
     conditions = (baseline, *(c for c in listed if c != baseline))
-    multi = len(conditions) > 2 and not args.visual
-    visual = "" if multi else args.visual or (planned.visual if planned else LikertGenerator.visual)
+    multi = len(conditions) > 2 and not args.compared
+    compared = "" if multi else args.compared or (planned.compared if planned else LikertGenerator.compared)
     return StudyData(
         None,
         None,
         None,
         args.design or (planned.design if planned else "within"),
         baseline,
-        visual,
+        compared,
         ("no study data: power simulation only",),
-        conditions if multi else (baseline, visual),
+        conditions if multi else (baseline, compared),
     )
 
 

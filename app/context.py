@@ -19,8 +19,9 @@ from app.i18n import N_
 from db.jobs import DEFAULT_HOLD_S, DEFAULT_JOB_TTL_S, JobQueue
 from db.session import DB_ENV, Database, database_url
 from study.engine import Position, StudyEngine
-from study.path import AnswerError, AnswerProblem, expected_fields
-from study.protocol import Protocol
+from study.items.answers import AnswerProblem
+from study.path import AnswerError, Step
+from study.protocol.model import Protocol
 from study.refusals import ConsentRefused, EngineError, ResumeRefused, StepConflict, UnknownToken, Withdrawn
 from study.registry import RegistryError
 
@@ -266,6 +267,15 @@ def widget_key(step_key: str, field: str) -> str:
     return f"{step_key}:{field}"
 
 
+def step_answers(step: Step) -> dict[str, object]:
+    """A step's answers (field → value) as its widgets hold them: each item reads its own widgets."""
+
+    def state(name: str) -> object:
+        return st.session_state.get(widget_key(step.key, name))
+
+    return {field: value for item in step.items for field, value in item.read(state).items()}
+
+
 def consent(visit: Visit) -> None:
     """Consent-button callback: record consent; the new token goes into the URL (a reload resumes)."""
     assert visit.engine is not None and visit.entry is not None
@@ -303,7 +313,7 @@ def submit(visit: Visit) -> None:
     assert visit.engine is not None and visit.position is not None
     step = visit.position.step
     st.session_state[_HANDLED_KEY] = step.key
-    answers = {field: st.session_state.get(widget_key(step.key, field)) for field in expected_fields(step)}
+    answers = step_answers(step)
     try:
         moved = visit.engine.submit(visit.token, step.key, answers, next_shown=True)
     except AnswerError as exc:

@@ -14,7 +14,7 @@ from analysis.simulation import BotSource
 from db.session import DatabaseNotFound, open_existing
 from study.botpower import EngineBotGenerator, plantable_constructs
 from study.export import export_frames
-from study.protocol import LoadedProtocol, load_protocol
+from study.protocol.loading import LoadedProtocol, load_protocol
 from study.registry import active_version, stored_protocol
 
 __all__ = ["LoadedProtocol", "bots_of", "engine_bots", "load_db", "read_protocol"]
@@ -26,7 +26,7 @@ def load_db(
     *,
     design: str | None = None,
     baseline: str | None = None,
-    visual: str | None = None,
+    compared: str | None = None,
     conditions: tuple[str, ...] | None = None,
 ) -> StudyData:
     """Export the study in the database at ``url`` (the active version of ``protocol_id``, else the only active
@@ -43,7 +43,7 @@ def load_db(
         ) from None
     finally:
         db.dispose()
-    return from_export(frames, design=design, baseline=baseline, visual=visual, conditions=conditions)
+    return from_export(frames, design=design, baseline=baseline, compared=compared, conditions=conditions)
 
 
 def read_protocol(protocol_path: str | None, db_url: str | None) -> LoadedProtocol:

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 
 from db.session import Database, database_url, open_existing
 from formats.atomic import OutputExistsError
-from study.protocol import Protocol, ProtocolError, load_protocol
+from study.protocol.loading import ProtocolError, load_protocol
+from study.protocol.model import Protocol
 
 if TYPE_CHECKING:
     from study.simulate import CaseEffects
@@ -195,9 +196,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     effects, condition_effects = _effects(args.effect)
     engine = StudyEngine.open(_existing_db(args), args.protocol)
-    likert = sorted(
-        {i.construct for i in engine.protocol.items().values() if i.type == "likert" and i.construct}
-    )
+    likert = sorted({i.construct for i in engine.protocol.items().values() if i.planted and i.construct})
     case_effects = _case_effects(args, likert)
     policy = Policy(
         kind="effect" if args.policy == "effect" or args.effect or case_effects else "random",

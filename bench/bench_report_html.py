@@ -38,7 +38,7 @@ def build_export(folder: Path, n: int) -> Path:
     """The between demo study with ``n`` bots and every rater's ratings, exported to ``folder/export``."""
     from app.study_command import main as study_main
     from db.session import Database
-    from study.protocol import load_protocol
+    from study.protocol.loading import load_protocol
     from study.rating import RatingPanel
     from tests.factories import make_bundle
 

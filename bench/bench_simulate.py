@@ -19,7 +19,7 @@ from app.demo import demo_dir, prepare_demo
 from db.session import Database
 from study.engine import StudyEngine
 from study.export import export_frames
-from study.protocol import load_protocol
+from study.protocol.loading import load_protocol
 from study.registry import register
 from study.simulate import Policy, simulate
 

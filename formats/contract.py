@@ -156,6 +156,9 @@ hypotheses; ``sesoi``: the smallest effect size of interest in construct-score p
 non_inferior only, else empty)."""
 WITHDRAW_EVENT = "withdraw"
 """events.csv ``kind`` of a withdrawal: the one row a withdrawn participant leaves (with no participant_id)."""
+DECLINE_EVENT = "decline"
+"""events.csv ``kind`` of someone who read the consent page and chose not to take part: content-free, one row
+per decline (no participant_id, the day without a time), so the dashboard can count declines."""
 IDENTIFIERS_SHOWN_EVENT = "identifiers_shown"
 """events.csv ``kind`` of a researcher having participants' recorded platform ids shown or downloaded."""
 # Interactive conditions: one row per turn with the live model. ``mapped_condition`` is the taxonomy id the

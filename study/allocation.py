@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from study.crossover import williams_orders
-from study.protocol import LoadedProtocol, Protocol
+from study.protocol.loading import LoadedProtocol
+from study.protocol.model import Protocol
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,8 @@ from study.allocation import arms
 from study.engine import StudyEngine
 from study.export import export_frames
 from study.path import participant_path
-from study.protocol import LoadedProtocol, Protocol
+from study.protocol.loading import LoadedProtocol
+from study.protocol.model import Protocol
 from study.registry import register
 from study.simulate import NO_CASE_EFFECTS, Policy, simulate
 
@@ -59,7 +60,7 @@ def construct_items(loaded: LoadedProtocol, construct: str) -> dict[str, float]:
         for step in participant_path(loaded, arm.id, 0):
             if step.condition is None:
                 continue
-            k = sum(1 for i in step.items if i.type == "likert" and i.construct == construct)
+            k = sum(1 for i in step.items if i.planted and i.construct == construct)
             counts[step.condition] = counts.get(step.condition, 0) + k
         for condition, k in counts.items():
             if k:
@@ -68,7 +69,7 @@ def construct_items(loaded: LoadedProtocol, construct: str) -> dict[str, float]:
 
 
 def planted_condition(protocol: Protocol) -> str:
-    """The condition the bots plant the effect on: the visual one of a two-arm study, else the first
+    """The condition the bots plant the effect on: the compared one of a two-arm study, else the first
     non-baseline condition (the others stay at the baseline's level: the smallest pairwise effect)."""
     return next(c for c in protocol.condition_ids if c != protocol.baseline)
 
@@ -77,7 +78,7 @@ def plantable_constructs(loaded: LoadedProtocol) -> list[str]:
     """Constructs the bots can plant an effect on: Likert constructs asked under the baseline and the planted
     condition, in the analysis' order (:func:`formats.contract.construct_order`)."""
     protocol = loaded.protocol
-    names = construct_order(i.construct for i in protocol.items().values() if i.type == "likert")
+    names = construct_order(i.construct for i in protocol.items().values() if i.planted)
     compared = {protocol.baseline, planted_condition(protocol)}
     return [c for c in names if compared <= set(construct_items(loaded, c))]
 
@@ -89,17 +90,17 @@ def point_shift(
     noise_sd: float,
     person_sd: float,
     baseline: str,
-    visual: str,
+    compared: str,
     slope_sd: float = 0.0,
 ) -> float:
     """Shift δ (Likert points on the bots' latent level) that plants the standardized ``effect``.
 
     Bot model, per participant i and construct: latent level L_i ~ N(mid, τ²) (τ = ``person_sd``); each item
-    answer = clip(round(L_i + δ·[visual] + ε), 1, K) with ε ~ N(0, σ²) (σ = ``noise_sd``). Rounding adds
+    answer = clip(round(L_i + δ·[compared] + ε), 1, K) with ε ~ N(0, σ²) (σ = ``noise_sd``). Rounding adds
     ≈ 1/12 variance, so a construct score (mean of k_c items in condition c) has within-person variance
     v_c = (σ² + 1/12) / k_c. Hence
 
-    - within (d_z = δ / SD of the visual − baseline difference): δ = d_z · √(v_baseline + v_visual + σ_s²);
+    - within (d_z = δ / SD of the compared − baseline difference): δ = d_z · √(v_baseline + v_visual + σ_s²);
     - between (d = δ / SD of construct scores, pooled over arms): δ = d · √(τ² + σ_s²/2 + (v_baseline +
       v_visual)/2),
 
@@ -113,7 +114,7 @@ def point_shift(
     so recovered effects fall short of planted ones as δ grows.
     """
     v_base = (noise_sd**2 + ROUNDING_VARIANCE) / items[baseline]
-    v_visual = (noise_sd**2 + ROUNDING_VARIANCE) / items[visual]
+    v_visual = (noise_sd**2 + ROUNDING_VARIANCE) / items[compared]
     if design == "within":
         return effect * math.sqrt(v_base + v_visual + slope_sd**2)
     return effect * math.sqrt(person_sd**2 + slope_sd**2 / 2 + (v_base + v_visual) / 2)
@@ -188,7 +189,7 @@ class EngineBotGenerator:
         self.construct = construct
         self.design = protocol.design
         self.baseline = protocol.baseline
-        self.visual = planted_condition(protocol)
+        self.compared = planted_condition(protocol)
         self.conditions = (self.baseline, *(c for c in protocol.condition_ids if c != self.baseline))
         self.policy = replace(
             policy or Policy(),
@@ -220,7 +221,7 @@ class EngineBotGenerator:
             self.policy.noise_sd,
             self.policy.person_sd,
             self.baseline,
-            self.visual,
+            self.compared,
             self.case_effects.participant_condition_sd,
         )
 
@@ -264,7 +265,7 @@ class EngineBotGenerator:
             return population
         policy = replace(
             self.policy,
-            condition_effects={self.visual: {self.construct: self.shift(effect)}},
+            condition_effects={self.compared: {self.construct: self.shift(effect)}},
             case_seed=hash((self.seed, CASE_STREAM, world)) & 0x7FFFFFFF,  # one draw of the cases per world
         )
         done = 0

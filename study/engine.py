@@ -28,7 +28,7 @@ from db.models import (
     utcnow,
 )
 from db.session import Database
-from formats.contract import IMAGE_ENLARGE_EVENT
+from formats.contract import DECLINE_EVENT, IMAGE_ENLARGE_EVENT
 from formats.status import ACTIVE, COMPLETED, status_at
 from study.allocation import arm_by_id
 from study.path import (
@@ -38,7 +38,7 @@ from study.path import (
     Step,
     validate_answers,
 )
-from study.protocol import LoadedProtocol, load_protocol
+from study.protocol.loading import LoadedProtocol, load_protocol
 from study.references import REFERENCE_KINDS, case_references
 from study.refusals import (
     AnswerLocked,
@@ -91,7 +91,6 @@ _UPDATE_PARTICIPANT = update(Participant.__table__).where(
     Participant.__table__.c.id == bindparam("participant_id")
 )
 _INSERT_EVENT = insert(Event.__table__)
-DECLINE_EVENT = "decline"  # someone chose not to take part (no participant: a count only)
 _INSERT_RESPONSES = insert(Response.__table__)
 
 

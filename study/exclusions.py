@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from study.protocol import Exclusions, Item
+from study.items.base import Item
+from study.protocol.sections import Exclusions
 
 
 def failed_attention_checks(items: dict[str, Item], answers: dict[str, str]) -> int:

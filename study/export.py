@@ -51,11 +51,13 @@ from formats.contract import (
 from formats.status import COMPLETED, status_at
 from study.codebook import codebook, item_codebook
 from study.exclusions import exclusion_reasons, failed_attention_checks
+from study.items.diagnosis import UNSURE
 from study.labelled import WIDE, WideTable, write_dta, write_sav
 from study.path import ParticipantPath, PathCache, step_order
 from study.prereg import changed_sections, document_hash
 from study.prereg import document as prereg_document
-from study.protocol import UNSURE, LoadedProtocol, Protocol
+from study.protocol.loading import LoadedProtocol
+from study.protocol.model import Protocol
 from study.rating import rating_images
 from study.registry import RegistryError, active_version, check_schema, stored_protocol
 
@@ -120,7 +122,7 @@ def _response_rows(study: _Version, participant: Participant, responses: list[Re
             "rt_ms": response.rt_ms,
         }
         values = [(response.item_id, response.value)]
-        if response.item_id in study.items and study.items[response.item_id].type == "diagnosis" and case:
+        if response.item_id in study.items and study.items[response.item_id].diagnoses and case:
             chosen = response.value
             values += [
                 (
@@ -287,7 +289,7 @@ def export_frames(
                     "title": protocol.study.title,
                     "design": protocol.design,
                     "baseline": protocol.baseline,
-                    "visual": protocol.visual,
+                    "visual": protocol.compared,  # the export's column keeps its published name
                     "conditions": ";".join(protocol.condition_ids),
                     "content_hash": active.loaded.content_hash,
                     "bundle_id": active.loaded.bundle.manifest.bundle_id,

@@ -162,6 +162,19 @@ def _cut(text: str, limit: int) -> str:
     return text.encode("utf-8")[:limit].decode("utf-8", errors="ignore")
 
 
+# ReadStat stamps each file with the wall clock at writing and pyreadstat cannot set it; the same data must give
+# the same bytes (a seeded simulation's export is compared byte for byte), and when the export ran is recorded
+# in study.csv. So the header's stamp is overwritten with a fixed one, where each format keeps it.
+SAV_STAMP = (92, b"01 Jan 7000:00:00")  # offset of creation_date[9] + creation_time[8] in the SPSS header
+DTA_STAMP = b"<timestamp>\x1101 Jan 1970 00:00</timestamp>"
+
+
+def _fixed_stamp(path: Path, at: int, stamp: bytes) -> None:
+    data = bytearray(path.read_bytes())
+    data[at : at + len(stamp)] = stamp
+    path.write_bytes(bytes(data))
+
+
 def write_sav(table: WideTable, path: Path) -> None:
     pyreadstat.write_sav(
         table.frame,
@@ -169,6 +182,7 @@ def write_sav(table: WideTable, path: Path) -> None:
         column_labels=table.variable_labels,
         variable_value_labels=table.value_labels,
     )
+    _fixed_stamp(path, *SAV_STAMP)
 
 
 def write_dta(table: WideTable, path: Path) -> None:
@@ -184,3 +198,7 @@ def write_dta(table: WideTable, path: Path) -> None:
         column_labels={n: _cut(label, STATA_LABEL_BYTES) for n, label in table.variable_labels.items()},
         variable_value_labels=table.value_labels,
     )
+    at = path.read_bytes().find(DTA_STAMP[:12])
+    if at < 0:
+        raise ValueError(f"{path}: no <timestamp> in the Stata header pyreadstat wrote")
+    _fixed_stamp(path, at, DTA_STAMP)

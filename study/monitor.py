@@ -10,12 +10,12 @@ import pandas as pd
 
 from db.models import Event, utcnow
 from db.session import Database
-from formats.contract import IDENTIFIERS_SHOWN_EVENT, WITHDRAW_EVENT
+from formats.contract import DECLINE_EVENT, IDENTIFIERS_SHOWN_EVENT, WITHDRAW_EVENT
 from formats.status import ACTIVE, DROPPED, allocated, completed
 from study.allocation import arms
 from study.export import export_frames
 from study.path import Step, participant_path, step_order
-from study.protocol import LoadedProtocol
+from study.protocol.loading import LoadedProtocol
 
 PARTICIPANT_TABLE_COLUMNS = (
     "participant_id",
@@ -160,16 +160,20 @@ class Monitor:
         return table.sort_values("rank").drop(columns="rank").reset_index(drop=True)
 
     def status_counts(self) -> pd.DataFrame:
-        """Participants by status, with attention-check failures and exclusions."""
+        """Participants by status, with attention-check failures and exclusions; ``declined``: how many read
+        the consent page and did not take part (the content-free ``decline`` events: they are nobody's row,
+        so no other count includes them)."""
         p = self.participants
+        kinds = self.frames["events"]["kind"]
         return pd.DataFrame(
             {
                 "consented": [len(p)],
+                "declined": [int((kinds == DECLINE_EVENT).sum())],
                 "allocated": [int(allocated(p).sum())],
                 "active": [int((p["status"] == ACTIVE).sum())],
                 "completed": [int(completed(p).sum())],
                 "dropped": [int((p["status"] == DROPPED).sum())],
-                "withdrawn": [int((self.frames["events"]["kind"] == WITHDRAW_EVENT).sum())],
+                "withdrawn": [int((kinds == WITHDRAW_EVENT).sum())],
                 "failed_attention_check": [int((p["attention_failures"] > 0).sum())],
                 "excluded": [int(p["excluded"].sum())],
             }

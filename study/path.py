@@ -11,15 +11,14 @@ never change — the engine's rules for every step.
 
 from __future__ import annotations
 
-import math
-import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from formats.contract import CONFIDENCE_SUFFIX
 from study.allocation import arm_by_id, arms, case_sets, trial_order
-from study.protocol import CODED_TYPES, UNSURE, Item, LoadedProtocol
+from study.items.answers import REQUIRED, AnswerProblem
+from study.items.base import Item
+from study.protocol.loading import LoadedProtocol
 
 StepKind = Literal["consent", "questions", "info", "trial", "complete"]
 INITIAL_STEP_SUFFIX = ".initial"
@@ -50,92 +49,6 @@ class Answer:
     item: str
     value: str
     number: float | None
-
-
-ProblemCode = Literal[
-    "required",
-    "unknown_item",
-    "not_a_whole_number",
-    "out_of_range",
-    "not_a_number",
-    "not_finite",
-    "unknown_condition",
-    "not_text",
-    "too_long",
-    "control_characters",
-    "not_saved",
-]
-
-
-def N_(message: str) -> str:
-    """Marks a message for the app's message catalog (Babel extracts ``N_("…")``); returns it unchanged."""
-    return message
-
-
-# The templates of :attr:`AnswerProblem.message`, in English; the app shows them in the participant's language
-# through its catalog (app/locale), which holds these very strings.
-_TEMPLATES: dict[str, str] = {
-    "required": N_("is required"),
-    "unknown_item": N_("is not an item of this step"),
-    "not_a_whole_number": N_("must be a whole number {low}..{high}"),
-    "out_of_range": N_("must be between {low} and {high}"),
-    "at_most": N_("must be at most {high}"),
-    "at_least": N_("must be at least {low}"),
-    "not_a_number": N_("must be a number"),
-    "not_finite": N_("must be a finite number"),
-    "unknown_condition": N_("must be one of the bundle's conditions or {unsure}"),
-    "not_text": N_("must be text"),
-    "too_long": N_("is longer than {limit} characters"),
-    "control_characters": N_("contains control characters (only line breaks and tabs are allowed)"),
-    "not_saved": N_("is not saved: something went wrong on our side. Please try again in a moment."),
-}
-_GOT = N_(", got {got}")
-
-
-@dataclass(frozen=True)
-class AnswerProblem:
-    """What is wrong with one answer, as a code to branch on; :meth:`render` builds its message (only here).
-
-    ``low``/``high`` are the allowed range, ``limit`` a length limit, ``got`` the offending value (as given).
-    ``not_saved`` is never a validation result: the app uses it when storing valid answers failed.
-    """
-
-    code: ProblemCode
-    low: float | None = None
-    high: float | None = None
-    limit: int | None = None
-    got: object = None
-
-    @property
-    def message(self) -> str:
-        return self.render()
-
-    def render(self, translate: Callable[[str], str] = N_) -> str:
-        """The message, each template passed through ``translate`` (the app's gettext) before it is filled."""
-        template = self.code
-        if template == "out_of_range" and (self.low is None or self.high is None):
-            template = "at_most" if self.low is None else "at_least"
-        text = translate(_TEMPLATES[template]).format(
-            low=_num(self.low), high=_num(self.high), limit=self.limit, unsure=repr(UNSURE)
-        )
-        shows_value = self.code in {"not_a_whole_number", "out_of_range", "not_a_number", "unknown_condition"}
-        return text + (
-            translate(_GOT).format(got=_clip(self.got)) if shows_value and self.got is not None else ""
-        )
-
-
-def _clip(value: object, limit: int = 40) -> str:
-    """An offending value as shown in a message: a client can send megabytes, the message stays short."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _num(value: float | None) -> str:
-    """A range bound as written in the protocol: 1, not 1.0."""
-    return str(int(value)) if value is not None and float(value).is_integer() else str(value)
-
-
-REQUIRED = AnswerProblem("required")
 
 
 class AnswerError(ValueError):
@@ -274,64 +187,8 @@ def participant_path(loaded: LoadedProtocol, arm_id: str | None, order_seed: int
 
 
 def expected_fields(step: Step) -> dict[str, Item]:
-    """Answer keys a step accepts: one per item, plus ``<id>_confidence`` for diagnosis items."""
-    fields: dict[str, Item] = {}
-    for item in step.items:
-        fields[item.id] = item
-        if item.type == "diagnosis" and item.confidence is not None:
-            fields[item.id + CONFIDENCE_SUFFIX] = item
-    return fields
-
-
-def _coded(raw: object, codes: tuple[int, ...]) -> tuple[str, float] | AnswerProblem:
-    low, high = min(codes), max(codes)
-    if isinstance(raw, bool) or not isinstance(raw, int | str):
-        return AnswerProblem("not_a_whole_number", low, high)
-    try:
-        value = int(raw)
-    except ValueError:
-        return AnswerProblem("not_a_whole_number", low, high, got=raw)
-    if value not in codes:
-        return AnswerProblem("out_of_range", low, high, got=value)
-    return str(value), float(value)
-
-
-# C0 controls except tab and line breaks, DEL, C1 controls: invisible, and they break CSV readers and terminals
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-
-
-def _check(
-    key: str, item: Item, raw: object, conditions: set[str]
-) -> tuple[str, float | None] | AnswerProblem:
-    """One answer → (stored text, number) or what is wrong with it."""
-    if key != item.id:  # the confidence rating of a diagnosis item
-        assert item.confidence is not None
-        return _coded(raw, tuple(range(1, item.confidence.points + 1)))
-    if item.type in CODED_TYPES:
-        return _coded(raw, item.codes)
-    if item.type == "number":
-        try:
-            number = float(raw)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            return AnswerProblem("not_a_number", got=raw)
-        if not math.isfinite(number):
-            return AnswerProblem("not_finite")
-        if (item.minimum is not None and number < item.minimum) or (
-            item.maximum is not None and number > item.maximum
-        ):
-            return AnswerProblem("out_of_range", item.minimum, item.maximum)
-        return repr(number), number
-    if item.type == "diagnosis":
-        if raw not in conditions | {UNSURE}:
-            return AnswerProblem("unknown_condition", got=raw)
-        return str(raw), None
-    if not isinstance(raw, str):
-        return AnswerProblem("not_text")
-    if len(raw) > item.max_length:
-        return AnswerProblem("too_long", limit=item.max_length)
-    if _CONTROL.search(raw):
-        return AnswerProblem("control_characters")
-    return raw, None
+    """Answer keys a step accepts (each item's answer fields: its id, and e.g. a diagnosis' confidence)."""
+    return {field: item for item in step.items for field in item.fields}
 
 
 def validate_answers(step: Step, answers: Mapping[str, object], conditions: set[str]) -> list[Answer]:
@@ -348,7 +205,7 @@ def validate_answers(step: Step, answers: Mapping[str, object], conditions: set[
             if item.required:
                 errors[key] = REQUIRED
             continue
-        checked = _check(key, item, raw, conditions)
+        checked = item.check_answer(key, raw, conditions)
         if isinstance(checked, AnswerProblem):
             errors[key] = checked
         else:

@@ -30,7 +30,9 @@ from formats.planning import (
     required_sample,
     t_test_power,
 )
-from study.protocol import EQUIVALENCE_DIRECTIONS, Hypothesis, InstrumentUse, Protocol, SampleSize
+from study.protocol.instrument_use import InstrumentUse
+from study.protocol.model import Protocol
+from study.protocol.sections import EQUIVALENCE_DIRECTIONS, Hypothesis, SampleSize
 
 TEMPLATE = "OSF Preregistration (Bowman et al. 2016) / AsPredicted"
 SIDES = {
@@ -56,9 +58,9 @@ def planned(protocol: Protocol) -> PlannedTest:
 
 
 def per_case_constructs(protocol: Protocol) -> list[str]:
-    """Constructs with a Likert item asked on every case (the trial questionnaire): the mixed model's, in the
-    analysis' order."""
-    return construct_order(i.construct for i in protocol.questionnaires.trial if i.type == "likert")
+    """Constructs with a rating-scale item (Likert, slider) asked on every case (the trial questionnaire): the
+    mixed model's, in the analysis' order."""
+    return construct_order(i.construct for i in protocol.questionnaires.trial if i.rating_scale)
 
 
 PLANNED_CASES = (6, 10, 20, 40)

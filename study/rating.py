@@ -25,7 +25,7 @@ from db.session import Database
 from formats.bundle import ClosedLoopCheck
 from study.auth import INVITE_SECRET_BYTES, hash_secret, rater_named
 from study.path import Step, validate_answers
-from study.protocol import LoadedProtocol
+from study.protocol.loading import LoadedProtocol
 
 
 class RatingError(ValueError):

@@ -6,7 +6,7 @@ subclasses let the app pick the page (an invalid link, a stale step, a withdrawn
 
 from __future__ import annotations
 
-from study.path import REQUIRED, AnswerProblem
+from study.items.answers import REQUIRED, AnswerProblem
 
 
 class EngineError(ValueError):

@@ -11,7 +11,7 @@ from db.session import Database
 from study.allocation import allocation_table
 from study.prereg import document as prereg_document
 from study.prereg import document_hash
-from study.protocol import LoadedProtocol, load_stored_protocol
+from study.protocol.loading import LoadedProtocol, load_stored_protocol
 
 
 class RegistryError(RuntimeError):

@@ -21,8 +21,9 @@ from tqdm import tqdm
 
 from formats.contract import CONFIDENCE_SUFFIX, INITIAL_SUFFIX
 from study.engine import Position, StudyEngine
+from study.items.base import Item
+from study.items.diagnosis import UNSURE, DiagnosisItem
 from study.path import Step
-from study.protocol import CODED_TYPES, UNSURE, Item
 
 BOT_EPOCH = datetime(2025, 1, 1, tzinfo=UTC)
 """Bot i of a run consents at BOT_EPOCH + i seconds: a fixed virtual calendar (so exports repeat byte for byte)
@@ -192,28 +193,27 @@ class Bot:
         step = position.step
         answers: dict[str, object] = {}
         for item in step.items:
-            if item.type == "diagnosis":
-                answers |= self._diagnosis(step, item)
-            elif item.manipulation_check is not None:
+            if item.manipulation_check is not None:
                 answers[item.id] = self._manipulation_check(item, step.condition or position.arm)
-            elif item.type in CODED_TYPES:
-                answers[item.id] = self._coded(item, step)
-            elif item.type == "number":
-                low = item.minimum if item.minimum is not None else 0.0
-                high = item.maximum if item.maximum is not None else 100.0
-                answers[item.id] = round(self.rng.uniform(low, high), 2)
-            elif item.required:
-                answers[item.id] = "simulated answer"
+            elif item.attention_check is not None:
+                answers[item.id] = self._attention_check(item)
+            else:
+                answers |= item.bot_answer(self, step)
         return answers
 
-    def _coded(self, item: Item, step: Step) -> int:
+    def _attention_check(self, item: Item) -> int:
+        """The instructed answer, or (an inattentive bot) any other."""
+        assert item.attention_check is not None
+        expected = int(item.attention_check.expected)
+        if not self.inattentive:
+            return expected
+        return self.rng.choice([v for v in item.codes if v != expected])
+
+    def scale_point(self, item: Item, step: Step) -> int:
+        """A rating-scale answer (1..n): random, or drawn around the bot's latent level of the item's construct
+        plus the planted shift and case effects (:class:`Policy`), rounded and clipped to the scale."""
         codes = item.codes
-        if item.attention_check is not None:
-            expected = int(item.attention_check.expected)
-            if not self.inattentive:
-                return expected
-            return self.rng.choice([v for v in codes if v != expected])
-        if self.policy.kind == "random" or item.type != "likert" or not item.construct:
+        if self.policy.kind == "random" or not item.construct:
             return self.rng.choice(codes)
         n = len(codes)
         level = self.levels.setdefault(item.construct, self.rng.gauss((n + 1) / 2, self.policy.person_sd))
@@ -254,7 +254,7 @@ class Bot:
         slope = self.slopes.setdefault((construct, condition), self.rng.gauss(0.0, 1.0))
         return part + spec.participant_condition_sd * slope
 
-    def _diagnosis(self, step: Step, item: Item) -> dict[str, object]:
+    def diagnosis(self, step: Step, item: DiagnosisItem) -> dict[str, object]:
         """A diagnosis item's answer (and confidence): see :class:`Policy` for the three kinds of answer."""
         manifest = self.engine.loaded.bundle.manifest
         case = manifest.case(step.case_id) if step.case_id else None

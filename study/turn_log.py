@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from db.models import InteractionTurn, Participant
 from db.session import Database
 from study.path import ParticipantPath
-from study.protocol import Protocol
+from study.protocol.model import Protocol
 from study.refusals import TurnRefused
 
 

@@ -66,7 +66,7 @@ def make_study(n: int = 40, design: str = "within", effect: float = 0.5, seed: i
     ones whose answers are all 1 (so an analysis that forgets the exclusions is visibly off)."""
     rng = np.random.default_rng(seed)
     gen = LikertGenerator(
-        design=design, constructs=("trust", "comprehension"), baseline=BASELINE, visual=VISUAL
+        design=design, constructs=("trust", "comprehension"), baseline=BASELINE, compared=VISUAL
     )
     likert = gen(n + n_excluded, effect, rng)
     excluded_ids = sorted(likert["participant_id"].unique())[-n_excluded:] if n_excluded else []

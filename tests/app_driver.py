@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
+from streamlit.testing.v1.element_tree import Widget
+
+from app.context import widget_key
 
 APP = Path(__file__).resolve().parents[1] / "app" / "main.py"
 TICK_ALL = ("read_information", "voluntary", "agree_data")
@@ -53,7 +56,7 @@ class AppParticipant:
         for kind in TEXT_ELEMENTS:
             parts += [str(e.value) for e in getattr(self.at, kind)]
         parts += [bar.proto.text for bar in self.at.get("progress") if bar.proto.text]
-        for kind in ("radio", "checkbox", "selectbox", "text_area", "number_input"):
+        for kind in ("radio", "checkbox", "selectbox", "text_area", "number_input", "slider"):
             parts += [w.label for w in getattr(self.at, kind)]
         return "\n".join(parts)
 
@@ -75,16 +78,19 @@ class AppParticipant:
     def answer(
         self, value: int = 4, diagnosis: str = "psoriasis", skip: tuple[str, ...] = ()
     ) -> AppParticipant:
-        """Answer every question on the page (except items whose id is in ``skip``)."""
-        for radio in self.at.radio:
-            if radio.key.split(":", 1)[1] not in skip:
-                radio.set_value(min(value, len(radio.options)))
-        for box in self.at.selectbox:
-            if box.key.split(":", 1)[1] not in skip:
-                box.set_value(diagnosis)
-        for area in self.at.text_area:
-            if area.key.split(":", 1)[1] not in skip:
-                area.input("fine")
+        """Answer every question on the page as its item kind's example answer leaning to ``value``, with
+        ``diagnosis`` for diagnosis items (except answer fields named in ``skip``)."""
+        position = self.at.session_state["skingen.visit"].position
+        if position is None:
+            return self
+        step = position.step
+        widgets = {node.key: node for node in self.at if isinstance(node, Widget) and node.key}
+        for item in step.items:
+            answer = item.example_answer(value) | ({item.id: diagnosis} if item.diagnoses else {})
+            kept = {field: given for field, given in answer.items() if field not in skip}
+            for name, state in item.widget_values(kept).items():
+                if state is not None:
+                    widgets[widget_key(step.key, name)].set_value(state)
         return self
 
     def submit(self) -> AppParticipant:

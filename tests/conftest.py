@@ -54,7 +54,7 @@ def make_engine(database_url):
     """Register a protocol file in a fresh database (each backend of ``database_url``) and return its engine."""
     from db.session import Database
     from study.engine import StudyEngine
-    from study.protocol import load_protocol
+    from study.protocol.loading import load_protocol
     from study.registry import register
 
     def make(path, url: str | None = None):
@@ -126,3 +126,83 @@ def _restore_main_module():
     yield
     if main is not None:
         sys.modules["__main__"] = main
+
+
+# --- the browser suite (helpers in tests/browser.py) ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo_bundle(tmp_path_factory):
+    """The demo's case bundle (3 references a case, 384 px), built once per module."""
+    from skingen.bundle.demo.writer import build_demo_bundle
+
+    root = tmp_path_factory.mktemp("demo") / "bundle"
+    build_demo_bundle(root, seed=2024, n_references=3, size=384)
+    return root
+
+
+@pytest.fixture
+def server(tmp_path, demo_bundle):
+    """The between-subjects demo study on a free port with a fresh SQLite file."""
+    from tests.browser import AppServer
+    from tests.factories import example_protocol, write_protocol
+
+    protocol = write_protocol(tmp_path, example_protocol("between"), bundle=demo_bundle)
+    app = AppServer(tmp_path, f"sqlite:///{tmp_path}/study.db", protocol)
+    try:
+        app.start()
+        yield app
+    finally:
+        app.stop()
+
+
+@pytest.fixture
+def browser():
+    """Debian's chromium driven by playwright (skipped locally without them, a failure in CI)."""
+    from pathlib import Path
+
+    from tests.browser import CHROMIUM, CHROMIUM_ARGS
+
+    require(Path(CHROMIUM).exists(), f"{CHROMIUM} is missing (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        require(False, "python playwright is missing (pip install playwright)")
+    with sync_playwright() as pw:
+        launched = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def shots(tmp_path):
+    """Screenshot folder of a test; copied to $SKINGEN_SCREENSHOT_DIR afterwards, if set."""
+    import shutil
+
+    folder = tmp_path / "screenshots"
+    folder.mkdir()
+    yield folder
+    target = os.environ.get("SKINGEN_SCREENSHOT_DIR")
+    if target:
+        shutil.copytree(folder, target, dirs_exist_ok=True)
+
+
+# --- the skingen suite (helpers in tests/skingen_fixtures.py, tests/lora_data.py) --------------------------
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory: pytest.TempPathFactory):
+    """The session's tiny checkpoints, built lazily on first use (see tests/skingen_fixtures.py)."""
+    from tests.skingen_fixtures import tiny_models
+
+    return tiny_models(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def lora_data(tmp_path_factory: pytest.TempPathFactory):
+    """A prepared image set of tests/lora_data.py's four rows, written once per module."""
+    from tests.lora_data import write_data
+
+    return write_data(tmp_path_factory.mktemp("data") / "DATA")

@@ -170,3 +170,22 @@ def use_of(instrument_id: str, show: str = "post_block", **extra) -> dict:
     if load_instrument(instrument_id).is_template:
         entry["wording"] = JIAN_WORDING
     return entry
+
+
+VISUAL = "skingen_visual"  # the interactive condition of interactive_conditions()
+
+
+def interactive_conditions(questions: int = 2, references: int = 2) -> list[dict]:
+    """A text baseline and a visual condition with the live model (``questions`` follow-ups, ``references``
+    generated pictures): the conditions of every interactive-study test, engine, AppTest or browser."""
+    return [
+        {"id": "baseline_text", "label": "Text explanation", "references": False},
+        {
+            "id": VISUAL,
+            "label": "Text, references and the live model",
+            "references": True,
+            "interactive": True,
+            "follow_up_questions": questions,
+            "live_references": references,
+        },
+    ]

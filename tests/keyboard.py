@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from tests.test_browser import RERUN_DONE
+from tests.browser import RERUN_DONE
 
 # What the focused element is, and the part of the page that shows it: a radio or checkbox input is
 # visually hidden, its label is what a person sees.

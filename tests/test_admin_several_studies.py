@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 from db.session import Database
 from study.auth import Auth, hash_secret
 from study.engine import StudyEngine
-from study.protocol import load_protocol
+from study.protocol.loading import load_protocol
 from study.registry import register
 from study.simulate import Policy, simulate
 

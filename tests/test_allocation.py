@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from study.allocation import allocation_table, arms, case_sets, trial_order
-from study.protocol import load_protocol
+from study.protocol.loading import load_protocol
 
 
 @pytest.mark.parametrize("design", ["between", "within"])

@@ -8,7 +8,7 @@ import pytest
 from analysis.load import from_export
 from analysis.pipeline import AnalysisConfig, run_analysis
 from study.export import export_frames
-from study.protocol import ProtocolError, load_protocol
+from study.protocol.loading import ProtocolError, load_protocol
 from study.simulate import Policy, simulate
 from tests.participants import answers_for
 

@@ -86,7 +86,7 @@ def test_from_export_builds_the_input_from_contract_frames():
     data = from_export(
         {"responses": responses, "participants": participants, "ratings": ratings, "study": study}
     )
-    assert (data.design, data.baseline, data.visual) == ("within", BASELINE, VISUAL)
+    assert (data.design, data.baseline, data.compared) == ("within", BASELINE, VISUAL)
     with pytest.raises(Exception, match="--baseline"):
         from_export({"responses": responses})
 

@@ -19,7 +19,7 @@ def study():
 def test_valid_input_infers_design_and_visual(study):
     responses, participants, ratings = study
     data = build_study_data(responses, participants, ratings, baseline=BASELINE)
-    assert (data.design, data.baseline, data.visual) == ("within", BASELINE, VISUAL)
+    assert (data.design, data.baseline, data.compared) == ("within", BASELINE, VISUAL)
     assert any("inferred 'within'" in w for w in data.warnings)
     # free text (empty construct) is kept but carries no number
     assert data.responses.loc[data.responses["item"] == "free_comment", "value"].isna().all()
@@ -47,9 +47,9 @@ def test_unknown_baseline_and_ambiguous_conditions(study):
         build_study_data(responses, design="within", baseline="placebo")
     three = responses.copy()
     three.loc[three.index[:10], "condition"] = "heatmap"
-    with pytest.raises(AnalysisInputError, match="--visual"):
+    with pytest.raises(AnalysisInputError, match="--compared"):
         build_study_data(three, design="within", baseline=BASELINE)
-    data = build_study_data(three, design="within", visual=VISUAL, baseline=BASELINE)
+    data = build_study_data(three, design="within", compared=VISUAL, baseline=BASELINE)
     assert "heatmap" not in set(data.responses["condition"])
     assert any("ignored" in w for w in data.warnings)
 

@@ -191,13 +191,13 @@ def test_power_for_k_arms_without_hypotheses_splits_alpha_over_the_comparisons_w
 
 @pytest.mark.parametrize("design", ["between", "within"])
 def test_simulated_k_arm_study_recovers_the_planted_pair(design):
-    gen = LikertGenerator(design=design, baseline="base", visual="gen", others=("ret",))
+    gen = LikertGenerator(design=design, baseline="base", compared="gen", others=("ret",))
     responses = gen(90, 1.0, np.random.default_rng(4)).astype(str)
     if design == "within":
         orders = responses.drop_duplicates("participant_id")["sequence"].value_counts()
         assert len(orders) == 3 and orders.nunique() == 1  # each cyclic order equally often
     data = build_study_data(responses, design=design, baseline="base", conditions=("base", "gen", "ret"))
-    assert data.visual == "" and data.conditions == ("base", "gen", "ret")
+    assert data.compared == "" and data.conditions == ("base", "gen", "ret")
     result = run_analysis(data, AnalysisConfig(n_boot=0)).results
     block = result["constructs"]["trust"]
     assert result["conditions"] == ["base", "gen", "ret"]
@@ -213,7 +213,7 @@ def test_simulated_k_arm_study_recovers_the_planted_pair(design):
 def test_cli_compares_the_conditions_it_is_given(tmp_path):
     from app.analysis_command import main
 
-    gen = LikertGenerator(design="between", baseline="base", visual="gen", others=("ret",))
+    gen = LikertGenerator(design="between", baseline="base", compared="gen", others=("ret",))
     path = tmp_path / "responses.csv"
     gen(30, 1.0, np.random.default_rng(1)).to_csv(path, index=False)
     out = tmp_path / "out"

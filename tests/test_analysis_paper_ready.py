@@ -17,7 +17,7 @@ from analysis.load import load_export
 from analysis.pipeline import AnalysisConfig, run_analysis
 from app.analysis_command import main as analysis_main
 from app.study_command import main as study_main
-from study.protocol import load_protocol
+from study.protocol.loading import load_protocol
 from study.rating import RatingPanel
 from tests.factories import make_bundle
 

@@ -50,7 +50,7 @@ def test_results_schema_within(within):
             100 * mean_diff / block["descriptives"][BASELINE]["mean"]
         )
         assert block["ordinal"]["n_clusters"] == 40 and "limitation" in block["ordinal"]
-        assert block["period_effect"]["n_visual_first"] + block["period_effect"]["n_baseline_first"] == 40
+        assert block["period_effect"]["n_compared_first"] + block["period_effect"]["n_baseline_first"] == 40
     p = [b["omnibus"]["parametric"]["p"] for b in res["constructs"].values()]
     assert max(b["omnibus"]["parametric"]["p_holm"] for b in res["constructs"].values()) == pytest.approx(
         min(1.0, max(max(p), 2 * min(p)))
@@ -146,11 +146,11 @@ def test_planted_effect_is_recovered(design):
     """The generator plants d (d_z within) on construct scores; the full analysis path must recover it."""
     gen = LikertGenerator(design=design)
     estimates = [
-        primary_result(gen(3000, 0.5, np.random.default_rng(s)), design, gen.conditions, gen.visual)
+        primary_result(gen(3000, 0.5, np.random.default_rng(s)), design, gen.conditions, gen.compared)
         for s in range(2)
     ]
     assert np.mean([e["effect"] for e in estimates]) == pytest.approx(0.5, abs=0.06)
-    null = primary_result(gen(3000, 0.0, np.random.default_rng(9)), design, gen.conditions, gen.visual)
+    null = primary_result(gen(3000, 0.0, np.random.default_rng(9)), design, gen.conditions, gen.compared)
     assert abs(null["effect"]) < 0.08
 
 
@@ -158,7 +158,7 @@ def test_power_curve_increases_with_n_and_effect():
     gen = LikertGenerator()
     curve = power_curve(
         gen,
-        lambda f: primary_result(f, "within", gen.conditions, gen.visual),
+        lambda f: primary_result(f, "within", gen.conditions, gen.compared),
         sample_sizes=(10, 50),
         effects=(0.2, 0.8),
         n_sims=30,

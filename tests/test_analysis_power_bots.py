@@ -17,7 +17,7 @@ from app.sources import bots_of
 from db.session import Database
 from study.botpower import EngineBotGenerator
 from study.engine import StudyEngine
-from study.protocol import load_protocol
+from study.protocol.loading import load_protocol
 from study.registry import register
 from study.simulate import Policy, simulate
 from tests.factories import example_protocol, write_protocol
@@ -42,7 +42,7 @@ def within_bots(within_protocol):
 
 def _estimate(generator: EngineBotGenerator, frame) -> dict:
     return primary_result(
-        frame, generator.design, generator.conditions, generator.visual, generator.construct
+        frame, generator.design, generator.conditions, generator.compared, generator.construct
     )
 
 
@@ -53,7 +53,7 @@ def test_planted_effect_is_recovered_from_bot_data(within_bots):
     assert result["effect"] == pytest.approx(PLANTED, abs=0.25)
     assert result["p"] < 1e-6
     data = build_study_data(population, design="within", baseline=within_bots.baseline)  # export passes as is
-    assert data.design == "within" and data.visual == within_bots.visual
+    assert data.design == "within" and data.compared == within_bots.compared
 
 
 def test_bot_power_increases_with_n(within_bots):

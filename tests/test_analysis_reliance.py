@@ -185,7 +185,7 @@ def test_mixed_models_find_a_planted_over_reliance(protocol_file, tmp_path):
     from db.session import Database
     from study.engine import StudyEngine
     from study.export import export_frames
-    from study.protocol import load_protocol
+    from study.protocol.loading import load_protocol
     from study.registry import register
     from study.simulate import AdviceTaking, Policy, simulate
 
@@ -219,7 +219,7 @@ def test_without_judge_advisor_trials_accuracy_and_agreement_are_still_modelled(
     from db.session import Database
     from study.engine import StudyEngine
     from study.export import export_frames
-    from study.protocol import load_protocol
+    from study.protocol.loading import load_protocol
     from study.registry import register
 
     path = protocol_file()  # today's protocols: the advice comes with the case

@@ -178,7 +178,7 @@ def test_report_html_draws_every_figure_in_chromium(tmp_path, analysis, figures)
 
     from analysis.document import document
     from analysis.render import render_html
-    from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
+    from tests.browser import CHROMIUM, CHROMIUM_ARGS
 
     require(shutil.which(CHROMIUM) is not None, "the browser check needs Chromium (apt-get install chromium)")
     from playwright.sync_api import sync_playwright

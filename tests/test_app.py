@@ -332,7 +332,8 @@ def test_a_known_label_from_another_platform_session_takes_nothing_over(study):
 def test_the_page_words_each_problem_by_its_code(study, monkeypatch):
     """Not "is required": the page names the problem and asks to check the answer, not to give one."""
     from study.engine import StudyEngine
-    from study.path import AnswerError, AnswerProblem
+    from study.items.answers import AnswerProblem
+    from study.path import AnswerError
 
     study()
     p = AppParticipant().consent()

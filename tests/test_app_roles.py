@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import json
+import zipfile
 
+import numpy as np
 import pytest
 from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
@@ -345,6 +349,30 @@ def test_dashboard_participant_table_hides_platform_ids_until_asked_and_logs_it(
     assert "5f00aa" in table["PROLIFIC_PID"].tolist() and _identifier_events(study) == 1
 
 
+def test_dashboard_counts_declines_beside_consents_and_nowhere_else(study):
+    from study.simulate import simulate
+
+    simulate(study, 4, seed=6, progress=False)
+    for _ in range(3):
+        study.decline()  # three people read the consent page and did not take part
+    at = _admin_page(study, "dashboard")
+    metrics = {m.label: m.value for m in at.get("metric")}
+    labels = list(metrics)
+    assert labels.index("Declined") == labels.index("Consented") + 1
+    assert (metrics["Consented"], metrics["Declined"]) == ("4", "3")
+    assert sum(int(metrics[k]) for k in ("Completed", "Active", "Dropped out")) == 4
+    funnel = next(
+        c
+        for c in (json.loads(c.proto.spec) for c in at.get("plotly_chart"))
+        if c["data"][0]["type"] == "funnel"
+    )
+    x = funnel["data"][0]["x"]  # plotly's typed array: {"dtype", "bdata": base64 of the values}
+    counts = np.frombuffer(base64.b64decode(x["bdata"]), dtype=x["dtype"]) if isinstance(x, dict) else x
+    assert counts[0] == 4  # the funnel starts at the consented: declines are nobody's row
+    [table] = [d.value for d in at.dataframe if "participant" in d.value.columns]
+    assert len(table) == 4
+
+
 def test_downloads_offer_one_zip_and_spss_stata_files(study):
     from study.simulate import simulate
 
@@ -358,6 +386,44 @@ def test_downloads_offer_one_zip_and_spss_stata_files(study):
     at.checkbox[0].check()
     at.run()
     assert _identifier_events(study) == 1
+
+
+def test_download_all_carries_the_analysis_pages_report_computed_once(study, monkeypatch):
+    import analysis.report
+    from app.dashboard_report import SKIPPED_FILE, zip_with_report
+    from study.export import export_files, export_frames
+    from study.simulate import simulate
+
+    built = []
+    build_report = analysis.report.build_report
+    monkeypatch.setattr(
+        analysis.report, "build_report", lambda *a, **k: built.append(1) or build_report(*a, **k)
+    )
+
+    def download_all() -> dict[str, bytes]:
+        """What the Downloads page's "Download all" button hands over when clicked."""
+        files = export_files(export_frames(study.db, version_id=study.version_id))
+        with zipfile.ZipFile(io.BytesIO(zip_with_report(study, files))) as archive:
+            return {name: archive.read(name) for name in archive.namelist()}
+
+    empty = download_all()  # nobody has joined: the export, and why there is no report
+    assert "report.html" not in empty and b"cannot run on these data yet" in empty[SKIPPED_FILE]
+    simulate(study, 8, seed=7, progress=False)
+    page = _admin_page(study, "analysis")
+    page.button[0].click()
+    page.run()
+    assert not page.exception and len(built) == 1
+    zipped = download_all()
+    assert len(built) == 1  # the page's report, not a second computation
+    assert {"responses.csv", "codebook.csv", "report.html", "results.json"} <= set(zipped)
+    assert SKIPPED_FILE not in zipped and zipped["report.html"].startswith(b"<!DOCTYPE html>")
+    assert json.loads(zipped["results.json"])["config"] == json.loads(
+        page.json[0].value
+    )  # the page's settings
+    simulate(study, 1, seed=8, progress=False)
+    assert "results.json" in download_all() and len(built) == 2  # new data: a new report
+    downloads = _admin_page(study, "downloads")
+    assert downloads.get("download_button")[0].proto.label.endswith("and the analysis report)")
 
 
 def test_a_researcher_invites_a_rater_from_the_dashboard(study):

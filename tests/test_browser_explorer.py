@@ -8,15 +8,14 @@ import time
 import pytest
 
 from db.session import Database
+from tests.browser import AppServer, Participant, skin_photo
 from tests.privacy_scan import photo_traces, stored_traces
-from tests.test_browser import AppServer, Participant, browser, demo_bundle, shots  # noqa: F401
-from tests.test_browser_live import skin_photo
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]  # a hang guard, not a speed check
 HOLD_S = 4  # `serve --job-hold`: 120 s by default; the page renews its hold every HOLD_S / 4 seconds
 
 
-def test_no_worker_is_said_and_a_closed_pages_photo_is_erased(tmp_path, demo_bundle, browser, shots):  # noqa: F811
+def test_no_worker_is_said_and_a_closed_pages_photo_is_erased(tmp_path, demo_bundle, browser, shots):
     from tests.factories import example_protocol, write_protocol
 
     protocol = write_protocol(tmp_path, example_protocol("between"), bundle=demo_bundle)

@@ -2,7 +2,7 @@
 after the first answer is stored, a reload lands on the right half, an enlarged image is logged, and a stale
 tab cannot change the first answer once the advice was shown.
 
-Uses the browser harness of tests/test_browser.py (Debian chromium + playwright; waits for each rerun, never
+Uses the browser harness of tests/browser.py (Debian chromium + playwright; waits for each rerun, never
 sleeps); runs in CI, skipped locally without a browser.
 """
 
@@ -11,20 +11,13 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from tests.test_browser import (  # noqa: F401 (browser, demo_bundle, shots: fixtures)
-    RERUN_DONE,
-    AppServer,
-    Participant,
-    browser,
-    demo_bundle,
-    shots,
-)
+from tests.browser import RERUN_DONE, AppServer, Participant
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(900)]  # a hang guard, not a speed check
 
 
 @pytest.fixture
-def judge_advisor_server(tmp_path, demo_bundle):  # noqa: F811
+def judge_advisor_server(tmp_path, demo_bundle):
     from tests.factories import example_protocol, write_protocol
 
     data = {**example_protocol("between"), "trial": {"advice": "after_initial"}}
@@ -61,7 +54,7 @@ def _stored(db_url: str, step_suffix: str = ".initial") -> dict[str, str]:
     return {step: value for step, value in rows if step.endswith(step_suffix)}
 
 
-def test_judge_advisor_trials_in_chromium(judge_advisor_server, browser, shots):  # noqa: F811
+def test_judge_advisor_trials_in_chromium(judge_advisor_server, browser, shots):
     server = judge_advisor_server
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.set_default_timeout(30_000)

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_browser import AppServer, Participant, browser, demo_bundle  # noqa: F401  (fixtures)
+from tests.browser import AppServer, Participant
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]  # a hang guard, not a speed check
 
 
 @pytest.fixture
-def bilingual_server(tmp_path, demo_bundle):  # noqa: F811
+def bilingual_server(tmp_path, demo_bundle):
     from tests.factories import example_protocol, write_protocol
 
     protocol = write_protocol(tmp_path, example_protocol("between", languages=True), bundle=demo_bundle)
@@ -25,7 +25,7 @@ def bilingual_server(tmp_path, demo_bundle):  # noqa: F811
 
 
 @pytest.mark.parametrize(("locale", "query", "language"), [("de-DE", "", "de"), ("en-US", "lang=de", "de")])
-def test_the_browser_or_the_link_picks_german(bilingual_server, browser, tmp_path, locale, query, language):  # noqa: F811
+def test_the_browser_or_the_link_picks_german(bilingual_server, browser, tmp_path, locale, query, language):
     context = browser.new_context(locale=locale, viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.set_default_timeout(30_000)
@@ -40,7 +40,7 @@ def test_the_browser_or_the_link_picks_german(bilingual_server, browser, tmp_pat
     context.close()
 
 
-def test_an_english_browser_gets_english(bilingual_server, browser, tmp_path):  # noqa: F811
+def test_an_english_browser_gets_english(bilingual_server, browser, tmp_path):
     context = browser.new_context(locale="en-GB")
     page = context.new_page()
     p = Participant(page, tmp_path)

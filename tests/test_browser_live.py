@@ -10,18 +10,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageDraw
 
 from db.jobs import JobQueue
 from db.session import Database
-from tests import test_browser
+from tests.browser import RERUN_DONE, AppServer, Participant, skin_photo
 from tests.chat_server import ChatServer
+from tests.factories import interactive_conditions
 from tests.skingen_fixtures import tiny_models
-from tests.test_browser import RERUN_DONE, AppServer, Participant
-from tests.test_interactive_study import interactive_conditions
-
-# the browser suite's fixtures, shared
-browser, demo_bundle, shots = test_browser.browser, test_browser.demo_bundle, test_browser.shots
 
 pytestmark = [pytest.mark.browser, pytest.mark.ml, pytest.mark.slow, pytest.mark.timeout(900)]
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,13 +79,6 @@ def live_study(tmp_path, tmp_path_factory, chat, demo_bundle):
             worker.wait(timeout=60)
         log.close()
         app.stop()
-
-
-def skin_photo(path: Path) -> Path:
-    image = Image.new("RGB", (160, 160), (190, 140, 105))
-    ImageDraw.Draw(image).ellipse((50, 50, 110, 110), fill=(160, 40, 50))
-    image.save(path)
-    return path
 
 
 def expect_text(p: Participant, text: str) -> None:

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import func, select
 
 from study.auth import hash_secret
-from tests.test_browser import Participant, browser, demo_bundle, server, shots  # noqa: F401
+from tests.browser import Participant
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(900)]  # a hang guard, not a speed check
 ADMIN_PASSWORD = "browser admin password"
@@ -18,7 +18,7 @@ def admin_env(monkeypatch):
     monkeypatch.setenv("SKINGEN_ADMIN_PASSWORD_HASH", hash_secret(ADMIN_PASSWORD))
 
 
-def test_a_rater_rates_images_and_a_researcher_sees_the_dashboard(admin_env, server, browser, shots):  # noqa: F811
+def test_a_rater_rates_images_and_a_researcher_sees_the_dashboard(admin_env, server, browser, shots):
     from db.models import Rating
     from db.session import Database
     from study.engine import StudyEngine

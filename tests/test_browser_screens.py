@@ -22,14 +22,7 @@ from study.auth import ADMIN_HASH_ENV, hash_secret
 from study.path import Step
 from tests.axe import Violation, require_axe, violations
 from tests.keyboard import KeyboardUser, Stop
-from tests.test_browser import (  # noqa: F401
-    RERUN_DONE,
-    AppServer,
-    Participant,
-    browser,
-    demo_bundle,
-    shots,
-)
+from tests.browser import RERUN_DONE, AppServer, Participant
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(900)]  # a hang guard, not a speed check
 ADMIN_PASSWORD = "screens admin password"
@@ -58,7 +51,7 @@ IMAGES_LOADED = "() => Array.from(document.images).every(image => image.complete
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory, demo_bundle):  # noqa: F811
+def site(tmp_path_factory, demo_bundle):
     """The between-subjects demo study, with the explorer open to all and a researcher password set."""
     from tests.factories import example_protocol, write_protocol
 
@@ -159,7 +152,7 @@ def section(name: str) -> Callable[[Step], bool]:
     return lambda step: step.section == name
 
 
-def test_every_page_has_no_serious_accessibility_violation(site, engine, cohort, browser, shots):  # noqa: F811
+def test_every_page_has_no_serious_accessibility_violation(site, engine, cohort, browser, shots):
     """axe-core on each participant page (and its error state), the rater pages, the explorer and the
     researchers' sign-in: no serious or critical WCAG 2.1 A/AA violation."""
     from playwright.sync_api import expect
@@ -278,8 +271,8 @@ def test_a_visual_case_is_compact_on_a_phone_and_its_first_question_in_view_on_a
     site,
     engine,
     cohort,
-    browser,  # noqa: F811
-    shots,  # noqa: F811
+    browser,
+    shots,
 ):
     from playwright.sync_api import expect
 
@@ -329,7 +322,7 @@ def test_a_visual_case_is_compact_on_a_phone_and_its_first_question_in_view_on_a
         laptop.close()
 
 
-def test_a_participant_completes_the_study_with_the_keyboard_only(site, engine, cohort, browser, shots):  # noqa: F811
+def test_a_participant_completes_the_study_with_the_keyboard_only(site, engine, cohort, browser, shots):
     """No mouse: Tab and Shift+Tab, Space, Enter and the arrow keys from the consent page to the completion
     code; on the first page of each kind, every control is in the tab order and shows when it has the focus."""
     page = browser.new_page(viewport={"width": 1280, "height": 900})

@@ -5,11 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
-import subprocess
-import sys
-import threading
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,16 +14,21 @@ from PIL import Image
 
 from formats.bundle import load_bundle
 from formats.taxonomy import Taxonomy
-from skingen.bundle.builder import BundleBuilder, BundleSettings, read_cases
+from skingen.bundle.builder import read_cases
 from skingen.bundle.evaluation import BundleEvaluator
 from skingen.diagnosis.base import Diagnosis
 from skingen.distributed import Outcome, ProcessShare, launched_processes, raise_failures, shard, unshard
 from skingen.errors import SkinGenError
 from skingen.evaluation.evaluator import EvaluationSettings
 from skingen.evaluation.inputs import read_real
-from skingen.prompts import PromptBuilder
-from tests.launching import accelerate_launch, launch_env
-from tests.skingen_fixtures import FakeGenerator, TinyModels, tiny_models, write_cases, write_retrieval_set
+from tests.shares import (
+    build_in_threads,
+    bundle_files,
+    manifest_without_time,
+    run_once_and_launched,
+    shared_builder,
+)
+from tests.skingen_fixtures import FakeGenerator, TinyModels, write_cases, write_retrieval_set
 
 if TYPE_CHECKING:
     import torch
@@ -95,93 +95,14 @@ def test_a_failure_is_an_outcome_and_raised_where_it_happened() -> None:
 # --- the builder's protocol, two shares simulated by threads ------------------------------------------
 
 
-class _Exchange:
-    """What accelerate's collectives do, for threads: each call waits for all, then returns the values."""
-
-    def __init__(self, count: int) -> None:
-        self.barrier = threading.Barrier(count, timeout=30)
-        self.slots: list[object] = [None] * count
-
-    def all(self, index: int, value: object) -> list[object]:
-        self.barrier.wait()
-        self.slots[index] = value
-        self.barrier.wait()
-        values = list(self.slots)
-        self.barrier.wait()
-        return values
-
-
-@dataclass(frozen=True)
-class _ThreadShare(ProcessShare):
-    exchange: _Exchange | None = None
-
-    def gather(self, value: object) -> list[object]:
-        return [pickle.loads(pickle.dumps(v)) for v in self.exchange.all(self.process_index, value)]
-
-    def broadcast(self, value: object) -> object:
-        return self.exchange.all(self.process_index, value)[0]
-
-    def wait_for_everyone(self) -> None:
-        self.exchange.all(self.process_index, None)
-
-
-def _builder(generator: FakeGenerator, evaluator: BundleEvaluator | None = None) -> BundleBuilder:
-    taxonomy = Taxonomy.load()
-    settings = BundleSettings(bundle_id="b", k=2)
-    return BundleBuilder(
-        taxonomy, PromptBuilder.load(taxonomy), generator, None, settings, evaluator=evaluator
-    )
-
-
 def _fixed_cases(tmp_path: Path) -> list:
     rows = [{**row, "ai_condition": row["ai_condition"] or "psoriasis"} for row in CASES]
     return read_cases(write_cases(tmp_path / "cases", rows), Taxonomy.load())
 
 
-def build_in_threads(
-    cases: list,
-    out: Path,
-    generators: list[FakeGenerator],
-    make_builder: Callable[[FakeGenerator], BundleBuilder] = _builder,
-    **kwargs: object,
-) -> list[BaseException | None]:
-    """Build with one thread per generator, each a share of its own builder; every thread's exception."""
-    exchange = _Exchange(len(generators))
-    errors: list[BaseException | None] = [None] * len(generators)
-
-    def run(index: int) -> None:
-        share = _ThreadShare(index, len(generators), exchange=exchange)
-        try:
-            make_builder(generators[index])(cases, out, progress=False, share=share, **kwargs)
-        except BaseException as exc:
-            errors[index] = exc
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(generators))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in threads), "a share hangs"
-    return errors
-
-
-def bundle_files(root: Path) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(root)): p.read_bytes()
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and p.name != "manifest.json"
-    }
-
-
-def manifest_without_time(root: Path) -> dict:
-    manifest = json.loads((root / "manifest.json").read_text())
-    manifest.pop("created_at")
-    return manifest
-
-
 def test_two_shares_build_the_single_process_bundle(tmp_path: Path) -> None:
     cases = _fixed_cases(tmp_path)
-    _builder(FakeGenerator())(cases, tmp_path / "one", progress=False)
+    shared_builder(FakeGenerator())(cases, tmp_path / "one", progress=False)
     generators = [FakeGenerator(), FakeGenerator()]
     assert build_in_threads(cases, tmp_path / "two", generators) == [None, None]
     assert bundle_files(tmp_path / "two") == bundle_files(tmp_path / "one")
@@ -194,7 +115,7 @@ def test_two_shares_build_the_single_process_bundle(tmp_path: Path) -> None:
 
 def test_a_failing_share_fails_every_process_and_leaves_the_old_bundle(tmp_path: Path) -> None:
     cases = _fixed_cases(tmp_path)
-    _builder(FakeGenerator())(cases, tmp_path / "out", progress=False)
+    shared_builder(FakeGenerator())(cases, tmp_path / "out", progress=False)
     before = bundle_files(tmp_path / "out")
     # process 1 builds c2 (eczema) and fails on it; process 0 finishes its share, then both fail
     errors = build_in_threads(
@@ -259,10 +180,10 @@ def test_two_shares_evaluate_as_one_process(tmp_path: Path) -> None:
         EvaluationSettings(bootstrap=10, equal_n_draws=2),
     )
 
-    _builder(FakeGenerator(), evaluator)(cases, tmp_path / "one", progress=False)
+    shared_builder(FakeGenerator(), evaluator)(cases, tmp_path / "one", progress=False)
     generators = [FakeGenerator(), FakeGenerator()]
     errors = build_in_threads(
-        cases, tmp_path / "two", generators, make_builder=lambda g: _builder(g, evaluator)
+        cases, tmp_path / "two", generators, make_builder=lambda g: shared_builder(g, evaluator)
     )
     assert errors == [None, None]
     assert bundle_files(tmp_path / "two") == bundle_files(tmp_path / "one")  # evaluation/ included
@@ -273,28 +194,6 @@ def test_two_shares_evaluate_as_one_process(tmp_path: Path) -> None:
 
 
 # --- a real launch: accelerate, 2 CPU processes (gloo) -----------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
-    return tiny_models(tmp_path_factory)
-
-
-def run_once_and_launched(args: list[str], one: Path, two: Path) -> subprocess.CompletedProcess:
-    """``skingen ARGS --out ONE`` as one process, then ``--out TWO`` under ``accelerate launch`` with 2 CPU
-    processes (gloo); both must succeed. Returns the launch's completed process."""
-    env = launch_env()
-    single = subprocess.run(
-        [sys.executable, "-m", "skingen", *args, "--out", str(one)],
-        env=env, capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
-    assert single.returncode == 0, single.stderr
-    multi = subprocess.run(
-        [*accelerate_launch(2), "-m", "skingen", *args, "--out", str(two)],
-        env=env, capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
-    assert multi.returncode == 0, multi.stderr[-4000:]
-    return multi
 
 
 def _digests(root: Path) -> dict[str, str]:

@@ -13,8 +13,8 @@ from formats.taxonomy import Taxonomy
 from skingen.cli import main
 from skingen.evaluation.evaluator import headline_of
 from skingen.sources import load_image
-from tests.skingen_fixtures import TinyModels, tiny_models, write_cases
-from tests.test_evaluation import write_sets
+from tests.image_sets import write_sets
+from tests.skingen_fixtures import TinyModels, write_cases
 
 pytestmark = pytest.mark.ml
 torch = pytest.importorskip("torch")
@@ -27,11 +27,6 @@ CASES = [
     {"case_id": "c3", "file": "c3.png", "ground_truth": "acne", "ai_condition": "acne", "skin_tone": "III"},
 ]  # fmt: skip
 FIXED = [{**row, "ai_condition": row["ai_condition"] or "psoriasis"} for row in CASES]
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
-    return tiny_models(tmp_path_factory)
 
 
 def _build(tiny: TinyModels, tmp_path: Path, *extra: str, rows: list[dict] = CASES) -> tuple[int, Path]:

@@ -66,14 +66,38 @@ def test_an_unreachable_postgresql_server_is_named_by_host_and_database(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     pytest.importorskip("psycopg")
+    url = _unreachable_postgresql()
+    assert study_command.main(["audit", "--db", url]) == 2
+    err = capsys.readouterr().err
+    port = url.rsplit(":", 1)[1].split("/")[0]
+    assert f"cannot connect to database 'no_such_study' on 127.0.0.1:{port}" in err
+    assert "secret" not in err
+
+
+def _unreachable_postgresql() -> str:
     with socket.socket() as sock:  # a port nothing listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    url = f"postgresql+psycopg://someone:secret@127.0.0.1:{port}/no_such_study"
-    assert study_command.main(["audit", "--db", url]) == 2
+    return f"postgresql+psycopg://someone:secret@127.0.0.1:{port}/no_such_study"
+
+
+@pytest.mark.parametrize("where", ["sqlite", "postgresql"])
+def test_the_worker_checks_its_db_before_loading_any_model(
+    where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Models that do not exist: the refusal can only be about --db if the queue is opened before loading."""
+    from skingen.cli import main
+
+    if where == "postgresql":
+        pytest.importorskip("psycopg")
+    url = f"sqlite:///{tmp_path}/typo.db" if where == "sqlite" else _unreachable_postgresql()
+    monkeypatch.chdir(tmp_path)
+    missing = str(tmp_path / "no-such-model")
+    assert main(["worker", "--db", url, "--sd", missing, "--vlm", missing, "--device", "cpu"]) == 1
     err = capsys.readouterr().err
-    assert f"cannot connect to database 'no_such_study' on 127.0.0.1:{port}" in err
-    assert "secret" not in err
+    expected = f"no database file at {tmp_path / 'typo.db'}" if where == "sqlite" else "cannot connect"
+    assert err.startswith("skingen: error: ") and expected in err and "no-such-model" not in err, err
+    assert files_under(tmp_path) == set()
 
 
 @pytest.fixture

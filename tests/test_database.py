@@ -16,7 +16,7 @@ from db.migrate import current_revision, downgrade, head_revision, upgrade
 from db.models import Base
 from db.session import Database
 from study.engine import StudyEngine
-from study.protocol import load_protocol
+from study.protocol.loading import load_protocol
 from study.registry import RegistryError, register
 from tests.participants import TICKED
 

@@ -12,7 +12,7 @@ from app import server
 from app.demo import PROTOCOLS, packaged_protocol_text
 from app.study_command import main
 from app.views.consent import DECLINE
-from study.protocol import parse_protocol
+from study.protocol.loading import parse_protocol
 from tests.factories import make_bundle
 
 PACKAGED = resources.files("app.demo") / "between.yaml"

@@ -205,7 +205,7 @@ def test_evaluate_judges_with_a_classifier_or_a_chat_endpoint(
 ) -> None:
     from skingen.diagnosis.classifier import ClassifierDiagnoser
     from skingen.sources import load_image
-    from tests.test_evaluation import write_sets
+    from tests.image_sets import write_sets
 
     data, generated = write_sets(tmp_path / "sets")
     fast = ["--jackknife-groups", "4", "--equal-n-draws", "2", "--bootstrap", "0"]

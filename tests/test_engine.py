@@ -233,7 +233,7 @@ def test_without_resume_requires_the_label_alone_resumes(protocol_file, make_eng
 
 
 def test_participant_label_must_be_a_url_parameter(protocol_file):
-    from study.protocol import ProtocolError, load_protocol
+    from study.protocol.loading import ProtocolError, load_protocol
 
     with pytest.raises(ProtocolError, match="participant_label: 'NOPE' must be one of url_parameters"):
         load_protocol(protocol_file(participant_label="NOPE"))

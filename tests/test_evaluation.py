@@ -3,17 +3,15 @@ the closed loop with a tiny CLIP, metrics.json's schema, and bad inputs (one mes
 
 from __future__ import annotations
 
-import csv
 import json
 import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from skingen.cli import main
-from skingen.provenance import ImageLabels, ProvenanceRecord, save_image
+from tests.image_sets import CONDITIONS, TYPES, tinted_image, write_sets
 from tests.skingen_fixtures import tiny_models
 
 pytestmark = pytest.mark.ml
@@ -22,57 +20,15 @@ pytest.importorskip("scipy")
 
 from skingen.evaluation import metrics  # noqa: E402
 
-TYPES = ("I", "II", "III", "IV", "V", "VI")
-CONDITIONS = ("psoriasis", "eczema", "acne")
-
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     return tiny_models(tmp_path_factory)
 
 
-def _image(seed: int, tint: int) -> Image.Image:
-    rng = np.random.default_rng(seed)
-    pixels = rng.integers(0, 120, (32, 32, 3)) + np.array([tint, tint // 2, 255 - tint]) // 2
-    return Image.fromarray(pixels.clip(0, 255).astype(np.uint8))
-
-
-def _record(prompt: str, seed: int) -> ProvenanceRecord:
-    return ProvenanceRecord(
-        model="m", model_fingerprint="f", pipeline="StableDiffusionPipeline", prompt=prompt, negative_prompt="",
-        seed=seed, steps=4, guidance=7.5, scheduler="DDIMScheduler", width=32, height=32, device="cpu",
-        dtype="float32", versions={},
-    )  # fmt: skip
-
-
 @pytest.fixture(scope="module")
 def sets(tmp_path_factory) -> tuple[Path, Path]:
     return write_sets(tmp_path_factory.mktemp("evaluation"))
-
-
-def write_sets(root: Path) -> tuple[Path, Path]:
-    """A prepared DATA folder (36 images, 6 per Fitzpatrick type) and a generated folder (36, with provenance)."""
-    data, generated = root / "DATA", root / "generated"
-    (data / "images").mkdir(parents=True)
-    rows = []
-    for i in range(36):
-        tone, condition = TYPES[i % 6], CONDITIONS[i % 3]
-        _image(i, 40 * (i % 6)).save(data / "images" / f"{i}.png")
-        rows.append(
-            {"file": f"images/{i}.png", "condition": condition, "skin_tone": tone,
-             "caption": f"a photo of {condition} on type {tone} skin", "source": "test", "licence": "CC0",
-             "split": "train" if i % 4 else "validation"}
-        )  # fmt: skip
-    with (data / "metadata.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    for i in range(36):
-        tone, condition = TYPES[i % 6], CONDITIONS[i % 3]
-        prompt = f"{condition}, skin type {tone}"
-        save_image(_image(1000 + i, 45 * (i % 6)), _record(prompt, i), generated / f"{condition}_{i}.png",
-                   ImageLabels(condition=condition, skin_tone=tone))  # fmt: skip
-    return data, generated
 
 
 def _run(*argv: object) -> int:
@@ -324,12 +280,12 @@ def test_bad_inputs_give_one_message_and_write_nothing(case, sets, models, tmp_p
     elif case == "unreadable":
         gen = _bad(tmp_path, "broken")
         for i in range(3):
-            _image(i, 0).save(gen / f"{i}.png")
+            tinted_image(i, 0).save(gen / f"{i}.png")
         (gen / "3.png").write_bytes(b"not a png")
         expected = "3.png"
     elif case == "one image":
         gen = _bad(tmp_path, "single")
-        _image(0, 0).save(gen / "0.png")
+        tinted_image(0, 0).save(gen / "0.png")
         expected = "at least 2"
     elif case == "not a model":
         features, expected = _bad(tmp_path, "no-model"), "not a model directory"

@@ -7,15 +7,14 @@ timestamp, so equal means equal).
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 
 import pytest
 
 from skingen.distributed import ProcessShare
 from skingen.errors import SkinGenError
-from tests.skingen_fixtures import TinyModels, tiny_models
-from tests.test_bundle_distributed import _Exchange, _ThreadShare, run_once_and_launched
+from tests.shares import in_threads, run_once_and_launched
+from tests.skingen_fixtures import TinyModels
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("scipy.linalg")
@@ -27,15 +26,10 @@ from skingen.evaluation.evaluator import EvaluationSettings, embed, evaluate  # 
 from skingen.evaluation.features import FeatureExtractor  # noqa: E402
 from skingen.evaluation.inputs import read_generated, read_real  # noqa: E402
 from skingen.evaluation.report import METRICS_FILE, write_report  # noqa: E402
-from tests.test_evaluation import write_sets  # noqa: E402
+from tests.image_sets import write_sets  # noqa: E402
 
 SETTINGS = EvaluationSettings(jackknife_groups=10, equal_n_draws=5, bootstrap=200)
 BATCH = 5  # 36 images: 8 batches, the last of 1, split 4 + 4
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
-    return tiny_models(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -50,27 +44,6 @@ class _FailingDiagnoser:
         raise SkinGenError(f"cannot diagnose {image_id}")
 
 
-def _in_threads(work, count: int = 2) -> tuple[list[object], list[BaseException | None]]:
-    """``work(share)`` in ``count`` threads, each one process of a simulated share."""
-    exchange = _Exchange(count)
-    results: list[object] = [None] * count
-    errors: list[BaseException | None] = [None] * count
-
-    def run(index: int) -> None:
-        try:
-            results[index] = work(_ThreadShare(index, count, exchange=exchange))
-        except BaseException as exc:
-            errors[index] = exc
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=300)
-    assert not any(thread.is_alive() for thread in threads), "a share hangs"
-    return results, errors
-
-
 def _inputs(sets: tuple[Path, Path]):
     data, generated = sets
     return read_real(data), read_generated(generated)
@@ -83,7 +56,7 @@ def _extractor(tiny: TinyModels) -> FeatureExtractor:
 def test_two_shares_embed_bit_identical_features(tiny: TinyModels, sets: tuple[Path, Path]) -> None:
     real, generated = _inputs(sets)
     one = embed(real, generated, _extractor(tiny))
-    shares, errors = _in_threads(lambda share: embed(real, generated, _extractor(tiny), share=share))
+    shares, errors = in_threads(lambda share: embed(real, generated, _extractor(tiny), share=share))
     assert errors == [None, None]
     for merged in shares:  # every process has every feature
         assert torch.equal(merged.real, one.real) and torch.equal(merged.generated, one.generated)
@@ -104,7 +77,7 @@ def test_two_shares_write_the_single_process_metrics(
             real, generated, _extractor(tiny), SETTINGS, diagnoser=clip, progress=False, share=share
         )
 
-    (main, other), errors = _in_threads(share_of_the_work)
+    (main, other), errors = in_threads(share_of_the_work)
     assert errors == [None, None] and other is None  # only the main process has the metrics
     assert main["closed_loop"]["n"] == 36
     write_report(tmp_path / "one", single)
@@ -123,7 +96,7 @@ def test_a_failing_share_fails_every_process(tiny: TinyModels, sets: tuple[Path,
         )
         return evaluate(real, generated, _extractor(tiny), SETTINGS, diagnoser=diagnoser, share=share)
 
-    _, errors = _in_threads(share_of_the_work)
+    _, errors = in_threads(share_of_the_work)
     assert str(errors[1]).startswith("cannot diagnose ")  # its own error, unchanged
     assert str(errors[0]).startswith("process 1 of 2 failed: cannot diagnose ")
 

@@ -29,7 +29,7 @@ from skingen.sources import read_table
 from study.auth import Auth
 from study.engine import StudyEngine
 from study.path import AnswerError
-from study.protocol import load_protocol
+from study.protocol.loading import load_protocol
 from study.rating import RatingPanel
 from study.refusals import StepConflict, UnknownToken
 from study.registry import register

@@ -18,8 +18,8 @@ import pytest
 from PIL import Image
 
 from skingen.cli import main
+from tests.image_sets import write_sets
 from tests.skingen_fixtures import tiny_models
-from tests.test_evaluation import write_sets
 
 pytestmark = [
     pytest.mark.ml,

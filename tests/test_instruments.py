@@ -10,7 +10,7 @@ from analysis.instruments import place_in_norms, score
 from app.study_command import main
 from study.codebook import codebook
 from study.instruments import instrument_ids, load_instrument
-from study.protocol import ProtocolError, load_protocol
+from study.protocol.loading import ProtocolError, load_protocol
 from tests.factories import use_of
 
 

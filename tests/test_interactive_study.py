@@ -15,22 +15,7 @@ from study.export import export_frames
 from study.refusals import TurnRefused
 from study.simulate import Bot, Policy
 from tests.app_driver import AppParticipant
-
-VISUAL = "skingen_visual"
-
-
-def interactive_conditions(questions: int = 2, references: int = 2) -> list[dict]:
-    return [
-        {"id": "baseline_text", "label": "Text explanation", "references": False},
-        {
-            "id": VISUAL,
-            "label": "Text, references and the live model",
-            "references": True,
-            "interactive": True,
-            "follow_up_questions": questions,
-            "live_references": references,
-        },
-    ]
+from tests.factories import VISUAL, interactive_conditions
 
 
 def to_trial(engine, token: str, bot: Bot, condition: str):

@@ -11,7 +11,7 @@ from study.allocation import arms
 from study.codebook import item_codebook
 from study.export import export_frames
 from study.path import AnswerError, participant_path
-from study.protocol import ProtocolError, load_protocol
+from study.protocol.loading import ProtocolError, load_protocol
 from study.refusals import AnswerLocked, EngineError, StepConflict
 from study.simulate import AdviceTaking, Policy, simulate
 from tests.app_driver import AppParticipant

@@ -28,7 +28,7 @@ def exported(tmp_path_factory, bundle_dir, module_database_url):
     """A between study of 8 bots (some drop out, one never finishes) exported by `skingen-study export`."""
     from db.session import Database
     from study.engine import StudyEngine
-    from study.protocol import load_protocol
+    from study.protocol.loading import load_protocol
     from study.registry import register
     from tests.factories import example_protocol, write_protocol
 

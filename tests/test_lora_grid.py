@@ -16,17 +16,12 @@ import yaml
 from skingen.cli import main
 from skingen.errors import SkinGenError
 from skingen.experiments.spec import parse_grid
-from tests.skingen_fixtures import TinyModels, tiny_models
-from tests.test_lora_training import write_data
+from tests.lora_data import write_data
+from tests.skingen_fixtures import TinyModels
 
 pytestmark = pytest.mark.ml
 torch = pytest.importorskip("torch")
 pytest.importorskip("scipy")
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
-    return tiny_models(tmp_path_factory)
 
 
 def grid_yaml(tiny: TinyModels, data: Path, **grid: object) -> dict:

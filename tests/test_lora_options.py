@@ -11,25 +11,15 @@ import pytest
 
 from skingen.cli import main
 from skingen.errors import SkinGenError
-from tests.skingen_fixtures import TinyModels, tiny_models
-from tests.test_lora_training import SMALL, write_data
+from tests.lora_data import SMALL
+from tests.skingen_fixtures import TinyModels
 
 pytestmark = pytest.mark.ml
 torch = pytest.importorskip("torch")
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
-    return tiny_models(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_data(tmp_path_factory.mktemp("data") / "DATA")
-
-
-def train(tiny: TinyModels, data: Path, out: Path, *flags: str) -> Path:
-    args = ["lora", "train", "--data", str(data), "--sd", str(tiny.sd), "--out", str(out), *SMALL]
+def train(tiny: TinyModels, lora_data: Path, out: Path, *flags: str) -> Path:
+    args = ["lora", "train", "--data", str(lora_data), "--sd", str(tiny.sd), "--out", str(out), *SMALL]
     assert main([*args, "--lr", "1e-2", "--checkpoint-every", "100", *flags]) == 0
     return out
 
@@ -67,12 +57,12 @@ def image(pipe) -> np.ndarray:
 
 
 def test_kohya_file_reads_back_in_diffusers_as_the_diffusers_file(
-    tiny: TinyModels, data: Path, tmp_path: Path
+    tiny: TinyModels, lora_data: Path, tmp_path: Path
 ) -> None:
     """alpha 8 ≠ rank 4, UNet and text encoder: diffusers' kohya loader gives the same adapters and image."""
     from peft.utils import get_peft_model_state_dict
 
-    run = train(tiny, data, tmp_path / "run", "--steps", "2", "--rank", "4", "--alpha", "8",
+    run = train(tiny, lora_data, tmp_path / "run", "--steps", "2", "--rank", "4", "--alpha", "8",
                 "--train-text-encoder", "--format", "both")  # fmt: skip
     kohya = tensors(run / "pytorch_lora_weights_kohya.safetensors")
     assert all(k.startswith(("lora_unet_", "lora_te_")) for k in kohya)
@@ -109,8 +99,18 @@ def test_kohya_file_reads_back_in_diffusers_as_the_diffusers_file(
     assert not np.allclose(image(kohya_pipe), base, atol=1e-3)
 
 
-def test_kohya_with_dora_is_refused(tiny: TinyModels, data: Path, tmp_path: Path, capsys) -> None:
-    args = ["lora", "train", "--data", str(data), "--sd", str(tiny.sd), "--out", str(tmp_path / "r"), *SMALL]
+def test_kohya_with_dora_is_refused(tiny: TinyModels, lora_data: Path, tmp_path: Path, capsys) -> None:
+    args = [
+        "lora",
+        "train",
+        "--data",
+        str(lora_data),
+        "--sd",
+        str(tiny.sd),
+        "--out",
+        str(tmp_path / "r"),
+        *SMALL,
+    ]
     assert main([*args, "--dora", "--format", "kohya"]) == 1
     assert "--format kohya with --dora" in capsys.readouterr().err
 
@@ -119,9 +119,9 @@ def test_kohya_with_dora_is_refused(tiny: TinyModels, data: Path, tmp_path: Path
 
 
 def test_dora_trains_magnitudes_that_plain_diffusers_loads(
-    tiny: TinyModels, data: Path, tmp_path: Path
+    tiny: TinyModels, lora_data: Path, tmp_path: Path
 ) -> None:
-    run = train(tiny, data, tmp_path / "dora", "--steps", "2", "--dora")
+    run = train(tiny, lora_data, tmp_path / "dora", "--steps", "2", "--dora")
     magnitudes = {
         k: v for k, v in tensors(run / "pytorch_lora_weights.safetensors").items() if "magnitude" in k
     }
@@ -144,12 +144,12 @@ def test_dora_trains_magnitudes_that_plain_diffusers_loads(
 
 
 def test_ema_final_weights_follow_diffusers_decay_schedule(
-    tiny: TinyModels, data: Path, tmp_path: Path
+    tiny: TinyModels, lora_data: Path, tmp_path: Path
 ) -> None:
     """Checkpoints hold the live weights w_n; the saved file is e_n = d_n e_(n-1) + (1 - d_n) w_n with
     d_n = min(decay, n / (9 + n)) (EMAModel's schedule: 0 at n = 1, so e_1 = w_1)."""
     decay = 0.2
-    run = train(tiny, data, tmp_path / "ema", "--steps", "4", "--batch-size", "2", "--checkpoint-every", "1",
+    run = train(tiny, lora_data, tmp_path / "ema", "--steps", "4", "--batch-size", "2", "--checkpoint-every", "1",
                 "--ema-decay", str(decay))  # fmt: skip
     live = [tensors(run / f"checkpoint-{n}" / "pytorch_lora_weights.safetensors") for n in range(1, 5)]
     ema = dict(live[0])
@@ -167,12 +167,12 @@ def test_ema_final_weights_follow_diffusers_decay_schedule(
 
 
 def test_cached_latents_and_workers_train_what_the_plain_loader_trains(
-    tiny: TinyModels, data: Path, tmp_path: Path
+    tiny: TinyModels, lora_data: Path, tmp_path: Path
 ) -> None:
     flags = ["--steps", "3", "--batch-size", "2", "--center-crop", "--random-flip", "--seed", "4"]
-    plain = train(tiny, data, tmp_path / "plain", *flags)
-    workers = train(tiny, data, tmp_path / "workers", *flags, "--dataloader-workers", "2")
-    cached = train(tiny, data, tmp_path / "cached", *flags, "--cache-latents")
+    plain = train(tiny, lora_data, tmp_path / "plain", *flags)
+    workers = train(tiny, lora_data, tmp_path / "workers", *flags, "--dataloader-workers", "2")
+    cached = train(tiny, lora_data, tmp_path / "cached", *flags, "--cache-latents")
     weights = "pytorch_lora_weights.safetensors"
     assert_close_files(plain / weights, workers / weights, atol=0)  # the same computation
     # VAE in batches of 1 instead of 2: float rounding, which Adam can turn into ≤ lr-sized steps in
@@ -180,17 +180,17 @@ def test_cached_latents_and_workers_train_what_the_plain_loader_trains(
     assert_close_files(plain / weights, cached / weights, atol=1e-3)
 
 
-def test_cached_latents_need_a_centre_crop(tiny: TinyModels, data: Path, tmp_path: Path) -> None:
+def test_cached_latents_need_a_centre_crop(tiny: TinyModels, lora_data: Path, tmp_path: Path) -> None:
     from skingen.training.config import TrainingConfig
 
     with pytest.raises(SkinGenError, match="--cache-latents needs --center-crop"):
-        TrainingConfig(data=data, sd=str(tiny.sd), out=tmp_path, cache_latents=True)
+        TrainingConfig(data=lora_data, sd=str(tiny.sd), out=tmp_path, cache_latents=True)
 
 
 # --- caption dropout -------------------------------------------------------------------------------------
 
 
-def test_caption_dropout_empties_that_share_of_captions_reproducibly(data: Path) -> None:
+def test_caption_dropout_empties_that_share_of_captions_reproducibly(lora_data: Path) -> None:
     from formats.taxonomy import Taxonomy
     from skingen.dataset import load_dataset
     from skingen.prompts import PromptBuilder
@@ -198,8 +198,10 @@ def test_caption_dropout_empties_that_share_of_captions_reproducibly(data: Path)
     from skingen.training.data import Draw, TrainingImages, training_examples
     from tests.tiny_models import clip_tokenizer
 
-    config = TrainingConfig(data=data, sd="unused", out=Path("unused"), resolution=32, caption_dropout=0.3)
-    dataset = load_dataset(data)
+    config = TrainingConfig(
+        data=lora_data, sd="unused", out=Path("unused"), resolution=32, caption_dropout=0.3
+    )
+    dataset = load_dataset(lora_data)
     tokenizer = clip_tokenizer()
     images = TrainingImages(dataset, training_examples(dataset, PromptBuilder.load(Taxonomy.load()), config),
                             [tokenizer], config)  # fmt: skip

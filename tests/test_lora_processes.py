@@ -17,8 +17,8 @@ import pytest
 from skingen.cli import main
 from skingen.training.data import StepSampler
 from tests.launching import accelerate_launch, launch_env
-from tests.skingen_fixtures import TinyModels, tiny_models
-from tests.test_lora_training import ROWS, SMALL, write_data
+from tests.lora_data import ROWS, SMALL, write_data
+from tests.skingen_fixtures import TinyModels
 
 pytestmark = pytest.mark.ml
 torch = pytest.importorskip("torch")
@@ -26,11 +26,6 @@ torch = pytest.importorskip("torch")
 FIVE_ROWS = [*ROWS, ("psoriasis", "VI", "")]  # 5 images: a global batch of 4 leaves a step of 1
 COMMON = ["--steps", "3", "--lr", "1e-2", "--seed", "5", "--random-flip", "--train-text-encoder",
           "--checkpoint-every", "100"]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
-    return tiny_models(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,8 @@ from PIL import Image
 
 from skingen.architecture import architecture_of
 from skingen.cli import main
-from tests.skingen_fixtures import TinyModels, photo, tiny_models
-from tests.test_lora_training import SMALL, write_data
+from tests.lora_data import SMALL, write_data
+from tests.skingen_fixtures import TinyModels, photo
 
 pytestmark = pytest.mark.ml
 torch = pytest.importorskip("torch")
@@ -24,26 +24,16 @@ FLAGS = ["--steps", "2", "--batch-size", "2", "--lr", "1e-2", "--train-text-enco
          "--alpha", "8", "--format", "both", "--checkpoint-every", "1", "--seed", "2"]  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
-    return tiny_models(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_data(tmp_path_factory.mktemp("data") / "DATA")
-
-
-def train(tiny: TinyModels, data: Path, out: Path, *flags: str) -> int:
+def train(tiny: TinyModels, lora_data: Path, out: Path, *flags: str) -> int:
     return main(
-        ["lora", "train", "--data", str(data), "--sd", str(tiny.sdxl), "--out", str(out), *SMALL, *flags]
+        ["lora", "train", "--data", str(lora_data), "--sd", str(tiny.sdxl), "--out", str(out), *SMALL, *flags]
     )
 
 
 @pytest.fixture(scope="module")
-def run(tiny: TinyModels, data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def run(tiny: TinyModels, lora_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("runs") / "xl"
-    assert train(tiny, data, out, *FLAGS, "--validate-every", "2") == 0
+    assert train(tiny, lora_data, out, *FLAGS, "--validate-every", "2") == 0
     return out
 
 
@@ -92,7 +82,7 @@ def test_skingen_generate_with_an_sdxl_base_and_its_lora(run: Path, tiny: TinyMo
 
 
 def test_resumed_sdxl_run_ends_where_the_uninterrupted_one_does(
-    run: Path, tiny: TinyModels, data: Path, tmp_path: Path
+    run: Path, tiny: TinyModels, lora_data: Path, tmp_path: Path
 ) -> None:
     from safetensors.torch import load_file
 
@@ -101,7 +91,7 @@ def test_resumed_sdxl_run_ends_where_the_uninterrupted_one_does(
     for late in ("checkpoint-2", "pytorch_lora_weights.safetensors", "run.json"):
         path = resumed / late
         shutil.rmtree(path) if path.is_dir() else path.unlink()
-    assert train(tiny, data, resumed, *FLAGS, "--resume", "latest") == 0
+    assert train(tiny, lora_data, resumed, *FLAGS, "--resume", "latest") == 0
     first = load_file(str(run / "pytorch_lora_weights.safetensors"))
     second = load_file(str(resumed / "pytorch_lora_weights.safetensors"))
     assert first.keys() == second.keys()

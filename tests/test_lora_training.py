@@ -13,51 +13,16 @@ import pytest
 from skingen.cli import main
 from skingen.errors import SkinGenError
 from skingen.sources import file_sha256
-from tests.skingen_fixtures import TinyModels, photo, tiny_models
+from tests.lora_data import ROWS, SMALL, write_data
+from tests.skingen_fixtures import TinyModels
 
 pytestmark = pytest.mark.ml
 torch = pytest.importorskip("torch")
 
-ROWS = [  # condition, skin tone, caption ('' → built from the prompt templates)
-    ("psoriasis", "II", "red scaly plaque on the elbow"),
-    ("eczema", "V-VI", ""),
-    ("psoriasis", "IV", ""),
-    ("eczema", "", "dry itchy patch"),
-]
-SMALL = ["--resolution", "32", "--no-progress", "--validation-inference-steps", "2"]
 
-
-@pytest.fixture(scope="session")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
-    return tiny_models(tmp_path_factory)
-
-
-def write_data(root: Path, rows=ROWS) -> Path:
-    """A prepared image set as `skingen data prepare` writes it: images/ + metadata.csv (72 px: crops)."""
-    (root / "images").mkdir(parents=True, exist_ok=True)
-    records = []
-    for index, (condition, tone, caption) in enumerate(rows):
-        photo(index, 72).save(root / "images" / f"{index}.png")
-        records.append(
-            {"file": f"images/{index}.png", "condition": condition, "skin_tone": tone, "caption": caption,
-             "source": "test", "licence": "CC0-1.0", "split": "train"}
-        )  # fmt: skip
-    records.append({**records[0], "split": "validation"})
-    with (root / "metadata.csv").open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(records[0]))
-        writer.writeheader()
-        writer.writerows(records)
-    return root
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_data(tmp_path_factory.mktemp("data") / "DATA")
-
-
-def train_cli(tiny: TinyModels, data: Path, out: Path, *flags: str) -> int:
+def train_cli(tiny: TinyModels, lora_data: Path, out: Path, *flags: str) -> int:
     return main(
-        ["lora", "train", "--data", str(data), "--sd", str(tiny.sd), "--out", str(out), *SMALL, *flags]
+        ["lora", "train", "--data", str(lora_data), "--sd", str(tiny.sd), "--out", str(out), *SMALL, *flags]
     )
 
 
@@ -70,10 +35,10 @@ RUN_A = [
 
 
 @pytest.fixture(scope="module")
-def run_a(tiny: TinyModels, data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def run_a(tiny: TinyModels, lora_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("runs") / "A"
     flags = ["--checkpoint-every", "2", "--checkpoints-total-limit", "2", "--validate-every", "3"]
-    assert train_cli(tiny, data, out, *RUN_A, *flags) == 0
+    assert train_cli(tiny, lora_data, out, *RUN_A, *flags) == 0
     return out
 
 
@@ -93,7 +58,9 @@ def assert_same_weights(a: Path, b: Path) -> None:
 # --- outputs of a run -----------------------------------------------------------------------------------
 
 
-def test_run_folder_holds_capped_step_checkpoints_config_losses_and_sheets(run_a: Path, data: Path) -> None:
+def test_run_folder_holds_capped_step_checkpoints_config_losses_and_sheets(
+    run_a: Path, lora_data: Path
+) -> None:
     assert sorted(p.name for p in run_a.glob("checkpoint-*")) == ["checkpoint-4", "checkpoint-6"]
     for checkpoint in run_a.glob("checkpoint-*"):
         names = {p.name for p in checkpoint.iterdir()}
@@ -106,7 +73,7 @@ def test_run_folder_holds_capped_step_checkpoints_config_losses_and_sheets(run_a
     saved = json.loads((run_a / "config.json").read_text())
     from skingen.dataset import load_dataset
 
-    assert saved["data_sha256"] == load_dataset(data).content_hash
+    assert saved["data_sha256"] == load_dataset(lora_data).content_hash
     assert (
         saved["config"]["rank"] == 4 and saved["config"]["alpha"] == 8 and saved["config"]["trigger"] == "sks"
     )
@@ -139,17 +106,17 @@ def test_lora_which_finds_the_run_of_a_sha(run_a: Path, capsys: pytest.CaptureFi
 
 
 def test_resumed_run_ends_where_the_uninterrupted_one_does(
-    run_a: Path, tiny: TinyModels, data: Path, tmp_path: Path
+    run_a: Path, tiny: TinyModels, lora_data: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "B"
     # No validation in B: validating in A must not have changed what A trained.
-    assert train_cli(tiny, data, out, *RUN_A, "--resume", str(run_a / "checkpoint-4")) == 0
+    assert train_cli(tiny, lora_data, out, *RUN_A, "--resume", str(run_a / "checkpoint-4")) == 0
     assert_same_weights(run_a, out)
     losses = [r["loss"] for r in csv.DictReader((run_a / "loss.csv").open())]
     assert [r["loss"] for r in csv.DictReader((out / "loss.csv").open())] == losses[4:]
 
 
-def test_resume_latest_with_grad_accum_mid_epoch(tiny: TinyModels, data: Path, tmp_path: Path) -> None:
+def test_resume_latest_with_grad_accum_mid_epoch(tiny: TinyModels, lora_data: Path, tmp_path: Path) -> None:
     flags = [
         "--steps",
         "3",
@@ -162,14 +129,14 @@ def test_resume_latest_with_grad_accum_mid_epoch(tiny: TinyModels, data: Path, t
         "--checkpoint-every",
         "1",
     ]
-    assert train_cli(tiny, data, tmp_path / "full", *flags) == 0
+    assert train_cli(tiny, lora_data, tmp_path / "full", *flags) == 0
     resumed = tmp_path / "resumed"
     shutil.copytree(tmp_path / "full", resumed)
     for late in ("checkpoint-2", "checkpoint-3", "pytorch_lora_weights.safetensors", "run.json"):
         path = resumed / late
         shutil.rmtree(path) if path.is_dir() else path.unlink()
     # checkpoint-1: half-way through the first epoch (4 images, 2 micro-batches per step)
-    assert train_cli(tiny, data, resumed, *flags, "--resume", "latest") == 0
+    assert train_cli(tiny, lora_data, resumed, *flags, "--resume", "latest") == 0
     assert_same_weights(tmp_path / "full", resumed)
     assert [r["step"] for r in csv.DictReader((resumed / "loss.csv").open())] == ["1", "2", "3"]
 
@@ -212,7 +179,9 @@ def test_skingen_generate_loads_the_trained_lora(run_a: Path, tiny: TinyModels, 
 # --- training learns ------------------------------------------------------------------------------------
 
 
-def test_training_lowers_the_objective_on_fixed_noise(tiny: TinyModels, data: Path, tmp_path: Path) -> None:
+def test_training_lowers_the_objective_on_fixed_noise(
+    tiny: TinyModels, lora_data: Path, tmp_path: Path
+) -> None:
     """The denoising loss on the training images, with the same noise and timesteps, before and after."""
     from diffusers import StableDiffusionPipeline
 
@@ -224,13 +193,13 @@ def test_training_lowers_the_objective_on_fixed_noise(tiny: TinyModels, data: Pa
     from skingen.training.loop import Models, diffusion_loss, train
 
     config = TrainingConfig(
-        data=data, sd=str(tiny.sd), out=tmp_path / "run", steps=16, batch_size=4, lr=1e-2, resolution=32,
+        data=lora_data, sd=str(tiny.sd), out=tmp_path / "run", steps=16, batch_size=4, lr=1e-2, resolution=32,
         center_crop=True, seed=1, checkpoint_every=100,
     )  # fmt: skip
     train(config, progress=False)
 
     pipe = StableDiffusionPipeline.from_pretrained(str(tiny.sd), safety_checker=None)
-    dataset = load_dataset(data)
+    dataset = load_dataset(lora_data)
     examples = training_examples(dataset, PromptBuilder.load(Taxonomy.load()), config)
     images = TrainingImages(dataset, examples, [pipe.tokenizer], config)
     # 8 "epochs" of the 4 images: each image's noise and timestep is drawn from (seed, epoch, image)
@@ -267,27 +236,27 @@ def test_training_lowers_the_objective_on_fixed_noise(tiny: TinyModels, data: Pa
     ],
 )
 def test_bad_flags_give_one_message(
-    flags: list[str], message: str, tiny: TinyModels, data: Path, tmp_path: Path, capsys
+    flags: list[str], message: str, tiny: TinyModels, lora_data: Path, tmp_path: Path, capsys
 ) -> None:
-    assert train_cli(tiny, data, tmp_path / "run", *flags) == 1
+    assert train_cli(tiny, lora_data, tmp_path / "run", *flags) == 1
     err = capsys.readouterr().err
     assert message in err and err.count("error:") == 1
     assert not (tmp_path / "run").exists()
 
 
 def test_missing_data_and_used_out_give_one_message(
-    run_a: Path, tiny: TinyModels, data: Path, tmp_path: Path, capsys
+    run_a: Path, tiny: TinyModels, lora_data: Path, tmp_path: Path, capsys
 ) -> None:
     assert train_cli(tiny, tmp_path / "nowhere", tmp_path / "run") == 1
     assert "prepared data not readable" in capsys.readouterr().err
-    assert train_cli(tiny, data, run_a, *RUN_A) == 1
+    assert train_cli(tiny, lora_data, run_a, *RUN_A) == 1
     assert "pass --resume latest" in capsys.readouterr().err
 
 
 def test_resume_with_other_settings_data_or_rank_is_refused(
-    run_a: Path, tiny: TinyModels, data: Path, tmp_path: Path, capsys
+    run_a: Path, tiny: TinyModels, lora_data: Path, tmp_path: Path, capsys
 ) -> None:
-    def resume(*flags: str, data_dir: Path = data) -> str:
+    def resume(*flags: str, data_dir: Path = lora_data) -> str:
         # the overriding flags come after RUN_A's, so argparse takes them
         assert (
             train_cli(
@@ -301,7 +270,7 @@ def test_resume_with_other_settings_data_or_rank_is_refused(
     assert "LoRA of rank 4, but this run trains rank 8 (--rank)" in resume("--rank", "8")
     other = write_data(tmp_path / "other", [(*ROWS[0][:2], "another caption"), *ROWS[1:]])
     assert "is not the data that run was trained on" in resume(data_dir=other)
-    assert train_cli(tiny, data, tmp_path / "empty", "--resume", "latest") == 1
+    assert train_cli(tiny, lora_data, tmp_path / "empty", "--resume", "latest") == 1
     assert "no checkpoint-<step> folder" in capsys.readouterr().err
 
 

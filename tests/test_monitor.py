@@ -19,7 +19,7 @@ from study.simulate import Policy, simulate
 def simulated(tmp_path_factory, bundle_dir, module_database_url):
     from db.session import Database
     from study.engine import StudyEngine
-    from study.protocol import load_protocol
+    from study.protocol.loading import load_protocol
     from study.registry import register
     from tests.factories import example_protocol, write_protocol
 

@@ -11,7 +11,7 @@ import yaml
 from study.allocation import allocation_table, arms
 from study.codebook import codebook
 from study.crossover import williams_orders
-from study.protocol import ProtocolError, load_protocol, parse_protocol
+from study.protocol.loading import ProtocolError, load_protocol, parse_protocol
 from study.references import shown_references
 from tests.factories import example_protocol, make_bundle, multi_arm_protocol, write_protocol
 
@@ -59,7 +59,7 @@ def test_reference_kinds_and_the_boolean_form_of_older_protocols():
     both = protocol.condition("both_images")
     assert both.shows("generated") and both.shows("retrieved")
     assert not protocol.condition("baseline_text").shows("generated")
-    assert protocol.visual == "" and protocol.condition_ids[0] == "baseline_text"
+    assert protocol.compared == "" and protocol.condition_ids[0] == "baseline_text"
 
 
 def test_each_condition_shows_only_its_kinds_of_reference(tmp_path, retrieval_bundle):

@@ -126,7 +126,7 @@ def test_bot_power_for_three_arms_plants_the_smallest_pairwise_effect(three_arm)
     engine = three_arm("between")
     bots = EngineBotGenerator(engine.loaded, "trust", pool_size=45, seed=1)
     try:
-        assert bots.visual == "skingen_visual" and bots.conditions == ARMS
+        assert bots.compared == "skingen_visual" and bots.conditions == ARMS
         sample = bots(12, 2.0, np.random.default_rng(0))
         arms = sample.drop_duplicates("participant_id")["arm"].value_counts()
         assert dict(arms) == dict.fromkeys(ARMS, 4)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from study.path import AnswerError, AnswerProblem, PathCache, participant_path, step_order, validate_answers
-from study.protocol import load_protocol
+from study.items.answers import AnswerProblem
+from study.path import AnswerError, PathCache, participant_path, step_order, validate_answers
+from study.protocol.loading import load_protocol
 from tests.factories import example_protocol
 
 CONDITIONS = {"psoriasis", "eczema", "acne", "vitiligo"}
@@ -127,12 +128,13 @@ def test_bad_answers_name_each_item_with_a_code(protocol_file, answers, errors):
 
 
 def test_number_and_text_problems_have_codes():
+    from study.items.free_text import FreeTextItem
+    from study.items.number import NumberItem
     from study.path import Step
-    from study.protocol import Item
 
-    age = Item(id="age", text="Age?", type="number", minimum=18, maximum=99)
-    years = Item(id="years", text="Years in practice?", type="number", minimum=0, required=False)
-    note = Item(id="note", text="Anything else?", type="free_text", max_length=5, required=False)
+    age = NumberItem(id="age", text="Age?", type="number", minimum=18, maximum=99)
+    years = NumberItem(id="years", text="Years in practice?", type="number", minimum=0, required=False)
+    note = FreeTextItem(id="note", text="Anything else?", type="free_text", max_length=5, required=False)
     step = Step("s", "questions", "entry", (age, years, note))
     cases = [
         ({"age": 17}, "age", AnswerProblem("out_of_range", 18, 99), "must be between 18 and 99"),
@@ -163,10 +165,12 @@ def test_optional_free_text(protocol_file):
 
 
 def test_yes_no_items_are_coded_zero_one():
+    from study.items.yes_no import YesNoItem
     from study.path import Step
-    from study.protocol import Item
 
-    item = Item(id="relevant", text="Clinically relevant?", type="yes_no", attention_check={"expected": 1})
+    item = YesNoItem(
+        id="relevant", text="Clinically relevant?", type="yes_no", attention_check={"expected": 1}
+    )
     step = Step("r1", "questions", "rating", (item,))
     assert validate_answers(step, {"relevant": 0}, set())[0].value == "0"
     with pytest.raises(AnswerError, match="must be between 0 and 1, got 2"):

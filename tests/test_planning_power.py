@@ -17,7 +17,7 @@ from db.session import Database
 from formats.planning import minimum_effect, planned_test, required_sample, t_test_power
 from study import prereg
 from study.export import export_frames
-from study.protocol import load_protocol
+from study.protocol.loading import load_protocol
 from study.registry import register
 from tests.factories import make_bundle, multi_arm_protocol, write_protocol
 

@@ -12,7 +12,7 @@ import pytest
 from app.analysis_command import main as analysis_main
 from app.study_command import main
 from study import prereg
-from study.protocol import ProtocolError, load_protocol
+from study.protocol.loading import ProtocolError, load_protocol
 from tests.factories import use_of
 
 # R's hand TOST with t.test on the sleep data (tests/data/r/bayes_tost.R)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from app.study_command import main
-from study.protocol import ProtocolError, load_protocol, parse_protocol
+from study.protocol.loading import ProtocolError, load_protocol, parse_protocol
 from tests.factories import EXAMPLES
 
 
@@ -17,7 +17,7 @@ def test_examples_are_valid(protocol_file, design):
     loaded = load_protocol(protocol_file(design))
     assert loaded.protocol.design == design
     assert loaded.protocol.baseline == "baseline_text"
-    assert loaded.protocol.visual == "skingen_visual"
+    assert loaded.protocol.compared == "skingen_visual"
     assert loaded.protocol.strata == ("Layperson", "Medical student", "Clinician")
     assert len(loaded.case_ids()) == 6
 

@@ -9,7 +9,7 @@ import yaml
 from app.study_command import language_note, main
 from study.allocation import arms
 from study.path import participant_path
-from study.protocol import ProtocolError, load_protocol, parse_protocol
+from study.protocol.loading import ProtocolError, load_protocol, parse_protocol
 from tests.factories import EXAMPLES, example_protocol, write_protocol
 
 

@@ -14,7 +14,7 @@ from formats.contract import RATING_COLUMNS
 from study.export import export_frames
 from study.monitor import rater_table
 from study.path import AnswerError
-from study.protocol import ProtocolError, load_protocol
+from study.protocol.loading import ProtocolError, load_protocol
 from study.rating import RatingError, RatingPanel, rating_images, slot_images
 from tests.factories import make_bundle
 

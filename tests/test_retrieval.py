@@ -23,18 +23,17 @@ from skingen.bundle.retrieval import Candidates, Query, ReferenceRetriever, Retr
 from skingen.dataset import Example, load_dataset
 from skingen.prompts import PromptBuilder
 from skingen.sources import file_sha256
+from tests.shares import build_in_threads, bundle_files, manifest_without_time
 from tests.skingen_fixtures import (
     F17K,
     IMAGES,
     SCIN,
     FakeGenerator,
     TinyModels,
-    tiny_models,
     unit,
     write_cases,
     write_retrieval_set,
 )
-from tests.test_bundle_distributed import build_in_threads, bundle_files, manifest_without_time
 
 CASES = [  # c1's photo is photo(0) (write_cases seeds photos by row)
     {"case_id": "c1", "file": "c1.png", "ground_truth": "psoriasis", "ai_condition": "psoriasis",
@@ -229,11 +228,6 @@ def test_manifests_without_retrieval_fields_still_load_and_bad_entries_are_named
 
 
 # --- end to end with a tiny CLIP -----------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
-    return tiny_models(tmp_path_factory)
 
 
 @pytest.mark.ml

@@ -28,18 +28,13 @@ from skingen.provenance import ImageCache
 from skingen.serving import GenerationSettings, ModelServer
 from skingen.worker import Worker
 from tests.chat_server import ChatServer
-from tests.skingen_fixtures import TinyModels, photo, tiny_models
+from tests.skingen_fixtures import TinyModels, photo
 
 pytestmark = pytest.mark.ml
 pytest.importorskip("torch")
 
 SETTINGS = GenerationSettings(steps=2, width=64, height=64)
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
-    return tiny_models(tmp_path_factory)
 
 
 @pytest.fixture

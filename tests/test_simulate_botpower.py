@@ -15,7 +15,7 @@ from study.botpower import (
     plantable_constructs,
     point_shift,
 )
-from study.protocol import load_protocol
+from study.protocol.loading import load_protocol
 from tests.factories import example_protocol, write_protocol
 
 
@@ -59,9 +59,9 @@ def test_items_per_condition_follow_the_participant_path(loaded):
 
 def test_point_shift_formula():
     items = {"b": 5.0, "v": 5.0}
-    within = point_shift(0.5, "within", items, noise_sd=1.0, person_sd=1.0, baseline="b", visual="v")
+    within = point_shift(0.5, "within", items, noise_sd=1.0, person_sd=1.0, baseline="b", compared="v")
     assert within == pytest.approx(0.5 * math.sqrt(2 * (1 + 1 / 12) / 5))
-    between = point_shift(0.5, "between", items, noise_sd=1.0, person_sd=0.5, baseline="b", visual="v")
+    between = point_shift(0.5, "between", items, noise_sd=1.0, person_sd=0.5, baseline="b", compared="v")
     assert between == pytest.approx(0.5 * math.sqrt(0.25 + (1 + 1 / 12) / 5))
     assert point_shift(0.0, "within", items, 1.0, 1.0, "b", "v") == 0.0
 

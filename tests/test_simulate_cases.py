@@ -69,7 +69,7 @@ def test_the_same_seed_gives_the_same_export_byte_for_byte(protocol_file, tmp_pa
 def _engine(protocol: str, url: str):
     from db.session import Database
     from study.engine import StudyEngine
-    from study.protocol import load_protocol
+    from study.protocol.loading import load_protocol
     from study.registry import register
 
     db = Database(url)
@@ -134,7 +134,7 @@ def test_the_power_bots_draw_the_cases_anew_per_world(protocol_file):
     """Cases are a sample too: each case world of the power simulation has its own draw of the cases'
     effects, so power is not conditional on one set of photos; without case effects there is one world."""
     from study.botpower import EngineBotGenerator
-    from study.protocol import load_protocol
+    from study.protocol.loading import load_protocol
 
     loaded = load_protocol(protocol_file("within"))
     assert EngineBotGenerator(loaded, "trust").case_worlds == 1

@@ -17,18 +17,13 @@ from skingen.errors import SkinGenError
 from skingen.generation import LoraSpec, ReferenceGenerator
 from skingen.provenance import ImageCache
 from skingen.sources import file_sha256
-from tests.skingen_fixtures import TinyModels, photo, tiny_models, write_cases
+from tests.skingen_fixtures import TinyModels, photo, write_cases
 
 pytestmark = pytest.mark.ml
 torch = pytest.importorskip("torch")
 
 SIZE = {"steps": 3, "width": 64, "height": 64}
 CLI_SIZE = ["--steps", "2", "--width", "64", "--height", "64", "--device", "cpu"]
-
-
-@pytest.fixture(scope="session")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
-    return tiny_models(tmp_path_factory)
 
 
 def pixels(image: object) -> np.ndarray:

@@ -55,3 +55,47 @@ def test_the_layers_hold() -> None:
         pytest.fail("lint-imports is missing: install the `test` extra (import-linter)")
     result = subprocess.run([lint, "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+
+
+def _test_modules_imported(source: str) -> list[str]:
+    """The ``tests/test_*.py`` modules ``source`` imports, however spelled (``import tests.test_x``,
+    ``from tests.test_x import …``, ``from tests import test_x``, ``from .test_x import …``)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names if alias.name.startswith("tests.test_")]
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if module.startswith("test_") or module.startswith("tests.test_"):
+                found.append(module)
+            elif module == "tests" or (node.level and not module):
+                found += [alias.name for alias in node.names if alias.name.startswith("test_")]
+    return found
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import tests.test_browser",
+        "from tests.test_evaluation import write_sets",
+        "from tests import conftest, test_browser",
+        "from .test_lora_training import SMALL",
+        "def f():\n    from tests.test_browser import CHROMIUM",
+    ],
+)
+def test_the_import_scan_finds_each_spelling(source: str) -> None:
+    assert _test_modules_imported(source) != []
+    assert _test_modules_imported("from tests.browser import Participant\nfrom tests import factories") == []
+
+
+def test_no_test_module_is_imported() -> None:
+    """A helper imported from a test module runs that module's top level (its skips, its fixtures re-bound as
+    names) and hides what is shared: shared helpers live in modules named for what they hold (tests/browser.py,
+    tests/lora_data.py, tests/image_sets.py, tests/shares.py) or in tests/conftest.py, and neither a test
+    module nor a helper imports a test module."""
+    imports = {
+        str(path.relative_to(ROOT)): found
+        for path in sorted((ROOT / "tests").rglob("*.py"))
+        if (found := _test_modules_imported(path.read_text(encoding="utf-8")))
+    }
+    assert imports == {}

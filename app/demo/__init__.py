@@ -22,7 +22,7 @@ import platformdirs
 from db.session import absolute_url
 from formats.bundle import MANIFEST_NAME
 from skingen.bundle.demo import writer
-from study.protocol import parse_protocol
+from study.protocol.loading import parse_protocol
 
 DEMO_DIR_ENV = "SKINGEN_DEMO_DIR"
 APP_NAME = "skingen-study"

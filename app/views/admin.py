@@ -19,8 +19,9 @@ import streamlit as st
 
 from app import access
 from app.context import configured_engine
+from app.dashboard_report import current_report, zip_with_report
 from study.auth import AuthError
-from study.export import export_files, export_frames, export_zip
+from study.export import export_files, export_frames
 from study.labelled import WIDE, wide_table
 from study.monitor import Monitor, rater_table, record_identifier_view
 from study.path import step_order
@@ -77,11 +78,12 @@ def dashboard() -> None:
         f"Study {protocol.study.id} v{protocol.study.version} · {protocol.design} design · "
         f"last activity {last or '—'} · times in {tz}"
     )
-    columns = st.columns(7)
+    columns = st.columns(8)
     for column, (label, key) in zip(
         columns,
         [
             ("Consented", "consented"),
+            ("Declined", "declined"),
             ("Allocated", "allocated"),
             ("Completed", "completed"),
             ("Active", "active"),
@@ -273,8 +275,9 @@ def downloads() -> None:
     wide = wide_table(frames, step_order(engine.loaded))
     files = export_files(frames, wide)
     st.download_button(
-        f"Download all (zip: {len(files)} files — the CSVs, codebook, SPSS and Stata)",
-        export_zip(files),
+        f"Download all (zip: the {len(files)} export files — the CSVs, codebook, SPSS and Stata — and the "
+        "analysis report)",
+        lambda: zip_with_report(engine, files),  # built on the click: the report can take a while
         file_name=f"{engine.protocol.study.id}-export.zip",
         mime="application/zip",
         type="primary",
@@ -327,22 +330,14 @@ def analysis() -> None:
     )
     if not st.button("Run the analysis", type="primary"):
         return
-    try:
-        from analysis.config import AnalysisConfig
-        from analysis.document import hypotheses_table, instruments_table, ratings_table, summary_table
-        from analysis.load import AnalysisInputError, from_export
-        from analysis.report import build_report
-        from app.sources import bots_of
-    except ImportError:
-        st.error("The analysis needs the `analysis` extra: `pip install 'skingen-study[analysis]'`.")
-        return
     with st.spinner("Computing…"):
-        try:  # the engine's own database and study, through the export contract (as Downloads)
-            data = from_export(export_frames(engine.db, version_id=engine.version_id))
-            report = build_report(data, AnalysisConfig(), bot_source=bots_of(engine.loaded))
-        except AnalysisInputError as exc:
-            st.error(f"The analysis cannot run on these data yet: {exc}")
-            return
+        built = current_report(engine)  # the Downloads zip's report too: computed once per state of the data
+    if built.report is None or built.data is None:
+        st.error(built.problem)
+        return
+    from analysis.document import hypotheses_table, instruments_table, ratings_table, summary_table
+
+    report, data = built.report, built.data
     result, figures = report.analysis, report.figures
     protocol = engine.protocol
     analysed = 0 if result.scores is None else result.scores["participant_id"].nunique()

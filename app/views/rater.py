@@ -12,9 +12,9 @@ from dataclasses import replace
 import streamlit as st
 
 from app import access, images, items
-from app.context import configured_engine, errors, keep_errors, widget_key
+from app.context import configured_engine, errors, keep_errors, step_answers
 from study.auth import MIN_PASSWORD_LENGTH, AuthError, Invite
-from study.path import AnswerError, Step, expected_fields
+from study.path import AnswerError, Step
 from study.rating import RatingError, RatingPanel, RatingTask
 
 INPUTS_KEY = "skingen.rating_inputs"  # answer widgets on the page, for the browser tests' rerun hook
@@ -173,7 +173,7 @@ def _step(task: RatingTask) -> Step:
 def _submit(panel: RatingPanel, rater_id: int, task: RatingTask) -> None:
     """Form callback: save before the next run, so a submit costs one run."""
     step = _step(task)
-    answers = {field: st.session_state.get(widget_key(step.key, field)) for field in expected_fields(step)}
+    answers = step_answers(step)
     try:
         panel.submit(rater_id, task.image.image_id, answers)
     except AnswerError as exc:

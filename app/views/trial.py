@@ -20,7 +20,8 @@ from formats.jobs import JobRequest, chat_request, references_request
 from formats.taxonomy import UNKNOWN
 from skingen.skin_tone import estimate_skin_tone
 from study import live
-from study.protocol import ExperimentalCondition
+from study.items.diagnosis import UNSURE_LABEL
+from study.protocol.sections import ExperimentalCondition
 from study.references import ReferenceKind, case_references
 from study.refusals import EngineError, TurnRefused
 from study.turn_log import TurnRecord
@@ -166,7 +167,7 @@ def _initial_answers(visit: context.Visit, initial_step: str) -> None:
     for item in visit.engine.protocol.initial_items:
         if item.id not in stored:
             continue
-        answer = names.get(stored[item.id], _(items.UNSURE_LABEL))
+        answer = names.get(stored[item.id], _(UNSURE_LABEL))
         confidence = stored.get(item.id + CONFIDENCE_SUFFIX)
         if confidence and item.confidence:
             said = _(

@@ -15,6 +15,7 @@ import email
 import email.message
 import mimetypes
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
@@ -28,7 +29,6 @@ from urllib3.filepost import encode_multipart_formdata
 
 from study.deploy import ROUTE_COOKIE
 
-INPUT_KINDS = ("checkbox", "radio", "selectbox", "text_area", "number_input")
 # A hang, not a slow machine: CI's loaded 2 cores take seconds per step with 200 participants.
 RUN_TIMEOUT_S = 120
 
@@ -41,6 +41,7 @@ class Widget:
     form_id: str
     label: str
     options: tuple[str, ...] = ()
+    scale: tuple[float, float, float] | None = None  # a slider's min, max, step
 
 
 @dataclass
@@ -67,10 +68,11 @@ class Page:
 
 def read_element(page: Page, element) -> None:
     kind = element.WhichOneof("type")
-    if kind in INPUT_KINDS:
+    if kind in FILL:
         proto = getattr(element, kind)
         options = tuple(getattr(proto, "options", ()))
-        page.widgets.append(Widget(kind, proto.id, proto.form_id, proto.label, options))
+        scale = (proto.min, proto.max, proto.step) if kind == "slider" else None
+        page.widgets.append(Widget(kind, proto.id, proto.form_id, proto.label, options, scale))
     elif kind == "button" and element.button.is_form_submitter:
         b = element.button
         page.submit = Widget("button", b.id, b.form_id, b.label)
@@ -91,6 +93,36 @@ def read_element(page: Page, element) -> None:
         page.exceptions.append(f"{element.exception.type}: {element.exception.message}")
 
 
+def _slide(state: WidgetState, widget: Widget, rng: random.Random) -> None:
+    """A slider's marker on one of its steps (Streamlit sends a slider's value as a one-element array)."""
+    assert widget.scale is not None
+    low, high, step = widget.scale
+    state.double_array_value.data.append(low + rng.randint(0, round((high - low) / step)) * step)
+
+
+def _set(field: str, value: object) -> Callable[[WidgetState, Widget, random.Random], None]:
+    def fill(state: WidgetState, widget: Widget, rng: random.Random) -> None:
+        setattr(state, field, value)
+
+    return fill
+
+
+def _choose(state: WidgetState, widget: Widget, rng: random.Random) -> None:
+    state.string_value = rng.choice(widget.options)
+
+
+FILL: dict[str, Callable[[WidgetState, Widget, random.Random], None]] = {
+    "checkbox": _set("bool_value", True),  # consent statements, a slider's "This is my answer"
+    "radio": _choose,
+    "selectbox": _choose,
+    "text_area": _set("string_value", "Answered by the load generator."),
+    "number_input": _set("double_value", 1.0),
+    "slider": _slide,
+}
+"""How a browser fills each Streamlit input the item kinds draw (study/items: each kind's ``widget``); a
+form with an input not listed here would never advance, so a new kind's new widget goes here too."""
+
+
 def answer(page: Page, rng: random.Random) -> list[WidgetState]:
     """Widget states of a filled-in form, plus the submit trigger (what the browser sends on submit)."""
     states = []
@@ -98,14 +130,7 @@ def answer(page: Page, rng: random.Random) -> list[WidgetState]:
         if widget.form_id != page.form:
             continue
         state = WidgetState(id=widget.id)
-        if widget.kind == "checkbox":
-            state.bool_value = True
-        elif widget.kind in ("radio", "selectbox"):
-            state.string_value = rng.choice(widget.options)
-        elif widget.kind == "text_area":
-            state.string_value = "Answered by the load generator."
-        else:  # number_input
-            state.double_value = 1.0
+        FILL[widget.kind](state, widget, rng)
         states.append(state)
     assert page.submit is not None
     states.append(WidgetState(id=page.submit.id, trigger_value=True))

@@ -18,7 +18,7 @@ from streamlit.proto.WidgetStates_pb2 import WidgetState
 
 from app.images import ENLARGE
 from bench.loadgen.client import Page, StreamlitClient, answer
-from study.path import AnswerProblem
+from study.items.answers import AnswerProblem
 
 NOT_SAVED = AnswerProblem("not_saved").message
 DROPPED = (websockets.ConnectionClosed, OSError, TimeoutError)  # a replica died, nginx dropped the socket, …

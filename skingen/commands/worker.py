@@ -119,7 +119,10 @@ def run(config: WorkerConfig) -> int:
     from skingen.serving import GenerationSettings, ModelServer
     from skingen.worker import JobQueue, Worker
 
-    # 1. Load the models
+    # 1. The queue first: a wrong --db is refused in a second, with the path or host it tried, before minutes
+    # of model loading (which could fail first with an error that says nothing about --db)
+    queue = JobQueue.open(config.db, lease_seconds=config.lease)
+    # 2. Load the models
     taxonomy = Taxonomy.load(config.setup.taxonomy)
     diagnoser = (
         None if config.diagnoser is None else build_diagnoser(config.diagnoser, taxonomy, config.diagnosis)
@@ -146,9 +149,9 @@ def run(config: WorkerConfig) -> int:
             trigger=options.trigger,
         ),
     )
-    # 2. Serve the database's jobs until stopped
+    # 3. Serve the database's jobs until stopped
     worker = Worker(
-        JobQueue.open(config.db, lease_seconds=config.lease),
+        queue,
         server.handlers(),
         name=config.name,
         max_batch=config.max_batch,
