@@ -21,8 +21,8 @@ from formats.contract import IMAGE_ENLARGE_EVENT
 from study.auth import ADMIN_HASH_ENV, hash_secret
 from study.path import Step
 from tests.axe import Violation, require_axe, violations
-from tests.keyboard import KeyboardUser, Stop
 from tests.browser import RERUN_DONE, AppServer, Participant
+from tests.keyboard import KeyboardUser, Stop
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(900)]  # a hang guard, not a speed check
 ADMIN_PASSWORD = "screens admin password"
