@@ -138,7 +138,7 @@ class Protocol(_Model):
         return tuple(c.id for c in self.conditions)
 
     @property
-    def visual(self) -> str:
+    def compared(self) -> str:
         """The compared condition of a two-arm study; '' when there are more (every pair is compared)."""
         others = [c.id for c in self.conditions if c.id != self.baseline]
         return others[0] if len(others) == 1 else ""
