@@ -123,9 +123,11 @@ def test_explorer_upload_diagnosis_follow_up_and_references(live_study, browser,
 
 
 def next_page(p: Participant) -> None:
-    """Click the page's own button (Next, Continue, …: the last one on it) and wait for the rerun."""
+    """Click the page's own button (Next, Continue, …: the last one on it, but never the consent page's
+    "I do not want to take part", which comes after its agree button) and wait for the rerun."""
     before = p.runs()
-    p.page.get_by_test_id("stMain").get_by_role("button").last.click()
+    buttons = p.page.get_by_test_id("stMain").get_by_role("button")
+    buttons.filter(has_not_text="I do not want to take part").last.click()
     p.page.wait_for_function(RERUN_DONE, arg=[before])
 
 
