@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from formats.taxonomy import DEFAULT_TAXONOMY, UNKNOWN, Taxonomy
+from formats.taxonomy import DEFAULT_TAXONOMY, UNKNOWN, Taxonomy, TaxonomyError
 from skingen.diagnosis.reading import Status, read_diagnosis
-from skingen.errors import SkinGenError
 
 SENTENCES = Path(__file__).parent / "data" / "diagnosis_sentences.yaml"
 
@@ -105,12 +104,13 @@ def test_a_malformed_other_conditions_list_names_the_file(tmp_path: Path) -> Non
     data = yaml.safe_load(DEFAULT_TAXONOMY.read_text(encoding="utf-8"))
     data["other_conditions"] = "scabies"
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
-    with pytest.raises(SkinGenError, match=r"bad\.yaml.*other_conditions"):
+    with pytest.raises(TaxonomyError, match=r"bad\.yaml.*other_conditions"):
         Taxonomy.load(path)
 
 
 def test_researcher_written_names_resolve_exactly(taxonomy: Taxonomy) -> None:
     assert taxonomy.resolve("Plaque-Psoriasis", "cases.csv, line 2") == "psoriasis"
     assert taxonomy.resolve("unknown", "x") == UNKNOWN
-    with pytest.raises(SkinGenError, match=r"cases\.csv, line 3: condition 'seborrheic dermatitis'"):
+    # the taxonomy's own TaxonomyError (a FormatError since the package cut), with the file and line as before
+    with pytest.raises(TaxonomyError, match=r"cases\.csv, line 3: condition 'seborrheic dermatitis'"):
         taxonomy.resolve("seborrheic dermatitis", "cases.csv, line 3")
